@@ -1,0 +1,83 @@
+"""Request dependencies. Everything a route needs comes from `app.state` through these, never a module global,
+so each test builds an app with its own settings, store and verifier."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from doki.auth import (
+    DEVELOPMENT_PRINCIPAL,
+    AuthUnavailableError,
+    InvalidTokenError,
+    Principal,
+    TokenVerifier,
+)
+from doki.crypto import CredentialCipher
+from doki.settings import Settings
+from doki.storage import CredentialStore
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_verifier(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier
+
+
+def get_store(request: Request) -> CredentialStore:
+    store: CredentialStore = request.app.state.store
+    return store
+
+
+def get_cipher(request: Request) -> CredentialCipher:
+    cipher: CredentialCipher = request.app.state.cipher
+    return cipher
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+VerifierDep = Annotated[TokenVerifier, Depends(get_verifier)]
+StoreDep = Annotated[CredentialStore, Depends(get_store)]
+CipherDep = Annotated[CredentialCipher, Depends(get_cipher)]
+
+_bearer = HTTPBearer(auto_error=False, description="A Supabase Auth access token")
+
+
+def _unauthorized(error: str | None, description: str) -> HTTPException:
+    challenge = 'Bearer realm="doki"'
+    if error:
+        # Header values cannot carry quotes or newlines; descriptions are ours, but stay defensive.
+        safe = description.replace('"', "'").replace("\r", " ").replace("\n", " ")
+        challenge += f', error="{error}", error_description="{safe}"'
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=description, headers={"WWW-Authenticate": challenge})
+
+
+async def get_principal(
+    request: Request,
+    settings: SettingsDep,
+    verifier: VerifierDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The signed-in user. Development without any Authorization header runs as a fixed development user."""
+    if credentials is None:
+        if request.headers.get("authorization"):
+            raise _unauthorized("invalid_request", "the Authorization header must be 'Bearer <access token>'")
+        if not settings.is_production:
+            return DEVELOPMENT_PRINCIPAL
+        raise _unauthorized(None, "sign in: send 'Authorization: Bearer <Supabase access token>'")
+    try:
+        return await verifier.verify(credentials.credentials)
+    except InvalidTokenError as exc:
+        raise _unauthorized("invalid_token", exc.description) from None
+    except AuthUnavailableError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail=exc.description, headers={"Retry-After": "5"}
+        ) from None
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -1,0 +1,25 @@
+"""`doki.main:app` for uvicorn: the backend built from the environment.
+
+A configuration problem ends the process with every problem listed and exit code 78 (EX_CONFIG), instead of a
+traceback: it is what an operator reads in Cloud Run's logs when a revision fails to start.
+"""
+
+import sys
+
+from fastapi import FastAPI
+
+from doki.app import create_app
+from doki.settings import ConfigError, load_settings
+
+EXIT_CONFIG = 78
+
+
+def build() -> FastAPI:
+    try:
+        return create_app(load_settings())
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+app = build()

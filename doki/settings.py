@@ -1,0 +1,360 @@
+"""Backend settings: read from the environment and an optional `.env`, checked before the app starts.
+
+Production refuses to start on anything that would be unsafe or lose data (missing or placeholder secrets, open
+CORS, a SQLite credential store on Cloud Run's ephemeral disk, ...) and lists every problem at once, so one
+redeploy fixes them all. Development needs nothing: missing keys are generated once into the git-ignored state
+directory (`.doki/` by default) and kept there, so encrypted values survive restarts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from cryptography.fernet import Fernet
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigError(Exception):
+    """The settings cannot run: `problems` lists each one with its fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"Doki cannot start: {len(self.problems)} configuration problem(s)"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _alias(name: str, *legacy: str) -> AliasChoices:
+    # The deployment guide's services set GOOGLE_CLIENT_ID_NAME etc. holding the *values*; accept both spellings
+    # so services deployed with the guide keep working. The clean name wins when both are set.
+    return AliasChoices(name, *legacy)
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode]
+
+DEV_SESSION_PREFIX = "doki-dev-"
+# Values copied from examples and guides that must never reach production.
+PLACEHOLDER_MARKERS = (
+    "your-",
+    "your_",
+    "changeme",
+    "change-me",
+    "changethis",
+    "placeholder",
+    "example",
+    "dev-secret",
+    "secret-key",
+    "xxx",
+    DEV_SESSION_PREFIX,
+)
+MIN_SESSION_SECRET_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Every setting the backend reads. Secrets are `SecretStr`, so they never print in a repr or a log."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    environment: Environment = Environment.DEVELOPMENT
+    port: int = Field(default=8080, ge=1, le=65535)
+    allowed_origins: CommaList = Field(default_factory=list)
+    session_secret_key: SecretStr | None = Field(
+        default=None, validation_alias=_alias("SESSION_SECRET_KEY", "SESSION_SECRET_KEY_NAME")
+    )
+    encryption_key: SecretStr | None = Field(
+        default=None, validation_alias=_alias("ENCRYPTION_KEY", "ENCRYPTION_KEY_NAME")
+    )
+    supabase_url: str | None = None
+    supabase_secret_key: SecretStr | None = Field(
+        default=None, validation_alias=_alias("SUPABASE_SECRET_KEY", "SUPABASE_SECRET_KEY_NAME")
+    )
+    supabase_jwt_secret: SecretStr | None = Field(
+        default=None, validation_alias=_alias("SUPABASE_JWT_SECRET", "SUPABASE_JWT_SECRET_NAME")
+    )
+    # Pinned here, never read from a token's header: an attacker chooses the header.
+    supabase_jwt_algorithms: CommaList = Field(default_factory=lambda: ["ES256", "RS256"])
+    google_client_id: SecretStr | None = Field(
+        default=None, validation_alias=_alias("GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_ID_NAME")
+    )
+    google_client_secret: SecretStr | None = Field(
+        default=None, validation_alias=_alias("GOOGLE_CLIENT_SECRET", "GOOGLE_CLIENT_SECRET_NAME")
+    )
+    google_redirect_uri: str | None = None
+    gcp_project_id: str | None = None
+    credential_store: Literal["auto", "sqlite", "supabase"] = "auto"
+    credentials_table: str = "doki_credentials"
+    state_dir: Path = Field(default=Path(".doki"), validation_alias=_alias("DOKI_STATE_DIR"))
+    log_level: str = "INFO"
+
+    @field_validator("allowed_origins", "supabase_jwt_algorithms", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("supabase_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def store_kind(self) -> Literal["sqlite", "supabase"]:
+        """`auto` means Supabase once its URL and service key are set, else the embedded SQLite store."""
+        if self.credential_store != "auto":
+            return self.credential_store
+        return "supabase" if self.supabase_url and self.supabase_secret_key else "sqlite"
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        """The Fernet keys, newest first: the first encrypts, all decrypt."""
+        raw = self.encryption_key.get_secret_value() if self.encryption_key else ""
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
+    @property
+    def supabase_issuer(self) -> str | None:
+        return f"{self.supabase_url}/auth/v1" if self.supabase_url else None
+
+    def problems(self) -> list[str]:
+        """Everything that stops these settings from running, each with its fix. Empty means good to go."""
+        found = _origin_problems(self.allowed_origins, production=self.is_production)
+        found += _fernet_problems(self.encryption_keys)
+        found += _algorithm_problems(self.supabase_jwt_algorithms)
+        if self.supabase_url and not _is_http_url(self.supabase_url):
+            found.append(
+                f"SUPABASE_URL {self.supabase_url!r} is not a URL: use https://<project>.supabase.co"
+            )
+        if self.store_kind == "supabase" and not (self.supabase_url and self.supabase_secret_key):
+            found.append(
+                "CREDENTIAL_STORE=supabase needs SUPABASE_URL and SUPABASE_SECRET_KEY (the service role key)"
+            )
+        if self.is_production:
+            found += self._production_problems()
+        return found
+
+    def _production_problems(self) -> list[str]:
+        found: list[str] = []
+        required: dict[str, SecretStr | str | None] = {
+            "SESSION_SECRET_KEY": self.session_secret_key,
+            "ENCRYPTION_KEY": self.encryption_key,
+            "SUPABASE_URL": self.supabase_url,
+            "SUPABASE_SECRET_KEY": self.supabase_secret_key,
+            "GOOGLE_CLIENT_ID": self.google_client_id,
+            "GOOGLE_CLIENT_SECRET": self.google_client_secret,
+        }
+        for name, value in required.items():
+            plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if not plain:
+                found.append(f"{name} is not set: production needs it (put it in Secret Manager)")
+            elif _is_placeholder(plain):
+                found.append(
+                    f"{name} holds a development placeholder: set the real value "
+                    "(`doki keys generate` makes keys)"
+                )
+        for name, optional in (("SUPABASE_JWT_SECRET", self.supabase_jwt_secret),):
+            if optional and _is_placeholder(optional.get_secret_value()):
+                found.append(f"{name} holds a development placeholder: set the real value or unset it")
+        session = self.session_secret_key.get_secret_value() if self.session_secret_key else ""
+        if session and not _is_placeholder(session) and len(session) < MIN_SESSION_SECRET_LENGTH:
+            found.append(
+                f"SESSION_SECRET_KEY is {len(session)} characters: use at least {MIN_SESSION_SECRET_LENGTH} "
+                "(`doki keys generate` makes one)"
+            )
+        if self.supabase_url and _is_http_url(self.supabase_url) and not _is_https_or_loopback(self.supabase_url):
+            found.append(f"SUPABASE_URL {self.supabase_url!r} is not https: use the https:// project URL")
+        if self.google_redirect_uri and not _is_https_or_loopback(self.google_redirect_uri):
+            found.append(
+                f"GOOGLE_REDIRECT_URI {self.google_redirect_uri!r} is not https: Google only redirects to "
+                "https outside loopback; use https://<your-service>/connectors/google/callback"
+            )
+        if self.store_kind == "sqlite":
+            found.append(
+                "the credential store is the local SQLite file, and Cloud Run disks are ephemeral: every "
+                "token would be lost on restart; set SUPABASE_URL and SUPABASE_SECRET_KEY "
+                "(or CREDENTIAL_STORE=supabase)"
+            )
+        return found
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_https_or_loopback(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    # A production build may run against the local emulator and fake services on loopback.
+    return parts.scheme == "http" and is_loopback_host(parts.hostname)
+
+
+def origin_problem(origin: str) -> str | None:
+    """Why `origin` is not a valid CORS origin (scheme://host[:port]), or None when it is."""
+    fix = "write it as scheme://host[:port], e.g. https://app.example.com"
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return f"ALLOWED_ORIGINS entry {origin!r} has an invalid port: {fix}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"ALLOWED_ORIGINS entry {origin!r} is not an origin: {fix}"
+    if origin.endswith("/"):
+        return f"ALLOWED_ORIGINS entry {origin!r} ends with '/': browsers send origins without it; {fix}"
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        return f"ALLOWED_ORIGINS entry {origin!r} has a path, query or credentials: {fix}"
+    if port is not None and f":{port}" not in parts.netloc:
+        return f"ALLOWED_ORIGINS entry {origin!r} has an invalid port: {fix}"
+    return None
+
+
+def _origin_problems(origins: list[str], *, production: bool) -> list[str]:
+    found: list[str] = []
+    if "*" in origins:
+        found.append(
+            "ALLOWED_ORIGINS contains '*': with credentials on, browsers need exact origins; "
+            "list them, e.g. https://app.example.com"
+        )
+    elif production and not origins:
+        found.append("ALLOWED_ORIGINS is empty: list your frontend origins, e.g. https://app.example.com")
+    found += [p for o in origins if o != "*" and (p := origin_problem(o))]
+    return found
+
+
+def _fernet_problems(keys: list[str]) -> list[str]:
+    found = []
+    for index, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            found.append(
+                f"ENCRYPTION_KEY key #{index} is not a valid Fernet key (32 url-safe base64 bytes): "
+                "`doki keys generate` makes one"
+            )
+    return found
+
+
+SUPPORTED_ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
+
+
+def _algorithm_problems(algorithms: list[str]) -> list[str]:
+    bad = [a for a in algorithms if a not in SUPPORTED_ASYMMETRIC_ALGORITHMS]
+    if bad:
+        return [
+            f"SUPABASE_JWT_ALGORITHMS has {', '.join(bad)}: allowed are "
+            f"{', '.join(SUPPORTED_ASYMMETRIC_ALGORITHMS)} (HS256 is enabled by setting SUPABASE_JWT_SECRET)"
+        ]
+    return []
+
+
+DEV_KEYS_FILE = "dev-keys.json"
+DEV_ORIGINS = ["http://localhost:3000", "http://127.0.0.1:3000", "http://localhost:5173"]
+
+
+def with_development_defaults(settings: Settings) -> Settings:
+    """Fill what development leaves unset: keys kept in the state dir, the usual local frontend origins.
+
+    Production settings come back unchanged: production never runs on generated keys.
+    """
+    if settings.is_production:
+        return settings
+    updates: dict[str, object] = {}
+    if not settings.allowed_origins:
+        updates["allowed_origins"] = list(DEV_ORIGINS)
+    if settings.session_secret_key is None or settings.encryption_key is None:
+        keys = _load_or_create_dev_keys(settings.state_dir)
+        if settings.session_secret_key is None:
+            updates["session_secret_key"] = SecretStr(keys["session_secret_key"])
+        if settings.encryption_key is None:
+            updates["encryption_key"] = SecretStr(keys["encryption_key"])
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _load_or_create_dev_keys(state_dir: Path) -> dict[str, str]:
+    path = state_dir / DEV_KEYS_FILE
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and {"session_secret_key", "encryption_key"} <= data.keys():
+                return {k: str(v) for k, v in data.items()}
+        except (OSError, json.JSONDecodeError) as exc:
+            # Silently replacing the file would orphan everything encrypted with the old key.
+            raise ConfigError(
+                [f"{path} is unreadable ({exc}): fix it, or delete it to start over with new keys"]
+            ) from exc
+        raise ConfigError([f"{path} lacks a key: delete it to start over with new keys"])
+    ensure_state_dir(state_dir)
+    keys = {
+        "session_secret_key": DEV_SESSION_PREFIX + secrets.token_urlsafe(32),
+        "encryption_key": Fernet.generate_key().decode(),
+    }
+    # Written whole then renamed, with owner-only permissions: a crash never leaves half a key file.
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(keys, handle)
+    os.replace(tmp, path)
+    return keys
+
+
+def ensure_state_dir(state_dir: Path) -> None:
+    """Create the local state dir with a .gitignore of its own, so its keys and data never get committed."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ignore = state_dir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("*\n")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `.env`, with development defaults; raise ConfigError on any problem."""
+    settings = with_development_defaults(Settings(**overrides))  # type: ignore[arg-type]
+    problems = settings.problems()
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,3 @@
+from doki_cli.main import run
+
+run()

@@ -1,0 +1,1 @@
+"""One module per command group. Each imports only typer at module level; the work's imports live in the body."""

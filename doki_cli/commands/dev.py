@@ -1,0 +1,81 @@
+"""`doki dev`: the backend on this machine, with zero configuration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from doki_cli.errors import DokiError
+from doki_cli.state import global_options
+
+HostOption = Annotated[str, typer.Option("--host", envvar="DOKI_DEV_HOST", help="Interface to listen on.")]
+PortOption = Annotated[int, typer.Option("--port", envvar="PORT", min=1, max=65535, help="Port to listen on.")]
+ReloadOption = Annotated[bool, typer.Option("--reload/--no-reload", help="Restart when the code changes.")]
+
+
+def dev(
+    ctx: typer.Context,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8080,
+    reload: ReloadOption = True,
+) -> None:
+    """Run the backend locally in development mode, on embedded defaults.
+
+    Nothing to configure: missing keys are generated once into .doki/ (git-ignored), credentials are kept in a
+    SQLite file there, and requests without a token run as a development user. Values from the environment or a
+    .env file are used when present; ENVIRONMENT is always development here.
+    """
+    import os
+    import socket
+    import sys
+    from pathlib import Path
+
+    out = global_options(ctx).output
+
+    from doki.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(environment="development")
+    except ConfigError as exc:
+        raise DokiError(
+            "config_invalid",
+            exc.render(),
+            "fix these values in your environment or .env (see the README's configuration section)",
+        ) from None
+
+    # Fail here, in words, rather than in a uvicorn traceback after the banner said all was well.
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise DokiError(
+                "port_unavailable",
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                f"stop whatever uses port {port}, or pick another: doki dev --port {port + 1}",
+            ) from None
+
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown_host}:{port}"
+    out.data({"url": url, "docs": f"{url}/docs", "store": settings.store_kind, "state_dir": str(settings.state_dir)})
+    out.line(f"Doki backend (development) at {url}")
+    out.line(f"  API docs:          {url}/docs")
+    out.line(f"  credential store:  {settings.store_kind} (state in {settings.state_dir}/)")
+    out.line("  auth:              requests without a token run as dev@doki.local")
+    sys.stdout.flush()
+
+    import uvicorn
+
+    os.environ["ENVIRONMENT"] = "development"  # read again by the server process that uvicorn starts
+
+    import doki
+
+    uvicorn.run(
+        "doki.main:app",
+        host=host,
+        port=port,
+        reload=reload,
+        reload_dirs=[str(Path(doki.__file__).parent)] if reload else None,
+        log_level="info",
+    )

@@ -1,0 +1,30 @@
+"""`doki keys`: make the secrets the backend needs."""
+
+from __future__ import annotations
+
+import typer
+
+from doki_cli.state import global_options
+
+app = typer.Typer(help="Make encryption keys and session secrets.", no_args_is_help=True)
+
+
+@app.command("generate")
+def generate(ctx: typer.Context) -> None:
+    """Print a new Fernet ENCRYPTION_KEY and SESSION_SECRET_KEY, as .env lines (or JSON with --json).
+
+    To rotate, put the new key first and keep the old one after it: ENCRYPTION_KEY=new,old.
+    """
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    out = global_options(ctx).output
+    values = {
+        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "SESSION_SECRET_KEY": secrets.token_urlsafe(48),
+    }
+    out.data(values)
+    for name, value in values.items():
+        out.line(f"{name}={value}")
+    out.note("Keep these in Secret Manager or a git-ignored .env; never commit them.")

@@ -1,0 +1,96 @@
+"""The `doki` entry point: global options, command registration, and the one place errors are rendered."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import typer
+from typer._click.core import Context
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
+
+from doki_cli.commands import dev, keys
+from doki_cli.errors import DokiError
+from doki_cli.options import ConfigOption, EnvOption, JsonOption, ProjectOption, RegionOption, VerboseOption
+from doki_cli.output import Output
+from doki_cli.state import GlobalOptions, global_options
+
+VERSION = "0.1.0"
+
+
+class DokiGroup(TyperGroup):
+    """Renders every DokiError (and any unexpected failure) once, in the mode the user asked for."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, ClickException):
+            raise  # typer's own signals: exits, aborts and usage errors it already prints well
+        except DokiError as err:
+            global_options(ctx).output.error(err)
+            raise typer.Exit(err.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            options = global_options(ctx)
+            if options.verbose:
+                options.output.err.print(traceback.format_exc(), markup=False)
+            options.output.error(
+                DokiError(
+                    "internal_error",
+                    f"{type(exc).__name__}: {exc}",
+                    "this is a bug in doki: rerun with -v for the traceback and report it",
+                )
+            )
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=DokiGroup,
+    name="doki",
+    help="Run the Doki backend locally and deploy it to Google Cloud Run.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"doki {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    env: EnvOption = None,
+    project: ProjectOption = None,
+    region: RegionOption = None,
+    json: JsonOption = False,
+    verbose: VerboseOption = 0,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    ctx.obj = GlobalOptions(
+        config=config,
+        env=env,
+        project=project,
+        region=region,
+        json=json,
+        verbose=verbose,
+        output=Output(json_mode=json, verbosity=verbose),
+    )
+
+
+app.command("dev")(dev.dev)
+app.add_typer(keys.app, name="keys")
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,55 @@
+"""Everything the CLI prints goes through `Output`: rich text for people, one JSON document for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
+
+from doki_cli.errors import DokiError
+
+
+class Output:
+    def __init__(self, *, json_mode: bool = False, verbosity: int = 0) -> None:
+        self.json_mode = json_mode
+        self.verbosity = verbosity
+        # No markup or highlighting: messages hold URLs, brackets and user values that must print as they are.
+        self.out = Console(highlight=False, markup=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+    def line(self, text: str = "", *, style: str | None = None) -> None:
+        """Human output; silent in JSON mode, where `data` carries the result."""
+        if not self.json_mode:
+            self.out.print(Text(text, style=style or ""))
+
+    def note(self, text: str) -> None:
+        """Side remarks go to stderr, so stdout stays clean for pipes (`doki keys generate >> .env`)."""
+        if not self.json_mode:
+            self.err.print(Text(text, style="dim"))
+
+    def debug(self, text: str) -> None:
+        if self.verbosity > 0:
+            self.err.print(Text(text, style="dim"))
+
+    def data(self, payload: Any) -> None:
+        if self.json_mode:
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+            sys.stdout.flush()
+
+    def error(self, error: DokiError) -> None:
+        if self.json_mode:
+            sys.stdout.write(json.dumps({"error": error.as_dict()}, indent=2) + "\n")
+            sys.stdout.flush()
+            return
+        message = Text()
+        message.append("Error", style="bold red")
+        message.append(f" [{error.code}]: ", style="red")
+        message.append(error.message)
+        self.err.print(message)
+        if error.hint:
+            hint = Text("  Hint: ", style="yellow")
+            hint.append(error.hint)
+            self.err.print(hint)

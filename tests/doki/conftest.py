@@ -1,0 +1,48 @@
+"""Backends under test: built with `create_app(settings)`, each with its own settings and fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from doki.settings import Settings
+from tests.fakes.postgrest import FakePostgrest
+from tests.fakes.supabase_auth import FakeSupabaseAuth
+
+SUPABASE_SECRET = "sb_secret_TestOnly0123456789abcdefghijklmnop"
+
+
+@pytest.fixture
+def supabase_auth() -> Iterator[FakeSupabaseAuth]:
+    with FakeSupabaseAuth() as server:
+        yield server
+
+
+@pytest.fixture
+def postgrest() -> Iterator[FakePostgrest]:
+    with FakePostgrest(SUPABASE_SECRET) as server:
+        yield server
+
+
+def production_settings(supabase_url: str, **overrides: Any) -> Settings:
+    """Valid production settings whose Supabase is a local fake (loopback is allowed to be plain http)."""
+    values: dict[str, Any] = {
+        "environment": "production",
+        "allowed_origins": "https://app.doki.com",
+        "session_secret_key": "prod-session-0123456789abcdefghijklmnopqrstuv",
+        "encryption_key": Fernet.generate_key().decode(),
+        "supabase_url": supabase_url,
+        "supabase_secret_key": SUPABASE_SECRET,
+        "google_client_id": "1234-abc.apps.googleusercontent.com",
+        "google_client_secret": "GOCSPX-real-one",
+        "gcp_project_id": "doki-prod",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+def development_settings(**overrides: Any) -> Settings:
+    return Settings(_env_file=None, **overrides)

@@ -1,0 +1,120 @@
+"""The app `create_app` builds: health contract, docs, CORS, sessions, and refusing to start when unsafe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi import Request
+from fastapi.testclient import TestClient
+
+from doki.app import create_app
+from doki.settings import ConfigError
+from tests.doki.conftest import development_settings, production_settings
+from tests.fakes.postgrest import FakePostgrest
+from tests.helpers import clean_env
+
+
+def test_root_answers_exactly_the_guides_health_body() -> None:
+    with TestClient(create_app(development_settings())) as client:
+        response = client.get("/")
+    assert response.status_code == 200
+    assert response.text == '{"message":"Doki Backend up"}'
+
+
+def test_docs_and_openapi_are_served_with_a_bearer_scheme() -> None:
+    with TestClient(create_app(development_settings())) as client:
+        assert client.get("/docs").status_code == 200
+        spec = client.get("/openapi.json").json()
+    assert spec["info"]["title"] == "Doki Backend"
+    assert {"/", "/auth/me"} <= set(spec["paths"])
+    assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A Supabase Auth access token",
+    }
+
+
+def test_cors_preflight_from_an_allowed_origin_allows_credentials_and_auth_headers(
+    postgrest: FakePostgrest,
+) -> None:
+    app = create_app(production_settings(postgrest.url))
+    with TestClient(app) as client:
+        response = client.options(
+            "/auth/me",
+            headers={
+                "Origin": "https://app.doki.com",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.doki.com"
+    assert response.headers["access-control-allow-credentials"] == "true"
+    allowed = {h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type"} <= allowed
+
+
+def test_cors_gives_nothing_to_an_origin_that_is_not_listed(postgrest: FakePostgrest) -> None:
+    with TestClient(create_app(production_settings(postgrest.url))) as client:
+        preflight = client.options(
+            "/auth/me",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+        simple = client.get("/", headers={"Origin": "https://evil.example"})
+    assert preflight.status_code == 400
+    assert "access-control-allow-origin" not in preflight.headers
+    assert "access-control-allow-origin" not in simple.headers
+
+
+@pytest.mark.parametrize(("environment", "secure"), [("development", False), ("production", True)])
+def test_the_session_cookie_is_short_lived_lax_and_secure_in_production(
+    environment: str, secure: bool, postgrest: FakePostgrest
+) -> None:
+    if environment == "production":
+        app = create_app(production_settings(postgrest.url))
+    else:
+        app = create_app(development_settings())
+
+    @app.get("/_session")
+    async def touch(request: Request) -> dict[str, bool]:
+        request.session["oauth_state"] = "x"
+        return {"ok": True}
+
+    with TestClient(app, base_url="https://testserver") as client:
+        cookie = client.get("/_session").headers["set-cookie"]
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert cookie.startswith("doki_session=")
+    assert "Max-Age=900" in cookie
+    assert "samesite" in attributes and "samesite=lax" in cookie.lower()
+    assert "httponly" in attributes
+    assert ("secure" in attributes) is secure
+
+
+def test_create_app_refuses_production_on_the_local_sqlite_store() -> None:
+    settings = production_settings("https://abc.supabase.co", credential_store="sqlite")
+    with pytest.raises(ConfigError) as caught:
+        create_app(settings)
+    assert caught.value.problems[0].startswith("the credential store is the local SQLite file")
+
+
+def test_uvicorn_exits_78_listing_every_problem_and_no_traceback(tmp_path: Path) -> None:
+    env = clean_env(ENVIRONMENT="production", ALLOWED_ORIGINS="*", SESSION_SECRET_KEY="your-session-secret")
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "doki.main:app", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 78
+    assert "Traceback" not in result.stderr
+    assert "Doki cannot start: 8 configuration problem(s)" in result.stderr
+    for name in ("ALLOWED_ORIGINS contains '*'", "SESSION_SECRET_KEY holds a development placeholder",
+                 "ENCRYPTION_KEY is not set", "SUPABASE_URL is not set", "GOOGLE_CLIENT_ID is not set",
+                 "the credential store is the local SQLite file"):
+        assert name in result.stderr
+    assert "your-session-secret" not in result.stderr

@@ -1,0 +1,158 @@
+"""The `doki` command's frame: help, version, global options, and how errors reach the user."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from doki_cli.errors import DokiError
+from doki_cli.main import app
+from doki_cli.state import global_options
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands_and_global_options() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for text in (
+        "dev",
+        "keys",
+        "--config",
+        "--env",
+        "--project",
+        "--region",
+        "--json",
+        "--verbose",
+        "--version",
+    ):
+        assert text in result.output
+    for envvar in ("DOKI_CONFIG", "DOKI_ENV", "DOKI_PROJECT", "DOKI_REGION", "DOKI_JSON", "DOKI_VERBOSE"):
+        assert envvar in result.output
+
+
+def test_version_prints_the_package_version() -> None:
+    from doki import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"doki {__version__}\n"
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["deploy-everything"])
+    assert result.exit_code == 2
+    assert "No such command 'deploy-everything'" in result.output
+
+
+def test_help_imports_neither_google_nor_the_backend() -> None:
+    # Each google client costs ~300 ms to import: `doki --help` must stay instant.
+    probe = (
+        "import sys\n"
+        "from doki_cli.main import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'google', 'grpc', 'docker', 'fastapi', 'starlette', 'uvicorn', 'pydantic', 'pydantic_settings', "
+        "'cryptography', 'httpx', 'doki'})\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "HEAVY="
+
+
+# A command that fails on purpose, to watch the one renderer at work.
+def _failing_app() -> typer.Typer:
+    from doki_cli import main as main_module
+
+    failing = typer.Typer(cls=main_module.DokiGroup)
+    failing.callback()(main_module.main)
+
+    @failing.command()
+    def explode(ctx: typer.Context, kind: str = "doki") -> None:
+        global_options(ctx).output.line("starting")
+        if kind == "doki":
+            raise DokiError("thing_missing", "the thing 'x' does not exist", "create it: doki thing create x")
+        raise RuntimeError("kaboom")
+
+    return failing
+
+
+def test_a_doki_error_prints_code_message_and_hint_on_stderr() -> None:
+    result = runner.invoke(_failing_app(), ["explode"])
+    assert result.exit_code == 1
+    assert result.stdout == "starting\n"
+    assert result.stderr == (
+        "Error [thing_missing]: the thing 'x' does not exist\n  Hint: create it: doki thing create x\n"
+    )
+
+
+def test_with_json_a_doki_error_is_one_json_document_on_stdout() -> None:
+    result = runner.invoke(_failing_app(), ["--json", "explode"])
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "error": {
+            "code": "thing_missing",
+            "message": "the thing 'x' does not exist",
+            "hint": "create it: doki thing create x",
+        }
+    }
+    assert result.stderr == ""
+
+
+def test_json_mode_is_also_read_from_doki_json() -> None:
+    result = runner.invoke(_failing_app(), ["explode"], env={"DOKI_JSON": "1"})
+    assert json.loads(result.stdout)["error"]["code"] == "thing_missing"
+
+
+def test_an_unexpected_failure_is_rendered_as_an_internal_error_without_traceback() -> None:
+    result = runner.invoke(_failing_app(), ["explode", "--kind", "bug"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error [internal_error]: RuntimeError: kaboom\n"
+        "  Hint: this is a bug in doki: rerun with -v for the traceback and report it\n"
+    )
+
+
+def test_verbose_shows_the_traceback_of_an_unexpected_failure() -> None:
+    result = runner.invoke(_failing_app(), ["-v", "explode", "--kind", "bug"])
+    assert "Traceback (most recent call last)" in result.stderr
+    assert 'raise RuntimeError("kaboom")' in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["--project", "p1", "--region", "europe-west1", "--env", "staging"],
+            {},
+            ("p1", "europe-west1", "staging"),
+        ),
+        (
+            [],
+            {"DOKI_PROJECT": "p2", "DOKI_REGION": "asia-east1", "DOKI_ENV": "prod"},
+            ("p2", "asia-east1", "prod"),
+        ),
+        (["--project", "flag"], {"DOKI_PROJECT": "env"}, ("flag", None, None)),
+    ],
+)
+def test_global_options_come_from_flags_or_doki_environment_variables(
+    args: list[str], env: dict[str, str], expected: tuple[str | None, ...]
+) -> None:
+    from doki_cli import main as main_module
+
+    probe = typer.Typer(cls=main_module.DokiGroup)
+    probe.callback()(main_module.main)
+
+    @probe.command()
+    def show(ctx: typer.Context) -> None:
+        options = global_options(ctx)
+        typer.echo(f"{options.project}|{options.region}|{options.env}")
+
+    result = runner.invoke(probe, [*args, "show"], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "|".join(str(v) for v in expected) + "\n"

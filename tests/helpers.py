@@ -1,0 +1,98 @@
+"""Small helpers for tests that start real processes and servers on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+# Settings the backend reads: a test process starts from none of the developer's own.
+BACKEND_ENV_NAMES = (
+    "ENVIRONMENT",
+    "PORT",
+    "ALLOWED_ORIGINS",
+    "SESSION_SECRET_KEY",
+    "SESSION_SECRET_KEY_NAME",
+    "ENCRYPTION_KEY",
+    "ENCRYPTION_KEY_NAME",
+    "SUPABASE_URL",
+    "SUPABASE_SECRET_KEY",
+    "SUPABASE_SECRET_KEY_NAME",
+    "SUPABASE_JWT_SECRET",
+    "SUPABASE_JWT_SECRET_NAME",
+    "SUPABASE_JWT_ALGORITHMS",
+    "GOOGLE_CLIENT_ID",
+    "GOOGLE_CLIENT_ID_NAME",
+    "GOOGLE_CLIENT_SECRET",
+    "GOOGLE_CLIENT_SECRET_NAME",
+    "GOOGLE_REDIRECT_URI",
+    "GCP_PROJECT_ID",
+    "CREDENTIAL_STORE",
+    "CREDENTIALS_TABLE",
+    "DOKI_STATE_DIR",
+    "LOG_LEVEL",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in BACKEND_ENV_NAMES and not k.startswith("DOKI_")}
+    env.update(extra)
+    return env
+
+
+def wait_for_http(
+    url: str, timeout: float = 30.0, proc: subprocess.Popen[str] | None = None
+) -> httpx.Response:
+    """GET `url` until it answers (any status), or fail saying why."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"server exited with {proc.returncode} before answering:\n{output}")
+        try:
+            return httpx.get(url, timeout=1.0)
+        except httpx.TransportError as exc:
+            last = exc
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer within {timeout}s: {last}")
+
+
+@contextmanager
+def running(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """Run a process in its own process group, and end the whole group (uvicorn's reloader has children)."""
+    proc = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
