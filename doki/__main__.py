@@ -12,8 +12,14 @@ def main() -> None:
         raise SystemExit(f"Doki cannot start: {exc}") from None
     # One process per container: Cloud Run scales by instances. Its load balancer logs every request, so the
     # per-request access log would only double the log bill.
-    uvicorn.run("doki.main:app", host="0.0.0.0", port=port, proxy_headers=True, forwarded_allow_ips="*",
-                access_log=False)
+    uvicorn.run(
+        "doki.main:app",
+        host="0.0.0.0",
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips="*",
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

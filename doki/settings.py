@@ -190,7 +190,11 @@ class Settings(BaseSettings):
                 f"SESSION_SECRET_KEY is {len(session)} characters: use at least {MIN_SESSION_SECRET_LENGTH} "
                 "(`doki keys generate` makes one)"
             )
-        if self.supabase_url and _is_http_url(self.supabase_url) and not _is_https_or_loopback(self.supabase_url):
+        if (
+            self.supabase_url
+            and _is_http_url(self.supabase_url)
+            and not _is_https_or_loopback(self.supabase_url)
+        ):
             found.append(f"SUPABASE_URL {self.supabase_url!r} is not https: use the https:// project URL")
         if self.google_redirect_uri and not _is_https_or_loopback(self.google_redirect_uri):
             found.append(

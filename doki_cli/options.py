@@ -16,7 +16,8 @@ EnvOption = Annotated[
     typer.Option("--env", envvar="DOKI_ENV", help="Environment from doki.toml to act on (e.g. staging)."),
 ]
 ProjectOption = Annotated[
-    str | None, typer.Option("--project", envvar="DOKI_PROJECT", help="Google Cloud project (overrides doki.toml).")
+    str | None,
+    typer.Option("--project", envvar="DOKI_PROJECT", help="Google Cloud project (overrides doki.toml)."),
 ]
 RegionOption = Annotated[
     str | None, typer.Option("--region", envvar="DOKI_REGION", help="Cloud Run region (overrides doki.toml).")
@@ -25,5 +26,6 @@ JsonOption = Annotated[
     bool, typer.Option("--json", envvar="DOKI_JSON", help="Machine-readable JSON output, errors included.")
 ]
 VerboseOption = Annotated[
-    int, typer.Option("--verbose", "-v", count=True, envvar="DOKI_VERBOSE", help="More detail; repeat for more.")
+    int,
+    typer.Option("--verbose", "-v", count=True, envvar="DOKI_VERBOSE", help="More detail; repeat for more."),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import typer
+from typer._click.core import Context
 
 from doki_cli.output import Output
 
@@ -21,7 +21,7 @@ class GlobalOptions:
     output: Output = field(default_factory=Output)
 
 
-def global_options(ctx: typer.Context) -> GlobalOptions:
+def global_options(ctx: Context) -> GlobalOptions:
     """The options of the `doki` call that `ctx` belongs to."""
     root = ctx.find_root()
     if isinstance(root.obj, GlobalOptions):

@@ -10,7 +10,9 @@ from doki_cli.errors import DokiError
 from doki_cli.state import global_options
 
 HostOption = Annotated[str, typer.Option("--host", envvar="DOKI_DEV_HOST", help="Interface to listen on.")]
-PortOption = Annotated[int, typer.Option("--port", envvar="PORT", min=1, max=65535, help="Port to listen on.")]
+PortOption = Annotated[
+    int, typer.Option("--port", envvar="PORT", min=1, max=65535, help="Port to listen on.")
+]
 ReloadOption = Annotated[bool, typer.Option("--reload/--no-reload", help="Restart when the code changes.")]
 
 
@@ -58,7 +60,14 @@ def dev(
 
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown_host}:{port}"
-    out.data({"url": url, "docs": f"{url}/docs", "store": settings.store_kind, "state_dir": str(settings.state_dir)})
+    out.data(
+        {
+            "url": url,
+            "docs": f"{url}/docs",
+            "store": settings.store_kind,
+            "state_dir": str(settings.state_dir),
+        }
+    )
     out.line(f"Doki backend (development) at {url}")
     out.line(f"  API docs:          {url}/docs")
     out.line(f"  credential store:  {settings.store_kind} (state in {settings.state_dir}/)")

@@ -113,8 +113,13 @@ def test_uvicorn_exits_78_listing_every_problem_and_no_traceback(tmp_path: Path)
     assert result.returncode == 78
     assert "Traceback" not in result.stderr
     assert "Doki cannot start: 8 configuration problem(s)" in result.stderr
-    for name in ("ALLOWED_ORIGINS contains '*'", "SESSION_SECRET_KEY holds a development placeholder",
-                 "ENCRYPTION_KEY is not set", "SUPABASE_URL is not set", "GOOGLE_CLIENT_ID is not set",
-                 "the credential store is the local SQLite file"):
+    for name in (
+        "ALLOWED_ORIGINS contains '*'",
+        "SESSION_SECRET_KEY holds a development placeholder",
+        "ENCRYPTION_KEY is not set",
+        "SUPABASE_URL is not set",
+        "GOOGLE_CLIENT_ID is not set",
+        "the credential store is the local SQLite file",
+    ):
         assert name in result.stderr
     assert "your-session-secret" not in result.stderr

@@ -210,7 +210,9 @@ def test_production_lists_every_problem_at_once(monkeypatch: pytest.MonkeyPatch)
         "SESSION_SECRET_KEY",
         "GOOGLE_REDIRECT_URI",
     ]
-    assert caught.value.render().startswith("Doki cannot start: 4 configuration problem(s)\n  - ALLOWED_ORIGINS")
+    assert caught.value.render().startswith(
+        "Doki cannot start: 4 configuration problem(s)\n  - ALLOWED_ORIGINS"
+    )
 
 
 def test_development_needs_nothing_and_keeps_generated_keys_in_the_state_dir(tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
 """Who the caller is, as the backend sees them."""
 
-from pydantic import BaseModel
-
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from doki.api.deps import PrincipalDep
 
