@@ -35,16 +35,19 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with httpx.AsyncClient() as http:
-            app.state.verifier = TokenVerifier.from_settings(settings, http)
-            logger.info(
-                "Doki backend ready (%s, credential store: %s)", settings.environment, settings.store_kind
-            )
-            yield
+        # Clients with connection pools live exactly as long as the server, so every start gets fresh ones.
+        store = build_store(settings)
+        try:
+            async with httpx.AsyncClient() as http:
+                app.state.verifier = TokenVerifier.from_settings(settings, http)
+                app.state.store = store
+                logger.info("Doki backend ready (%s, credential store: %s)", settings.environment, settings.store_kind)
+                yield
+        finally:
+            store.close()
 
     app = FastAPI(title="Doki Backend", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.store = build_store(settings)
     app.state.cipher = CredentialCipher.from_settings(settings)
 
     app.include_router(root.router)

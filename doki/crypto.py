@@ -1,0 +1,179 @@
+"""Encryption of stored credentials: Fernet with key rotation, each value bound to the user who owns it.
+
+Why these choices:
+
+- Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) is authenticated: an altered value fails to
+  decrypt instead of decrypting to garbage.
+- `ENCRYPTION_KEY` is a comma-separated list, newest first, fed to `MultiFernet`: the first key encrypts,
+  every key decrypts. To rotate, put a new key in front, run `reencrypt_store` so every row moves to it, then
+  drop the old key. Values rotated before the drop keep decrypting after it.
+- Every plaintext is wrapped, inside the encryption, with the id of the user it belongs to, and decryption
+  checks it. Anyone who can write the table (a bug, a bad migration, a person with SQL access) could
+  otherwise copy user A's token into user B's row and have the app act on A's account for B. The envelope is
+  `version (1 byte) | user id length (2 bytes, big-endian) | user id (UTF-8) | plaintext (UTF-8)`: the
+  length prefix means no user id can pass as a prefix of another, and the version lets the format change.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+if TYPE_CHECKING:
+    from doki.settings import Settings
+    from doki.storage.base import CredentialStore, StoredCredential
+
+logger = logging.getLogger(__name__)
+
+_ENVELOPE_V1 = 1
+_LENGTH_BYTES = 2
+_MAX_USER_ID_BYTES = 2 ** (8 * _LENGTH_BYTES) - 1
+# A row that keeps changing under the rotation is being rewritten by a live writer: after this many tries it
+# is logged and left for the next run.
+_CAS_ATTEMPTS = 3
+
+
+class CredentialDecryptError(Exception):
+    """A stored value cannot be decrypted for this user. The message never holds plaintext or key material."""
+
+
+class CredentialCipher:
+    """Encrypts credentials for one user and decrypts them only for that user, under rotating Fernet keys."""
+
+    def __init__(self, fernets: Sequence[Fernet]) -> None:
+        if not fernets:
+            raise ValueError("ENCRYPTION_KEY is empty: `doki keys generate` makes a key")
+        self._primary = fernets[0]
+        self._all = MultiFernet(list(fernets))
+
+    @classmethod
+    def from_keys(cls, keys: Sequence[str]) -> CredentialCipher:
+        """A cipher over url-safe base64 Fernet keys, newest first; ValueError names a bad key by position."""
+        fernets = []
+        for index, key in enumerate(keys, start=1):
+            try:
+                fernets.append(Fernet(key))
+            except (ValueError, TypeError):
+                # The message gives the position only: the key itself must not reach a log.
+                raise ValueError(
+                    f"ENCRYPTION_KEY key #{index} is not a valid Fernet key (32 url-safe base64 bytes): "
+                    "`doki keys generate` makes one"
+                ) from None
+        return cls(fernets)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CredentialCipher:
+        """The cipher for `settings.encryption_keys` (ENCRYPTION_KEY)."""
+        return cls.from_keys(settings.encryption_keys)
+
+    def encrypt(self, user_id: str, plaintext: str) -> str:
+        """`plaintext` encrypted with the newest key and bound to `user_id`."""
+        return self._primary.encrypt(_envelope(user_id, plaintext)).decode("ascii")
+
+    def decrypt(self, user_id: str, token: str) -> str:
+        """The plaintext of `token`, if some key decrypts it and it was encrypted for `user_id`."""
+        owner, plaintext = _open_envelope(self._decrypt_any(token))
+        if not hmac.compare_digest(owner, user_id.encode("utf-8")):
+            raise CredentialDecryptError(
+                "the stored credential was encrypted for a different user (it was copied between rows): "
+                "it cannot be used; reconnect the account"
+            )
+        try:
+            return plaintext.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CredentialDecryptError("the stored credential is not UTF-8 text: reconnect the account") from None
+
+    def rotate(self, token: str) -> str:
+        """`token` re-encrypted under the newest key; its payload, hence its user binding, is unchanged."""
+        payload = self._decrypt_any(token)
+        _open_envelope(payload)
+        return self._primary.encrypt(payload).decode("ascii")
+
+    def is_current(self, token: str) -> bool:
+        """Whether `token` is already encrypted with the newest key."""
+        try:
+            self._primary.decrypt(token.encode("ascii"))
+        except (InvalidToken, UnicodeEncodeError):
+            return False
+        return True
+
+    def _decrypt_any(self, token: str) -> bytes:
+        try:
+            return self._all.decrypt(token.encode("ascii"))
+        except (InvalidToken, UnicodeEncodeError):
+            raise _undecryptable() from None
+
+
+def reencrypt_store(store: CredentialStore, cipher: CredentialCipher) -> int:
+    """Move every row of `store` to the cipher's newest key; return how many rows were rewritten.
+
+    Each rewrite is a compare-and-swap on the old ciphertext, so a value written concurrently (a user
+    reconnecting) is never overwritten with a stale one. Rows no configured key can decrypt, or bound to
+    another user, are left as they are and logged by (user, provider): they are unusable already.
+    """
+    rotated = 0
+    for row in store.iter_all():
+        if _rotate_row(store, cipher, row):
+            rotated += 1
+    return rotated
+
+
+def _rotate_row(store: CredentialStore, cipher: CredentialCipher, row: StoredCredential) -> bool:
+    for _ in range(_CAS_ATTEMPTS):
+        if cipher.is_current(row.ciphertext):
+            return False
+        try:
+            # Checks the binding as well: rotating would otherwise launder a value copied between users.
+            cipher.decrypt(row.user_id, row.ciphertext)
+        except CredentialDecryptError as exc:
+            logger.warning("not re-encrypting the credential of user %s for %s: %s", row.user_id, row.provider, exc)
+            return False
+        fresh = cipher.rotate(row.ciphertext)
+        if store.replace_ciphertext(row.user_id, row.provider, row.ciphertext, fresh):
+            return True
+        # A concurrent write won: look at what it left and try again.
+        current = store.get(row.user_id, row.provider)
+        if current is None:
+            return False
+        row = current
+    logger.warning(
+        "not re-encrypting the credential of user %s for %s: it changed on each of %d attempts",
+        row.user_id,
+        row.provider,
+        _CAS_ATTEMPTS,
+    )
+    return False
+
+
+def _envelope(user_id: str, plaintext: str) -> bytes:
+    owner = user_id.encode("utf-8")
+    if not owner:
+        raise ValueError("a credential must be bound to a user id, and it is empty")
+    if len(owner) > _MAX_USER_ID_BYTES:
+        raise ValueError(f"a user id is at most {_MAX_USER_ID_BYTES} bytes")
+    return bytes([_ENVELOPE_V1]) + len(owner).to_bytes(_LENGTH_BYTES, "big") + owner + plaintext.encode("utf-8")
+
+
+def _open_envelope(payload: bytes) -> tuple[bytes, bytes]:
+    """(user id, plaintext) from a decrypted payload."""
+    header = 1 + _LENGTH_BYTES
+    if len(payload) < header or payload[0] != _ENVELOPE_V1:
+        raise CredentialDecryptError(
+            "the stored credential is not in a format this version of Doki knows: reconnect the account"
+        )
+    length = int.from_bytes(payload[1:header], "big")
+    if length == 0 or len(payload) < header + length:
+        raise CredentialDecryptError("the stored credential is malformed: reconnect the account")
+    return payload[header : header + length], payload[header + length :]
+
+
+def _undecryptable() -> CredentialDecryptError:
+    return CredentialDecryptError(
+        "the stored credential cannot be decrypted: it was encrypted with a key that is not in "
+        "ENCRYPTION_KEY, or it was altered. If a key was dropped, put it back after the newest key and "
+        "run the re-encryption; otherwise reconnect the account"
+    )

@@ -1,0 +1,619 @@
+"""A local stand-in for Supabase's PostgREST (`/rest/v1/<table>`), so store tests speak real HTTP.
+
+It implements the subset `SupabaseCredentialStore` uses, with PostgREST's wire behaviour: `select`, column
+filters (`eq`, `neq`, `gt`, `gte`, `lt`, `lte`, `is`, with `not.`), `or`/`and` logic trees with quoted values,
+`order`, `limit`, `offset`; POST inserts and upserts (`Prefer: resolution=merge-duplicates` or
+`ignore-duplicates`, `on_conflict`); PATCH and DELETE with filters (refused without one, as Supabase's
+pg-safeupdate does); `Prefer: return=representation|minimal`. Errors carry PostgREST's JSON body
+(`code`, `message`, `details`, `hint`) and status: 401 for a missing or wrong `apikey` (the Supabase gateway's
+answer) or a bearer token that is not a valid JWT (PGRST301), 404 PGRST205 for an unknown table, 400 42703
+for an unknown column, 409 23505 for a duplicate insert, 400 22P02 for a bad uuid.
+
+Tables are declared with `TableSpec`, which emulates column defaults and an `updated_at` trigger.
+`fail_next` and `delay_next` inject outages and slowness; `stop()` makes the server unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+Row = dict[str, Any]
+Predicate = Callable[[Row], bool]
+
+_RESERVED_PARAMS = frozenset({"select", "order", "limit", "offset", "on_conflict", "columns", "or", "and"})
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b,
+    "neq": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
+_IS_VALUES: dict[str, object] = {"null": None, "true": True, "false": False}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table's shape: its columns, primary key, and what the database fills in on its own."""
+
+    columns: tuple[str, ...]
+    primary_key: tuple[str, ...]
+    not_null: frozenset[str] = frozenset()
+    uuid_columns: frozenset[str] = frozenset()
+    # Column defaults, evaluated per inserted row (like `default now()`).
+    defaults: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
+    # Columns a BEFORE UPDATE trigger sets to now().
+    touch_on_update: tuple[str, ...] = ()
+
+
+# Mirrors migrations/supabase/0001_doki_credentials.sql.
+CREDENTIALS_TABLE = TableSpec(
+    columns=("user_id", "provider", "ciphertext", "metadata", "created_at", "updated_at"),
+    primary_key=("user_id", "provider"),
+    not_null=frozenset({"user_id", "provider", "ciphertext", "metadata", "created_at", "updated_at"}),
+    uuid_columns=frozenset({"user_id"}),
+    defaults={"metadata": dict, "created_at": _now, "updated_at": _now},
+    touch_on_update=("updated_at",),
+)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request as the server received it; header names are lowercase."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: dict[str, str]
+
+
+class PostgrestError(Exception):
+    """An error answer, in PostgREST's JSON shape."""
+
+    def __init__(
+        self, status: int, code: str | None, message: str, details: str | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"code": code, "message": message, "details": details, "hint": hint}
+
+
+@dataclass
+class _Fault:
+    status: int
+    body: bytes
+    content_type: str
+
+
+class FakePostgrest:
+    """The server: `start()` binds an ephemeral port on 127.0.0.1 and serves from a background thread."""
+
+    def __init__(self, apikey: str, tables: Mapping[str, TableSpec] | None = None) -> None:
+        self.apikey = apikey
+        self.specs = dict(tables if tables is not None else {"doki_credentials": CREDENTIALS_TABLE})
+        self.requests: list[RecordedRequest] = []
+        self._data: dict[str, list[Row]] = {name: [] for name in self.specs}
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._delays: list[float] = []
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL to use as SUPABASE_URL."""
+        if self._server is None:
+            raise RuntimeError("the fake PostgREST server is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakePostgrest:
+        self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="fake-postgrest", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the port: later requests are refused. The URL stays readable."""
+        self._stopping.set()
+        if self._server is not None and self._thread is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> FakePostgrest:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 503,
+        body: str | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        """Answer the next `count` requests with `status` and `body` (PostgREST's PGRST001 by default)."""
+        if body is None:
+            body = json.dumps(
+                {
+                    "code": "PGRST001",
+                    "message": "Database client error. Retrying the connection.",
+                    "details": None,
+                    "hint": None,
+                }
+            )
+        with self._lock:
+            self._faults += [_Fault(status, body.encode(), content_type)] * count
+
+    def delay_next(self, count: int, seconds: float) -> None:
+        """Hold the next `count` requests for `seconds` before answering (`stop()` releases them)."""
+        with self._lock:
+            self._delays += [seconds] * count
+
+    def rows(self, table: str = "doki_credentials") -> list[Row]:
+        """A copy of the table's rows, in insertion order."""
+        with self._lock:
+            return [dict(row) for row in self._data[table]]
+
+    def insert_row(self, table: str, row: Row) -> None:
+        """Put a row straight into the table, bypassing HTTP (for setting up odd states)."""
+        spec = self.specs[table]
+        with self._lock:
+            self._data[table].append(_complete_row(spec, table, row))
+
+    # The request handler calls these.
+
+    def _take_fault(self) -> tuple[_Fault | None, float]:
+        with self._lock:
+            fault = self._faults.pop(0) if self._faults else None
+            delay = self._delays.pop(0) if self._delays else 0.0
+        return fault, delay
+
+    def _wait(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
+
+    def _handle(
+        self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], body: bytes
+    ) -> tuple[int, Any]:
+        """(status, JSON body or None) for one request that passed fault injection."""
+        if not path.startswith("/rest/v1/"):
+            return 404, {"message": "no Route matched with those values"}
+        _check_auth(headers, self.apikey)
+        table = path.removeprefix("/rest/v1/")
+        spec = self.specs.get(table)
+        if spec is None:
+            raise PostgrestError(404, "PGRST205", f"Could not find the table 'public.{table}' in the schema cache")
+        params = _Params.parse(query, spec, table)
+        prefer = _prefer(headers.get("prefer", ""))
+        with self._lock:
+            rows = self._data[table]
+            if method == "GET":
+                return 200, params.shape(rows)
+            payload = _json_body(body) if method in ("POST", "PATCH") else None
+            if method == "POST":
+                written = _insert(spec, table, rows, payload, params, prefer)
+                status = 201
+            elif method == "PATCH":
+                written = _update(spec, table, rows, payload, params)
+                status = 200
+            else:
+                written = _delete(table, rows, params)
+                status = 200
+        if prefer.get("return") == "representation":
+            return status, params.project(written)
+        return (201 if method == "POST" else 204), None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakePostgrest) -> None:
+        super().__init__(address, handler)
+        self.fake = fake
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that timed out hangs up before the delayed answer: expected, not worth a traceback.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, each answer would wait for a delayed ACK.
+    disable_nagle_algorithm = True
+    server: _Server
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: pytest shows failures, not every request."""
+
+    def _serve(self) -> None:
+        fake = self.server.fake
+        parts = urlsplit(self.path)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        body = self.rfile.read(int(headers.get("content-length") or 0))
+        fake.requests.append(RecordedRequest(self.command, parts.path, query, headers))
+        fault, delay = fake._take_fault()
+        if delay:
+            fake._wait(delay)
+        if fault is not None:
+            self._send(fault.status, fault.body, fault.content_type)
+            return
+        try:
+            status, answer = fake._handle(self.command, parts.path, query, headers, body)
+        except PostgrestError as error:
+            status, answer = error.status, error.body
+        encoded = b"" if answer is None else json.dumps(answer).encode()
+        self._send(status, encoded, "application/json; charset=utf-8")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        if body:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _check_auth(headers: Mapping[str, str], apikey: str) -> None:
+    # The Supabase gateway checks `apikey`; PostgREST then verifies any bearer token as a JWT.
+    given = headers.get("apikey")
+    if not given:
+        raise PostgrestError(
+            401,
+            None,
+            "No API key found in request",
+            hint="No `apikey` request header or url param was found.",
+        )
+    if given != apikey:
+        raise PostgrestError(
+            401, None, "Invalid API key", hint="Double check your Supabase `anon` or `service_role` API key."
+        )
+    authorization = headers.get("authorization")
+    if authorization is None:
+        return
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise PostgrestError(401, "PGRST301", "No suitable key or wrong key type")
+    segments = token.count(".") + 1
+    if segments != 3:
+        raise PostgrestError(401, "PGRST301", f"Expected 3 parts in JWT; got {segments}")
+    if token != apikey:
+        raise PostgrestError(401, "PGRST301", "JWSError JWSInvalidSignature")
+
+
+def _prefer(header: str) -> dict[str, str]:
+    prefs = {}
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key:
+            prefs[key] = value
+    return prefs
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError:
+        raise PostgrestError(400, "PGRST102", "Empty or invalid json") from None
+
+
+def _canonical_uuid(value: Any) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise PostgrestError(400, "22P02", f'invalid input syntax for type uuid: "{value}"') from None
+
+
+def _complete_row(spec: TableSpec, table: str, given: Row) -> Row:
+    """`given` with defaults filled in, uuids canonical, not-null checked: the row as Postgres stores it."""
+    row: Row = {}
+    for column in spec.columns:
+        if column in given:
+            row[column] = given[column]
+        elif column in spec.defaults:
+            row[column] = spec.defaults[column]()
+        else:
+            row[column] = None
+    return _checked(spec, table, row)
+
+
+def _checked(spec: TableSpec, table: str, row: Row) -> Row:
+    for column in spec.columns:
+        if row[column] is None:
+            if column in spec.not_null:
+                raise PostgrestError(
+                    400,
+                    "23502",
+                    f'null value in column "{column}" of relation "{table}" violates not-null constraint',
+                )
+        elif column in spec.uuid_columns:
+            row[column] = _canonical_uuid(row[column])
+    return row
+
+
+def _unknown_columns(spec: TableSpec, table: str, payload: Row) -> None:
+    for column in payload:
+        if column not in spec.columns:
+            raise PostgrestError(
+                400, "PGRST204", f"Could not find the '{column}' column of '{table}' in the schema cache"
+            )
+
+
+def _key(spec: TableSpec, row: Row) -> tuple[Any, ...]:
+    return tuple(row[column] for column in spec.primary_key)
+
+
+def _duplicate(spec: TableSpec, table: str, row: Row) -> PostgrestError:
+    columns, values = ", ".join(spec.primary_key), ", ".join(map(str, _key(spec, row)))
+    return PostgrestError(
+        409,
+        "23505",
+        f'duplicate key value violates unique constraint "{table}_pkey"',
+        details=f"Key ({columns})=({values}) already exists.",
+    )
+
+
+def _insert(
+    spec: TableSpec, table: str, rows: list[Row], payload: Any, params: _Params, prefer: Mapping[str, str]
+) -> list[Row]:
+    objects = payload if isinstance(payload, list) else [payload]
+    if not objects or not all(isinstance(obj, dict) for obj in objects):
+        raise PostgrestError(400, "PGRST102", "All object keys must match")
+    resolution = prefer.get("resolution")
+    if params.on_conflict is not None and set(params.on_conflict) != set(spec.primary_key):
+        raise PostgrestError(
+            400, "42P10", "there is no unique or exclusion constraint matching the ON CONFLICT specification"
+        )
+    # Work on a copy: a failing row must leave the table as it was, as the statement's transaction would.
+    staged = [dict(row) for row in rows]
+    index = {_key(spec, row): position for position, row in enumerate(staged)}
+    written: list[Row] = []
+    for obj in objects:
+        _unknown_columns(spec, table, obj)
+        new = _complete_row(spec, table, obj)
+        position = index.get(_key(spec, new))
+        if position is None:
+            index[_key(spec, new)] = len(staged)
+            staged.append(new)
+            written.append(new)
+        elif resolution == "merge-duplicates":
+            merged = dict(staged[position])
+            merged.update({column: new[column] for column in obj})
+            merged.update({column: _now() for column in spec.touch_on_update})
+            staged[position] = _checked(spec, table, merged)
+            written.append(staged[position])
+        elif resolution != "ignore-duplicates":
+            raise _duplicate(spec, table, new)
+    rows[:] = staged
+    return written
+
+
+def _update(spec: TableSpec, table: str, rows: list[Row], payload: Any, params: _Params) -> list[Row]:
+    if not isinstance(payload, dict):
+        raise PostgrestError(400, "PGRST102", "Empty or invalid json")
+    if not params.filters:
+        raise PostgrestError(400, "21000", "UPDATE requires a WHERE clause")
+    _unknown_columns(spec, table, payload)
+    staged = [dict(row) for row in rows]
+    written = []
+    for position, row in enumerate(staged):
+        if params.matches(row):
+            row.update(payload)
+            row.update({column: _now() for column in spec.touch_on_update})
+            staged[position] = _checked(spec, table, row)
+            written.append(staged[position])
+    keys = [_key(spec, row) for row in staged]
+    for row in written:
+        if keys.count(_key(spec, row)) > 1:
+            raise _duplicate(spec, table, row)
+    rows[:] = staged
+    return written
+
+
+def _delete(table: str, rows: list[Row], params: _Params) -> list[Row]:
+    if not params.filters:
+        raise PostgrestError(400, "21000", "DELETE requires a WHERE clause")
+    gone = [row for row in rows if params.matches(row)]
+    rows[:] = [row for row in rows if not params.matches(row)]
+    return gone
+
+
+@dataclass
+class _Params:
+    """The query string of one request, parsed and checked against the table."""
+
+    select: list[str]
+    filters: list[Predicate]
+    order: list[tuple[str, bool]]
+    limit: int | None
+    offset: int
+    on_conflict: list[str] | None
+
+    @classmethod
+    def parse(cls, query: list[tuple[str, str]], spec: TableSpec, table: str) -> _Params:
+        def column(name: str) -> str:
+            if name not in spec.columns:
+                raise PostgrestError(400, "42703", f"column {table}.{name} does not exist")
+            return name
+
+        params = dict(query)
+        select = params.get("select", "*")
+        columns = list(spec.columns) if select == "*" else [column(c.strip()) for c in select.split(",")]
+        filters: list[Predicate] = []
+        for name, value in query:
+            if name in ("or", "and"):
+                filters.append(_logic(name, value, spec, column))
+            elif name not in _RESERVED_PARAMS:
+                filters.append(_condition(column(name), value, spec))
+        order = []
+        for term in filter(None, params.get("order", "").split(",")):
+            name, *modifiers = term.split(".")
+            order.append((column(name), "desc" in modifiers))
+        on_conflict = params.get("on_conflict")
+        return cls(
+            select=columns,
+            filters=filters,
+            order=order,
+            limit=_integer(params, "limit"),
+            offset=_integer(params, "offset") or 0,
+            on_conflict=[column(c.strip()) for c in on_conflict.split(",")] if on_conflict else None,
+        )
+
+    def matches(self, row: Row) -> bool:
+        return all(predicate(row) for predicate in self.filters)
+
+    def project(self, rows: list[Row]) -> list[Row]:
+        return [{column: row[column] for column in self.select} for row in rows]
+
+    def shape(self, rows: list[Row]) -> list[Row]:
+        """GET's answer: filtered, ordered, sliced, projected."""
+        found = [row for row in rows if self.matches(row)]
+        for name, descending in reversed(self.order):
+            # Stable sorts from the last key to the first give a multi-column order.
+            found.sort(key=_sort_key(name), reverse=descending)
+        end = None if self.limit is None else self.offset + self.limit
+        return self.project(found[self.offset : end])
+
+
+def _integer(params: Mapping[str, str], name: str) -> int | None:
+    if name not in params:
+        return None
+    try:
+        return int(params[name])
+    except ValueError:
+        raise PostgrestError(400, "PGRST100", f'"failed to parse {name} ({params[name]})"') from None
+
+
+def _condition(column: str, expression: str, spec: TableSpec) -> Predicate:
+    """`column=op.value`: the value is everything after the operator, taken verbatim."""
+    negate = expression.startswith("not.")
+    operator, dot, value = expression.removeprefix("not.").partition(".")
+    if not dot or (operator not in _OPERATORS and operator != "is"):
+        raise PostgrestError(400, "PGRST100", f'"failed to parse filter ({expression})"')
+    if operator == "is":
+        if value not in _IS_VALUES:
+            raise PostgrestError(400, "PGRST100", f'"failed to parse filter ({expression})"')
+        expected = _IS_VALUES[value]
+
+        def test(row: Row) -> bool:
+            return row[column] is expected if expected is None else row[column] == expected
+
+    else:
+        compare = _OPERATORS[operator]
+        wanted = _canonical_uuid(value) if column in spec.uuid_columns else value
+
+        def test(row: Row) -> bool:
+            # SQL: a comparison with NULL is never true.
+            return row[column] is not None and compare(str(row[column]), wanted)
+
+    return _negated(test) if negate else test
+
+
+def _negated(predicate: Predicate) -> Predicate:
+    return lambda row: not predicate(row)
+
+
+def _sort_key(column: str) -> Callable[[Row], tuple[bool, str]]:
+    # NULLs sort last in ascending order, as in Postgres.
+    return lambda row: (row[column] is None, str(row[column]))
+
+
+def _logic(operator: str, text: str, spec: TableSpec, column: Callable[[str], str]) -> Predicate:
+    """`or=(a.eq.1,and(b.gt.2,c.lt."x,y"))` as a predicate."""
+    predicate, end = _parse_group(operator, text, 0, spec, column)
+    if end != len(text):
+        raise PostgrestError(400, "PGRST100", f'"failed to parse logic tree ({text})"')
+    return predicate
+
+
+def _parse_group(
+    operator: str, text: str, start: int, spec: TableSpec, column: Callable[[str], str]
+) -> tuple[Predicate, int]:
+    if start >= len(text) or text[start] != "(":
+        raise PostgrestError(400, "PGRST100", f'"failed to parse logic tree ({text})"')
+    position = start + 1
+    members: list[Predicate] = []
+    combine = any if operator == "or" else all
+    while True:
+        for nested in ("and(", "or(", "not.and(", "not.or("):
+            if text.startswith(nested, position):
+                name = nested.removeprefix("not.")[:-1]
+                inner, position = _parse_group(name, text, position + len(nested) - 1, spec, column)
+                members.append(_negated(inner) if nested.startswith("not.") else inner)
+                break
+        else:
+            token, position = _read_token(text, position)
+            name, dot, expression = token.partition(".")
+            if not dot:
+                raise PostgrestError(400, "PGRST100", f'"failed to parse logic tree ({text})"')
+            members.append(_condition(column(name), _unquote_value(expression), spec))
+        if position >= len(text):
+            raise PostgrestError(400, "PGRST100", f'"failed to parse logic tree ({text})"')
+        if text[position] == ")":
+            return (lambda row: combine(member(row) for member in members)), position + 1
+        position += 1  # the comma between members
+
+
+def _read_token(text: str, position: int) -> tuple[str, int]:
+    """Characters up to the next comma or closing parenthesis outside double quotes."""
+    chars = []
+    quoted = escaped = False
+    while position < len(text):
+        char = text[position]
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif not quoted and char in ",)":
+            break
+        chars.append(char)
+        position += 1
+    return "".join(chars), position
+
+
+def _unquote_value(expression: str) -> str:
+    """`op."quoted \\"value\\""` -> `op.quoted "value"`; an unquoted value stays as it is."""
+    operator, dot, value = expression.removeprefix("not.").partition(".")
+    prefix = "not." if expression.startswith("not.") else ""
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = _unescape(value[1:-1])
+    return f"{prefix}{operator}{dot}{value}"
+
+
+def _unescape(value: str) -> str:
+    chars: Iterator[str] = iter(value)
+    return "".join(next(chars, "") if char == "\\" else char for char in chars)
