@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from doki import __version__
 from doki.api.routes import auth, root
@@ -23,6 +25,8 @@ logger = logging.getLogger("doki")
 
 # Long enough to finish an OAuth round trip, short enough that a stolen cookie goes stale fast.
 SESSION_MAX_AGE_SECONDS = 15 * 60
+# Sessions exist for the OAuth round trips of the connectors, and only there.
+SESSION_PATH_PREFIXES = ("/connectors/",)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -50,26 +54,80 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.cipher = CredentialCipher.from_settings(settings)
 
-    app.include_router(root.router)
+    root.add_health_route(app)
     app.include_router(auth.router)
 
     # Added innermost first: CORS must answer preflights before sessions or routes see them.
     session_secret = settings.session_secret_key.get_secret_value() if settings.session_secret_key else ""
     app.add_middleware(
-        SessionMiddleware,
+        SessionScope,
+        prefixes=SESSION_PATH_PREFIXES,
         secret_key=session_secret,
-        session_cookie="doki_session",
         max_age=SESSION_MAX_AGE_SECONDS,
-        same_site="lax",
         https_only=settings.is_production,
     )
     app.add_middleware(
-        CORSMiddleware,
+        CORS,
         allow_origins=settings.allowed_origins,
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )
-    app.add_middleware(TraceContextMiddleware)
+    if settings.is_production and settings.gcp_project_id:
+        # Only the Cloud Logging formatter reads the trace, and only with a project to name.
+        app.add_middleware(TraceContextMiddleware)
     return app
+
+
+class CORS:
+    """Starlette's CORS for requests that carry an `Origin`; for the rest only the `Vary: Origin` it would add.
+
+    Health checks and server-to-server calls send no Origin, and are most of the traffic: they skip building and
+    re-parsing header objects on the way in and out.
+    """
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        self._app = app
+        self._cors = CORSMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(name == b"origin" for name, _ in scope["headers"]):
+            await self._cors(scope, receive, send)
+            return
+
+        async def send_with_vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The answer would differ for a request with an Origin: shared caches must key on it.
+                message["headers"] = [*message.get("headers", ()), (b"vary", b"Origin")]
+            await send(message)
+
+        await self._app(scope, receive, send_with_vary)
+
+
+class SessionScope:
+    """Signed-cookie sessions on the paths that keep OAuth state, and nowhere else.
+
+    Every other request (health checks, API calls with bearer tokens) skips cookie parsing and signing entirely:
+    cheaper, and no session cookie is ever set where nothing needs one.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, prefixes: tuple[str, ...], secret_key: str, max_age: int, https_only: bool
+    ) -> None:
+        self._app = app
+        self._prefixes = prefixes
+        self._with_session = SessionMiddleware(
+            app,
+            secret_key=secret_key,
+            session_cookie="doki_session",
+            max_age=max_age,
+            same_site="lax",
+            https_only=https_only,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and scope["path"].startswith(self._prefixes):
+            await self._with_session(scope, receive, send)
+        else:
+            await self._app(scope, receive, send)

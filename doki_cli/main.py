@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
 import typer
@@ -35,6 +34,8 @@ class DokiGroup(TyperGroup):
         except Exception as exc:
             options = global_options(ctx)
             if options.verbose:
+                import traceback
+
                 options.output.err.print(traceback.format_exc(), markup=False)
             options.output.error(
                 DokiError(

@@ -4,35 +4,53 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
-from rich.text import Text
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from doki_cli.errors import DokiError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def _text(text: str = "", style: str | None = None) -> Any:
+    from rich.text import Text
+
+    return Text(text, style=style or "")
 
 
 class Output:
     def __init__(self, *, json_mode: bool = False, verbosity: int = 0) -> None:
         self.json_mode = json_mode
         self.verbosity = verbosity
-        # No markup or highlighting: messages hold URLs, brackets and user values that must print as they are.
-        self.out = Console(highlight=False, markup=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
+
+    # Consoles are made on first use: importing rich costs more than `doki --help` as a whole should.
+    # No markup or highlighting: messages hold URLs, brackets and user values that must print as they are.
+    @cached_property
+    def out(self) -> Console:
+        from rich.console import Console
+
+        return Console(highlight=False, markup=False, soft_wrap=True)
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 
     def line(self, text: str = "", *, style: str | None = None) -> None:
         """Human output; silent in JSON mode, where `data` carries the result."""
         if not self.json_mode:
-            self.out.print(Text(text, style=style or ""))
+            self.out.print(_text(text, style))
 
     def note(self, text: str) -> None:
         """Side remarks go to stderr, so stdout stays clean for pipes (`doki keys generate >> .env`)."""
         if not self.json_mode:
-            self.err.print(Text(text, style="dim"))
+            self.err.print(_text(text, "dim"))
 
     def debug(self, text: str) -> None:
         if self.verbosity > 0:
-            self.err.print(Text(text, style="dim"))
+            self.err.print(_text(text, "dim"))
 
     def data(self, payload: Any) -> None:
         if self.json_mode:
@@ -44,12 +62,12 @@ class Output:
             sys.stdout.write(json.dumps({"error": error.as_dict()}, indent=2) + "\n")
             sys.stdout.flush()
             return
-        message = Text()
+        message = _text()
         message.append("Error", style="bold red")
         message.append(f" [{error.code}]: ", style="red")
         message.append(error.message)
         self.err.print(message)
         if error.hint:
-            hint = Text("  Hint: ", style="yellow")
+            hint = _text("  Hint: ", "yellow")
             hint.append(error.hint)
             self.err.print(hint)

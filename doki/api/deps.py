@@ -54,9 +54,7 @@ def _unauthorized(error: str | None, description: str) -> HTTPException:
         # Header values cannot carry quotes or newlines; descriptions are ours, but stay defensive.
         safe = description.replace('"', "'").replace("\r", " ").replace("\n", " ")
         challenge += f', error="{error}", error_description="{safe}"'
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail=description, headers={"WWW-Authenticate": challenge}
-    )
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=description, headers={"WWW-Authenticate": challenge})
 
 
 async def get_principal(

@@ -10,9 +10,7 @@ from doki_cli.errors import DokiError
 from doki_cli.state import global_options
 
 HostOption = Annotated[str, typer.Option("--host", envvar="DOKI_DEV_HOST", help="Interface to listen on.")]
-PortOption = Annotated[
-    int, typer.Option("--port", envvar="PORT", min=1, max=65535, help="Port to listen on.")
-]
+PortOption = Annotated[int, typer.Option("--port", envvar="PORT", min=1, max=65535, help="Port to listen on.")]
 ReloadOption = Annotated[bool, typer.Option("--reload/--no-reload", help="Restart when the code changes.")]
 
 

@@ -78,19 +78,31 @@ def test_the_session_cookie_is_short_lived_lax_and_secure_in_production(
     else:
         app = create_app(development_settings())
 
-    @app.get("/_session")
+    @app.get("/connectors/_session")
     async def touch(request: Request) -> dict[str, bool]:
         request.session["oauth_state"] = "x"
         return {"ok": True}
 
     with TestClient(app, base_url="https://testserver") as client:
-        cookie = client.get("/_session").headers["set-cookie"]
+        cookie = client.get("/connectors/_session").headers["set-cookie"]
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert cookie.startswith("doki_session=")
     assert "Max-Age=900" in cookie
     assert "samesite" in attributes and "samesite=lax" in cookie.lower()
     assert "httponly" in attributes
     assert ("secure" in attributes) is secure
+
+
+def test_sessions_exist_only_on_the_connector_paths() -> None:
+    app = create_app(development_settings())
+
+    @app.get("/elsewhere")
+    async def elsewhere(request: Request) -> dict[str, bool]:
+        return {"has_session": "session" in request.scope}
+
+    with TestClient(app) as client:
+        assert client.get("/elsewhere").json() == {"has_session": False}
+        assert "set-cookie" not in client.get("/").headers
 
 
 def test_create_app_refuses_production_on_the_local_sqlite_store() -> None:
