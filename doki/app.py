@@ -87,7 +87,7 @@ class CORS:
     re-parsing header objects on the way in and out.
     """
 
-    def __init__(self, app: ASGIApp, **options: Any) -> None:
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
         self._app = app
         self._cors = CORSMiddleware(app, **options)
 
