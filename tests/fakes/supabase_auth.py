@@ -1,0 +1,368 @@
+"""A local stand-in for Supabase Auth: its JWKS endpoint over real HTTP, and tokens shaped like its own.
+
+Why a real server and not a mocked client: what the verifier must get right under attack or outage (timeouts,
+refused connections, one fetch shared by concurrent requests, redirects it must not follow) lives in the HTTP
+stack, and a mock would only test the mock. The keys are real too (EC P-256, RSA 2048), so a signature that
+verifies here verifies for the same reasons it would against Supabase.
+
+    with FakeSupabaseAuth() as auth:
+        token = auth.mint({"email": "ada@example.com"})
+        ...  # verify against auth.url; auth.fetch_count says how often the JWKS was asked for
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+JWKS_PATH = "/auth/v1/.well-known/jwks.json"
+PROJECT_REF = "abcdefghijklmnopqrst"  # Supabase project refs are 20 lowercase letters
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One key pair, as Supabase holds it: the private half signs, the public half is published."""
+
+    kid: str
+    alg: str  # "ES256" or "RS256"
+    private_key: PrivateKey
+
+    @classmethod
+    def generate(
+        cls,
+        alg: str = "ES256",
+        *,
+        kid: str | None = None,
+        curve: ec.EllipticCurve | None = None,
+        bits: int = 2048,
+    ) -> SigningKey:
+        private_key: PrivateKey
+        if alg == "ES256":
+            private_key = ec.generate_private_key(curve or ec.SECP256R1())
+        elif alg == "RS256":
+            private_key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        else:
+            raise ValueError(f"no key type for {alg}")
+        return cls(kid=kid or str(uuid.uuid4()), alg=alg, private_key=private_key)
+
+    def public_jwk(self, **overrides: Any) -> dict[str, Any]:
+        """The JWKS entry Supabase publishes for this key (kty, crv/n/e, kid, alg, use, key_ops)."""
+        public = self.private_key.public_key()
+        algorithm = ECAlgorithm if isinstance(public, ec.EllipticCurvePublicKey) else RSAAlgorithm
+        jwk: dict[str, Any] = algorithm.to_jwk(public, as_dict=True)
+        jwk.update({"kid": self.kid, "alg": self.alg, "use": "sig", "key_ops": ["verify"], "ext": True})
+        jwk.update(overrides)
+        return {k: v for k, v in jwk.items() if v is not None}
+
+    def public_pem(self) -> bytes:
+        """The public key as PEM: what a key-confusion attacker uses as an HMAC secret."""
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+
+@dataclass
+class _Behaviour:
+    """How the JWKS endpoint answers; swapped whole under the lock so a request sees one consistent state."""
+
+    hang_seconds: float = 0.0  # wait this long (or until released) before answering
+    status: int = 200
+    body: bytes | None = None  # None: the published keys as JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeSupabaseAuth:
+    """Supabase Auth's JWKS endpoint on 127.0.0.1 (ephemeral port, background thread) plus a token minter.
+
+    Starts with one published ES256 and one published RS256 key. Stoppable, able to rotate keys, go down
+    (connection refused), hang, or answer anything at all.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, project_ref: str = PROJECT_REF) -> None:
+        self.clock = clock
+        self.project_ref = project_ref
+        self.keys: dict[str, SigningKey] = {}  # every key this project ever made, published or not
+        self._published: list[str] = []
+        self.extra_jwks: list[Any] = []  # raw entries appended to the JWKS, for hostile or odd keys
+        self._lock = threading.Lock()
+        self._behaviour = _Behaviour()
+        self._release = threading.Event()
+        self._requests: list[str] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+        self.es256 = self.new_key("ES256")
+        self.rs256 = self.new_key("RS256")
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+
+    def start(self) -> FakeSupabaseAuth:
+        self._serve(port=0)
+        return self
+
+    def stop(self) -> None:
+        self._release.set()  # free any handler that is hanging, so its thread ends
+        self._shutdown()
+
+    def __enter__(self) -> FakeSupabaseAuth:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def go_down(self) -> None:
+        """Stop listening: connections are refused until `come_back_up`."""
+        self._release.set()
+        self._shutdown()
+
+    def come_back_up(self) -> None:
+        self._serve(port=self.port)
+
+    @property
+    def url(self) -> str:
+        """The project URL, as in SUPABASE_URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/auth/v1"
+
+    # --- keys -----------------------------------------------------------------------------------------------
+
+    def new_key(self, alg: str = "ES256", *, publish: bool = True, **options: Any) -> SigningKey:
+        key = SigningKey.generate(alg, **options)
+        with self._lock:
+            self.keys[key.kid] = key
+            if publish:
+                self._published.append(key.kid)
+        return key
+
+    def publish(self, kid: str) -> None:
+        with self._lock:
+            if kid not in self._published:
+                self._published.append(kid)
+
+    def unpublish(self, kid: str) -> None:
+        with self._lock:
+            self._published.remove(kid)
+
+    def rotate(self, alg: str = "ES256") -> SigningKey:
+        """A new published key for `alg` that becomes the default signer; older keys stay published."""
+        key = self.new_key(alg)
+        if alg == "ES256":
+            self.es256 = key
+        else:
+            self.rs256 = key
+        return key
+
+    @property
+    def published_kids(self) -> list[str]:
+        with self._lock:
+            return list(self._published)
+
+    def jwks(self) -> dict[str, Any]:
+        with self._lock:
+            entries = [self.keys[kid].public_jwk() for kid in self._published]
+            return {"keys": [*entries, *self.extra_jwks]}
+
+    # --- behaviour ------------------------------------------------------------------------------------------
+
+    def hang(self, seconds: float = 10.0) -> None:
+        """Every JWKS request waits `seconds` (or until released) before answering normally."""
+        with self._lock:
+            self._behaviour = _Behaviour(hang_seconds=seconds)
+            self._release = threading.Event()
+
+    def respond_with(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
+        """Every JWKS request gets exactly this answer."""
+        with self._lock:
+            self._behaviour = _Behaviour(status=status, body=body, headers=dict(headers or {}))
+
+    def behave_normally(self) -> None:
+        with self._lock:
+            self._release.set()
+            self._behaviour = _Behaviour()
+
+    @property
+    def fetch_count(self) -> int:
+        """How many requests reached the JWKS endpoint (refused connections never reach it)."""
+        with self._lock:
+            return self._requests.count(JWKS_PATH)
+
+    @property
+    def requested_paths(self) -> list[str]:
+        with self._lock:
+            return list(self._requests)
+
+    # --- tokens ---------------------------------------------------------------------------------------------
+
+    def claims(self, overrides: Mapping[str, Any] | None = None, drop: Iterable[str] = ()) -> dict[str, Any]:
+        """The claims of a Supabase access token for a password sign-in, issued now, valid for an hour."""
+        now = int(self.clock())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": str(uuid.uuid4()),
+            "aud": "authenticated",
+            "exp": now + 3600,
+            "iat": now,
+            "email": "ada@example.com",
+            "phone": "",
+            "app_metadata": {"provider": "email", "providers": ["email"]},
+            "user_metadata": {"email_verified": True},
+            "role": "authenticated",
+            "aal": "aal1",
+            "amr": [{"method": "password", "timestamp": now}],
+            "session_id": str(uuid.uuid4()),
+            "is_anonymous": False,
+        }
+        claims.update(overrides or {})
+        for name in drop:
+            claims.pop(name, None)
+        return claims
+
+    def mint(
+        self,
+        claims_overrides: Mapping[str, Any] | None = None,
+        *,
+        drop: Iterable[str] = (),
+        alg: str = "ES256",
+        kid: str | None = "",
+        key: SigningKey | PrivateKey | bytes | str | None = None,
+        header_overrides: Mapping[str, Any] | None = None,
+        payload: bytes | None = None,
+    ) -> str:
+        """A compact JWS over `claims(claims_overrides, drop)` (or the raw `payload` bytes).
+
+        `kid`: "" means the signing key's own kid, None leaves it out. `key`: a SigningKey or private key for
+        ES256/RS256, a secret (bytes/str) for HS256 — anything at all, so tests can sign with the wrong thing.
+        `header_overrides` replace header members (a None value removes one), after `alg` chose the signing
+        method. `alg: none` gives an empty signature. Built by hand, not with PyJWT's encoder, which refuses to make
+        the hostile tokens the tests need.
+        """
+        if key is None and alg in ("ES256", "RS256"):
+            key = self.es256 if alg == "ES256" else self.rs256
+        if kid == "":
+            kid = key.kid if isinstance(key, SigningKey) else None
+        header: dict[str, Any] = {"alg": alg, "typ": "JWT"}
+        if kid is not None:
+            header["kid"] = kid
+        header.update(header_overrides or {})
+        header = {name: value for name, value in header.items() if value is not None}  # None removes
+        body = payload if payload is not None else _json(self.claims(claims_overrides, drop))
+        signing_input = f"{_b64(_json(header))}.{_b64(body)}".encode()
+        return f"{signing_input.decode()}.{_b64(sign(signing_input, alg, key))}"
+
+    def mint_legacy_api_key(self, role: str, secret: str) -> str:
+        """A legacy anon / service_role API key: an HS256 JWT with no sub, no aud, and iss "supabase"."""
+        now = int(self.clock())
+        claims = {
+            "iss": "supabase",
+            "ref": self.project_ref,
+            "role": role,
+            "iat": now - 86400,
+            "exp": now + 10**8,
+        }
+        return self.mint(alg="HS256", key=secret, kid=None, payload=_json(claims))
+
+    # --- the server -----------------------------------------------------------------------------------------
+
+    def _serve(self, port: int) -> None:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.0: one request per connection, so "down" really refuses the next request (no kept-alive
+            # connection to a dead server).
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self) -> None:
+                fake._answer(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that gave up (timeout test) is expected, not an error
+
+        self._server = Server(("127.0.0.1", port), Handler)
+        self.port = self._server.server_address[1]
+        # A short poll interval: `shutdown` waits up to one interval, and tests stop servers a lot.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.01,), name="fake-supabase-auth", daemon=True
+        )
+        self._thread.start()
+
+    def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        path = handler.path.split("?", 1)[0]
+        with self._lock:
+            self._requests.append(path)
+            behaviour, release = self._behaviour, self._release
+        if path != JWKS_PATH:
+            self._send(handler, 404, b'{"error":"not found"}', {})
+            return
+        if behaviour.hang_seconds:
+            release.wait(behaviour.hang_seconds)
+        body = behaviour.body if behaviour.body is not None else _json(self.jwks())
+        self._send(handler, behaviour.status, body, behaviour.headers)
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            handler.end_headers()
+            handler.wfile.write(body)
+        except OSError:
+            pass  # the client hung up first
+
+
+def sign(signing_input: bytes, alg: str, key: Any) -> bytes:
+    """The JWS signature of `signing_input` with `key` under `alg`, whatever the combination."""
+    if alg.lower() == "none":
+        return b""
+    if alg == "HS256":
+        secret = key if isinstance(key, bytes) else str(key).encode()
+        return hmac.new(secret, signing_input, hashlib.sha256).digest()
+    private_key = key.private_key if isinstance(key, SigningKey) else key
+    if isinstance(private_key, ec.EllipticCurvePrivateKey):
+        return ECAlgorithm(ECAlgorithm.SHA256).sign(signing_input, private_key)
+    if isinstance(private_key, rsa.RSAPrivateKey):
+        return RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input, private_key)
+    raise TypeError(f"cannot sign {alg} with {type(key).__name__}")
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
