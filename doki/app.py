@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -15,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from doki import __version__
 from doki.api.routes import auth, root
-from doki.auth import TokenVerifier
+from doki.auth import VerifierProvider
 from doki.crypto import CredentialCipher
 from doki.log import TraceContextMiddleware, configure_logging
 from doki.settings import ConfigError, Settings, with_development_defaults
@@ -41,13 +40,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Clients with connection pools live exactly as long as the server, so every start gets fresh ones.
         store = build_store(settings)
+        verifiers = VerifierProvider(settings)
+        app.state.store = store
+        app.state.verifiers = verifiers
+        logger.info("Doki backend ready (%s, credential store: %s)", settings.environment, settings.store_kind)
         try:
-            async with httpx.AsyncClient() as http:
-                app.state.verifier = TokenVerifier.from_settings(settings, http)
-                app.state.store = store
-                logger.info("Doki backend ready (%s, credential store: %s)", settings.environment, settings.store_kind)
-                yield
+            yield
         finally:
+            await verifiers.aclose()
             store.close()
 
     app = FastAPI(title="Doki Backend", version=__version__, lifespan=lifespan)

@@ -70,6 +70,8 @@ PLACEHOLDER_MARKERS = (
     DEV_SESSION_PREFIX,
 )
 MIN_SESSION_SECRET_LENGTH = 32
+# HS256 with a shorter secret can be brute-forced; Supabase's legacy secrets are longer.
+MIN_JWT_SECRET_BYTES = 32
 
 
 class Settings(BaseSettings):
@@ -151,13 +153,15 @@ class Settings(BaseSettings):
         found += _fernet_problems(self.encryption_keys)
         found += _algorithm_problems(self.supabase_jwt_algorithms)
         if self.supabase_url and not _is_http_url(self.supabase_url):
+            found.append(f"SUPABASE_URL {self.supabase_url!r} is not a URL: use https://<project>.supabase.co")
+        jwt_secret = self.supabase_jwt_secret.get_secret_value() if self.supabase_jwt_secret else ""
+        if jwt_secret and len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             found.append(
-                f"SUPABASE_URL {self.supabase_url!r} is not a URL: use https://<project>.supabase.co"
+                f"SUPABASE_JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes: copy the project's JWT secret "
+                "from Supabase (Settings > API), or unset it to verify with the project's signing keys only"
             )
         if self.store_kind == "supabase" and not (self.supabase_url and self.supabase_secret_key):
-            found.append(
-                "CREDENTIAL_STORE=supabase needs SUPABASE_URL and SUPABASE_SECRET_KEY (the service role key)"
-            )
+            found.append("CREDENTIAL_STORE=supabase needs SUPABASE_URL and SUPABASE_SECRET_KEY (the service role key)")
         if self.is_production:
             found += self._production_problems()
         return found
@@ -178,8 +182,7 @@ class Settings(BaseSettings):
                 found.append(f"{name} is not set: production needs it (put it in Secret Manager)")
             elif _is_placeholder(plain):
                 found.append(
-                    f"{name} holds a development placeholder: set the real value "
-                    "(`doki keys generate` makes keys)"
+                    f"{name} holds a development placeholder: set the real value (`doki keys generate` makes keys)"
                 )
         for name, optional in (("SUPABASE_JWT_SECRET", self.supabase_jwt_secret),):
             if optional and _is_placeholder(optional.get_secret_value()):
@@ -190,11 +193,7 @@ class Settings(BaseSettings):
                 f"SESSION_SECRET_KEY is {len(session)} characters: use at least {MIN_SESSION_SECRET_LENGTH} "
                 "(`doki keys generate` makes one)"
             )
-        if (
-            self.supabase_url
-            and _is_http_url(self.supabase_url)
-            and not _is_https_or_loopback(self.supabase_url)
-        ):
+        if self.supabase_url and _is_http_url(self.supabase_url) and not _is_https_or_loopback(self.supabase_url):
             found.append(f"SUPABASE_URL {self.supabase_url!r} is not https: use the https:// project URL")
         if self.google_redirect_uri and not _is_https_or_loopback(self.google_redirect_uri):
             found.append(

@@ -54,9 +54,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_for_http(
-    url: str, timeout: float = 30.0, proc: subprocess.Popen[str] | None = None
-) -> httpx.Response:
+def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[str] | None = None) -> httpx.Response:
     """GET `url` until it answers (any status), or fail saying why."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None

@@ -13,7 +13,7 @@ from doki.auth import (
     AuthUnavailableError,
     InvalidTokenError,
     Principal,
-    TokenVerifier,
+    VerifierProvider,
 )
 from doki.crypto import CredentialCipher
 from doki.settings import Settings
@@ -25,9 +25,9 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_verifier(request: Request) -> TokenVerifier:
-    verifier: TokenVerifier = request.app.state.verifier
-    return verifier
+def get_verifiers(request: Request) -> VerifierProvider:
+    verifiers: VerifierProvider = request.app.state.verifiers
+    return verifiers
 
 
 def get_store(request: Request) -> CredentialStore:
@@ -41,7 +41,7 @@ def get_cipher(request: Request) -> CredentialCipher:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-VerifierDep = Annotated[TokenVerifier, Depends(get_verifier)]
+VerifiersDep = Annotated[VerifierProvider, Depends(get_verifiers)]
 StoreDep = Annotated[CredentialStore, Depends(get_store)]
 CipherDep = Annotated[CredentialCipher, Depends(get_cipher)]
 
@@ -60,7 +60,7 @@ def _unauthorized(error: str | None, description: str) -> HTTPException:
 async def get_principal(
     request: Request,
     settings: SettingsDep,
-    verifier: VerifierDep,
+    verifiers: VerifiersDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The signed-in user. Development without any Authorization header runs as a fixed development user."""
@@ -71,7 +71,7 @@ async def get_principal(
             return DEVELOPMENT_PRINCIPAL
         raise _unauthorized(None, "sign in: send 'Authorization: Bearer <Supabase access token>'")
     try:
-        return await verifier.verify(credentials.credentials)
+        return await verifiers.get().verify(credentials.credentials)
     except InvalidTokenError as exc:
         raise _unauthorized("invalid_token", exc.description) from None
     except AuthUnavailableError as exc:

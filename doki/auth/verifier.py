@@ -40,14 +40,16 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from doki.auth.errors import AuthError, AuthUnavailableError, InvalidTokenError
 from doki.auth.principal import Principal
+from doki.settings import MIN_JWT_SECRET_BYTES
 
 if TYPE_CHECKING:
     from doki.settings import Settings
@@ -67,7 +69,7 @@ MAX_JWKS_BYTES: Final = 64 * 1024
 CLOCK_SKEW_LEEWAY: Final = 30.0
 MIN_RSA_BITS: Final = 2048
 # Supabase requires legacy JWT secrets of at least 32 characters; HS256 with less is guessable.
-MIN_SECRET_BYTES: Final = 32
+MIN_SECRET_BYTES: Final = MIN_JWT_SECRET_BYTES
 NOT_CONFIGURED: Final = "token verification is not configured: set SUPABASE_URL"
 
 # Three non-empty base64url segments: a compact JWS. An empty signature (`alg: none`) fails here already.
@@ -88,29 +90,6 @@ _DECODE_OPTIONS: Final[jwt.types.Options] = {
     "verify_iat": False,
     "enforce_minimum_key_length": True,
 }
-
-
-class AuthError(Exception):
-    """A token was not accepted. `description` is short and safe to send to the client."""
-
-    status_code: ClassVar[int] = 401
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
-
-
-class InvalidTokenError(AuthError):
-    """The token is not a valid access token for this project: answer 401."""
-
-    status_code: ClassVar[int] = 401
-
-
-class AuthUnavailableError(AuthError):
-    """The token could not be checked because Supabase's signing keys are unreachable: answer 503, not 401, so
-    clients retry instead of signing the user out."""
-
-    status_code: ClassVar[int] = 503
 
 
 class _JWKSUnavailable(Exception):

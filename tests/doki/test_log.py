@@ -121,12 +121,8 @@ def test_credential_shaped_text_is_redacted(leak: str) -> None:
 
 
 def test_secret_query_parameters_keep_their_name_and_lose_their_value() -> None:
-    line = Redactor()(
-        '"GET /connectors/google/callback?state=abc123&code=4/0Adeu5BW&scope=email HTTP/1.1" 200'
-    )
-    assert (
-        line == '"GET /connectors/google/callback?state=[redacted]&code=[redacted]&scope=email HTTP/1.1" 200'
-    )
+    line = Redactor()('"GET /connectors/google/callback?state=abc123&code=4/0Adeu5BW&scope=email HTTP/1.1" 200')
+    assert line == '"GET /connectors/google/callback?state=[redacted]&code=[redacted]&scope=email HTTP/1.1" 200'
 
 
 def test_configured_secret_values_are_redacted_wherever_they_appear(postgrest: FakePostgrest) -> None:
@@ -135,9 +131,7 @@ def test_configured_secret_values_are_redacted_wherever_they_appear(postgrest: F
     configure_logging(settings, stream)
     assert settings.encryption_key is not None and settings.google_client_secret is not None
     key = settings.encryption_key.get_secret_value()
-    logging.getLogger("doki.test").error(
-        "oops key=%s client=%s", key, settings.google_client_secret.get_secret_value()
-    )
+    logging.getLogger("doki.test").error("oops key=%s client=%s", key, settings.google_client_secret.get_secret_value())
     output = stream.getvalue()
     assert key not in output
     assert "GOCSPX-real-one" not in output

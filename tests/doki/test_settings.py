@@ -118,9 +118,7 @@ def test_production_refuses_development_placeholders(field: str, value: str) -> 
 
 def test_production_refuses_a_short_session_secret() -> None:
     problems = production(session_secret_key="short-but-real-1").problems()
-    assert problems == [
-        "SESSION_SECRET_KEY is 16 characters: use at least 32 (`doki keys generate` makes one)"
-    ]
+    assert problems == ["SESSION_SECRET_KEY is 16 characters: use at least 32 (`doki keys generate` makes one)"]
 
 
 @pytest.mark.parametrize("origins", ["*", "https://app.doki.com,*"])
@@ -185,9 +183,7 @@ def test_production_needs_an_https_redirect_uri_except_on_loopback(uri: str, ok:
 def test_production_refuses_the_local_sqlite_credential_store() -> None:
     problems = production(credential_store="sqlite").problems()
     assert len(problems) == 1
-    assert problems[0].startswith(
-        "the credential store is the local SQLite file, and Cloud Run disks are ephemeral"
-    )
+    assert problems[0].startswith("the credential store is the local SQLite file, and Cloud Run disks are ephemeral")
 
 
 def test_production_lists_every_problem_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -210,9 +206,7 @@ def test_production_lists_every_problem_at_once(monkeypatch: pytest.MonkeyPatch)
         "SESSION_SECRET_KEY",
         "GOOGLE_REDIRECT_URI",
     ]
-    assert caught.value.render().startswith(
-        "Doki cannot start: 4 configuration problem(s)\n  - ALLOWED_ORIGINS"
-    )
+    assert caught.value.render().startswith("Doki cannot start: 4 configuration problem(s)\n  - ALLOWED_ORIGINS")
 
 
 def test_development_needs_nothing_and_keeps_generated_keys_in_the_state_dir(tmp_path: Path) -> None:
@@ -233,9 +227,7 @@ def test_development_needs_nothing_and_keeps_generated_keys_in_the_state_dir(tmp
 
 
 def test_development_keeps_keys_it_was_given(tmp_path: Path) -> None:
-    settings = with_development_defaults(
-        Settings(_env_file=None, encryption_key=GOOD_KEY, session_secret_key="s" * 40)
-    )
+    settings = with_development_defaults(Settings(_env_file=None, encryption_key=GOOD_KEY, session_secret_key="s" * 40))
     assert settings.encryption_keys == [GOOD_KEY]
     assert not (tmp_path / ".doki").exists()
 
@@ -267,4 +259,12 @@ def test_jwt_algorithms_are_limited_to_the_asymmetric_ones_supabase_uses() -> No
     assert problems == [
         "SUPABASE_JWT_ALGORITHMS has none, HS256: allowed are ES256, RS256 "
         "(HS256 is enabled by setting SUPABASE_JWT_SECRET)"
+    ]
+
+
+def test_a_short_legacy_jwt_secret_is_a_problem_before_anything_starts() -> None:
+    problems = production(supabase_jwt_secret="short-secret").problems()
+    assert problems == [
+        "SUPABASE_JWT_SECRET is shorter than 32 bytes: copy the project's JWT secret from Supabase "
+        "(Settings > API), or unset it to verify with the project's signing keys only"
     ]

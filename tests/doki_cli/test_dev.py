@@ -47,9 +47,7 @@ def test_doki_dev_keeps_its_generated_keys_across_restarts(tmp_path: Path) -> No
     seen = []
     for _ in range(2):
         port = free_port()
-        with running(
-            [DOKI, "dev", "--no-reload", "--port", str(port)], cwd=tmp_path, env=clean_env()
-        ) as proc:
+        with running([DOKI, "dev", "--no-reload", "--port", str(port)], cwd=tmp_path, env=clean_env()) as proc:
             assert wait_for_http(f"http://127.0.0.1:{port}/", proc=proc).status_code == 200
         seen.append(json.loads((tmp_path / ".doki" / "dev-keys.json").read_text()))
     assert seen[0] == seen[1]
@@ -86,9 +84,7 @@ def test_doki_dev_lists_every_configuration_problem_before_starting(tmp_path: Pa
     (tmp_path / ".env").write_text("ALLOWED_ORIGINS=*,https://ok.example.com/\nENCRYPTION_KEY=not-a-key\n")
     result = runner.invoke(app, ["dev", "--port", str(free_port())])
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0] == (
-        "Error [config_invalid]: Doki cannot start: 3 configuration problem(s)"
-    )
+    assert result.stderr.splitlines()[0] == ("Error [config_invalid]: Doki cannot start: 3 configuration problem(s)")
     assert "ALLOWED_ORIGINS contains '*'" in result.stderr
     assert "'https://ok.example.com/' ends with '/'" in result.stderr
     assert "ENCRYPTION_KEY key #1 is not a valid Fernet key" in result.stderr

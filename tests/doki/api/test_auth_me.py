@@ -71,3 +71,13 @@ def test_an_unreachable_key_endpoint_gets_503_with_retry_after(supabase_auth: Fa
         response = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
+
+
+def test_the_verifier_is_not_loaded_until_a_token_arrives(supabase_auth: FakeSupabaseAuth) -> None:
+    # PyJWT, httpx and an SSL context stay out of the cold start: the first health check must not wait for them.
+    app = create_app(production_settings(supabase_auth.url))
+    with TestClient(app) as client:
+        client.get("/")
+        assert app.state.verifiers._verifier is None
+        client.get("/auth/me", headers={"Authorization": f"Bearer {supabase_auth.mint()}"})
+        assert app.state.verifiers._verifier is not None

@@ -30,9 +30,8 @@ from doki.auth import (
     AuthUnavailableError,
     InvalidTokenError,
     Principal,
-    TokenVerifier,
 )
-from doki.auth.verifier import CLOCK_SKEW_LEEWAY, MAX_TOKEN_LENGTH, NOT_CONFIGURED
+from doki.auth.verifier import CLOCK_SKEW_LEEWAY, MAX_TOKEN_LENGTH, NOT_CONFIGURED, TokenVerifier
 from doki.settings import Settings
 from tests.fakes.supabase_auth import FakeSupabaseAuth, SigningKey
 
