@@ -15,9 +15,6 @@ from doki_cli.options import ConfigOption, EnvOption, JsonOption, ProjectOption,
 from doki_cli.output import Output
 from doki_cli.state import GlobalOptions, global_options
 
-VERSION = "0.1.0"
-
-
 class DokiGroup(TyperGroup):
     """Renders every DokiError (and any unexpected failure) once, in the mode the user asked for."""
 
@@ -61,7 +58,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"doki {VERSION}")
+        from doki import __version__  # one version for the package, the backend and the CLI
+
+        typer.echo(f"doki {__version__}")
         raise typer.Exit()
 
 

@@ -156,3 +156,12 @@ def test_global_options_come_from_flags_or_doki_environment_variables(
     result = runner.invoke(probe, [*args, "show"], env=env)
     assert result.exit_code == 0, result.output
     assert result.stdout == "|".join(str(v) for v in expected) + "\n"
+
+
+def test_the_package_version_matches_pyproject() -> None:
+    import tomllib
+
+    from doki import __version__
+    from tests.helpers import REPO
+
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"] == __version__
