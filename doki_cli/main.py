@@ -15,6 +15,7 @@ from doki_cli.options import ConfigOption, EnvOption, JsonOption, ProjectOption,
 from doki_cli.output import Output
 from doki_cli.state import GlobalOptions, global_options
 
+
 class DokiGroup(TyperGroup):
     """Renders every DokiError (and any unexpected failure) once, in the mode the user asked for."""
 
