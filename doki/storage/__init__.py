@@ -6,14 +6,14 @@ the state dir) and production (Supabase) run the same code paths.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from doki.storage.base import CredentialStore, StoredCredential, StoreError, StoreUnavailableError
 from doki.storage.sqlite import SQLiteCredentialStore
-from doki.storage.supabase import SupabaseCredentialStore
 
 if TYPE_CHECKING:
     from doki.settings import Settings
+    from doki.storage.supabase import SupabaseCredentialStore
 
 SQLITE_FILENAME = "credentials.sqlite3"
 
@@ -29,6 +29,15 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    # The Supabase store pulls in httpx: a development server on SQLite starts without it.
+    if name == "SupabaseCredentialStore":
+        from doki.storage.supabase import SupabaseCredentialStore
+
+        return SupabaseCredentialStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def build_store(settings: Settings) -> CredentialStore:
     """The store `settings.store_kind` selects: Supabase, or the SQLite file in the state dir."""
     if settings.store_kind == "supabase":
@@ -36,5 +45,7 @@ def build_store(settings: Settings) -> CredentialStore:
             raise StoreError(
                 "the Supabase credential store needs SUPABASE_URL and SUPABASE_SECRET_KEY (the secret key)"
             )
+        from doki.storage.supabase import SupabaseCredentialStore
+
         return SupabaseCredentialStore(settings.supabase_url, settings.supabase_secret_key, settings.credentials_table)
     return SQLiteCredentialStore(settings.state_dir / SQLITE_FILENAME)
