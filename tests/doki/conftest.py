@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
 
 from doki.settings import Settings
+from doki.storage import CredentialStore, SQLiteCredentialStore, SupabaseCredentialStore
 from tests.fakes.postgrest import FakePostgrest
 from tests.fakes.supabase_auth import FakeSupabaseAuth
 
+# Shaped like a new Supabase secret key: not a JWT, so it must travel in `apikey` only.
 SUPABASE_SECRET = "sb_secret_TestOnly0123456789abcdefghijklmnop"
+# A small page makes a handful of rows span several pages.
+PAGE_SIZE = 2
 
 
 @pytest.fixture
@@ -22,9 +27,30 @@ def supabase_auth() -> Iterator[FakeSupabaseAuth]:
 
 
 @pytest.fixture
-def postgrest() -> Iterator[FakePostgrest]:
+def fake_postgrest() -> Iterator[FakePostgrest]:
     with FakePostgrest(SUPABASE_SECRET) as server:
         yield server
+
+
+@pytest.fixture
+def supabase_store(fake_postgrest: FakePostgrest) -> Iterator[SupabaseCredentialStore]:
+    store = SupabaseCredentialStore(fake_postgrest.url, SUPABASE_SECRET, "doki_credentials", page_size=PAGE_SIZE)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SQLiteCredentialStore]:
+    store = SQLiteCredentialStore(tmp_path / "state" / "credentials.sqlite3", page_size=PAGE_SIZE)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["sqlite", "supabase"])
+def store(request: pytest.FixtureRequest) -> CredentialStore:
+    """Each backend in turn, so one contract suite covers both."""
+    backend: CredentialStore = request.getfixturevalue(f"{request.param}_store")
+    return backend
 
 
 def production_settings(supabase_url: str, **overrides: Any) -> Settings:

@@ -38,9 +38,9 @@ def test_docs_and_openapi_are_served_with_a_bearer_scheme() -> None:
 
 
 def test_cors_preflight_from_an_allowed_origin_allows_credentials_and_auth_headers(
-    postgrest: FakePostgrest,
+    fake_postgrest: FakePostgrest,
 ) -> None:
-    app = create_app(production_settings(postgrest.url))
+    app = create_app(production_settings(fake_postgrest.url))
     with TestClient(app) as client:
         response = client.options(
             "/auth/me",
@@ -57,8 +57,8 @@ def test_cors_preflight_from_an_allowed_origin_allows_credentials_and_auth_heade
     assert {"authorization", "content-type"} <= allowed
 
 
-def test_cors_gives_nothing_to_an_origin_that_is_not_listed(postgrest: FakePostgrest) -> None:
-    with TestClient(create_app(production_settings(postgrest.url))) as client:
+def test_cors_gives_nothing_to_an_origin_that_is_not_listed(fake_postgrest: FakePostgrest) -> None:
+    with TestClient(create_app(production_settings(fake_postgrest.url))) as client:
         preflight = client.options(
             "/auth/me",
             headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
@@ -71,10 +71,10 @@ def test_cors_gives_nothing_to_an_origin_that_is_not_listed(postgrest: FakePostg
 
 @pytest.mark.parametrize(("environment", "secure"), [("development", False), ("production", True)])
 def test_the_session_cookie_is_short_lived_lax_and_secure_in_production(
-    environment: str, secure: bool, postgrest: FakePostgrest
+    environment: str, secure: bool, fake_postgrest: FakePostgrest
 ) -> None:
     if environment == "production":
-        app = create_app(production_settings(postgrest.url))
+        app = create_app(production_settings(fake_postgrest.url))
     else:
         app = create_app(development_settings())
 

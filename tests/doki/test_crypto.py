@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -13,8 +11,7 @@ from pydantic import SecretStr
 
 from doki.crypto import CredentialCipher, CredentialDecryptError, reencrypt_store
 from doki.settings import Settings
-from doki.storage import CredentialStore, SQLiteCredentialStore, StoredCredential, SupabaseCredentialStore
-from tests.fakes.postgrest import FakePostgrest
+from doki.storage import CredentialStore, StoredCredential
 
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
@@ -208,22 +205,6 @@ def test_the_cipher_from_settings_encrypts_with_the_first_of_the_comma_separated
 
 
 # Re-encrypting a whole store, against each real backend
-
-FAKE_KEY = "sb_secret_CryptoTests0123456789abcdefghij"
-
-
-@pytest.fixture(params=["sqlite", "supabase"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CredentialStore]:
-    backend: CredentialStore
-    if request.param == "sqlite":
-        backend = SQLiteCredentialStore(tmp_path / "credentials.sqlite3", page_size=2)
-        yield backend
-        backend.close()
-        return
-    with FakePostgrest(FAKE_KEY) as server:
-        backend = SupabaseCredentialStore(server.url, FAKE_KEY, page_size=2)
-        yield backend
-        backend.close()
 
 
 def test_reencrypt_store_moves_every_row_to_the_newest_key(store: CredentialStore) -> None:

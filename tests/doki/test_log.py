@@ -32,9 +32,9 @@ def _lines(stream: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
 
 
-def test_production_logs_one_json_object_per_line_with_severity_and_message(postgrest: FakePostgrest) -> None:
+def test_production_logs_one_json_object_per_line_with_severity_and_message(fake_postgrest: FakePostgrest) -> None:
     stream = io.StringIO()
-    configure_logging(production_settings(postgrest.url), stream)
+    configure_logging(production_settings(fake_postgrest.url), stream)
     logging.getLogger("doki.test").warning("disk %s is %d%% full", "/tmp", 91)
     (entry,) = _lines(stream)
     assert entry["severity"] == "WARNING"
@@ -43,8 +43,8 @@ def test_production_logs_one_json_object_per_line_with_severity_and_message(post
     assert "logging.googleapis.com/trace" not in entry
 
 
-def test_production_log_lines_carry_the_cloud_run_trace_of_their_request(postgrest: FakePostgrest) -> None:
-    settings = production_settings(postgrest.url)
+def test_production_log_lines_carry_the_cloud_run_trace_of_their_request(fake_postgrest: FakePostgrest) -> None:
+    settings = production_settings(fake_postgrest.url)
     app = create_app(settings)
     stream = io.StringIO()
     configure_logging(settings, stream)
@@ -62,8 +62,8 @@ def test_production_log_lines_carry_the_cloud_run_trace_of_their_request(postgre
     assert "logging.googleapis.com/trace" not in inside[1]
 
 
-def test_without_a_project_id_no_trace_field_is_written(postgrest: FakePostgrest) -> None:
-    settings = production_settings(postgrest.url, gcp_project_id=None)
+def test_without_a_project_id_no_trace_field_is_written(fake_postgrest: FakePostgrest) -> None:
+    settings = production_settings(fake_postgrest.url, gcp_project_id=None)
     app = create_app(settings)
     stream = io.StringIO()
     configure_logging(settings, stream)
@@ -125,8 +125,8 @@ def test_secret_query_parameters_keep_their_name_and_lose_their_value() -> None:
     assert line == '"GET /connectors/google/callback?state=[redacted]&code=[redacted]&scope=email HTTP/1.1" 200'
 
 
-def test_configured_secret_values_are_redacted_wherever_they_appear(postgrest: FakePostgrest) -> None:
-    settings = production_settings(postgrest.url)
+def test_configured_secret_values_are_redacted_wherever_they_appear(fake_postgrest: FakePostgrest) -> None:
+    settings = production_settings(fake_postgrest.url)
     stream = io.StringIO()
     configure_logging(settings, stream)
     assert settings.encryption_key is not None and settings.google_client_secret is not None

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from doki.settings import Settings
 from doki.storage import StoreError, StoreUnavailableError, SupabaseCredentialStore, build_store
 from doki.storage.supabase import looks_like_jwt
-from tests.doki.storage.conftest import SECRET_KEY
+from tests.doki.conftest import SUPABASE_SECRET as SECRET_KEY
 from tests.fakes.postgrest import FakePostgrest
 
 
