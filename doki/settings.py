@@ -332,17 +332,25 @@ def _load_or_create_dev_keys(state_dir: Path) -> dict[str, str]:
                 [f"{path} is unreadable ({exc}): fix it, or delete it to start over with new keys"]
             ) from exc
         raise ConfigError([f"{path} lacks a key: delete it to start over with new keys"])
-    ensure_state_dir(state_dir)
     keys = {
         "session_secret_key": DEV_SESSION_PREFIX + secrets.token_urlsafe(32),
         "encryption_key": Fernet.generate_key().decode(),
     }
-    # Written whole then renamed, with owner-only permissions: a crash never leaves half a key file.
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(keys, handle)
-    os.replace(tmp, path)
+    try:
+        ensure_state_dir(state_dir)
+        # Written whole then renamed, with owner-only permissions: a crash never leaves half a key file.
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(keys, handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(
+            [
+                f"cannot keep development keys in {state_dir}/ ({exc.strerror or exc}): "
+                "set DOKI_STATE_DIR to a writable directory, or set ENCRYPTION_KEY and SESSION_SECRET_KEY"
+            ]
+        ) from None
     return keys
 
 

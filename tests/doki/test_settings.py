@@ -268,3 +268,17 @@ def test_a_short_legacy_jwt_secret_is_a_problem_before_anything_starts() -> None
         "SUPABASE_JWT_SECRET is shorter than 32 bytes: copy the project's JWT secret from Supabase "
         "(Settings > API), or unset it to verify with the project's signing keys only"
     ]
+
+
+def test_an_unwritable_state_dir_is_a_configuration_problem_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A path below a regular file cannot be created, even by root (CI runs as root).
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DOKI_STATE_DIR", str(tmp_path / "a-file" / "state"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        f"cannot keep development keys in {tmp_path / 'a-file' / 'state'}/ (Not a directory): "
+        "set DOKI_STATE_DIR to a writable directory, or set ENCRYPTION_KEY and SESSION_SECRET_KEY"
+    ]

@@ -1,0 +1,34 @@
+# The Doki backend image: only `doki/` and its locked runtime dependencies, run as a non-root user on $PORT.
+# BASE_IMAGE is replaceable so tests can build this very file on a stand-in base where no registry is reachable.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+# Poetry lives in the build stage only: it reads poetry.lock, the final image never sees it.
+RUN python3 -m venv /opt/poetry && /opt/poetry/bin/pip install "poetry==2.5.1"
+WORKDIR /src
+# Dependencies before code: a code-only change reuses this layer.
+COPY pyproject.toml poetry.lock README.md ./
+RUN python3 -m venv /opt/venv \
+    && VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH /opt/poetry/bin/poetry install --only main --no-root --no-interaction \
+    && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
+
+FROM ${BASE_IMAGE}
+# DOKI_STATE_DIR: development in a container keeps its generated keys somewhere the non-root user may write.
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH \
+    PORT=8080 \
+    DOKI_STATE_DIR=/tmp/doki
+RUN useradd --uid 1000 --no-create-home --shell /usr/sbin/nologin appuser
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY doki ./doki
+USER 1000
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=10s --start-period=5s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/' % os.environ.get('PORT', '8080'), timeout=5)"]
+# JSON form: python is PID 1 and gets Cloud Run's SIGTERM itself; uvicorn then finishes requests and exits.
+CMD ["python", "-m", "doki"]
