@@ -11,7 +11,8 @@ RUN python3 -m venv /opt/poetry && /opt/poetry/bin/pip install "poetry==2.5.1"
 WORKDIR /src
 # Dependencies before code: a code-only change reuses this layer.
 COPY pyproject.toml poetry.lock README.md ./
-RUN python3 -m venv /opt/venv \
+# No pip in the runtime venv: nothing installs packages at run time.
+RUN python3 -m venv --without-pip /opt/venv \
     && VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH /opt/poetry/bin/poetry install --only main --no-root --no-interaction \
     && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 

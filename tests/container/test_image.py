@@ -1,0 +1,135 @@
+"""The production image, built from the real Dockerfile and run on a real engine (host network: no port
+publishing on these machines)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.container.conftest import PLANTED_SECRET, Build, build_image
+from tests.helpers import free_port, wait_for_http
+
+
+def _run(client: Any, image: Build, **kwargs: Any) -> Any:
+    return client.containers.run(image.image_id, detach=True, network_mode="host", **kwargs)
+
+
+def _wait_status(container: Any, statuses: set[str], timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status in statuses:
+            return str(container.status)
+        time.sleep(0.1)
+    raise AssertionError(f"container stayed {container.status}; logs:\n{container.logs().decode()}")
+
+
+def test_the_image_serves_the_health_body_and_docs_on_a_custom_port(docker_client: Any, image: Build) -> None:
+    port = free_port()
+    container = _run(docker_client, image, environment={"PORT": str(port)})
+    try:
+        response = wait_for_http(f"http://127.0.0.1:{port}/")
+        assert response.status_code == 200
+        assert response.text == '{"message":"Doki Backend up"}'
+        assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
+    finally:
+        container.remove(force=True)
+
+
+def test_the_image_runs_as_a_non_root_user(docker_client: Any, image: Build) -> None:
+    output = docker_client.containers.run(image.image_id, ["id", "-u"], remove=True, network_mode="none")
+    assert output.decode().strip() == "1000"
+
+
+def test_the_healthcheck_turns_healthy(docker_client: Any, image: Build) -> None:
+    port = free_port()
+    # The image's own check command; only the interval is shortened so the test need not wait 30 s.
+    container = docker_client.containers.run(
+        image.image_id,
+        detach=True,
+        network_mode="host",
+        environment={"PORT": str(port)},
+        healthcheck={"interval": 500_000_000, "timeout": 5_000_000_000, "retries": 3},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            container.reload()
+            health = container.attrs["State"].get("Health", {}).get("Status")
+            if health == "healthy":
+                break
+            time.sleep(0.2)
+        assert health == "healthy", container.attrs["State"]
+    finally:
+        container.remove(force=True)
+
+
+def test_secrets_tests_and_history_in_the_context_stay_out_of_the_image(docker_client: Any, image: Build) -> None:
+    script = (
+        "ls -a /app; test ! -e /app/.env && test ! -e /app/.env.production && test ! -e /app/.git "
+        "&& test ! -e /app/tests && test ! -e /app/.doki && echo CLEAN; "
+        f"grep -rl {PLANTED_SECRET} /app /opt/venv 2>/dev/null || echo NO-SECRET"
+    )
+    output = docker_client.containers.run(image.image_id, ["sh", "-c", script], remove=True, network_mode="none")
+    lines = output.decode().split()
+    assert "CLEAN" in lines and "NO-SECRET" in lines, lines
+    assert sorted(name for name in lines if not name.isupper()) == [".", "..", "doki"]
+
+
+def test_no_cli_or_build_tool_is_installed_in_the_image(docker_client: Any, image: Build) -> None:
+    modules = ["typer", "rich", "docker", "google.cloud.run_v2", "grpc", "poetry", "pytest", "pip"]
+    probe = (
+        "import importlib.util, sys\n"
+        f"found = [m for m in {modules!r} if importlib.util.find_spec(m.split('.')[0]) is not None]\n"
+        "print('FOUND=' + ','.join(found))\n"
+    )
+    output = docker_client.containers.run(image.image_id, ["python", "-c", probe], remove=True, network_mode="none")
+    assert output.decode().strip() == "FOUND="
+
+
+def test_sigterm_ends_the_container_cleanly(docker_client: Any, image: Build) -> None:
+    port = free_port()
+    container = _run(docker_client, image, environment={"PORT": str(port)})
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/")
+        container.stop(timeout=10)  # SIGTERM, then SIGKILL after 10 s, as Cloud Run does
+        container.reload()
+        # 0, not 137: the server itself handled SIGTERM and finished.
+        assert container.attrs["State"]["ExitCode"] == 0
+        assert "Finished server process" in container.logs().decode()
+    finally:
+        container.remove(force=True)
+
+
+def test_a_production_container_missing_secrets_exits_and_names_them(docker_client: Any, image: Build) -> None:
+    container = _run(
+        docker_client,
+        image,
+        environment={"ENVIRONMENT": "production", "ALLOWED_ORIGINS": "https://app.doki.com", "PORT": str(free_port())},
+    )
+    try:
+        _wait_status(container, {"exited"})
+        assert container.attrs["State"]["ExitCode"] == 78
+        logs = container.logs().decode()
+        assert "ENCRYPTION_KEY is not set" in logs
+        assert "SESSION_SECRET_KEY is not set" in logs
+        assert "Traceback" not in logs
+    finally:
+        container.remove(force=True)
+
+
+def test_a_code_only_change_reuses_the_dependency_layer(docker_client: Any, image: Build) -> None:
+    context: Path = image.context
+    routes = context / "doki" / "api" / "routes" / "root.py"
+    original = routes.read_text()
+    routes.write_text(original + "\n# a code-only change\n")
+    try:
+        rebuilt = build_image(docker_client, context, "doki-backend:test-rebuild")
+    finally:
+        routes.write_text(original)
+    install_step = rebuilt.log.split("poetry install", 1)[1]
+    assert install_step.split("Step ", 1)[0].count("Using cache") == 1, rebuilt.log
+    assert rebuilt.image_id != image.image_id
