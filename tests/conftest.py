@@ -1,13 +1,18 @@
 """Every test starts from a clean slate: none of the developer's backend settings, a fresh working directory
-(so no `.env` or `.doki/` of theirs is read, and none is written into the repository)."""
+(so no `.env` or `.doki/` of theirs is read, and none is written into the repository).
+
+Tests that need Docker skip, saying why, where no engine (or stand-in base image) is reachable; with
+DOKI_REQUIRE_DOCKER=1, as CI sets, they fail instead, so CI can never pass them by skipping."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import BACKEND_ENV_NAMES
+from tests.helpers import BACKEND_ENV_NAMES, BASE_IMAGE
 
 
 @pytest.fixture(autouse=True)
@@ -17,3 +22,26 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("DOKI_CONFIG", "DOKI_ENV", "DOKI_PROJECT", "DOKI_REGION", "DOKI_JSON", "DOKI_VERBOSE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("DOKI_REQUIRE_DOCKER") == "1":
+        pytest.fail(f"DOKI_REQUIRE_DOCKER=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    import docker
+    from docker.errors import DockerException, ImageNotFound
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException as exc:
+        _unavailable(f"no Docker engine is reachable ({exc}); start one or run .ci/docker-setup")
+    try:
+        client.images.get(BASE_IMAGE)
+    except ImageNotFound:
+        _unavailable(f"the base image {BASE_IMAGE} is missing; .ci/docker-setup makes it")
+    return client

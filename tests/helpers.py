@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+# The base the container tests build on: no registry is reachable here, `.ci/docker-setup` makes this stand-in.
+BASE_IMAGE = os.environ.get("DOKI_TEST_BASE_IMAGE", "doki-base:bookworm-py311")
 # Settings the backend reads: a test process starts from none of the developer's own.
 BACKEND_ENV_NAMES = (
     "ENVIRONMENT",
@@ -94,3 +97,13 @@ def running(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[subproc
                 proc.wait()
         if proc.stdout:
             proc.stdout.close()
+
+
+def copy_checkout(destination: Path) -> Path:
+    """The repository's tracked files, as a fresh clone would have them."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in files.splitlines():
+        if (REPO / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, destination / name)
+    return destination

@@ -1,14 +1,7 @@
-"""The real Dockerfile, built once per session on a real engine from a copy of the repository.
-
-Without a reachable engine (or the stand-in base image) these tests skip with the reason; with
-DOKI_REQUIRE_DOCKER=1, as CI sets, they fail instead, so CI can never pass them by skipping.
-"""
+"""The real Dockerfile, built once per session on a real engine from a copy of the repository."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,34 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import BASE_IMAGE, copy_checkout
 
-BASE_IMAGE = os.environ.get("DOKI_TEST_BASE_IMAGE", "doki-base:bookworm-py311")
 # Planted in the build context: none of it may reach the image.
 PLANTED_SECRET = "planted-secret-value-0123456789"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("DOKI_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"DOKI_REQUIRE_DOCKER=1 but {reason}")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> Any:
-    import docker
-    from docker.errors import DockerException, ImageNotFound
-
-    try:
-        client = docker.from_env()
-        client.ping()
-    except DockerException as exc:
-        _unavailable(f"no Docker engine is reachable ({exc}); start one or run .ci/docker-setup")
-    try:
-        client.images.get(BASE_IMAGE)
-    except ImageNotFound:
-        _unavailable(f"the base image {BASE_IMAGE} is missing; .ci/docker-setup makes it")
-    return client
 
 
 @dataclass
@@ -72,12 +41,7 @@ def build_image(client: Any, context: Path, tag: str) -> Build:
 @pytest.fixture(scope="session")
 def build_context(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The repository as committed, plus what a developer's checkout holds and the image must not."""
-    context = tmp_path_factory.mktemp("context")
-    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    for name in files.splitlines():
-        if (REPO / name).is_file():
-            (context / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, context / name)
+    context = copy_checkout(tmp_path_factory.mktemp("context"))
     (context / ".env").write_text(f"SUPABASE_SECRET_KEY={PLANTED_SECRET}\n")
     (context / ".env.production").write_text(f"ENCRYPTION_KEY={PLANTED_SECRET}\n")
     (context / ".git").mkdir(exist_ok=True)

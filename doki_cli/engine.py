@@ -1,0 +1,106 @@
+"""The Docker engine, through the `docker` SDK: the only module that imports it.
+
+Engine failures become DokiErrors that say where doki looked and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from doki_cli.errors import DokiError
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+# How much of a failing step's output to show: the end is where the error is.
+FAILED_OUTPUT_LINES = 30
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    id: str
+    tags: list[str]
+    size: int
+
+
+class DockerEngine:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @classmethod
+    def connect(cls) -> DockerEngine:
+        import docker
+        from docker.errors import DockerException
+
+        source = "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else "the default socket"
+        where = os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+        try:
+            client = docker.from_env()
+            client.ping()
+        except DockerException as exc:
+            raise DokiError(
+                "docker_unreachable",
+                f"no Docker engine answers at {where} ({source}): {_short(exc)}",
+                "start Docker (e.g. `sudo systemctl start docker`), or point DOCKER_HOST at a running engine",
+            ) from None
+        return cls(client)
+
+    def build(
+        self,
+        context: Path,
+        tags: list[str],
+        *,
+        build_args: dict[str, str] | None = None,
+        no_cache: bool = False,
+        on_line: Callable[[str], None] = lambda line: None,
+    ) -> BuiltImage:
+        """Build `context`'s Dockerfile with every tag; each output line goes to `on_line` as it arrives."""
+        from docker.errors import APIError
+
+        step_output: list[str] = []
+        step = "(before the first step)"
+        try:
+            stream = self._client.api.build(
+                path=str(context),
+                tag=tags[0],
+                buildargs=build_args or {},
+                nocache=no_cache,
+                network_mode="host",
+                rm=True,
+                forcerm=True,
+                decode=True,
+            )
+            image_id = None
+            for chunk in stream:
+                if "error" in chunk:
+                    output = "\n".join(step_output[-FAILED_OUTPUT_LINES:])
+                    raise DokiError(
+                        "build_failed",
+                        f"the image build failed at {step}:\n{output}\n{chunk['error'].strip()}",
+                        "fix the failing step (rerun with -v to see the whole build)",
+                    )
+                text = chunk.get("stream", "")
+                for line in text.splitlines():
+                    if line.startswith("Step "):
+                        step, step_output = line.strip(), []
+                    elif line.strip():
+                        step_output.append(line)
+                    on_line(line)
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+        except APIError as exc:
+            raise DokiError("build_failed", f"the Docker engine refused the build: {_short(exc)}", None) from None
+        if image_id is None:
+            raise DokiError("build_failed", "the engine finished without an image", "rerun with -v")
+        image = self._client.images.get(image_id)
+        for tag in tags[1:]:
+            repository, _, name = tag.rpartition(":")
+            image.tag(repository, name)
+        return BuiltImage(id=image.id, tags=tags, size=int(image.attrs.get("Size", 0)))
+
+
+def _short(exc: Exception) -> str:
+    return re.sub(r"\s+", " ", str(exc)).strip()[:300]
