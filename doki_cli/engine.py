@@ -5,9 +5,10 @@ Engine failures become DokiErrors that say where doki looked and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,67 @@ class DockerEngine:
             image.tag(repository, name)
         return BuiltImage(id=image.id, tags=tags, size=int(image.attrs.get("Size", 0)))
 
+    def replace_container(
+        self, image: str, name: str, *, environment: dict[str, str], port: int, host_network: bool
+    ) -> RunningContainer:
+        """Remove any container called `name`, then start `image` under that name."""
+        from docker.errors import APIError, NotFound
+
+        with contextlib.suppress(NotFound):
+            self._client.containers.get(name).remove(force=True)
+        try:
+            if host_network:
+                # Engines without port publishing (no bridge, as on our CI machines) still run host networking.
+                container = self._client.containers.run(
+                    image, name=name, detach=True, environment=environment, network_mode="host"
+                )
+            else:
+                container = self._client.containers.run(
+                    image, name=name, detach=True, environment=environment, ports={f"{port}/tcp": port}
+                )
+        except APIError as exc:
+            raise DokiError(
+                "container_start_failed",
+                f"the engine could not start {image}: {_short(exc)}",
+                "if it cannot publish ports, use --network host",
+            ) from None
+        return RunningContainer(container)
+
 
 def _short(exc: Exception) -> str:
     return re.sub(r"\s+", " ", str(exc)).strip()[:300]
+
+
+@dataclass(frozen=True)
+class RunningContainer:
+    """A started container, with what the dev loop needs of it."""
+
+    container: Any
+
+    @property
+    def id(self) -> str:
+        return str(self.container.id)
+
+    def status(self) -> str:
+        self.container.reload()
+        return str(self.container.status)
+
+    def exit_code(self) -> int:
+        self.container.reload()
+        return int(self.container.attrs["State"]["ExitCode"])
+
+    def tail(self, lines: int = 40) -> str:
+        return bytes(self.container.logs(tail=lines)).decode(errors="replace")
+
+    def follow(self) -> Iterator[str]:
+        for chunk in self.container.logs(stream=True, follow=True):
+            yield bytes(chunk).decode(errors="replace")
+
+    def stop_and_remove(self) -> None:
+        from docker.errors import NotFound
+
+        try:
+            self.container.stop(timeout=10)
+            self.container.remove(force=True)
+        except NotFound:
+            pass

@@ -12,6 +12,18 @@ from doki_cli.state import global_options
 HostOption = Annotated[str, typer.Option("--host", envvar="DOKI_DEV_HOST", help="Interface to listen on.")]
 PortOption = Annotated[int, typer.Option("--port", envvar="PORT", min=1, max=65535, help="Port to listen on.")]
 ReloadOption = Annotated[bool, typer.Option("--reload/--no-reload", help="Restart when the code changes.")]
+DockerOption = Annotated[bool, typer.Option("--docker", help="Build the image and run it in a container instead.")]
+DetachOption = Annotated[bool, typer.Option("--detach", help="With --docker: leave the container running.")]
+NetworkOption = Annotated[
+    str,
+    typer.Option(
+        "--network",
+        help="With --docker: 'host' (engines without port publishing) or 'publish' (-p PORT:PORT).",
+    ),
+]
+BaseImageOption = Annotated[
+    str | None, typer.Option("--base-image", envvar="DOKI_BASE_IMAGE", help="With --docker: build on this base.")
+]
 
 
 def dev(
@@ -19,6 +31,10 @@ def dev(
     host: HostOption = "127.0.0.1",
     port: PortOption = 8080,
     reload: ReloadOption = True,
+    docker: DockerOption = False,
+    detach: DetachOption = False,
+    network: NetworkOption = "host",
+    base_image: BaseImageOption = None,
 ) -> None:
     """Run the backend locally in development mode, on embedded defaults.
 
@@ -31,7 +47,19 @@ def dev(
     import sys
     from pathlib import Path
 
-    out = global_options(ctx).output
+    options = global_options(ctx)
+    out = options.output
+    if network not in ("host", "publish"):
+        raise DokiError("bad_option", f"--network {network!r} is not host or publish", "use --network host")
+    if docker:
+        from doki_cli.config import load_config
+        from doki_cli.devcontainer import run_dev_container
+
+        config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+        run_dev_container(out, config, port=port, host_network=network == "host", detach=detach, base_image=base_image)
+        return
+    if detach:
+        raise DokiError("bad_option", "--detach works with --docker only", "add --docker, or drop --detach")
 
     from doki.settings import ConfigError, load_settings
 
