@@ -87,7 +87,8 @@ def run_dev_container(
     engine = DockerEngine.connect()
     tag = f"{config.name}:dev"
     out.line(f"Building {tag} from {config.root}")
-    engine.build(config.root, [tag], build_args={"BASE_IMAGE": base_image} if base_image else None, on_line=out.debug)
+    with out.build_progress() as on_line:
+        engine.build(config.root, [tag], build_args={"BASE_IMAGE": base_image} if base_image else None, on_line=on_line)
     name = f"doki-dev-{config.name}"
     container = engine.replace_container(
         tag, name, environment=container_environment(config.root, port), port=port, host_network=host_network

@@ -29,3 +29,9 @@ VerboseOption = Annotated[
     int,
     typer.Option("--verbose", "-v", count=True, envvar="DOKI_VERBOSE", help="More detail; repeat for more."),
 ]
+BaseImageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--base-image", envvar="DOKI_BASE_IMAGE", help="Build on this base image instead of the Dockerfile's."
+    ),
+]

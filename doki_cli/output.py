@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +53,20 @@ class Output:
     def debug(self, text: str) -> None:
         if self.verbosity > 0:
             self.err.print(_text(text, "dim"))
+
+    @contextmanager
+    def build_progress(self) -> Iterator[Callable[[str], None]]:
+        """A line sink for a build's output: every line with -v, silence with --json, else a spinner on the step."""
+        if self.verbosity or self.json_mode:
+            yield self.debug
+            return
+        with self.err.status("starting the build") as status:
+
+            def show(line: str) -> None:
+                if line.startswith("Step "):
+                    status.update(line.strip())
+
+            yield show
 
     def data(self, payload: Any) -> None:
         if self.json_mode:

@@ -6,13 +6,11 @@ from typing import Annotated
 
 import typer
 
+from doki_cli.options import BaseImageOption
 from doki_cli.state import global_options
 
 TagOption = Annotated[
     str | None, typer.Option("--tag", help="Version tag instead of the git short sha (':latest' is added too).")
-]
-BaseImageOption = Annotated[
-    str | None, typer.Option("--base-image", envvar="DOKI_BASE_IMAGE", help="Build on this base image instead.")
 ]
 NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Rebuild every layer.")]
 
@@ -33,28 +31,9 @@ def build(
     engine = DockerEngine.connect()
     out.line(f"Building {tags[0]} from {config.root}")
 
-    if options.verbose or out.json_mode:
-        image = engine.build(
-            config.root,
-            tags,
-            build_args={"BASE_IMAGE": base_image} if base_image else None,
-            no_cache=no_cache,
-            on_line=out.debug,
-        )
-    else:
-        with out.err.status("starting the build") as status:
-
-            def show(line: str) -> None:
-                if line.startswith("Step "):
-                    status.update(line.strip())
-
-            image = engine.build(
-                config.root,
-                tags,
-                build_args={"BASE_IMAGE": base_image} if base_image else None,
-                no_cache=no_cache,
-                on_line=show,
-            )
+    build_args = {"BASE_IMAGE": base_image} if base_image else None
+    with out.build_progress() as on_line:
+        image = engine.build(config.root, tags, build_args=build_args, no_cache=no_cache, on_line=on_line)
     out.data({"image": config.image, "tags": image.tags, "id": image.id, "size": image.size})
     out.line(f"Built {image.id[:19]} ({image.size / 1e6:.0f} MB)")
     for name in image.tags:

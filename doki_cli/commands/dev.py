@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from doki_cli.errors import DokiError
+from doki_cli.options import BaseImageOption
 from doki_cli.state import global_options
 
 HostOption = Annotated[str, typer.Option("--host", envvar="DOKI_DEV_HOST", help="Interface to listen on.")]
@@ -20,9 +21,6 @@ NetworkOption = Annotated[
         "--network",
         help="With --docker: 'host' (engines without port publishing) or 'publish' (-p PORT:PORT).",
     ),
-]
-BaseImageOption = Annotated[
-    str | None, typer.Option("--base-image", envvar="DOKI_BASE_IMAGE", help="With --docker: build on this base.")
 ]
 
 
