@@ -94,22 +94,23 @@ def run_dev_container(
         tag, name, environment=container_environment(config.root, port), port=port, host_network=host_network
     )
     url = f"http://127.0.0.1:{port}"
+    # Everything after the start sits in one try: a Ctrl-C at any moment, even between two prints, or a container
+    # that never serves, still ends with the container stopped and removed; only --detach keeps it.
+    keep = False
     try:
         wait_until_serving(container, url)
-    except DokiError:
-        container.stop_and_remove()
-        raise
-    out.data({"url": url, "container": name, "id": container.id, "detached": detach})
-    out.line(f"Doki backend (container {name}) at {url}")
-    if detach:
-        out.line(f"  left running: docker logs -f {name}; docker rm -f {name} to stop")
-        return
-    out.line("  following its logs; Ctrl-C stops and removes it")
-    try:
+        out.data({"url": url, "container": name, "id": container.id, "detached": detach})
+        out.line(f"Doki backend (container {name}) at {url}")
+        if detach:
+            keep = True
+            out.line(f"  left running: docker logs -f {name}; docker rm -f {name} to stop")
+            return
+        out.line("  following its logs; Ctrl-C stops and removes it")
         for text in container.follow():
             out.line(text.rstrip("\n"))
     except KeyboardInterrupt:
         pass
     finally:
-        container.stop_and_remove()
-        out.note(f"stopped and removed {name}")
+        if not keep:
+            container.stop_and_remove()
+    out.note(f"stopped and removed {name}")
