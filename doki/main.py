@@ -9,14 +9,15 @@ import sys
 from fastapi import FastAPI
 
 from doki.app import create_app
-from doki.settings import ConfigError, load_settings
+from doki.settings import ConfigError, Settings
 
 EXIT_CONFIG = 78
 
 
 def build() -> FastAPI:
     try:
-        return create_app(load_settings())
+        # create_app fills development defaults and checks every setting itself.
+        return create_app(Settings())
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None
