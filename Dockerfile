@@ -1,6 +1,9 @@
 # The Doki backend image: only `doki/` and its locked runtime dependencies, run as a non-root user on $PORT.
 # BASE_IMAGE is replaceable so tests can build this very file on a stand-in base where no registry is reachable.
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+# Pinned to the multi-platform index of python:3.11-slim-bookworm (3.11.16) as Docker Hub published it in
+# September 2026, so a rebuild never silently picks up a new base. Refresh with
+# `docker buildx imagetools inspect python:3.11-slim-bookworm --format '{{json .Manifest.Digest}}'`.
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
