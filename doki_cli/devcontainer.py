@@ -82,9 +82,18 @@ def _answers(url: str) -> bool:
 
 
 def run_dev_container(
-    out: Output, config: ServiceConfig, *, port: int, host_network: bool, detach: bool, base_image: str | None
+    out: Output,
+    engine: DockerEngine,
+    config: ServiceConfig,
+    *,
+    port: int,
+    host_network: bool,
+    detach: bool,
+    base_image: str | None,
 ) -> None:
-    engine = DockerEngine.connect()
+    # Before the build: a refusal must come before minutes of building and before the old container goes.
+    if not host_network:
+        engine.ensure_port_publishing()
     tag = f"{config.name}:dev"
     out.line(f"Building {tag} from {config.root}")
     with out.build_progress() as on_line:

@@ -102,6 +102,19 @@ class DockerEngine:
             image.tag(repository, name)
         return BuiltImage(id=image.id, tags=tags, size=int(image.attrs.get("Size", 0)))
 
+    def ensure_port_publishing(self) -> None:
+        """Refuse early on an engine that cannot publish ports.
+
+        An engine without a bridge (dockerd --bridge=none) accepts published ports and silently runs the container
+        with no network at all, which would otherwise only surface as a health-check timeout.
+        """
+        if not self._client.networks.list(names=["bridge"]):
+            raise DokiError(
+                "no_port_publishing",
+                "this Docker engine has no bridge network, so it cannot publish the container's port",
+                "run with --network host",
+            )
+
     def replace_container(
         self, image: str, name: str, *, environment: dict[str, str], port: int, host_network: bool
     ) -> RunningContainer:

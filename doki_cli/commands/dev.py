@@ -52,9 +52,18 @@ def dev(
     if docker:
         from doki_cli.config import load_config
         from doki_cli.devcontainer import run_dev_container
+        from doki_cli.engine import DockerEngine
 
         config = load_config(options.config, env=options.env, project=options.project, region=options.region)
-        run_dev_container(out, config, port=port, host_network=network == "host", detach=detach, base_image=base_image)
+        run_dev_container(
+            out,
+            DockerEngine.connect(),
+            config,
+            port=port,
+            host_network=network == "host",
+            detach=detach,
+            base_image=base_image,
+        )
         return
     if detach:
         raise DokiError("bad_option", "--detach works with --docker only", "add --docker, or drop --detach")

@@ -89,6 +89,17 @@ def test_ctrl_c_stops_and_removes_the_container(docker_client: Any, project: Pat
         docker_client.containers.get(CONTAINER)
 
 
+def test_publishing_serves_the_backend_on_the_published_port(docker_client: Any, project: Path) -> None:
+    if not docker_client.networks.list(names=["bridge"]):
+        pytest.skip("this engine has no bridge network (dockerd --bridge=none), so it cannot publish ports")
+    port = free_port()
+    result = _dev_docker(project, port, "--detach", "--network", "publish")
+    assert result.exit_code == 0, result.output
+    assert httpx.get(f"http://127.0.0.1:{port}/").json() == {"message": "Doki Backend up"}
+    ports = docker_client.containers.get(CONTAINER).attrs["HostConfig"]["PortBindings"]
+    assert ports == {f"{port}/tcp": [{"HostIp": "", "HostPort": str(port)}]}
+
+
 def test_detach_without_docker_is_refused() -> None:
     result = runner.invoke(app, ["dev", "--detach"])
     assert result.exit_code == 1
