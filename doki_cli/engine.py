@@ -18,6 +18,8 @@ from doki_cli.errors import DokiError
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # How much of a failing step's output to show: the end is where the error is.
 FAILED_OUTPUT_LINES = 30
+# How long a stopped container may take to exit on SIGTERM before it is killed.
+STOP_GRACE_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,68 @@ class DockerEngine:
             ) from None
         return RunningContainer(container)
 
+    def has_image(self, image: str) -> bool:
+        """Whether `image` is already in the engine's image store."""
+        from docker.errors import ImageNotFound
+
+        try:
+            self._client.images.get(image)
+        except ImageNotFound:
+            return False
+        return True
+
+    def pull(self, image: str) -> None:
+        """Pull `image` from its registry; a DokiError saying why when the engine cannot."""
+        from docker.errors import APIError
+
+        try:
+            # The SDK splits the reference itself (tag or digest; no tag means "latest").
+            self._client.images.pull(image)
+        except APIError as exc:
+            raise DokiError("pull_failed", f"the engine could not pull {image}: {_short(exc)}", None) from None
+
+    def start_detached(
+        self,
+        image: str,
+        name: str,
+        *,
+        command: list[str] | None,
+        args: list[str] | None,
+        environment: dict[str, str],
+        labels: dict[str, str],
+    ) -> RunningContainer:
+        """Replace any container called `name` with `image` on the host network, with an init process.
+
+        `command` replaces the image's entrypoint and `args` its CMD, as Kubernetes-style specs mean them. The init
+        process forwards SIGTERM, so a program that installs no handler (PID 1 ignores it) still stops promptly.
+        """
+        from docker.errors import APIError, NotFound
+
+        with contextlib.suppress(NotFound):
+            self._client.containers.get(name).remove(force=True)
+        try:
+            container = self._client.containers.run(
+                image,
+                name=name,
+                entrypoint=command or None,
+                command=args or None,
+                detach=True,
+                environment=environment,
+                labels=labels,
+                network_mode="host",
+                init=True,
+            )
+        except APIError as exc:
+            raise DokiError(
+                "container_start_failed", f"the engine could not start {image}: {_short(exc)}", None
+            ) from None
+        return RunningContainer(container)
+
+    def containers_labelled(self, label: str, value: str) -> list[RunningContainer]:
+        """Every container, running or not, whose `label` is `value`."""
+        found = self._client.containers.list(all=True, filters={"label": f"{label}={value}"})
+        return [RunningContainer(container) for container in found]
+
 
 def _short(exc: Exception) -> str:
     return re.sub(r"\s+", " ", str(exc)).strip()[:300]
@@ -160,6 +224,15 @@ class RunningContainer:
         self.container.reload()
         return str(self.container.status)
 
+    def status_or_gone(self) -> str:
+        """The engine's status of the container ("running", "exited", ...), or "gone" once it was removed."""
+        from docker.errors import NotFound
+
+        try:
+            return self.status()
+        except NotFound:
+            return "gone"
+
     def exit_code(self) -> int:
         self.container.reload()
         return int(self.container.attrs["State"]["ExitCode"])
@@ -170,6 +243,31 @@ class RunningContainer:
     def follow(self) -> Iterator[str]:
         for chunk in self.container.logs(stream=True, follow=True):
             yield bytes(chunk).decode(errors="replace")
+
+    def follow_lines(self, stream: str) -> Iterator[str]:
+        """The lines of `stream` ("stdout" or "stderr") from the start, as they come, until the container ends."""
+        chunks = self.container.logs(stream=True, follow=True, stdout=stream == "stdout", stderr=stream == "stderr")
+        pending = ""
+        for chunk in chunks:
+            pending += bytes(chunk).decode(errors="replace")
+            *lines, pending = pending.split("\n")
+            yield from lines
+        if pending:
+            yield pending
+
+    def remove(self) -> None:
+        """Stop the container (SIGTERM, then SIGKILL after a grace period) and remove it; gone already is fine."""
+        from docker.errors import APIError, NotFound
+
+        try:
+            self.container.stop(timeout=STOP_GRACE_SECONDS)
+            self.container.remove(force=True)
+        except NotFound:
+            pass
+        except APIError as exc:
+            # Removal already in progress (e.g. two stops racing) is the outcome wanted; anything else is not.
+            if "already in progress" not in str(exc):
+                raise
 
     def stop_and_remove(self) -> None:
         from docker.errors import NotFound

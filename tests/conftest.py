@@ -19,7 +19,10 @@ from tests.helpers import BACKEND_ENV_NAMES, BASE_IMAGE
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in BACKEND_ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
-    for name in ("DOKI_CONFIG", "DOKI_ENV", "DOKI_PROJECT", "DOKI_REGION", "DOKI_JSON", "DOKI_VERBOSE"):
+    for name in (
+        *("DOKI_CONFIG", "DOKI_ENV", "DOKI_PROJECT", "DOKI_REGION", "DOKI_JSON", "DOKI_VERBOSE"),
+        *("DOKI_EMULATOR", "STORAGE_EMULATOR_HOST"),
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 

@@ -9,7 +9,9 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -107,3 +109,27 @@ def copy_checkout(destination: Path) -> Path:
             (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, destination / name)
     return destination
+
+
+@dataclass
+class Build:
+    image_id: str
+    log: str
+    context: Path
+
+
+def build_image(client: Any, context: Path, tag: str) -> Build:
+    """Build `context`'s Dockerfile on the stand-in base (container tests, the emulator's end-to-end test)."""
+    lines = []
+    for chunk in client.api.build(
+        path=str(context),
+        tag=tag,
+        buildargs={"BASE_IMAGE": BASE_IMAGE},
+        network_mode="host",
+        rm=True,
+        decode=True,
+    ):
+        if "error" in chunk:
+            raise AssertionError("docker build failed:\n" + "".join(lines) + chunk["error"])
+        lines.append(chunk.get("stream", ""))
+    return Build(client.images.get(tag).id, "".join(lines), context)

@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import BASE_IMAGE, copy_checkout
+from tests.helpers import Build, build_image, copy_checkout
 
 # Planted in the build context: none of it may reach the image.
 PLANTED_SECRET = "planted-secret-value-0123456789"
-
-
-@dataclass
-class Build:
-    image_id: str
-    log: str
-    context: Path
-
-
-def build_image(client: Any, context: Path, tag: str) -> Build:
-    lines = []
-    for chunk in client.api.build(
-        path=str(context),
-        tag=tag,
-        buildargs={"BASE_IMAGE": BASE_IMAGE},
-        network_mode="host",
-        rm=True,
-        decode=True,
-    ):
-        if "error" in chunk:
-            raise AssertionError("docker build failed:\n" + "".join(lines) + chunk["error"])
-        lines.append(chunk.get("stream", ""))
-    return Build(client.images.get(tag).id, "".join(lines), context)
 
 
 @pytest.fixture(scope="session")

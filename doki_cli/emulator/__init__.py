@@ -1,0 +1,7 @@
+"""`doki emulator`: a local Google control plane that the official client libraries and gcloud talk to unchanged.
+
+One gRPC port serves Secret Manager, Cloud Run v2, long-running operations, Cloud Build, Artifact Registry and
+Cloud Logging; one HTTP port serves the REST surfaces gcloud and google-cloud-storage use, plus doki's control API
+(status, fault injection). `server.Emulator` wires the services together; each service is a package with its state
+kept apart from its request handlers.
+"""

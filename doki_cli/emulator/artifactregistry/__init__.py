@@ -1,0 +1,1 @@
+"""google.devtools.artifactregistry.v1: Docker repositories, where Cloud Build "pushes" images."""

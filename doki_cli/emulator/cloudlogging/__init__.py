@@ -1,0 +1,1 @@
+"""google.logging.v2 LoggingServiceV2: write, list and tail log entries, with the filter subset doki uses."""

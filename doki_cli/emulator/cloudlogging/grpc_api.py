@@ -1,0 +1,113 @@
+"""google.logging.v2.LoggingServiceV2 over gRPC: write, list, tail and delete log entries, list logs.
+
+TailLogEntries is gRPC-only on Google too (a bidirectional stream): the first request says what to tail; the stream
+answers at once with an empty response, then stays open until the client closes its request stream or cancels, or
+the server stops.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+from google.cloud.logging_v2.types import logging as logging_types
+from google.protobuf import empty_pb2
+
+from doki_cli.emulator.cloudlogging.state import LogStore
+from doki_cli.emulator.faults import Faults
+from doki_cli.emulator.grpcapi import GrpcService
+
+# Plain protobuf classes: entries are stored as protobuf messages, so nothing is wrapped and unwrapped per entry.
+WriteLogEntriesRequest: Any = logging_types.WriteLogEntriesRequest.pb()
+WriteLogEntriesResponse: Any = logging_types.WriteLogEntriesResponse.pb()
+ListLogEntriesRequest: Any = logging_types.ListLogEntriesRequest.pb()
+ListLogEntriesResponse: Any = logging_types.ListLogEntriesResponse.pb()
+TailLogEntriesRequest: Any = logging_types.TailLogEntriesRequest.pb()
+TailLogEntriesResponse: Any = logging_types.TailLogEntriesResponse.pb()
+ListLogsRequest: Any = logging_types.ListLogsRequest.pb()
+ListLogsResponse: Any = logging_types.ListLogsResponse.pb()
+DeleteLogRequest: Any = logging_types.DeleteLogRequest.pb()
+NOT_CONSUMED = logging_types.TailLogEntriesResponse.SuppressionInfo.Reason.NOT_CONSUMED
+
+
+def _drain(requests: Iterator[Any], closed: threading.Event) -> None:
+    """Read a tail's later requests (they change nothing) to learn when the client closes its side of the stream."""
+    try:
+        for _ in requests:
+            pass
+    except grpc.RpcError:  # cancelled, or the server is stopping
+        pass
+    finally:
+        closed.set()
+
+
+def service(logs: LogStore, faults: Faults) -> GrpcService:
+    """LoggingServiceV2's methods over `logs`; the others (monitored resource descriptors) answer UNIMPLEMENTED."""
+    api = GrpcService("google.logging.v2.LoggingServiceV2", faults)
+
+    def write_log_entries(request: Any) -> Any:
+        logs.write(
+            entries=list(request.entries),
+            log_name=request.log_name,
+            resource=request.resource if request.HasField("resource") else None,
+            labels=dict(request.labels),
+            partial_success=request.partial_success,
+            dry_run=request.dry_run,
+        )
+        return WriteLogEntriesResponse()
+
+    def list_log_entries(request: Any) -> Any:
+        entries, token = logs.list_entries(
+            resource_names=list(request.resource_names),
+            filter_text=request.filter,
+            order_by=request.order_by,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        response = ListLogEntriesResponse(next_page_token=token)
+        response.entries.extend(entries)
+        return response
+
+    def list_logs(request: Any) -> Any:
+        names, token = logs.list_logs(
+            parent=request.parent,
+            resource_names=list(request.resource_names),
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return ListLogsResponse(log_names=names, next_page_token=token)
+
+    def delete_log(request: Any) -> empty_pb2.Empty:
+        logs.delete_log(request.log_name)
+        return empty_pb2.Empty()
+
+    def tail_log_entries(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            first = next(requests, None)
+        except grpc.RpcError:  # the client left before saying what to tail
+            return
+        if first is None:
+            return
+        window = first.buffer_window.ToTimedelta().total_seconds() if first.HasField("buffer_window") else None
+        tail = logs.tail(resource_names=list(first.resource_names), filter_text=first.filter, buffer_window=window)
+        closed = threading.Event()
+        threading.Thread(target=_drain, args=(requests, closed), name="doki-tail-requests", daemon=True).start()
+        with tail:
+            # An empty first response says the tail is live: the official client waits for a first response before
+            # `tail_log_entries()` returns (api_core prefetches it), so from then on no new entry can be missed.
+            yield TailLogEntriesResponse()
+            for batch in tail.batches(lambda: context.is_active() and not closed.is_set()):
+                response = TailLogEntriesResponse()
+                response.entries.extend(batch.entries)
+                if batch.suppressed:
+                    response.suppression_info.add(reason=NOT_CONSUMED, suppressed_count=batch.suppressed)
+                yield response
+
+    api.unary("WriteLogEntries", WriteLogEntriesRequest, WriteLogEntriesResponse, write_log_entries)
+    api.unary("ListLogEntries", ListLogEntriesRequest, ListLogEntriesResponse, list_log_entries)
+    api.unary("ListLogs", ListLogsRequest, ListLogsResponse, list_logs)
+    api.unary("DeleteLog", DeleteLogRequest, empty_pb2.Empty, delete_log)
+    api.stream_stream("TailLogEntries", TailLogEntriesRequest, TailLogEntriesResponse, tail_log_entries)
+    return api

@@ -1,0 +1,67 @@
+"""doki's own control API on the REST port: status, fault injection, concurrent changes, shutdown."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from doki_cli.emulator.errors import invalid_argument, not_found
+from doki_cli.emulator.rest import Request, Response, Router
+
+if TYPE_CHECKING:
+    from doki_cli.emulator.server import Emulator
+
+
+def add_routes(router: Router, emulator: Emulator) -> None:
+    faults = emulator.faults
+
+    def status(request: Request) -> Response:
+        return Response.json(emulator.status())
+
+    def show_faults(request: Request) -> Response:
+        return Response.json(faults.snapshot())
+
+    def add_fault(request: Request) -> Response:
+        body = request.json()
+        if "lro_delay" in body:
+            delay = body["lro_delay"]
+            if not isinstance(delay, (int, float)) or delay < 0:
+                raise invalid_argument("lro_delay must be a number of seconds, 0 or more")
+            faults.lro_delay = float(delay)
+        elif "revision_failure" in body:
+            spec = body["revision_failure"]
+            if not isinstance(spec, dict) or not isinstance(spec.get("service"), str):
+                raise invalid_argument('revision_failure needs {"service": NAME or "*", "times": N, "message": M}')
+            faults.fail_revisions(spec["service"], times=int(spec.get("times", 1)), message=spec.get("message"))
+        elif isinstance(body.get("method"), str) and isinstance(body.get("code"), str):
+            faults.fail(body["method"], body["code"], times=int(body.get("times", 1)), message=body.get("message"))
+        else:
+            raise invalid_argument(
+                'send {"method": M, "code": STATUS, "times": N}, {"lro_delay": SECONDS} '
+                'or {"revision_failure": {"service": NAME}}'
+            )
+        return Response.json(faults.snapshot())
+
+    def clear_faults(request: Request) -> Response:
+        faults.clear()
+        return Response.json(faults.snapshot())
+
+    def touch(request: Request) -> Response:
+        resource = request.json().get("resource")
+        if not isinstance(resource, str):
+            raise invalid_argument('send {"resource": "projects/P/..."}')
+        if not emulator.touch(resource):
+            raise not_found(f"{resource} is not a resource the emulator can change")
+        return Response.json({"touched": resource})
+
+    def shutdown(request: Request) -> Response:
+        # Answer first: stopping waits for this very server to finish its requests.
+        threading.Thread(target=emulator.stop, daemon=True).start()
+        return Response.json({"stopping": True})
+
+    router.add("GET", r"/_doki/status", status)
+    router.add("GET", r"/_doki/faults", show_faults)
+    router.add("POST", r"/_doki/faults", add_fault)
+    router.add("DELETE", r"/_doki/faults", clear_faults)
+    router.add("POST", r"/_doki/touch", touch)
+    router.add("POST", r"/_doki/shutdown", shutdown)

@@ -1,0 +1,100 @@
+"""Fault injection: make the next calls of a method fail, slow down long-running operations, make revisions fail.
+
+Driven through the control API (`POST /_doki/faults`) or directly by tests; every gRPC and REST call passes
+`check()` first. The plan also counts calls per method, so a test can tell whether a client retried.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+import grpc
+
+from doki_cli.emulator.errors import ApiError, invalid_argument, status_code
+
+
+@dataclass
+class _Failure:
+    method: str
+    code: grpc.StatusCode
+    remaining: int
+    message: str
+
+
+def _matches(pattern: str, full_method: str) -> bool:
+    # "/google.cloud.run.v2.Services/UpdateService", "Services/UpdateService" and "UpdateService" all match.
+    return (
+        full_method == pattern or full_method.endswith("/" + pattern.lstrip("/")) or full_method.endswith("." + pattern)
+    )
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: list[_Failure] = []
+        self._revision_failures: list[tuple[str, int, str]] = []
+        self.lro_delay = 0.0
+        self.calls: Counter[str] = Counter()
+
+    def fail(self, method: str, code: str, *, times: int = 1, message: str | None = None) -> None:
+        """Fail the next `times` calls of `method` with status `code` (a name such as "UNAVAILABLE")."""
+        if times < 1:
+            raise invalid_argument(f"times must be at least 1, not {times}")
+        status = status_code(code)
+        if status is grpc.StatusCode.OK:
+            raise invalid_argument("OK is not a failure; use a status such as UNAVAILABLE")
+        text = message or f"injected {status.name} for {method}"
+        with self._lock:
+            self._failures.append(_Failure(method, status, times, text))
+
+    def fail_revisions(self, service: str, *, times: int = 1, message: str | None = None) -> None:
+        """Make the next `times` revisions of `service` (its short name, or "*") fail to become Ready."""
+        text = message or "The user-provided container failed to start and listen on the port defined by PORT."
+        with self._lock:
+            self._revision_failures.append((service, times, text))
+
+    def take_revision_failure(self, service: str) -> str | None:
+        """The injected failure for a new revision of `service`, consumed, or None."""
+        with self._lock:
+            for index, (pattern, remaining, message) in enumerate(self._revision_failures):
+                if pattern in ("*", service):
+                    if remaining <= 1:
+                        del self._revision_failures[index]
+                    else:
+                        self._revision_failures[index] = (pattern, remaining - 1, message)
+                    return message
+        return None
+
+    def check(self, full_method: str) -> None:
+        """Count the call, then raise the first pending failure planned for it."""
+        with self._lock:
+            self.calls[full_method] += 1
+            for failure in self._failures:
+                if failure.remaining > 0 and _matches(failure.method, full_method):
+                    failure.remaining -= 1
+                    if failure.remaining == 0:
+                        self._failures.remove(failure)
+                    raise ApiError(failure.code, failure.message)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._failures.clear()
+            self._revision_failures.clear()
+            self.lro_delay = 0.0
+            self.calls.clear()
+
+    def snapshot(self) -> dict[str, object]:
+        with self._lock:
+            return {
+                "failures": [
+                    {"method": f.method, "code": f.code.name, "remaining": f.remaining, "message": f.message}
+                    for f in self._failures
+                ],
+                "revision_failures": [
+                    {"service": s, "remaining": n, "message": m} for s, n, m in self._revision_failures
+                ],
+                "lro_delay": self.lro_delay,
+                "calls": dict(self.calls),
+            }

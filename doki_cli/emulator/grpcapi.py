@@ -1,0 +1,84 @@
+"""gRPC plumbing: one generic handler per Google service, built from plain functions and the messages' own codecs.
+
+Every call passes the fault plan first (so tests can make any method fail), and an `ApiError` raised anywhere below
+becomes the status Google would send. Nothing else in the emulator touches grpc's server API.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+
+from doki_cli.emulator.errors import ApiError
+from doki_cli.emulator.faults import Faults
+
+log = logging.getLogger("doki.emulator")
+
+
+def codec(message_type: Any) -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
+    """(deserialize, serialize) for a proto-plus class or a plain protobuf class."""
+    if hasattr(message_type, "deserialize"):
+        return message_type.deserialize, message_type.serialize
+    return message_type.FromString, message_type.SerializeToString
+
+
+class GrpcService:
+    """The methods of one service (e.g. `google.cloud.run.v2.Services`), registered as plain functions."""
+
+    def __init__(self, name: str, faults: Faults) -> None:
+        self.name = name
+        self._faults = faults
+        self._methods: dict[str, grpc.RpcMethodHandler] = {}
+
+    def unary(self, method: str, request_type: Any, response_type: Any, fn: Callable[[Any], Any]) -> None:
+        """`fn(request) -> response` serves `method`."""
+        full = f"/{self.name}/{method}"
+
+        def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                self._faults.check(full)
+                return fn(request)
+            except ApiError as err:
+                context.abort(err.code, err.message)
+            except Exception:
+                log.error("%s failed:\n%s", full, traceback.format_exc())
+                context.abort(grpc.StatusCode.INTERNAL, f"emulator error in {method}; see the emulator log")
+
+        deserialize, _ = codec(request_type)
+        _, serialize = codec(response_type)
+        self._methods[method] = grpc.unary_unary_rpc_method_handler(
+            handle, request_deserializer=deserialize, response_serializer=serialize
+        )
+
+    def stream_stream(
+        self,
+        method: str,
+        request_type: Any,
+        response_type: Any,
+        fn: Callable[[Iterator[Any], grpc.ServicerContext], Iterator[Any]],
+    ) -> None:
+        """`fn(requests, context)` yields the responses of a bidirectional stream."""
+        full = f"/{self.name}/{method}"
+
+        def handle(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+            try:
+                self._faults.check(full)
+                yield from fn(requests, context)
+            except ApiError as err:
+                context.abort(err.code, err.message)
+            except Exception:
+                log.error("%s failed:\n%s", full, traceback.format_exc())
+                context.abort(grpc.StatusCode.INTERNAL, f"emulator error in {method}; see the emulator log")
+
+        deserialize, _ = codec(request_type)
+        _, serialize = codec(response_type)
+        self._methods[method] = grpc.stream_stream_rpc_method_handler(
+            handle, request_deserializer=deserialize, response_serializer=serialize
+        )
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler(self.name, self._methods)

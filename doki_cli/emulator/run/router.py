@@ -1,0 +1,236 @@
+"""The loopback URLs of Cloud Run services: one small reverse proxy per service URL and per traffic tag.
+
+Each proxy checks the caller may invoke the service, picks the revision that answers by a deterministic smooth
+weighted round-robin over the traffic split (so a 50/50 split alternates exactly), and forwards the request to that
+revision's container on its loopback port. Requests and answers are read whole: simple and robust, not streaming.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+log = logging.getLogger("doki.emulator")
+
+# Containers run on the engine's host network, which is this machine's loopback.
+BACKEND_HOST = "127.0.0.1"
+SHUTDOWN_POLL_SECONDS = 0.05
+# Headers that describe one connection, never forwarded (RFC 9110 section 7.6.1).
+_HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding"}
+    | {"upgrade", "proxy-connection"}
+)
+_FORBIDDEN_PAGE = (
+    '<html><head>\n<meta http-equiv="content-type" content="text/html;charset=utf-8">\n'
+    "<title>403 Forbidden</title>\n</head>\n<body text=#000000 bgcolor=#ffffff>\n<h1>Error: Forbidden</h1>\n"
+    "<h2>Your client does not have permission to get URL <code>{path}</code> from this server.</h2>\n"
+    "<h2></h2>\n</body></html>\n"
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a revision's container listens, and how long it may take to answer (the revision's timeout)."""
+
+    port: int
+    timeout: float
+
+
+class WeightedRoundRobin:
+    """Smooth weighted round-robin (as nginx balances upstreams): exact proportions, evenly interleaved.
+
+    With weights 50/50 the picks alternate A, B, A, B; with 75/25, A, A, B, A. Ties go to the earlier target.
+    """
+
+    def __init__(self, targets: Sequence[tuple[str, int]]) -> None:
+        self._targets = [(name, weight) for name, weight in targets if weight > 0]
+        self._current = [0] * len(self._targets)
+        self._total = sum(weight for _, weight in self._targets)
+        self._lock = threading.Lock()
+
+    @property
+    def targets(self) -> list[tuple[str, int]]:
+        return list(self._targets)
+
+    def pick(self) -> str | None:
+        if not self._targets:
+            return None
+        with self._lock:
+            for index, (_, weight) in enumerate(self._targets):
+                self._current[index] += weight
+            best = max(range(len(self._targets)), key=lambda i: (self._current[i], -i))
+            self._current[best] -= self._total
+            return self._targets[best][0]
+
+
+class Proxy:
+    """One URL: a threaded HTTP server on `host:port` forwarding to the revisions of a split."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        authorize: Callable[[str | None], bool],
+        backend: Callable[[str], Backend | None],
+    ) -> None:
+        """`authorize(authorization header)` says whether the caller may invoke; `backend(revision)` says where
+        the revision listens (None: it has no running container). `port` is tried first; when taken, any port."""
+        self._authorize = authorize
+        self._backend = backend
+        self._split = WeightedRoundRobin([])
+        self._server = _bind(host, port, self)
+        self.host = host
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            # Shutting down waits for the next poll: a short interval keeps closing a URL quick.
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            name=f"run-proxy-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def targets(self) -> list[tuple[str, int]]:
+        return self._split.targets
+
+    def route(self, targets: Sequence[tuple[str, int]]) -> None:
+        """Send requests to `targets` ((revision, percent), percent > 0) from now on; unchanged keeps the rotation."""
+        if list(targets) != self._split.targets:
+            self._split = WeightedRoundRobin(targets)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def handle(self, request: _Handler) -> None:
+        # Read the body even when refusing: what is left unread would be taken for the next request on the connection.
+        body = request.read_body()
+        if not self._authorize(request.headers.get("Authorization")):
+            request.answer(
+                403, [("Content-Type", "text/html; charset=UTF-8")], _FORBIDDEN_PAGE.format(path=request.path).encode()
+            )
+            return
+        revision = self._split.pick()
+        backend = self._backend(revision) if revision is not None else None
+        if revision is None or backend is None:
+            request.answer(503, [("Content-Type", "text/plain")], b"Service Unavailable: no revision is serving.\n")
+            return
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
+        client_ip = request.client_address[0]
+        headers += [("X-Forwarded-For", client_ip), ("X-Forwarded-Proto", "http")]
+        connection = http.client.HTTPConnection(BACKEND_HOST, backend.port, timeout=backend.timeout)
+        try:
+            connection.putrequest(request.command, request.path, skip_host=True, skip_accept_encoding=True)
+            for key, value in headers:
+                connection.putheader(key, value)
+            if body or request.command in ("POST", "PUT", "PATCH"):
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            response = connection.getresponse()
+            content = response.read()
+            answer_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
+            request.answer(response.status, answer_headers, content, reason=response.reason)
+        except TimeoutError:
+            request.answer(504, [("Content-Type", "text/plain")], b"upstream request timeout\n")
+        except OSError as exc:
+            log.info("revision %s did not answer on port %s: %s", revision, backend.port, exc)
+            request.answer(
+                503, [("Content-Type", "text/plain")], f"Service Unavailable: {revision} did not answer.\n".encode()
+            )
+        finally:
+            connection.close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # A restarted emulator takes its old ports back even while the previous sockets linger in TIME_WAIT.
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], proxy: Proxy) -> None:
+        self.proxy = proxy
+        super().__init__(address, _Handler)
+
+
+def _bind(host: str, port: int, proxy: Proxy) -> _Server:
+    if port:
+        with contextlib.suppress(OSError):
+            return _Server((host, port), proxy)
+    return _Server((host, 0), proxy)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def _serve(self) -> None:
+        self.server.proxy.handle(self)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+    def read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunks()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunks(self) -> bytes:
+        body = bytearray()
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                # Trailers end with an empty line.
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return bytes(body)
+            body += self.rfile.read(size)
+            self.rfile.readline()
+
+    def answer(self, status: int, headers: list[tuple[str, str]], body: bytes, reason: str | None = None) -> None:
+        self.send_response(status, reason)
+        for key, value in headers:
+            if key.lower() not in ("content-length", "date", "server"):
+                self.send_header(key, value)
+        length = len(body)
+        if self.command == "HEAD":
+            # A HEAD answer has no body but tells the length a GET would get.
+            length = int(dict((k.lower(), v) for k, v in headers).get("content-length", 0))
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("run proxy %s: " + format, self.server.server_address[1], *args)
+
+
+def free_port(host: str = BACKEND_HOST, taken: frozenset[int] = frozenset()) -> int:
+    """A port nothing listens on now (and not in `taken`), for a container to listen on."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, 0))
+            port = int(probe.getsockname()[1])
+        if port not in taken:
+            return port
+
+
+def port_free(port: int, host: str = BACKEND_HOST) -> bool:
+    """Whether nothing listens on `port` now (a port recorded before a restart may have been taken since)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -1,0 +1,352 @@
+"""Cloud Run's synchronous checks of a Service spec, and the defaults it fills into the template it stores.
+
+Two layers answer INVALID_ARGUMENT, as on Google: the request's shape ("Violation in
+CreateServiceRequest.service.template.containers[0].image: required field not present.") and Cloud Run's own rules on
+values ("template.containers[0].resources.limits.memory: Invalid value specified for memory. For 1.0 CPU, memory must
+be between 128Mi and 4Gi inclusive."). Checks that need stored revisions (traffic naming one) live in the state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from google.cloud import run_v2
+from google.protobuf import duration_pb2
+
+from doki_cli.emulator.errors import ApiError, invalid_argument
+
+PARENT = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)")
+SERVICE_NAME = re.compile(
+    r"(?P<parent>projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+))/services/(?P<id>[^/]+)"
+)
+REVISION_NAME = re.compile(r"(?P<service>projects/[^/]+/locations/[^/]+/services/[^/]+)/revisions/(?P<id>[^/]+)")
+# A DNS label (RFC 1035) starting with a letter, as Cloud Run names services, revisions and tags.
+_DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+# Set by Cloud Run itself: a template may not name them.
+RESERVED_ENV = ("PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION")
+MAX_SERVICE_ID = 49
+MAX_CONTAINERS = 10
+
+LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
+
+# Cloud Run's defaults, as its API returns them for a template that leaves them out.
+DEFAULT_CPU = "1000m"
+DEFAULT_MEMORY = "512Mi"
+DEFAULT_PORT = 8080
+DEFAULT_PORT_NAME = "http1"
+DEFAULT_TIMEOUT_SECONDS = 300
+DEFAULT_CONCURRENCY = 80
+DEFAULT_MAX_INSTANCES = 100
+
+_MI = 1024**2
+_GI = 1024**3
+_QUANTITY = re.compile(r"(?P<number>\d+(\.\d+)?)(?P<suffix>Ki|Mi|Gi|Ti|k|M|G|T|)")
+_SUFFIX_BYTES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 1024, "Mi": _MI, "Gi": _GI}
+_SUFFIX_BYTES["Ti"] = 1024**4
+MIN_MILLICPU = 80
+WHOLE_CPUS = (1, 2, 4, 6, 8)
+# (lowest memory, highest memory) each CPU count accepts; fractional CPU is the first row.
+_MEMORY_RANGE = {0: (128 * _MI, 512 * _MI), 1: (128 * _MI, 4 * _GI), 2: (128 * _MI, 8 * _GI)}
+_MEMORY_RANGE |= {4: (2 * _GI, 16 * _GI), 6: (4 * _GI, 24 * _GI), 8: (4 * _GI, 32 * _GI)}
+
+
+@dataclass(frozen=True)
+class Location:
+    """The parent of a service: projects/P/locations/L."""
+
+    project: str
+    location: str
+
+    @property
+    def name(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}"
+
+
+def parse_parent(parent: str) -> Location:
+    match = PARENT.fullmatch(parent)
+    if match is None:
+        raise invalid_argument(f"Invalid parent '{parent}': expected projects/{{project}}/locations/{{location}}.")
+    return Location(match["project"], match["location"])
+
+
+def parse_service_name(name: str) -> tuple[Location, str]:
+    """(parent, service id) of projects/P/locations/L/services/S."""
+    match = SERVICE_NAME.fullmatch(name)
+    if match is None:
+        raise invalid_argument(
+            f"Invalid resource name '{name}': expected "
+            "projects/{project}/locations/{location}/services/{service}."
+        )
+    return Location(match["project"], match["location"]), match["id"]
+
+
+def parse_revision_name(name: str) -> tuple[str, str]:
+    """(service name, revision id) of projects/P/locations/L/services/S/revisions/R."""
+    match = REVISION_NAME.fullmatch(name)
+    if match is None:
+        raise invalid_argument(
+            f"Invalid resource name '{name}': expected "
+            "projects/{project}/locations/{location}/services/{service}/revisions/{revision}."
+        )
+    return match["service"], match["id"]
+
+
+def is_dns_label(value: str, max_length: int = 63) -> bool:
+    return len(value) <= max_length and _DNS_LABEL.fullmatch(value) is not None
+
+
+def check_service_id(service_id: str, request: str) -> None:
+    where = f"Violation in {request}.service_id"
+    if not service_id:
+        raise invalid_argument(f"{where}: required field not present.")
+    if not is_dns_label(service_id, MAX_SERVICE_ID):
+        raise invalid_argument(
+            f"{where}: '{service_id}' is not a valid service name: use lowercase letters, digits and hyphens, start "
+            f"with a letter, end with a letter or digit, at most {MAX_SERVICE_ID} characters."
+        )
+
+
+def memory_bytes(quantity: str) -> int | None:
+    """Bytes of a Kubernetes quantity ("512Mi", "1G", "2.5Gi"), or None if it is not one."""
+    match = _QUANTITY.fullmatch(quantity)
+    if match is None:
+        return None
+    return int(float(match["number"]) * _SUFFIX_BYTES[match["suffix"]])
+
+
+def millicpu(quantity: str) -> int | None:
+    """Millicores of a CPU quantity ("1", "0.5", "500m"), or None if it is not one."""
+    if quantity.endswith("m") and quantity[:-1].isdigit():
+        return int(quantity[:-1])
+    try:
+        value = float(quantity)
+    except ValueError:
+        return None
+    return round(value * 1000) if value >= 0 else None
+
+
+def _cpu_label(milli: int) -> str:
+    return f"{milli / 1000:.1f}" if milli % 100 == 0 else f"{milli / 1000:g}"
+
+
+def _memory_label(size: int) -> str:
+    return f"{size // _GI}Gi" if size % _GI == 0 else f"{size // _MI}Mi"
+
+
+def ingress_index(template: run_v2.RevisionTemplate) -> int:
+    """The container that receives requests: the one with a port, or the only one."""
+    return next((i for i, c in enumerate(template.containers) if c.ports), 0)
+
+
+def check_service(service: run_v2.Service, request: str, service_id: str) -> None:
+    """Every check that needs nothing but the spec itself; raises INVALID_ARGUMENT naming the field."""
+    shape = f"Violation in {request}.service"
+    if "template" not in service:
+        raise invalid_argument(f"{shape}.template: required field not present.")
+    template = service.template
+    _check_template(template, shape, service_id)
+    _check_traffic(service.traffic, shape)
+
+
+def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: str) -> None:
+    if template.revision and (
+        not template.revision.startswith(service_id + "-") or not is_dns_label(template.revision)
+    ):
+        raise invalid_argument(
+            f"{shape}.template.revision: '{template.revision}' must start with '{service_id}-' (the service name and "
+            "a hyphen) and be a DNS label of lowercase letters, digits and hyphens, at most 63 characters."
+        )
+    containers = template.containers
+    if not containers:
+        raise invalid_argument(f"{shape}.template.containers: required field not present.")
+    if len(containers) > MAX_CONTAINERS:
+        raise invalid_argument(f"{shape}.template.containers: at most {MAX_CONTAINERS} containers are allowed.")
+    with_ports = [i for i, c in enumerate(containers) if c.ports]
+    if len(containers) > 1 and len(with_ports) != 1:
+        raise invalid_argument(
+            f"{shape}.template.containers: exactly one container must expose a port to receive requests, "
+            f"found {len(with_ports)}."
+        )
+    for index, container in enumerate(containers):
+        _check_container(container, shape, index)
+    concurrency = template.max_instance_request_concurrency
+    if concurrency != 0 and not 1 <= concurrency <= 1000:
+        raise invalid_argument(
+            "template.max_instance_request_concurrency: Invalid value specified for container concurrency. "
+            f"Must be between 1 and 1000, got {concurrency}."
+        )
+    for index, container in enumerate(containers):
+        _check_resources(container, index, concurrency or DEFAULT_CONCURRENCY)
+    if "timeout" in template:
+        seconds = template.timeout.total_seconds()
+        if not 1 <= seconds <= 3600:
+            raise invalid_argument(
+                f"template.timeout: Invalid value specified for timeout. Must be between 1 and 3600 seconds, "
+                f"got {seconds:g}."
+            )
+    scaling = template.scaling
+    if scaling.min_instance_count < 0:
+        raise invalid_argument(
+            f"template.scaling.min_instance_count: must be 0 or more, got {scaling.min_instance_count}."
+        )
+    if "max_instance_count" in scaling and scaling.max_instance_count < 1:
+        raise invalid_argument(
+            f"template.scaling.max_instance_count: must be 1 or more, got {scaling.max_instance_count}."
+        )
+    if scaling.max_instance_count and scaling.min_instance_count > scaling.max_instance_count:
+        raise invalid_argument(
+            f"template.scaling.min_instance_count: must not exceed max_instance_count ({scaling.max_instance_count}), "
+            f"got {scaling.min_instance_count}."
+        )
+
+
+def _check_container(container: run_v2.Container, shape: str, index: int) -> None:
+    where = f"{shape}.template.containers[{index}]"
+    if not container.image:
+        raise invalid_argument(f"{where}.image: required field not present.")
+    if len(container.ports) > 1:
+        raise invalid_argument(f"{where}.ports: ports should contain 0 or 1 port.")
+    for port in container.ports:
+        if not 0 <= port.container_port <= 65535:
+            raise invalid_argument(
+                f"{where}.ports[0].container_port: must be between 1 and 65535, got {port.container_port}."
+            )
+    seen: set[str] = set()
+    reserved: list[str] = []
+    for position, env in enumerate(container.env):
+        field = f"{where}.env[{position}]"
+        if not env.name:
+            raise invalid_argument(f"{field}.name: required field not present.")
+        if not _ENV_NAME.fullmatch(env.name):
+            raise invalid_argument(
+                f"{field}.name: '{env.name}' is not a valid environment variable name: use letters, digits, '_', "
+                "'-' and '.', not starting with a digit."
+            )
+        if env.name in seen:
+            raise invalid_argument(f"{field}.name: duplicate environment variable name '{env.name}'.")
+        seen.add(env.name)
+        if env.name in RESERVED_ENV:
+            reserved.append(env.name)
+        # value and value_source are a oneof: the wire cannot carry both.
+        if "value_source" in env and not env.value_source.secret_key_ref.secret:
+            raise invalid_argument(f"{field}.value_source.secret_key_ref.secret: required field not present.")
+    if reserved:
+        # Cloud Run's own wording, about the env list rather than one entry.
+        raise invalid_argument(
+            f"template.containers[{index}].env: The following reserved env names were provided: {', '.join(reserved)}. "
+            "These values are automatically set by the system."
+        )
+
+
+def _check_resources(container: run_v2.Container, index: int, concurrency: int) -> None:
+    limits = container.resources.limits
+    where = f"template.containers[{index}].resources.limits"
+    cpu_text = limits.get("cpu", DEFAULT_CPU)
+    milli = millicpu(cpu_text)
+    if milli is None or not (MIN_MILLICPU <= milli < 1000 or (milli % 1000 == 0 and milli // 1000 in WHOLE_CPUS)):
+        raise invalid_argument(
+            f"{where}.cpu: Invalid value specified for cpu. '{cpu_text}' is not supported: use 1, 2, 4, 6 or 8, "
+            f"or a fraction of one CPU of at least {MIN_MILLICPU}m (e.g. 500m)."
+        )
+    memory_text = limits.get("memory", DEFAULT_MEMORY)
+    size = memory_bytes(memory_text)
+    if size is None:
+        raise invalid_argument(
+            f"{where}.memory: Invalid value specified for memory. '{memory_text}' is not a quantity such as 512Mi "
+            "or 2Gi."
+        )
+    low, high = _MEMORY_RANGE[milli // 1000]
+    if not low <= size <= high:
+        raise invalid_argument(
+            f"{where}.memory: Invalid value specified for memory. For {_cpu_label(milli)} CPU, memory must be "
+            f"between {_memory_label(low)} and {_memory_label(high)} inclusive."
+        )
+    if milli < 1000 and concurrency > 1:
+        raise invalid_argument(
+            f"{where}.cpu: Invalid value specified for cpu. Total cpu < 1 is not supported with concurrency > 1."
+        )
+
+
+def _check_traffic(traffic: Sequence[run_v2.TrafficTarget], shape: str) -> None:
+    if not traffic:
+        return
+    tags: set[str] = set()
+    for index, target in enumerate(traffic):
+        where = f"{shape}.traffic[{index}]"
+        if target.type_ == LATEST and target.revision:
+            raise invalid_argument(
+                f"{where}.revision: must be empty when type is TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST."
+            )
+        if target.type_ == REVISION and not target.revision:
+            raise invalid_argument(f"{where}.revision: required when type is TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION.")
+        if not 0 <= target.percent <= 100:
+            raise invalid_argument(f"{where}.percent: must be between 0 and 100, got {target.percent}.")
+        if target.tag:
+            if not is_dns_label(target.tag):
+                raise invalid_argument(
+                    f"{where}.tag: '{target.tag}' is not a valid tag: use lowercase letters, digits and hyphens, "
+                    "starting with a letter (a DNS label)."
+                )
+            if target.tag in tags:
+                raise invalid_argument(f"{where}.tag: duplicate tag '{target.tag}'.")
+            tags.add(target.tag)
+    total = sum(target.percent for target in traffic)
+    if total != 100:
+        raise invalid_argument(f"{shape}.traffic: Traffic targets sum to {total}, want 100.")
+
+
+def target_type(target: run_v2.TrafficTarget) -> int:
+    """LATEST or REVISION; an unspecified type means REVISION when a revision is named, else LATEST."""
+    if target.type_ in (LATEST, REVISION):
+        return target.type_
+    return REVISION if target.revision else LATEST
+
+
+def default_service_account(project: str) -> str:
+    """Cloud Run's default identity, the Compute Engine default account.
+
+    Google names it after the project number; the emulator has none, so it uses the project id.
+    """
+    return f"{project}-compute@developer.gserviceaccount.com"
+
+
+def with_defaults(template: run_v2.RevisionTemplate, project: str) -> run_v2.RevisionTemplate:
+    """A copy of `template` with what Cloud Run fills in when left out, so equal specs compare equal."""
+    filled: run_v2.RevisionTemplate = run_v2.RevisionTemplate.deserialize(run_v2.RevisionTemplate.serialize(template))
+    if not filled.service_account:
+        filled.service_account = default_service_account(project)
+    if "timeout" not in filled:
+        filled.timeout = duration_pb2.Duration(seconds=DEFAULT_TIMEOUT_SECONDS)
+    if not filled.max_instance_request_concurrency:
+        filled.max_instance_request_concurrency = DEFAULT_CONCURRENCY
+    if not filled.scaling.max_instance_count:
+        filled.scaling.max_instance_count = DEFAULT_MAX_INSTANCES
+    ingress = ingress_index(filled)
+    for index, container in enumerate(filled.containers):
+        container.resources.limits.setdefault("cpu", DEFAULT_CPU)
+        container.resources.limits.setdefault("memory", DEFAULT_MEMORY)
+        if index == ingress:
+            if not container.ports:
+                container.ports.append(run_v2.ContainerPort(name=DEFAULT_PORT_NAME, container_port=DEFAULT_PORT))
+            port = container.ports[0]
+            port.name = port.name or DEFAULT_PORT_NAME
+            port.container_port = port.container_port or DEFAULT_PORT
+    return filled
+
+
+def same_template(a: run_v2.RevisionTemplate, b: run_v2.RevisionTemplate) -> bool:
+    """Whether two (defaulted) templates describe the same revision; map order does not matter."""
+    pb_a = run_v2.RevisionTemplate.pb(a)
+    pb_b = run_v2.RevisionTemplate.pb(b)
+    return bool(pb_a.SerializeToString(deterministic=True) == pb_b.SerializeToString(deterministic=True))
+
+
+def no_such_revision(revision: str) -> ApiError:
+    return invalid_argument(
+        f"Revision '{revision}' does not exist or is deleted. Update all traffic to route to currently available "
+        "revisions."
+    )

@@ -1,0 +1,40 @@
+"""CLI test fixtures: the emulator in-process on free ports, and the official clients pointed at it through doki's
+client factory (used by the emulator's own tests and by every adapter and command that talks to Google)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from doki_cli.emulator.server import Emulator, EmulatorConfig
+from doki_cli.gcp.clients import ClientFactory
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    """An emulator without a Docker engine: every API answers, revisions cannot become Ready."""
+    with Emulator(EmulatorConfig(state_dir=tmp_path / "emulator-state")) as running:
+        yield running
+
+
+@pytest.fixture
+def engine_emulator(tmp_path: Path, docker_client: Any) -> Iterator[Emulator]:
+    """An emulator whose revisions and builds run on the real Docker engine."""
+    from doki_cli.engine import DockerEngine
+
+    config = EmulatorConfig(state_dir=tmp_path / "emulator-state")
+    with Emulator(config, engine=DockerEngine(docker_client)) as running:
+        yield running
+
+
+@pytest.fixture
+def clients(emulator: Emulator) -> ClientFactory:
+    return ClientFactory(emulator.grpc_address, emulator.rest_url)
+
+
+@pytest.fixture
+def engine_clients(engine_emulator: Emulator) -> ClientFactory:
+    return ClientFactory(engine_emulator.grpc_address, engine_emulator.rest_url)
