@@ -1,10 +1,14 @@
-"""`doki.toml`: the deployment configuration, read once per command, with `--env`, `--project`, `--region` on top.
+"""`doki.toml`: the deployment configuration, validated on load, with `--env`, `--project`, `--region` on top.
 
-The file's directory is the project root: what `doki build` sends to the engine.
+One file describes a deployment; its directory is the project root (what `doki build` sends to the engine).
+Precedence: command-line option > DOKI_* variable (both arrive here as the same arguments) > the chosen
+`[environments.NAME]` section > `[service]` > the defaults below, which equal the deployment guide's
+`gcloud run deploy` flags. Every problem is reported at once, each naming the file, the key and what is allowed.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +17,48 @@ from typing import Any
 from doki_cli.errors import DokiError
 
 DEFAULT_CONFIG = Path("doki.toml")
-REQUIRED = ("name", "project", "region", "repository")
+# gcloud's own repository for source deploys: the name users already have when they have deployed before.
+DEFAULT_REPOSITORY = "cloud-run-source-deploy"
+DEFAULTS: dict[str, Any] = {
+    "region": "us-central1",
+    "repository": DEFAULT_REPOSITORY,
+    "port": 8080,
+    "memory": "512Mi",
+    "cpu": "1",
+    "concurrency": 80,
+    "timeout_seconds": 300,
+    "min_instances": 0,
+    "max_instances": 10,
+    "ingress": "all",
+    "service_account": None,
+    "allow_unauthenticated": True,
+}
+KNOWN_KEYS = {"name", "project", "env", "secrets", *DEFAULTS}
+INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
+# Cloud Run sets these itself and refuses them in a revision's environment.
+RESERVED_ENV = ("PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION")
+
+_SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,47}[a-z0-9])?")
+_PROJECT = re.compile(r"[a-z][-a-z0-9]{4,28}[a-z0-9]")
+_REGION = re.compile(r"[a-z]+-[a-z]+[0-9]+")
+_REPOSITORY = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SECRET_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_SERVICE_ACCOUNT = re.compile(r"[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.gserviceaccount\.com")
+_MEMORY = re.compile(r"([0-9]+)(Mi|Gi|M|G)")
+_MEMORY_BYTES = {"Mi": 2**20, "Gi": 2**30, "M": 10**6, "G": 10**9}
+WHOLE_CPUS = ("1", "2", "4", "6", "8")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """An environment variable's value from Secret Manager: a secret id and a version ("latest" or a number)."""
+
+    secret: str
+    version: str = "latest"
+
+    def __str__(self) -> str:
+        return f"{self.secret}:{self.version}"
 
 
 @dataclass(frozen=True)
@@ -23,17 +68,40 @@ class ServiceConfig:
     region: str
     repository: str
     root: Path
-    settings: dict[str, Any] = field(default_factory=dict)
+    port: int = 8080
+    memory: str = "512Mi"
+    cpu: str = "1"
+    concurrency: int = 80
+    timeout_seconds: int = 300
+    min_instances: int = 0
+    max_instances: int = 10
+    ingress: str = "all"
+    service_account: str | None = None
+    allow_unauthenticated: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, SecretRef] = field(default_factory=dict)
+    environment: str | None = None  # the [environments.NAME] section applied, if any
+    path: Path = DEFAULT_CONFIG
 
     @property
     def image(self) -> str:
         """The Artifact Registry image name, without a tag."""
         return f"{self.region}-docker.pkg.dev/{self.project}/{self.repository}/{self.name}"
 
+    @property
+    def location(self) -> str:
+        return f"projects/{self.project}/locations/{self.region}"
+
+    @property
+    def service_path(self) -> str:
+        """The Cloud Run service's resource name."""
+        return f"{self.location}/services/{self.name}"
+
 
 def load_config(
     path: Path | None, *, env: str | None = None, project: str | None = None, region: str | None = None
 ) -> ServiceConfig:
+    """Read and validate doki.toml; `env` picks an `[environments.NAME]` section, `project`/`region` override."""
     config_path = path or DEFAULT_CONFIG
     try:
         data = tomllib.loads(config_path.read_text())
@@ -45,37 +113,208 @@ def load_config(
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise DokiError("config_invalid", f"{config_path} is not valid TOML: {exc}", "fix the file") from None
-    service = dict(data.get("service", {}))
+    service = data.get("service")
+    if not isinstance(service, dict):
+        raise DokiError(
+            "config_invalid", f"{config_path} has no [service] table", 'start it with [service] and name = "my-api"'
+        )
+    unknown_top = sorted(set(data) - {"service", "environments"})
+    problems = [f"unknown table [{key}] (allowed: [service], [environments.NAME])" for key in unknown_top]
+    merged = dict(service)
     if env is not None:
-        environments = data.get("env", {})
-        if env not in environments:
-            known = ", ".join(sorted(environments)) or "none"
+        environments = data.get("environments", {})
+        if not isinstance(environments, dict) or not isinstance(environments.get(env), dict):
+            known = ", ".join(sorted(environments)) if isinstance(environments, dict) else ""
             raise DokiError(
                 "unknown_env",
-                f"{config_path} has no environment {env!r} (known: {known})",
-                f"add an [env.{env}] table, or pick one of the known environments",
+                f"{config_path} has no environment {env!r} (known: {known or 'none'})",
+                f"add an [environments.{env}] table, or pick one of the known environments",
             )
         for key, value in environments[env].items():
-            if isinstance(value, dict) and isinstance(service.get(key), dict):
-                service[key] = {**service[key], **value}
+            if key in ("env", "secrets") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = {**merged[key], **value}
             else:
-                service[key] = value
+                merged[key] = value
     if project:
-        service["project"] = project
+        merged["project"] = project
     if region:
-        service["region"] = region
-    missing = [key for key in REQUIRED if not isinstance(service.get(key), str) or not service[key]]
-    if missing:
+        merged["region"] = region
+    where = f"[environments.{env}] over [service]" if env else "[service]"
+    config, found = _validate(merged, config_path, env)
+    problems += found
+    if problems:
         raise DokiError(
             "config_invalid",
-            f"{config_path} [service] lacks {', '.join(missing)}",
-            "set them in doki.toml (project and region may also come from --project / --region)",
+            f"{config_path} {where} has {_count(problems)}:\n" + "\n".join(f"  - {p}" for p in problems),
+            "fix doki.toml (its keys are described in the README)",
         )
-    return ServiceConfig(
-        name=service["name"],
-        project=service["project"],
-        region=service["region"],
-        repository=service["repository"],
-        root=config_path.resolve().parent,
-        settings=service,
+    assert config is not None
+    return config
+
+
+def _count(problems: list[str]) -> str:
+    return "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+
+
+def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[ServiceConfig | None, list[str]]:
+    problems = [
+        f"unknown key {key!r} (allowed: {', '.join(sorted(KNOWN_KEYS))})" for key in sorted(set(raw) - KNOWN_KEYS)
+    ]
+    values = {**DEFAULTS, **{k: v for k, v in raw.items() if k in KNOWN_KEYS}}
+
+    def text(key: str, pattern: re.Pattern[str], allowed: str) -> str:
+        value = values.get(key)
+        if value is None:
+            problems.append(f"{key} is missing: {allowed}")
+            return ""
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            problems.append(f"{key} = {value!r} is not valid: {allowed}")
+            return ""
+        return value
+
+    def number(key: str, low: int, high: int) -> int:
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            problems.append(f"{key} = {value!r} is not valid: use a whole number from {low} to {high}")
+            return low
+        return value
+
+    name = text("name", _SERVICE_NAME, "lowercase letters, digits and hyphens, starting with a letter, at most 49")
+    project = text("project", _PROJECT, "a Google Cloud project id such as my-project-123 (or pass --project)")
+    region = text("region", _REGION, "a Cloud Run region such as us-central1 or europe-west1")
+    repository = text("repository", _REPOSITORY, "an Artifact Registry repository id: lowercase letters, digits, -")
+    port = number("port", 1, 65535)
+    concurrency = number("concurrency", 1, 1000)
+    timeout = number("timeout_seconds", 1, 3600)
+    min_instances = number("min_instances", 0, 1000)
+    max_instances = number("max_instances", 1, 1000)
+    if min_instances > max_instances:
+        problems.append(
+            f"max_instances = {max_instances} is below min_instances = {min_instances}: raise max_instances"
+        )
+    memory = _memory(values["memory"], problems)
+    cpu = _cpu(values["cpu"], memory, concurrency, problems)
+    ingress = values["ingress"]
+    if ingress not in INGRESS:
+        problems.append(f"ingress = {ingress!r} is not valid: use one of {', '.join(INGRESS)}")
+    account = values["service_account"]
+    if account is not None and (not isinstance(account, str) or not _SERVICE_ACCOUNT.fullmatch(account)):
+        problems.append(
+            f"service_account = {account!r} is not a service account email (NAME@PROJECT.iam.gserviceaccount.com)"
+        )
+        account = None
+    allow = values["allow_unauthenticated"]
+    if not isinstance(allow, bool):
+        problems.append(f"allow_unauthenticated = {allow!r} is not valid: use true or false")
+    env_vars = _env(values.get("env", {}), problems)
+    secrets = _secrets(values.get("secrets", {}), problems)
+    for both in sorted(set(env_vars) & set(secrets)):
+        problems.append(f"{both} is in both [env] and [secrets]: keep it in one (secret values belong in [secrets])")
+    if problems:
+        return None, problems
+    config = ServiceConfig(
+        name=name,
+        project=project,
+        region=region,
+        repository=repository,
+        root=path.resolve().parent,
+        port=port,
+        memory=str(values["memory"]),
+        cpu=cpu,
+        concurrency=concurrency,
+        timeout_seconds=timeout,
+        min_instances=min_instances,
+        max_instances=max_instances,
+        ingress=ingress,
+        service_account=account,
+        allow_unauthenticated=allow,
+        env=env_vars,
+        secrets=secrets,
+        environment=env,
+        path=path,
     )
+    return config, []
+
+
+def _memory(value: Any, problems: list[str]) -> int:
+    match = _MEMORY.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        problems.append(f"memory = {value!r} is not valid: use Kubernetes quantities like 512Mi or 1Gi")
+        return 512 * 2**20
+    size = int(match.group(1)) * _MEMORY_BYTES[match.group(2)]
+    if not 128 * 2**20 <= size <= 32 * 2**30:
+        problems.append(f"memory = {value!r} is outside what Cloud Run allows: use 128Mi to 32Gi")
+    return size
+
+
+def _cpu(value: Any, memory: int, concurrency: int, problems: list[str]) -> str:
+    text = str(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else ""
+    cpus: float | None = None
+    if text in WHOLE_CPUS:
+        cpus = float(text)
+    elif re.fullmatch(r"[0-9]{2,3}m", text) and 80 <= int(text[:-1]) < 1000:
+        cpus = int(text[:-1]) / 1000
+    elif re.fullmatch(r"0\.[0-9]+", text) and 0.08 <= float(text) < 1:
+        cpus = float(text)
+    if cpus is None:
+        problems.append(f"cpu = {value!r} is not valid: use 1, 2, 4, 6 or 8, or a fraction below 1 such as 0.5 or 500m")
+        return "1"
+    gib = memory / 2**30
+    needs = [(24, 8), (16, 6), (8, 4), (4, 2)]
+    for limit, minimum in needs:
+        if gib > limit and cpus < minimum:
+            problems.append(f"memory above {limit}Gi needs cpu {minimum} or more (cpu is {text})")
+            break
+    if (cpus >= 6 and gib < 4) or (cpus >= 4 and gib < 2):
+        problems.append(f"cpu {text} needs more memory: at least {'4Gi' if cpus >= 6 else '2Gi'}")
+    if cpus < 1 and memory > 512 * 2**20:
+        problems.append(f"cpu {text} (below 1) allows at most 512Mi of memory")
+    if cpus < 1 and concurrency != 1:
+        problems.append(f"cpu {text} (below 1) needs concurrency = 1")
+    return text
+
+
+def _env(table: Any, problems: list[str]) -> dict[str, str]:
+    if not isinstance(table, dict):
+        problems.append("env must be a table of NAME = value")
+        return {}
+    env: dict[str, str] = {}
+    for key, value in table.items():
+        if not _ENV_NAME.fullmatch(key) or key in RESERVED_ENV:
+            reason = "Cloud Run sets it itself" if key in RESERVED_ENV else "use letters, digits and _"
+            problems.append(f"env name {key!r} is not allowed: {reason}")
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            env[key] = ",".join(value)  # e.g. ALLOWED_ORIGINS as a list
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            env[key] = str(value)
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        else:
+            problems.append(
+                f"env {key} = {value!r} is not valid: use a string, a number, a boolean or a list of strings"
+            )
+    return env
+
+
+def _secrets(table: Any, problems: list[str]) -> dict[str, SecretRef]:
+    if not isinstance(table, dict):
+        problems.append('secrets must be a table of ENV_NAME = "secret-name" or "secret-name:version"')
+        return {}
+    secrets: dict[str, SecretRef] = {}
+    for key, value in table.items():
+        if not _ENV_NAME.fullmatch(key) or key in RESERVED_ENV:
+            problems.append(
+                f"secrets name {key!r} is not allowed: use letters, digits and _, not {', '.join(RESERVED_ENV)}"
+            )
+            continue
+        secret, _, version = value.partition(":") if isinstance(value, str) else ("", "", "")
+        if not _SECRET_ID.fullmatch(secret):
+            problems.append(
+                f"secrets {key} = {value!r} is not valid: name a Secret Manager secret "
+                '(letters, digits, - and _, up to 255) as "name" or "name:version"'
+            )
+        elif version and version != "latest" and not (version.isdigit() and int(version) > 0):
+            problems.append(f"secrets {key} = {value!r} has version {version!r}: use latest or a number from 1")
+        else:
+            secrets[key] = SecretRef(secret, version or "latest")
+    return secrets

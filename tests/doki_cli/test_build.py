@@ -14,6 +14,7 @@ from doki_cli.main import app
 from tests.helpers import BASE_IMAGE, copy_checkout
 
 runner = CliRunner()
+MINIMAL_TOML = '[service]\nname = "s"\nproject = "proj-1"\nregion = "us-central1"\nrepository = "x"\n'
 IMAGE = "europe-west1-docker.pkg.dev/doki-test/doki/doki-backend"
 
 
@@ -67,7 +68,7 @@ def test_a_failing_build_shows_the_failing_step_and_its_output(docker_client: An
     root = tmp_path / "broken"
     root.mkdir()
     (root / "doki.toml").write_text(
-        '[service]\nname = "svc"\nproject = "p"\nregion = "us-central1"\nrepository = "r"\n'
+        '[service]\nname = "svc"\nproject = "proj-1"\nregion = "us-central1"\nrepository = "r"\n'
     )
     (root / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo about-to-fail && false\n")
     result = runner.invoke(
@@ -84,7 +85,7 @@ def test_a_failing_build_shows_the_failing_step_and_its_output(docker_client: An
 
 def test_without_an_engine_build_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
-    (tmp_path / "doki.toml").write_text('[service]\nname = "s"\nproject = "p"\nregion = "r"\nrepository = "x"\n')
+    (tmp_path / "doki.toml").write_text(MINIMAL_TOML)
     result = runner.invoke(app, ["build", "--tag", "t"])
     assert result.exit_code == 1
     assert result.stderr.startswith(
@@ -105,7 +106,7 @@ def test_without_doki_toml_build_says_how_to_point_at_one() -> None:
 
 
 def test_outside_git_build_needs_a_tag(tmp_path: Path) -> None:
-    (tmp_path / "doki.toml").write_text('[service]\nname = "s"\nproject = "p"\nregion = "r"\nrepository = "x"\n')
+    (tmp_path / "doki.toml").write_text(MINIMAL_TOML)
     result = runner.invoke(app, ["build"])
     assert result.exit_code == 1
     assert result.stderr.startswith("Error [no_git_version]: ")
@@ -113,8 +114,6 @@ def test_outside_git_build_needs_a_tag(tmp_path: Path) -> None:
 
 
 def test_an_unknown_environment_names_the_known_ones(tmp_path: Path) -> None:
-    (tmp_path / "doki.toml").write_text(
-        '[service]\nname = "s"\nproject = "p"\nregion = "r"\nrepository = "x"\n[env.staging]\nname = "s2"\n'
-    )
+    (tmp_path / "doki.toml").write_text(MINIMAL_TOML + '[environments.staging]\nname = "s2"\n')
     result = runner.invoke(app, ["--env", "prod", "build"])
     assert result.stderr.startswith("Error [unknown_env]: doki.toml has no environment 'prod' (known: staging)\n")

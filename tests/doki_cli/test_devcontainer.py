@@ -52,7 +52,7 @@ class BridgelessClient:
 
 def test_publishing_on_an_engine_without_a_bridge_is_refused_before_building_or_replacing(tmp_path: Any) -> None:
     (tmp_path / "doki.toml").write_text(
-        '[service]\nname = "svc"\nproject = "p"\nregion = "us-central1"\nrepository = "r"\n'
+        '[service]\nname = "svc"\nproject = "proj-1"\nregion = "us-central1"\nrepository = "r"\n'
     )
     config = load_config(tmp_path / "doki.toml")
     with pytest.raises(DokiError) as caught:

@@ -1,0 +1,150 @@
+"""doki.toml: the guide's flags as defaults, environments on top, and every mistake named with its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from doki_cli.config import SecretRef, load_config
+from doki_cli.errors import DokiError
+from tests.helpers import REPO
+
+MINIMAL = '[service]\nname = "api"\nproject = "proj-123"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "doki.toml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str, **kwargs: str) -> list[str]:
+    with pytest.raises(DokiError) as caught:
+        load_config(write(tmp_path, text), **kwargs)
+    assert caught.value.code == "config_invalid"
+    assert caught.value.hint == "fix doki.toml (its keys are described in the README)"
+    return [line[4:] for line in caught.value.message.splitlines()[1:]]
+
+
+def test_unset_keys_take_the_deployment_guides_flags(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL))
+    assert (config.region, config.port, config.memory, config.cpu) == ("us-central1", 8080, "512Mi", "1")
+    assert (config.min_instances, config.max_instances, config.timeout_seconds) == (0, 10, 300)
+    assert config.allow_unauthenticated is True
+    assert config.ingress == "all"
+    assert config.image == "us-central1-docker.pkg.dev/proj-123/cloud-run-source-deploy/api"
+    assert config.service_path == "projects/proj-123/locations/us-central1/services/api"
+
+
+def test_an_environment_overlays_the_service_and_merges_env_and_secrets(tmp_path: Path) -> None:
+    text = MINIMAL + (
+        'max_instances = 5\n[service.env]\nENVIRONMENT = "production"\nALLOWED_ORIGINS = ["https://a.example"]\n'
+        '[service.secrets]\nENCRYPTION_KEY = "encryption-key"\n'
+        '[environments.staging]\nname = "api-staging"\nmax_instances = 2\n'
+        '[environments.staging.env]\nALLOWED_ORIGINS = ["https://s.example", "https://t.example"]\n'
+        '[environments.staging.secrets]\nSESSION_SECRET_KEY = "session-secret:3"\n'
+    )
+    staging = load_config(write(tmp_path, text), env="staging")
+    assert (staging.name, staging.max_instances, staging.environment) == ("api-staging", 2, "staging")
+    assert staging.env == {"ENVIRONMENT": "production", "ALLOWED_ORIGINS": "https://s.example,https://t.example"}
+    assert staging.secrets == {
+        "ENCRYPTION_KEY": SecretRef("encryption-key", "latest"),
+        "SESSION_SECRET_KEY": SecretRef("session-secret", "3"),
+    }
+    base = load_config(write(tmp_path, text))
+    assert (base.name, base.max_instances) == ("api", 5)
+
+
+def test_project_and_region_options_win_over_the_file(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, MINIMAL + 'region = "europe-west1"\n'), project="other-proj", region="asia-east1"
+    )
+    assert (config.project, config.region) == ("other-proj", "asia-east1")
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ('memory = "512Mb"', "memory = '512Mb' is not valid: use Kubernetes quantities like 512Mi or 1Gi"),
+        ('memory = "64Mi"', "memory = '64Mi' is outside what Cloud Run allows: use 128Mi to 32Gi"),
+        ('cpu = "3"', "cpu = '3' is not valid: use 1, 2, 4, 6 or 8, or a fraction below 1 such as 0.5 or 500m"),
+        ('cpu = "1"\nmemory = "8Gi"', "memory above 4Gi needs cpu 2 or more (cpu is 1)"),
+        ('cpu = "4"\nmemory = "1Gi"', "cpu 4 needs more memory: at least 2Gi"),
+        ('cpu = "500m"\nmemory = "1Gi"\nconcurrency = 1', "cpu 500m (below 1) allows at most 512Mi of memory"),
+        ('cpu = "0.5"', "cpu 0.5 (below 1) needs concurrency = 1"),
+        ("min_instances = 3\nmax_instances = 2", "max_instances = 2 is below min_instances = 3: raise max_instances"),
+        ("timeout_seconds = 4000", "timeout_seconds = 4000 is not valid: use a whole number from 1 to 3600"),
+        ("concurrency = 0", "concurrency = 0 is not valid: use a whole number from 1 to 1000"),
+        ("port = true", "port = True is not valid: use a whole number from 1 to 65535"),
+        (
+            'region = "US Central"',
+            "region = 'US Central' is not valid: a Cloud Run region such as us-central1 or europe-west1",
+        ),
+        (
+            'ingress = "public"',
+            "ingress = 'public' is not valid: use one of all, internal, internal-and-cloud-load-balancing",
+        ),
+        ('allow_unauthenticated = "yes"', "allow_unauthenticated = 'yes' is not valid: use true or false"),
+        (
+            'service_account = "runtime"',
+            "service_account = 'runtime' is not a service account email (NAME@PROJECT.iam.gserviceaccount.com)",
+        ),
+        (
+            'memroy = "1Gi"',
+            "unknown key 'memroy' (allowed: allow_unauthenticated, concurrency, cpu, env, ingress, max_instances, "
+            "memory, min_instances, name, port, project, region, repository, secrets, service_account, "
+            "timeout_seconds)",
+        ),
+        ('[service.env]\nPORT = "9000"', "env name 'PORT' is not allowed: Cloud Run sets it itself"),
+        (
+            '[service.secrets]\nKEY = "bad name!"',
+            "secrets KEY = 'bad name!' is not valid: name a Secret Manager secret "
+            '(letters, digits, - and _, up to 255) as "name" or "name:version"',
+        ),
+        ('[service.secrets]\nKEY = "key:0"', "secrets KEY = 'key:0' has version '0': use latest or a number from 1"),
+        (
+            '[service.env]\nKEY = "x"\n[service.secrets]\nKEY = "key"',
+            "KEY is in both [env] and [secrets]: keep it in one (secret values belong in [secrets])",
+        ),
+    ],
+)
+def test_each_mistake_is_named_with_what_is_allowed(tmp_path: Path, extra: str, problem: str) -> None:
+    assert problems(tmp_path, MINIMAL + extra + "\n") == [problem]
+
+
+def test_every_problem_is_reported_at_once_naming_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[service]\nname = "Bad_Name"\nmemory = "lots"\n')
+    with pytest.raises(DokiError) as caught:
+        load_config(path)
+    assert caught.value.message == (
+        f"{path} [service] has 3 problems:\n"
+        "  - name = 'Bad_Name' is not valid: "
+        "lowercase letters, digits and hyphens, starting with a letter, at most 49\n"
+        "  - project is missing: a Google Cloud project id such as my-project-123 (or pass --project)\n"
+        "  - memory = 'lots' is not valid: use Kubernetes quantities like 512Mi or 1Gi"
+    )
+
+
+def test_an_unknown_environment_names_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + '[environments.staging]\nname = "s"\n')
+    with pytest.raises(DokiError) as caught:
+        load_config(path, env="prod")
+    assert caught.value.message == f"{path} has no environment 'prod' (known: staging)"
+    assert caught.value.hint == "add an [environments.prod] table, or pick one of the known environments"
+
+
+def test_this_repositorys_doki_toml_describes_the_guides_deployment() -> None:
+    config = load_config(REPO / "doki.toml")
+    assert (config.name, config.memory, config.cpu, config.timeout_seconds) == ("doki-backend", "512Mi", "1", 300)
+    assert (config.min_instances, config.max_instances, config.allow_unauthenticated) == (0, 10, True)
+    assert config.env["ENVIRONMENT"] == "production"
+    assert set(config.secrets) == {
+        "SUPABASE_SECRET_KEY",
+        "SUPABASE_JWT_SECRET",
+        "GOOGLE_CLIENT_ID",
+        "GOOGLE_CLIENT_SECRET",
+        "SESSION_SECRET_KEY",
+        "ENCRYPTION_KEY",
+    }
+    assert load_config(REPO / "doki.toml", env="staging").name == "doki-backend-staging"
