@@ -1,0 +1,159 @@
+"""The emulator as a background process: start it detached, find it again, stop it.
+
+A running emulator records itself in `<state_dir>/emulator.json` (pid and addresses); that file is the only way
+`status`, `env` and `stop` find it, so several emulators can run side by side with different state directories.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from doki_cli.errors import DokiError
+
+RUNNING_FILE = "emulator.json"
+LOG_FILE = "emulator.log"
+DEFAULT_GRPC_PORT = 8470
+DEFAULT_REST_PORT = 8471
+
+
+@dataclass(frozen=True)
+class Running:
+    pid: int
+    grpc: str
+    rest: str
+    state_dir: str
+    engine: bool
+
+    def env(self) -> dict[str, str]:
+        """What a shell needs so doki, the Google clients and gcloud talk to this emulator."""
+        return {
+            "DOKI_EMULATOR": self.grpc,
+            "STORAGE_EMULATOR_HOST": self.rest,
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": self.rest + "/",
+            "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
+        }
+
+
+def write_running(state_dir: Path, running: Running) -> None:
+    path = state_dir / RUNNING_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(running), indent=2) + "\n")
+    tmp.replace(path)
+
+
+def clear_running(state_dir: Path, pid: int) -> None:
+    """Forget the running record, unless another process has written its own since."""
+    path = state_dir / RUNNING_FILE
+    with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+        if json.loads(path.read_text())["pid"] == pid:
+            path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(rest: str) -> bool:
+    try:
+        with urllib.request.urlopen(rest + "/_doki/status", timeout=2) as response:  # noqa: S310 - our loopback URL
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def find_running(state_dir: Path) -> Running | None:
+    """The emulator serving `state_dir`, or None (a record left by a dead process is removed)."""
+    path = state_dir / RUNNING_FILE
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        running = Running(**data)
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError):
+        raise DokiError(
+            "emulator_state_corrupt",
+            f"{path} is not an emulator record",
+            f"stop any emulator using {state_dir} and delete {path}",
+        ) from None
+    if not _alive(running.pid):
+        clear_running(state_dir, running.pid)
+        return None
+    return running
+
+
+def spawn(
+    state_dir: Path,
+    args: list[str],
+    *,
+    timeout: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Running:
+    """Start `doki emulator start --foreground ARGS` detached, and wait until it answers."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / LOG_FILE
+    with log_path.open("ab") as log:
+        # A new session: the emulator outlives this command and a Ctrl-C in the user's shell.
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            [sys.executable, "-m", "doki_cli", "emulator", "start", "--foreground", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise DokiError(
+                "emulator_start_failed",
+                f"the emulator exited with code {process.returncode} while starting; its log:\n" + _tail(log_path),
+                "fix what the log says (often a port in use: pass --port/--rest-port)",
+            )
+        running = find_running(state_dir)
+        if running is not None and running.pid == process.pid and _answers(running.rest):
+            return running
+        sleep(0.1)
+    process.terminate()
+    raise DokiError(
+        "emulator_start_timeout",
+        f"the emulator did not answer within {timeout:.0f} s; its log:\n" + _tail(log_path),
+        "run `doki emulator start --foreground` to watch it start",
+    )
+
+
+def stop(running: Running, *, timeout: float = 30.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    """SIGTERM the emulator (it stops its containers and saves its state), then wait for it to exit."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(running.pid) and time.monotonic() < deadline:
+        sleep(0.1)
+    if _alive(running.pid):
+        raise DokiError(
+            "emulator_stop_timeout",
+            f"the emulator (pid {running.pid}) is still running {timeout:.0f} s after SIGTERM",
+            f"kill it with `kill -9 {running.pid}`; its state was saved after every change",
+        )
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"

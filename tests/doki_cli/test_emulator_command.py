@@ -1,0 +1,150 @@
+"""`doki emulator start/status/env/stop` as a user runs them: a real background process on free ports."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from doki_cli.main import app
+from tests.helpers import clean_env, free_port
+
+runner = CliRunner()
+DOKI = str(Path(sys.executable).with_name("doki"))
+
+
+def doki(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DOKI, *args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def ports() -> tuple[int, int]:
+    return free_port(), free_port()
+
+
+@pytest.fixture
+def started(tmp_path: Path, ports: tuple[int, int]) -> Iterator[Path]:
+    result = doki(
+        "emulator", "start", "--no-docker", "--port", str(ports[0]), "--rest-port", str(ports[1]), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    yield tmp_path
+    doki("emulator", "stop", cwd=tmp_path)
+
+
+def test_start_runs_the_emulator_in_the_background_and_status_reports_it(started: Path, ports: tuple[int, int]) -> None:
+    status = json.loads(doki("--json", "emulator", "status", cwd=started).stdout)
+    state_dir = str(started / ".doki" / "emulator")
+    assert status["grpc"] == f"127.0.0.1:{ports[0]}"
+    assert status["rest"] == f"http://127.0.0.1:{ports[1]}"
+    assert status["state_dir"] == state_dir
+    assert status["engine"] is False
+    assert httpx.get(f"http://127.0.0.1:{ports[1]}/_doki/status").json()["state_dir"] == state_dir
+    human = doki("emulator", "status", cwd=started).stdout
+    assert human == (
+        f"Emulator running (pid {status['pid']})\n  gRPC   127.0.0.1:{ports[0]}\n"
+        f"  REST   http://127.0.0.1:{ports[1]}\n  state  {state_dir}\n"
+        "  no Docker engine: revisions cannot become Ready\n"
+    )
+
+
+def test_env_prints_exports_for_doki_the_clients_and_gcloud(started: Path, ports: tuple[int, int]) -> None:
+    assert doki("emulator", "env", cwd=started).stdout == (
+        f"export DOKI_EMULATOR=127.0.0.1:{ports[0]}\n"
+        f"export STORAGE_EMULATOR_HOST=http://127.0.0.1:{ports[1]}\n"
+        f"export CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER=http://127.0.0.1:{ports[1]}/\n"
+        "export CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true\n"
+    )
+
+
+def test_starting_twice_reuses_the_running_emulator(started: Path) -> None:
+    first = json.loads(doki("--json", "emulator", "status", cwd=started).stdout)
+    again = doki("--json", "emulator", "start", "--no-docker", cwd=started)
+    assert again.returncode == 0
+    assert json.loads(again.stdout)["pid"] == first["pid"]
+
+
+def test_stop_ends_the_process_and_status_then_says_none_runs(started: Path, ports: tuple[int, int]) -> None:
+    pid = json.loads(doki("--json", "emulator", "status", cwd=started).stdout)["pid"]
+    stopped = doki("emulator", "stop", cwd=started)
+    state_dir = started / ".doki" / "emulator"
+    assert stopped.stdout == f"Stopped the emulator (pid {pid}); state kept in {state_dir}\n"
+    assert not (state_dir / "emulator.json").exists()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{ports[1]}/_doki/status")
+    status = doki("emulator", "status", cwd=started)
+    assert status.returncode == 1
+    assert status.stderr == (
+        f"Error [emulator_not_running]: no emulator is running for {state_dir}\n"
+        "  Hint: start one with `doki emulator start` (or pass the --state-dir it was started with)\n"
+    )
+    assert doki("emulator", "stop", cwd=started).stdout == f"No emulator is running for {state_dir}\n"
+
+
+def test_a_port_in_use_fails_the_start_with_the_log_and_leaves_no_record(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = doki(
+            "emulator", "start", "--no-docker", "--port", str(free_port()), "--rest-port", str(port), cwd=tmp_path
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error [emulator_start_failed]: the emulator exited with code 1 while starting")
+    assert "cannot listen on 127.0.0.1:" in result.stderr
+    assert "Hint: fix what the log says (often a port in use: pass --port/--rest-port)" in result.stderr
+    assert not (tmp_path / ".doki" / "emulator" / "emulator.json").exists()
+
+
+def test_foreground_runs_until_sigterm_then_exits_cleanly(tmp_path: Path, ports: tuple[int, int]) -> None:
+    args = [DOKI, "emulator", "start", "--foreground", "--no-docker", "--port", str(ports[0])]
+    with subprocess.Popen(
+        [*args, "--rest-port", str(ports[1])], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == f"Emulator running (pid {proc.pid})\n"
+        assert httpx.get(f"http://127.0.0.1:{ports[1]}/_doki/status").status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert not (tmp_path / ".doki" / "emulator" / "emulator.json").exists()
+    assert (tmp_path / ".doki" / "emulator" / "secretmanager.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (["--port", "70000"], "--port 70000 is not a port", "use a port from 1 to 65535 for --port"),
+        (
+            ["--port", "9000", "--rest-port", "9000"],
+            "--port and --rest-port are both 9000",
+            "give them different ports",
+        ),
+    ],
+)
+def test_bad_ports_are_refused_before_anything_starts(args: list[str], message: str, hint: str) -> None:
+    result = runner.invoke(app, ["emulator", "start", *args])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error [bad_option]: {message}\n  Hint: {hint}\n"
+    assert not Path(".doki").exists()
+
+
+def test_a_restarted_emulator_keeps_what_clients_wrote(started: Path, ports: tuple[int, int]) -> None:
+    from doki_cli.gcp.clients import ClientFactory
+
+    factory = ClientFactory(f"127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}")
+    sm = factory.secret_manager()
+    secret = sm.create_secret(parent="projects/p", secret_id="kept", secret={"replication": {"automatic": {}}})
+    sm.add_secret_version(parent=secret.name, payload={"data": b"value-1"})
+    assert doki("emulator", "stop", cwd=started).returncode == 0
+    restart = ["emulator", "start", "--no-docker", "--port", str(ports[0]), "--rest-port", str(ports[1])]
+    assert doki(*restart, cwd=started).returncode == 0
+    answer = factory.secret_manager().access_secret_version(name="projects/p/secrets/kept/versions/latest")
+    assert answer.payload.data == b"value-1"
