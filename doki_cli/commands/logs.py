@@ -1,0 +1,10 @@
+"""PLACEHOLDER: `doki logs` (being written)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def logs(ctx: typer.Context) -> None:
+    """Show the service's logs."""
+    raise NotImplementedError

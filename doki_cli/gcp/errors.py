@@ -1,0 +1,72 @@
+"""Google API errors as DokiErrors: what failed, on which resource, and the fix."""
+
+from __future__ import annotations
+
+from doki_cli.errors import DokiError
+
+# The API each service name belongs to, for "enable the API" hints.
+API_NAMES = {
+    "secretmanager": "secretmanager.googleapis.com",
+    "run": "run.googleapis.com",
+    "logging": "logging.googleapis.com",
+    "cloudbuild": "cloudbuild.googleapis.com",
+    "artifactregistry": "artifactregistry.googleapis.com",
+}
+
+
+def google_error(exc: Exception, *, action: str, resource: str, api: str, role: str | None = None) -> DokiError:
+    """Translate `exc`, raised while doing `action` on `resource`, into a DokiError with a hint."""
+    from google.api_core import exceptions
+
+    detail = getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, exceptions.PermissionDenied):
+        if "SERVICE_DISABLED" in str(exc) or "has not been used" in detail or "is disabled" in detail:
+            return DokiError(
+                "api_disabled",
+                f"{action} {resource}: the {API_NAMES[api]} API is not enabled",
+                f"enable it: gcloud services enable {API_NAMES[api]}",
+            )
+        needed = f"the {role} role" if role else "a role that allows it"
+        return DokiError(
+            "permission_denied",
+            f"{action} {resource}: permission denied ({detail})",
+            f"grant your account {needed} on {resource} or its project, or run as an identity that has it",
+        )
+    if isinstance(exc, exceptions.Unauthenticated):
+        return DokiError(
+            "not_authenticated",
+            f"{action} {resource}: Google did not accept the credentials ({detail})",
+            "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a key file",
+        )
+    if isinstance(exc, exceptions.NotFound):
+        return DokiError(
+            "not_found",
+            f"{action} {resource}: not found ({detail})",
+            "check the project and region (doki.toml, --project, --region)",
+        )
+    if isinstance(exc, (exceptions.Aborted, exceptions.FailedPrecondition)) and "etag" in detail.lower():
+        return DokiError(
+            "concurrent_change",
+            f"{action} {resource}: it was changed by someone else meanwhile ({detail})",
+            "run the command again: doki re-reads the current state first",
+        )
+    if isinstance(exc, exceptions.InvalidArgument):
+        return DokiError("invalid_argument", f"{action} {resource}: Google refused it: {detail}", "fix the value named")
+    if isinstance(exc, (exceptions.ServiceUnavailable, exceptions.TooManyRequests, exceptions.InternalServerError)):
+        return DokiError(
+            "google_unavailable",
+            f"{action} {resource}: Google kept failing ({detail})",
+            "try again in a minute; https://status.cloud.google.com shows outages",
+        )
+    return DokiError(
+        "google_error", f"{action} {resource}: {type(exc).__name__}: {detail}", "rerun with -v for details"
+    )
+
+
+def no_credentials(exc: Exception) -> DokiError:
+    return DokiError(
+        "no_credentials",
+        f"no Google credentials found ({exc})",
+        "run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, "
+        'or use the local emulator: eval "$(doki emulator env)"',
+    )

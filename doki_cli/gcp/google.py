@@ -1,0 +1,36 @@
+"""The adapters for one project, built on one client factory: the one place they are wired together."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.gcp.retry import Retrier
+
+if TYPE_CHECKING:
+    from doki_cli.gcp.logs import Logs
+    from doki_cli.gcp.secretmanager import SecretManager
+
+
+class Google:
+    def __init__(self, factory: ClientFactory, project: str, *, retrier: Retrier | None = None) -> None:
+        self.factory = factory
+        self.project = project
+        self.retrier = retrier or Retrier()
+
+    @classmethod
+    def from_env(cls, project: str) -> Google:
+        return cls(ClientFactory.from_env(), project)
+
+    @cached_property
+    def secrets(self) -> SecretManager:
+        from doki_cli.gcp.secretmanager import SecretManager
+
+        return SecretManager(self.factory.secret_manager(), self.project, self.retrier)
+
+    @cached_property
+    def logs(self) -> Logs:
+        from doki_cli.gcp.logs import Logs
+
+        return Logs(self.factory.logging(), self.project, self.retrier)

@@ -1,0 +1,54 @@
+"""Retries for Google calls: transient failures are retried with capped, jittered exponential backoff inside an
+overall deadline; everything else fails at once. Sleep and clock are passed in, so waits are testable."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL and DEADLINE_EXCEEDED: worth another try."""
+    from google.api_core import exceptions
+
+    return isinstance(
+        exc,
+        (
+            exceptions.ServiceUnavailable,
+            exceptions.TooManyRequests,  # RESOURCE_EXHAUSTED over gRPC maps here too
+            exceptions.InternalServerError,
+            exceptions.DeadlineExceeded,
+        ),
+    )
+
+
+@dataclass
+class Retrier:
+    deadline: float = 60.0
+    initial: float = 0.25
+    maximum: float = 8.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    jitter: Callable[[], float] = field(default=random.random)
+
+    def call(self, fn: Callable[[], T], *, retry_if: Callable[[BaseException], bool] = is_transient) -> T:
+        """`fn()`, again after each transient failure until the deadline; the last failure is raised."""
+        start = self.clock()
+        delay = self.initial
+        while True:
+            try:
+                return fn()
+            except Exception as exc:
+                if not retry_if(exc):
+                    raise
+                # Full jitter: concurrent clients that failed together do not retry together.
+                wait = delay * (0.5 + self.jitter() / 2)
+                if self.clock() + wait - start > self.deadline:
+                    raise
+                self.sleep(wait)
+                delay = min(delay * 2, self.maximum)

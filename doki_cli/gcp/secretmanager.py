@@ -1,0 +1,175 @@
+"""Secret Manager, through google-cloud-secret-manager: the only module that imports it.
+
+Every call is retried on transient failures and every Google error becomes a DokiError with a hint. Values pass
+through as bytes and are never logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from doki_cli.errors import DokiError
+from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.retry import Retrier
+
+ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
+# A policy write that loses a race with another writer is re-read and retried this many times.
+POLICY_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    number: int
+    created: datetime | None
+    state: str  # ENABLED, DISABLED or DESTROYED
+
+
+class SecretManager:
+    def __init__(self, client: Any, project: str, retrier: Retrier) -> None:
+        self._client = client
+        self.project = project
+        self._retrier = retrier
+
+    def _name(self, secret_id: str) -> str:
+        return f"projects/{self.project}/secrets/{secret_id}"
+
+    def _call(self, fn: Any, *, action: str, resource: str, role: str | None = None) -> Any:
+        from google.api_core import exceptions
+        from google.auth import exceptions as auth_exceptions
+
+        try:
+            return self._retrier.call(fn)
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(exc, action=action, resource=resource, api="secretmanager", role=role) from None
+        except auth_exceptions.DefaultCredentialsError as exc:
+            from doki_cli.gcp.errors import no_credentials
+
+            raise no_credentials(exc) from None
+
+    def exists(self, secret_id: str) -> bool:
+        from google.api_core import exceptions
+
+        try:
+            self._retrier.call(lambda: self._client.get_secret(name=self._name(secret_id)))
+        except exceptions.NotFound:
+            return False
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(exc, action="reading", resource=self._name(secret_id), api="secretmanager") from None
+        return True
+
+    def latest(self, secret_id: str) -> VersionInfo | None:
+        """The newest version of `secret_id`, or None when it has none (or does not exist)."""
+        from google.api_core import exceptions
+
+        name = self._name(secret_id)
+        try:
+            request = {"parent": name, "page_size": 1}  # newest first: one is enough
+            pages = self._retrier.call(lambda: self._client.list_secret_versions(request=request))
+            newest = next(iter(pages), None)
+        except exceptions.NotFound:
+            return None
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(exc, action="listing the versions of", resource=name, api="secretmanager") from None
+        if newest is None:
+            return None
+        created = newest.create_time if newest.create_time else None
+        return VersionInfo(int(newest.name.rsplit("/", 1)[1]), created, newest.state.name)
+
+    def access(self, secret_id: str, version: str = "latest") -> bytes:
+        name = f"{self._name(secret_id)}/versions/{version}"
+        response = self._call(
+            lambda: self._client.access_secret_version(name=name),
+            action="reading",
+            resource=name,
+            role=ACCESSOR_ROLE,
+        )
+        data: bytes = response.payload.data
+        return data
+
+    def create(self, secret_id: str) -> bool:
+        """Create `secret_id` with automatic replication; False when it already existed."""
+        from google.api_core import exceptions
+
+        def create() -> bool:
+            try:
+                self._client.create_secret(
+                    parent=f"projects/{self.project}",
+                    secret_id=secret_id,
+                    secret={"replication": {"automatic": {}}},
+                )
+            except exceptions.Conflict:
+                return False  # also what a retry sees when the first attempt did create it
+            return True
+
+        created: bool = self._call(
+            create, action="creating", resource=self._name(secret_id), role="roles/secretmanager.admin"
+        )
+        return created
+
+    def add_version(self, secret_id: str, data: bytes) -> int:
+        """Add `data` as the newest version; its number."""
+        import google_crc32c
+
+        name = self._name(secret_id)
+        payload = {"data": data, "data_crc32c": int(google_crc32c.value(data))}
+        version = self._call(
+            lambda: self._client.add_secret_version(parent=name, payload=payload),
+            action="adding a version to",
+            resource=name,
+            role="roles/secretmanager.secretVersionAdder",
+        )
+        return int(version.name.rsplit("/", 1)[1])
+
+    def resolve(self, secret_id: str, version: str) -> int:
+        """The version number `version` ("latest" or a number) names, checked to exist and be enabled."""
+        name = f"{self._name(secret_id)}/versions/{version}"
+        info = self._call(lambda: self._client.get_secret_version(name=name), action="reading", resource=name)
+        if info.state.name != "ENABLED":
+            raise DokiError(
+                "secret_version_unusable",
+                f"{name} is {info.state.name.lower()}",
+                "push a new value with `doki secrets push`, or enable the version in Secret Manager",
+            )
+        return int(info.name.rsplit("/", 1)[1])
+
+    def grant(self, secret_id: str, member: str, role: str = ACCESSOR_ROLE) -> bool:
+        """Bind `member` to `role` on the secret (read-modify-write with the policy etag); False if already bound."""
+        from google.api_core import exceptions
+        from google.iam.v1 import policy_pb2
+
+        name = self._name(secret_id)
+        for _ in range(POLICY_ATTEMPTS):
+            policy = self._call(
+                lambda: self._client.get_iam_policy(request={"resource": name}),
+                action="reading the IAM policy of",
+                resource=name,
+                role="roles/secretmanager.admin",
+            )
+            binding = next((b for b in policy.bindings if b.role == role), None)
+            if binding is not None and member in binding.members:
+                return False
+            if binding is None:
+                policy.bindings.append(policy_pb2.Binding(role=role, members=[member]))
+            else:
+                binding.members.append(member)
+            try:
+                self._retrier.call(partial(self._client.set_iam_policy, request={"resource": name, "policy": policy}))
+                return True
+            except exceptions.Aborted:
+                continue  # someone else changed the policy since we read it: read it again
+            except exceptions.GoogleAPICallError as exc:
+                raise google_error(
+                    exc,
+                    action="changing the IAM policy of",
+                    resource=name,
+                    api="secretmanager",
+                    role="roles/secretmanager.admin",
+                ) from None
+        raise DokiError(
+            "concurrent_change",
+            f"the IAM policy of {name} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
+            "run the command again once other changes have settled",
+        )
