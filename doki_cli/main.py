@@ -9,7 +9,7 @@ from typer._click.core import Context
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
-from doki_cli.commands import build, dev, emulator, keys, logs, secrets
+from doki_cli.commands import build, deploy, dev, emulator, keys, logs, secrets
 from doki_cli.errors import DokiError
 from doki_cli.options import ConfigOption, EnvOption, JsonOption, ProjectOption, RegionOption, VerboseOption
 from doki_cli.output import Output
@@ -91,6 +91,7 @@ def main(
 
 app.command("build")(build.build)
 app.command("dev")(dev.dev)
+app.command("deploy")(deploy.deploy)
 app.command("logs")(logs.logs)
 app.add_typer(keys.app, name="keys")
 app.add_typer(emulator.app, name="emulator")

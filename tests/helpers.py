@@ -18,6 +18,8 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 # The base the container tests build on: no registry is reachable here, `.ci/docker-setup` makes this stand-in.
 BASE_IMAGE = os.environ.get("DOKI_TEST_BASE_IMAGE", "doki-base:bookworm-py311")
+# The Doki backend image, tagged as `doki build` would tag it for the emulator tests' project.
+BACKEND_IMAGE = "us-central1-docker.pkg.dev/doki-e2e/doki/doki-backend:e2e"
 # Settings the backend reads: a test process starts from none of the developer's own.
 BACKEND_ENV_NAMES = (
     "ENVIRONMENT",

@@ -10,18 +10,28 @@ from doki_cli.gcp.retry import Retrier
 
 if TYPE_CHECKING:
     from doki_cli.gcp.logs import Logs
+    from doki_cli.gcp.run import CloudRun
     from doki_cli.gcp.secretmanager import SecretManager
 
 
 class Google:
-    def __init__(self, factory: ClientFactory, project: str, *, retrier: Retrier | None = None) -> None:
+    def __init__(
+        self, factory: ClientFactory, project: str, region: str = "us-central1", *, retrier: Retrier | None = None
+    ) -> None:
         self.factory = factory
         self.project = project
+        self.region = region
         self.retrier = retrier or Retrier()
 
     @classmethod
-    def from_env(cls, project: str) -> Google:
-        return cls(ClientFactory.from_env(), project)
+    def from_env(cls, project: str, region: str = "us-central1") -> Google:
+        return cls(ClientFactory.from_env(), project, region)
+
+    @cached_property
+    def run(self) -> CloudRun:
+        from doki_cli.gcp.run import CloudRun
+
+        return CloudRun(self.factory.run_services(), self.project, self.region, self.retrier)
 
     @cached_property
     def secrets(self) -> SecretManager:

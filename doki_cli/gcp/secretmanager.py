@@ -135,6 +135,16 @@ class SecretManager:
             )
         return int(info.name.rsplit("/", 1)[1])
 
+    def is_granted(self, secret_id: str, member: str, role: str = ACCESSOR_ROLE) -> bool:
+        name = self._name(secret_id)
+        policy = self._call(
+            lambda: self._client.get_iam_policy(request={"resource": name}),
+            action="reading the IAM policy of",
+            resource=name,
+            role="roles/secretmanager.admin",
+        )
+        return any(b.role == role and member in b.members for b in policy.bindings)
+
     def grant(self, secret_id: str, member: str, role: str = ACCESSOR_ROLE) -> bool:
         """Bind `member` to `role` on the secret (read-modify-write with the policy etag); False if already bound."""
         from google.api_core import exceptions

@@ -11,6 +11,7 @@ import pytest
 
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
+from tests.helpers import BACKEND_IMAGE, build_image, copy_checkout
 
 
 @pytest.fixture
@@ -38,3 +39,10 @@ def clients(emulator: Emulator) -> ClientFactory:
 @pytest.fixture
 def engine_clients(engine_emulator: Emulator) -> ClientFactory:
     return ClientFactory(engine_emulator.grpc_address, engine_emulator.rest_url)
+
+
+@pytest.fixture(scope="session")
+def backend_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    build_image(docker_client, copy_checkout(tmp_path_factory.mktemp("context")), BACKEND_IMAGE)
+    yield BACKEND_IMAGE
+    docker_client.images.remove(BACKEND_IMAGE)

@@ -7,11 +7,9 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from cryptography.fernet import Fernet
 from google.api_core import exceptions
 from google.cloud import run_v2
@@ -21,11 +19,10 @@ from google.logging.type import log_severity_pb2
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
-from tests.helpers import build_image, copy_checkout
+from tests.helpers import BACKEND_IMAGE as IMAGE
 
 PROJECT = "doki-e2e"
 REGION = "us-central1"
-IMAGE = f"{REGION}-docker.pkg.dev/{PROJECT}/doki/doki-backend:e2e"
 SERVICE_ACCOUNT = f"doki-runtime@{PROJECT}.iam.gserviceaccount.com"
 SECRETS = {
     "SESSION_SECRET_KEY": "session-secret-key",
@@ -33,13 +30,6 @@ SECRETS = {
     "SUPABASE_SECRET_KEY": "supabase-secret-key",
     "GOOGLE_CLIENT_SECRET": "google-oauth-client-secret",
 }
-
-
-@pytest.fixture(scope="module")
-def backend_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    build_image(docker_client, copy_checkout(tmp_path_factory.mktemp("context")), IMAGE)
-    yield IMAGE
-    docker_client.images.remove(IMAGE)
 
 
 def _put_secrets(clients: ClientFactory) -> None:

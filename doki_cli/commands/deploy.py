@@ -1,0 +1,61 @@
+"""`doki deploy`: plan from doki.toml against the live service, show it, apply it, check the health contract."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from doki_cli.errors import DokiError
+from doki_cli.state import global_options
+
+# `--dry-run` exit codes, as terraform's detailed exit code: scripts can tell "up to date" from "would change".
+DRY_RUN_NO_CHANGES = 0
+DRY_RUN_CHANGES = 2
+
+
+def deploy(
+    ctx: typer.Context,
+    image: Annotated[
+        str | None,
+        typer.Option("--image", envvar="DOKI_IMAGE", help="Image to deploy [default: this commit's `doki build`]."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show the plan; exit 0 when up to date, 2 when it would change.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove live variables that doki.toml does not declare.")
+    ] = False,
+) -> None:
+    """Deploy the service as doki.toml describes it: plan, confirm, apply, wait until Ready, check `/`."""
+    import sys
+
+    from doki_cli.config import load_config
+    from doki_cli.deploy.executor import Executor, plan_data, render_plan
+    from doki_cli.deploy.health import check_health
+    from doki_cli.deploy.planner import Planner
+    from doki_cli.gcp.google import Google
+    from doki_cli.gitinfo import version_tag
+
+    options = global_options(ctx)
+    out = options.output
+    config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+    image = image or f"{config.image}:{version_tag(config.root)}"
+    google = Google.from_env(config.project, config.region)
+    plan = Planner(google.run, google.secrets).plan(config, image, prune=prune)
+    render_plan(out, plan)
+    if dry_run:
+        out.data({"plan": plan_data(plan)})
+        raise typer.Exit(DRY_RUN_NO_CHANGES if plan.empty else DRY_RUN_CHANGES)
+    if plan.empty:
+        assert plan.live is not None
+        out.data({"plan": plan_data(plan), "url": plan.live.uri, "revision": plan.live.latest_ready, "changed": False})
+        out.line(f"{config.name} is up to date: {plan.live.uri}")
+        return
+    if not yes and not out.json_mode and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
+        raise DokiError("aborted", "nothing was changed", "run again and answer y, or pass --yes")
+    executor = Executor(google.run, google.secrets, health=check_health, on_progress=lambda m: out.note(f"  {m}"))
+    deployed = executor.execute(plan)
+    out.data({"plan": plan_data(plan), "url": deployed.url, "revision": deployed.revision, "changed": True})
+    out.line(f"Deployed {config.name} ({deployed.revision}): {deployed.url}")

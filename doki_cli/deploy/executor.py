@@ -1,0 +1,113 @@
+"""The executors of a plan: one that writes (the only place a deploy changes anything) and one that only shows.
+
+The writing executor runs the plan's steps in an order that never leaves traffic on something unproven: secret
+access first (a revision that cannot read its secrets never becomes Ready), then the service (Cloud Run moves
+traffic only to a Ready revision), then who may invoke it, then the health contract on its URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from doki_cli.deploy.planner import REDIRECT_ENV, REDIRECT_PATH, Change, Plan
+from doki_cli.gcp.run import CloudRun
+from doki_cli.gcp.secretmanager import SecretManager
+from doki_cli.output import Output
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+@dataclass(frozen=True)
+class Deployed:
+    url: str
+    revision: str | None
+
+
+def render_plan(out: Output, plan: Plan) -> None:
+    """The plan as people read it: + added, ~ changed, - removed; values of secrets are never shown (only refs)."""
+    out.line(f"Plan for {plan.service} ({plan.path}):")
+    if plan.creates:
+        out.line("  + create the service", style="green")
+    for change in plan.changes:
+        out.line("  " + _describe(change), style=_style(change))
+    for secret in plan.grants:
+        out.line(f"  + grant {plan.member} access to secret {secret}", style="green")
+    if plan.set_redirect:
+        out.line(
+            f"  + env {REDIRECT_ENV}: <service URL>{REDIRECT_PATH} (once Cloud Run assigns the URL)", style="green"
+        )
+    if plan.unmanaged and not plan.prune:
+        out.line(f"  = not managed by doki.toml, kept: {', '.join(plan.unmanaged)} (--prune removes them)", style="dim")
+    count = len(plan.changes) + len(plan.grants)
+    out.line("No changes." if plan.empty else f"{count} change{'s' if count != 1 else ''}.")
+
+
+def _describe(change: Change) -> str:
+    if change.before is None:
+        return f"+ {change.what}: {change.after}"
+    if change.after is None:
+        return f"- {change.what} (was {change.before})"
+    return f"~ {change.what}: {change.before} -> {change.after}"
+
+
+def _style(change: Change) -> str:
+    return "green" if change.before is None else "red" if change.after is None else "yellow"
+
+
+def plan_data(plan: Plan) -> dict[str, object]:
+    return {
+        "service": plan.path,
+        "create": plan.creates,
+        "changes": [{"what": c.what, "before": c.before, "after": c.after} for c in plan.changes],
+        "grants": plan.grants,
+        "unmanaged": plan.unmanaged,
+        "empty": plan.empty,
+    }
+
+
+class Executor:
+    def __init__(
+        self,
+        run: CloudRun,
+        secrets: SecretManager,
+        *,
+        health: Callable[[str], None],
+        on_progress: Callable[[str], None],
+    ) -> None:
+        self._run = run
+        self._secrets = secrets
+        self._health = health
+        self._progress = on_progress
+
+    def execute(self, plan: Plan) -> Deployed:
+        if plan.member is not None:
+            for secret in plan.grants:
+                self._progress(f"granting {plan.member} access to {secret}")
+                self._secrets.grant(secret, plan.member)
+        service = plan.base
+        if plan.updates_service:
+            self._progress("deploying a new revision" if not plan.creates else "creating the service")
+            service = self._run.apply(
+                plan.service, plan.desired, keep_env=plan.keep_env, base=plan.base, on_progress=self._progress
+            )
+        if plan.set_redirect and service is not None:
+            # The URL exists only now: one more revision carries the redirect URI derived from it.
+            desired = replace(
+                plan.desired, env={**plan.desired.env, REDIRECT_ENV: service.uri.rstrip("/") + REDIRECT_PATH}
+            )
+            self._progress(f"setting {REDIRECT_ENV} from the service URL")
+            service = self._run.apply(
+                plan.service, desired, keep_env=plan.keep_env, base=service, on_progress=self._progress
+            )
+        if plan.invoker_changes or plan.creates:
+            self._progress("allowing unauthenticated calls" if plan.public else "requiring authentication")
+            self._run.set_public(plan.service, plan.public)
+        assert service is not None
+        url = service.uri
+        if plan.public:
+            self._progress(f"checking {url}/")
+            self._health(url)
+        revision = service.latest_ready_revision.rsplit("/", 1)[-1] or None
+        return Deployed(url, revision)

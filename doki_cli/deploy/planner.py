@@ -1,0 +1,181 @@
+"""The planner: reads the live service and doki.toml and says what a deploy would change. It only reads.
+
+A plan is plain data. The executor applies it; a dry run only displays it. An empty plan means the live service
+already is what doki.toml describes, and a deploy then makes no mutating call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from doki_cli.config import ServiceConfig
+from doki_cli.deploy.spec import LiveService, ServiceSpec, desired_spec
+from doki_cli.errors import DokiError
+from doki_cli.gcp.run import CloudRun, split_env
+from doki_cli.gcp.secretmanager import SecretManager
+
+REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
+REDIRECT_PATH = "/auth/google/callback"
+FIELDS = (
+    ("image", "image"),
+    ("port", "port"),
+    ("memory", "memory"),
+    ("cpu", "cpu"),
+    ("concurrency", "concurrency"),
+    ("timeout_seconds", "timeout"),
+    ("min_instances", "min instances"),
+    ("max_instances", "max instances"),
+    ("ingress", "ingress"),
+    ("service_account", "service account"),
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    what: str
+    before: str | None  # None: added
+    after: str | None  # None: removed
+
+
+@dataclass(frozen=True)
+class Plan:
+    service: str
+    path: str
+    desired: ServiceSpec
+    live: LiveService | None
+    base: Any | None  # the live run_v2.Service, so fields doki does not manage survive the update
+    keep_env: list[Any]  # live variables doki.toml does not declare, kept unless --prune
+    changes: list[Change] = field(default_factory=list)
+    unmanaged: list[str] = field(default_factory=list)
+    prune: bool = False
+    public: bool = True
+    grants: list[str] = field(default_factory=list)  # secrets the runtime account cannot read yet
+    member: str | None = None
+    set_redirect: bool = False  # first deploy: GOOGLE_REDIRECT_URI follows from the URL Cloud Run assigns
+
+    @property
+    def creates(self) -> bool:
+        return self.live is None
+
+    @property
+    def updates_service(self) -> bool:
+        return self.creates or any(c.what not in ("invoker",) for c in self.changes)
+
+    @property
+    def invoker_changes(self) -> bool:
+        return any(c.what == "invoker" for c in self.changes)
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.grants and not self.creates
+
+
+def _cpu(value: str) -> str:
+    # Cloud Run may answer "1000m" for "1": compare like with like.
+    if value.endswith("m") and value[:-1].isdigit() and int(value[:-1]) % 1000 == 0:
+        return str(int(value[:-1]) // 1000)
+    return value
+
+
+class Planner:
+    def __init__(self, run: CloudRun, secrets: SecretManager) -> None:
+        self._run = run
+        self._secrets = secrets
+
+    def plan(self, config: ServiceConfig, image: str, *, prune: bool = False) -> Plan:
+        versions = self._secret_versions(config)
+        desired = desired_spec(config, image, versions)
+        base = self._run.get(config.name)
+        live = self._run.live(config.name) if base is not None else None
+        managed = set(config.env) | set(config.secrets)
+        set_redirect = False
+        if REDIRECT_ENV not in managed:
+            # Derived from the service's own URL, never from request headers at run time.
+            if live is not None:
+                desired = replace(desired, env={**desired.env, REDIRECT_ENV: live.uri.rstrip("/") + REDIRECT_PATH})
+            else:
+                set_redirect = True
+            managed.add(REDIRECT_ENV)
+        keep_env: list[Any] = []
+        unmanaged: list[str] = []
+        if base is not None:
+            _, _, extra = split_env(base, managed)
+            unmanaged = [v.name for v in extra]
+            keep_env = [] if prune else extra
+        changes = self._diff(desired, live, unmanaged, prune, config.allow_unauthenticated)
+        member = f"serviceAccount:{config.service_account}" if config.service_account else None
+        grants = []
+        if member is not None:
+            grants = sorted(
+                {ref.secret for ref in config.secrets.values() if not self._secrets.is_granted(ref.secret, member)}
+            )
+        return Plan(
+            service=config.name,
+            path=self._run.path(config.name),
+            desired=desired,
+            live=live,
+            base=base,
+            keep_env=keep_env,
+            changes=changes,
+            unmanaged=unmanaged,
+            prune=prune,
+            public=config.allow_unauthenticated,
+            grants=grants,
+            member=member,
+            set_redirect=set_redirect,
+        )
+
+    def _secret_versions(self, config: ServiceConfig) -> dict[str, int]:
+        versions: dict[str, int] = {}
+        for env_name, ref in config.secrets.items():
+            if ref.secret in versions:
+                continue
+            if not self._secrets.exists(ref.secret):
+                raise DokiError(
+                    "secret_missing",
+                    f"{env_name} uses the secret {ref.secret}, which does not exist in project {self._secrets.project}",
+                    "create it with `doki secrets push` (values from .env), then deploy again",
+                )
+            versions[ref.secret] = self._secrets.resolve(ref.secret, ref.version)
+        return versions
+
+    def _diff(
+        self, desired: ServiceSpec, live: LiveService | None, unmanaged: list[str], prune: bool, public: bool
+    ) -> list[Change]:
+        before = live.spec if live is not None else None
+        changes: list[Change] = []
+        for attribute, label in FIELDS:
+            new = getattr(desired, attribute)
+            old = getattr(before, attribute) if before is not None else None
+            if attribute == "cpu":
+                new, old = _cpu(new), _cpu(old) if old is not None else None
+            if new != old:
+                changes.append(Change(label, _show(old), _show(new)))
+        old_env = before.env if before is not None else {}
+        old_secrets = before.secrets if before is not None else {}
+        for name, value in desired.env.items():
+            if old_env.get(name) != value:
+                changes.append(Change(f"env {name}", old_env.get(name) if name in old_env else None, value))
+        for name, ref in desired.secrets.items():
+            if old_secrets.get(name) != ref:
+                changes.append(Change(f"secret {name}", old_secrets.get(name), ref))
+        if prune:
+            for name in unmanaged:
+                kind = "secret" if name in old_secrets else "env"
+                changes.append(Change(f"{kind} {name}", old_secrets.get(name) or old_env.get(name), None))
+        if live is not None and not live.traffic_to_latest:
+            changes.append(Change("traffic", live.traffic, "100% latest"))
+        if live is None or live.public != public:
+            changes.append(Change("invoker", _invoker(live.public) if live is not None else None, _invoker(public)))
+        return changes
+
+
+def _show(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value) if value != "" else "(default)"
+
+
+def _invoker(public: bool) -> str:
+    return "allUsers (public)" if public else "authenticated callers only"

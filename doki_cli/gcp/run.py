@@ -1,0 +1,311 @@
+"""Cloud Run Admin API v2, through google-cloud-run: the only module that imports it.
+
+Converts between doki's plain `ServiceSpec` and `run_v2.Service`, applies a service in one call
+(`update_service(allow_missing=True)` creates or updates), follows the long-running operation with progress, and
+turns Google errors into DokiErrors with a hint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from doki_cli.deploy.spec import LiveService, ServiceSpec
+from doki_cli.errors import DokiError
+from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.retry import Retrier
+
+INVOKER = "roles/run.invoker"
+PUBLIC = "allUsers"
+POLICY_ATTEMPTS = 5
+_INGRESS = {
+    "all": "INGRESS_TRAFFIC_ALL",
+    "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
+    "internal-and-cloud-load-balancing": "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER",
+}
+
+
+class CloudRun:
+    def __init__(
+        self,
+        services: Any,
+        project: str,
+        region: str,
+        retrier: Retrier,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._services = services
+        self.project = project
+        self.region = region
+        self._retrier = retrier
+        self._sleep = sleep
+        self._clock = clock
+
+    def path(self, name: str) -> str:
+        return f"projects/{self.project}/locations/{self.region}/services/{name}"
+
+    def _call(self, fn: Callable[[], Any], *, action: str, resource: str, role: str = "roles/run.developer") -> Any:
+        from google.api_core import exceptions
+
+        try:
+            return self._retrier.call(fn)
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(exc, action=action, resource=resource, api="run", role=role) from None
+
+    # Reading
+
+    def get(self, name: str) -> Any | None:
+        """The live `run_v2.Service`, or None when there is none yet."""
+        from google.api_core import exceptions
+
+        try:
+            return self._retrier.call(lambda: self._services.get_service(name=self.path(name)))
+        except exceptions.NotFound:
+            return None
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(
+                exc, action="reading", resource=self.path(name), api="run", role="roles/run.viewer"
+            ) from None
+
+    def is_public(self, name: str) -> bool:
+        policy = self._call(
+            lambda: self._services.get_iam_policy(request={"resource": self.path(name)}),
+            action="reading the IAM policy of",
+            resource=self.path(name),
+            role="roles/run.viewer",
+        )
+        return any(b.role == INVOKER and PUBLIC in b.members for b in policy.bindings)
+
+    def live(self, name: str) -> LiveService | None:
+        service = self.get(name)
+        if service is None:
+            return None
+        return to_live(service, self.is_public(name))
+
+    # Writing
+
+    def apply(
+        self,
+        name: str,
+        spec: ServiceSpec,
+        *,
+        keep_env: list[Any],
+        base: Any | None,
+        on_progress: Callable[[str], None],
+        timeout: float = 900.0,
+    ) -> Any:
+        """Create or update the service to `spec` (plus `keep_env`, live variables doki does not manage), with all
+        traffic on the latest revision; wait until the operation ends. A failed revision raises, traffic untouched."""
+        from google.cloud import run_v2
+
+        service = to_service(spec, keep_env=keep_env, base=base)
+        service.name = self.path(name)
+        request = run_v2.UpdateServiceRequest(service=service, allow_missing=True)
+        operation = self._call(
+            partial(self._services.update_service, request=request), action="deploying", resource=self.path(name)
+        )
+        return self._wait(operation, name, on_progress, timeout)
+
+    def _wait(self, operation: Any, name: str, on_progress: Callable[[str], None], timeout: float) -> Any:
+        from google.api_core import exceptions
+
+        deadline = self._clock() + timeout
+        delay = 0.5
+        last = ""
+        while True:
+            try:
+                done = self._retrier.call(operation.done)
+            except exceptions.GoogleAPICallError as exc:
+                raise google_error(exc, action="waiting for", resource=self.path(name), api="run") from None
+            if done:
+                break
+            message = _progress(operation.metadata)
+            if message and message != last:
+                on_progress(message)
+                last = message
+            if self._clock() > deadline:
+                raise DokiError(
+                    "deploy_timeout",
+                    f"{self.path(name)} was not ready after {timeout:.0f} s",
+                    "see `doki status` and `doki logs`; the deploy goes on at Google",
+                )
+            self._sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+        error = operation.exception()
+        if error is not None:
+            service = self.get(name)
+            condition = service.terminal_condition.message if service is not None else ""
+            detail = getattr(error, "message", None) or str(error)
+            reason = detail if not condition or condition in detail else f"{detail} ({condition})"
+            raise DokiError(
+                "revision_not_ready",
+                f"the new revision of {name} did not become ready: {reason}",
+                "traffic stays on the previous revision; `doki logs` shows the container's output",
+            )
+        return operation.result()
+
+    def set_public(self, name: str, public: bool) -> bool:
+        """Add or remove the allUsers invoker binding (read-modify-write with the etag); True if it changed."""
+        from google.api_core import exceptions
+        from google.iam.v1 import policy_pb2
+
+        resource = self.path(name)
+        for _ in range(POLICY_ATTEMPTS):
+            policy = self._call(
+                lambda: self._services.get_iam_policy(request={"resource": resource}),
+                action="reading the IAM policy of",
+                resource=resource,
+            )
+            binding = next((b for b in policy.bindings if b.role == INVOKER), None)
+            has = binding is not None and PUBLIC in binding.members
+            if has == public:
+                return False
+            if public and binding is None:
+                policy.bindings.append(policy_pb2.Binding(role=INVOKER, members=[PUBLIC]))
+            elif public and binding is not None:
+                binding.members.append(PUBLIC)
+            elif binding is not None:
+                binding.members.remove(PUBLIC)
+            try:
+                self._retrier.call(
+                    partial(self._services.set_iam_policy, request={"resource": resource, "policy": policy})
+                )
+                return True
+            except exceptions.Aborted:
+                continue  # changed since we read it: read again
+            except exceptions.GoogleAPICallError as exc:
+                raise google_error(
+                    exc,
+                    action="changing who may invoke",
+                    resource=resource,
+                    api="run",
+                    role="roles/run.admin",
+                ) from None
+        raise DokiError(
+            "concurrent_change",
+            f"the IAM policy of {resource} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
+            "run the command again once other changes have settled",
+        )
+
+
+def _progress(metadata: Any) -> str:
+    if metadata is None:
+        return ""
+    conditions = getattr(metadata, "conditions", None) or []
+    pending = [c for c in conditions if c.state.name == "CONDITION_PENDING"]
+    if pending:
+        return f"waiting: {pending[0].type_}" + (f" ({pending[0].message})" if pending[0].message else "")
+    return ""
+
+
+def _secret_id(secret: str) -> str:
+    return secret.rsplit("/", 1)[-1]  # Cloud Run accepts a short id or projects/P/secrets/ID
+
+
+def split_env(service: Any, managed: set[str]) -> tuple[dict[str, str], dict[str, str], list[Any]]:
+    """(plain env, secret refs "id:version", the EnvVar objects of variables not in `managed`)."""
+    env: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    unmanaged = []
+    container = service.template.containers[0] if service.template.containers else None
+    for var in container.env if container is not None else []:
+        if var.name not in managed:
+            unmanaged.append(var)
+        if var.value_source and var.value_source.secret_key_ref.secret:
+            ref = var.value_source.secret_key_ref
+            secrets[var.name] = f"{_secret_id(ref.secret)}:{ref.version or 'latest'}"
+        else:
+            env[var.name] = var.value
+    return env, secrets, unmanaged
+
+
+def to_live(service: Any, public: bool) -> LiveService:
+    from google.cloud import run_v2
+
+    template = service.template
+    container = template.containers[0] if template.containers else run_v2.Container()
+    env, secrets, _ = split_env(service, set())
+    limits = dict(container.resources.limits) if container.resources else {}
+    ingress = {v: k for k, v in _INGRESS.items()}.get(service.ingress.name, service.ingress.name)
+    spec = ServiceSpec(
+        image=container.image,
+        port=container.ports[0].container_port if container.ports else 8080,
+        memory=limits.get("memory", ""),
+        cpu=limits.get("cpu", ""),
+        concurrency=template.max_instance_request_concurrency,
+        timeout_seconds=int(template.timeout.total_seconds()) if template.timeout else 0,
+        min_instances=template.scaling.min_instance_count,
+        max_instances=template.scaling.max_instance_count,
+        ingress=ingress,
+        service_account=template.service_account or None,
+        env=env,
+        secrets=secrets,
+    )
+    latest = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+    serving = [t for t in service.traffic if t.percent > 0]
+    to_latest = len(serving) == 1 and serving[0].type_ == latest
+    traffic = ", ".join(f"{t.percent}% {'latest' if t.type_ == latest else t.revision}" for t in serving) or "none"
+    ready = service.terminal_condition.state.name == "CONDITION_SUCCEEDED"
+    return LiveService(
+        spec=spec,
+        uri=service.uri,
+        public=public,
+        traffic_to_latest=to_latest,
+        traffic=traffic,
+        latest_ready=service.latest_ready_revision.rsplit("/", 1)[-1] or None,
+        ready=ready,
+        message=service.terminal_condition.message,
+    )
+
+
+def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> Any:
+    """`spec` as a `run_v2.Service`, on top of the live one (`base`) so fields doki does not manage stay as set."""
+    from google.cloud import run_v2
+
+    service = run_v2.Service.deserialize(run_v2.Service.serialize(base)) if base is not None else run_v2.Service()
+    env = [run_v2.EnvVar(name=name, value=value) for name, value in spec.env.items()]
+    for name, ref in spec.secrets.items():
+        secret, _, version = ref.partition(":")
+        env.append(
+            run_v2.EnvVar(
+                name=name,
+                value_source=run_v2.EnvVarSource(
+                    secret_key_ref=run_v2.SecretKeySelector(secret=secret, version=version or "latest")
+                ),
+            )
+        )
+    env += [run_v2.EnvVar.deserialize(run_v2.EnvVar.serialize(v)) for v in keep_env]
+    container = run_v2.Container(
+        image=spec.image,
+        ports=[run_v2.ContainerPort(name="http1", container_port=spec.port)],
+        # gcloud's defaults: CPU only while serving, and a boost while starting.
+        resources=run_v2.ResourceRequirements(
+            limits={"cpu": spec.cpu, "memory": spec.memory}, cpu_idle=True, startup_cpu_boost=True
+        ),
+        env=env,
+    )
+    template = service.template
+    template.containers = [container]
+    template.scaling = run_v2.RevisionScaling(
+        min_instance_count=spec.min_instances, max_instance_count=spec.max_instances
+    )
+    template.timeout = timedelta(seconds=spec.timeout_seconds)
+    template.max_instance_request_concurrency = spec.concurrency
+    template.service_account = spec.service_account or ""
+    template.revision = ""  # Cloud Run names each new revision itself
+    service.ingress = getattr(run_v2.IngressTraffic, _INGRESS[spec.ingress])
+    latest = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+    # All traffic to the latest revision (a rollback's pin ends here); tagged revisions keep their tags at 0%.
+    tagged = [
+        run_v2.TrafficTarget(type_=t.type_, revision=t.revision, tag=t.tag, percent=0)
+        for t in (base.traffic if base is not None else [])
+        if t.tag
+    ]
+    service.traffic = [run_v2.TrafficTarget(type_=latest, percent=100), *tagged]
+    service.etag = base.etag if base is not None else ""
+    return service

@@ -1,0 +1,170 @@
+"""`doki deploy` against the emulator: plan, apply with real containers, health contract, idempotence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from google.cloud import run_v2
+from typer.testing import CliRunner
+
+from doki_cli.emulator.server import Emulator
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.main import app
+from tests.helpers import BACKEND_IMAGE
+
+runner = CliRunner()
+PROJECT = "doki-e2e"
+SA = f"doki-runtime@{PROJECT}.iam.gserviceaccount.com"
+PATH = f"projects/{PROJECT}/locations/us-central1/services/doki-backend"
+TOML = f"""[service]
+name = "doki-backend"
+project = "{PROJECT}"
+repository = "doki"
+service_account = "{SA}"
+[service.env]
+ENVIRONMENT = "production"
+SUPABASE_URL = "https://abcdefghijklmnop.supabase.co"
+GOOGLE_CLIENT_ID = "client-id.apps.googleusercontent.com"
+ALLOWED_ORIGINS = ["https://one.example"]
+[service.secrets]
+SESSION_SECRET_KEY = "session-secret-key"
+ENCRYPTION_KEY = "encryption-key"
+SUPABASE_SECRET_KEY = "supabase-secret-key"
+GOOGLE_CLIENT_SECRET = "google-oauth-client-secret"
+"""
+ENV = (
+    f"SESSION_SECRET_KEY={'s' * 48}\nENCRYPTION_KEY={Fernet.generate_key().decode()}\n"
+    "SUPABASE_SECRET_KEY=service-role-key-for-tests\nGOOGLE_CLIENT_SECRET=google-client-secret-for-tests\n"
+)
+
+
+def setup_project(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    (tmp_path / "doki.toml").write_text(TOML)
+    (tmp_path / ".env").write_text(ENV)
+
+
+def deploy(*args: str) -> object:
+    return runner.invoke(app, ["deploy", "--image", BACKEND_IMAGE, *args])
+
+
+def test_a_first_dry_run_shows_the_whole_service_and_exits_2(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+    result = deploy("--dry-run")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == (
+        f"Plan for doki-backend ({PATH}):\n"
+        "  + create the service\n"
+        f"  + image: {BACKEND_IMAGE}\n"
+        "  + port: 8080\n"
+        "  + memory: 512Mi\n"
+        "  + cpu: 1\n"
+        "  + concurrency: 80\n"
+        "  + timeout: 300\n"
+        "  + min instances: 0\n"
+        "  + max instances: 10\n"
+        "  + ingress: all\n"
+        f"  + service account: {SA}\n"
+        "  + env ENVIRONMENT: production\n"
+        "  + env SUPABASE_URL: https://abcdefghijklmnop.supabase.co\n"
+        "  + env GOOGLE_CLIENT_ID: client-id.apps.googleusercontent.com\n"
+        "  + env ALLOWED_ORIGINS: https://one.example\n"
+        "  + secret SESSION_SECRET_KEY: session-secret-key:1\n"
+        "  + secret ENCRYPTION_KEY: encryption-key:1\n"
+        "  + secret SUPABASE_SECRET_KEY: supabase-secret-key:1\n"
+        "  + secret GOOGLE_CLIENT_SECRET: google-oauth-client-secret:1\n"
+        "  + invoker: allUsers (public)\n"
+        f"  + grant serviceAccount:{SA} access to secret encryption-key\n"
+        f"  + grant serviceAccount:{SA} access to secret google-oauth-client-secret\n"
+        f"  + grant serviceAccount:{SA} access to secret session-secret-key\n"
+        f"  + grant serviceAccount:{SA} access to secret supabase-secret-key\n"
+        "  + env GOOGLE_REDIRECT_URI: <service URL>/auth/google/callback (once Cloud Run assigns the URL)\n"
+        "23 changes.\n"
+    )
+    assert list(ClientFactory(emulator.grpc_address).run_services().list_services(parent=PATH.rsplit("/", 2)[0])) == []
+
+
+def test_a_secret_that_does_not_exist_stops_the_plan_with_the_fix(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    result = deploy("--dry-run")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error [secret_missing]: SESSION_SECRET_KEY uses the secret session-secret-key, which does not exist in "
+        "project doki-e2e\n  Hint: create it with `doki secrets push` (values from .env), then deploy again\n"
+    )
+
+
+def test_a_revision_that_cannot_become_ready_fails_the_deploy_with_its_reason(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    runner.invoke(app, ["secrets", "push"])
+    result = deploy("--yes")
+    assert result.exit_code == 1
+    error = result.stderr[result.stderr.index("Error [") :]
+    assert error.startswith("Error [revision_not_ready]: the new revision of doki-backend did not become ready")
+    assert "no Docker engine" in error
+    assert "Hint: traffic stays on the previous revision" in result.stderr
+
+
+def test_deploy_applies_serves_and_then_plans_nothing(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+    result = runner.invoke(app, ["--json", "deploy", "--image", backend_image, "--yes"])
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    url = outcome["url"]
+    assert outcome["changed"] is True
+    assert httpx.get(url + "/", timeout=10).json() == {"message": "Doki Backend up"}
+
+    services = ClientFactory(engine_emulator.grpc_address).run_services()
+    live = services.get_service(name=PATH)
+    env = {e.name: e for e in live.template.containers[0].env}
+    assert env["GOOGLE_REDIRECT_URI"].value == url + "/auth/google/callback"
+    assert env["ENCRYPTION_KEY"].value_source.secret_key_ref.version == "1"  # pinned, not "latest"
+
+    calls_before = dict(engine_emulator.faults.calls)
+    again = deploy("--dry-run")
+    assert again.exit_code == 0, again.output
+    assert again.stdout.endswith("No changes.\n")
+    assert deploy("--yes").stdout.endswith(f"doki-backend is up to date: {url}\n")
+    mutating = [m for m in engine_emulator.faults.calls if engine_emulator.faults.calls[m] != calls_before.get(m, 0)]
+    assert not [m for m in mutating if any(v in m for v in ("Update", "Create", "Set", "Add", "Delete"))]
+
+
+def test_a_changed_value_and_an_unmanaged_variable_show_in_the_plan(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    runner.invoke(app, ["secrets", "push"])
+    assert deploy("--yes").exit_code == 0
+    services = ClientFactory(engine_emulator.grpc_address).run_services()
+    live = services.get_service(name=PATH)
+    live.template.containers[0].env.append(run_v2.EnvVar(name="ADDED_BY_HAND", value="1"))
+    services.update_service(service=live).result(timeout=120)
+    (tmp_path / "doki.toml").write_text(TOML.replace("https://one.example", "https://two.example"))
+
+    plan = deploy("--dry-run")
+    assert plan.exit_code == 2
+    assert "  ~ env ALLOWED_ORIGINS: https://one.example -> https://two.example\n" in plan.stdout
+    assert "  = not managed by doki.toml, kept: ADDED_BY_HAND (--prune removes them)\n" in plan.stdout
+    assert plan.stdout.endswith("1 change.\n")
+    pruned = deploy("--dry-run", "--prune")
+    assert "  - env ADDED_BY_HAND (was 1)\n" in pruned.stdout
+
+    assert deploy("--yes").exit_code == 0
+    env = {e.name: e.value for e in services.get_service(name=PATH).template.containers[0].env}
+    assert env["ADDED_BY_HAND"] == "1"
+    assert env["ALLOWED_ORIGINS"] == "https://two.example"
+    assert deploy("--dry-run").exit_code == 0
