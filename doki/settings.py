@@ -21,6 +21,8 @@ from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from doki.origins import origin_problem
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -236,25 +238,6 @@ def _is_https_or_loopback(url: str) -> bool:
         return True
     # A production build may run against the local emulator and fake services on loopback.
     return parts.scheme == "http" and is_loopback_host(parts.hostname)
-
-
-def origin_problem(origin: str) -> str | None:
-    """Why `origin` is not a valid CORS origin (scheme://host[:port]), or None when it is."""
-    fix = "write it as scheme://host[:port], e.g. https://app.example.com"
-    try:
-        parts = urlsplit(origin)
-        port = parts.port
-    except ValueError:
-        return f"ALLOWED_ORIGINS entry {origin!r} has an invalid port: {fix}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"ALLOWED_ORIGINS entry {origin!r} is not an origin: {fix}"
-    if origin.endswith("/"):
-        return f"ALLOWED_ORIGINS entry {origin!r} ends with '/': browsers send origins without it; {fix}"
-    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
-        return f"ALLOWED_ORIGINS entry {origin!r} has a path, query or credentials: {fix}"
-    if port is not None and f":{port}" not in parts.netloc:
-        return f"ALLOWED_ORIGINS entry {origin!r} has an invalid port: {fix}"
-    return None
 
 
 def _origin_problems(origins: list[str], *, production: bool) -> list[str]:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from doki.settings import ConfigError, Settings, load_settings, origin_problem, with_development_defaults
+from doki.origins import origin_problem
+from doki.settings import ConfigError, Settings, load_settings, with_development_defaults
 
 GOOD_KEY = Fernet.generate_key().decode()
 OLD_KEY = Fernet.generate_key().decode()
