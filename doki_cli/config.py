@@ -236,6 +236,22 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
     return config, []
 
 
+def resource_problems(*, memory: str, cpu: str, concurrency: int, min_instances: int, max_instances: int) -> list[str]:
+    """What is wrong with this combination of resources, by the same rules as doki.toml (for `doki scale`)."""
+    problems: list[str] = []
+    for key, value, low, high in (
+        ("concurrency", concurrency, 1, 1000),
+        ("min instances", min_instances, 0, 1000),
+        ("max instances", max_instances, 1, 1000),
+    ):
+        if not low <= value <= high:
+            problems.append(f"{key} {value} is not valid: use a whole number from {low} to {high}")
+    if min_instances > max_instances:
+        problems.append(f"max instances {max_instances} is below min instances {min_instances}")
+    _cpu(cpu, _memory(memory, problems), concurrency, problems)
+    return problems
+
+
 def _memory(value: Any, problems: list[str]) -> int:
     match = _MEMORY.fullmatch(value) if isinstance(value, str) else None
     if match is None:

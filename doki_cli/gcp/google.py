@@ -31,7 +31,13 @@ class Google:
     def run(self) -> CloudRun:
         from doki_cli.gcp.run import CloudRun
 
-        return CloudRun(self.factory.run_services(), self.project, self.region, self.retrier)
+        return CloudRun(
+            self.factory.run_services(),
+            self.project,
+            self.region,
+            self.retrier,
+            revisions=self.factory.run_revisions(),
+        )
 
     @cached_property
     def secrets(self) -> SecretManager:

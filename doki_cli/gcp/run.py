@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,17 @@ _INGRESS = {
 }
 
 
+@dataclass(frozen=True)
+class RevisionInfo:
+    name: str  # short name, e.g. api-00002-xyz
+    created: datetime | None
+    ready: bool
+    message: str
+    image: str
+    percent: int  # share of traffic it serves now
+    tags: tuple[str, ...]
+
+
 class CloudRun:
     def __init__(
         self,
@@ -36,10 +48,12 @@ class CloudRun:
         region: str,
         retrier: Retrier,
         *,
+        revisions: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._services = services
+        self._revisions = revisions
         self.project = project
         self.region = region
         self._retrier = retrier
@@ -87,7 +101,64 @@ class CloudRun:
             return None
         return to_live(service, self.is_public(name))
 
+    def revisions(self, name: str) -> list[RevisionInfo]:
+        """The service's revisions, newest first, with the traffic each serves now."""
+        service = self.get(name)
+        if service is None:
+            raise DokiError(
+                "service_not_found", f"{self.path(name)} does not exist", "deploy it first with `doki deploy`"
+            )
+        listed = self._call(
+            lambda: list(self._revisions.list_revisions(parent=self.path(name))),
+            action="listing the revisions of",
+            resource=self.path(name),
+            role="roles/run.viewer",
+        )
+        shares = serving_shares(service)
+        tags: dict[str, list[str]] = {}
+        for target in service.traffic_statuses:
+            if target.tag:
+                tags.setdefault(_short(target.revision) or _short(service.latest_ready_revision), []).append(target.tag)
+        result = []
+        for revision in listed:
+            short = _short(revision.name)
+            ready = any(c.type_ == "Ready" and c.state.name == "CONDITION_SUCCEEDED" for c in revision.conditions)
+            message = next((c.message for c in revision.conditions if c.type_ == "Ready"), "")
+            image = revision.containers[0].image if revision.containers else ""
+            created = revision.create_time if revision.create_time else None
+            result.append(
+                RevisionInfo(short, created, ready, message, image, shares.get(short, 0), tuple(tags.get(short, ())))
+            )
+        return sorted(result, key=lambda r: (r.created is not None, r.created or datetime.min), reverse=True)
+
     # Writing
+
+    def update(self, name: str, change: Callable[[Any], None], *, on_progress: Callable[[str], None]) -> Any:
+        """Read the service, let `change` edit it, write it back with its etag; re-read and retry on a conflict."""
+        from google.api_core import exceptions
+        from google.cloud import run_v2
+
+        for _ in range(POLICY_ATTEMPTS):
+            service = self.get(name)
+            if service is None:
+                raise DokiError(
+                    "service_not_found", f"{self.path(name)} does not exist", "deploy it first with `doki deploy`"
+                )
+            change(service)
+            try:
+                operation = self._retrier.call(
+                    partial(self._services.update_service, request=run_v2.UpdateServiceRequest(service=service))
+                )
+            except exceptions.Aborted:
+                continue  # changed by someone else since we read it
+            except exceptions.GoogleAPICallError as exc:
+                raise google_error(exc, action="updating", resource=self.path(name), api="run") from None
+            return self._wait(operation, name, on_progress, 900.0)
+        raise DokiError(
+            "concurrent_change",
+            f"{self.path(name)} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
+            "run the command again once other changes have settled",
+        )
 
     def apply(
         self,
@@ -191,6 +262,75 @@ class CloudRun:
             f"the IAM policy of {resource} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
             "run the command again once other changes have settled",
         )
+
+
+def _short(revision: str) -> str:
+    return revision.rsplit("/", 1)[-1]
+
+
+def serving_shares(service: Any) -> dict[str, int]:
+    """Percent of traffic per revision short name, as Cloud Run reports it (LATEST resolved)."""
+    shares: dict[str, int] = {}
+    for status in service.traffic_statuses:
+        revision = _short(status.revision) or _short(service.latest_ready_revision)
+        if status.percent and revision:
+            shares[revision] = shares.get(revision, 0) + status.percent
+    return shares
+
+
+def pin_traffic(service: Any, revision: str) -> None:
+    """All traffic to `revision`; tagged revisions keep their tags at 0%."""
+    from google.cloud import run_v2
+
+    pinned = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
+    tagged = [
+        run_v2.TrafficTarget(type_=t.type_, revision=t.revision, tag=t.tag, percent=0) for t in service.traffic if t.tag
+    ]
+    service.traffic = [run_v2.TrafficTarget(type_=pinned, revision=revision, percent=100), *tagged]
+
+
+def set_env(service: Any, name: str, value: str) -> None:
+    from google.cloud import run_v2
+
+    service.template.revision = ""  # a new revision, named by Cloud Run
+    container = service.template.containers[0]
+    for var in container.env:
+        if var.name == name:
+            var.value = value
+            return
+    container.env.append(run_v2.EnvVar(name=name, value=value))
+
+
+def env_value(service: Any, name: str) -> str | None:
+    container = service.template.containers[0] if service.template.containers else None
+    for var in container.env if container is not None else []:
+        if var.name == name and not var.value_source:
+            return str(var.value)
+    return None
+
+
+def set_scaling(
+    service: Any,
+    *,
+    min_instances: int | None,
+    max_instances: int | None,
+    memory: str | None,
+    cpu: str | None,
+    concurrency: int | None,
+) -> None:
+    template = service.template
+    if min_instances is not None:
+        template.scaling.min_instance_count = min_instances
+    if max_instances is not None:
+        template.scaling.max_instance_count = max_instances
+    if concurrency is not None:
+        template.max_instance_request_concurrency = concurrency
+    limits = template.containers[0].resources.limits
+    if memory is not None:
+        limits["memory"] = memory
+    if cpu is not None:
+        limits["cpu"] = cpu
+    template.revision = ""  # a new revision, named by Cloud Run
 
 
 def _progress(metadata: Any) -> str:

@@ -1,0 +1,106 @@
+"""`doki cors`: the live service's ALLOWED_ORIGINS, listed or changed (one new revision, nothing else changed)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from doki_cli.commands._service import setup
+from doki_cli.errors import DokiError
+
+app = typer.Typer(help="The origins browsers may call the backend from (ALLOWED_ORIGINS).", no_args_is_help=True)
+ENV = "ALLOWED_ORIGINS"
+OriginsArgument = Annotated[
+    list[str], typer.Argument(help="Origins as scheme://host[:port], e.g. https://app.example.com.")
+]
+SaveOption = Annotated[bool, typer.Option("--save", help="Also write the new list to doki.toml.")]
+
+
+def _current(ctx: typer.Context) -> list[str]:
+    from doki_cli.gcp.run import env_value
+
+    _, config, google = setup(ctx)
+    service = google.run.get(config.name)
+    if service is None:
+        raise DokiError("service_not_found", f"{google.run.path(config.name)} does not exist", "deploy it first")
+    value = env_value(service, ENV) or ""
+    return [o for o in (part.strip() for part in value.split(",")) if o]
+
+
+def _check(origins: list[str]) -> None:
+    from doki.origins import origin_problem
+
+    problems = []
+    for origin in origins:
+        if origin == "*":
+            problems.append("'*' is refused: with credentials on, browsers need exact origins")
+        elif (problem := origin_problem(origin)) is not None:
+            problems.append(problem)
+    if problems:
+        raise DokiError(
+            "bad_origin", "; ".join(problems), "write each origin as scheme://host[:port], e.g. https://app.example.com"
+        )
+
+
+def _apply(ctx: typer.Context, origins: list[str], before: list[str], save: bool) -> None:
+    from doki_cli.gcp.run import set_env
+
+    options, config, google = setup(ctx)
+    out = options.output
+    changed = origins != before
+    if changed:
+        joined = ",".join(origins)
+        google.run.update(
+            config.name, lambda service: set_env(service, ENV, joined), on_progress=lambda m: out.note(f"  {m}")
+        )
+    saved = None
+    if save:
+        from doki_cli.tomledit import save as save_toml
+
+        saved = save_toml(config, {ENV: origins}, table="env")
+    out.data({"origins": origins, "changed": changed, "saved_to": saved})
+    out.line(("Allowed origins now: " if changed else "Allowed origins unchanged: ") + (", ".join(origins) or "none"))
+    if saved:
+        out.note(f"written to [{saved}] in {config.path}")
+    elif changed:
+        out.note("doki.toml still lists the old origins: the next `doki deploy` restores them (use --save)")
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """The origins the live service allows."""
+    out = setup(ctx)[0].output
+    origins = _current(ctx)
+    out.data({"origins": origins})
+    for origin in origins:
+        out.line(origin)
+
+
+@app.command("add")
+def add(ctx: typer.Context, origins: OriginsArgument, save: SaveOption = False) -> None:
+    """Allow more origins."""
+    _check(origins)
+    before = _current(ctx)
+    _apply(ctx, before + [o for o in origins if o not in before], before, save)
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, origins: OriginsArgument, save: SaveOption = False) -> None:
+    """Stop allowing origins."""
+    before = _current(ctx)
+    unknown = [o for o in origins if o not in before]
+    if unknown:
+        raise DokiError(
+            "unknown_origin",
+            f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not allowed now; nothing was changed",
+            f"allowed now: {', '.join(before) or 'none'}",
+        )
+    _apply(ctx, [o for o in before if o not in origins], before, save)
+
+
+@app.command("set")
+def set_(ctx: typer.Context, origins: OriginsArgument, save: SaveOption = False) -> None:
+    """Allow exactly these origins."""
+    _check(origins)
+    _apply(ctx, list(dict.fromkeys(origins)), _current(ctx), save)

@@ -1,0 +1,60 @@
+"""`doki status`: the live service at a glance, or as JSON."""
+
+from __future__ import annotations
+
+import typer
+
+from doki_cli.commands._service import setup
+from doki_cli.errors import DokiError
+
+
+def status(ctx: typer.Context) -> None:
+    """URL, Ready state, revisions, traffic split with tags, image, resources, scaling and last deploy time."""
+    options, config, google = setup(ctx)
+    out = options.output
+    service = google.run.get(config.name)
+    if service is None:
+        raise DokiError(
+            "service_not_found",
+            f"{google.run.path(config.name)} does not exist",
+            "deploy it with `doki deploy` (or check --project/--region/--env)",
+        )
+    live = google.run.live(config.name)
+    assert live is not None
+    revisions = google.run.revisions(config.name)
+    serving = [r for r in revisions if r.percent or r.tags]
+    spec = live.spec
+    data = {
+        "service": google.run.path(config.name),
+        "url": live.uri,
+        "ready": live.ready,
+        "message": live.message,
+        "latest_created": service.latest_created_revision.rsplit("/", 1)[-1],
+        "latest_ready": live.latest_ready,
+        "traffic": [{"revision": r.name, "percent": r.percent, "tags": list(r.tags)} for r in serving],
+        "traffic_follows_latest": live.traffic_to_latest,
+        "image": spec.image,
+        "resources": {"cpu": spec.cpu, "memory": spec.memory, "concurrency": spec.concurrency},
+        "timeout_seconds": spec.timeout_seconds,
+        "scaling": {"min": spec.min_instances, "max": spec.max_instances},
+        "public": live.public,
+        "updated": service.update_time.isoformat() if service.update_time else None,
+    }
+    out.data(data)
+    out.line(f"{config.name}  {live.uri}")
+    out.line(f"  ready        {'yes' if live.ready else 'no'}" + (f" ({live.message})" if live.message else ""))
+    out.line(f"  revisions    latest created {data['latest_created']}, latest ready {live.latest_ready or '-'}")
+    follows = " (follows the latest)" if live.traffic_to_latest else " (pinned: `doki deploy` moves it to the latest)"
+    out.line(f"  traffic      {live.traffic}{follows}")
+    for revision in serving:
+        if revision.tags:
+            out.line(f"    tag        {', '.join(revision.tags)} -> {revision.name}")
+    out.line(f"  image        {spec.image}")
+    out.line(
+        f"  resources    cpu {spec.cpu}, memory {spec.memory}, concurrency {spec.concurrency}, "
+        f"timeout {spec.timeout_seconds}s"
+    )
+    out.line(f"  scaling      {spec.min_instances} to {spec.max_instances} instances")
+    out.line(f"  invokers     {'anyone (allUsers)' if live.public else 'authenticated callers only'}")
+    if data["updated"]:
+        out.line(f"  last change  {data['updated']}")

@@ -1,0 +1,148 @@
+"""The ops loop against the emulator with real containers: deploy, status, cors, scale, rollback, deploy again.
+
+This is the deploy issue's "done when", as a user runs it; the error paths need no container."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from doki_cli.emulator.server import Emulator
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.main import app
+from tests.doki_cli.test_deploy import PATH, setup_project
+
+runner = CliRunner()
+
+
+def doki(*args: str) -> object:
+    return runner.invoke(app, list(args))
+
+
+def allowed(url: str, origin: str) -> str | None:
+    answer = httpx.options(
+        url + "/auth/me", headers={"Origin": origin, "Access-Control-Request-Method": "GET"}, timeout=10
+    )
+    return answer.headers.get("access-control-allow-origin")
+
+
+def test_the_ops_loop_from_secrets_to_rollback_and_back(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    assert doki("secrets", "push").exit_code == 0
+    assert "unchanged" in doki("secrets", "push").stdout
+    deployed = doki("--json", "deploy", "--image", backend_image, "--yes")
+    assert deployed.exit_code == 0, deployed.output
+    url = json.loads(deployed.stdout)["url"]
+    first = json.loads(deployed.stdout)["revision"]
+    assert httpx.get(url + "/", timeout=10).json() == {"message": "Doki Backend up"}
+    assert doki("deploy", "--image", backend_image, "--dry-run").exit_code == 0
+
+    status = json.loads(doki("--json", "status").stdout)
+    assert (status["url"], status["ready"], status["latest_ready"]) == (url, True, first)
+    assert status["traffic"] == [{"revision": first, "percent": 100, "tags": []}]
+    assert status["traffic_follows_latest"] is True
+    assert status["scaling"] == {"min": 0, "max": 10}
+    assert status["public"] is True
+
+    assert doki("cors", "list").stdout == "https://one.example\n"
+    added = doki("cors", "add", "https://two.example", "--save")
+    assert added.exit_code == 0, added.output
+    assert added.stdout == "Allowed origins now: https://one.example, https://two.example\n"
+    assert allowed(url, "https://two.example") == "https://two.example"  # the running container sees it
+    assert 'ALLOWED_ORIGINS = ["https://one.example", "https://two.example"]' in (tmp_path / "doki.toml").read_text()
+    second = json.loads(doki("--json", "status").stdout)["latest_ready"]
+    assert second != first
+
+    scaled = doki("scale", "--max", "3", "--memory", "1Gi")
+    assert scaled.exit_code == 0, scaled.output
+    assert scaled.stdout == "Scaled doki-backend: max instances 10 -> 3, memory 512Mi -> 1Gi\n"
+    status = json.loads(doki("--json", "status").stdout)
+    assert (status["scaling"], status["resources"]["memory"]) == ({"min": 0, "max": 3}, "1Gi")
+    third = status["latest_ready"]
+
+    back = doki("rollback", "--yes")
+    assert back.exit_code == 0, back.output
+    assert back.stdout == f"All traffic now goes to {second} (was {third}).\n"
+    status = json.loads(doki("--json", "status").stdout)
+    assert status["traffic"] == [{"revision": second, "percent": 100, "tags": []}]
+    assert status["traffic_follows_latest"] is False
+    assert doki("rollback", first).stdout == f"All traffic now goes to {first} (was {second}).\n"
+    assert allowed(url, "https://two.example") is None  # the first revision's container answers: it predates the origin
+
+    plan = doki("deploy", "--image", backend_image, "--dry-run")
+    assert plan.exit_code == 2
+    assert f"  ~ traffic: 100% {first} -> 100% latest\n" in plan.stdout
+    assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
+    status = json.loads(doki("--json", "status").stdout)
+    assert status["traffic_follows_latest"] is True
+    assert doki("deploy", "--image", backend_image, "--dry-run").exit_code == 0
+
+
+def test_status_of_a_service_that_does_not_exist_says_to_deploy(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    result = doki("status")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error [service_not_found]: {PATH} does not exist\n"
+        "  Hint: deploy it with `doki deploy` (or check --project/--region/--env)\n"
+    )
+
+
+@pytest.fixture
+def failed_service(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> ClientFactory:
+    """A service whose only revision never became Ready (no engine): it exists, nothing serves."""
+    setup_project(tmp_path, emulator, monkeypatch)
+    doki("secrets", "push")
+    assert doki("deploy", "--image", "img:1", "--yes").exit_code == 1
+    return ClientFactory(emulator.grpc_address)
+
+
+def test_rolling_back_to_an_unknown_revision_changes_nothing(failed_service: ClientFactory) -> None:
+    before = failed_service.run_services().get_service(name=PATH)
+    result = doki("rollback", "doki-backend-99999-zzz")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "Error [unknown_revision]: doki-backend has no revision 'doki-backend-99999-zzz'; nothing was changed\n"
+    )
+    assert failed_service.run_services().get_service(name=PATH).etag == before.etag
+
+
+def test_rollback_without_an_earlier_ready_revision_says_how_to_pick_one(failed_service: ClientFactory) -> None:
+    result = doki("rollback", "--yes")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error [no_earlier_revision]: doki-backend has no Ready revision older than")
+
+
+@pytest.mark.parametrize(
+    ("origin", "problem"),
+    [
+        ("*", "'*' is refused: with credentials on, browsers need exact origins"),
+        ("https://app.example.com/", "ALLOWED_ORIGINS entry 'https://app.example.com/' ends with '/'"),
+        ("app.example.com", "ALLOWED_ORIGINS entry 'app.example.com' is not an origin"),
+    ],
+)
+def test_a_bad_origin_is_refused_before_any_call(origin: str, problem: str, tmp_path: Path) -> None:
+    (tmp_path / "doki.toml").write_text('[service]\nname = "api"\nproject = "proj-123"\n')
+    result = doki("cors", "add", origin)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error [bad_origin]: {problem}")
+
+
+def test_scale_refuses_what_cloud_run_would_and_changes_nothing(failed_service: ClientFactory) -> None:
+    before = failed_service.run_services().get_service(name=PATH)
+    result = doki("scale", "--cpu", "4")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error [bad_scale]: cpu 4 needs more memory: at least 2Gi; nothing was changed\n"
+        "  Hint: pick values Cloud Run accepts\n"
+    )
+    assert doki("scale").stderr.startswith("Error [nothing_to_change]: no value given")
+    assert failed_service.run_services().get_service(name=PATH).etag == before.etag
