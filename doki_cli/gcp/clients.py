@@ -57,7 +57,7 @@ class ClientFactory:
             return secretmanager.SecretManagerServiceClient(
                 transport=SecretManagerServiceGrpcTransport(channel=self.channel())
             )
-        return secretmanager.SecretManagerServiceClient()
+        return _with_credentials(secretmanager.SecretManagerServiceClient)
 
     def run_services(self) -> Any:
         from google.cloud import run_v2
@@ -65,7 +65,7 @@ class ClientFactory:
 
         if self.emulator:
             return run_v2.ServicesClient(transport=ServicesGrpcTransport(channel=self.channel()))
-        return run_v2.ServicesClient()
+        return _with_credentials(run_v2.ServicesClient)
 
     def run_revisions(self) -> Any:
         from google.cloud import run_v2
@@ -73,7 +73,7 @@ class ClientFactory:
 
         if self.emulator:
             return run_v2.RevisionsClient(transport=RevisionsGrpcTransport(channel=self.channel()))
-        return run_v2.RevisionsClient()
+        return _with_credentials(run_v2.RevisionsClient)
 
     def cloud_build(self) -> Any:
         from google.cloud.devtools import cloudbuild_v1
@@ -81,7 +81,7 @@ class ClientFactory:
 
         if self.emulator:
             return cloudbuild_v1.CloudBuildClient(transport=CloudBuildGrpcTransport(channel=self.channel()))
-        return cloudbuild_v1.CloudBuildClient()
+        return _with_credentials(cloudbuild_v1.CloudBuildClient)
 
     def artifact_registry(self) -> Any:
         from google.cloud import artifactregistry_v1
@@ -93,7 +93,7 @@ class ClientFactory:
             return artifactregistry_v1.ArtifactRegistryClient(
                 transport=ArtifactRegistryGrpcTransport(channel=self.channel())
             )
-        return artifactregistry_v1.ArtifactRegistryClient()
+        return _with_credentials(artifactregistry_v1.ArtifactRegistryClient)
 
     def logging(self) -> Any:
         from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
@@ -101,7 +101,7 @@ class ClientFactory:
 
         if self.emulator:
             return LoggingServiceV2Client(transport=LoggingServiceV2GrpcTransport(channel=self.channel()))
-        return LoggingServiceV2Client()
+        return _with_credentials(LoggingServiceV2Client)
 
     def storage(self, project: str) -> Any:
         from google.cloud import storage  # type: ignore[attr-defined]
@@ -120,4 +120,16 @@ class ClientFactory:
                 credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                 client_options={"api_endpoint": self.storage_url},
             )
-        return storage.Client(project=project)
+        return _with_credentials(lambda: storage.Client(project=project))
+
+
+def _with_credentials(make: Any) -> Any:
+    """Build a client on Application Default Credentials; none found becomes an error that says how to get them."""
+    from google.auth.exceptions import DefaultCredentialsError
+
+    try:
+        return make()
+    except DefaultCredentialsError as exc:
+        from doki_cli.gcp.errors import no_credentials
+
+        raise no_credentials(exc) from None

@@ -1,0 +1,47 @@
+"""Google's errors as users meet them: each names what failed and the fix."""
+
+from __future__ import annotations
+
+from google.api_core import exceptions
+
+from doki_cli.gcp.errors import google_error
+
+RESOURCE = "projects/p/secrets/s"
+
+
+def test_a_disabled_api_says_which_api_to_enable() -> None:
+    error = exceptions.PermissionDenied("Secret Manager API has not been used in project 123 before or it is disabled.")
+    translated = google_error(error, action="creating", resource=RESOURCE, api="secretmanager")
+    assert translated.code == "api_disabled"
+    assert translated.message == f"creating {RESOURCE}: the secretmanager.googleapis.com API is not enabled"
+    assert translated.hint == "enable it: gcloud services enable secretmanager.googleapis.com"
+
+
+def test_permission_denied_names_the_role_and_the_resource() -> None:
+    translated = google_error(
+        exceptions.PermissionDenied("denied"), action="reading", resource=RESOURCE, api="secretmanager", role="roles/x"
+    )
+    assert translated.code == "permission_denied"
+    assert (
+        translated.hint
+        == f"grant your account the roles/x role on {RESOURCE} or its project, or run as an identity that has it"
+    )
+
+
+def test_bad_credentials_say_how_to_log_in() -> None:
+    translated = google_error(exceptions.Unauthenticated("expired"), action="reading", resource=RESOURCE, api="run")
+    assert translated.code == "not_authenticated"
+    assert "gcloud auth application-default login" in (translated.hint or "")
+
+
+def test_a_stale_etag_says_to_run_again() -> None:
+    translated = google_error(exceptions.Aborted("etag mismatch"), action="updating", resource=RESOURCE, api="run")
+    assert translated.code == "concurrent_change"
+
+
+def test_a_missing_resource_points_at_project_and_region() -> None:
+    translated = google_error(exceptions.NotFound("nope"), action="reading", resource=RESOURCE, api="run")
+    assert (translated.code, translated.hint) == (
+        "not_found",
+        "check the project and region (doki.toml, --project, --region)",
+    )
