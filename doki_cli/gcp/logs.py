@@ -1,14 +1,449 @@
-"""PLACEHOLDER: the Cloud Logging adapter (being written)."""
+"""Cloud Logging, through google-cloud-logging's LoggingServiceV2 client: the only module that uses it.
+
+`doki logs` reads a Cloud Run service's entries in two ways: the newest ones with ListLogEntries, and new ones live
+with TailLogEntries (a bidirectional gRPC stream, gRPC only). A follow lists first and tails after; where the two
+overlap, and after a reconnection, entries are told apart by insertId so none prints twice. The stream reconnects
+after transient failures with capped, jittered backoff and first fetches what arrived while it was away.
+
+Entries become `LogLine`s: what a person reads (time, severity, revision, one message) and the payload for scripts.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
-from doki_cli.gcp.retry import Retrier
+from doki_cli.errors import DokiError
+from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.retry import Retrier, is_transient
+
+VIEWER_ROLE = "roles/logging.viewer"
+# LogSeverity's names and numbers (google.logging.type.LogSeverity).
+SEVERITIES = {
+    "DEFAULT": 0,
+    "DEBUG": 100,
+    "INFO": 200,
+    "NOTICE": 300,
+    "WARNING": 400,
+    "ERROR": 500,
+    "CRITICAL": 600,
+    "ALERT": 700,
+    "EMERGENCY": 800,
+}
+_SEVERITY_NAMES = {number: name for name, number in SEVERITIES.items()}
+_SINCE = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+MAX_PAGE_SIZE = 1000  # ListLogEntries' largest page
+# How long the tail holds entries to hand them over in timestamp order (Google's default is 2 s).
+DEFAULT_BUFFER_WINDOW = 1.0
+# With nothing listed, a follow that lost its stream asks for entries from this long before it started: entries are
+# stamped by the writer, whose clock may lag ours.
+RESUME_MARGIN = timedelta(minutes=1)
+# insertIds remembered to drop entries seen twice (list and tail overlap, reconnections); the oldest are forgotten.
+SEEN_LIMIT = 10_000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_since(text: str) -> timedelta:
+    """`30s`, `10m`, `2h` or `1d` as a duration; anything else is a DokiError that shows the format."""
+    match = _SINCE.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise DokiError(
+            "bad_option", f"--since {text} is not a duration", "use a whole number and a unit: 30s, 10m, 2h or 1d"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_severity(text: str) -> str:
+    """A LogSeverity name in any case, upper-cased; anything else is a DokiError listing the names."""
+    name = text.strip().upper()
+    if name not in SEVERITIES:
+        raise DokiError("bad_option", f"--severity {text} is not a severity", f"use one of: {', '.join(SEVERITIES)}")
+    return name
+
+
+def _quoted(value: str) -> str:
+    """A filter string literal: backslashes and double quotes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _rfc3339(nanos: int) -> str:
+    """Nanoseconds since the epoch as RFC 3339 in UTC, to the nanosecond (filters compare timestamps exactly)."""
+    seconds, fraction = divmod(nanos, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{moment}.{fraction:09d}Z" if fraction else f"{moment}Z"
+
+
+def _nanos(moment: datetime) -> int:
+    whole = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (whole.days * 86_400 + whole.seconds) * 1_000_000_000 + whole.microseconds * 1_000
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """Which entries of a Cloud Run service to read."""
+
+    service: str
+    region: str
+    severity: str | None = None  # at least this LogSeverity name
+    since: timedelta | None = None  # no older than this
+    revision: str | None = None  # only this revision (its short name)
+
+    @classmethod
+    def from_options(
+        cls, service: str, region: str, *, since: str | None, severity: str | None, revision: str | None
+    ) -> LogQuery:
+        """The query `doki logs`'s options describe, checked; a bad option is a DokiError saying the fix."""
+        short_revision = None
+        if revision is not None:
+            # A full resource name (projects/.../revisions/api-00002-abc) names the same revision as its last part.
+            short_revision = revision.strip().rstrip("/").rsplit("/", 1)[-1]
+            if not short_revision:
+                raise DokiError("bad_option", "--revision is empty", "name a revision, e.g. --revision api-00002-abc")
+        return cls(
+            service,
+            region,
+            severity=parse_severity(severity) if severity is not None else None,
+            since=parse_since(since) if since is not None else None,
+            revision=short_revision,
+        )
+
+    def filter(self, now: datetime | None) -> str:
+        """The Logging filter: with `now`, `since` becomes a timestamp bound; without, there is none (live tails)."""
+        terms = [
+            'resource.type="cloud_run_revision"',
+            f"resource.labels.service_name={_quoted(self.service)}",
+            f"resource.labels.location={_quoted(self.region)}",
+        ]
+        if self.severity is not None:
+            terms.append(f"severity>={self.severity}")
+        if self.since is not None and now is not None:
+            terms.append(f'timestamp>="{_rfc3339(_nanos(now - self.since))}"')
+        if self.revision is not None:
+            terms.append(f"resource.labels.revision_name={_quoted(self.revision)}")
+        return " AND ".join(terms)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One log entry as doki shows it."""
+
+    timestamp: str  # RFC 3339, as Google renders it
+    nanos: int  # the same, in nanoseconds since the epoch
+    severity: str
+    revision: str | None
+    message: str  # the entry's one-line summary
+    payload: Any  # the JSON payload (a dict), the text payload (a str), or None
+    trace: str | None  # the trace ID, without projects/P/traces/
+    insert_id: str
+
+    @property
+    def time(self) -> str:
+        """The timestamp to the millisecond: 2026-11-27T03:10:05.123Z."""
+        seconds, fraction = divmod(self.nanos, 1_000_000_000)
+        moment = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{moment}.{fraction // 1_000_000:03d}Z"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "timestamp": self.timestamp,
+            "severity": self.severity,
+            "revision": self.revision,
+            "message": self.message,
+            "payload": self.payload,
+            "trace": self.trace,
+            "insert_id": self.insert_id,
+        }
+
+
+def _plain(value: Any) -> Any:
+    """A Struct's Python form as people wrote it: whole numbers without ".0" (Struct keeps every number as a
+    double), keys sorted (a Struct's map has no order of its own)."""
+    if isinstance(value, dict):
+        return {key: _plain(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _payload(entry: Any) -> tuple[Any, str]:
+    """The payload for scripts and the one-line message for people of a LogEntry protobuf message."""
+    from google.protobuf import json_format
+
+    kind = entry.WhichOneof("payload")
+    if kind == "json_payload":
+        payload = _plain(json_format.MessageToDict(entry.json_payload))
+        # "message" is the field Cloud Logging itself shows as an entry's summary; "msg" is common in loggers.
+        summary = payload.get("message", payload.get("msg"))
+        if isinstance(summary, str):
+            return payload, summary
+        return payload, _compact(payload if summary is None else summary)
+    if kind == "text_payload":
+        return entry.text_payload, entry.text_payload
+    if kind == "proto_payload":
+        type_name = entry.proto_payload.type_url.rsplit("/", 1)[-1]
+        try:
+            payload = _plain(json_format.MessageToDict(entry.proto_payload))
+        except (TypeError, KeyError):  # a payload type this process has no descriptor for
+            payload = {"@type": entry.proto_payload.type_url}
+        return payload, f"[{type_name}] {_compact(payload)}"
+    if entry.HasField("http_request"):
+        # Cloud Run's request log entries carry no payload, only the request.
+        request = entry.http_request
+        return None, f"{request.request_method} {request.status} {request.request_url}"
+    return None, ""
+
+
+def log_line(entry: Any) -> LogLine:
+    """A LogEntry (proto-plus or protobuf message) as a LogLine."""
+    pb = type(entry).pb(entry) if hasattr(type(entry), "pb") else entry
+    payload, message = _payload(pb)
+    trace = pb.trace.rsplit("/traces/", 1)[-1] if pb.trace else None
+    return LogLine(
+        timestamp=pb.timestamp.ToJsonString(),
+        nanos=pb.timestamp.ToNanoseconds(),
+        severity=_SEVERITY_NAMES.get(pb.severity, str(pb.severity)),
+        revision=pb.resource.labels.get("revision_name") or None,
+        message=message,
+        payload=payload,
+        trace=trace,
+        insert_id=pb.insert_id,
+    )
+
+
+class _Seen:
+    """The insertIds of the last SEEN_LIMIT entries handed out."""
+
+    def __init__(self) -> None:
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+
+    def add(self, insert_id: str) -> bool:
+        """Remember `insert_id`; False when it was already there."""
+        if insert_id in self._ids:
+            return False
+        self._ids.add(insert_id)
+        self._order.append(insert_id)
+        if len(self._order) > SEEN_LIMIT:
+            self._ids.discard(self._order.popleft())
+        return True
+
+
+def _worth_reconnecting(exc: Exception) -> bool:
+    """Transient failures, and a stream cut off for no reason given (CANCELLED, UNKNOWN), as proxies and load
+    balancers do to long-lived streams; refusals (permissions, a bad filter) are final."""
+    from google.api_core import exceptions
+
+    return is_transient(exc) or isinstance(exc, (exceptions.Cancelled, exceptions.Unknown))
+
+
+def _open_requests(first: Any, stop: threading.Event) -> Iterator[Any]:
+    """A tail's request stream: the one request, then held open until `stop`, as closing it ends the tail."""
+    yield first
+    stop.wait()
+
+
+class Follow:
+    """A service's newest entries, then its new ones as they arrive, oldest first, each once.
+
+    Iterate it (from one thread); `close()` from any thread ends the iteration. Ctrl-C (KeyboardInterrupt) raised
+    while iterating also leaves it closed.
+    """
+
+    def __init__(
+        self,
+        logs: Logs,
+        query: LogQuery,
+        limit: int,
+        buffer_window: float,
+        on_notice: Callable[[str], None] | None,
+    ) -> None:
+        self._logs = logs
+        self._query = query
+        self._limit = limit
+        self._buffer_window = buffer_window
+        self._notice = on_notice or (lambda _message: None)
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._responses: Any = None  # the open stream, to cancel on close
+        self._resume = 0  # nanoseconds: entries stamped from here on may not have been handed out yet
+
+    def __enter__(self) -> Follow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop following: cancel the open stream, and end the iteration."""
+        with self._lock:
+            self._closed.set()
+            responses = self._responses
+        if responses is not None:
+            responses.cancel()
+
+    def __iter__(self) -> Iterator[LogLine]:
+        from google.api_core import exceptions
+
+        retrier = self._logs._retrier
+        seen = _Seen()
+        self._resume = _nanos(self._logs._clock() - RESUME_MARGIN)
+        yield from self._unseen(self._logs.recent(self._query, self._limit), seen)
+        delay = retrier.initial
+        failing_since: float | None = None  # when the current run of failed connection attempts began
+        outage = False  # told the user the stream is down, and not yet that it is back
+        ever_connected = False
+        while not self._closed.is_set():
+            connected_at: float | None = None
+            failure: exceptions.GoogleAPICallError | None = None
+            stop = threading.Event()
+            try:
+                responses = self._connect(stop)
+                connected_at = retrier.clock()
+                with self._lock:
+                    self._responses = responses
+                    if self._closed.is_set():
+                        return
+                if outage:
+                    self._notice(f"{'Reconnected' if ever_connected else 'Connected'} to the log stream")
+                outage, ever_connected, failing_since = False, True, None
+                # What arrived before the stream was live: written while it was down, or after the listing.
+                yield from self._unseen(self._logs.entries_since(self._query, self._resume), seen)
+                yield from self._unseen(self._live(responses), seen)
+            except exceptions.GoogleAPICallError as exc:
+                if self._closed.is_set():
+                    return  # our own cancel
+                if not _worth_reconnecting(exc):
+                    raise self._logs._error(exc) from None
+                failure = exc
+            finally:
+                stop.set()
+                with self._lock:
+                    responses, self._responses = self._responses, None
+                if responses is not None:
+                    responses.cancel()
+            if self._closed.is_set():
+                return
+            now = retrier.clock()
+            if connected_at is not None and now - connected_at >= retrier.maximum:
+                delay = retrier.initial  # a stream that lived a while is not a failing one: back off from the start
+            wait = delay * (0.5 + retrier.jitter() / 2)
+            if connected_at is None:
+                # Only failed connection attempts count towards the deadline: a live stream may drop at any time.
+                failing_since = now if failing_since is None else failing_since
+                if failure is not None and now + wait - failing_since > retrier.deadline:
+                    raise self._logs._error(failure)
+            if not outage:
+                outage = True
+                reason = failure.message if failure is not None else "the server ended it"
+                if connected_at is None:
+                    self._notice(f"Could not open the log stream ({reason}); retrying")
+                else:
+                    self._notice(f"Lost the log stream ({reason}); reconnecting")
+            retrier.sleep(wait)
+            delay = min(delay * 2, retrier.maximum)
+
+    def _unseen(self, lines: Iterable[LogLine], seen: _Seen) -> Iterator[LogLine]:
+        """`lines` not handed out before; the resume point moves past each."""
+        for line in lines:
+            if seen.add(line.insert_id):
+                self._resume = max(self._resume, line.nanos)
+                yield line
+
+    def _live(self, responses: Iterable[Any]) -> Iterator[LogLine]:
+        """The tail's entries as lines; what Cloud Logging left out is told as a notice."""
+        for response in responses:
+            for suppression in response.suppression_info:
+                reason = suppression.reason.name.lower().replace("_", " ")
+                self._notice(f"Cloud Logging left out {suppression.suppressed_count} entries ({reason})")
+            for entry in response.entries:
+                yield log_line(entry)
+
+    def _connect(self, stop: threading.Event) -> Any:
+        """Open the tail; returns once the stream is live (the client waits for the first response)."""
+        from google.cloud.logging_v2.types import TailLogEntriesRequest
+
+        request = TailLogEntriesRequest(
+            resource_names=[f"projects/{self._logs.project}"],
+            filter=self._query.filter(None),
+            buffer_window=timedelta(seconds=self._buffer_window),
+        )
+        # retry=None: the client's own retry would resend a request stream that was already read; Follow retries.
+        return self._logs._client.tail_log_entries(requests=_open_requests(request, stop), retry=None)
 
 
 class Logs:
-    def __init__(self, client: Any, project: str, retrier: Retrier) -> None:
+    """Reads one project's log entries; every call retried by the Retrier, every Google error a DokiError."""
+
+    def __init__(
+        self, client: Any, project: str, retrier: Retrier, *, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
         self._client = client
         self.project = project
         self._retrier = retrier
+        self._clock = clock
+
+    def _error(self, exc: Exception) -> DokiError:
+        return google_error(
+            exc, action="reading the logs of", resource=f"projects/{self.project}", api="logging", role=VIEWER_ROLE
+        )
+
+    def _list(self, request: dict[str, Any], limit: int | None) -> list[LogLine]:
+        from google.api_core import exceptions
+
+        def fetch() -> list[LogLine]:
+            # retry=None: the Retrier is the one retry policy; the pager fetches further pages only as needed.
+            pages = self._client.list_log_entries(request=request, retry=None)
+            return [log_line(entry) for entry in islice(pages, limit)]
+
+        try:
+            return self._retrier.call(fetch)
+        except exceptions.GoogleAPICallError as exc:
+            raise self._error(exc) from None
+
+    def recent(self, query: LogQuery, limit: int) -> list[LogLine]:
+        """The newest `limit` entries that match, oldest first."""
+        request = {
+            "resource_names": [f"projects/{self.project}"],
+            "filter": query.filter(self._clock()),
+            "order_by": "timestamp desc",
+            "page_size": min(limit, MAX_PAGE_SIZE),
+        }
+        return self._list(request, limit)[::-1]
+
+    def entries_since(self, query: LogQuery, since_nanos: int) -> list[LogLine]:
+        """Every matching entry stamped `since_nanos` or later, oldest first."""
+        request = {
+            "resource_names": [f"projects/{self.project}"],
+            "filter": f'{query.filter(self._clock())} AND timestamp>="{_rfc3339(since_nanos)}"',
+            "order_by": "timestamp asc",
+            "page_size": MAX_PAGE_SIZE,
+        }
+        return self._list(request, None)
+
+    def follow(
+        self,
+        query: LogQuery,
+        limit: int,
+        *,
+        buffer_window: float = DEFAULT_BUFFER_WINDOW,
+        on_notice: Callable[[str], None] | None = None,
+    ) -> Follow:
+        """The newest `limit` entries, then new ones live; `on_notice` hears of reconnections and dropped entries."""
+        return Follow(self, query, limit, buffer_window, on_notice)

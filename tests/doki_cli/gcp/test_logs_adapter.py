@@ -1,0 +1,395 @@
+"""The Cloud Logging adapter: filters, entries as lines, and a follow that survives a lost stream, against the
+emulator's Logging service through the official client."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.cloud.logging_v2.types import LogEntry
+
+from doki_cli.emulator.server import Emulator, EmulatorConfig
+from doki_cli.errors import DokiError
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.gcp.logs import Follow, LogLine, LogQuery, Logs, log_line, parse_severity, parse_since
+from doki_cli.gcp.retry import Retrier
+from tests.helpers import free_port
+
+NOW = datetime(2026, 11, 27, 3, 10, 5, 123000, tzinfo=UTC)
+LABELS = {
+    "service_name": "api",
+    "revision_name": "api-00002-abc",
+    "location": "us-central1",
+    "configuration_name": "api",
+    "project_id": "proj-1",
+}
+QUERY = LogQuery("api", "us-central1")
+BASE_FILTER = (
+    'resource.type="cloud_run_revision" AND resource.labels.service_name="api" '
+    'AND resource.labels.location="us-central1"'
+)
+
+
+def emit(emulator: Emulator, line: str, **labels: str) -> None:
+    emulator.logs.emit(
+        project="proj-1",
+        log_id="run.googleapis.com/stdout",
+        resource_type="cloud_run_revision",
+        labels={**LABELS, **labels},
+        line=line,
+    )
+
+
+def fast_retrier(sleeps: list[float] | None = None) -> Retrier:
+    """Backoff without waiting, recording each wait; jitter fixed at its top so waits are exact."""
+    record = sleeps if sleeps is not None else []
+    return Retrier(initial=0.25, maximum=8.0, sleep=record.append, jitter=lambda: 1.0)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def messages(lines: list[LogLine]) -> list[str]:
+    return [line.message for line in lines]
+
+
+class Collector:
+    """Iterates a follow on a thread, as the CLI's main thread would, so the test can act meanwhile."""
+
+    def __init__(self, lines: Iterable[LogLine], follow: Follow) -> None:
+        self.follow = follow
+        self._iterable = lines
+        self.lines: queue.Queue[LogLine | BaseException] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for line in self._iterable:
+                self.lines.put(line)
+        except BaseException as exc:  # handed to the test, which raises it
+            self.lines.put(exc)
+
+    def take(self, count: int) -> list[str]:
+        taken = []
+        for _ in range(count):
+            item = self.lines.get(timeout=20)
+            if isinstance(item, BaseException):
+                raise item
+            taken.append(item.message)
+        return taken
+
+    def close(self) -> None:
+        self.follow.close()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def collectors() -> Iterator[list[Collector]]:
+    made: list[Collector] = []
+    yield made
+    for collector in made:
+        collector.close()
+
+
+# Filters
+
+
+def test_the_filter_names_the_service_and_region_only_by_default() -> None:
+    assert QUERY.filter(NOW) == BASE_FILTER
+
+
+def test_each_option_adds_its_restriction_and_since_counts_back_from_now() -> None:
+    query = LogQuery.from_options("api", "us-central1", since="10m", severity="warning", revision="api-00002-abc")
+    assert query.filter(NOW) == (
+        f'{BASE_FILTER} AND severity>=WARNING AND timestamp>="2026-11-27T03:00:05.123000000Z" '
+        'AND resource.labels.revision_name="api-00002-abc"'
+    )
+    # The live tail has no time bound: everything it sees is new.
+    assert query.filter(None) == (
+        f'{BASE_FILTER} AND severity>=WARNING AND resource.labels.revision_name="api-00002-abc"'
+    )
+
+
+def test_a_revision_given_by_its_full_resource_name_is_matched_by_its_short_name() -> None:
+    full = "projects/proj-1/locations/us-central1/services/api/revisions/api-00002-abc"
+    query = LogQuery.from_options("api", "us-central1", since=None, severity=None, revision=full)
+    assert query.revision == "api-00002-abc"
+
+
+def test_quotes_in_a_revision_cannot_end_the_filter_string() -> None:
+    query = LogQuery("api", "us-central1", revision='x" OR "y')
+    assert query.filter(None).endswith('resource.labels.revision_name="x\\" OR \\"y"')
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30s", timedelta(seconds=30)), ("10m", timedelta(minutes=10)), ("2h", timedelta(hours=2)), ("1d", timedelta(1))],
+)
+def test_since_reads_seconds_minutes_hours_and_days(text: str, expected: timedelta) -> None:
+    assert parse_since(text) == expected
+
+
+@pytest.mark.parametrize("text", ["10", "10x", "1.5h", "-5m", "0m", "m", "10 minutes"])
+def test_since_refuses_anything_else_and_shows_the_format(text: str) -> None:
+    with pytest.raises(DokiError) as caught:
+        parse_since(text)
+    assert (caught.value.code, caught.value.message, caught.value.hint) == (
+        "bad_option",
+        f"--since {text} is not a duration",
+        "use a whole number and a unit: 30s, 10m, 2h or 1d",
+    )
+
+
+def test_severity_names_are_read_in_any_case_and_others_are_refused_with_the_list() -> None:
+    assert parse_severity("Warning") == "WARNING"
+    with pytest.raises(DokiError) as caught:
+        parse_severity("WARN")
+    assert caught.value.message == "--severity WARN is not a severity"
+    assert caught.value.hint == "use one of: DEFAULT, DEBUG, INFO, NOTICE, WARNING, ERROR, CRITICAL, ALERT, EMERGENCY"
+
+
+# Entries as lines
+
+
+def entry(**fields: Any) -> Any:
+    base: dict[str, Any] = {
+        "timestamp": NOW,
+        "insert_id": "id-1",
+        "resource": {"type": "cloud_run_revision", "labels": LABELS},
+    }
+    return LogEntry(**{**base, **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message", "payload"),
+    [
+        ({"json_payload": {"message": "saved", "user": 7}}, "saved", {"message": "saved", "user": 7}),
+        ({"json_payload": {"msg": "from msg", "level": "info"}}, "from msg", {"level": "info", "msg": "from msg"}),
+        ({"json_payload": {"message": {"code": 3}}}, '{"code":3}', {"message": {"code": 3}}),
+        ({"json_payload": {"z": 1.5, "a": [1, "b"]}}, '{"a":[1,"b"],"z":1.5}', {"a": [1, "b"], "z": 1.5}),
+        ({"text_payload": "plain text"}, "plain text", "plain text"),
+        (
+            {"http_request": {"request_method": "GET", "status": 503, "request_url": "https://api.run.app/x"}},
+            "GET 503 https://api.run.app/x",
+            None,
+        ),
+        ({}, "", None),
+    ],
+)
+def test_the_message_comes_from_the_json_payload_then_the_text_then_the_request(
+    fields: dict[str, Any], message: str, payload: Any
+) -> None:
+    line = log_line(entry(**fields))
+    assert (line.message, line.payload) == (message, payload)
+
+
+def test_a_line_carries_time_severity_revision_trace_and_insert_id() -> None:
+    line = log_line(
+        entry(severity="WARNING", text_payload="slow", trace="projects/proj-1/traces/4bf92f3577b34da6a3ce929d0e0e4736")
+    )
+    assert line.as_dict() == {
+        "timestamp": "2026-11-27T03:10:05.123Z",
+        "severity": "WARNING",
+        "revision": "api-00002-abc",
+        "message": "slow",
+        "payload": "slow",
+        "trace": "4bf92f3577b34da6a3ce929d0e0e4736",
+        "insert_id": "id-1",
+    }
+    assert line.time == "2026-11-27T03:10:05.123Z"
+
+
+def test_a_severity_between_the_named_levels_is_shown_as_its_number() -> None:
+    pb = LogEntry.pb(entry(text_payload="x"))
+    pb.severity = 250
+    assert log_line(pb).severity == "250"
+
+
+# Listing
+
+
+def test_recent_gives_the_newest_entries_of_the_service_oldest_first(
+    emulator: Emulator, clients: ClientFactory
+) -> None:
+    for number in range(5):
+        emit(emulator, f"line {number}")
+    emit(emulator, "another service", service_name="web")
+    emit(emulator, "another region", location="europe-west1")
+    logs = Logs(clients.logging(), "proj-1", fast_retrier())
+    assert messages(logs.recent(QUERY, 3)) == ["line 2", "line 3", "line 4"]
+
+
+def test_recent_reads_more_than_one_page_when_the_limit_asks_for_it(emulator: Emulator, clients: ClientFactory) -> None:
+    for number in range(1205):
+        emit(emulator, f"line {number}")
+    logs = Logs(clients.logging(), "proj-1", fast_retrier())
+    lines = logs.recent(QUERY, 1200)
+    assert messages(lines) == [f"line {number}" for number in range(5, 1205)]
+    assert emulator.faults.calls["/google.logging.v2.LoggingServiceV2/ListLogEntries"] == 2
+
+
+def test_a_transient_list_failure_is_retried_with_backoff(emulator: Emulator, clients: ClientFactory) -> None:
+    emit(emulator, "hello")
+    emulator.faults.fail("ListLogEntries", "UNAVAILABLE", times=2)
+    sleeps: list[float] = []
+    logs = Logs(clients.logging(), "proj-1", fast_retrier(sleeps))
+    assert messages(logs.recent(QUERY, 10)) == ["hello"]
+    assert sleeps == [0.25, 0.5]
+
+
+def test_a_refused_list_is_a_doki_error_naming_the_role(emulator: Emulator, clients: ClientFactory) -> None:
+    emulator.faults.fail("ListLogEntries", "PERMISSION_DENIED", message="logging.logEntries.list denied")
+    logs = Logs(clients.logging(), "proj-1", fast_retrier())
+    with pytest.raises(DokiError) as caught:
+        logs.recent(QUERY, 10)
+    assert caught.value.code == "permission_denied"
+    assert caught.value.message == (
+        "reading the logs of projects/proj-1: permission denied (logging.logEntries.list denied)"
+    )
+    assert caught.value.hint is not None and "roles/logging.viewer" in caught.value.hint
+
+
+# Following
+
+
+def test_a_follow_gives_the_recent_entries_then_new_ones_once_each(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+) -> None:
+    emit(emulator, "old 1")
+    emit(emulator, "old 2")
+    logs = Logs(clients.logging(), "proj-1", fast_retrier())
+    follow = logs.follow(QUERY, 10, buffer_window=0.05)
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(2) == ["old 1", "old 2"]
+    emit(emulator, "new 1")
+    emit(emulator, "new 2", service_name="web")
+    emit(emulator, "new 3")
+    assert collector.take(2) == ["new 1", "new 3"]
+    assert collector.lines.empty()
+
+
+def test_a_follow_reconnects_after_the_tail_fails_and_fetches_what_it_missed(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+) -> None:
+    emit(emulator, "old")
+    emulator.faults.fail("TailLogEntries", "UNAVAILABLE", times=2, message="connection reset")
+    sleeps: list[float] = []
+    notices: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        if not sleeps:
+            emit(emulator, "written while the tail was down")
+        sleeps.append(seconds)
+
+    retrier = Retrier(sleep=sleep, jitter=lambda: 1.0)
+    follow = Logs(clients.logging(), "proj-1", retrier).follow(QUERY, 10, buffer_window=0.05, on_notice=notices.append)
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(2) == ["old", "written while the tail was down"]
+    assert sleeps == [0.25, 0.5]
+    assert notices == ["Could not open the log stream (connection reset); retrying", "Connected to the log stream"]
+    emit(emulator, "live")
+    assert collector.take(1) == ["live"]
+    assert collector.lines.empty()
+    assert emulator.faults.calls["/google.logging.v2.LoggingServiceV2/TailLogEntries"] == 3
+
+
+@pytest.mark.parametrize("code", ["CANCELLED", "UNKNOWN", "INTERNAL", "DEADLINE_EXCEEDED"])
+def test_a_stream_cut_off_for_no_given_reason_is_opened_again(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector], code: str
+) -> None:
+    emulator.faults.fail("TailLogEntries", code)
+    follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 10, buffer_window=0.05)
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert wait_until(lambda: emulator.logs.tail_count == 1)
+    emit(emulator, "live")
+    assert collector.take(1) == ["live"]
+
+
+def test_a_follow_that_cannot_tail_at_all_fails_with_the_reason(emulator: Emulator, clients: ClientFactory) -> None:
+    emulator.faults.fail("TailLogEntries", "PERMISSION_DENIED", message="logging.logEntries.list denied")
+    follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 10)
+    with pytest.raises(DokiError) as caught:
+        list(follow)
+    assert caught.value.code == "permission_denied"
+    assert emulator.logs.tail_count == 0
+
+
+def test_a_follow_gives_up_when_the_tail_stays_unavailable_past_the_deadline(
+    emulator: Emulator, clients: ClientFactory
+) -> None:
+    emulator.faults.fail("TailLogEntries", "UNAVAILABLE", times=100, message="down")
+    clock = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    retrier = Retrier(deadline=10.0, sleep=sleep, clock=lambda: clock[0], jitter=lambda: 1.0)
+    with pytest.raises(DokiError) as caught:
+        list(Logs(clients.logging(), "proj-1", retrier).follow(QUERY, 10))
+    assert caught.value.code == "google_unavailable"
+    assert sleeps == [0.25, 0.5, 1.0, 2.0, 4.0]  # the next wait would end past the deadline
+
+
+def test_a_follow_survives_an_emulator_restart_without_gaps_or_repeats(
+    tmp_path: Path, collectors: list[Collector]
+) -> None:
+    config = EmulatorConfig(grpc_port=free_port(), state_dir=tmp_path / "state")
+    first = Emulator(config).start()
+    try:
+        emit(first, "before")
+        factory = ClientFactory(first.grpc_address)
+        retrier = Retrier(initial=0.05, maximum=0.2)
+        notices: list[str] = []
+        follow = Logs(factory.logging(), "proj-1", retrier).follow(
+            QUERY, 10, buffer_window=0.05, on_notice=notices.append
+        )
+        collector = Collector(follow, follow)
+        collectors.append(collector)
+        assert collector.take(1) == ["before"]
+        emit(first, "live")
+        assert collector.take(1) == ["live"]
+    finally:
+        first.stop()
+    with Emulator(config) as second:
+        emit(second, "after the restart")
+        assert collector.take(1) == ["after the restart"]
+        emit(second, "live again")
+        assert collector.take(1) == ["live again"]
+        assert collector.lines.empty()
+        # One notice when the stream went, one when it was back, however many attempts it took.
+        assert len(notices) == 2
+        assert notices[0].startswith("Lost the log stream (")
+        assert notices[1] == "Reconnected to the log stream"
+        collector.close()
+
+
+def test_closing_a_follow_ends_it_and_its_tail(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+) -> None:
+    emit(emulator, "only")
+    follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 10)
+    collector = Collector(follow, follow)
+    assert collector.take(1) == ["only"]
+    assert wait_until(lambda: emulator.logs.tail_count == 1)
+    collector.close()
+    assert wait_until(lambda: emulator.logs.tail_count == 0)
+    assert collector.lines.empty()

@@ -1,0 +1,390 @@
+"""`doki logs` against the emulator's Cloud Logging, as a user runs it: recent entries, options, --json, and
+--follow as a real process that a container's output reaches live and Ctrl-C ends cleanly."""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.cloud.logging_v2.types import LogEntry
+from typer.testing import CliRunner
+
+from doki_cli.commands.logs import interrupted
+from doki_cli.emulator.server import Emulator
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.main import app
+from tests.helpers import clean_env
+
+runner = CliRunner()
+DOKI = str(Path(sys.executable).with_name("doki"))
+TOML = '[service]\nname = "api"\nproject = "proj-1"\nregion = "us-central1"\n'
+T0 = datetime(2026, 11, 27, 3, 10, 5, 123000, tzinfo=UTC)
+TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+@pytest.fixture(autouse=True)
+def project(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    (tmp_path / "doki.toml").write_text(TOML)
+    return tmp_path
+
+
+def labels(revision: str = "api-00001-abc", service: str = "api", location: str = "us-central1") -> dict[str, str]:
+    return {
+        "service_name": service,
+        "revision_name": revision,
+        "location": location,
+        "configuration_name": service,
+        "project_id": "proj-1",
+    }
+
+
+def emit(emulator: Emulator, line: str, **where: str) -> None:
+    """A line the service's container printed, as Cloud Run's logging agent turns it into an entry."""
+    emulator.logs.emit(
+        project="proj-1",
+        log_id="run.googleapis.com/stdout",
+        resource_type="cloud_run_revision",
+        labels=labels(**where),
+        line=line,
+    )
+
+
+def write(clients: ClientFactory, at: datetime, insert_id: str, severity: str = "DEFAULT", **fields: Any) -> None:
+    """An entry with a known timestamp and insertId, written through the official client."""
+    where = {key: fields.pop(key) for key in ("revision", "service", "location") if key in fields}
+    entry = LogEntry(
+        log_name="projects/proj-1/logs/run.googleapis.com%2Fstdout",
+        resource={"type": "cloud_run_revision", "labels": labels(**where)},
+        timestamp=at,
+        insert_id=insert_id,
+        severity=severity,
+        **fields,
+    )
+    clients.logging().write_log_entries(entries=[entry])
+
+
+def without_times(stdout: str) -> list[str]:
+    """Each line after its timestamp column, once that column is checked to be a timestamp."""
+    lines = stdout.splitlines()
+    assert all(TIME.fullmatch(line[:24]) and line[24:26] == "  " for line in lines), stdout
+    return [line[26:] for line in lines]
+
+
+def test_logs_prints_the_newest_entries_oldest_first_one_line_each(clients: ClientFactory) -> None:
+    write(clients, T0 + timedelta(seconds=2), "c", "ERROR", text_payload="third", revision="api-00002-xyz")
+    write(clients, T0, "a", "INFO", text_payload="first")
+    write(clients, T0 + timedelta(seconds=1), "b", "WARNING", json_payload={"message": "second", "user": 7})
+    result = runner.invoke(app, ["logs"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "2026-11-27T03:10:05.123Z  INFO     api-00001-abc  first\n"
+        "2026-11-27T03:10:06.123Z  WARNING  api-00001-abc  second\n"
+        "2026-11-27T03:10:07.123Z  ERROR    api-00002-xyz  third\n"
+    )
+    assert result.stderr == ""
+
+
+def test_limit_keeps_only_the_newest_entries(clients: ClientFactory) -> None:
+    for second in range(5):
+        write(clients, T0 + timedelta(seconds=second), f"id-{second}", text_payload=f"line {second}")
+    result = runner.invoke(app, ["logs", "--limit", "2"])
+    assert result.stdout == (
+        "2026-11-27T03:10:08.123Z  DEFAULT  api-00001-abc  line 3\n"
+        "2026-11-27T03:10:09.123Z  DEFAULT  api-00001-abc  line 4\n"
+    )
+
+
+def test_a_container_lines_message_comes_from_its_json_then_its_text_with_the_trace_appended(
+    emulator: Emulator,
+) -> None:
+    emit(
+        emulator,
+        '{"severity": "ERROR", "message": "boom", "logging.googleapis.com/trace": "projects/proj-1/traces/abc"}',
+    )
+    emit(emulator, '{"level": "info", "msg": "from msg"}')
+    emit(emulator, '{"event": "signup", "count": 2}')
+    emit(emulator, "plain text")
+    result = runner.invoke(app, ["logs"])
+    assert without_times(result.stdout) == [
+        "ERROR    api-00001-abc  boom  trace=abc",
+        "INFO     api-00001-abc  from msg",
+        'DEFAULT  api-00001-abc  {"count":2,"event":"signup"}',
+        "DEFAULT  api-00001-abc  plain text",
+    ]
+
+
+def test_only_the_services_entries_in_its_region_are_shown(emulator: Emulator) -> None:
+    emit(emulator, "ours")
+    emit(emulator, "another service", service="web")
+    emit(emulator, "another region", location="europe-west1")
+    assert without_times(runner.invoke(app, ["logs"]).stdout) == ["DEFAULT  api-00001-abc  ours"]
+    other = runner.invoke(app, ["--region", "europe-west1", "logs"])
+    assert without_times(other.stdout) == ["DEFAULT  api-00001-abc  another region"]
+
+
+def test_severity_keeps_entries_at_that_level_or_above(emulator: Emulator) -> None:
+    for severity in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        emit(emulator, json.dumps({"severity": severity, "message": severity.lower()}))
+    result = runner.invoke(app, ["logs", "--severity", "warning"])
+    assert without_times(result.stdout) == [
+        "WARNING  api-00001-abc  warning",
+        "ERROR    api-00001-abc  error",
+        "CRITICAL  api-00001-abc  critical",
+    ]
+
+
+@pytest.mark.parametrize(
+    "revision", ["api-00002-xyz", "projects/proj-1/locations/us-central1/services/api/revisions/api-00002-xyz"]
+)
+def test_revision_keeps_that_revisions_entries_by_short_or_full_name(emulator: Emulator, revision: str) -> None:
+    emit(emulator, "from the first", revision="api-00001-abc")
+    emit(emulator, "from the second", revision="api-00002-xyz")
+    result = runner.invoke(app, ["logs", "--revision", revision])
+    assert without_times(result.stdout) == ["DEFAULT  api-00002-xyz  from the second"]
+
+
+def test_since_leaves_out_older_entries(clients: ClientFactory) -> None:
+    now = datetime.now(UTC)
+    write(clients, now - timedelta(hours=2), "old", text_payload="two hours ago")
+    write(clients, now - timedelta(minutes=50), "recent", text_payload="fifty minutes ago")
+    result = runner.invoke(app, ["logs", "--since", "1h"])
+    assert without_times(result.stdout) == ["DEFAULT  api-00001-abc  fifty minutes ago"]
+    assert without_times(runner.invoke(app, ["logs", "--since", "1d"]).stdout) == [
+        "DEFAULT  api-00001-abc  two hours ago",
+        "DEFAULT  api-00001-abc  fifty minutes ago",
+    ]
+
+
+def test_json_prints_one_array_of_entries(clients: ClientFactory) -> None:
+    write(
+        clients,
+        T0,
+        "a",
+        "WARNING",
+        json_payload={"message": "slow", "ms": 1200},
+        trace="projects/proj-1/traces/4bf92f3577b34da6",
+    )
+    write(clients, T0 + timedelta(microseconds=456), "b", text_payload="plain")
+    result = runner.invoke(app, ["--json", "logs"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == [
+        {
+            "timestamp": "2026-11-27T03:10:05.123Z",
+            "severity": "WARNING",
+            "revision": "api-00001-abc",
+            "message": "slow",
+            "payload": {"message": "slow", "ms": 1200},
+            "trace": "4bf92f3577b34da6",
+            "insert_id": "a",
+        },
+        {
+            "timestamp": "2026-11-27T03:10:05.123456Z",
+            "severity": "DEFAULT",
+            "revision": "api-00001-abc",
+            "message": "plain",
+            "payload": "plain",
+            "trace": None,
+            "insert_id": "b",
+        },
+    ]
+
+
+def test_no_entries_prints_nothing_and_says_so_on_stderr() -> None:
+    result = runner.invoke(app, ["logs"])
+    assert result.exit_code == 0
+    assert (result.stdout, result.stderr) == ("", "No log entries for api in us-central1 match.\n")
+    as_json = runner.invoke(app, ["--json", "logs"])
+    assert (as_json.stdout, as_json.stderr) == ("[]\n", "")
+
+
+def test_severities_are_coloured_when_the_terminal_takes_colour(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    for severity in ("DEBUG", "INFO", "WARNING", "ERROR", "ALERT"):
+        emit(emulator, json.dumps({"severity": severity, "message": "m"}))
+    lines = [line[26:] for line in runner.invoke(app, ["logs"]).stdout.splitlines()]
+    assert lines == [
+        "\x1b[2mDEBUG\x1b[0m    api-00001-abc  m",
+        "INFO     api-00001-abc  m",
+        "\x1b[33mWARNING\x1b[0m  api-00001-abc  m",
+        "\x1b[31mERROR\x1b[0m    api-00001-abc  m",
+        "\x1b[31mALERT\x1b[0m    api-00001-abc  m",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["--since", "10x"],
+            "Error [bad_option]: --since 10x is not a duration\n"
+            "  Hint: use a whole number and a unit: 30s, 10m, 2h or 1d\n",
+        ),
+        (
+            ["--severity", "loud"],
+            "Error [bad_option]: --severity loud is not a severity\n"
+            "  Hint: use one of: DEFAULT, DEBUG, INFO, NOTICE, WARNING, ERROR, CRITICAL, ALERT, EMERGENCY\n",
+        ),
+    ],
+)
+def test_a_bad_option_is_refused_with_the_values_it_takes(emulator: Emulator, args: list[str], error: str) -> None:
+    result = runner.invoke(app, ["logs", *args])
+    assert result.exit_code == 1
+    assert (result.stdout, result.stderr) == ("", error)
+    assert emulator.faults.calls["/google.logging.v2.LoggingServiceV2/ListLogEntries"] == 0
+
+
+def test_a_transient_failure_is_retried(emulator: Emulator) -> None:
+    emit(emulator, "hello")
+    emulator.faults.fail("ListLogEntries", "UNAVAILABLE", times=2)
+    result = runner.invoke(app, ["logs"])
+    assert result.exit_code == 0, result.output
+    assert without_times(result.stdout) == ["DEFAULT  api-00001-abc  hello"]
+    assert emulator.faults.calls["/google.logging.v2.LoggingServiceV2/ListLogEntries"] == 3
+
+
+def test_permission_denied_names_the_role_to_grant(emulator: Emulator) -> None:
+    emulator.faults.fail("ListLogEntries", "PERMISSION_DENIED", message="caller lacks logging.logEntries.list")
+    result = runner.invoke(app, ["logs"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error [permission_denied]: reading the logs of projects/proj-1: permission denied "
+        "(caller lacks logging.logEntries.list)\n"
+        "  Hint: grant your account the roles/logging.viewer role on projects/proj-1 or its project, "
+        "or run as an identity that has it\n"
+    )
+    assert emulator.faults.calls["/google.logging.v2.LoggingServiceV2/ListLogEntries"] == 1
+
+
+# --follow, as a real process
+
+
+class Follower:
+    """`doki logs --follow` in its own process, its stdout read line by line on a thread (reads cannot hang)."""
+
+    def __init__(self, emulator: Emulator, cwd: Path, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [DOKI, *args],
+            cwd=cwd,
+            env=clean_env(DOKI_EMULATOR=emulator.grpc_address),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._lines.put(line)
+
+    def lines(self, count: int) -> list[str]:
+        try:
+            return [self._lines.get(timeout=20).rstrip("\n") for _ in range(count)]
+        except queue.Empty:
+            raise AssertionError(f"doki logs --follow printed fewer than {count} lines") from None
+
+    def interrupt(self) -> tuple[int, str, str]:
+        """Ctrl-C: its exit code, what it printed after the lines read, and its stderr."""
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=20)
+        self._reader.join(timeout=10)
+        rest = []
+        while not self._lines.empty():
+            rest.append(self._lines.get())
+        assert self.proc.stderr is not None
+        return code, "".join(rest), self.proc.stderr.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def follower(project: Path, emulator: Emulator) -> Iterator[Callable[..., Follower]]:
+    started: list[Follower] = []
+
+    def start(*args: str) -> Follower:
+        started.append(Follower(emulator, project, *args))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.stop()
+
+
+def wait_for_tail(emulator: Emulator, count: int = 1) -> None:
+    """Until the emulator has `count` live tails open."""
+    deadline = time.monotonic() + 20
+    while emulator.logs.tail_count != count:
+        assert time.monotonic() < deadline, f"the emulator has {emulator.logs.tail_count} tails open, not {count}"
+        time.sleep(0.01)
+
+
+def test_follow_prints_the_recent_entries_then_new_ones_until_ctrl_c(
+    emulator: Emulator, follower: Callable[..., Follower]
+) -> None:
+    emit(emulator, "before the follow")
+    proc = follower("logs", "--follow")
+    assert [line[26:] for line in proc.lines(1)] == ["DEFAULT  api-00001-abc  before the follow"]
+    wait_for_tail(emulator)
+    emit(emulator, '{"severity": "WARNING", "message": "live"}')
+    emit(emulator, "another service", service="web")
+    emit(emulator, "live text", revision="api-00002-xyz")
+    assert [line[26:] for line in proc.lines(2)] == [
+        "WARNING  api-00001-abc  live",
+        "DEFAULT  api-00002-xyz  live text",
+    ]
+    code, rest, stderr = proc.interrupt()
+    assert (code, rest, stderr) == (0, "", "Following the logs of api in us-central1; Ctrl-C stops.\n")
+    wait_for_tail(emulator, count=0)  # the emulator's side of the stream closed too
+
+
+def test_a_burst_of_a_thousand_lines_arrives_complete_and_in_order_as_json_lines(
+    emulator: Emulator, follower: Callable[..., Follower]
+) -> None:
+    proc = follower("--json", "logs", "-f")
+    wait_for_tail(emulator)
+    for number in range(1000):
+        emit(emulator, f"line {number}")
+    entries = [json.loads(line) for line in proc.lines(1000)]
+    assert [entry["message"] for entry in entries] == [f"line {number}" for number in range(1000)]
+    assert len({entry["insert_id"] for entry in entries}) == 1000
+    assert set(entries[0]) == {"timestamp", "severity", "revision", "message", "payload", "trace", "insert_id"}
+    assert (entries[0]["revision"], entries[0]["payload"]) == ("api-00001-abc", "line 0")
+    assert proc.interrupt() == (0, "", "")
+
+
+def test_an_error_raised_while_ctrl_c_unwinds_still_counts_as_ctrl_c() -> None:
+    def release_after_interrupt() -> None:
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError("cannot release un-acquired lock")
+
+    with pytest.raises(RuntimeError) as caught:
+        release_after_interrupt()
+    assert interrupted(caught.value)
+    assert interrupted(KeyboardInterrupt())
+    assert not interrupted(RuntimeError("a real failure"))
