@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from doki_cli.errors import DokiError
 from doki_cli.state import global_options
 
+if TYPE_CHECKING:
+    from doki_cli.gcp.google import Google
+    from doki_cli.output import Output
+
 # `--dry-run` exit codes, as terraform's detailed exit code: scripts can tell "up to date" from "would change".
 DRY_RUN_NO_CHANGES = 0
 DRY_RUN_CHANGES = 2
+LAST_LINES = 20
 
 
 def deploy(
@@ -56,6 +61,29 @@ def deploy(
     if not yes and not out.json_mode and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
         raise DokiError("aborted", "nothing was changed", "run again and answer y, or pass --yes")
     executor = Executor(google.run, google.secrets, health=check_health, on_progress=lambda m: out.note(f"  {m}"))
-    deployed = executor.execute(plan)
+    try:
+        deployed = executor.execute(plan)
+    except DokiError as err:
+        if err.code == "revision_not_ready":
+            _show_last_lines(out, google, config.name, config.region)
+        raise
     out.data({"plan": plan_data(plan), "url": deployed.url, "revision": deployed.revision, "changed": True})
     out.line(f"Deployed {config.name} ({deployed.revision}): {deployed.url}")
+
+
+def _show_last_lines(out: Output, google: Google, name: str, region: str) -> None:
+    """The failed revision's last log lines: usually the reason it never listened on $PORT."""
+    from doki_cli.gcp.logs import LogQuery
+
+    service = google.run.get(name)
+    revision = service.latest_created_revision.rsplit("/", 1)[-1] if service is not None else ""
+    if not revision:
+        return
+    try:
+        lines = google.logs.recent(LogQuery(name, region, revision=revision), LAST_LINES)
+    except DokiError:
+        return  # the logs are a courtesy here: the deploy's own error follows regardless
+    if lines:
+        out.note(f"Last log lines of {revision}:")
+        for line in lines:
+            out.note(f"  {line.time}  {line.severity:<8} {line.message}")

@@ -59,6 +59,11 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     second = json.loads(doki("--json", "status").stdout)["latest_ready"]
     assert second != first
 
+    logs = doki("logs", "--limit", "100")
+    assert logs.exit_code == 0, logs.output
+    ready_lines = [line for line in logs.stdout.splitlines() if "Doki backend ready (production" in line]
+    assert any(line.split()[1:3] == ["INFO", second] for line in ready_lines), logs.stdout
+
     scaled = doki("scale", "--max", "3", "--memory", "1Gi")
     assert scaled.exit_code == 0, scaled.output
     assert scaled.stdout == "Scaled doki-backend: max instances 10 -> 3, memory 512Mi -> 1Gi\n"

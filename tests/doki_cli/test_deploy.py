@@ -168,3 +168,16 @@ def test_a_changed_value_and_an_unmanaged_variable_show_in_the_plan(
     assert env["ADDED_BY_HAND"] == "1"
     assert env["ALLOWED_ORIGINS"] == "https://two.example"
     assert deploy("--dry-run").exit_code == 0
+
+
+def test_a_container_that_exits_fails_the_deploy_with_its_last_log_lines(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    (tmp_path / ".env").write_text(ENV.replace("ENCRYPTION_KEY=", "ENCRYPTION_KEY=not-a-fernet-key-"))
+    runner.invoke(app, ["secrets", "push"])
+    result = deploy("--yes")
+    assert result.exit_code == 1
+    assert "Last log lines of doki-backend-00001-" in result.stderr
+    assert "ENCRYPTION_KEY key #1 is not a valid Fernet key" in result.stderr
+    assert "Error [revision_not_ready]: the new revision of doki-backend did not become ready" in result.stderr
