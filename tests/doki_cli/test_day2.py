@@ -151,3 +151,14 @@ def test_scale_refuses_what_cloud_run_would_and_changes_nothing(failed_service: 
     )
     assert doki("scale").stderr.startswith("Error [nothing_to_change]: no value given")
     assert failed_service.run_services().get_service(name=PATH).etag == before.etag
+
+
+def test_removing_an_origin_that_is_not_allowed_changes_nothing(failed_service: ClientFactory) -> None:
+    before = failed_service.run_services().get_service(name=PATH)
+    result = doki("cors", "remove", "https://nope.example")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error [unknown_origin]: https://nope.example is not allowed now; nothing was changed\n"
+        "  Hint: allowed now: https://one.example\n"
+    )
+    assert failed_service.run_services().get_service(name=PATH).etag == before.etag

@@ -199,3 +199,25 @@ def test_permission_denied_is_not_retried_and_names_the_role(emulator: Emulator)
         "or its project, or run as an identity that has it\n"
     )
     assert emulator.faults.calls["/google.cloud.secretmanager.v1.SecretManagerService/CreateSecret"] == 1
+
+
+def test_without_the_emulator_or_credentials_the_error_says_how_to_log_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import clean_env
+
+    env = clean_env(HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), NO_GCE_CHECK="True")
+    env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
+    doki = str(Path(sys.executable).with_name("doki"))
+    result = subprocess.run(
+        [doki, "secrets", "list"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error [no_credentials]: no Google credentials found")
+    assert result.stderr.endswith(
+        "  Hint: run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, "
+        'or use the local emulator: eval "$(doki emulator env)"\n'
+    )
