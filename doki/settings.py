@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -68,9 +69,11 @@ PLACEHOLDER_MARKERS = (
     "example",
     "dev-secret",
     "secret-key",
-    "xxx",
     DEV_SESSION_PREFIX,
 )
+# "xxx" is a placeholder only as the whole value (xxxx, xxx-xxx): inside a random key it appears by chance
+# (about one generated Fernet key in 800 contains it, case-insensitively).
+_X_PLACEHOLDER = re.compile(r"[x_.-]*x{3,}[x_.-]*")
 MIN_SESSION_SECRET_LENGTH = 32
 # HS256 with a shorter secret can be brute-forced; Supabase's legacy secrets are longer.
 MIN_JWT_SECRET_BYTES = 32
@@ -213,7 +216,7 @@ class Settings(BaseSettings):
 
 def _is_placeholder(value: str) -> bool:
     lowered = value.strip().lower()
-    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS) or bool(_X_PLACEHOLDER.fullmatch(lowered))
 
 
 def _is_http_url(value: str) -> bool:

@@ -110,11 +110,18 @@ def test_production_refuses_a_missing_required_secret(name: str, field: str) -> 
         ("google_client_id", "your-client-id"),
         ("google_client_secret", "changethis"),
         ("session_secret_key", "doki-dev-abcdefghijklmnopqrstuvwxyz0123456789"),
+        ("google_client_secret", "xxxx-xxxx"),
+        ("supabase_secret_key", "XXX"),
     ],
 )
 def test_production_refuses_development_placeholders(field: str, value: str) -> None:
     problems = production(**{field: value}).problems()
     assert any(field.upper() in p and "development placeholder" in p for p in problems), problems
+
+
+def test_a_random_key_that_happens_to_contain_xxx_is_not_a_placeholder() -> None:
+    key = next(k for k in iter(lambda: Fernet.generate_key().decode(), None) if "xxx" in k.lower())  # ~1 in 800
+    assert production(encryption_key=key).problems() == []
 
 
 def test_production_refuses_a_short_session_secret() -> None:
