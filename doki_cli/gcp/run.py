@@ -17,11 +17,11 @@ from typing import Any
 from doki_cli.deploy.spec import LiveService, ServiceSpec
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
 from doki_cli.gcp.retry import Retrier
 
 INVOKER = "roles/run.invoker"
 PUBLIC = "allUsers"
-POLICY_ATTEMPTS = 5
 _INGRESS = {
     "all": "INGRESS_TRAFFIC_ALL",
     "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
@@ -222,45 +222,13 @@ class CloudRun:
 
     def set_public(self, name: str, public: bool) -> bool:
         """Add or remove the allUsers invoker binding (read-modify-write with the etag); True if it changed."""
-        from google.api_core import exceptions
-        from google.iam.v1 import policy_pb2
-
-        resource = self.path(name)
-        for _ in range(POLICY_ATTEMPTS):
-            policy = self._call(
-                lambda: self._services.get_iam_policy(request={"resource": resource}),
-                action="reading the IAM policy of",
-                resource=resource,
-            )
-            binding = next((b for b in policy.bindings if b.role == INVOKER), None)
-            has = binding is not None and PUBLIC in binding.members
-            if has == public:
-                return False
-            if public and binding is None:
-                policy.bindings.append(policy_pb2.Binding(role=INVOKER, members=[PUBLIC]))
-            elif public and binding is not None:
-                binding.members.append(PUBLIC)
-            elif binding is not None:
-                binding.members.remove(PUBLIC)
-            try:
-                self._retrier.call(
-                    partial(self._services.set_iam_policy, request={"resource": resource, "policy": policy})
-                )
-                return True
-            except exceptions.Aborted:
-                continue  # changed since we read it: read again
-            except exceptions.GoogleAPICallError as exc:
-                raise google_error(
-                    exc,
-                    action="changing who may invoke",
-                    resource=resource,
-                    api="run",
-                    role="roles/run.admin",
-                ) from None
-        raise DokiError(
-            "concurrent_change",
-            f"the IAM policy of {resource} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
-            "run the command again once other changes have settled",
+        return edit_policy(
+            self._services,
+            self.path(name),
+            lambda policy: set_member(policy, INVOKER, PUBLIC, present=public),
+            retrier=self._retrier,
+            api="run",
+            admin_role="roles/run.admin",
         )
 
 

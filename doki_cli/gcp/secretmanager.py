@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.iam import edit_policy, set_member
 from doki_cli.gcp.retry import Retrier
 
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
-# A policy write that loses a race with another writer is re-read and retried this many times.
-POLICY_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -147,39 +145,11 @@ class SecretManager:
 
     def grant(self, secret_id: str, member: str, role: str = ACCESSOR_ROLE) -> bool:
         """Bind `member` to `role` on the secret (read-modify-write with the policy etag); False if already bound."""
-        from google.api_core import exceptions
-        from google.iam.v1 import policy_pb2
-
-        name = self._name(secret_id)
-        for _ in range(POLICY_ATTEMPTS):
-            policy = self._call(
-                lambda: self._client.get_iam_policy(request={"resource": name}),
-                action="reading the IAM policy of",
-                resource=name,
-                role="roles/secretmanager.admin",
-            )
-            binding = next((b for b in policy.bindings if b.role == role), None)
-            if binding is not None and member in binding.members:
-                return False
-            if binding is None:
-                policy.bindings.append(policy_pb2.Binding(role=role, members=[member]))
-            else:
-                binding.members.append(member)
-            try:
-                self._retrier.call(partial(self._client.set_iam_policy, request={"resource": name, "policy": policy}))
-                return True
-            except exceptions.Aborted:
-                continue  # someone else changed the policy since we read it: read it again
-            except exceptions.GoogleAPICallError as exc:
-                raise google_error(
-                    exc,
-                    action="changing the IAM policy of",
-                    resource=name,
-                    api="secretmanager",
-                    role="roles/secretmanager.admin",
-                ) from None
-        raise DokiError(
-            "concurrent_change",
-            f"the IAM policy of {name} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
-            "run the command again once other changes have settled",
+        return edit_policy(
+            self._client,
+            self._name(secret_id),
+            lambda policy: set_member(policy, role, member, present=True),
+            retrier=self._retrier,
+            api="secretmanager",
+            admin_role="roles/secretmanager.admin",
         )
