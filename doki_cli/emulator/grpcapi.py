@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -17,6 +18,19 @@ from doki_cli.emulator.errors import ApiError
 from doki_cli.emulator.faults import Faults
 
 log = logging.getLogger("doki.emulator")
+
+
+@contextmanager
+def _answering(context: grpc.ServicerContext, full_method: str) -> Iterator[None]:
+    """An ApiError becomes its status; anything else is an emulator bug: logged, answered INTERNAL."""
+    try:
+        yield
+    except ApiError as err:
+        context.abort(err.code, err.message)
+    except Exception:
+        log.error("%s failed:\n%s", full_method, traceback.format_exc())
+        method = full_method.rsplit("/", 1)[-1]
+        context.abort(grpc.StatusCode.INTERNAL, f"emulator error in {method}; see the emulator log")
 
 
 def codec(message_type: Any) -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
@@ -39,14 +53,9 @@ class GrpcService:
         full = f"/{self.name}/{method}"
 
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            try:
+            with _answering(context, full):
                 self._faults.check(full)
                 return fn(request)
-            except ApiError as err:
-                context.abort(err.code, err.message)
-            except Exception:
-                log.error("%s failed:\n%s", full, traceback.format_exc())
-                context.abort(grpc.StatusCode.INTERNAL, f"emulator error in {method}; see the emulator log")
 
         deserialize, _ = codec(request_type)
         _, serialize = codec(response_type)
@@ -65,14 +74,9 @@ class GrpcService:
         full = f"/{self.name}/{method}"
 
         def handle(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
-            try:
+            with _answering(context, full):
                 self._faults.check(full)
                 yield from fn(requests, context)
-            except ApiError as err:
-                context.abort(err.code, err.message)
-            except Exception:
-                log.error("%s failed:\n%s", full, traceback.format_exc())
-                context.abort(grpc.StatusCode.INTERNAL, f"emulator error in {method}; see the emulator log")
 
         deserialize, _ = codec(request_type)
         _, serialize = codec(response_type)
