@@ -206,6 +206,25 @@ class DockerEngine:
         return [RunningContainer(container) for container in found]
 
 
+def build_context(root: Path) -> bytes:
+    """`root` as a gzipped tarball, without what its .dockerignore excludes: what `docker build` sends the engine.
+
+    The pattern file is read and applied by the docker SDK's own code, the path every `engine.build` takes, so a
+    remote build's upload holds exactly what a local build would see (and `.env` never leaves the machine).
+    """
+    from docker.utils.build import tar
+
+    ignore = root / ".dockerignore"
+    exclude = None
+    if ignore.exists():
+        # Parsed as docker-py's build() parses it: stripped lines, without blanks and comments.
+        lines = (line.strip() for line in ignore.read_text().splitlines())
+        exclude = [line for line in lines if line and not line.startswith("#")]
+    with tar(str(root), exclude=exclude, gzip=True) as archive:
+        data: bytes = archive.read()
+    return data
+
+
 def _short(exc: Exception) -> str:
     return re.sub(r"\s+", " ", str(exc)).strip()[:300]
 
