@@ -9,6 +9,7 @@ from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.retry import Retrier
 
 if TYPE_CHECKING:
+    from doki_cli.gcp.cloudbuild import CloudBuild
     from doki_cli.gcp.logs import Logs
     from doki_cli.gcp.run import CloudRun
     from doki_cli.gcp.secretmanager import SecretManager
@@ -50,3 +51,17 @@ class Google:
         from doki_cli.gcp.logs import Logs
 
         return Logs(self.factory.logging(), self.project, self.retrier)
+
+    @cached_property
+    def cloud_build(self) -> CloudBuild:
+        from doki_cli.gcp.cloudbuild import CloudBuild
+
+        return CloudBuild(
+            self.factory.cloud_build(),
+            self.factory.storage(self.project),
+            self.factory.artifact_registry(),
+            self.logs,
+            self.project,
+            self.region,
+            self.retrier,
+        )

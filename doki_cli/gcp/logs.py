@@ -437,6 +437,19 @@ class Logs:
         }
         return self._list(request, None)
 
+    def build_lines(self, build_id: str, since_nanos: int) -> list[LogLine]:
+        """A Cloud Build build's log lines stamped `since_nanos` or later, oldest first."""
+        request = {
+            "resource_names": [f"projects/{self.project}"],
+            "filter": (
+                f'logName="projects/{self.project}/logs/cloudbuild" AND resource.type="build" '
+                f'AND resource.labels.build_id={_quoted(build_id)} AND timestamp>="{_rfc3339(since_nanos)}"'
+            ),
+            "order_by": "timestamp asc",
+            "page_size": MAX_PAGE_SIZE,
+        }
+        return self._list(request, None)
+
     def follow(
         self,
         query: LogQuery,

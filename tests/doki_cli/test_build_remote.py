@@ -1,0 +1,72 @@
+"""`doki build --remote` through the emulated Cloud Build: upload, build on the engine, push, digest back."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from doki_cli.emulator.server import Emulator
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.main import app
+from tests.helpers import BASE_IMAGE
+
+runner = CliRunner()
+IMAGE = "us-central1-docker.pkg.dev/proj-remote/apps/api"
+
+
+@pytest.fixture
+def project(
+    tmp_path: Path, engine_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, docker_client: Any
+) -> Iterator[Path]:
+    monkeypatch.setenv("DOKI_EMULATOR", engine_emulator.grpc_address)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", engine_emulator.rest_url)
+    (tmp_path / "doki.toml").write_text('[service]\nname = "api"\nproject = "proj-remote"\nrepository = "apps"\n')
+    (tmp_path / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY app.txt /app.txt\n")
+    (tmp_path / "app.txt").write_text("hello\n")
+    (tmp_path / ".env").write_text("ENCRYPTION_KEY=must-not-leave\n")
+    (tmp_path / ".dockerignore").write_text(".env\n")
+    yield tmp_path
+    from docker.errors import ImageNotFound
+
+    for tag in ("r1", "latest"):
+        with contextlib.suppress(ImageNotFound):
+            docker_client.images.remove(f"{IMAGE}:{tag}", force=True)
+
+
+def test_a_remote_build_pushes_the_image_and_never_uploads_dotenv(
+    project: Path, engine_emulator: Emulator, docker_client: Any
+) -> None:
+    result = runner.invoke(app, ["--json", "build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
+    assert result.exit_code == 0, result.output
+    outcome = json.loads(result.stdout)
+    assert outcome["tags"] == [f"{IMAGE}:r1", f"{IMAGE}:latest"]
+    digest = outcome["digests"][f"{IMAGE}:r1"]
+    assert digest.startswith("sha256:")
+    assert docker_client.images.get(f"{IMAGE}:r1").id == digest
+
+    factory = ClientFactory(engine_emulator.grpc_address, engine_emulator.rest_url)
+    repository = factory.artifact_registry().get_repository(
+        name="projects/proj-remote/locations/us-central1/repositories/apps"
+    )
+    assert repository.format_.name == "DOCKER"
+    (blob,) = list(factory.storage("proj-remote").list_blobs("proj-remote_cloudbuild", prefix="source/"))
+    with tarfile.open(fileobj=io.BytesIO(blob.download_as_bytes()), mode="r:gz") as archive:
+        names = set(archive.getnames())
+    assert {"Dockerfile", "app.txt"} <= names
+    assert ".env" not in names
+
+
+def test_a_failing_remote_build_says_so_with_its_status(project: Path) -> None:
+    (project / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo about-to-fail && false\n")
+    result = runner.invoke(app, ["build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
+    assert result.exit_code == 1
+    assert "Error [build_failed]: remote build " in result.stderr
+    assert " ended FAILURE: " in result.stderr
