@@ -9,7 +9,7 @@ from typer._click.core import Context
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
-from doki_cli.commands import build, cors, deploy, dev, emulator, keys, logs, rollback, scale, secrets, status
+from doki_cli.commands import build, cors, deploy, dev, doctor, emulator, keys, logs, rollback, scale, secrets, status
 from doki_cli.errors import DokiError
 from doki_cli.options import ConfigOption, EnvOption, JsonOption, ProjectOption, RegionOption, VerboseOption
 from doki_cli.output import Output
@@ -93,6 +93,7 @@ app.command("build")(build.build)
 app.command("dev")(dev.dev)
 app.command("deploy")(deploy.deploy)
 app.command("status")(status.status)
+app.command("doctor")(doctor.doctor)
 app.command("rollback")(rollback.rollback)
 app.command("scale")(scale.scale)
 app.command("logs")(logs.logs)

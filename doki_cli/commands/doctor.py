@@ -1,0 +1,36 @@
+"""`doki doctor`: the security checklist and common deploy problems, checked; exit 1 when any check fails."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from doki_cli.state import global_options
+
+
+def doctor(
+    ctx: typer.Context,
+    offline: Annotated[bool, typer.Option("--offline", help="Only the checks that read the project itself.")] = False,
+) -> None:
+    """Check secrets, runtime account, CORS, Dockerfile, build context, and (online) secret access and invoker."""
+    from doki_cli.config import load_config
+    from doki_cli.doctor import FAIL, live_checks, local_checks
+
+    options = global_options(ctx)
+    out = options.output
+    config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+    checks = local_checks(config)
+    if not offline:
+        from doki_cli.gcp.google import Google
+
+        checks += live_checks(config, Google.from_env(config.project, config.region))
+    out.data([{"check": c.name, "status": c.status, "message": c.message, "fix": c.fix} for c in checks])
+    styles = {"pass": "green", "warn": "yellow", "fail": "red"}
+    for check in checks:
+        out.line(f"{check.status.upper():<4}  {check.name}: {check.message}", style=styles[check.status])
+        if check.fix and check.status != "pass":
+            out.line(f"      fix: {check.fix}")
+    failed = [c for c in checks if c.status == FAIL]
+    if failed:
+        raise typer.Exit(1)

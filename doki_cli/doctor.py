@@ -1,0 +1,182 @@
+"""`doki doctor`'s checks: the deployment guide's security checklist and troubleshooting, each pass, warn or fail
+with the fix. The local ones read only the project (they work offline); the others read the live project."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from typing import TYPE_CHECKING
+
+from doki_cli.config import ServiceConfig
+
+if TYPE_CHECKING:
+    from doki_cli.gcp.google import Google
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+_SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_KEY|_KEY$)")
+# Values that look like keys: long runs of base64/hex without spaces, or well-known token shapes.
+_SECRET_VALUE = re.compile(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+|sk_[\w]{16,}|GOCSPX-[\w-]+|[A-Za-z0-9+/_=-]{40,})$")
+_CREDENTIAL_FILES = ("*.pem", "*.key", "*.p12", "*credentials*.json", "*service-account*.json", "id_rsa*", ".env*")
+_DEFAULT_ACCOUNT = "-compute@developer.gserviceaccount.com"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    message: str
+    fix: str | None = None
+
+
+def local_checks(config: ServiceConfig) -> list[Check]:
+    return [
+        _secrets_are_refs(config),
+        _runtime_account(config),
+        _cors(config),
+        _production(config),
+        _dockerfile_user(config),
+        *_build_context(config),
+    ]
+
+
+def _secrets_are_refs(config: ServiceConfig) -> Check:
+    plain = sorted(
+        name for name, value in config.env.items() if _SECRET_NAME.search(name) or _SECRET_VALUE.match(value)
+    )
+    if plain:
+        return Check(
+            "secrets",
+            FAIL,
+            f"plain env vars that look secret: {', '.join(plain)}",
+            "move them to [service.secrets] (`doki secrets push` stores the values in Secret Manager)",
+        )
+    return Check("secrets", PASS, f"{len(config.secrets)} secrets come from Secret Manager refs")
+
+
+def _runtime_account(config: ServiceConfig) -> Check:
+    account = config.service_account
+    if account is None or account.endswith(_DEFAULT_ACCOUNT):
+        return Check(
+            "runtime account",
+            FAIL,
+            "the revisions run as the default compute account, which has Editor on the whole project",
+            'create a dedicated account and set service_account = "NAME@PROJECT.iam.gserviceaccount.com" in doki.toml',
+        )
+    return Check("runtime account", PASS, f"revisions run as {account}")
+
+
+def _cors(config: ServiceConfig) -> Check:
+    from doki.origins import origin_problem
+
+    origins = [o.strip() for o in config.env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()]
+    if "*" in origins:
+        return Check("cors", FAIL, "ALLOWED_ORIGINS contains '*'", "list your frontend origins exactly")
+    problems = [p for o in origins if (p := origin_problem(o))]
+    if problems:
+        return Check("cors", FAIL, "; ".join(problems), "write each origin as scheme://host[:port]")
+    if not origins:
+        return Check(
+            "cors", WARN, "ALLOWED_ORIGINS is not set: browsers cannot call the backend", "set it in [service.env]"
+        )
+    return Check("cors", PASS, f"{len(origins)} specific origin{'s' if len(origins) != 1 else ''}")
+
+
+def _production(config: ServiceConfig) -> Check:
+    environment = config.env.get("ENVIRONMENT")
+    if config.environment not in (None, "production"):
+        return Check("environment", PASS, f"[environments.{config.environment}] sets ENVIRONMENT={environment}")
+    if environment != "production":
+        return Check(
+            "environment",
+            FAIL,
+            f"the production service runs with ENVIRONMENT={environment or '(unset)'}: "
+            "development defaults would apply",
+            'set ENVIRONMENT = "production" in [service.env]',
+        )
+    return Check("environment", PASS, "ENVIRONMENT=production")
+
+
+def _dockerfile_user(config: ServiceConfig) -> Check:
+    dockerfile = config.root / "Dockerfile"
+    if not dockerfile.exists():
+        return Check("dockerfile user", FAIL, f"no Dockerfile in {config.root}", "add one (see the README)")
+    user = None
+    for line in dockerfile.read_text().splitlines():
+        words = line.strip().split()
+        if words and words[0].upper() == "FROM":
+            user = None  # each stage starts as root again
+        elif len(words) >= 2 and words[0].upper() == "USER":
+            user = words[1].split(":")[0]
+    if user is None or user in ("root", "0"):
+        return Check(
+            "dockerfile user",
+            FAIL,
+            "the image's final stage runs as root",
+            "add a non-root user and `USER 1000` (or its name) at the end of the final stage",
+        )
+    return Check("dockerfile user", PASS, f"the image runs as {user}")
+
+
+def _build_context(config: ServiceConfig) -> list[Check]:
+    from doki_cli.engine import build_context
+
+    with tarfile.open(fileobj=io.BytesIO(build_context(config.root)), mode="r:gz") as archive:
+        names = archive.getnames()
+    leaked = sorted(n for n in names if any(fnmatch(n.rsplit("/", 1)[-1], p) for p in _CREDENTIAL_FILES))
+    ignore = config.root / ".dockerignore"
+    listed = ignore.exists() and any(
+        line.strip() in (".env", ".env*", "/.env", "*") for line in ignore.read_text().splitlines()
+    )
+    checks = [
+        Check("dockerignore", PASS, ".env is excluded from the build context")
+        if listed and not any(n.rsplit("/", 1)[-1].startswith(".env") for n in names)
+        else Check("dockerignore", FAIL, ".env is not excluded from the build context", "add `.env*` to .dockerignore")
+    ]
+    if leaked:
+        checks.append(
+            Check(
+                "credential files",
+                FAIL,
+                f"the build context would send {', '.join(leaked)}",
+                "exclude them in .dockerignore (or move them out of the project)",
+            )
+        )
+    else:
+        checks.append(Check("credential files", PASS, "no credential files in the build context"))
+    return checks
+
+
+def live_checks(config: ServiceConfig, google: Google) -> list[Check]:
+    """Checks that read the live project: secret access for the runtime account, ingress and invoker as configured."""
+    checks = []
+    if config.service_account:
+        member = f"serviceAccount:{config.service_account}"
+        missing = sorted({r.secret for r in config.secrets.values() if not google.secrets.is_granted(r.secret, member)})
+        checks.append(
+            Check(
+                "secret access",
+                FAIL,
+                f"{config.service_account} cannot read {', '.join(missing)}",
+                "run `doki secrets grant`",
+            )
+            if missing
+            else Check("secret access", PASS, f"{config.service_account} can read every referenced secret")
+        )
+    live = google.run.live(config.name)
+    if live is None:
+        checks.append(Check("service", WARN, f"{config.name} is not deployed yet", "run `doki deploy`"))
+        return checks
+    drift = []
+    if live.spec.ingress != config.ingress:
+        drift.append(f"ingress is {live.spec.ingress}, doki.toml says {config.ingress}")
+    if live.public != config.allow_unauthenticated:
+        drift.append(f"allUsers {'may' if live.public else 'may not'} invoke it, doki.toml says the opposite")
+    checks.append(
+        Check("ingress and invoker", FAIL, "; ".join(drift), "run `doki deploy` to apply doki.toml")
+        if drift
+        else Check("ingress and invoker", PASS, "match doki.toml")
+    )
+    return checks
