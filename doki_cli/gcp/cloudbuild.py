@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from doki_cli.errors import DokiError
-from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.logs import Logs
 from doki_cli.gcp.retry import Retrier
 
@@ -51,12 +51,7 @@ class CloudBuild:
         self._sleep = sleep
 
     def _call(self, fn: Callable[[], Any], *, action: str, resource: str, api: str, role: str) -> Any:
-        from google.api_core import exceptions
-
-        try:
-            return self._retrier.call(fn)
-        except exceptions.GoogleAPICallError as exc:
-            raise google_error(exc, action=action, resource=resource, api=api, role=role) from None
+        return call_google(self._retrier, fn, action=action, resource=resource, api=api, role=role)
 
     def ensure_repository(self, repository: str) -> bool:
         """Create the Docker repository in Artifact Registry when it is missing; True if it was created."""

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from doki_cli.errors import DokiError
+
+if TYPE_CHECKING:
+    from doki_cli.gcp.retry import Retrier
 
 # The API each service name belongs to, for "enable the API" hints.
 API_NAMES = {
@@ -12,6 +18,18 @@ API_NAMES = {
     "cloudbuild": "cloudbuild.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",
 }
+
+
+def call_google(
+    retrier: Retrier, fn: Callable[[], Any], *, action: str, resource: str, api: str, role: str | None = None
+) -> Any:
+    """`fn()` with the retry policy; a Google error that remains becomes the DokiError that says the fix."""
+    from google.api_core import exceptions
+
+    try:
+        return retrier.call(fn)
+    except exceptions.GoogleAPICallError as exc:
+        raise google_error(exc, action=action, resource=resource, api=api, role=role) from None
 
 
 def google_error(exc: Exception, *, action: str, resource: str, api: str, role: str | None = None) -> DokiError:

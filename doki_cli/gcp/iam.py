@@ -11,7 +11,7 @@ from functools import partial
 from typing import Any
 
 from doki_cli.errors import DokiError
-from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.retry import Retrier
 
 POLICY_ATTEMPTS = 5
@@ -41,12 +41,14 @@ def edit_policy(
     from google.api_core import exceptions
 
     for _ in range(POLICY_ATTEMPTS):
-        try:
-            policy = retrier.call(partial(client.get_iam_policy, request={"resource": resource}))
-        except exceptions.GoogleAPICallError as exc:
-            raise google_error(
-                exc, action="reading the IAM policy of", resource=resource, api=api, role=admin_role
-            ) from None
+        policy = call_google(
+            retrier,
+            partial(client.get_iam_policy, request={"resource": resource}),
+            action="reading the IAM policy of",
+            resource=resource,
+            api=api,
+            role=admin_role,
+        )
         if not edit(policy):
             return False
         try:

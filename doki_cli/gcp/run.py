@@ -16,7 +16,7 @@ from typing import Any
 
 from doki_cli.deploy.spec import LiveService, ServiceSpec
 from doki_cli.errors import DokiError
-from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
 from doki_cli.gcp.retry import Retrier
 
@@ -64,12 +64,7 @@ class CloudRun:
         return f"projects/{self.project}/locations/{self.region}/services/{name}"
 
     def _call(self, fn: Callable[[], Any], *, action: str, resource: str, role: str = "roles/run.developer") -> Any:
-        from google.api_core import exceptions
-
-        try:
-            return self._retrier.call(fn)
-        except exceptions.GoogleAPICallError as exc:
-            raise google_error(exc, action=action, resource=resource, api="run", role=role) from None
+        return call_google(self._retrier, fn, action=action, resource=resource, api="run", role=role)
 
     # Reading
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from doki_cli.errors import DokiError
-from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import edit_policy, set_member
 from doki_cli.gcp.retry import Retrier
 
@@ -35,17 +35,8 @@ class SecretManager:
         return f"projects/{self.project}/secrets/{secret_id}"
 
     def _call(self, fn: Any, *, action: str, resource: str, role: str | None = None) -> Any:
-        from google.api_core import exceptions
-        from google.auth import exceptions as auth_exceptions
-
-        try:
-            return self._retrier.call(fn)
-        except exceptions.GoogleAPICallError as exc:
-            raise google_error(exc, action=action, resource=resource, api="secretmanager", role=role) from None
-        except auth_exceptions.DefaultCredentialsError as exc:
-            from doki_cli.gcp.errors import no_credentials
-
-            raise no_credentials(exc) from None
+        # Missing credentials surface where the client is made (doki_cli.gcp.clients), not here.
+        return call_google(self._retrier, fn, action=action, resource=resource, api="secretmanager", role=role)
 
     def exists(self, secret_id: str) -> bool:
         from google.api_core import exceptions
