@@ -96,7 +96,16 @@ def remove(ctx: typer.Context, origins: OriginsArgument, save: SaveOption = Fals
             f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not allowed now; nothing was changed",
             f"allowed now: {', '.join(before) or 'none'}",
         )
-    _apply(ctx, [o for o in before if o not in origins], before, save)
+    remaining = [o for o in before if o not in origins]
+    if not remaining:
+        # An empty list stops the backend in production and means the localhost defaults in development:
+        # either way a revision nobody asked for.
+        raise DokiError(
+            "no_origins_left",
+            "that would leave ALLOWED_ORIGINS empty, which the backend refuses in production; nothing was changed",
+            "keep at least one origin, or replace them all with `doki cors set ORIGIN...`",
+        )
+    _apply(ctx, remaining, before, save)
 
 
 @app.command("set")

@@ -70,3 +70,34 @@ def test_a_failing_remote_build_says_so_with_its_status(project: Path) -> None:
     assert result.exit_code == 1
     assert "Error [build_failed]: remote build " in result.stderr
     assert " ended FAILURE: " in result.stderr
+
+
+def test_a_remote_build_tells_what_it_built_and_where_it_pushed(
+    project: Path, engine_emulator: Emulator, docker_client: Any
+) -> None:
+    result = runner.invoke(app, ["build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
+    assert result.exit_code == 0, result.output
+    (build,) = ClientFactory(engine_emulator.grpc_address).cloud_build().list_builds(project_id="proj-remote")
+    digest = docker_client.images.get(f"{IMAGE}:r1").id
+    assert result.stdout == (
+        f"Building {IMAGE}:r1 on Cloud Build (0.0 MB of context, .dockerignore applied)\n"
+        f"Built and pushed on Cloud Build (build {build.id})\n"
+        f"  {IMAGE}:r1  {digest}\n"
+        f"  {IMAGE}:latest  {digest}\n"
+    )
+    assert result.stderr == "created the Artifact Registry repository apps in us-central1\n"
+
+    again = runner.invoke(app, ["build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
+    assert again.exit_code == 0, again.output
+    assert again.stderr == ""  # the repository exists now: nothing to create, and the build log only with -v
+
+
+def test_a_verbose_remote_build_shows_the_build_log_on_stderr(project: Path) -> None:
+    result = runner.invoke(app, ["-v", "build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0] == "created the Artifact Registry repository apps in us-central1"
+    assert "Step #0: Step 3/3 : COPY app.txt /app.txt" in lines
+    assert f"Pushing {IMAGE}:r1" in lines
+    assert lines[-1] == "DONE"
+    assert result.stdout.startswith(f"Building {IMAGE}:r1 on Cloud Build (")  # the log never mixes into stdout

@@ -1,0 +1,92 @@
+"""`doki rollback` at a terminal: the earlier Ready revisions, newest first, and the one picked by its number."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+from doki_cli.emulator.server import Emulator
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.main import app
+from tests.doki_cli.terminal import TerminalRunner
+from tests.doki_cli.test_deploy import PATH, setup_project
+
+terminal = TerminalRunner()
+QUESTION = "Serve which revision? [1]: "
+# typer's own words, after which it asks again
+NOT_AN_INTEGER = "Error: Input should be a valid integer, unable to parse string as an integer\n"
+
+
+def doki(*args: str, input: str | None = None) -> Result:
+    return terminal.invoke(app, list(args), input=input)
+
+
+def listed(factory: ClientFactory, *names: str) -> str:
+    """The menu rollback prints: number, revision, creation time and image, as the emulator holds them."""
+    revisions = {r.name.rsplit("/", 1)[-1]: r for r in factory.run_revisions().list_revisions(parent=PATH)}
+    lines = []
+    for index, name in enumerate(names, start=1):
+        revision = revisions[name]
+        created = revision.create_time.isoformat(timespec="seconds")
+        lines.append(f"  {index}. {name}  {created}  {revision.containers[0].image}\n")
+    return "".join(lines)
+
+
+def traffic(factory: ClientFactory) -> tuple[str, list[tuple[str, int]]]:
+    service = factory.run_services().get_service(name=PATH)
+    return service.etag, [(t.revision.rsplit("/", 1)[-1], t.percent) for t in service.traffic]
+
+
+def test_picking_a_revision_by_number_serves_it_and_a_number_off_the_list_changes_nothing(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    assert doki("secrets", "push").exit_code == 0
+    assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
+    assert doki("scale", "--max", "3").exit_code == 0
+    factory = ClientFactory(engine_emulator.grpc_address)
+    serving, *older = _newest_first(factory)  # the deploy's revisions (it sets GOOGLE_REDIRECT_URI), then scale's
+    assert len(older) >= 2
+    assert json.loads(doki("--json", "status").stdout)["latest_ready"] == serving
+    menu = listed(factory, *older)
+    off_the_list = str(len(older) + 1)
+
+    before = traffic(factory)
+    for answer in (off_the_list, "0", "-1"):
+        wrong = doki("rollback", input=f"{answer}\n")
+        assert wrong.exit_code == 1
+        assert wrong.stdout == menu + QUESTION + f"{answer}\n"
+        assert wrong.stderr == (
+            f"Error [bad_choice]: {answer} is not in the list\n  Hint: run again and pick a listed number\n"
+        )
+        assert traffic(factory) == before
+
+    not_a_number = doki("rollback", input="two\n")
+    assert not_a_number.exit_code == 1
+    assert not_a_number.stdout == menu + QUESTION + "two\n" + NOT_AN_INTEGER + QUESTION
+    assert not_a_number.stderr == "Aborted!\n"  # asked again, and stdin ended
+    assert traffic(factory) == before
+
+    by_default = doki("rollback", input="\n")
+    assert by_default.exit_code == 0, by_default.output
+    assert by_default.stdout == menu + QUESTION + "\n" + f"All traffic now goes to {older[0]} (was {serving}).\n"
+    assert by_default.stderr.endswith("The next `doki deploy` returns traffic to the latest revision.\n")
+    assert traffic(factory)[1] == [(older[0], 100)]
+
+    # Now older[0] serves: only the revisions before it are offered, numbered from 1 again.
+    menu = listed(factory, *older[1:])
+    assert doki("rollback", input=f"{len(older)}\n").stdout == menu + QUESTION + f"{len(older)}\n"
+    assert traffic(factory)[1] == [(older[0], 100)]
+    last = str(len(older) - 1)
+    picked = doki("rollback", input=f"{last}\n")
+    assert picked.exit_code == 0, picked.output
+    assert picked.stdout == menu + QUESTION + f"{last}\n" + f"All traffic now goes to {older[-1]} (was {older[0]}).\n"
+    assert traffic(factory)[1] == [(older[-1], 100)]
+
+
+def _newest_first(factory: ClientFactory) -> list[str]:
+    revisions = sorted(factory.run_revisions().list_revisions(parent=PATH), key=lambda r: r.create_time, reverse=True)
+    return [r.name.rsplit("/", 1)[-1] for r in revisions]

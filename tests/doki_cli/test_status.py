@@ -1,0 +1,93 @@
+"""`doki status` for people: the live service line by line, as the emulator holds it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.cloud import run_v2
+from typer.testing import CliRunner, Result
+
+from doki_cli.emulator.server import Emulator
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.main import app
+from tests.doki_cli.test_deploy import setup_project
+
+runner = CliRunner()
+SERVICE = "projects/doki-e2e/locations/us-central1/services/doki-backend"
+
+
+def doki(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def short(name: str) -> str:
+    return name.rsplit("/", 1)[-1]
+
+
+def test_status_of_a_serving_service_shows_every_line_and_the_tags(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    assert doki("secrets", "push").exit_code == 0
+    assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
+    services = ClientFactory(engine_emulator.grpc_address).run_services()
+    first = short(services.get_service(name=SERVICE).latest_ready_revision)
+    assert doki("scale", "--max", "3", "--memory", "1Gi").exit_code == 0
+    # A tag on the earlier revision, as `gcloud run services update-traffic --set-tags` leaves one.
+    live = services.get_service(name=SERVICE)
+    revision_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
+    live.traffic.append(run_v2.TrafficTarget(type_=revision_type, revision=first, tag="canary", percent=0))
+    services.update_service(service=live).result(timeout=120)
+    live = services.get_service(name=SERVICE)
+    latest = short(live.latest_ready_revision)
+
+    result = doki("status")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"doki-backend  {live.uri}\n"
+        "  ready        yes\n"
+        f"  revisions    latest created {latest}, latest ready {latest}\n"
+        "  traffic      100% latest (follows the latest)\n"
+        f"    tag        canary -> {first}\n"
+        f"  image        {backend_image}\n"
+        "  resources    cpu 1, memory 1Gi, concurrency 80, timeout 300s\n"
+        "  scaling      0 to 3 instances\n"
+        "  invokers     anyone (allUsers)\n"
+        f"  last change  {live.update_time.isoformat()}\n"
+    )
+    assert result.stderr == ""
+
+    assert doki("rollback", first).exit_code == 0
+    pinned = doki("status")
+    updated = services.get_service(name=SERVICE).update_time.isoformat()
+    assert pinned.stdout.splitlines()[3:5] == [
+        f"  traffic      100% {first} (pinned: `doki deploy` moves it to the latest)",
+        f"    tag        canary -> {first}",
+    ]
+    assert pinned.stdout.endswith(f"  last change  {updated}\n")
+
+
+def test_status_of_a_service_whose_revision_never_became_ready_says_why(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    doki("secrets", "push")
+    assert doki("deploy", "--image", "img:1", "--yes").exit_code == 1  # no engine: the revision cannot start
+    live = ClientFactory(emulator.grpc_address).run_services().get_service(name=SERVICE)
+    created = short(live.latest_created_revision)
+
+    result = doki("status")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f"doki-backend  {live.uri}\n"
+        f"  ready        no (Revision '{created}' is not ready and cannot serve traffic. The emulator has no Docker "
+        "engine, so it cannot run the revision's containers. Start Docker, then restart `doki emulator`.)\n"
+        f"  revisions    latest created {created}, latest ready -\n"
+        "  traffic      100% latest (follows the latest)\n"
+        "  image        img:1\n"
+        "  resources    cpu 1, memory 512Mi, concurrency 80, timeout 300s\n"
+        "  scaling      0 to 10 instances\n"
+        "  invokers     authenticated callers only\n"
+        f"  last change  {live.update_time.isoformat()}\n"
+    )
