@@ -13,8 +13,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from doki import __version__
-from doki.api.routes import auth, root
+from doki.api.routes import auth, google, root, sheets, supabase
 from doki.auth import VerifierProvider
+from doki.connectors import Upstreams
+from doki.connectors.supabase_project import SupabaseProjects
 from doki.crypto import CredentialCipher
 from doki.log import TraceContextMiddleware, configure_logging
 from doki.settings import ConfigError, Settings, with_development_defaults
@@ -24,8 +26,8 @@ logger = logging.getLogger("doki")
 
 # Long enough to finish an OAuth round trip, short enough that a stolen cookie goes stale fast.
 SESSION_MAX_AGE_SECONDS = 15 * 60
-# Sessions exist for the OAuth round trips of the connectors, and only there.
-SESSION_PATH_PREFIXES = ("/connectors/",)
+# Sessions exist for the OAuth round trips (Google sign-in and connect), and only there.
+SESSION_PATH_PREFIXES = ("/connectors/", "/auth/google/")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -43,11 +45,15 @@ def create_app(settings: Settings) -> FastAPI:
         verifiers = VerifierProvider(settings)
         app.state.store = store
         app.state.verifiers = verifiers
+        app.state.supabase_projects = supabase_projects = SupabaseProjects.from_settings(settings)
+        app.state.upstreams = upstreams = Upstreams(settings, store, app.state.cipher)
         logger.info("Doki backend ready (%s, credential store: %s)", settings.environment, settings.store_kind)
         try:
             yield
         finally:
             await verifiers.aclose()
+            await supabase_projects.aclose()
+            await upstreams.aclose()
             store.close()
 
     app = FastAPI(title="Doki Backend", version=__version__, lifespan=lifespan)
@@ -56,6 +62,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     root.add_health_route(app)
     app.include_router(auth.router)
+    app.include_router(supabase.router)
+    app.include_router(google.router)
+    app.include_router(sheets.router)
 
     # Added innermost first: CORS must answer preflights before sessions or routes see them.
     session_secret = settings.session_secret_key.get_secret_value() if settings.session_secret_key else ""

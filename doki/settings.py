@@ -24,6 +24,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from doki.origins import origin_problem
 
+GOOGLE_AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
+GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - an endpoint, not a secret
+GOOGLE_REVOKE_URL = "https://oauth2.googleapis.com/revoke"
+GOOGLE_DRIVE_API_URL = "https://www.googleapis.com/drive/v3"
+GOOGLE_SHEETS_API_URL = "https://sheets.googleapis.com/v4"
+
 
 class Environment(StrEnum):
     DEVELOPMENT = "development"
@@ -115,6 +121,16 @@ class Settings(BaseSettings):
         default=None, validation_alias=_alias("GOOGLE_CLIENT_SECRET", "GOOGLE_CLIENT_SECRET_NAME")
     )
     google_redirect_uri: str | None = None
+    # Google's endpoints, configurable so tests (and rehearsals) can point them at local stand-ins.
+    google_auth_url: str = GOOGLE_AUTH_URL
+    google_token_url: str = GOOGLE_TOKEN_URL
+    google_revoke_url: str = GOOGLE_REVOKE_URL
+    google_drive_api_url: str = GOOGLE_DRIVE_API_URL
+    google_sheets_api_url: str = GOOGLE_SHEETS_API_URL
+    # Where the browser lands after signing in with Google; None means the callback answers JSON.
+    frontend_url: str | None = None
+    # The publishable (anon) key for Supabase Auth calls made for users; without it they use the secret key.
+    supabase_anon_key: SecretStr | None = None
     gcp_project_id: str | None = None
     credential_store: Literal["auto", "sqlite", "supabase"] = "auto"
     credentials_table: str = "doki_credentials"
@@ -126,7 +142,14 @@ class Settings(BaseSettings):
     def _comma_list(cls, value: object) -> object:
         return _split_commas(value)
 
-    @field_validator("supabase_url")
+    @field_validator(
+        "supabase_url",
+        "google_auth_url",
+        "google_token_url",
+        "google_revoke_url",
+        "google_drive_api_url",
+        "google_sheets_api_url",
+    )
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
@@ -167,8 +190,26 @@ class Settings(BaseSettings):
             )
         if self.store_kind == "supabase" and not (self.supabase_url and self.supabase_secret_key):
             found.append("CREDENTIAL_STORE=supabase needs SUPABASE_URL and SUPABASE_SECRET_KEY (the service role key)")
+        found += self._google_url_problems()
+        found += _frontend_problems(self.frontend_url, self.allowed_origins)
         if self.is_production:
             found += self._production_problems()
+        return found
+
+    def _google_url_problems(self) -> list[str]:
+        found: list[str] = []
+        for name, url in (
+            ("GOOGLE_AUTH_URL", self.google_auth_url),
+            ("GOOGLE_TOKEN_URL", self.google_token_url),
+            ("GOOGLE_REVOKE_URL", self.google_revoke_url),
+            ("GOOGLE_DRIVE_API_URL", self.google_drive_api_url),
+            ("GOOGLE_SHEETS_API_URL", self.google_sheets_api_url),
+        ):
+            if not _is_http_url(url):
+                found.append(f"{name} {url!r} is not a URL: unset it to use Google's own endpoint")
+            elif self.is_production and not _is_https_or_loopback(url):
+                # Tokens travel to these endpoints: in the clear they could be read on the way.
+                found.append(f"{name} {url!r} is not https: unset it to use Google's own endpoint")
         return found
 
     def _production_problems(self) -> list[str]:
@@ -203,7 +244,12 @@ class Settings(BaseSettings):
         if self.google_redirect_uri and not _is_https_or_loopback(self.google_redirect_uri):
             found.append(
                 f"GOOGLE_REDIRECT_URI {self.google_redirect_uri!r} is not https: Google only redirects to "
-                "https outside loopback; use https://<your-service>/connectors/google/callback"
+                "https outside loopback; use https://<your-service>/auth/google/callback"
+            )
+        if self.frontend_url and _is_http_url(self.frontend_url) and not _is_https_or_loopback(self.frontend_url):
+            found.append(
+                f"FRONTEND_URL {self.frontend_url!r} is not https: the Supabase session travels to it; "
+                "use the https:// address of your frontend"
             )
         if self.store_kind == "sqlite":
             found.append(
@@ -254,6 +300,37 @@ def _origin_problems(origins: list[str], *, production: bool) -> list[str]:
         found.append("ALLOWED_ORIGINS is empty: list your frontend origins, e.g. https://app.example.com")
     found += [p for o in origins if o != "*" and (p := origin_problem(o))]
     return found
+
+
+def url_origin(url: str) -> str:
+    """`scheme://host[:port]` of an http(s) URL, spelled as browsers send it in `Origin`."""
+    parts = urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None and parts.port != default_port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _frontend_problems(frontend_url: str | None, origins: list[str]) -> list[str]:
+    if not frontend_url:
+        return []
+    try:
+        parts = urlsplit(frontend_url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return [f"FRONTEND_URL {frontend_url!r} has an invalid port: use e.g. https://app.example.com/auth/done"]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [f"FRONTEND_URL {frontend_url!r} is not a URL: use e.g. https://app.example.com/auth/done"]
+    if parts.username or parts.password or parts.fragment:
+        # The session goes into the fragment; credentials in a URL end up in histories and logs.
+        return [f"FRONTEND_URL {frontend_url!r} has credentials or a #fragment: remove them"]
+    origin = url_origin(frontend_url)
+    if origin not in origins:
+        # Sign-in hands the session only to the frontend the browser is allowed to call us from.
+        return [f"FRONTEND_URL {frontend_url!r} is not on an allowed origin: add {origin} to ALLOWED_ORIGINS"]
+    return []
 
 
 def _fernet_problems(keys: list[str]) -> list[str]:

@@ -14,37 +14,28 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import AliasChoices
+
+from doki.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 # The base the container tests build on: no registry is reachable here, `.ci/docker-setup` makes this stand-in.
 BASE_IMAGE = os.environ.get("DOKI_TEST_BASE_IMAGE", "doki-base:bookworm-py311")
 # The Doki backend image, tagged as `doki build` would tag it for the emulator tests' project.
-BACKEND_IMAGE = "us-central1-docker.pkg.dev/doki-e2e/doki/doki-backend:e2e"
-# Settings the backend reads: a test process starts from none of the developer's own.
-BACKEND_ENV_NAMES = (
-    "ENVIRONMENT",
-    "PORT",
-    "ALLOWED_ORIGINS",
-    "SESSION_SECRET_KEY",
-    "SESSION_SECRET_KEY_NAME",
-    "ENCRYPTION_KEY",
-    "ENCRYPTION_KEY_NAME",
-    "SUPABASE_URL",
-    "SUPABASE_SECRET_KEY",
-    "SUPABASE_SECRET_KEY_NAME",
-    "SUPABASE_JWT_SECRET",
-    "SUPABASE_JWT_SECRET_NAME",
-    "SUPABASE_JWT_ALGORITHMS",
-    "GOOGLE_CLIENT_ID",
-    "GOOGLE_CLIENT_ID_NAME",
-    "GOOGLE_CLIENT_SECRET",
-    "GOOGLE_CLIENT_SECRET_NAME",
-    "GOOGLE_REDIRECT_URI",
-    "GCP_PROJECT_ID",
-    "CREDENTIAL_STORE",
-    "CREDENTIALS_TABLE",
-    "DOKI_STATE_DIR",
-    "LOG_LEVEL",
+# One tag per test session: parallel sessions on one engine would otherwise remove or rebuild each other's image.
+BACKEND_IMAGE = f"us-central1-docker.pkg.dev/doki-e2e/doki/doki-backend:e2e-{os.getpid()}"
+# Settings the backend reads (every name and alias, from Settings itself so none is forgotten): a test process
+# starts from none of the developer's own.
+BACKEND_ENV_NAMES = tuple(
+    sorted(
+        {
+            str(choice).upper()
+            for name, field in Settings.model_fields.items()
+            for choice in (
+                field.validation_alias.choices if isinstance(field.validation_alias, AliasChoices) else [name]
+            )
+        }
+    )
 )
 
 

@@ -15,6 +15,8 @@ from doki.auth import (
     Principal,
     VerifierProvider,
 )
+from doki.connectors import Upstreams
+from doki.connectors.supabase_project import SupabaseProjects
 from doki.crypto import CredentialCipher
 from doki.settings import Settings
 from doki.storage import CredentialStore
@@ -40,10 +42,24 @@ def get_cipher(request: Request) -> CredentialCipher:
     return cipher
 
 
+def get_supabase_projects(request: Request) -> SupabaseProjects:
+    projects: SupabaseProjects = request.app.state.supabase_projects
+    return projects
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 VerifiersDep = Annotated[VerifierProvider, Depends(get_verifiers)]
 StoreDep = Annotated[CredentialStore, Depends(get_store)]
 CipherDep = Annotated[CredentialCipher, Depends(get_cipher)]
+SupabaseProjectsDep = Annotated[SupabaseProjects, Depends(get_supabase_projects)]
+
+
+def get_upstreams(request: Request) -> Upstreams:
+    upstreams: Upstreams = request.app.state.upstreams
+    return upstreams
+
+
+UpstreamsDep = Annotated[Upstreams, Depends(get_upstreams)]
 
 _bearer = HTTPBearer(auto_error=False, description="A Supabase Auth access token")
 
@@ -81,3 +97,16 @@ async def get_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_access_token(
+    principal: PrincipalDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    """The caller's own access token, verified, for calls made on their behalf (signing out). Development's
+    stand-in user has none, so here a token is required even in development."""
+    if credentials is None:
+        raise _unauthorized(None, "sign in: send 'Authorization: Bearer <Supabase access token>'")
+    return credentials.credentials
+
+
+AccessTokenDep = Annotated[str, Depends(get_access_token)]

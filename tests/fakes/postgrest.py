@@ -9,13 +9,25 @@ pg-safeupdate does); `Prefer: return=representation|minimal`. Errors carry Postg
 answer) or a bearer token that is not a valid JWT (PGRST301), 404 PGRST205 for an unknown table, 400 42703
 for an unknown column, 409 23505 for a duplicate insert, 400 22P02 for a bad uuid.
 
+The root, `GET /rest/v1/`, serves PostgREST's OpenAPI (Swagger 2.0) description of the schema's tables as
+PostgREST builds it: one `definitions` entry per table with its non-null columns in `required`, each column's
+Postgres type in `format` and its JSON type in `type`, keys noted in the column description
+(`Note:\nThis is a Primary Key.<pk/>`, `<fk table='t' column='c'/>`), defaults as PostgREST parses them, and
+one path per table (read-only views get only `get`). As Supabase's gateway does, the root answers only the
+secret (service role) key; the anon key gets 403 there and 401 42501 on tables, whose grants it lacks.
+
+Schemas: `public` plus any declared in `schemas`; `Accept-Profile` (reads) and `Content-Profile` (writes) pick
+one, and a schema that is not exposed gets 406 PGRST106, as PostgREST answers.
+
 Tables are declared with `TableSpec`, which emulates column defaults and an `updated_at` trigger.
 `fail_next` and `delay_next` inject outages and slowness; `stop()` makes the server unreachable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import sys
 import threading
 import uuid
@@ -57,6 +69,18 @@ class TableSpec:
     defaults: Mapping[str, Callable[[], Any]] = field(default_factory=dict)
     # Columns a BEFORE UPDATE trigger sets to now().
     touch_on_update: tuple[str, ...] = ()
+    # What the OpenAPI description shows. Postgres type names as PostgREST prints them ("text" when unlisted).
+    types: Mapping[str, str] = field(default_factory=dict)
+    # Column defaults as Postgres prints them (`now()`, `'draft'::text`, `nextval('t_id_seq'::regclass)`).
+    sql_defaults: Mapping[str, str] = field(default_factory=dict)
+    comment: str | None = None
+    column_comments: Mapping[str, str] = field(default_factory=dict)
+    # Single-column foreign keys: column -> (table, column).
+    foreign_keys: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    # Enum-typed columns: column -> the enum's labels.
+    enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # False for a read-only view: its OpenAPI path has `get` only.
+    writable: bool = True
 
 
 # Mirrors migrations/supabase/0001_doki_credentials.sql.
@@ -67,6 +91,14 @@ CREDENTIALS_TABLE = TableSpec(
     uuid_columns=frozenset({"user_id"}),
     defaults={"metadata": dict, "created_at": _now, "updated_at": _now},
     touch_on_update=("updated_at",),
+    types={
+        "user_id": "uuid",
+        "metadata": "jsonb",
+        "created_at": "timestamp with time zone",
+        "updated_at": "timestamp with time zone",
+    },
+    sql_defaults={"metadata": "'{}'::jsonb", "created_at": "now()", "updated_at": "now()"},
+    comment="Doki connector credentials, encrypted by the backend; read only with the service role.",
 )
 
 
@@ -99,13 +131,31 @@ class _Fault:
 
 
 class FakePostgrest:
-    """The server: `start()` binds an ephemeral port on 127.0.0.1 and serves from a background thread."""
+    """The server: `start()` binds an ephemeral port on 127.0.0.1 and serves from a background thread.
 
-    def __init__(self, apikey: str, tables: Mapping[str, TableSpec] | None = None) -> None:
+    `apikey` is the project's secret (service role) key; `anon_key`, when given, its anon (publishable) key.
+    `tables` are the `public` schema's; `schemas` adds other exposed schemas with their tables.
+    """
+
+    def __init__(
+        self,
+        apikey: str,
+        tables: Mapping[str, TableSpec] | None = None,
+        *,
+        schemas: Mapping[str, Mapping[str, TableSpec]] | None = None,
+        anon_key: str | None = None,
+    ) -> None:
         self.apikey = apikey
+        self.anon_key = anon_key
         self.specs = dict(tables if tables is not None else {"doki_credentials": CREDENTIALS_TABLE})
+        self.schemas: dict[str, dict[str, TableSpec]] = {
+            "public": self.specs,
+            **{name: dict(specs) for name, specs in (schemas or {}).items()},
+        }
         self.requests: list[RecordedRequest] = []
-        self._data: dict[str, list[Row]] = {name: [] for name in self.specs}
+        self._data: dict[tuple[str, str], list[Row]] = {
+            (schema, name): [] for schema, specs in self.schemas.items() for name in specs
+        }
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._delays: list[float] = []
@@ -130,11 +180,16 @@ class FakePostgrest:
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the port: later requests are refused. The URL stays readable."""
+        """Stop serving and close the port: later requests are refused. The URL stays readable.
+
+        Kept-alive connections are dropped too, as a server that goes down drops them: a client's pooled
+        connection must not go on reaching a stopped server.
+        """
         self._stopping.set()
         if self._server is not None and self._thread is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.drop_connections()
             self._thread.join()
             self._thread = None
 
@@ -169,16 +224,16 @@ class FakePostgrest:
         with self._lock:
             self._delays += [seconds] * count
 
-    def rows(self, table: str = "doki_credentials") -> list[Row]:
+    def rows(self, table: str = "doki_credentials", *, schema: str = "public") -> list[Row]:
         """A copy of the table's rows, in insertion order."""
         with self._lock:
-            return [dict(row) for row in self._data[table]]
+            return [dict(row) for row in self._data[schema, table]]
 
-    def insert_row(self, table: str, row: Row) -> None:
+    def insert_row(self, table: str, row: Row, *, schema: str = "public") -> None:
         """Put a row straight into the table, bypassing HTTP (for setting up odd states)."""
-        spec = self.specs[table]
+        spec = self.schemas[schema][table]
         with self._lock:
-            self._data[table].append(_complete_row(spec, table, row))
+            self._data[schema, table].append(_complete_row(spec, table, row))
 
     # The request handler calls these.
 
@@ -197,15 +252,26 @@ class FakePostgrest:
         """(status, JSON body or None) for one request that passed fault injection."""
         if not path.startswith("/rest/v1/"):
             return 404, {"message": "no Route matched with those values"}
-        _check_auth(headers, self.apikey)
+        role = _check_auth(headers, self.apikey, self.anon_key)
         table = path.removeprefix("/rest/v1/")
-        spec = self.specs.get(table)
+        if not table and role != "service_role":
+            # Supabase's gateway serves the schema description to the secret (service role) key only.
+            raise PostgrestError(403, None, "Access to the OpenAPI description requires the secret key")
+        schema = self._profile(method, headers)
+        if not table:
+            if method != "GET":
+                raise PostgrestError(405, "PGRST117", f"Unsupported HTTP method: {method}")
+            return 200, self._openapi(schema)
+        if role != "service_role":
+            # The anon role has no grants on these tables (see migrations/supabase/0001_doki_credentials.sql).
+            raise PostgrestError(401, "42501", f"permission denied for table {table}")
+        spec = self.schemas[schema].get(table)
         if spec is None:
-            raise PostgrestError(404, "PGRST205", f"Could not find the table 'public.{table}' in the schema cache")
+            raise PostgrestError(404, "PGRST205", f"Could not find the table '{schema}.{table}' in the schema cache")
         params = _Params.parse(query, spec, table)
         prefer = _prefer(headers.get("prefer", ""))
         with self._lock:
-            rows = self._data[table]
+            rows = self._data[schema, table]
             if method == "GET":
                 return 200, params.shape(rows)
             payload = _json_body(body) if method in ("POST", "PATCH") else None
@@ -222,6 +288,161 @@ class FakePostgrest:
             return status, params.project(written)
         return (201 if method == "POST" else 204), None
 
+    def _profile(self, method: str, headers: Mapping[str, str]) -> str:
+        """The schema the request targets: Accept-Profile for reads, Content-Profile for writes, else public."""
+        header = "accept-profile" if method in ("GET", "HEAD") else "content-profile"
+        schema = headers.get(header, "public")
+        if schema not in self.schemas:
+            raise PostgrestError(
+                406,
+                "PGRST106",
+                f"Invalid schema: {schema}",
+                hint=f"Only the following schemas are exposed: {', '.join(self.schemas)}",
+            )
+        return schema
+
+    def _openapi(self, schema: str) -> dict[str, Any]:
+        """The root's answer: PostgREST's Swagger 2.0 description of `schema`."""
+        host = self.url.removeprefix("http://")
+        paths: dict[str, Any] = {
+            "/": {
+                "get": {
+                    "tags": ["Introspection"],
+                    "summary": "OpenAPI description (this document)",
+                    "produces": ["application/openapi+json", "application/json"],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            }
+        }
+        definitions: dict[str, Any] = {}
+        for name, spec in self.schemas[schema].items():
+            definitions[name] = _definition(spec)
+            paths[f"/{name}"] = _path_item(name, spec)
+        return {
+            "swagger": "2.0",
+            "info": {
+                "description": "",
+                "title": "standard public schema" if schema == "public" else "PostgREST API",
+                "version": "12.2.3",
+            },
+            "host": host,
+            "basePath": "/",
+            "schemes": ["http"],
+            "consumes": _MEDIA_TYPES,
+            "produces": _MEDIA_TYPES,
+            "paths": paths,
+            "definitions": definitions,
+            "externalDocs": {
+                "description": "PostgREST Documentation",
+                "url": "https://postgrest.org/en/v12/references/api.html",
+            },
+        }
+
+
+_MEDIA_TYPES = [
+    "application/json",
+    "application/vnd.pgrst.object+json;nulls=stripped",
+    "application/vnd.pgrst.object+json",
+    "text/csv",
+]
+# PostgREST's mapping of Postgres types to Swagger types; json and jsonb get none, arrays are "array",
+# everything else (dates, uuids, enums, ...) is a string.
+_SWAGGER_TYPES = {
+    "character varying": "string",
+    "character": "string",
+    "text": "string",
+    "boolean": "boolean",
+    "smallint": "integer",
+    "integer": "integer",
+    "bigint": "integer",
+    "numeric": "number",
+    "real": "number",
+    "double precision": "number",
+}
+
+
+def _swagger_type(pg_type: str) -> str | None:
+    if pg_type in ("json", "jsonb"):
+        return None
+    if pg_type.endswith("[]"):
+        return "array"
+    return _SWAGGER_TYPES.get(pg_type, "string")
+
+
+def _openapi_default(pg_type: str, sql_default: str) -> tuple[bool, Any]:
+    """(present, value): PostgREST quotes string-typed defaults and drops those that are not JSON."""
+    text = sql_default
+    if _swagger_type(pg_type) == "string":
+        text = text.removesuffix(f"::{pg_type}").strip("'")
+        return True, text
+    try:
+        return True, json.loads(text)
+    except ValueError:
+        return False, None
+
+
+def _definition(spec: TableSpec) -> dict[str, Any]:
+    definition: dict[str, Any] = {}
+    if spec.comment:
+        definition["description"] = spec.comment
+    definition["type"] = "object"
+    definition["properties"] = {column: _property(spec, column) for column in spec.columns}
+    required = [column for column in spec.columns if column in spec.not_null]
+    if required:
+        definition["required"] = required
+    return definition
+
+
+def _property(spec: TableSpec, column: str) -> dict[str, Any]:
+    pg_type = spec.types.get(column, "text")
+    prop: dict[str, Any] = {}
+    if column in spec.sql_defaults:
+        present, value = _openapi_default(pg_type, spec.sql_defaults[column])
+        if present:
+            prop["default"] = value
+    notes = ["Note:"]
+    if column in spec.primary_key:
+        notes.append("This is a Primary Key.<pk/>")
+    if column in spec.foreign_keys:
+        table, target = spec.foreign_keys[column]
+        notes.append(f"This is a Foreign Key to `{table}.{target}`.<fk table='{table}' column='{target}'/>")
+    comment = spec.column_comments.get(column)
+    if len(notes) > 1:
+        prop["description"] = (f"{comment}\n\n" if comment else "") + "\n".join(notes)
+    elif comment:
+        prop["description"] = comment
+    if column in spec.enums:
+        prop["enum"] = list(spec.enums[column])
+    prop["format"] = pg_type
+    swagger = _swagger_type(pg_type)
+    if swagger is not None:
+        prop["type"] = swagger
+    if swagger == "array":
+        item = _swagger_type(pg_type.removesuffix("[]"))
+        prop["items"] = {"type": item} if item else {}
+    return prop
+
+
+def _path_item(name: str, spec: TableSpec) -> dict[str, Any]:
+    tags = [name]
+    item: dict[str, Any] = {
+        "get": {
+            "tags": tags,
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "schema": {"type": "array", "items": {"$ref": f"#/definitions/{name}"}},
+                },
+                "206": {"description": "Partial Content"},
+            },
+        }
+    }
+    if spec.writable:
+        item["post"] = {"tags": tags, "responses": {"201": {"description": "Created"}}}
+        item["patch"] = {"tags": tags, "responses": {"204": {"description": "No Content"}}}
+        item["delete"] = {"tags": tags, "responses": {"204": {"description": "No Content"}}}
+    return item
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -229,6 +450,25 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], fake: FakePostgrest) -> None:
         super().__init__(address, handler)
         self.fake = fake
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # already gone
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out hangs up before the delayed answer: expected, not worth a traceback.
@@ -275,7 +515,8 @@ class _Handler(BaseHTTPRequestHandler):
         except PostgrestError as error:
             status, answer = error.status, error.body
         encoded = b"" if answer is None else json.dumps(answer).encode()
-        self._send(status, encoded, "application/json; charset=utf-8")
+        media = "application/openapi+json" if parts.path == "/rest/v1/" and status == 200 else "application/json"
+        self._send(status, encoded, f"{media}; charset=utf-8")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -286,7 +527,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def _check_auth(headers: Mapping[str, str], apikey: str) -> None:
+def _check_auth(headers: Mapping[str, str], apikey: str, anon_key: str | None) -> str:
+    """The role the request runs as ("service_role" or "anon"), or the error Supabase answers."""
     # The Supabase gateway checks `apikey`; PostgREST then verifies any bearer token as a JWT.
     given = headers.get("apikey")
     if not given:
@@ -296,21 +538,23 @@ def _check_auth(headers: Mapping[str, str], apikey: str) -> None:
             "No API key found in request",
             hint="No `apikey` request header or url param was found.",
         )
-    if given != apikey:
+    if given != apikey and (anon_key is None or given != anon_key):
         raise PostgrestError(
             401, None, "Invalid API key", hint="Double check your Supabase `anon` or `service_role` API key."
         )
+    role = "service_role" if given == apikey else "anon"
     authorization = headers.get("authorization")
     if authorization is None:
-        return
+        return role
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise PostgrestError(401, "PGRST301", "No suitable key or wrong key type")
     segments = token.count(".") + 1
     if segments != 3:
         raise PostgrestError(401, "PGRST301", f"Expected 3 parts in JWT; got {segments}")
-    if token != apikey:
+    if token != given:
         raise PostgrestError(401, "PGRST301", "JWSError JWSInvalidSignature")
+    return role
 
 
 def _prefer(header: str) -> dict[str, str]:

@@ -8,6 +8,11 @@ verifies here verifies for the same reasons it would against Supabase.
     with FakeSupabaseAuth() as auth:
         token = auth.mint({"email": "ada@example.com"})
         ...  # verify against auth.url; auth.fetch_count says how often the JWKS was asked for
+
+It also speaks the GoTrue calls Doki makes for users: `POST /auth/v1/signup`, `POST /auth/v1/token` with
+`grant_type=password` or `grant_type=id_token` (Google ID tokens, verified against the key `trust_google` names,
+nonce included), and `POST /auth/v1/logout`; sessions carry access tokens minted here, which the verifier accepts.
+Errors come in GoTrue's shape, `{"code", "error_code", "msg"}`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import threading
 import time
 import uuid
@@ -23,7 +29,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
+import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
@@ -77,6 +86,24 @@ class SigningKey:
 
 
 @dataclass
+class AuthUser:
+    """A user of the fake project."""
+
+    id: str
+    email: str
+    password: str | None
+    confirmed: bool
+    identities: set[tuple[str, str]] = field(default_factory=set)  # (provider, provider's subject)
+
+
+@dataclass
+class _GoogleTrust:
+    issuer: str
+    public_key: Any
+    client_id: str
+
+
+@dataclass
 class _Behaviour:
     """How the JWKS endpoint answers; swapped whole under the lock so a request sees one consistent state."""
 
@@ -108,6 +135,16 @@ class FakeSupabaseAuth:
         self.port = 0
         self.es256 = self.new_key("ES256")
         self.rs256 = self.new_key("RS256")
+        # GoTrue
+        self.users: dict[str, AuthUser] = {}  # by email
+        self.confirm_email = False  # when True, sign-ups wait for the confirmation link
+        self.apikeys: set[str] | None = None  # the keys the gateway accepts as `apikey`; None: any non-empty
+        self.apikeys_seen: list[str] = []
+        self.sessions: dict[str, str] = {}  # access token -> user id
+        self.signed_out: list[str] = []  # user ids whose sessions `logout` ended
+        self.auth_failure: tuple[int, dict[str, Any]] | None = None  # every GoTrue call answers this
+        self._google: _GoogleTrust | None = None
+        self.rest_upstream: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------------
 
@@ -279,6 +316,138 @@ class FakeSupabaseAuth:
         }
         return self.mint(alg="HS256", key=secret, kid=None, payload=_json(claims))
 
+    # --- GoTrue ---------------------------------------------------------------------------------------------
+
+    def trust_google(self, issuer: str, jwk: Mapping[str, Any], client_id: str) -> None:
+        """Enable the Google provider: accept ID tokens signed with `jwk` for `client_id`, as Supabase does."""
+        self._google = _GoogleTrust(issuer, RSAAlgorithm.from_jwk(dict(jwk)), client_id)
+
+    def add_user(self, email: str, password: str | None = None, *, confirmed: bool = True) -> AuthUser:
+        user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=confirmed)
+        with self._lock:
+            self.users[email] = user
+        return user
+
+    def _gotrue(self, path: str, query: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+        apikey = headers.get("apikey", "")
+        self.apikeys_seen.append(apikey)
+        if not apikey or (self.apikeys is not None and apikey not in self.apikeys):
+            return 401, _json({"message": "Invalid API key", "hint": "Double check your Supabase API key."})
+        if self.auth_failure is not None:
+            return self.auth_failure[0], _json(self.auth_failure[1])
+        try:
+            payload = json.loads(body or b"null")
+        except ValueError:
+            return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
+        grant_type = parse_qs(query).get("grant_type", [""])[0]
+        if path == "/auth/v1/signup":
+            return self._signup(payload)
+        if path == "/auth/v1/token" and grant_type == "password":
+            return self._password(payload)
+        if path == "/auth/v1/token" and grant_type == "id_token":
+            return self._id_token(payload)
+        if path == "/auth/v1/logout":
+            token = headers.get("Authorization", "").removeprefix("Bearer ")
+            user_id = self.sessions.pop(token, None)
+            if user_id is None:
+                return _gotrue_error(401, "bad_jwt", "invalid JWT: unable to parse or verify signature")
+            self.signed_out.append(user_id)
+            self.sessions = {t: u for t, u in self.sessions.items() if u != user_id}  # scope=global
+            return 204, b""
+        return 404, _json({"code": 404, "error_code": "not_found", "msg": "Not Found"})
+
+    def _signup(self, payload: Any) -> tuple[int, bytes]:
+        email, password = str(payload.get("email", "")), str(payload.get("password", ""))
+        if "@" not in email:
+            return _gotrue_error(400, "validation_failed", "Unable to validate email address: invalid format")
+        if len(password) < 6:
+            return _gotrue_error(422, "weak_password", "Password should be at least 6 characters.")
+        if email in self.users:
+            return _gotrue_error(422, "user_already_exists", "User already registered")
+        user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=not self.confirm_email)
+        user.identities.add(("email", user.id))
+        self.users[email] = user
+        if self.confirm_email:
+            return 200, _json(self._user_json(user, "email"))
+        return 200, _json(self._session(user, "email"))
+
+    def _password(self, payload: Any) -> tuple[int, bytes]:
+        user = self.users.get(str(payload.get("email", "")))
+        if (
+            user is None
+            or user.password is None
+            or not hmac.compare_digest(user.password, str(payload.get("password")))
+        ):
+            return _gotrue_error(400, "invalid_credentials", "Invalid login credentials")
+        if not user.confirmed:
+            return _gotrue_error(400, "email_not_confirmed", "Email not confirmed")
+        return 200, _json(self._session(user, "email"))
+
+    def _id_token(self, payload: Any) -> tuple[int, bytes]:
+        if payload.get("provider") != "google" or self._google is None:
+            return _gotrue_error(
+                400, "provider_disabled", 'Provider (issuer "https://accounts.google.com") is not enabled'
+            )
+        trust = self._google
+        try:
+            claims = jwt.decode(
+                str(payload.get("id_token")),
+                trust.public_key,
+                algorithms=["RS256"],
+                audience=trust.client_id,
+                issuer=trust.issuer,
+                leeway=30,
+            )
+        except jwt.PyJWTError as error:
+            return _gotrue_error(400, "bad_jwt", f"Bad ID token: {type(error).__name__}")
+        nonce, hashed = payload.get("nonce"), claims.get("nonce")
+        if bool(nonce) != bool(hashed):
+            return _gotrue_error(400, "bad_jwt", "Passed nonce and nonce in id_token should either both exist or not.")
+        if nonce and hashlib.sha256(str(nonce).encode()).hexdigest() != hashed:
+            return _gotrue_error(400, "bad_jwt", "Nonces mismatch")
+        identity = ("google", str(claims["sub"]))
+        user = next((u for u in self.users.values() if identity in u.identities), None)
+        if user is None:
+            email = str(claims.get("email", ""))
+            # A verified Google email joins the account that already has it, as GoTrue links identities.
+            user = self.users.get(email) if claims.get("email_verified") else None
+            if user is None:
+                user = AuthUser(id=str(uuid.uuid4()), email=email, password=None, confirmed=True)
+                self.users[email] = user
+            user.identities.add(identity)
+        return 200, _json(self._session(user, "google"))
+
+    def _session(self, user: AuthUser, provider: str) -> dict[str, Any]:
+        now = int(self.clock())
+        access_token = self.mint(
+            {
+                "sub": user.id,
+                "email": user.email,
+                "app_metadata": {"provider": provider, "providers": sorted({p for p, _ in user.identities})},
+                "amr": [{"method": "oauth" if provider != "email" else "password", "timestamp": now}],
+            }
+        )
+        self.sessions[access_token] = user.id
+        return {
+            "access_token": access_token,
+            "token_type": "bearer",
+            "expires_in": 3600,
+            "expires_at": now + 3600,
+            "refresh_token": secrets.token_urlsafe(9),
+            "user": self._user_json(user, provider),
+        }
+
+    @staticmethod
+    def _user_json(user: AuthUser, provider: str) -> dict[str, Any]:
+        return {
+            "id": user.id,
+            "aud": "authenticated",
+            "role": "authenticated",
+            "email": user.email,
+            "app_metadata": {"provider": provider},
+            "identities": [{"provider": p, "id": sub} for p, sub in sorted(user.identities)],
+        }
+
     # --- the server -----------------------------------------------------------------------------------------
 
     def _serve(self, port: int) -> None:
@@ -291,6 +460,15 @@ class FakeSupabaseAuth:
 
             def do_GET(self) -> None:
                 fake._answer(self)
+
+            def do_POST(self) -> None:
+                fake._answer_post(self)
+
+            def do_PATCH(self) -> None:
+                fake._proxy_rest(self, "PATCH")
+
+            def do_DELETE(self) -> None:
+                fake._proxy_rest(self, "DELETE")
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -319,6 +497,8 @@ class FakeSupabaseAuth:
             self._thread = None
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        if self._proxy_rest(handler, "GET"):
+            return
         path = handler.path.split("?", 1)[0]
         with self._lock:
             self._requests.append(path)
@@ -330,6 +510,33 @@ class FakeSupabaseAuth:
             release.wait(behaviour.hang_seconds)
         body = behaviour.body if behaviour.body is not None else _json(self.jwks())
         self._send(handler, behaviour.status, body, behaviour.headers)
+
+    def serve_rest_from(self, postgrest_url: str) -> None:
+        """Pass `/rest/v1/...` on to a FakePostgrest: one project URL serves Auth and REST, as Supabase's does."""
+        self.rest_upstream = postgrest_url
+
+    def _proxy_rest(self, handler: BaseHTTPRequestHandler, method: str) -> bool:
+        if self.rest_upstream is None or not handler.path.startswith("/rest/v1/"):
+            if method in ("PATCH", "DELETE"):
+                self._send(handler, 404, b'{"error":"not found"}', {})
+            return False
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        skip = {"host", "content-length", "connection", "accept-encoding"}
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in skip}
+        response = httpx.request(method, self.rest_upstream + handler.path, headers=headers, content=body)
+        passed = {k: v for k, v in response.headers.items() if k.lower() in ("content-range", "preference-applied")}
+        self._send(handler, response.status_code, response.content, passed)
+        return True
+
+    def _answer_post(self, handler: BaseHTTPRequestHandler) -> None:
+        if self._proxy_rest(handler, "POST"):
+            return
+        split = urlsplit(handler.path)
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        with self._lock:
+            self._requests.append(split.path)
+            status, payload = self._gotrue(split.path, split.query, handler.headers, body)
+        self._send(handler, status, payload, {})
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: Mapping[str, str]) -> None:
@@ -358,6 +565,10 @@ def sign(signing_input: bytes, alg: str, key: Any) -> bytes:
     if isinstance(private_key, rsa.RSAPrivateKey):
         return RSAAlgorithm(RSAAlgorithm.SHA256).sign(signing_input, private_key)
     raise TypeError(f"cannot sign {alg} with {type(key).__name__}")
+
+
+def _gotrue_error(status: int, error_code: str, msg: str) -> tuple[int, bytes]:
+    return status, _json({"code": status, "error_code": error_code, "msg": msg})
 
 
 def _json(value: Any) -> bytes:

@@ -1,0 +1,122 @@
+"""Google Sheets routes: the signed-in user's spreadsheets, their tabs and columns with types, and preview rows.
+
+Every route reads with the user's own Google connection (refreshed as needed). Not connected, or connected
+without Drive and Sheets access, answers 409 with a body saying to connect Google; Google failing answers 503.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from doki.api.deps import PrincipalDep, UpstreamsDep
+from doki.api.routes.google import http_error
+from doki.connectors import Upstreams
+from doki.connectors.errors import ConnectorError
+from doki.connectors.sheets import SPREADSHEET_ID_PATTERN
+
+router = APIRouter(prefix="/connectors/sheets", tags=["sheets"])
+
+T = TypeVar("T")
+SpreadsheetId = Annotated[
+    str,
+    Query(
+        description="the spreadsheet's id, as /connectors/sheets/list gives it",
+        pattern=SPREADSHEET_ID_PATTERN,
+    ),
+]
+_NEEDS_GOOGLE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Google not connected, or connected without Drive and Sheets: connect Google"},
+    503: {"description": "Google failing or unreachable: retry later"},
+}
+
+
+class SpreadsheetOut(BaseModel):
+    id: str
+    name: str | None
+    modified_time: str | None
+    url: str
+
+
+class SpreadsheetListOut(BaseModel):
+    spreadsheets: list[SpreadsheetOut] = Field(description="newest first")
+
+
+class ColumnOut(BaseModel):
+    name: str
+    index: int
+    letter: str
+    type: Literal["string", "integer", "number", "boolean", "date", "datetime", "empty"]
+    nullable: bool
+
+
+class TabOut(BaseModel):
+    title: str
+    sheet_id: int | None
+    index: int | None
+    row_count: int | None
+    column_count: int | None
+    columns: list[ColumnOut]
+
+
+class SchemaOut(BaseModel):
+    spreadsheet_id: str
+    title: str | None
+    sample_rows: int = Field(description="at most this many rows under the header were read to infer types")
+    tabs: list[TabOut]
+
+
+class PreviewOut(BaseModel):
+    spreadsheet_id: str
+    tab: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+@router.get("/list", response_model=SpreadsheetListOut, summary="The user's spreadsheets", responses=_NEEDS_GOOGLE)
+async def list_spreadsheets(principal: PrincipalDep, upstreams: UpstreamsDep) -> SpreadsheetListOut:
+    sheets = upstreams.sheets()
+    files = await _with_google(upstreams, principal.user_id, sheets.list_spreadsheets)
+    return SpreadsheetListOut.model_validate({"spreadsheets": files})
+
+
+@router.get(
+    "/schema",
+    response_model=SchemaOut,
+    summary="Tabs and columns of a spreadsheet, with inferred types",
+    responses={404: {"description": "no such spreadsheet, or not shared with the user"}, **_NEEDS_GOOGLE},
+)
+async def schema(principal: PrincipalDep, upstreams: UpstreamsDep, spreadsheet_id: SpreadsheetId) -> SchemaOut:
+    sheets = upstreams.sheets()
+    body = await _with_google(upstreams, principal.user_id, lambda token: sheets.schema(token, spreadsheet_id))
+    return SchemaOut.model_validate(body)
+
+
+@router.get(
+    "/preview",
+    response_model=PreviewOut,
+    summary="The first rows of a tab, as records keyed by the header",
+    responses={404: {"description": "no such spreadsheet or tab"}, **_NEEDS_GOOGLE},
+)
+async def preview(
+    principal: PrincipalDep,
+    upstreams: UpstreamsDep,
+    spreadsheet_id: SpreadsheetId,
+    tab: Annotated[str | None, Query(min_length=1, max_length=100, description="default: the first tab")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+) -> PreviewOut:
+    sheets = upstreams.sheets()
+    body = await _with_google(
+        upstreams, principal.user_id, lambda token: sheets.preview(token, spreadsheet_id, tab, limit)
+    )
+    return PreviewOut.model_validate(body)
+
+
+async def _with_google(upstreams: Upstreams, user_id: str, call: Callable[[str], Awaitable[T]]) -> T:
+    try:
+        return await upstreams.google().run(user_id, call)
+    except ConnectorError as failure:
+        raise http_error(failure) from None

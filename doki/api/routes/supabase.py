@@ -1,0 +1,242 @@
+"""The user's own Supabase project: connect it, test it, list its tables, disconnect it.
+
+The project URL and keys are stored encrypted and bound to the signed-in user (provider "supabase"); every
+request reads only the caller's own row. Keys are never echoed back: not in answers, not in validation errors
+(this router drops the offending input from them), not in log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field, SecretStr
+from starlette.concurrency import run_in_threadpool
+
+from doki.api.deps import CipherDep, PrincipalDep, StoreDep, SupabaseProjectsDep
+from doki.connectors.errors import ConnectorError
+from doki.connectors.supabase_project import (
+    PROVIDER,
+    CredentialsRejectedError,
+    ProjectCredentials,
+    ProjectURL,
+    SupabaseProjectError,
+    SupabaseProjects,
+    Table,
+    check_schema_name,
+    not_connected,
+)
+from doki.crypto import CredentialCipher, CredentialDecryptError
+from doki.storage import StoredCredential, StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _NoInputEcho(APIRoute):
+    """FastAPI's 422 answer, minus the `input` and `ctx` it would copy from the request (a key, say)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
+                raise RequestValidationError(errors) from None
+
+        return route
+
+
+router = APIRouter(prefix="/connectors/supabase", tags=["supabase"], route_class=_NoInputEcho)
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "a bad project URL, key or schema name, or a key the project rejected"},
+    409: {"description": "no project connected, or its stored credentials no longer work: reconnect"},
+    503: {"description": "the project (or the credential store) is unreachable: retry later"},
+}
+
+
+class ConnectIn(BaseModel):
+    project_url: str = Field(description="the project's URL, https://<project ref>.supabase.co")
+    service_role_key: SecretStr = Field(description="the secret key (sb_secret_...) or legacy service_role key")
+    anon_key: SecretStr | None = Field(default=None, description="the publishable (anon) key, optional")
+
+
+class ConnectionOut(BaseModel):
+    status: Literal["connected"] = "connected"
+    project_url: str
+    project_ref: str | None = Field(description="the project ref of a *.supabase.co URL")
+    has_anon_key: bool
+    connected_at: datetime
+
+
+class StatusOut(BaseModel):
+    status: Literal["connected", "not_connected", "credentials_rejected"]
+    project_url: str | None = None
+    project_ref: str | None = None
+    connected_at: datetime | None = None
+    message: str | None = Field(default=None, description="why it is not connected, when it is not")
+    hint: str | None = Field(default=None, description="what to do about it")
+
+
+class TablesOut(BaseModel):
+    project_url: str
+    # "schema" would shadow a BaseModel attribute: the field has another name, the JSON the expected one.
+    schema_name: str = Field(alias="schema")
+    tables: list[Table]
+
+
+class DisconnectOut(BaseModel):
+    disconnected: bool = Field(description="false when no project was connected")
+
+
+@router.post(
+    "/connect",
+    response_model=ConnectionOut,
+    summary="Connect the user's Supabase project",
+    description="Checks the URL, tries the keys against the project, then stores them encrypted. "
+    "Keys are never returned.",
+    responses={**_ERRORS, 502: {"description": "no Supabase API answers at that URL"}},
+)
+async def connect(
+    body: ConnectIn,
+    principal: PrincipalDep,
+    store: StoreDep,
+    cipher: CipherDep,
+    projects: SupabaseProjectsDep,
+) -> ConnectionOut:
+    anon = body.anon_key.get_secret_value() if body.anon_key is not None else None
+    try:
+        project = projects.parse_url(body.project_url)
+        credentials = ProjectCredentials.checked(project.url, body.service_role_key.get_secret_value(), anon)
+        await projects.verify(credentials)
+    except SupabaseProjectError as exc:
+        raise _http(exc) from None
+    ciphertext = cipher.encrypt(principal.user_id, credentials.to_json())
+    # Metadata is for operators reading the table; requests go only where the encrypted payload says.
+    metadata = {"project_url": project.url, "project_ref": project.ref or ""}
+    stored = await _store(store.put, principal.user_id, PROVIDER, ciphertext, metadata)
+    logger.info("user %s connected the Supabase project %s", principal.user_id, project.url)
+    return ConnectionOut(
+        project_url=project.url,
+        project_ref=project.ref,
+        has_anon_key=credentials.anon_key is not None,
+        connected_at=stored.updated_at,
+    )
+
+
+@router.get(
+    "/test",
+    response_model=StatusOut,
+    summary="Whether the user's Supabase project is connected and accepts its key",
+    responses={503: _ERRORS[503]},
+)
+async def check(
+    principal: PrincipalDep, store: StoreDep, cipher: CipherDep, projects: SupabaseProjectsDep
+) -> StatusOut:
+    row = await _store(store.get, principal.user_id, PROVIDER)
+    if row is None:
+        error = not_connected()
+        return StatusOut(status="not_connected", message=error.message, hint=error.hint)
+    try:
+        credentials, project = _stored_connection(row, principal.user_id, cipher, projects)
+    except SupabaseProjectError as exc:
+        return StatusOut(status="not_connected", message=exc.message, hint=exc.hint)
+    shown = StatusOut(status="connected", project_url=project.url, project_ref=project.ref, connected_at=row.updated_at)
+    try:
+        await projects.verify(credentials)
+    except CredentialsRejectedError as exc:
+        return shown.model_copy(update={"status": "credentials_rejected", "message": exc.message, "hint": exc.hint})
+    except SupabaseProjectError as exc:
+        raise _http(exc) from None
+    return shown
+
+
+@router.get(
+    "/tables",
+    response_model=TablesOut,
+    summary="Tables and columns of a schema of the user's Supabase project",
+    description="Read from the OpenAPI description the project's PostgREST serves: nothing is installed in "
+    "the project.",
+    responses={**_ERRORS, 404: {"description": "the schema is not exposed"}, 502: {"description": "bad answer"}},
+)
+@router.get(
+    "/list",
+    response_model=TablesOut,
+    summary="Tables and columns of a schema of the user's Supabase project (alias of /tables)",
+    responses={**_ERRORS, 404: {"description": "the schema is not exposed"}, 502: {"description": "bad answer"}},
+)
+async def tables(
+    principal: PrincipalDep,
+    store: StoreDep,
+    cipher: CipherDep,
+    projects: SupabaseProjectsDep,
+    schema: Annotated[str, Query(description="a schema the project exposes")] = "public",
+) -> TablesOut:
+    try:
+        check_schema_name(schema)
+        row = await _store(store.get, principal.user_id, PROVIDER)
+        if row is None:
+            raise not_connected()
+        credentials, _ = _stored_connection(row, principal.user_id, cipher, projects)
+        found = await projects.tables(credentials, schema)
+    except SupabaseProjectError as exc:
+        raise _http(exc) from None
+    return TablesOut(project_url=credentials.project_url, schema=schema, tables=found)
+
+
+@router.delete(
+    "",
+    response_model=DisconnectOut,
+    summary="Disconnect the user's Supabase project (its stored keys are deleted)",
+    responses={503: _ERRORS[503]},
+)
+async def disconnect(principal: PrincipalDep, store: StoreDep) -> DisconnectOut:
+    deleted = await _store(store.delete, principal.user_id, PROVIDER)
+    if deleted:
+        logger.info("user %s disconnected their Supabase project", principal.user_id)
+    return DisconnectOut(disconnected=deleted)
+
+
+def _stored_connection(
+    row: StoredCredential, user_id: str, cipher: CredentialCipher, projects: SupabaseProjects
+) -> tuple[ProjectCredentials, ProjectURL]:
+    """The caller's stored credentials and their project URL, checked again before a key is sent there."""
+    try:
+        credentials = ProjectCredentials.from_json(cipher.decrypt(user_id, row.ciphertext))
+    except (CredentialDecryptError, ValueError) as exc:
+        # Undecryptable (a dropped key), bound to someone else (copied between rows), or unreadable: unusable.
+        raise not_connected(f"the stored Supabase connection cannot be used: {exc}") from None
+    try:
+        project = projects.parse_url(credentials.project_url)
+    except SupabaseProjectError as exc:
+        raise not_connected(f"the stored Supabase connection cannot be used: {exc.message}") from None
+    return credentials, project
+
+
+async def _store(call: Callable[..., T], *args: Any) -> T:
+    """A credential store call, off the event loop (stores block); an outage becomes 503, not 500."""
+    try:
+        return await run_in_threadpool(call, *args)
+    except StoreUnavailableError as exc:
+        logger.warning("credential store unavailable: %s", exc)
+        raise HTTPException(
+            503,
+            detail={
+                "code": "store_unavailable",
+                "message": "the credential store is unavailable",
+                "hint": "retry in a minute",
+            },
+            headers={"Retry-After": "30"},
+        ) from None
+
+
+def _http(error: ConnectorError) -> HTTPException:
+    return HTTPException(error.status_code, detail=error.body(), headers=error.headers or None)

@@ -1,0 +1,497 @@
+"""The Supabase project connector on its own: URL and key rules, and reading tables from a PostgREST over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from doki.connectors.supabase_project import (
+    CredentialsRejectedError,
+    ForeignKey,
+    ProjectCredentials,
+    SupabaseProjectError,
+    SupabaseProjects,
+    check_schema_name,
+    parse_project_url,
+    tables_from_openapi,
+)
+from tests.doki.conftest import development_settings, production_settings
+from tests.fakes.postgrest import FakePostgrest, TableSpec
+
+T = TypeVar("T")
+
+SECRET = "sb_secret_ProjectOnly0123456789abcdefghijkl"
+ANON = "sb_publishable_ProjectOnly0123456789abcdefgh"
+
+CUSTOMERS = TableSpec(
+    columns=("id", "email", "plan", "tags", "profile", "created_at"),
+    primary_key=("id",),
+    not_null=frozenset({"id", "email", "plan", "created_at"}),
+    types={
+        "id": "bigint",
+        "email": "character varying",
+        "plan": "plan_kind",
+        "tags": "text[]",
+        "profile": "jsonb",
+        "created_at": "timestamp with time zone",
+    },
+    sql_defaults={"plan": "'free'::plan_kind", "profile": "'{}'::jsonb", "created_at": "now()"},
+    comment="Paying and trial customers",
+    column_comments={"id": "Customer number", "email": "Where invoices go"},
+    enums={"plan": ("free", "pro")},
+)
+ORDERS = TableSpec(
+    columns=("id", "customer_id", "total", "paid"),
+    primary_key=("id",),
+    not_null=frozenset({"id", "customer_id", "total"}),
+    types={"id": "uuid", "customer_id": "bigint", "total": "numeric", "paid": "boolean"},
+    sql_defaults={"paid": "false"},
+    foreign_keys={"customer_id": ("customers", "id")},
+)
+MONTHLY_REVENUE = TableSpec(
+    columns=("month", "total"), primary_key=(), types={"month": "date", "total": "numeric"}, writable=False
+)
+LEADS = TableSpec(columns=("id", "source"), primary_key=("id",), not_null=frozenset({"id"}), types={"id": "integer"})
+
+
+def legacy_key(role: str) -> str:
+    """A legacy Supabase API key: an HS256 JWT whose payload names its role."""
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    claims = {"iss": "supabase", "ref": "abcdefghijklmnopqrst", "role": role, "iat": 1, "exp": 2**31}
+    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJlLW5vdC1jaGVja2Vk"
+
+
+@pytest.fixture
+def project() -> Iterator[FakePostgrest]:
+    tables = {"customers": CUSTOMERS, "orders": ORDERS, "monthly_revenue": MONTHLY_REVENUE}
+    with FakePostgrest(SECRET, tables, schemas={"sales": {"leads": LEADS}}, anon_key=ANON) as server:
+        yield server
+
+
+def with_projects(use: Callable[[SupabaseProjects], Awaitable[T]], **options: Any) -> T:
+    """Run `use` with a connector that may reach loopback (the fakes), closing its client afterwards."""
+
+    async def main() -> T:
+        projects = SupabaseProjects(allow_loopback=True, production=False, **options)
+        try:
+            return await use(projects)
+        finally:
+            await projects.aclose()
+
+    return asyncio.run(main())
+
+
+def credentials(project: FakePostgrest, key: str = SECRET, anon: str | None = None) -> ProjectCredentials:
+    return ProjectCredentials.checked(project.url, key, anon)
+
+
+def failure(use: Callable[[SupabaseProjects], Awaitable[object]], **options: Any) -> SupabaseProjectError:
+    with pytest.raises(SupabaseProjectError) as caught:
+        with_projects(use, **options)
+    return caught.value
+
+
+# Project URLs
+
+
+@pytest.mark.parametrize(
+    ("raw", "url", "ref"),
+    [
+        (
+            "https://abcdefghijklmnopqrst.supabase.co",
+            "https://abcdefghijklmnopqrst.supabase.co",
+            "abcdefghijklmnopqrst",
+        ),
+        (
+            " HTTPS://ABCDEFGHIJKLMNOPQRST.Supabase.co/ ",
+            "https://abcdefghijklmnopqrst.supabase.co",
+            "abcdefghijklmnopqrst",
+        ),
+        ("https://db.example.com:8443", "https://db.example.com:8443", None),
+        ("http://127.0.0.1:54321", "http://127.0.0.1:54321", None),
+        ("http://localhost:54321/", "http://localhost:54321", None),
+        ("http://[::1]:54321", "http://[::1]:54321", None),
+    ],
+)
+def test_a_project_url_is_normalised_to_its_base_and_ref(raw: str, url: str, ref: str | None) -> None:
+    project = parse_project_url(raw, allow_loopback=True, production=False)
+    assert (project.url, project.ref) == (url, ref)
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
+        ("", "is empty"),
+        ("abcdefghijklmnopqrst.supabase.co", "is not an https:// URL"),
+        ("ftp://abcdefghijklmnopqrst.supabase.co", "is not an https:// URL"),
+        ("http://abcdefghijklmnopqrst.supabase.co", "is not https"),
+        ("https://abcdefghijklmnopqrst.supabase.co/rest/v1", "has a path, query or fragment"),
+        ("https://abcdefghijklmnopqrst.supabase.co/?apikey=x", "has a path, query or fragment"),
+        ("https://abcdefghijklmnopqrst.supabase.co?", "has a path, query or fragment"),
+        ("https://abcdefghijklmnopqrst.supabase.co#top", "has a path, query or fragment"),
+        ("https://user:pw@abcdefghijklmnopqrst.supabase.co", "must not hold a user name or password"),
+        ("https://evil.example@abcdefghijklmnopqrst.supabase.co", "must not hold a user name or password"),
+        ("https://abc def.supabase.co", "holds spaces or control characters"),
+        ("https://abcdefghijklmnopqrst.supabase.co:99999", "is not a valid URL"),
+    ],
+)
+def test_a_project_url_that_is_not_a_bare_https_base_is_refused_saying_why(raw: str, complaint: str) -> None:
+    with pytest.raises(SupabaseProjectError) as caught:
+        parse_project_url(raw, allow_loopback=True, production=False)
+    error = caught.value
+    assert (error.status_code, error.code) == (400, "supabase_invalid_url")
+    assert complaint in error.message
+    assert error.hint.startswith("use the project URL from Project Settings > API")
+
+
+@pytest.mark.parametrize("raw", ["http://127.0.0.1:54321", "https://localhost", "https://[::1]:8443"])
+def test_a_loopback_project_is_refused_where_loopback_is_not_allowed(raw: str) -> None:
+    with pytest.raises(SupabaseProjectError, match="loopback"):
+        parse_project_url(raw, allow_loopback=False, production=True)
+
+
+@pytest.mark.parametrize("raw", ["https://10.0.0.7", "https://169.254.169.254", "https://192.168.1.2:8000"])
+def test_production_refuses_private_and_link_local_addresses_that_development_accepts(raw: str) -> None:
+    with pytest.raises(SupabaseProjectError, match="private or reserved address"):
+        parse_project_url(raw, allow_loopback=False, production=True)
+    assert parse_project_url(raw, allow_loopback=True, production=False).url == raw
+
+
+def test_loopback_is_allowed_in_development_and_in_a_production_rehearsed_against_local_fakes() -> None:
+    assert SupabaseProjects.from_settings(development_settings()).allow_loopback
+    assert SupabaseProjects.from_settings(production_settings("http://127.0.0.1:9")).allow_loopback
+    real = SupabaseProjects.from_settings(production_settings("https://abcdefghijklmnopqrst.supabase.co"))
+    assert not real.allow_loopback
+    assert real.production
+
+
+# Keys
+
+
+@pytest.mark.parametrize(
+    ("service", "anon", "complaint"),
+    [
+        (ANON, None, "service_role_key is a key for the 'anon' role"),
+        (legacy_key("anon"), None, "service_role_key is a key for the 'anon' role"),
+        (legacy_key("authenticated"), None, "service_role_key is a key for the 'authenticated' role"),
+        (SECRET, SECRET, "anon_key is a secret key"),
+        (SECRET, legacy_key("service_role"), "anon_key is a secret key"),
+        ("", None, "service_role_key is empty"),
+        ("sb_secret_with a space", None, "service_role_key is not an API key"),
+        ("sb_secret_\u00e9t\u00e9", None, "service_role_key is not an API key"),
+        (SECRET, "line\nbreak", "anon_key is not an API key"),
+    ],
+)
+def test_a_key_of_the_wrong_kind_or_shape_is_refused_before_anything_is_sent(
+    service: str, anon: str | None, complaint: str
+) -> None:
+    with pytest.raises(SupabaseProjectError) as caught:
+        ProjectCredentials.checked("https://abcdefghijklmnopqrst.supabase.co", service, anon)
+    error = caught.value
+    assert (error.status_code, error.code) == (400, "supabase_invalid_key")
+    assert error.message.startswith(complaint)
+    for key in (service, anon):
+        if key:
+            assert key not in json.dumps(error.body())
+
+
+def test_keys_are_trimmed_kept_out_of_the_repr_and_survive_the_stored_form() -> None:
+    stored = ProjectCredentials.checked("https://abcdefghijklmnopqrst.supabase.co", f" {SECRET}\n", f"{ANON} ")
+    assert (stored.service_role_key, stored.anon_key) == (SECRET, ANON)
+    assert SECRET not in repr(stored) and ANON not in repr(stored)
+    assert ProjectCredentials.from_json(stored.to_json()) == stored
+
+
+@pytest.mark.parametrize("text", ["", "[]", '{"v": 2, "project_url": "x", "service_role_key": "k"}', '{"v": 1}'])
+def test_a_stored_form_this_version_cannot_read_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="not in a format this version of Doki reads"):
+        ProjectCredentials.from_json(text)
+
+
+# Trying the keys against the project
+
+
+def test_a_secret_key_is_tried_at_the_rest_root_in_apikey_only(project: FakePostgrest) -> None:
+    with_projects(lambda projects: projects.verify(credentials(project)))
+
+    (request,) = project.requests
+    assert (request.method, request.path) == ("GET", "/rest/v1/")
+    assert request.headers["apikey"] == SECRET
+    assert "authorization" not in request.headers  # PostgREST would reject a bearer that is not a JWT
+
+
+def test_a_legacy_service_role_key_also_goes_as_a_bearer_token() -> None:
+    key = legacy_key("service_role")
+    with FakePostgrest(key, {}) as server:
+        with_projects(lambda projects: projects.verify(ProjectCredentials.checked(server.url, key, None)))
+        (request,) = server.requests
+        assert request.headers["authorization"] == f"Bearer {key}"
+
+
+def test_a_key_the_project_does_not_know_is_rejected_with_401(project: FakePostgrest) -> None:
+    wrong = "sb_secret_NotThisProject0123456789abcdefghij"
+    error = failure(lambda projects: projects.verify(credentials(project, wrong)))
+    assert isinstance(error, CredentialsRejectedError)
+    assert (error.status_code, error.code) == (400, "supabase_credentials_rejected")
+    assert error.message == f"the project at {project.url} rejected the service role key (401)"
+    assert wrong not in json.dumps(error.body())
+
+
+def test_the_anon_key_given_as_service_key_is_rejected_because_it_cannot_read_the_schema(
+    project: FakePostgrest,
+) -> None:
+    # Shaped like no known key, so only the project can tell: its gateway answers 403 on the root.
+    with FakePostgrest(SECRET, {}, anon_key="anon-key-of-unknown-shape") as server:
+        error = failure(lambda projects: projects.verify(credentials(server, "anon-key-of-unknown-shape")))
+    assert isinstance(error, CredentialsRejectedError)
+    assert "(403): it is not the secret (service role) key" in error.message
+
+
+def test_an_anon_key_is_accepted_when_the_project_knows_it_and_rejected_when_not(project: FakePostgrest) -> None:
+    with_projects(lambda projects: projects.verify(credentials(project, anon=ANON)))
+    assert [r.headers["apikey"] for r in project.requests] == [SECRET, ANON]
+
+    other = "sb_publishable_SomeOtherProject0123456789ab"
+    error = failure(lambda projects: projects.verify(credentials(project, anon=other)))
+    assert isinstance(error, CredentialsRejectedError)
+    assert error.message == f"the project at {project.url} rejected the anon key (401)"
+
+
+def test_an_unreachable_project_is_a_503_saying_to_check_and_retry(project: FakePostgrest) -> None:
+    project.stop()
+    error = failure(lambda projects: projects.verify(credentials(project)))
+    assert (error.status_code, error.code) == (503, "supabase_unreachable")
+    assert error.message == f"cannot reach the Supabase project at {project.url} (ConnectError)"
+    assert "not paused" in error.hint
+    assert error.headers == {"Retry-After": "30"}
+
+
+def test_a_project_slower_than_the_timeout_is_unreachable(project: FakePostgrest) -> None:
+    project.delay_next(1, seconds=5)
+    error = failure(lambda projects: projects.verify(credentials(project)), timeout=0.2)
+    assert error.message.endswith("(it did not answer within 0.2s)")
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+def test_a_failing_or_overloaded_project_is_a_503(project: FakePostgrest, status: int) -> None:
+    project.fail_next(1, status=status)
+    error = failure(lambda projects: projects.verify(credentials(project)))
+    assert (error.status_code, error.code) == (503, "supabase_unavailable")
+    assert f"answered {status}" in error.message
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "what"),
+    [
+        (404, '{"message":"no Route matched with those values"}', "answered 404"),
+        (302, "", "answered 302 (a redirect, which is never followed with a key)"),
+        (200, "<html>a website</html>", "answered with something that is not PostgREST's OpenAPI description"),
+        (200, '{"openapi": "3.0.0"}', "answered with something that is not PostgREST's OpenAPI description"),
+    ],
+)
+def test_an_answer_that_is_not_postgrest_is_a_502_pointing_at_the_url(
+    project: FakePostgrest, status: int, body: str, what: str
+) -> None:
+    project.fail_next(1, status=status, body=body)
+    error = failure(lambda projects: projects.verify(credentials(project)))
+    assert (error.status_code, error.code) == (502, "supabase_bad_answer")
+    assert error.message == f"{project.url}/rest/v1/ {what}: there is no Supabase API there"
+
+
+def test_a_description_larger_than_the_limit_is_not_read_whole(project: FakePostgrest) -> None:
+    error = failure(lambda projects: projects.tables(credentials(project), "public"), max_document_bytes=2048)
+    assert (error.status_code, error.code) == (502, "supabase_bad_answer")
+    assert "is larger than" in error.message
+
+
+# Reading tables
+
+
+def test_tables_come_from_the_openapi_description_with_types_nullability_and_keys(project: FakePostgrest) -> None:
+    tables = with_projects(lambda projects: projects.tables(credentials(project), "public"))
+
+    assert [t.name for t in tables] == ["customers", "monthly_revenue", "orders"]
+    customers, revenue, orders = tables
+    assert (customers.description, customers.writable, revenue.writable) == ("Paying and trial customers", True, False)
+    columns = {c.name: c.model_dump(exclude_none=True) for c in customers.columns}
+    assert list(columns) == ["id", "email", "plan", "tags", "profile", "created_at"]
+    assert columns["id"] == {
+        "name": "id",
+        "type": "bigint",
+        "json_type": "integer",
+        "nullable": False,
+        "primary_key": True,
+        "description": "Customer number",
+    }
+    assert columns["email"] == {
+        "name": "email",
+        "type": "character varying",
+        "json_type": "string",
+        "nullable": False,
+        "primary_key": False,
+        "description": "Where invoices go",
+    }
+    assert columns["plan"] == {
+        "name": "plan",
+        "type": "plan_kind",
+        "json_type": "string",
+        "nullable": False,
+        "primary_key": False,
+        "default": "free",
+        "enum": ["free", "pro"],
+    }
+    assert (columns["tags"]["type"], columns["tags"]["json_type"], columns["tags"]["nullable"]) == (
+        "text[]",
+        "array",
+        True,
+    )
+    # PostgREST gives json columns no JSON type, and drops a default it cannot show as JSON.
+    assert columns["profile"] == {"name": "profile", "type": "jsonb", "nullable": True, "primary_key": False}
+    assert columns["created_at"]["default"] == "now()"
+    customer_id = orders.columns[1]
+    assert (customer_id.name, customer_id.foreign_key, customer_id.primary_key) == (
+        "customer_id",
+        ForeignKey(table="customers", column="id"),
+        False,
+    )
+    assert orders.columns[3].default is False
+
+
+def test_the_schema_is_chosen_with_accept_profile(project: FakePostgrest) -> None:
+    tables = with_projects(lambda projects: projects.tables(credentials(project), "sales"))
+
+    assert [t.name for t in tables] == ["leads"]
+    assert project.requests[-1].headers["accept-profile"] == "sales"
+
+
+def test_a_schema_the_project_does_not_expose_is_a_404_listing_the_exposed_ones(project: FakePostgrest) -> None:
+    error = failure(lambda projects: projects.tables(credentials(project), "private"))
+    assert (error.status_code, error.code) == (404, "supabase_schema_not_exposed")
+    assert error.message == "the schema 'private' is not exposed by the project's API (it exposes public, sales)"
+    assert "Exposed schemas" in error.hint
+
+
+def test_the_older_pgrst106_wording_lists_the_schemas_too(project: FakePostgrest) -> None:
+    body = '{"code":"PGRST106","message":"The schema must be one of the following: public, api","details":null}'
+    project.fail_next(1, status=406, body=body)
+    error = failure(lambda projects: projects.tables(credentials(project), "private"))
+    assert error.message.endswith("(it exposes public, api)")
+
+
+def test_a_stored_key_the_project_no_longer_accepts_is_a_409_asking_to_reconnect(project: FakePostgrest) -> None:
+    project.apikey = "sb_secret_RotatedRotatedRotatedRotated0123"
+    error = failure(lambda projects: projects.tables(credentials(project), "public"))
+    assert isinstance(error, CredentialsRejectedError)
+    assert error.status_code == 409
+    assert error.body()["connect"] == "POST /connectors/supabase/connect"
+
+
+@pytest.mark.parametrize("schema", ["public", "my_schema", "tenant-42", "_x$"])
+def test_ordinary_schema_names_pass(schema: str) -> None:
+    assert check_schema_name(schema) == schema
+
+
+@pytest.mark.parametrize("schema", ["", "a,b", "public\r\nX-Injected: 1", "1abc", "x" * 64, 'a"b'])
+def test_a_schema_name_that_cannot_be_one_is_refused_before_anything_is_sent(schema: str) -> None:
+    with pytest.raises(SupabaseProjectError) as caught:
+        check_schema_name(schema)
+    assert (caught.value.status_code, caught.value.code) == (400, "supabase_invalid_schema")
+
+
+def test_postgrest_notes_are_parsed_and_a_comment_that_only_looks_like_one_is_kept() -> None:
+    document = {
+        "swagger": "2.0",
+        "definitions": {
+            "t": {
+                "type": "object",
+                "properties": {
+                    "a": {"format": "integer", "type": "integer", "description": "Note:\nThis is a Primary Key.<pk/>"},
+                    "b": {
+                        "format": "uuid",
+                        "type": "string",
+                        "description": "Owner\n\nNote:\nThis is a Primary Key.<pk/>\n"
+                        "This is a Foreign Key to `users.id`.<fk table='users' column='id'/>",
+                    },
+                    "c": {"format": "text", "type": "string", "description": "Note:\nremember to fill this"},
+                    "d": {"format": "character varying", "type": "string", "maxLength": 12},
+                },
+                "required": ["a", "b"],
+            }
+        },
+    }
+    (table,) = tables_from_openapi(document)
+    a, b, c, d = table.columns
+    assert (a.primary_key, a.description, a.nullable) == (True, None, False)
+    assert (b.primary_key, b.description, b.foreign_key) == (True, "Owner", ForeignKey(table="users", column="id"))
+    assert (c.primary_key, c.description) == (False, "Note:\nremember to fill this")
+    assert (d.max_length, d.nullable) == (12, True)
+    assert table.writable is False  # no path item for it: nothing says it can be written
+
+
+def test_a_hostile_or_odd_description_is_read_as_far_as_it_makes_sense() -> None:
+    document = {
+        "definitions": {
+            "ok": {"properties": {"x": {"format": 5, "type": ["string"], "enum": "no", "maxLength": True}}},
+            "junk": "not an object",
+        },
+        "paths": {"/ok": {"post": {}}},
+    }
+    ok, junk = sorted(tables_from_openapi(document), key=lambda t: t.name != "ok")
+    assert ok.writable and ok.columns[0].model_dump(exclude_none=True) == {
+        "name": "x",
+        "nullable": True,
+        "primary_key": False,
+    }
+    assert (junk.name, junk.columns) == ("junk", [])
+    with pytest.raises(ValueError, match="not a PostgREST OpenAPI description"):
+        tables_from_openapi(["definitions"])
+
+
+# The fake: the tests above mean something only if it answers as Supabase does
+
+
+def test_the_fake_root_answers_only_the_secret_key(project: FakePostgrest) -> None:
+    root = f"{project.url}/rest/v1/"
+    assert httpx.get(root).status_code == 401
+    assert httpx.get(root, headers={"apikey": "nope"}).json()["message"] == "Invalid API key"
+    assert httpx.get(root, headers={"apikey": ANON}).status_code == 403
+    answer = httpx.get(root, headers={"apikey": SECRET})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/openapi+json; charset=utf-8"
+    document = answer.json()
+    assert document["swagger"] == "2.0"
+    assert set(document["paths"]) == {"/", "/customers", "/orders", "/monthly_revenue"}
+    assert set(document["paths"]["/monthly_revenue"]) == {"get"}
+    assert document["definitions"]["orders"]["required"] == ["id", "customer_id", "total"]
+    assert "required" not in document["definitions"]["monthly_revenue"]
+
+
+def test_the_fake_refuses_an_unexposed_schema_with_pgrst106_and_writes_to_the_content_profile(
+    project: FakePostgrest,
+) -> None:
+    headers = {"apikey": SECRET}
+    refused = httpx.get(f"{project.url}/rest/v1/leads", headers={**headers, "Accept-Profile": "nope"})
+    assert (refused.status_code, refused.json()["code"]) == (406, "PGRST106")
+    assert refused.json()["hint"] == "Only the following schemas are exposed: public, sales"
+
+    written = httpx.post(
+        f"{project.url}/rest/v1/leads", json={"id": 1, "source": "ad"}, headers={**headers, "Content-Profile": "sales"}
+    )
+    assert written.status_code == 201
+    assert project.rows("leads", schema="sales") == [{"id": 1, "source": "ad"}]
+    missing = httpx.get(f"{project.url}/rest/v1/leads", headers=headers)
+    assert (missing.status_code, missing.json()["code"]) == (404, "PGRST205")
+
+
+def test_the_fake_gives_the_anon_key_no_table_access(project: FakePostgrest) -> None:
+    answer = httpx.get(f"{project.url}/rest/v1/customers", headers={"apikey": ANON})
+    assert (answer.status_code, answer.json()["code"]) == (401, "42501")
