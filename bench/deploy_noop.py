@@ -80,6 +80,8 @@ def main() -> None:
             str(grpc_port),
             "--rest-port",
             str(rest_port),
+            "--registry-port",
+            "0",  # any free port: the bench pushes no image
             "--state-dir",
             str(state),
         ]

@@ -8,9 +8,10 @@ Precedence: command-line option > DOKI_* variable (both arrive here as the same 
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "allow_unauthenticated": True,
 }
 KNOWN_KEYS = {"name", "project", "env", "secrets", *DEFAULTS}
+RELEASE_KEYS = ("checks", "steps", "step_wait_seconds", "attempts", "lock_timeout_minutes")
+CHECK_KEYS = ("path", "status", "contains")
 INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
 # Cloud Run sets these itself and refuses them in a revision's environment.
 RESERVED_ENV = ("PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION")
@@ -62,6 +65,29 @@ class SecretRef:
 
 
 @dataclass(frozen=True)
+class SmokeCheck:
+    """One request `doki release` makes to a new revision before it gets traffic."""
+
+    path: str
+    status: int = 200
+    contains: str | None = None  # a substring the body must hold
+
+    def __str__(self) -> str:
+        return f"GET {self.path} -> {self.status}" + (f" containing {self.contains!r}" if self.contains else "")
+
+
+@dataclass(frozen=True)
+class ReleaseConfig:
+    """How `doki release` proves a revision and moves traffic to it ([release] in doki.toml)."""
+
+    checks: tuple[SmokeCheck, ...] = ()  # besides the health contract on `/`, which is always checked
+    steps: tuple[int, ...] = (100,)  # traffic percentages, in order, ending at 100
+    step_wait_seconds: int = 60  # between two steps: time for problems to show before the checks run again
+    attempts: int = 10  # tries per check while a cold revision starts
+    lock_timeout_minutes: int = 30  # a release lock older than this is stale (its release died)
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     name: str
     project: str
@@ -82,6 +108,7 @@ class ServiceConfig:
     secrets: dict[str, SecretRef] = field(default_factory=dict)
     environment: str | None = None  # the [environments.NAME] section applied, if any
     path: Path = DEFAULT_CONFIG
+    release: ReleaseConfig = field(default_factory=ReleaseConfig)
 
     @property
     def image(self) -> str:
@@ -118,9 +145,10 @@ def load_config(
         raise DokiError(
             "config_invalid", f"{config_path} has no [service] table", 'start it with [service] and name = "my-api"'
         )
-    unknown_top = sorted(set(data) - {"service", "environments"})
-    problems = [f"unknown table [{key}] (allowed: [service], [environments.NAME])" for key in unknown_top]
+    unknown_top = sorted(set(data) - {"service", "environments", "release"})
+    problems = [f"unknown table [{key}] (allowed: [service], [release], [environments.NAME])" for key in unknown_top]
     merged = dict(service)
+    release = data.get("release", {})
     if env is not None:
         environments = data.get("environments", {})
         if not isinstance(environments, dict) or not isinstance(environments.get(env), dict):
@@ -131,7 +159,9 @@ def load_config(
                 f"add an [environments.{env}] table, or pick one of the known environments",
             )
         for key, value in environments[env].items():
-            if key in ("env", "secrets") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            if key == "release" and isinstance(value, dict) and isinstance(release, dict):
+                release = {**release, **value}
+            elif key in ("env", "secrets") and isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
             else:
                 merged[key] = value
@@ -142,6 +172,7 @@ def load_config(
     where = f"[environments.{env}] over [service]" if env else "[service]"
     config, found = _validate(merged, config_path, env)
     problems += found
+    release_config = _release(release, problems)
     if problems:
         raise DokiError(
             "config_invalid",
@@ -149,7 +180,7 @@ def load_config(
             "fix doki.toml (its keys are described in the README)",
         )
     assert config is not None
-    return config
+    return replace(config, release=release_config)
 
 
 def _count(problems: list[str]) -> str:
@@ -334,3 +365,68 @@ def _secrets(table: Any, problems: list[str]) -> dict[str, SecretRef]:
         else:
             secrets[key] = SecretRef(secret, version or "latest")
     return secrets
+
+
+def _release(table: Any, problems: list[str]) -> ReleaseConfig:
+    if not isinstance(table, dict):
+        problems.append("release must be a table: [release] with checks, steps, step_wait_seconds, attempts")
+        return ReleaseConfig()
+    problems += [
+        f"unknown key release.{key} (allowed: {', '.join(RELEASE_KEYS)})"
+        for key in sorted(set(table) - set(RELEASE_KEYS))
+    ]
+    defaults = ReleaseConfig()
+
+    def number(key: str, low: int, high: int) -> int:
+        value = table.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            problems.append(f"release.{key} = {value!r} is not valid: use a whole number from {low} to {high}")
+            return int(getattr(defaults, key))
+        return value
+
+    steps = table.get("steps", list(defaults.steps))
+    if (
+        not isinstance(steps, list)
+        or not steps
+        or any(isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 100 for p in steps)
+        or any(a >= b for a, b in itertools.pairwise(steps))
+        or steps[-1] != 100
+    ):
+        problems.append(
+            f"release.steps = {steps!r} is not valid: use rising percentages from 1 to 100 that end at 100, "
+            "such as [10, 50, 100]"
+        )
+        steps = list(defaults.steps)
+    return ReleaseConfig(
+        checks=_checks(table.get("checks", []), problems),
+        steps=tuple(steps),
+        step_wait_seconds=number("step_wait_seconds", 0, 3600),
+        attempts=number("attempts", 1, 60),
+        lock_timeout_minutes=number("lock_timeout_minutes", 1, 24 * 60),
+    )
+
+
+def _checks(items: Any, problems: list[str]) -> tuple[SmokeCheck, ...]:
+    example = '[[release.checks]] with path = "/docs", status = 200, contains = "Swagger"'
+    if not isinstance(items, list):
+        problems.append(f"release.checks must be a list of tables: {example}")
+        return ()
+    checks = []
+    for number, item in enumerate(items, 1):
+        where = f"release.checks #{number}"
+        if not isinstance(item, dict):
+            problems.append(f"{where} is not a table: {example}")
+            continue
+        unknown = sorted(set(item) - set(CHECK_KEYS))
+        if unknown:
+            problems.append(f"{where} has unknown keys {', '.join(unknown)} (allowed: {', '.join(CHECK_KEYS)})")
+        path, status, contains = item.get("path"), item.get("status", 200), item.get("contains")
+        if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
+            problems.append(f"{where}: path = {path!r} is not valid: use a path from the root such as /docs")
+        elif isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            problems.append(f"{where}: status = {status!r} is not valid: use an HTTP status such as 200")
+        elif contains is not None and (not isinstance(contains, str) or not contains):
+            problems.append(f"{where}: contains = {contains!r} is not valid: use a non-empty string")
+        else:
+            checks.append(SmokeCheck(path, status, contains))
+    return tuple(checks)

@@ -11,6 +11,7 @@ from fnmatch import fnmatch
 from typing import TYPE_CHECKING
 
 from doki_cli.config import ServiceConfig
+from doki_cli.errors import DokiError
 
 if TYPE_CHECKING:
     from doki_cli.gcp.google import Google
@@ -150,21 +151,14 @@ def _build_context(config: ServiceConfig) -> list[Check]:
 
 
 def live_checks(config: ServiceConfig, google: Google) -> list[Check]:
-    """Checks that read the live project: secret access for the runtime account, ingress and invoker as configured."""
-    checks = []
-    if config.service_account:
-        member = f"serviceAccount:{config.service_account}"
-        missing = sorted({r.secret for r in config.secrets.values() if not google.secrets.is_granted(r.secret, member)})
-        checks.append(
-            Check(
-                "secret access",
-                FAIL,
-                f"{config.service_account} cannot read {', '.join(missing)}",
-                "run `doki secrets grant`",
-            )
-            if missing
-            else Check("secret access", PASS, f"{config.service_account} can read every referenced secret")
-        )
+    """Checks that read the live project: the required APIs, secret access for the runtime account, ingress and
+    invoker as configured. A check whose API is disabled is left out: the APIs check already says why."""
+    apis, disabled = _required_apis(config, google)
+    checks = [apis]
+    if "secretmanager.googleapis.com" not in disabled:
+        checks += _secret_checks(config, google)
+    if "run.googleapis.com" in disabled:
+        return checks
     live = google.run.live(config.name)
     if live is None:
         checks.append(Check("service", WARN, f"{config.name} is not deployed yet", "run `doki deploy`"))
@@ -180,3 +174,60 @@ def live_checks(config: ServiceConfig, google: Google) -> list[Check]:
         else Check("ingress and invoker", PASS, "match doki.toml")
     )
     return checks
+
+
+def _secret_checks(config: ServiceConfig, google: Google) -> list[Check]:
+    """Every referenced secret exists, and the runtime account may read each (a missing one cannot be granted)."""
+    secrets = sorted({ref.secret for ref in config.secrets.values()})
+    absent = [secret for secret in secrets if not google.secrets.exists(secret)]
+    checks = []
+    if absent:
+        checks.append(
+            Check(
+                "secrets exist",
+                FAIL,
+                f"doki.toml references secrets that do not exist: {', '.join(absent)}",
+                "run `doki secrets push` (values from .env)",
+            )
+        )
+    if not config.service_account:
+        return checks
+    member = f"serviceAccount:{config.service_account}"
+    missing = [s for s in secrets if s not in absent and not google.secrets.is_granted(s, member)]
+    checks.append(
+        Check(
+            "secret access",
+            FAIL,
+            f"{config.service_account} cannot read {', '.join(missing)}",
+            "run `doki secrets grant`",
+        )
+        if missing
+        else Check(
+            "secret access",
+            PASS,
+            f"{config.service_account} can read every referenced secret" + (" that exists" if absent else ""),
+        )
+    )
+    return checks
+
+
+def _required_apis(config: ServiceConfig, google: Google) -> tuple[Check, list[str]]:
+    """The required APIs check, and which of them are disabled."""
+    from doki_cli.gcp.serviceusage import REQUIRED_APIS
+
+    try:
+        disabled = google.service_usage.disabled(REQUIRED_APIS)
+    except DokiError as err:
+        if err.code not in ("permission_denied", "api_disabled"):
+            raise
+        # Reading them needs a role of its own: not having it says nothing about the APIs.
+        return Check("required APIs", WARN, f"cannot tell which APIs are enabled: {err.message}", err.hint), []
+    if disabled:
+        return Check(
+            "required APIs",
+            FAIL,
+            f"not enabled in {config.project}: {', '.join(disabled)}",
+            f"gcloud services enable {' '.join(disabled)} --project {config.project}",
+        ), disabled
+    names = ", ".join(api.removesuffix(".googleapis.com") for api in REQUIRED_APIS)
+    return Check("required APIs", PASS, f"{names} are enabled"), []

@@ -163,6 +163,43 @@ class DockerEngine:
         except APIError as exc:
             raise DokiError("pull_failed", f"the engine could not pull {image}: {_short(exc)}", None) from None
 
+    def tag(self, image: str, target: str) -> None:
+        """Give the local image `image` the additional name `target` (repository:tag)."""
+        from docker.errors import ImageNotFound
+
+        try:
+            found = self._client.images.get(image)
+        except ImageNotFound:
+            raise _no_local_image(image) from None
+        repository, tag = _split_reference(target)
+        found.tag(repository, tag)
+
+    def push(self, reference: str, auth_config: dict[str, str], on_line: Callable[[str], None]) -> str:
+        """Push the local image `reference` (repository:tag) with `auth_config`; the digest the registry gave it.
+
+        Failures become DokiErrors whose code says what went wrong (push_denied, registry_unreachable,
+        repository_not_found, image_not_found, push_failed), so the caller can add the hint for its registry.
+        """
+        from docker.errors import APIError
+
+        repository, tag = _split_reference(reference)
+        digest = None
+        try:
+            for chunk in self._client.api.push(repository, tag=tag, auth_config=auth_config, stream=True, decode=True):
+                if "error" in chunk:
+                    raise _push_error(reference, chunk["error"])
+                if "Digest" in chunk.get("aux", {}):
+                    digest = str(chunk["aux"]["Digest"])
+                # Byte-level progress ("Pushing" with a bar) would flood the output; each layer's outcome is enough.
+                if chunk.get("status") and chunk["status"] != "Pushing":
+                    layer = chunk.get("id")
+                    on_line(f"{layer}: {chunk['status']}" if layer else chunk["status"])
+        except APIError as exc:
+            raise _push_error(reference, exc.explanation or str(exc)) from None
+        if digest is None:
+            raise DokiError("push_failed", f"the engine pushed {reference} but reported no digest", "rerun with -v")
+        return digest
+
     def start_detached(
         self,
         image: str,
@@ -223,6 +260,44 @@ def build_context(root: Path) -> bytes:
     with tar(str(root), exclude=exclude, gzip=True) as archive:
         data: bytes = archive.read()
     return data
+
+
+def _split_reference(reference: str) -> tuple[str, str]:
+    """(repository, tag) of a name, "latest" when it has no tag (a registry's port is no tag)."""
+    from docker.utils import parse_repository_tag
+
+    repository, tag = parse_repository_tag(reference)
+    return repository, tag or "latest"
+
+
+def _no_local_image(image: str) -> DokiError:
+    return DokiError("image_not_found", f"there is no local image {image}", "build it first: doki build")
+
+
+# The engine's push errors by what they say (the first match decides), with a hint that fits any registry.
+PUSH_ERRORS = (
+    (("does not exist locally", "tag does not exist", "No such image"), "image_not_found", ""),
+    (
+        ("unauthorized", "denied", "no basic auth credentials", "authentication required"),
+        "push_denied",
+        "use credentials that may push to this registry",
+    ),
+    (("name unknown",), "repository_not_found", "create the repository in the registry first"),
+    (
+        ("connection refused", "no such host", "i/o timeout", "dial tcp", "server misbehaving"),
+        "registry_unreachable",
+        "check that the registry is up and reachable from the Docker engine",
+    ),
+)
+
+
+def _push_error(reference: str, message: str) -> DokiError:
+    for patterns, code, hint in PUSH_ERRORS:
+        if any(pattern.lower() in message.lower() for pattern in patterns):
+            if code == "image_not_found":
+                return _no_local_image(reference)
+            return DokiError(code, f"pushing {reference} failed: {message.strip()}", hint)
+    return DokiError("push_failed", f"pushing {reference} failed: {message.strip()}", "rerun with -v to see the push")
 
 
 def _short(exc: Exception) -> str:

@@ -1,17 +1,27 @@
-"""What git says about the project: the version tag of an image built from it."""
+"""What git says about the project: the version tag of an image built from it, and the commit a release ships."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from doki_cli.errors import DokiError
+
+# Where CI systems put the commit they build, in the order doki looks: GitHub Actions, Cloud Build, GitLab, others.
+CI_SHA_VARIABLES = ("GITHUB_SHA", "COMMIT_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT", "CIRCLE_SHA1", "GIT_COMMIT")
+SHORT = 7  # image tags: the first 7 hex digits of the commit, whatever length `git --short` would pick
+_SHA = re.compile(r"[0-9a-f]{7,40}")
+EXIT_CONFIG = 78  # EX_CONFIG, as the backend exits on bad settings
 
 
 def version_tag(root: Path) -> str:
     """The short commit sha, with `-dirty` when the tree has uncommitted changes."""
     try:
-        sha = _git(root, "rev-parse", "--short", "HEAD")
+        # Not `--short`, whose length grows with the repository: release must derive the same tag from a CI sha.
+        sha = _git(root, "rev-parse", "HEAD")[:SHORT]
         dirty = bool(_git(root, "status", "--porcelain"))
     except (OSError, subprocess.CalledProcessError):
         raise DokiError(
@@ -20,6 +30,76 @@ def version_tag(root: Path) -> str:
             "commit your work (git init && git commit), or pass --tag VERSION",
         ) from None
     return f"{sha}-dirty" if dirty else sha
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    dirty: bool  # built from a tree with uncommitted changes (only with --allow-dirty)
+    source: str  # where the sha came from: --sha, a CI variable, or git
+
+    @property
+    def short(self) -> str:
+        return self.sha[:SHORT]
+
+    @property
+    def version(self) -> str:
+        """The image tag, exactly as `doki build` tags a build of this tree."""
+        return f"{self.short}-dirty" if self.dirty else self.short
+
+
+def resolve_commit(root: Path, sha: str | None, environ: Mapping[str, str], *, allow_dirty: bool) -> Commit:
+    """The commit to release: --sha, else the CI's variable, else git's HEAD; a dirty tree only when allowed.
+
+    When git can see the tree, the commit named must be the one checked out: the image is built from the tree,
+    and an image tagged with one commit but holding another would make every later reuse of that tag a lie."""
+    source = "--sha"
+    if sha is None:
+        source, sha = next(((name, environ[name]) for name in CI_SHA_VARIABLES if environ.get(name)), ("git", None))
+    head = _head(root)
+    if sha is None:
+        if head is None:
+            raise DokiError(
+                "no_commit",
+                f"{root} is not a git checkout with a commit, and no --sha or CI variable names one",
+                f"pass --sha COMMIT, set one of {', '.join(CI_SHA_VARIABLES[:2])}, or commit your work",
+                exit_code=EXIT_CONFIG,
+            )
+        sha = head
+    sha = sha.strip().lower()
+    if not _SHA.fullmatch(sha):
+        raise DokiError(
+            "bad_commit",
+            f"{sha!r} (from {source}) is not a commit sha",
+            "pass the hex sha of the commit, at least 7 characters",
+            exit_code=EXIT_CONFIG,
+        )
+    dirty = False
+    if head is not None:
+        if not head.startswith(sha) and not sha.startswith(head[: len(sha)]):
+            raise DokiError(
+                "commit_mismatch",
+                f"the release is for {sha[:12]} (from {source}) but {root} has {head[:12]} checked out",
+                f"check out {sha[:12]} first, or release {head[:12]}",
+                exit_code=EXIT_CONFIG,
+            )
+        sha = head if len(head) > len(sha) else sha
+        dirty = bool(_git(root, "status", "--porcelain"))
+        if dirty and not allow_dirty:
+            raise DokiError(
+                "dirty_tree",
+                f"{root} has uncommitted changes: the image would not be what {sha[:SHORT]} holds",
+                "commit or stash them, or pass --allow-dirty (the image is then tagged -dirty and never reused)",
+                exit_code=EXIT_CONFIG,
+            )
+    return Commit(sha, dirty, source)
+
+
+def _head(root: Path) -> str | None:
+    try:
+        return _git(root, "rev-parse", "HEAD")
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def _git(root: Path, *args: str) -> str:

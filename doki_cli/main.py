@@ -9,7 +9,22 @@ from typer._click.core import Context
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
-from doki_cli.commands import build, cors, deploy, dev, doctor, emulator, keys, logs, rollback, scale, secrets, status
+from doki_cli.commands import (
+    build,
+    cors,
+    deploy,
+    dev,
+    doctor,
+    emulator,
+    init,
+    keys,
+    logs,
+    release,
+    rollback,
+    scale,
+    secrets,
+    status,
+)
 from doki_cli.errors import DokiError
 from doki_cli.options import ConfigOption, EnvOption, JsonOption, ProjectOption, RegionOption, VerboseOption
 from doki_cli.output import Output
@@ -22,8 +37,14 @@ class DokiGroup(TyperGroup):
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, ClickException):
-            raise  # typer's own signals: exits, aborts and usage errors it already prints well
+        except (typer.Exit, ClickException):
+            raise  # typer's own signals: exits and usage errors it already prints well
+        except typer.Abort:
+            # A prompt met Ctrl-C or the end of stdin: every prompt comes before the first change.
+            global_options(ctx).output.error(
+                DokiError("aborted", "no answer to the question; nothing was changed", "answer it, or pass --yes")
+            )
+            raise typer.Exit(1) from None
         except DokiError as err:
             global_options(ctx).output.error(err)
             raise typer.Exit(err.exit_code) from None
@@ -92,8 +113,10 @@ def main(
 app.command("build")(build.build)
 app.command("dev")(dev.dev)
 app.command("deploy")(deploy.deploy)
+app.command("release")(release.release)
 app.command("status")(status.status)
 app.command("doctor")(doctor.doctor)
+app.command("init")(init.init)
 app.command("rollback")(rollback.rollback)
 app.command("scale")(scale.scale)
 app.command("logs")(logs.logs)

@@ -75,7 +75,7 @@ class Output:
 
     def error(self, error: DokiError) -> None:
         if self.json_mode:
-            sys.stdout.write(json.dumps({"error": error.as_dict()}, indent=2) + "\n")
+            sys.stdout.write(json.dumps({"error": error.as_dict(), **error.details}, indent=2, default=str) + "\n")
             sys.stdout.flush()
             return
         message = _text()

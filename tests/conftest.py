@@ -21,7 +21,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     for name in (
         *("DOKI_CONFIG", "DOKI_ENV", "DOKI_PROJECT", "DOKI_REGION", "DOKI_JSON", "DOKI_VERBOSE"),
-        *("DOKI_EMULATOR", "STORAGE_EMULATOR_HOST"),
+        *("DOKI_EMULATOR", "STORAGE_EMULATOR_HOST", "DOKI_EMULATOR_REGISTRY"),
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)

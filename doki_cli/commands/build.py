@@ -1,4 +1,4 @@
-"""`doki build`: the production image from the project's Dockerfile, tagged by commit."""
+"""`doki build`: the production image from the project's Dockerfile, tagged by commit, and pushed on request."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from doki_cli.errors import DokiError
 from doki_cli.options import BaseImageOption
 from doki_cli.state import global_options
 
 if TYPE_CHECKING:
     from doki_cli.config import ServiceConfig
+    from doki_cli.gcp.google import Google
     from doki_cli.output import Output
 
 TagOption = Annotated[
@@ -20,6 +22,7 @@ NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Rebuild every l
 RemoteOption = Annotated[
     bool, typer.Option("--remote", help="Build on Cloud Build and push to Artifact Registry (as gcloud builds submit).")
 ]
+PushOption = Annotated[bool, typer.Option("--push", help="Push every tag to Artifact Registry after the local build.")]
 
 
 def build(
@@ -28,6 +31,7 @@ def build(
     base_image: BaseImageOption = None,
     no_cache: NoCacheOption = False,
     remote: RemoteOption = False,
+    push: PushOption = False,
 ) -> None:
     """Build the image through the Docker engine, tagged <image>:<git sha>[-dirty] and <image>:latest."""
     from doki_cli.config import load_config
@@ -36,6 +40,12 @@ def build(
 
     options = global_options(ctx)
     out = options.output
+    if push and remote:
+        raise DokiError(
+            "bad_option",
+            "--push and --remote do not go together: a remote build pushes its image itself",
+            "drop --push: doki build --remote builds on Cloud Build and pushes to Artifact Registry",
+        )
     config = load_config(options.config, env=options.env, project=options.project, region=options.region)
     version = tag or version_tag(config.root)
     tags = [f"{config.image}:{version}", f"{config.image}:latest"]
@@ -43,24 +53,45 @@ def build(
         _build_remote(out, config, tags, base_image)
         return
     engine = DockerEngine.connect()
+    google = None
+    if push:
+        # Made sure of before building, so a missing credential, permission or setting fails fast.
+        google = _with_repository(out, config)
+        google.artifact_registry.login()
     out.line(f"Building {tags[0]} from {config.root}")
 
     build_args = {"BASE_IMAGE": base_image} if base_image else None
     with out.build_progress() as on_line:
         image = engine.build(config.root, tags, build_args=build_args, no_cache=no_cache, on_line=on_line)
-    out.data({"image": config.image, "tags": image.tags, "id": image.id, "size": image.size})
+    result: dict[str, object] = {"image": config.image, "tags": image.tags, "id": image.id, "size": image.size}
     out.line(f"Built {image.id[:19]} ({image.size / 1e6:.0f} MB)")
+    if google is None:
+        out.data(result)
+        for name in image.tags:
+            out.line(f"  {name}")
+        return
+    digest = google.artifact_registry.push(engine, image.tags, on_line=out.debug)
+    # One image under every tag: one manifest, so one digest (`digests` has the shape `--remote` reports).
+    out.data({**result, "digest": digest, "digests": dict.fromkeys(image.tags, digest)})
+    out.line("Pushed to Artifact Registry")
     for name in image.tags:
-        out.line(f"  {name}")
+        out.line(f"  {name}  {digest}")
+
+
+def _with_repository(out: Output, config: ServiceConfig) -> Google:
+    """The project's Google adapters, once the Artifact Registry repository images go to exists."""
+    from doki_cli.gcp.google import Google
+
+    google = Google.from_env(config.project, config.region)
+    if google.artifact_registry.ensure_repository(config.repository):
+        out.note(f"created the Artifact Registry repository {config.repository} in {config.region}")
+    return google
 
 
 def _build_remote(out: Output, config: ServiceConfig, tags: list[str], base_image: str | None) -> None:
     from doki_cli.engine import build_context
-    from doki_cli.gcp.google import Google
 
-    google = Google.from_env(config.project, config.region)
-    if google.cloud_build.ensure_repository(config.repository):
-        out.note(f"created the Artifact Registry repository {config.repository} in {config.region}")
+    google = _with_repository(out, config)
     context = build_context(config.root)
     out.line(f"Building {tags[0]} on Cloud Build ({len(context) / 1e6:.1f} MB of context, .dockerignore applied)")
     build_args = {"BASE_IMAGE": base_image} if base_image else {}

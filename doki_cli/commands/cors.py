@@ -12,7 +12,8 @@ from doki_cli.errors import DokiError
 app = typer.Typer(help="The origins browsers may call the backend from (ALLOWED_ORIGINS).", no_args_is_help=True)
 ENV = "ALLOWED_ORIGINS"
 OriginsArgument = Annotated[
-    list[str], typer.Argument(help="Origins as scheme://host[:port], e.g. https://app.example.com.")
+    list[str],
+    typer.Argument(metavar="ORIGIN", help="Origins as scheme://host[:port], e.g. https://app.example.com."),
 ]
 SaveOption = Annotated[bool, typer.Option("--save", help="Also write the new list to doki.toml.")]
 

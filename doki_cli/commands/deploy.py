@@ -35,11 +35,14 @@ def deploy(
 ) -> None:
     """Deploy the service as doki.toml describes it: plan, confirm, apply, wait until Ready, check `/`."""
     import sys
+    import time
+    from datetime import UTC, datetime
 
     from doki_cli.config import load_config
     from doki_cli.deploy.executor import Executor, plan_data, render_plan
     from doki_cli.deploy.health import check_health
     from doki_cli.deploy.planner import Planner
+    from doki_cli.deploy.release import EXIT_LOCKED, active_lock
     from doki_cli.gcp.google import Google
     from doki_cli.gitinfo import version_tag
 
@@ -58,6 +61,15 @@ def deploy(
         out.data({"plan": plan_data(plan), "url": plan.live.uri, "revision": plan.live.latest_ready, "changed": False})
         out.line(f"{config.name} is up to date: {plan.live.uri}")
         return
+    lock = active_lock(plan.base, time.time()) if plan.base is not None else None
+    if lock is not None:
+        raise DokiError(
+            "release_locked",
+            f"a release of {lock.commit[:12]} (on {lock.host or 'an unknown host'}) is in progress on {config.name} "
+            f"until {datetime.fromtimestamp(lock.expires, UTC).isoformat(timespec='seconds')}; nothing was changed",
+            "wait for it to finish: a deploy now would move traffic under it",
+            exit_code=EXIT_LOCKED,
+        )
     if not yes and not out.json_mode and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
         raise DokiError("aborted", "nothing was changed", "run again and answer y, or pass --yes")
     executor = Executor(google.run, google.secrets, health=check_health, on_progress=lambda m: out.note(f"  {m}"))

@@ -13,7 +13,8 @@ def doctor(
     ctx: typer.Context,
     offline: Annotated[bool, typer.Option("--offline", help="Only the checks that read the project itself.")] = False,
 ) -> None:
-    """Check secrets, runtime account, CORS, Dockerfile, build context, and (online) secret access and invoker."""
+    """Check secrets, runtime account, CORS, Dockerfile, build context, and (online) the required APIs, secret
+    access and invoker."""
     from doki_cli.config import load_config
     from doki_cli.doctor import FAIL, live_checks, local_checks
 

@@ -39,6 +39,9 @@ def start(
     rest_port: Annotated[int, typer.Option("--rest-port", help="REST port (gcloud, Cloud Storage, control API).")] = (
         8471
     ),
+    registry_port: Annotated[
+        int, typer.Option("--registry-port", help="Docker registry port (docker push/pull of its images).")
+    ] = 8472,
     state_dir: StateDirOption = DEFAULT_STATE_DIR,
     foreground: Annotated[bool, typer.Option("--foreground", help="Run in this terminal until Ctrl-C.")] = False,
     no_docker: Annotated[
@@ -49,11 +52,15 @@ def start(
     from doki_cli.emulator import process
 
     out = global_options(ctx).output
-    for name, value in (("--port", port), ("--rest-port", rest_port)):
+    for name, value in (("--port", port), ("--rest-port", rest_port), ("--registry-port", registry_port)):
         if not 0 <= value <= 65535:
             raise DokiError("bad_option", f"{name} {value} is not a port", f"use a port from 1 to 65535 for {name}")
     if port and port == rest_port:
         raise DokiError("bad_option", f"--port and --rest-port are both {port}", "give them different ports")
+    if registry_port and registry_port in (port, rest_port):
+        raise DokiError(
+            "bad_option", f"--registry-port {registry_port} is taken by another option", "give it a port of its own"
+        )
     state_dir = state_dir.resolve()
     running = process.find_running(state_dir)
     if running is not None:
@@ -61,15 +68,20 @@ def start(
         _show(out, running)
         return
     if foreground:
-        _run_foreground(out, port=port, rest_port=rest_port, state_dir=state_dir, no_docker=no_docker)
+        _run_foreground(
+            out, port=port, rest_port=rest_port, registry_port=registry_port, state_dir=state_dir, no_docker=no_docker
+        )
         return
-    args = ["--port", str(port), "--rest-port", str(rest_port), "--state-dir", str(state_dir)]
+    args = ["--port", str(port), "--rest-port", str(rest_port), "--registry-port", str(registry_port)]
+    args += ["--state-dir", str(state_dir)]
     running = process.spawn(state_dir, args + (["--no-docker"] if no_docker else []))
     _show(out, running)
     out.note(f'Point this shell at it: eval "$(doki emulator env)"; log: {state_dir / process.LOG_FILE}')
 
 
-def _run_foreground(out: Output, *, port: int, rest_port: int, state_dir: Path, no_docker: bool) -> None:
+def _run_foreground(
+    out: Output, *, port: int, rest_port: int, registry_port: int, state_dir: Path, no_docker: bool
+) -> None:
     import logging
     import os
     import signal
@@ -86,18 +98,22 @@ def _run_foreground(out: Output, *, port: int, rest_port: int, state_dir: Path, 
             engine = DockerEngine.connect()
         except DokiError as err:
             out.note(f"No Docker engine ({err.message}): every API answers, but revisions cannot become Ready.")
-    emulator = Emulator(EmulatorConfig(grpc_port=port, rest_port=rest_port, state_dir=state_dir), engine=engine)
+    config = EmulatorConfig(grpc_port=port, rest_port=rest_port, registry_port=registry_port, state_dir=state_dir)
+    emulator = Emulator(config, engine=engine)
     try:
         emulator.start()
     except (OSError, RuntimeError) as exc:
         emulator.stop()
         raise DokiError(
             "emulator_port_in_use",
-            f"cannot listen on 127.0.0.1:{port} (gRPC) and 127.0.0.1:{rest_port} (REST): {exc}",
-            "pass free ports with --port and --rest-port, or stop what uses them",
+            f"cannot listen on 127.0.0.1:{port} (gRPC), 127.0.0.1:{rest_port} (REST) and "
+            f"127.0.0.1:{registry_port} (registry): {exc}",
+            "pass free ports with --port, --rest-port and --registry-port, or stop what uses them",
         ) from None
     status = emulator.status()
-    running = process.Running(os.getpid(), status["grpc"], status["rest"], str(state_dir), engine is not None)
+    running = process.Running(
+        os.getpid(), status["grpc"], status["rest"], str(state_dir), engine is not None, status["registry"]
+    )
     process.write_running(state_dir, running)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -120,6 +136,8 @@ def _show(out: Output, running: Running) -> None:
     out.line(f"Emulator running (pid {running.pid})")
     out.line(f"  gRPC   {running.grpc}")
     out.line(f"  REST   {running.rest}")
+    if running.registry:
+        out.line(f"  registry  {running.registry}")
     out.line(f"  state  {running.state_dir}")
     if not running.engine:
         out.line("  no Docker engine: revisions cannot become Ready")

@@ -42,7 +42,11 @@ def rollback(
                 out.line(f"  {index}. {candidate.name}  {created}  {candidate.image}")
             choice = typer.prompt("Serve which revision?", default=1, type=int)
             if not 1 <= choice <= len(older):
-                raise DokiError("bad_choice", f"{choice} is not in the list", "run again and pick a listed number")
+                raise DokiError(
+                    "bad_choice",
+                    f"{choice} is not in the list; nothing was changed",
+                    "run again and pick a listed number",
+                )
             target = older[choice - 1]
     else:
         named = next((r for r in revisions if r.name == revision), None)

@@ -63,3 +63,12 @@ def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[str, i
         env=dict(config.env),
         secrets=secrets,
     )
+
+
+@dataclass(frozen=True)
+class Target:
+    """One traffic target as plain data: a revision (None: whichever is the latest ready), a share, a tag."""
+
+    revision: str | None
+    percent: int
+    tag: str = ""

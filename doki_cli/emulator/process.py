@@ -35,12 +35,14 @@ class Running:
     rest: str
     state_dir: str
     engine: bool
+    registry: str = ""  # host:port of its Docker registry ("" in records of emulators from before it had one)
 
     def env(self) -> dict[str, str]:
         """What a shell needs so doki, the Google clients and gcloud talk to this emulator."""
         return {
             "DOKI_EMULATOR": self.grpc,
             "STORAGE_EMULATOR_HOST": self.rest,
+            "DOKI_EMULATOR_REGISTRY": self.registry,
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": self.rest + "/",
             "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
         }
@@ -124,7 +126,7 @@ def spawn(
             raise DokiError(
                 "emulator_start_failed",
                 f"the emulator exited with code {process.returncode} while starting; its log:\n" + _tail(log_path),
-                "fix what the log says (often a port in use: pass --port/--rest-port)",
+                "fix what the log says (often a port in use: pass --port/--rest-port/--registry-port)",
             )
         running = find_running(state_dir)
         if running is not None and running.pid == process.pid and _answers(running.rest):

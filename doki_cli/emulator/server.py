@@ -1,4 +1,5 @@
-"""The emulator process: every emulated service wired together on one gRPC port and one REST port.
+"""The emulator process: every emulated service wired together on one gRPC port and one REST port, plus the
+Docker registry on a port of its own.
 
 This is the one place the services meet: each gets the state it depends on through its constructor (Cloud Run
 reads secrets and writes logs; Cloud Build reads uploaded sources and writes images and logs).
@@ -28,12 +29,17 @@ from doki_cli.emulator.faults import Faults
 from doki_cli.emulator.operations import grpc_api as operations_grpc
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.persist import StateDir
+from doki_cli.emulator.registry.http_api import RegistryServer
+from doki_cli.emulator.registry.state import DockerRegistry
 from doki_cli.emulator.rest import RestServer, Router
 from doki_cli.emulator.run import grpc_api as run_grpc
 from doki_cli.emulator.run.state import CloudRun
 from doki_cli.emulator.secretmanager import grpc_api as secretmanager_grpc
 from doki_cli.emulator.secretmanager import rest_api as secretmanager_rest
 from doki_cli.emulator.secretmanager.state import SecretStore
+from doki_cli.emulator.serviceusage import grpc_api as serviceusage_grpc
+from doki_cli.emulator.serviceusage.gate import DisabledApiGate
+from doki_cli.emulator.serviceusage.state import ServiceUsage
 from doki_cli.emulator.storage import rest_api as storage_rest
 from doki_cli.emulator.storage.state import Buckets
 
@@ -51,7 +57,9 @@ class EmulatorConfig:
     host: str = "127.0.0.1"
     grpc_port: int = 0  # 0: any free port
     rest_port: int = 0
+    registry_port: int = 0  # the Docker registry (its own server: blob uploads stream to files)
     state_dir: Path | None = None  # None: nothing persists
+    disabled_apis: tuple[str, ...] = ()  # APIs a project starts without (e.g. "cloudbuild.googleapis.com")
 
 
 class Emulator:
@@ -74,6 +82,14 @@ class Emulator:
         blob_dir = config.state_dir / "storage-objects" if config.state_dir else None
         self.buckets = Buckets(persist=self._saver("storage", lambda: self.buckets), blob_dir=blob_dir)
         self.registry = Registry(persist=self._saver("artifactregistry", lambda: self.registry))
+        self.docker_registry = DockerRegistry(
+            repositories=self.registry,
+            root=config.state_dir / "registry" if config.state_dir else None,
+            persist=self._saver("registry", lambda: self.docker_registry),
+        )
+        self.service_usage = ServiceUsage(
+            persist=self._saver("serviceusage", lambda: self.service_usage), disabled=config.disabled_apis
+        )
         self.run = CloudRun(
             persist=self._saver("run", lambda: self.run),
             secrets=self.secrets,
@@ -97,13 +113,17 @@ class Emulator:
             "secretmanager": self.secrets,
             "storage": self.buckets,
             "artifactregistry": self.registry,
+            "registry": self.docker_registry,
             "run": self.run,
             "cloudbuild": self.builds,
+            "serviceusage": self.service_usage,
         }
         self._grpc: grpc.Server | None = None
         self._rest: RestServer | None = None
+        self._registry: RegistryServer | None = None
         self.grpc_port = 0
         self.rest_port = 0
+        self.registry_port = 0
         self.stopped = threading.Event()
 
     def _saver(self, name: str, state: Callable[[], Any]) -> Callable[[], None]:
@@ -117,10 +137,16 @@ class Emulator:
     def rest_url(self) -> str:
         return f"http://{self.config.host}:{self.rest_port}"
 
+    @property
+    def registry_address(self) -> str:
+        """Where the engine pushes: images are tagged REGISTRY_ADDRESS/LOCATION-docker.pkg.dev/PROJECT/REPO/IMAGE."""
+        return f"{self.config.host}:{self.registry_port}"
+
     def status(self) -> dict[str, Any]:
         return {
             "grpc": self.grpc_address,
             "rest": self.rest_url,
+            "registry": self.registry_address,
             "state_dir": str(self.config.state_dir) if self.config.state_dir else None,
             "engine": self.engine is not None,
         }
@@ -134,7 +160,10 @@ class Emulator:
             data = self.state_dir.load(name)
             if data is not None:
                 state.restore(data)
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="doki-grpc"))
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="doki-grpc"),
+            interceptors=[DisabledApiGate(self.service_usage)],  # calls to a disabled API fail as on Google
+        )
         services = [
             operations_grpc.service(self.operations, self.faults),
             secretmanager_grpc.service(self.secrets, self.faults),
@@ -142,6 +171,7 @@ class Emulator:
             cloudbuild_grpc.service(self.builds, self.faults),
             artifactregistry_grpc.service(self.registry, self.operations, self.faults),
             logging_grpc.service(self.logs, self.faults),
+            serviceusage_grpc.service(self.service_usage, self.operations, self.faults),
         ]
         server.add_generic_rpc_handlers([s.handler() for s in services])
         self.grpc_port = server.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
@@ -151,13 +181,22 @@ class Emulator:
         secretmanager_rest.add_routes(router, self.secrets)
         storage_rest.add_routes(router, self.buckets)
         control.add_routes(router, self)
+        # Serving from the moment it is bound: stop() waits for serve_forever on every server it finds.
+        self._registry = RegistryServer(self.config.host, self.config.registry_port, self.docker_registry)
+        self.registry_port = self._registry.port
+        self._registry.start()
         self._rest = RestServer(self.config.host, self.config.rest_port, router)
         self.rest_port = self._rest.server_address[1]
         server.start()
         self._grpc = server
         self._rest.start()
         self.run.start()
-        log.info("emulator serving gRPC on %s and REST on %s", self.grpc_address, self.rest_url)
+        log.info(
+            "emulator serving gRPC on %s, REST on %s and the registry on %s",
+            self.grpc_address,
+            self.rest_url,
+            self.registry_address,
+        )
         return self
 
     def stop(self) -> None:
@@ -170,10 +209,14 @@ class Emulator:
         if self._rest is not None:
             self._rest.shutdown()
             self._rest.server_close()
+        if self._registry is not None:
+            self._registry.shutdown()
+            self._registry.server_close()
         self.operations.wait_all(timeout=5)
         self.run.stop()
         for name, state in self._persistent.items():
             self.state_dir.save(name, state.snapshot())
+        self.docker_registry.close()
 
     def __enter__(self) -> Emulator:
         return self.start()

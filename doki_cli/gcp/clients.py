@@ -2,8 +2,9 @@
 
 The Google clients read no emulator variable themselves. With `DOKI_EMULATOR=host:port` every gRPC client shares
 one insecure channel to the emulator and sends no credentials (a transport instance and `credentials=` cannot be
-combined); storage goes to `STORAGE_EMULATOR_HOST`. Without it, Application Default Credentials and Google's
-endpoints. Imports stay inside the methods: each client library costs ~0.3 s to import.
+combined); storage goes to `STORAGE_EMULATOR_HOST`, and image pushes to the emulator's Docker registry at
+`DOKI_EMULATOR_REGISTRY`. Without it, Application Default Credentials and Google's endpoints. Imports stay inside
+the methods: each client library costs ~0.3 s to import.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from doki_cli.errors import DokiError
@@ -19,23 +21,56 @@ if TYPE_CHECKING:
     import grpc
 
 _HOST_PORT = re.compile(r"[A-Za-z0-9.\-\[\]:]+:\d{1,5}")
+# Artifact Registry takes an OAuth access token as the password of this user.
+REGISTRY_USERNAME = "oauth2accesstoken"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    """How the Docker engine pushes to Artifact Registry: the registry it talks to, and as whom."""
+
+    address: str
+    username: str
+    password: str
+    prefix: str  # what goes before an Artifact Registry image name to make the name the engine pushes
+
+    def reference(self, image: str) -> str:
+        """The name the engine pushes `image` (REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG) under."""
+        return self.prefix + image
+
+    def auth_config(self) -> dict[str, str]:
+        return {"username": self.username, "password": self.password, "serveraddress": self.address}
 
 
 class ClientFactory:
-    def __init__(self, emulator: str | None = None, storage_url: str | None = None) -> None:
+    def __init__(
+        self, emulator: str | None = None, storage_url: str | None = None, registry: str | None = None
+    ) -> None:
         if emulator is not None and not _HOST_PORT.fullmatch(emulator):
             raise DokiError(
                 "bad_emulator_address",
                 f"DOKI_EMULATOR={emulator!r} is not host:port",
                 'set it from `eval "$(doki emulator env)"`, e.g. DOKI_EMULATOR=127.0.0.1:8470',
             )
+        if registry is not None and not _HOST_PORT.fullmatch(registry):
+            raise DokiError(
+                "bad_emulator_address",
+                f"DOKI_EMULATOR_REGISTRY={registry!r} is not host:port",
+                'set it from `eval "$(doki emulator env)"`, e.g. DOKI_EMULATOR_REGISTRY=127.0.0.1:8472',
+            )
         self.emulator = emulator
         self.storage_url = storage_url
+        self.registry = registry
         self._channel: grpc.Channel | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ClientFactory:
-        return cls(env.get("DOKI_EMULATOR") or None, env.get("STORAGE_EMULATOR_HOST") or None)
+        return cls(
+            env.get("DOKI_EMULATOR") or None,
+            env.get("STORAGE_EMULATOR_HOST") or None,
+            env.get("DOKI_EMULATOR_REGISTRY") or None,
+        )
 
     def channel(self) -> grpc.Channel:
         """The shared channel to the emulator."""
@@ -95,6 +130,14 @@ class ClientFactory:
             )
         return _with_credentials(artifactregistry_v1.ArtifactRegistryClient)
 
+    def service_usage(self) -> Any:
+        from google.cloud import service_usage_v1
+        from google.cloud.service_usage_v1.services.service_usage.transports import ServiceUsageGrpcTransport
+
+        if self.emulator:
+            return service_usage_v1.ServiceUsageClient(transport=ServiceUsageGrpcTransport(channel=self.channel()))
+        return _with_credentials(service_usage_v1.ServiceUsageClient)
+
     def logging(self) -> Any:
         from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
         from google.cloud.logging_v2.services.logging_service_v2.transports import LoggingServiceV2GrpcTransport
@@ -121,6 +164,71 @@ class ClientFactory:
                 client_options={"api_endpoint": self.storage_url},
             )
         return _with_credentials(lambda: storage.Client(project=project))
+
+    def identity_token(self, audience: str) -> str:
+        """An ID token for calling a private Cloud Run URL (`audience`); the emulator lets any bearer through."""
+        if self.emulator:
+            return "doki-emulator-identity-token"
+        import google.auth.transport.requests
+        import google.oauth2.id_token
+        from google.auth.exceptions import DefaultCredentialsError
+
+        try:
+            token: str = google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
+                google.auth.transport.requests.Request(), audience
+            )
+        except DefaultCredentialsError as exc:
+            raise DokiError(
+                "no_identity_token",
+                f"no ID token for {audience} from Application Default Credentials: {exc}",
+                "run as a service account (CI with workload identity, or GOOGLE_APPLICATION_CREDENTIALS), "
+                "or set allow_unauthenticated = true",
+            ) from None
+        return token
+
+    def registry_login(self, region: str) -> RegistryLogin:
+        """Where and as whom the engine pushes images of `region`: Artifact Registry with an ADC access token, or
+        the emulator's registry with a stand-in token."""
+        if self.emulator:
+            if not self.registry:
+                raise DokiError(
+                    "no_registry_emulator",
+                    "DOKI_EMULATOR is set but DOKI_EMULATOR_REGISTRY is not, so images have nowhere to be pushed",
+                    'set both with `eval "$(doki emulator env)"`',
+                )
+            # One emulator address serves every location, so the real name goes whole behind it
+            # (127.0.0.1:8472/us-central1-docker.pkg.dev/p/r/app): the emulator records the image under that real
+            # name, and deploys and releases see the same image names against the emulator as on Google.
+            return RegistryLogin(self.registry, REGISTRY_USERNAME, "emulator", prefix=self.registry + "/")
+        return RegistryLogin(f"{region}-docker.pkg.dev", REGISTRY_USERNAME, _access_token(), prefix="")
+
+
+def _access_token() -> str:
+    """A fresh OAuth access token of Application Default Credentials."""
+    import google.auth
+    from google.auth.exceptions import DefaultCredentialsError, RefreshError, TransportError
+    from google.auth.transport.requests import Request
+
+    from doki_cli.gcp.errors import no_credentials
+
+    try:
+        credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+        credentials.refresh(Request())  # type: ignore[no-untyped-call]
+    except DefaultCredentialsError as exc:
+        raise no_credentials(exc) from None
+    except RefreshError as exc:
+        raise DokiError(
+            "not_authenticated",
+            f"Google refused to give Application Default Credentials an access token ({exc})",
+            "run `gcloud auth application-default login` again, or check GOOGLE_APPLICATION_CREDENTIALS",
+        ) from None
+    except TransportError as exc:
+        raise DokiError(
+            "google_unreachable",
+            f"could not reach Google for an access token ({exc})",
+            "check the network (and any proxy settings), then try again",
+        ) from None
+    return str(credentials.token)
 
 
 def _with_credentials(make: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Cloud Build, Cloud Storage and Artifact Registry for remote builds: the only module importing those clients.
+"""Cloud Build and Cloud Storage for remote builds: the only module importing those clients.
 
 A remote build is what `gcloud builds submit --tag` does, through the client libraries: the build context (with
 .dockerignore applied) goes to gs://PROJECT_cloudbuild/source/, a build with one docker step builds and pushes
@@ -33,7 +33,6 @@ class CloudBuild:
         self,
         builds: Any,
         storage: Any,
-        registry: Any,
         logs: Logs,
         project: str,
         region: str,
@@ -43,7 +42,6 @@ class CloudBuild:
     ) -> None:
         self._builds = builds
         self._storage = storage
-        self._registry = registry
         self._logs = logs
         self.project = project
         self.region = region
@@ -52,36 +50,6 @@ class CloudBuild:
 
     def _call(self, fn: Callable[[], Any], *, action: str, resource: str, api: str, role: str) -> Any:
         return call_google(self._retrier, fn, action=action, resource=resource, api=api, role=role)
-
-    def ensure_repository(self, repository: str) -> bool:
-        """Create the Docker repository in Artifact Registry when it is missing; True if it was created."""
-        from google.api_core import exceptions
-        from google.cloud import artifactregistry_v1
-
-        parent = f"projects/{self.project}/locations/{self.region}"
-        name = f"{parent}/repositories/{repository}"
-        try:
-            self._retrier.call(lambda: self._registry.get_repository(name=name))
-            return False
-        except exceptions.NotFound:
-            pass
-        except exceptions.GoogleAPICallError as exc:
-            raise google_error(exc, action="reading", resource=name, api="artifactregistry") from None
-        docker = artifactregistry_v1.Repository.Format.DOCKER
-        operation = self._call(
-            lambda: self._registry.create_repository(
-                parent=parent, repository_id=repository, repository=artifactregistry_v1.Repository(format_=docker)
-            ),
-            action="creating",
-            resource=name,
-            api="artifactregistry",
-            role="roles/artifactregistry.admin",
-        )
-        try:
-            operation.result(timeout=300)
-        except exceptions.AlreadyExists:
-            return False  # created meanwhile by someone else: just as good
-        return True
 
     def upload(self, context: bytes) -> tuple[str, str, int]:
         """Put the build context where Cloud Build reads it; (bucket, object, generation)."""

@@ -17,6 +17,7 @@ API_NAMES = {
     "logging": "logging.googleapis.com",
     "cloudbuild": "cloudbuild.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",
+    "serviceusage": "serviceusage.googleapis.com",
 }
 
 

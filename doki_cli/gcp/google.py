@@ -9,10 +9,12 @@ from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.retry import Retrier
 
 if TYPE_CHECKING:
+    from doki_cli.gcp.artifactregistry import ArtifactRegistry
     from doki_cli.gcp.cloudbuild import CloudBuild
     from doki_cli.gcp.logs import Logs
     from doki_cli.gcp.run import CloudRun
     from doki_cli.gcp.secretmanager import SecretManager
+    from doki_cli.gcp.serviceusage import ServiceUsage
 
 
 class Google:
@@ -47,6 +49,12 @@ class Google:
         return SecretManager(self.factory.secret_manager(), self.project, self.retrier)
 
     @cached_property
+    def service_usage(self) -> ServiceUsage:
+        from doki_cli.gcp.serviceusage import ServiceUsage
+
+        return ServiceUsage(self.factory.service_usage(), self.project, self.retrier)
+
+    @cached_property
     def logs(self) -> Logs:
         from doki_cli.gcp.logs import Logs
 
@@ -59,9 +67,20 @@ class Google:
         return CloudBuild(
             self.factory.cloud_build(),
             self.factory.storage(self.project),
-            self.factory.artifact_registry(),
             self.logs,
             self.project,
             self.region,
             self.retrier,
+        )
+
+    @cached_property
+    def artifact_registry(self) -> ArtifactRegistry:
+        from doki_cli.gcp.artifactregistry import ArtifactRegistry
+
+        return ArtifactRegistry(
+            self.factory.artifact_registry(),
+            self.project,
+            self.region,
+            self.retrier,
+            login=self.factory.registry_login,
         )

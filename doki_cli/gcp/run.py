@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from doki_cli.deploy.spec import LiveService, ServiceSpec
+from doki_cli.deploy.spec import LiveService, ServiceSpec, Target
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
@@ -128,8 +128,12 @@ class CloudRun:
 
     # Writing
 
-    def update(self, name: str, change: Callable[[Any], None], *, on_progress: Callable[[str], None]) -> Any:
-        """Read the service, let `change` edit it, write it back with its etag; re-read and retry on a conflict."""
+    def update(
+        self, name: str, change: Callable[[Any], None], *, on_progress: Callable[[str], None], timeout: float = 900.0
+    ) -> Any:
+        """Read the service, let `change` edit it, write it back with its etag; re-read and retry on a conflict.
+
+        `change` runs again on every re-read, so a check it makes (a release lock, say) sees the latest state."""
         from google.api_core import exceptions
         from google.cloud import run_v2
 
@@ -148,7 +152,7 @@ class CloudRun:
                 continue  # changed by someone else since we read it
             except exceptions.GoogleAPICallError as exc:
                 raise google_error(exc, action="updating", resource=self.path(name), api="run") from None
-            return self._wait(operation, name, on_progress, 900.0)
+            return self._wait(operation, name, on_progress, timeout)
         raise DokiError(
             "concurrent_change",
             f"{self.path(name)} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
@@ -250,6 +254,70 @@ def pin_traffic(service: Any, revision: str) -> None:
         run_v2.TrafficTarget(type_=t.type_, revision=t.revision, tag=t.tag, percent=0) for t in service.traffic if t.tag
     ]
     service.traffic = [run_v2.TrafficTarget(type_=pinned, revision=revision, percent=100), *tagged]
+
+
+def traffic_targets(service: Any) -> list[Target]:
+    """The service's traffic spec as plain data, in its order."""
+    latest = _latest_type()
+    return [
+        Target(None if t.type_ == latest else t.revision, t.percent, t.tag)
+        for t in service.traffic
+        if t.percent or t.tag
+    ]
+
+
+def set_traffic(service: Any, targets: list[Target]) -> None:
+    from google.cloud import run_v2
+
+    pinned = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
+    service.traffic = [
+        run_v2.TrafficTarget(type_=_latest_type(), percent=t.percent, tag=t.tag)
+        if t.revision is None
+        else run_v2.TrafficTarget(type_=pinned, revision=t.revision, percent=t.percent, tag=t.tag)
+        for t in targets
+    ]
+
+
+def tag_url(service: Any, tag: str) -> str | None:
+    """The URL Cloud Run gives a tagged target: it reaches that revision alone."""
+    return next((status.uri for status in service.traffic_statuses if status.tag == tag and status.uri), None)
+
+
+def latest_ready(service: Any) -> str | None:
+    return _short(service.latest_ready_revision) or None
+
+
+def stage_revision(
+    service: Any, spec: ServiceSpec, *, keep_env: list[Any], revision: str, traffic: list[Target]
+) -> None:
+    """Turn `service` (as read) into one whose template is `spec`, named `revision`, with exactly `traffic`.
+
+    Naming the revision lets a release route to it and tag it in the same write that creates it, so it never
+    serves a request before it has been checked."""
+    from google.cloud import run_v2
+
+    staged = to_service(spec, keep_env=keep_env, base=service)
+    staged.template.revision = revision
+    set_traffic(staged, traffic)
+    run_v2.Service.pb(service).CopyFrom(run_v2.Service.pb(staged))
+
+
+def annotation(service: Any, key: str) -> str | None:
+    value = service.annotations.get(key)
+    return str(value) if value is not None else None
+
+
+def set_annotation(service: Any, key: str, value: str | None) -> None:
+    if value is not None:
+        service.annotations[key] = value
+    elif key in service.annotations:
+        del service.annotations[key]
+
+
+def _latest_type() -> Any:
+    from google.cloud import run_v2
+
+    return run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 
 
 def set_env(service: Any, name: str, value: str) -> None:

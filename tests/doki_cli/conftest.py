@@ -33,12 +33,12 @@ def engine_emulator(tmp_path: Path, docker_client: Any) -> Iterator[Emulator]:
 
 @pytest.fixture
 def clients(emulator: Emulator) -> ClientFactory:
-    return ClientFactory(emulator.grpc_address, emulator.rest_url)
+    return ClientFactory(emulator.grpc_address, emulator.rest_url, emulator.registry_address)
 
 
 @pytest.fixture
 def engine_clients(engine_emulator: Emulator) -> ClientFactory:
-    return ClientFactory(engine_emulator.grpc_address, engine_emulator.rest_url)
+    return ClientFactory(engine_emulator.grpc_address, engine_emulator.rest_url, engine_emulator.registry_address)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from doki_cli.config import SecretRef, load_config
+from doki_cli.config import SecretRef, SmokeCheck, load_config
 from doki_cli.errors import DokiError
 from tests.helpers import REPO
 
@@ -148,3 +148,62 @@ def test_this_repositorys_doki_toml_describes_the_guides_deployment() -> None:
         "ENCRYPTION_KEY",
     }
     assert load_config(REPO / "doki.toml", env="staging").name == "doki-backend-staging"
+
+
+def test_release_defaults_check_the_health_contract_and_move_all_traffic_at_once(tmp_path: Path) -> None:
+    release = load_config(write(tmp_path, MINIMAL)).release
+    assert (release.checks, release.steps, release.attempts, release.lock_timeout_minutes) == ((), (100,), 10, 30)
+
+
+def test_release_checks_and_steps_come_from_the_release_table_and_environments_override_them(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        MINIMAL
+        + "[release]\nsteps = [10, 50, 100]\nstep_wait_seconds = 5\n"
+        + '[[release.checks]]\npath = "/docs"\ncontains = "Swagger"\n'
+        + '[[release.checks]]\npath = "/auth/me"\nstatus = 401\n'
+        + "[environments.staging.release]\nsteps = [100]\n",
+    )
+    release = load_config(path).release
+    assert release.steps == (10, 50, 100)
+    assert release.step_wait_seconds == 5
+    assert release.checks == (SmokeCheck("/docs", 200, "Swagger"), SmokeCheck("/auth/me", 401))
+    assert [str(c) for c in release.checks] == ["GET /docs -> 200 containing 'Swagger'", "GET /auth/me -> 401"]
+    staging = load_config(path, env="staging").release
+    assert (staging.steps, staging.checks) == ((100,), release.checks)
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        (
+            "steps = [50, 10, 100]",
+            "release.steps = [50, 10, 100] is not valid: use rising percentages from 1 to 100 that end at 100, "
+            "such as [10, 50, 100]",
+        ),
+        (
+            "steps = [10, 50]",
+            "release.steps = [10, 50] is not valid: use rising percentages from 1 to 100 that end at 100, "
+            "such as [10, 50, 100]",
+        ),
+        ("attempts = 0", "release.attempts = 0 is not valid: use a whole number from 1 to 60"),
+        (
+            "stepz = [100]",
+            "unknown key release.stepz (allowed: checks, steps, step_wait_seconds, attempts, lock_timeout_minutes)",
+        ),
+        (
+            '[[release.checks]]\npath = "docs"',
+            "release.checks #1: path = 'docs' is not valid: use a path from the root such as /docs",
+        ),
+        (
+            '[[release.checks]]\npath = "/"\nstatus = 99',
+            "release.checks #1: status = 99 is not valid: use an HTTP status such as 200",
+        ),
+        (
+            '[[release.checks]]\npath = "/"\nbody = "x"',
+            "release.checks #1 has unknown keys body (allowed: path, status, contains)",
+        ),
+    ],
+)
+def test_release_mistakes_are_named_with_what_is_allowed(tmp_path: Path, table: str, problem: str) -> None:
+    assert problems(tmp_path, MINIMAL + "[release]\n" + table + "\n") == [problem]

@@ -149,7 +149,7 @@ def test_cors_set_without_origins_is_a_usage_error_not_an_empty_list(tmp_path: P
     (tmp_path / "doki.toml").write_text('[service]\nname = "api"\nproject = "proj-123"\n')
     result = doki("cors", "set")
     assert result.exit_code == 2
-    assert result.stderr.endswith("Error: Missing argument 'origins'.\n")
+    assert result.stderr.endswith("Error: Missing argument 'ORIGIN'.\n")
 
 
 def test_cors_of_a_service_that_does_not_exist_says_to_deploy_it_first(

@@ -56,7 +56,9 @@ def test_a_closed_stdin_at_the_question_aborts_without_changing_anything(
     result = doki("deploy", "--image", "img:1", input="")
     assert result.exit_code == 1
     assert result.stdout.endswith("23 changes.\n" + QUESTION)
-    assert result.stderr == "Aborted!\n"
+    assert result.stderr == (
+        "Error [aborted]: no answer to the question; nothing was changed\n  Hint: answer it, or pass --yes\n"
+    )
     assert list(ClientFactory(emulator.grpc_address).run_services().list_services(parent=PATH.rsplit("/", 2)[0])) == []
 
 

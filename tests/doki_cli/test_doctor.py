@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from doki_cli.emulator.server import Emulator
+from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.main import app
 from tests.helpers import copy_checkout
 
@@ -82,3 +82,99 @@ def test_online_it_finds_secrets_the_runtime_account_cannot_read(
     assert found["service"]["status"] == "warn"
     assert runner.invoke(app, ["secrets", "grant"]).exit_code == 0
     assert checks()[1]["secret access"]["status"] == "pass"
+
+
+def test_online_secrets_that_do_not_exist_yet_fail_with_the_push_command_instead_of_stopping_doctor(
+    project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    (project / ".env").write_text("SESSION_SECRET_KEY=" + "s" * 48 + "\n")
+    assert runner.invoke(app, ["secrets", "push", "SESSION_SECRET_KEY"]).exit_code == 0
+    (project / ".env").unlink()
+    code, found = checks()
+    assert code == 1
+    assert found["secrets exist"] == {
+        "check": "secrets exist",
+        "status": "fail",
+        "message": "doki.toml references secrets that do not exist: encryption-key, google-oauth-client-id, "
+        "google-oauth-client-secret, supabase-jwt-secret, supabase-secret-key",
+        "fix": "run `doki secrets push` (values from .env)",
+    }
+    assert found["secret access"]["message"] == (
+        "doki-runtime@doki-prod.iam.gserviceaccount.com cannot read session-secret-key"
+    )
+
+
+def push_secrets(project: Path) -> None:
+    """Every secret doki.toml names, in the emulator: the secret access check reads their policies."""
+    values = {name: f"value-of-{name.lower()}" for name in ("SUPABASE_SECRET_KEY", "GOOGLE_CLIENT_ID")}
+    values |= {"SUPABASE_JWT_SECRET": "j" * 40, "GOOGLE_CLIENT_SECRET": "g", "SESSION_SECRET_KEY": "s" * 48}
+    values["ENCRYPTION_KEY"] = "k"
+    (project / ".env").write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    result = runner.invoke(app, ["secrets", "push"])
+    assert result.exit_code == 0, result.output
+    (project / ".env").unlink()
+
+
+def test_online_the_required_apis_pass_when_all_four_are_enabled(
+    project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    push_secrets(project)
+    found = checks()[1]
+    assert found["required APIs"] == {
+        "check": "required APIs",
+        "status": "pass",
+        "message": "run, secretmanager, cloudbuild, artifactregistry are enabled",
+        "fix": None,
+    }
+
+
+def test_online_a_required_api_that_is_off_fails_with_the_command_that_enables_it(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = EmulatorConfig(state_dir=tmp_path / "apis-off", disabled_apis=("cloudbuild.googleapis.com",))
+    with Emulator(config) as emulator:
+        monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+        push_secrets(project)
+        code, found = checks()
+        human = runner.invoke(app, ["doctor"]).stdout
+    assert code == 1
+    assert found["required APIs"] == {
+        "check": "required APIs",
+        "status": "fail",
+        "message": "not enabled in doki-prod: cloudbuild.googleapis.com",
+        "fix": "gcloud services enable cloudbuild.googleapis.com --project doki-prod",
+    }
+    assert (
+        "FAIL  required APIs: not enabled in doki-prod: cloudbuild.googleapis.com\n"
+        "      fix: gcloud services enable cloudbuild.googleapis.com --project doki-prod\n"
+    ) in human
+
+
+def test_online_the_checks_of_an_api_that_is_off_are_left_out_rather_than_failing_doctor(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    off = ("run.googleapis.com", "secretmanager.googleapis.com")
+    with Emulator(EmulatorConfig(state_dir=tmp_path / "apis-off", disabled_apis=off)) as emulator:
+        monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+        code, found = checks()
+    assert code == 1
+    assert found["required APIs"]["message"] == (
+        "not enabled in doki-prod: run.googleapis.com, secretmanager.googleapis.com"
+    )
+    assert not {"secret access", "service", "ingress and invoker"} & set(found)
+
+
+def test_online_no_permission_to_read_the_apis_is_a_warning_with_the_role_to_grant(
+    project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    push_secrets(project)
+    emulator.faults.fail("BatchGetServices", "PERMISSION_DENIED", message="Permission denied on projects/doki-prod")
+    found = checks()[1]
+    assert found["required APIs"]["status"] == "warn"
+    assert found["required APIs"]["fix"] == (
+        "grant your account the roles/serviceusage.serviceUsageViewer role on projects/doki-prod or its project, "
+        "or run as an identity that has it"
+    )

@@ -26,40 +26,46 @@ def doki(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def ports() -> tuple[int, int]:
-    return free_port(), free_port()
+def ports() -> tuple[int, int, int]:
+    return free_port(), free_port(), free_port()
+
+
+def port_options(ports: tuple[int, int, int]) -> list[str]:
+    return ["--port", str(ports[0]), "--rest-port", str(ports[1]), "--registry-port", str(ports[2])]
 
 
 @pytest.fixture
-def started(tmp_path: Path, ports: tuple[int, int]) -> Iterator[Path]:
-    result = doki(
-        "emulator", "start", "--no-docker", "--port", str(ports[0]), "--rest-port", str(ports[1]), cwd=tmp_path
-    )
+def started(tmp_path: Path, ports: tuple[int, int, int]) -> Iterator[Path]:
+    result = doki("emulator", "start", "--no-docker", *port_options(ports), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     yield tmp_path
     doki("emulator", "stop", cwd=tmp_path)
 
 
-def test_start_runs_the_emulator_in_the_background_and_status_reports_it(started: Path, ports: tuple[int, int]) -> None:
+def test_start_runs_the_emulator_in_the_background_and_status_reports_it(
+    started: Path, ports: tuple[int, int, int]
+) -> None:
     status = json.loads(doki("--json", "emulator", "status", cwd=started).stdout)
     state_dir = str(started / ".doki" / "emulator")
     assert status["grpc"] == f"127.0.0.1:{ports[0]}"
     assert status["rest"] == f"http://127.0.0.1:{ports[1]}"
+    assert status["registry"] == f"127.0.0.1:{ports[2]}"
     assert status["state_dir"] == state_dir
     assert status["engine"] is False
     assert httpx.get(f"http://127.0.0.1:{ports[1]}/_doki/status").json()["state_dir"] == state_dir
     human = doki("emulator", "status", cwd=started).stdout
     assert human == (
         f"Emulator running (pid {status['pid']})\n  gRPC   127.0.0.1:{ports[0]}\n"
-        f"  REST   http://127.0.0.1:{ports[1]}\n  state  {state_dir}\n"
+        f"  REST   http://127.0.0.1:{ports[1]}\n  registry  127.0.0.1:{ports[2]}\n  state  {state_dir}\n"
         "  no Docker engine: revisions cannot become Ready\n"
     )
 
 
-def test_env_prints_exports_for_doki_the_clients_and_gcloud(started: Path, ports: tuple[int, int]) -> None:
+def test_env_prints_exports_for_doki_the_clients_and_gcloud(started: Path, ports: tuple[int, int, int]) -> None:
     assert doki("emulator", "env", cwd=started).stdout == (
         f"export DOKI_EMULATOR=127.0.0.1:{ports[0]}\n"
         f"export STORAGE_EMULATOR_HOST=http://127.0.0.1:{ports[1]}\n"
+        f"export DOKI_EMULATOR_REGISTRY=127.0.0.1:{ports[2]}\n"
         f"export CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER=http://127.0.0.1:{ports[1]}/\n"
         "export CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true\n"
     )
@@ -72,7 +78,7 @@ def test_starting_twice_reuses_the_running_emulator(started: Path) -> None:
     assert json.loads(again.stdout)["pid"] == first["pid"]
 
 
-def test_stop_ends_the_process_and_status_then_says_none_runs(started: Path, ports: tuple[int, int]) -> None:
+def test_stop_ends_the_process_and_status_then_says_none_runs(started: Path, ports: tuple[int, int, int]) -> None:
     pid = json.loads(doki("--json", "emulator", "status", cwd=started).stdout)["pid"]
     stopped = doki("emulator", "stop", cwd=started)
     state_dir = started / ".doki" / "emulator"
@@ -95,20 +101,22 @@ def test_a_port_in_use_fails_the_start_with_the_log_and_leaves_no_record(tmp_pat
         taken.listen()
         port = taken.getsockname()[1]
         result = doki(
-            "emulator", "start", "--no-docker", "--port", str(free_port()), "--rest-port", str(port), cwd=tmp_path
+            "emulator",
+            "start",
+            "--no-docker",
+            *("--port", str(free_port()), "--rest-port", str(port), "--registry-port", str(free_port())),
+            cwd=tmp_path,
         )
     assert result.returncode == 1
     assert result.stderr.startswith("Error [emulator_start_failed]: the emulator exited with code 1 while starting")
     assert "cannot listen on 127.0.0.1:" in result.stderr
-    assert "Hint: fix what the log says (often a port in use: pass --port/--rest-port)" in result.stderr
+    assert "Hint: fix what the log says (often a port in use: pass --port/--rest-port/--registry-port)" in result.stderr
     assert not (tmp_path / ".doki" / "emulator" / "emulator.json").exists()
 
 
-def test_foreground_runs_until_sigterm_then_exits_cleanly(tmp_path: Path, ports: tuple[int, int]) -> None:
-    args = [DOKI, "emulator", "start", "--foreground", "--no-docker", "--port", str(ports[0])]
-    with subprocess.Popen(
-        [*args, "--rest-port", str(ports[1])], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, text=True
-    ) as proc:
+def test_foreground_runs_until_sigterm_then_exits_cleanly(tmp_path: Path, ports: tuple[int, int, int]) -> None:
+    args = [DOKI, "emulator", "start", "--foreground", "--no-docker", *port_options(ports)]
+    with subprocess.Popen(args, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline() == f"Emulator running (pid {proc.pid})\n"
         assert httpx.get(f"http://127.0.0.1:{ports[1]}/_doki/status").status_code == 200
@@ -136,7 +144,7 @@ def test_bad_ports_are_refused_before_anything_starts(args: list[str], message: 
     assert not Path(".doki").exists()
 
 
-def test_a_restarted_emulator_keeps_what_clients_wrote(started: Path, ports: tuple[int, int]) -> None:
+def test_a_restarted_emulator_keeps_what_clients_wrote(started: Path, ports: tuple[int, int, int]) -> None:
     from doki_cli.gcp.clients import ClientFactory
 
     factory = ClientFactory(f"127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}")
@@ -144,7 +152,7 @@ def test_a_restarted_emulator_keeps_what_clients_wrote(started: Path, ports: tup
     secret = sm.create_secret(parent="projects/p", secret_id="kept", secret={"replication": {"automatic": {}}})
     sm.add_secret_version(parent=secret.name, payload={"data": b"value-1"})
     assert doki("emulator", "stop", cwd=started).returncode == 0
-    restart = ["emulator", "start", "--no-docker", "--port", str(ports[0]), "--rest-port", str(ports[1])]
+    restart = ["emulator", "start", "--no-docker", *port_options(ports)]
     assert doki(*restart, cwd=started).returncode == 0
     answer = factory.secret_manager().access_secret_version(name="projects/p/secrets/kept/versions/latest")
     assert answer.payload.data == b"value-1"

@@ -60,14 +60,17 @@ def test_picking_a_revision_by_number_serves_it_and_a_number_off_the_list_change
         assert wrong.exit_code == 1
         assert wrong.stdout == menu + QUESTION + f"{answer}\n"
         assert wrong.stderr == (
-            f"Error [bad_choice]: {answer} is not in the list\n  Hint: run again and pick a listed number\n"
+            f"Error [bad_choice]: {answer} is not in the list; nothing was changed\n"
+            "  Hint: run again and pick a listed number\n"
         )
         assert traffic(factory) == before
 
     not_a_number = doki("rollback", input="two\n")
     assert not_a_number.exit_code == 1
     assert not_a_number.stdout == menu + QUESTION + "two\n" + NOT_AN_INTEGER + QUESTION
-    assert not_a_number.stderr == "Aborted!\n"  # asked again, and stdin ended
+    assert not_a_number.stderr == (
+        "Error [aborted]: no answer to the question; nothing was changed\n  Hint: answer it, or pass --yes\n"
+    )  # asked again, and stdin ended
     assert traffic(factory) == before
 
     by_default = doki("rollback", input="\n")

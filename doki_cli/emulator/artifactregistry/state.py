@@ -198,7 +198,9 @@ class Registry:
                 return None
             return ref.repository_name
 
-    def record_image(self, image_uri: str, digest: str, size_bytes: int) -> ar.DockerImage:
+    def record_image(
+        self, image_uri: str, digest: str, size_bytes: int, *, media_type: str = DOCKER_MANIFEST
+    ) -> ar.DockerImage:
         """Record a push of `image_uri` as `digest`: its tag moves to this digest, as a registry moves tags."""
         ref = ImageRef.parse(image_uri)
         if ref is None:
@@ -221,7 +223,7 @@ class Registry:
                     uri=f"{ref.registry_path}@{digest}",
                     image_size_bytes=size_bytes,
                     upload_time=now,
-                    media_type=DOCKER_MANIFEST,
+                    media_type=media_type,
                 )
                 images[key] = image
             if tag not in image.tags:

@@ -1,0 +1,206 @@
+"""`doki init`: scaffold a project for doki: doki.toml, .dockerignore, .env.example and CI templates that release.
+
+Nothing is overwritten without --force, and nothing is written at all when something is wrong: every file that
+exists is listed first, the generated doki.toml is validated as `doki` will load it, and the APIs are enabled (with
+--enable-apis) before any file is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from doki_cli.errors import DokiError
+from doki_cli.state import global_options
+
+if TYPE_CHECKING:
+    from doki_cli.scaffold import Answers
+
+# Environment variables that name the project for Google's own tools, read when neither --project nor DOKI_PROJECT is.
+PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
+
+
+def init(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="The project to scaffold.")] = Path("."),
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            help="Google Cloud project id [default: DOKI_PROJECT, GOOGLE_CLOUD_PROJECT, CLOUDSDK_CORE_PROJECT].",
+        ),
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="Cloud Run region [default: us-central1].")] = None,
+    service: Annotated[
+        str | None, typer.Option("--service", help="Cloud Run service name [default: from the directory's name].")
+    ] = None,
+    supabase_url: Annotated[
+        str | None, typer.Option("--supabase-url", help="Your Supabase project URL, https://<ref>.supabase.co.")
+    ] = None,
+    origins: Annotated[
+        list[str] | None,
+        typer.Option("--origin", metavar="<str>", help="A frontend origin CORS allows; repeat for more."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the files that exist.")] = False,
+    enable_apis: Annotated[
+        bool, typer.Option("--enable-apis", help="Enable Cloud Run, Secret Manager, Cloud Build, Artifact Registry.")
+    ] = False,
+) -> None:
+    """Write doki.toml, .dockerignore, .env.example, cloudbuild.yaml and a GitHub Actions workflow."""
+    from doki_cli.scaffold import DEFAULT_REGION, PLACEHOLDER_ORIGIN, PLACEHOLDER_SUPABASE_URL, Answers, render
+
+    options = global_options(ctx)
+    out = options.output
+    root = directory.resolve()
+    if not root.is_dir():
+        raise DokiError("not_a_directory", f"{directory} is not a directory", "create it first, or name another")
+    url, allowed = _frontend(supabase_url, origins or [])
+    answers = Answers(
+        service=service or _service_from(root),
+        project=_project(project or options.project),
+        region=region or options.region or DEFAULT_REGION,
+        supabase_url=url or PLACEHOLDER_SUPABASE_URL,
+        origins=tuple(allowed) or (PLACEHOLDER_ORIGIN,),
+    )
+    files = render(answers)
+    _check_loads(files["doki.toml"])
+    existing = [path for path in files if (root / path).exists()]
+    if existing and not force:
+        raise DokiError(
+            "files_exist",
+            f"doki init would overwrite {', '.join(existing)} in {root}",
+            "nothing was written: move them away, or run doki init --force to overwrite them",
+        )
+    apis = _enable_apis(answers) if enable_apis else None
+    for path, text in files.items():
+        _write(root / path, text)
+
+    shown = {path: str(directory / path) for path in files}
+    unset = [name for name, value in (("SUPABASE_URL", url), ("ALLOWED_ORIGINS", allowed)) if not value]
+    steps = _next_steps(answers, unset)
+    out.data(
+        {
+            "directory": str(root),
+            "service": answers.service,
+            "project": answers.project,
+            "region": answers.region,
+            "files": [
+                {"path": shown[path], "action": "overwritten" if path in existing else "created"} for path in files
+            ],
+            "apis": apis,
+            "next": steps,
+        }
+    )
+    for path in files:
+        out.line(f"{'overwrote' if path in existing else 'created':<9}  {shown[path]}")
+    if apis is not None:
+        enabled = ", ".join(apis["enabled"]) or "nothing"
+        already = f" ({', '.join(apis['already_enabled'])} already were)" if apis["already_enabled"] else ""
+        out.line(f"{'enabled':<9}  {enabled}{already}")
+    out.line("Next:")
+    for step in steps:
+        out.line(f"  {step}")
+
+
+def _project(given: str | None) -> str:
+    import os
+
+    project = given or next((os.environ[v] for v in PROJECT_VARIABLES if os.environ.get(v)), None)
+    if project is None:
+        raise DokiError(
+            "project_required",
+            "doki init needs the Google Cloud project the service will run in",
+            "pass --project YOUR_PROJECT_ID (`gcloud projects list` shows yours)",
+        )
+    return project
+
+
+def _service_from(root: Path) -> str:
+    from doki_cli.scaffold import service_name_for
+
+    name = service_name_for(root.name)
+    if name is None:
+        raise DokiError(
+            "service_required",
+            f"no Cloud Run service name can be made from the directory name {root.name!r}",
+            "pass --service NAME (lowercase letters, digits and -, starting with a letter)",
+        )
+    return name
+
+
+def _frontend(supabase_url: str | None, origins: list[str]) -> tuple[str | None, list[str]]:
+    """The Supabase URL and CORS origins, checked as the backend checks them."""
+    from urllib.parse import urlsplit
+
+    from doki.origins import origin_problem
+
+    url = None
+    if supabase_url is not None:
+        url = supabase_url.rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname or parts.path or parts.query or origin_problem(url):
+            raise DokiError(
+                "invalid_option",
+                f"--supabase-url {supabase_url!r} is not a project URL",
+                "pass it as Supabase shows it (Settings > API): https://<ref>.supabase.co",
+            )
+    problems = ["'*' allows any site: list your frontends" if o == "*" else origin_problem(o) for o in origins]
+    found = [p for p in problems if p]
+    if found:
+        raise DokiError("invalid_option", f"--origin: {'; '.join(found)}", "pass each origin as scheme://host[:port]")
+    return url, origins
+
+
+def _check_loads(text: str) -> None:
+    """Refuse options that would make a doki.toml `doki` cannot load, naming every problem (nothing is written)."""
+    import tempfile
+
+    from doki_cli.config import load_config
+
+    with tempfile.TemporaryDirectory(prefix="doki-init-") as tmp:
+        path = Path(tmp) / "doki.toml"
+        path.write_text(text)
+        try:
+            load_config(path)
+        except DokiError as err:
+            raise DokiError(
+                "invalid_option",
+                err.message.replace(str(path), "the doki.toml doki init would write"),
+                "fix --service, --project or --region (see `doki init --help`)",
+            ) from None
+
+
+def _enable_apis(answers: Answers) -> dict[str, list[str]]:
+    from doki_cli.gcp.google import Google
+    from doki_cli.gcp.serviceusage import REQUIRED_APIS
+
+    usage = Google.from_env(answers.project, answers.region).service_usage
+    disabled = usage.disabled(REQUIRED_APIS)
+    if disabled:
+        usage.enable(disabled)
+    return {"enabled": disabled, "already_enabled": [api for api in REQUIRED_APIS if api not in disabled]}
+
+
+def _write(path: Path, text: str) -> None:
+    # Written whole, then renamed into place: an interrupted init leaves no half file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.doki-init.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _next_steps(answers: Answers, unset: list[str]) -> list[str]:
+    steps = []
+    if unset:
+        steps.append(f"set {' and '.join(unset)} in doki.toml [service.env] (doki init wrote placeholders)")
+    steps += [
+        "create the runtime account: "
+        f"gcloud iam service-accounts create {answers.account_id} --project {answers.project}",
+        "cp .env.example .env, then set the secrets in it (`doki keys generate` makes ENCRYPTION_KEY and "
+        "SESSION_SECRET_KEY)",
+        "doki secrets push && doki deploy",
+        "doki doctor: the required APIs and the deployment guide's security checklist",
+    ]
+    return steps

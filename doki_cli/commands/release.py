@@ -1,0 +1,126 @@
+"""`doki release`: what CI runs. One commit from image to traffic; traffic moves only to a revision that passed.
+
+Exit codes: 0 released (or already live), 1 a Google or other error, 2 a usage error, 3 the new revision failed to
+become Ready or failed a smoke check (traffic untouched), 4 the image could not be built or pushed, 5 another release
+holds the service's release lock, 78 configuration (doki.toml, the commit, a dirty tree).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from doki_cli.options import BaseImageOption
+from doki_cli.state import global_options
+
+if TYPE_CHECKING:
+    from doki_cli.deploy.release import Summary
+    from doki_cli.output import Output
+
+LAST_LINES = 20
+
+
+def release(
+    ctx: typer.Context,
+    sha: Annotated[
+        str | None,
+        typer.Option(
+            "--sha", envvar="DOKI_SHA", help="Commit to release [default: $GITHUB_SHA, $COMMIT_SHA, git HEAD]."
+        ),
+    ] = None,
+    remote: Annotated[
+        bool | None,
+        typer.Option(
+            "--remote/--local",
+            help="Build on Cloud Build, or with the local engine [default: remote when $CI is set, else local].",
+        ),
+    ] = None,
+    base_image: BaseImageOption = None,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Release a tree with uncommitted changes (tagged -dirty).")
+    ] = False,
+    secrets_from: Annotated[
+        str | None,
+        typer.Option(
+            "--secrets-from", envvar="DOKI_SECRETS_FROM", help="Push changed secrets from this .env file first."
+        ),
+    ] = None,
+) -> None:
+    """Build or reuse the commit's image, deploy it with no traffic, smoke-test it, then move traffic to it.
+
+    Exit codes: 0 released, 1 Google or other error, 3 failed readiness or smoke check (traffic untouched),
+    4 build failed, 5 another release holds the lock, 78 configuration error.
+    """
+    import os
+    import socket
+    import sys
+    import uuid
+
+    from doki_cli.config import load_config
+    from doki_cli.deploy.images import Images
+    from doki_cli.deploy.release import Release
+    from doki_cli.deploy.secrets import push, read_values
+    from doki_cli.errors import DokiError
+    from doki_cli.gcp.google import Google
+    from doki_cli.gcp.logs import LogQuery
+    from doki_cli.gitinfo import EXIT_CONFIG, resolve_commit
+
+    options = global_options(ctx)
+    out = options.output
+    try:
+        config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+    except DokiError as err:
+        err.exit_code = EXIT_CONFIG
+        raise
+    commit = resolve_commit(config.root, sha, os.environ, allow_dirty=allow_dirty)
+    values = read_values(secrets_from, sys.stdin) if secrets_from else None  # a missing file stops us before anything
+    google = Google.from_env(config.project, config.region)
+    build_remote = remote if remote is not None else bool(os.environ.get("CI"))
+
+    def push_secrets() -> list[dict[str, object]]:
+        assert values is not None
+        return [
+            {"secret": r.secret, "outcome": r.outcome, "version": r.version}
+            for r in push(google.secrets, config, values, [])
+        ]
+
+    def last_lines(revision: str) -> list[str]:
+        lines = google.logs.recent(LogQuery(config.name, config.region, revision=revision), LAST_LINES)
+        return [f"{line.time}  {line.severity:<8} {line.message}" for line in lines]
+
+    runner = Release(
+        google.run,
+        google.secrets,
+        images=Images(google, config, remote=build_remote, base_image=base_image, on_line=out.debug),
+        push_secrets=push_secrets if values is not None else None,
+        last_lines=last_lines,
+        identity_token=google.factory.identity_token,
+        on_progress=lambda message: out.note(f"  {message}"),
+        owner=uuid.uuid4().hex[:12],
+        host=socket.gethostname(),
+    )
+    out.note(f"Releasing {commit.sha[:12]} (from {commit.source}) to {config.service_path}")
+    try:
+        summary = runner.release(config, commit)
+    except DokiError as err:
+        lines = err.details.get("last_log_lines")
+        if isinstance(lines, list) and lines:
+            out.note(f"Last log lines of {err.details.get('revision')}:")
+            for line in lines:
+                out.note(f"  {line}")
+        raise
+    out.data(summary.as_dict())
+    _print_summary(out, summary)
+
+
+def _print_summary(out: Output, summary: Summary) -> None:
+    if summary.result == "unchanged":
+        out.line(f"{summary.commit[:12]} is already live: {summary.revision} serves {summary.service_url}")
+    else:
+        out.line(f"Released {summary.commit[:12]}: {summary.revision} serves {summary.service_url}")
+    out.line(f"  image    {summary.image}" + (f"@{summary.digest}" if summary.digest else ""))
+    if summary.tag_url and summary.tag_url != summary.service_url:
+        out.line(f"  tag      {summary.tag} {summary.tag_url}")
+    out.line("  traffic  " + ", ".join(f"{p}% {r}" for r, p in sorted(summary.traffic.items())))
+    out.line("  steps    " + ", ".join(f"{s.name} {s.seconds:.1f}s ({s.result})" for s in summary.steps))

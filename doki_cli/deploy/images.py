@@ -1,0 +1,51 @@
+"""The image a release deploys: the one already in Artifact Registry under the commit's tag, else built and pushed.
+
+Building remotely is `doki build --remote` (Cloud Build); locally it is `doki build` then `doki build --push`.
+Either way the image is tagged exactly as `doki build` tags it, so a tag names one commit's image everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from doki_cli.config import ServiceConfig
+from doki_cli.deploy.release import ProvidedImage
+from doki_cli.gcp.google import Google
+
+
+class Images:
+    def __init__(
+        self,
+        google: Google,
+        config: ServiceConfig,
+        *,
+        remote: bool,
+        base_image: str | None,
+        on_line: Callable[[str], None],
+    ) -> None:
+        self._google = google
+        self._config = config
+        self._remote = remote
+        self._build_args = {"BASE_IMAGE": base_image} if base_image else {}
+        self._on_line = on_line
+
+    def provide(self, image: str, *, reuse: bool) -> ProvidedImage:
+        registry = self._google.artifact_registry
+        if reuse:
+            digest = registry.digest_of(image)
+            if digest is not None:
+                return ProvidedImage(digest, "reused")
+        registry.ensure_repository(self._config.repository)
+        if self._remote:
+            from doki_cli.engine import build_context
+
+            built = self._google.cloud_build.submit(
+                build_context(self._config.root), [image], build_args=self._build_args, on_line=self._on_line
+            )
+            return ProvidedImage(built.images.get(image), "built-remote")
+        from doki_cli.engine import DockerEngine
+
+        engine = DockerEngine.connect()
+        engine.build(self._config.root, [image], build_args=self._build_args or None, on_line=self._on_line)
+        digest = registry.push(engine, [image], on_line=self._on_line)
+        return ProvidedImage(digest, "built")

@@ -1,0 +1,488 @@
+"""A release: one commit from image to traffic, safe to run unattended.
+
+The order is what makes it safe. The image and the secrets come first (nothing on the service changes yet). Then one
+etag-guarded write takes the service's release lock, pins today's traffic where it already goes, and adds the new
+revision under a name and tag of its own at 0%. Only once that revision is Ready and its own URL passes the smoke
+checks does traffic move: at once, or in the steps of doki.toml with the checks again after each. Any failure, and an
+interrupt, puts the traffic spec back as it was (pinned to the revisions that served) and releases the lock.
+
+Two releases racing on one service meet at the lock: both read, both write with the etag they read, one write wins,
+and the other re-reads, finds the winner's lock and stops before it changed anything, naming the winning commit.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Protocol
+
+from doki_cli.config import ServiceConfig
+from doki_cli.deploy.executor import Executor
+from doki_cli.deploy.health import EXIT_CHECK_FAILED, Fetch, SmokeCheckFailed, smoke_test
+from doki_cli.deploy.planner import Plan, Planner
+from doki_cli.deploy.spec import Target
+from doki_cli.errors import DokiError
+from doki_cli.gcp import run as cloudrun
+from doki_cli.gcp.run import CloudRun
+from doki_cli.gcp.secretmanager import SecretManager
+from doki_cli.gitinfo import Commit
+
+LOCK = "doki.dev/release-lock"
+EXIT_BUILD_FAILED = 4
+EXIT_LOCKED = 5
+# Release tags (sha-…) kept on earlier revisions, so recent releases stay reachable at their own URLs.
+KEEP_RELEASE_TAGS = 5
+TAG_PREFIX = "sha-"
+
+
+@dataclass(frozen=True)
+class ProvidedImage:
+    digest: str | None
+    how: str  # reused, built, built-remote
+
+
+class ImageSource(Protocol):
+    def provide(self, image: str, *, reuse: bool) -> ProvidedImage:
+        """The image `image` (name:tag) in Artifact Registry: the existing one when `reuse`, else built and pushed."""
+        ...
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float = 0.0
+    result: str = "ok"
+
+
+@dataclass
+class Summary:
+    commit: str
+    image: str
+    service: str
+    digest: str | None = None
+    revision: str | None = None
+    tag: str | None = None
+    tag_url: str | None = None
+    service_url: str | None = None
+    traffic: dict[str, int] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    result: str = "running"
+    checks: list[str] = field(default_factory=list)
+    secrets: list[dict[str, Any]] = field(default_factory=list)
+    last_log_lines: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "result": self.result,
+            "commit": self.commit,
+            "image": self.image,
+            "digest": self.digest,
+            "service": self.service,
+            "revision": self.revision,
+            "tag": self.tag,
+            "tag_url": self.tag_url,
+            "service_url": self.service_url,
+            "traffic": self.traffic,
+            "checks": self.checks,
+            "secrets": self.secrets,
+            "steps": [{"step": s.name, "seconds": round(s.seconds, 3), "result": s.result} for s in self.steps],
+            "duration_seconds": round(sum(s.seconds for s in self.steps), 3),
+            **({"last_log_lines": self.last_log_lines} if self.last_log_lines else {}),
+        }
+
+
+@dataclass(frozen=True)
+class Lock:
+    commit: str
+    owner: str
+    host: str
+    started: float
+    expires: float
+
+    def render(self) -> str:
+        return json.dumps(
+            {
+                "commit": self.commit,
+                "owner": self.owner,
+                "host": self.host,
+                "started": _iso(self.started),
+                "expires": _iso(self.expires),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> Lock | None:
+        """The lock an annotation holds; None when it is not one doki wrote (then it does not count as held)."""
+        try:
+            data = json.loads(text)
+            return cls(
+                str(data["commit"]),
+                str(data["owner"]),
+                str(data.get("host", "")),
+                datetime.fromisoformat(data["started"]).timestamp(),
+                datetime.fromisoformat(data["expires"]).timestamp(),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+class Release:
+    """Runs one release; every collaborator comes in through the constructor, time included, so waits are testable."""
+
+    def __init__(
+        self,
+        run: CloudRun,
+        secret_manager: SecretManager,
+        *,
+        images: ImageSource,
+        push_secrets: Callable[[], list[dict[str, Any]]] | None,
+        last_lines: Callable[[str], list[str]],
+        identity_token: Callable[[str], str],
+        fetch: Fetch | None = None,
+        on_progress: Callable[[str], None],
+        owner: str,
+        host: str,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._run = run
+        self._secrets = secret_manager
+        self._images = images
+        self._fetch = fetch
+        self._push_secrets = push_secrets
+        self._last_lines = last_lines
+        self._identity_token = identity_token
+        self._progress = on_progress
+        self._owner = owner
+        self._host = host
+        self._clock = clock
+        self._now = now
+        self._sleep = sleep
+
+    # The steps, timed
+
+    @contextmanager
+    def _step(self, summary: Summary, name: str) -> Iterator[Step]:
+        step = Step(name)
+        summary.steps.append(step)
+        start = self._clock()
+        try:
+            yield step
+        except BaseException:
+            step.result = "failed" if step.result == "ok" else step.result
+            raise
+        finally:
+            step.seconds = self._clock() - start
+
+    def release(self, config: ServiceConfig, commit: Commit) -> Summary:
+        image = f"{config.image}:{commit.version}"
+        summary = Summary(commit.sha, image, config.service_path)
+        try:
+            self._release(config, commit, summary)
+        except DokiError as err:
+            summary.result = "failed"
+            err.details = summary.as_dict()
+            raise
+        return summary
+
+    def _release(self, config: ServiceConfig, commit: Commit, summary: Summary) -> None:
+        with self._step(summary, "image") as step:
+            self._progress(f"image {summary.image}")
+            try:
+                provided = self._images.provide(summary.image, reuse=not commit.dirty)
+            except DokiError as err:
+                err.exit_code = EXIT_BUILD_FAILED
+                raise
+            summary.digest = provided.digest
+            step.result = provided.how
+        if self._push_secrets is not None:
+            with self._step(summary, "secrets") as step:
+                summary.secrets = self._push_secrets()
+                changed = [s for s in summary.secrets if s["outcome"] in ("created", "updated")]
+                step.result = f"{len(changed)} changed" if changed else "unchanged"
+        with self._step(summary, "plan") as step:
+            plan = Planner(self._run, self._secrets).plan(config, summary.image)
+            step.result = "no changes" if plan.empty else f"{len(plan.changes) + len(plan.grants)} changes"
+        if plan.empty:
+            # This commit, with this configuration, already serves all traffic: a rerun of the CI job.
+            assert plan.live is not None
+            summary.result = "unchanged"
+            summary.revision = plan.live.latest_ready
+            summary.service_url = plan.live.uri
+            summary.traffic = self._shares(config.name)
+            return
+        base = plan.base
+        serving = cloudrun.serving_shares(base) if base is not None else {}
+        if base is None or not serving:
+            self._first_release(config, plan, summary)
+            return
+        self._staged_release(config, commit, plan, summary)
+
+    def _first_release(self, config: ServiceConfig, plan: Plan, summary: Summary) -> None:
+        """Nothing serves yet, so there is no traffic to protect: deploy, then check the service's own URL."""
+        with self._step(summary, "deploy") as step:
+            self._progress("nothing serves yet: deploying the first revision")
+            deployed = Executor(self._run, self._secrets, health=lambda _: None, on_progress=self._progress).execute(
+                plan
+            )
+            step.result = "created" if plan.creates else "deployed"
+        summary.revision = deployed.revision
+        summary.service_url = summary.tag_url = deployed.url
+        with self._step(summary, "smoke") as step:
+            try:
+                summary.checks = self._smoke(config, deployed.url)
+            except SmokeCheckFailed:
+                step.result = "failed"
+                self._attach_logs(summary, deployed.revision)
+                raise
+        summary.traffic = self._shares(config.name)
+        summary.result = "released"
+
+    def _staged_release(self, config: ServiceConfig, commit: Commit, plan: Plan, summary: Summary) -> None:
+        name = config.name
+        revision = f"{name}-{commit.short}-{secrets.token_hex(2)}"
+        tag = TAG_PREFIX + commit.version
+        summary.revision, summary.tag = revision, tag
+        # Today's traffic, with "latest" resolved (once the new revision is Ready it would be the latest), as read by
+        # the write that stages the revision: what a failure puts back.
+        before: list[Target] = []
+        if plan.member is not None:
+            for secret in plan.grants:
+                self._progress(f"granting {plan.member} access to {secret}")
+                self._secrets.grant(secret, plan.member)
+        now = self._now()
+        lock = Lock(commit.sha, self._owner, self._host, now, now + config.release.lock_timeout_minutes * 60)
+        staged = False
+        done = False
+        try:
+            with self._step(summary, "deploy") as step:
+                self._progress(f"deploying {revision} with no traffic, tagged {tag}")
+
+                def stage(service: Any) -> None:
+                    self._take_lock(service, lock, name)
+                    before[:] = _pinned(cloudrun.traffic_targets(service), cloudrun.latest_ready(service), tag)
+                    cloudrun.stage_revision(
+                        service,
+                        plan.desired,
+                        keep_env=plan.keep_env,
+                        revision=revision,
+                        traffic=[*before, Target(revision, 0, tag)],
+                    )
+                    cloudrun.set_annotation(service, LOCK, lock.render())
+
+                # From here on a failure or an interrupt puts traffic back. Whether or not the write landed is
+                # safe: the put-back only touches a service whose lock is still this release's.
+                staged = True
+                try:
+                    service = self._run.update(name, stage, on_progress=self._progress)
+                except DokiError as err:
+                    if err.code == "revision_not_ready":
+                        step.result = "not ready"
+                        self._attach_logs(summary, revision)
+                        err.exit_code = EXIT_CHECK_FAILED
+                    raise
+            summary.tag_url = cloudrun.tag_url(service, tag)
+            summary.service_url = service.uri
+            if not summary.tag_url:
+                raise DokiError(
+                    "no_tag_url",
+                    f"Cloud Run gave the tag {tag} of {name} no URL, so {revision} cannot be checked on its own",
+                    "check the service's ingress and `doki status`; nothing was moved",
+                )
+            with self._step(summary, "smoke") as step:
+                summary.checks = self._check(config, summary.tag_url, summary, revision)
+            with self._step(summary, "traffic") as step:
+                steps = config.release.steps
+                for index, percent in enumerate(steps):
+                    last = index == len(steps) - 1
+                    self._progress(f"moving {percent}% of the traffic to {revision}")
+                    self._run.update(
+                        name,
+                        partial(
+                            self._move,
+                            lock=lock,
+                            config=config,
+                            before=before,
+                            revision=revision,
+                            tag=tag,
+                            percent=percent,
+                            last=last,
+                        ),
+                        on_progress=self._progress,
+                    )
+                    if not last:
+                        wait = config.release.step_wait_seconds
+                        self._progress(f"{percent}% on {revision}: checking again in {wait} s")
+                        self._sleep(wait)
+                        self._check(config, summary.tag_url, summary, revision)
+                step.result = " -> ".join(f"{p}%" for p in steps)
+            done = True
+        finally:
+            if staged and not done:
+                self._put_back(name, lock, before, tag)
+        if plan.invoker_changes:
+            self._progress("allowing unauthenticated calls" if plan.public else "requiring authentication")
+            self._run.set_public(name, plan.public)
+        summary.traffic = self._shares(name)
+        summary.result = "released"
+
+    # Pieces
+
+    def _check(self, config: ServiceConfig, url: str, summary: Summary, revision: str) -> list[str]:
+        self._progress(f"checking {url}")
+        try:
+            return self._smoke(config, url)
+        except SmokeCheckFailed:
+            self._attach_logs(summary, revision)
+            raise
+
+    def _smoke(self, config: ServiceConfig, url: str) -> list[str]:
+        headers: dict[str, str] = {}
+        if not config.allow_unauthenticated:
+            # A private service answers only callers with an identity token for its URL.
+            headers["Authorization"] = f"Bearer {self._identity_token(url)}"
+        return smoke_test(
+            url,
+            config.release.checks,
+            attempts=config.release.attempts,
+            sleep=self._sleep,
+            fetch=self._fetch,
+            headers=headers,
+        )
+
+    def _take_lock(self, service: Any, lock: Lock, name: str) -> None:
+        held = active_lock(service, self._now())
+        if held is not None and held.owner != lock.owner:
+            raise DokiError(
+                "release_locked",
+                f"a release of {held.commit[:12]} (started {_iso(held.started)} on {held.host or 'an unknown host'}) "
+                f"holds {name}'s release lock until {_iso(held.expires)}; this release of {lock.commit[:12]} "
+                "changed nothing",
+                "wait for that release to finish, then run this one again (a lock left by a release that died "
+                "expires by itself)",
+                exit_code=EXIT_LOCKED,
+            )
+
+    def _ensure_ours(self, service: Any, lock: Lock, name: str) -> None:
+        held = active_lock(service, self._now())
+        if held is None or held.owner != lock.owner:
+            by = f"a release of {held.commit[:12]}" if held is not None else "someone else"
+            raise DokiError(
+                "release_lock_lost",
+                f"{name}'s release lock was taken over by {by} while this release of {lock.commit[:12]} ran",
+                "traffic was left to the release holding the lock; check `doki status`, then release again",
+                exit_code=EXIT_LOCKED,
+            )
+
+    def _move(
+        self,
+        service: Any,
+        *,
+        lock: Lock,
+        config: ServiceConfig,
+        before: list[Target],
+        revision: str,
+        tag: str,
+        percent: int,
+        last: bool,
+    ) -> None:
+        self._ensure_ours(service, lock, config.name)
+        if last:
+            cloudrun.set_traffic(service, _final(before, revision, tag, cloudrun.latest_ready(service)))
+            cloudrun.set_annotation(service, LOCK, None)
+        else:
+            cloudrun.set_traffic(service, _split(before, revision, tag, percent))
+            # A slow rollout keeps its lock: the expiry counts from the latest step.
+            expires = self._now() + config.release.lock_timeout_minutes * 60
+            cloudrun.set_annotation(service, LOCK, replace(lock, expires=expires).render())
+
+    def _put_back(self, name: str, lock: Lock, before: list[Target], tag: str) -> None:
+        """Traffic back to where it was, the new tag gone, the lock released; only while the lock is still ours."""
+        self._progress("putting the traffic back as it was")
+
+        def restore(service: Any) -> None:
+            self._ensure_ours(service, lock, name)
+            cloudrun.set_traffic(service, before)
+            cloudrun.set_annotation(service, LOCK, None)
+
+        try:
+            self._run.update(name, restore, on_progress=self._progress)
+        except DokiError as err:
+            if err.code == "release_lock_lost":
+                return  # another release owns the service now: its traffic is not ours to touch
+            if err.code == "revision_not_ready" and self._restored(name, before):
+                # The service stays not Ready while its newest revision is the failed one; the traffic write landed.
+                return
+            raise DokiError(
+                "release_cleanup_failed",
+                f"the release failed, and putting {name}'s traffic back failed too: {err.message}",
+                f"run `doki status`; `doki rollback` pins traffic to a revision; the lock {LOCK} expires by itself",
+            ) from None
+
+    def _restored(self, name: str, before: list[Target]) -> bool:
+        service = self._run.get(name)
+        return (
+            service is not None
+            and cloudrun.traffic_targets(service) == before
+            and cloudrun.annotation(service, LOCK) is None
+        )
+
+    def _attach_logs(self, summary: Summary, revision: str | None) -> None:
+        if revision is None:
+            return
+        # The logs are a courtesy: the failure itself follows regardless.
+        with suppress(DokiError):
+            summary.last_log_lines = self._last_lines(revision)
+
+    def _shares(self, name: str) -> dict[str, int]:
+        service = self._run.get(name)
+        return cloudrun.serving_shares(service) if service is not None else {}
+
+
+def active_lock(service: Any, now: float) -> Lock | None:
+    """The release lock `service` carries, unless it has expired or is not one doki wrote."""
+    text = cloudrun.annotation(service, LOCK)
+    lock = Lock.parse(text) if text else None
+    return lock if lock is not None and lock.expires > now else None
+
+
+def _pinned(targets: list[Target], latest: str | None, tag: str) -> list[Target]:
+    """`targets` with "latest" replaced by the revision it means now, and without a stale tag of this release."""
+    return [Target(t.revision or latest, t.percent, t.tag) for t in targets if t.tag != tag]
+
+
+def _split(before: list[Target], revision: str, tag: str, percent: int) -> list[Target]:
+    """`percent` to the new revision, the rest shared among today's revisions in today's proportions."""
+    serving = [t for t in before if t.percent]
+    total = sum(t.percent for t in serving)
+    rest = 100 - percent
+    shares = [t.percent * rest // total for t in serving]
+    # Largest remainders first, so the shares add up to exactly 100.
+    order = sorted(range(len(serving)), key=lambda i: -(serving[i].percent * rest % total))
+    for i in order[: rest - sum(shares)]:
+        shares[i] += 1
+    moved = [Target(t.revision, share, t.tag) for t, share in zip(serving, shares, strict=True)]
+    tagged = [t for t in before if not t.percent]
+    return [*moved, Target(revision, percent, tag), *tagged]
+
+
+def _final(before: list[Target], revision: str, tag: str, latest: str | None) -> list[Target]:
+    """All traffic to the new revision; earlier tags stay at 0%, the oldest release tags beyond a few dropped."""
+    # "latest" when the new revision is the latest ready one, as `doki deploy` leaves it: a dry run then sees no change.
+    main = Target(None if latest == revision else revision, 100)
+    tagged = [Target(t.revision, 0, t.tag) for t in before if t.tag]
+    releases = [t for t in tagged if t.tag.startswith(TAG_PREFIX)]
+    dropped = {t.tag for t in releases[: max(0, len(releases) - (KEEP_RELEASE_TAGS - 1))]}
+    return [main, *(t for t in tagged if t.tag not in dropped), Target(revision, 0, tag)]

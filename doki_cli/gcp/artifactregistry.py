@@ -1,0 +1,152 @@
+"""Artifact Registry, through google-cloud-artifact-registry: the only module that imports it.
+
+The Docker repository images go to (created when missing), the digest a tag points at, and pushes of local images.
+A push itself goes through the Docker engine (`doki_cli.engine` owns the docker SDK), logged in as the client
+factory decides: Artifact Registry with an access token of Application Default Credentials, or the emulator's
+registry under DOKI_EMULATOR.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from doki_cli.errors import DokiError
+from doki_cli.gcp.errors import call_google, google_error
+from doki_cli.gcp.retry import Retrier
+
+if TYPE_CHECKING:
+    from doki_cli.engine import DockerEngine
+    from doki_cli.gcp.clients import RegistryLogin
+
+IMAGE = re.compile(
+    r"(?P<location>[a-z0-9-]+)-docker\.pkg\.dev/(?P<project>[^/]+)/(?P<repository>[^/]+)/(?P<image>[^:@]+)"
+    r":(?P<tag>[\w][\w.-]{0,127})"
+)
+WRITER_ROLE = "roles/artifactregistry.writer"
+POINT_AT_EMULATOR = 'eval "$(doki emulator env)"'
+CHECK_CONFIG = "check project, region and repository in doki.toml; `doki build --push` creates the repository"
+# Hints for the engine's push failures, as a pair (on Google, against the emulator): the fixes differ.
+PUSH_HINTS = {
+    "push_denied": (
+        f"grant your account {WRITER_ROLE} on the repository, or log in again: gcloud auth application-default login",
+        f"the emulator's registry takes the user oauth2accesstoken with any token; {POINT_AT_EMULATOR} sets it up",
+    ),
+    "registry_unreachable": (
+        "check that the Docker engine reaches {address} (network, proxy), then try again",
+        f"check that the emulator runs (doki emulator status) and that this shell points at it: {POINT_AT_EMULATOR}",
+    ),
+    "repository_not_found": (CHECK_CONFIG, CHECK_CONFIG),
+}
+
+
+class ArtifactRegistry:
+    def __init__(
+        self,
+        client: Any,
+        project: str,
+        region: str,
+        retrier: Retrier,
+        *,
+        login: Callable[[str], RegistryLogin],
+    ) -> None:
+        self._client = client
+        self.project = project
+        self.region = region
+        self._retrier = retrier
+        self._make_login = login
+        self._login: RegistryLogin | None = None
+
+    def _repository_name(self, repository: str, location: str | None = None, project: str | None = None) -> str:
+        return f"projects/{project or self.project}/locations/{location or self.region}/repositories/{repository}"
+
+    def ensure_repository(self, repository: str) -> bool:
+        """Create the Docker repository in Artifact Registry when it is missing; True if it was created."""
+        from google.api_core import exceptions
+        from google.cloud import artifactregistry_v1
+
+        parent = f"projects/{self.project}/locations/{self.region}"
+        name = self._repository_name(repository)
+        try:
+            self._retrier.call(lambda: self._client.get_repository(name=name))
+            return False
+        except exceptions.NotFound:
+            pass
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(exc, action="reading", resource=name, api="artifactregistry") from None
+        docker = artifactregistry_v1.Repository.Format.DOCKER
+        operation = call_google(
+            self._retrier,
+            lambda: self._client.create_repository(
+                parent=parent, repository_id=repository, repository=artifactregistry_v1.Repository(format_=docker)
+            ),
+            action="creating",
+            resource=name,
+            api="artifactregistry",
+            role="roles/artifactregistry.admin",
+        )
+        try:
+            operation.result(timeout=300)
+        except exceptions.AlreadyExists:
+            return False  # created meanwhile by someone else: just as good
+        return True
+
+    def digest_of(self, image: str) -> str | None:
+        """The digest the tag of `image` (REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG) points at; None when the
+        tag (or its repository) does not exist."""
+        from google.api_core import exceptions
+
+        match = IMAGE.fullmatch(image)
+        if match is None:
+            raise DokiError(
+                "bad_image",
+                f"{image} is not an Artifact Registry image with a tag",
+                "name it LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG",
+            )
+        parent = self._repository_name(match["repository"], match["location"], match["project"])
+        path = image.rpartition(":")[0]
+
+        def find() -> str | None:
+            # Docker images carry their tags; listing is the one call that finds a tag on Google and the emulator.
+            request = {"parent": parent, "page_size": 1000}
+            for docker_image in self._client.list_docker_images(request=request):
+                found, _, digest = docker_image.uri.rpartition("@")
+                if found == path and match["tag"] in docker_image.tags:
+                    return str(digest)
+            return None
+
+        try:
+            return self._retrier.call(find)
+        except exceptions.NotFound:
+            return None
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(exc, action="listing the images of", resource=parent, api="artifactregistry") from None
+
+    def login(self) -> RegistryLogin:
+        """Where and as whom pushes go, decided on first use. Asking before a build fails fast on missing
+        credentials; the access token lasts an hour, and a push follows its build within minutes."""
+        if self._login is None:
+            self._login = self._make_login(self.region)
+        return self._login
+
+    def push(self, engine: DockerEngine, tags: list[str], on_line: Callable[[str], None]) -> str:
+        """Push the local image under each of `tags` (names in this region's Artifact Registry); its digest."""
+        login = self.login()
+        emulated = bool(login.prefix)  # only the emulator's names carry a prefix
+        digest = ""
+        for image in tags:
+            reference = login.reference(image)
+            if reference != image:
+                # The emulator's name for the image (its address in front): the engine pushes to whatever host
+                # the name starts with. The local tag stays, so the engine's RepoDigests show what was pushed.
+                engine.tag(image, reference)
+            try:
+                digest = engine.push(reference, login.auth_config(), on_line)
+            except DokiError as err:
+                hints = PUSH_HINTS.get(err.code)
+                if hints is None:
+                    raise
+                hint = hints[1] if emulated else hints[0].format(address=login.address)
+                raise DokiError(err.code, err.message, hint) from None
+        return digest

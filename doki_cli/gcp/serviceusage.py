@@ -1,0 +1,83 @@
+"""Service Usage, through google-cloud-service-usage: the only module that imports it.
+
+Which APIs a project has enabled, and enabling the ones doki needs (`doki doctor` checks them, `doki init
+--enable-apis` enables them). Every Google error becomes a DokiError with a hint.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from doki_cli.errors import DokiError
+from doki_cli.gcp.errors import call_google
+from doki_cli.gcp.retry import Retrier
+
+# What deploying and releasing with doki calls: Cloud Run, Secret Manager, Cloud Build, Artifact Registry.
+REQUIRED_APIS = (
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "artifactregistry.googleapis.com",
+)
+# Google's limits per call.
+_BATCH_GET = 30
+_BATCH_ENABLE = 20
+# Enabling an API usually takes seconds, sometimes a few minutes.
+ENABLE_TIMEOUT = 300.0
+
+
+def _chunks(items: Sequence[str], size: int) -> list[Sequence[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class ServiceUsage:
+    def __init__(self, client: Any, project: str, retrier: Retrier) -> None:
+        self._client = client
+        self.project = project
+        self._retrier = retrier
+
+    @property
+    def _parent(self) -> str:
+        return f"projects/{self.project}"
+
+    def _call(self, fn: Callable[[], Any], *, action: str, role: str) -> Any:
+        return call_google(self._retrier, fn, action=action, resource=self._parent, api="serviceusage", role=role)
+
+    def disabled(self, apis: Sequence[str] = REQUIRED_APIS) -> list[str]:
+        """Those of `apis` the project has not enabled, in the order given."""
+        from google.cloud import service_usage_v1
+
+        enabled: set[str] = set()
+        for chunk in _chunks(list(apis), _BATCH_GET):
+            request = {"parent": self._parent, "names": [f"{self._parent}/services/{api}" for api in chunk]}
+            response = self._call(
+                partial(self._client.batch_get_services, request=request),
+                action="reading the enabled APIs of",
+                role="roles/serviceusage.serviceUsageViewer",
+            )
+            enabled |= {s.config.name for s in response.services if s.state == service_usage_v1.State.ENABLED}
+        return [api for api in apis if api not in enabled]
+
+    def enable(self, apis: Sequence[str]) -> None:
+        """Enable `apis` in the project and wait until Google says they are (enabling an enabled one is a no-op)."""
+        for chunk in _chunks(list(apis), _BATCH_ENABLE):
+            request = {"parent": self._parent, "service_ids": list(chunk)}
+
+            def enable_chunk(request: dict[str, Any] = request) -> Any:
+                return self._client.batch_enable_services(request=request).result(timeout=ENABLE_TIMEOUT)
+
+            try:
+                self._call(
+                    enable_chunk,
+                    action=f"enabling {', '.join(chunk)} in",
+                    role="roles/serviceusage.serviceUsageAdmin",
+                )
+            except concurrent.futures.TimeoutError:
+                raise DokiError(
+                    "enable_timeout",
+                    f"{', '.join(chunk)} were not enabled in {self._parent} after {ENABLE_TIMEOUT:.0f} s",
+                    f"check again in a few minutes: gcloud services list --enabled --project {self.project}",
+                ) from None

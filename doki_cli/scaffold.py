@@ -1,0 +1,192 @@
+"""What `doki init` writes: doki.toml, .dockerignore, .env.example and the CI templates that call `doki release`.
+
+The templates are package data (`doki_cli/templates/`), with `%name` placeholders (`$` and `{}` belong to Cloud
+Build and GitHub Actions). `.env.example` is generated from the backend's own `Settings`, so it lists every setting
+the backend reads, with every name it accepts, and cannot fall behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TEMPLATES = Path(__file__).parent / "templates"
+# Where each file goes in the project, and the template it comes from (None: generated here).
+FILES: dict[str, str | None] = {
+    "doki.toml": "doki.toml.tmpl",
+    ".dockerignore": "dockerignore.tmpl",
+    ".env.example": None,
+    "cloudbuild.yaml": "cloudbuild.yaml.tmpl",
+    ".github/workflows/doki-release.yml": "doki-release.yml.tmpl",
+}
+DEFAULT_REGION = "us-central1"
+# What the generated doki.toml says until the user gives the real values (the backend refuses "your-" in production).
+PLACEHOLDER_SUPABASE_URL = "https://your-project-ref.supabase.co"
+PLACEHOLDER_ORIGIN = "https://app.example.com"
+
+# What each setting means, by its environment name; a setting added to `Settings` without an entry here is still
+# listed, with its type and default.
+DESCRIPTIONS = {
+    "ENVIRONMENT": "development or production. Production refuses to start on missing or placeholder secrets.",
+    "PORT": "Port to listen on. Cloud Run sets it itself.",
+    "ALLOWED_ORIGINS": "Comma-separated CORS origins, each scheme://host[:port]; never *.",
+    "SESSION_SECRET_KEY": "Signs the session cookie (OAuth state); at least 32 characters in production.",
+    "ENCRYPTION_KEY": "Fernet keys, comma-separated: the first encrypts, all decrypt (rotation: new,old).",
+    "SUPABASE_URL": "Your Supabase project, https://<ref>.supabase.co.",
+    "SUPABASE_SECRET_KEY": "The service role (secret) key: the credential store writes with it.",
+    "SUPABASE_JWT_SECRET": "Legacy HS256 JWT secret; set only if your project still signs tokens with it.",
+    "SUPABASE_JWT_ALGORITHMS": "Asymmetric algorithms accepted from the project's signing keys (ES256, RS256).",
+    "SUPABASE_ANON_KEY": "The publishable (anon) key for Supabase Auth calls made for users.",
+    "GOOGLE_CLIENT_ID": "Google OAuth client id.",
+    "GOOGLE_CLIENT_SECRET": "Google OAuth client secret.",
+    "GOOGLE_REDIRECT_URI": "OAuth callback, https outside loopback; `doki deploy` sets it from the service URL.",
+    "GOOGLE_AUTH_URL": "Google's OAuth authorization endpoint (change it only to point at a local stand-in).",
+    "GOOGLE_TOKEN_URL": "Google's OAuth token endpoint (change it only to point at a local stand-in).",
+    "GOOGLE_REVOKE_URL": "Google's OAuth revocation endpoint (change it only to point at a local stand-in).",
+    "GOOGLE_DRIVE_API_URL": "The Google Drive API (change it only to point at a local stand-in).",
+    "GOOGLE_SHEETS_API_URL": "The Google Sheets API (change it only to point at a local stand-in).",
+    "FRONTEND_URL": "Where the browser lands after signing in with Google; unset, the callback answers JSON.",
+    "GCP_PROJECT_ID": "Ties log lines to Cloud Trace.",
+    "CREDENTIAL_STORE": "auto (Supabase once its URL and key are set, else SQLite), sqlite or supabase.",
+    "CREDENTIALS_TABLE": "Table of the Supabase credential store.",
+    "DOKI_STATE_DIR": "Local state: development keys, the SQLite credential store.",
+    "LOG_LEVEL": "DEBUG, INFO, WARNING, ...",
+}
+# Examples for settings without a default worth showing.
+EXAMPLES = {
+    "ALLOWED_ORIGINS": "http://localhost:3000,http://localhost:5173",
+    "SUPABASE_URL": "https://your-project-ref.supabase.co",
+    "GOOGLE_REDIRECT_URI": "http://localhost:8080/auth/google/callback",
+    "FRONTEND_URL": "http://localhost:3000",
+    "GCP_PROJECT_ID": "your-project-id",
+}
+
+
+class _Template(string.Template):
+    delimiter = "%"
+
+
+@dataclass(frozen=True)
+class Answers:
+    """What the templates are filled with."""
+
+    service: str
+    project: str
+    region: str = DEFAULT_REGION
+    supabase_url: str = PLACEHOLDER_SUPABASE_URL
+    origins: tuple[str, ...] = (PLACEHOLDER_ORIGIN,)
+
+    @property
+    def account_id(self) -> str:
+        """The runtime service account's id: 6 to 30 characters, from the service name."""
+        base = (service_name_for(self.service) or "doki")[:22].rstrip("-")
+        return f"{base}-runtime"
+
+
+def service_name_for(text: str) -> str | None:
+    """A Cloud Run service name made from `text`, such as a directory name (`My_API` -> `my-api`), or None."""
+    name = re.sub(r"[^a-z0-9]+", "-", text.lower())
+    name = re.sub(r"^[^a-z]+", "", name)[:49].rstrip("-")
+    return name or None
+
+
+def render(answers: Answers) -> dict[str, str]:
+    """Every file `doki init` writes, by its path in the project."""
+    values = {
+        "service": answers.service,
+        "project": answers.project,
+        "region": answers.region,
+        "account_id": answers.account_id,
+        "supabase_url": answers.supabase_url,
+        # JSON strings of URLs are TOML strings too.
+        "origins": ", ".join(json.dumps(origin) for origin in answers.origins),
+    }
+    files = {}
+    for path, template in FILES.items():
+        if template is None:
+            files[path] = env_example()
+        else:
+            files[path] = _Template((TEMPLATES / template).read_text()).substitute(values)
+    return files
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of the backend as the environment spells it."""
+
+    name: str
+    aliases: tuple[str, ...]
+    secret: bool
+    default: str | None
+
+
+def backend_settings() -> list[Setting]:
+    """Every setting `doki.settings.Settings` reads, in its order."""
+    from pydantic import AliasChoices, SecretStr
+
+    from doki.settings import Settings
+
+    found = []
+    for field_name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = [str(n) for n in alias.choices] if isinstance(alias, AliasChoices) else [field_name.upper()]
+        secret = SecretStr in getattr(field.annotation, "__args__", (field.annotation,))
+        found.append(Setting(names[0], tuple(names[1:]), secret, _default(field)))
+    return found
+
+
+def _default(field: Any) -> str | None:
+    from enum import Enum
+
+    value = field.get_default(call_default_factory=True)
+    if value is None or value == []:
+        return None
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def env_example() -> str:
+    """`.env.example`: every setting commented out, secrets first, each with what it means and its default."""
+    settings = backend_settings()
+    lines = [
+        "# Every setting the Doki backend reads. Copy this file to .env (git-ignored, never committed) and uncomment",
+        "# what you set: `doki dev` reads .env, and `doki secrets push` sends the secrets in doki.toml's",
+        "# [service.secrets] to Secret Manager from it. Each line shows the default, or an example where there is",
+        "# none. Real environment variables win over .env.",
+    ]
+    sections = (
+        (
+            "Secrets: in production they come from Secret Manager (doki.toml [service.secrets]), never from plain "
+            "env vars. Development generates SESSION_SECRET_KEY and ENCRYPTION_KEY when they are unset; "
+            "`doki keys generate` makes real ones.",
+            [s for s in settings if s.secret],
+        ),
+        ("Settings: in production they come from doki.toml [service.env].", [s for s in settings if not s.secret]),
+    )
+    for title, members in sections:
+        lines += ["", *_comment(title)]
+        for setting in members:
+            lines.append("")
+            lines += _comment(DESCRIPTIONS.get(setting.name, ""))
+            if setting.aliases:
+                names = "name" if len(setting.aliases) == 1 else "names"
+                lines.append(f"# Also read as {', '.join(setting.aliases)} (the deployment guide's {names}).")
+            lines.append(f"# {setting.name}={setting.default or EXAMPLES.get(setting.name, '')}")
+    return "\n".join(lines) + "\n"
+
+
+def _comment(text: str, width: int = 116) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append("# " + word)
+    return lines

@@ -1,0 +1,355 @@
+"""`doki init`: the files it writes, never overwriting without --force, enabling the APIs, and the issue's "done
+when": what it writes deploys with `doki deploy` as is."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from typer.testing import CliRunner
+
+from doki.settings import Settings
+from doki_cli.config import load_config
+from doki_cli.emulator.server import Emulator, EmulatorConfig
+from doki_cli.engine import build_context
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.gcp.google import Google
+from doki_cli.main import app
+from tests.helpers import copy_checkout
+
+runner = CliRunner()
+FILES = ["doki.toml", ".dockerignore", ".env.example", "cloudbuild.yaml", ".github/workflows/doki-release.yml"]
+NEXT = (
+    "Next:\n"
+    "  create the runtime account: gcloud iam service-accounts create my-api-runtime --project my-proj-123\n"
+    "  cp .env.example .env, then set the secrets in it (`doki keys generate` makes ENCRYPTION_KEY and "
+    "SESSION_SECRET_KEY)\n"
+    "  doki secrets push && doki deploy\n"
+    "  doki doctor: the required APIs and the deployment guide's security checklist\n"
+)
+FRONTEND = ("--supabase-url", "https://abcdefghijklmnop.supabase.co", "--origin", "https://one.example")
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = tmp_path / "My_API"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    for name in ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+def init(*args: str) -> object:
+    return runner.invoke(app, ["init", "--project", "my-proj-123", *args])
+
+
+def test_init_writes_every_file_and_says_what_comes_next(project: Path) -> None:
+    result = init(*FRONTEND)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "".join(f"created    {path}\n" for path in FILES) + NEXT
+    assert sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()) == sorted(FILES)
+
+
+def test_the_doki_toml_it_writes_loads_with_the_guides_defaults(project: Path) -> None:
+    assert init(*FRONTEND, "--origin", "http://localhost:3000").exit_code == 0
+    config = load_config(project / "doki.toml")
+    assert (config.name, config.project, config.region, config.repository) == (
+        "my-api",
+        "my-proj-123",
+        "us-central1",
+        "cloud-run-source-deploy",
+    )
+    assert (config.port, config.memory, config.cpu, config.min_instances, config.max_instances) == (
+        8080,
+        "512Mi",
+        "1",
+        0,
+        10,
+    )
+    assert (config.timeout_seconds, config.concurrency, config.ingress, config.allow_unauthenticated) == (
+        300,
+        80,
+        "all",
+        True,
+    )
+    assert config.service_account == "my-api-runtime@my-proj-123.iam.gserviceaccount.com"
+    assert config.env == {
+        "ENVIRONMENT": "production",
+        "SUPABASE_URL": "https://abcdefghijklmnop.supabase.co",
+        "ALLOWED_ORIGINS": "https://one.example,http://localhost:3000",
+        "GCP_PROJECT_ID": "my-proj-123",
+    }
+    assert {name: str(ref) for name, ref in config.secrets.items()} == {
+        "SUPABASE_SECRET_KEY": "supabase-secret-key:latest",
+        "GOOGLE_CLIENT_ID": "google-oauth-client-id:latest",
+        "GOOGLE_CLIENT_SECRET": "google-oauth-client-secret:latest",
+        "SESSION_SECRET_KEY": "session-secret-key:latest",
+        "ENCRYPTION_KEY": "encryption-key:latest",
+    }
+
+
+def test_its_commented_examples_load_once_uncommented(project: Path) -> None:
+    assert init().exit_code == 0
+    toml = (project / "doki.toml").read_text()
+    (project / "doki.toml").write_text(re.sub(r"(?m)^# (\[.*\]|[a-z_A-Z]+ = .*)$", r"\1", toml))
+    staging = load_config(project / "doki.toml", env="staging")
+    assert (staging.name, staging.max_instances) == ("my-api-staging", 2)
+    assert [str(check) for check in staging.release.checks] == ["GET /docs -> 200 containing 'Swagger UI'"]
+    assert staging.release.steps == (10, 50, 100)
+    assert staging.secrets["SUPABASE_JWT_SECRET"].secret == "supabase-jwt-secret"
+
+
+def test_without_the_frontend_values_it_writes_placeholders_and_says_to_set_them(project: Path) -> None:
+    result = init()
+    assert result.exit_code == 0
+    placeholders = "set SUPABASE_URL and ALLOWED_ORIGINS in doki.toml [service.env] (doki init wrote placeholders)"
+    assert f"Next:\n  {placeholders}\n" in result.stdout
+    config = load_config(project / "doki.toml")
+    assert config.env["SUPABASE_URL"] == "https://your-project-ref.supabase.co"  # the backend refuses "your-"
+
+
+def checkout_without_doki_files(destination: Path) -> Path:
+    """This repository as a project that has not met doki yet."""
+    root = copy_checkout(destination)
+    (root / "doki.toml").unlink()
+    (root / ".dockerignore").unlink()
+    return root
+
+
+def test_the_project_passes_the_offline_doctor_and_its_secrets_stay_out_of_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = checkout_without_doki_files(tmp_path / "doki-backend")
+    monkeypatch.chdir(root)
+    assert init(*FRONTEND).exit_code == 0
+    for leftover in (".env", ".env.local", "gha-creds-0123456789abcdef.json", ".doki/dev-keys.json", ".venv/x.py"):
+        (root / leftover).parent.mkdir(parents=True, exist_ok=True)
+        (root / leftover).write_text("x\n")
+    result = runner.invoke(app, ["--json", "doctor", "--offline"])
+    assert result.exit_code == 0, result.output
+    assert {check["status"] for check in json.loads(result.stdout)} == {"pass"}
+    with tarfile.open(fileobj=io.BytesIO(build_context(root)), mode="r:gz") as archive:
+        sent = archive.getnames()
+    assert "Dockerfile" in sent and "doki/settings.py" in sent
+    assert not [name for name in sent if name.startswith((".env", "gha-creds", ".doki", ".venv", ".git", ".github"))]
+
+
+def test_existing_files_are_listed_and_nothing_is_written_without_force(project: Path) -> None:
+    (project / "doki.toml").write_text("# mine\n")
+    (project / "cloudbuild.yaml").write_text("steps: []\n")
+    result = init()
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error [files_exist]: doki init would overwrite doki.toml, cloudbuild.yaml in {project}\n"
+        "  Hint: nothing was written: move them away, or run doki init --force to overwrite them\n"
+    )
+    assert sorted(p.name for p in project.iterdir()) == ["cloudbuild.yaml", "doki.toml"]
+    assert (project / "doki.toml").read_text() == "# mine\n"
+
+
+def test_force_overwrites_them_and_says_which(project: Path) -> None:
+    (project / "doki.toml").write_text("# mine\n")
+    result = init("--force", *FRONTEND)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("overwrote  doki.toml\ncreated    .dockerignore\n")
+    assert load_config(project / "doki.toml").name == "my-api"
+
+
+def test_json_names_every_file_and_what_happened_to_it(project: Path) -> None:
+    (project / ".dockerignore").write_text("*\n")
+    result = runner.invoke(
+        app, ["--json", "init", "--project", "my-proj-123", "--region", "europe-west1", "--force", *FRONTEND]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "directory": str(project),
+        "service": "my-api",
+        "project": "my-proj-123",
+        "region": "europe-west1",
+        "files": [{"path": path, "action": "overwritten" if path == ".dockerignore" else "created"} for path in FILES],
+        "apis": None,
+        "next": [line.strip() for line in NEXT.splitlines()[1:]],
+    }
+
+
+def test_a_directory_argument_scaffolds_there_and_names_the_service_after_it(tmp_path: Path) -> None:
+    (tmp_path / "Billing Service 2").mkdir()
+    result = init("Billing Service 2", "--region", "europe-west1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("created    Billing Service 2/doki.toml\n")
+    config = load_config(tmp_path / "Billing Service 2" / "doki.toml")
+    assert (config.name, config.region) == ("billing-service-2", "europe-west1")
+
+
+def test_the_project_comes_from_googles_own_variable_when_no_option_names_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "from-the-env-1")
+    assert runner.invoke(app, ["init"]).exit_code == 0
+    assert load_config(project / "doki.toml").project == "from-the-env-1"
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["init"],
+            "Error [project_required]: doki init needs the Google Cloud project the service will run in\n"
+            "  Hint: pass --project YOUR_PROJECT_ID (`gcloud projects list` shows yours)\n",
+        ),
+        (
+            ["init", "--project", "my-proj-123", "--service", "My_Service"],
+            "Error [invalid_option]: the doki.toml doki init would write [service] has 1 problem:\n"
+            "  - name = 'My_Service' is not valid: lowercase letters, digits and hyphens, starting with a letter, "
+            "at most 49\n"
+            "  Hint: fix --service, --project or --region (see `doki init --help`)\n",
+        ),
+        (
+            ["init", "--project", "my-proj-123", "--origin", "*"],
+            "Error [invalid_option]: --origin: '*' allows any site: list your frontends\n"
+            "  Hint: pass each origin as scheme://host[:port]\n",
+        ),
+        (
+            ["init", "--project", "my-proj-123", "--supabase-url", "http://abc.supabase.co/rest"],
+            "Error [invalid_option]: --supabase-url 'http://abc.supabase.co/rest' is not a project URL\n"
+            "  Hint: pass it as Supabase shows it (Settings > API): https://<ref>.supabase.co\n",
+        ),
+    ],
+)
+def test_bad_input_names_the_problem_and_writes_nothing(project: Path, args: list[str], error: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.stderr == error
+    assert list(project.iterdir()) == []
+
+
+def test_every_setting_the_backend_reads_is_in_env_example(project: Path) -> None:
+    assert init().exit_code == 0
+    example = (project / ".env.example").read_text()
+    listed = re.findall(r"(?m)^# ([A-Z][A-Z0-9_]*)=", example)
+    expected = []
+    for name, field in Settings.model_fields.items():
+        choices = getattr(field.validation_alias, "choices", None)
+        names = [str(choice) for choice in choices] if choices else [name.upper()]
+        expected.append(names[0])
+        for legacy in names[1:]:
+            assert f"# Also read as {legacy} (the deployment guide's name).\n" in example
+    assert sorted(listed) == sorted(expected)
+
+
+def test_the_values_env_example_shows_are_ones_the_backend_accepts(project: Path) -> None:
+    assert init().exit_code == 0
+    uncommented = re.sub(r"(?m)^# ([A-Z][A-Z0-9_]*=)", r"\1", (project / ".env.example").read_text())
+    (project / ".env").write_text(uncommented)
+    settings = Settings(_env_file=project / ".env")  # type: ignore[call-arg]
+    assert (settings.port, settings.credential_store, settings.environment) == (8080, "auto", "development")
+    assert settings.problems() == []
+
+
+def test_the_ci_templates_release_with_doki_and_hold_no_key(project: Path) -> None:
+    assert init().exit_code == 0
+    cloudbuild = (project / "cloudbuild.yaml").read_text()
+    workflow = (project / ".github/workflows/doki-release.yml").read_text()
+    for text in (cloudbuild, workflow):
+        assert "\t" not in text
+        assert "%" not in text  # every placeholder was filled
+        assert "credentials_json" not in text and "GOOGLE_APPLICATION_CREDENTIALS" not in text
+    top = [line for line in cloudbuild.splitlines() if line and not line.startswith((" ", "#"))]
+    assert top == ["steps:", "timeout: 1800s", "options:"]
+    assert "    name: python:3.11-slim\n" in cloudbuild
+    assert '        doki --json release --remote --sha "$COMMIT_SHA"\n' in cloudbuild
+    top = [line for line in workflow.splitlines() if line and not line.startswith((" ", "#"))]
+    assert top == ["name: doki release", "on:", "permissions:", "concurrency:", "jobs:"]
+    assert "  id-token: write" in workflow
+    assert "      - uses: google-github-actions/auth@v2\n" in workflow
+    assert (
+        "          workload_identity_provider: "
+        "projects/PROJECT_NUMBER/locations/global/workloadIdentityPools/github/providers/github\n"
+        "          service_account: doki-deployer@my-proj-123.iam.gserviceaccount.com\n"
+    ) in workflow
+    assert "        run: echo 'gha-creds-*.json' >> .git/info/exclude\n" in workflow
+    assert '        run: doki --json release --remote --sha "$GITHUB_SHA"\n' in workflow
+
+
+def test_enable_apis_enables_the_disabled_ones_and_reports_them(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    off = ("cloudbuild.googleapis.com", "artifactregistry.googleapis.com")
+    with Emulator(EmulatorConfig(state_dir=tmp_path / "state", disabled_apis=off)) as emulator:
+        monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+        result = init("--enable-apis", *FRONTEND)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == (
+            "".join(f"created    {path}\n" for path in FILES)
+            + "enabled    cloudbuild.googleapis.com, artifactregistry.googleapis.com "
+            "(run.googleapis.com, secretmanager.googleapis.com already were)\n" + NEXT
+        )
+        usage = Google(ClientFactory(emulator.grpc_address), "my-proj-123").service_usage
+        assert usage.disabled() == []
+        (project / "doki.toml").unlink()
+        again = runner.invoke(app, ["--json", "init", "--project", "my-proj-123", "--force", "--enable-apis"])
+    assert json.loads(again.stdout)["apis"] == {
+        "enabled": [],
+        "already_enabled": [
+            "run.googleapis.com",
+            "secretmanager.googleapis.com",
+            "cloudbuild.googleapis.com",
+            "artifactregistry.googleapis.com",
+        ],
+    }
+
+
+def test_enable_apis_enables_nothing_when_the_files_stop_init(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "doki.toml").write_text("# mine\n")
+    with Emulator(EmulatorConfig(disabled_apis=("cloudbuild.googleapis.com",))) as emulator:
+        monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+        assert init("--enable-apis").exit_code == 1
+        usage = Google(ClientFactory(emulator.grpc_address), "my-proj-123").service_usage
+        assert usage.disabled() == ["cloudbuild.googleapis.com"]
+
+
+def test_what_init_writes_deploys_as_is(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = checkout_without_doki_files(tmp_path / "doki-backend")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("DOKI_EMULATOR", engine_emulator.grpc_address)
+    scaffolded = runner.invoke(app, ["init", "--project", "doki-e2e", "--enable-apis", *FRONTEND])
+    assert scaffolded.exit_code == 0, scaffolded.output
+
+    values = {
+        "SUPABASE_SECRET_KEY": "service-role-key-for-tests",
+        "GOOGLE_CLIENT_ID": "client-id.apps.googleusercontent.com",
+        "GOOGLE_CLIENT_SECRET": "google-client-secret-for-tests",
+        "SESSION_SECRET_KEY": "s" * 48,
+        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    env = (root / ".env.example").read_text()
+    for name, value in values.items():
+        env = env.replace(f"# {name}=\n", f"{name}={value}\n")
+    (root / ".env").write_text(env)
+    pushed = runner.invoke(app, ["secrets", "push"])
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.stdout.count("created") == 5
+
+    deployed = runner.invoke(app, ["--json", "deploy", "--yes", "--image", backend_image])
+    assert deployed.exit_code == 0, deployed.output
+    url = json.loads(deployed.stdout)["url"]
+    assert httpx.get(url + "/", timeout=10).json() == {"message": "Doki Backend up"}
+    service = (
+        ClientFactory(engine_emulator.grpc_address)
+        .run_services()
+        .get_service(name="projects/doki-e2e/locations/us-central1/services/doki-backend")
+    )
+    assert service.terminal_condition.state.name == "CONDITION_SUCCEEDED"
+    assert service.template.service_account == "doki-backend-runtime@doki-e2e.iam.gserviceaccount.com"

@@ -1,0 +1,132 @@
+"""`doki release` as CI runs it, against the emulator with real builds, pushes and containers (the release issue's
+"done when"): a good commit ends with traffic on its revision and a JSON summary; a commit whose image fails its
+smoke test ends with traffic untouched and exit 3."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from doki_cli.emulator.server import Emulator
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.main import app
+from tests.doki_cli.test_deploy import ENV, PATH, TOML
+from tests.helpers import BASE_IMAGE, copy_checkout
+
+runner = CliRunner()
+IMAGE = "us-central1-docker.pkg.dev/doki-e2e/doki/doki-backend"
+# An image that starts and listens, but answers 503: Ready for Cloud Run, failing for the smoke test.
+BROKEN_CMD = (
+    'CMD ["python", "-c", "import http.server, os\\n'
+    "class H(http.server.BaseHTTPRequestHandler):\\n"
+    "    def do_GET(self):\\n"
+    "        print('broken build answering 503', flush=True)\\n"
+    "        self.send_response(503); self.end_headers(); self.wfile.write(b'down')\\n"
+    "http.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\"]\n"
+)
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def commit(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def project(tmp_path: Path, engine_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A checkout of this repository as a user's project: doki.toml, a .env kept out of git, one commit."""
+    root = copy_checkout(tmp_path / "project")
+    (root / "doki.toml").write_text(
+        TOML + '[release]\nattempts = 3\n[[release.checks]]\npath = "/docs"\ncontains = "Swagger"\n'
+    )
+    (root / ".env").write_text(ENV)
+    git(root, "init", "-q")
+    commit(root, "first")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("DOKI_EMULATOR", engine_emulator.grpc_address)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", engine_emulator.rest_url)
+    monkeypatch.setenv("DOKI_EMULATOR_REGISTRY", engine_emulator.registry_address)
+    monkeypatch.delenv("CI", raising=False)
+    for name in ("GITHUB_SHA", "COMMIT_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT", "CIRCLE_SHA1", "GIT_COMMIT"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+def release(*args: str) -> Any:
+    return runner.invoke(app, ["--json", "release", "--local", "--base-image", BASE_IMAGE, *args])
+
+
+def serving(emulator: Emulator) -> dict[str, int]:
+    service = ClientFactory(emulator.grpc_address).run_services().get_service(name=PATH)
+    return {s.revision: s.percent for s in service.traffic_statuses if s.percent}
+
+
+def test_a_good_commit_gets_the_traffic_and_a_broken_one_never_does(
+    project: Path, engine_emulator: Emulator, docker_client: Any
+) -> None:
+    first_sha = git(project, "rev-parse", "HEAD")
+    first = release("--secrets-from", ".env")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert (summary["result"], summary["commit"], summary["image"]) == (
+        "released",
+        first_sha,
+        f"{IMAGE}:{first_sha[:7]}",
+    )
+    assert [s["outcome"] for s in summary["secrets"]] == ["created"] * 4
+    assert summary["checks"] == ["GET / -> 200", "GET /docs -> 200 containing 'Swagger'"]
+    assert summary["digest"].startswith("sha256:")
+
+    (project / "doki" / "release_marker.py").write_text('"""A code change: the second commit."""\n')
+    second_sha = commit(project, "second")
+    second = release()
+    assert second.exit_code == 0, second.output
+    summary = json.loads(second.stdout)
+    assert summary["result"] == "released"
+    assert [step["step"] for step in summary["steps"]] == ["image", "plan", "deploy", "smoke", "traffic"]
+    assert summary["steps"][0]["result"] == "built"
+    assert summary["revision"].startswith(f"doki-backend-{second_sha[:7]}-")
+    assert summary["tag"] == f"sha-{second_sha[:7]}"
+    assert summary["traffic"] == {summary["revision"]: 100} == serving(engine_emulator)
+    assert httpx.get(summary["service_url"] + "/", timeout=10).json() == {"message": "Doki Backend up"}
+    good_revision = summary["revision"]
+
+    again = release()  # a rerun of the same CI job
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["result"] == "unchanged"
+
+    with (project / "Dockerfile").open("a") as dockerfile:
+        dockerfile.write(BROKEN_CMD)
+    broken_sha = commit(project, "broken")
+    broken = runner.invoke(app, ["release", "--local", "--base-image", BASE_IMAGE])
+    assert broken.exit_code == 3, broken.output
+    assert serving(engine_emulator) == {good_revision: 100}
+    assert f"Releasing {broken_sha[:12]} (from git) to {PATH}\n" in broken.stderr
+    assert "failed the health contract after 3 tries; last: HTTP 503: down" in broken.stderr
+    assert "Error [smoke_check_failed]: http://" in broken.stderr
+    assert "broken build answering 503" in broken.stderr  # the revision's last log lines
+    assert "  Hint: traffic was not moved;" in broken.stderr
+
+
+def test_a_dirty_tree_is_refused_before_anything_is_built(project: Path, engine_emulator: Emulator) -> None:
+    (project / "README.md").write_text("changed\n")
+    result = release()
+    assert result.exit_code == 78
+    assert json.loads(result.stdout)["error"]["code"] == "dirty_tree"
+    assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
