@@ -130,3 +130,29 @@ def test_a_dirty_tree_is_refused_before_anything_is_built(project: Path, engine_
     assert result.exit_code == 78
     assert json.loads(result.stdout)["error"]["code"] == "dirty_tree"
     assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
+
+
+def test_in_ci_the_image_is_built_on_cloud_build_and_reused_by_the_next_release_of_that_commit(
+    project: Path, engine_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (project / "doki.toml").open("a") as toml:
+        toml.write('[environments.staging]\nname = "doki-backend-staging"\n')
+    sha = commit(project, "a staging environment")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITHUB_SHA", sha)
+    staging = runner.invoke(
+        app, ["--json", "--env", "staging", "release", "--base-image", BASE_IMAGE, "--secrets-from", ".env"]
+    )
+    assert staging.exit_code == 0, staging.output
+    summary = json.loads(staging.stdout)
+    assert (summary["result"], summary["steps"][0]["result"]) == ("released", "built-remote")
+    assert summary["service"].endswith("/services/doki-backend-staging")
+    # Someone scaled the service by hand; releasing the same commit again puts doki.toml back, and Artifact Registry
+    # has the commit's tag, so nothing is built again.
+    assert runner.invoke(app, ["--env", "staging", "scale", "--max", "3"]).exit_code == 0
+    again = runner.invoke(app, ["--json", "--env", "staging", "release"])
+    assert again.exit_code == 0, again.output
+    released = json.loads(again.stdout)
+    assert (released["result"], released["steps"][0]["result"]) == ("released", "reused")
+    assert (released["image"], released["digest"]) == (summary["image"], summary["digest"])
+    assert released["revision"] != summary["revision"]
