@@ -107,6 +107,7 @@ class Emulator:
             logs=self.logs,
             operations=self.operations,
             engine=engine,
+            push=self._push_to_registry if engine is not None else None,
         )
         self._persistent: dict[str, Any] = {
             "logging": self.logs,
@@ -141,6 +142,15 @@ class Emulator:
     def registry_address(self) -> str:
         """Where the engine pushes: images are tagged REGISTRY_ADDRESS/LOCATION-docker.pkg.dev/PROJECT/REPO/IMAGE."""
         return f"{self.config.host}:{self.registry_port}"
+
+    def _push_to_registry(self, image: str) -> str:
+        """Cloud Build's push: the built local image into this emulator's registry, under its real name."""
+        assert self.engine is not None
+        target = f"{self.registry_address}/{image}"
+        self.engine.tag(image, target)
+        # The registry takes any token for oauth2accesstoken, as Artifact Registry takes any valid access token.
+        auth = {"username": "oauth2accesstoken", "password": "emulator-cloud-build"}
+        return self.engine.push(target, auth, on_line=lambda line: None)
 
     def status(self) -> dict[str, Any]:
         return {

@@ -50,7 +50,9 @@ def test_a_remote_build_pushes_the_image_and_never_uploads_dotenv(
     assert outcome["tags"] == [f"{IMAGE}:r1", f"{IMAGE}:latest"]
     digest = outcome["digests"][f"{IMAGE}:r1"]
     assert digest.startswith("sha256:")
-    assert docker_client.images.get(f"{IMAGE}:r1").id == digest
+    # Pushed for real: the digest is the manifest's in the emulator's registry, as a pull by digest would find it.
+    registry = engine_emulator.registry_address
+    assert f"{registry}/{IMAGE}@{digest}" in docker_client.images.get(f"{IMAGE}:r1").attrs["RepoDigests"]
 
     factory = ClientFactory(engine_emulator.grpc_address, engine_emulator.rest_url)
     repository = factory.artifact_registry().get_repository(
@@ -78,7 +80,10 @@ def test_a_remote_build_tells_what_it_built_and_where_it_pushed(
     result = runner.invoke(app, ["build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
     assert result.exit_code == 0, result.output
     (build,) = ClientFactory(engine_emulator.grpc_address).cloud_build().list_builds(project_id="proj-remote")
-    digest = docker_client.images.get(f"{IMAGE}:r1").id
+    digest = build.results.images[0].digest
+    assert f"{engine_emulator.registry_address}/{IMAGE}@{digest}" in (
+        docker_client.images.get(f"{IMAGE}:r1").attrs["RepoDigests"]
+    )
     assert result.stdout == (
         f"Building {IMAGE}:r1 on Cloud Build (0.0 MB of context, .dockerignore applied)\n"
         f"Built and pushed on Cloud Build (build {build.id})\n"

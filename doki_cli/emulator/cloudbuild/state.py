@@ -127,8 +127,12 @@ class CloudBuild:
         logs: LogStore,
         operations: Operations,
         engine: DockerEngine | None,
+        push: Callable[[str], str] | None = None,
     ) -> None:
+        """`push(image)` sends the built local image to the emulator's registry and returns its manifest digest
+        (the registry records it in Artifact Registry); without it, an image is recorded under its local id."""
         self._persist = persist
+        self._push_image = push
         self._buckets = buckets
         self._registry = registry
         self._logs = logs
@@ -437,11 +441,20 @@ class CloudBuild:
         for image in images:
             built = produced[with_tag(image)]
             pushed = _now()
-            self._registry.record_image(image, built.id, built.size)
+            if self._push_image is not None:
+                # A real push, as Cloud Build's: the digest is the manifest's, the one a pull by digest finds.
+                try:
+                    digest = self._push_image(with_tag(image))
+                except DokiError as err:
+                    self._emit(name, err.message)
+                    return _Outcome(FAILURE, f'error pushing image "{image}": {err.message}', PUSH_FAILED)
+            else:
+                digest = built.id
+                self._registry.record_image(image, built.id, built.size)
             tag = with_tag(image).rsplit(":", 1)[1]
-            self._emit(name, f"{tag}: digest: {built.id} size: {built.size}")
+            self._emit(name, f"{tag}: digest: {digest} size: {built.size}")
             results.images.append(
-                cb.BuiltImage(name=image, digest=built.id, push_timing=cb.TimeSpan(start_time=pushed, end_time=_now()))
+                cb.BuiltImage(name=image, digest=digest, push_timing=cb.TimeSpan(start_time=pushed, end_time=_now()))
             )
 
         def record(build: cb.Build) -> None:
