@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from doki import __version__
+from doki.api.errors import validation_failed
+from doki.api.openapi import CompletedOpenAPI
 from doki.api.routes import auth, google, root, sheets, supabase
 from doki.auth import VerifierProvider
 from doki.connectors import Upstreams
@@ -27,7 +30,7 @@ logger = logging.getLogger("doki")
 # Long enough to finish an OAuth round trip, short enough that a stolen cookie goes stale fast.
 SESSION_MAX_AGE_SECONDS = 15 * 60
 # Sessions exist for the OAuth round trips (Google sign-in and connect), and only there.
-SESSION_PATH_PREFIXES = ("/connectors/", "/auth/google/")
+SESSION_PATH_PREFIXES = ("/auth/google/",)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -37,6 +40,13 @@ def create_app(settings: Settings) -> FastAPI:
     if problems:
         raise ConfigError(problems)
     configure_logging(settings)
+    if settings.is_production and not settings.google_redirect_uri:
+        # Not a reason to refuse to start: `doki deploy` sets it from the service URL, which Cloud Run assigns
+        # only once the first revision (necessarily without it) is serving.
+        logger.warning(
+            "GOOGLE_REDIRECT_URI is not set: signing in with and connecting Google answer 503 google_not_configured "
+            "until it is; set it to https://<this service>/auth/google/callback (`doki deploy` does)"
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +75,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(supabase.router)
     app.include_router(google.router)
     app.include_router(sheets.router)
+    # The document lists every answer, including those no route signature shows (401, 503, FastAPI's own 400).
+    app.openapi = CompletedOpenAPI(app, bearer_optional=not settings.is_production)  # type: ignore[method-assign]
+    app.add_exception_handler(RequestValidationError, validation_failed)
 
     # Added innermost first: CORS must answer preflights before sessions or routes see them.
     session_secret = settings.session_secret_key.get_secret_value() if settings.session_secret_key else ""

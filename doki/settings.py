@@ -207,7 +207,7 @@ class Settings(BaseSettings):
         ):
             if not _is_http_url(url):
                 found.append(f"{name} {url!r} is not a URL: unset it to use Google's own endpoint")
-            elif self.is_production and not _is_https_or_loopback(url):
+            elif self.is_production and not is_https_or_loopback(url):
                 # Tokens travel to these endpoints: in the clear they could be read on the way.
                 found.append(f"{name} {url!r} is not https: unset it to use Google's own endpoint")
         return found
@@ -239,14 +239,14 @@ class Settings(BaseSettings):
                 f"SESSION_SECRET_KEY is {len(session)} characters: use at least {MIN_SESSION_SECRET_LENGTH} "
                 "(`doki keys generate` makes one)"
             )
-        if self.supabase_url and _is_http_url(self.supabase_url) and not _is_https_or_loopback(self.supabase_url):
+        if self.supabase_url and _is_http_url(self.supabase_url) and not is_https_or_loopback(self.supabase_url):
             found.append(f"SUPABASE_URL {self.supabase_url!r} is not https: use the https:// project URL")
-        if self.google_redirect_uri and not _is_https_or_loopback(self.google_redirect_uri):
+        if self.google_redirect_uri and not is_https_or_loopback(self.google_redirect_uri):
             found.append(
                 f"GOOGLE_REDIRECT_URI {self.google_redirect_uri!r} is not https: Google only redirects to "
                 "https outside loopback; use https://<your-service>/auth/google/callback"
             )
-        if self.frontend_url and _is_http_url(self.frontend_url) and not _is_https_or_loopback(self.frontend_url):
+        if self.frontend_url and _is_http_url(self.frontend_url) and not is_https_or_loopback(self.frontend_url):
             found.append(
                 f"FRONTEND_URL {self.frontend_url!r} is not https: the Supabase session travels to it; "
                 "use the https:// address of your frontend"
@@ -281,7 +281,8 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def _is_https_or_loopback(url: str) -> bool:
+def is_https_or_loopback(url: str) -> bool:
+    """Whether `url` is https, or plain http to this machine (loopback)."""
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return True

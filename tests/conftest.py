@@ -2,7 +2,9 @@
 (so no `.env` or `.doki/` of theirs is read, and none is written into the repository).
 
 Tests that need Docker skip, saying why, where no engine (or stand-in base image) is reachable; with
-DOKI_REQUIRE_DOCKER=1, as CI sets, they fail instead, so CI can never pass them by skipping."""
+DOKI_REQUIRE_DOCKER=1, as CI sets, they fail instead, so CI can never pass them by skipping.
+
+No test may print or log a secret it uses: tests/leakcheck.py fails the one that does."""
 
 from __future__ import annotations
 
@@ -13,6 +15,12 @@ from typing import Any
 import pytest
 
 from tests.helpers import BACKEND_ENV_NAMES, BASE_IMAGE
+from tests.leakcheck import LeakCheck
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every test's output and logs are checked for the secrets the suite uses (see tests/leakcheck.py).
+    config.pluginmanager.register(LeakCheck(), "doki-leak-check")
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import AliasChoices
+from typer import testing
 
 from doki.settings import Settings
 
@@ -37,6 +39,56 @@ BACKEND_ENV_NAMES = tuple(
         }
     )
 )
+
+
+class Secrets:
+    """Every secret value the suite uses (keys, tokens, passwords), by label; the leak check (tests/leakcheck.py)
+    fails a test whose output or logs hold one. Fixtures and fakes register what they make or are given."""
+
+    # Shorter values would match ordinary text; the suite's secrets are all longer.
+    MIN_LENGTH = 8
+
+    def __init__(self) -> None:
+        self._labels: dict[str, str] = {}  # value (or its URL-encoded form) -> label
+
+    def register(self, label: str, value: str) -> str:
+        """Remember `value` as a secret; returns it, so a fixture can register as it assigns."""
+        if len(value) >= self.MIN_LENGTH:
+            self._labels.setdefault(value, label)
+            self._labels.setdefault(quote(value, safe=""), label)
+        return value
+
+    def found_in(self, text: str) -> list[str]:
+        """The labels of the secrets `text` holds (never the values), each once."""
+        return sorted({label for value, label in self._labels.items() if value in text})
+
+    def mask(self, text: str) -> str:
+        """`text` with each secret it holds replaced by its label."""
+        for value, label in sorted(self._labels.items(), key=lambda item: -len(item[0])):
+            text = text.replace(value, f"[{label}]")
+        return text
+
+
+SECRETS = Secrets()
+# What the current test printed where pytest does not capture it (CliRunner results, the emulator's stored logs),
+# as (where, text): the leak check reads it at the end of each phase of the test, and empties it.
+OUTPUTS: list[tuple[str, str]] = []
+
+
+def secret(label: str, value: str) -> str:
+    """`value`, registered as a secret under `label`."""
+    return SECRETS.register(label, value)
+
+
+class CliRunner(testing.CliRunner):
+    """typer's CliRunner whose every result (stdout, stderr, an uncaught exception) the leak check reads."""
+
+    def invoke(self, *args: Any, **kwargs: Any) -> testing.Result:
+        result = super().invoke(*args, **kwargs)
+        OUTPUTS.append(("the output of a CLI run", result.output))
+        if result.exception is not None:
+            OUTPUTS.append(("the exception of a CLI run", repr(result.exception)))
+        return result
 
 
 def free_port() -> int:

@@ -64,13 +64,23 @@ UpstreamsDep = Annotated[Upstreams, Depends(get_upstreams)]
 _bearer = HTTPBearer(auto_error=False, description="A Supabase Auth access token")
 
 
+_HINTS = {
+    # The challenge's error code (RFC 6750), or none for a request that sent no credentials at all.
+    None: "sign in with Supabase Auth, then send the access token as 'Authorization: Bearer <token>'",
+    "invalid_request": "send the access token as 'Authorization: Bearer <token>'",
+    "invalid_token": "sign in again (the token expired, or is not one of this project's), then send the new one",
+}
+
+
 def _unauthorized(error: str | None, description: str) -> HTTPException:
+    """401 with a `WWW-Authenticate` challenge, and the body every other error has: {code, message, hint}."""
     challenge = 'Bearer realm="doki"'
     if error:
         # Header values cannot carry quotes or newlines; descriptions are ours, but stay defensive.
         safe = description.replace('"', "'").replace("\r", " ").replace("\n", " ")
         challenge += f', error="{error}", error_description="{safe}"'
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=description, headers={"WWW-Authenticate": challenge})
+    detail = {"code": error or "unauthorized", "message": description, "hint": _HINTS[error]}
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": challenge})
 
 
 async def get_principal(
@@ -92,7 +102,13 @@ async def get_principal(
         raise _unauthorized("invalid_token", exc.description) from None
     except AuthUnavailableError as exc:
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, detail=exc.description, headers={"Retry-After": "5"}
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail={
+                "code": "auth_unavailable",
+                "message": exc.description,
+                "hint": "retry shortly: the token cannot be checked until Supabase's signing keys are reachable",
+            },
+            headers={"Retry-After": "5"},
         ) from None
 
 

@@ -44,6 +44,11 @@ _CLIENT_CODES = {
 }
 
 
+# Refusals of a sign-in that concern the user, passed on as they are; any other refusal of our own Google ID
+# token means the project is not set up for it.
+_USER_REFUSALS = frozenset({"user_banned", "signup_disabled", "rate_limited"})
+
+
 @dataclass(frozen=True)
 class AuthSession:
     """A Supabase session, as the frontend's Supabase client takes it (`setSession`)."""
@@ -107,6 +112,8 @@ class SupabaseAuthClient:
                 what="Google sign-in",
             )
         except ConnectorError as error:
+            if error.code in _USER_REFUSALS:
+                raise  # about this user, not this server: banned, or new users may not sign up
             if error.status_code in (400, 401, 403, 422):
                 # Our own Google token was refused: the project's Google provider is off or does not know our client.
                 raise ConnectorError(

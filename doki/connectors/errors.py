@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from doki.storage import StoreError, StoreUnavailableError
+
 
 class ConnectorError(Exception):
     """A request that cannot be served as asked; `status_code` and `body()` are the API's answer."""
@@ -60,6 +62,65 @@ def google_unavailable(message: str, *, retry_after: int = 30) -> ConnectorError
         message,
         hint="Google is failing or unreachable for now: retry in a minute",
         headers={"Retry-After": str(retry_after)},
+    )
+
+
+def google_rate_limited(message: str) -> ConnectorError:
+    return ConnectorError(
+        429,
+        "google_rate_limited",
+        message,
+        hint="Google's quota for this app is exhausted for now: retry in a minute",
+        headers={"Retry-After": "60"},
+    )
+
+
+# Drive answers a rate limit 403 (not 429), telling it from a refusal only by the reason in its error list; newer
+# APIs name it in an ErrorInfo detail.
+RATE_LIMIT_REASONS = frozenset(
+    {"userRateLimitExceeded", "rateLimitExceeded", "dailyLimitExceeded", "RATE_LIMIT_EXCEEDED"}
+)
+
+
+def rate_limit_reason(response: Any) -> str | None:
+    """The rate-limit reason of a Google API error answer, or None when it is not a rate limit."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    for key in ("errors", "details"):
+        items = error.get(key)
+        for item in items if isinstance(items, list) else []:
+            reason = item.get("reason") if isinstance(item, dict) else None
+            if isinstance(reason, str) and reason in RATE_LIMIT_REASONS:
+                return reason
+    return None
+
+
+def store_failure(error: StoreError) -> ConnectorError:
+    """What the API answers when the credential store fails, one shape for every route:
+
+    - unreachable, timed out or failing on its side (`StoreUnavailableError`): 503 `store_unavailable`, retry;
+    - refusing the request (the table is missing, the secret key refused, the file damaged): 503
+      `store_misconfigured`. Retrying does not help until an operator fixes the deployment; what to fix is for
+      the server's log, not for clients.
+    """
+    if isinstance(error, StoreUnavailableError):
+        return ConnectorError(
+            503,
+            "store_unavailable",
+            "the credential store is unavailable",
+            hint="retry in a minute",
+            headers={"Retry-After": "30"},
+        )
+    return ConnectorError(
+        503,
+        "store_misconfigured",
+        "the credential store refused the request: this server is misconfigured",
+        hint="the server's operator must fix its credential store (the server log says what); retry afterwards",
     )
 
 

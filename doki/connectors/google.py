@@ -12,6 +12,12 @@
   again, and the API answers "reconnect Google".
 - Tokens are stored only encrypted (`CredentialCipher`, bound to the user) under provider "google"; the store
   row's metadata holds what status needs without decrypting (status, email, scopes).
+- Connecting Google to a signed-in user also keeps the round trip server-side (provider "google_connect"), its
+  state naming the user. A callback that comes back without the browser's session cookie (a frontend on another
+  site, whose cookies browsers keep apart) is still completed, but not stored: the grant is parked there, and the
+  browser gets a one-time connect code for its frontend to confirm with the user's own bearer token. Whoever
+  started the round trip cannot finish it without the code, nor can the browser that has the code as another user:
+  no one links someone else's Google account (account-linking CSRF).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 import weakref
@@ -31,11 +38,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
-import anyio.to_thread
-
-from doki.connectors.errors import ConnectorError, google_error, google_not_connected, google_reconnect_required
+from doki.connectors import call_store
+from doki.connectors.errors import (
+    CONNECT_GOOGLE,
+    ConnectorError,
+    google_error,
+    google_not_connected,
+    google_reconnect_required,
+    google_unavailable,
+)
 from doki.crypto import CredentialDecryptError
-from doki.storage import StoreUnavailableError
 
 if TYPE_CHECKING:
     from doki.connectors.http import Upstream
@@ -46,6 +58,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PROVIDER = "google"
+# A connect round trip kept server-side, then the grant its callback parked until the user confirms it.
+PENDING_PROVIDER = "google_connect"
+CONNECT_STATE_PREFIX = "connect."
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 SCOPE_OPENID = "openid"
 SCOPE_EMAIL = "https://www.googleapis.com/auth/userinfo.email"
 SCOPE_PROFILE = "https://www.googleapis.com/auth/userinfo.profile"
@@ -63,6 +79,12 @@ _SCOPE_ALIASES = {"email": SCOPE_EMAIL, "profile": SCOPE_PROFILE}
 EXPIRY_MARGIN_SECONDS = 60.0
 # An OAuth round trip (consent screen included) must finish within this; the session cookie lives as long.
 FLOW_MAX_AGE_SECONDS = 15 * 60
+# Google's ID tokens name one of these issuers (OpenID Connect Core 3.1.3.7, Google's discovery document).
+GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
+# Clocks differ a little between Google and us.
+ID_TOKEN_LEEWAY_SECONDS = 60
+# A refresh that loses a race with a write elsewhere reads the row again; this many rounds at most.
+_REFRESH_ROUNDS = 3
 _CLIENT_MISCONFIGURED_HINT = (
     "check GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET, and that GOOGLE_REDIRECT_URI is listed exactly among the "
     "OAuth client's authorized redirect URIs (Google Cloud console > APIs & Services > Credentials)"
@@ -104,8 +126,12 @@ class OAuthFlow:
 
     @classmethod
     def start(cls, *, now: float, user_id: str | None = None, redirect_to: str | None = None) -> OAuthFlow:
+        state = secrets.token_urlsafe(32)
+        if user_id is not None and _UUID.fullmatch(user_id):
+            # Where the callback finds the round trip when the session cookie does not come back with it.
+            state = f"{CONNECT_STATE_PREFIX}{user_id}.{state}"
         return cls(
-            state=secrets.token_urlsafe(32),
+            state=state,
             verifier=secrets.token_urlsafe(64),  # 86 characters: within PKCE's 43 to 128
             nonce=secrets.token_urlsafe(32),
             created_at=now,
@@ -146,6 +172,14 @@ class OAuthFlow:
 
     def matches(self, state: str) -> bool:
         return hmac.compare_digest(self.state.encode(), state.encode())
+
+
+def connect_state_user(state: str) -> str | None:
+    """The user a connect round trip's state names (it is kept server-side under them), or None."""
+    user_id, dot, rest = state.removeprefix(CONNECT_STATE_PREFIX).partition(".")
+    if not state.startswith(CONNECT_STATE_PREFIX) or not dot or not rest or not _UUID.fullmatch(user_id):
+        return None
+    return user_id
 
 
 class UsedStates:
@@ -225,9 +259,12 @@ class GoogleUnauthorizedError(Exception):
 class GoogleOAuth:
     """Google's authorization, token and revocation endpoints for one OAuth client."""
 
-    def __init__(self, config: GoogleClientConfig, upstream: Upstream) -> None:
+    def __init__(
+        self, config: GoogleClientConfig, upstream: Upstream, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config
         self._upstream = upstream
+        self._clock = clock
 
     def authorization_url(self, flow: OAuthFlow) -> str:
         params = {
@@ -256,7 +293,7 @@ class GoogleOAuth:
             }
         )
         if response.status_code == 200:
-            return self._grant(response.json())
+            return self._grant(_json(response))
         error, description = google_error(response)
         if error == "invalid_grant":
             raise ConnectorError(
@@ -271,7 +308,7 @@ class GoogleOAuth:
     async def refresh(self, refresh_token: str) -> TokenGrant:
         response = await self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
         if response.status_code == 200:
-            return self._grant(response.json())
+            return self._grant(_json(response))
         error, description = google_error(response)
         if error == "invalid_grant":
             raise RefreshRejectedError(description or error)
@@ -292,8 +329,8 @@ class GoogleOAuth:
         """The claims of an ID token received straight from Google's token endpoint.
 
         It came over TLS from Google itself in answer to our own client's request, so (OpenID Connect Core
-        3.1.3.7) TLS stands in for the signature check; the audience is still checked. Supabase verifies the
-        signature again when the token signs a user in.
+        3.1.3.7) TLS stands in for the signature check; the issuer, the audience and the expiry are still
+        checked. Supabase verifies the signature again when the token signs a user in.
         """
         try:
             payload = id_token.split(".")[1]
@@ -306,6 +343,11 @@ class GoogleOAuth:
         audiences = audience if isinstance(audience, list) else [audience]
         if self.config.client_id not in audiences:
             raise _bad_google_answer("an ID token issued to another OAuth client")
+        if claims.get("iss") not in GOOGLE_ISSUERS:
+            raise _bad_google_answer("an ID token that Google did not issue")
+        expires = claims.get("exp")
+        if not isinstance(expires, int | float) or expires + ID_TOKEN_LEEWAY_SECONDS <= self._clock():
+            raise _bad_google_answer("an ID token that has expired")
         return claims
 
     async def _token_request(self, form: dict[str, str]) -> Any:
@@ -344,6 +386,14 @@ class GoogleOAuth:
             f"Google's token endpoint answered {response.status_code} ({error or 'no error code'}: {description})",
             hint="retry; if it persists, check the OAuth client in the Google Cloud console",
         )
+
+
+def _json(response: Any) -> Any:
+    """The JSON body of a 200 from Google; a 502 when it is not JSON (a proxy's or captive portal's page)."""
+    try:
+        return response.json()
+    except ValueError:
+        raise _bad_google_answer("a body that is not JSON") from None
 
 
 def _bad_google_answer(what: str) -> ConnectorError:
@@ -436,27 +486,29 @@ class GoogleAccounts:
         return self._oauth
 
     async def connection(self, user_id: str) -> GoogleConnection | None:
-        row = await self._get(user_id)
+        row = await self._get_or_none(user_id)
         return _connection(row.metadata) if row is not None else None
 
     async def save(self, user_id: str, grant: TokenGrant, claims: dict[str, Any]) -> GoogleConnection:
         """Store `grant` for `user_id`, keeping the stored refresh token when Google sent none for the same account."""
         google_sub = claims.get("sub") if isinstance(claims.get("sub"), str) else None
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
-        refresh_token = grant.refresh_token
-        if refresh_token is None:
-            previous = await self._tokens_or_none(user_id)
-            if previous is not None and previous.refresh_token and google_sub and previous.google_sub == google_sub:
-                refresh_token = previous.refresh_token
-        tokens = _Tokens(
-            access_token=grant.access_token,
-            refresh_token=refresh_token,
-            expires_at=self._clock() + grant.expires_in,
-            scopes=sorted(grant.scopes),
-            google_sub=google_sub,
-            email=email,
-        )
-        await self._put(user_id, tokens)
+        # Under the user's lock: a refresh in flight finishes first, and cannot then overwrite this new grant.
+        async with self._lock(user_id):
+            refresh_token = grant.refresh_token
+            if refresh_token is None:
+                previous = await self._tokens_or_none(user_id)
+                if previous is not None and previous.refresh_token and google_sub and previous.google_sub == google_sub:
+                    refresh_token = previous.refresh_token
+            tokens = _Tokens(
+                access_token=grant.access_token,
+                refresh_token=refresh_token,
+                expires_at=self._clock() + grant.expires_in,
+                scopes=sorted(grant.scopes),
+                google_sub=google_sub,
+                email=email,
+            )
+            await self._put(user_id, tokens)
         return _connection(_metadata(tokens))
 
     async def access_token(self, user_id: str) -> str:
@@ -488,53 +540,156 @@ class GoogleAccounts:
 
     async def disconnect(self, user_id: str) -> dict[str, bool]:
         """Revoke at Google when reachable, then delete the stored tokens whatever Google said."""
-        tokens = await self._tokens_or_none(user_id)
-        revoked = False
-        if tokens is not None and self._oauth is not None:
-            # Revoking the refresh token ends every access token of the grant too.
-            revoked = await self._oauth.revoke(tokens.refresh_token or tokens.access_token)
-        deleted = await self._call(self._store.delete, user_id, PROVIDER)
+        # Under the user's lock: a refresh in flight in this process finishes first, so it cannot write the
+        # tokens back after they are deleted (one in another instance finds the row gone: see _refresh).
+        async with self._lock(user_id):
+            tokens = await self._tokens_or_none(user_id)
+            revoked = False
+            if tokens is not None and self._oauth is not None:
+                # Revoking the refresh token ends every access token of the grant too.
+                revoked = await self._oauth.revoke(tokens.refresh_token or tokens.access_token)
+            deleted = await call_store(self._store.delete, user_id, PROVIDER)
+            # A grant parked for confirmation goes too: nothing of the user's Google access stays behind.
+            await call_store(self._store.delete, user_id, PENDING_PROVIDER)
         return {"disconnected": deleted, "revoked": revoked}
 
+    async def keep_connect(self, flow: OAuthFlow) -> None:
+        """Keep a connect round trip server-side too (see the module docstring); one per user, the latest."""
+        user_id = flow.user_id
+        if user_id is None or connect_state_user(flow.state) != user_id:
+            return  # not a connect round trip this server can find again
+        ciphertext = self._cipher.encrypt(user_id, json.dumps({"flow": flow.to_session()}))
+        await call_store(self._store.put, user_id, PENDING_PROVIDER, ciphertext, {"status": "started"})
+
+    async def take_connect(self, state: str) -> OAuthFlow | None:
+        """The kept connect round trip `state` names, removed from the store (single use, whichever instance the
+        callback reaches), or None."""
+        user_id = connect_state_user(state)
+        if user_id is None:
+            return None
+        row = await call_store(self._store.get, user_id, PENDING_PROVIDER)
+        if row is None:
+            return None
+        try:
+            flow = OAuthFlow.from_session(json.loads(self._cipher.decrypt(user_id, row.ciphertext)).get("flow"))
+        except (CredentialDecryptError, ValueError, AttributeError):
+            return None
+        if flow.user_id != user_id or not flow.matches(state):
+            return None
+        if not await call_store(self._store.delete, user_id, PENDING_PROVIDER, expected_ciphertext=row.ciphertext):
+            return None  # another callback took it first
+        return flow
+
+    async def park(self, user_id: str, grant: TokenGrant, claims: dict[str, Any]) -> str:
+        """Keep `grant` until `user_id` confirms it (`complete`); the one-time connect code to confirm with."""
+        code = secrets.token_urlsafe(32)
+        parked = {
+            "grant": {
+                "access_token": grant.access_token,
+                "expires_at": self._clock() + grant.expires_in,
+                "refresh_token": grant.refresh_token,
+                "scopes": sorted(grant.scopes),
+            },
+            "claims": {k: claims[k] for k in ("sub", "email") if isinstance(claims.get(k), str)},
+            "code_sha256": hashlib.sha256(code.encode()).hexdigest(),
+            "parked_at": self._clock(),
+        }
+        ciphertext = self._cipher.encrypt(user_id, json.dumps(parked))
+        await call_store(self._store.put, user_id, PENDING_PROVIDER, ciphertext, {"status": "granted"})
+        return code
+
+    async def complete(self, user_id: str, code: str) -> GoogleConnection:
+        """Store the grant parked for `user_id`, if `code` is its connect code and it is fresh (single use)."""
+        not_pending = ConnectorError(
+            409,
+            "google_connect_not_pending",
+            "no Google connection is waiting for this user's confirmation (none started, expired, or done)",
+            hint=f"connect again: {CONNECT_GOOGLE}",
+        )
+        row = await call_store(self._store.get, user_id, PENDING_PROVIDER)
+        if row is None:
+            raise not_pending
+        try:
+            parked = json.loads(self._cipher.decrypt(user_id, row.ciphertext))
+            stored = parked["grant"]
+            grant = TokenGrant(
+                access_token=str(stored["access_token"]),
+                expires_in=float(stored["expires_at"]) - self._clock(),
+                refresh_token=stored.get("refresh_token"),
+                scopes=frozenset(stored["scopes"]),
+                id_token=None,
+            )
+            expected, parked_at, claims = str(parked["code_sha256"]), float(parked["parked_at"]), parked["claims"]
+        except (CredentialDecryptError, ValueError, KeyError, TypeError):
+            raise not_pending from None  # a round trip not finished yet, or a row this user cannot read
+        if not hmac.compare_digest(hashlib.sha256(code.encode()).hexdigest(), expected):
+            raise ConnectorError(
+                400,
+                "google_connect_code_invalid",
+                "this connect code is not the one Google's callback gave for this user",
+                hint="send the connect_code from the callback's redirect, signed in as the user who started it",
+            )
+        if not await call_store(self._store.delete, user_id, PENDING_PROVIDER, expected_ciphertext=row.ciphertext):
+            raise not_pending  # confirmed concurrently
+        if not 0 <= self._clock() - parked_at <= FLOW_MAX_AGE_SECONDS:
+            raise not_pending
+        return await self.save(user_id, grant, claims)
+
     async def _refresh(self, user_id: str, stale_access_token: str) -> str:
+        async with self._lock(user_id):
+            # Another instance may connect, disconnect or refresh this user while Google answers: every write
+            # and delete below is conditional on the row still being the one read, and a lost race reads again.
+            for _ in range(_REFRESH_ROUNDS):
+                row = await self._get(user_id)
+                tokens = self._decrypt(user_id, row)
+                if tokens.access_token != stale_access_token and tokens.expires_at - EXPIRY_MARGIN_SECONDS > (
+                    self._clock()
+                ):
+                    return tokens.access_token  # refreshed by whoever held the lock before, or reconnected
+                if tokens.refresh_token is None:
+                    raise google_reconnect_required(
+                        "the Google access token expired and Google gave no refresh token (offline access)",
+                        [OFFLINE_ACCESS],
+                    )
+                try:
+                    grant = await self.oauth.refresh(tokens.refresh_token)
+                except RefreshRejectedError as rejected:
+                    # Dead for good (revoked, expired, password changed): keeping it helps no one. Unless the
+                    # row changed meanwhile: then it holds another grant, which is not this one to delete.
+                    if not await call_store(self._store.delete, user_id, PROVIDER, expected_ciphertext=row.ciphertext):
+                        continue
+                    logger.info("Google refused the refresh token of user %s (%s): tokens deleted", user_id, rejected)
+                    raise google_reconnect_required(
+                        "Google no longer accepts this connection (access was revoked or has expired); "
+                        "the stored tokens were deleted"
+                    ) from None
+                fresh = _Tokens(
+                    access_token=grant.access_token,
+                    refresh_token=grant.refresh_token or tokens.refresh_token,
+                    expires_at=self._clock() + grant.expires_in,
+                    # A refresh answer lists the scopes still granted; without one they are unchanged.
+                    scopes=sorted(grant.scopes) if grant.scopes else tokens.scopes,
+                    google_sub=tokens.google_sub,
+                    email=tokens.email,
+                )
+                ciphertext = self._cipher.encrypt(user_id, fresh.dumps())
+                if await call_store(
+                    self._store.replace_ciphertext, user_id, PROVIDER, row.ciphertext, ciphertext, _metadata(fresh)
+                ):
+                    return fresh.access_token
+                # The row was rewritten or deleted meanwhile: its new state wins over this refresh.
+            raise google_unavailable("the Google connection kept changing while its token was refreshed; retry")
+
+    def _lock(self, user_id: str) -> asyncio.Lock:
         lock = self._locks.get(user_id)
         if lock is None:
             lock = self._locks[user_id] = asyncio.Lock()
-        async with lock:
-            tokens = await self._tokens(user_id)
-            if tokens.access_token != stale_access_token and tokens.expires_at - EXPIRY_MARGIN_SECONDS > self._clock():
-                return tokens.access_token  # refreshed by whoever held the lock before
-            if tokens.refresh_token is None:
-                raise google_reconnect_required(
-                    "the Google access token expired and Google gave no refresh token (offline access)",
-                    [OFFLINE_ACCESS],
-                )
-            try:
-                grant = await self.oauth.refresh(tokens.refresh_token)
-            except RefreshRejectedError as rejected:
-                # The refresh token is dead for good (revoked, expired, password changed): keeping it helps no one.
-                await self._call(self._store.delete, user_id, PROVIDER)
-                logger.info("Google refused the refresh token of user %s (%s): tokens deleted", user_id, rejected)
-                raise google_reconnect_required(
-                    "Google no longer accepts this connection (access was revoked or has expired); "
-                    "the stored tokens were deleted"
-                ) from None
-            fresh = _Tokens(
-                access_token=grant.access_token,
-                refresh_token=grant.refresh_token or tokens.refresh_token,
-                expires_at=self._clock() + grant.expires_in,
-                # A refresh answer lists the scopes still granted; without one they are unchanged.
-                scopes=sorted(grant.scopes) if grant.scopes else tokens.scopes,
-                google_sub=tokens.google_sub,
-                email=tokens.email,
-            )
-            await self._put(user_id, fresh)
-            return fresh.access_token
+        return lock
 
     async def _tokens(self, user_id: str) -> _Tokens:
-        row = await self._get(user_id)
-        if row is None:
-            raise google_not_connected()
+        return self._decrypt(user_id, await self._get(user_id))
+
+    def _decrypt(self, user_id: str, row: StoredCredential) -> _Tokens:
         try:
             return _Tokens.loads(self._cipher.decrypt(user_id, row.ciphertext))
         except CredentialDecryptError as error:
@@ -543,28 +698,27 @@ class GoogleAccounts:
             raise google_reconnect_required("the stored Google connection is malformed") from None
 
     async def _tokens_or_none(self, user_id: str) -> _Tokens | None:
+        row = await self._get_or_none(user_id)
+        if row is None:
+            return None
         try:
-            return await self._tokens(user_id)
+            return self._decrypt(user_id, row)
         except ConnectorError:
             return None
 
-    async def _get(self, user_id: str) -> StoredCredential | None:
-        row: StoredCredential | None = await self._call(self._store.get, user_id, PROVIDER)
+    async def _get(self, user_id: str) -> StoredCredential:
+        row = await self._get_or_none(user_id)
+        if row is None:
+            raise google_not_connected()
+        return row
+
+    async def _get_or_none(self, user_id: str) -> StoredCredential | None:
+        row: StoredCredential | None = await call_store(self._store.get, user_id, PROVIDER)
         return row
 
     async def _put(self, user_id: str, tokens: _Tokens) -> None:
         ciphertext = self._cipher.encrypt(user_id, tokens.dumps())
-        await self._call(self._store.put, user_id, PROVIDER, ciphertext, _metadata(tokens))
-
-    @staticmethod
-    async def _call(function: Callable[..., T], *args: Any) -> T:
-        # The stores block (SQLite, sync HTTP): off the event loop, so one slow store call stalls no one else.
-        try:
-            return await anyio.to_thread.run_sync(function, *args)
-        except StoreUnavailableError as error:
-            raise ConnectorError(
-                503, "store_unavailable", str(error), hint="retry shortly", headers={"Retry-After": "5"}
-            ) from None
+        await call_store(self._store.put, user_id, PROVIDER, ciphertext, _metadata(tokens))
 
 
 def _metadata(tokens: _Tokens) -> dict[str, str]:

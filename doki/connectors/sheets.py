@@ -20,7 +20,13 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from doki.connectors.errors import ConnectorError, google_error, google_reconnect_required
+from doki.connectors.errors import (
+    ConnectorError,
+    google_error,
+    google_rate_limited,
+    google_reconnect_required,
+    rate_limit_reason,
+)
 from doki.connectors.google import DATA_SCOPES, GoogleUnauthorizedError
 
 if TYPE_CHECKING:
@@ -307,20 +313,30 @@ class SheetsClient:
             "GET", url, params=params, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
         )
         if response.status_code == 200:
-            body = response.json()
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
             if not isinstance(body, dict):
-                raise ConnectorError(502, "google_error", f"{what} answered with a non-object", hint="retry")
+                raise ConnectorError(
+                    502, "google_error", f"{what} answered with something not a JSON object", hint="retry"
+                )
             return body
-        raise _api_error(response, what, tab)
+        raise _api_error(response, what, tab, spreadsheet=what == "Sheets")
 
 
 _RENDER = [("valueRenderOption", "UNFORMATTED_VALUE"), ("dateTimeRenderOption", "FORMATTED_STRING")]
 
 
-def _api_error(response: httpx.Response, what: str, tab: str | None) -> Exception:
+def _api_error(response: httpx.Response, what: str, tab: str | None, *, spreadsheet: bool) -> Exception:
+    """What a Drive or Sheets refusal means. `spreadsheet`: the request named a spreadsheet (Sheets API calls),
+    so a 403 or 404 can be about it; Drive's list names none."""
     status, message = google_error(response)
     if response.status_code == 401:
         return GoogleUnauthorizedError(message)
+    if response.status_code == 403 and rate_limit_reason(response):
+        # Retried by Upstream already; still refused after its last try.
+        return google_rate_limited(f"{what} answered 403 ({rate_limit_reason(response)}: {message}), every try")
     text = response.text.lower()
     if response.status_code == 403 and ("has not been used" in text or "service_disabled" in text):
         return ConnectorError(
@@ -340,7 +356,15 @@ def _api_error(response: httpx.Response, what: str, tab: str | None) -> Exceptio
             f"the spreadsheet has no tab named {tab!r}",
             hint="pick a tab from /connectors/sheets/schema",
         )
-    if response.status_code in (403, 404):
+    if response.status_code == 403 and not spreadsheet:
+        return ConnectorError(
+            403,
+            "google_forbidden",
+            f"{what} refused this Google account ({status or 'no status'}: {message})",
+            hint="the account's Google Workspace administrator may restrict Drive for apps: ask them, or connect "
+            "another Google account",
+        )
+    if spreadsheet and response.status_code in (403, 404):
         # Not there and not shared with this user look the same from here, and should: either way, not found.
         return ConnectorError(
             404,

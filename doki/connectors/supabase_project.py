@@ -12,18 +12,23 @@ serves its first health check without it.
 
 The URL is user input, and the user's key will be sent there, so it must be exactly a project's base URL:
 https (plain http only to loopback, and only where the deployment itself runs against loopback services:
-development, or a production build rehearsed against local fakes), no credentials, path, query or fragment,
-and in production no private or link-local IP literal. Redirects are never followed, so an answer cannot
-send the key elsewhere. No message, log line or response here holds a key.
+development, or a production build rehearsed against local fakes), no credentials, path, query or fragment, a
+host name the HTTP client can use, and in production no address outside the public internet: neither written as
+an IP nor resolved from the name, which is looked up before each request (an injected resolver, so tests need no
+DNS). Redirects are never followed, so an answer cannot send the key elsewhere. No message, log line or
+response here holds a key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ipaddress
 import json
 import re
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -117,6 +122,7 @@ def parse_project_url(raw: str, *, allow_loopback: bool, production: bool) -> Pr
             f"project_url {text!r} has a path, query or fragment: use the project's base URL alone "
             "(without /rest/v1 or anything after the host)"
         )
+    host = _ascii_host(text, host)
     loopback = is_loopback_host(host)
     if loopback and not allow_loopback:
         raise _invalid_url(f"project_url {text!r} points at this server's own machine (loopback)")
@@ -130,12 +136,38 @@ def parse_project_url(raw: str, *, allow_loopback: bool, production: bool) -> Pr
     return ProjectURL(url=f"{scheme}://{netloc}", ref=match.group(1) if match else None)
 
 
+def _ascii_host(text: str, host: str) -> str:
+    """`host` as the HTTP client will look it up (an international name in punycode), or SupabaseProjectError
+    when the client could not use it at all (a malformed or invalid international name)."""
+    import httpx
+
+    try:
+        url = httpx.URL(text)
+        url.host  # noqa: B018 - decodes the name, raising on a malformed punycode label (xn--) as a request would
+        raw = url.raw_host.decode("ascii")
+    except (httpx.InvalidURL, ValueError, UnicodeError):  # the IDNA codec raises ValueError subclasses
+        raise _invalid_url(f"project_url {text!r} has a host name that cannot be one: check its spelling") from None
+    return host if ":" in host else raw.lower()
+
+
 def _is_private_address(host: str) -> bool:
+    """Whether `host` is an IP address outside the public internet. Names are checked where they resolve (in
+    production, `SupabaseProjects` resolves them before each request)."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False  # a name: where it resolves is the DNS's business, as for any https client
+        return False
     return not address.is_global
+
+
+Resolve = Callable[[str], Awaitable[list[str]]]
+
+
+async def resolve_host(host: str) -> list[str]:
+    """The addresses `host` resolves to, by the system resolver the HTTP client's connection uses too."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
 
 
 def check_schema_name(schema: str) -> str:
@@ -357,11 +389,14 @@ class SupabaseProjects:
         production: bool,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
+        resolve: Resolve = resolve_host,
     ) -> None:
         self.allow_loopback = allow_loopback
         self.production = production
         self.timeout = timeout
         self.max_document_bytes = max_document_bytes
+        self.resolve = resolve
+        """How production finds where a project's name points; tests give their own."""
         self._http: httpx.AsyncClient | None = None
 
     @classmethod
@@ -432,6 +467,7 @@ class SupabaseProjects:
 
         from doki.storage.supabase import looks_like_jwt
 
+        await self._check_resolved(url)
         headers = {"apikey": key, "Accept": "application/openapi+json, application/json"}
         if looks_like_jwt(key):
             # PostgREST verifies any bearer token as a JWT: the new sb_secret_ keys go in `apikey` only.
@@ -450,6 +486,29 @@ class SupabaseProjects:
             raise _unreachable(url, f"it did not answer within {self.timeout:g}s") from None
         except httpx.TransportError as exc:
             raise _unreachable(url, f"{type(exc).__name__}") from None
+        except httpx.InvalidURL:
+            # Checked when connecting; a URL stored by an older version may have escaped that check.
+            raise _invalid_url(f"project_url {url!r} is not a URL the HTTP client can use") from None
+
+    async def _check_resolved(self, url: str) -> None:
+        """In production, refuse a project whose name resolves to a private, loopback (unless this deployment
+        is rehearsed on loopback) or otherwise reserved address: the key must not be sent into the server's own
+        network. An address literal was judged by parse_project_url already."""
+        host = urlsplit(url).hostname
+        if not self.production or host is None or _is_ip_literal(host):
+            return
+        try:
+            addresses = await self.resolve(host)
+        except OSError:
+            raise _unreachable(url, "its host name does not resolve") from None
+        for text in addresses or ["(none)"]:
+            try:
+                address = ipaddress.ip_address(text.split("%", 1)[0])
+            except ValueError:
+                address = None
+            if address is not None and (address.is_global or (self.allow_loopback and address.is_loopback)):
+                continue
+            raise _invalid_url(f"project_url {url!r} resolves to {text}, a private or reserved address")
 
     def _client(self) -> httpx.AsyncClient:
         # No await between the check and the assignment: two first requests cannot build two clients.
@@ -460,6 +519,14 @@ class SupabaseProjects:
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)), follow_redirects=False
             )
         return self._http
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _error_body(body: bytes) -> dict[str, Any]:

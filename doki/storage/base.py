@@ -54,16 +54,25 @@ class CredentialStore(Protocol):
         """Every row of `user_id`, ordered by provider."""
         ...
 
-    def delete(self, user_id: str, provider: str) -> bool:
-        """Remove the row; True when there was one."""
+    def delete(self, user_id: str, provider: str, *, expected_ciphertext: str | None = None) -> bool:
+        """Remove the row; True when there was one. With `expected_ciphertext`, a compare-and-delete: only a row
+        that still holds that ciphertext is removed (a row rewritten meanwhile is kept, and False returned)."""
         ...
 
     def iter_all(self) -> Iterator[StoredCredential]:
         """Every row, ordered by (user_id, provider), fetched in pages so writes may interleave."""
         ...
 
-    def replace_ciphertext(self, user_id: str, provider: str, expected_ciphertext: str, new_ciphertext: str) -> bool:
-        """Compare-and-swap: set the ciphertext only if it still is `expected_ciphertext`; True if set."""
+    def replace_ciphertext(
+        self,
+        user_id: str,
+        provider: str,
+        expected_ciphertext: str,
+        new_ciphertext: str,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        """Compare-and-swap: set the ciphertext (and the metadata, when given) only if the ciphertext still is
+        `expected_ciphertext`; True if set."""
         ...
 
     def close(self) -> None:

@@ -93,9 +93,15 @@ class SQLiteCredentialStore:
             rows = conn.execute(_LIST_FOR_USER, (user_id,)).fetchall()
         return [_credential(row) for row in rows]
 
-    def delete(self, user_id: str, provider: str) -> bool:
+    def delete(self, user_id: str, provider: str, *, expected_ciphertext: str | None = None) -> bool:
         with self._connection() as conn:
-            cursor = conn.execute("DELETE FROM credentials WHERE user_id = ? AND provider = ?", (user_id, provider))
+            if expected_ciphertext is None:
+                cursor = conn.execute("DELETE FROM credentials WHERE user_id = ? AND provider = ?", (user_id, provider))
+            else:
+                cursor = conn.execute(
+                    "DELETE FROM credentials WHERE user_id = ? AND provider = ? AND ciphertext = ?",
+                    (user_id, provider, expected_ciphertext),
+                )
         return cursor.rowcount > 0
 
     def iter_all(self) -> Iterator[StoredCredential]:
@@ -113,13 +119,27 @@ class SQLiteCredentialStore:
                 return
             after = (rows[-1][0], rows[-1][1])
 
-    def replace_ciphertext(self, user_id: str, provider: str, expected_ciphertext: str, new_ciphertext: str) -> bool:
+    def replace_ciphertext(
+        self,
+        user_id: str,
+        provider: str,
+        expected_ciphertext: str,
+        new_ciphertext: str,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
         with self._connection() as conn:
-            cursor = conn.execute(
-                "UPDATE credentials SET ciphertext = ?, updated_at = ? "
-                "WHERE user_id = ? AND provider = ? AND ciphertext = ?",
-                (new_ciphertext, _now(), user_id, provider, expected_ciphertext),
-            )
+            if metadata is None:
+                cursor = conn.execute(
+                    "UPDATE credentials SET ciphertext = ?, updated_at = ? "
+                    "WHERE user_id = ? AND provider = ? AND ciphertext = ?",
+                    (new_ciphertext, _now(), user_id, provider, expected_ciphertext),
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE credentials SET ciphertext = ?, metadata = ?, updated_at = ? "
+                    "WHERE user_id = ? AND provider = ? AND ciphertext = ?",
+                    (new_ciphertext, json.dumps(metadata), _now(), user_id, provider, expected_ciphertext),
+                )
         return cursor.rowcount > 0
 
     def close(self) -> None:

@@ -95,12 +95,12 @@ class SupabaseCredentialStore:
         rows = self._request("GET", params={"select": _SELECT, "user_id": f"eq.{user_id}", "order": "provider.asc"})
         return [_credential(row) for row in rows]
 
-    def delete(self, user_id: str, provider: str) -> bool:
-        rows = self._request(
-            "DELETE",
-            params={"select": "provider", "user_id": f"eq.{user_id}", "provider": f"eq.{provider}"},
-            prefer="return=representation",
-        )
+    def delete(self, user_id: str, provider: str, *, expected_ciphertext: str | None = None) -> bool:
+        params = {"select": "provider", "user_id": f"eq.{user_id}", "provider": f"eq.{provider}"}
+        if expected_ciphertext is not None:
+            # As in replace_ciphertext: the filter makes it a compare-and-delete inside one DELETE statement.
+            params["ciphertext"] = f"eq.{expected_ciphertext}"
+        rows = self._request("DELETE", params=params, prefer="return=representation")
         return bool(rows)
 
     def iter_all(self) -> Iterator[StoredCredential]:
@@ -118,7 +118,17 @@ class SupabaseCredentialStore:
                 return
             after = (rows[-1]["user_id"], rows[-1]["provider"])
 
-    def replace_ciphertext(self, user_id: str, provider: str, expected_ciphertext: str, new_ciphertext: str) -> bool:
+    def replace_ciphertext(
+        self,
+        user_id: str,
+        provider: str,
+        expected_ciphertext: str,
+        new_ciphertext: str,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        changes: dict[str, Any] = {"ciphertext": new_ciphertext}
+        if metadata is not None:
+            changes["metadata"] = metadata
         # The ciphertext filter makes the PATCH a compare-and-swap inside one UPDATE statement.
         rows = self._request(
             "PATCH",
@@ -128,7 +138,7 @@ class SupabaseCredentialStore:
                 "provider": f"eq.{provider}",
                 "ciphertext": f"eq.{expected_ciphertext}",
             },
-            json={"ciphertext": new_ciphertext},
+            json=changes,
             prefer="return=representation",
         )
         return bool(rows)

@@ -13,9 +13,10 @@ from doki.settings import Settings
 from doki.storage import CredentialStore, SQLiteCredentialStore, SupabaseCredentialStore
 from tests.fakes.postgrest import FakePostgrest
 from tests.fakes.supabase_auth import FakeSupabaseAuth
+from tests.helpers import secret
 
 # Shaped like a new Supabase secret key: not a JWT, so it must travel in `apikey` only.
-SUPABASE_SECRET = "sb_secret_TestOnly0123456789abcdefghijklmnop"
+SUPABASE_SECRET = secret("the Supabase secret key", "sb_secret_TestOnly0123456789abcdefghijklmnop")
 # A small page makes a handful of rows span several pages.
 PAGE_SIZE = 2
 
@@ -58,12 +59,12 @@ def production_settings(supabase_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": "production",
         "allowed_origins": "https://app.doki.com",
-        "session_secret_key": "prod-session-0123456789abcdefghijklmnopqrstuv",
-        "encryption_key": Fernet.generate_key().decode(),
+        "session_secret_key": secret("the session secret", "prod-session-0123456789abcdefghijklmnopqrstuv"),
+        "encryption_key": secret("the production Fernet key", Fernet.generate_key().decode()),
         "supabase_url": supabase_url,
         "supabase_secret_key": SUPABASE_SECRET,
         "google_client_id": "1234-abc.apps.googleusercontent.com",
-        "google_client_secret": "GOCSPX-real-one",
+        "google_client_secret": secret("the Google client secret", "GOCSPX-real-one"),
         "gcp_project_id": "doki-prod",
     }
     values.update(overrides)

@@ -78,13 +78,13 @@ def test_the_session_cookie_is_short_lived_lax_and_secure_in_production(
     else:
         app = create_app(development_settings())
 
-    @app.get("/connectors/_session")
+    @app.get("/auth/google/_session")
     async def touch(request: Request) -> dict[str, bool]:
         request.session["oauth_state"] = "x"
         return {"ok": True}
 
     with TestClient(app, base_url="https://testserver") as client:
-        cookie = client.get("/connectors/_session").headers["set-cookie"]
+        cookie = client.get("/auth/google/_session").headers["set-cookie"]
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert cookie.startswith("doki_session=")
     assert "Max-Age=900" in cookie
@@ -93,16 +93,43 @@ def test_the_session_cookie_is_short_lived_lax_and_secure_in_production(
     assert ("secure" in attributes) is secure
 
 
-def test_sessions_exist_only_on_the_connector_paths() -> None:
+def test_sessions_exist_only_on_the_google_oauth_paths() -> None:
     app = create_app(development_settings())
 
     @app.get("/elsewhere")
     async def elsewhere(request: Request) -> dict[str, bool]:
         return {"has_session": "session" in request.scope}
 
+    @app.get("/connectors/elsewhere")
+    async def connector(request: Request) -> dict[str, bool]:
+        return {"has_session": "session" in request.scope}
+
+    @app.get("/auth/google/here")
+    async def oauth(request: Request) -> dict[str, bool]:
+        return {"has_session": "session" in request.scope}
+
     with TestClient(app) as client:
         assert client.get("/elsewhere").json() == {"has_session": False}
+        assert client.get("/connectors/elsewhere").json() == {"has_session": False}
+        assert client.get("/auth/google/here").json() == {"has_session": True}
         assert "set-cookie" not in client.get("/").headers
+
+
+def test_production_starts_without_google_redirect_uri_and_logs_what_it_means(
+    fake_postgrest: FakePostgrest, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A first deploy's first revision has no service URL to point it at yet: it must still start.
+    app = create_app(production_settings(fake_postgrest.url))
+    with TestClient(app) as client:
+        assert client.get("/").status_code == 200
+        login = client.get("/auth/google/login", follow_redirects=False)
+    assert login.status_code == 503
+    assert login.json()["detail"]["code"] == "google_not_configured"
+    [warning] = [r.getMessage() for r in caplog.records if "GOOGLE_REDIRECT_URI" in r.getMessage()]
+    assert "503 google_not_configured" in warning and "/auth/google/callback" in warning
+    caplog.clear()
+    create_app(production_settings(fake_postgrest.url, google_redirect_uri="https://api.doki.com/auth/google/callback"))
+    assert not [r for r in caplog.records if "GOOGLE_REDIRECT_URI" in r.getMessage()]
 
 
 def test_create_app_refuses_production_on_the_local_sqlite_store() -> None:

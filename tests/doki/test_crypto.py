@@ -12,9 +12,10 @@ from pydantic import SecretStr
 from doki.crypto import CredentialCipher, CredentialDecryptError, reencrypt_store
 from doki.settings import Settings
 from doki.storage import CredentialStore, StoredCredential
+from tests.helpers import SECRETS
 
-OLD_KEY = Fernet.generate_key().decode()
-NEW_KEY = Fernet.generate_key().decode()
+OLD_KEY = SECRETS.register("the old Fernet key", Fernet.generate_key().decode())
+NEW_KEY = SECRETS.register("the new Fernet key", Fernet.generate_key().decode())
 PLAINTEXT = '{"refresh_token": "1//0g-very-secret"}'
 
 

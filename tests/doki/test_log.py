@@ -125,6 +125,7 @@ def test_secret_query_parameters_keep_their_name_and_lose_their_value() -> None:
     assert line == '"GET /connectors/google/callback?state=[redacted]&code=[redacted]&scope=email HTTP/1.1" 200'
 
 
+@pytest.mark.prints_secrets  # logs them, to see the redactor mask them
 def test_configured_secret_values_are_redacted_wherever_they_appear(fake_postgrest: FakePostgrest) -> None:
     settings = production_settings(fake_postgrest.url)
     stream = io.StringIO()

@@ -12,9 +12,10 @@ from cryptography.fernet import Fernet
 
 from doki.origins import origin_problem
 from doki.settings import ConfigError, Settings, load_settings, with_development_defaults
+from tests.helpers import secret
 
-GOOD_KEY = Fernet.generate_key().decode()
-OLD_KEY = Fernet.generate_key().decode()
+GOOD_KEY = secret("a Fernet key", Fernet.generate_key().decode())
+OLD_KEY = secret("the old Fernet key", Fernet.generate_key().decode())
 
 
 def production(**overrides: Any) -> Settings:

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from tests.fakes.supabase_auth import sign
+from tests.helpers import secret
 
 CLIENT_ID = "1234-fake.apps.googleusercontent.com"
 CLIENT_SECRET = "GOCSPX-fake-client-secret"
@@ -125,6 +126,33 @@ class _Fault:
     status: int
     path: str | None
     retry_after: str | None
+    reason: str | None = None
+    body: bytes | None = None
+
+
+class Held:
+    """A request held by `FakeGoogle.hold_next`: Google has it (`arrived`), its answer waits for `release()`."""
+
+    def __init__(self, path: str, grant_type: str | None) -> None:
+        self.path = path
+        self.grant_type = grant_type
+        self.arrived = threading.Event()
+        self._released = threading.Event()
+
+    def matches(self, path: str, params: Mapping[str, list[str]]) -> bool:
+        return path.startswith(self.path) and (
+            self.grant_type is None or params.get("grant_type", [""])[-1] == self.grant_type
+        )
+
+    def wait_arrived(self, timeout: float = 10.0) -> None:
+        assert self.arrived.wait(timeout), f"no request to {self.path} reached the fake"
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _hold(self) -> None:
+        self.arrived.set()
+        self._released.wait(30)
 
 
 class FakeGoogle:
@@ -138,7 +166,7 @@ class FakeGoogle:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client_id = client_id
-        self.client_secret = client_secret
+        self.client_secret = secret("the Google client secret", client_secret)
         self.clock = clock
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.kid = secrets.token_hex(8)
@@ -155,6 +183,7 @@ class FakeGoogle:
         self._refresh_tokens: dict[str, _Grant] = {}
         self._access_tokens: dict[str, _AccessToken] = {}
         self._faults: list[_Fault] = []
+        self._held: list[Held] = []
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -267,11 +296,27 @@ class FakeGoogle:
         self.consent = Consent(account=account, scopes=scopes, deny=deny, refresh_token=refresh_token)
 
     def fail_next(
-        self, times: int, status: int = 503, *, path: str | None = None, retry_after: str | None = None
+        self,
+        times: int,
+        status: int = 503,
+        *,
+        path: str | None = None,
+        retry_after: str | None = None,
+        reason: str | None = None,
+        body: bytes | None = None,
     ) -> None:
-        """The next `times` requests (to paths starting with `path`, when given) get `status` in Google's format."""
+        """The next `times` requests (to paths starting with `path`, when given) get `status` in Google's format,
+        with `reason` in its `errors` list (as Drive names rate limits: `userRateLimitExceeded`), or `body` as
+        it is (an HTML page, say)."""
         with self._lock:
-            self._faults.append(_Fault(times, status, path, retry_after))
+            self._faults.append(_Fault(times, status, path, retry_after, reason, body))
+
+    def hold_next(self, path: str, *, grant_type: str | None = None) -> Held:
+        """The next request to `path` (with that `grant_type`, when given) is answered only once released."""
+        held = Held(path, grant_type)
+        with self._lock:
+            self._held.append(held)
+        return held
 
     def expire_access_tokens(self) -> None:
         """Every access token issued so far stops working (as after an hour)."""
@@ -300,10 +345,18 @@ class FakeGoogle:
         assert response.status_code == 302, response.text
         return response.headers["location"]
 
-    def id_token(self, account: Account, *, nonce: str | None, audience: str | None = None) -> str:
+    def id_token(
+        self,
+        account: Account,
+        *,
+        nonce: str | None,
+        audience: str | None = None,
+        issuer: str = ISSUER,
+        lifetime: int = 3600,
+    ) -> str:
         now = int(self.clock())
         claims: dict[str, Any] = {
-            "iss": ISSUER,
+            "iss": issuer,
             "azp": audience or self.client_id,
             "aud": audience or self.client_id,
             "sub": account.sub,
@@ -311,13 +364,13 @@ class FakeGoogle:
             "email_verified": True,
             "name": account.name,
             "iat": now,
-            "exp": now + 3600,
+            "exp": now + lifetime,
         }
         if nonce is not None:
             claims["nonce"] = nonce
         header = {"alg": "RS256", "kid": self.kid, "typ": "JWT"}
         signing_input = f"{_b64(_json(header))}.{_b64(_json(claims))}".encode()
-        return f"{signing_input.decode()}.{_b64(sign(signing_input, 'RS256', self.key))}"
+        return secret("a Google ID token", f"{signing_input.decode()}.{_b64(sign(signing_input, 'RS256', self.key))}")
 
     def public_jwk(self) -> dict[str, Any]:
         jwk: dict[str, Any] = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
@@ -338,8 +391,10 @@ class FakeGoogle:
             self.requests.append((method, path, params))
             fault = self._take_fault(path)
         if fault is not None:
-            status, body, _ = _api_error(fault.status, "Backend Error")
+            status, body, _ = _api_error(fault.status, "Backend Error", fault.reason)
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            if fault.body is not None:
+                body, headers = fault.body, {**headers, "Content-Type": "text/html; charset=UTF-8"}
             return self._send(handler, status, body, headers)
         one = {name: values[-1] for name, values in params.items()}
         bearer = handler.headers.get("Authorization", "")
@@ -356,6 +411,11 @@ class FakeGoogle:
                 result = self._sheets(bearer, split.path[len("/v4/spreadsheets/") :], params)
             else:
                 result = _api_error(404, "Not Found")
+            held = next((h for h in self._held if h.matches(path, params)), None)
+            if held is not None:
+                self._held.remove(held)
+        if held is not None:
+            held._hold()  # the answer is ready, and in flight until released
         self._send(handler, *result)
 
     def _take_fault(self, path: str) -> _Fault | None:
@@ -383,7 +443,7 @@ class FakeGoogle:
         account = consent.account or self.accounts[0]
         asked = [_LONG_SCOPES.get(s, s) for s in p.get("scope", "").split()]
         granted = asked if consent.scopes is None else [s for s in asked if s in consent.scopes]
-        code = "4/0A" + secrets.token_urlsafe(24)
+        code = secret("a Google authorization code", "4/0A" + secrets.token_urlsafe(24))
         self._codes[code] = _Code(
             client_id=self.client_id,
             redirect_uri=redirect_uri,
@@ -423,14 +483,16 @@ class FakeGoogle:
             if _b64(hashlib.sha256(verifier.encode()).digest()) != code.challenge:
                 return _oauth_error(400, "invalid_grant", "Invalid code verifier.")
         code.used = True
-        refresh_token = "1//0g" + secrets.token_urlsafe(40) if code.refresh_token else None
+        refresh_token = (
+            secret("a Google refresh token", "1//0g" + secrets.token_urlsafe(40)) if code.refresh_token else None
+        )
         grant = _Grant(account=code.account, scopes=code.scopes, nonce=code.nonce, refresh_token=refresh_token)
         if refresh_token:
             self._refresh_tokens[refresh_token] = grant
         return 200, _json(self._issue(grant, with_refresh_token=True)), {}
 
     def _issue(self, grant: _Grant, *, with_refresh_token: bool) -> dict[str, Any]:
-        access_token = "ya29.a0" + secrets.token_urlsafe(40)
+        access_token = secret("a Google access token", "ya29.a0" + secrets.token_urlsafe(40))
         self._access_tokens[access_token] = _AccessToken(grant, self.clock() + ACCESS_TOKEN_LIFETIME)
         body: dict[str, Any] = {
             "access_token": access_token,
@@ -628,9 +690,12 @@ def _oauth_error(status: int, error: str, description: str) -> tuple[int, bytes,
     return status, _json({"error": error, "error_description": description}), {}
 
 
-def _api_error(status: int, message: str) -> tuple[int, bytes, dict[str, str]]:
-    body = {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}}
-    return status, _json(body), {}
+def _api_error(status: int, message: str, reason: str | None = None) -> tuple[int, bytes, dict[str, str]]:
+    error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}
+    if reason is not None:
+        # Drive's v2-style detail, which it still sends: the reason tells a rate limit from a refusal.
+        error["errors"] = [{"domain": "usageLimits", "reason": reason, "message": message}]
+    return status, _json({"error": error}), {}
 
 
 def _json(value: Any) -> bytes:

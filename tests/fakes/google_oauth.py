@@ -21,7 +21,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-ACCESS_TOKEN = "ya29.fake-access-token"
+from tests.helpers import secret
+
+ACCESS_TOKEN = secret("the service account's access token", "ya29.fake-access-token")
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
@@ -62,6 +64,7 @@ class FakeTokenEndpoint:
         pem = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
+        secret("a service account's private key", pem.splitlines()[1])
         info = {
             "type": "service_account",
             "project_id": email.split("@")[1].split(".")[0],

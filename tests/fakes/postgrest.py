@@ -38,6 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.helpers import secret
+
 Row = dict[str, Any]
 Predicate = Callable[[Row], bool]
 
@@ -145,8 +147,8 @@ class FakePostgrest:
         schemas: Mapping[str, Mapping[str, TableSpec]] | None = None,
         anon_key: str | None = None,
     ) -> None:
-        self.apikey = apikey
-        self.anon_key = anon_key
+        self.apikey = secret("a Supabase service role key", apikey)
+        self.anon_key = secret("a Supabase anon key", anon_key) if anon_key is not None else None
         self.specs = dict(tables if tables is not None else {"doki_credentials": CREDENTIALS_TABLE})
         self.schemas: dict[str, dict[str, TableSpec]] = {
             "public": self.specs,

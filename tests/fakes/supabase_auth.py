@@ -37,6 +37,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from tests.helpers import SECRETS
+
 JWKS_PATH = "/auth/v1/.well-known/jwks.json"
 PROJECT_REF = "abcdefghijklmnopqrst"  # Supabase project refs are 20 lowercase letters
 
@@ -94,6 +96,7 @@ class AuthUser:
     password: str | None
     confirmed: bool
     identities: set[tuple[str, str]] = field(default_factory=set)  # (provider, provider's subject)
+    banned: bool = False
 
 
 @dataclass
@@ -138,6 +141,7 @@ class FakeSupabaseAuth:
         # GoTrue
         self.users: dict[str, AuthUser] = {}  # by email
         self.confirm_email = False  # when True, sign-ups wait for the confirmation link
+        self.allow_signups = True  # Auth > "Allow new users to sign up"
         self.apikeys: set[str] | None = None  # the keys the gateway accepts as `apikey`; None: any non-empty
         self.apikeys_seen: list[str] = []
         self.sessions: dict[str, str] = {}  # access token -> user id
@@ -302,7 +306,8 @@ class FakeSupabaseAuth:
         header = {name: value for name, value in header.items() if value is not None}  # None removes
         body = payload if payload is not None else _json(self.claims(claims_overrides, drop))
         signing_input = f"{_b64(_json(header))}.{_b64(body)}".encode()
-        return f"{signing_input.decode()}.{_b64(sign(signing_input, alg, key))}"
+        token = f"{signing_input.decode()}.{_b64(sign(signing_input, alg, key))}"
+        return SECRETS.register("a token FakeSupabaseAuth minted", token)
 
     def mint_legacy_api_key(self, role: str, secret: str) -> str:
         """A legacy anon / service_role API key: an HS256 JWT with no sub, no aud, and iss "supabase"."""
@@ -324,6 +329,7 @@ class FakeSupabaseAuth:
 
     def add_user(self, email: str, password: str | None = None, *, confirmed: bool = True) -> AuthUser:
         user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=confirmed)
+        SECRETS.register(f"the password of {email}", password or "")
         with self._lock:
             self.users[email] = user
         return user
@@ -376,7 +382,8 @@ class FakeSupabaseAuth:
         if (
             user is None
             or user.password is None
-            or not hmac.compare_digest(user.password, str(payload.get("password")))
+            # As bytes: compare_digest refuses non-ASCII str, and GoTrue takes any password.
+            or not hmac.compare_digest(_utf8(user.password), _utf8(str(payload.get("password"))))
         ):
             return _gotrue_error(400, "invalid_credentials", "Invalid login credentials")
         if not user.confirmed:
@@ -412,9 +419,13 @@ class FakeSupabaseAuth:
             # A verified Google email joins the account that already has it, as GoTrue links identities.
             user = self.users.get(email) if claims.get("email_verified") else None
             if user is None:
+                if not self.allow_signups:
+                    return _gotrue_error(422, "signup_disabled", "Signups not allowed for this instance")
                 user = AuthUser(id=str(uuid.uuid4()), email=email, password=None, confirmed=True)
                 self.users[email] = user
             user.identities.add(identity)
+        if user.banned:
+            return _gotrue_error(400, "user_banned", "User is banned")
         return 200, _json(self._session(user, "google"))
 
     def _session(self, user: AuthUser, provider: str) -> dict[str, Any]:
@@ -433,7 +444,7 @@ class FakeSupabaseAuth:
             "token_type": "bearer",
             "expires_in": 3600,
             "expires_at": now + 3600,
-            "refresh_token": secrets.token_urlsafe(9),
+            "refresh_token": SECRETS.register("a Supabase refresh token", secrets.token_urlsafe(9)),
             "user": self._user_json(user, provider),
         }
 
@@ -569,6 +580,10 @@ def sign(signing_input: bytes, alg: str, key: Any) -> bytes:
 
 def _gotrue_error(status: int, error_code: str, msg: str) -> tuple[int, bytes]:
     return status, _json({"code": status, "error_code": error_code, "msg": msg})
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "replace")
 
 
 def _json(value: Any) -> bytes:

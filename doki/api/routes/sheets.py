@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from doki.api.deps import PrincipalDep, UpstreamsDep
+from doki.api.errors import error_responses
 from doki.api.routes.google import http_error
 from doki.connectors import Upstreams
 from doki.connectors.errors import ConnectorError
@@ -28,10 +29,14 @@ SpreadsheetId = Annotated[
         pattern=SPREADSHEET_ID_PATTERN,
     ),
 ]
-_NEEDS_GOOGLE: dict[int | str, dict[str, Any]] = {
-    409: {"description": "Google not connected, or connected without Drive and Sheets: connect Google"},
-    503: {"description": "Google failing or unreachable: retry later"},
-}
+_NEEDS_GOOGLE = error_responses(
+    {
+        409: "Google not connected, or connected without Drive and Sheets: connect Google",
+        429: "google_rate_limited: Google keeps refusing for now, retry later",
+        502: "Google answered something unexpected, or its Drive or Sheets API is disabled for the OAuth client",
+        503: "Google failing or unreachable: retry later",
+    }
+)
 
 
 class SpreadsheetOut(BaseModel):
@@ -76,7 +81,15 @@ class PreviewOut(BaseModel):
     rows: list[dict[str, Any]]
 
 
-@router.get("/list", response_model=SpreadsheetListOut, summary="The user's spreadsheets", responses=_NEEDS_GOOGLE)
+@router.get(
+    "/list",
+    response_model=SpreadsheetListOut,
+    summary="The user's spreadsheets",
+    responses={
+        **error_responses({403: "google_forbidden: Google refuses Drive to this account (a Workspace policy)"}),
+        **_NEEDS_GOOGLE,
+    },
+)
 async def list_spreadsheets(principal: PrincipalDep, upstreams: UpstreamsDep) -> SpreadsheetListOut:
     sheets = upstreams.sheets()
     files = await _with_google(upstreams, principal.user_id, sheets.list_spreadsheets)
@@ -87,7 +100,7 @@ async def list_spreadsheets(principal: PrincipalDep, upstreams: UpstreamsDep) ->
     "/schema",
     response_model=SchemaOut,
     summary="Tabs and columns of a spreadsheet, with inferred types",
-    responses={404: {"description": "no such spreadsheet, or not shared with the user"}, **_NEEDS_GOOGLE},
+    responses={**error_responses({404: "no such spreadsheet, or not shared with the user"}), **_NEEDS_GOOGLE},
 )
 async def schema(principal: PrincipalDep, upstreams: UpstreamsDep, spreadsheet_id: SpreadsheetId) -> SchemaOut:
     sheets = upstreams.sheets()
@@ -99,7 +112,7 @@ async def schema(principal: PrincipalDep, upstreams: UpstreamsDep, spreadsheet_i
     "/preview",
     response_model=PreviewOut,
     summary="The first rows of a tab, as records keyed by the header",
-    responses={404: {"description": "no such spreadsheet or tab"}, **_NEEDS_GOOGLE},
+    responses={**error_responses({404: "no such spreadsheet or tab"}), **_NEEDS_GOOGLE},
 )
 async def preview(
     principal: PrincipalDep,
@@ -117,6 +130,7 @@ async def preview(
 
 async def _with_google(upstreams: Upstreams, user_id: str, call: Callable[[str], Awaitable[T]]) -> T:
     try:
-        return await upstreams.google().run(user_id, call)
+        with upstreams.google_deadline():
+            return await upstreams.google().run(user_id, call)
     except ConnectorError as failure:
         raise http_error(failure) from None

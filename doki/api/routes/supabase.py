@@ -16,9 +16,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, SecretStr
-from starlette.concurrency import run_in_threadpool
 
 from doki.api.deps import CipherDep, PrincipalDep, StoreDep, SupabaseProjectsDep
+from doki.api.errors import error_responses
+from doki.connectors import call_store
 from doki.connectors.errors import ConnectorError
 from doki.connectors.supabase_project import (
     PROVIDER,
@@ -32,7 +33,7 @@ from doki.connectors.supabase_project import (
     not_connected,
 )
 from doki.crypto import CredentialCipher, CredentialDecryptError
-from doki.storage import StoredCredential, StoreUnavailableError
+from doki.storage import StoredCredential
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -56,10 +57,17 @@ class _NoInputEcho(APIRoute):
 
 router = APIRouter(prefix="/connectors/supabase", tags=["supabase"], route_class=_NoInputEcho)
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "a bad project URL, key or schema name, or a key the project rejected"},
-    409: {"description": "no project connected, or its stored credentials no longer work: reconnect"},
-    503: {"description": "the project (or the credential store) is unreachable: retry later"},
+_UNREACHABLE = "the project or the credential store is unreachable (retry later), or the store is misconfigured"
+_ERRORS = error_responses(
+    {
+        400: "a bad project URL, key or schema name, or a key the project rejected",
+        409: "no project connected, or its stored credentials no longer work: reconnect",
+        503: _UNREACHABLE,
+    }
+)
+_TABLES_ERRORS = {
+    **_ERRORS,
+    **error_responses({404: "the schema is not exposed", 502: "the project answered something unexpected"}),
 }
 
 
@@ -103,7 +111,7 @@ class DisconnectOut(BaseModel):
     summary="Connect the user's Supabase project",
     description="Checks the URL, tries the keys against the project, then stores them encrypted. "
     "Keys are never returned.",
-    responses={**_ERRORS, 502: {"description": "no Supabase API answers at that URL"}},
+    responses={**_ERRORS, **error_responses({502: "no Supabase API answers at that URL"})},
 )
 async def connect(
     body: ConnectIn,
@@ -136,7 +144,7 @@ async def connect(
     "/test",
     response_model=StatusOut,
     summary="Whether the user's Supabase project is connected and accepts its key",
-    responses={503: _ERRORS[503]},
+    responses=error_responses({502: "the project answered something unexpected", 503: _UNREACHABLE}),
 )
 async def check(
     principal: PrincipalDep, store: StoreDep, cipher: CipherDep, projects: SupabaseProjectsDep
@@ -155,6 +163,8 @@ async def check(
     except CredentialsRejectedError as exc:
         return shown.model_copy(update={"status": "credentials_rejected", "message": exc.message, "hint": exc.hint})
     except SupabaseProjectError as exc:
+        if exc.status_code == 400:  # the stored URL is no longer one to send the key to
+            return StatusOut(status="not_connected", message=exc.message, hint=exc.hint)
         raise _http(exc) from None
     return shown
 
@@ -165,13 +175,13 @@ async def check(
     summary="Tables and columns of a schema of the user's Supabase project",
     description="Read from the OpenAPI description the project's PostgREST serves: nothing is installed in "
     "the project.",
-    responses={**_ERRORS, 404: {"description": "the schema is not exposed"}, 502: {"description": "bad answer"}},
+    responses=_TABLES_ERRORS,
 )
 @router.get(
     "/list",
     response_model=TablesOut,
     summary="Tables and columns of a schema of the user's Supabase project (alias of /tables)",
-    responses={**_ERRORS, 404: {"description": "the schema is not exposed"}, 502: {"description": "bad answer"}},
+    responses=_TABLES_ERRORS,
 )
 async def tables(
     principal: PrincipalDep,
@@ -196,7 +206,7 @@ async def tables(
     "",
     response_model=DisconnectOut,
     summary="Disconnect the user's Supabase project (its stored keys are deleted)",
-    responses={503: _ERRORS[503]},
+    responses=error_responses({503: _UNREACHABLE}),
 )
 async def disconnect(principal: PrincipalDep, store: StoreDep) -> DisconnectOut:
     deleted = await _store(store.delete, principal.user_id, PROVIDER)
@@ -222,20 +232,11 @@ def _stored_connection(
 
 
 async def _store(call: Callable[..., T], *args: Any) -> T:
-    """A credential store call, off the event loop (stores block); an outage becomes 503, not 500."""
+    """A credential store call (see doki.connectors.store): its failures become 503s, never 500s."""
     try:
-        return await run_in_threadpool(call, *args)
-    except StoreUnavailableError as exc:
-        logger.warning("credential store unavailable: %s", exc)
-        raise HTTPException(
-            503,
-            detail={
-                "code": "store_unavailable",
-                "message": "the credential store is unavailable",
-                "hint": "retry in a minute",
-            },
-            headers={"Retry-After": "30"},
-        ) from None
+        return await call_store(call, *args)
+    except ConnectorError as exc:
+        raise _http(exc) from None
 
 
 def _http(error: ConnectorError) -> HTTPException:

@@ -2,7 +2,7 @@
 
 Development runs on the SQLite store with Supabase Auth reached through its publishable key; production on the
 Supabase store (the fake Supabase passes `/rest/v1` to a FakePostgrest, so one project URL serves both).
-Retry waits are recorded in `sleeps`, never slept.
+Retry waits are recorded in `sleeps`, never slept; they alone move the clock that Google deadlines are kept on.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class Backend:
     google: FakeGoogle
     supabase: FakeSupabaseAuth
     sleeps: list[float] = field(default_factory=list)
+    elapsed: float = 0.0  # the upstreams' monotonic clock: moved by the waits alone
 
     def login(self, **params: str) -> httpx.Response:
         return self.client.get("/auth/google/login", params=params, follow_redirects=False)
@@ -107,8 +108,10 @@ def backend(environment: str, google: FakeGoogle, supabase: FakeSupabaseAuth, **
 
         async def record(seconds: float) -> None:
             harness.sleeps.append(seconds)
+            harness.elapsed += seconds
 
         app.state.upstreams.sleep = record
+        app.state.upstreams.monotonic = lambda: harness.elapsed
         yield harness
 
 

@@ -12,8 +12,9 @@ from tests.doki.conftest import SUPABASE_SECRET
 from tests.fakes.google import FakeGoogle
 from tests.fakes.postgrest import FakePostgrest
 from tests.fakes.supabase_auth import FakeSupabaseAuth
+from tests.helpers import secret
 
-PASSWORD = "correct horse battery staple"
+PASSWORD = secret("the test user's password", "correct horse battery staple")
 
 
 @pytest.fixture

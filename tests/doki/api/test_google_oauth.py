@@ -198,6 +198,31 @@ def test_a_redirect_anywhere_but_an_allowed_frontend_origin_is_refused_before_go
     assert "set-cookie" not in response.headers
 
 
+def test_production_never_hands_a_session_to_a_plain_http_frontend_even_on_an_allowed_origin(
+    google: FakeGoogle, supabase: FakeSupabaseAuth
+) -> None:
+    origins = f"{FRONTEND_ORIGIN},http://app.example.com,http://localhost:3000"
+    with backend("production", google, supabase, allowed_origins=origins) as doki:
+        plain = doki.login(redirect_to="http://app.example.com/landing")
+        _, headers = doki.signed_in()
+        connect = doki.client.post(
+            "/auth/google/connect", headers=headers, json={"redirect_to": "http://app.example.com/landing"}
+        )
+        local = doki.login(redirect_to="http://localhost:3000/landing")  # loopback: a rehearsal on this machine
+    for refused in (plain, connect):
+        assert refused.status_code == 400
+        assert refused.json()["detail"]["code"] == "redirect_not_allowed"
+        assert "not https" in refused.json()["detail"]["message"]
+    assert "set-cookie" not in plain.headers
+    assert local.status_code == 302
+
+
+def test_development_lands_on_a_plain_http_frontend(google: FakeGoogle, supabase: FakeSupabaseAuth) -> None:
+    with backend("development", google, supabase, allowed_origins="http://app.example.com") as doki:
+        response = doki.sign_in_with_google(redirect_to="http://app.example.com/landing")
+    assert response.headers["location"].startswith("http://app.example.com/landing#access_token=")
+
+
 def test_a_relative_redirect_without_a_frontend_url_is_refused(doki: Backend) -> None:
     response = doki.login(redirect_to="/projects")
     assert response.json()["detail"]["code"] == "redirect_not_allowed"
@@ -226,6 +251,21 @@ def test_supabase_refusing_the_google_id_token_is_a_502_that_says_to_enable_the_
     assert response.json()["detail"]["code"] == "supabase_google_sign_in_refused"
     assert "Google provider" in response.json()["detail"]["hint"]
     assert fake_postgrest.rows() == []
+
+
+def test_a_banned_supabase_user_signing_in_with_google_is_told_so_not_blamed_on_the_provider(doki: Backend) -> None:
+    doki.sign_in_with_google()
+    doki.supabase.users["ada@gmail.com"].banned = True
+    response = doki.sign_in_with_google()
+    assert response.status_code == 403
+    assert response.json()["detail"]["code"] == "user_banned"
+
+
+def test_a_new_google_user_where_sign_ups_are_disabled_is_told_so(doki: Backend) -> None:
+    doki.supabase.allow_signups = False
+    response = doki.sign_in_with_google()
+    assert response.status_code == 403
+    assert response.json()["detail"]["code"] == "signup_disabled"
 
 
 # --- hostile and broken round trips --------------------------------------------------------------------------
@@ -257,6 +297,41 @@ def test_a_callback_in_a_browser_that_never_started_the_sign_in_is_refused(doki:
     doki.client.cookies.clear()
     response = doki.callback(path)
     assert response.status_code == 400
+    assert response.json()["detail"]["code"] == "oauth_session_missing"
+    assert doki.google.calls("/token") == 0
+
+
+def test_a_connect_callback_in_a_browser_that_never_started_the_connect_links_nothing(doki: Backend) -> None:
+    # Account-linking CSRF: the attacker starts a connect for their own Doki user and gets the victim's browser to
+    # consent with the victim's Google account. The grant is parked, waiting for a confirmation neither can give.
+    attacker_id, attacker = doki.signed_in("mallory@example.com")
+    start = doki.client.post("/auth/google/connect", headers=attacker)
+    path = doki.back_from_google(start.json()["authorization_url"])
+    doki.client.cookies.clear()  # the victim's browser: it never started this round trip
+    response = doki.callback(path)
+    assert response.status_code == 200
+    code = response.json()["google"]["connect_code"]
+    assert response.json()["google"]["status"] == "pending" and response.json()["session"] is None
+    assert doki.stored(attacker_id) is None
+
+    _, victim = doki.signed_in("victim@example.com")
+    as_victim = doki.client.post("/auth/google/connect/complete", headers=victim, json={"connect_code": code})
+    assert as_victim.status_code == 409
+    assert as_victim.json()["detail"]["code"] == "google_connect_not_pending"
+    guessed = doki.client.post("/auth/google/connect/complete", headers=attacker, json={"connect_code": "guess"})
+    assert guessed.status_code == 400
+    assert guessed.json()["detail"]["code"] == "google_connect_code_invalid"
+    assert doki.stored(attacker_id) is None
+
+
+def test_a_login_callback_in_a_browser_that_never_started_it_is_still_refused_with_a_connect_pending(
+    doki: Backend,
+) -> None:
+    _, headers = doki.signed_in()
+    doki.client.post("/auth/google/connect", headers=headers)  # kept server-side: must not stand in for a login
+    path = doki.back_from_google(doki.login().headers["location"])
+    doki.client.cookies.clear()
+    response = doki.callback(path)
     assert response.json()["detail"]["code"] == "oauth_session_missing"
     assert doki.google.calls("/token") == 0
 
@@ -316,6 +391,43 @@ def test_a_round_trip_older_than_fifteen_minutes_is_refused(doki: Backend) -> No
     doki.app.state.upstreams.clock = lambda: later
     response = doki.callback(path)
     assert response.json()["detail"]["code"] == "oauth_flow_expired"
+
+
+def test_a_refused_callback_of_a_round_trip_with_a_redirect_sends_the_browser_back_with_the_error(
+    google: FakeGoogle, supabase: FakeSupabaseAuth
+) -> None:
+    with backend("production", google, supabase, frontend_url=f"{FRONTEND_ORIGIN}/done") as doki:
+        path = doki.back_from_google(doki.login(redirect_to="/projects/7").headers["location"])
+        later = doki.app.state.upstreams.clock() + 16 * 60
+        doki.app.state.upstreams.clock = lambda: later
+        expired = doki.callback(path)
+    assert expired.status_code == 302
+    assert expired.headers["location"].startswith(f"{FRONTEND_ORIGIN}/projects/7#")
+    assert fragment(expired.headers["location"]) == {
+        "error": "oauth_flow_expired",
+        "error_description": "the sign-in took too long",
+    }
+
+
+def test_a_replayed_callback_with_a_frontend_lands_there_with_the_error(
+    google: FakeGoogle, supabase: FakeSupabaseAuth
+) -> None:
+    with backend("production", google, supabase, frontend_url=f"{FRONTEND_ORIGIN}/done") as doki:
+        start = doki.login()
+        cookie = doki.client.cookies["doki_session"]
+        path = doki.back_from_google(start.headers["location"])
+        assert "access_token" in fragment(doki.callback(path).headers["location"])
+        doki.client.cookies.clear()
+        replay = doki.callback(path, headers={"Cookie": f"doki_session={cookie}"})
+        doki.client.cookies.clear()
+        missing = doki.callback(path)
+    assert replay.status_code == 302
+    assert fragment(replay.headers["location"])["error"] == "oauth_state_used"
+    # Without a round trip in the session nothing says where it was for: FRONTEND_URL.
+    assert missing.status_code == 302
+    assert missing.headers["location"].startswith(f"{FRONTEND_ORIGIN}/done#")
+    assert fragment(missing.headers["location"])["error"] == "oauth_session_missing"
+    assert doki.google.calls("/token") == 1
 
 
 def test_a_code_whose_pkce_verifier_does_not_match_is_refused_by_google(doki: Backend) -> None:
@@ -416,6 +528,7 @@ def test_connect_stores_the_tokens_for_the_signed_in_user_without_a_new_supabase
     assert "/auth/v1/token" not in doki.supabase.requested_paths
     assert doki.client.get("/auth/google", headers=headers).json()["status"] == "connected"
     assert doki.stored(user_id) is not None
+    assert doki.app.state.store.get(user_id, "google_connect") is None  # the server-side copy is used up
 
 
 def test_an_id_token_whose_nonce_is_not_this_round_trips_is_refused(doki: Backend) -> None:
@@ -436,6 +549,59 @@ def test_connect_with_a_redirect_sends_the_browser_back_to_the_frontend(
         response = doki.connect(headers["Authorization"].removeprefix("Bearer "), redirect_to=f"{FRONTEND_ORIGIN}/x")
     assert response.status_code == 302
     assert response.headers["location"] == f"{FRONTEND_ORIGIN}/x#google=connected"
+
+
+def test_connect_from_a_frontend_on_another_site_completes_with_the_users_own_token(
+    google: FakeGoogle, supabase: FakeSupabaseAuth
+) -> None:
+    with backend("production", google, supabase) as doki:
+        user_id, headers = doki.signed_in()
+        start = doki.client.post("/auth/google/connect", headers=headers, json={"redirect_to": f"{FRONTEND_ORIGIN}/x"})
+        path = doki.back_from_google(start.json()["authorization_url"])
+        doki.client.cookies.clear()  # a cross-site XHR's cookie: the browser never sends it to the callback
+        landed = doki.callback(path)
+        values = fragment(landed.headers["location"])
+        assert landed.headers["location"].startswith(f"{FRONTEND_ORIGIN}/x#")
+        assert values["google"] == "pending" and "access_token" not in values
+        assert doki.stored(user_id) is None
+        replay = doki.callback(path)  # the kept round trip was taken: a replay finds nothing
+        assert replay.json()["detail"]["code"] == "oauth_session_missing"
+
+        completed = doki.client.post(
+            "/auth/google/connect/complete", headers=headers, json={"connect_code": values["connect_code"]}
+        )
+        assert completed.status_code == 200
+        assert completed.json()["status"] == "connected" and completed.json()["email"] == "ada@gmail.com"
+        assert doki.stored(user_id) is not None
+        google.add_spreadsheet(account(google, "ada@gmail.com"), "Budget")
+        assert doki.client.get("/connectors/sheets/list", headers=headers).status_code == 200
+        again = doki.client.post(
+            "/auth/google/connect/complete", headers=headers, json={"connect_code": values["connect_code"]}
+        )
+        assert again.json()["detail"]["code"] == "google_connect_not_pending"
+        assert google.calls("/token") == 1
+
+
+def test_a_parked_connect_expires_with_its_round_trip_and_goes_with_a_disconnect(doki: Backend) -> None:
+    user_id, headers = doki.signed_in()
+
+    def park() -> str:
+        start = doki.client.post("/auth/google/connect", headers=headers)
+        path = doki.back_from_google(start.json()["authorization_url"])
+        doki.client.cookies.clear()
+        code: str = doki.callback(path).json()["google"]["connect_code"]
+        return code
+
+    code = park()
+    later = doki.app.state.upstreams.clock() + 16 * 60
+    doki.app.state.upstreams.clock = lambda: later
+    late = doki.client.post("/auth/google/connect/complete", headers=headers, json={"connect_code": code})
+    assert late.json()["detail"]["code"] == "google_connect_not_pending"
+    code = park()
+    doki.client.delete("/auth/google", headers=headers)
+    gone = doki.client.post("/auth/google/connect/complete", headers=headers, json={"connect_code": code})
+    assert gone.json()["detail"]["code"] == "google_connect_not_pending"
+    assert doki.stored(user_id) is None
 
 
 def test_connect_refuses_a_foreign_redirect(doki: Backend) -> None:
@@ -517,6 +683,21 @@ def test_disconnect_deletes_the_tokens_even_when_google_cannot_be_reached(doki: 
     assert doki.stored(user_id) is None
 
 
+def test_a_credential_store_that_refuses_the_secret_key_is_a_503_for_google_routes_too(
+    google: FakeGoogle, supabase: FakeSupabaseAuth, fake_postgrest: FakePostgrest
+) -> None:
+    with backend("production", google, supabase) as doki:
+        _, headers = doki.signed_in()
+        fake_postgrest.apikey = "sb_secret_RotatedAwayRotatedAway0123456789"  # SUPABASE_SECRET_KEY is stale
+        responses = [
+            doki.client.get("/auth/google", headers=headers),
+            doki.client.delete("/auth/google", headers=headers),
+            doki.client.get("/connectors/sheets/list", headers=headers),
+        ]
+    assert [r.status_code for r in responses] == [503, 503, 503]
+    assert {r.json()["detail"]["code"] for r in responses} == {"store_misconfigured"}
+
+
 def test_disconnect_without_a_connection_changes_nothing(doki: Backend) -> None:
     _, headers = doki.signed_in()
     assert doki.client.delete("/auth/google", headers=headers).json() == {"disconnected": False, "revoked": False}
@@ -525,8 +706,10 @@ def test_disconnect_without_a_connection_changes_nothing(doki: Backend) -> None:
 
 def test_every_google_route_but_the_browsers_declares_the_bearer_scheme(doki: Backend) -> None:
     paths = doki.client.get("/openapi.json").json()["paths"]
-    assert paths["/auth/google"]["get"]["security"] == [{"HTTPBearer": []}]
-    assert paths["/auth/google"]["delete"]["security"] == [{"HTTPBearer": []}]
-    assert paths["/auth/google/connect"]["post"]["security"] == [{"HTTPBearer": []}]
+    # Development also lists "no token" ({}): it runs tokenless requests as its development user.
+    assert {"HTTPBearer": []} in paths["/auth/google"]["get"]["security"]
+    assert {"HTTPBearer": []} in paths["/auth/google"]["delete"]["security"]
+    assert {"HTTPBearer": []} in paths["/auth/google/connect"]["post"]["security"]
+    assert {"HTTPBearer": []} in paths["/auth/google/connect/complete"]["post"]["security"]
     assert "security" not in paths["/auth/google/login"]["get"]
     assert "security" not in paths["/auth/google/callback"]["get"]

@@ -302,7 +302,65 @@ def test_google_rate_limiting_for_good_is_a_429(doki: Backend) -> None:
     assert response.json()["detail"]["code"] == "google_rate_limited"
 
 
+def test_drive_rate_limiting_with_a_403_is_retried_and_then_a_429_not_a_missing_spreadsheet(doki: Backend) -> None:
+    _, headers = connected(doki)
+    doki.google.fail_next(2, 403, path="/drive", reason="userRateLimitExceeded")
+    assert doki.client.get("/connectors/sheets/list", headers=headers).status_code == 200
+    assert doki.sleeps == [0.5, 1.0]
+
+    doki.google.fail_next(100, 403, path="/v4", reason="rateLimitExceeded")
+    response = doki.client.get("/connectors/sheets/schema", params={"spreadsheet_id": "abc"}, headers=headers)
+    assert response.status_code == 429
+    assert response.json()["detail"]["code"] == "google_rate_limited"
+    assert response.headers["retry-after"] == "60"
+
+
+def test_a_drive_refusal_on_the_list_is_a_403_saying_so_not_a_missing_spreadsheet(doki: Backend) -> None:
+    _, headers = connected(doki)
+    doki.google.fail_next(1, 403, path="/drive", reason="domainPolicy")
+    response = doki.client.get("/connectors/sheets/list", headers=headers)
+    assert response.status_code == 403
+    assert response.json()["detail"]["code"] == "google_forbidden"
+    assert doki.sleeps == []
+
+
+@pytest.mark.parametrize(("path", "route"), [("/drive", "list"), ("/v4", "schema?spreadsheet_id=abc")])
+def test_google_answering_200_with_a_page_that_is_not_json_is_a_502(doki: Backend, path: str, route: str) -> None:
+    _, headers = connected(doki)
+    doki.google.fail_next(1, 200, path=path, body=b"<html><body>Sign in to the Wi-Fi</body></html>")
+    response = doki.client.get(f"/connectors/sheets/{route}", headers=headers)
+    assert response.status_code == 502
+    assert response.json()["detail"]["code"] == "google_error"
+
+
+def test_a_token_endpoint_answering_200_with_a_page_that_is_not_json_is_a_502(doki: Backend) -> None:
+    _, headers = connected(doki)
+    doki.google.expire_access_tokens()
+    doki.google.fail_next(1, 200, path="/token", body=b"<html>maintenance</html>")
+    response = doki.client.get("/connectors/sheets/list", headers=headers)
+    assert response.status_code == 502
+    assert response.json()["detail"] == {
+        "code": "google_error",
+        "message": "Google answered with a body that is not JSON",
+        "hint": "retry; if it persists, check GOOGLE_TOKEN_URL",
+    }
+
+
+def test_all_google_calls_of_one_request_share_one_time_budget(doki: Backend) -> None:
+    _, headers = connected(doki)
+    doki.app.state.upstreams.google_budget_seconds = 2.0
+    doki.google.fail_next(100, 503, path="/drive")
+    response = doki.client.get("/connectors/sheets/list", headers=headers)
+    assert response.status_code == 503
+    assert response.json()["detail"]["code"] == "google_unavailable"
+    assert "out of time for more" in response.json()["detail"]["message"]
+    # Waits of 0.5 and 1.0 fit in two seconds; the 2.0 that would follow does not, so it is not waited.
+    assert doki.sleeps == [0.5, 1.0]
+    assert doki.google.calls("/drive") == 3
+
+
 def test_every_sheets_route_declares_the_bearer_scheme(doki: Backend) -> None:
     paths = doki.client.get("/openapi.json").json()["paths"]
     for route in ("list", "schema", "preview"):
-        assert paths[f"/connectors/sheets/{route}"]["get"]["security"] == [{"HTTPBearer": []}]
+        # Development also lists "no token" ({}): it runs tokenless requests as its development user.
+        assert {"HTTPBearer": []} in paths[f"/connectors/sheets/{route}"]["get"]["security"]

@@ -23,9 +23,10 @@ from doki.storage import StoredCredential
 from tests.doki.conftest import development_settings, production_settings
 from tests.fakes.postgrest import FakePostgrest, TableSpec
 from tests.fakes.supabase_auth import FakeSupabaseAuth
+from tests.helpers import secret
 
-JWT_SECRET = "legacy-jwt-hs256-for-tests-0123456789abcdefghij"
-SECRET = "sb_secret_UsersOwnProject0123456789abcdefghij"
+JWT_SECRET = secret("the legacy JWT secret", "legacy-jwt-hs256-for-tests-0123456789abcdefghij")
+SECRET = secret("the user's Supabase secret key", "sb_secret_UsersOwnProject0123456789abcdefghij")
 ANON = "sb_publishable_UsersOwnProject0123456789abcd"
 KEYS = (SECRET, ANON)
 ALICE = str(uuid.UUID(int=0xA11CE, version=4))
@@ -210,6 +211,8 @@ def test_the_publishable_key_in_the_service_role_slot_is_refused_without_calling
         "http://abcdefghijklmnopqrst.supabase.co",
         "ftp://{host}",
         "not a url",
+        "https://xn--.com",
+        "https://exa\u2603mple.com",
     ],
 )
 def test_a_project_url_that_is_not_a_bare_https_base_is_refused_and_never_contacted(
@@ -241,6 +244,31 @@ def test_production_against_a_real_supabase_refuses_a_loopback_project(
     assert response.status_code == 400
     assert "points at this server's own machine (loopback)" in response.json()["detail"]["message"]
     assert "is a private or reserved address" in private.json()["detail"]["message"]
+    assert project.requests == []
+
+
+def test_production_refuses_a_project_whose_name_resolves_into_a_private_network(
+    minter: FakeSupabaseAuth, fake_postgrest: FakePostgrest, project: FakePostgrest
+) -> None:
+    settings = production_settings(fake_postgrest.url, supabase_jwt_secret=JWT_SECRET)
+    assert settings.supabase_issuer is not None
+    app = create_app(settings)
+    with TestClient(app) as client:
+        backend = Backend(app, client, minter, settings.supabase_issuer)
+        names: list[str] = []
+
+        async def resolve(host: str) -> list[str]:
+            names.append(host)
+            return ["10.20.30.40"]  # an internal service, wherever the name came from
+
+        app.state.supabase_projects.resolve = resolve
+        response = backend.connect(project, project_url=project.url.replace("127.0.0.1", "localhost"))
+        assert backend.stored() is None
+
+    assert response.status_code == 400
+    assert response.json()["detail"]["code"] == "supabase_invalid_url"
+    assert "resolves to 10.20.30.40, a private or reserved address" in response.json()["detail"]["message"]
+    assert names == ["localhost"]
     assert project.requests == []
 
 
@@ -504,3 +532,36 @@ def test_a_credential_store_outage_is_a_503_not_a_500(
 
     assert [r.status_code for r in responses] == [503, 503, 503]
     assert responses[0].json()["detail"]["code"] == "store_unavailable"
+    assert responses[0].json()["detail"] == {
+        "code": "store_unavailable",
+        "message": "the credential store is unavailable",
+        "hint": "retry in a minute",
+    }
+    assert responses[0].headers["retry-after"] == "30"
+
+
+def test_a_credential_store_without_its_table_is_a_503_that_tells_the_operator_via_the_log(
+    minter: FakeSupabaseAuth, fake_postgrest: FakePostgrest, project: FakePostgrest, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The migration was never applied (PostgREST answers PGRST205): every route would fail the same way.
+    settings = production_settings(fake_postgrest.url, supabase_jwt_secret=JWT_SECRET, credentials_table="missing")
+    assert settings.supabase_issuer is not None
+    app = create_app(settings)
+    with TestClient(app) as client:
+        backend = Backend(app, client, minter, settings.supabase_issuer)
+        responses = [
+            backend.connect(project),
+            backend.get("/test"),
+            backend.get("/tables"),
+            client.delete("/connectors/supabase", headers=backend.auth()),
+        ]
+
+    assert [r.status_code for r in responses] == [503, 503, 503, 503]
+    for response in responses:
+        assert response.json()["detail"] == {
+            "code": "store_misconfigured",
+            "message": "the credential store refused the request: this server is misconfigured",
+            "hint": "the server's operator must fix its credential store (the server log says what); retry afterwards",
+        }
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("the table 'missing' does not exist; apply migrations/supabase/" in m for m in logged)

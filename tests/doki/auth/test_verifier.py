@@ -34,9 +34,10 @@ from doki.auth import (
 from doki.auth.verifier import CLOCK_SKEW_LEEWAY, MAX_TOKEN_LENGTH, NOT_CONFIGURED, TokenVerifier
 from doki.settings import Settings
 from tests.fakes.supabase_auth import FakeSupabaseAuth, SigningKey
+from tests.helpers import SECRETS
 
-SECRET = "legacy-hs256-jwt-secret-0123456789-abcdefghijklmnop"
-OTHER_SECRET = "a-different-hs256-jwt-secret-0123456789-abcdefghij"
+SECRET = SECRETS.register("the legacy JWT secret", "legacy-hs256-jwt-secret-0123456789-abcdefghijklmnop")
+OTHER_SECRET = SECRETS.register("another JWT secret", "a-different-hs256-jwt-secret-0123456789-abcdefghij")
 USER_ID = "8d1b3b5e-2f4a-4c7e-9a1d-3f6b2c9e0a17"
 TTL = 600.0
 REFETCH_INTERVAL = 30.0

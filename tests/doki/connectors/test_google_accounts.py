@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,10 +23,11 @@ from doki.connectors.google import (
     OAuthFlow,
     TokenGrant,
     UsedStates,
+    connect_state_user,
     nonce_digest,
     pkce_challenge,
 )
-from doki.connectors.http import Upstream
+from doki.connectors.http import Upstream, _deadline, deadline
 from doki.crypto import CredentialCipher
 from doki.storage import SQLiteCredentialStore
 from tests.fakes.google import FakeGoogle
@@ -69,7 +71,7 @@ class World:
                 self.sleeps.append(seconds)
 
             async with httpx.AsyncClient() as http:
-                oauth = GoogleOAuth(self.config, Upstream(http, sleep=sleep))
+                oauth = GoogleOAuth(self.config, Upstream(http, sleep=sleep), clock=self.clock)
                 accounts = GoogleAccounts(oauth, self.store, self.cipher, clock=self.clock)
                 return await make(oauth, accounts)
 
@@ -155,6 +157,43 @@ def test_an_id_token_issued_to_another_client_is_refused(world: World) -> None:
             oauth.id_token_claims("garbage")
 
     world.run(go)
+
+
+def test_an_id_token_from_another_issuer_or_expired_is_refused(world: World) -> None:
+    ada = world.google.accounts[0]
+
+    async def go(oauth: GoogleOAuth, accounts: GoogleAccounts) -> None:
+        assert oauth.id_token_claims(world.google.id_token(ada, nonce=None, issuer="accounts.google.com"))["sub"]
+        with pytest.raises(ConnectorError, match="Google did not issue"):
+            oauth.id_token_claims(world.google.id_token(ada, nonce=None, issuer="https://evil.example"))
+        expired = world.google.id_token(ada, nonce=None, lifetime=-61)
+        with pytest.raises(ConnectorError, match="has expired"):
+            oauth.id_token_claims(expired)
+        # A minute's difference between clocks is tolerated.
+        assert oauth.id_token_claims(world.google.id_token(ada, nonce=None, lifetime=-30))["sub"] == ada.sub
+
+    world.run(go)
+
+
+def test_a_connect_state_names_its_user_and_nothing_else_reads_as_one() -> None:
+    flow = OAuthFlow.start(now=0, user_id=USER)
+    assert flow.state.startswith(f"connect.{USER}.") and connect_state_user(flow.state) == USER
+    assert connect_state_user(OAuthFlow.start(now=0).state) is None
+    assert connect_state_user(OAuthFlow.start(now=0, user_id="not-a-uuid").state) is None
+    for forged in ("connect.", f"connect.{USER}", f"connect.{USER}.", "connect.x.y", f"connect.{USER.upper()}.y"):
+        assert connect_state_user(forged) is None
+
+
+def test_a_kept_connect_round_trip_is_taken_once_and_only_with_its_whole_state(world: World) -> None:
+    async def go(oauth: GoogleOAuth, accounts: GoogleAccounts) -> None:
+        flow = OAuthFlow.start(now=world.clock(), user_id=USER)
+        await accounts.keep_connect(flow)
+        assert await accounts.take_connect(flow.state[:-1]) is None
+        assert await accounts.take_connect(flow.state) == flow
+        assert await accounts.take_connect(flow.state) is None
+
+    world.run(go)
+    assert world.store.get(USER, "google_connect") is None
 
 
 def test_a_state_can_be_claimed_once_within_the_flow_lifetime() -> None:
@@ -254,6 +293,131 @@ def test_a_google_server_error_on_refresh_keeps_the_tokens(world: World) -> None
     assert world.store.get(USER, "google") is not None
 
 
+# --- refreshes racing with writes ---------------------------------------------------------------------------
+
+
+def _second_instance(world: World, oauth: GoogleOAuth) -> GoogleAccounts:
+    """Another server instance on the same store: it shares no lock with the first."""
+    return GoogleAccounts(oauth, world.store, world.cipher, clock=world.clock)
+
+
+async def _settle(task: asyncio.Future[Any]) -> None:
+    """Give `task` the chance to run as far as it can while the refresh is held: to its end, unless it waits
+    for the user's lock (then this waits in vain, briefly: no outcome depends on how long)."""
+    await asyncio.wait({task}, timeout=0.5)
+
+
+def _reconnect(world: World, oauth: GoogleOAuth, accounts: GoogleAccounts, email: str) -> Awaitable[Any]:
+    world.google.will_consent(next(a for a in world.google.accounts if a.email == email))
+    flow = OAuthFlow.start(now=world.clock())
+    code = world.code(oauth, flow)
+
+    async def go() -> Any:
+        grant = await oauth.exchange_code(code, flow.verifier)
+        assert grant.id_token is not None
+        return await accounts.save(USER, grant, oauth.id_token_claims(grant.id_token))
+
+    return go()
+
+
+def test_a_disconnect_while_a_refresh_is_in_flight_is_not_undone_by_it(world: World) -> None:
+    world.connect()
+    world.clock.now += 7200
+    held = world.google.hold_next("/token", grant_type="refresh_token")
+
+    async def go(oauth: GoogleOAuth, accounts: GoogleAccounts) -> None:
+        refresh = asyncio.create_task(accounts.access_token(USER))
+        await asyncio.to_thread(held.wait_arrived)
+        disconnect = asyncio.create_task(accounts.disconnect(USER))
+        await _settle(disconnect)
+        held.release()
+        token, disconnected = await asyncio.gather(refresh, disconnect)
+        # The refresh finished first (the disconnect waited for it), then the disconnect deleted its result.
+        assert token.startswith("ya29.") and disconnected == {"disconnected": True, "revoked": True}
+
+    world.run(go)
+    assert world.store.get(USER, "google") is None
+
+
+def test_a_disconnect_on_another_instance_during_a_refresh_is_not_undone_by_it(world: World) -> None:
+    world.connect()
+    world.clock.now += 7200
+    held = world.google.hold_next("/token", grant_type="refresh_token")
+
+    async def go(oauth: GoogleOAuth, accounts: GoogleAccounts) -> None:
+        refresh = asyncio.create_task(accounts.access_token(USER))
+        await asyncio.to_thread(held.wait_arrived)
+        assert (await _second_instance(world, oauth).disconnect(USER))["disconnected"] is True
+        held.release()
+        with pytest.raises(ConnectorError) as refused:
+            await refresh
+        assert refused.value.code == "google_not_connected"
+
+    world.run(go)
+    assert world.store.get(USER, "google") is None
+
+
+def test_a_reconnect_on_another_instance_during_a_refresh_keeps_the_new_account(world: World) -> None:
+    world.connect()  # ada
+    world.google.add_account("bob@gmail.com")
+    world.clock.now += 7200
+    held = world.google.hold_next("/token", grant_type="refresh_token")
+
+    async def go(oauth: GoogleOAuth, accounts: GoogleAccounts) -> str:
+        refresh = asyncio.create_task(accounts.access_token(USER))
+        await asyncio.to_thread(held.wait_arrived)
+        connection = await _reconnect(world, oauth, _second_instance(world, oauth), "bob@gmail.com")
+        assert connection.email == "bob@gmail.com"
+        held.release()
+        return await refresh
+
+    token = world.run(go)
+    row = world.store.get(USER, "google")
+    assert row is not None and row.metadata["email"] == "bob@gmail.com"
+    # The refresh lost the race and handed out the connection that won it: bob's.
+    assert f'"access_token":"{token}"' in world.cipher.decrypt(USER, row.ciphertext)
+    assert '"email":"bob@gmail.com"' in world.cipher.decrypt(USER, row.ciphertext)
+
+
+def test_a_reconnect_while_a_refresh_is_in_flight_is_written_after_it(world: World) -> None:
+    world.connect()
+    world.google.add_account("bob@gmail.com")
+    world.clock.now += 7200
+    held = world.google.hold_next("/token", grant_type="refresh_token")
+
+    async def go(oauth: GoogleOAuth, accounts: GoogleAccounts) -> None:
+        refresh = asyncio.create_task(accounts.access_token(USER))
+        await asyncio.to_thread(held.wait_arrived)
+        reconnect = asyncio.ensure_future(_reconnect(world, oauth, accounts, "bob@gmail.com"))
+        await _settle(reconnect)
+        held.release()
+        await asyncio.gather(refresh, reconnect)
+
+    world.run(go)
+    row = world.store.get(USER, "google")
+    assert row is not None and row.metadata["email"] == "bob@gmail.com"
+
+
+def test_a_refresh_refused_after_a_reconnect_elsewhere_deletes_nothing(world: World) -> None:
+    world.connect()
+    ada = world.google.accounts[0]
+    world.clock.now += 7200
+    world.google.revoke_access(ada)  # the old grant dies...
+    held = world.google.hold_next("/token", grant_type="refresh_token")
+
+    async def go(oauth: GoogleOAuth, accounts: GoogleAccounts) -> str:
+        refresh = asyncio.create_task(accounts.access_token(USER))
+        await asyncio.to_thread(held.wait_arrived)
+        await _reconnect(world, oauth, _second_instance(world, oauth), "ada@gmail.com")  # ...a new one replaces it
+        held.release()
+        return await refresh
+
+    token = world.run(go)
+    row = world.store.get(USER, "google")
+    assert row is not None, "the refused refresh deleted the new connection"
+    assert f'"access_token":"{token}"' in world.cipher.decrypt(USER, row.ciphertext)
+
+
 def test_revoking_an_unknown_token_reports_failure_without_raising(world: World) -> None:
     assert world.run(lambda oauth, accounts: oauth.revoke("ya29.unknown")) is False
 
@@ -305,3 +469,57 @@ def test_an_unreachable_google_is_retried_then_a_503(world: World) -> None:
     assert (failed.value.status_code, failed.value.code) == (503, "google_unavailable")
     assert "cannot reach Google (ConnectError)" in failed.value.message
     assert world.sleeps == [0.5, 1.0, 2.0]
+
+
+def _timed_get(world: World, url: str, times: int = 1, *, at: float | None = None, **options: Any) -> list[str]:
+    """`times` GETs on a clock moved only by the waits (inside `deadline(at)` when given): how each ended."""
+    elapsed = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        world.sleeps.append(seconds)
+        elapsed[0] += seconds
+
+    async def main() -> list[str]:
+        ends = []
+        async with httpx.AsyncClient() as http:
+            upstream = Upstream(http, sleep=sleep, clock=lambda: elapsed[0], **options)
+            with deadline(at) if at is not None else nullcontext():
+                for _ in range(times):
+                    try:
+                        ends.append(str((await upstream.request("GET", url)).status_code))
+                    except ConnectorError as error:
+                        ends.append(error.message)
+        return ends
+
+    return asyncio.run(main())
+
+
+def test_a_request_outside_any_deadline_gives_up_after_its_own_thirty_seconds(world: World) -> None:
+    world.google.fail_next(100, 503)
+    [end] = _timed_get(world, f"{world.google.url}/drive/v3/files", attempts=20)
+    # 0.5 + 1 + 2 + 4 + 8 + 8 = 23.5 s waited; another 8 would end past 30.
+    assert world.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert end.endswith("7 times, out of time for more")
+
+
+def test_requests_inside_one_deadline_share_it(world: World) -> None:
+    world.google.fail_next(5, 503)
+    ends = _timed_get(world, f"{world.google.url}/drive/v3/files", times=2, at=3.0)
+    # The first request waits 0.5 and 1, and has no time for a wait of 2; the second starts at 1.5 s, not at 0.
+    assert world.sleeps == [0.5, 1.0, 0.5]
+    assert ends[0].endswith("3 times, out of time for more")
+    assert ends[1].endswith("2 times, out of time for more")
+
+
+def test_an_enclosing_deadline_stands_over_a_nested_one() -> None:
+    seen: list[float | None] = []
+    with deadline(5.0), deadline(100.0):
+        seen.append(_deadline.get())
+    seen.append(_deadline.get())
+    assert seen == [5.0, None]
+
+
+def test_no_try_starts_once_the_deadline_has_passed(world: World) -> None:
+    [end] = _timed_get(world, f"{world.google.url}/drive/v3/files", at=0.0)
+    assert "no time was left" in end
+    assert world.google.calls("/drive") == 0

@@ -9,8 +9,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from doki.settings import Settings, url_origin
+from tests.helpers import secret
 
-KEY = Fernet.generate_key().decode()
+KEY = secret("the Fernet key", Fernet.generate_key().decode())
 
 
 def production(**overrides: Any) -> Settings:

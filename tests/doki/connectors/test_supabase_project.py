@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
+import socket
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
@@ -19,14 +21,16 @@ from doki.connectors.supabase_project import (
     SupabaseProjects,
     check_schema_name,
     parse_project_url,
+    resolve_host,
     tables_from_openapi,
 )
 from tests.doki.conftest import development_settings, production_settings
 from tests.fakes.postgrest import FakePostgrest, TableSpec
+from tests.helpers import secret
 
 T = TypeVar("T")
 
-SECRET = "sb_secret_ProjectOnly0123456789abcdefghijkl"
+SECRET = secret("the user's Supabase secret key", "sb_secret_ProjectOnly0123456789abcdefghijkl")
 ANON = "sb_publishable_ProjectOnly0123456789abcdefgh"
 
 CUSTOMERS = TableSpec(
@@ -120,6 +124,7 @@ def failure(use: Callable[[SupabaseProjects], Awaitable[object]], **options: Any
         ("http://127.0.0.1:54321", "http://127.0.0.1:54321", None),
         ("http://localhost:54321/", "http://localhost:54321", None),
         ("http://[::1]:54321", "http://[::1]:54321", None),
+        ("https://b\u00fccher.example", "https://xn--bcher-kva.example", None),  # as the client looks it up
     ],
 )
 def test_a_project_url_is_normalised_to_its_base_and_ref(raw: str, url: str, ref: str | None) -> None:
@@ -142,6 +147,8 @@ def test_a_project_url_is_normalised_to_its_base_and_ref(raw: str, url: str, ref
         ("https://evil.example@abcdefghijklmnopqrst.supabase.co", "must not hold a user name or password"),
         ("https://abc def.supabase.co", "holds spaces or control characters"),
         ("https://abcdefghijklmnopqrst.supabase.co:99999", "is not a valid URL"),
+        ("https://xn--.com", "has a host name that cannot be one"),
+        ("https://exa\u2603mple.com", "has a host name that cannot be one"),
     ],
 )
 def test_a_project_url_that_is_not_a_bare_https_base_is_refused_saying_why(raw: str, complaint: str) -> None:
@@ -172,6 +179,89 @@ def test_loopback_is_allowed_in_development_and_in_a_production_rehearsed_agains
     real = SupabaseProjects.from_settings(production_settings("https://abcdefghijklmnopqrst.supabase.co"))
     assert not real.allow_loopback
     assert real.production
+
+
+class Resolver:
+    """Stands in for DNS: answers every name with `addresses` (or raises `error`), and records the names."""
+
+    def __init__(self, *addresses: str, error: OSError | None = None) -> None:
+        self.addresses = list(addresses)
+        self.error = error
+        self.names: list[str] = []
+
+    async def __call__(self, host: str) -> list[str]:
+        self.names.append(host)
+        if self.error is not None:
+            raise self.error
+        return self.addresses
+
+
+def production_failure(url: str, resolver: Resolver, *, allow_loopback: bool = False) -> SupabaseProjectError:
+    async def main() -> None:
+        projects = SupabaseProjects(allow_loopback=allow_loopback, production=True, resolve=resolver)
+        try:
+            await projects.verify(ProjectCredentials.checked(url, SECRET, None))
+        finally:
+            await projects.aclose()
+
+    with pytest.raises(SupabaseProjectError) as caught:
+        asyncio.run(main())
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [("10.0.0.7",), ("169.254.169.254",), ("104.18.2.3", "192.168.1.2"), ("127.0.0.1",), ("fd00::1",), ()],
+)
+def test_production_refuses_a_project_whose_name_resolves_to_a_private_address(addresses: tuple[str, ...]) -> None:
+    resolver = Resolver(*addresses)
+
+    error = production_failure("https://abcdefghijklmnopqrst.supabase.co", resolver)
+
+    assert (error.status_code, error.code) == (400, "supabase_invalid_url")
+    assert "a private or reserved address" in error.message
+    assert resolver.names == ["abcdefghijklmnopqrst.supabase.co"]
+
+
+def test_a_production_project_name_that_does_not_resolve_is_unreachable() -> None:
+    resolver = Resolver(error=socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+
+    error = production_failure("https://abcdefghijklmnopqrst.supabase.co", resolver)
+
+    assert (error.status_code, error.code) == (503, "supabase_unreachable")
+    assert "does not resolve" in error.message
+
+
+def test_a_rehearsal_on_loopback_reaches_a_name_that_resolves_to_loopback_and_nothing_private(
+    project: FakePostgrest,
+) -> None:
+    url = project.url.replace("127.0.0.1", "localhost")
+
+    async def main(resolver: Resolver) -> None:
+        projects = SupabaseProjects(allow_loopback=True, production=True, resolve=resolver)
+        try:
+            await projects.verify(ProjectCredentials.checked(url, SECRET, None))
+        finally:
+            await projects.aclose()
+
+    asyncio.run(main(Resolver("127.0.0.1")))
+    assert len(project.requests) == 1
+    with pytest.raises(SupabaseProjectError, match=r"resolves to 10\.0\.0\.7"):
+        asyncio.run(main(Resolver("127.0.0.1", "10.0.0.7")))
+    assert len(project.requests) == 1
+
+
+def test_development_and_address_literals_are_not_resolved(project: FakePostgrest) -> None:
+    resolver = Resolver("10.0.0.7")
+
+    with_projects(lambda projects: projects.verify(credentials(project)), resolve=resolver)
+
+    assert resolver.names == []
+
+
+def test_the_system_resolver_finds_localhost_on_loopback() -> None:
+    addresses = asyncio.run(resolve_host("localhost"))
+    assert addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
 # Keys

@@ -181,6 +181,29 @@ def test_replace_ciphertext_of_a_missing_row_reports_false_and_creates_nothing(
     assert store.get(user, "google") is None
 
 
+def test_replace_ciphertext_with_metadata_replaces_both_only_when_the_swap_happens(store: CredentialStore) -> None:
+    user = new_user()
+    store.put(user, "google", "v1", {"status": "connected"})
+
+    assert store.replace_ciphertext(user, "google", "v1", "v2", {"status": "incomplete"}) is True
+    assert store.replace_ciphertext(user, "google", "v1", "v3", {"status": "lost"}) is False
+
+    read = store.get(user, "google")
+    assert read is not None
+    assert (read.ciphertext, read.metadata) == ("v2", {"status": "incomplete"})
+
+
+def test_a_compare_and_delete_keeps_a_row_rewritten_meanwhile(store: CredentialStore) -> None:
+    user = new_user()
+    store.put(user, "google", "v1")
+    store.put(user, "google", "v2")  # another writer got there first
+
+    assert store.delete(user, "google", expected_ciphertext="v1") is False
+    assert store.get(user, "google") is not None
+    assert store.delete(user, "google", expected_ciphertext="v2") is True
+    assert store.get(user, "google") is None
+
+
 def test_concurrent_writes_from_many_threads_all_land(store: CredentialStore) -> None:
     # FastAPI runs sync endpoints in a threadpool: one store object serves many threads at once.
     user = new_user()

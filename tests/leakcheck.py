@@ -1,0 +1,88 @@
+"""The leak check: no secret the tests use may appear in what the suite prints or logs.
+
+At the end of each phase of each test (setup, call, teardown) it reads what that phase left: pytest's captured
+stdout, stderr and log records (the raw records, before any redacting formatter: a secret in a log message is a
+leak even where production's formatter would mask it, as any other handler prints it whole), every CliRunner result
+(`tests.helpers.CliRunner`), and what fixtures add to `tests.helpers.OUTPUTS` (the emulator's stored logs, which
+hold the output of the containers it ran). A secret found there fails that test, naming the secret by its label and
+where it was seen, never printing the value (the report's captured output shows the label in its place).
+
+Secrets are what `tests.helpers.SECRETS` holds (fixtures and fakes register what they make), plus, read at the end
+of each phase, the backend's secret settings in the environment and in a `.env` of the test's working directory.
+A test that prints a secret on purpose (`doki keys generate`) says so with `@pytest.mark.prints_secrets`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+from pydantic import AliasChoices, SecretStr
+
+from doki.settings import Settings
+from tests.helpers import OUTPUTS, SECRETS
+
+# SecretStr in Settings, yet public by design: every OAuth URL carries the client id, browsers hold the anon key.
+PUBLIC_SETTINGS = frozenset({"google_client_id", "supabase_anon_key"})
+# The environment names (and legacy aliases) of the backend's secret settings.
+SECRET_SETTINGS = frozenset(
+    str(choice).upper()
+    for name, field in Settings.model_fields.items()
+    if SecretStr in (field.annotation, *getattr(field.annotation, "__args__", ())) and name not in PUBLIC_SETTINGS
+    for choice in (field.validation_alias.choices if isinstance(field.validation_alias, AliasChoices) else [name])
+)
+CAPTURED = ("Captured stdout", "Captured stderr", "Captured log")
+# The records of starlette's TestClient (httpx2 is its client): the test playing the browser, which follows the
+# redirect back from Google with the authorization code in its URL. The backend's own log of such a request is the
+# one that counts, and it is in the captured stdout, as its handler wrote it.
+TEST_CLIENT_RECORD = re.compile(r"^\S+ +httpx2:.*\n?", re.MULTILINE)
+
+
+def _configured_secrets() -> None:
+    """Register the secret settings a test put in the environment or in a `.env` where the backend would read it."""
+    values = [(name, os.environ.get(name, "")) for name in SECRET_SETTINGS]
+    env_file = Path.cwd() / ".env"
+    if env_file.is_file():
+        for line in env_file.read_text(errors="replace").splitlines():
+            name, equals, value = line.partition("=")
+            if equals and name.strip().removeprefix("export ").strip() in SECRET_SETTINGS:
+                values.append((name.strip(), value.strip().strip("'\"")))
+    for name, value in values:
+        for part in value.split(","):  # ENCRYPTION_KEY holds several keys
+            SECRETS.register(f"{name} from the test's settings", part.strip())
+
+
+class LeakCheck:
+    """The pytest plugin (registered by tests/conftest.py)."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report: pytest.TestReport = yield
+        _configured_secrets()
+        seen = [
+            (where, TEST_CLIENT_RECORD.sub("", text) if where.startswith("Captured log") else text)
+            for where, text in report.sections
+            if where.startswith(CAPTURED) and where.endswith(call.when)
+        ]
+        seen += OUTPUTS
+        OUTPUTS.clear()
+        if item.get_closest_marker("prints_secrets") is not None or report.skipped:
+            return report
+        leaks = sorted({f"{label} in {where.lower()}" for where, text in seen for label in SECRETS.found_in(text)})
+        if leaks:
+            message = (
+                "secret leak: " + "; ".join(leaks) + " (a test that prints it on purpose: @pytest.mark.prints_secrets)"
+            )
+            # pytest shows a failed test's captured output: the report shows where the secret was, not the secret.
+            report.sections = [(where, SECRETS.mask(text)) for where, text in report.sections]
+            if report.passed:
+                report.outcome = "failed"
+                report.longrepr = message
+            else:
+                report.sections.append(("secret leak", message))
+        return report
