@@ -51,6 +51,10 @@ class DokiGroup(TyperGroup):
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         except Exception as exc:
+            from doki_cli.interrupts import EXIT_INTERRUPTED, is_interrupt
+
+            if is_interrupt(exc):
+                raise typer.Exit(EXIT_INTERRUPTED) from None  # Ctrl-C, surfacing from inside gRPC as another error
             options = global_options(ctx)
             if options.verbose:
                 import traceback

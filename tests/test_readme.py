@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 
-from typer.testing import CliRunner
-
 from doki.settings import Settings
 from doki_cli.main import app
-from tests.helpers import REPO
+from tests.helpers import REPO, CliRunner
 
 README = (REPO / "README.md").read_text()
 

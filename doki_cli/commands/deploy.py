@@ -45,6 +45,7 @@ def deploy(
     from doki_cli.deploy.release import EXIT_LOCKED, active_lock
     from doki_cli.gcp.google import Google
     from doki_cli.gitinfo import version_tag
+    from doki_cli.interrupts import EXIT_INTERRUPTED, is_interrupt
 
     options = global_options(ctx)
     out = options.output
@@ -72,13 +73,30 @@ def deploy(
         )
     if not yes and not out.json_mode and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
         raise DokiError("aborted", "nothing was changed", "run again and answer y, or pass --yes")
-    executor = Executor(google.run, google.secrets, health=check_health, on_progress=lambda m: out.note(f"  {m}"))
+    doing = ["starting"]
+
+    def progress(message: str) -> None:
+        doing.append(message)
+        out.note(f"  {message}")
+
+    executor = Executor(google.run, google.secrets, health=check_health, on_progress=progress)
     try:
         deployed = executor.execute(plan)
     except DokiError as err:
         if err.code == "revision_not_ready":
             _show_last_lines(out, google, config.name, config.region)
         raise
+    except (KeyboardInterrupt, Exception) as exc:
+        if not is_interrupt(exc):
+            raise
+        # Each write finished before the interrupt took effect, and the plan is recomputed from what is live.
+        raise DokiError(
+            "interrupted",
+            f"interrupted while {doing[-1]}; what Google was sent stays (a deploy Cloud Run has started goes on), "
+            "nothing else was changed",
+            "`doki deploy --dry-run` shows what remains; `doki deploy` finishes it",
+            exit_code=EXIT_INTERRUPTED,
+        ) from None
     out.data({"plan": plan_data(plan), "url": deployed.url, "revision": deployed.revision, "changed": True})
     out.line(f"Deployed {config.name} ({deployed.revision}): {deployed.url}")
 

@@ -62,20 +62,6 @@ def _json_line(entry: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def interrupted(exc: BaseException) -> bool:
-    """Whether `exc` is Ctrl-C, or was raised while Ctrl-C unwound the stack.
-
-    The KeyboardInterrupt can land between a lock's release and its re-acquisition inside gRPC's waits, and the
-    RuntimeError that follows then stands in for it: it is still the user's Ctrl-C.
-    """
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, KeyboardInterrupt):
-            return True
-        cause = cause.__context__
-    return False
-
-
 def _print(out: Output, line: LogLine) -> None:
     if out.json_mode:
         _json_line(line.as_dict())
@@ -132,6 +118,8 @@ def logs(
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except BaseException as exc:
-        if interrupted(exc):
+        from doki_cli.interrupts import is_interrupt
+
+        if is_interrupt(exc):
             return  # Ctrl-C is how a follow ends: not a failure
         raise

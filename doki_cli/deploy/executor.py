@@ -90,7 +90,12 @@ class Executor:
         if plan.updates_service:
             self._progress("deploying a new revision" if not plan.creates else "creating the service")
             service = self._run.apply(
-                plan.service, plan.desired, keep_env=plan.keep_env, base=plan.base, on_progress=self._progress
+                plan.service,
+                plan.desired,
+                keep_env=plan.keep_env,
+                base=plan.base,
+                on_progress=self._progress,
+                new_revision=plan.retries_revision,
             )
         if plan.set_redirect and service is not None:
             # The URL exists only now: one more revision carries the redirect URI derived from it.

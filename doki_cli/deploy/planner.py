@@ -63,6 +63,11 @@ class Plan:
         return self.creates or any(c.what not in ("invoker",) for c in self.changes)
 
     @property
+    def retries_revision(self) -> bool:
+        """The live template's revision never became Ready: the deploy must make a new one even if nothing changed."""
+        return any(c.what == "revision" for c in self.changes)
+
+    @property
     def invoker_changes(self) -> bool:
         return any(c.what == "invoker" for c in self.changes)
 
@@ -164,6 +169,10 @@ class Planner:
             for name in unmanaged:
                 kind = "secret" if name in old_secrets else "env"
                 changes.append(Change(f"{kind} {name}", old_secrets.get(name) or old_env.get(name), None))
+        if live is not None and live.latest_created is not None and live.latest_created != live.latest_ready:
+            # The live template is what the last deploy asked for, but its revision never became Ready: it matching
+            # doki.toml proves nothing, and "No changes" would leave the previous revision serving for good.
+            changes.append(Change("revision", f"{live.latest_created} (not ready)", "a new revision"))
         if live is not None and not live.traffic_to_latest:
             changes.append(Change("traffic", live.traffic, "100% latest"))
         if live is None or live.public != public:

@@ -32,6 +32,7 @@ from doki_cli.gcp import run as cloudrun
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
 from doki_cli.gitinfo import Commit
+from doki_cli.interrupts import EXIT_INTERRUPTED, deferred_interrupt, is_interrupt
 
 LOCK = "doki.dev/release-lock"
 EXIT_BUILD_FAILED = 4
@@ -170,6 +171,8 @@ class Release:
         self._clock = clock
         self._now = now
         self._sleep = sleep
+        # What an interrupt leaves on the service, for its message; None while nothing was sent to it.
+        self._left: str | None = None
 
     # The steps, timed
 
@@ -180,8 +183,9 @@ class Release:
         start = self._clock()
         try:
             yield step
-        except BaseException:
-            step.result = "failed" if step.result == "ok" else step.result
+        except BaseException as exc:
+            if step.result == "ok":
+                step.result = "interrupted" if is_interrupt(exc) else "failed"
             raise
         finally:
             step.seconds = self._clock() - start
@@ -195,6 +199,19 @@ class Release:
             summary.result = "failed"
             err.details = summary.as_dict()
             raise
+        except (KeyboardInterrupt, Exception) as exc:
+            if not is_interrupt(exc):
+                raise
+            summary.result = "interrupted"
+            step = summary.steps[-1].name if summary.steps else "first"
+            interrupted = DokiError(
+                "interrupted",
+                f"interrupted during the {step} step" + (self._left or f"; nothing on {config.name} was changed"),
+                "`doki deploy --dry-run` shows what remains; `doki release` again finishes it",
+                exit_code=EXIT_INTERRUPTED,
+            )
+            interrupted.details = summary.as_dict()
+            raise interrupted from None
         return summary
 
     def _release(self, config: ServiceConfig, commit: Commit, summary: Summary) -> None:
@@ -232,6 +249,7 @@ class Release:
 
     def _first_release(self, config: ServiceConfig, plan: Plan, summary: Summary) -> None:
         """Nothing serves yet, so there is no traffic to protect: deploy, then check the service's own URL."""
+        self._left = "; what Cloud Run was sent stays (a deploy it has started goes on)"
         with self._step(summary, "deploy") as step:
             self._progress("nothing serves yet: deploying the first revision")
             deployed = Executor(self._run, self._secrets, health=lambda _: None, on_progress=self._progress).execute(
@@ -331,7 +349,7 @@ class Release:
             done = True
         finally:
             if staged and not done:
-                self._put_back(name, lock, before, tag)
+                self._put_back(name, lock, before, tag, revision)
         if plan.invoker_changes:
             self._progress("allowing unauthenticated calls" if plan.public else "requiring authentication")
             self._run.set_public(name, plan.public)
@@ -408,22 +426,44 @@ class Release:
             expires = self._now() + config.release.lock_timeout_minutes * 60
             cloudrun.set_annotation(service, LOCK, replace(lock, expires=expires).render())
 
-    def _put_back(self, name: str, lock: Lock, before: list[Target], tag: str) -> None:
-        """Traffic back to where it was, the new tag gone, the lock released; only while the lock is still ours."""
+    def _put_back(self, name: str, lock: Lock, before: list[Target], tag: str, revision: str) -> None:
+        """Traffic back to where it was, the new tag gone, the lock released; only while the lock is still ours.
+
+        A Ctrl-C waits until it is done: interrupted, it would leave the lock to block every release until it expires.
+        """
+        with deferred_interrupt():
+            self._restore(name, lock, before, revision)
+
+    def _restore(self, name: str, lock: Lock, before: list[Target], revision: str) -> None:
         self._progress("putting the traffic back as it was")
+        landed: list[bool] = []
 
         def restore(service: Any) -> None:
+            # The traffic spec (not its status, which follows once routed) says whether our last step landed.
+            main = cloudrun.traffic_targets(service)[:1]
+            landed.append(
+                bool(main)
+                and main[0].percent == 100
+                and (main[0].revision or cloudrun.latest_ready(service)) == revision
+            )
             self._ensure_ours(service, lock, name)
             cloudrun.set_traffic(service, before)
             cloudrun.set_annotation(service, LOCK, None)
 
+        restored = f"; {name}'s traffic is back as it was and its release lock released"
         try:
             self._run.update(name, restore, on_progress=self._progress)
+            self._left = restored
         except DokiError as err:
             if err.code == "release_lock_lost":
-                return  # another release owns the service now: its traffic is not ours to touch
+                # Our last step landed (it released the lock), our first write never did, or another release
+                # owns the service now: either way its traffic is not ours to touch.
+                if landed and landed[-1]:
+                    self._left = f", after it had landed: {revision} serves all of {name}'s traffic"
+                return
             if err.code == "revision_not_ready" and self._restored(name, before):
                 # The service stays not Ready while its newest revision is the failed one; the traffic write landed.
+                self._left = restored
                 return
             raise DokiError(
                 "release_cleanup_failed",

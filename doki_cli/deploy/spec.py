@@ -41,6 +41,9 @@ class LiveService:
     latest_ready: str | None
     ready: bool
     message: str
+    # The newest revision, Ready or not. When it is not the latest ready one, its template (what `spec` shows) is not
+    # what serves: a deploy that failed left it, and only a new revision can put doki.toml in service.
+    latest_created: str | None = None
 
 
 def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[str, int]) -> ServiceSpec:

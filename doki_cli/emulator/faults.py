@@ -1,13 +1,16 @@
 """Fault injection: make the next calls of a method fail, slow down long-running operations, make revisions fail.
 
 Driven through the control API (`POST /_doki/faults`) or directly by tests; every gRPC and REST call passes
-`check()` first. The plan also counts calls per method, so a test can tell whether a client retried.
+`check()` first (and so does every request to a Cloud Run service URL, as the method `Invoke`). The plan also counts
+calls per method, so a test can tell whether a client retried. In-process tests can also hook a call (`on_call`):
+to act at the exact moment a client reaches a step, such as interrupting it while it waits on that call.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -23,6 +26,13 @@ class _Failure:
     message: str
 
 
+@dataclass
+class _Hook:
+    method: str
+    remaining: int  # matching calls still to come before this one fires
+    callback: Callable[[str], None]
+
+
 def _matches(pattern: str, full_method: str) -> bool:
     # "/google.cloud.run.v2.Services/UpdateService", "Services/UpdateService" and "UpdateService" all match.
     return (
@@ -35,6 +45,7 @@ class Faults:
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
         self._revision_failures: list[tuple[str, int, str]] = []
+        self._hooks: list[_Hook] = []
         self.lro_delay = 0.0
         self.calls: Counter[str] = Counter()
 
@@ -48,6 +59,17 @@ class Faults:
         text = message or f"injected {status.name} for {method}"
         with self._lock:
             self._failures.append(_Failure(method, status, times, text))
+
+    def on_call(self, method: str, callback: Callable[[str], None], *, call: int = 1) -> None:
+        """Run `callback(full method)` once, on the `call`-th call of `method` counted from now, before it is served.
+
+        It runs in the thread serving the call, outside the plan's lock: it may block (the caller then waits on that
+        call, as on a slow network) or raise an ApiError (the call fails with it); the call is served once it returns.
+        """
+        if call < 1:
+            raise invalid_argument(f"call must be at least 1, not {call}")
+        with self._lock:
+            self._hooks.append(_Hook(method, call, callback))
 
     def fail_revisions(self, service: str, *, times: int = 1, message: str | None = None) -> None:
         """Make the next `times` revisions of `service` (its short name, or "*") fail to become Ready."""
@@ -68,9 +90,18 @@ class Faults:
         return None
 
     def check(self, full_method: str) -> None:
-        """Count the call, then raise the first pending failure planned for it."""
+        """Count the call, run the hooks it reaches, then raise the first pending failure planned for it."""
         with self._lock:
             self.calls[full_method] += 1
+            reached = []
+            for hook in [h for h in self._hooks if _matches(h.method, full_method)]:
+                hook.remaining -= 1
+                if hook.remaining == 0:
+                    self._hooks.remove(hook)
+                    reached.append(hook.callback)
+        for callback in reached:
+            callback(full_method)
+        with self._lock:
             for failure in self._failures:
                 if failure.remaining > 0 and _matches(failure.method, full_method):
                     failure.remaining -= 1
@@ -82,6 +113,7 @@ class Faults:
         with self._lock:
             self._failures.clear()
             self._revision_failures.clear()
+            self._hooks.clear()
             self.lro_delay = 0.0
             self.calls.clear()
 

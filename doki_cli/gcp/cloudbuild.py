@@ -16,7 +16,7 @@ from typing import Any
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.logs import Logs
-from doki_cli.gcp.retry import Retrier
+from doki_cli.gcp.retry import Retrier, no_library_retry
 
 DOCKER_BUILDER = "gcr.io/cloud-builders/docker"
 
@@ -97,7 +97,14 @@ class CloudBuild:
         build_id = operation.metadata.build.id
         seen = 0  # build logs are bounded: each poll reads them all and shows the new ones
         while True:
-            done = self._retrier.call(operation.done)
+            # Through call_google, as every other call: a poll that fails for good says which build and the fix.
+            done = self._call(
+                lambda: operation.done(retry=no_library_retry()),
+                action="waiting for build",
+                resource=f"{build_id} in projects/{self.project}",
+                api="cloudbuild",
+                role="roles/cloudbuild.builds.viewer",
+            )
             lines = self._logs.build_lines(build_id, 0)
             for line in lines[seen:]:
                 on_line(line.message)

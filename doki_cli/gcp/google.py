@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.retry import Retrier
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
 
 
 class Google:
+    # The retry policy every command's adapters get (through `from_env`). This is the one seam for it: a test puts a
+    # Retrier with a fake sleep and clock here, so injected faults are retried without real waits, and no command
+    # builds a Retrier of its own.
+    new_retrier: ClassVar[Callable[[], Retrier]] = Retrier
+
     def __init__(
         self, factory: ClientFactory, project: str, region: str = "us-central1", *, retrier: Retrier | None = None
     ) -> None:
@@ -28,7 +34,7 @@ class Google:
 
     @classmethod
     def from_env(cls, project: str, region: str = "us-central1") -> Google:
-        return cls(ClientFactory.from_env(), project, region)
+        return cls(ClientFactory.from_env(), project, region, retrier=cls.new_retrier())
 
     @cached_property
     def run(self) -> CloudRun:

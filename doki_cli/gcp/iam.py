@@ -13,6 +13,7 @@ from typing import Any
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.retry import Retrier
+from doki_cli.interrupts import uninterrupted
 
 POLICY_ATTEMPTS = 5
 
@@ -52,7 +53,10 @@ def edit_policy(
         if not edit(policy):
             return False
         try:
-            retrier.call(partial(client.set_iam_policy, request={"resource": resource, "policy": policy}))
+            # The write finishes before a Ctrl-C takes effect, so the next run reads the policy it left.
+            retrier.call(
+                partial(uninterrupted, partial(client.set_iam_policy, request={"resource": resource, "policy": policy}))
+            )
             return True
         except exceptions.Aborted:
             continue  # someone else changed the policy since we read it: read it again

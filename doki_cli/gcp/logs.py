@@ -3,7 +3,9 @@
 `doki logs` reads a Cloud Run service's entries in two ways: the newest ones with ListLogEntries, and new ones live
 with TailLogEntries (a bidirectional gRPC stream, gRPC only). A follow lists first and tails after; where the two
 overlap, and after a reconnection, entries are told apart by insertId so none prints twice. The stream reconnects
-after transient failures with capped, jittered backoff and first fetches what arrived while it was away.
+after transient failures with capped, jittered backoff and first fetches what arrived while it was away; that
+catch-up waits for the tail's first batch and goes out merged with it in timestamp order, since the tail may still
+hold entries stamped before some of those listed (late arrivals, which its buffer window puts back in order).
 
 Entries become `LogLine`s: what a person reads (time, severity, revision, one message) and the payload for scripts.
 """
@@ -11,8 +13,10 @@ Entries become `LogLine`s: what a person reads (time, severity, revision, one me
 from __future__ import annotations
 
 import json
+import queue
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -48,6 +52,10 @@ DEFAULT_BUFFER_WINDOW = 1.0
 RESUME_MARGIN = timedelta(minutes=1)
 # insertIds remembered to drop entries seen twice (list and tail overlap, reconnections); the oldest are forgotten.
 SEEN_LIMIT = 10_000
+# How much longer than the buffer window the catch-up listing waits for the tail's first batch (its network trip).
+HANDOVER_MARGIN = 0.5
+# The longest a follow waits on the tail in one go: a lock wait is not interruptible everywhere (Windows), Ctrl-C is.
+POLL_SECONDS = 0.25
 
 
 def _utc_now() -> datetime:
@@ -253,6 +261,37 @@ def _worth_reconnecting(exc: Exception) -> bool:
     return is_transient(exc) or isinstance(exc, (exceptions.Cancelled, exceptions.Unknown))
 
 
+_END = object()
+
+
+class _TailReader:
+    """A tail's responses, read on a thread so the follow can stop waiting for them (a gRPC stream has no timeout
+    per message); the stream's error, or its end, comes out of `next` in the follow's own thread."""
+
+    def __init__(self, responses: Iterable[Any]) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        threading.Thread(target=self._read, args=(responses,), name="doki-log-tail", daemon=True).start()
+
+    def _read(self, responses: Iterable[Any]) -> None:
+        try:
+            for response in responses:
+                self._queue.put(response)
+        except Exception as exc:  # raised again by `next`, in the thread that follows
+            self._queue.put(exc)
+        else:
+            self._queue.put(_END)
+
+    def next(self, timeout: float) -> Any:
+        """The next response, _END when the stream ended, None after `timeout` seconds without either."""
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+
 def _open_requests(first: Any, stop: threading.Event) -> Iterator[Any]:
     """A tail's request stream: the one request, then held open until `stop`, as closing it ends the tail."""
     yield first
@@ -324,8 +363,8 @@ class Follow:
                     self._notice(f"{'Reconnected' if ever_connected else 'Connected'} to the log stream")
                 outage, ever_connected, failing_since = False, True, None
                 # What arrived before the stream was live: written while it was down, or after the listing.
-                yield from self._unseen(self._logs.entries_since(self._query, self._resume), seen)
-                yield from self._unseen(self._live(responses), seen)
+                caught_up = self._logs.entries_since(self._query, self._resume)
+                yield from self._unseen(self._live(responses, caught_up), seen)
             except exceptions.GoogleAPICallError as exc:
                 if self._closed.is_set():
                     return  # our own cancel
@@ -366,14 +405,37 @@ class Follow:
                 self._resume = max(self._resume, line.nanos)
                 yield line
 
-    def _live(self, responses: Iterable[Any]) -> Iterator[LogLine]:
-        """The tail's entries as lines; what Cloud Logging left out is told as a notice."""
-        for response in responses:
+    def _live(self, responses: Iterable[Any], caught_up: list[LogLine]) -> Iterator[LogLine]:
+        """The tail's entries as lines, `caught_up` merged into its first batch; what Cloud Logging left out is told
+        as a notice.
+
+        Entries that arrived after the tail went live are both listed and tailed, and the tail may still hold older
+        ones that arrived late: handing the listing out first would put those after younger entries. So the listing
+        waits for the tail's first batch, or a buffer window (and HANDOVER_MARGIN) when none comes, as then the tail
+        held nothing.
+        """
+        tail = _TailReader(responses)
+        held = caught_up
+        deadline = time.monotonic() + self._buffer_window + HANDOVER_MARGIN
+        while True:
+            timeout = POLL_SECONDS if not held else min(POLL_SECONDS, max(0.0, deadline - time.monotonic()))
+            response = tail.next(timeout)
+            if response is _END:
+                yield from held
+                return
+            if response is None:
+                if held and time.monotonic() >= deadline:
+                    yield from held
+                    held = []
+                continue
             for suppression in response.suppression_info:
                 reason = suppression.reason.name.lower().replace("_", " ")
                 self._notice(f"Cloud Logging left out {suppression.suppressed_count} entries ({reason})")
-            for entry in response.entries:
-                yield log_line(entry)
+            lines = [log_line(entry) for entry in response.entries]
+            if held and lines:
+                lines = sorted([*held, *lines], key=lambda line: (line.nanos, line.insert_id))
+                held = []
+            yield from lines
 
     def _connect(self, stop: threading.Event) -> Any:
         """Open the tail; returns once the stream is live (the client waits for the first response)."""

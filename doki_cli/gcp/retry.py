@@ -7,7 +7,8 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from functools import cache
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -25,6 +26,20 @@ def is_transient(exc: BaseException) -> bool:
             exceptions.DeadlineExceeded,
         ),
     )
+
+
+@cache
+def no_library_retry() -> Any:
+    """A client-library retry policy that never retries, for the calls whose library would retry on its own.
+
+    The libraries retry a few methods themselves: GetService, AccessSecretVersion and every operation poll
+    (GetOperation, for up to 600 s) on UNAVAILABLE, with real sleeps of their own. Under the Retrier that doubles the
+    layers: its deadline no longer bounds the call, retries multiply, and a fake clock cannot see the waits. Passed as
+    `retry=` (to a method, or to an operation's `done`, where None would mean the library's default), it leaves the
+    Retrier the only one that retries."""
+    from google.api_core import retry as retries
+
+    return retries.Retry(predicate=lambda exc: False)
 
 
 @dataclass

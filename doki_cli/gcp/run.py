@@ -8,6 +8,7 @@ turns Google errors into DokiErrors with a hint.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,9 +19,12 @@ from doki_cli.deploy.spec import LiveService, ServiceSpec, Target
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
-from doki_cli.gcp.retry import Retrier
+from doki_cli.gcp.retry import Retrier, no_library_retry
+from doki_cli.interrupts import uninterrupted
 
 INVOKER = "roles/run.invoker"
+# A template annotation that differs on each deploy that must make a new revision of an unchanged template.
+RETRY_ANNOTATION = "doki.dev/retry"
 PUBLIC = "allUsers"
 _INGRESS = {
     "all": "INGRESS_TRAFFIC_ALL",
@@ -73,7 +77,9 @@ class CloudRun:
         from google.api_core import exceptions
 
         try:
-            return self._retrier.call(lambda: self._services.get_service(name=self.path(name)))
+            return self._retrier.call(
+                lambda: self._services.get_service(name=self.path(name), retry=no_library_retry())
+            )
         except exceptions.NotFound:
             return None
         except exceptions.GoogleAPICallError as exc:
@@ -145,8 +151,12 @@ class CloudRun:
                 )
             change(service)
             try:
+                # The write finishes before a Ctrl-C takes effect: abandoned, it could land after our clean-up.
                 operation = self._retrier.call(
-                    partial(self._services.update_service, request=run_v2.UpdateServiceRequest(service=service))
+                    partial(
+                        uninterrupted,
+                        partial(self._services.update_service, request=run_v2.UpdateServiceRequest(service=service)),
+                    )
                 )
             except exceptions.Aborted:
                 continue  # changed by someone else since we read it
@@ -168,16 +178,24 @@ class CloudRun:
         base: Any | None,
         on_progress: Callable[[str], None],
         timeout: float = 900.0,
+        new_revision: bool = False,
     ) -> Any:
         """Create or update the service to `spec` (plus `keep_env`, live variables doki does not manage), with all
-        traffic on the latest revision; wait until the operation ends. A failed revision raises, traffic untouched."""
+        traffic on the latest revision; wait until the operation ends. A failed revision raises, traffic untouched.
+
+        `new_revision` makes a revision even when the template is the live one (whose revision never became Ready):
+        Cloud Run makes none for an unchanged template."""
         from google.cloud import run_v2
 
         service = to_service(spec, keep_env=keep_env, base=base)
+        if new_revision:
+            service.template.annotations[RETRY_ANNOTATION] = uuid.uuid4().hex[:12]
         service.name = self.path(name)
         request = run_v2.UpdateServiceRequest(service=service, allow_missing=True)
         operation = self._call(
-            partial(self._services.update_service, request=request), action="deploying", resource=self.path(name)
+            partial(uninterrupted, partial(self._services.update_service, request=request)),
+            action="deploying",
+            resource=self.path(name),
         )
         return self._wait(operation, name, on_progress, timeout)
 
@@ -189,9 +207,14 @@ class CloudRun:
         last = ""
         while True:
             try:
-                done = self._retrier.call(operation.done)
+                done = self._retrier.call(partial(operation.done, retry=no_library_retry()))
             except exceptions.GoogleAPICallError as exc:
-                raise google_error(exc, action="waiting for", resource=self.path(name), api="run") from None
+                error = google_error(exc, action="waiting for", resource=self.path(name), api="run")
+                # Cloud Run accepted the change before the wait failed: it goes on whatever doki says, and a rerun
+                # may find it done. Saying so keeps the user from reading the error as "nothing happened".
+                error.message += "; the change was accepted and goes on at Google"
+                error.hint = f"{error.hint}; `doki status` shows where it is"
+                raise error from None
             if done:
                 break
             message = _progress(operation.metadata)
@@ -431,6 +454,7 @@ def to_live(service: Any, public: bool) -> LiveService:
         latest_ready=service.latest_ready_revision.rsplit("/", 1)[-1] or None,
         ready=ready,
         message=service.terminal_condition.message,
+        latest_created=service.latest_created_revision.rsplit("/", 1)[-1] or None,
     )
 
 

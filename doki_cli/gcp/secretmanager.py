@@ -13,7 +13,7 @@ from typing import Any
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import edit_policy, set_member
-from doki_cli.gcp.retry import Retrier
+from doki_cli.gcp.retry import Retrier, no_library_retry
 
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 
@@ -70,7 +70,7 @@ class SecretManager:
     def access(self, secret_id: str, version: str = "latest") -> bytes:
         name = f"{self._name(secret_id)}/versions/{version}"
         response = self._call(
-            lambda: self._client.access_secret_version(name=name),
+            lambda: self._client.access_secret_version(name=name, retry=no_library_retry()),
             action="reading",
             resource=name,
             role=ACCESSOR_ROLE,

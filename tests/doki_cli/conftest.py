@@ -11,7 +11,15 @@ import pytest
 
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
-from tests.helpers import BACKEND_IMAGE, build_image, copy_checkout
+from tests.helpers import BACKEND_IMAGE, OUTPUTS, build_image, copy_checkout
+
+
+def record_stored_logs(state_dir: Path | None) -> None:
+    """Hand the log entries the emulator saved when it stopped (its containers' and builds' output) to the leak
+    check (tests/leakcheck.py)."""
+    saved = state_dir / "logging.json" if state_dir is not None else None
+    if saved is not None and saved.is_file():
+        OUTPUTS.append(("the emulator's stored logs", saved.read_text()))
 
 
 @pytest.fixture
@@ -19,6 +27,7 @@ def emulator(tmp_path: Path) -> Iterator[Emulator]:
     """An emulator without a Docker engine: every API answers, revisions cannot become Ready."""
     with Emulator(EmulatorConfig(state_dir=tmp_path / "emulator-state")) as running:
         yield running
+    record_stored_logs(tmp_path / "emulator-state")
 
 
 @pytest.fixture
@@ -29,6 +38,7 @@ def engine_emulator(tmp_path: Path, docker_client: Any) -> Iterator[Emulator]:
     config = EmulatorConfig(state_dir=tmp_path / "emulator-state")
     with Emulator(config, engine=DockerEngine(docker_client)) as running:
         yield running
+    record_stored_logs(config.state_dir)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from typer.testing import CliRunner
+from tests.helpers import CliRunner
 
 
 class _TerminalStdin:

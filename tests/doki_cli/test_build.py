@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from doki_cli.main import app
-from tests.helpers import BASE_IMAGE, copy_checkout
+from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout
 
 runner = CliRunner()
 MINIMAL_TOML = '[service]\nname = "s"\nproject = "proj-1"\nregion = "us-central1"\nrepository = "x"\n'

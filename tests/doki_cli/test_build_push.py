@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions
-from typer.testing import CliRunner
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.main import app
-from tests.helpers import BASE_IMAGE
+from tests.helpers import BASE_IMAGE, CliRunner
 
 runner = CliRunner()
 IMAGE = "us-central1-docker.pkg.dev/proj-push/apps/api"

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.helpers import BASE_IMAGE
+from tests.helpers import BASE_IMAGE, CliRunner
 
 runner = CliRunner()
 IMAGE = "us-central1-docker.pkg.dev/proj-remote/apps/api"
@@ -81,8 +80,9 @@ def test_a_remote_build_tells_what_it_built_and_where_it_pushed(
     assert result.exit_code == 0, result.output
     (build,) = ClientFactory(engine_emulator.grpc_address).cloud_build().list_builds(project_id="proj-remote")
     digest = build.results.images[0].digest
-    assert f"{engine_emulator.registry_address}/{IMAGE}@{digest}" in (
-        docker_client.images.get(f"{IMAGE}:r1").attrs["RepoDigests"]
+    assert (
+        f"{engine_emulator.registry_address}/{IMAGE}@{digest}"
+        in (docker_client.images.get(f"{IMAGE}:r1").attrs["RepoDigests"])
     )
     assert result.stdout == (
         f"Building {IMAGE}:r1 on Cloud Build (0.0 MB of context, .dockerignore applied)\n"

@@ -9,12 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.test_deploy import PATH, TOML, setup_project
+from tests.helpers import CliRunner
 
 runner = CliRunner()
 A, B, C = "https://a.example", "https://b.example", "https://c.example"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.test_deploy import PATH, setup_project
+from tests.helpers import CliRunner
 
 runner = CliRunner()
 

@@ -9,12 +9,11 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 from google.cloud import run_v2
-from typer.testing import CliRunner
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.helpers import BACKEND_IMAGE
+from tests.helpers import BACKEND_IMAGE, CliRunner
 
 runner = CliRunner()
 PROJECT = "doki-e2e"

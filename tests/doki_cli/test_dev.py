@@ -10,10 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
-
 from doki_cli.main import app
-from tests.helpers import clean_env, free_port, running, wait_for_http
+from tests.helpers import CliRunner, clean_env, free_port, running, wait_for_http
 
 DOKI = str(Path(sys.executable).with_name("doki"))
 runner = CliRunner()

@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 from docker.errors import NotFound
-from typer.testing import CliRunner
 
 from doki_cli.main import app
-from tests.helpers import BASE_IMAGE, clean_env, copy_checkout, free_port, running
+from tests.helpers import BASE_IMAGE, CliRunner, clean_env, copy_checkout, free_port, running
 
 runner = CliRunner()
 DOKI = str(Path(sys.executable).with_name("doki"))

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.main import app
-from tests.helpers import copy_checkout
+from tests.helpers import CliRunner, copy_checkout
 
 runner = CliRunner()
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from doki_cli.main import app
-from tests.helpers import clean_env, free_port
+from tests.helpers import CliRunner, clean_env, free_port
 
 runner = CliRunner()
 DOKI = str(Path(sys.executable).with_name("doki"))

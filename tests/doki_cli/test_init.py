@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from typer.testing import CliRunner
 
 from doki.settings import Settings
 from doki_cli.config import load_config
@@ -21,7 +20,7 @@ from doki_cli.engine import build_context
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.main import app
-from tests.helpers import copy_checkout
+from tests.helpers import CliRunner, copy_checkout
 
 runner = CliRunner()
 FILES = ["doki.toml", ".dockerignore", ".env.example", "cloudbuild.yaml", ".github/workflows/doki-release.yml"]

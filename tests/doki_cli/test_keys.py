@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from cryptography.fernet import Fernet
-from typer.testing import CliRunner
 
 from doki.settings import MIN_SESSION_SECRET_LENGTH, Settings
 from doki_cli.main import app
+from tests.helpers import CliRunner
 
 runner = CliRunner()
 

@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 from google.cloud.logging_v2.types import LogEntry
-from typer.testing import CliRunner
 
-from doki_cli.commands.logs import interrupted
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
+from doki_cli.interrupts import is_interrupt
 from doki_cli.main import app
-from tests.helpers import clean_env
+from tests.helpers import CliRunner, clean_env
 
 runner = CliRunner()
 DOKI = str(Path(sys.executable).with_name("doki"))
@@ -385,6 +384,6 @@ def test_an_error_raised_while_ctrl_c_unwinds_still_counts_as_ctrl_c() -> None:
 
     with pytest.raises(RuntimeError) as caught:
         release_after_interrupt()
-    assert interrupted(caught.value)
-    assert interrupted(KeyboardInterrupt())
-    assert not interrupted(RuntimeError("a real failure"))
+    assert is_interrupt(caught.value)
+    assert is_interrupt(KeyboardInterrupt())
+    assert not is_interrupt(RuntimeError("a real failure"))

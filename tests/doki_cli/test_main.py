@@ -8,11 +8,11 @@ import sys
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from doki_cli.errors import DokiError
 from doki_cli.main import app
 from doki_cli.state import global_options
+from tests.helpers import CliRunner
 
 runner = CliRunner()
 

@@ -11,13 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.test_deploy import ENV, PATH, TOML
-from tests.helpers import BASE_IMAGE, copy_checkout
+from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout
 
 runner = CliRunner()
 IMAGE = "us-central1-docker.pkg.dev/doki-e2e/doki/doki-backend"

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
+from tests.helpers import CliRunner
 
 runner = CliRunner()
 SA = "doki-runtime@proj-1.iam.gserviceaccount.com"

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 from google.cloud import run_v2
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.test_deploy import setup_project
+from tests.helpers import CliRunner
 
 runner = CliRunner()
 SERVICE = "projects/doki-e2e/locations/us-central1/services/doki-backend"

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from doki_cli.emulator.errors import ApiError
+
 log = logging.getLogger("doki.emulator")
 
 # Containers run on the engine's host network, which is this machine's loopback.
@@ -118,7 +120,12 @@ class Proxy:
     def handle(self, request: _Handler) -> None:
         # Read the body even when refusing: what is left unread would be taken for the next request on the connection.
         body = request.read_body()
-        if not self._authorize(request.headers.get("Authorization")):
+        try:
+            allowed = self._authorize(request.headers.get("Authorization"))
+        except ApiError as err:  # a failure the fault plan holds for this URL
+            request.answer(err.http_status, [("Content-Type", "text/plain")], f"{err.message}\n".encode())
+            return
+        if not allowed:
             request.answer(
                 403, [("Content-Type", "text/html; charset=UTF-8")], _FORBIDDEN_PAGE.format(path=request.path).encode()
             )

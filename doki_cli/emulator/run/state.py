@@ -542,6 +542,8 @@ class CloudRun:
         """Cloud Run's invoker check, short of verifying identities: a caller without credentials needs the
         service to allow allUsers as roles/run.invoker (or to have the invoker check disabled); any bearer of
         credentials is let through, as the emulator cannot tell who they are."""
+        # Each request to a service URL passes the fault plan too, as `Invoke`: tests can hook a health check.
+        self._faults.check(f"/{name}/Invoke")
         with self._lock:
             record = self._services.get(name)
             if record is None:

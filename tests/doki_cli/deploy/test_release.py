@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from doki_cli.config import ReleaseConfig, ServiceConfig, SmokeCheck, load_config
 from doki_cli.deploy.release import LOCK, Lock, ProvidedImage, Release, Summary, _final, _split
@@ -26,6 +25,7 @@ from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
 from tests.doki_cli.test_deploy import PATH, setup_project
+from tests.helpers import CliRunner
 
 runner = CliRunner()
 GOOD = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
