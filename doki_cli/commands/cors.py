@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -45,16 +45,24 @@ def _check(origins: list[str]) -> None:
 
 
 def _apply(ctx: typer.Context, origins: list[str], before: list[str], save: bool) -> None:
-    from doki_cli.gcp.run import set_env
+    from doki_cli.gcp.run import remake_revision, set_env, stuck
 
     options, config, google = setup(ctx)
     out = options.output
     changed = origins != before
-    if changed:
+    live = google.run.get(config.name)
+    failed = stuck(live) if live is not None else None
+    if changed or failed:
         joined = ",".join(origins)
-        google.run.update(
-            config.name, lambda service: set_env(service, ENV, joined), on_progress=lambda m: out.note(f"  {m}")
-        )
+
+        def change(service: Any) -> None:
+            set_env(service, ENV, joined)
+            if not changed:
+                remake_revision(service)  # the value is in the template already; its revision never came up
+
+        google.run.update(config.name, change, on_progress=lambda m: out.note(f"  {m}"))
+        if failed and not changed:
+            out.note(f"{failed} had not become Ready: made a new revision with the same origins")
     saved = None
     if save:
         from doki_cli.tomledit import save as save_toml

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,7 +21,7 @@ def scale(
 ) -> None:
     """Change scaling and resources on the live service (one new revision, nothing else changed)."""
     from doki_cli.config import resource_problems
-    from doki_cli.gcp.run import set_scaling
+    from doki_cli.gcp.run import remake_revision, set_scaling
 
     options, config, google = setup(ctx)
     out = options.output
@@ -44,19 +44,24 @@ def scale(
     if problems:
         raise DokiError("bad_scale", "; ".join(problems) + "; nothing was changed", "pick values Cloud Run accepts")
     changes = {k: v for k, v in given.items() if getattr(live.spec, k) != v}
-    if changes:
-        google.run.update(
-            config.name,
-            lambda service: set_scaling(
+    failed = live.latest_created if live.latest_created != live.latest_ready else None
+    if changes or failed:
+
+        def change(service: Any) -> None:
+            set_scaling(
                 service,
                 min_instances=min_instances,
                 max_instances=max_instances,
                 memory=memory,
                 cpu=cpu,
                 concurrency=concurrency,
-            ),
-            on_progress=lambda m: out.note(f"  {m}"),
-        )
+            )
+            if not changes:
+                remake_revision(service)  # the values are in the template already; its revision never came up
+
+        google.run.update(config.name, change, on_progress=lambda m: out.note(f"  {m}"))
+        if failed and not changes:
+            out.note(f"{failed} had not become Ready: made a new revision with the same values")
     saved = None
     if save:
         from doki_cli.tomledit import save as save_toml

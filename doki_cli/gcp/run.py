@@ -189,7 +189,7 @@ class CloudRun:
 
         service = to_service(spec, keep_env=keep_env, base=base)
         if new_revision:
-            service.template.annotations[RETRY_ANNOTATION] = uuid.uuid4().hex[:12]
+            remake_revision(service)
         service.name = self.path(name)
         request = run_v2.UpdateServiceRequest(service=service, allow_missing=True)
         operation = self._call(
@@ -341,6 +341,18 @@ def _latest_type() -> Any:
     from google.cloud import run_v2
 
     return run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+
+
+def remake_revision(service: Any) -> None:
+    """Make Cloud Run create a revision although the template is the live one (whose revision never became Ready):
+    it makes none for an unchanged template, so a fresh annotation changes it."""
+    service.template.annotations[RETRY_ANNOTATION] = uuid.uuid4().hex[:12]
+
+
+def stuck(service: Any) -> str | None:
+    """The newest revision's name when it never became Ready (the template describes it, yet it serves nothing)."""
+    created = _short(service.latest_created_revision)
+    return created if created and created != _short(service.latest_ready_revision) else None
 
 
 def set_env(service: Any, name: str, value: str) -> None:
