@@ -3,38 +3,15 @@ errors the frontend must be able to tell apart."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.doki.api.google_harness import ANON_KEY, Backend, backend, new_google, new_supabase
+from tests.doki.api.google_harness import ANON_KEY, Backend, backend
 from tests.doki.conftest import SUPABASE_SECRET
 from tests.fakes.google import FakeGoogle
-from tests.fakes.postgrest import FakePostgrest
 from tests.fakes.supabase_auth import FakeSupabaseAuth
 from tests.helpers import secret
 
 PASSWORD = secret("the test user's password", "correct horse battery staple")
-
-
-@pytest.fixture
-def google() -> Iterator[FakeGoogle]:
-    fake = new_google()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def supabase(google: FakeGoogle, fake_postgrest: FakePostgrest) -> Iterator[FakeSupabaseAuth]:
-    fake = new_supabase(google, fake_postgrest)
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(params=["development", "production"])
-def doki(request: pytest.FixtureRequest, google: FakeGoogle, supabase: FakeSupabaseAuth) -> Iterator[Backend]:
-    with backend(request.param, google, supabase) as harness:
-        yield harness
 
 
 def credentials(email: str = "grace@example.com", password: str = PASSWORD) -> dict[str, str]:

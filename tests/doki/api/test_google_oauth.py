@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
@@ -19,8 +18,6 @@ from tests.doki.api.google_harness import (
     account,
     backend,
     fragment,
-    new_google,
-    new_supabase,
 )
 from tests.fakes.google import SCOPE_DRIVE_READONLY, SCOPE_SHEETS_READONLY, FakeGoogle
 from tests.fakes.postgrest import FakePostgrest
@@ -33,26 +30,6 @@ ALL_SCOPES = [
     SCOPE_DRIVE_READONLY,
     SCOPE_SHEETS_READONLY,
 ]
-
-
-@pytest.fixture
-def google() -> Iterator[FakeGoogle]:
-    fake = new_google()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def supabase(google: FakeGoogle, fake_postgrest: FakePostgrest) -> Iterator[FakeSupabaseAuth]:
-    fake = new_supabase(google, fake_postgrest)
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(params=["development", "production"])
-def doki(request: pytest.FixtureRequest, google: FakeGoogle, supabase: FakeSupabaseAuth) -> Iterator[Backend]:
-    with backend(request.param, google, supabase) as harness:
-        yield harness
 
 
 # --- the authorization request -------------------------------------------------------------------------------

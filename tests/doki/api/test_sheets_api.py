@@ -3,13 +3,10 @@ refreshed when needed; 409 when Google must be (re)connected, 404 for what the u
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.doki.api.google_harness import Backend, account, backend, new_google, new_supabase
+from tests.doki.api.google_harness import Backend, account, backend
 from tests.fakes.google import FakeGoogle
-from tests.fakes.postgrest import FakePostgrest
 from tests.fakes.supabase_auth import FakeSupabaseAuth
 
 BUDGET = {
@@ -20,26 +17,6 @@ BUDGET = {
     ],
     "Empty": [],
 }
-
-
-@pytest.fixture
-def google() -> Iterator[FakeGoogle]:
-    fake = new_google()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def supabase(google: FakeGoogle, fake_postgrest: FakePostgrest) -> Iterator[FakeSupabaseAuth]:
-    fake = new_supabase(google, fake_postgrest)
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(params=["development", "production"])
-def doki(request: pytest.FixtureRequest, google: FakeGoogle, supabase: FakeSupabaseAuth) -> Iterator[Backend]:
-    with backend(request.param, google, supabase) as harness:
-        yield harness
 
 
 def connected(doki: Backend, email: str = "ada@example.com") -> tuple[str, dict[str, str]]:
