@@ -3,15 +3,18 @@ client factory (used by the emulator's own tests and by every adapter and comman
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 from tests.helpers import BACKEND_IMAGE, OUTPUTS, build_image, copy_checkout
+
+if TYPE_CHECKING:
+    from tests.doki_cli.test_logs import Follower
 
 
 def record_stored_logs(state_dir: Path | None) -> None:
@@ -56,3 +59,19 @@ def backend_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) 
     build_image(docker_client, copy_checkout(tmp_path_factory.mktemp("context")), BACKEND_IMAGE)
     yield BACKEND_IMAGE
     docker_client.images.remove(BACKEND_IMAGE)
+
+
+@pytest.fixture
+def follower(project: Path, emulator: Emulator) -> Iterator[Callable[..., Follower]]:
+    """Starts `doki ARGS` processes (a `logs -f`) in the test's `project`, and stops them after the test."""
+    from tests.doki_cli.test_logs import Follower
+
+    started: list[Follower] = []
+
+    def start(*args: str) -> Follower:
+        started.append(Follower(emulator, project, *args))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.stop()

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -318,19 +318,6 @@ class Follower:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
-
-
-@pytest.fixture
-def follower(project: Path, emulator: Emulator) -> Iterator[Callable[..., Follower]]:
-    started: list[Follower] = []
-
-    def start(*args: str) -> Follower:
-        started.append(Follower(emulator, project, *args))
-        return started[-1]
-
-    yield start
-    for one in started:
-        one.stop()
 
 
 def wait_for_tail(emulator: Emulator, count: int = 1) -> None:

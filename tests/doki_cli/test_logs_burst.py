@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,19 +27,6 @@ PER_WRITER = 1000
 def project(tmp_path: Path) -> Path:
     (tmp_path / "doki.toml").write_text(TOML)
     return tmp_path
-
-
-@pytest.fixture
-def follower(project: Path, emulator: Emulator) -> Iterator[Callable[..., Follower]]:
-    started: list[Follower] = []
-
-    def start(*args: str) -> Follower:
-        started.append(Follower(emulator, project, *args))
-        return started[-1]
-
-    yield start
-    for one in started:
-        one.stop()
 
 
 def run_writers(write: Callable[[int, int], None], writers: int = WRITERS, per_writer: int = PER_WRITER) -> None:
