@@ -12,18 +12,25 @@ Why these choices:
   otherwise copy user A's token into user B's row and have the app act on A's account for B. The envelope is
   `version (1 byte) | user id length (2 bytes, big-endian) | user id (UTF-8) | plaintext (UTF-8)`: the
   length prefix means no user id can pass as a prefix of another, and the version lets the format change.
+- `cryptography` loads on the first encryption or decryption, not at start-up: it is a tenth of the backend's
+  import time, and the health check and most routes never need it. Keys are checked at start-up all the same,
+  by their format (`is_fernet_key`), exactly as Fernet checks them.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import logging
+import os
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-
 if TYPE_CHECKING:
+    from cryptography.fernet import Fernet, MultiFernet
+
     from doki.settings import Settings
     from doki.storage.base import CredentialStore, StoredCredential
 
@@ -37,6 +44,30 @@ _MAX_USER_ID_BYTES = 2 ** (8 * _LENGTH_BYTES) - 1
 _CAS_ATTEMPTS = 3
 
 
+FERNET_KEY_BYTES = 32
+
+
+def generate_key() -> str:
+    """A new random Fernet key, as `ENCRYPTION_KEY` holds it (what `Fernet.generate_key()` makes)."""
+    return base64.urlsafe_b64encode(os.urandom(FERNET_KEY_BYTES)).decode("ascii")
+
+
+def is_fernet_key(key: str) -> bool:
+    """Whether Fernet accepts `key`: 32 bytes in url-safe base64, decoded the way Fernet decodes it."""
+    try:
+        return len(base64.urlsafe_b64decode(key)) == FERNET_KEY_BYTES
+    except (binascii.Error, ValueError, TypeError):
+        return False
+
+
+def bad_key_message(index: int) -> str:
+    """What is wrong with key number `index` of ENCRYPTION_KEY: its position only, as the key must not reach a log."""
+    return (
+        f"ENCRYPTION_KEY key #{index} is not a valid Fernet key (32 url-safe base64 bytes): "
+        "`doki keys generate` makes one"
+    )
+
+
 class CredentialDecryptError(Exception):
     """A stored value cannot be decrypted for this user. The message never holds plaintext or key material."""
 
@@ -44,35 +75,35 @@ class CredentialDecryptError(Exception):
 class CredentialCipher:
     """Encrypts credentials for one user and decrypts them only for that user, under rotating Fernet keys."""
 
-    def __init__(self, fernets: Sequence[Fernet]) -> None:
-        if not fernets:
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
             raise ValueError("ENCRYPTION_KEY is empty: `doki keys generate` makes a key")
-        self._primary = fernets[0]
-        self._all = MultiFernet(list(fernets))
+        for index, key in enumerate(keys, start=1):
+            if not is_fernet_key(key):
+                raise ValueError(bad_key_message(index))
+        self._keys = list(keys)
 
     @classmethod
     def from_keys(cls, keys: Sequence[str]) -> CredentialCipher:
         """A cipher over url-safe base64 Fernet keys, newest first; ValueError names a bad key by position."""
-        fernets = []
-        for index, key in enumerate(keys, start=1):
-            try:
-                fernets.append(Fernet(key))
-            except (ValueError, TypeError):
-                # The message gives the position only: the key itself must not reach a log.
-                raise ValueError(
-                    f"ENCRYPTION_KEY key #{index} is not a valid Fernet key (32 url-safe base64 bytes): "
-                    "`doki keys generate` makes one"
-                ) from None
-        return cls(fernets)
+        return cls(keys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CredentialCipher:
         """The cipher for `settings.encryption_keys` (ENCRYPTION_KEY)."""
         return cls.from_keys(settings.encryption_keys)
 
+    @cached_property
+    def _fernets(self) -> tuple[Fernet, MultiFernet]:
+        """The newest key's Fernet, which encrypts, and a MultiFernet over all keys, which decrypts."""
+        from cryptography.fernet import Fernet, MultiFernet
+
+        fernets = [Fernet(key) for key in self._keys]
+        return fernets[0], MultiFernet(fernets)
+
     def encrypt(self, user_id: str, plaintext: str) -> str:
         """`plaintext` encrypted with the newest key and bound to `user_id`."""
-        return self._primary.encrypt(_envelope(user_id, plaintext)).decode("ascii")
+        return self._fernets[0].encrypt(_envelope(user_id, plaintext)).decode("ascii")
 
     def decrypt(self, user_id: str, token: str) -> str:
         """The plaintext of `token`, if some key decrypts it and it was encrypted for `user_id`."""
@@ -91,19 +122,23 @@ class CredentialCipher:
         """`token` re-encrypted under the newest key; its payload, hence its user binding, is unchanged."""
         payload = self._decrypt_any(token)
         _open_envelope(payload)
-        return self._primary.encrypt(payload).decode("ascii")
+        return self._fernets[0].encrypt(payload).decode("ascii")
 
     def is_current(self, token: str) -> bool:
         """Whether `token` is already encrypted with the newest key."""
+        from cryptography.fernet import InvalidToken
+
         try:
-            self._primary.decrypt(token.encode("ascii"))
+            self._fernets[0].decrypt(token.encode("ascii"))
         except (InvalidToken, UnicodeEncodeError):
             return False
         return True
 
     def _decrypt_any(self, token: str) -> bytes:
+        from cryptography.fernet import InvalidToken
+
         try:
-            return self._all.decrypt(token.encode("ascii"))
+            return self._fernets[1].decrypt(token.encode("ascii"))
         except (InvalidToken, UnicodeEncodeError):
             raise _undecryptable() from None
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from doki.crypto import bad_key_message, generate_key, is_fernet_key
 from doki.origins import origin_problem
 
 GOOGLE_AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -335,16 +335,7 @@ def _frontend_problems(frontend_url: str | None, origins: list[str]) -> list[str
 
 
 def _fernet_problems(keys: list[str]) -> list[str]:
-    found = []
-    for index, key in enumerate(keys, start=1):
-        try:
-            Fernet(key)
-        except (ValueError, TypeError):
-            found.append(
-                f"ENCRYPTION_KEY key #{index} is not a valid Fernet key (32 url-safe base64 bytes): "
-                "`doki keys generate` makes one"
-            )
-    return found
+    return [bad_key_message(index) for index, key in enumerate(keys, start=1) if not is_fernet_key(key)]
 
 
 SUPPORTED_ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")
@@ -398,7 +389,7 @@ def _load_or_create_dev_keys(state_dir: Path) -> dict[str, str]:
         raise ConfigError([f"{path} lacks a key: delete it to start over with new keys"])
     keys = {
         "session_secret_key": DEV_SESSION_PREFIX + secrets.token_urlsafe(32),
-        "encryption_key": Fernet.generate_key().decode(),
+        "encryption_key": generate_key(),
     }
     try:
         ensure_state_dir(state_dir)

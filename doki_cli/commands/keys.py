@@ -17,11 +17,11 @@ def generate(ctx: typer.Context) -> None:
     """
     import secrets
 
-    from cryptography.fernet import Fernet
+    from doki.crypto import generate_key
 
     out = global_options(ctx).output
     values = {
-        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        "ENCRYPTION_KEY": generate_key(),
         "SESSION_SECRET_KEY": secrets.token_urlsafe(48),
     }
     out.data(values)

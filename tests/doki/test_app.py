@@ -162,3 +162,20 @@ def test_uvicorn_exits_78_listing_every_problem_and_no_traceback(tmp_path: Path)
     ):
         assert name in result.stderr
     assert "your-session-secret" not in result.stderr
+
+
+def test_the_backend_starts_without_loading_what_only_signed_in_requests_need(tmp_path: Path) -> None:
+    # Start-up time is Cloud Run's cold start: encryption, JWT checks and outbound HTTP load on first use instead.
+    probe = (
+        "import sys\n"
+        "import doki.main\n"
+        "loaded = sorted({m.split('.')[0] for m in sys.modules} & {'cryptography', 'jwt', 'httpx', 'httpcore'})\n"
+        "print('LOADED=' + ','.join(loaded))\n"
+    )
+    env = clean_env(ENVIRONMENT="development", DOKI_STATE_DIR=str(tmp_path / "state"))
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "LOADED="

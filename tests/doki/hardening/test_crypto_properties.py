@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from doki.crypto import CredentialCipher, CredentialDecryptError
+from doki.crypto import CredentialCipher, CredentialDecryptError, generate_key, is_fernet_key
 from tests.helpers import secret
 
 # A handful of fixed keys: Fernet key generation is not what is under test, and fixed keys keep runs alike.
@@ -95,3 +95,32 @@ def test_editing_the_stored_text_decrypts_to_the_same_value_or_fails_cleanly(
         return
     assert revealed == plaintext
     assert base64.urlsafe_b64decode(damaged) == base64.urlsafe_b64decode(token)
+
+
+# Strings near the format: url-safe base64 of lengths around 32 bytes, with padding and alphabet mistakes mixed in.
+near_keys = st.one_of(
+    st.binary(min_size=28, max_size=36).map(lambda raw: base64.urlsafe_b64encode(raw).decode()),
+    st.binary(min_size=32, max_size=32).map(lambda raw: base64.b64encode(raw).decode()),
+    st.text(alphabet="ABCabc019-_+/=. \n", min_size=40, max_size=48),
+    st.text(max_size=60),
+)
+
+
+@PROPERTY
+@given(key=near_keys)
+def test_the_start_up_key_check_accepts_exactly_the_keys_fernet_accepts(key: str) -> None:
+    try:
+        Fernet(key)
+        fernet_accepts = True
+    except (ValueError, TypeError):
+        fernet_accepts = False
+
+    assert is_fernet_key(key) is fernet_accepts
+
+
+def test_a_generated_key_is_one_fernet_accepts_and_is_new_each_time() -> None:
+    keys = {generate_key() for _ in range(20)}
+
+    assert len(keys) == 20
+    for key in keys:
+        Fernet(key)
