@@ -14,10 +14,14 @@ RUN python3 -m venv /opt/poetry && /opt/poetry/bin/pip install "poetry==2.5.1"
 WORKDIR /src
 # Dependencies before code: a code-only change reuses this layer.
 COPY pyproject.toml poetry.lock README.md ./
-# No pip in the runtime venv: nothing installs packages at run time.
+# No pip in the runtime venv: nothing installs packages at run time. The bytecode is compiled here, once, for
+# every module (Poetry's own leftovers removed first): a container runs with PYTHONDONTWRITEBYTECODE as a non-root
+# user, so without it every cold start compiles all of FastAPI and pydantic again, which doubles the time to the
+# first answer. unchecked-hash: these files never change in the image, so no start spends time checking them.
 RUN python3 -m venv --without-pip /opt/venv \
     && VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH /opt/poetry/bin/poetry install --only main --no-root --no-interaction \
-    && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
+    && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} + \
+    && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
 
 FROM ${BASE_IMAGE}
 # DOKI_STATE_DIR: development in a container keeps its generated keys somewhere the non-root user may write.
@@ -30,6 +34,8 @@ RUN useradd --uid 1000 --no-create-home --shell /usr/sbin/nologin appuser
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY doki ./doki
+# checked-hash: a cheap check per module, so a derived image that edits doki/ never runs stale bytecode.
+RUN python -m compileall -q --invalidation-mode checked-hash doki
 USER 1000
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=10s --start-period=5s --retries=3 \

@@ -50,15 +50,19 @@ def server_env(state_dir: Path) -> dict[str, str]:
     """One environment for both apps, so the only difference between them is the app itself.
 
     Doki in development needs nothing but a writable state dir (it generates its dev keys there); the bare app
-    ignores these variables and is found through PYTHONPATH.
+    ignores these variables and is found through PYTHONPATH. Bytecode goes to a cache beside the state dir, written
+    by a first start: both apps then load compiled code, as in the image (which ships it), instead of Doki alone
+    compiling its own modules on every start (a developer's PYTHONDONTWRITEBYTECODE would otherwise leave them
+    uncompiled), and bench/ gets no __pycache__.
     """
     env = dict(os.environ)
     env.update(
         ENVIRONMENT="development",
         DOKI_STATE_DIR=str(state_dir),
         PYTHONPATH=os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")])),
-        PYTHONDONTWRITEBYTECODE="1",  # leave no __pycache__ in bench/
+        PYTHONPYCACHEPREFIX=str(state_dir.parent / "pycache"),
     )
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

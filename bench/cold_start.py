@@ -1,8 +1,9 @@
 """Backend cold start: process spawn to the first 200 on `GET /`, Doki against the bare FastAPI app.
 
 Same uvicorn command line, same environment, runs alternating so both share the noise. One untimed start of
-each first: it warms the page cache for both and lets Doki write its dev keys and database once, as a deployed
-revision (which gets its keys from configuration) never does on a cold start.
+each first: it warms the page cache for both, writes their bytecode (the image ships it compiled) and lets Doki
+write its dev keys and database once, as a deployed revision (which gets its keys from configuration) never does on
+a cold start.
 """
 
 from __future__ import annotations
