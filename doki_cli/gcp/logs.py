@@ -7,6 +7,14 @@ after transient failures with capped, jittered backoff and first fetches what ar
 catch-up waits for the tail's first batch and goes out merged with it in timestamp order, since the tail may still
 hold entries stamped before some of those listed (late arrivals, which its buffer window puts back in order).
 
+Late arrivals: writers stamp entries with their own clocks and Cloud Logging accepts entries stamped in the past, so
+an entry may arrive after younger ones were shown. One that arrives while no tail is open (between the first listing
+and the first tail, or while the stream is down) only a listing can find, so each catch-up reaches back
+LATENESS_MARGIN before the newest entry shown, and insertIds drop what was shown already. The reach-back never goes
+past what those insertIds still cover (the last SEEN_LIMIT), so nothing prints twice, nor before the oldest entry the
+first listing's limit let through. A late entry found this way is printed after younger ones (in timestamp order
+with the other late ones): a terminal cannot put it back in order, and losing it would be worse.
+
 Entries become `LogLine`s: what a person reads (time, severity, revision, one message) and the payload for scripts.
 """
 
@@ -47,9 +55,11 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 MAX_PAGE_SIZE = 1000  # ListLogEntries' largest page
 # How long the tail holds entries to hand them over in timestamp order (Google's default is 2 s).
 DEFAULT_BUFFER_WINDOW = 1.0
-# With nothing listed, a follow that lost its stream asks for entries from this long before it started: entries are
-# stamped by the writer, whose clock may lag ours.
-RESUME_MARGIN = timedelta(minutes=1)
+# How far before the newest entry shown (or the follow's start, before any) a catch-up listing reaches back for late
+# arrivals: entries stamped by a writer whose clock lags ours, or that reach Cloud Logging after younger ones. A minute
+# is as long as TailLogEntries itself can be asked to wait for stragglers (its buffer window is at most 60 s); an
+# entry later than that which arrives while the stream is down is missed.
+LATENESS_MARGIN = timedelta(minutes=1)
 # insertIds remembered to drop entries seen twice (list and tail overlap, reconnections); the oldest are forgotten.
 SEEN_LIMIT = 10_000
 # How much longer than the buffer window the catch-up listing waits for the tail's first batch (its network trip).
@@ -236,20 +246,28 @@ def log_line(entry: Any) -> LogLine:
 
 
 class _Seen:
-    """The insertIds of the last SEEN_LIMIT entries handed out."""
+    """The insertIds of the last SEEN_LIMIT entries handed out, and how far back in time that memory is whole."""
 
     def __init__(self) -> None:
-        self._order: deque[str] = deque()
+        self._order: deque[tuple[str, int]] = deque()  # insertId and timestamp, in the order handed out
         self._ids: set[str] = set()
+        # The newest timestamp of a forgotten entry: every entry handed out that is stamped later is remembered. (Not
+        # the oldest remembered timestamp: a late entry is handed out after younger ones, and may outlive them here.)
+        self.forgotten_until = -1
 
-    def add(self, insert_id: str) -> bool:
-        """Remember `insert_id`; False when it was already there."""
+    def __contains__(self, insert_id: str) -> bool:
+        return insert_id in self._ids
+
+    def add(self, insert_id: str, nanos: int) -> bool:
+        """Remember `insert_id`, stamped `nanos`; False when it was already there."""
         if insert_id in self._ids:
             return False
         self._ids.add(insert_id)
-        self._order.append(insert_id)
+        self._order.append((insert_id, nanos))
         if len(self._order) > SEEN_LIMIT:
-            self._ids.discard(self._order.popleft())
+            forgotten, stamped = self._order.popleft()
+            self._ids.discard(forgotten)
+            self.forgotten_until = max(self.forgotten_until, stamped)
         return True
 
 
@@ -299,7 +317,8 @@ def _open_requests(first: Any, stop: threading.Event) -> Iterator[Any]:
 
 
 class Follow:
-    """A service's newest entries, then its new ones as they arrive, oldest first, each once.
+    """A service's newest entries, then its new ones as they arrive, oldest first (late arrivals found after a lost
+    stream aside: see the module docstring), each once.
 
     Iterate it (from one thread); `close()` from any thread ends the iteration. Ctrl-C (KeyboardInterrupt) raised
     while iterating also leaves it closed.
@@ -321,7 +340,8 @@ class Follow:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._responses: Any = None  # the open stream, to cancel on close
-        self._resume = 0  # nanoseconds: entries stamped from here on may not have been handed out yet
+        self._newest = 0  # nanoseconds: the newest timestamp handed out, or the follow's start when later
+        self._floor = 0  # nanoseconds: entries stamped before this were left out on purpose (by the limit)
 
     def __enter__(self) -> Follow:
         return self
@@ -342,8 +362,12 @@ class Follow:
 
         retrier = self._logs._retrier
         seen = _Seen()
-        self._resume = _nanos(self._logs._clock() - RESUME_MARGIN)
-        yield from self._unseen(self._logs.recent(self._query, self._limit), seen)
+        self._newest = _nanos(self._logs._clock())
+        recent = self._logs.recent(self._query, self._limit)
+        if len(recent) >= self._limit:
+            # The limit cut the listing: what it left out stays out, late or not, ties with the oldest listed too.
+            self._floor = recent[0].nanos + 1 if recent else self._newest
+        yield from self._unseen(recent, seen)
         delay = retrier.initial
         failing_since: float | None = None  # when the current run of failed connection attempts began
         outage = False  # told the user the stream is down, and not yet that it is back
@@ -363,7 +387,10 @@ class Follow:
                     self._notice(f"{'Reconnected' if ever_connected else 'Connected'} to the log stream")
                 outage, ever_connected, failing_since = False, True, None
                 # What arrived before the stream was live: written while it was down, or after the listing.
-                caught_up = self._logs.entries_since(self._query, self._resume)
+                listed = self._logs.entries_since(self._query, self._catch_up_from(seen))
+                # Told apart now, while `seen` still holds every entry shown from where the listing starts: handing
+                # out new ones makes it forget old ones, which may come later in the listing.
+                caught_up = [line for line in listed if line.insert_id not in seen]
                 yield from self._unseen(self._live(responses, caught_up), seen)
             except exceptions.GoogleAPICallError as exc:
                 if self._closed.is_set():
@@ -398,11 +425,17 @@ class Follow:
             retrier.sleep(wait)
             delay = min(delay * 2, retrier.maximum)
 
+    def _catch_up_from(self, seen: _Seen) -> int:
+        """Where a catch-up listing starts: LATENESS_MARGIN before the newest entry shown, for late arrivals, but not
+        before the limit's cut, nor at or before a forgotten entry's timestamp (it would print again)."""
+        margin = LATENESS_MARGIN // timedelta(microseconds=1) * 1_000
+        return max(self._newest - margin, self._floor, seen.forgotten_until + 1)
+
     def _unseen(self, lines: Iterable[LogLine], seen: _Seen) -> Iterator[LogLine]:
-        """`lines` not handed out before; the resume point moves past each."""
+        """`lines` not handed out before; the newest timestamp handed out moves past each."""
         for line in lines:
-            if seen.add(line.insert_id):
-                self._resume = max(self._resume, line.nanos)
+            if seen.add(line.insert_id, line.nanos):
+                self._newest = max(self._newest, line.nanos)
                 yield line
 
     def _live(self, responses: Iterable[Any], caught_up: list[LogLine]) -> Iterator[LogLine]:

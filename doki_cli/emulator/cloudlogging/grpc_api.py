@@ -1,8 +1,8 @@
 """google.logging.v2.LoggingServiceV2 over gRPC: write, list, tail and delete log entries, list logs.
 
 TailLogEntries is gRPC-only on Google too (a bidirectional stream): the first request says what to tail; the stream
-answers at once with an empty response, then stays open until the client closes its request stream or cancels, or
-the server stops.
+answers at once with an empty response, then stays open until the client closes its request stream or cancels, the
+server stops, or a test drops it (`LogStore.drop_tails`, as a connection reset would).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from google.cloud.logging_v2.types import log_entry
 from google.protobuf import json_format
 
 from doki_cli.emulator.cloudlogging.filter import SEVERITY_LEVELS, LogFilter, parse
-from doki_cli.emulator.errors import ApiError, invalid_argument, not_found
+from doki_cli.emulator.errors import ApiError, invalid_argument, not_found, status_code
 
 MAX_ENTRIES = 20_000
 DEFAULT_PAGE_SIZE = 50  # ListLogEntries, as documented by Google
@@ -243,6 +243,7 @@ class _Subscription:
         self._condition = threading.Condition()
         self._queue: deque[tuple[float, _Stored]] = deque()
         self._suppressed = 0
+        self._dropped: ApiError | None = None
 
     def offer(self, stored: _Stored, arrival: float) -> None:
         if stored.project not in self._projects or not self._filter.matches(stored.doc):
@@ -254,11 +255,19 @@ class _Subscription:
                 self._queue.append((arrival, stored))
             self._condition.notify()
 
+    def drop(self, error: ApiError) -> None:
+        """End the tail with `error`: the next `take` raises it, and what was queued is lost with the connection."""
+        with self._condition:
+            self._dropped = error
+            self._condition.notify()
+
     def take(self, timeout: float) -> tuple[list[tuple[float, _Stored]], int]:
         """Everything queued (waiting up to `timeout` for something) and the count dropped since the last take."""
         with self._condition:
-            if not self._queue and not self._suppressed and timeout > 0:
+            if not self._queue and not self._suppressed and self._dropped is None and timeout > 0:
                 self._condition.wait(timeout)
+            if self._dropped is not None:
+                raise self._dropped
             items = list(self._queue)
             self._queue.clear()
             suppressed, self._suppressed = self._suppressed, 0
@@ -290,7 +299,8 @@ class Tail:
         """Yield batches while `is_active()` (the client is still connected).
 
         Once the oldest held entry has waited the buffer window, everything held goes out sorted by timestamp, so
-        entries that arrive within one window of each other reach the client in timestamp order.
+        entries that arrive within one window of each other reach the client in timestamp order. A tail dropped by
+        `LogStore.drop_tails` raises its ApiError, and the entries it held are gone.
         """
         pending: list[tuple[float, _Stored]] = []  # in arrival order
         while is_active():
@@ -559,6 +569,16 @@ class LogStore:
         with self._lock:
             if subscription in self._subscriptions:
                 self._subscriptions.remove(subscription)
+
+    def drop_tails(self, code: str = "UNAVAILABLE", message: str = "connection reset") -> int:
+        """End every live tail as a lost connection does: each fails with `code` and `message`, and the entries it
+        held or queued go with it (a client that reconnects finds them only by listing). How many were dropped."""
+        status = status_code(code)
+        with self._lock:
+            dropped, self._subscriptions = self._subscriptions, []
+        for subscription in dropped:
+            subscription.drop(ApiError(status, message))
+        return len(dropped)
 
     @property
     def tail_count(self) -> int:

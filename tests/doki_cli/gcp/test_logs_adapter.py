@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 from google.cloud.logging_v2.types import LogEntry
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.errors import DokiError
+from doki_cli.gcp import logs as logs_module
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.logs import Follow, LogLine, LogQuery, Logs, log_line, parse_severity, parse_since
 from doki_cli.gcp.retry import Retrier
@@ -29,6 +31,7 @@ LABELS = {
     "configuration_name": "api",
     "project_id": "proj-1",
 }
+SECOND = 1_000_000_000  # in nanoseconds
 QUERY = LogQuery("api", "us-central1")
 BASE_FILTER = (
     'resource.type="cloud_run_revision" AND resource.labels.service_name="api" '
@@ -44,6 +47,27 @@ def emit(emulator: Emulator, line: str, **labels: str) -> None:
         labels={**LABELS, **labels},
         line=line,
     )
+
+
+def stamped(text: str, nanos: int) -> LogEntry:
+    """An entry of the service its writer stamped at `nanos`, maybe before entries already written."""
+    timestamp = Timestamp()
+    timestamp.FromNanoseconds(nanos)
+    return LogEntry(
+        log_name="projects/proj-1/logs/run.googleapis.com%2Fstdout",
+        resource={"type": "cloud_run_revision", "labels": LABELS},
+        timestamp=timestamp,
+        text_payload=text,
+    )
+
+
+def write_stamped(clients: ClientFactory, text: str, nanos: int) -> None:
+    clients.logging().write_log_entries(entries=[stamped(text, nanos)])
+
+
+def stamped_in_the_emulator(emulator: Emulator, text: str, nanos: int) -> None:
+    """`write_stamped` from inside the emulator, for a fault hook that runs in the thread serving a call."""
+    emulator.logs.write(entries=[LogEntry.pb(stamped(text, nanos))])
 
 
 def fast_retrier(sleeps: list[float] | None = None) -> Retrier:
@@ -392,4 +416,177 @@ def test_closing_a_follow_ends_it_and_its_tail(
     assert wait_until(lambda: emulator.logs.tail_count == 1)
     collector.close()
     assert wait_until(lambda: emulator.logs.tail_count == 0)
+    assert collector.lines.empty()
+
+
+# Late entries: stamped before entries already shown, arriving when only a listing can find them
+
+
+def follow_with_outages(
+    clients: ClientFactory, outages: list[Callable[[], None]], *, notices: list[str] | None = None
+) -> Follow:
+    """A follow that, each time it waits to open its lost stream again, runs the next of `outages` first: what
+    happens while its stream is down."""
+    pending = list(outages)
+
+    def sleep(_seconds: float) -> None:
+        if pending:
+            pending.pop(0)()
+
+    retrier = Retrier(sleep=sleep, jitter=lambda: 1.0)
+    on_notice = notices.append if notices is not None else None
+    return Logs(clients.logging(), "proj-1", retrier).follow(QUERY, 10, buffer_window=0.05, on_notice=on_notice)
+
+
+def drop_the_stream(emulator: Emulator) -> None:
+    assert wait_until(lambda: emulator.logs.tail_count == 1)
+    assert emulator.logs.drop_tails(message="connection reset") == 1
+
+
+def test_an_entry_stamped_before_the_last_shown_one_written_while_the_stream_was_down_is_printed_after_the_reconnect(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+) -> None:
+    now = time.time_ns()
+    write_stamped(clients, "shown", now - SECOND)
+    notices: list[str] = []
+    follow = follow_with_outages(
+        clients, [lambda: write_stamped(clients, "stamped earlier, arrived late", now - 2 * SECOND)], notices=notices
+    )
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(1) == ["shown"]
+    drop_the_stream(emulator)
+    assert collector.take(1) == ["stamped earlier, arrived late"]
+    emit(emulator, "live")
+    assert collector.take(1) == ["live"]
+    assert collector.lines.empty()
+    assert notices == ["Lost the log stream (connection reset); reconnecting", "Reconnected to the log stream"]
+
+
+def test_entries_already_shown_are_not_printed_again_when_the_catch_up_reaches_back_over_them(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+) -> None:
+    now = time.time_ns()
+    for number, text in enumerate(["first", "second", "third"]):
+        write_stamped(clients, text, now - (3 - number) * SECOND)
+
+    def outage() -> None:
+        # Written newest first: late entries still come out in timestamp order among themselves.
+        write_stamped(clients, "between second and third", now - 3 * SECOND // 2)
+        write_stamped(clients, "between first and second", now - 5 * SECOND // 2)
+        emit(emulator, "new")
+
+    follow = follow_with_outages(clients, [outage])
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(3) == ["first", "second", "third"]
+    drop_the_stream(emulator)
+    assert collector.take(3) == ["between first and second", "between second and third", "new"]
+    emit(emulator, "live")
+    assert collector.take(1) == ["live"]
+    assert collector.lines.empty()
+
+
+def test_an_entry_stamped_before_the_newest_listed_one_arriving_before_the_first_tail_opens_is_printed(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+) -> None:
+    now = time.time_ns()
+    write_stamped(clients, "listed", now - SECOND)
+    # After the first listing, before the tail is live: neither the listing nor the tail has it.
+    emulator.faults.on_call(
+        "TailLogEntries", lambda _method: stamped_in_the_emulator(emulator, "arrived late", now - 2 * SECOND)
+    )
+    follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 10, buffer_window=0.05)
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(2) == ["listed", "arrived late"]
+    emit(emulator, "live")
+    assert collector.take(1) == ["live"]
+    assert collector.lines.empty()
+
+
+def test_the_catch_up_brings_back_no_entry_the_limit_left_out(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+) -> None:
+    now = time.time_ns()
+    for number in range(5):
+        write_stamped(clients, f"old {number}", now - (5 - number) * SECOND)
+    emulator.faults.on_call(
+        "TailLogEntries", lambda _method: stamped_in_the_emulator(emulator, "arrived late", now - 3 * SECOND // 2)
+    )
+    follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 2, buffer_window=0.05)
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(3) == ["old 3", "old 4", "arrived late"]
+    emit(emulator, "live")
+    assert collector.take(1) == ["live"]
+    assert collector.lines.empty()
+
+
+def test_the_catch_up_reaches_back_no_further_than_the_insert_ids_still_remembered_so_none_prints_twice(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs_module, "SEEN_LIMIT", 3)
+    now = time.time_ns()
+    for number in range(5):
+        write_stamped(clients, f"shown {number}", now - (5 - number) * SECOND)
+    follow = follow_with_outages(clients, [lambda: write_stamped(clients, "between 2 and 3", now - 5 * SECOND // 2)])
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(5) == [f"shown {number}" for number in range(5)]
+    # Only shown 2, 3 and 4 are remembered now: a catch-up reaching back a minute would print 0 and 1 again.
+    drop_the_stream(emulator)
+    assert collector.take(1) == ["between 2 and 3"]
+    emit(emulator, "live")
+    assert collector.take(1) == ["live"]
+    assert collector.lines.empty()
+
+
+def test_a_late_entry_forgotten_last_does_not_let_the_catch_up_reach_back_over_younger_forgotten_ones(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs_module, "SEEN_LIMIT", 3)
+    now = time.time_ns()
+    for number in range(3):
+        write_stamped(clients, f"shown {number}", now - (5 - number) * SECOND)
+    follow = follow_with_outages(
+        clients,
+        [
+            lambda: write_stamped(clients, "late, between 0 and 1", now - 9 * SECOND // 2),
+            lambda: write_stamped(clients, "late, between 2 and now", now - 5 * SECOND // 2),
+        ],
+    )
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(3) == ["shown 0", "shown 1", "shown 2"]
+    drop_the_stream(emulator)
+    assert collector.take(1) == ["late, between 0 and 1"]
+    emit(emulator, "live 1")
+    emit(emulator, "live 2")
+    assert collector.take(2) == ["live 1", "live 2"]
+    # Remembered now: the late entry (the oldest timestamp, though handed out after shown 1 and 2) and the two live
+    # ones. Reaching back to the oldest remembered timestamp would print shown 1 and 2 again.
+    drop_the_stream(emulator)
+    assert collector.take(1) == ["late, between 2 and now"]
+    emit(emulator, "live 3")
+    assert collector.take(1) == ["live 3"]
+    assert collector.lines.empty()
+
+
+def test_remembering_a_late_entry_does_not_make_the_follow_forget_shown_ones_listed_after_it(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs_module, "SEEN_LIMIT", 3)
+    now = time.time_ns()
+    for number in range(3):
+        write_stamped(clients, f"shown {number}", now - (3 - number) * SECOND)
+    follow = follow_with_outages(clients, [lambda: write_stamped(clients, "late, before them all", now - 4 * SECOND)])
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(3) == ["shown 0", "shown 1", "shown 2"]
+    # The catch-up lists the late entry first, then the three shown ones; remembering it forgets shown 0.
+    drop_the_stream(emulator)
+    assert collector.take(1) == ["late, before them all"]
+    emit(emulator, "live")
+    assert collector.take(1) == ["live"]
     assert collector.lines.empty()

@@ -473,6 +473,21 @@ def test_a_tail_ends_when_the_emulator_stops() -> None:
         collect(stream, 1)
 
 
+def test_a_dropped_tail_fails_with_the_status_given_and_the_entries_it_held_are_gone(
+    emulator: Emulator, logging_client: Any
+) -> None:
+    stream = tail(logging_client, window=duration_pb2.Duration(seconds=30))
+    write(logging_client, LogEntry(text_payload="held in the buffer window"))
+    assert emulator.logs.drop_tails(message="connection reset by peer") == 1
+    assert emulator.logs.tail_count == 0
+    responses = []
+    with pytest.raises(exceptions.ServiceUnavailable, match="connection reset by peer"):
+        for response in stream:
+            responses.append(response)
+    assert [list(response.entries) for response in responses] == [[]]  # only the first, empty response came
+    assert emulator.logs.drop_tails() == 0
+
+
 def test_a_tail_with_a_bad_request_fails_at_once(logging_client: Any) -> None:
     with pytest.raises(exceptions.InvalidArgument, match='Invalid severity "LOUD" in filter'):
         tail(logging_client, "severity>=LOUD")
