@@ -34,10 +34,16 @@ def add_routes(router: Router, emulator: Emulator) -> None:
                 raise invalid_argument('revision_failure needs {"service": NAME or "*", "times": N, "message": M}')
             faults.fail_revisions(spec["service"], times=int(spec.get("times", 1)), message=spec.get("message"))
         elif isinstance(body.get("method"), str) and isinstance(body.get("code"), str):
-            faults.fail(body["method"], body["code"], times=int(body.get("times", 1)), message=body.get("message"))
+            faults.fail(
+                body["method"],
+                body["code"],
+                times=int(body.get("times", 1)),
+                message=body.get("message"),
+                answer_lost=bool(body.get("answer_lost", False)),
+            )
         else:
             raise invalid_argument(
-                'send {"method": M, "code": STATUS, "times": N}, {"lro_delay": SECONDS} '
+                'send {"method": M, "code": STATUS, "times": N, "answer_lost": BOOL}, {"lro_delay": SECONDS} '
                 'or {"revision_failure": {"service": NAME}}'
             )
         return Response.json(faults.snapshot())

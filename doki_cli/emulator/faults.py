@@ -1,4 +1,5 @@
-"""Fault injection: make the next calls of a method fail, slow down long-running operations, make revisions fail.
+"""Fault injection: make the next calls of a method fail, lose their answers, slow down long-running operations,
+make revisions fail.
 
 Driven through the control API (`POST /_doki/faults`) or directly by tests; every gRPC and REST call passes
 `check()` first (and so does every request to a Cloud Run service URL, as the method `Invoke`). The plan also counts
@@ -24,6 +25,9 @@ class _Failure:
     code: grpc.StatusCode
     remaining: int
     message: str
+    # Served, then answered with the error instead of the result: the change is made and the client never hears
+    # of it, as when a connection drops after Google acted on a request.
+    after: bool = False
 
 
 @dataclass
@@ -49,16 +53,20 @@ class Faults:
         self.lro_delay = 0.0
         self.calls: Counter[str] = Counter()
 
-    def fail(self, method: str, code: str, *, times: int = 1, message: str | None = None) -> None:
-        """Fail the next `times` calls of `method` with status `code` (a name such as "UNAVAILABLE")."""
+    def fail(
+        self, method: str, code: str, *, times: int = 1, message: str | None = None, answer_lost: bool = False
+    ) -> None:
+        """Fail the next `times` calls of `method` with status `code` (a name such as "UNAVAILABLE").
+
+        `answer_lost`: serve each call first, then answer the error in place of the result."""
         if times < 1:
             raise invalid_argument(f"times must be at least 1, not {times}")
         status = status_code(code)
         if status is grpc.StatusCode.OK:
             raise invalid_argument("OK is not a failure; use a status such as UNAVAILABLE")
-        text = message or f"injected {status.name} for {method}"
+        text = message or f"injected {status.name} for {method}" + (" after serving it" if answer_lost else "")
         with self._lock:
-            self._failures.append(_Failure(method, status, times, text))
+            self._failures.append(_Failure(method, status, times, text, after=answer_lost))
 
     def on_call(self, method: str, callback: Callable[[str], None], *, call: int = 1) -> None:
         """Run `callback(full method)` once, on the `call`-th call of `method` counted from now, before it is served.
@@ -101,9 +109,16 @@ class Faults:
                     reached.append(hook.callback)
         for callback in reached:
             callback(full_method)
+        self._raise_planned(full_method, after=False)
+
+    def check_answer(self, full_method: str) -> None:
+        """After a call was served: raise the first pending lost-answer failure planned for it."""
+        self._raise_planned(full_method, after=True)
+
+    def _raise_planned(self, full_method: str, *, after: bool) -> None:
         with self._lock:
             for failure in self._failures:
-                if failure.remaining > 0 and _matches(failure.method, full_method):
+                if failure.after is after and failure.remaining > 0 and _matches(failure.method, full_method):
                     failure.remaining -= 1
                     if failure.remaining == 0:
                         self._failures.remove(failure)
@@ -121,7 +136,13 @@ class Faults:
         with self._lock:
             return {
                 "failures": [
-                    {"method": f.method, "code": f.code.name, "remaining": f.remaining, "message": f.message}
+                    {
+                        "method": f.method,
+                        "code": f.code.name,
+                        "remaining": f.remaining,
+                        "message": f.message,
+                        "answer_lost": f.after,
+                    }
                     for f in self._failures
                 ],
                 "revision_failures": [

@@ -55,7 +55,9 @@ class GrpcService:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
             with _answering(context, full):
                 self._faults.check(full)
-                return fn(request)
+                response = fn(request)
+                self._faults.check_answer(full)
+                return response
 
         deserialize, _ = codec(request_type)
         _, serialize = codec(response_type)

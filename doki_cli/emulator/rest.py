@@ -90,9 +90,12 @@ class Router:
                 if route.method != request.method:
                     continue
                 request.params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items() if v is not None}
-                if route.rpc is not None:
-                    self._faults.check("/" + route.rpc)
-                return route.handler(request)
+                if route.rpc is None:
+                    return route.handler(request)
+                self._faults.check("/" + route.rpc)
+                response = route.handler(request)
+                self._faults.check_answer("/" + route.rpc)
+                return response
             if allowed:
                 return Response.json(
                     {"error": {"code": 405, "message": f"{request.method} is not allowed here", "status": "UNKNOWN"}},

@@ -82,7 +82,11 @@ class SecretManager:
         """Create `secret_id` with automatic replication; False when it already existed."""
         from google.api_core import exceptions
 
+        tried = False
+
         def create() -> bool:
+            nonlocal tried
+            retry, tried = tried, True
             try:
                 self._client.create_secret(
                     parent=f"projects/{self.project}",
@@ -90,7 +94,8 @@ class SecretManager:
                     secret={"replication": {"automatic": {}}},
                 )
             except exceptions.Conflict:
-                return False  # also what a retry sees when the first attempt did create it
+                # On a retry, the secret is most likely the one the try before made, its answer lost on the way.
+                return retry
             return True
 
         created: bool = self._call(
@@ -104,13 +109,33 @@ class SecretManager:
 
         name = self._name(secret_id)
         payload = {"data": data, "data_crc32c": int(google_crc32c.value(data))}
+        tried = False
+
+        def add() -> Any:
+            nonlocal tried
+            # A retried add would make a second version of the value when the try before made one and only its
+            # answer was lost: a retry first looks whether the newest version already holds `data`.
+            if tried and (landed := self._latest_holding(name, data)) is not None:
+                return landed
+            tried = True
+            return self._client.add_secret_version(parent=name, payload=payload)
+
         version = self._call(
-            lambda: self._client.add_secret_version(parent=name, payload=payload),
-            action="adding a version to",
-            resource=name,
-            role="roles/secretmanager.secretVersionAdder",
+            add, action="adding a version to", resource=name, role="roles/secretmanager.secretVersionAdder"
         )
         return int(version.name.rsplit("/", 1)[1])
+
+    def _latest_holding(self, name: str, data: bytes) -> Any | None:
+        """The newest version of secret `name` if it holds `data`, else None (also when it has no usable version).
+
+        Transient failures propagate to the caller's Retrier."""
+        from google.api_core import exceptions
+
+        try:
+            response = self._client.access_secret_version(name=f"{name}/versions/latest", retry=no_library_retry())
+        except (exceptions.NotFound, exceptions.FailedPrecondition):
+            return None  # no version yet, or the newest is disabled or destroyed
+        return response if response.payload.data == data else None
 
     def resolve(self, secret_id: str, version: str) -> int:
         """The version number `version` ("latest" or a number) names, checked to exist and be enabled."""

@@ -45,7 +45,13 @@ def test_the_control_api_injects_a_failure_that_a_real_client_sees(emulator: Emu
     )
     assert answer.status_code == 200
     assert answer.json()["failures"] == [
-        {"method": "GetOperation", "code": "PERMISSION_DENIED", "remaining": 1, "message": "no access"}
+        {
+            "method": "GetOperation",
+            "code": "PERMISSION_DENIED",
+            "remaining": 1,
+            "message": "no access",
+            "answer_lost": False,
+        }
     ]
     client = operations_v1.OperationsClient(clients.channel())
     with pytest.raises(exceptions.PermissionDenied, match="no access"):
@@ -62,7 +68,7 @@ def test_the_control_api_injects_a_failure_that_a_real_client_sees(emulator: Emu
         ({"method": "GetOperation", "code": "OK"}, "OK is not a failure; use a status such as UNAVAILABLE"),
         ({"method": "GetOperation", "code": "INTERNAL", "times": 0}, "times must be at least 1, not 0"),
         ({"lro_delay": -1}, "lro_delay must be a number of seconds, 0 or more"),
-        ({"nothing": True}, 'send {"method": M, "code": STATUS, "times": N}'),
+        ({"nothing": True}, 'send {"method": M, "code": STATUS, "times": N, "answer_lost": BOOL}'),
     ],
 )
 def test_the_control_api_refuses_a_bad_fault_with_a_google_style_error(
@@ -102,3 +108,31 @@ def test_touching_an_unknown_resource_is_not_found(emulator: Emulator) -> None:
     answer = httpx.post(emulator.rest_url + "/_doki/touch", json={"resource": "projects/p/secrets/none"})
     assert answer.status_code == 404
     assert answer.json()["error"]["message"] == "projects/p/secrets/none is not a resource the emulator can change"
+
+
+def test_a_lost_answer_makes_the_change_yet_the_client_sees_the_failure(
+    emulator: Emulator, clients: ClientFactory
+) -> None:
+    answer = httpx.post(
+        emulator.rest_url + "/_doki/faults",
+        json={"method": "CreateSecret", "code": "UNAVAILABLE", "answer_lost": True},
+    )
+    assert answer.json()["failures"][0]["answer_lost"] is True
+    client = clients.secret_manager()
+
+    with pytest.raises(exceptions.ServiceUnavailable, match="after serving it"):
+        client.create_secret(parent="projects/p", secret_id="made", secret={"replication": {"automatic": {}}})
+
+    assert client.get_secret(name="projects/p/secrets/made").name == "projects/p/secrets/made"
+    assert httpx.get(emulator.rest_url + "/_doki/faults").json()["failures"] == []
+
+
+def test_a_lost_answer_over_rest_makes_the_change_too(emulator: Emulator, clients: ClientFactory) -> None:
+    emulator.faults.fail("CreateSecret", "INTERNAL", answer_lost=True)
+    url = emulator.rest_url + "/v1/projects/p/secrets?secretId=made"
+
+    answer = httpx.post(url, json={"replication": {"automatic": {}}})
+
+    assert answer.status_code == 500
+    assert answer.json()["error"]["status"] == "INTERNAL"
+    assert httpx.get(emulator.rest_url + "/v1/projects/p/secrets/made").status_code == 200

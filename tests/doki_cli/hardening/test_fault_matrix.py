@@ -585,3 +585,28 @@ def test_a_resource_that_keeps_changing_stops_the_command_after_a_few_tries_with
     rerun = project.command()  # once the other writer is done, the same command goes through
     assert rerun.exit_code == 0, rerun.stdout + rerun.stderr
     assert_idempotent(project)
+
+
+def writes(name: str) -> list[str]:
+    return [m for m in google_methods(name) if m.rsplit("/", 1)[1].startswith(MUTATING)]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_a_write_whose_answer_is_lost_is_not_made_twice_and_the_command_ends_as_a_fault_free_run(
+    name: str, make_project: Any, fault_free: Any, clock: FakeClock
+) -> None:
+    # Google acted on the request, then the connection dropped: the command sees UNAVAILABLE for a change that was
+    # made. Its retry must find that change made, not make it again (a second secret version, a second revision).
+    scenario = SCENARIOS[name]
+    expected, expected_state = fault_free(name)
+    project = make_project(scenario)
+    project.prepare()
+    for method in writes(name):
+        project.emulator.faults.fail(method, "UNAVAILABLE", answer_lost=True)
+
+    outcome = project.command()
+
+    assert outcome.exit_code == 0, outcome.stdout + outcome.stderr
+    assert normalize(outcome.stdout) == normalize(expected.stdout)
+    assert project.state() == expected_state
+    assert_idempotent(project)
