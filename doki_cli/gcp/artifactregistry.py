@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
+from doki_cli.gcp.operations import OperationTimeout, PollFailed, accepted, wait_for
 from doki_cli.gcp.retry import Retrier
 
 if TYPE_CHECKING:
@@ -25,6 +26,9 @@ IMAGE = re.compile(
     r":(?P<tag>[\w][\w.-]{0,127})"
 )
 WRITER_ROLE = "roles/artifactregistry.writer"
+CREATOR_ROLE = "roles/artifactregistry.admin"
+# Creating a repository takes seconds.
+CREATE_TIMEOUT = 300.0
 POINT_AT_EMULATOR = 'eval "$(doki emulator env)"'
 CHECK_CONFIG = "check project, region and repository in doki.toml; `doki build --push` creates the repository"
 # Hints for the engine's push failures, as a pair (on Google, against the emulator): the fixes differ.
@@ -76,20 +80,42 @@ class ArtifactRegistry:
         except exceptions.GoogleAPICallError as exc:
             raise google_error(exc, action="reading", resource=name, api="artifactregistry") from None
         docker = artifactregistry_v1.Repository.Format.DOCKER
+        tried = False
+
+        def create() -> Any:
+            nonlocal tried
+            retry, tried = tried, True
+            try:
+                return self._client.create_repository(
+                    parent=parent, repository_id=repository, repository=artifactregistry_v1.Repository(format_=docker)
+                )
+            except exceptions.AlreadyExists:
+                # Made meanwhile by someone else (just as good), or, on a retry, by the try before: its answer lost.
+                return retry
+
         operation = call_google(
-            self._retrier,
-            lambda: self._client.create_repository(
-                parent=parent, repository_id=repository, repository=artifactregistry_v1.Repository(format_=docker)
-            ),
-            action="creating",
-            resource=name,
-            api="artifactregistry",
-            role="roles/artifactregistry.admin",
+            self._retrier, create, action="creating", resource=name, api="artifactregistry", role=CREATOR_ROLE
         )
+        if isinstance(operation, bool):
+            return operation
         try:
-            operation.result(timeout=300)
+            wait_for(operation, self._retrier, timeout=CREATE_TIMEOUT)
         except exceptions.AlreadyExists:
             return False  # created meanwhile by someone else: just as good
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(
+                exc, action="creating", resource=name, api="artifactregistry", role=CREATOR_ROLE
+            ) from None
+        except PollFailed as failed:
+            waiting = google_error(failed.cause, action="waiting for", resource=name, api="artifactregistry")
+            raise accepted(waiting) from None
+        except OperationTimeout:
+            raise DokiError(
+                "create_timeout",
+                f"{name} was not created after {CREATE_TIMEOUT:.0f} s",
+                f"check again in a minute: gcloud artifacts repositories describe {repository} "
+                f"--location {self.region} --project {self.project}",
+            ) from None
         return True
 
     def digest_of(self, image: str) -> str | None:

@@ -19,6 +19,8 @@ from doki_cli.gcp.logs import Logs
 from doki_cli.gcp.retry import Retrier, no_library_retry
 
 DOCKER_BUILDER = "gcr.io/cloud-builders/docker"
+# Build statuses that do not change any more.
+FINISHED = frozenset({"SUCCESS", "FAILURE", "INTERNAL_ERROR", "TIMEOUT", "CANCELLED", "EXPIRED"})
 
 
 @dataclass(frozen=True)
@@ -80,26 +82,39 @@ class CloudBuild:
             args += ["--build-arg", f"{key}={value}"]
         for tag in tags:
             args += ["-t", tag]
+        # A tag of this submission alone: a retry finds by it the build a try whose answer was lost did start.
+        marker = f"doki-{uuid.uuid4().hex}"
         build = cloudbuild_v1.Build(
             source=cloudbuild_v1.Source(
                 storage_source=cloudbuild_v1.StorageSource(bucket=bucket, object_=name, generation=generation)
             ),
             steps=[cloudbuild_v1.BuildStep(name=DOCKER_BUILDER, args=[*args, "."])],
             images=tags,
+            tags=[marker],
         )
-        operation = self._call(
-            lambda: self._builds.create_build(project_id=self.project, build=build),
+        tried = False
+
+        def start() -> str:
+            nonlocal tried
+            # Starting a build twice would build and push twice, the later push moving the tags.
+            if tried and (started := self._tagged(marker)) is not None:
+                return started
+            tried = True
+            operation = self._builds.create_build(project_id=self.project, build=build)
+            return str(operation.metadata.build.id)
+
+        build_id: str = self._call(
+            start,
             action="starting a build in",
             resource=f"projects/{self.project}",
             api="cloudbuild",
             role="roles/cloudbuild.builds.editor",
         )
-        build_id = operation.metadata.build.id
         seen = 0  # build logs are bounded: each poll reads them all and shows the new ones
         while True:
-            # Through call_google, as every other call: a poll that fails for good says which build and the fix.
-            done = self._call(
-                lambda: operation.done(retry=no_library_retry()),
+            # The build itself is polled, as gcloud does: found by a retry, it has no operation to follow.
+            current = self._call(
+                lambda: self._builds.get_build(project_id=self.project, id=build_id, retry=no_library_retry()),
                 action="waiting for build",
                 resource=f"{build_id} in projects/{self.project}",
                 api="cloudbuild",
@@ -109,16 +124,20 @@ class CloudBuild:
             for line in lines[seen:]:
                 on_line(line.message)
             seen = max(seen, len(lines))
-            if done:
+            if current.status.name in FINISHED:
                 break
             self._sleep(1.0)
-        result = operation.metadata.build
-        error = operation.exception()
-        if error is not None:
+        if current.status.name != "SUCCESS":
             raise DokiError(
                 "build_failed",
-                f"remote build {build_id} ended {result.status.name}: {result.status_detail or error}",
-                f"its log is above and at {result.log_url}",
+                f"remote build {build_id} ended {current.status.name}: {current.status_detail or 'no detail given'}",
+                f"its log is above and at {current.log_url}",
             )
-        final = operation.result()
-        return RemoteBuild(build_id, {i.name: i.digest for i in final.results.images}, final.log_url)
+        return RemoteBuild(build_id, {i.name: i.digest for i in current.results.images}, current.log_url)
+
+    def _tagged(self, marker: str) -> str | None:
+        """The id of the build tagged `marker`, if one was started. Errors propagate to the caller's Retrier."""
+        request = {"project_id": self.project, "filter": f'tags="{marker}"', "page_size": 1}
+        pages = self._builds.list_builds(request=request, retry=no_library_retry())
+        found = next(iter(pages), None)
+        return None if found is None else str(found.id)

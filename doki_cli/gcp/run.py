@@ -19,6 +19,7 @@ from doki_cli.deploy.spec import LiveService, ServiceSpec, Target
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
+from doki_cli.gcp.operations import accepted
 from doki_cli.gcp.retry import Retrier, no_library_retry
 from doki_cli.interrupts import uninterrupted
 
@@ -209,10 +210,7 @@ class CloudRun:
             try:
                 done = self._retrier.call(partial(operation.done, retry=no_library_retry()))
             except exceptions.GoogleAPICallError as exc:
-                error = google_error(exc, action="waiting for", resource=self.path(name), api="run")
-                # Cloud Run accepted the change before the wait failed: it goes on whatever doki says, and a rerun
-                # may find it done. Saying so keeps the user from reading the error as "nothing happened".
-                error.message += "; the change was accepted and goes on at Google"
+                error = accepted(google_error(exc, action="waiting for", resource=self.path(name), api="run"))
                 error.hint = f"{error.hint}; `doki status` shows where it is"
                 raise error from None
             if done:

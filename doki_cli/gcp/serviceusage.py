@@ -6,13 +6,13 @@ Which APIs a project has enabled, and enabling the ones doki needs (`doki doctor
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 from doki_cli.errors import DokiError
-from doki_cli.gcp.errors import call_google
+from doki_cli.gcp.errors import call_google, google_error
+from doki_cli.gcp.operations import OperationTimeout, PollFailed, accepted, wait_for
 from doki_cli.gcp.retry import Retrier
 
 # What deploying and releasing with doki calls: Cloud Run, Secret Manager, Cloud Build, Artifact Registry.
@@ -63,19 +63,25 @@ class ServiceUsage:
 
     def enable(self, apis: Sequence[str]) -> None:
         """Enable `apis` in the project and wait until Google says they are (enabling an enabled one is a no-op)."""
+        from google.api_core import exceptions
+
         for chunk in _chunks(list(apis), _BATCH_ENABLE):
             request = {"parent": self._parent, "service_ids": list(chunk)}
-
-            def enable_chunk(request: dict[str, Any] = request) -> Any:
-                return self._client.batch_enable_services(request=request).result(timeout=ENABLE_TIMEOUT)
-
+            action, role = f"enabling {', '.join(chunk)} in", "roles/serviceusage.serviceUsageAdmin"
+            # Enabling is idempotent: a retry after a lost answer enables what is already on, a no-op.
+            operation = self._call(
+                partial(self._client.batch_enable_services, request=request), action=action, role=role
+            )
             try:
-                self._call(
-                    enable_chunk,
-                    action=f"enabling {', '.join(chunk)} in",
-                    role="roles/serviceusage.serviceUsageAdmin",
-                )
-            except concurrent.futures.TimeoutError:
+                wait_for(operation, self._retrier, timeout=ENABLE_TIMEOUT)
+            except exceptions.GoogleAPICallError as exc:
+                raise google_error(exc, action=action, resource=self._parent, api="serviceusage", role=role) from None
+            except PollFailed as failed:
+                waiting = f"waiting to finish {action}"
+                raise accepted(
+                    google_error(failed.cause, action=waiting, resource=self._parent, api="serviceusage")
+                ) from None
+            except OperationTimeout:
                 raise DokiError(
                     "enable_timeout",
                     f"{', '.join(chunk)} were not enabled in {self._parent} after {ENABLE_TIMEOUT:.0f} s",

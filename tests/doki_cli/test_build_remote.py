@@ -106,3 +106,18 @@ def test_a_verbose_remote_build_shows_the_build_log_on_stderr(project: Path) -> 
     assert f"Pushing {IMAGE}:r1" in lines
     assert lines[-1] == "DONE"
     assert result.stdout.startswith(f"Building {IMAGE}:r1 on Cloud Build (")  # the log never mixes into stdout
+
+
+def test_a_build_whose_start_was_answered_with_a_lost_connection_is_built_once(
+    project: Path, engine_emulator: Emulator
+) -> None:
+    # Cloud Build started the build and the answer never came back: a second start would build and push again.
+    engine_emulator.faults.fail("CreateBuild", "UNAVAILABLE", answer_lost=True)
+
+    result = runner.invoke(app, ["build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
+
+    assert result.exit_code == 0, result.output
+    (build,) = ClientFactory(engine_emulator.grpc_address).cloud_build().list_builds(project_id="proj-remote")
+    assert build.status.name == "SUCCESS"
+    assert f"Built and pushed on Cloud Build (build {build.id})\n" in result.stdout
+    assert engine_emulator.faults.calls["/google.devtools.cloudbuild.v1.CloudBuild/CreateBuild"] == 1
