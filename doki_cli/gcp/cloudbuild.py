@@ -61,7 +61,12 @@ class CloudBuild:
         try:
             bucket = self._retrier.call(lambda: self._storage.lookup_bucket(bucket_name))
             if bucket is None:
-                bucket = self._retrier.call(lambda: self._storage.create_bucket(bucket_name))
+                try:
+                    bucket = self._retrier.call(lambda: self._storage.create_bucket(bucket_name))
+                except exceptions.Conflict:
+                    # Made meanwhile: by another build, or by a try of ours whose answer was lost (Google says
+                    # "your previous request ... succeeded"). Either way it is there to use.
+                    bucket = self._retrier.call(lambda: self._storage.get_bucket(bucket_name))
             blob = bucket.blob(f"source/{time.time():.6f}-{uuid.uuid4().hex}.tgz")
             self._retrier.call(lambda: blob.upload_from_string(context, content_type="application/gzip"))
         except exceptions.GoogleAPICallError as exc:

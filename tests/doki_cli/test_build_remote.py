@@ -108,11 +108,13 @@ def test_a_verbose_remote_build_shows_the_build_log_on_stderr(project: Path) -> 
     assert result.stdout.startswith(f"Building {IMAGE}:r1 on Cloud Build (")  # the log never mixes into stdout
 
 
-def test_a_build_whose_start_was_answered_with_a_lost_connection_is_built_once(
+def test_a_build_whose_writes_were_answered_with_a_lost_connection_is_uploaded_and_built_once(
     project: Path, engine_emulator: Emulator
 ) -> None:
-    # Cloud Build started the build and the answer never came back: a second start would build and push again.
-    engine_emulator.faults.fail("CreateBuild", "UNAVAILABLE", answer_lost=True)
+    # Google made each change and the answer never came back. A second start would build and push again; the
+    # bucket, made already, would refuse a second creation.
+    for method in ("CreateBucket", "WriteObject", "CreateBuild"):
+        engine_emulator.faults.fail(method, "UNAVAILABLE", answer_lost=True)
 
     result = runner.invoke(app, ["build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
 
@@ -121,3 +123,9 @@ def test_a_build_whose_start_was_answered_with_a_lost_connection_is_built_once(
     assert build.status.name == "SUCCESS"
     assert f"Built and pushed on Cloud Build (build {build.id})\n" in result.stdout
     assert engine_emulator.faults.calls["/google.devtools.cloudbuild.v1.CloudBuild/CreateBuild"] == 1
+    blobs = (
+        ClientFactory(engine_emulator.grpc_address, engine_emulator.rest_url)
+        .storage("proj-remote")
+        .list_blobs("proj-remote_cloudbuild", prefix="source/")
+    )
+    assert len(list(blobs)) == 1
