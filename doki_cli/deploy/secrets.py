@@ -128,7 +128,9 @@ def push(sm: SecretManager, config: ServiceConfig, values: dict[str, str], names
         if latest is not None and latest.state == "ENABLED" and sm.access(secret, str(latest.number)) == data:
             results.append(Pushed(secret, tuple(env_names), "unchanged", latest.number))
             continue
-        outcome = "created" if sm.create(secret) else "updated"
+        # A secret with a version exists: no creation to ask for. Asking only for one without (which may not exist)
+        # keeps "already exists" on a retried creation meaning what it almost always does: the lost try made it.
+        outcome = "updated" if latest is not None or not sm.create(secret) else "created"
         version = sm.add_version(secret, data)
         results.append(Pushed(secret, tuple(env_names), outcome, version, note))
     return results

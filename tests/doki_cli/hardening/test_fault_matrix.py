@@ -120,7 +120,6 @@ CALLS: dict[str, dict[str, int]] = {
     "secrets push of a changed value": {
         sm("ListSecretVersions"): 4,
         sm("AccessSecretVersion"): 4,
-        sm("CreateSecret"): 1,
         sm("AddSecretVersion"): 1,
     },
     "deploy": {
@@ -411,7 +410,11 @@ def test_each_call_failing_unavailable_then_resource_exhausted_then_internal_is_
     assert normalize(outcome.stdout) == normalize(expected.stdout)
     assert project.state() == expected_state
     # Each method: its first call failed three times and was tried again after each, by doki's Retrier alone.
-    assert same_calls(outcome.calls, CALLS[name], extra=len(TRANSIENT)), dict(outcome.calls)
+    calls = Counter(outcome.calls)
+    if sm("AddSecretVersion") in methods:
+        # A retried add first reads the newest version, to tell whether the failed try made it after all.
+        calls[sm("AccessSecretVersion")] -= len(TRANSIENT)
+    assert same_calls(+calls, CALLS[name], extra=len(TRANSIENT)), dict(outcome.calls)
     assert clock.waits == BACKOFF * len(methods)
     assert_idempotent(project)
 
