@@ -4,67 +4,61 @@ publishing on these machines)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.container.conftest import PLANTED_SECRET, Build, build_image
-from tests.helpers import free_port, wait_for_http
+from tests.helpers import container, container_output, free_port, wait_for_http
 
 
-def _run(client: Any, image: Build, **kwargs: Any) -> Any:
-    return client.containers.run(image.image_id, detach=True, network_mode="host", **kwargs)
+@contextmanager
+def _run(client: Any, image: Build, **kwargs: Any) -> Iterator[Any]:
+    """The image's container on the host network, removed after (its logs read by the leak check)."""
+    with container(client, image.image_id, network_mode="host", **kwargs) as started:
+        yield started
 
 
-def _wait_status(container: Any, statuses: set[str], timeout: float = 30.0) -> str:
+def _wait_status(started: Any, statuses: set[str], timeout: float = 30.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        container.reload()
-        if container.status in statuses:
-            return str(container.status)
+        started.reload()
+        if started.status in statuses:
+            return str(started.status)
         time.sleep(0.1)
-    raise AssertionError(f"container stayed {container.status}; logs:\n{container.logs().decode()}")
+    raise AssertionError(f"container stayed {started.status}; logs:\n{started.logs().decode()}")
 
 
 def test_the_image_serves_the_health_body_and_docs_on_a_custom_port(docker_client: Any, image: Build) -> None:
     port = free_port()
-    container = _run(docker_client, image, environment={"PORT": str(port)})
-    try:
+    with _run(docker_client, image, environment={"PORT": str(port)}):
         response = wait_for_http(f"http://127.0.0.1:{port}/")
         assert response.status_code == 200
         assert response.text == '{"message":"Doki Backend up"}'
         assert httpx.get(f"http://127.0.0.1:{port}/docs").status_code == 200
-    finally:
-        container.remove(force=True)
 
 
 def test_the_image_runs_as_a_non_root_user(docker_client: Any, image: Build) -> None:
-    output = docker_client.containers.run(image.image_id, ["id", "-u"], remove=True, network_mode="none")
-    assert output.decode().strip() == "1000"
+    output = container_output(docker_client, image.image_id, ["id", "-u"], network_mode="none")
+    assert output.strip() == "1000"
 
 
 def test_the_healthcheck_turns_healthy(docker_client: Any, image: Build) -> None:
     port = free_port()
     # The image's own check command; only the interval is shortened so the test need not wait 30 s.
-    container = docker_client.containers.run(
-        image.image_id,
-        detach=True,
-        network_mode="host",
-        environment={"PORT": str(port)},
-        healthcheck={"interval": 500_000_000, "timeout": 5_000_000_000, "retries": 3},
-    )
-    try:
+    healthcheck = {"interval": 500_000_000, "timeout": 5_000_000_000, "retries": 3}
+    with _run(docker_client, image, environment={"PORT": str(port)}, healthcheck=healthcheck) as started:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            container.reload()
-            health = container.attrs["State"].get("Health", {}).get("Status")
+            started.reload()
+            health = started.attrs["State"].get("Health", {}).get("Status")
             if health == "healthy":
                 break
             time.sleep(0.2)
-        assert health == "healthy", container.attrs["State"]
-    finally:
-        container.remove(force=True)
+        assert health == "healthy", started.attrs["State"]
 
 
 def test_secrets_tests_and_history_in_the_context_stay_out_of_the_image(docker_client: Any, image: Build) -> None:
@@ -73,8 +67,7 @@ def test_secrets_tests_and_history_in_the_context_stay_out_of_the_image(docker_c
         "&& test ! -e /app/tests && test ! -e /app/.doki && echo CLEAN; "
         f"grep -rl {PLANTED_SECRET} /app /opt/venv 2>/dev/null || echo NO-SECRET"
     )
-    output = docker_client.containers.run(image.image_id, ["sh", "-c", script], remove=True, network_mode="none")
-    lines = output.decode().split()
+    lines = container_output(docker_client, image.image_id, ["sh", "-c", script], network_mode="none").split()
     assert "CLEAN" in lines and "NO-SECRET" in lines, lines
     assert sorted(name for name in lines if not name.isupper()) == [".", "..", "doki"]
 
@@ -86,39 +79,41 @@ def test_no_cli_or_build_tool_is_installed_in_the_image(docker_client: Any, imag
         f"found = [m for m in {modules!r} if importlib.util.find_spec(m.split('.')[0]) is not None]\n"
         "print('FOUND=' + ','.join(found))\n"
     )
-    output = docker_client.containers.run(image.image_id, ["python", "-c", probe], remove=True, network_mode="none")
-    assert output.decode().strip() == "FOUND="
+    output = container_output(docker_client, image.image_id, ["python", "-c", probe], network_mode="none")
+    assert output.strip() == "FOUND="
+
+
+def test_every_module_the_backend_imports_is_loaded_from_bytecode_shipped_in_the_image(
+    docker_client: Any, image: Build
+) -> None:
+    # The container never writes bytecode: a module shipped without it is compiled again on every cold start.
+    script = "python -v -c 'import doki.main' 2>&1 | grep 'code object from'"
+    lines = container_output(docker_client, image.image_id, ["sh", "-c", script], network_mode="none").splitlines()
+    from_source = [line for line in lines if not line.endswith(".pyc'")]
+    assert len(lines) > 100  # fastapi, pydantic, doki...: the probe saw the imports
+    assert from_source == []
 
 
 def test_sigterm_ends_the_container_cleanly(docker_client: Any, image: Build) -> None:
     port = free_port()
-    container = _run(docker_client, image, environment={"PORT": str(port)})
-    try:
+    with _run(docker_client, image, environment={"PORT": str(port)}) as started:
         wait_for_http(f"http://127.0.0.1:{port}/")
-        container.stop(timeout=10)  # SIGTERM, then SIGKILL after 10 s, as Cloud Run does
-        container.reload()
+        started.stop(timeout=10)  # SIGTERM, then SIGKILL after 10 s, as Cloud Run does
+        started.reload()
         # 0, not 137: the server itself handled SIGTERM and finished.
-        assert container.attrs["State"]["ExitCode"] == 0
-        assert "Finished server process" in container.logs().decode()
-    finally:
-        container.remove(force=True)
+        assert started.attrs["State"]["ExitCode"] == 0
+        assert "Finished server process" in started.logs().decode()
 
 
 def test_a_production_container_missing_secrets_exits_and_names_them(docker_client: Any, image: Build) -> None:
-    container = _run(
-        docker_client,
-        image,
-        environment={"ENVIRONMENT": "production", "ALLOWED_ORIGINS": "https://app.doki.com", "PORT": str(free_port())},
-    )
-    try:
-        _wait_status(container, {"exited"})
-        assert container.attrs["State"]["ExitCode"] == 78
-        logs = container.logs().decode()
+    environment = {"ENVIRONMENT": "production", "ALLOWED_ORIGINS": "https://app.doki.com", "PORT": str(free_port())}
+    with _run(docker_client, image, environment=environment) as started:
+        _wait_status(started, {"exited"})
+        assert started.attrs["State"]["ExitCode"] == 78
+        logs = started.logs().decode()
         assert "ENCRYPTION_KEY is not set" in logs
         assert "SESSION_SECRET_KEY is not set" in logs
         assert "Traceback" not in logs
-    finally:
-        container.remove(force=True)
 
 
 def test_a_code_only_change_reuses_the_dependency_layer(docker_client: Any, image: Build) -> None:
