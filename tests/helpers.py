@@ -1,17 +1,26 @@
-"""Small helpers for tests that start real processes and servers on loopback."""
+"""Small helpers for tests that start real processes, containers and servers on loopback.
+
+Whatever such a process or container prints, the leak check (tests/leakcheck.py) reads: a test starts processes
+with `run`, `Process` or `running`, and containers with `container` or `container_output`, never with subprocess or
+the Docker client directly (tests/test_leakcheck.py holds the suite to it)."""
 
 from __future__ import annotations
 
+import io
 import os
+import selectors
+import shlex
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
@@ -70,9 +79,18 @@ class Secrets:
 
 
 SECRETS = Secrets()
-# What the current test printed where pytest does not capture it (CliRunner results, the emulator's stored logs),
-# as (where, text): the leak check reads it at the end of each phase of the test, and empties it.
+# What the current test printed where pytest does not capture it (CliRunner results, the output of the processes
+# it started, its containers' logs, the emulator's stored logs), as (where, text): the leak check reads it at the end
+# of each phase of the test, and empties it.
 OUTPUTS: list[tuple[str, str]] = []
+
+
+def record(where: str, output: str | bytes | None) -> str:
+    """Hand `output` (what a process or container printed) to the leak check as seen in `where`; returns it as text."""
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+    if text:
+        OUTPUTS.append((where, text))
+    return text
 
 
 def secret(label: str, value: str) -> str:
@@ -120,10 +138,124 @@ def wait_for_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[str] |
     raise AssertionError(f"{url} did not answer within {timeout}s: {last}")
 
 
+def _command(args: str | Sequence[Any]) -> str:
+    """`args` as a shell would show it, the program by its name only."""
+    if isinstance(args, str):
+        return args
+    program, *rest = (str(arg) for arg in args)
+    return shlex.join([Path(program).name, *rest])
+
+
+def _where(args: str | Sequence[Any], kwargs: dict[str, Any]) -> tuple[str, str]:
+    """How the leak check names a process's stdout and stderr."""
+    command = _command(args)
+    stdout = "output" if kwargs.get("stderr") == subprocess.STDOUT else "stdout"
+    return f"the {stdout} of `{command}`", f"the stderr of `{command}`"
+
+
+def run(args: str | Sequence[Any], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    """subprocess.run, whose captured output the leak check reads (also when it times out or fails its check)."""
+    stdout, stderr = _where(args, kwargs)
+    try:
+        done = subprocess.run(args, **kwargs)
+    except (subprocess.TimeoutExpired, subprocess.CalledProcessError) as exc:
+        record(stdout, exc.stdout)
+        record(stderr, exc.stderr)
+        raise
+    record(stdout, done.stdout)
+    record(stderr, done.stderr)
+    return done
+
+
+class _Tee:
+    """Copies a process's output pipe into a pipe the test reads, keeping every byte for the leak check: the test
+    reads what it always did, when it did, and the check sees all the process printed, read or not."""
+
+    def __init__(self, source: IO[Any]) -> None:
+        self.data = bytearray()
+        self.ended = threading.Event()  # the process (and every child of it) closed its end
+        self._source = source
+        read_end, self._sink = os.pipe()
+        os.set_blocking(self._sink, False)
+        reader: IO[Any] = os.fdopen(read_end, "rb")
+        if hasattr(source, "encoding"):  # a text-mode Popen's stream, decoded as Popen decodes it
+            reader = io.TextIOWrapper(reader, encoding=source.encoding, errors=source.errors)
+        self.stream = reader
+        threading.Thread(target=self._pump, name="tee", daemon=True).start()
+
+    def _pump(self) -> None:
+        source, sink = self._source.fileno(), self._sink
+        # Read as soon as the process writes, whether or not the test reads: what it has not read waits here.
+        pending = bytearray()
+        with selectors.DefaultSelector() as selector:
+            selector.register(source, selectors.EVENT_READ)
+            while selector.get_map():
+                if pending and sink not in selector.get_map():
+                    selector.register(sink, selectors.EVENT_WRITE)
+                for key, _ in selector.select():
+                    if key.fd == source:
+                        chunk = os.read(source, 65536)
+                        self.data += chunk
+                        pending += chunk
+                        if not chunk:
+                            selector.unregister(source)
+                            self.ended.set()
+                        continue
+                    try:
+                        del pending[: os.write(sink, pending)]
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:  # the test closed its end: it wants no more
+                        pending.clear()
+                    if not pending:
+                        selector.unregister(sink)
+        os.close(sink)
+        self._source.close()
+
+
+class Process(subprocess.Popen[Any]):
+    """subprocess.Popen whose piped stdout and stderr the leak check reads: everything the process printed there,
+    whether the test read it or not, handed over once the process has exited (as wait() or poll() sees it)."""
+
+    # How long an exited process's output may take to end: a child of it that still holds the pipe is not waited for.
+    GRACE = 5.0
+
+    def __init__(self, args: str | Sequence[Any], **kwargs: Any) -> None:
+        self._tees: list[tuple[str, _Tee]] = []
+        self._recorded = False
+        super().__init__(args, **kwargs)
+        stdout, stderr = _where(args, kwargs)
+        if self.stdout is not None:
+            self._tees.append((stdout, _Tee(self.stdout)))
+            self.stdout = self._tees[-1][1].stream
+        if self.stderr is not None:
+            self._tees.append((stderr, _Tee(self.stderr)))
+            self.stderr = self._tees[-1][1].stream
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = super().wait(timeout)
+        self._record()
+        return code
+
+    def poll(self) -> int | None:
+        code = super().poll()
+        if code is not None:
+            self._record()
+        return code
+
+    def _record(self) -> None:
+        if self._recorded:
+            return
+        self._recorded = True
+        for where, tee in self._tees:
+            tee.ended.wait(self.GRACE)
+            record(where, bytes(tee.data))
+
+
 @contextmanager
-def running(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+def running(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[Process]:
     """Run a process in its own process group, and end the whole group (uvicorn's reloader has children)."""
-    proc = subprocess.Popen(
+    proc = Process(
         args,
         cwd=cwd,
         env=env,
@@ -136,11 +268,11 @@ def running(args: list[str], cwd: Path, env: dict[str, str]) -> Iterator[subproc
         yield proc
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, 15)
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         if proc.stdout:
             proc.stdout.close()
@@ -177,4 +309,34 @@ def build_image(client: Any, context: Path, tag: str) -> Build:
         if "error" in chunk:
             raise AssertionError("docker build failed:\n" + "".join(lines) + chunk["error"])
         lines.append(chunk.get("stream", ""))
-    return Build(client.images.get(tag).id, "".join(lines), context)
+    log = record(f"the log of building {tag}", "".join(lines))
+    return Build(client.images.get(tag).id, log, context)
+
+
+def remove_container(container: Any) -> None:
+    """Remove `container` (running or not), its logs (stdout and stderr) handed to the leak check first."""
+    image = str(container.attrs["Config"]["Image"])  # as the container was run: a name, or an image's id
+    if image.startswith("sha256:"):
+        image = image.removeprefix("sha256:")[:12]  # as `docker ps` shortens it
+    record(f"the logs of container {container.name} ({image})", container.logs())
+    container.remove(force=True)
+
+
+@contextmanager
+def container(client: Any, image: str, command: str | list[str] | None = None, **kwargs: Any) -> Iterator[Any]:
+    """A container of `image` run detached (Docker SDK's `containers.run` options), and removed after."""
+    started = client.containers.create(image, command, **kwargs)
+    try:
+        started.start()  # a container that cannot start is removed too
+        yield started
+    finally:
+        remove_container(started)
+
+
+def container_output(client: Any, image: str, command: str | list[str], **kwargs: Any) -> str:
+    """What a one-off container of `image` running `command` printed on stdout, as `docker run --rm` shows it."""
+    with container(client, image, command, **kwargs) as one:
+        code = one.wait(timeout=120)["StatusCode"]
+        assert code == 0, f"{command} exited with {code}:\n{one.logs().decode(errors='replace')}"
+        output: bytes = one.logs(stdout=True, stderr=False)
+        return output.decode()

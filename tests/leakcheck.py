@@ -2,18 +2,27 @@
 
 At the end of each phase of each test (setup, call, teardown) it reads what that phase left: pytest's captured
 stdout, stderr and log records (the raw records, before any redacting formatter: a secret in a log message is a
-leak even where production's formatter would mask it, as any other handler prints it whole), every CliRunner result
-(`tests.helpers.CliRunner`), and what fixtures add to `tests.helpers.OUTPUTS` (the emulator's stored logs, which
-hold the output of the containers it ran). A secret found there fails that test, naming the secret by its label and
-where it was seen, never printing the value (the report's captured output shows the label in its place).
+leak even where production's formatter would mask it, as any other handler prints it whole), and what
+`tests.helpers.OUTPUTS` collected meanwhile:
+- every CliRunner result (`tests.helpers.CliRunner`, `tests.doki_cli.terminal.TerminalRunner`);
+- the output of the processes the test started (`doki dev`, `doki logs -f`, `doki deploy`, uvicorn, ...) through
+  `tests.helpers.run`, `Process` or `running`: their whole stdout and stderr, read by the test or not, once they
+  have exited;
+- the logs (stdout and stderr) of the containers it ran through `tests.helpers.container`, `container_output` or
+  `remove_container`, taken before they are removed, and the log of each image `tests.helpers.build_image` built;
+- what fixtures add: the emulator's stored logs (the output of the containers it ran as Cloud Run revisions).
+A secret found there fails that test, naming the secret by its label and where it was seen (a command line, a
+container), never printing the value (the report's captured output shows the label in its place).
 
 Secrets are what `tests.helpers.SECRETS` holds (fixtures and fakes register what they make), plus, read at the end
-of each phase, the backend's secret settings in the environment and in a `.env` of the test's working directory.
+of each phase, the backend's secret settings in the environment and in a `.env` of the test's working directory,
+and the development keys doki generated for the test (any `.doki/dev-keys.json` in its tmp_path).
 A test that prints a secret on purpose (`doki keys generate`) says so with `@pytest.mark.prints_secrets`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Generator
@@ -55,6 +64,21 @@ def _configured_secrets() -> None:
             SECRETS.register(f"{name} from the test's settings", part.strip())
 
 
+def _development_keys(item: pytest.Item) -> None:
+    """Register the development keys doki generated in the test's tmp_path (its own `doki dev`, a project's)."""
+    tmp_path = (getattr(item, "funcargs", None) or {}).get("tmp_path")
+    if not isinstance(tmp_path, Path) or not tmp_path.is_dir():
+        return
+    for keys in tmp_path.glob("**/.doki/dev-keys.json"):
+        try:
+            data = json.loads(keys.read_text())
+        except (OSError, ValueError):  # being written, or broken on purpose: nothing doki runs with
+            continue
+        if isinstance(data, dict):
+            for name, value in data.items():
+                SECRETS.register(f"the development {name} doki generated", str(value))
+
+
 class LeakCheck:
     """The pytest plugin (registered by tests/conftest.py)."""
 
@@ -64,8 +88,9 @@ class LeakCheck:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report: pytest.TestReport = yield
         _configured_secrets()
+        _development_keys(item)
         seen = [
-            (where, TEST_CLIENT_RECORD.sub("", text) if where.startswith("Captured log") else text)
+            (where.lower(), TEST_CLIENT_RECORD.sub("", text) if where.startswith("Captured log") else text)
             for where, text in report.sections
             if where.startswith(CAPTURED) and where.endswith(call.when)
         ]
@@ -73,7 +98,10 @@ class LeakCheck:
         OUTPUTS.clear()
         if item.get_closest_marker("prints_secrets") is not None or report.skipped:
             return report
-        leaks = sorted({f"{label} in {where.lower()}" for where, text in seen for label in SECRETS.found_in(text)})
+        # Where is masked too: a command line may hold the secret its process then printed.
+        leaks = sorted(
+            {f"{label} in {SECRETS.mask(where)}" for where, text in seen for label in SECRETS.found_in(text)}
+        )
         if leaks:
             message = (
                 "secret leak: " + "; ".join(leaks) + " (a test that prints it on purpose: @pytest.mark.prints_secrets)"

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Build, build_image, copy_checkout
+from tests.helpers import Build, build_image, copy_checkout, secret
 
-# Planted in the build context: none of it may reach the image.
-PLANTED_SECRET = "planted-secret-value-0123456789"
+# Planted in the build context: none of it may reach the image, nor the build's log or a container's.
+PLANTED_SECRET = secret("the secret planted in the build context", "planted-secret-value-0123456789")
 
 
 @pytest.fixture(scope="session")

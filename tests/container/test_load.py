@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 
 from tests.fakes.postgrest import FakePostgrest
 from tests.fakes.supabase_auth import FakeSupabaseAuth
-from tests.helpers import OUTPUTS, Build, free_port, secret, wait_for_http
+from tests.helpers import Build, container, free_port, secret, wait_for_http
 
 pytestmark = pytest.mark.docker
 
@@ -108,14 +108,10 @@ def production_container(docker_client: Any, image: Build, supabase: FakeSupabas
         "GOOGLE_CLIENT_ID": "1234-load.apps.googleusercontent.com",
         "GOOGLE_CLIENT_SECRET": secret("the Google client secret", "GOCSPX-load-test-secret"),
     }
-    container = docker_client.containers.run(image.image_id, detach=True, network_mode="host", environment=environment)
-    try:
+    with container(docker_client, image.image_id, network_mode="host", environment=environment) as started:
         url = f"http://127.0.0.1:{port}"
-        assert wait_for_http(f"{url}/").status_code == 200, container.logs().decode()
-        yield container, url
-    finally:
-        OUTPUTS.append(("the container's logs", container.logs().decode()))  # for the leak check
-        container.remove(force=True)
+        assert wait_for_http(f"{url}/").status_code == 200, started.logs().decode()
+        yield started, url
 
 
 def test_the_production_image_answers_thousands_of_requests_without_an_error_or_growing(

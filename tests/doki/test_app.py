@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from doki.app import create_app
 from doki.settings import ConfigError
 from tests.doki.conftest import development_settings, production_settings
 from tests.fakes.postgrest import FakePostgrest
-from tests.helpers import clean_env
+from tests.helpers import clean_env, run
 
 
 def test_root_answers_exactly_the_guides_health_body() -> None:
@@ -141,7 +140,7 @@ def test_create_app_refuses_production_on_the_local_sqlite_store() -> None:
 
 def test_uvicorn_exits_78_listing_every_problem_and_no_traceback(tmp_path: Path) -> None:
     env = clean_env(ENVIRONMENT="production", ALLOWED_ORIGINS="*", SESSION_SECRET_KEY="your-session-secret")
-    result = subprocess.run(
+    result = run(
         [sys.executable, "-m", "uvicorn", "doki.main:app", "--port", "0"],
         cwd=tmp_path,
         env=env,
@@ -173,9 +172,7 @@ def test_the_backend_starts_without_loading_what_only_signed_in_requests_need(tm
         "print('LOADED=' + ','.join(loaded))\n"
     )
     env = clean_env(ENVIRONMENT="development", DOKI_STATE_DIR=str(tmp_path / "state"))
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
+    result = run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "LOADED="

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from doki_cli.main import app
-from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout
+from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout, run
 
 runner = CliRunner()
 MINIMAL_TOML = '[service]\nname = "s"\nproject = "proj-1"\nregion = "us-central1"\nrepository = "x"\n'
@@ -18,7 +17,7 @@ IMAGE = "europe-west1-docker.pkg.dev/doki-test/doki/doki-backend"
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    return run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.fixture

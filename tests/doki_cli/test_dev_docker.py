@@ -15,7 +15,7 @@ import pytest
 from docker.errors import NotFound
 
 from doki_cli.main import app
-from tests.helpers import BASE_IMAGE, CliRunner, clean_env, copy_checkout, free_port, running
+from tests.helpers import BASE_IMAGE, CliRunner, clean_env, copy_checkout, free_port, remove_container, running
 
 runner = CliRunner()
 DOKI = str(Path(sys.executable).with_name("doki"))
@@ -27,7 +27,7 @@ def project(tmp_path: Path, docker_client: Any) -> Any:
     root = copy_checkout(tmp_path / "project")
     yield root
     with contextlib.suppress(NotFound):
-        docker_client.containers.get(CONTAINER).remove(force=True)
+        remove_container(docker_client.containers.get(CONTAINER))
 
 
 def _dev_docker(root: Path, port: int, *extra: str) -> Any:

@@ -14,14 +14,14 @@ import httpx
 import pytest
 
 from doki_cli.main import app
-from tests.helpers import CliRunner, clean_env, free_port
+from tests.helpers import CliRunner, Process, clean_env, free_port, run
 
 runner = CliRunner()
 DOKI = str(Path(sys.executable).with_name("doki"))
 
 
 def doki(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([DOKI, *args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60)
+    return run([DOKI, *args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_a_port_in_use_fails_the_start_with_the_log_and_leaves_no_record(tmp_pat
 
 def test_foreground_runs_until_sigterm_then_exits_cleanly(tmp_path: Path, ports: tuple[int, int, int]) -> None:
     args = [DOKI, "emulator", "start", "--foreground", "--no-docker", *port_options(ports)]
-    with subprocess.Popen(args, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, text=True) as proc:
+    with Process(args, cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline() == f"Emulator running (pid {proc.pid})\n"
         assert httpx.get(f"http://127.0.0.1:{ports[1]}/_doki/status").status_code == 200

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from doki_cli.errors import DokiError
 from doki_cli.gitinfo import resolve_commit, version_tag
+from tests.helpers import run
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+    return run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.interrupts import is_interrupt
 from doki_cli.main import app
-from tests.helpers import CliRunner, clean_env
+from tests.helpers import CliRunner, Process, clean_env
 
 runner = CliRunner()
 DOKI = str(Path(sys.executable).with_name("doki"))
@@ -277,7 +277,7 @@ class Follower:
     """`doki logs --follow` in its own process, its stdout read line by line on a thread (reads cannot hang)."""
 
     def __init__(self, emulator: Emulator, cwd: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = Process(
             [DOKI, *args],
             cwd=cwd,
             env=clean_env(DOKI_EMULATOR=emulator.grpc_address),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import pytest
@@ -12,7 +11,7 @@ import typer
 from doki_cli.errors import DokiError
 from doki_cli.main import app
 from doki_cli.state import global_options
-from tests.helpers import CliRunner
+from tests.helpers import CliRunner, run
 
 runner = CliRunner()
 
@@ -61,7 +60,7 @@ def test_help_imports_neither_google_nor_the_backend() -> None:
         "'cryptography', 'httpx', 'doki'})\n"
         "print('HEAVY=' + ','.join(heavy))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    result = run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.splitlines()[-1] == "HEAVY="
 
 

@@ -5,7 +5,6 @@ smoke test ends with traffic untouched and exit 3."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.test_deploy import ENV, PATH, TOML
-from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout
+from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout, run
 
 runner = CliRunner()
 IMAGE = "us-central1-docker.pkg.dev/doki-e2e/doki/doki-backend"
@@ -32,7 +31,7 @@ BROKEN_CMD = (
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(
+    return run(
         ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", *args],
         cwd=root,
         capture_output=True,

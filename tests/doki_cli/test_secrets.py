@@ -10,7 +10,7 @@ import pytest
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.helpers import CliRunner
+from tests.helpers import CliRunner, run
 
 runner = CliRunner()
 SA = "doki-runtime@proj-1.iam.gserviceaccount.com"
@@ -204,7 +204,6 @@ def test_permission_denied_is_not_retried_and_names_the_role(emulator: Emulator)
 def test_without_the_emulator_or_credentials_the_error_says_how_to_log_in(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import subprocess
     import sys
 
     from tests.helpers import clean_env
@@ -212,9 +211,7 @@ def test_without_the_emulator_or_credentials_the_error_says_how_to_log_in(
     env = clean_env(HOME=str(tmp_path), CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), NO_GCE_CHECK="True")
     env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
     doki = str(Path(sys.executable).with_name("doki"))
-    result = subprocess.run(
-        [doki, "secrets", "list"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-    )
+    result = run([doki, "secrets", "list"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert result.stderr.startswith("Error [no_credentials]: no Google credentials found")
     assert result.stderr.endswith(

@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +28,7 @@ import grpc
 import httpx
 import pytest
 from google.cloud import artifactregistry_v1, run_v2
+from google.protobuf import json_format
 
 from doki_cli.deploy.release import LOCK
 from doki_cli.emulator.errors import ApiError
@@ -37,7 +38,7 @@ from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gitinfo import CI_SHA_VARIABLES
 from doki_cli.interrupts import NOTE, deferred_interrupt
 from tests.doki_cli.test_deploy import ENV, PROJECT, TOML
-from tests.helpers import REPO, clean_env
+from tests.helpers import REPO, Process, clean_env, record, run, secret
 
 DOKI = str(REPO / ".venv" / "bin" / "doki")
 REGION = "us-central1"
@@ -77,6 +78,9 @@ class Project:
         toml = TOML.replace('name = "doki-backend"', f'name = "{name}"').replace("doki-runtime@", f"sa-{name}@")
         (root / "doki.toml").write_text(toml + RELEASE)
         (root / ".env").write_text(ENV)
+        for line in ENV.splitlines():  # the production secrets doki deploys and the containers run with
+            name, _, value = line.partition("=")
+            secret(f"{name} of the project's .env", value)
         self._runs = 0
 
     def env(self) -> dict[str, str]:
@@ -90,7 +94,7 @@ class Project:
         return env
 
     def doki(self, *args: str) -> Run:
-        done = subprocess.run([DOKI, *args], cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=180)
+        done = run([DOKI, *args], cwd=self.root, env=self.env(), capture_output=True, text=True, timeout=180)
         return Run(done.returncode, done.stdout, done.stderr)
 
     def interrupted(self, *args: str, at: Step) -> Run:
@@ -99,7 +103,7 @@ class Project:
         out, err = self.root / f"run-{self._runs}.out", self.root / f"run-{self._runs}.err"
         started, exited = threading.Event(), threading.Event()
         reached: list[str] = []
-        proc: subprocess.Popen[bytes] | None = None
+        proc: Process | None = None
 
         def interrupt(method: str) -> None:
             started.wait(HOLD_LIMIT)
@@ -114,19 +118,28 @@ class Project:
 
         for method, call in at.calls:
             self.emulator.faults.on_call(method, interrupt, call=call)
+        # Every operation is then polled at least once, as on Google, however fast its container starts: otherwise
+        # one done within the emulator's inline wait is never polled, and a GetOperation step never reached.
+        self.emulator.faults.lro_delay = 0.01
         with out.open("w") as stdout, err.open("w") as stderr:
-            proc = subprocess.Popen([DOKI, *args], cwd=self.root, env=self.env(), stdout=stdout, stderr=stderr)
+            proc = Process([DOKI, *args], cwd=self.root, env=self.env(), stdout=stdout, stderr=stderr)
             started.set()
             try:
                 code = proc.wait(timeout=180)
             finally:
                 exited.set()
                 self.emulator.faults.clear()  # hooks a run never reached must not fire in the next one
-        assert len(reached) == len(at.calls), f"doki never reached {at.calls[len(reached)]}:\n{err.read_text()}"
+        command = shlex.join(["doki", *args])
+        done = Run(
+            code,
+            record(f"the stdout of `{command}`", out.read_text()),
+            record(f"the stderr of `{command}`", err.read_text()),
+        )
+        assert len(reached) == len(at.calls), f"doki never reached {at.calls[len(reached)]}:\n{done.stderr}"
         if at.calls[-1][0].endswith(WRITES):
             # A write in flight is finished before the interrupt takes effect: abandoned, it could land later.
-            assert NOTE in err.read_text()
-        return Run(code, out.read_text(), err.read_text())
+            assert NOTE in done.stderr
+        return done
 
     def service(self) -> Any:
         return self.emulator.run.get_service(self.path)
@@ -142,6 +155,21 @@ class Project:
 
     def serving(self) -> dict[str, int]:
         return {s.revision: s.percent for s in self.settled().traffic_statuses if s.percent}
+
+    def record_logs(self) -> None:
+        """Hand the log entries of the service's containers, as the emulator's Cloud Logging holds them, to the leak
+        check."""
+        entries, token = [], ""
+        while True:
+            page, token = self.emulator.logs.list_entries(
+                resource_names=[f"projects/{PROJECT}"],
+                filter_text=f'resource.labels.service_name="{self.name}"',
+                page_token=token,
+            )
+            entries += [json.dumps(json_format.MessageToDict(entry), ensure_ascii=False) for entry in page]
+            if not token:
+                break
+        record(f"the logs of {self.name}'s containers", "\n".join(entries))
 
 
 @pytest.fixture(scope="module")
@@ -178,6 +206,7 @@ def project(case: str, tmp_path: Path, cloud: Emulator) -> Iterator[Project]:
     yield made
     with contextlib.suppress(ApiError):
         cloud.run.delete_service(made.path)
+    made.record_logs()
 
 
 UPDATE = "/google.cloud.run.v2.Services/UpdateService"

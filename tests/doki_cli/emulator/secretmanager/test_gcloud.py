@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from doki_cli.emulator.server import Emulator
 from tests.doki_cli.emulator.secretmanager.support import PROJECT, make_secret
+from tests.helpers import run
 
 GCLOUD = shutil.which("gcloud")
 
@@ -35,13 +35,13 @@ def gcloud(emulator: Emulator, tmp_path: Path) -> Any:
         "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
     }
 
-    def run(*args: str, stdin: bytes = b"") -> bytes:
+    def call(*args: str, stdin: bytes = b"") -> bytes:
         assert GCLOUD is not None
-        done = subprocess.run([GCLOUD, *args], input=stdin, env=env, capture_output=True, timeout=120, check=False)
+        done = run([GCLOUD, *args], input=stdin, env=env, capture_output=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr.decode()
         return done.stdout
 
-    return run
+    return call
 
 
 def test_gcloud_creates_adds_and_reads_secrets_that_the_python_client_shares(gcloud: Any, sm: Any) -> None:
