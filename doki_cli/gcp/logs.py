@@ -362,7 +362,11 @@ class Follow:
 
         retrier = self._logs._retrier
         seen = _Seen()
-        self._newest = _nanos(self._logs._clock())
+        started = self._logs._clock()
+        self._newest = _nanos(started)
+        if self._query.since is not None:
+            # --since counts back from the follow's start, once: a catch-up after a long outage lists all it missed.
+            self._floor = _nanos(started - self._query.since)
         recent = self._logs.recent(self._query, self._limit)
         if len(recent) >= self._limit:
             # The limit cut the listing: what it left out stays out, late or not, ties with the oldest listed too.
@@ -435,7 +439,9 @@ class Follow:
         """`lines` not handed out before; the newest timestamp handed out moves past each."""
         for line in lines:
             if seen.add(line.insert_id, line.nanos):
-                self._newest = max(self._newest, line.nanos)
+                # Never past our own clock: an entry from a writer whose clock runs ahead (Cloud Logging takes them
+                # up to a day ahead) would move every later catch-up past the entries written meanwhile.
+                self._newest = max(self._newest, min(line.nanos, _nanos(self._logs._clock())))
                 yield line
 
     def _live(self, responses: Iterable[Any], caught_up: list[LogLine]) -> Iterator[LogLine]:
@@ -523,10 +529,11 @@ class Logs:
         return self._list(request, limit)[::-1]
 
     def entries_since(self, query: LogQuery, since_nanos: int) -> list[LogLine]:
-        """Every matching entry stamped `since_nanos` or later, oldest first."""
+        """Every matching entry stamped `since_nanos` or later, oldest first (`query.since` is the caller's to fold
+        into `since_nanos`: counted from now, it would drop what a follow missed during a long outage)."""
         request = {
             "resource_names": [f"projects/{self.project}"],
-            "filter": f'{query.filter(self._clock())} AND timestamp>="{_rfc3339(since_nanos)}"',
+            "filter": f'{query.filter(None)} AND timestamp>="{_rfc3339(since_nanos)}"',
             "order_by": "timestamp asc",
             "page_size": MAX_PAGE_SIZE,
         }

@@ -423,7 +423,12 @@ def test_closing_a_follow_ends_it_and_its_tail(
 
 
 def follow_with_outages(
-    clients: ClientFactory, outages: list[Callable[[], None]], *, notices: list[str] | None = None
+    clients: ClientFactory,
+    outages: list[Callable[[], None]],
+    *,
+    notices: list[str] | None = None,
+    query: LogQuery = QUERY,
+    clock: Callable[[], datetime] | None = None,
 ) -> Follow:
     """A follow that, each time it waits to open its lost stream again, runs the next of `outages` first: what
     happens while its stream is down."""
@@ -435,7 +440,8 @@ def follow_with_outages(
 
     retrier = Retrier(sleep=sleep, jitter=lambda: 1.0)
     on_notice = notices.append if notices is not None else None
-    return Logs(clients.logging(), "proj-1", retrier).follow(QUERY, 10, buffer_window=0.05, on_notice=on_notice)
+    logs = Logs(clients.logging(), "proj-1", retrier, **({"clock": clock} if clock else {}))
+    return logs.follow(query, 10, buffer_window=0.05, on_notice=on_notice)
 
 
 def drop_the_stream(emulator: Emulator) -> None:
@@ -590,3 +596,44 @@ def test_remembering_a_late_entry_does_not_make_the_follow_forget_shown_ones_lis
     emit(emulator, "live")
     assert collector.take(1) == ["live"]
     assert collector.lines.empty()
+
+
+def test_an_outage_longer_than_since_loses_nothing_written_during_it(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+) -> None:
+    # --since bounds what the follow starts with, counted from its start: not what a later catch-up may list.
+    start = datetime.now(UTC)
+    now = [start]
+    write_stamped(clients, "shown", _nanos(start) - SECOND)
+
+    def two_minute_outage() -> None:
+        write_stamped(clients, "written during the outage", _nanos(start) + SECOND)
+        now[0] = start + timedelta(minutes=2)
+
+    query = LogQuery("api", "us-central1", since=timedelta(seconds=30))
+    follow = follow_with_outages(clients, [two_minute_outage], query=query, clock=lambda: now[0])
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(1) == ["shown"]
+    drop_the_stream(emulator)
+    assert collector.take(1) == ["written during the outage"]
+    assert collector.lines.empty()
+
+
+def test_an_entry_stamped_in_the_future_does_not_move_the_catch_up_past_entries_written_now(
+    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+) -> None:
+    # A writer whose clock runs a day ahead: Cloud Logging takes its entries, and the follow shows them.
+    now = time.time_ns()
+    write_stamped(clients, "from a clock a day ahead", now + 86_400 * SECOND)
+    follow = follow_with_outages(clients, [lambda: write_stamped(clients, "written during the outage", now)])
+    collector = Collector(follow, follow)
+    collectors.append(collector)
+    assert collector.take(1) == ["from a clock a day ahead"]
+    drop_the_stream(emulator)
+    assert collector.take(1) == ["written during the outage"]
+    assert collector.lines.empty()
+
+
+def _nanos(moment: datetime) -> int:
+    return int(moment.timestamp()) * SECOND + moment.microsecond * 1000
