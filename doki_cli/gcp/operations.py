@@ -1,14 +1,14 @@
 """Waiting for a long-running operation, polled by doki rather than by the client library.
 
 `operation.result()` polls GetOperation itself: with real sleeps, retrying UNAVAILABLE for up to 600 s on its own
-(google-wire-facts.md), outside the Retrier's deadline and out of sight of a test's fake clock. Here each poll is one
-`done()` without the library's retry, put through the Retrier, and the waits between polls use the Retrier's sleep
-and clock, so an operation is waited for like every other call is retried: bounded, and testable without waiting.
+(the libraries' default polling retry), outside the Retrier's deadline and out of sight of a test's fake clock.
+Here each poll is one `done()` without the library's retry, put through the Retrier, and the waits between polls
+use the Retrier's sleep and clock, so an operation is waited for as every other call is retried: bounded, and
+testable without waiting. (Cloud Run's deploys have a wait of their own, with progress: `CloudRun._wait`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -40,17 +40,11 @@ def accepted(error: DokiError) -> DokiError:
     return error
 
 
-def wait_for(
-    operation: Any,
-    retrier: Retrier,
-    *,
-    timeout: float,
-    on_poll: Callable[[Any], None] | None = None,
-) -> Any:
+def wait_for(operation: Any, retrier: Retrier, *, timeout: float) -> Any:
     """The result of `operation` once done; its error raised as the client library's exception.
 
-    Polls through `retrier` (a poll that fails transiently is tried again; one that fails for good is PollFailed),
-    calling `on_poll(operation)` after each poll that found it running. OperationTimeout after `timeout` seconds."""
+    Polls through `retrier` (a poll that fails transiently is tried again; one that fails for good is PollFailed).
+    OperationTimeout after `timeout` seconds."""
     from google.api_core import exceptions
 
     deadline = retrier.clock() + timeout
@@ -61,8 +55,6 @@ def wait_for(
                 break
         except exceptions.GoogleAPICallError as exc:
             raise PollFailed(exc) from None
-        if on_poll is not None:
-            on_poll(operation)
         if retrier.clock() + delay > deadline:
             raise OperationTimeout(f"{operation.operation.name} was still running after {timeout:.0f} s")
         retrier.sleep(delay)
