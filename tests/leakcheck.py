@@ -27,6 +27,7 @@ import os
 import re
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import AliasChoices, SecretStr
@@ -79,6 +80,18 @@ def _development_keys(item: pytest.Item) -> None:
                 SECRETS.register(f"the development {name} doki generated", str(value))
 
 
+def _masked(value: Any) -> Any:
+    """`value`, part of a failure's report (text, or pytest's structure of it), with every secret as its label."""
+    if isinstance(value, str):
+        return SECRETS.mask(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked(part) for part in value)
+    if type(value).__module__.startswith("_pytest") and hasattr(value, "__dict__"):
+        for name, part in vars(value).items():
+            setattr(value, name, _masked(part))
+    return value
+
+
 class LeakCheck:
     """The pytest plugin (registered by tests/conftest.py)."""
 
@@ -96,6 +109,10 @@ class LeakCheck:
         ]
         seen += OUTPUTS
         OUTPUTS.clear()
+        if report.failed and SECRETS.found_in(str(report.longrepr)):
+            # A failure's own report may quote what a process printed (an assert message, a result's repr): shown as
+            # the label, as captured output is.
+            report.longrepr = _masked(report.longrepr)
         if item.get_closest_marker("prints_secrets") is not None or report.skipped:
             return report
         # Where is masked too: a command line may hold the secret its process then printed.

@@ -75,6 +75,10 @@ def test_a_failing_test_that_also_leaks() -> None:
     assert 1 == 2
 
 
+def test_a_failing_assert_quoting_it() -> None:
+    assert KEY == "another value", f"got {KEY}"
+
+
 @pytest.mark.prints_secrets
 def test_printing_it_on_purpose() -> None:
     print(KEY)
@@ -222,11 +226,13 @@ def test_a_secret_in_a_containers_logs_fails_the_test_naming_the_container(
     docker_client: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     report = pytest_of_its_own(tmp_path_factory.mktemp("leaky-container"), LEAKY_CONTAINER_TEST)
-    where = rf"the logs of container doki-leakcheck-\d+ \({re.escape(BASE_IMAGE)}\)"
+    where = rf"the logs of container (doki-leakcheck-\d+) \({re.escape(BASE_IMAGE)}\)"
     reason = outcome(report, "test_a_container_printing_it")
-    assert re.fullmatch(rf"FAILED - secret leak: the demo key in {where}{re.escape(HINT)}", reason), reason
+    found = re.fullmatch(rf"FAILED - secret leak: the demo key in {where}{re.escape(HINT)}", reason)
+    assert found, reason
     assert "0123456789+abcdef" not in report
-    assert not docker_client.containers.list(all=True, filters={"name": "doki-leakcheck-"}), "left behind"
+    # By its exact name: other sessions on the same engine run containers of this kind too.
+    assert not docker_client.containers.list(all=True, filters={"name": f"^{found[1]}$"}), "left behind"
 
 
 def test_the_secret_itself_appears_nowhere_in_the_report(leaky_run: str) -> None:
@@ -236,6 +242,10 @@ def test_the_secret_itself_appears_nowhere_in_the_report(leaky_run: str) -> None
     assert "dev-session-0123456789" not in leaky_run
     # The failed test's captured output is shown with the label where the secret was.
     assert "key=[the demo key]" in leaky_run
+
+
+def test_a_failure_quoting_a_secret_shows_its_label_in_place(leaky_run: str) -> None:
+    assert outcome(leaky_run, "test_a_failing_assert_quoting_it") == "FAILED - AssertionError: got [the demo key]"
 
 
 def test_a_test_failing_for_its_own_reason_keeps_it_and_is_told_of_the_leak_too(leaky_run: str) -> None:
