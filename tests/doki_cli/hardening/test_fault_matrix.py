@@ -349,6 +349,13 @@ def test_a_fault_free_run_makes_the_calls_the_matrix_fails(name: str, make_proje
     assert clock.waits == []
 
 
+def assert_as_fault_free(project: Project, outcome: Outcome, expected: Outcome, expected_state: dict[str, Any]) -> None:
+    """The command succeeded, said what a fault-free run said and left what it left."""
+    assert outcome.exit_code == 0, outcome.stdout + outcome.stderr
+    assert normalize(outcome.stdout) == normalize(expected.stdout)
+    assert project.state() == expected_state
+
+
 def assert_idempotent(project: Project) -> None:
     """Nothing left to do: a dry run plans no change (where a service exists), a push adds no version."""
     scenario = project.scenario
@@ -406,9 +413,7 @@ def test_each_call_failing_unavailable_then_resource_exhausted_then_internal_is_
 
     outcome = project.command()
 
-    assert outcome.exit_code == 0, outcome.stdout + outcome.stderr
-    assert normalize(outcome.stdout) == normalize(expected.stdout)
-    assert project.state() == expected_state
+    assert_as_fault_free(project, outcome, expected, expected_state)
     # Each method: its first call failed three times and was tried again after each, by doki's Retrier alone.
     calls = Counter(outcome.calls)
     if sm("AddSecretVersion") in methods:
@@ -550,9 +555,7 @@ def test_a_change_made_between_read_and_write_is_read_again_and_the_write_retrie
 
     outcome = project.command()
 
-    assert outcome.exit_code == 0, outcome.stdout + outcome.stderr
-    assert normalize(outcome.stdout) == normalize(expected.stdout)
-    assert project.state() == expected_state
+    assert_as_fault_free(project, outcome, expected, expected_state)
     assert (outcome.calls[write], outcome.calls[read]) == (expected.calls[write] + 1, expected.calls[read] + 1)
     assert_idempotent(project)
 
@@ -609,7 +612,5 @@ def test_a_write_whose_answer_is_lost_is_not_made_twice_and_the_command_ends_as_
 
     outcome = project.command()
 
-    assert outcome.exit_code == 0, outcome.stdout + outcome.stderr
-    assert normalize(outcome.stdout) == normalize(expected.stdout)
-    assert project.state() == expected_state
+    assert_as_fault_free(project, outcome, expected, expected_state)
     assert_idempotent(project)
