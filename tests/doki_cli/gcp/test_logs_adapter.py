@@ -6,7 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -92,16 +92,15 @@ def messages(lines: list[LogLine]) -> list[str]:
 class Collector:
     """Iterates a follow on a thread, as the CLI's main thread would, so the test can act meanwhile."""
 
-    def __init__(self, lines: Iterable[LogLine], follow: Follow) -> None:
+    def __init__(self, follow: Follow) -> None:
         self.follow = follow
-        self._iterable = lines
         self.lines: queue.Queue[LogLine | BaseException] = queue.Queue()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
         try:
-            for line in self._iterable:
+            for line in self.follow:
                 self.lines.put(line)
         except BaseException as exc:  # handed to the test, which raises it
             self.lines.put(exc)
@@ -121,10 +120,19 @@ class Collector:
         assert not self.thread.is_alive()
 
 
+Collect = Callable[[Follow], Collector]
+
+
 @pytest.fixture
-def collectors() -> Iterator[list[Collector]]:
+def collect() -> Iterator[Collect]:
+    """Collectors for a test's follows, closed after it."""
     made: list[Collector] = []
-    yield made
+
+    def start(follow: Follow) -> Collector:
+        made.append(Collector(follow))
+        return made[-1]
+
+    yield start
     for collector in made:
         collector.close()
 
@@ -291,14 +299,13 @@ def test_a_refused_list_is_a_doki_error_naming_the_role(emulator: Emulator, clie
 
 
 def test_a_follow_gives_the_recent_entries_then_new_ones_once_each(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+    emulator: Emulator, clients: ClientFactory, collect: Collect
 ) -> None:
     emit(emulator, "old 1")
     emit(emulator, "old 2")
     logs = Logs(clients.logging(), "proj-1", fast_retrier())
     follow = logs.follow(QUERY, 10, buffer_window=0.05)
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(2) == ["old 1", "old 2"]
     emit(emulator, "new 1")
     emit(emulator, "new 2", service_name="web")
@@ -308,7 +315,7 @@ def test_a_follow_gives_the_recent_entries_then_new_ones_once_each(
 
 
 def test_a_follow_reconnects_after_the_tail_fails_and_fetches_what_it_missed(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+    emulator: Emulator, clients: ClientFactory, collect: Collect
 ) -> None:
     emit(emulator, "old")
     emulator.faults.fail("TailLogEntries", "UNAVAILABLE", times=2, message="connection reset")
@@ -322,8 +329,7 @@ def test_a_follow_reconnects_after_the_tail_fails_and_fetches_what_it_missed(
 
     retrier = Retrier(sleep=sleep, jitter=lambda: 1.0)
     follow = Logs(clients.logging(), "proj-1", retrier).follow(QUERY, 10, buffer_window=0.05, on_notice=notices.append)
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(2) == ["old", "written while the tail was down"]
     assert sleeps == [0.25, 0.5]
     assert notices == ["Could not open the log stream (connection reset); retrying", "Connected to the log stream"]
@@ -335,12 +341,11 @@ def test_a_follow_reconnects_after_the_tail_fails_and_fetches_what_it_missed(
 
 @pytest.mark.parametrize("code", ["CANCELLED", "UNKNOWN", "INTERNAL", "DEADLINE_EXCEEDED"])
 def test_a_stream_cut_off_for_no_given_reason_is_opened_again(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector], code: str
+    emulator: Emulator, clients: ClientFactory, collect: Collect, code: str
 ) -> None:
     emulator.faults.fail("TailLogEntries", code)
     follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 10, buffer_window=0.05)
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert wait_until(lambda: emulator.logs.tail_count == 1)
     emit(emulator, "live")
     assert collector.take(1) == ["live"]
@@ -373,9 +378,7 @@ def test_a_follow_gives_up_when_the_tail_stays_unavailable_past_the_deadline(
     assert sleeps == [0.25, 0.5, 1.0, 2.0, 4.0]  # the next wait would end past the deadline
 
 
-def test_a_follow_survives_an_emulator_restart_without_gaps_or_repeats(
-    tmp_path: Path, collectors: list[Collector]
-) -> None:
+def test_a_follow_survives_an_emulator_restart_without_gaps_or_repeats(tmp_path: Path, collect: Collect) -> None:
     config = EmulatorConfig(grpc_port=free_port(), state_dir=tmp_path / "state")
     first = Emulator(config).start()
     try:
@@ -386,8 +389,7 @@ def test_a_follow_survives_an_emulator_restart_without_gaps_or_repeats(
         follow = Logs(factory.logging(), "proj-1", retrier).follow(
             QUERY, 10, buffer_window=0.05, on_notice=notices.append
         )
-        collector = Collector(follow, follow)
-        collectors.append(collector)
+        collector = collect(follow)
         assert collector.take(1) == ["before"]
         emit(first, "live")
         assert collector.take(1) == ["live"]
@@ -406,12 +408,10 @@ def test_a_follow_survives_an_emulator_restart_without_gaps_or_repeats(
         collector.close()
 
 
-def test_closing_a_follow_ends_it_and_its_tail(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
-) -> None:
+def test_closing_a_follow_ends_it_and_its_tail(emulator: Emulator, clients: ClientFactory, collect: Collect) -> None:
     emit(emulator, "only")
     follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 10)
-    collector = Collector(follow, follow)
+    collector = Collector(follow)
     assert collector.take(1) == ["only"]
     assert wait_until(lambda: emulator.logs.tail_count == 1)
     collector.close()
@@ -450,7 +450,7 @@ def drop_the_stream(emulator: Emulator) -> None:
 
 
 def test_an_entry_stamped_before_the_last_shown_one_written_while_the_stream_was_down_is_printed_after_the_reconnect(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+    emulator: Emulator, clients: ClientFactory, collect: Collect
 ) -> None:
     now = time.time_ns()
     write_stamped(clients, "shown", now - SECOND)
@@ -458,8 +458,7 @@ def test_an_entry_stamped_before_the_last_shown_one_written_while_the_stream_was
     follow = follow_with_outages(
         clients, [lambda: write_stamped(clients, "stamped earlier, arrived late", now - 2 * SECOND)], notices=notices
     )
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(1) == ["shown"]
     drop_the_stream(emulator)
     assert collector.take(1) == ["stamped earlier, arrived late"]
@@ -470,7 +469,7 @@ def test_an_entry_stamped_before_the_last_shown_one_written_while_the_stream_was
 
 
 def test_entries_already_shown_are_not_printed_again_when_the_catch_up_reaches_back_over_them(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+    emulator: Emulator, clients: ClientFactory, collect: Collect
 ) -> None:
     now = time.time_ns()
     for number, text in enumerate(["first", "second", "third"]):
@@ -483,8 +482,7 @@ def test_entries_already_shown_are_not_printed_again_when_the_catch_up_reaches_b
         emit(emulator, "new")
 
     follow = follow_with_outages(clients, [outage])
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(3) == ["first", "second", "third"]
     drop_the_stream(emulator)
     assert collector.take(3) == ["between first and second", "between second and third", "new"]
@@ -494,7 +492,7 @@ def test_entries_already_shown_are_not_printed_again_when_the_catch_up_reaches_b
 
 
 def test_an_entry_stamped_before_the_newest_listed_one_arriving_before_the_first_tail_opens_is_printed(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+    emulator: Emulator, clients: ClientFactory, collect: Collect
 ) -> None:
     now = time.time_ns()
     write_stamped(clients, "listed", now - SECOND)
@@ -503,8 +501,7 @@ def test_an_entry_stamped_before_the_newest_listed_one_arriving_before_the_first
         "TailLogEntries", lambda _method: stamped_in_the_emulator(emulator, "arrived late", now - 2 * SECOND)
     )
     follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 10, buffer_window=0.05)
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(2) == ["listed", "arrived late"]
     emit(emulator, "live")
     assert collector.take(1) == ["live"]
@@ -512,7 +509,7 @@ def test_an_entry_stamped_before_the_newest_listed_one_arriving_before_the_first
 
 
 def test_the_catch_up_brings_back_no_entry_the_limit_left_out(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+    emulator: Emulator, clients: ClientFactory, collect: Collect
 ) -> None:
     now = time.time_ns()
     for number in range(5):
@@ -521,8 +518,7 @@ def test_the_catch_up_brings_back_no_entry_the_limit_left_out(
         "TailLogEntries", lambda _method: stamped_in_the_emulator(emulator, "arrived late", now - 3 * SECOND // 2)
     )
     follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 2, buffer_window=0.05)
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(3) == ["old 3", "old 4", "arrived late"]
     emit(emulator, "live")
     assert collector.take(1) == ["live"]
@@ -530,15 +526,14 @@ def test_the_catch_up_brings_back_no_entry_the_limit_left_out(
 
 
 def test_the_catch_up_reaches_back_no_further_than_the_insert_ids_still_remembered_so_none_prints_twice(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector], monkeypatch: pytest.MonkeyPatch
+    emulator: Emulator, clients: ClientFactory, collect: Collect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(logs_module, "SEEN_LIMIT", 3)
     now = time.time_ns()
     for number in range(5):
         write_stamped(clients, f"shown {number}", now - (5 - number) * SECOND)
     follow = follow_with_outages(clients, [lambda: write_stamped(clients, "between 2 and 3", now - 5 * SECOND // 2)])
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(5) == [f"shown {number}" for number in range(5)]
     # Only shown 2, 3 and 4 are remembered now: a catch-up reaching back a minute would print 0 and 1 again.
     drop_the_stream(emulator)
@@ -549,7 +544,7 @@ def test_the_catch_up_reaches_back_no_further_than_the_insert_ids_still_remember
 
 
 def test_a_late_entry_forgotten_last_does_not_let_the_catch_up_reach_back_over_younger_forgotten_ones(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector], monkeypatch: pytest.MonkeyPatch
+    emulator: Emulator, clients: ClientFactory, collect: Collect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(logs_module, "SEEN_LIMIT", 3)
     now = time.time_ns()
@@ -562,8 +557,7 @@ def test_a_late_entry_forgotten_last_does_not_let_the_catch_up_reach_back_over_y
             lambda: write_stamped(clients, "late, between 2 and now", now - 5 * SECOND // 2),
         ],
     )
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(3) == ["shown 0", "shown 1", "shown 2"]
     drop_the_stream(emulator)
     assert collector.take(1) == ["late, between 0 and 1"]
@@ -580,15 +574,14 @@ def test_a_late_entry_forgotten_last_does_not_let_the_catch_up_reach_back_over_y
 
 
 def test_remembering_a_late_entry_does_not_make_the_follow_forget_shown_ones_listed_after_it(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector], monkeypatch: pytest.MonkeyPatch
+    emulator: Emulator, clients: ClientFactory, collect: Collect, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(logs_module, "SEEN_LIMIT", 3)
     now = time.time_ns()
     for number in range(3):
         write_stamped(clients, f"shown {number}", now - (3 - number) * SECOND)
     follow = follow_with_outages(clients, [lambda: write_stamped(clients, "late, before them all", now - 4 * SECOND)])
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(3) == ["shown 0", "shown 1", "shown 2"]
     # The catch-up lists the late entry first, then the three shown ones; remembering it forgets shown 0.
     drop_the_stream(emulator)
@@ -599,7 +592,7 @@ def test_remembering_a_late_entry_does_not_make_the_follow_forget_shown_ones_lis
 
 
 def test_an_outage_longer_than_since_loses_nothing_written_during_it(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+    emulator: Emulator, clients: ClientFactory, collect: Collect
 ) -> None:
     # --since bounds what the follow starts with, counted from its start: not what a later catch-up may list.
     start = datetime.now(UTC)
@@ -612,8 +605,7 @@ def test_an_outage_longer_than_since_loses_nothing_written_during_it(
 
     query = LogQuery("api", "us-central1", since=timedelta(seconds=30))
     follow = follow_with_outages(clients, [two_minute_outage], query=query, clock=lambda: now[0])
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(1) == ["shown"]
     drop_the_stream(emulator)
     assert collector.take(1) == ["written during the outage"]
@@ -621,14 +613,13 @@ def test_an_outage_longer_than_since_loses_nothing_written_during_it(
 
 
 def test_an_entry_stamped_in_the_future_does_not_move_the_catch_up_past_entries_written_now(
-    emulator: Emulator, clients: ClientFactory, collectors: list[Collector]
+    emulator: Emulator, clients: ClientFactory, collect: Collect
 ) -> None:
     # A writer whose clock runs a day ahead: Cloud Logging takes its entries, and the follow shows them.
     now = time.time_ns()
     write_stamped(clients, "from a clock a day ahead", now + 86_400 * SECOND)
     follow = follow_with_outages(clients, [lambda: write_stamped(clients, "written during the outage", now)])
-    collector = Collector(follow, follow)
-    collectors.append(collector)
+    collector = collect(follow)
     assert collector.take(1) == ["from a clock a day ahead"]
     drop_the_stream(emulator)
     assert collector.take(1) == ["written during the outage"]
