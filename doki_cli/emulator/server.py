@@ -173,6 +173,8 @@ class Emulator:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="doki-grpc"),
             interceptors=[DisabledApiGate(self.service_usage)],  # calls to a disabled API fail as on Google
+            # gRPC sets SO_REUSEPORT by default: a second emulator would share the port, the calls split between them.
+            options=[("grpc.so_reuseport", 0)],
         )
         services = [
             operations_grpc.service(self.operations, self.faults),
@@ -184,7 +186,11 @@ class Emulator:
             serviceusage_grpc.service(self.service_usage, self.operations, self.faults),
         ]
         server.add_generic_rpc_handlers([s.handler() for s in services])
-        self.grpc_port = server.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
+        try:
+            # grpcio answers a port it cannot bind with 0, or (newer releases) with a RuntimeError.
+            self.grpc_port = server.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
+        except RuntimeError:
+            self.grpc_port = 0
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.grpc_port}")
         router = Router(self.faults)

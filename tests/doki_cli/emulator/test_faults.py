@@ -7,7 +7,7 @@ import pytest
 from google.api_core import exceptions, operations_v1
 
 from doki_cli.emulator.faults import Faults
-from doki_cli.emulator.server import Emulator
+from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 
 
@@ -136,3 +136,10 @@ def test_a_lost_answer_over_rest_makes_the_change_too(emulator: Emulator, client
     assert answer.status_code == 500
     assert answer.json()["error"]["status"] == "INTERNAL"
     assert httpx.get(emulator.rest_url + "/v1/projects/p/secrets/made").status_code == 200
+
+
+def test_a_second_emulator_cannot_take_the_grpc_port_of_a_running_one(emulator: Emulator) -> None:
+    # gRPC servers share a port by default (SO_REUSEPORT): calls would split between two emulators' states.
+    port = int(emulator.grpc_address.rsplit(":", 1)[1])
+    with pytest.raises(OSError, match=f"cannot listen for gRPC on 127.0.0.1:{port}"):
+        Emulator(EmulatorConfig(grpc_port=port, rest_port=0, registry_port=0)).start()
