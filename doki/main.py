@@ -9,15 +9,13 @@ import sys
 from fastapi import FastAPI
 
 from doki.app import create_app
-from doki.settings import ConfigError, Settings
-
-EXIT_CONFIG = 78
+from doki.settings import EXIT_CONFIG, ConfigError, read_settings
 
 
 def build() -> FastAPI:
     try:
         # create_app fills development defaults and checks every setting itself.
-        return create_app(Settings())
+        return create_app(read_settings())
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from None

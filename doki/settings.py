@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from doki.crypto import bad_key_message, generate_key, is_fernet_key
@@ -34,6 +35,10 @@ GOOGLE_SHEETS_API_URL = "https://sheets.googleapis.com/v4"
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+# How the backend exits on settings it cannot run on: EX_CONFIG, what an operator reads in Cloud Run's logs.
+EXIT_CONFIG = 78
 
 
 class ConfigError(Exception):
@@ -83,6 +88,7 @@ _X_PLACEHOLDER = re.compile(r"[x_.-]*x{3,}[x_.-]*")
 MIN_SESSION_SECRET_LENGTH = 32
 # HS256 with a shorter secret can be brute-forced; Supabase's legacy secrets are longer.
 MIN_JWT_SECRET_BYTES = 32
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -190,6 +196,8 @@ class Settings(BaseSettings):
             )
         if self.store_kind == "supabase" and not (self.supabase_url and self.supabase_secret_key):
             found.append("CREDENTIAL_STORE=supabase needs SUPABASE_URL and SUPABASE_SECRET_KEY (the service role key)")
+        if self.log_level.upper() not in LOG_LEVELS:
+            found.append(f"LOG_LEVEL {self.log_level!r} is not a level: use one of {', '.join(LOG_LEVELS)}")
         found += self._google_url_problems()
         found += _frontend_problems(self.frontend_url, self.allowed_origins)
         if self.is_production:
@@ -417,9 +425,26 @@ def ensure_state_dir(state_dir: Path) -> None:
         ignore.write_text("*\n")
 
 
+def read_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `.env` (and `overrides`); a value of the wrong kind is a ConfigError naming
+    its variable, never pydantic's own report (which may quote a secret)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError([_invalid(error) for error in exc.errors(include_input=False, include_url=False)]) from None
+
+
+def _invalid(error: ErrorDetails) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    name = str(alias.choices[0]) if isinstance(alias, AliasChoices) else field.upper()
+    return f"{name}: {error['msg'][0].lower()}{error['msg'][1:]}"
+
+
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment and `.env`, with development defaults; raise ConfigError on any problem."""
-    settings = with_development_defaults(Settings(**overrides))  # type: ignore[arg-type]
+    settings = with_development_defaults(read_settings(**overrides))
     problems = settings.problems()
     if problems:
         raise ConfigError(problems)

@@ -176,3 +176,13 @@ def test_the_backend_starts_without_loading_what_only_signed_in_requests_need(tm
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "LOADED="
+
+
+def test_python_m_doki_exits_78_naming_a_value_of_the_wrong_kind_without_a_traceback(tmp_path: Path) -> None:
+    env = clean_env(PORT="eighty", LOG_LEVEL="LOUD")
+    result = run([sys.executable, "-m", "doki"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 78
+    assert result.stderr == (
+        "Doki cannot start: 1 configuration problem(s)\n"
+        "  - PORT: input should be a valid integer, unable to parse string as an integer\n"
+    )

@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from doki.origins import origin_problem
-from doki.settings import ConfigError, Settings, load_settings, with_development_defaults
+from doki.settings import ConfigError, Settings, load_settings, read_settings, with_development_defaults
 from tests.helpers import secret
 
 GOOD_KEY = secret("a Fernet key", Fernet.generate_key().decode())
@@ -291,3 +291,32 @@ def test_an_unwritable_state_dir_is_a_configuration_problem_not_a_traceback(
         f"cannot keep development keys in {tmp_path / 'a-file' / 'state'}/ (Not a directory): "
         "set DOKI_STATE_DIR to a writable directory, or set ENCRYPTION_KEY and SESSION_SECRET_KEY"
     ]
+
+
+def test_values_of_the_wrong_kind_are_a_config_error_naming_each_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path("/"))  # no .env of the developer's
+    for name, value in {"ENVIRONMENT": "prod", "PORT": "eighty", "CREDENTIAL_STORE": "bogus"}.items():
+        monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigError) as failed:
+        read_settings()
+
+    assert failed.value.problems == [
+        "ENVIRONMENT: input should be 'development' or 'production'",
+        "PORT: input should be a valid integer, unable to parse string as an integer",
+        "CREDENTIAL_STORE: input should be 'auto', 'sqlite' or 'supabase'",
+    ]
+
+
+def test_a_port_out_of_range_is_named_by_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(Path("/"))
+    with pytest.raises(ConfigError) as failed:
+        read_settings(port=0)
+    assert failed.value.problems == ["PORT: input should be greater than or equal to 1"]
+
+
+def test_an_unknown_log_level_is_a_problem_listing_the_levels() -> None:
+    assert production(log_level="LOUD").problems() == [
+        "LOG_LEVEL 'LOUD' is not a level: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    ]
+    assert production(log_level="debug").problems() == []
