@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,6 +24,8 @@ RemoteOption = Annotated[
     bool, typer.Option("--remote", help="Build on Cloud Build and push to Artifact Registry (as gcloud builds submit).")
 ]
 PushOption = Annotated[bool, typer.Option("--push", help="Push every tag to Artifact Registry after the local build.")]
+# Docker's tag grammar.
+DOCKER_TAG = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
 
 
 def build(
@@ -45,6 +48,12 @@ def build(
             "bad_option",
             "--push and --remote do not go together: a remote build pushes its image itself",
             "drop --push: doki build --remote builds on Cloud Build and pushes to Artifact Registry",
+        )
+    if tag is not None and not DOCKER_TAG.fullmatch(tag):
+        raise DokiError(
+            "bad_option",
+            f"--tag {tag!r} is not a Docker tag",
+            "use up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-' (e.g. --tag v1.2.3)",
         )
     config = load_config(options.config, env=options.env, project=options.project, region=options.region)
     version = tag or version_tag(config.root)

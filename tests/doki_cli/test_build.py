@@ -115,3 +115,15 @@ def test_an_unknown_environment_names_the_known_ones(tmp_path: Path) -> None:
     (tmp_path / "doki.toml").write_text(MINIMAL_TOML + '[environments.staging]\nname = "s2"\n')
     result = runner.invoke(app, ["--env", "prod", "build"])
     assert result.stderr.startswith("Error [unknown_env]: doki.toml has no environment 'prod' (known: staging)\n")
+
+
+@pytest.mark.parametrize("tag", ["bad tag!", "-v1", ".hidden", "a" * 129, "v1/2"])
+def test_a_tag_docker_would_refuse_is_refused_before_building(tag: str, tmp_path: Path) -> None:
+    (tmp_path / "doki.toml").write_text(MINIMAL_TOML)
+    result = runner.invoke(app, ["--config", str(tmp_path / "doki.toml"), "build", "--tag", tag])
+    assert result.exit_code == 1
+    assert result.stdout == ""  # nothing was built: no "Building ..." line
+    assert result.stderr == (
+        f"Error [bad_option]: --tag {tag!r} is not a Docker tag\n"
+        "  Hint: use up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-' (e.g. --tag v1.2.3)\n"
+    )
