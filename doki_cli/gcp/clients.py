@@ -43,6 +43,10 @@ class RegistryLogin:
         return {"username": self.username, "password": self.password, "serveraddress": self.address}
 
 
+# Loopback answers at once; a little longer covers an emulator on another machine of the network.
+EMULATOR_CONNECT_TIMEOUT = 2.0
+
+
 class ClientFactory:
     def __init__(
         self, emulator: str | None = None, storage_url: str | None = None, registry: str | None = None
@@ -79,8 +83,27 @@ class ClientFactory:
         if self.emulator is None:
             raise DokiError("no_emulator", "no emulator is configured", "set DOKI_EMULATOR")
         if self._channel is None:
+            self._check_emulator_answers(self.emulator)
             self._channel = grpc.insecure_channel(self.emulator)
         return self._channel
+
+    @staticmethod
+    def _check_emulator_answers(address: str) -> None:
+        """Fail at once when nothing listens at the emulator's address (a shell still set up for one that was
+        stopped): the calls would otherwise be retried for a minute, then blamed on Google."""
+        import socket
+
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=EMULATOR_CONNECT_TIMEOUT).close()
+        except OSError as exc:
+            raise DokiError(
+                "emulator_unreachable",
+                f"nothing answers at {address} (DOKI_EMULATOR): {exc.strerror or exc}",
+                'start the emulator (doki emulator start, then eval "$(doki emulator env)"), or leave emulator '
+                "mode: unset DOKI_EMULATOR STORAGE_EMULATOR_HOST DOKI_EMULATOR_REGISTRY "
+                "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER CLOUDSDK_AUTH_DISABLE_CREDENTIALS",
+            ) from None
 
     def secret_manager(self) -> Any:
         from google.cloud import secretmanager

@@ -7,6 +7,7 @@ import pytest
 from doki_cli.emulator.server import Emulator
 from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
+from tests.helpers import free_port
 
 
 def test_a_bad_emulator_address_is_refused_with_the_fix() -> None:
@@ -35,3 +36,15 @@ def test_every_grpc_client_shares_one_channel_to_the_emulator(emulator: Emulator
         assert make().transport.grpc_channel is channel
     base_url = factory.storage("p")._connection.API_BASE_URL
     assert base_url == emulator.rest_url
+
+
+def test_an_emulator_that_does_not_answer_is_said_at_once_with_how_to_start_it_or_leave_it() -> None:
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(DokiError) as failed:
+        ClientFactory(address).secret_manager()
+    assert (failed.value.code, failed.value.message) == (
+        "emulator_unreachable",
+        f"nothing answers at {address} (DOKI_EMULATOR): Connection refused",
+    )
+    assert failed.value.hint.startswith('start the emulator (doki emulator start, then eval "$(doki emulator env)")')
+    assert "unset DOKI_EMULATOR STORAGE_EMULATOR_HOST DOKI_EMULATOR_REGISTRY" in failed.value.hint
