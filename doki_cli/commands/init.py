@@ -200,7 +200,7 @@ def _next_steps(answers: Answers, unset: list[str]) -> list[str]:
         f"gcloud iam service-accounts create {answers.account_id} --project {answers.project}",
         "cp .env.example .env, then set the secrets in it (`doki keys generate` makes ENCRYPTION_KEY and "
         "SESSION_SECRET_KEY)",
-        "doki secrets push && doki deploy",
+        "doki secrets push && doki build --push && doki deploy",
         "doki doctor: the required APIs and the deployment guide's security checklist",
     ]
     return steps

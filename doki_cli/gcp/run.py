@@ -7,6 +7,7 @@ turns Google errors into DokiErrors with a hint.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -233,11 +234,17 @@ class CloudRun:
             condition = service.terminal_condition.message if service is not None else ""
             detail = getattr(error, "message", None) or str(error)
             reason = detail if not condition or condition in detail else f"{detail} ({condition})"
-            raise DokiError(
-                "revision_not_ready",
-                f"the new revision of {name} did not become ready: {reason}",
-                "traffic stays on the previous revision; `doki logs` shows the container's output",
+            serving = service is not None and bool(service.latest_ready_revision)
+            where = (
+                "traffic stays on the previous revision"
+                if serving
+                else "nothing serves yet: the service has no Ready revision"
             )
+            if re.search(r"image .* not found", reason, re.IGNORECASE):
+                hint = f"build and push the image first (doki build --push), or pass --image; {where}"
+            else:
+                hint = f"{where}; `doki logs` shows the container's output"
+            raise DokiError("revision_not_ready", f"the new revision of {name} did not become ready: {reason}", hint)
         return operation.result()
 
     def set_public(self, name: str, public: bool) -> bool:

@@ -112,7 +112,23 @@ def test_a_revision_that_cannot_become_ready_fails_the_deploy_with_its_reason(
     error = result.stderr[result.stderr.index("Error [") :]
     assert error.startswith("Error [revision_not_ready]: the new revision of doki-backend did not become ready")
     assert "no Docker engine" in error
-    assert "Hint: traffic stays on the previous revision" in result.stderr
+    assert result.stderr.endswith(
+        "  Hint: nothing serves yet: the service has no Ready revision; `doki logs` shows the container's output\n"
+    )
+
+
+def test_a_first_deploy_of_an_image_never_pushed_says_to_build_and_push_it(
+    tmp_path: Path, engine_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    runner.invoke(app, ["secrets", "push"])
+    result = deploy("--image", "us-central1-docker.pkg.dev/doki-e2e/doki/never-built:1", "--yes")
+    assert result.exit_code == 1
+    assert "not found" in result.stderr
+    assert result.stderr.endswith(
+        "  Hint: build and push the image first (doki build --push), or pass --image; "
+        "nothing serves yet: the service has no Ready revision\n"
+    )
 
 
 def test_deploy_applies_serves_and_then_plans_nothing(

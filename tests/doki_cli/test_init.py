@@ -29,7 +29,7 @@ NEXT = (
     "  create the runtime account: gcloud iam service-accounts create my-api-runtime --project my-proj-123\n"
     "  cp .env.example .env, then set the secrets in it (`doki keys generate` makes ENCRYPTION_KEY and "
     "SESSION_SECRET_KEY)\n"
-    "  doki secrets push && doki deploy\n"
+    "  doki secrets push && doki build --push && doki deploy\n"
     "  doki doctor: the required APIs and the deployment guide's security checklist\n"
 )
 FRONTEND = ("--supabase-url", "https://abcdefghijklmnop.supabase.co", "--origin", "https://one.example")
