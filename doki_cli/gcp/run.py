@@ -192,6 +192,12 @@ class CloudRun:
         service = to_service(spec, keep_env=keep_env, base=base)
         if new_revision:
             remake_revision(service)
+        # Traffic pinned (by a rollback, or a release put back) stays pinned until the new revision is Ready:
+        # "latest" means the latest Ready one, so a new revision that fails would hand the traffic to the very
+        # revision the pin moved it away from.
+        pinned = base is not None and any(t.percent and t.type_ != _latest_type() for t in base.traffic)
+        if pinned and base is not None:
+            service.traffic = list(base.traffic)
         service.name = self.path(name)
         request = run_v2.UpdateServiceRequest(service=service, allow_missing=True)
         operation = self._call(
@@ -199,7 +205,15 @@ class CloudRun:
             action="deploying",
             resource=self.path(name),
         )
-        return self._wait(operation, name, on_progress, timeout)
+        applied = self._wait(operation, name, on_progress, timeout)
+        if not pinned:
+            return applied
+
+        def all_to_latest(live: Any) -> None:
+            live.traffic = to_latest(live.traffic)
+
+        # Ready: the pin ends now, in a traffic-only update.
+        return self.update(name, all_to_latest, on_progress=on_progress)
 
     def _wait(self, operation: Any, name: str, on_progress: Callable[[str], None], timeout: float) -> Any:
         from google.api_core import exceptions
@@ -292,6 +306,14 @@ def traffic_targets(service: Any) -> list[Target]:
         for t in service.traffic
         if t.percent or t.tag
     ]
+
+
+def to_latest(traffic: Any) -> list[Any]:
+    """All traffic to the latest revision (a rollback's pin ends here); tagged revisions keep their tags at 0%."""
+    from google.cloud import run_v2
+
+    tagged = [run_v2.TrafficTarget(type_=t.type_, revision=t.revision, tag=t.tag, percent=0) for t in traffic if t.tag]
+    return [run_v2.TrafficTarget(type_=_latest_type(), percent=100), *tagged]
 
 
 def set_traffic(service: Any, targets: list[Target]) -> None:
@@ -511,13 +533,6 @@ def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> A
     template.service_account = spec.service_account or ""
     template.revision = ""  # Cloud Run names each new revision itself
     service.ingress = getattr(run_v2.IngressTraffic, _INGRESS[spec.ingress])
-    latest = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
-    # All traffic to the latest revision (a rollback's pin ends here); tagged revisions keep their tags at 0%.
-    tagged = [
-        run_v2.TrafficTarget(type_=t.type_, revision=t.revision, tag=t.tag, percent=0)
-        for t in (base.traffic if base is not None else [])
-        if t.tag
-    ]
-    service.traffic = [run_v2.TrafficTarget(type_=latest, percent=100), *tagged]
+    service.traffic = to_latest(base.traffic if base is not None else [])
     service.etag = base.etag if base is not None else ""
     return service

@@ -83,6 +83,18 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     plan = doki("deploy", "--image", backend_image, "--dry-run")
     assert plan.exit_code == 2
     assert f"  ~ traffic: 100% {first} -> 100% latest\n" in plan.stdout
+    # A deploy whose revision fails leaves the pin where it is: "latest" would be the revision rolled away from.
+    failed = doki("deploy", "--image", backend_image.rpartition(":")[0] + ":never-built", "--yes")
+    assert failed.exit_code == 1
+    assert (
+        "Hint: build and push the image first (doki build --push), or pass --image; traffic stays on" in failed.stderr
+    )
+    status = json.loads(doki("--json", "status").stdout)
+    assert (status["traffic"], status["traffic_follows_latest"]) == (
+        [{"revision": first, "percent": 100, "tags": []}],
+        False,
+    )
+    assert allowed(url, "https://two.example") is None  # still the first revision's container
     assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
     status = json.loads(doki("--json", "status").stdout)
     assert status["traffic_follows_latest"] is True
