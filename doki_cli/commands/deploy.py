@@ -45,12 +45,20 @@ def deploy(
     from doki_cli.deploy.release import EXIT_LOCKED, active_lock
     from doki_cli.gcp.google import Google
     from doki_cli.gitinfo import version_tag
+    from doki_cli.imageref import IMAGE_REFERENCE
     from doki_cli.interrupts import EXIT_INTERRUPTED, is_interrupt
 
     options = global_options(ctx)
     out = options.output
     config = load_config(options.config, env=options.env, project=options.project, region=options.region)
     image = image or f"{config.image}:{version_tag(config.root)}"
+    if not IMAGE_REFERENCE.fullmatch(image):
+        raise DokiError(
+            "bad_image",
+            f"{image!r} is not an image reference",
+            "name it REGISTRY/PATH:TAG or REGISTRY/PATH@sha256:DIGEST, e.g. "
+            "us-central1-docker.pkg.dev/PROJECT/REPOSITORY/NAME:v1",
+        )
     google = Google.from_env(config.project, config.region)
     plan = Planner(google.run, google.secrets).plan(config, image, prune=prune)
     render_plan(out, plan)

@@ -196,3 +196,19 @@ def test_a_container_that_exits_fails_the_deploy_with_its_last_log_lines(
     assert "Last log lines of doki-backend-00001-" in result.stderr
     assert "ENCRYPTION_KEY key #1 is not a valid Fernet key" in result.stderr
     assert "Error [revision_not_ready]: the new revision of doki-backend did not become ready" in result.stderr
+
+
+@pytest.mark.parametrize("image", ["not an image", "Upper/Case:v1", "repo:bad tag", "repo@sha256:short"])
+def test_an_image_that_is_not_a_reference_is_refused_before_any_call(
+    image: str, tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    emulator.faults.calls.clear()
+    result = deploy("--image", image, "--yes")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error [bad_image]: {image!r} is not an image reference\n"
+        "  Hint: name it REGISTRY/PATH:TAG or REGISTRY/PATH@sha256:DIGEST, e.g. "
+        "us-central1-docker.pkg.dev/PROJECT/REPOSITORY/NAME:v1\n"
+    )
+    assert not emulator.faults.calls  # not even a read

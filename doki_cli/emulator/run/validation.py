@@ -16,6 +16,7 @@ from google.cloud import run_v2
 from google.protobuf import duration_pb2
 
 from doki_cli.emulator.errors import ApiError, invalid_argument
+from doki_cli.imageref import IMAGE_REFERENCE
 
 PARENT = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)")
 SERVICE_NAME = re.compile(
@@ -208,6 +209,8 @@ def _check_container(container: run_v2.Container, shape: str, index: int) -> Non
     where = f"{shape}.template.containers[{index}]"
     if not container.image:
         raise invalid_argument(f"{where}.image: required field not present.")
+    if not IMAGE_REFERENCE.fullmatch(container.image):
+        raise invalid_argument(f"{where}.image: invalid image reference '{container.image}'.")
     if len(container.ports) > 1:
         raise invalid_argument(f"{where}.ports: ports should contain 0 or 1 port.")
     for port in container.ports:

@@ -199,6 +199,11 @@ BAD_SPECS: list[tuple[str, run_v2.Service, str]] = [
         f"{SHAPE}.template.containers[0].image: required field not present.",
     ),
     (
+        "an image reference Docker would refuse",
+        run_v2.Service(template=template("not an image")),
+        f"{SHAPE}.template.containers[0].image: invalid image reference 'not an image'.",
+    ),
+    (
         "two ports",
         run_v2.Service(template=template(ports=[{"container_port": 80}, {"container_port": 81}])),
         f"{SHAPE}.template.containers[0].ports: ports should contain 0 or 1 port.",
