@@ -6,6 +6,7 @@ waits a second); slower work (a container becoming Ready, a build) is polled thr
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from google.rpc import status_pb2
 
 from doki_cli.emulator.errors import ApiError, not_found
 from doki_cli.emulator.faults import Faults
+
+log = logging.getLogger("doki.emulator")
 
 # How long a call waits for its operation before answering "not done yet".
 INLINE_WAIT_SECONDS = 0.5
@@ -78,6 +81,7 @@ class Operations:
                 operation.error.CopyFrom(status_pb2.Status(code=err.code.value[0], message=err.message))
                 operation.done = True
         except Exception as exc:  # an emulator bug must still end the operation, or clients poll forever
+            log.exception("operation %s failed", name)
             with self._lock:
                 operation = self._operations[name]
                 operation.error.CopyFrom(

@@ -37,6 +37,19 @@ def test_a_failing_operation_carries_the_error_status_and_message() -> None:
     )
 
 
+def test_an_emulator_bug_ends_the_operation_as_internal_and_logs_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def work(set_metadata: object) -> None:
+        raise KeyError("a bug")
+
+    operation = Operations(Faults()).start("operations/buggy", None, work)
+    assert (operation.done, operation.error.code, operation.error.message) == (True, 13, "emulator error: 'a bug'")
+    (record,) = [r for r in caplog.records if r.name == "doki.emulator"]
+    assert record.getMessage() == "operation operations/buggy failed"
+    assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
 def test_slow_work_is_polled_through_get_operation_until_done(emulator: Emulator, clients: ClientFactory) -> None:
     release = threading.Event()
 
