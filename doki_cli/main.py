@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 from typer._click.core import Context
-from typer._click.exceptions import ClickException
+from typer._click.exceptions import ClickException, UsageError
 from typer.core import TyperGroup
 
 from doki_cli.commands import (
@@ -37,8 +37,17 @@ class DokiGroup(TyperGroup):
     def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (typer.Exit, ClickException):
-            raise  # typer's own signals: exits and usage errors it already prints well
+        except typer.Exit:
+            raise
+        except ClickException as exc:
+            # A usage error (an unknown command or option, a bad value) that typer prints well as text; --json, a
+            # parameter of this group and so parsed before any of them, asks for it as JSON like every other error.
+            if not ctx.params.get("json"):
+                raise
+            where = exc.ctx.command_path if isinstance(exc, UsageError) and exc.ctx else ctx.command_path
+            error = DokiError("usage_error", exc.format_message(), f"see `{where} --help`")
+            Output(json_mode=True).error(error)
+            raise typer.Exit(exc.exit_code) from None
         except typer.Abort:
             # A prompt met Ctrl-C or the end of stdin: every prompt comes before the first change.
             global_options(ctx).output.error(

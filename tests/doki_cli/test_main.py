@@ -164,3 +164,24 @@ def test_the_package_version_matches_pyproject() -> None:
     from tests.helpers import REPO
 
     assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"] == __version__
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        (["deploy", "--dry-rn"], "No such option: --dry-rn (Possible options: --dry-run)", "see `doki deploy --help`"),
+        (["bogus"], "No such command 'bogus'. Did you mean 'logs'?", "see `doki --help`"),
+    ],
+)
+def test_with_json_a_usage_error_is_a_json_error_with_typers_exit_code(
+    args: list[str], message: str, hint: str
+) -> None:
+    result = runner.invoke(app, ["--json", *args])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == {"error": {"code": "usage_error", "message": message, "hint": hint}}
+
+
+def test_without_json_a_usage_error_is_typers_own_text() -> None:
+    result = runner.invoke(app, ["deploy", "--dry-rn"])
+    assert result.exit_code == 2
+    assert result.stderr.endswith("Error: No such option: --dry-rn (Possible options: --dry-run)\n")
