@@ -165,6 +165,19 @@ def load_config(
                 merged[key] = {**merged[key], **value}
             else:
                 merged[key] = value
+    # An override is the user's typing, not the file's: its problem names the option (or its variable).
+    if project and not _PROJECT.fullmatch(project):
+        raise DokiError(
+            "bad_option",
+            f"--project (DOKI_PROJECT) {project!r} is not a Google Cloud project id",
+            "use the project's id, such as my-project-123: `gcloud projects list` shows them",
+        )
+    if region and not _REGION.fullmatch(region):
+        raise DokiError(
+            "bad_option",
+            f"--region (DOKI_REGION) {region!r} is not a Cloud Run region",
+            "use a region such as us-central1 or europe-west1: `gcloud run regions list` shows them",
+        )
     if project:
         merged["project"] = project
     if region:

@@ -207,3 +207,26 @@ def test_release_checks_and_steps_come_from_the_release_table_and_environments_o
 )
 def test_release_mistakes_are_named_with_what_is_allowed(tmp_path: Path, table: str, problem: str) -> None:
     assert problems(tmp_path, MINIMAL + "[release]\n" + table + "\n") == [problem]
+
+
+@pytest.mark.parametrize(
+    ("override", "message", "hint"),
+    [
+        (
+            {"project": "WRONG_Proj"},
+            "--project (DOKI_PROJECT) 'WRONG_Proj' is not a Google Cloud project id",
+            "use the project's id, such as my-project-123: `gcloud projects list` shows them",
+        ),
+        (
+            {"region": "mars"},
+            "--region (DOKI_REGION) 'mars' is not a Cloud Run region",
+            "use a region such as us-central1 or europe-west1: `gcloud run regions list` shows them",
+        ),
+    ],
+)
+def test_a_bad_override_is_blamed_on_the_option_not_the_file(
+    tmp_path: Path, override: dict[str, str], message: str, hint: str
+) -> None:
+    with pytest.raises(DokiError) as failed:
+        load_config(write(tmp_path, MINIMAL), **override)
+    assert (failed.value.code, failed.value.message, failed.value.hint) == ("bad_option", message, hint)
