@@ -19,6 +19,8 @@ from doki_cli.gcp.logs import Logs
 from doki_cli.gcp.retry import Retrier, no_library_retry
 
 DOCKER_BUILDER = "gcr.io/cloud-builders/docker"
+# How much of a failed build's log its error shows.
+FAILED_LOG_LINES = 20
 # Build statuses that do not change any more.
 FINISHED = frozenset({"SUCCESS", "FAILURE", "INTERNAL_ERROR", "TIMEOUT", "CANCELLED", "EXPIRED"})
 
@@ -116,6 +118,7 @@ class CloudBuild:
             role="roles/cloudbuild.builds.editor",
         )
         seen = 0  # build logs are bounded: each poll reads them all and shows the new ones
+        lines: list[Any] = []
         while True:
             # The build itself is polled, as gcloud does: found by a retry, it has no operation to follow.
             current = self._call(
@@ -133,10 +136,13 @@ class CloudBuild:
                 break
             self._sleep(1.0)
         if current.status.name != "SUCCESS":
+            # The end of its log, where the failing step's output is: shown whether or not -v showed it all.
+            tail = "".join(f"\n{line.message}" for line in lines[-FAILED_LOG_LINES:])
             raise DokiError(
                 "build_failed",
-                f"remote build {build_id} ended {current.status.name}: {current.status_detail or 'no detail given'}",
-                f"its log is above and at {current.log_url}",
+                f"remote build {build_id} ended {current.status.name}: "
+                f"{current.status_detail or 'no detail given'}{tail}",
+                f"fix the failing step; the whole log: rerun with -v, or {current.log_url}",
             )
         return RemoteBuild(build_id, {i.name: i.digest for i in current.results.images}, current.log_url)
 

@@ -71,6 +71,10 @@ def test_a_failing_remote_build_says_so_with_its_status(project: Path) -> None:
     assert result.exit_code == 1
     assert "Error [build_failed]: remote build " in result.stderr
     assert " ended FAILURE: " in result.stderr
+    # Without -v the log was not shown while it ran: its end, with the failing step's output, is in the error.
+    error = result.stderr[result.stderr.index("Error [build_failed]") :]
+    assert "\nStep #0: about-to-fail\n" in error
+    assert "  Hint: fix the failing step; the whole log: rerun with -v, or " in error
 
 
 def test_a_remote_build_tells_what_it_built_and_where_it_pushed(
