@@ -80,10 +80,15 @@ class DockerEngine:
             for chunk in stream:
                 if "error" in chunk:
                     output = "\n".join(step_output[-FAILED_OUTPUT_LINES:])
+                    # A FROM that fails is a base image the engine cannot pull (no registry reachable, no login).
+                    hint = (
+                        "the base image could not be pulled: pass --base-image with one the engine has "
+                        "(`docker images` lists them), or log the engine in to its registry"
+                        if " : FROM " in step
+                        else "fix the failing step (rerun with -v to see the whole build)"
+                    )
                     raise DokiError(
-                        "build_failed",
-                        f"the image build failed at {step}:\n{output}\n{chunk['error'].strip()}",
-                        "fix the failing step (rerun with -v to see the whole build)",
+                        "build_failed", f"the image build failed at {step}:\n{output}\n{chunk['error'].strip()}", hint
                     )
                 text = chunk.get("stream", "")
                 for line in text.splitlines():

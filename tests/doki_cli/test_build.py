@@ -81,6 +81,22 @@ def test_a_failing_build_shows_the_failing_step_and_its_output(docker_client: An
     assert result.stderr.endswith("  Hint: fix the failing step (rerun with -v to see the whole build)\n")
 
 
+def test_a_base_image_the_engine_cannot_pull_says_to_pass_one_it_has(docker_client: Any, tmp_path: Path) -> None:
+    (tmp_path / "doki.toml").write_text(MINIMAL_TOML)
+    (tmp_path / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    # A registry on a port where nothing listens: the pull fails at once, as where no registry is reachable.
+    result = runner.invoke(
+        app, ["--config", str(tmp_path / "doki.toml"), "build", "--tag", "t", "--base-image", "127.0.0.1:9/none:1"]
+    )
+    assert result.exit_code == 1
+    assert "Error [build_failed]: the image build failed at Step 2/2 : FROM ${BASE_IMAGE}:\n" in result.stderr
+    assert "127.0.0.1:9" in result.stderr
+    assert result.stderr.endswith(
+        "  Hint: the base image could not be pulled: pass --base-image with one the engine has (`docker images` lists "
+        "them), or log the engine in to its registry\n"
+    )
+
+
 def test_without_an_engine_build_says_where_it_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     (tmp_path / "doki.toml").write_text(MINIMAL_TOML)
