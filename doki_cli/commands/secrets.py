@@ -45,7 +45,7 @@ def push(
     out = options.output
     config, google = _setup(options)
     values = read_values(source, sys.stdin)
-    results = push_secrets(google.secrets, config, values, names or [])
+    results = push_secrets(google.secrets, config, values, names or [], source="stdin" if source == "-" else source)
     out.data(
         [
             {"secret": r.secret, "env": list(r.env_names), "outcome": r.outcome, "version": r.version, "note": r.note}

@@ -92,8 +92,11 @@ def _select(config: ServiceConfig, names: list[str]) -> dict[str, list[str]]:
     return chosen
 
 
-def push(sm: SecretManager, config: ServiceConfig, values: dict[str, str], names: list[str]) -> list[Pushed]:
-    """Create missing secrets and add a version wherever the value differs from the latest one."""
+def push(
+    sm: SecretManager, config: ServiceConfig, values: dict[str, str], names: list[str], *, source: str = "the source"
+) -> list[Pushed]:
+    """Create missing secrets and add a version wherever the value differs from the latest one; `source` names
+    where `values` came from, for the messages."""
     chosen = _select(config, names)
     planned: list[tuple[str, list[str], str | None]] = []
     for secret, env_names in chosen.items():
@@ -112,8 +115,8 @@ def push(sm: SecretManager, config: ServiceConfig, values: dict[str, str], names
         if value is None and names:
             raise DokiError(
                 "secret_value_missing",
-                f"no value for {' or '.join(env_names)} in the source",
-                f"add {env_names[0]}=... to it; nothing was pushed",
+                f"no value for {' or '.join(env_names)} in {source}",
+                f"add {env_names[0]}=... to {source}; nothing was pushed",
             )
         planned.append((secret, env_names, value))
     results = []
@@ -121,7 +124,8 @@ def push(sm: SecretManager, config: ServiceConfig, values: dict[str, str], names
         pinned = sorted({config.secrets[e].version for e in env_names} - {"latest"})
         note = f"doki.toml pins version {', '.join(pinned)}: deploys use that, not this one" if pinned else None
         if value is None:
-            results.append(Pushed(secret, tuple(env_names), "skipped", None, "no value in the source"))
+            note = f"no {' or '.join(env_names)} in {source}"
+            results.append(Pushed(secret, tuple(env_names), "skipped", None, note))
             continue
         data = value.encode()
         latest = sm.latest(secret)

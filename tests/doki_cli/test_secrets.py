@@ -46,6 +46,7 @@ def test_push_creates_the_secrets_and_a_second_push_changes_nothing(clients: Cli
         "session-secret-key   created    version 1\n"
         "supabase-jwt-secret  skipped\n"
     )
+    assert first.stderr == "  supabase-jwt-secret: no SUPABASE_JWT_SECRET in .env\n"
     again = runner.invoke(app, ["secrets", "push"])
     assert again.stdout == (
         "encryption-key       unchanged  version 1\n"
@@ -103,8 +104,8 @@ def test_a_pinned_version_is_pointed_out_when_a_new_one_is_pushed(project: Path)
         (
             ["ENCRYPTION_KEY", "SUPABASE_JWT_SECRET"],
             "ENCRYPTION_KEY=a\n",
-            "Error [secret_value_missing]: no value for SUPABASE_JWT_SECRET in the source\n"
-            "  Hint: add SUPABASE_JWT_SECRET=... to it; nothing was pushed\n",
+            "Error [secret_value_missing]: no value for SUPABASE_JWT_SECRET in .env\n"
+            "  Hint: add SUPABASE_JWT_SECRET=... to .env; nothing was pushed\n",
         ),
         (
             [],
