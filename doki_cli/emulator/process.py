@@ -111,6 +111,8 @@ def spawn(
     """Start `doki emulator start --foreground ARGS` detached, and wait until it answers."""
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir / LOG_FILE
+    # The log is kept across starts: a failed start shows what it wrote, not what earlier runs did.
+    start = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         # A new session: the emulator outlives this command and a Ctrl-C in the user's shell.
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
@@ -125,7 +127,8 @@ def spawn(
         if process.poll() is not None:
             raise DokiError(
                 "emulator_start_failed",
-                f"the emulator exited with code {process.returncode} while starting; its log:\n" + _tail(log_path),
+                f"the emulator exited with code {process.returncode} while starting; its log:\n"
+                + _tail(log_path, start),
                 "fix what the log says (often a port in use: pass --port/--rest-port/--registry-port)",
             )
         running = find_running(state_dir)
@@ -135,7 +138,7 @@ def spawn(
     process.terminate()
     raise DokiError(
         "emulator_start_timeout",
-        f"the emulator did not answer within {timeout:.0f} s; its log:\n" + _tail(log_path),
+        f"the emulator did not answer within {timeout:.0f} s; its log:\n" + _tail(log_path, start),
         "run `doki emulator start --foreground` to watch it start",
     )
 
@@ -155,7 +158,9 @@ def stop(running: Running, *, timeout: float = 30.0, sleep: Callable[[float], No
         )
 
 
-def _tail(path: Path, lines: int = 20) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+def _tail(path: Path, start: int, lines: int = 20) -> str:
+    """The last `lines` of what `path` got from byte `start` on."""
+    with contextlib.suppress(OSError), path.open("rb") as log:
+        log.seek(start)
+        return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:]) or "(nothing)"
     return "(no log)"

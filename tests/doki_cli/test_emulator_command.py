@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from doki_cli.emulator.process import LOG_FILE
 from doki_cli.main import app
 from tests.helpers import CliRunner, Process, clean_env, free_port, run
 
@@ -95,6 +96,9 @@ def test_stop_ends_the_process_and_status_then_says_none_runs(started: Path, por
 
 
 def test_a_port_in_use_fails_the_start_with_the_log_and_leaves_no_record(tmp_path: Path) -> None:
+    log = tmp_path / ".doki" / "emulator" / LOG_FILE
+    log.parent.mkdir(parents=True)
+    log.write_text("an earlier run's line\n")  # the log is kept across starts: only this start's part is shown
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -109,6 +113,7 @@ def test_a_port_in_use_fails_the_start_with_the_log_and_leaves_no_record(tmp_pat
     assert result.returncode == 1
     assert result.stderr.startswith("Error [emulator_start_failed]: the emulator exited with code 1 while starting")
     assert "cannot listen on 127.0.0.1:" in result.stderr
+    assert "an earlier run's line" not in result.stderr
     assert "Hint: fix what the log says (often a port in use: pass --port/--rest-port/--registry-port)" in result.stderr
     assert not (tmp_path / ".doki" / "emulator" / "emulator.json").exists()
 
