@@ -232,17 +232,19 @@ class Settings(BaseSettings):
         }
         for name, value in required.items():
             plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+            # SUPABASE_URL and GOOGLE_CLIENT_ID are plain settings; the others are secrets, two of them our own keys.
+            secret = name not in ("SUPABASE_URL", "GOOGLE_CLIENT_ID")
             if not plain:
-                found.append(f"{name} is not set: production needs it (put it in Secret Manager)")
-            elif _is_placeholder(plain):
-                found.append(
-                    f"{name} holds a development placeholder: set the real value (`doki keys generate` makes keys)"
-                )
+                where = " (put it in Secret Manager)" if secret else ""
+                found.append(f"{name} is not set: production needs it{where}")
+            elif is_placeholder(plain):
+                keys = " (`doki keys generate` makes keys)" if name in ("SESSION_SECRET_KEY", "ENCRYPTION_KEY") else ""
+                found.append(f"{name} holds a development placeholder: set the real value{keys}")
         for name, optional in (("SUPABASE_JWT_SECRET", self.supabase_jwt_secret),):
-            if optional and _is_placeholder(optional.get_secret_value()):
+            if optional and is_placeholder(optional.get_secret_value()):
                 found.append(f"{name} holds a development placeholder: set the real value or unset it")
         session = self.session_secret_key.get_secret_value() if self.session_secret_key else ""
-        if session and not _is_placeholder(session) and len(session) < MIN_SESSION_SECRET_LENGTH:
+        if session and not is_placeholder(session) and len(session) < MIN_SESSION_SECRET_LENGTH:
             found.append(
                 f"SESSION_SECRET_KEY is {len(session)} characters: use at least {MIN_SESSION_SECRET_LENGTH} "
                 "(`doki keys generate` makes one)"
@@ -268,7 +270,8 @@ class Settings(BaseSettings):
         return found
 
 
-def _is_placeholder(value: str) -> bool:
+def is_placeholder(value: str) -> bool:
+    """Whether `value` is a stand-in to replace (your-project, changeme, xxx...), not a real setting."""
     lowered = value.strip().lower()
     return any(marker in lowered for marker in PLACEHOLDER_MARKERS) or bool(_X_PLACEHOLDER.fullmatch(lowered))
 

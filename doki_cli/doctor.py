@@ -38,6 +38,7 @@ def local_checks(config: ServiceConfig) -> list[Check]:
         _runtime_account(config),
         _cors(config),
         _production(config),
+        _placeholders(config),
         _dockerfile_user(config),
         *_build_context(config),
     ]
@@ -83,6 +84,25 @@ def _cors(config: ServiceConfig) -> Check:
             "cors", WARN, "ALLOWED_ORIGINS is not set: browsers cannot call the backend", "set it in [service.env]"
         )
     return Check("cors", PASS, f"{len(origins)} specific origin{'s' if len(origins) != 1 else ''}")
+
+
+def _placeholders(config: ServiceConfig) -> Check:
+    # The plain settings production checks for stand-ins (the secrets are checked where they live, in Secret Manager):
+    # doki init writes such stand-ins, which the backend refuses at start, after a whole deploy.
+    from doki.settings import is_placeholder
+
+    stand_ins = sorted(
+        name for name in ("SUPABASE_URL", "GOOGLE_CLIENT_ID") if is_placeholder(config.env.get(name) or "")
+    )
+    if stand_ins:
+        return Check(
+            "placeholders",
+            FAIL,
+            f"{', '.join(stand_ins)} still hold{'s' if len(stand_ins) == 1 else ''} a placeholder: "
+            "production would refuse to start",
+            "set the real values in doki.toml [service.env]",
+        )
+    return Check("placeholders", PASS, "no placeholder among the plain settings")
 
 
 def _production(config: ServiceConfig) -> Check:
@@ -141,7 +161,7 @@ def _build_context(config: ServiceConfig) -> list[Check]:
             Check(
                 "credential files",
                 FAIL,
-                f"the build context would send {', '.join(leaked)}",
+                f"the build context would send {_some(leaked)}",
                 "exclude them in .dockerignore (or move them out of the project)",
             )
         )
@@ -231,3 +251,9 @@ def _required_apis(config: ServiceConfig, google: Google) -> tuple[Check, list[s
         ), disabled
     names = ", ".join(api.removesuffix(".googleapis.com") for api in REQUIRED_APIS)
     return Check("required APIs", PASS, f"{names} are enabled"), []
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    """`names`, the first `shown` of them and how many more: a big context can hold thousands."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

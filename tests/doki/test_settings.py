@@ -88,19 +88,21 @@ def test_several_encryption_keys_are_read_newest_first() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "field"),
+    ("name", "field", "where"),
     [
-        ("SESSION_SECRET_KEY", "session_secret_key"),
-        ("ENCRYPTION_KEY", "encryption_key"),
-        ("SUPABASE_URL", "supabase_url"),
-        ("SUPABASE_SECRET_KEY", "supabase_secret_key"),
-        ("GOOGLE_CLIENT_ID", "google_client_id"),
-        ("GOOGLE_CLIENT_SECRET", "google_client_secret"),
+        ("SESSION_SECRET_KEY", "session_secret_key", " (put it in Secret Manager)"),
+        ("ENCRYPTION_KEY", "encryption_key", " (put it in Secret Manager)"),
+        ("SUPABASE_URL", "supabase_url", ""),  # a plain setting, not a secret
+        ("SUPABASE_SECRET_KEY", "supabase_secret_key", " (put it in Secret Manager)"),
+        ("GOOGLE_CLIENT_ID", "google_client_id", ""),
+        ("GOOGLE_CLIENT_SECRET", "google_client_secret", " (put it in Secret Manager)"),
     ],
 )
-def test_production_refuses_a_missing_required_secret(name: str, field: str) -> None:
+def test_production_refuses_a_missing_required_setting_saying_where_secrets_go(
+    name: str, field: str, where: str
+) -> None:
     problems = production(**{field: None}).problems()
-    assert f"{name} is not set: production needs it (put it in Secret Manager)" in problems
+    assert f"{name} is not set: production needs it{where}" in problems
 
 
 @pytest.mark.parametrize(

@@ -26,19 +26,34 @@ def checks(*args: str) -> tuple[int, dict[str, dict[str, str]]]:
     return result.exit_code, {c["check"]: c for c in json.loads(result.stdout)}
 
 
-def test_this_repository_passes_every_local_check(project: Path) -> None:
+def test_this_repository_passes_every_local_check_but_its_supabase_url_stand_in(project: Path) -> None:
     code, found = checks("--offline")
-    assert code == 0
-    assert {c["status"] for c in found.values()} == {"pass"}
+    assert code == 1
     assert set(found) == {
         "secrets",
         "runtime account",
         "cors",
         "environment",
+        "placeholders",
         "dockerfile user",
         "dockerignore",
         "credential files",
     }
+    assert {name for name, c in found.items() if c["status"] != "pass"} == {"placeholders"}
+    assert found["placeholders"]["message"] == (
+        "SUPABASE_URL still holds a placeholder: production would refuse to start"
+    )
+    assert found["placeholders"]["fix"] == "set the real values in doki.toml [service.env]"
+
+
+def test_with_its_supabase_url_set_this_repository_passes_every_local_check(project: Path) -> None:
+    toml = project / "doki.toml"
+    toml.write_text(
+        toml.read_text().replace("https://your-project.supabase.co", "https://abcdefghijklmnop.supabase.co")
+    )
+    code, found = checks("--offline")
+    assert code == 0
+    assert {c["status"] for c in found.values()} == {"pass"}
 
 
 def test_a_wildcard_origin_a_plain_secret_and_a_root_dockerfile_fail(project: Path) -> None:
@@ -65,6 +80,17 @@ def test_dotenv_and_key_files_in_the_build_context_fail(project: Path) -> None:
     assert code == 1
     assert found["dockerignore"]["status"] == "fail"
     assert found["credential files"]["message"] == "the build context would send .env, deploy.pem"
+
+
+def test_many_credential_files_are_named_five_then_counted(project: Path) -> None:
+    (project / ".dockerignore").write_text(".env*\n")
+    for number in range(8):
+        (project / f"key-{number}.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    code, found = checks("--offline")
+    assert code == 1
+    assert found["credential files"]["message"] == (
+        "the build context would send key-0.pem, key-1.pem, key-2.pem, key-3.pem, key-4.pem and 3 more"
+    )
 
 
 def test_online_it_finds_secrets_the_runtime_account_cannot_read(
