@@ -135,8 +135,8 @@ def load_config(
     except FileNotFoundError:
         raise DokiError(
             "config_not_found",
-            f"no doki.toml at {config_path}",
-            "run doki from your project's root, or pass --config PATH (DOKI_CONFIG)",
+            f"no doki.toml at {config_path.absolute()}",
+            "run doki from your project's root, pass --config PATH (DOKI_CONFIG), or make one there with `doki init`",
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise DokiError("config_invalid", f"{config_path} is not valid TOML: {exc}", "fix the file") from None

@@ -163,11 +163,25 @@ def status(ctx: typer.Context, state_dir: StateDirOption = DEFAULT_STATE_DIR) ->
 
 
 @app.command("env")
-def env(ctx: typer.Context, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
+def env(
+    ctx: typer.Context,
+    state_dir: StateDirOption = DEFAULT_STATE_DIR,
+    unset: Annotated[
+        bool,
+        typer.Option("--unset", help='Print the unsets that leave emulator mode: eval "$(doki emulator env --unset)".'),
+    ] = False,
+) -> None:
     """Print shell exports pointing doki, the Google clients and gcloud at the emulator: eval "$(doki emulator env)"."""
     import shlex
 
+    from doki_cli.emulator.process import ENV_NAMES
+
     out = global_options(ctx).output
+    if unset:
+        # No emulator needed: it is how a shell leaves one that was stopped.
+        out.data({"unset": list(ENV_NAMES)})
+        out.line(f"unset {' '.join(ENV_NAMES)}")
+        return
     values = _require_running(state_dir).env()
     out.data(values)
     for name, value in values.items():

@@ -38,7 +38,7 @@ class Running:
     registry: str = ""  # host:port of its Docker registry ("" in records of emulators from before it had one)
 
     def env(self) -> dict[str, str]:
-        """What a shell needs so doki, the Google clients and gcloud talk to this emulator."""
+        """What a shell needs so doki, the Google clients and gcloud talk to this emulator (ENV_NAMES)."""
         return {
             "DOKI_EMULATOR": self.grpc,
             "STORAGE_EMULATOR_HOST": self.rest,
@@ -46,6 +46,16 @@ class Running:
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": self.rest + "/",
             "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
         }
+
+
+# The variables Running.env sets, in its order: what leaving emulator mode unsets.
+ENV_NAMES = (
+    "DOKI_EMULATOR",
+    "STORAGE_EMULATOR_HOST",
+    "DOKI_EMULATOR_REGISTRY",
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER",
+    "CLOUDSDK_AUTH_DISABLE_CREDENTIALS",
+)
 
 
 def write_running(state_dir: Path, running: Running) -> None:

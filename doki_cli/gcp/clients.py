@@ -101,8 +101,7 @@ class ClientFactory:
                 "emulator_unreachable",
                 f"nothing answers at {address} (DOKI_EMULATOR): {exc.strerror or exc}",
                 'start the emulator (doki emulator start, then eval "$(doki emulator env)"), or leave emulator '
-                "mode: unset DOKI_EMULATOR STORAGE_EMULATOR_HOST DOKI_EMULATOR_REGISTRY "
-                "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER CLOUDSDK_AUTH_DISABLE_CREDENTIALS",
+                'mode: eval "$(doki emulator env --unset)"',
             ) from None
 
     def secret_manager(self) -> Any:

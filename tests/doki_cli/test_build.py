@@ -110,12 +110,13 @@ def test_without_an_engine_build_says_where_it_looked(tmp_path: Path, monkeypatc
     )
 
 
-def test_without_doki_toml_build_says_how_to_point_at_one() -> None:
+def test_without_doki_toml_build_says_where_it_looked_and_how_to_point_at_one() -> None:
     result = runner.invoke(app, ["build"])
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error [config_not_found]: no doki.toml at doki.toml\n"
-        "  Hint: run doki from your project's root, or pass --config PATH (DOKI_CONFIG)\n"
+        f"Error [config_not_found]: no doki.toml at {Path.cwd() / 'doki.toml'}\n"
+        "  Hint: run doki from your project's root, pass --config PATH (DOKI_CONFIG), or make one there with "
+        "`doki init`\n"
     )
 
 

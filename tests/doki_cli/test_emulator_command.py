@@ -71,6 +71,23 @@ def test_env_prints_exports_for_doki_the_clients_and_gcloud(started: Path, ports
     )
 
 
+def test_env_unset_prints_what_leaves_emulator_mode_even_with_none_running(tmp_path: Path) -> None:
+    result = doki("emulator", "env", "--unset", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout == (
+        "unset DOKI_EMULATOR STORAGE_EMULATOR_HOST DOKI_EMULATOR_REGISTRY "
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER CLOUDSDK_AUTH_DISABLE_CREDENTIALS\n"
+    )
+
+
+def test_env_exports_exactly_what_env_unset_unsets(started: Path) -> None:
+    exported = [
+        line.split("=", 1)[0].removeprefix("export ")
+        for line in doki("emulator", "env", cwd=started).stdout.splitlines()
+    ]
+    assert doki("emulator", "env", "--unset", cwd=started).stdout == f"unset {' '.join(exported)}\n"
+
+
 def test_starting_twice_reuses_the_running_emulator(started: Path) -> None:
     first = json.loads(doki("--json", "emulator", "status", cwd=started).stdout)
     again = doki("--json", "emulator", "start", "--no-docker", cwd=started)

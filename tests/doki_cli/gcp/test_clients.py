@@ -47,4 +47,4 @@ def test_an_emulator_that_does_not_answer_is_said_at_once_with_how_to_start_it_o
         f"nothing answers at {address} (DOKI_EMULATOR): Connection refused",
     )
     assert failed.value.hint.startswith('start the emulator (doki emulator start, then eval "$(doki emulator env)")')
-    assert "unset DOKI_EMULATOR STORAGE_EMULATOR_HOST DOKI_EMULATOR_REGISTRY" in failed.value.hint
+    assert failed.value.hint.endswith('or leave emulator mode: eval "$(doki emulator env --unset)"')
