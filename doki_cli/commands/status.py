@@ -31,7 +31,9 @@ def status(ctx: typer.Context) -> None:
         "message": live.message,
         "latest_created": service.latest_created_revision.rsplit("/", 1)[-1],
         "latest_ready": live.latest_ready,
-        "traffic": [{"revision": r.name, "percent": r.percent, "tags": list(r.tags)} for r in serving],
+        "traffic": [
+            {"revision": r.name, "percent": r.percent, "tags": list(r.tags), "image": r.image} for r in serving
+        ],
         "traffic_follows_latest": live.traffic_to_latest,
         "image": spec.image,
         "resources": {"cpu": spec.cpu, "memory": spec.memory, "concurrency": spec.concurrency},
@@ -50,6 +52,10 @@ def status(ctx: typer.Context) -> None:
         if revision.tags:
             out.line(f"    tag        {', '.join(revision.tags)} -> {revision.name}")
     out.line(f"  image        {spec.image}")
+    # The template's image is the next revision's: after a failed release or a rollback, traffic serves another.
+    for revision in serving:
+        if revision.percent and revision.image != spec.image:
+            out.line(f"    serving    {revision.image} on {revision.name} ({revision.percent}%)")
     out.line(
         f"  resources    cpu {spec.cpu}, memory {spec.memory}, concurrency {spec.concurrency}, "
         f"timeout {spec.timeout_seconds}s"

@@ -45,7 +45,7 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
 
     status = json.loads(doki("--json", "status").stdout)
     assert (status["url"], status["ready"], status["latest_ready"]) == (url, True, first)
-    assert status["traffic"] == [{"revision": first, "percent": 100, "tags": []}]
+    assert status["traffic"] == [{"revision": first, "percent": 100, "tags": [], "image": backend_image}]
     assert status["traffic_follows_latest"] is True
     assert status["scaling"] == {"min": 0, "max": 10}
     assert status["public"] is True
@@ -75,7 +75,7 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     assert back.exit_code == 0, back.output
     assert back.stdout == f"All traffic now goes to {second} (was {third}).\n"
     status = json.loads(doki("--json", "status").stdout)
-    assert status["traffic"] == [{"revision": second, "percent": 100, "tags": []}]
+    assert status["traffic"] == [{"revision": second, "percent": 100, "tags": [], "image": backend_image}]
     assert status["traffic_follows_latest"] is False
     assert doki("rollback", first).stdout == f"All traffic now goes to {first} (was {second}).\n"
     assert allowed(url, "https://two.example") is None  # the first revision's container answers: it predates the origin
@@ -91,9 +91,13 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     )
     status = json.loads(doki("--json", "status").stdout)
     assert (status["traffic"], status["traffic_follows_latest"]) == (
-        [{"revision": first, "percent": 100, "tags": []}],
+        [{"revision": first, "percent": 100, "tags": [], "image": backend_image}],
         False,
     )
+    # The template holds the image that failed; what serves is told apart.
+    human = doki("status").stdout
+    never_built = backend_image.rpartition(":")[0] + ":never-built"
+    assert f"  image        {never_built}\n    serving    {backend_image} on {first} (100%)\n" in human
     assert allowed(url, "https://two.example") is None  # still the first revision's container
     assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
     status = json.loads(doki("--json", "status").stdout)
