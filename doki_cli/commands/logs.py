@@ -6,11 +6,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from doki_cli.errors import DokiError
 from doki_cli.state import global_options
 
 if TYPE_CHECKING:
     from rich.text import Text
 
+    from doki_cli.config import ServiceConfig
     from doki_cli.gcp.logs import LogLine
     from doki_cli.output import Output
 
@@ -104,6 +106,7 @@ def logs(
             for line in lines:
                 out.out.print(_human(line))
         if not lines:
+            _require_service(config)
             out.note(f"No log entries for {config.name} in {config.region} match.")
         return
 
@@ -123,3 +126,23 @@ def logs(
         if is_interrupt(exc):
             return  # Ctrl-C is how a follow ends: not a failure
         raise
+
+
+def _require_service(config: ServiceConfig) -> None:
+    """No entries at all may mean no such service (a wrong project, region or name): say that instead.
+
+    Only then is Cloud Run asked, and a caller who may read logs but not services gets the plain answer."""
+    from doki_cli.gcp.google import Google
+
+    try:
+        exists = Google.from_env(config.project, config.region).run.get(config.name) is not None
+    except DokiError as err:
+        if err.code == "permission_denied":
+            return
+        raise
+    if not exists:
+        raise DokiError(
+            "service_not_found",
+            f"projects/{config.project}/locations/{config.region}/services/{config.name} does not exist",
+            "check --project/--region/--env and doki.toml's name, or deploy it with `doki deploy`",
+        )

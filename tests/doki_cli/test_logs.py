@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.cloud import run_v2
 from google.cloud.logging_v2.types import LogEntry
 
 from doki_cli.emulator.server import Emulator
@@ -200,12 +201,25 @@ def test_json_prints_one_array_of_entries(clients: ClientFactory) -> None:
     ]
 
 
-def test_no_entries_prints_nothing_and_says_so_on_stderr() -> None:
+def test_no_entries_prints_nothing_and_says_so_on_stderr(emulator: Emulator) -> None:
+    spec = run_v2.Service(template=run_v2.RevisionTemplate(containers=[run_v2.Container(image="example.com/api:v1")]))
+    ClientFactory(emulator.grpc_address).run_services().create_service(
+        parent="projects/proj-1/locations/us-central1", service_id="api", service=spec
+    )
     result = runner.invoke(app, ["logs"])
     assert result.exit_code == 0
     assert (result.stdout, result.stderr) == ("", "No log entries for api in us-central1 match.\n")
     as_json = runner.invoke(app, ["--json", "logs"])
     assert (as_json.stdout, as_json.stderr) == ("[]\n", "")
+
+
+def test_no_entries_of_a_service_that_does_not_exist_says_so_and_how_to_check() -> None:
+    result = runner.invoke(app, ["--project", "nope-project", "logs"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error [service_not_found]: projects/nope-project/locations/us-central1/services/api does not exist\n"
+        "  Hint: check --project/--region/--env and doki.toml's name, or deploy it with `doki deploy`\n"
+    )
 
 
 def test_severities_are_coloured_when_the_terminal_takes_colour(
