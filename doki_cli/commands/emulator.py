@@ -134,11 +134,11 @@ def _show(out: Output, running: Running) -> None:
 
     out.data(asdict(running))
     out.line(f"Emulator running (pid {running.pid})")
-    out.line(f"  gRPC   {running.grpc}")
-    out.line(f"  REST   {running.rest}")
+    out.line(f"  gRPC      {running.grpc}")
+    out.line(f"  REST      {running.rest}")
     if running.registry:
         out.line(f"  registry  {running.registry}")
-    out.line(f"  state  {running.state_dir}")
+    out.line(f"  state     {running.state_dir}")
     if not running.engine:
         out.line("  no Docker engine: revisions cannot become Ready")
 

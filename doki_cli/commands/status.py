@@ -40,7 +40,7 @@ def status(ctx: typer.Context) -> None:
         "timeout_seconds": spec.timeout_seconds,
         "scaling": {"min": spec.min_instances, "max": spec.max_instances},
         "public": live.public,
-        "updated": service.update_time.isoformat() if service.update_time else None,
+        "updated": service.update_time.isoformat(timespec="seconds") if service.update_time else None,
     }
     out.data(data)
     out.line(f"{config.name}  {live.uri}")

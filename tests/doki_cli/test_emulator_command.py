@@ -55,8 +55,8 @@ def test_start_runs_the_emulator_in_the_background_and_status_reports_it(
     assert httpx.get(f"http://127.0.0.1:{ports[1]}/_doki/status").json()["state_dir"] == state_dir
     human = doki("emulator", "status", cwd=started).stdout
     assert human == (
-        f"Emulator running (pid {status['pid']})\n  gRPC   127.0.0.1:{ports[0]}\n"
-        f"  REST   http://127.0.0.1:{ports[1]}\n  registry  127.0.0.1:{ports[2]}\n  state  {state_dir}\n"
+        f"Emulator running (pid {status['pid']})\n  gRPC      127.0.0.1:{ports[0]}\n"
+        f"  REST      http://127.0.0.1:{ports[1]}\n  registry  127.0.0.1:{ports[2]}\n  state     {state_dir}\n"
         "  no Docker engine: revisions cannot become Ready\n"
     )
 

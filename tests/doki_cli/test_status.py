@@ -55,13 +55,13 @@ def test_status_of_a_serving_service_shows_every_line_and_the_tags(
         "  resources    cpu 1, memory 1Gi, concurrency 80, timeout 300s\n"
         "  scaling      0 to 3 instances\n"
         "  invokers     anyone (allUsers)\n"
-        f"  last change  {live.update_time.isoformat()}\n"
+        f"  last change  {live.update_time.isoformat(timespec='seconds')}\n"
     )
     assert result.stderr == ""
 
     assert doki("rollback", first).exit_code == 0
     pinned = doki("status")
-    updated = services.get_service(name=SERVICE).update_time.isoformat()
+    updated = services.get_service(name=SERVICE).update_time.isoformat(timespec="seconds")
     assert pinned.stdout.splitlines()[3:5] == [
         f"  traffic      100% {first} (pinned: `doki deploy` moves it to the latest)",
         f"    tag        canary -> {first}",
@@ -90,5 +90,5 @@ def test_status_of_a_service_whose_revision_never_became_ready_says_why(
         "  resources    cpu 1, memory 512Mi, concurrency 80, timeout 300s\n"
         "  scaling      0 to 10 instances\n"
         "  invokers     authenticated callers only\n"
-        f"  last change  {live.update_time.isoformat()}\n"
+        f"  last change  {live.update_time.isoformat(timespec='seconds')}\n"
     )
