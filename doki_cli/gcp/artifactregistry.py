@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.operations import OperationTimeout, PollFailed, accepted, wait_for
-from doki_cli.gcp.retry import Retrier
+from doki_cli.gcp.retry import Retrier, knowing_retries
 
 if TYPE_CHECKING:
     from doki_cli.engine import DockerEngine
@@ -80,21 +80,23 @@ class ArtifactRegistry:
         except exceptions.GoogleAPICallError as exc:
             raise google_error(exc, action="reading", resource=name, api="artifactregistry") from None
         docker = artifactregistry_v1.Repository.Format.DOCKER
-        tried = False
 
-        def create() -> Any:
-            nonlocal tried
-            retry, tried = tried, True
+        def create(retried: bool) -> Any:
             try:
                 return self._client.create_repository(
                     parent=parent, repository_id=repository, repository=artifactregistry_v1.Repository(format_=docker)
                 )
             except exceptions.AlreadyExists:
                 # Made meanwhile by someone else (just as good), or, on a retry, by the try before: its answer lost.
-                return retry
+                return retried
 
         operation = call_google(
-            self._retrier, create, action="creating", resource=name, api="artifactregistry", role=CREATOR_ROLE
+            self._retrier,
+            knowing_retries(create),
+            action="creating",
+            resource=name,
+            api="artifactregistry",
+            role=CREATOR_ROLE,
         )
         if isinstance(operation, bool):
             return operation

@@ -16,7 +16,7 @@ from typing import Any
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.logs import Logs
-from doki_cli.gcp.retry import Retrier, no_library_retry
+from doki_cli.gcp.retry import Retrier, knowing_retries, no_library_retry
 
 DOCKER_BUILDER = "gcr.io/cloud-builders/docker"
 # How much of a failed build's log its error shows.
@@ -99,19 +99,16 @@ class CloudBuild:
             images=tags,
             tags=[marker],
         )
-        tried = False
 
-        def start() -> str:
-            nonlocal tried
+        def start(retried: bool) -> str:
             # Starting a build twice would build and push twice, the later push moving the tags.
-            if tried and (started := self._tagged(marker)) is not None:
+            if retried and (started := self._tagged(marker)) is not None:
                 return started
-            tried = True
             operation = self._builds.create_build(project_id=self.project, build=build)
             return str(operation.metadata.build.id)
 
         build_id: str = self._call(
-            start,
+            knowing_retries(start),
             action="starting a build in",
             resource=f"projects/{self.project}",
             api="cloudbuild",

@@ -42,6 +42,21 @@ def no_library_retry() -> Any:
     return retries.Retry(predicate=lambda exc: False)
 
 
+def knowing_retries(fn: Callable[[bool], T]) -> Callable[[], T]:
+    """`fn(retried)` as a call for `Retrier.call`: `retried` is False on the first try and True on the others.
+
+    For writes that are not idempotent: a try that failed may have been made by Google all the same, only its answer
+    lost on the way, so a retry first finds out whether the change is there (or reads "already exists" as its own)."""
+    tried = False
+
+    def call() -> T:
+        nonlocal tried
+        retried, tried = tried, True
+        return fn(retried)
+
+    return call
+
+
 @dataclass
 class Retrier:
     deadline: float = 60.0

@@ -13,7 +13,7 @@ from typing import Any
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import edit_policy, set_member
-from doki_cli.gcp.retry import Retrier, no_library_retry
+from doki_cli.gcp.retry import Retrier, knowing_retries, no_library_retry
 
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 
@@ -82,11 +82,7 @@ class SecretManager:
         """Create `secret_id` with automatic replication; False when it already existed."""
         from google.api_core import exceptions
 
-        tried = False
-
-        def create() -> bool:
-            nonlocal tried
-            retry, tried = tried, True
+        def create(retried: bool) -> bool:
             try:
                 self._client.create_secret(
                     parent=f"projects/{self.project}",
@@ -95,11 +91,11 @@ class SecretManager:
                 )
             except exceptions.Conflict:
                 # On a retry, the secret is most likely the one the try before made, its answer lost on the way.
-                return retry
+                return retried
             return True
 
         created: bool = self._call(
-            create, action="creating", resource=self._name(secret_id), role="roles/secretmanager.admin"
+            knowing_retries(create), action="creating", resource=self._name(secret_id), role="roles/secretmanager.admin"
         )
         return created
 
@@ -109,19 +105,19 @@ class SecretManager:
 
         name = self._name(secret_id)
         payload = {"data": data, "data_crc32c": int(google_crc32c.value(data))}
-        tried = False
 
-        def add() -> Any:
-            nonlocal tried
+        def add(retried: bool) -> Any:
             # A retried add would make a second version of the value when the try before made one and only its
             # answer was lost: a retry first looks whether the newest version already holds `data`.
-            if tried and (landed := self._latest_holding(name, data)) is not None:
+            if retried and (landed := self._latest_holding(name, data)) is not None:
                 return landed
-            tried = True
             return self._client.add_secret_version(parent=name, payload=payload)
 
         version = self._call(
-            add, action="adding a version to", resource=name, role="roles/secretmanager.secretVersionAdder"
+            knowing_retries(add),
+            action="adding a version to",
+            resource=name,
+            role="roles/secretmanager.secretVersionAdder",
         )
         return int(version.name.rsplit("/", 1)[1])
 

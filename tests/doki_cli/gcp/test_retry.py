@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from google.api_core import exceptions
 
-from doki_cli.gcp.retry import Retrier
+from doki_cli.gcp.retry import Retrier, knowing_retries
 
 
 class Clock:
@@ -69,3 +69,17 @@ def test_past_the_deadline_the_last_failure_is_raised() -> None:
     with pytest.raises(exceptions.ServiceUnavailable):
         retrier(clock, deadline=2.0).call(flaky([exceptions.ServiceUnavailable("x")] * 50))  # type: ignore[arg-type]
     assert sum(clock.sleeps) <= 2.0
+
+
+def test_a_write_knowing_retries_is_told_which_tries_are_retries() -> None:
+    clock = Clock()
+    seen: list[bool] = []
+
+    def write(retried: bool) -> str:
+        seen.append(retried)
+        if len(seen) < 3:
+            raise exceptions.ServiceUnavailable("answer lost")
+        return "made"
+
+    assert retrier(clock).call(knowing_retries(write)) == "made"
+    assert seen == [False, True, True]
