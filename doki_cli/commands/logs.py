@@ -133,16 +133,14 @@ def _require_service(config: ServiceConfig) -> None:
 
     Only then is Cloud Run asked, and a caller who may read logs but not services gets the plain answer."""
     from doki_cli.gcp.google import Google
+    from doki_cli.gcp.run import service_not_found
 
+    run = Google.from_env(config.project, config.region).run
     try:
-        exists = Google.from_env(config.project, config.region).run.get(config.name) is not None
+        exists = run.get(config.name) is not None
     except DokiError as err:
         if err.code == "permission_denied":
             return
         raise
     if not exists:
-        raise DokiError(
-            "service_not_found",
-            f"projects/{config.project}/locations/{config.region}/services/{config.name} does not exist",
-            "check --project/--region/--env and doki.toml's name, or deploy it with `doki deploy`",
-        )
+        raise service_not_found(run.path(config.name))

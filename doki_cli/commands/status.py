@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from doki_cli.commands._service import setup
-from doki_cli.errors import DokiError
 
 
 def status(ctx: typer.Context) -> None:
@@ -14,11 +13,9 @@ def status(ctx: typer.Context) -> None:
     out = options.output
     service = google.run.get(config.name)
     if service is None:
-        raise DokiError(
-            "service_not_found",
-            f"{google.run.path(config.name)} does not exist",
-            "deploy it with `doki deploy` (or check --project/--region/--env)",
-        )
+        from doki_cli.gcp.run import service_not_found
+
+        raise service_not_found(google.run.path(config.name))
     live = google.run.live(config.name)
     assert live is not None
     revisions = google.run.revisions(config.name)

@@ -298,6 +298,15 @@ def pin_traffic(service: Any, revision: str) -> None:
     service.traffic = [run_v2.TrafficTarget(type_=pinned, revision=revision, percent=100), *tagged]
 
 
+def service_not_found(path: str) -> DokiError:
+    """The service at `path` does not exist: not deployed yet, or a wrong project, region or name."""
+    return DokiError(
+        "service_not_found",
+        f"{path} does not exist",
+        "deploy it with `doki deploy` (or check --project/--region/--env)",
+    )
+
+
 def traffic_targets(service: Any) -> list[Target]:
     """The service's traffic spec as plain data, in its order."""
     latest = _latest_type()

@@ -218,7 +218,7 @@ def test_no_entries_of_a_service_that_does_not_exist_says_so_and_how_to_check() 
     assert result.exit_code == 1
     assert result.stderr == (
         "Error [service_not_found]: projects/nope-project/locations/us-central1/services/api does not exist\n"
-        "  Hint: check --project/--region/--env and doki.toml's name, or deploy it with `doki deploy`\n"
+        "  Hint: deploy it with `doki deploy` (or check --project/--region/--env)\n"
     )
 
 
