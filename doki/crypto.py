@@ -14,7 +14,9 @@ Why these choices:
   length prefix means no user id can pass as a prefix of another, and the version lets the format change.
 - `cryptography` loads on the first encryption or decryption, not at start-up: it is a tenth of the backend's
   import time, and the health check and most routes never need it. Keys are checked at start-up all the same,
-  by their format (`is_fernet_key`), exactly as Fernet checks them.
+  by their format (`is_fernet_key`): exactly the text Fernet writes for a key, which every release accepts.
+  Releases disagree on anything else (50 decodes '+' and '/' and an extra '=', 51 refuses them but takes a
+  missing '='), so a looser check would pass a key that the installed release refuses at the first encryption.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import binascii
 import hmac
 import logging
 import os
+import string
 from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -45,6 +48,9 @@ _CAS_ATTEMPTS = 3
 
 
 FERNET_KEY_BYTES = 32
+# Base64 writes 32 bytes as 43 characters and one '=' of padding.
+_FERNET_KEY_LENGTH = 44
+_URLSAFE_BASE64 = frozenset(string.ascii_letters + string.digits + "-_=")
 
 
 def generate_key() -> str:
@@ -53,17 +59,36 @@ def generate_key() -> str:
 
 
 def is_fernet_key(key: str) -> bool:
-    """Whether Fernet accepts `key`: 32 bytes in url-safe base64, decoded the way Fernet decodes it."""
+    """Whether `key` is a Fernet key as Fernet writes it, which every release of `cryptography` accepts."""
+    return fernet_key_defect(key) is None
+
+
+def fernet_key_defect(key: str) -> str | None:
+    """What keeps `key` from being a Fernet key as Fernet writes it, never quoting the key; None when it is one.
+
+    A key is the URL-safe base64 of 32 bytes, written back exactly: 43 characters of A-Z, a-z, 0-9, '-' and '_',
+    then one '=' (strict decoding: no '+' or '/', no space, no missing or extra padding, no stray low bits)."""
     try:
-        return len(base64.urlsafe_b64decode(key)) == FERNET_KEY_BYTES
-    except (binascii.Error, ValueError, TypeError):
-        return False
+        raw = base64.urlsafe_b64decode(key)
+        if len(raw) == FERNET_KEY_BYTES and base64.urlsafe_b64encode(raw).decode("ascii") == key:
+            return None
+    except (binascii.Error, ValueError):
+        pass
+    if "+" in key or "/" in key:
+        return "it is standard base64 ('+' or '/'): Fernet keys are URL-safe base64, with '-' and '_' instead"
+    if not set(key) <= _URLSAFE_BASE64:
+        return "it holds characters other than A-Z, a-z, 0-9, '-', '_' and '=' (a space or a quote?)"
+    if len(key) != _FERNET_KEY_LENGTH:
+        return f"it is {len(key)} characters long: a key is {_FERNET_KEY_LENGTH}, the last one its only '='"
+    if key.find("=") != _FERNET_KEY_LENGTH - 1:
+        return "its '=' is misplaced: a key has one, as its last character"
+    return "its last character before the '=' is not one a 32-byte key ends with (one of AEIMQUYcgkosw048)"
 
 
-def bad_key_message(index: int) -> str:
-    """What is wrong with key number `index` of ENCRYPTION_KEY: its position only, as the key must not reach a log."""
+def bad_key_message(index: int, key: str) -> str:
+    """What is wrong with key number `index` of ENCRYPTION_KEY, by position: the key must not reach a log."""
     return (
-        f"ENCRYPTION_KEY key #{index} is not a valid Fernet key (32 url-safe base64 bytes): "
+        f"ENCRYPTION_KEY key #{index} is not a valid Fernet key: {fernet_key_defect(key)}; "
         "`doki keys generate` makes one"
     )
 
@@ -80,7 +105,7 @@ class CredentialCipher:
             raise ValueError("ENCRYPTION_KEY is empty: `doki keys generate` makes a key")
         for index, key in enumerate(keys, start=1):
             if not is_fernet_key(key):
-                raise ValueError(bad_key_message(index))
+                raise ValueError(bad_key_message(index, key))
         self._keys = list(keys)
 
     @classmethod

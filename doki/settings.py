@@ -346,7 +346,7 @@ def _frontend_problems(frontend_url: str | None, origins: list[str]) -> list[str
 
 
 def _fernet_problems(keys: list[str]) -> list[str]:
-    return [bad_key_message(index) for index, key in enumerate(keys, start=1) if not is_fernet_key(key)]
+    return [bad_key_message(index, key) for index, key in enumerate(keys, start=1) if not is_fernet_key(key)]
 
 
 SUPPORTED_ASYMMETRIC_ALGORITHMS = ("ES256", "RS256")

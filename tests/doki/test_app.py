@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from doki.app import create_app
 from doki.settings import ConfigError
 from tests.doki.conftest import development_settings, production_settings
 from tests.fakes.postgrest import FakePostgrest
-from tests.helpers import clean_env, run
+from tests.helpers import clean_env, run, secret
 
 
 def test_root_answers_exactly_the_guides_health_body() -> None:
@@ -185,4 +187,31 @@ def test_python_m_doki_exits_78_naming_a_value_of_the_wrong_kind_without_a_trace
     assert result.stderr == (
         "Doki cannot start: 1 configuration problem(s)\n"
         "  - PORT: input should be a valid integer, unable to parse string as an integer\n"
+    )
+
+
+def test_production_refuses_to_start_on_a_standard_base64_encryption_key_naming_the_variable(tmp_path: Path) -> None:
+    # Some releases of cryptography decode '+' and '/' in a key, others refuse it at the first encryption: the
+    # start-up check refuses it whichever is installed, rather than start and fail on a user's first connect.
+    good = secret("the production Fernet key", base64.urlsafe_b64encode(os.urandom(32)).decode())
+    standard = secret("a standard base64 key", base64.b64encode(bytes([0xFB, 0xEF, 0xBE]) * 10 + b"ab").decode())
+    assert "+" in standard and len(standard) == 44
+    env = clean_env(
+        ENVIRONMENT="production",
+        ALLOWED_ORIGINS="https://app.doki.com",
+        SESSION_SECRET_KEY=secret("the session secret", "prod-session-0123456789abcdefghijklmnopqrstuv"),
+        ENCRYPTION_KEY=f"{good},{standard}",
+        SUPABASE_URL="https://abc.supabase.co",
+        SUPABASE_SECRET_KEY=secret("the Supabase secret key", "sb_secret_TestOnly0123456789abcdefghijklmnop"),
+        GOOGLE_CLIENT_ID="1234-abc.apps.googleusercontent.com",
+        GOOGLE_CLIENT_SECRET=secret("the Google client secret", "GOCSPX-real-one"),
+    )
+
+    result = run([sys.executable, "-m", "doki"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 78
+    assert result.stderr == (
+        "Doki cannot start: 1 configuration problem(s)\n"
+        "  - ENCRYPTION_KEY key #2 is not a valid Fernet key: it is standard base64 ('+' or '/'): Fernet keys are "
+        "URL-safe base64, with '-' and '_' instead; `doki keys generate` makes one\n"
     )

@@ -171,7 +171,8 @@ def test_a_well_formed_origin_is_accepted(origin: str) -> None:
 def test_an_invalid_fernet_key_is_named_by_position() -> None:
     problems = production(encryption_key=f"{GOOD_KEY},not-a-fernet-key").problems()
     assert problems == [
-        "ENCRYPTION_KEY key #2 is not a valid Fernet key (32 url-safe base64 bytes): `doki keys generate` makes one"
+        "ENCRYPTION_KEY key #2 is not a valid Fernet key: it is 16 characters long: a key is 44, the last one its "
+        "only '='; `doki keys generate` makes one"
     ]
 
 

@@ -5,13 +5,14 @@ to decrypt with CredentialDecryptError: never another exception, never another v
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from doki.crypto import CredentialCipher, CredentialDecryptError, generate_key, is_fernet_key
+from doki.crypto import CredentialCipher, CredentialDecryptError, bad_key_message, generate_key, is_fernet_key
 from tests.helpers import secret
 
 # A handful of fixed keys: Fernet key generation is not what is under test, and fixed keys keep runs alike.
@@ -69,8 +70,9 @@ def test_flipping_any_bit_of_the_encrypted_bytes_is_detected(plaintext: str, dat
 
 
 # Characters are edited in the stored text, as a bad migration or a hand edit would: any character, not only
-# base64's. The last character's low bits are padding that decoding drops, so one edit there may leave the
-# bytes, and with them the value, intact; nothing else may ever decrypt.
+# base64's. Fernet's decoding forgives some edits (releases differ on which: whitespace and other stray characters,
+# '+' and '/' for '-' and '_', a missing or extra '=', the last character's low bits, which decoding drops), so an
+# edit may leave the bytes, and with them the value, intact; nothing else may ever decrypt.
 @settings(PROPERTY, suppress_health_check=[HealthCheck.too_slow])
 @given(plaintext=plaintexts, data=st.data())
 def test_editing_the_stored_text_decrypts_to_the_same_value_or_fails_cleanly(
@@ -94,13 +96,38 @@ def test_editing_the_stored_text_decrypts_to_the_same_value_or_fails_cleanly(
     except CredentialDecryptError:
         return
     assert revealed == plaintext
-    assert base64.urlsafe_b64decode(damaged) == base64.urlsafe_b64decode(token)
+    assert forgiving_decode(damaged) == forgiving_decode(token)
 
 
-# Strings near the format: url-safe base64 of lengths around 32 bytes, with padding and alphabet mistakes mixed in.
+def forgiving_decode(text: str) -> bytes:
+    """The bytes of `text` read as leniently as any Fernet release reads a token: anything outside base64 dropped,
+    either alphabet, '=' only where it belongs."""
+    kept = re.sub(r"[^A-Za-z0-9+/_-]", "", text).translate(str.maketrans("+/", "-_"))
+    return base64.urlsafe_b64decode(kept + "=" * (-len(kept) % 4))
+
+
+def fernet_accepts(key: str) -> bool:
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+# Strings near the format: base64 of lengths around 32 bytes in either alphabet, padding missing, doubled or
+# misplaced, stray low bits, whitespace and quotes mixed in, and any text at all.
+keys_as_written = st.binary(min_size=32, max_size=32).map(lambda raw: base64.urlsafe_b64encode(raw).decode())
 near_keys = st.one_of(
     st.binary(min_size=28, max_size=36).map(lambda raw: base64.urlsafe_b64encode(raw).decode()),
     st.binary(min_size=32, max_size=32).map(lambda raw: base64.b64encode(raw).decode()),
+    keys_as_written.map(lambda key: key.rstrip("=")),
+    keys_as_written.map(lambda key: key + "="),
+    st.tuples(keys_as_written, st.sampled_from("AEIMQUYcgkosw048"), st.sampled_from("BCDFJNaz19-_")).map(
+        lambda drawn: drawn[0][:42] + drawn[2] + "="
+    ),
+    st.tuples(keys_as_written, st.integers(0, 43), st.sampled_from([" ", "\t", '"', "'", "=", ".", "é"])).map(
+        lambda drawn: drawn[0][: drawn[1]] + drawn[2] + drawn[0][drawn[1] :]
+    ),
     st.text(alphabet="ABCabc019-_+/=. \n", min_size=40, max_size=48),
     st.text(max_size=60),
 )
@@ -108,14 +135,51 @@ near_keys = st.one_of(
 
 @PROPERTY
 @given(key=near_keys)
-def test_the_start_up_key_check_accepts_exactly_the_keys_fernet_accepts(key: str) -> None:
-    try:
-        Fernet(key)
-        fernet_accepts = True
-    except (ValueError, TypeError):
-        fernet_accepts = False
+def test_the_start_up_key_check_never_passes_a_key_fernet_refuses(key: str) -> None:
+    # The bug this guards against: production starting with a key it then cannot encrypt with.
+    if is_fernet_key(key):
+        assert fernet_accepts(key)
+    if not fernet_accepts(key):
+        assert not is_fernet_key(key)
 
-    assert is_fernet_key(key) is fernet_accepts
+
+@PROPERTY
+@given(key=near_keys)
+def test_the_start_up_key_check_accepts_exactly_the_keys_fernet_writes_and_reads(key: str) -> None:
+    # Strict decoding: the key must be exactly what encoding its 32 bytes writes, whatever else a release forgives.
+    try:
+        written = base64.urlsafe_b64encode(base64.urlsafe_b64decode(key)).decode() == key
+    except ValueError:
+        written = False
+
+    assert is_fernet_key(key) is (written and len(key) == 44 and fernet_accepts(key))
+
+
+@PROPERTY
+@given(key=keys_as_written)
+def test_every_key_fernet_could_write_passes_the_start_up_check(key: str) -> None:
+    assert is_fernet_key(key) and fernet_accepts(key)
+
+
+@pytest.mark.parametrize(
+    ("key", "defect"),
+    [
+        ("A" * 41 + "+A=", "it is standard base64 ('+' or '/')"),
+        ("A" * 41 + "/A=", "it is standard base64 ('+' or '/')"),
+        ("A" * 43, "it is 43 characters long: a key is 44"),
+        ("A" * 43 + "==", "it is 45 characters long: a key is 44"),
+        ("A" * 20 + "=" + "A" * 23, "its '=' is misplaced"),
+        ("A" * 20 + " " + "A" * 22 + "=", "it holds characters other than A-Z, a-z, 0-9, '-', '_' and '='"),
+        ('"' + "A" * 42 + '="', "it holds characters other than"),
+        ("A" * 42 + "B=", "its last character before the '=' is not one a 32-byte key ends with"),
+    ],
+)
+def test_a_refused_key_is_told_what_is_wrong_with_it(key: str, defect: str) -> None:
+    message = bad_key_message(2, key)
+
+    assert message.startswith(f"ENCRYPTION_KEY key #2 is not a valid Fernet key: {defect}")
+    assert message.endswith("; `doki keys generate` makes one")
+    assert key.strip('"=') not in message
 
 
 def test_a_generated_key_is_one_fernet_accepts_and_is_new_each_time() -> None:
@@ -124,3 +188,4 @@ def test_a_generated_key_is_one_fernet_accepts_and_is_new_each_time() -> None:
     assert len(keys) == 20
     for key in keys:
         Fernet(key)
+        assert is_fernet_key(key)
