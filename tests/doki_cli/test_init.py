@@ -265,6 +265,10 @@ def test_the_ci_templates_release_with_doki_and_hold_no_key(project: Path) -> No
     assert top == ["steps:", "timeout: 1800s", "options:"]
     assert "    name: python:3.11-slim\n" in cloudbuild
     assert '        doki --json release --remote --sha "$COMMIT_SHA"\n' in cloudbuild
+    # Both install doki at the versions poetry.lock holds, as the README's commands do: a release elsewhere must
+    # not change what a release pipeline runs.
+    install = "pip install --quiet --disable-pip-version-check -c constraints.txt '.[cli]'\n"
+    assert f"        {install}" in cloudbuild and f"        run: {install}" in workflow
     top = [line for line in workflow.splitlines() if line and not line.startswith((" ", "#"))]
     assert top == ["name: doki release", "on:", "permissions:", "concurrency:", "jobs:"]
     assert "  id-token: write" in workflow

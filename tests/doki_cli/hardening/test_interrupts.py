@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -38,9 +39,10 @@ from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gitinfo import CI_SHA_VARIABLES
 from doki_cli.interrupts import NOTE, deferred_interrupt
 from tests.doki_cli.test_deploy import ENV, PROJECT, TOML
-from tests.helpers import REPO, Process, clean_env, record, run, secret
+from tests.helpers import Process, clean_env, record, run, secret
 
-DOKI = str(REPO / ".venv" / "bin" / "doki")
+# The doki beside the interpreter running the tests: .venv's, or scripts/test-newest's own venv.
+DOKI = str(Path(sys.executable).parent / "doki")
 REGION = "us-central1"
 # A commit of this session alone, so parallel sessions on one engine never share its image tags.
 SHA = f"{os.getpid():07x}"[-7:] + "c" * 33
