@@ -81,8 +81,12 @@ def fernet_key_defect(key: str) -> str | None:
     if len(key) != _FERNET_KEY_LENGTH:
         return f"it is {len(key)} characters long: a key is {_FERNET_KEY_LENGTH}, the last one its only '='"
     if key.find("=") != _FERNET_KEY_LENGTH - 1:
-        return "its '=' is misplaced: a key has one, as its last character"
-    return "its last character before the '=' is not one a 32-byte key ends with (one of AEIMQUYcgkosw048)"
+        return "it must end with an '=', its only one"
+    # Decoding drops those bits, so re-encoding the decoded bytes mends the key without changing it.
+    return (
+        "its last character before the '=' sets bits a 32-byte key leaves at zero (re-encoding the key's bytes with "
+        "base64.urlsafe_b64encode mends it and keeps the key)"
+    )
 
 
 def bad_key_message(index: int, key: str) -> str:

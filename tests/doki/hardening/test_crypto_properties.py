@@ -122,9 +122,7 @@ near_keys = st.one_of(
     st.binary(min_size=32, max_size=32).map(lambda raw: base64.b64encode(raw).decode()),
     keys_as_written.map(lambda key: key.rstrip("=")),
     keys_as_written.map(lambda key: key + "="),
-    st.tuples(keys_as_written, st.sampled_from("AEIMQUYcgkosw048"), st.sampled_from("BCDFJNaz19-_")).map(
-        lambda drawn: drawn[0][:42] + drawn[2] + "="
-    ),
+    st.tuples(keys_as_written, st.sampled_from("BCDFJNaz19-_")).map(lambda drawn: drawn[0][:42] + drawn[1] + "="),
     st.tuples(keys_as_written, st.integers(0, 43), st.sampled_from([" ", "\t", '"', "'", "=", ".", "é"])).map(
         lambda drawn: drawn[0][: drawn[1]] + drawn[2] + drawn[0][drawn[1] :]
     ),
@@ -139,20 +137,18 @@ def test_the_start_up_key_check_never_passes_a_key_fernet_refuses(key: str) -> N
     # The bug this guards against: production starting with a key it then cannot encrypt with.
     if is_fernet_key(key):
         assert fernet_accepts(key)
-    if not fernet_accepts(key):
-        assert not is_fernet_key(key)
+
+
+# What Fernet writes for 32 bytes, spelled out: 42 URL-safe characters, one whose two low bits (padding, as 32 bytes
+# are 256 of the 258 bits 43 characters hold) are zero, then '='. Strict decoding: whatever else a release forgives
+# (releases differ), the start-up check refuses.
+WRITTEN_BY_FERNET = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]=")
 
 
 @PROPERTY
 @given(key=near_keys)
 def test_the_start_up_key_check_accepts_exactly_the_keys_fernet_writes_and_reads(key: str) -> None:
-    # Strict decoding: the key must be exactly what encoding its 32 bytes writes, whatever else a release forgives.
-    try:
-        written = base64.urlsafe_b64encode(base64.urlsafe_b64decode(key)).decode() == key
-    except ValueError:
-        written = False
-
-    assert is_fernet_key(key) is (written and len(key) == 44 and fernet_accepts(key))
+    assert is_fernet_key(key) is bool(WRITTEN_BY_FERNET.fullmatch(key) and fernet_accepts(key))
 
 
 @PROPERTY
@@ -168,10 +164,11 @@ def test_every_key_fernet_could_write_passes_the_start_up_check(key: str) -> Non
         ("A" * 41 + "/A=", "it is standard base64 ('+' or '/')"),
         ("A" * 43, "it is 43 characters long: a key is 44"),
         ("A" * 43 + "==", "it is 45 characters long: a key is 44"),
-        ("A" * 20 + "=" + "A" * 23, "its '=' is misplaced"),
+        ("A" * 20 + "=" + "A" * 23, "it must end with an '=', its only one"),
+        ("A" * 44, "it must end with an '=', its only one"),
         ("A" * 20 + " " + "A" * 22 + "=", "it holds characters other than A-Z, a-z, 0-9, '-', '_' and '='"),
         ('"' + "A" * 42 + '="', "it holds characters other than"),
-        ("A" * 42 + "B=", "its last character before the '=' is not one a 32-byte key ends with"),
+        ("A" * 42 + "B=", "its last character before the '=' sets bits a 32-byte key leaves at zero"),
     ],
 )
 def test_a_refused_key_is_told_what_is_wrong_with_it(key: str, defect: str) -> None:
