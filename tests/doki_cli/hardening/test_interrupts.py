@@ -42,7 +42,7 @@ from tests.doki_cli.test_deploy import ENV, PROJECT, TOML
 from tests.helpers import Process, clean_env, record, run, secret
 
 # The doki beside the interpreter running the tests: .venv's, or scripts/test-newest's own venv.
-DOKI = str(Path(sys.executable).parent / "doki")
+DOKI = str(Path(sys.executable).with_name("doki"))
 REGION = "us-central1"
 # A commit of this session alone, so parallel sessions on one engine never share its image tags.
 SHA = f"{os.getpid():07x}"[-7:] + "c" * 33
