@@ -40,6 +40,8 @@ def render_plan(out: Output, plan: Plan) -> None:
         )
     if plan.unmanaged and not plan.prune:
         out.line(f"  = not managed by doki.toml, kept: {', '.join(plan.unmanaged)} (--prune removes them)", style="dim")
+    if plan.live is not None and plan.live.kept:
+        out.line(f"  = set outside doki.toml, kept as it is: {', '.join(plan.live.kept)}", style="dim")
     count = len(plan.changes) + len(plan.grants)
     out.line("No changes." if plan.empty else f"{count} change{'s' if count != 1 else ''}.")
 
@@ -63,6 +65,7 @@ def plan_data(plan: Plan) -> dict[str, object]:
         "changes": [{"what": c.what, "before": c.before, "after": c.after} for c in plan.changes],
         "grants": plan.grants,
         "unmanaged": plan.unmanaged,
+        "kept": list(plan.live.kept) if plan.live is not None else [],
         "empty": plan.empty,
     }
 
@@ -103,8 +106,14 @@ class Executor:
                 plan.desired, env={**plan.desired.env, REDIRECT_ENV: service.uri.rstrip("/") + REDIRECT_PATH}
             )
             self._progress(f"setting {REDIRECT_ENV} from the service URL")
+            # Read again rather than write back the operation's answer: Google may change the etag (and the
+            # status) after the operation that created the service ends.
             service = self._run.apply(
-                plan.service, desired, keep_env=plan.keep_env, base=service, on_progress=self._progress
+                plan.service,
+                desired,
+                keep_env=plan.keep_env,
+                base=self._run.get(plan.service),
+                on_progress=self._progress,
             )
         if plan.invoker_changes or plan.creates:
             self._progress("allowing unauthenticated calls" if plan.public else "requiring authentication")

@@ -44,6 +44,8 @@ class LiveService:
     # The newest revision, Ready or not. When it is not the latest ready one, its template (what `spec` shows) is not
     # what serves: a deploy that failed left it, and only a new revision can put doki.toml in service.
     latest_created: str | None = None
+    # What the service has that doki.toml does not manage, which a deploy keeps (sidecars, probes, volumes, ...).
+    kept: tuple[str, ...] = ()
 
 
 def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[str, int]) -> ServiceSpec:

@@ -27,6 +27,8 @@ from doki_cli.interrupts import uninterrupted
 INVOKER = "roles/run.invoker"
 # A template annotation that differs on each deploy that must make a new revision of an unchanged template.
 RETRY_ANNOTATION = "doki.dev/retry"
+# doki's own annotations (the retry above, the release lock): not among what a plan lists as kept.
+DOKI_ANNOTATIONS = "doki.dev/"
 PUBLIC = "allUsers"
 _INGRESS = {
     "all": "INGRESS_TRAFFIC_ALL",
@@ -127,7 +129,8 @@ class CloudRun:
             short = _short(revision.name)
             ready = any(c.type_ == "Ready" and c.state.name == "CONDITION_SUCCEEDED" for c in revision.conditions)
             message = next((c.message for c in revision.conditions if c.type_ == "Ready"), "")
-            image = revision.containers[0].image if revision.containers else ""
+            serving_container = ingress_container(revision.containers)
+            image = serving_container.image if serving_container is not None else ""
             created = revision.create_time if revision.create_time else None
             result.append(
                 RevisionInfo(short, created, ready, message, image, shares.get(short, 0), tuple(tags.get(short, ())))
@@ -391,11 +394,40 @@ def stuck(service: Any) -> str | None:
     return created if created and created != _short(service.latest_ready_revision) else None
 
 
+def ingress_container(containers: Any) -> Any | None:
+    """The container that receives requests, which doki's settings apply to: the one with a port.
+
+    Cloud Run lets exactly one container of several (the others are sidecars) declare a port, and gives the port to a
+    lone container that declares none (https://cloud.google.com/run/docs/deploying#sidecars); gcloud's flags
+    likewise apply to the container with a port."""
+    index = _ingress_index(containers)
+    return containers[index] if index is not None else None
+
+
+def _ingress_index(containers: Any) -> int | None:
+    with_port = [index for index, container in enumerate(containers) if container.ports]
+    if with_port:
+        return with_port[0]
+    return 0 if len(containers) == 1 else None
+
+
+def _serving_container(service: Any) -> Any:
+    container = ingress_container(service.template.containers)
+    if container is None:
+        raise DokiError(
+            "no_ingress_container",
+            f"{service.name} has {len(service.template.containers)} containers and none declares a port, so doki "
+            "cannot tell which one serves",
+            "give the serving container a port (gcloud run services update --container NAME --port 8080)",
+        )
+    return container
+
+
 def set_env(service: Any, name: str, value: str) -> None:
     from google.cloud import run_v2
 
     service.template.revision = ""  # a new revision, named by Cloud Run
-    container = service.template.containers[0]
+    container = _serving_container(service)
     for var in container.env:
         if var.name == name:
             var.value = value
@@ -404,7 +436,7 @@ def set_env(service: Any, name: str, value: str) -> None:
 
 
 def env_value(service: Any, name: str) -> str | None:
-    container = service.template.containers[0] if service.template.containers else None
+    container = ingress_container(service.template.containers)
     for var in container.env if container is not None else []:
         if var.name == name and not var.value_source:
             return str(var.value)
@@ -427,7 +459,7 @@ def set_scaling(
         template.scaling.max_instance_count = max_instances
     if concurrency is not None:
         template.max_instance_request_concurrency = concurrency
-    limits = template.containers[0].resources.limits
+    limits = _serving_container(service).resources.limits
     if memory is not None:
         limits["memory"] = memory
     if cpu is not None:
@@ -454,7 +486,7 @@ def split_env(service: Any, managed: set[str]) -> tuple[dict[str, str], dict[str
     env: dict[str, str] = {}
     secrets: dict[str, str] = {}
     unmanaged = []
-    container = service.template.containers[0] if service.template.containers else None
+    container = ingress_container(service.template.containers)
     for var in container.env if container is not None else []:
         if var.name not in managed:
             unmanaged.append(var)
@@ -470,7 +502,7 @@ def to_live(service: Any, public: bool) -> LiveService:
     from google.cloud import run_v2
 
     template = service.template
-    container = template.containers[0] if template.containers else run_v2.Container()
+    container = ingress_container(template.containers) or run_v2.Container()
     env, secrets, _ = split_env(service, set())
     limits = dict(container.resources.limits) if container.resources else {}
     ingress = {v: k for k, v in _INGRESS.items()}.get(service.ingress.name, service.ingress.name)
@@ -503,40 +535,39 @@ def to_live(service: Any, public: bool) -> LiveService:
         ready=ready,
         message=service.terminal_condition.message,
         latest_created=service.latest_created_revision.rsplit("/", 1)[-1] or None,
+        kept=tuple(kept_settings(service)),
     )
 
 
 def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> Any:
-    """`spec` as a `run_v2.Service`, on top of the live one (`base`) so fields doki does not manage stay as set."""
+    """`spec` as a `run_v2.Service`: the live one (`base`) with doki's fields set and every other field as it is.
+
+    doki's fields are the serving container's image, port, cpu and memory limits and environment, the template's
+    scaling, timeout, concurrency and runtime account, the ingress and the traffic. Sidecars, probes, volumes, CPU
+    allocation, labels, annotations and the rest stay as gcloud, the console or Terraform set them."""
     from google.cloud import run_v2
 
     service = run_v2.Service.deserialize(run_v2.Service.serialize(base)) if base is not None else run_v2.Service()
-    env = [run_v2.EnvVar(name=name, value=value) for name, value in spec.env.items()]
-    for name, ref in spec.secrets.items():
-        secret, _, version = ref.partition(":")
-        env.append(
-            run_v2.EnvVar(
-                name=name,
-                value_source=run_v2.EnvVarSource(
-                    secret_key_ref=run_v2.SecretKeySelector(secret=secret, version=version or "latest")
-                ),
-            )
-        )
-    env += [run_v2.EnvVar.deserialize(run_v2.EnvVar.serialize(v)) for v in keep_env]
-    container = run_v2.Container(
-        image=spec.image,
-        ports=[run_v2.ContainerPort(name="http1", container_port=spec.port)],
-        # gcloud's defaults: CPU only while serving, and a boost while starting.
-        resources=run_v2.ResourceRequirements(
-            limits={"cpu": spec.cpu, "memory": spec.memory}, cpu_idle=True, startup_cpu_boost=True
-        ),
-        env=env,
-    )
     template = service.template
-    template.containers = [container]
-    template.scaling = run_v2.RevisionScaling(
-        min_instance_count=spec.min_instances, max_instance_count=spec.max_instances
-    )
+    container = ingress_container(template.containers) if base is not None else None
+    if container is None and base is not None and template.containers:
+        container = _serving_container(service)  # raises: several containers, none with a port
+    if container is None:
+        # gcloud's defaults for a new service: CPU only while serving, and a boost while starting.
+        template.containers = [
+            run_v2.Container(resources=run_v2.ResourceRequirements(cpu_idle=True, startup_cpu_boost=True))
+        ]
+        container = template.containers[0]
+    container.image = spec.image
+    if container.ports:
+        container.ports[0].container_port = spec.port  # its name (http1 or h2c) stays
+    else:
+        container.ports = [run_v2.ContainerPort(name="http1", container_port=spec.port)]
+    container.resources.limits["cpu"] = spec.cpu
+    container.resources.limits["memory"] = spec.memory
+    container.env = _merged_env(container.env, spec, {var.name for var in keep_env})
+    template.scaling.min_instance_count = spec.min_instances
+    template.scaling.max_instance_count = spec.max_instances
     template.timeout = timedelta(seconds=spec.timeout_seconds)
     template.max_instance_request_concurrency = spec.concurrency
     template.service_account = spec.service_account or ""
@@ -545,3 +576,75 @@ def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> A
     service.traffic = to_latest(base.traffic if base is not None else [])
     service.etag = base.etag if base is not None else ""
     return service
+
+
+def _merged_env(live: Any, spec: ServiceSpec, keep: set[str]) -> list[Any]:
+    """The live variables in their order, doki.toml's values in place of its own, those in `keep` as they are (the
+    rest pruned), then doki.toml's new ones: an unchanged deploy writes the template it read."""
+    from google.cloud import run_v2
+
+    def desired(name: str) -> Any:
+        if name in spec.env:
+            return run_v2.EnvVar(name=name, value=spec.env[name])
+        secret, _, version = spec.secrets[name].partition(":")
+        selector = run_v2.SecretKeySelector(secret=secret, version=version or "latest")
+        return run_v2.EnvVar(name=name, value_source=run_v2.EnvVarSource(secret_key_ref=selector))
+
+    managed = [*spec.env, *spec.secrets]
+    merged = []
+    for var in live:
+        if var.name in spec.env or var.name in spec.secrets:
+            merged.append(desired(var.name))
+        elif var.name in keep:
+            merged.append(run_v2.EnvVar.deserialize(run_v2.EnvVar.serialize(var)))
+    present = {var.name for var in live}
+    merged += [desired(name) for name in managed if name not in present]
+    return merged
+
+
+def kept_settings(service: Any) -> list[str]:
+    """What the live service has that doki.toml does not manage and a deploy keeps, in a few words each."""
+    template = service.template
+    index = _ingress_index(template.containers)
+    kept = [
+        f"sidecar {container.name or container.image}"
+        for position, container in enumerate(template.containers)
+        if position != index
+    ]
+    if index is not None:
+        serving = template.containers[index]
+        container_settings = {
+            "command": bool(serving.command) or bool(serving.args),
+            "working dir": bool(serving.working_dir),
+            "startup probe": "startup_probe" in serving,
+            "liveness probe": "liveness_probe" in serving,
+            "volume mounts": bool(serving.volume_mounts),
+            "CPU always allocated": "resources" in serving and not serving.resources.cpu_idle,
+            "no startup CPU boost": "resources" in serving and not serving.resources.startup_cpu_boost,
+            "depends on " + ", ".join(serving.depends_on): bool(serving.depends_on),
+        }
+        kept += [label for label, present in container_settings.items() if present]
+    template_settings = {
+        "volumes " + ", ".join(volume.name for volume in template.volumes): bool(template.volumes),
+        "VPC access": "vpc_access" in template,
+        f"execution environment {template.execution_environment.name.removeprefix('EXECUTION_ENVIRONMENT_')}": (
+            template.execution_environment != 0
+        ),
+        "session affinity": template.session_affinity,
+        "encryption key": bool(template.encryption_key),
+        "node selector": "node_selector" in template,
+        "revision labels": bool(template.labels),
+        "revision annotations": any(not key.startswith(DOKI_ANNOTATIONS) for key in template.annotations),
+    }
+    kept += [label for label, present in template_settings.items() if present]
+    service_settings = {
+        "labels " + ", ".join(sorted(service.labels)): bool(service.labels),
+        "annotations": any(not key.startswith(DOKI_ANNOTATIONS) for key in service.annotations),
+        "service-level scaling": "scaling" in service,
+        "invoker IAM check off": service.invoker_iam_disabled,
+        "binary authorization": "binary_authorization" in service,
+        "custom audiences": bool(service.custom_audiences),
+        "description": bool(service.description),
+    }
+    kept += [label for label, present in service_settings.items() if present]
+    return kept
