@@ -18,7 +18,7 @@ def rollback(
     """Pin 100% of traffic to REVISION (or the previous Ready revision). `doki deploy` later returns it to latest."""
     import sys
 
-    from doki_cli.gcp.run import pin_traffic
+    from doki_cli.gcp.run import TRAFFIC_FIELDS, pin_traffic
 
     options, config, google = setup(ctx)
     out = options.output
@@ -69,7 +69,10 @@ def rollback(
         out.line(f"{target.name} already serves all traffic")
         return
     google.run.update(
-        config.name, lambda service: pin_traffic(service, target.name), on_progress=lambda m: out.note(f"  {m}")
+        config.name,
+        lambda service: pin_traffic(service, target.name),
+        on_progress=lambda m: out.note(f"  {m}"),
+        fields=TRAFFIC_FIELDS,
     )
     out.data({"revision": target.name, "changed": True, "previous": serving.name if serving else None})
     out.line(f"All traffic now goes to {target.name} (was {serving.name if serving else 'none'}).")

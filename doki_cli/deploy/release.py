@@ -339,6 +339,7 @@ class Release:
                             last=last,
                         ),
                         on_progress=self._progress,
+                        fields=cloudrun.TRAFFIC_FIELDS,
                     )
                     if not last:
                         wait = config.release.step_wait_seconds
@@ -452,7 +453,7 @@ class Release:
 
         restored = f"; {name}'s traffic is back as it was and its release lock released"
         try:
-            self._run.update(name, restore, on_progress=self._progress)
+            self._run.update(name, restore, on_progress=self._progress, fields=cloudrun.TRAFFIC_FIELDS)
             self._left = restored
         except DokiError as err:
             if err.code == "release_lock_lost":

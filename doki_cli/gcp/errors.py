@@ -69,6 +69,14 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
             f"{action} {resource}: it was changed by someone else meanwhile ({detail})",
             "run the command again: doki re-reads the current state first",
         )
+    if isinstance(exc, exceptions.Conflict) and "with different configuration" in detail:
+        # Cloud Run compares a template sent under an existing revision name with that revision's.
+        return DokiError(
+            "revision_conflict",
+            f"{action} {resource}: Google refused it: {detail}",
+            "the live template no longer matches the revision it is named after (another tool deployed it last); "
+            "`doki deploy` makes a new revision of it",
+        )
     if isinstance(exc, exceptions.InvalidArgument):
         return DokiError("invalid_argument", f"{action} {resource}: Google refused it: {detail}", "fix the value named")
     if isinstance(exc, (exceptions.ServiceUnavailable, exceptions.TooManyRequests, exceptions.InternalServerError)):

@@ -29,6 +29,12 @@ INVOKER = "roles/run.invoker"
 RETRY_ANNOTATION = "doki.dev/retry"
 # doki's own annotations (the retry above, the release lock): not among what a plan lists as kept.
 DOKI_ANNOTATIONS = "doki.dev/"
+# What a traffic change writes (the release lock is an annotation). The template goes back as read, its revision
+# name included, as gcloud's update-traffic sends it (surface/run/services/update_traffic.py); the mask keeps the
+# write to these fields, as Google's Firebase CLI does for v2 (src/gcp/runv2.ts updateService). A template written
+# back with its revision name and any difference is refused: "Revision named '…' with different configuration
+# already exists" (googleapis/google-cloud-python#11870, hashicorp/terraform-provider-google#9438).
+TRAFFIC_FIELDS = ("traffic", "annotations")
 PUBLIC = "allUsers"
 _INGRESS = {
     "all": "INGRESS_TRAFFIC_ALL",
@@ -140,13 +146,23 @@ class CloudRun:
     # Writing
 
     def update(
-        self, name: str, change: Callable[[Any], None], *, on_progress: Callable[[str], None], timeout: float = 900.0
+        self,
+        name: str,
+        change: Callable[[Any], None],
+        *,
+        on_progress: Callable[[str], None],
+        timeout: float = 900.0,
+        fields: tuple[str, ...] = (),
     ) -> Any:
         """Read the service, let `change` edit it, write it back with its etag; re-read and retry on a conflict.
 
-        `change` runs again on every re-read, so a check it makes (a release lock, say) sees the latest state."""
+        `change` runs again on every re-read, so a check it makes (a release lock, say) sees the latest state.
+        `fields` limits the write to those top-level fields (TRAFFIC_FIELDS for a traffic-only change)."""
         from google.api_core import exceptions
         from google.cloud import run_v2
+        from google.protobuf import field_mask_pb2
+
+        mask = field_mask_pb2.FieldMask(paths=list(fields)) if fields else None
 
         for _ in range(POLICY_ATTEMPTS):
             service = self.get(name)
@@ -160,7 +176,10 @@ class CloudRun:
                 operation = self._retrier.call(
                     partial(
                         uninterrupted,
-                        partial(self._services.update_service, request=run_v2.UpdateServiceRequest(service=service)),
+                        partial(
+                            self._services.update_service,
+                            request=run_v2.UpdateServiceRequest(service=service, update_mask=mask),
+                        ),
                     )
                 )
             except exceptions.Aborted:
@@ -216,7 +235,7 @@ class CloudRun:
             live.traffic = to_latest(live.traffic)
 
         # Ready: the pin ends now, in a traffic-only update.
-        return self.update(name, all_to_latest, on_progress=on_progress)
+        return self.update(name, all_to_latest, on_progress=on_progress, fields=TRAFFIC_FIELDS)
 
     def _wait(self, operation: Any, name: str, on_progress: Callable[[str], None], timeout: float) -> Any:
         from google.api_core import exceptions
@@ -571,11 +590,24 @@ def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> A
     template.timeout = timedelta(seconds=spec.timeout_seconds)
     template.max_instance_request_concurrency = spec.concurrency
     template.service_account = spec.service_account or ""
-    template.revision = ""  # Cloud Run names each new revision itself
+    # A changed template gets a new revision, which Cloud Run names; an unchanged one keeps its name (written back
+    # without it, it would be a change, and a new revision of the same template). Any change under a kept name
+    # would be refused (see TRAFFIC_FIELDS).
+    if base is None or not _same_template(template, base.template):
+        template.revision = ""
     service.ingress = getattr(run_v2.IngressTraffic, _INGRESS[spec.ingress])
     service.traffic = to_latest(base.traffic if base is not None else [])
     service.etag = base.etag if base is not None else ""
     return service
+
+
+def _same_template(a: Any, b: Any) -> bool:
+    from google.cloud import run_v2
+
+    def text(template: Any) -> bytes:
+        return bytes(run_v2.RevisionTemplate.pb(template).SerializeToString(deterministic=True))
+
+    return text(a) == text(b)
 
 
 def _merged_env(live: Any, spec: ServiceSpec, keep: set[str]) -> list[Any]:

@@ -212,3 +212,31 @@ def test_an_image_that_is_not_a_reference_is_refused_before_any_call(
         "us-central1-docker.pkg.dev/PROJECT/REPOSITORY/NAME:v1\n"
     )
     assert not emulator.faults.calls  # not even a read
+
+
+def test_a_deploy_that_only_returns_traffic_to_latest_makes_no_revision_of_a_named_template(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gcloud --tag, the console and doki release name their revisions, and the name stays in the template: written
+    # back without it, an unchanged template would be a change, and Cloud Run would make a revision of it.
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    runner.invoke(app, ["secrets", "push"])
+    assert deploy("--yes").exit_code == 0
+    factory = ClientFactory(engine_emulator.grpc_address)
+    live = factory.run_services().get_service(name=PATH)
+    earlier = live.latest_ready_revision.rsplit("/", 1)[-1]
+    live.template.revision = "doki-backend-named"
+    factory.run_services().update_service(service=live).result(timeout=120)
+    assert runner.invoke(app, ["rollback", earlier]).exit_code == 0
+    made = sorted(r.name for r in factory.run_revisions().list_revisions(parent=PATH))
+
+    plan = deploy("--dry-run")
+    applied = deploy("--yes")
+
+    assert plan.stdout == (
+        f"Plan for doki-backend ({PATH}):\n  ~ traffic: 100% {earlier} -> 100% latest\n1 change.\n"
+    ), plan.output
+    assert applied.exit_code == 0, applied.output
+    assert sorted(r.name for r in factory.run_revisions().list_revisions(parent=PATH)) == made
+    status = json.loads(runner.invoke(app, ["--json", "status"]).stdout)
+    assert (status["latest_ready"], status["traffic_follows_latest"]) == ("doki-backend-named", True)

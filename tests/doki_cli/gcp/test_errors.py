@@ -45,3 +45,17 @@ def test_a_missing_resource_points_at_project_and_region() -> None:
         "not_found",
         "check the project and region (doki.toml, --project, --region)",
     )
+
+
+def test_a_template_sent_under_a_taken_revision_name_says_how_to_make_a_new_revision() -> None:
+    refused = exceptions.AlreadyExists("Revision named 'api-blue' with different configuration already exists.")
+
+    translated = google_error(refused, action="updating", resource=RESOURCE, api="run")
+
+    assert (translated.code, translated.message, translated.hint) == (
+        "revision_conflict",
+        f"updating {RESOURCE}: Google refused it: Revision named 'api-blue' with different configuration already "
+        "exists.",
+        "the live template no longer matches the revision it is named after (another tool deployed it last); "
+        "`doki deploy` makes a new revision of it",
+    )

@@ -125,7 +125,7 @@ CALLS: dict[str, dict[str, int]] = {
     "deploy": {
         sm("GetSecret"): 4,
         sm("GetSecretVersion"): 4,
-        run("GetService"): 1,
+        run("GetService"): 2,  # the plan's read, and the read before the write that sets GOOGLE_REDIRECT_URI
         sm("GetIamPolicy"): 8,
         sm("SetIamPolicy"): 4,
         run("UpdateService"): 2,
