@@ -59,7 +59,7 @@ def release(
 
     from doki_cli.config import load_config
     from doki_cli.deploy.images import Images
-    from doki_cli.deploy.release import Release
+    from doki_cli.deploy.release import Release, release_tag
     from doki_cli.deploy.secrets import push, read_values
     from doki_cli.errors import DokiError
     from doki_cli.gcp.google import Google
@@ -74,6 +74,7 @@ def release(
         err.exit_code = EXIT_CONFIG
         raise
     commit = resolve_commit(config.root, sha, os.environ, allow_dirty=allow_dirty)
+    release_tag(config.name, commit)  # a name too long for a release tag stops here, before any build
     values = read_values(secrets_from, sys.stdin) if secrets_from else None  # a missing file stops us before anything
     google = Google.from_env(config.project, config.region)
     build_remote = remote if remote is not None else bool(os.environ.get("CI"))

@@ -31,7 +31,7 @@ from doki_cli.errors import DokiError
 from doki_cli.gcp import run as cloudrun
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
-from doki_cli.gitinfo import Commit
+from doki_cli.gitinfo import EXIT_CONFIG, Commit
 from doki_cli.interrupts import EXIT_INTERRUPTED, deferred_interrupt, is_interrupt
 
 LOCK = "doki.dev/release-lock"
@@ -40,6 +40,10 @@ EXIT_LOCKED = 5
 # Release tags (sha-…) kept on earlier revisions, so recent releases stay reachable at their own URLs.
 KEEP_RELEASE_TAGS = 5
 TAG_PREFIX = "sha-"
+# Cloud Run refuses a traffic tag and service name longer than this together (firebase/firebase-tools#6137); a
+# long name gets a shorter sha in its tag, down to this many hex digits.
+TAG_AND_SERVICE_LIMIT = 46
+MIN_TAG_SHA = 4
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,25 @@ class Lock:
             )
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def release_tag(service: str, commit: Commit) -> str:
+    """The tag a release of `commit` gives its revision, `sha-` and the commit's first 7 hex digits (fewer where the
+    service name is long); DokiError when the name leaves no room for one."""
+    dirty = "-dirty" if commit.dirty else ""
+    room = TAG_AND_SERVICE_LIMIT - len(service) - len(TAG_PREFIX) - len(dirty)
+    if room < MIN_TAG_SHA:
+        longest = TAG_AND_SERVICE_LIMIT - len(TAG_PREFIX) - len(dirty) - MIN_TAG_SHA
+        raise DokiError(
+            "service_name_too_long",
+            f"a release tags its revision {TAG_PREFIX}<commit>{dirty} to check it on its own URL, and Cloud Run "
+            f"refuses a tag and service name of more than {TAG_AND_SERVICE_LIMIT} characters together: {service!r} "
+            f"({len(service)} characters) leaves no room for it; nothing was built or changed",
+            f"name the service at most {longest} characters in doki.toml, or deploy it with `doki deploy`, which "
+            "needs no tag",
+            exit_code=EXIT_CONFIG,
+        )
+    return f"{TAG_PREFIX}{commit.short[:room]}{dirty}"
 
 
 def _iso(epoch: float) -> str:
@@ -271,7 +294,7 @@ class Release:
     def _staged_release(self, config: ServiceConfig, commit: Commit, plan: Plan, summary: Summary) -> None:
         name = config.name
         revision = f"{name}-{commit.short}-{secrets.token_hex(2)}"
-        tag = TAG_PREFIX + commit.version
+        tag = release_tag(name, commit)
         summary.revision, summary.tag = revision, tag
         # Today's traffic, with "latest" resolved (once the new revision is Ready it would be the latest), as read by
         # the write that stages the revision: what a failure puts back.

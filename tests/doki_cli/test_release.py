@@ -154,3 +154,23 @@ def test_in_ci_the_image_is_built_on_cloud_build_and_reused_by_the_next_release_
     assert (released["result"], released["steps"][0]["result"]) == ("released", "reused")
     assert (released["image"], released["digest"]) == (summary["image"], summary["digest"])
     assert released["revision"] != summary["revision"]
+
+
+def test_a_service_name_too_long_for_a_release_tag_is_refused_before_anything_is_built(
+    project: Path, engine_emulator: Emulator, docker_client: Any
+) -> None:
+    name = "doki-backend-" + "x" * 27  # 40 characters
+    toml = project / "doki.toml"
+    toml.write_text(toml.read_text().replace('"doki-backend"', f'"{name}"'))
+    sha = commit(project, "a long name")
+
+    result = release("--secrets-from", ".env")
+
+    assert result.exit_code == 78, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "service_name_too_long"
+    assert "Cloud Run refuses a tag and service name of more than 46 characters together" in error["message"]
+    assert error["hint"].startswith("name the service at most 38 characters in doki.toml")
+    assert "Releasing" not in result.stderr
+    assert not docker_client.images.list(name=f"{IMAGE}:{sha[:7]}")
+    assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []

@@ -30,6 +30,12 @@ _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 RESERVED_ENV = ("PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION")
 MAX_SERVICE_ID = 49
 MAX_CONTAINERS = 10
+# A tagged revision's URL is TAG---SERVICE-…: Cloud Run refuses a tag and service name longer than this together
+# (firebase/firebase-tools#6137, GoogleCloudPlatform/magic-modules#7023).
+MAX_TAG_AND_SERVICE = 46
+# Namespaces v2 keeps for itself: its proto comments on Service and RevisionTemplate labels and annotations say
+# keys in them are rejected ("All system annotations in v1 now have a corresponding field in v2").
+SYSTEM_NAMESPACES = ("run.googleapis.com", "cloud.googleapis.com", "serving.knative.dev", "autoscaling.knative.dev")
 
 LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
@@ -149,8 +155,26 @@ def check_service(service: run_v2.Service, request: str, service_id: str) -> Non
     if "template" not in service:
         raise invalid_argument(f"{shape}.template: required field not present.")
     template = service.template
+    _check_system_keys(service, shape)
     _check_template(template, shape, service_id)
-    _check_traffic(service.traffic, shape)
+    _check_traffic(service.traffic, shape, service_id)
+
+
+def _is_system_key(key: str) -> bool:
+    namespace = key.split("/", 1)[0] if "/" in key else ""
+    return any(namespace == system or namespace.endswith("." + system) for system in SYSTEM_NAMESPACES)
+
+
+def _check_system_keys(service: run_v2.Service, shape: str) -> None:
+    """Labels and annotations in Cloud Run's own namespaces, on the service or its template, are refused."""
+    for where, holder in ((shape, service), (f"{shape}.template", service.template)):
+        for kind in ("annotations", "labels"):
+            for key in sorted(getattr(holder, kind)):
+                if _is_system_key(key):
+                    # Google's words for an annotation (GoogleCloudPlatform/avocano#238); the same for a label.
+                    raise invalid_argument(
+                        f"{where}.{kind}[{key}]: system {kind} are not supported in Cloud Run API v2."
+                    )
 
 
 def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: str) -> None:
@@ -274,7 +298,7 @@ def _check_resources(container: run_v2.Container, index: int, concurrency: int) 
         )
 
 
-def _check_traffic(traffic: Sequence[run_v2.TrafficTarget], shape: str) -> None:
+def _check_traffic(traffic: Sequence[run_v2.TrafficTarget], shape: str, service_id: str) -> None:
     if not traffic:
         return
     tags: set[str] = set()
@@ -293,6 +317,12 @@ def _check_traffic(traffic: Sequence[run_v2.TrafficTarget], shape: str) -> None:
                 raise invalid_argument(
                     f"{where}.tag: '{target.tag}' is not a valid tag: use lowercase letters, digits and hyphens, "
                     "starting with a letter (a DNS label)."
+                )
+            if len(target.tag) + len(service_id) > MAX_TAG_AND_SERVICE:
+                # Google's words (firebase/firebase-tools#6137), after v2's field path.
+                raise invalid_argument(
+                    f"{where}.tag: traffic tag '{target.tag}' and service name '{service_id}' together are too long. "
+                    f"Combined traffic tag and service name cannot exceed {MAX_TAG_AND_SERVICE} characters."
                 )
             if target.tag in tags:
                 raise invalid_argument(f"{where}.tag: duplicate tag '{target.tag}'.")

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from doki_cli.config import ReleaseConfig, ServiceConfig, SmokeCheck, load_config
-from doki_cli.deploy.release import LOCK, Lock, ProvidedImage, Release, Summary, _final, _split
+from doki_cli.deploy.release import LOCK, Lock, ProvidedImage, Release, Summary, _final, _split, release_tag
 from doki_cli.deploy.spec import Target
 from doki_cli.emulator.server import Emulator
 from doki_cli.errors import DokiError
@@ -324,3 +324,62 @@ def test_a_deploy_waits_for_a_release_in_progress_instead_of_moving_traffic_unde
         "Error [release_locked]: a release of 2222222bbbbb (on other-runner) is in progress on doki-backend until "
     )
     assert google.run.get("doki-backend").etag == etag  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("length", "dirty", "tag"),
+    [
+        (12, False, "sha-1111111"),
+        (35, False, "sha-1111111"),  # 46 together, Cloud Run's limit
+        (36, False, "sha-111111"),
+        (38, False, "sha-1111"),
+        (29, True, "sha-1111111-dirty"),
+        (32, True, "sha-1111-dirty"),
+    ],
+)
+def test_a_long_service_name_gets_a_shorter_sha_in_its_release_tag(length: int, dirty: bool, tag: str) -> None:
+    name = "s" * length
+
+    assert release_tag(name, Commit(GOOD, dirty, "--sha")) == tag
+    assert len(tag) + length <= 46
+
+
+@pytest.mark.parametrize(("length", "dirty", "longest"), [(39, False, 38), (49, False, 38), (33, True, 32)])
+def test_a_service_name_that_leaves_no_room_for_a_release_tag_is_refused_naming_the_limit(
+    length: int, dirty: bool, longest: int
+) -> None:
+    name = "s" * length
+
+    with pytest.raises(DokiError) as refused:
+        release_tag(name, Commit(GOOD, dirty, "--sha"))
+
+    assert (refused.value.code, refused.value.exit_code) == ("service_name_too_long", 78)
+    assert f"refuses a tag and service name of more than 46 characters together: '{name}' ({length} characters)" in (
+        refused.value.message
+    )
+    assert refused.value.hint == (
+        f"name the service at most {longest} characters in doki.toml, or deploy it with `doki deploy`, which needs "
+        "no tag"
+    )
+
+
+def test_a_service_with_a_38_character_name_is_released_under_a_tag_cloud_run_accepts(
+    tmp_path: Path,
+    engine_emulator: Emulator,
+    backend_image: str,
+    images: RetaggedImages,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    name = "doki-backend-" + "x" * 25
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    (tmp_path / "doki.toml").write_text((tmp_path / "doki.toml").read_text().replace('"doki-backend"', f'"{name}"'))
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+    assert runner.invoke(app, ["deploy", "--image", backend_image, "--yes"]).exit_code == 0
+    config = load_config(tmp_path / "doki.toml")
+
+    summary = make_release(google_for(engine_emulator, config), images, Clock()).release(
+        config, Commit(GOOD, False, "--sha")
+    )
+
+    assert (len(name), summary.result, summary.tag) == (38, "released", "sha-1111")
+    assert summary.tag_url and httpx.get(summary.tag_url + "/", timeout=10).status_code == 200

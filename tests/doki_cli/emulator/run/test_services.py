@@ -365,6 +365,42 @@ BAD_SPECS: list[tuple[str, run_v2.Service, str]] = [
         f"{SHAPE}.traffic[1].tag: duplicate tag 'a'.",
     ),
     (
+        "a tag that with the service name is over 46 characters",
+        run_v2.Service(template=template(), traffic=[{"type_": LATEST, "percent": 100, "tag": "t" * 44}]),
+        f"{SHAPE}.traffic[0].tag: traffic tag '{'t' * 44}' and service name 'api' together are too long. Combined "
+        "traffic tag and service name cannot exceed 46 characters.",
+    ),
+    (
+        "a system annotation on the template",
+        run_v2.Service(
+            template=run_v2.RevisionTemplate(
+                containers=[{"image": "a"}], annotations={"autoscaling.knative.dev/maxScale": "3"}
+            )
+        ),
+        f"{SHAPE}.template.annotations[autoscaling.knative.dev/maxScale]: system annotations are not supported in "
+        "Cloud Run API v2.",
+    ),
+    (
+        "a system annotation on the service",
+        run_v2.Service(template=template(), annotations={"run.googleapis.com/ingress": "all"}),
+        f"{SHAPE}.annotations[run.googleapis.com/ingress]: system annotations are not supported in Cloud Run API v2.",
+    ),
+    (
+        "a system label on the service",
+        run_v2.Service(template=template(), labels={"cloud.googleapis.com/location": "us-central1"}),
+        f"{SHAPE}.labels[cloud.googleapis.com/location]: system labels are not supported in Cloud Run API v2.",
+    ),
+    (
+        "a label in a subdomain of a system namespace on the template",
+        run_v2.Service(
+            template=run_v2.RevisionTemplate(
+                containers=[{"image": "a"}], labels={"features.serving.knative.dev/x": "1"}
+            )
+        ),
+        f"{SHAPE}.template.labels[features.serving.knative.dev/x]: system labels are not supported in Cloud Run API "
+        "v2.",
+    ),
+    (
         "traffic to a revision that does not exist",
         run_v2.Service(template=template(), traffic=[{"type_": REVISION, "revision": "api-00009-abc", "percent": 100}]),
         "Revision 'api-00009-abc' does not exist or is deleted. Update all traffic to route to currently available "
@@ -415,6 +451,33 @@ def test_cloud_runs_cpu_and_memory_pairings_at_their_limits_are_accepted(service
     service = deployed(services, "api", spec)
 
     assert dict(service.template.containers[0].resources.limits) == {"cpu": cpu, "memory": memory}
+
+
+def test_a_tag_and_service_name_of_46_characters_together_and_lookalike_namespaces_are_accepted(services: Any) -> None:
+    service = deployed(
+        services,
+        "api",
+        traffic=[{"type_": LATEST, "percent": 100, "tag": "t" * 43}],
+        annotations={"myrun.googleapis.com/owner": "ops", "doki.dev/release-lock": "{}"},
+        labels={"team": "core"},
+    )
+
+    assert [t.tag for t in service.traffic] == ["t" * 43]
+    assert dict(service.annotations) == {"myrun.googleapis.com/owner": "ops", "doki.dev/release-lock": "{}"}
+
+
+def test_an_update_adding_a_system_annotation_is_refused_and_changes_nothing(services: Any) -> None:
+    service = deployed(services, "api")
+    service.template.annotations["run.googleapis.com/cpu-throttling"] = "false"
+
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        services.update_service(service=service)
+
+    assert refused.value.message == (
+        "Violation in UpdateServiceRequest.service.template.annotations[run.googleapis.com/cpu-throttling]: system "
+        "annotations are not supported in Cloud Run API v2."
+    )
+    assert services.get_service(name=service.name).generation == 1
 
 
 # -- updates --------------------------------------------------------------------------------------------------------
