@@ -48,6 +48,9 @@ _REPOSITORY = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SECRET_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _SERVICE_ACCOUNT = re.compile(r"[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.gserviceaccount\.com")
+# The Compute Engine default account, named after the project's number: what Cloud Run runs a revision as when the
+# template names none (https://cloud.google.com/run/docs/configuring/services/service-identity).
+_COMPUTE_DEFAULT = re.compile(r"[0-9]+-compute@developer\.gserviceaccount\.com")
 _MEMORY = re.compile(r"([0-9]+)(Mi|Gi|M|G)")
 _MEMORY_BYTES = {"Mi": 2**20, "Gi": 2**30, "M": 10**6, "G": 10**9}
 WHOLE_CPUS = ("1", "2", "4", "6", "8")
@@ -123,6 +126,11 @@ class ServiceConfig:
     def service_path(self) -> str:
         """The Cloud Run service's resource name."""
         return f"{self.location}/services/{self.name}"
+
+
+def is_compute_default(account: str | None) -> bool:
+    """Whether `account` is a project's Compute Engine default account, which Cloud Run fills in when none is named."""
+    return account is not None and _COMPUTE_DEFAULT.fullmatch(account) is not None
 
 
 def load_config(
@@ -242,7 +250,9 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
     if ingress not in INGRESS:
         problems.append(f"ingress = {ingress!r} is not valid: use one of {', '.join(INGRESS)}")
     account = values["service_account"]
-    if account is not None and (not isinstance(account, str) or not _SERVICE_ACCOUNT.fullmatch(account)):
+    if account is not None and (
+        not isinstance(account, str) or not (_SERVICE_ACCOUNT.fullmatch(account) or _COMPUTE_DEFAULT.fullmatch(account))
+    ):
         problems.append(
             f"service_account = {account!r} is not a service account email (NAME@PROJECT.iam.gserviceaccount.com)"
         )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import TYPE_CHECKING
 
-from doki_cli.config import ServiceConfig
+from doki_cli.config import ServiceConfig, is_compute_default
 from doki_cli.errors import DokiError
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ _SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API
 # Values that look like keys: long runs of base64/hex without spaces, or well-known token shapes.
 _SECRET_VALUE = re.compile(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+|sk_[\w]{16,}|GOCSPX-[\w-]+|[A-Za-z0-9+/_=-]{40,})$")
 _CREDENTIAL_FILES = ("*.pem", "*.key", "*.p12", "*credentials*.json", "*service-account*.json", "id_rsa*", ".env*")
-_DEFAULT_ACCOUNT = "-compute@developer.gserviceaccount.com"
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def _secrets_are_refs(config: ServiceConfig) -> Check:
 
 def _runtime_account(config: ServiceConfig) -> Check:
     account = config.service_account
-    if account is None or account.endswith(_DEFAULT_ACCOUNT):
+    if account is None or is_compute_default(account):
         return Check(
             "runtime account",
             FAIL,

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from doki_cli.config import ServiceConfig
+from doki_cli.config import ServiceConfig, is_compute_default
 from doki_cli.deploy.spec import LiveService, ServiceSpec, desired_spec
 from doki_cli.errors import DokiError
 from doki_cli.gcp.run import CloudRun, split_env
 from doki_cli.gcp.secretmanager import SecretManager
+from doki_cli.gitinfo import EXIT_CONFIG
 
 REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
 REDIRECT_PATH = "/auth/google/callback"
@@ -83,6 +84,11 @@ def _cpu(value: str) -> str:
     return value
 
 
+def _default_account(account: str | None) -> str | None:
+    # No account named means the Compute Engine default, which Cloud Run writes into the template it stores.
+    return None if is_compute_default(account) else account
+
+
 class Planner:
     def __init__(self, run: CloudRun, secrets: SecretManager) -> None:
         self._run = run
@@ -115,6 +121,8 @@ class Planner:
             grants = sorted(
                 {ref.secret for ref in config.secrets.values() if not self._secrets.is_granted(ref.secret, member)}
             )
+        else:
+            self._check_default_account_reads(config)
         return Plan(
             service=config.name,
             path=self._run.path(config.name),
@@ -130,6 +138,31 @@ class Planner:
             member=member,
             set_redirect=set_redirect,
         )
+
+    def _check_default_account_reads(self, config: ServiceConfig) -> None:
+        """Without service_account, revisions run as the Compute Engine default account, named after the project's
+        number, which doki does not know: it cannot grant that account its secrets, and a revision that cannot read
+        them never starts. Unless each secret already grants some project's default account access (as the
+        deployment guide's troubleshooting does by hand), stop before anything is written."""
+        unreadable = sorted(
+            {
+                ref.secret
+                for ref in config.secrets.values()
+                if not any(
+                    is_compute_default(member.removeprefix("serviceAccount:"))
+                    for member in self._secrets.members(ref.secret)
+                )
+            }
+        )
+        if unreadable:
+            raise DokiError(
+                "runtime_account_cannot_read_secrets",
+                "service_account is not set in doki.toml, so the revisions would run as the project's Compute Engine "
+                f"default account, which may not read {', '.join(unreadable)}; nothing was changed",
+                'set service_account = "NAME@PROJECT.iam.gserviceaccount.com" (a dedicated account; or '
+                "PROJECT_NUMBER-compute@developer.gserviceaccount.com) in doki.toml: deploy then grants it access",
+                exit_code=EXIT_CONFIG,
+            )
 
     def _secret_versions(self, config: ServiceConfig) -> dict[str, int]:
         versions: dict[str, int] = {}
@@ -155,6 +188,8 @@ class Planner:
             old = getattr(before, attribute) if before is not None else None
             if attribute == "cpu":
                 new, old = _cpu(new), _cpu(old) if old is not None else None
+            if attribute == "service_account" and _default_account(new) == _default_account(old):
+                continue
             if new != old:
                 changes.append(Change(label, _show(old), _show(new)))
         old_env = before.env if before is not None else {}

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from doki_cli.config import is_compute_default
 from doki_cli.deploy.spec import LiveService, ServiceSpec, Target
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
@@ -589,7 +590,9 @@ def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> A
     template.scaling.max_instance_count = spec.max_instances
     template.timeout = timedelta(seconds=spec.timeout_seconds)
     template.max_instance_request_concurrency = spec.concurrency
-    template.service_account = spec.service_account or ""
+    # None means the default account, which Cloud Run wrote into the live template: kept, the template is unchanged.
+    if spec.service_account is not None or not is_compute_default(template.service_account):
+        template.service_account = spec.service_account or ""
     # A changed template gets a new revision, which Cloud Run names; an unchanged one keeps its name (written back
     # without it, it would be a change, and a new revision of the same template). Any change under a kept name
     # would be refused (see TRAFFIC_FIELDS).

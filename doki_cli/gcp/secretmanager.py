@@ -146,6 +146,10 @@ class SecretManager:
         return int(info.name.rsplit("/", 1)[1])
 
     def is_granted(self, secret_id: str, member: str, role: str = ACCESSOR_ROLE) -> bool:
+        return member in self.members(secret_id, role)
+
+    def members(self, secret_id: str, role: str = ACCESSOR_ROLE) -> list[str]:
+        """Who holds `role` on the secret (`serviceAccount:…`, `user:…`, …), as its IAM policy binds them."""
         name = self._name(secret_id)
         policy = self._call(
             lambda: self._client.get_iam_policy(request={"resource": name}),
@@ -153,7 +157,7 @@ class SecretManager:
             resource=name,
             role="roles/secretmanager.admin",
         )
-        return any(b.role == role and member in b.members for b in policy.bindings)
+        return [member for binding in policy.bindings if binding.role == role for member in binding.members]
 
     def grant(self, secret_id: str, member: str, role: str = ACCESSOR_ROLE) -> bool:
         """Bind `member` to `role` on the secret (read-modify-write with the policy etag); False if already bound."""

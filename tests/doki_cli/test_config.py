@@ -230,3 +230,11 @@ def test_a_bad_override_is_blamed_on_the_option_not_the_file(
     with pytest.raises(DokiError) as failed:
         load_config(write(tmp_path, MINIMAL), **override)
     assert (failed.value.code, failed.value.message, failed.value.hint) == ("bad_option", message, hint)
+
+
+def test_the_compute_default_account_is_accepted_by_name(tmp_path: Path) -> None:
+    account = "123456789012-compute@developer.gserviceaccount.com"
+
+    config = load_config(write(tmp_path, MINIMAL + f'service_account = "{account}"\n'))
+
+    assert config.service_account == account

@@ -10,10 +10,11 @@ import pytest
 from cryptography.fernet import Fernet
 from google.cloud import run_v2
 
+from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.helpers import BACKEND_IMAGE, CliRunner
+from tests.helpers import BACKEND_IMAGE, REPO, CliRunner
 
 runner = CliRunner()
 PROJECT = "doki-e2e"
@@ -240,3 +241,74 @@ def test_a_deploy_that_only_returns_traffic_to_latest_makes_no_revision_of_a_nam
     assert sorted(r.name for r in factory.run_revisions().list_revisions(parent=PATH)) == made
     status = json.loads(runner.invoke(app, ["--json", "status"]).stdout)
     assert (status["latest_ready"], status["traffic_follows_latest"]) == ("doki-backend-named", True)
+
+
+REPOSITORY_TOML = (
+    (REPO / "doki.toml")
+    .read_text()
+    .replace("https://your-project.supabase.co", "https://abcdefghijklmnopqrst.supabase.co")
+)
+REPOSITORY_ENV = ENV + (
+    "SUPABASE_JWT_SECRET=legacy-jwt-secret-for-tests-0123456789\nGOOGLE_CLIENT_ID=1234-abc.apps.googleusercontent.com\n"
+)
+SHAPES = {
+    "a named runtime account, secrets at latest": (TOML, ()),
+    "no runtime account: Cloud Run's default": (TOML.replace(f'service_account = "{SA}"\n', ""), ()),
+    "secrets pinned to a version": (TOML.replace('"encryption-key"', '"encryption-key:1"'), ()),
+    "the repository's doki.toml": (REPOSITORY_TOML, ()),
+    "the repository's doki.toml, staging": (REPOSITORY_TOML, ("--env", "staging")),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_after_a_deploy_the_plan_is_empty_for_every_documented_shape(
+    shape: str, tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cloud Run fills in what doki.toml leaves out (the default account, the port's name, ...): a plan must not
+    # show those as changes forever, and a release would otherwise stage a revision on every run.
+    toml, env = SHAPES[shape]
+    monkeypatch.setenv("DOKI_EMULATOR", engine_emulator.grpc_address)
+    (tmp_path / "doki.toml").write_text(toml)
+    (tmp_path / ".env").write_text(REPOSITORY_ENV)
+    assert runner.invoke(app, [*env, "secrets", "push"]).exit_code == 0
+    if "service_account" not in toml:
+        grant_the_default_account(engine_emulator, "doki-e2e")
+
+    applied = runner.invoke(app, [*env, "deploy", "--image", backend_image, "--yes"])
+    planned = runner.invoke(app, [*env, "deploy", "--image", backend_image, "--dry-run"])
+
+    assert applied.exit_code == 0, applied.output
+    assert planned.exit_code == 0, planned.output
+    assert planned.stdout.endswith("No changes.\n")
+
+
+def grant_the_default_account(emulator: Emulator, project: str) -> None:
+    """What the deployment guide's troubleshooting does by hand: the Compute Engine default account may read every
+    secret (gcloud secrets add-iam-policy-binding --member=serviceAccount:PROJECT_NUMBER-compute@...)."""
+    client = ClientFactory(emulator.grpc_address).secret_manager()
+    member = f"serviceAccount:{compute_default_account(project)}"
+    for secret in client.list_secrets(parent=f"projects/{project}"):
+        policy = client.get_iam_policy(request={"resource": secret.name})
+        policy.bindings.add(role="roles/secretmanager.secretAccessor", members=[member])
+        client.set_iam_policy(request={"resource": secret.name, "policy": policy})
+
+
+def test_without_a_runtime_account_a_deploy_whose_default_account_cannot_read_its_secrets_changes_nothing(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    (tmp_path / "doki.toml").write_text(TOML.replace(f'service_account = "{SA}"\n', ""))
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+    emulator.faults.calls.clear()
+
+    result = deploy("--yes")
+
+    assert result.exit_code == 78
+    assert result.stderr == (
+        "Error [runtime_account_cannot_read_secrets]: service_account is not set in doki.toml, so the revisions would "
+        "run as the project's Compute Engine default account, which may not read encryption-key, "
+        "google-oauth-client-secret, session-secret-key, supabase-secret-key; nothing was changed\n"
+        '  Hint: set service_account = "NAME@PROJECT.iam.gserviceaccount.com" (a dedicated account; or '
+        "PROJECT_NUMBER-compute@developer.gserviceaccount.com) in doki.toml: deploy then grants it access\n"
+    )
+    assert not [call for call in emulator.faults.calls if call.rsplit("/", 1)[-1].startswith(("Update", "Set"))]

@@ -16,6 +16,7 @@ from google.cloud import run_v2
 from google.protobuf import duration_pb2
 
 from doki_cli.emulator.errors import ApiError, invalid_argument
+from doki_cli.emulator.projects import compute_default_account
 from doki_cli.imageref import IMAGE_REFERENCE
 
 PARENT = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)")
@@ -46,7 +47,10 @@ DEFAULT_MEMORY = "512Mi"
 DEFAULT_PORT = 8080
 DEFAULT_PORT_NAME = "http1"
 DEFAULT_TIMEOUT_SECONDS = 300
+# The proto's comment on RevisionTemplate.max_instance_request_concurrency: "If not specified or 0, concurrency
+# defaults to 80 when requested CPU >= 1 and defaults to 1 when requested CPU < 1."
 DEFAULT_CONCURRENCY = 80
+DEFAULT_CONCURRENCY_BELOW_ONE_CPU = 1
 DEFAULT_MAX_INSTANCES = 100
 
 _MI = 1024**2
@@ -205,7 +209,7 @@ def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: s
             f"Must be between 1 and 1000, got {concurrency}."
         )
     for index, container in enumerate(containers):
-        _check_resources(container, index, concurrency or DEFAULT_CONCURRENCY)
+        _check_resources(container, index, concurrency or default_concurrency(template))
     if "timeout" in template:
         seconds = template.timeout.total_seconds()
         if not 1 <= seconds <= 3600:
@@ -340,11 +344,16 @@ def target_type(target: run_v2.TrafficTarget) -> int:
 
 
 def default_service_account(project: str) -> str:
-    """Cloud Run's default identity, the Compute Engine default account.
+    """Cloud Run's default identity, the Compute Engine default account, written into a template that names none
+    (the proto's comment on RevisionTemplate.service_account; Terraform's google_cloud_run_v2_service reads it back as
+    a value from the API)."""
+    return compute_default_account(project)
 
-    Google names it after the project number; the emulator has none, so it uses the project id.
-    """
-    return f"{project}-compute@developer.gserviceaccount.com"
+
+def default_concurrency(template: run_v2.RevisionTemplate) -> int:
+    """The concurrency of a template that sets none, by the CPU its containers request together."""
+    total = sum(millicpu(c.resources.limits.get("cpu", DEFAULT_CPU)) or 0 for c in template.containers)
+    return DEFAULT_CONCURRENCY if total >= 1000 else DEFAULT_CONCURRENCY_BELOW_ONE_CPU
 
 
 def with_defaults(template: run_v2.RevisionTemplate, project: str) -> run_v2.RevisionTemplate:
@@ -355,11 +364,15 @@ def with_defaults(template: run_v2.RevisionTemplate, project: str) -> run_v2.Rev
     if "timeout" not in filled:
         filled.timeout = duration_pb2.Duration(seconds=DEFAULT_TIMEOUT_SECONDS)
     if not filled.max_instance_request_concurrency:
-        filled.max_instance_request_concurrency = DEFAULT_CONCURRENCY
+        filled.max_instance_request_concurrency = default_concurrency(filled)
     if not filled.scaling.max_instance_count:
         filled.scaling.max_instance_count = DEFAULT_MAX_INSTANCES
     ingress = ingress_index(filled)
     for index, container in enumerate(filled.containers):
+        if "resources" not in container:
+            # The proto's comment on ResourceRequirements.cpu_idle: true by default, but a caller who sets
+            # resources must set it true itself to keep that.
+            container.resources.cpu_idle = True
         container.resources.limits.setdefault("cpu", DEFAULT_CPU)
         container.resources.limits.setdefault("memory", DEFAULT_MEMORY)
         if index == ingress:

@@ -13,6 +13,7 @@ from google.cloud import run_v2
 from google.iam.v1 import policy_pb2
 from google.protobuf import duration_pb2, field_mask_pb2
 
+from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 from tests.doki_cli.emulator.run.conftest import (
@@ -30,7 +31,8 @@ NO_ENGINE = (
     "The emulator has no Docker engine, so it cannot run the revision's containers. "
     "Start Docker, then restart `doki emulator`."
 )
-DEFAULT_ACCOUNT = "p-compute@developer.gserviceaccount.com"
+# Project p's Compute Engine default account: named after the project's number, twelve digits.
+DEFAULT_ACCOUNT = "287605153049-compute@developer.gserviceaccount.com"
 FAILED = run_v2.Condition.State.CONDITION_FAILED
 SUCCEEDED = run_v2.Condition.State.CONDITION_SUCCEEDED
 
@@ -54,6 +56,14 @@ def not_ready(revision_name: str, reason: str = NO_ENGINE) -> str:
 
 
 # -- create, read, list ---------------------------------------------------------------------------------------------
+
+
+def test_a_projects_default_account_is_named_after_a_twelve_digit_number_that_differs_by_project() -> None:
+    accounts = {compute_default_account(project) for project in ("p", "q", "doki-prod")}
+
+    assert compute_default_account("p") == DEFAULT_ACCOUNT
+    assert len(accounts) == 3
+    assert all(re.fullmatch(r"[1-9][0-9]{11}-compute@developer\.gserviceaccount\.com", a) for a in accounts)
 
 
 def test_a_new_service_gets_cloud_runs_defaults_a_uri_and_its_first_revision(services: Any) -> None:
@@ -263,7 +273,11 @@ BAD_SPECS: list[tuple[str, run_v2.Service, str]] = [
     ),
     (
         "half a cpu with concurrency",
-        run_v2.Service(template=template(resources=_limits("500m", "512Mi"))),
+        run_v2.Service(
+            template=run_v2.RevisionTemplate(
+                containers=[{"image": "a", "resources": _limits("500m", "512Mi")}], max_instance_request_concurrency=80
+            )
+        ),
         f"{LIMITS}.cpu: Invalid value specified for cpu. Total cpu < 1 is not supported with concurrency > 1.",
     ),
     (
@@ -478,6 +492,22 @@ def test_an_update_adding_a_system_annotation_is_refused_and_changes_nothing(ser
         "annotations are not supported in Cloud Run API v2."
     )
     assert services.get_service(name=service.name).generation == 1
+
+
+def test_below_one_cpu_an_unset_concurrency_is_one_and_at_one_cpu_eighty(services: Any) -> None:
+    fractional = deployed(services, "small", template(resources=_limits("500m", "256Mi")))
+    whole = deployed(services, "api", template(resources=_limits("1", "512Mi")))
+
+    assert fractional.template.max_instance_request_concurrency == 1
+    assert whole.template.max_instance_request_concurrency == 80
+
+
+def test_cpu_is_allocated_only_during_requests_unless_resources_are_set_without_saying_so(services: Any) -> None:
+    without = deployed(services, "api")
+    with_limits = deployed(services, "limited", template(resources=_limits("1", "512Mi")))
+
+    assert without.template.containers[0].resources.cpu_idle is True
+    assert with_limits.template.containers[0].resources.cpu_idle is False
 
 
 # -- updates --------------------------------------------------------------------------------------------------------
