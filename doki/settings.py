@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -435,6 +436,16 @@ def read_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError([_invalid(error) for error in exc.errors(include_input=False, include_url=False)]) from None
+
+
+def problems_of(values: Mapping[str, str]) -> list[str]:
+    """What the backend would refuse at start with exactly these environment variables, the process's own environment
+    and `.env` aside: `doki deploy` asks it of doki.toml before it writes anything."""
+    try:
+        settings = Settings.model_validate(dict(values))
+    except ValidationError as exc:
+        return [_invalid(error) for error in exc.errors(include_input=False, include_url=False)]
+    return settings.problems()
 
 
 def _invalid(error: ErrorDetails) -> str:

@@ -35,3 +35,10 @@ BaseImageOption = Annotated[
         "--base-image", envvar="DOKI_BASE_IMAGE", help="Build on this base image instead of the Dockerfile's."
     ),
 ]
+SkipChecksOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-checks",
+        help="Write even when the new revision would not start (settings the backend refuses); the plan says so.",
+    ),
+]

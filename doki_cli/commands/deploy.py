@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from doki_cli.errors import DokiError
+from doki_cli.options import SkipChecksOption
 from doki_cli.state import global_options
 
 if TYPE_CHECKING:
@@ -32,16 +33,19 @@ def deploy(
     prune: Annotated[
         bool, typer.Option("--prune", help="Remove live variables that doki.toml does not declare.")
     ] = False,
+    skip_checks: SkipChecksOption = False,
 ) -> None:
     """Deploy the service as doki.toml describes it: plan, confirm, apply, wait until Ready, check `/`."""
     import sys
     import time
+    from dataclasses import replace
     from datetime import UTC, datetime
 
     from doki_cli.config import load_config
     from doki_cli.deploy.executor import Executor, plan_data, render_plan
     from doki_cli.deploy.health import check_health
     from doki_cli.deploy.planner import Planner
+    from doki_cli.deploy.preflight import preflight
     from doki_cli.deploy.release import EXIT_LOCKED, active_lock
     from doki_cli.gcp.google import Google
     from doki_cli.gitinfo import version_tag
@@ -59,8 +63,9 @@ def deploy(
             "name it REGISTRY/PATH:TAG or REGISTRY/PATH@sha256:DIGEST, e.g. "
             "us-central1-docker.pkg.dev/PROJECT/REPOSITORY/NAME:v1",
         )
+    skipped = preflight(config, skip=skip_checks)  # before any call: what the revision could not start with
     google = Google.from_env(config.project, config.region)
-    plan = Planner(google.run, google.secrets).plan(config, image, prune=prune)
+    plan = replace(Planner(google.run, google.secrets).plan(config, image, prune=prune), skipped_checks=skipped)
     render_plan(out, plan)
     if dry_run:
         out.data({"plan": plan_data(plan)})

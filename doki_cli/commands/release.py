@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doki_cli.options import BaseImageOption
+from doki_cli.options import BaseImageOption, SkipChecksOption
 from doki_cli.state import global_options
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ def release(
             "--secrets-from", envvar="DOKI_SECRETS_FROM", help="Push changed secrets from this .env file first."
         ),
     ] = None,
+    skip_checks: SkipChecksOption = False,
 ) -> None:
     """Build or reuse the commit's image, deploy it with no traffic, smoke-test it, then move traffic to it.
 
@@ -59,6 +60,7 @@ def release(
 
     from doki_cli.config import load_config
     from doki_cli.deploy.images import Images
+    from doki_cli.deploy.preflight import preflight
     from doki_cli.deploy.release import Release, release_tag
     from doki_cli.deploy.secrets import push, read_values
     from doki_cli.errors import DokiError
@@ -75,6 +77,8 @@ def release(
         raise
     commit = resolve_commit(config.root, sha, os.environ, allow_dirty=allow_dirty)
     release_tag(config.name, commit)  # a name too long for a release tag stops here, before any build
+    for problem in preflight(config, skip=skip_checks):  # and settings the revision could not start with
+        out.note(f"  ! --skip-checks: the new revision may not start: {problem}")
     values = read_values(secrets_from, sys.stdin) if secrets_from else None  # a missing file stops us before anything
     google = Google.from_env(config.project, config.region)
     build_remote = remote if remote is not None else bool(os.environ.get("CI"))

@@ -54,6 +54,7 @@ class Plan:
     grants: list[str] = field(default_factory=list)  # secrets the runtime account cannot read yet
     member: str | None = None
     set_redirect: bool = False  # first deploy: GOOGLE_REDIRECT_URI follows from the URL Cloud Run assigns
+    skipped_checks: list[str] = field(default_factory=list)  # what --skip-checks let through (see preflight)
 
     @property
     def creates(self) -> bool:

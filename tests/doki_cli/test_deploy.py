@@ -312,3 +312,41 @@ def test_without_a_runtime_account_a_deploy_whose_default_account_cannot_read_it
         "PROJECT_NUMBER-compute@developer.gserviceaccount.com) in doki.toml: deploy then grants it access\n"
     )
     assert not [call for call in emulator.faults.calls if call.rsplit("/", 1)[-1].startswith(("Update", "Set"))]
+
+
+def test_the_repositorys_own_doki_toml_stops_before_any_call_naming_supabase_url(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its SUPABASE_URL is a stand-in, which production refuses at start: found here, not after a whole deploy.
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    (tmp_path / "doki.toml").write_text((REPO / "doki.toml").read_text())
+    emulator.faults.calls.clear()
+
+    result = deploy("--yes")
+
+    assert result.exit_code == 78
+    assert result.stderr == (
+        "Error [would_not_start]: the new revision of doki-backend would not start, the backend would refuse its "
+        "settings: SUPABASE_URL holds a development placeholder: set the real value; nothing was changed\n"
+        "  Hint: fix the env and secrets of [service] in doki.toml; --skip-checks deploys anyway\n"
+    )
+    assert not emulator.faults.calls  # not even a read
+
+
+def test_skip_checks_plans_what_would_not_start_and_says_so(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    (tmp_path / "doki.toml").write_text(TOML.replace('["https://one.example"]', '["*"]'))
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+
+    refused = deploy("--dry-run")
+    skipped = runner.invoke(app, ["--json", "deploy", "--image", BACKEND_IMAGE, "--dry-run", "--skip-checks"])
+
+    assert refused.exit_code == 78
+    assert "ALLOWED_ORIGINS contains '*'" in refused.stderr
+    assert skipped.exit_code == 2, skipped.output
+    [problem] = json.loads(skipped.stdout)["plan"]["skipped_checks"]
+    assert problem.startswith("ALLOWED_ORIGINS contains '*'")
+    human = runner.invoke(app, ["deploy", "--image", BACKEND_IMAGE, "--dry-run", "--skip-checks"]).stdout
+    assert f"  ! --skip-checks: the new revision may not start: {problem}\n" in human

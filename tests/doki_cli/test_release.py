@@ -174,3 +174,22 @@ def test_a_service_name_too_long_for_a_release_tag_is_refused_before_anything_is
     assert "Releasing" not in result.stderr
     assert not docker_client.images.list(name=f"{IMAGE}:{sha[:7]}")
     assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
+
+
+def test_settings_the_backend_would_refuse_stop_a_release_before_anything_is_built(
+    project: Path, engine_emulator: Emulator, docker_client: Any
+) -> None:
+    toml = project / "doki.toml"
+    toml.write_text(
+        toml.read_text().replace("https://abcdefghijklmnop.supabase.co", "https://your-project.supabase.co")
+    )
+    sha = commit(project, "a placeholder")
+
+    result = release("--secrets-from", ".env")
+
+    assert result.exit_code == 78, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "would_not_start"
+    assert "SUPABASE_URL holds a development placeholder" in error["message"]
+    assert not docker_client.images.list(name=f"{IMAGE}:{sha[:7]}")
+    assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
