@@ -337,8 +337,9 @@ def _cpu(value: Any, memory: int, concurrency: int, problems: list[str]) -> str:
             break
     if (cpus >= 6 and gib < 4) or (cpus >= 4 and gib < 2):
         problems.append(f"cpu {text} needs more memory: at least {'4Gi' if cpus >= 6 else '2Gi'}")
-    if cpus < 1 and memory > 512 * 2**20:
-        problems.append(f"cpu {text} (below 1) allows at most 512Mi of memory")
+    # Below one CPU, up to 512Mi, or 1Gi from half a CPU (https://cloud.google.com/run/docs/configuring/services/memory-limits).
+    if cpus < 1 and memory > (2**30 if cpus >= 0.5 else 512 * 2**20):
+        problems.append(f"cpu {text} allows at most {'1Gi' if cpus >= 0.5 else '512Mi'} of memory")
     if cpus < 1 and concurrency != 1:
         problems.append(f"cpu {text} (below 1) needs concurrency = 1")
     return text

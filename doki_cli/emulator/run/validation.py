@@ -60,8 +60,12 @@ _SUFFIX_BYTES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 1
 _SUFFIX_BYTES["Ti"] = 1024**4
 MIN_MILLICPU = 80
 WHOLE_CPUS = (1, 2, 4, 6, 8)
-# (lowest memory, highest memory) each CPU count accepts; fractional CPU is the first row.
+# (lowest memory, highest memory) each CPU count accepts; fractional CPU is the first row, up to 1Gi from half a CPU
+# (https://cloud.google.com/run/docs/configuring/services/memory-limits, minimum CPU per memory).
 _MEMORY_RANGE = {0: (128 * _MI, 512 * _MI), 1: (128 * _MI, 4 * _GI), 2: (128 * _MI, 8 * _GI)}
+HALF_CPU_MAX_MEMORY = _GI
+# The second generation execution environment needs at least 512Mi (same page).
+GEN2_MIN_MEMORY = 512 * _MI
 _MEMORY_RANGE |= {4: (2 * _GI, 16 * _GI), 6: (4 * _GI, 24 * _GI), 8: (4 * _GI, 32 * _GI)}
 
 
@@ -115,9 +119,10 @@ def check_service_id(service_id: str, request: str) -> None:
     if not service_id:
         raise invalid_argument(f"{where}: required field not present.")
     if not is_dns_label(service_id, MAX_SERVICE_ID):
+        # Google's words (pulumi/pulumi-gcp#3166); the rule is the proto's comment on CreateServiceRequest.service_id.
         raise invalid_argument(
-            f"{where}: '{service_id}' is not a valid service name: use lowercase letters, digits and hyphens, start "
-            f"with a letter, end with a letter or digit, at most {MAX_SERVICE_ID} characters."
+            f"{where}: only lowercase, digits, and hyphens; must begin with letter, and cannot end with hyphen; must "
+            "be less than 50 characters."
         )
 
 
@@ -196,9 +201,9 @@ def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: s
         raise invalid_argument(f"{shape}.template.containers: at most {MAX_CONTAINERS} containers are allowed.")
     with_ports = [i for i, c in enumerate(containers) if c.ports]
     if len(containers) > 1 and len(with_ports) != 1:
+        # Google's words (GoogleCloudPlatform/terraform-google-cloud-run#302).
         raise invalid_argument(
-            f"{shape}.template.containers: exactly one container must expose a port to receive requests, "
-            f"found {len(with_ports)}."
+            "template.containers: Revision template should contain exactly one container with an exposed port."
         )
     for index, container in enumerate(containers):
         _check_container(container, shape, index)
@@ -208,8 +213,9 @@ def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: s
             "template.max_instance_request_concurrency: Invalid value specified for container concurrency. "
             f"Must be between 1 and 1000, got {concurrency}."
         )
+    gen2 = template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2
     for index, container in enumerate(containers):
-        _check_resources(container, index, concurrency or default_concurrency(template))
+        _check_resources(container, index, concurrency or default_concurrency(template), gen2=gen2)
     if "timeout" in template:
         seconds = template.timeout.total_seconds()
         if not 1 <= seconds <= 3600:
@@ -227,9 +233,9 @@ def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: s
             f"template.scaling.max_instance_count: must be 1 or more, got {scaling.max_instance_count}."
         )
     if scaling.max_instance_count and scaling.min_instance_count > scaling.max_instance_count:
+        # Google's words (goblet/goblet#287).
         raise invalid_argument(
-            f"template.scaling.min_instance_count: must not exceed max_instance_count ({scaling.max_instance_count}), "
-            f"got {scaling.min_instance_count}."
+            f"{shape}.template.scaling.max_instance_count: must be greater or equal than min_instance_count."
         )
 
 
@@ -273,7 +279,7 @@ def _check_container(container: run_v2.Container, shape: str, index: int) -> Non
         )
 
 
-def _check_resources(container: run_v2.Container, index: int, concurrency: int) -> None:
+def _check_resources(container: run_v2.Container, index: int, concurrency: int, *, gen2: bool) -> None:
     limits = container.resources.limits
     where = f"template.containers[{index}].resources.limits"
     cpu_text = limits.get("cpu", DEFAULT_CPU)
@@ -291,10 +297,16 @@ def _check_resources(container: run_v2.Container, index: int, concurrency: int) 
             "or 2Gi."
         )
     low, high = _MEMORY_RANGE[milli // 1000]
+    if 500 <= milli < 1000:
+        high = HALF_CPU_MAX_MEMORY
+    if gen2:
+        low = max(low, GEN2_MIN_MEMORY)
     if not low <= size <= high:
+        # Google's words, and their gen2 variant (MarkEdmondson1234/googleCloudRunner#137).
+        environment = " with gen2 execution environment" if gen2 else ""
         raise invalid_argument(
-            f"{where}.memory: Invalid value specified for memory. For {_cpu_label(milli)} CPU, memory must be "
-            f"between {_memory_label(low)} and {_memory_label(high)} inclusive."
+            f"{where}.memory: Invalid value specified for memory{environment}. For {_cpu_label(milli)} CPU, memory "
+            f"must be between {_memory_label(low)} and {_memory_label(high)} inclusive."
         )
     if milli < 1000 and concurrency > 1:
         raise invalid_argument(
