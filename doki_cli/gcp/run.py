@@ -580,7 +580,13 @@ def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> A
         container = template.containers[0]
     container.image = spec.image
     if container.ports:
+        moved_from = container.ports[0].container_port
         container.ports[0].container_port = spec.port  # its name (http1 or h2c) stays
+        probe = container.startup_probe
+        if moved_from != spec.port and "tcp_socket" in probe and probe.tcp_socket.port == moved_from:
+            # A TCP startup probe of the old port follows it, as with gcloud's --port (ContainerPortChange in
+            # command_lib/run/config_changes.py): left behind, it would fail every new revision.
+            probe.tcp_socket.port = spec.port
     else:
         container.ports = [run_v2.ContainerPort(name="http1", container_port=spec.port)]
     container.resources.limits["cpu"] = spec.cpu

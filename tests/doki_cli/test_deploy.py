@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from google.api_core import exceptions
 from google.cloud import run_v2
 
 from doki_cli.emulator.projects import compute_default_account
@@ -350,3 +351,29 @@ def test_skip_checks_plans_what_would_not_start_and_says_so(
     assert problem.startswith("ALLOWED_ORIGINS contains '*'")
     human = runner.invoke(app, ["deploy", "--image", BACKEND_IMAGE, "--dry-run", "--skip-checks"]).stdout
     assert f"  ! --skip-checks: the new revision may not start: {problem}\n" in human
+
+
+def test_a_port_change_moves_a_tcp_startup_probe_that_checked_the_old_port(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    (tmp_path / "doki.toml").write_text(TOML.replace('repository = "doki"\n', 'repository = "doki"\nport = 9090\n'))
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+    services = ClientFactory(emulator.grpc_address).run_services()
+    probe = run_v2.Probe(tcp_socket=run_v2.TCPSocketAction(port=8080), period_seconds=5)
+    container = run_v2.Container(
+        image=BACKEND_IMAGE, ports=[run_v2.ContainerPort(name="h2c", container_port=8080)], startup_probe=probe
+    )
+    made = services.create_service(
+        parent=PATH.rsplit("/", 2)[0],
+        service_id="doki-backend",
+        service=run_v2.Service(template=run_v2.RevisionTemplate(containers=[container])),
+    )
+    with pytest.raises(exceptions.FailedPrecondition, match="no Docker engine"):
+        made.result(timeout=30)
+
+    deploy("--yes")  # its revision cannot start here (no engine): what it wrote is what matters
+
+    [serving] = services.get_service(name=PATH).template.containers
+    assert [(p.name, p.container_port) for p in serving.ports] == [("h2c", 9090)]
+    assert (serving.startup_probe.tcp_socket.port, serving.startup_probe.period_seconds) == (9090, 5)

@@ -846,6 +846,8 @@ class CloudRun:
             failure = None
             for target in service.traffic:
                 kind = validation.target_type(target)
+                # LATEST "allocates instances to the Service's latest ready Revision" (the proto's comment on
+                # TrafficTargetAllocationType): a newer revision that failed gets nothing.
                 revision_name = (
                     service.latest_ready_revision
                     if kind == validation.LATEST

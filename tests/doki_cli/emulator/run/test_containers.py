@@ -265,6 +265,9 @@ def test_a_container_that_exits_fails_the_operation_with_its_last_lines_and_traf
     assert failure.value.message.endswith("Last log lines:\ncannot start: DATABASE_URL is missing")
     assert (after.latest_ready_revision, after.terminal_condition.state) == (first, FAILED)
     assert after.terminal_condition.message == failure.value.message
+    # LATEST is the latest *Ready* revision (the proto's comment on TrafficTargetAllocationType): the failed newest
+    # one gets none of the traffic, in the status as at the URL.
+    assert [(s.type_, s.percent, s.revision) for s in after.traffic_statuses] == [(LATEST, 100, short(first))]
     assert served_by(after.uri) == short(first)
     assert [c.name for c in containers()] == [f"doki-emu-{short(first)}"]
 
