@@ -13,10 +13,10 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -438,14 +438,31 @@ def read_settings(**overrides: object) -> Settings:
         raise ConfigError([_invalid(error) for error in exc.errors(include_input=False, include_url=False)]) from None
 
 
-def problems_of(values: Mapping[str, str]) -> list[str]:
+class _Declared(Settings):
+    """Settings from the values given alone: neither the process environment nor a `.env` file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: Any, *others: Any, **named_others: Any
+    ) -> tuple[Any, ...]:
+        return (init_settings,)
+
+
+def problems_of(values: Mapping[str, str], *, elsewhere: Collection[str] = ()) -> list[str]:
     """What the backend would refuse at start with exactly these environment variables, the process's own environment
-    and `.env` aside: `doki deploy` asks it of doki.toml before it writes anything."""
+    and `.env` aside: `doki deploy` asks it of doki.toml before it writes anything.
+
+    Names in `elsewhere` are set where `values` cannot show them (Secret Manager): they count as present, and what
+    their values would be refused for is checked where they live, so no problem naming one is reported."""
     try:
-        settings = Settings.model_validate(dict(values))
+        declared = {name: value for name, value in values.items() if name not in elsewhere}
+        settings = _Declared(**declared)  # type: ignore[arg-type]
     except ValidationError as exc:
-        return [_invalid(error) for error in exc.errors(include_input=False, include_url=False)]
-    return settings.problems()
+        found = [_invalid(error) for error in exc.errors(include_input=False, include_url=False)]
+    else:
+        found = settings.problems()
+    unseen = [re.compile(rf"\b{re.escape(name)}\b") for name in elsewhere]
+    return [problem for problem in found if not any(name.search(problem) for name in unseen)]
 
 
 def _invalid(error: ErrorDetails) -> str:

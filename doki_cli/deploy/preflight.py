@@ -3,13 +3,11 @@
 The backend refuses to start on settings production cannot run with (exit 78: a placeholder SUPABASE_URL, a
 missing secret, an origin that is no origin). Found inside the container, that costs a whole deploy and a failed
 revision; found here, nothing has changed yet. The rules are the backend's own (`doki.settings.problems_of`), asked
-of doki.toml's plain settings, with valid stand-ins for the values that live in Secret Manager (whose own checks,
-a version that exists and is enabled, the planner makes).
+of doki.toml's plain settings; the values that live in Secret Manager count as set (the planner checks that each
+has a version that exists and is enabled).
 """
 
 from __future__ import annotations
-
-import secrets
 
 from doki_cli.config import ServiceConfig
 from doki_cli.errors import DokiError
@@ -20,14 +18,10 @@ SKIP_HINT = "--skip-checks deploys anyway"
 
 def startup_problems(config: ServiceConfig) -> list[str]:
     """What the backend would refuse at start with doki.toml's environment; empty when it would start."""
-    from doki.crypto import generate_key
     from doki.settings import problems_of
 
-    values = dict(config.env)
-    for name in config.secrets:
-        # A stand-in any check accepts: the real value is checked where it lives, not read here.
-        values[name] = generate_key() if name.startswith("ENCRYPTION_KEY") else secrets.token_urlsafe(48)
-    return problems_of(values)
+    # The secrets' values are not read here: they count as set, and are checked where they live.
+    return problems_of(config.env, elsewhere=set(config.secrets))
 
 
 def preflight(config: ServiceConfig, *, skip: bool) -> list[str]:

@@ -11,7 +11,14 @@ import pytest
 from cryptography.fernet import Fernet
 
 from doki.origins import origin_problem
-from doki.settings import ConfigError, Settings, load_settings, read_settings, with_development_defaults
+from doki.settings import (
+    ConfigError,
+    Settings,
+    load_settings,
+    problems_of,
+    read_settings,
+    with_development_defaults,
+)
 from tests.helpers import secret
 
 GOOD_KEY = secret("a Fernet key", Fernet.generate_key().decode())
@@ -323,3 +330,44 @@ def test_an_unknown_log_level_is_a_problem_listing_the_levels() -> None:
         "LOG_LEVEL 'LOUD' is not a level: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
     ]
     assert production(log_level="debug").problems() == []
+
+
+SECRET_NAMES = {"SESSION_SECRET_KEY", "ENCRYPTION_KEY", "SUPABASE_SECRET_KEY", "GOOGLE_CLIENT_SECRET"}
+PLAIN_PRODUCTION = {
+    "ENVIRONMENT": "production",
+    "SUPABASE_URL": "https://abc.supabase.co",
+    "ALLOWED_ORIGINS": "https://app.doki.com",
+    "GOOGLE_CLIENT_ID": "1234-abc.apps.googleusercontent.com",
+}
+
+
+def test_problems_of_judges_the_values_given_alone_not_the_environment_nor_dot_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # doki deploy judges doki.toml with it: a developer's .env or a CI variable never reaches Cloud Run.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("LOG_LEVEL=verbose\nFRONTEND_URL=http://localhost:3000/done\n")
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SUPABASE_URL", "https://your-project.supabase.co")
+
+    assert problems_of({}) == []
+    assert problems_of(PLAIN_PRODUCTION, elsewhere=SECRET_NAMES) == []
+    assert problems_of({**PLAIN_PRODUCTION, "LOG_LEVEL": "verbose"}, elsewhere=SECRET_NAMES) == [
+        "LOG_LEVEL 'verbose' is not a level: use one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    ]
+
+
+def test_problems_of_counts_values_kept_elsewhere_as_set_and_leaves_their_checks_to_where_they_live() -> None:
+    plain = {k: v for k, v in PLAIN_PRODUCTION.items() if k != "SUPABASE_URL"}
+
+    kept_elsewhere = problems_of({**plain, "ALLOWED_ORIGINS": "*"}, elsewhere={*SECRET_NAMES, "SUPABASE_URL"})
+    missing = problems_of(plain, elsewhere=SECRET_NAMES - {"ENCRYPTION_KEY"})
+
+    assert kept_elsewhere == [
+        "ALLOWED_ORIGINS contains '*': with credentials on, browsers need exact origins; list them, e.g. "
+        "https://app.example.com"
+    ]
+    assert missing == [
+        "ENCRYPTION_KEY is not set: production needs it (put it in Secret Manager)",
+        "SUPABASE_URL is not set: production needs it",
+    ]
