@@ -254,7 +254,8 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
         not isinstance(account, str) or not (_SERVICE_ACCOUNT.fullmatch(account) or _COMPUTE_DEFAULT.fullmatch(account))
     ):
         problems.append(
-            f"service_account = {account!r} is not a service account email (NAME@PROJECT.iam.gserviceaccount.com)"
+            f"service_account = {account!r} is not a service account email (NAME@PROJECT.iam.gserviceaccount.com, "
+            "or PROJECT_NUMBER-compute@developer.gserviceaccount.com)"
         )
         account = None
     allow = values["allow_unauthenticated"]

@@ -42,6 +42,8 @@ def render_plan(out: Output, plan: Plan) -> None:
         out.line(f"  = not managed by doki.toml, kept: {', '.join(plan.unmanaged)} (--prune removes them)", style="dim")
     if plan.live is not None and plan.live.kept:
         out.line(f"  = set outside doki.toml, kept as it is: {', '.join(plan.live.kept)}", style="dim")
+    for warning in plan.warnings:
+        out.line(f"  ! {warning}", style="yellow")
     for problem in plan.skipped_checks:
         out.line(f"  ! --skip-checks: the new revision may not start: {problem}", style="red")
     count = len(plan.changes) + len(plan.grants)
@@ -69,6 +71,7 @@ def plan_data(plan: Plan) -> dict[str, object]:
         "unmanaged": plan.unmanaged,
         "kept": list(plan.live.kept) if plan.live is not None else [],
         "skipped_checks": plan.skipped_checks,
+        "warnings": plan.warnings,
         "empty": plan.empty,
     }
 

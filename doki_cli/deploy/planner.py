@@ -14,7 +14,6 @@ from doki_cli.deploy.spec import LiveService, ServiceSpec, desired_spec
 from doki_cli.errors import DokiError
 from doki_cli.gcp.run import CloudRun, split_env
 from doki_cli.gcp.secretmanager import SecretManager
-from doki_cli.gitinfo import EXIT_CONFIG
 
 REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
 REDIRECT_PATH = "/auth/google/callback"
@@ -55,6 +54,7 @@ class Plan:
     member: str | None = None
     set_redirect: bool = False  # first deploy: GOOGLE_REDIRECT_URI follows from the URL Cloud Run assigns
     skipped_checks: list[str] = field(default_factory=list)  # what --skip-checks let through (see preflight)
+    warnings: list[str] = field(default_factory=list)  # what may keep the new revision from starting
 
     @property
     def creates(self) -> bool:
@@ -83,11 +83,6 @@ def _cpu(value: str) -> str:
     if value.endswith("m") and value[:-1].isdigit() and int(value[:-1]) % 1000 == 0:
         return str(int(value[:-1]) // 1000)
     return value
-
-
-def _default_account(account: str | None) -> str | None:
-    # No account named means the Compute Engine default, which Cloud Run writes into the template it stores.
-    return None if is_compute_default(account) else account
 
 
 class Planner:
@@ -122,8 +117,7 @@ class Planner:
             grants = sorted(
                 {ref.secret for ref in config.secrets.values() if not self._secrets.is_granted(ref.secret, member)}
             )
-        else:
-            self._check_default_account_reads(config)
+        warnings = [] if member is not None else self._default_account_warnings(config)
         return Plan(
             service=config.name,
             path=self._run.path(config.name),
@@ -138,13 +132,14 @@ class Planner:
             grants=grants,
             member=member,
             set_redirect=set_redirect,
+            warnings=warnings,
         )
 
-    def _check_default_account_reads(self, config: ServiceConfig) -> None:
+    def _default_account_warnings(self, config: ServiceConfig) -> list[str]:
         """Without service_account, revisions run as the Compute Engine default account, named after the project's
-        number, which doki does not know: it cannot grant that account its secrets, and a revision that cannot read
-        them never starts. Unless each secret already grants some project's default account access (as the
-        deployment guide's troubleshooting does by hand), stop before anything is written."""
+        number, which doki does not know: it cannot grant that account the secrets, and a revision that cannot read
+        them never starts. A grant at the project level (which doki does not read) may let it: so a warning, unless
+        each secret grants some project's default account access itself (as the guide's troubleshooting does)."""
         unreadable = sorted(
             {
                 ref.secret
@@ -155,15 +150,14 @@ class Planner:
                 )
             }
         )
-        if unreadable:
-            raise DokiError(
-                "runtime_account_cannot_read_secrets",
-                "service_account is not set in doki.toml, so the revisions would run as the project's Compute Engine "
-                f"default account, which may not read {', '.join(unreadable)}; nothing was changed",
-                'set service_account = "NAME@PROJECT.iam.gserviceaccount.com" (a dedicated account; or '
-                "PROJECT_NUMBER-compute@developer.gserviceaccount.com) in doki.toml: deploy then grants it access",
-                exit_code=EXIT_CONFIG,
-            )
+        if not unreadable:
+            return []
+        return [
+            "service_account is not set, so the revisions run as the project's Compute Engine default account, and "
+            f"no grant on {', '.join(unreadable)} lets it read them: unless the project grants it, the new revision "
+            'will not start; set service_account = "NAME@PROJECT.iam.gserviceaccount.com" in doki.toml, and deploy '
+            "grants it access"
+        ]
 
     def _secret_versions(self, config: ServiceConfig) -> dict[str, int]:
         versions: dict[str, int] = {}
@@ -189,8 +183,8 @@ class Planner:
             old = getattr(before, attribute) if before is not None else None
             if attribute == "cpu":
                 new, old = _cpu(new), _cpu(old) if old is not None else None
-            if attribute == "service_account" and _default_account(new) == _default_account(old):
-                continue
+            if attribute == "service_account" and new is None and is_compute_default(old):
+                continue  # none named: the Compute Engine default, which Cloud Run wrote into the template
             if new != old:
                 changes.append(Change(label, _show(old), _show(new)))
         old_env = before.env if before is not None else {}

@@ -75,7 +75,7 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
             "revision_conflict",
             f"{action} {resource}: Google refused it: {detail}",
             "the live template no longer matches the revision it is named after (another tool deployed it last); "
-            "`doki deploy` makes a new revision of it",
+            "a change to the template makes a new revision: `doki deploy` once doki.toml differs from it",
         )
     if isinstance(exc, exceptions.InvalidArgument):
         return DokiError("invalid_argument", f"{action} {resource}: Google refused it: {detail}", "fix the value named")

@@ -404,8 +404,10 @@ def _latest_type() -> Any:
 
 def remake_revision(service: Any) -> None:
     """Make Cloud Run create a revision although the template is the live one (whose revision never became Ready):
-    it makes none for an unchanged template, so a fresh annotation changes it."""
+    it makes none for an unchanged template, so a fresh annotation changes it. The changed template cannot keep the
+    failed revision's name (a release named it): Cloud Run refuses a different template under a taken name."""
     service.template.annotations[RETRY_ANNOTATION] = uuid.uuid4().hex[:12]
+    service.template.revision = ""
 
 
 def stuck(service: Any) -> str | None:
@@ -643,6 +645,10 @@ def _merged_env(live: Any, spec: ServiceSpec, keep: set[str]) -> list[Any]:
     return merged
 
 
+def _not_dokis(annotations: Any) -> list[str]:
+    return [key for key in annotations if not key.startswith(DOKI_ANNOTATIONS)]
+
+
 def kept_settings(service: Any) -> list[str]:
     """What the live service has that doki.toml does not manage and a deploy keeps, in a few words each."""
     template = service.template
@@ -675,12 +681,12 @@ def kept_settings(service: Any) -> list[str]:
         "encryption key": bool(template.encryption_key),
         "node selector": "node_selector" in template,
         "revision labels": bool(template.labels),
-        "revision annotations": any(not key.startswith(DOKI_ANNOTATIONS) for key in template.annotations),
+        "revision annotations": bool(_not_dokis(template.annotations)),
     }
     kept += [label for label, present in template_settings.items() if present]
     service_settings = {
         "labels " + ", ".join(sorted(service.labels)): bool(service.labels),
-        "annotations": any(not key.startswith(DOKI_ANNOTATIONS) for key in service.annotations),
+        "annotations " + ", ".join(sorted(_not_dokis(service.annotations))): bool(_not_dokis(service.annotations)),
         "service-level scaling": "scaling" in service,
         "invoker IAM check off": service.invoker_iam_disabled,
         "binary authorization": "binary_authorization" in service,

@@ -89,7 +89,8 @@ def test_project_and_region_options_win_over_the_file(tmp_path: Path) -> None:
         ('allow_unauthenticated = "yes"', "allow_unauthenticated = 'yes' is not valid: use true or false"),
         (
             'service_account = "runtime"',
-            "service_account = 'runtime' is not a service account email (NAME@PROJECT.iam.gserviceaccount.com)",
+            "service_account = 'runtime' is not a service account email (NAME@PROJECT.iam.gserviceaccount.com, "
+            "or PROJECT_NUMBER-compute@developer.gserviceaccount.com)",
         ),
         (
             'memroy = "1Gi"',

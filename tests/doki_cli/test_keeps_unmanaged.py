@@ -27,8 +27,8 @@ DOKI_TEMPLATE_FIELDS = ("scaling", "timeout", "max_instance_request_concurrency"
 KEPT_LINE = (
     "  = set outside doki.toml, kept as it is: sidecar collector, command, working dir, startup probe, liveness "
     "probe, volume mounts, CPU always allocated, depends on collector, volumes scratch, VPC access, execution "
-    "environment GEN2, session affinity, revision labels, labels team, annotations, service-level scaling, binary "
-    "authorization\n"
+    "environment GEN2, session affinity, revision labels, labels team, annotations ops.example.com/runbook, "
+    "service-level scaling, binary authorization\n"
 )
 
 
@@ -74,9 +74,10 @@ def set_up_by_hand(service: run_v2.Service, image: str) -> None:
         name="collector",
         image=image,
         command=["python", "-c", "import time; time.sleep(10**6)"],
-        resources=run_v2.ResourceRequirements(limits={"cpu": "1", "memory": "256Mi"}),
+        resources=run_v2.ResourceRequirements(limits={"cpu": "1", "memory": "512Mi"}),  # gen2: 512Mi at least
     )
-    template.containers.append(collector)
+    # Before the serving container: doki finds the one with the port, wherever it stands.
+    template.containers.insert(0, collector)
     template.volumes = [
         run_v2.Volume(name="scratch", empty_dir=run_v2.EmptyDirVolumeSource(medium="MEMORY", size_limit="64Mi"))
     ]
@@ -143,6 +144,6 @@ def test_every_command_keeps_what_doki_does_not_manage_and_no_plan_names_it(
     assert again.exit_code == 0, again.output
     live = services.get_service(name=PATH)
     assert not_dokis(live) == before, "second deploy"
-    assert [c.name for c in live.template.containers] == ["app", "collector"]
-    assert live.template.containers[0].resources.limits["memory"] == "1Gi"
+    assert [c.name for c in live.template.containers] == ["collector", "app"]
+    assert live.template.containers[1].resources.limits["memory"] == "1Gi"
     assert doki("deploy", "--image", f"{IMAGE}:{released_sha[:7]}", "--dry-run").exit_code == 0

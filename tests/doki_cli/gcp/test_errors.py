@@ -57,5 +57,5 @@ def test_a_template_sent_under_a_taken_revision_name_says_how_to_make_a_new_revi
         f"updating {RESOURCE}: Google refused it: Revision named 'api-blue' with different configuration already "
         "exists.",
         "the live template no longer matches the revision it is named after (another tool deployed it last); "
-        "`doki deploy` makes a new revision of it",
+        "a change to the template makes a new revision: `doki deploy` once doki.toml differs from it",
     )
