@@ -333,7 +333,7 @@ class CloudRun:
         request: str,
     ) -> operations_pb2.Operation:
         validation.check_service_id(service_id, request)
-        validation.check_service(service, request, service_id)
+        validation.check_service(service, request, service_id, creating=True)
         name = f"{location.name}/services/{service_id}"
         for target in service.traffic:
             if validation.target_type(target) == validation.REVISION and target.revision != service.template.revision:
@@ -412,7 +412,7 @@ class CloudRun:
             merged = _copy(record.message)
             for field_name in fields:
                 _copy_field(run_v2.Service.pb(service), run_v2.Service.pb(merged), field_name)
-        validation.check_service(merged, "UpdateServiceRequest", service_id)
+        validation.check_service(merged, "UpdateServiceRequest", service_id, creating=False)
         with self._lock:
             record = self._services.get(name)
             if record is None:

@@ -158,26 +158,30 @@ def ingress_index(template: run_v2.RevisionTemplate) -> int:
     return next((i for i, c in enumerate(template.containers) if c.ports), 0)
 
 
-def check_service(service: run_v2.Service, request: str, service_id: str) -> None:
+def check_service(service: run_v2.Service, request: str, service_id: str, *, creating: bool) -> None:
     """Every check that needs nothing but the spec itself; raises INVALID_ARGUMENT naming the field."""
     shape = f"Violation in {request}.service"
     if "template" not in service:
         raise invalid_argument(f"{shape}.template: required field not present.")
     template = service.template
-    _check_system_keys(service, shape)
+    _check_system_keys(service, shape, creating=creating)
     _check_template(template, shape, service_id)
     _check_traffic(service.traffic, shape, service_id)
 
 
 def _is_system_key(key: str) -> bool:
-    namespace = key.split("/", 1)[0] if "/" in key else ""
-    return any(namespace == system or namespace.endswith("." + system) for system in SYSTEM_NAMESPACES)
+    return "/" in key and key.split("/", 1)[0] in SYSTEM_NAMESPACES
 
 
-def _check_system_keys(service: run_v2.Service, shape: str) -> None:
-    """Labels and annotations in Cloud Run's own namespaces, on the service or its template, are refused."""
-    for where, holder in ((shape, service), (f"{shape}.template", service.template)):
-        for kind in ("annotations", "labels"):
+def _check_system_keys(service: run_v2.Service, shape: str, *, creating: bool) -> None:
+    """Labels and annotations in Cloud Run's own namespaces are refused: on the template always, on the service
+    itself its labels always and its annotations in new resources (the protos' words), as one made through v1 may
+    carry them."""
+    held = [(f"{shape}.template", service.template, ("annotations", "labels")), (shape, service, ("labels",))]
+    if creating:
+        held.append((shape, service, ("annotations",)))
+    for where, holder, kinds in held:
+        for kind in kinds:
             for key in sorted(getattr(holder, kind)):
                 if _is_system_key(key):
                     # Google's words for an annotation (GoogleCloudPlatform/avocano#238); the same for a label.

@@ -421,16 +421,6 @@ BAD_SPECS: list[tuple[str, run_v2.Service, str]] = [
         f"{SHAPE}.labels[cloud.googleapis.com/location]: system labels are not supported in Cloud Run API v2.",
     ),
     (
-        "a label in a subdomain of a system namespace on the template",
-        run_v2.Service(
-            template=run_v2.RevisionTemplate(
-                containers=[{"image": "a"}], labels={"features.serving.knative.dev/x": "1"}
-            )
-        ),
-        f"{SHAPE}.template.labels[features.serving.knative.dev/x]: system labels are not supported in Cloud Run API "
-        "v2.",
-    ),
-    (
         "traffic to a revision that does not exist",
         run_v2.Service(template=template(), traffic=[{"type_": REVISION, "revision": "api-00009-abc", "percent": 100}]),
         "Revision 'api-00009-abc' does not exist or is deleted. Update all traffic to route to currently available "
