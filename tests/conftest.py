@@ -9,6 +9,7 @@ No test may print or log a secret it uses: tests/leakcheck.py fails the one that
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,12 @@ import pytest
 
 from tests.helpers import BACKEND_ENV_NAMES, BASE_IMAGE
 from tests.leakcheck import LeakCheck
+
+# A suite started in the background of a shell without job control inherits SIGINT ignored, and so would every
+# process it starts: the Ctrl-C tests could then interrupt nothing. A handler, unlike "ignored", is not inherited
+# across exec, so the processes the tests start get SIGINT's default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_configure(config: pytest.Config) -> None:
