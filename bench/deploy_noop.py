@@ -31,6 +31,7 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 http.server.ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
 """
+# Settings production accepts: deploy checks them by the backend's rules before it calls Google.
 TOML = """[service]
 name = "bench-api"
 project = "bench-proj"
@@ -38,9 +39,19 @@ repository = "doki"
 service_account = "runtime@bench-proj.iam.gserviceaccount.com"
 [service.env]
 ENVIRONMENT = "production"
+SUPABASE_URL = "https://benchbenchbenchbench.supabase.co"
+ALLOWED_ORIGINS = ["https://app.bench.example"]
+GOOGLE_CLIENT_ID = "1234-bench.apps.googleusercontent.com"
 [service.secrets]
 ENCRYPTION_KEY = "encryption-key"
+SESSION_SECRET_KEY = "session-secret-key"
+SUPABASE_SECRET_KEY = "supabase-secret-key"
+GOOGLE_CLIENT_SECRET = "google-client-secret"
 """
+ENV = "".join(
+    f"{name}=bench-value-{name.lower()}\n"
+    for name in ("ENCRYPTION_KEY", "SESSION_SECRET_KEY", "SUPABASE_SECRET_KEY", "GOOGLE_CLIENT_SECRET")
+)
 MUTATING = ("Create", "Update", "Delete", "Set", "Add", "Disable", "Enable", "Destroy")
 
 
@@ -69,7 +80,7 @@ def main() -> None:
         (work / "Dockerfile").write_text(f'FROM {BASE}\nCOPY server.py /server.py\nCMD ["python3", "/server.py"]\n')
         subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(work)], check=True, capture_output=True)
         (work / "doki.toml").write_text(TOML)
-        (work / ".env").write_text("ENCRYPTION_KEY=bench-value\n")
+        (work / ".env").write_text(ENV)
         grpc_port, rest_port = free_port(), free_port()
         state = work / "state"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOKI_")}
