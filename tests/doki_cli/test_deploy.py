@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -47,6 +48,15 @@ def setup_project(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.Monkey
     monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
     (tmp_path / "doki.toml").write_text(TOML)
     (tmp_path / ".env").write_text(ENV)
+
+
+def deployed(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The project's service deployed once with `doki deploy`; the official Cloud Run client, to change it by hand."""
+    setup_project(tmp_path, emulator, monkeypatch)
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+    first = deploy("--yes")
+    assert first.exit_code == 0, first.output
+    return ClientFactory(emulator.grpc_address).run_services()
 
 
 def deploy(*args: str) -> object:
@@ -163,10 +173,7 @@ def test_deploy_applies_serves_and_then_plans_nothing(
 def test_a_changed_value_and_an_unmanaged_variable_show_in_the_plan(
     tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup_project(tmp_path, engine_emulator, monkeypatch)
-    runner.invoke(app, ["secrets", "push"])
-    assert deploy("--yes").exit_code == 0
-    services = ClientFactory(engine_emulator.grpc_address).run_services()
+    services = deployed(tmp_path, engine_emulator, monkeypatch)
     live = services.get_service(name=PATH)
     live.template.containers[0].env.append(run_v2.EnvVar(name="ADDED_BY_HAND", value="1"))
     services.update_service(service=live).result(timeout=120)
@@ -221,14 +228,12 @@ def test_a_deploy_that_only_returns_traffic_to_latest_makes_no_revision_of_a_nam
 ) -> None:
     # gcloud --tag, the console and doki release name their revisions, and the name stays in the template: written
     # back without it, an unchanged template would be a change, and Cloud Run would make a revision of it.
-    setup_project(tmp_path, engine_emulator, monkeypatch)
-    runner.invoke(app, ["secrets", "push"])
-    assert deploy("--yes").exit_code == 0
+    services = deployed(tmp_path, engine_emulator, monkeypatch)
     factory = ClientFactory(engine_emulator.grpc_address)
-    live = factory.run_services().get_service(name=PATH)
+    live = services.get_service(name=PATH)
     earlier = live.latest_ready_revision.rsplit("/", 1)[-1]
     live.template.revision = "doki-backend-named"
-    factory.run_services().update_service(service=live).result(timeout=120)
+    services.update_service(service=live).result(timeout=120)
     assert runner.invoke(app, ["rollback", earlier]).exit_code == 0
     made = sorted(r.name for r in factory.run_revisions().list_revisions(parent=PATH))
 
@@ -386,10 +391,7 @@ def test_a_deploy_after_a_named_revision_failed_makes_a_new_one_under_a_new_name
 ) -> None:
     # A release names its revision; when it fails for a cause outside the template (fixed since), the template is
     # what doki.toml asks for, and the deploy that retries it must not send it under the failed revision's name.
-    setup_project(tmp_path, engine_emulator, monkeypatch)
-    runner.invoke(app, ["secrets", "push"])
-    assert deploy("--yes").exit_code == 0
-    services = ClientFactory(engine_emulator.grpc_address).run_services()
+    services = deployed(tmp_path, engine_emulator, monkeypatch)
     live = services.get_service(name=PATH)
     live.template.revision = "doki-backend-named"
     live.template.annotations["ops.example.com/ticket"] = "42"
