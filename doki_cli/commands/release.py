@@ -77,7 +77,8 @@ def release(
         raise
     commit = resolve_commit(config.root, sha, os.environ, allow_dirty=allow_dirty)
     release_tag(config.name, commit)  # a name too long for a release tag stops here, before any build
-    for problem in preflight(config, skip=skip_checks):  # and settings the revision could not start with
+    skipped = preflight(config, skip=skip_checks)  # and settings the revision could not start with
+    for problem in skipped:
         out.note(f"  ! --skip-checks: the new revision may not start: {problem}")
     values = read_values(secrets_from, sys.stdin) if secrets_from else None  # a missing file stops us before anything
     google = Google.from_env(config.project, config.region)
@@ -107,7 +108,7 @@ def release(
     )
     out.note(f"Releasing {commit.sha[:12]} (from {commit.source}) to {config.service_path}")
     try:
-        summary = runner.release(config, commit)
+        summary = runner.release(config, commit, skipped_checks=skipped)
     except DokiError as err:
         lines = err.details.get("last_log_lines")
         if isinstance(lines, list) and lines:

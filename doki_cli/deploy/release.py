@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -81,6 +81,8 @@ class Summary:
     checks: list[str] = field(default_factory=list)
     secrets: list[dict[str, Any]] = field(default_factory=list)
     last_log_lines: list[str] = field(default_factory=list)
+    # What may keep the new revision from starting: the plan's warnings, and what --skip-checks let through.
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +101,7 @@ class Summary:
             "steps": [{"step": s.name, "seconds": round(s.seconds, 3), "result": s.result} for s in self.steps],
             "duration_seconds": round(sum(s.seconds for s in self.steps), 3),
             **({"last_log_lines": self.last_log_lines} if self.last_log_lines else {}),
+            **({"warnings": self.warnings} if self.warnings else {}),
         }
 
 
@@ -213,9 +216,11 @@ class Release:
         finally:
             step.seconds = self._clock() - start
 
-    def release(self, config: ServiceConfig, commit: Commit) -> Summary:
+    def release(self, config: ServiceConfig, commit: Commit, *, skipped_checks: Sequence[str] = ()) -> Summary:
+        """Release `commit`; `skipped_checks`: what the preflight found and --skip-checks let through."""
         image = f"{config.image}:{commit.version}"
         summary = Summary(commit.sha, image, config.service_path)
+        summary.warnings = [f"--skip-checks: the new revision may not start: {problem}" for problem in skipped_checks]
         try:
             self._release(config, commit, summary)
         except DokiError as err:
@@ -255,6 +260,9 @@ class Release:
         with self._step(summary, "plan") as step:
             plan = Planner(self._run, self._secrets).plan(config, summary.image)
             step.result = "no changes" if plan.empty else f"{len(plan.changes) + len(plan.grants)} changes"
+            summary.warnings += plan.warnings
+            for warning in plan.warnings:
+                self._progress(f"! {warning}")
         if plan.empty:
             # This commit, with this configuration, already serves all traffic: a rerun of the CI job.
             assert plan.live is not None

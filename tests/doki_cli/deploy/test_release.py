@@ -383,3 +383,22 @@ def test_a_service_with_a_38_character_name_is_released_under_a_tag_cloud_run_ac
 
     assert (len(name), summary.result, summary.tag) == (38, "released", "sha-1111")
     assert summary.tag_url and httpx.get(summary.tag_url + "/", timeout=10).status_code == 200
+
+
+def test_a_release_reports_what_may_keep_its_revision_from_starting(
+    live: ServiceConfig, engine_emulator: Emulator, images: RetaggedImages
+) -> None:
+    # No runtime account: the revision runs as the default one, which no secret lets read it, and so fails.
+    no_account = replace(live, service_account=None)
+
+    with pytest.raises(DokiError) as failed:
+        make_release(google_for(engine_emulator, live), images, Clock()).release(
+            no_account, Commit(GOOD, False, "--sha"), skipped_checks=["ALLOWED_ORIGINS contains '*'"]
+        )
+
+    first, second = failed.value.details["warnings"]
+    assert first == "--skip-checks: the new revision may not start: ALLOWED_ORIGINS contains '*'"
+    assert second.startswith(
+        "service_account is not set, so the revisions run as the project's Compute Engine default account"
+    )
+    assert failed.value.code == "revision_not_ready"
