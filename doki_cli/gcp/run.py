@@ -571,10 +571,9 @@ def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> A
 
     service = run_v2.Service.deserialize(run_v2.Service.serialize(base)) if base is not None else run_v2.Service()
     template = service.template
-    container = ingress_container(template.containers) if base is not None else None
-    if container is None and base is not None and template.containers:
+    if base is not None:
         container = _serving_container(service)  # raises: several containers, none with a port
-    if container is None:
+    else:
         # gcloud's defaults for a new service: CPU only while serving, and a boost while starting.
         template.containers = [
             run_v2.Container(resources=run_v2.ResourceRequirements(cpu_idle=True, startup_cpu_boost=True))
@@ -684,9 +683,10 @@ def kept_settings(service: Any) -> list[str]:
         "revision annotations": bool(_not_dokis(template.annotations)),
     }
     kept += [label for label, present in template_settings.items() if present]
+    annotations = sorted(_not_dokis(service.annotations))
     service_settings = {
         "labels " + ", ".join(sorted(service.labels)): bool(service.labels),
-        "annotations " + ", ".join(sorted(_not_dokis(service.annotations))): bool(_not_dokis(service.annotations)),
+        "annotations " + ", ".join(annotations): bool(annotations),
         "service-level scaling": "scaling" in service,
         "invoker IAM check off": service.invoker_iam_disabled,
         "binary authorization": "binary_authorization" in service,
