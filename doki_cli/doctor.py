@@ -178,15 +178,16 @@ def live_checks(config: ServiceConfig, google: Google) -> list[Check]:
         checks += _secret_checks(config, google)
     if "run.googleapis.com" in disabled:
         return checks
-    live = google.run.live(config.name)
+    live = google.run.get(config.name)
     if live is None:
         checks.append(Check("service", WARN, f"{config.name} is not deployed yet", "run `doki deploy`"))
         return checks
     drift = []
     if live.spec.ingress != config.ingress:
         drift.append(f"ingress is {live.spec.ingress}, doki.toml says {config.ingress}")
-    if live.public != config.allow_unauthenticated:
-        drift.append(f"allUsers {'may' if live.public else 'may not'} invoke it, doki.toml says the opposite")
+    public = google.run.is_public(config.name)
+    if public != config.allow_unauthenticated:
+        drift.append(f"allUsers {'may' if public else 'may not'} invoke it, doki.toml says the opposite")
     checks.append(
         Check("ingress and invoker", FAIL, "; ".join(drift), "run `doki deploy` to apply doki.toml")
         if drift

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -19,13 +19,13 @@ SaveOption = Annotated[bool, typer.Option("--save", help="Also write the new lis
 
 
 def _current(ctx: typer.Context) -> list[str]:
-    from doki_cli.gcp.run import env_value
+    from doki_cli.gcp.run import service_not_found
 
     _, config, google = setup(ctx)
     service = google.run.get(config.name)
     if service is None:
-        raise DokiError("service_not_found", f"{google.run.path(config.name)} does not exist", "deploy it first")
-    value = env_value(service, ENV) or ""
+        raise service_not_found(google.run.path(config.name))
+    value = service.spec.env.get(ENV, "")
     return [o for o in (part.strip() for part in value.split(",")) if o]
 
 
@@ -45,22 +45,17 @@ def _check(origins: list[str]) -> None:
 
 
 def _apply(ctx: typer.Context, origins: list[str], before: list[str], save: bool) -> None:
-    from doki_cli.gcp.run import remake_revision, set_env, stuck
+    from doki_cli.model import Edit
 
     options, config, google = setup(ctx)
     out = options.output
     changed = origins != before
     live = google.run.get(config.name)
-    failed = stuck(live) if live is not None else None
+    failed = live.stuck if live is not None else None
     if changed or failed:
-        joined = ",".join(origins)
-
-        def change(service: Any) -> None:
-            set_env(service, ENV, joined)
-            if not changed:
-                remake_revision(service)  # the value is in the template already; its revision never came up
-
-        google.run.update(config.name, change, on_progress=lambda m: out.note(f"  {m}"))
+        # Unchanged, the value is in the template already, and its revision never came up: a new one, then.
+        edit = Edit(env={ENV: ",".join(origins)}, new_revision=not changed)
+        google.run.update(config.name, lambda _: edit, on_progress=lambda m: out.note(f"  {m}"))
         if failed and not changed:
             out.note(f"{failed} had not become Ready: made a new revision with the same origins")
     saved = None

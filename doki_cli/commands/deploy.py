@@ -75,7 +75,7 @@ def deploy(
         out.data({"plan": plan_data(plan), "url": plan.live.uri, "revision": plan.live.latest_ready, "changed": False})
         out.line(f"{config.name} is up to date: {plan.live.uri}")
         return
-    lock = active_lock(plan.base, time.time()) if plan.base is not None else None
+    lock = active_lock(plan.live, time.time()) if plan.live is not None else None
     if lock is not None:
         raise DokiError(
             "release_locked",
@@ -119,7 +119,7 @@ def _show_last_lines(out: Output, google: Google, name: str, region: str) -> Non
     from doki_cli.gcp.logs import LogQuery
 
     service = google.run.get(name)
-    revision = service.latest_created_revision.rsplit("/", 1)[-1] if service is not None else ""
+    revision = service.latest_created if service is not None else None
     if not revision:
         return
     try:

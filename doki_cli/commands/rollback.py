@@ -18,7 +18,7 @@ def rollback(
     """Pin 100% of traffic to REVISION (or the previous Ready revision). `doki deploy` later returns it to latest."""
     import sys
 
-    from doki_cli.gcp.run import TRAFFIC_FIELDS, pin_traffic
+    from doki_cli.model import Edit, pinned
 
     options, config, google = setup(ctx)
     out = options.output
@@ -70,9 +70,8 @@ def rollback(
         return
     google.run.update(
         config.name,
-        lambda service: pin_traffic(service, target.name),
+        lambda service: Edit(traffic=pinned(service.traffic, target.name)),
         on_progress=lambda m: out.note(f"  {m}"),
-        fields=TRAFFIC_FIELDS,
     )
     out.data({"revision": target.name, "changed": True, "previous": serving.name if serving else None})
     out.line(f"All traffic now goes to {target.name} (was {serving.name if serving else 'none'}).")

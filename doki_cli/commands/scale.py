@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,7 +21,8 @@ def scale(
 ) -> None:
     """Change scaling and resources on the live service (one new revision, nothing else changed)."""
     from doki_cli.config import resource_problems
-    from doki_cli.gcp.run import remake_revision, set_scaling
+    from doki_cli.gcp.run import service_not_found
+    from doki_cli.model import Edit, Scaling
 
     options, config, google = setup(ctx)
     out = options.output
@@ -30,9 +31,9 @@ def scale(
     given = {k: v for k, v in asked.items() if v is not None}
     if not given:
         raise DokiError("nothing_to_change", "no value given", "pass --min, --max, --memory, --cpu or --concurrency")
-    live = google.run.live(config.name)
+    live = google.run.get(config.name)
     if live is None:
-        raise DokiError("service_not_found", f"{google.run.path(config.name)} does not exist", "deploy it first")
+        raise service_not_found(google.run.path(config.name))
     spec = live.spec
     problems = resource_problems(
         memory=memory or spec.memory,
@@ -44,22 +45,12 @@ def scale(
     if problems:
         raise DokiError("bad_scale", "; ".join(problems) + "; nothing was changed", "pick values Cloud Run accepts")
     changes = {k: v for k, v in given.items() if getattr(live.spec, k) != v}
-    failed = live.latest_created if live.latest_created != live.latest_ready else None
+    failed = live.stuck
     if changes or failed:
-
-        def change(service: Any) -> None:
-            set_scaling(
-                service,
-                min_instances=min_instances,
-                max_instances=max_instances,
-                memory=memory,
-                cpu=cpu,
-                concurrency=concurrency,
-            )
-            if not changes:
-                remake_revision(service)  # the values are in the template already; its revision never came up
-
-        google.run.update(config.name, change, on_progress=lambda m: out.note(f"  {m}"))
+        scaling = Scaling(min_instances, max_instances, memory, cpu, concurrency)
+        # Unchanged, the values are in the template already, and its revision never came up: a new one, then.
+        edit = Edit(scaling=scaling, new_revision=not changes)
+        google.run.update(config.name, lambda _: edit, on_progress=lambda m: out.note(f"  {m}"))
         if failed and not changes:
             out.note(f"{failed} had not become Ready: made a new revision with the same values")
     saved = None

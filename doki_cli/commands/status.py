@@ -11,13 +11,12 @@ def status(ctx: typer.Context) -> None:
     """URL, Ready state, revisions, traffic split with tags, image, resources, scaling and last deploy time."""
     options, config, google = setup(ctx)
     out = options.output
-    service = google.run.get(config.name)
-    if service is None:
+    live = google.run.get(config.name)
+    if live is None:
         from doki_cli.gcp.run import service_not_found
 
         raise service_not_found(google.run.path(config.name))
-    live = google.run.live(config.name)
-    assert live is not None
+    public = google.run.is_public(config.name)
     revisions = google.run.revisions(config.name)
     serving = [r for r in revisions if r.percent or r.tags]
     spec = live.spec
@@ -26,7 +25,7 @@ def status(ctx: typer.Context) -> None:
         "url": live.uri,
         "ready": live.ready,
         "message": live.message,
-        "latest_created": service.latest_created_revision.rsplit("/", 1)[-1],
+        "latest_created": live.latest_created or "",
         "latest_ready": live.latest_ready,
         "traffic": [
             {"revision": r.name, "percent": r.percent, "tags": list(r.tags), "image": r.image} for r in serving
@@ -36,15 +35,15 @@ def status(ctx: typer.Context) -> None:
         "resources": {"cpu": spec.cpu, "memory": spec.memory, "concurrency": spec.concurrency},
         "timeout_seconds": spec.timeout_seconds,
         "scaling": {"min": spec.min_instances, "max": spec.max_instances},
-        "public": live.public,
-        "updated": service.update_time.isoformat(timespec="seconds") if service.update_time else None,
+        "public": public,
+        "updated": live.updated.isoformat(timespec="seconds") if live.updated else None,
     }
     out.data(data)
     out.line(f"{config.name}  {live.uri}")
     out.line(f"  ready        {'yes' if live.ready else 'no'}" + (f" ({live.message})" if live.message else ""))
     out.line(f"  revisions    latest created {data['latest_created']}, latest ready {live.latest_ready or '-'}")
     follows = " (follows the latest)" if live.traffic_to_latest else " (pinned: `doki deploy` moves it to the latest)"
-    out.line(f"  traffic      {live.traffic}{follows}")
+    out.line(f"  traffic      {live.traffic_text}{follows}")
     for revision in serving:
         if revision.tags:
             out.line(f"    tag        {', '.join(revision.tags)} -> {revision.name}")
@@ -58,6 +57,6 @@ def status(ctx: typer.Context) -> None:
         f"timeout {spec.timeout_seconds}s"
     )
     out.line(f"  scaling      {spec.min_instances} to {spec.max_instances} instances")
-    out.line(f"  invokers     {'anyone (allUsers)' if live.public else 'authenticated callers only'}")
+    out.line(f"  invokers     {'anyone (allUsers)' if public else 'authenticated callers only'}")
     if data["updated"]:
         out.line(f"  last change  {data['updated']}")

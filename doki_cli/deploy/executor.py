@@ -95,14 +95,14 @@ class Executor:
             for secret in plan.grants:
                 self._progress(f"granting {plan.member} access to {secret}")
                 self._secrets.grant(secret, plan.member)
-        service = plan.base
+        service = plan.live
         if plan.updates_service:
             self._progress("deploying a new revision" if not plan.creates else "creating the service")
             service = self._run.apply(
                 plan.service,
                 plan.desired,
                 keep_env=plan.keep_env,
-                base=plan.base,
+                live=plan.live,
                 on_progress=self._progress,
                 new_revision=plan.retries_revision,
             )
@@ -118,7 +118,7 @@ class Executor:
                 plan.service,
                 desired,
                 keep_env=plan.keep_env,
-                base=self._run.get(plan.service),
+                live=self._run.get(plan.service),
                 on_progress=self._progress,
             )
         if plan.invoker_changes or plan.creates:
@@ -129,5 +129,4 @@ class Executor:
         if plan.public:
             self._progress(f"checking {url}/")
             self._health(url)
-        revision = service.latest_ready_revision.rsplit("/", 1)[-1] or None
-        return Deployed(url, revision)
+        return Deployed(url, service.latest_ready)

@@ -7,13 +7,12 @@ already is what doki.toml describes, and a deploy then makes no mutating call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from doki_cli.config import ServiceConfig, is_compute_default
-from doki_cli.deploy.spec import LiveService, ServiceSpec, desired_spec
 from doki_cli.errors import DokiError
-from doki_cli.gcp.run import CloudRun, split_env
+from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
+from doki_cli.model import LiveService, ServiceSpec
 
 REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
 REDIRECT_PATH = "/auth/google/callback"
@@ -43,9 +42,8 @@ class Plan:
     service: str
     path: str
     desired: ServiceSpec
-    live: LiveService | None
-    base: Any | None  # the live run_v2.Service, so fields doki does not manage survive the update
-    keep_env: list[Any]  # live variables doki.toml does not declare, kept unless --prune
+    live: LiveService | None  # what the update starts from: every field doki does not manage survives it
+    keep_env: tuple[str, ...]  # live variables doki.toml does not declare, kept unless --prune
     changes: list[Change] = field(default_factory=list)
     unmanaged: list[str] = field(default_factory=list)
     prune: bool = False
@@ -78,6 +76,28 @@ class Plan:
         return not self.changes and not self.grants and not self.creates
 
 
+def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[str, int]) -> ServiceSpec:
+    """doki.toml's service with `image` and each secret pinned to a version number (`latest` resolved)."""
+    secrets = {}
+    for env_name, ref in config.secrets.items():
+        version = ref.version if ref.version != "latest" else str(secret_versions[ref.secret])
+        secrets[env_name] = f"{ref.secret}:{version}"
+    return ServiceSpec(
+        image=image,
+        port=config.port,
+        memory=config.memory,
+        cpu=config.cpu,
+        concurrency=config.concurrency,
+        timeout_seconds=config.timeout_seconds,
+        min_instances=config.min_instances,
+        max_instances=config.max_instances,
+        ingress=config.ingress,
+        service_account=config.service_account,
+        env=dict(config.env),
+        secrets=secrets,
+    )
+
+
 def _cpu(value: str) -> str:
     # Cloud Run may answer "1000m" for "1": compare like with like.
     if value.endswith("m") and value[:-1].isdigit() and int(value[:-1]) % 1000 == 0:
@@ -93,8 +113,7 @@ class Planner:
     def plan(self, config: ServiceConfig, image: str, *, prune: bool = False) -> Plan:
         versions = self._secret_versions(config)
         desired = desired_spec(config, image, versions)
-        base = self._run.get(config.name)
-        live = self._run.live(config.name) if base is not None else None
+        live = self._run.get(config.name)
         managed = set(config.env) | set(config.secrets)
         set_redirect = False
         if REDIRECT_ENV not in managed:
@@ -104,13 +123,10 @@ class Planner:
             else:
                 set_redirect = True
             managed.add(REDIRECT_ENV)
-        keep_env: list[Any] = []
-        unmanaged: list[str] = []
-        if base is not None:
-            _, _, extra = split_env(base, managed)
-            unmanaged = [v.name for v in extra]
-            keep_env = [] if prune else extra
-        changes = self._diff(desired, live, unmanaged, prune, config.allow_unauthenticated)
+        unmanaged = [name for name in live.variables if name not in managed] if live is not None else []
+        keep_env = () if prune else tuple(unmanaged)
+        public_now = self._run.is_public(config.name) if live is not None else None
+        changes = self._diff(desired, live, public_now, unmanaged, prune, config.allow_unauthenticated)
         member = f"serviceAccount:{config.service_account}" if config.service_account else None
         grants = []
         if member is not None:
@@ -123,7 +139,6 @@ class Planner:
             path=self._run.path(config.name),
             desired=desired,
             live=live,
-            base=base,
             keep_env=keep_env,
             changes=changes,
             unmanaged=unmanaged,
@@ -174,7 +189,13 @@ class Planner:
         return versions
 
     def _diff(
-        self, desired: ServiceSpec, live: LiveService | None, unmanaged: list[str], prune: bool, public: bool
+        self,
+        desired: ServiceSpec,
+        live: LiveService | None,
+        public_now: bool | None,
+        unmanaged: list[str],
+        prune: bool,
+        public: bool,
     ) -> list[Change]:
         before = live.spec if live is not None else None
         changes: list[Change] = []
@@ -199,18 +220,19 @@ class Planner:
             for name in unmanaged:
                 kind = "secret" if name in old_secrets else "env"
                 changes.append(Change(f"{kind} {name}", old_secrets.get(name) or old_env.get(name), None))
-        if live is not None and live.latest_created is not None and live.latest_created != live.latest_ready:
+        if live is not None and live.stuck is not None:
             # The live template is what the last deploy asked for, but its revision never became Ready: it matching
             # doki.toml proves nothing, and "No changes" would leave the previous revision serving for good.
-            changes.append(Change("revision", f"{live.latest_created} (not ready)", "a new revision"))
+            changes.append(Change("revision", f"{live.stuck} (not ready)", "a new revision"))
         if live is not None and not live.traffic_to_latest:
-            changes.append(Change("traffic", live.traffic, "100% latest"))
-        if live is None or live.public != public:
-            changes.append(Change("invoker", _invoker(live.public) if live is not None else None, _invoker(public)))
+            changes.append(Change("traffic", live.traffic_text, "100% latest"))
+        if public_now != public:
+            was = _invoker(public_now) if public_now is not None else None
+            changes.append(Change("invoker", was, _invoker(public)))
         return changes
 
 
-def _show(value: Any) -> str | None:
+def _show(value: object) -> str | None:
     if value is None:
         return None
     return str(value) if value != "" else "(default)"

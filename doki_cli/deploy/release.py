@@ -26,13 +26,12 @@ from doki_cli.config import ServiceConfig
 from doki_cli.deploy.executor import Executor
 from doki_cli.deploy.health import EXIT_CHECK_FAILED, Fetch, SmokeCheckFailed, smoke_test
 from doki_cli.deploy.planner import Plan, Planner
-from doki_cli.deploy.spec import Target
 from doki_cli.errors import DokiError
-from doki_cli.gcp import run as cloudrun
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
 from doki_cli.gitinfo import EXIT_CONFIG, Commit
 from doki_cli.interrupts import EXIT_INTERRUPTED, deferred_interrupt, is_interrupt
+from doki_cli.model import Edit, LiveService, Staged, Target
 
 LOCK = "doki.dev/release-lock"
 EXIT_BUILD_FAILED = 4
@@ -271,9 +270,7 @@ class Release:
             summary.service_url = plan.live.uri
             summary.traffic = self._shares(config.name)
             return
-        base = plan.base
-        serving = cloudrun.serving_shares(base) if base is not None else {}
-        if base is None or not serving:
+        if plan.live is None or not plan.live.shares:
             self._first_release(config, plan, summary)
             return
         self._staged_release(config, commit, plan, summary)
@@ -319,17 +316,14 @@ class Release:
             with self._step(summary, "deploy") as step:
                 self._progress(f"deploying {revision} with no traffic, tagged {tag}")
 
-                def stage(service: Any) -> None:
+                def stage(service: LiveService) -> Edit:
                     self._take_lock(service, lock, name)
-                    before[:] = _pinned(cloudrun.traffic_targets(service), cloudrun.latest_ready(service), tag)
-                    cloudrun.stage_revision(
-                        service,
-                        plan.desired,
-                        keep_env=plan.keep_env,
-                        revision=revision,
-                        traffic=[*before, Target(revision, 0, tag)],
+                    before[:] = _pinned(service.traffic, service.latest_ready, tag)
+                    return Edit(
+                        staged=Staged(plan.desired, plan.keep_env, revision),
+                        traffic=(*before, Target(revision, 0, tag)),
+                        annotations={LOCK: lock.render()},
                     )
-                    cloudrun.set_annotation(service, LOCK, lock.render())
 
                 # From here on a failure or an interrupt puts traffic back. Whether or not the write landed is
                 # safe: the put-back only touches a service whose lock is still this release's.
@@ -342,7 +336,7 @@ class Release:
                         self._attach_logs(summary, revision)
                         err.exit_code = EXIT_CHECK_FAILED
                     raise
-            summary.tag_url = cloudrun.tag_url(service, tag)
+            summary.tag_url = service.tag_url(tag)
             summary.service_url = service.uri
             if not summary.tag_url:
                 raise DokiError(
@@ -370,7 +364,6 @@ class Release:
                             last=last,
                         ),
                         on_progress=self._progress,
-                        fields=cloudrun.TRAFFIC_FIELDS,
                     )
                     if not last:
                         wait = config.release.step_wait_seconds
@@ -412,7 +405,7 @@ class Release:
             headers=headers,
         )
 
-    def _take_lock(self, service: Any, lock: Lock, name: str) -> None:
+    def _take_lock(self, service: LiveService, lock: Lock, name: str) -> None:
         held = active_lock(service, self._now())
         if held is not None and held.owner != lock.owner:
             raise DokiError(
@@ -425,7 +418,7 @@ class Release:
                 exit_code=EXIT_LOCKED,
             )
 
-    def _ensure_ours(self, service: Any, lock: Lock, name: str) -> None:
+    def _ensure_ours(self, service: LiveService, lock: Lock, name: str) -> None:
         held = active_lock(service, self._now())
         if held is None or held.owner != lock.owner:
             by = f"a release of {held.commit[:12]}" if held is not None else "someone else"
@@ -438,7 +431,7 @@ class Release:
 
     def _move(
         self,
-        service: Any,
+        service: LiveService,
         *,
         lock: Lock,
         config: ServiceConfig,
@@ -447,16 +440,16 @@ class Release:
         tag: str,
         percent: int,
         last: bool,
-    ) -> None:
+    ) -> Edit:
         self._ensure_ours(service, lock, config.name)
         if last:
-            cloudrun.set_traffic(service, _final(before, revision, tag, cloudrun.latest_ready(service)))
-            cloudrun.set_annotation(service, LOCK, None)
-        else:
-            cloudrun.set_traffic(service, _split(before, revision, tag, percent))
-            # A slow rollout keeps its lock: the expiry counts from the latest step.
-            expires = self._now() + config.release.lock_timeout_minutes * 60
-            cloudrun.set_annotation(service, LOCK, replace(lock, expires=expires).render())
+            return Edit(traffic=_final(before, revision, tag, service.latest_ready), annotations={LOCK: None})
+        # A slow rollout keeps its lock: the expiry counts from the latest step.
+        expires = self._now() + config.release.lock_timeout_minutes * 60
+        return Edit(
+            traffic=_split(before, revision, tag, percent),
+            annotations={LOCK: replace(lock, expires=expires).render()},
+        )
 
     def _put_back(self, name: str, lock: Lock, before: list[Target], tag: str, revision: str) -> None:
         """Traffic back to where it was, the new tag gone, the lock released; only while the lock is still ours.
@@ -470,21 +463,18 @@ class Release:
         self._progress("putting the traffic back as it was")
         landed: list[bool] = []
 
-        def restore(service: Any) -> None:
+        def restore(service: LiveService) -> Edit:
             # The traffic spec (not its status, which follows once routed) says whether our last step landed.
-            main = cloudrun.traffic_targets(service)[:1]
+            main = service.traffic[:1]
             landed.append(
-                bool(main)
-                and main[0].percent == 100
-                and (main[0].revision or cloudrun.latest_ready(service)) == revision
+                bool(main) and main[0].percent == 100 and (main[0].revision or service.latest_ready) == revision
             )
             self._ensure_ours(service, lock, name)
-            cloudrun.set_traffic(service, before)
-            cloudrun.set_annotation(service, LOCK, None)
+            return Edit(traffic=tuple(before), annotations={LOCK: None})
 
         restored = f"; {name}'s traffic is back as it was and its release lock released"
         try:
-            self._run.update(name, restore, on_progress=self._progress, fields=cloudrun.TRAFFIC_FIELDS)
+            self._run.update(name, restore, on_progress=self._progress)
             self._left = restored
         except DokiError as err:
             if err.code == "release_lock_lost":
@@ -505,11 +495,7 @@ class Release:
 
     def _restored(self, name: str, before: list[Target]) -> bool:
         service = self._run.get(name)
-        return (
-            service is not None
-            and cloudrun.traffic_targets(service) == before
-            and cloudrun.annotation(service, LOCK) is None
-        )
+        return service is not None and list(service.traffic) == before and LOCK not in service.annotations
 
     def _attach_logs(self, summary: Summary, revision: str | None) -> None:
         if revision is None:
@@ -520,22 +506,22 @@ class Release:
 
     def _shares(self, name: str) -> dict[str, int]:
         service = self._run.get(name)
-        return cloudrun.serving_shares(service) if service is not None else {}
+        return service.shares if service is not None else {}
 
 
-def active_lock(service: Any, now: float) -> Lock | None:
+def active_lock(service: LiveService, now: float) -> Lock | None:
     """The release lock `service` carries, unless it has expired or is not one doki wrote."""
-    text = cloudrun.annotation(service, LOCK)
+    text = service.annotations.get(LOCK)
     lock = Lock.parse(text) if text else None
     return lock if lock is not None and lock.expires > now else None
 
 
-def _pinned(targets: list[Target], latest: str | None, tag: str) -> list[Target]:
+def _pinned(targets: Sequence[Target], latest: str | None, tag: str) -> list[Target]:
     """`targets` with "latest" replaced by the revision it means now, and without a stale tag of this release."""
     return [Target(t.revision or latest, t.percent, t.tag) for t in targets if t.tag != tag]
 
 
-def _split(before: list[Target], revision: str, tag: str, percent: int) -> list[Target]:
+def _split(before: list[Target], revision: str, tag: str, percent: int) -> tuple[Target, ...]:
     """`percent` to the new revision, the rest shared among today's revisions in today's proportions."""
     serving = [t for t in before if t.percent]
     total = sum(t.percent for t in serving)
@@ -547,14 +533,14 @@ def _split(before: list[Target], revision: str, tag: str, percent: int) -> list[
         shares[i] += 1
     moved = [Target(t.revision, share, t.tag) for t, share in zip(serving, shares, strict=True)]
     tagged = [t for t in before if not t.percent]
-    return [*moved, Target(revision, percent, tag), *tagged]
+    return (*moved, Target(revision, percent, tag), *tagged)
 
 
-def _final(before: list[Target], revision: str, tag: str, latest: str | None) -> list[Target]:
+def _final(before: list[Target], revision: str, tag: str, latest: str | None) -> tuple[Target, ...]:
     """All traffic to the new revision; earlier tags stay at 0%, the oldest release tags beyond a few dropped."""
     # "latest" when the new revision is the latest ready one, as `doki deploy` leaves it: a dry run then sees no change.
     main = Target(None if latest == revision else revision, 100)
     tagged = [Target(t.revision, 0, t.tag) for t in before if t.tag]
     releases = [t for t in tagged if t.tag.startswith(TAG_PREFIX)]
     dropped = {t.tag for t in releases[: max(0, len(releases) - (KEEP_RELEASE_TAGS - 1))]}
-    return [main, *(t for t in tagged if t.tag not in dropped), Target(revision, 0, tag)]
+    return (main, *(t for t in tagged if t.tag not in dropped), Target(revision, 0, tag))

@@ -1,8 +1,9 @@
 """Cloud Run Admin API v2, through google-cloud-run: the only module that imports it.
 
-Converts between doki's plain `ServiceSpec` and `run_v2.Service`, applies a service in one call
+Reads a service into doki's `LiveService` and writes doki's changes (a `ServiceSpec`, or an `Edit`) onto the service
+as read, so every field doki does not manage goes back as it was; applies a service in one call
 (`update_service(allow_missing=True)` creates or updates), follows the long-running operation with progress, and
-turns Google errors into DokiErrors with a hint.
+turns Google errors into DokiErrors with a hint. Google's messages do not leave this module.
 """
 
 from __future__ import annotations
@@ -10,20 +11,22 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from doki_cli.config import is_compute_default
-from doki_cli.deploy.spec import LiveService, ServiceSpec, Target
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
 from doki_cli.gcp.operations import accepted
 from doki_cli.gcp.retry import Retrier, no_library_retry
 from doki_cli.interrupts import uninterrupted
+from doki_cli.model import Edit, LiveService, RevisionInfo, Routed, Scaling, ServiceSpec, Target, to_latest
+
+if TYPE_CHECKING:
+    from google.cloud import run_v2
 
 INVOKER = "roles/run.invoker"
 # A template annotation that differs on each deploy that must make a new revision of an unchanged template.
@@ -44,18 +47,10 @@ _INGRESS = {
 }
 
 
-@dataclass(frozen=True)
-class RevisionInfo:
-    name: str  # short name, e.g. api-00002-xyz
-    created: datetime | None
-    ready: bool
-    message: str
-    image: str
-    percent: int  # share of traffic it serves now
-    tags: tuple[str, ...]
-
-
 class CloudRun:
+    """One project and region of Cloud Run. Reads return `LiveService`s; writes take doki's spec or an `Edit`, and
+    carry the etag of the read they start from, so a change made by someone else in between is never overwritten."""
+
     def __init__(
         self,
         services: Any,
@@ -74,6 +69,9 @@ class CloudRun:
         self._retrier = retrier
         self._sleep = sleep
         self._clock = clock
+        # The last service read under each name: a write that follows a read (a plan, then its deploy) starts from
+        # exactly what was read, etag included, without reading again.
+        self._read: dict[str, run_v2.Service] = {}
 
     def path(self, name: str) -> str:
         return f"projects/{self.project}/locations/{self.region}/services/{name}"
@@ -83,22 +81,36 @@ class CloudRun:
 
     # Reading
 
-    def get(self, name: str) -> Any | None:
-        """The live `run_v2.Service`, or None when there is none yet."""
+    def get(self, name: str) -> LiveService | None:
+        """The live service, or None when there is none yet."""
+        service = self._get(name)
+        return to_live(service) if service is not None else None
+
+    def _get(self, name: str) -> run_v2.Service | None:
         from google.api_core import exceptions
 
         try:
-            return self._retrier.call(
+            service: run_v2.Service = self._retrier.call(
                 lambda: self._services.get_service(name=self.path(name), retry=no_library_retry())
             )
         except exceptions.NotFound:
+            self._read.pop(name, None)
             return None
         except exceptions.GoogleAPICallError as exc:
             raise google_error(
                 exc, action="reading", resource=self.path(name), api="run", role="roles/run.viewer"
             ) from None
+        self._read[name] = service
+        return service
+
+    def _existing(self, name: str) -> run_v2.Service:
+        service = self._get(name)
+        if service is None:
+            raise service_not_found(self.path(name))
+        return service
 
     def is_public(self, name: str) -> bool:
+        """Whether anyone may invoke the service (allUsers holds the invoker role)."""
         policy = self._call(
             lambda: self._services.get_iam_policy(request={"resource": self.path(name)}),
             action="reading the IAM policy of",
@@ -107,30 +119,17 @@ class CloudRun:
         )
         return any(b.role == INVOKER and PUBLIC in b.members for b in policy.bindings)
 
-    def live(self, name: str) -> LiveService | None:
-        service = self.get(name)
-        if service is None:
-            return None
-        return to_live(service, self.is_public(name))
-
     def revisions(self, name: str) -> list[RevisionInfo]:
         """The service's revisions, newest first, with the traffic each serves now."""
-        service = self.get(name)
-        if service is None:
-            raise DokiError(
-                "service_not_found", f"{self.path(name)} does not exist", "deploy it first with `doki deploy`"
-            )
+        live = to_live(self._existing(name))
         listed = self._call(
             lambda: list(self._revisions.list_revisions(parent=self.path(name))),
             action="listing the revisions of",
             resource=self.path(name),
             role="roles/run.viewer",
         )
-        shares = serving_shares(service)
-        tags: dict[str, list[str]] = {}
-        for target in service.traffic_statuses:
-            if target.tag:
-                tags.setdefault(_short(target.revision) or _short(service.latest_ready_revision), []).append(target.tag)
+        shares = live.shares
+        tags = live.tags()
         result = []
         for revision in listed:
             short = _short(revision.name)
@@ -139,9 +138,8 @@ class CloudRun:
             serving_container = ingress_container(revision.containers)
             image = serving_container.image if serving_container is not None else ""
             created = revision.create_time if revision.create_time else None
-            result.append(
-                RevisionInfo(short, created, ready, message, image, shares.get(short, 0), tuple(tags.get(short, ())))
-            )
+            percent = shares.get(short, 0)
+            result.append(RevisionInfo(short, created, ready, message, image, percent, tags.get(short, ())))
         return sorted(result, key=lambda r: (r.created is not None, r.created or datetime.min), reverse=True)
 
     # Writing
@@ -149,29 +147,24 @@ class CloudRun:
     def update(
         self,
         name: str,
-        change: Callable[[Any], None],
+        decide: Callable[[LiveService], Edit],
         *,
         on_progress: Callable[[str], None],
         timeout: float = 900.0,
-        fields: tuple[str, ...] = (),
-    ) -> Any:
-        """Read the service, let `change` edit it, write it back with its etag; re-read and retry on a conflict.
+    ) -> LiveService:
+        """Read the service, ask `decide` what to change, write that back with the etag read; on a conflict, read
+        again and ask again, so a check `decide` makes (a release lock, say) sees the latest state.
 
-        `change` runs again on every re-read, so a check it makes (a release lock, say) sees the latest state.
-        `fields` limits the write to those top-level fields (TRAFFIC_FIELDS for a traffic-only change)."""
+        A traffic-only edit writes only TRAFFIC_FIELDS, the template as read."""
         from google.api_core import exceptions
         from google.cloud import run_v2
         from google.protobuf import field_mask_pb2
 
-        mask = field_mask_pb2.FieldMask(paths=list(fields)) if fields else None
-
         for _ in range(POLICY_ATTEMPTS):
-            service = self.get(name)
-            if service is None:
-                raise DokiError(
-                    "service_not_found", f"{self.path(name)} does not exist", "deploy it first with `doki deploy`"
-                )
-            change(service)
+            service = self._existing(name)
+            edit = decide(to_live(service))
+            apply_edit(service, edit)
+            mask = field_mask_pb2.FieldMask(paths=list(TRAFFIC_FIELDS)) if edit.traffic_only else None
             try:
                 # The write finishes before a Ctrl-C takes effect: abandoned, it could land after our clean-up.
                 operation = self._retrier.call(
@@ -199,19 +192,21 @@ class CloudRun:
         name: str,
         spec: ServiceSpec,
         *,
-        keep_env: list[Any],
-        base: Any | None,
+        keep_env: Collection[str],
+        live: LiveService | None,
         on_progress: Callable[[str], None],
         timeout: float = 900.0,
         new_revision: bool = False,
-    ) -> Any:
-        """Create or update the service to `spec` (plus `keep_env`, live variables doki does not manage), with all
-        traffic on the latest revision; wait until the operation ends. A failed revision raises, traffic untouched.
+    ) -> LiveService:
+        """Create the service (`live` None), or update `live` to `spec` with all traffic on the latest revision, the
+        serving container's variables named in `keep_env` kept; wait until the operation ends. A failed revision
+        raises, traffic untouched. The write carries `live`'s etag: a service changed since is not overwritten.
 
         `new_revision` makes a revision even when the template is the live one (whose revision never became Ready):
         Cloud Run makes none for an unchanged template."""
         from google.cloud import run_v2
 
+        base = self._as_read(name, live) if live is not None else None
         service = to_service(spec, keep_env=keep_env, base=base)
         if new_revision:
             remake_revision(service)
@@ -231,14 +226,24 @@ class CloudRun:
         applied = self._wait(operation, name, on_progress, timeout)
         if not pinned:
             return applied
-
-        def all_to_latest(live: Any) -> None:
-            live.traffic = to_latest(live.traffic)
-
         # Ready: the pin ends now, in a traffic-only update.
-        return self.update(name, all_to_latest, on_progress=on_progress, fields=TRAFFIC_FIELDS)
+        return self.update(name, lambda now: Edit(traffic=to_latest(now.traffic)), on_progress=on_progress)
 
-    def _wait(self, operation: Any, name: str, on_progress: Callable[[str], None], timeout: float) -> Any:
+    def _as_read(self, name: str, live: LiveService) -> run_v2.Service:
+        """The service exactly as `live` was read: from the last read when it is that one, else read again, and
+        refused when it has changed since."""
+        service = self._read.get(name)
+        if service is None or service.etag != live.etag:
+            service = self._get(name)
+        if service is None or service.etag != live.etag:
+            raise DokiError(
+                "concurrent_change",
+                f"{self.path(name)} changed after doki read it to plan this change, so nothing was written",
+                "run the command again: it plans from what is live then",
+            )
+        return service
+
+    def _wait(self, operation: Any, name: str, on_progress: Callable[[str], None], timeout: float) -> LiveService:
         from google.api_core import exceptions
 
         deadline = self._clock() + timeout
@@ -267,7 +272,7 @@ class CloudRun:
             delay = min(delay * 1.5, 5.0)
         error = operation.exception()
         if error is not None:
-            service = self.get(name)
+            service = self._get(name)
             condition = service.terminal_condition.message if service is not None else ""
             detail = getattr(error, "message", None) or str(error)
             reason = detail if not condition or condition in detail else f"{detail} ({condition})"
@@ -282,7 +287,8 @@ class CloudRun:
             else:
                 hint = f"{where}; `doki logs` shows the container's output"
             raise DokiError("revision_not_ready", f"the new revision of {name} did not become ready: {reason}", hint)
-        return operation.result()
+        result: run_v2.Service = operation.result()
+        return to_live(result)
 
     def set_public(self, name: str, public: bool) -> bool:
         """Add or remove the allUsers invoker binding (read-modify-write with the etag); True if it changed."""
@@ -296,31 +302,6 @@ class CloudRun:
         )
 
 
-def _short(revision: str) -> str:
-    return revision.rsplit("/", 1)[-1]
-
-
-def serving_shares(service: Any) -> dict[str, int]:
-    """Percent of traffic per revision short name, as Cloud Run reports it (LATEST resolved)."""
-    shares: dict[str, int] = {}
-    for status in service.traffic_statuses:
-        revision = _short(status.revision) or _short(service.latest_ready_revision)
-        if status.percent and revision:
-            shares[revision] = shares.get(revision, 0) + status.percent
-    return shares
-
-
-def pin_traffic(service: Any, revision: str) -> None:
-    """All traffic to `revision`; tagged revisions keep their tags at 0%."""
-    from google.cloud import run_v2
-
-    pinned = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
-    tagged = [
-        run_v2.TrafficTarget(type_=t.type_, revision=t.revision, tag=t.tag, percent=0) for t in service.traffic if t.tag
-    ]
-    service.traffic = [run_v2.TrafficTarget(type_=pinned, revision=revision, percent=100), *tagged]
-
-
 def service_not_found(path: str) -> DokiError:
     """The service at `path` does not exist: not deployed yet, or a wrong project, region or name."""
     return DokiError(
@@ -330,25 +311,103 @@ def service_not_found(path: str) -> DokiError:
     )
 
 
-def traffic_targets(service: Any) -> list[Target]:
-    """The service's traffic spec as plain data, in its order."""
-    latest = _latest_type()
-    return [
-        Target(None if t.type_ == latest else t.revision, t.percent, t.tag)
-        for t in service.traffic
-        if t.percent or t.tag
-    ]
+def _short(revision: str) -> str:
+    return revision.rsplit("/", 1)[-1]
 
 
-def to_latest(traffic: Any) -> list[Any]:
-    """All traffic to the latest revision (a rollback's pin ends here); tagged revisions keep their tags at 0%."""
+def _latest_type() -> int:
     from google.cloud import run_v2
 
-    tagged = [run_v2.TrafficTarget(type_=t.type_, revision=t.revision, tag=t.tag, percent=0) for t in traffic if t.tag]
-    return [run_v2.TrafficTarget(type_=_latest_type(), percent=100), *tagged]
+    return run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 
 
-def set_traffic(service: Any, targets: list[Target]) -> None:
+def to_live(service: run_v2.Service) -> LiveService:
+    """The service as doki's plain data."""
+    from google.cloud import run_v2
+
+    template = service.template
+    container = ingress_container(template.containers) or run_v2.Container()
+    env: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    for var in container.env:
+        if var.value_source and var.value_source.secret_key_ref.secret:
+            ref = var.value_source.secret_key_ref
+            secrets[var.name] = f"{_secret_id(ref.secret)}:{ref.version or 'latest'}"
+        else:
+            env[var.name] = var.value
+    limits = dict(container.resources.limits) if container.resources else {}
+    ingress_name = service.ingress.name or ""
+    ingress = {v: k for k, v in _INGRESS.items()}.get(ingress_name, ingress_name)
+    spec = ServiceSpec(
+        image=container.image,
+        port=container.ports[0].container_port if container.ports else 8080,
+        memory=limits.get("memory", ""),
+        cpu=limits.get("cpu", ""),
+        concurrency=template.max_instance_request_concurrency,
+        timeout_seconds=int(template.timeout.total_seconds()) if template.timeout else 0,
+        min_instances=template.scaling.min_instance_count,
+        max_instances=template.scaling.max_instance_count,
+        ingress=ingress,
+        service_account=template.service_account or None,
+        env=env,
+        secrets=secrets,
+    )
+    latest_ready = _short(service.latest_ready_revision) or None
+    return LiveService(
+        name=_short(service.name),
+        spec=spec,
+        uri=service.uri,
+        etag=service.etag,
+        generation=service.generation,
+        updated=service.update_time if service.update_time else None,
+        traffic=_targets(service),
+        routed=tuple(
+            Routed(_short(s.revision) or latest_ready or "", s.percent, s.tag, s.uri) for s in service.traffic_statuses
+        ),
+        annotations=dict(service.annotations),
+        latest_ready=latest_ready,
+        latest_created=_short(service.latest_created_revision) or None,
+        ready=service.terminal_condition.state.name == "CONDITION_SUCCEEDED",
+        message=service.terminal_condition.message,
+        variables=tuple(var.name for var in container.env),
+        kept=tuple(kept_settings(service)),
+    )
+
+
+def _targets(service: run_v2.Service) -> tuple[Target, ...]:
+    """The service's traffic spec as plain data, in its order."""
+    latest = _latest_type()
+    targets = [t for t in service.traffic if t.percent or t.tag]
+    return tuple(Target(None if t.type_ == latest else t.revision, t.percent, t.tag) for t in targets)
+
+
+def apply_edit(service: run_v2.Service, edit: Edit) -> None:
+    """Make `edit` on `service` as read; every field it does not name stays as it is."""
+    if edit.staged is not None:
+        staged = to_service(edit.staged.spec, keep_env=edit.staged.keep_env, base=service)
+        # Naming the revision lets a release route to it and tag it in the same write that creates it, so it never
+        # serves a request before it has been checked.
+        staged.template.revision = edit.staged.revision
+        service.template = staged.template
+        service.ingress = staged.ingress
+    for name, value in edit.env.items():
+        _set_env(service, name, value)
+    if edit.scaling is not None:
+        _set_scaling(service, edit.scaling)
+    if not edit.traffic_only and edit.staged is None:
+        service.template.revision = ""  # a new revision, named by Cloud Run
+    if edit.new_revision:
+        remake_revision(service)
+    if edit.traffic is not None:
+        _set_traffic(service, edit.traffic)
+    for key, annotation in edit.annotations.items():
+        if annotation is not None:
+            service.annotations[key] = annotation
+        elif key in service.annotations:
+            del service.annotations[key]
+
+
+def _set_traffic(service: run_v2.Service, targets: Sequence[Target]) -> None:
     from google.cloud import run_v2
 
     pinned = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
@@ -360,49 +419,7 @@ def set_traffic(service: Any, targets: list[Target]) -> None:
     ]
 
 
-def tag_url(service: Any, tag: str) -> str | None:
-    """The URL Cloud Run gives a tagged target: it reaches that revision alone."""
-    return next((status.uri for status in service.traffic_statuses if status.tag == tag and status.uri), None)
-
-
-def latest_ready(service: Any) -> str | None:
-    return _short(service.latest_ready_revision) or None
-
-
-def stage_revision(
-    service: Any, spec: ServiceSpec, *, keep_env: list[Any], revision: str, traffic: list[Target]
-) -> None:
-    """Turn `service` (as read) into one whose template is `spec`, named `revision`, with exactly `traffic`.
-
-    Naming the revision lets a release route to it and tag it in the same write that creates it, so it never
-    serves a request before it has been checked."""
-    from google.cloud import run_v2
-
-    staged = to_service(spec, keep_env=keep_env, base=service)
-    staged.template.revision = revision
-    set_traffic(staged, traffic)
-    run_v2.Service.pb(service).CopyFrom(run_v2.Service.pb(staged))
-
-
-def annotation(service: Any, key: str) -> str | None:
-    value = service.annotations.get(key)
-    return str(value) if value is not None else None
-
-
-def set_annotation(service: Any, key: str, value: str | None) -> None:
-    if value is not None:
-        service.annotations[key] = value
-    elif key in service.annotations:
-        del service.annotations[key]
-
-
-def _latest_type() -> Any:
-    from google.cloud import run_v2
-
-    return run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
-
-
-def remake_revision(service: Any) -> None:
+def remake_revision(service: run_v2.Service) -> None:
     """Make Cloud Run create a revision although the template is the live one (whose revision never became Ready):
     it makes none for an unchanged template, so a fresh annotation changes it. The changed template cannot keep the
     failed revision's name (a release named it): Cloud Run refuses a different template under a taken name."""
@@ -410,13 +427,7 @@ def remake_revision(service: Any) -> None:
     service.template.revision = ""
 
 
-def stuck(service: Any) -> str | None:
-    """The newest revision's name when it never became Ready (the template describes it, yet it serves nothing)."""
-    created = _short(service.latest_created_revision)
-    return created if created and created != _short(service.latest_ready_revision) else None
-
-
-def ingress_container(containers: Any) -> Any | None:
+def ingress_container(containers: Sequence[run_v2.Container]) -> run_v2.Container | None:
     """The container that receives requests, which doki's settings apply to: the one with a port.
 
     Cloud Run lets exactly one container of several (the others are sidecars) declare a port, and gives the port to a
@@ -426,14 +437,14 @@ def ingress_container(containers: Any) -> Any | None:
     return containers[index] if index is not None else None
 
 
-def _ingress_index(containers: Any) -> int | None:
+def _ingress_index(containers: Sequence[run_v2.Container]) -> int | None:
     with_port = [index for index, container in enumerate(containers) if container.ports]
     if with_port:
         return with_port[0]
     return 0 if len(containers) == 1 else None
 
 
-def _serving_container(service: Any) -> Any:
+def _serving_container(service: run_v2.Service) -> run_v2.Container:
     container = ingress_container(service.template.containers)
     if container is None:
         raise DokiError(
@@ -445,10 +456,9 @@ def _serving_container(service: Any) -> Any:
     return container
 
 
-def set_env(service: Any, name: str, value: str) -> None:
+def _set_env(service: run_v2.Service, name: str, value: str) -> None:
     from google.cloud import run_v2
 
-    service.template.revision = ""  # a new revision, named by Cloud Run
     container = _serving_container(service)
     for var in container.env:
         if var.name == name:
@@ -457,36 +467,19 @@ def set_env(service: Any, name: str, value: str) -> None:
     container.env.append(run_v2.EnvVar(name=name, value=value))
 
 
-def env_value(service: Any, name: str) -> str | None:
-    container = ingress_container(service.template.containers)
-    for var in container.env if container is not None else []:
-        if var.name == name and not var.value_source:
-            return str(var.value)
-    return None
-
-
-def set_scaling(
-    service: Any,
-    *,
-    min_instances: int | None,
-    max_instances: int | None,
-    memory: str | None,
-    cpu: str | None,
-    concurrency: int | None,
-) -> None:
+def _set_scaling(service: run_v2.Service, scaling: Scaling) -> None:
     template = service.template
-    if min_instances is not None:
-        template.scaling.min_instance_count = min_instances
-    if max_instances is not None:
-        template.scaling.max_instance_count = max_instances
-    if concurrency is not None:
-        template.max_instance_request_concurrency = concurrency
+    if scaling.min_instances is not None:
+        template.scaling.min_instance_count = scaling.min_instances
+    if scaling.max_instances is not None:
+        template.scaling.max_instance_count = scaling.max_instances
+    if scaling.concurrency is not None:
+        template.max_instance_request_concurrency = scaling.concurrency
     limits = _serving_container(service).resources.limits
-    if memory is not None:
-        limits["memory"] = memory
-    if cpu is not None:
-        limits["cpu"] = cpu
-    template.revision = ""  # a new revision, named by Cloud Run
+    if scaling.memory is not None:
+        limits["memory"] = scaling.memory
+    if scaling.cpu is not None:
+        limits["cpu"] = scaling.cpu
 
 
 def _progress(metadata: Any) -> str:
@@ -503,65 +496,7 @@ def _secret_id(secret: str) -> str:
     return secret.rsplit("/", 1)[-1]  # Cloud Run accepts a short id or projects/P/secrets/ID
 
 
-def split_env(service: Any, managed: set[str]) -> tuple[dict[str, str], dict[str, str], list[Any]]:
-    """(plain env, secret refs "id:version", the EnvVar objects of variables not in `managed`)."""
-    env: dict[str, str] = {}
-    secrets: dict[str, str] = {}
-    unmanaged = []
-    container = ingress_container(service.template.containers)
-    for var in container.env if container is not None else []:
-        if var.name not in managed:
-            unmanaged.append(var)
-        if var.value_source and var.value_source.secret_key_ref.secret:
-            ref = var.value_source.secret_key_ref
-            secrets[var.name] = f"{_secret_id(ref.secret)}:{ref.version or 'latest'}"
-        else:
-            env[var.name] = var.value
-    return env, secrets, unmanaged
-
-
-def to_live(service: Any, public: bool) -> LiveService:
-    from google.cloud import run_v2
-
-    template = service.template
-    container = ingress_container(template.containers) or run_v2.Container()
-    env, secrets, _ = split_env(service, set())
-    limits = dict(container.resources.limits) if container.resources else {}
-    ingress = {v: k for k, v in _INGRESS.items()}.get(service.ingress.name, service.ingress.name)
-    spec = ServiceSpec(
-        image=container.image,
-        port=container.ports[0].container_port if container.ports else 8080,
-        memory=limits.get("memory", ""),
-        cpu=limits.get("cpu", ""),
-        concurrency=template.max_instance_request_concurrency,
-        timeout_seconds=int(template.timeout.total_seconds()) if template.timeout else 0,
-        min_instances=template.scaling.min_instance_count,
-        max_instances=template.scaling.max_instance_count,
-        ingress=ingress,
-        service_account=template.service_account or None,
-        env=env,
-        secrets=secrets,
-    )
-    latest = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
-    serving = [t for t in service.traffic if t.percent > 0]
-    to_latest = len(serving) == 1 and serving[0].type_ == latest
-    traffic = ", ".join(f"{t.percent}% {'latest' if t.type_ == latest else t.revision}" for t in serving) or "none"
-    ready = service.terminal_condition.state.name == "CONDITION_SUCCEEDED"
-    return LiveService(
-        spec=spec,
-        uri=service.uri,
-        public=public,
-        traffic_to_latest=to_latest,
-        traffic=traffic,
-        latest_ready=service.latest_ready_revision.rsplit("/", 1)[-1] or None,
-        ready=ready,
-        message=service.terminal_condition.message,
-        latest_created=service.latest_created_revision.rsplit("/", 1)[-1] or None,
-        kept=tuple(kept_settings(service)),
-    )
-
-
-def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> Any:
+def to_service(spec: ServiceSpec, *, keep_env: Collection[str], base: run_v2.Service | None) -> run_v2.Service:
     """`spec` as a `run_v2.Service`: the live one (`base`) with doki's fields set and every other field as it is.
 
     doki's fields are the serving container's image, port, cpu and memory limits and environment, the template's
@@ -592,7 +527,7 @@ def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> A
         container.ports = [run_v2.ContainerPort(name="http1", container_port=spec.port)]
     container.resources.limits["cpu"] = spec.cpu
     container.resources.limits["memory"] = spec.memory
-    container.env = _merged_env(container.env, spec, {var.name for var in keep_env})
+    container.env = _merged_env(container.env, spec, set(keep_env))
     template.scaling.min_instance_count = spec.min_instances
     template.scaling.max_instance_count = spec.max_instances
     template.timeout = timedelta(seconds=spec.timeout_seconds)
@@ -606,26 +541,26 @@ def to_service(spec: ServiceSpec, *, keep_env: list[Any], base: Any | None) -> A
     if base is None or not _same_template(template, base.template):
         template.revision = ""
     service.ingress = getattr(run_v2.IngressTraffic, _INGRESS[spec.ingress])
-    service.traffic = to_latest(base.traffic if base is not None else [])
+    _set_traffic(service, to_latest(_targets(base) if base is not None else ()))
     service.etag = base.etag if base is not None else ""
     return service
 
 
-def _same_template(a: Any, b: Any) -> bool:
+def _same_template(a: run_v2.RevisionTemplate, b: run_v2.RevisionTemplate) -> bool:
     from google.cloud import run_v2
 
-    def text(template: Any) -> bytes:
+    def text(template: run_v2.RevisionTemplate) -> bytes:
         return bytes(run_v2.RevisionTemplate.pb(template).SerializeToString(deterministic=True))
 
     return text(a) == text(b)
 
 
-def _merged_env(live: Any, spec: ServiceSpec, keep: set[str]) -> list[Any]:
+def _merged_env(live: Sequence[run_v2.EnvVar], spec: ServiceSpec, keep: set[str]) -> list[run_v2.EnvVar]:
     """The live variables in their order, doki.toml's values in place of its own, those in `keep` as they are (the
     rest pruned), then doki.toml's new ones: an unchanged deploy writes the template it read."""
     from google.cloud import run_v2
 
-    def desired(name: str) -> Any:
+    def desired(name: str) -> run_v2.EnvVar:
         if name in spec.env:
             return run_v2.EnvVar(name=name, value=spec.env[name])
         secret, _, version = spec.secrets[name].partition(":")
@@ -644,11 +579,11 @@ def _merged_env(live: Any, spec: ServiceSpec, keep: set[str]) -> list[Any]:
     return merged
 
 
-def _not_dokis(annotations: Any) -> list[str]:
+def _not_dokis(annotations: Iterable[str]) -> list[str]:
     return [key for key in annotations if not key.startswith(DOKI_ANNOTATIONS)]
 
 
-def kept_settings(service: Any) -> list[str]:
+def kept_settings(service: run_v2.Service) -> list[str]:
     """What the live service has that doki.toml does not manage and a deploy keeps, in a few words each."""
     template = service.template
     index = _ingress_index(template.containers)

@@ -160,4 +160,7 @@ def test_cors_of_a_service_that_does_not_exist_says_to_deploy_it_first(
     for args in (("list",), ("set", A), ("add", A), ("remove", A)):
         result = doki("cors", *args)
         assert result.exit_code == 1, args
-        assert result.stderr == f"Error [service_not_found]: {PATH} does not exist\n  Hint: deploy it first\n", args
+        assert result.stderr == (
+            f"Error [service_not_found]: {PATH} does not exist\n"
+            "  Hint: deploy it with `doki deploy` (or check --project/--region/--env)\n"
+        ), args

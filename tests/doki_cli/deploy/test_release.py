@@ -18,12 +18,12 @@ import pytest
 
 from doki_cli.config import ReleaseConfig, ServiceConfig, SmokeCheck, load_config
 from doki_cli.deploy.release import LOCK, Lock, ProvidedImage, Release, Summary, _final, _split, release_tag
-from doki_cli.deploy.spec import Target
 from doki_cli.emulator.server import Emulator
 from doki_cli.errors import DokiError
 from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
+from doki_cli.model import Edit, Target
 from tests.doki_cli.test_deploy import PATH, setup_project
 from tests.helpers import CliRunner
 
@@ -106,7 +106,7 @@ def google_for(emulator: Emulator, config: ServiceConfig) -> Google:
 def traffic(google: Google) -> list[tuple[str, int, str]]:
     service = google.run.get("doki-backend")
     assert service is not None
-    return sorted((s.revision, s.percent, s.tag) for s in service.traffic_statuses)
+    return sorted((s.revision, s.percent, s.tag) for s in service.routed)
 
 
 @pytest.fixture
@@ -210,7 +210,7 @@ def test_gradual_steps_split_traffic_and_check_again_after_each(
         if seconds == 42:
             service = google.run.get("doki-backend")
             assert service is not None
-            shares.append({s.revision: s.percent for s in service.traffic_statuses if s.percent})
+            shares.append({s.revision: s.percent for s in service.routed if s.percent})
             checked.append(json.loads(service.annotations[LOCK])["commit"])  # the lock is held all along
 
     summary = make_release(google, images, Clock(between_steps)).release(config, Commit(GOOD, False, "--sha"))
@@ -226,9 +226,7 @@ def test_a_release_stops_while_another_holds_the_lock_and_names_it(
     google = google_for(engine_emulator, live)
     clock = Clock()
     held = Lock(OTHER, "owner-two", "other-runner", clock.now - 60, clock.now + 600)
-    google.run.update(
-        "doki-backend", lambda s: s.annotations.__setitem__(LOCK, held.render()), on_progress=lambda m: None
-    )
+    google.run.update("doki-backend", lambda _: Edit(annotations={LOCK: held.render()}), on_progress=lambda m: None)
     revisions = len(google.run.revisions("doki-backend"))
     with pytest.raises(DokiError) as failed:
         make_release(google, images, clock).release(live, Commit(GOOD, False, "--sha"))
@@ -277,12 +275,12 @@ def test_two_releases_racing_end_with_one_winner_and_traffic_intact(
 
 def test_a_split_keeps_todays_proportions_and_adds_up_to_100() -> None:
     before = [Target("a", 67), Target("b", 33), Target("c", 0, "stable")]
-    assert _split(before, "new", "sha-1", 10) == [
+    assert _split(before, "new", "sha-1", 10) == (
         Target("a", 60),
         Target("b", 30),
         Target("new", 10, "sha-1"),
         Target("c", 0, "stable"),
-    ]
+    )
     assert sum(t.percent for t in _split(before, "new", "t", 33)) == 100
 
 
@@ -314,9 +312,7 @@ def test_a_deploy_waits_for_a_release_in_progress_instead_of_moving_traffic_unde
     google = google_for(engine_emulator, live)
     now = time.time()
     held = Lock(OTHER, "owner-two", "other-runner", now, now + 600)
-    google.run.update(
-        "doki-backend", lambda s: s.annotations.__setitem__(LOCK, held.render()), on_progress=lambda m: None
-    )
+    google.run.update("doki-backend", lambda _: Edit(annotations={LOCK: held.render()}), on_progress=lambda m: None)
     etag = google.run.get("doki-backend").etag  # type: ignore[union-attr]
     result = runner.invoke(app, ["deploy", "--image", backend_image + "-other", "--yes"])
     assert result.exit_code == 5

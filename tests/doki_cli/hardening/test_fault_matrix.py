@@ -135,7 +135,7 @@ CALLS: dict[str, dict[str, int]] = {
         HEALTH_CHECK: 1,
     },
     "cors add": {run("GetService"): 3, run("UpdateService"): 1, OPERATION: 1},
-    "scale": {run("GetService"): 2, run("GetIamPolicy"): 1, run("UpdateService"): 1, OPERATION: 1},
+    "scale": {run("GetService"): 2, run("UpdateService"): 1, OPERATION: 1},
     "rollback": {
         run("GetService"): 2,
         "/google.cloud.run.v2.Revisions/ListRevisions": 1,
@@ -148,7 +148,7 @@ CALLS: dict[str, dict[str, int]] = {
         sm("AccessSecretVersion"): 4,
         sm("GetSecret"): 4,
         sm("GetSecretVersion"): 4,
-        run("GetService"): 5,
+        run("GetService"): 4,
         run("GetIamPolicy"): 1,
         sm("GetIamPolicy"): 4,
         run("UpdateService"): 2,

@@ -1,0 +1,173 @@
+"""A Cloud Run service as doki sees it: plain, typed data below both the deploy core and the Cloud Run adapter.
+
+doki.toml becomes a `ServiceSpec`; the adapter (`doki_cli.gcp.run`, the only module that knows Google's messages)
+reads a live service into a `LiveService` and writes an `Edit` back onto the service it read, every field doki does
+not manage kept as it is. Revision names here are short (`api-00002-xyz`), never Google's full resource names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What doki manages of a service: the serving container, the template's scaling and identity, the ingress."""
+
+    image: str
+    port: int
+    memory: str
+    cpu: str
+    concurrency: int
+    timeout_seconds: int
+    min_instances: int
+    max_instances: int
+    ingress: str  # as doki.toml spells it: all, internal, internal-and-cloud-load-balancing
+    service_account: str | None  # None: Cloud Run's default, the project's Compute Engine default account
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # ENV_NAME -> "secret-id:version-number"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One traffic target of the service's spec: a revision (None: whichever is the latest ready), a share, a tag."""
+
+    revision: str | None
+    percent: int
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Where traffic goes now, as Cloud Run reports it: "latest" resolved to a revision, a tag with its own URL."""
+
+    revision: str
+    percent: int
+    tag: str = ""
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class LiveService:
+    """The service as read from Cloud Run: what doki manages (`spec`), its traffic and its state."""
+
+    name: str
+    spec: ServiceSpec
+    uri: str
+    etag: str
+    generation: int
+    updated: datetime | None
+    traffic: tuple[Target, ...]  # the spec, in its order; untagged 0% targets left out
+    routed: tuple[Routed, ...]  # the status
+    annotations: Mapping[str, str]
+    latest_ready: str | None
+    latest_created: str | None
+    ready: bool
+    message: str
+    # The serving container's variables in their order (spec.env and spec.secrets hold their values).
+    variables: tuple[str, ...] = ()
+    # What the service has that doki.toml does not manage, which a deploy keeps (sidecars, probes, volumes, ...).
+    kept: tuple[str, ...] = ()
+
+    @property
+    def traffic_to_latest(self) -> bool:
+        """All traffic follows the latest ready revision."""
+        serving = [t for t in self.traffic if t.percent]
+        return len(serving) == 1 and serving[0].revision is None
+
+    @property
+    def traffic_text(self) -> str:
+        """The traffic spec as people read it, e.g. "100% latest" or "90% api-00001-abc, 10% api-00002-xyz"."""
+        serving = [t for t in self.traffic if t.percent]
+        return ", ".join(f"{t.percent}% {t.revision or 'latest'}" for t in serving) or "none"
+
+    @property
+    def shares(self) -> dict[str, int]:
+        """Percent of traffic per revision, as Cloud Run routes it."""
+        shares: dict[str, int] = {}
+        for routed in self.routed:
+            if routed.percent and routed.revision:
+                shares[routed.revision] = shares.get(routed.revision, 0) + routed.percent
+        return shares
+
+    @property
+    def stuck(self) -> str | None:
+        """The newest revision when it never became Ready: the template describes it, yet it serves nothing."""
+        created = self.latest_created
+        return created if created and created != self.latest_ready else None
+
+    def tag_url(self, tag: str) -> str | None:
+        """The URL Cloud Run gives a tagged target: it reaches that revision alone."""
+        return next((routed.uri for routed in self.routed if routed.tag == tag and routed.uri), None)
+
+    def tags(self) -> dict[str, tuple[str, ...]]:
+        """The tags routed to each revision."""
+        tags: dict[str, list[str]] = {}
+        for routed in self.routed:
+            if routed.tag and routed.revision:
+                tags.setdefault(routed.revision, []).append(routed.tag)
+        return {revision: tuple(names) for revision, names in tags.items()}
+
+
+@dataclass(frozen=True)
+class RevisionInfo:
+    name: str
+    created: datetime | None
+    ready: bool
+    message: str
+    image: str  # what its serving container runs
+    percent: int  # share of traffic it serves now
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """The scaling and resources `doki scale` sets; None leaves a value as it is."""
+
+    min_instances: int | None = None
+    max_instances: int | None = None
+    memory: str | None = None
+    cpu: str | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A release's revision: the template becomes `spec` (with the live variables named in `keep_env`), under a name
+    of the release's choosing, so the same write can route to it and tag it before it serves anything."""
+
+    spec: ServiceSpec
+    keep_env: tuple[str, ...]
+    revision: str
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What one read-modify-write of a service changes; every other field goes back as it was read.
+
+    An edit of the traffic and the service's annotations alone is a traffic-only write: the template goes back
+    untouched, under its revision name, and no revision is made."""
+
+    traffic: tuple[Target, ...] | None = None  # exactly these targets
+    annotations: Mapping[str, str | None] = field(default_factory=dict)  # set, or removed when None
+    env: Mapping[str, str] = field(default_factory=dict)  # plain variables of the serving container
+    scaling: Scaling | None = None
+    staged: Staged | None = None
+    # A new revision even if the template does not change (the live one never became Ready).
+    new_revision: bool = False
+
+    @property
+    def traffic_only(self) -> bool:
+        return not self.env and self.scaling is None and self.staged is None and not self.new_revision
+
+
+def pinned(traffic: tuple[Target, ...], revision: str) -> tuple[Target, ...]:
+    """All traffic to `revision`; tagged targets keep their tags at 0%."""
+    return (Target(revision, 100), *(Target(t.revision, 0, t.tag) for t in traffic if t.tag))
+
+
+def to_latest(traffic: tuple[Target, ...]) -> tuple[Target, ...]:
+    """All traffic to the latest ready revision (a pin ends here); tagged targets keep their tags at 0%."""
+    return (Target(None, 100), *(Target(t.revision, 0, t.tag) for t in traffic if t.tag))

@@ -1,0 +1,73 @@
+"""The Cloud Run adapter (doki_cli.gcp.run) against the emulator: it reads a service into doki's plain model, short
+names and all, and never writes over a change it did not read."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from google.cloud import run_v2
+
+from doki_cli.emulator.server import Emulator
+from doki_cli.errors import DokiError
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.gcp.google import Google
+from doki_cli.gcp.run import CloudRun
+from doki_cli.model import ServiceSpec
+
+PROJECT = "doki-adapter"
+PATH = f"projects/{PROJECT}/locations/us-central1/services/api"
+IMAGE = f"us-central1-docker.pkg.dev/{PROJECT}/doki/api:1"
+SPEC = ServiceSpec(IMAGE, 8080, "512Mi", "1", 80, 300, 0, 10, "all", None, env={"A": "1"})
+
+
+def cloud_run(emulator: Emulator) -> CloudRun:
+    return Google(ClientFactory(emulator.grpc_address), PROJECT, "us-central1").run
+
+
+@pytest.fixture
+def services(emulator: Emulator) -> run_v2.ServicesClient:
+    """A service made with the official client; without an engine its revision never becomes Ready."""
+    client = ClientFactory(emulator.grpc_address).run_services()
+    template = run_v2.RevisionTemplate(
+        containers=[run_v2.Container(image=IMAGE, env=[run_v2.EnvVar(name="A", value="1")])]
+    )
+    client.create_service(
+        parent=PATH.rsplit("/services/", 1)[0], service_id="api", service=run_v2.Service(template=template)
+    )
+    return client
+
+
+def test_a_live_service_reads_as_plain_data_with_short_revision_names(
+    emulator: Emulator, services: run_v2.ServicesClient
+) -> None:
+    live = cloud_run(emulator).get("api")
+    raw = services.get_service(name=PATH)
+    assert live is not None
+    assert (live.name, live.uri, live.etag, live.generation) == ("api", raw.uri, raw.etag, raw.generation)
+    assert live.latest_created == raw.latest_created_revision.rsplit("/", 1)[1]
+    assert live.latest_ready is None and live.stuck == live.latest_created  # no engine: never Ready
+    assert live.spec.image == IMAGE and live.spec.env == {"A": "1"} and live.variables == ("A",)
+    assert live.traffic_to_latest and live.traffic_text == "100% latest"
+    assert live.updated is not None
+    assert cloud_run(emulator).get("other") is None
+
+
+@pytest.mark.parametrize("same_reader", [True, False], ids=["the reader", "another reader"])
+def test_a_deploy_planned_from_a_read_that_is_no_longer_live_writes_nothing(
+    emulator: Emulator, services: run_v2.ServicesClient, same_reader: bool
+) -> None:
+    run = cloud_run(emulator)
+    planned = run.get("api")
+    assert planned is not None
+    changed = services.get_service(name=PATH)
+    changed.labels = {"team": "ops"}
+    services.update_service(service=changed)
+    after_change = services.get_service(name=PATH)
+
+    writer = run if same_reader else cloud_run(emulator)
+    with pytest.raises(DokiError) as refused:
+        writer.apply("api", replace(SPEC, memory="1Gi"), keep_env=(), live=planned, on_progress=lambda _: None)
+
+    assert refused.value.code == "concurrent_change"
+    assert services.get_service(name=PATH) == after_change
