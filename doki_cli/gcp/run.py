@@ -40,6 +40,10 @@ DOKI_ANNOTATIONS = "doki.dev/"
 # already exists" (googleapis/google-cloud-python#11870, hashicorp/terraform-provider-google#9438).
 TRAFFIC_FIELDS = ("traffic", "annotations")
 PUBLIC = "allUsers"
+# The startup probe Cloud Run writes into a serving container that declares none, at the container's port
+# (https://cloud.google.com/run/docs/configuring/healthchecks, "The default TCP startup probe"): Google's, not a
+# setting made outside doki.toml.
+DEFAULT_PROBE_SECONDS = 240
 _INGRESS = {
     "all": "INGRESS_TRAFFIC_ALL",
     "internal": "INGRESS_TRAFFIC_INTERNAL_ONLY",
@@ -579,6 +583,19 @@ def _merged_env(live: Sequence[run_v2.EnvVar], spec: ServiceSpec, keep: set[str]
     return merged
 
 
+def _is_default_probe(container: run_v2.Container) -> bool:
+    from google.cloud import run_v2
+
+    port = container.ports[0].container_port if container.ports else 0
+    default = run_v2.Probe(
+        tcp_socket=run_v2.TCPSocketAction(port=port),
+        timeout_seconds=DEFAULT_PROBE_SECONDS,
+        period_seconds=DEFAULT_PROBE_SECONDS,
+        failure_threshold=1,
+    )
+    return bool(container.startup_probe == default)
+
+
 def _not_dokis(annotations: Iterable[str]) -> list[str]:
     return [key for key in annotations if not key.startswith(DOKI_ANNOTATIONS)]
 
@@ -597,7 +614,7 @@ def kept_settings(service: run_v2.Service) -> list[str]:
         container_settings = {
             "command": bool(serving.command) or bool(serving.args),
             "working dir": bool(serving.working_dir),
-            "startup probe": "startup_probe" in serving,
+            "startup probe": "startup_probe" in serving and not _is_default_probe(serving),
             "liveness probe": "liveness_probe" in serving,
             "volume mounts": bool(serving.volume_mounts),
             "CPU always allocated": "resources" in serving and not serving.resources.cpu_idle,

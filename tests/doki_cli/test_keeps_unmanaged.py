@@ -32,6 +32,9 @@ KEPT_LINE = (
 )
 
 
+LISTEN = "import socket; s = socket.create_server(('127.0.0.1', 9090), reuse_port=True)"
+
+
 def doki(*args: str) -> Any:
     return runner.invoke(app, list(args))
 
@@ -73,8 +76,14 @@ def set_up_by_hand(service: run_v2.Service, image: str) -> None:
     collector = run_v2.Container(
         name="collector",
         image=image,
-        command=["python", "-c", "import time; time.sleep(10**6)"],
+        # Listening where its startup probe looks; the port is shared with the collector of the revision before.
+        command=["python", "-c", f"{LISTEN}; import time; time.sleep(10**6)"],
         resources=run_v2.ResourceRequirements(limits={"cpu": "1", "memory": "512Mi"}),  # gen2: 512Mi at least
+        # Cloud Run starts the serving container once the containers it depends on pass their startup probes, so
+        # each must have one.
+        startup_probe=run_v2.Probe(
+            tcp_socket=run_v2.TCPSocketAction(port=9090), period_seconds=1, failure_threshold=30
+        ),
     )
     # Before the serving container: doki finds the one with the port, wherever it stands.
     template.containers.insert(0, collector)

@@ -22,6 +22,7 @@ from google.cloud import run_v2
 
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.run.router import BACKEND_HOST, Backend
+from doki_cli.emulator.run.validation import default_probe
 from doki_cli.errors import DokiError
 
 if TYPE_CHECKING:
@@ -102,10 +103,11 @@ class Launch:
 
 
 def startup_probe(container: run_v2.Container, default_timeout: float) -> StartupProbe:
-    """The startup probe of `container` (its own, or Cloud Run's default TCP probe with `default_timeout`)."""
-    if "startup_probe" not in container:
-        return StartupProbe(default_timeout)
+    """The startup probe of `container`: its own, or Cloud Run's default TCP probe, which waits `default_timeout`
+    (the emulator's setting: Google's 240 s would make every test of a container that never listens wait that long)."""
     probe = container.startup_probe
+    if "startup_probe" not in container or probe == default_probe(probe.tcp_socket.port):
+        return StartupProbe(default_timeout)
     period = probe.period_seconds or PROBE_PERIOD_SECONDS
     attempts = probe.failure_threshold or PROBE_FAILURE_THRESHOLD
     timeout = float(probe.initial_delay_seconds + period * attempts)

@@ -52,6 +52,12 @@ DEFAULT_TIMEOUT_SECONDS = 300
 DEFAULT_CONCURRENCY = 80
 DEFAULT_CONCURRENCY_BELOW_ONE_CPU = 1
 DEFAULT_MAX_INSTANCES = 100
+# The startup probe Cloud Run gives a serving container that has none: "A TCP startup probe is automatically
+# configured for a new Cloud Run service with default values ... tcpSocket: port: CONTAINER_PORT, timeoutSeconds: 240,
+# periodSeconds: 240, failureThreshold: 1" (https://cloud.google.com/run/docs/configuring/healthchecks, "The default
+# TCP startup probe").
+DEFAULT_PROBE_SECONDS = 240
+DEFAULT_PROBE_FAILURE_THRESHOLD = 1
 
 _MI = 1024**2
 _GI = 1024**3
@@ -397,7 +403,19 @@ def with_defaults(template: run_v2.RevisionTemplate, project: str) -> run_v2.Rev
             port = container.ports[0]
             port.name = port.name or DEFAULT_PORT_NAME
             port.container_port = port.container_port or DEFAULT_PORT
+            if "startup_probe" not in container:
+                container.startup_probe = default_probe(port.container_port)
     return filled
+
+
+def default_probe(port: int) -> run_v2.Probe:
+    """The TCP startup probe Cloud Run writes into a serving container that declares none."""
+    return run_v2.Probe(
+        tcp_socket=run_v2.TCPSocketAction(port=port),
+        timeout_seconds=DEFAULT_PROBE_SECONDS,
+        period_seconds=DEFAULT_PROBE_SECONDS,
+        failure_threshold=DEFAULT_PROBE_FAILURE_THRESHOLD,
+    )
 
 
 def same_template(a: run_v2.RevisionTemplate, b: run_v2.RevisionTemplate) -> bool:

@@ -516,6 +516,25 @@ def test_cpu_is_allocated_only_during_requests_unless_resources_are_set_without_
     assert with_limits.template.containers[0].resources.cpu_idle is False
 
 
+def test_a_serving_container_without_a_startup_probe_gets_cloud_runs_default_tcp_probe_at_its_port(
+    services: Any,
+) -> None:
+    default = run_v2.Probe(
+        tcp_socket=run_v2.TCPSocketAction(port=9000), timeout_seconds=240, period_seconds=240, failure_threshold=1
+    )
+    own = run_v2.Probe(http_get=run_v2.HTTPGetAction(path="/ready"), period_seconds=2, failure_threshold=5)
+    sidecar = run_v2.Container(name="sidecar", image="us-docker.pkg.dev/p/apps/sidecar:v1")
+    serving = run_v2.Container(
+        name="app", image="us-docker.pkg.dev/p/apps/api:v1", ports=[run_v2.ContainerPort(container_port=9000)]
+    )
+    probed = deployed(services, "api", run_v2.RevisionTemplate(containers=[sidecar, serving]))
+    kept = deployed(services, "own", template(startup_probe=own))
+
+    assert probed.template.containers[1].startup_probe == default
+    assert "startup_probe" not in probed.template.containers[0]  # a sidecar gets none
+    assert kept.template.containers[0].startup_probe == own
+
+
 # -- updates --------------------------------------------------------------------------------------------------------
 
 
