@@ -12,6 +12,7 @@ from doki_cli.config import ServiceConfig, is_compute_default
 from doki_cli.errors import DokiError
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
+from doki_cli.gitinfo import EXIT_CONFIG
 from doki_cli.model import LiveService, ServiceSpec
 
 REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
@@ -179,13 +180,26 @@ class Planner:
         for env_name, ref in config.secrets.items():
             if ref.secret in versions:
                 continue
+            # A revision that cannot read a secret never starts: refused here, before anything is written.
             if not self._secrets.exists(ref.secret):
                 raise DokiError(
                     "secret_missing",
                     f"{env_name} uses the secret {ref.secret}, which does not exist in project {self._secrets.project}",
                     "create it with `doki secrets push` (values from .env), then deploy again",
+                    exit_code=EXIT_CONFIG,
                 )
-            versions[ref.secret] = self._secrets.resolve(ref.secret, ref.version)
+            resolved = self._secrets.resolve(ref.secret, ref.version)
+            if resolved is None or resolved[1] != "enabled":
+                which = "the latest version" if ref.version == "latest" else f"version {ref.version}"
+                state = "does not exist" if resolved is None else f"is {resolved[1]}"
+                raise DokiError(
+                    "secret_version_unusable",
+                    f"{env_name} uses {which} of the secret {ref.secret}, which {state}: the new revision could not "
+                    "read it, so nothing was changed",
+                    "push a value with `doki secrets push`, or enable the version in Secret Manager",
+                    exit_code=EXIT_CONFIG,
+                )
+            versions[ref.secret] = resolved[0]
         return versions
 
     def _diff(

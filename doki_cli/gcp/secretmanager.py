@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import edit_policy, set_member
 from doki_cli.gcp.retry import Retrier, knowing_retries, no_library_retry
@@ -133,17 +132,19 @@ class SecretManager:
             return None  # no version yet, or the newest is disabled or destroyed
         return response if response.payload.data == data else None
 
-    def resolve(self, secret_id: str, version: str) -> int:
-        """The version number `version` ("latest" or a number) names, checked to exist and be enabled."""
+    def resolve(self, secret_id: str, version: str) -> tuple[int, str] | None:
+        """The number and state (enabled, disabled, destroyed) of the version `version` ("latest" or a number)
+        names; None when there is no such version."""
+        from google.api_core import exceptions
+
         name = f"{self._name(secret_id)}/versions/{version}"
-        info = self._call(lambda: self._client.get_secret_version(name=name), action="reading", resource=name)
-        if info.state.name != "ENABLED":
-            raise DokiError(
-                "secret_version_unusable",
-                f"{name} is {info.state.name.lower()}",
-                "push a new value with `doki secrets push`, or enable the version in Secret Manager",
-            )
-        return int(info.name.rsplit("/", 1)[1])
+        try:
+            info = self._retrier.call(lambda: self._client.get_secret_version(name=name))
+        except exceptions.NotFound:
+            return None
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(exc, action="reading", resource=name, api="secretmanager") from None
+        return int(info.name.rsplit("/", 1)[1]), str(info.state.name).lower()
 
     def is_granted(self, secret_id: str, member: str, role: str = ACCESSOR_ROLE) -> bool:
         return member in self.members(secret_id, role)

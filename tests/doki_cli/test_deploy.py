@@ -107,11 +107,30 @@ def test_a_secret_that_does_not_exist_stops_the_plan_with_the_fix(
 ) -> None:
     setup_project(tmp_path, emulator, monkeypatch)
     result = deploy("--dry-run")
-    assert result.exit_code == 1
+    assert result.exit_code == 78
     assert result.stderr == (
         "Error [secret_missing]: SESSION_SECRET_KEY uses the secret session-secret-key, which does not exist in "
         "project doki-e2e\n  Hint: create it with `doki secrets push` (values from .env), then deploy again\n"
     )
+
+
+def test_a_secret_whose_version_is_disabled_stops_the_deploy_before_any_write(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+    secrets = ClientFactory(emulator.grpc_address).secret_manager()
+    secrets.disable_secret_version(name="projects/doki-e2e/secrets/session-secret-key/versions/1")
+
+    result = deploy("--yes")
+
+    assert result.exit_code == 78
+    assert result.stderr == (
+        "Error [secret_version_unusable]: SESSION_SECRET_KEY uses the latest version of the secret "
+        "session-secret-key, which is disabled: the new revision could not read it, so nothing was changed\n"
+        "  Hint: push a value with `doki secrets push`, or enable the version in Secret Manager\n"
+    )
+    assert list(ClientFactory(emulator.grpc_address).run_services().list_services(parent=PATH.rsplit("/", 2)[0])) == []
 
 
 def test_a_revision_that_cannot_become_ready_fails_the_deploy_with_its_reason(
