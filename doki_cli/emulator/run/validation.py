@@ -96,6 +96,10 @@ PROBE_MAX_PERIOD = {"startup_probe": 240, "liveness_probe": 3600}
 PROBE_MAX_TIMEOUT = 3600
 PROBE_DEFAULT_PERIOD = 10
 PROBE_DEFAULT_TIMEOUT = 1
+PROBE_DEFAULT_FAILURES = 3
+# A startup probe has at most 240 seconds in all, "calculated as failureThreshold * periodSeconds"
+# (https://cloud.google.com/run/docs/configuring/healthchecks; the jobs page: "can't exceed 240 seconds").
+STARTUP_PROBE_MAX_SECONDS = 240
 PROBE_TYPES = ("http_get", "tcp_socket", "grpc")
 # Cloud Run's liveness probes are HTTP or gRPC only (https://cloud.google.com/run/docs/configuring/healthchecks: "HTTP
 # and gRPC liveness probes"; gcloud's --liveness-probe takes no tcpSocket key, _SUPPORTED_LIVENESS_PROBE_KEYS in
@@ -472,7 +476,8 @@ def _check_env(container: run_v2.Container, shape: str, index: int, *, ingress: 
             # The proto's comment on EnvVar.name: "Required."
             raise invalid_argument(f"{field}.name: required field not present.")
         if len(env.name) > MAX_ENV_NAME:
-            raise invalid_argument(f"{field}.name: must not exceed {MAX_ENV_NAME} characters.")
+            # The wording is Google's for a value (below), which the proto's comment words alike for a name.
+            raise invalid_argument(f"{field}.name: length cannot exceed {MAX_ENV_NAME}.")
         if "=" in env.name:
             # gcloud's words (see GOOGLE_ENV_PREFIX).
             raise invalid_argument(f"{field}.name: Environment variable keys cannot contain `=`.")
@@ -494,7 +499,8 @@ def _check_env(container: run_v2.Container, shape: str, index: int, *, ingress: 
         if env.name in RESERVED_ENV and (ingress or env.name not in INGRESS_ONLY_ENV):
             reserved.append(env.name)
         if len(env.value.encode()) > MAX_ENV_VALUE_BYTES:
-            raise invalid_argument(f"{field}.value: the maximum length is {MAX_ENV_VALUE_BYTES} bytes.")
+            # Google's words (mozilla/bugbug#6233, the same v2 rule on a job's env override).
+            raise invalid_argument(f"{field}.value: length cannot exceed {MAX_ENV_VALUE_BYTES}.")
         # value and value_source are a oneof: the wire cannot carry both.
         if "value_source" in env and not env.value_source.secret_key_ref.secret:
             # The proto's comment on SecretKeySelector.secret: "Required."
@@ -567,6 +573,12 @@ def _check_probe(probe: run_v2.Probe, where: str, kind: str) -> None:
         raise invalid_argument(f"{where}.failure_threshold: must be at least 1, got {probe.failure_threshold}.")
     timeout = probe.timeout_seconds or PROBE_DEFAULT_TIMEOUT
     period = probe.period_seconds or PROBE_DEFAULT_PERIOD
+    failures = probe.failure_threshold or PROBE_DEFAULT_FAILURES
+    if kind == "startup_probe" and failures * period > STARTUP_PROBE_MAX_SECONDS:
+        raise invalid_argument(
+            f"{where}: failure_threshold * period_seconds must not exceed {STARTUP_PROBE_MAX_SECONDS} seconds, got "
+            f"{failures} * {period}."
+        )
     if timeout > period:
         raise invalid_argument(
             f"{where}.timeout_seconds: must not be greater than period_seconds ({period}), got {timeout}."

@@ -126,12 +126,12 @@ REFUSED: list[tuple[str, run_v2.Service, str]] = [
     (
         "an env name over 32768 characters",
         _spec({"image": "a", "env": [{"name": "A" * 32769, "value": "1"}]}),
-        f"{C0}.env[0].name: must not exceed 32768 characters.",
+        f"{C0}.env[0].name: length cannot exceed 32768.",
     ),
     (
         "an env value over 32768 bytes",
         _spec({"image": "a", "env": [{"name": "A", "value": "é" * 16385}]}),
-        f"{C0}.env[0].value: the maximum length is 32768 bytes.",
+        f"{C0}.env[0].value: length cannot exceed 32768.",
     ),
     (
         "PORT in the ingress container of several",
@@ -279,6 +279,16 @@ REFUSED: list[tuple[str, run_v2.Service, str]] = [
         "a probe timeout over the default period",
         _spec({"image": "a", "startup_probe": _probe(timeout_seconds=20)}),
         f"{C0}.startup_probe.timeout_seconds: must not be greater than period_seconds (10), got 20.",
+    ),
+    (
+        "a startup probe with more than 240 seconds in all",
+        _spec({"image": "a", "startup_probe": _probe(period_seconds=60, failure_threshold=5)}),
+        f"{C0}.startup_probe: failure_threshold * period_seconds must not exceed 240 seconds, got 5 * 60.",
+    ),
+    (
+        "a startup probe of the default 3 failures at 81 seconds",
+        _spec({"image": "a", "startup_probe": _probe(period_seconds=81)}),
+        f"{C0}.startup_probe: failure_threshold * period_seconds must not exceed 240 seconds, got 3 * 81.",
     ),
     (
         "a negative failure threshold",
