@@ -163,6 +163,7 @@ def _transitions(previous: Iterable[run_v2.Condition], current: list[run_v2.Cond
 
 
 def _not_found(kind: str, resource_id: str, location: validation.Location) -> ApiError:
+    # Google's words (GoogleCloudPlatform/generative-ai#1795).
     return not_found(
         f"Resource '{resource_id}' of kind '{kind}' in region '{location.location}' in project "
         f"'{location.project}' does not exist."
@@ -177,6 +178,7 @@ def _cancelled() -> ApiError:
 
 def _page(items: Sequence[T], key: Callable[[T], str], page_size: int, page_token: str) -> tuple[list[T], str]:
     """One page of `items` (already in order) after the item whose key the token carries, and the next token."""
+    # A negative page size and a token this emulator did not write: the AIP-158 refusals, in the emulator's words.
     if page_size < 0:
         raise invalid_argument(f"page_size must not be negative, got {page_size}.")
     size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -223,6 +225,8 @@ def _update_fields(paths: Iterable[str]) -> tuple[str, ...]:
         # Masks may be camelCase (REST, gcloud) or snake_case (gRPC clients).
         snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in head)
         if snake not in SPEC_FIELDS:
+            # An output-only field cannot be updated (the v2 protos mark them OUTPUT_ONLY); the wording is the
+            # emulator's.
             raise invalid_argument(f"update_mask: '{path}' is not a field of Service that can be updated.")
         chosen.append(snake)
     return tuple(chosen) or SPEC_FIELDS
@@ -340,6 +344,8 @@ class CloudRun:
                 raise validation.no_such_revision(target.revision)
         with self._lock:
             if name in self._services:
+                # ALREADY_EXISTS, as AIP-133 has a create of an existing resource answer; the wording is the
+                # emulator's.
                 raise already_exists(f"Resource '{service_id}' already exists.")
             message = _copy(service)
             for output in run_v2.Service.pb(message).DESCRIPTOR.fields:
@@ -408,6 +414,8 @@ class CloudRun:
             return self._create(location, service_id, service, validate_only, "UpdateServiceRequest")
         with self._lock:
             if service.etag and service.etag != record.message.etag:
+                # ABORTED on a stale etag (AIP-154, and the proto's comment on Service.etag: "May be used to detect
+                # modification conflict during updates").
                 raise aborted(self._stale_etag(service_id))
             merged = _copy(record.message)
             for field_name in fields:
@@ -422,6 +430,9 @@ class CloudRun:
             template_changed = not validation.same_template(merged.template, current.template)
             new_revision = merged.template.revision if template_changed else ""
             if new_revision and f"{name}/revisions/{new_revision}" in self._revisions:
+                # A revision's spec never changes under its name (Knative's VerifyNameChange in knative/serving
+                # pkg/apis/serving/v1/revision_validation.go; pipe-cd/pipecd#2480 on Cloud Run enforcing it); the
+                # wording is the emulator's.
                 raise already_exists(f"Revision named '{new_revision}' with different configuration already exists.")
             for target in merged.traffic:
                 revision = target.revision
@@ -516,6 +527,9 @@ class CloudRun:
             serving = {status.revision for status in service.traffic_statuses}
             named = {target.revision for target in service.traffic}
             if revision_id in serving | named:
+                # A revision that traffic names cannot be deleted. No reference found yet for this refusal or its
+                # words (https://cloud.google.com/run/docs/managing/revisions is where Cloud Run documents deletion);
+                # kept, as it was, so as not to loosen the emulator.
                 raise failed_precondition(
                     f"Revision '{revision_id}' cannot be deleted because it is serving traffic. Route its traffic "
                     "to other revisions first."

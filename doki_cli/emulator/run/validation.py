@@ -8,6 +8,7 @@ be between 128Mi and 4Gi inclusive."). Checks that need stored revisions (traffi
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from doki_cli.emulator.errors import ApiError, invalid_argument
 from doki_cli.emulator.projects import compute_default_account
 from doki_cli.imageref import IMAGE_REFERENCE
 
+# The request's resource names, as the v2 protos' comments on CreateServiceRequest.parent and GetServiceRequest.name
+# spell them: projects/{project}/locations/{location}[/services/{service}[/revisions/{revision}]].
 PARENT = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)")
 SERVICE_NAME = re.compile(
     r"(?P<parent>projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+))/services/(?P<id>[^/]+)"
@@ -26,17 +29,85 @@ SERVICE_NAME = re.compile(
 REVISION_NAME = re.compile(r"(?P<service>projects/[^/]+/locations/[^/]+/services/[^/]+)/revisions/(?P<id>[^/]+)")
 # A DNS label (RFC 1035) starting with a letter, as Cloud Run names services, revisions and tags.
 _DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+# Kubernetes' rule for an environment variable's name (IsEnvVarName): the Knative Serving API specification that
+# Cloud Run's API follows (knative/docs docs/serving/spec/knative-api-specification-1.0.md, EnvVar.name "As specified
+# in Kubernetes core/v1.EnvVar").
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
-# Set by Cloud Run itself: a template may not name them.
+# Set by Cloud Run itself: a template may not name them (the container runtime contract,
+# https://cloud.google.com/run/docs/container-contract#env-vars; Knative's reservedEnvVars in knative/serving
+# pkg/apis/serving/k8s_validation.go). PORT is only the ingress container's: Knative reserves it there alone
+# (reservedSidecarEnvVars), and Cloud Run sets it in the ingress container only (same contract page).
 RESERVED_ENV = ("PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION")
+INGRESS_ONLY_ENV = ("PORT",)
+# "Keys that start with X_GOOGLE_ are reserved" and "Keys cannot contain =": gcloud refuses both before it calls
+# (EnvVarKeyType in lib/googlecloudsdk/command_lib/functions/v2/deploy/env_vars_util.py, which `gcloud run` uses for
+# --set-env-vars), and Cloud Run's "Environment variables for services" page lists both among the names that can't be
+# used (https://cloud.google.com/run/docs/configuring/services/overview-environment-variables).
+GOOGLE_ENV_PREFIX = "X_GOOGLE_"
+# https://cloud.google.com/run/docs/configuring/services/environment-variables: "You can set a maximum of 1000
+# environment variables" (its older wording and the jobs page: "per container"; the newest says "for a Cloud Run
+# service": counted here per container). The proto's comments on EnvVar: a name "Must not exceed 32768 characters",
+# a value's "maximum length is 32768 bytes".
+MAX_ENV_VARS = 1000
+MAX_ENV_NAME = 32768
+MAX_ENV_VALUE_BYTES = 32768
+# The proto's comment on CreateServiceRequest.service_id: "must contain fewer than 50 characters".
 MAX_SERVICE_ID = 49
+# Up to 10 containers per instance: https://cloud.google.com/run/docs/deploying#multicontainer-yaml (as quoted in
+# einride/cloudrunner-go#650).
 MAX_CONTAINERS = 10
+# The proto's comment on Service.description: "This field currently has a 512-character limit."
+MAX_DESCRIPTION = 512
+# A container's name: Cloud Run's words on it (hashicorp/terraform-provider-google#21035) allow lowercase letters,
+# digits, hyphens and periods, beginning and ending with a letter or digit, under 64 characters; the proto's comment
+# on Container.name: "specified as a DNS_LABEL (RFC 1123)".
+_CONTAINER_NAME = re.compile(r"[a-z0-9]([-.a-z0-9]*[a-z0-9])?")
+MAX_CONTAINER_NAME = 63
+# The proto's comment on ContainerPort.name: 'Allowed values are "http1" and "h2c"' (Knative's validPortNames also
+# allow it empty).
+PORT_NAMES = ("", "http1", "h2c")
 # A tagged revision's URL is TAG---SERVICE-…: Cloud Run refuses a tag and service name longer than this together
 # (firebase/firebase-tools#6137, GoogleCloudPlatform/magic-modules#7023).
 MAX_TAG_AND_SERVICE = 46
 # Namespaces v2 keeps for itself: its proto comments on Service and RevisionTemplate labels and annotations say
 # keys in them are rejected ("All system annotations in v1 now have a corresponding field in v2").
 SYSTEM_NAMESPACES = ("run.googleapis.com", "cloud.googleapis.com", "serving.knative.dev", "autoscaling.knative.dev")
+# Labels follow Google Cloud's label rules, to which the protos' comments on the labels fields point
+# (https://cloud.google.com/resource-manager/docs/creating-managing-labels#requirements): up to 64 labels, keys of 1
+# to 63 and values of up to 63 lowercase letters (international ones too), digits, underscores and dashes, a key
+# starting with a lowercase letter.
+MAX_LABELS = 64
+MAX_LABEL_LENGTH = 63
+# Annotations follow "Kubernetes annotations' namespacing, limits, and rules" (the protos' comments on the annotations
+# fields): a key is an optional DNS subdomain prefix of up to 253 characters and a slash, then a name of up to 63
+# alphanumerics, '-', '_' and '.', starting and ending alphanumeric; all of them together at most 256 KiB
+# (ValidateAnnotations and IsQualifiedName in Kubernetes' apimachinery).
+_ANNOTATION_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+# Probes, from the proto's comments on Probe's fields: initial_delay_seconds 0 to 240 for a startup probe and to 3600
+# for a liveness probe; timeout_seconds 1 to 3600 and at most period_seconds ("Must be smaller than period_seconds",
+# "Must be greater or equal than timeout_seconds": equal is allowed, as in Cloud Run's own default startup probe of
+# 240 and 240, https://cloud.google.com/run/docs/configuring/healthchecks); period_seconds 1 to 240 for a startup
+# probe and to 3600 for a liveness probe; failure_threshold at least 1; 0 in any of them is unset (the defaults: 0,
+# 1, 10 and 3 seconds or failures).
+PROBE_MAX_DELAY = {"startup_probe": 240, "liveness_probe": 3600}
+PROBE_MAX_PERIOD = {"startup_probe": 240, "liveness_probe": 3600}
+PROBE_MAX_TIMEOUT = 3600
+PROBE_DEFAULT_PERIOD = 10
+PROBE_DEFAULT_TIMEOUT = 1
+PROBE_DEFAULT_FAILURES = 3
+# A startup probe has at most 240 seconds in all, "calculated as failureThreshold * periodSeconds"
+# (https://cloud.google.com/run/docs/configuring/healthchecks; the jobs page: "can't exceed 240 seconds").
+STARTUP_PROBE_MAX_SECONDS = 240
+PROBE_TYPES = ("http_get", "tcp_socket", "grpc")
+# Cloud Run's liveness probes are HTTP or gRPC only (https://cloud.google.com/run/docs/configuring/healthchecks: "HTTP
+# and gRPC liveness probes"; gcloud's --liveness-probe takes no tcpSocket key, _SUPPORTED_LIVENESS_PROBE_KEYS in
+# lib/googlecloudsdk/command_lib/run/flags.py).
+LIVENESS_PROBE_TYPES = ("http_get", "grpc")
+# The proto's comment on VolumeMount.mount_path: "For Cloud SQL volumes, it can be left empty, or must otherwise be
+# /cloudsql".
+CLOUD_SQL_MOUNT = "/cloudsql"
 
 LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
@@ -58,12 +129,18 @@ DEFAULT_MAX_INSTANCES = 100
 # TCP startup probe").
 DEFAULT_PROBE_SECONDS = 240
 DEFAULT_PROBE_FAILURE_THRESHOLD = 1
+# "up to 1000 concurrent requests per instance" (https://cloud.google.com/run/docs/about-concurrency); a request
+# timeout of up to 60 minutes (https://cloud.google.com/run/docs/configuring/request-timeout).
+MAX_CONCURRENCY = 1000
+MAX_TIMEOUT_SECONDS = 3600
 
 _MI = 1024**2
 _GI = 1024**3
 _QUANTITY = re.compile(r"(?P<number>\d+(\.\d+)?)(?P<suffix>Ki|Mi|Gi|Ti|k|M|G|T|)")
 _SUFFIX_BYTES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 1024, "Mi": _MI, "Gi": _GI}
 _SUFFIX_BYTES["Ti"] = 1024**4
+# CPU: 1, 2, 4, 6 or 8, or a fraction of one from 0.08 (https://cloud.google.com/run/docs/configuring/services/cpu,
+# its table of CPUs and memory; one older version of the page allows "any integer value up to a maximum of 8").
 MIN_MILLICPU = 80
 WHOLE_CPUS = (1, 2, 4, 6, 8)
 # (lowest memory, highest memory) each CPU count accepts; fractional CPU is the first row, up to 1Gi from half a CPU
@@ -88,6 +165,7 @@ class Location:
 
 
 def parse_parent(parent: str) -> Location:
+    # The names' forms are the protos' (see PARENT); the wording of the refusals is the emulator's.
     match = PARENT.fullmatch(parent)
     if match is None:
         raise invalid_argument(f"Invalid parent '{parent}': expected projects/{{project}}/locations/{{location}}.")
@@ -165,12 +243,26 @@ def ingress_index(template: run_v2.RevisionTemplate) -> int:
 
 
 def check_service(service: run_v2.Service, request: str, service_id: str, *, creating: bool) -> None:
-    """Every check that needs nothing but the spec itself; raises INVALID_ARGUMENT naming the field."""
+    """Every check that needs nothing but the spec itself; raises INVALID_ARGUMENT naming the field.
+
+    Two styles of message, as on Google: a rule of the request's shape (a required field, a limit the protos'
+    comments state) is a "Violation in {request}.service.…"; a rule of Cloud Run's on values names the field from
+    the template ("template.containers[0]…: Invalid value specified for …"). Where Google's words are not on record,
+    the message is the emulator's own, in the same shape, and the comment beside the rule says so.
+    """
     shape = f"Violation in {request}.service"
     if "template" not in service:
+        # Google's words (googleapis/google-cloud-java#11101).
         raise invalid_argument(f"{shape}.template: required field not present.")
     template = service.template
+    if len(service.description) > MAX_DESCRIPTION:
+        # The limit is the proto's comment on Service.description; the wording is the emulator's.
+        raise invalid_argument(
+            f"{shape}.description: must be at most {MAX_DESCRIPTION} characters, got {len(service.description)}."
+        )
     _check_system_keys(service, shape, creating=creating)
+    _check_labels(service, template)
+    _check_annotations(service, template, shape)
     _check_template(template, shape, service_id)
     _check_traffic(service.traffic, shape, service_id)
 
@@ -196,18 +288,85 @@ def _check_system_keys(service: run_v2.Service, shape: str, *, creating: bool) -
                     )
 
 
+def _label_character(c: str) -> bool:
+    """A lowercase letter (international ones too), a digit, '_' or '-'."""
+    return c in "-_" or c.isdecimal() or (c.isalpha() and not c.isupper())
+
+
+def _check_labels(service: run_v2.Service, template: run_v2.RevisionTemplate) -> None:
+    """Google Cloud's label rules (see MAX_LABELS) on the service's labels and the template's."""
+    for where, labels in (("labels", service.labels), ("template.labels", template.labels)):
+        if len(labels) > MAX_LABELS:
+            # The limit is Resource Manager's; the wording is the emulator's.
+            raise invalid_argument(f"{where}: at most {MAX_LABELS} labels are allowed, got {len(labels)}.")
+        for key, value in sorted(labels.items()):
+            if not (
+                0 < len(key) <= MAX_LABEL_LENGTH
+                and key[0].isalpha()
+                and not key[0].isupper()
+                and all(map(_label_character, key))
+            ):
+                # Cloud Run's words (pulumi/pulumi-gcp#1387).
+                raise invalid_argument(
+                    f"At least one label does not conform to GCP naming style. Label key '{key}' violates format "
+                    "constraints. The key must start with a lowercase character, can only contain lowercase letters, "
+                    "numeric characters, underscores and dashes. The key can be at most 63 characters long. "
+                    "International characters are allowed."
+                )
+            if len(value) > MAX_LABEL_LENGTH or not all(map(_label_character, value)):
+                # Cloud Run's first sentence (pulumi/pulumi-gcp#1387), then Google's words for a value
+                # (googleapis/gax-nodejs#1375).
+                raise invalid_argument(
+                    f"At least one label does not conform to GCP naming style. Label value '{value}' violates format "
+                    "constraints. The value can only contain lowercase letters, numeric characters, underscores and "
+                    "dashes. The value can be at most 63 characters long. International characters are allowed."
+                )
+
+
+def _is_annotation_key(key: str) -> bool:
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (0 < len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return False
+    return 0 < len(name) <= 63 and _ANNOTATION_NAME.fullmatch(name) is not None
+
+
+def _check_annotations(service: run_v2.Service, template: run_v2.RevisionTemplate, shape: str) -> None:
+    """Kubernetes' rules for annotations (see MAX_ANNOTATIONS_BYTES); the wording is the emulator's, after
+    Kubernetes'."""
+    for where, held in ((shape, service.annotations), (f"{shape}.template", template.annotations)):
+        for key in sorted(held):
+            if not _is_annotation_key(key):
+                raise invalid_argument(
+                    f"{where}.annotations[{key}]: name part must consist of alphanumeric characters, '-', '_' or '.', "
+                    "and must start and end with an alphanumeric character, at most 63 characters, after an "
+                    "optional DNS subdomain prefix and '/'."
+                )
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in held.items())
+        if size > MAX_ANNOTATIONS_BYTES:
+            raise invalid_argument(
+                f"{where}.annotations: may not have more than {MAX_ANNOTATIONS_BYTES} bytes in all, got {size}."
+            )
+
+
 def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: str) -> None:
     if template.revision and (
         not template.revision.startswith(service_id + "-") or not is_dns_label(template.revision)
     ):
+        # Knative's rule, which Cloud Run keeps: a revision's name starts with its service's and a hyphen
+        # (RevisionTemplateSpec.Validate in knative/serving pkg/apis/serving/v1/revision_validation.go, '"%q must
+        # have prefix %q"'); gcloud's --revision-suffix builds names so (RevisionNameChanges in
+        # lib/googlecloudsdk/command_lib/run/config_changes.py). The wording is the emulator's.
         raise invalid_argument(
             f"{shape}.template.revision: '{template.revision}' must start with '{service_id}-' (the service name and "
             "a hyphen) and be a DNS label of lowercase letters, digits and hyphens, at most 63 characters."
         )
     containers = template.containers
     if not containers:
+        # Google's shape of words for a required field (see "template" above; hashicorp/terraform-provider-google#20509
+        # for containers being required).
         raise invalid_argument(f"{shape}.template.containers: required field not present.")
     if len(containers) > MAX_CONTAINERS:
+        # The limit is the docs' (see MAX_CONTAINERS); the wording is the emulator's.
         raise invalid_argument(f"{shape}.template.containers: at most {MAX_CONTAINERS} containers are allowed.")
     with_ports = [i for i, c in enumerate(containers) if c.ports]
     if len(containers) > 1 and len(with_ports) != 1:
@@ -215,25 +374,37 @@ def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: s
         raise invalid_argument(
             "template.containers: Revision template should contain exactly one container with an exposed port."
         )
+    volumes = _check_volumes(template, shape)
+    ingress = ingress_index(template)
     for index, container in enumerate(containers):
-        _check_container(container, shape, index)
+        _check_container(container, shape, index, volumes, ingress=index == ingress)
+    _check_container_names(template)
     concurrency = template.max_instance_request_concurrency
-    if concurrency != 0 and not 1 <= concurrency <= 1000:
+    if concurrency != 0 and not 1 <= concurrency <= MAX_CONCURRENCY:
+        # The limit is https://cloud.google.com/run/docs/about-concurrency; the wording follows Google's for memory.
         raise invalid_argument(
             "template.max_instance_request_concurrency: Invalid value specified for container concurrency. "
-            f"Must be between 1 and 1000, got {concurrency}."
+            f"Must be between 1 and {MAX_CONCURRENCY}, got {concurrency}."
         )
     gen2 = template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2
     for index, container in enumerate(containers):
-        _check_resources(container, index, concurrency or default_concurrency(template), gen2=gen2)
+        _check_resources(container, index, gen2=gen2)
+    _check_fractional_cpu(template, concurrency or default_concurrency(template), gen2=gen2)
     if "timeout" in template:
         seconds = template.timeout.total_seconds()
-        if not 1 <= seconds <= 3600:
+        if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:
+            # The limit is https://cloud.google.com/run/docs/configuring/request-timeout (60 minutes); the wording
+            # follows Google's for memory.
             raise invalid_argument(
-                f"template.timeout: Invalid value specified for timeout. Must be between 1 and 3600 seconds, "
-                f"got {seconds:g}."
+                "template.timeout: Invalid value specified for timeout. Must be between 1 and "
+                f"{MAX_TIMEOUT_SECONDS} seconds, got {seconds:g}."
             )
     scaling = template.scaling
+    # Maximum instances are "any integer value from 1" (https://cloud.google.com/run/docs/configuring/max-instances),
+    # minimum instances a count of instances kept, so 0 or more (the proto's comment on RevisionScaling); the wording
+    # is the emulator's. The upper bound of max_instance_count is not checked: it is each project's regional CPU and
+    # memory quota divided by the revision's CPU and memory (https://cloud.google.com/run/docs/configuring/
+    # max-instances-limits), which varies by project.
     if scaling.min_instance_count < 0:
         raise invalid_argument(
             f"template.scaling.min_instance_count: must be 0 or more, got {scaling.min_instance_count}."
@@ -249,52 +420,221 @@ def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: s
         )
 
 
-def _check_container(container: run_v2.Container, shape: str, index: int) -> None:
+def _check_volumes(template: run_v2.RevisionTemplate, shape: str) -> dict[str, run_v2.Volume]:
+    """The template's volumes by name; a volume needs a name (the proto: "Required. Volume's name.") that no other
+    volume has (Knative's ValidateVolumes in knative/serving pkg/apis/serving/k8s_validation.go, in its words)."""
+    volumes: dict[str, run_v2.Volume] = {}
+    for index, volume in enumerate(template.volumes):
+        where = f"{shape}.template.volumes[{index}].name"
+        if not volume.name:
+            raise invalid_argument(f"{where}: required field not present.")
+        if volume.name in volumes:
+            raise invalid_argument(f'{where}: duplicate volume name "{volume.name}"')
+        volumes[volume.name] = volume
+    return volumes
+
+
+def _check_container(
+    container: run_v2.Container, shape: str, index: int, volumes: dict[str, run_v2.Volume], *, ingress: bool
+) -> None:
     where = f"{shape}.template.containers[{index}]"
     if not container.image:
+        # The proto's comment on Container.image: "Required."
         raise invalid_argument(f"{where}.image: required field not present.")
     if not IMAGE_REFERENCE.fullmatch(container.image):
+        # Knative refuses an image it cannot parse as a reference ("Failed to parse image reference", validate in
+        # knative/serving pkg/apis/serving/k8s_validation.go); the grammar is Docker's. The wording is the emulator's.
         raise invalid_argument(f"{where}.image: invalid image reference '{container.image}'.")
     if len(container.ports) > 1:
+        # Google's words (GoogleCloudPlatform/magic-modules#10173).
         raise invalid_argument(f"{where}.ports: ports should contain 0 or 1 port.")
     for port in container.ports:
+        # The proto's comment on ContainerPort.container_port: "0 < container_port < 65536"; 0 is unset (8080).
         if not 0 <= port.container_port <= 65535:
             raise invalid_argument(
                 f"{where}.ports[0].container_port: must be between 1 and 65535, got {port.container_port}."
             )
+        if port.name not in PORT_NAMES:
+            # The rule is the proto's comment on ContainerPort.name; the words Knative's (validateContainerPorts).
+            raise invalid_argument(
+                f"{where}.ports[0].name: Port name {port.name} is not allowed. Name must be empty, or one of: "
+                "'h2c', 'http1'."
+            )
+    _check_env(container, shape, index, ingress=ingress)
+    _check_volume_mounts(container, where, volumes)
+    for kind in ("startup_probe", "liveness_probe"):
+        if kind in container:
+            _check_probe(getattr(container, kind), f"{where}.{kind}", kind)
+
+
+def _check_env(container: run_v2.Container, shape: str, index: int, *, ingress: bool) -> None:
+    where = f"{shape}.template.containers[{index}]"
+    if len(container.env) > MAX_ENV_VARS:
+        # The limit is the docs' (see MAX_ENV_VARS); the wording is the emulator's.
+        raise invalid_argument(
+            f"{where}.env: at most {MAX_ENV_VARS} environment variables are allowed, got {len(container.env)}."
+        )
     seen: set[str] = set()
     reserved: list[str] = []
     for position, env in enumerate(container.env):
         field = f"{where}.env[{position}]"
         if not env.name:
+            # The proto's comment on EnvVar.name: "Required."
             raise invalid_argument(f"{field}.name: required field not present.")
+        if len(env.name) > MAX_ENV_NAME:
+            # The wording is Google's for a value (below), which the proto's comment words alike for a name.
+            raise invalid_argument(f"{field}.name: length cannot exceed {MAX_ENV_NAME}.")
+        if "=" in env.name:
+            # gcloud's words (see GOOGLE_ENV_PREFIX).
+            raise invalid_argument(f"{field}.name: Environment variable keys cannot contain `=`.")
         if not _ENV_NAME.fullmatch(env.name):
             raise invalid_argument(
                 f"{field}.name: '{env.name}' is not a valid environment variable name: use letters, digits, '_', "
                 "'-' and '.', not starting with a digit."
             )
+        if env.name.startswith(GOOGLE_ENV_PREFIX):
+            # gcloud's words (see GOOGLE_ENV_PREFIX).
+            raise invalid_argument(
+                f"{field}.name: Environment variable keys that start with `{GOOGLE_ENV_PREFIX}` are reserved for use "
+                "by deployment tools and cannot be specified manually."
+            )
         if env.name in seen:
+            # No reference found for this refusal: kept, as it was, so as not to loosen the emulator.
             raise invalid_argument(f"{field}.name: duplicate environment variable name '{env.name}'.")
         seen.add(env.name)
-        if env.name in RESERVED_ENV:
+        if env.name in RESERVED_ENV and (ingress or env.name not in INGRESS_ONLY_ENV):
             reserved.append(env.name)
+        if len(env.value.encode()) > MAX_ENV_VALUE_BYTES:
+            # Google's words (mozilla/bugbug#6233, the same v2 rule on a job's env override).
+            raise invalid_argument(f"{field}.value: length cannot exceed {MAX_ENV_VALUE_BYTES}.")
         # value and value_source are a oneof: the wire cannot carry both.
         if "value_source" in env and not env.value_source.secret_key_ref.secret:
+            # The proto's comment on SecretKeySelector.secret: "Required."
             raise invalid_argument(f"{field}.value_source.secret_key_ref.secret: required field not present.")
     if reserved:
-        # Cloud Run's own wording, about the env list rather than one entry.
+        # Cloud Run's own wording, about the env list rather than one entry (hashicorp/terraform-provider-google#26877).
         raise invalid_argument(
             f"template.containers[{index}].env: The following reserved env names were provided: {', '.join(reserved)}. "
             "These values are automatically set by the system."
         )
 
 
-def _check_resources(container: run_v2.Container, index: int, concurrency: int, *, gen2: bool) -> None:
+def _check_volume_mounts(container: run_v2.Container, where: str, volumes: dict[str, run_v2.Volume]) -> None:
+    """Each mount names a volume of the template (the proto: "This must match the Name of a Volume."; Knative's words,
+    validateVolumeMounts in knative/serving pkg/apis/serving/k8s_validation.go) at a path of its own: required
+    but for Cloud SQL, without ':' and /cloudsql for Cloud SQL (the proto's comment on mount_path), absolute and not
+    mounted twice (Knative's validateVolumeMounts)."""
+    paths: set[str] = set()
+    for index, mount in enumerate(container.volume_mounts):
+        field = f"{where}.volume_mounts[{index}]"
+        volume = volumes.get(mount.name)
+        if volume is None:
+            raise invalid_argument(f"{field}.name: volumeMount has no matching volume")
+        path = mount.mount_path
+        cloud_sql = "cloud_sql_instance" in volume
+        if not path:
+            if cloud_sql:
+                continue
+            raise invalid_argument(f"{field}.mount_path: required field not present.")
+        if ":" in path:
+            raise invalid_argument(f"{field}.mount_path: must not contain ':', got '{path}'.")
+        if cloud_sql and path != CLOUD_SQL_MOUNT:
+            raise invalid_argument(
+                f"{field}.mount_path: a Cloud SQL volume is mounted at {CLOUD_SQL_MOUNT} or with no path, got '{path}'."
+            )
+        if not path.startswith("/"):
+            raise invalid_argument(f"{field}.mount_path: invalid value: {path}: must be an absolute path.")
+        clean = posixpath.normpath(path)
+        if clean in paths:
+            raise invalid_argument(f'{field}.mount_path: invalid value: "{path}" must be unique')
+        paths.add(clean)
+
+
+def _check_probe(probe: run_v2.Probe, where: str, kind: str) -> None:
+    """The limits of the proto's comments on Probe (see PROBE_MAX_DELAY); the wording is the emulator's."""
+    types = [name for name in PROBE_TYPES if name in probe]
+    if len(types) != 1:
+        # The proto: "Exactly one of httpGet, tcpSocket, or grpc must be specified." (A oneof on the wire, so only
+        # none can arrive.)
+        raise invalid_argument(f"{where}: exactly one of http_get, tcp_socket or grpc must be specified.")
+    if kind == "liveness_probe" and types[0] not in LIVENESS_PROBE_TYPES:
+        raise invalid_argument(f"{where}.{types[0]}: a liveness probe is an HTTP or a gRPC probe, not TCP.")
+    port = getattr(probe, types[0]).port
+    if not 0 <= port <= 65535:
+        # The proto's comments on the actions' port: "Must be in the range 1 to 65535"; 0 is the container's port.
+        raise invalid_argument(f"{where}.{types[0]}.port: must be between 1 and 65535, got {port}.")
+    name = kind.replace("_probe", "")
+    # (field, value, lowest, highest): 0 in timeout and period is unset, so only a negative is below their 1.
+    limits = (
+        ("initial_delay_seconds", probe.initial_delay_seconds, 0, PROBE_MAX_DELAY[kind]),
+        ("timeout_seconds", probe.timeout_seconds, 1, PROBE_MAX_TIMEOUT),
+        ("period_seconds", probe.period_seconds, 1, PROBE_MAX_PERIOD[kind]),
+    )
+    for field, value, low, high in limits:
+        if value < 0 or value > high:
+            raise invalid_argument(
+                f"{where}.{field}: must be between {low} and {high} for a {name} probe, got {value}."
+            )
+    if probe.failure_threshold < 0:
+        raise invalid_argument(f"{where}.failure_threshold: must be at least 1, got {probe.failure_threshold}.")
+    timeout = probe.timeout_seconds or PROBE_DEFAULT_TIMEOUT
+    period = probe.period_seconds or PROBE_DEFAULT_PERIOD
+    failures = probe.failure_threshold or PROBE_DEFAULT_FAILURES
+    if kind == "startup_probe" and failures * period > STARTUP_PROBE_MAX_SECONDS:
+        raise invalid_argument(
+            f"{where}: failure_threshold * period_seconds must not exceed {STARTUP_PROBE_MAX_SECONDS} seconds, got "
+            f"{failures} * {period}."
+        )
+    if timeout > period:
+        raise invalid_argument(
+            f"{where}.timeout_seconds: must not be greater than period_seconds ({period}), got {timeout}."
+        )
+
+
+def _check_container_names(template: run_v2.RevisionTemplate) -> None:
+    """Names are optional (Cloud Run names an unnamed container, hashicorp/terraform-provider-google#21035), of
+    _CONTAINER_NAME's form (Google's words, same issue) and each its own (Kubernetes' rule for a pod's containers, to
+    which the Knative specification's Container.name defers; the wording is Kubernetes'). depends_on names other
+    containers (the proto: "Names of the containers that must start before this container."); a sidecar depended on
+    must have a startup probe (Google's words, GoogleCloudPlatform/cloud-run-samples#230). The ingress container is
+    left out of that last rule: Cloud Run gives it a default TCP startup probe
+    (https://cloud.google.com/run/docs/configuring/healthchecks), which the emulator does not fill in."""
+    names: dict[str, int] = {}
+    for index, container in enumerate(template.containers):
+        name = container.name
+        if not name:
+            continue
+        if len(name) > MAX_CONTAINER_NAME or not _CONTAINER_NAME.fullmatch(name):
+            raise invalid_argument(
+                f"template.containers[{index}].name: Invalid container name '{name}'. Must conform to RFC 1123: only "
+                "lowercase letters, digits, hyphens, and periods are allowed, must begin and end with a letter or "
+                "digit, and be less than 64 characters"
+            )
+        if name in names:
+            raise invalid_argument(f'template.containers[{index}].name: Duplicate value: "{name}"')
+        names[name] = index
+    ingress = ingress_index(template)
+    for index, container in enumerate(template.containers):
+        for dependency in container.depends_on:
+            where = f"template.containers[{index}].depends_on"
+            target = names.get(dependency)
+            if target is None or target == index:
+                # The wording is the emulator's.
+                raise invalid_argument(
+                    f"{where}: Dependent container '{dependency}' is not another container of the revision template."
+                )
+            if target != ingress and "startup_probe" not in template.containers[target]:
+                raise invalid_argument(f"{where}: Dependent container '{dependency}' must have startup probe specified")
+
+
+def _check_resources(container: run_v2.Container, index: int, *, gen2: bool) -> None:
     limits = container.resources.limits
     where = f"template.containers[{index}].resources.limits"
     cpu_text = limits.get("cpu", DEFAULT_CPU)
     milli = millicpu(cpu_text)
     if milli is None or not (MIN_MILLICPU <= milli < 1000 or (milli % 1000 == 0 and milli // 1000 in WHOLE_CPUS)):
+        # The values are the docs' (see WHOLE_CPUS); the wording after "Invalid value specified for cpu." is the
+        # emulator's.
         raise invalid_argument(
             f"{where}.cpu: Invalid value specified for cpu. '{cpu_text}' is not supported: use 1, 2, 4, 6 or 8, "
             f"or a fraction of one CPU of at least {MIN_MILLICPU}m (e.g. 500m)."
@@ -312,19 +652,47 @@ def _check_resources(container: run_v2.Container, index: int, concurrency: int, 
     if gen2:
         low = max(low, GEN2_MIN_MEMORY)
     if not low <= size <= high:
-        # Google's words, and their gen2 variant (MarkEdmondson1234/googleCloudRunner#137).
+        # Google's words (googleapis/repo-automation-bots#3875), and their gen2 variant
+        # (MarkEdmondson1234/googleCloudRunner#137).
         environment = " with gen2 execution environment" if gen2 else ""
         raise invalid_argument(
             f"{where}.memory: Invalid value specified for memory{environment}. For {_cpu_label(milli)} CPU, memory "
             f"must be between {_memory_label(low)} and {_memory_label(high)} inclusive."
         )
-    if milli < 1000 and concurrency > 1:
-        raise invalid_argument(
-            f"{where}.cpu: Invalid value specified for cpu. Total cpu < 1 is not supported with concurrency > 1."
-        )
+
+
+def total_millicpu(template: run_v2.RevisionTemplate) -> int:
+    """The CPU the template's containers request together, each at Cloud Run's default when it sets none."""
+    return sum(millicpu(c.resources.limits.get("cpu", DEFAULT_CPU)) or 0 for c in template.containers)
+
+
+def _check_fractional_cpu(template: run_v2.RevisionTemplate, concurrency: int, *, gen2: bool) -> None:
+    """Below one CPU in all, Cloud Run needs concurrency 1, CPU allocated only during requests and the first
+    generation execution environment (https://cloud.google.com/run/docs/configuring/services/cpu, "If you use less
+    than 1 CPU, the following requirements are enforced"). Google names the field without a container's index, the
+    total being the revision's: "template.containers.resources.limits.cpu" (firebase/friendlyeats-web#291)."""
+    if total_millicpu(template) >= 1000:
+        return
+    where = "template.containers.resources.limits.cpu: Invalid value specified for cpu. Total cpu < 1 is not supported"
+    if concurrency > 1:
+        # Google's words (nearform/slack-knowledgebase-chatgpt-responder#980).
+        raise invalid_argument(f"{where} with concurrency > 1.")
+    ingress = template.containers[ingress_index(template)]
+    # The proto's comment on ResourceRequirements.cpu_idle: a caller who sets resources and not cpu_idle gets CPU
+    # always allocated. Cloud Run v1 keeps this per revision (run.googleapis.com/cpu-throttling); the ingress
+    # container's stands for it here.
+    if "resources" in ingress and not ingress.resources.cpu_idle:
+        # Google's words (world-federation-of-advertisers/cross-media-measurement#3832).
+        raise invalid_argument(f"{where} with cpu always allocated (unthrottled).")
+    if gen2:
+        # The wording is the emulator's, after Google's two above.
+        raise invalid_argument(f"{where} with gen2 execution environment.")
 
 
 def _check_traffic(traffic: Sequence[run_v2.TrafficTarget], shape: str, service_id: str) -> None:
+    """The traffic rules Cloud Run keeps from Knative (validateTrafficList and TrafficTarget.Validate in
+    knative/serving pkg/apis/serving/v1/route_validation.go), with v2's allocation types: LATEST names no revision,
+    REVISION names one (the proto's comment on TrafficTargetAllocationType)."""
     if not traffic:
         return
     tags: set[str] = set()
@@ -337,9 +705,11 @@ def _check_traffic(traffic: Sequence[run_v2.TrafficTarget], shape: str, service_
         if target.type_ == REVISION and not target.revision:
             raise invalid_argument(f"{where}.revision: required when type is TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION.")
         if not 0 <= target.percent <= 100:
-            raise invalid_argument(f"{where}.percent: must be between 0 and 100, got {target.percent}.")
+            # Knative's words (ErrOutOfBoundsValue).
+            raise invalid_argument(f"{where}.percent: expected 0 <= {target.percent} <= 100")
         if target.tag:
             if not is_dns_label(target.tag):
+                # Knative's rule (a DNS-1035 label); the wording is the emulator's.
                 raise invalid_argument(
                     f"{where}.tag: '{target.tag}' is not a valid tag: use lowercase letters, digits and hyphens, "
                     "starting with a letter (a DNS label)."
@@ -351,10 +721,12 @@ def _check_traffic(traffic: Sequence[run_v2.TrafficTarget], shape: str, service_
                     f"Combined traffic tag and service name cannot exceed {MAX_TAG_AND_SERVICE} characters."
                 )
             if target.tag in tags:
-                raise invalid_argument(f"{where}.tag: duplicate tag '{target.tag}'.")
+                # Knative's words.
+                raise invalid_argument(f'{where}.tag: Multiple definitions for "{target.tag}"')
             tags.add(target.tag)
     total = sum(target.percent for target in traffic)
     if total != 100:
+        # Knative's words.
         raise invalid_argument(f"{shape}.traffic: Traffic targets sum to {total}, want 100.")
 
 
@@ -374,8 +746,7 @@ def default_service_account(project: str) -> str:
 
 def default_concurrency(template: run_v2.RevisionTemplate) -> int:
     """The concurrency of a template that sets none, by the CPU its containers request together."""
-    total = sum(millicpu(c.resources.limits.get("cpu", DEFAULT_CPU)) or 0 for c in template.containers)
-    return DEFAULT_CONCURRENCY if total >= 1000 else DEFAULT_CONCURRENCY_BELOW_ONE_CPU
+    return DEFAULT_CONCURRENCY if total_millicpu(template) >= 1000 else DEFAULT_CONCURRENCY_BELOW_ONE_CPU
 
 
 def with_defaults(template: run_v2.RevisionTemplate, project: str) -> run_v2.RevisionTemplate:
@@ -426,6 +797,8 @@ def same_template(a: run_v2.RevisionTemplate, b: run_v2.RevisionTemplate) -> boo
 
 
 def no_such_revision(revision: str) -> ApiError:
+    """Traffic naming a revision that is not there: Google's words (google-github-actions/deploy-cloudrun#12 quotes
+    "Revision 'NAME' does not exist or is deleted")."""
     return invalid_argument(
         f"Revision '{revision}' does not exist or is deleted. Update all traffic to route to currently available "
         "revisions."

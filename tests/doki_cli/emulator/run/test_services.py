@@ -184,9 +184,12 @@ def test_services_are_listed_by_name_a_page_at_a_time(services: Any) -> None:
 # -- validation -----------------------------------------------------------------------------------------------------
 
 
-def _limits(cpu: str | None = None, memory: str | None = None) -> run_v2.ResourceRequirements:
+def _limits(
+    cpu: str | None = None, memory: str | None = None, *, cpu_idle: bool = False
+) -> run_v2.ResourceRequirements:
+    """Limits as a caller sets them; `cpu_idle` as it sends it (below one CPU, Cloud Run needs it true)."""
     limits = {key: value for key, value in (("cpu", cpu), ("memory", memory)) if value is not None}
-    return run_v2.ResourceRequirements(limits=limits)
+    return run_v2.ResourceRequirements(limits=limits, cpu_idle=cpu_idle)
 
 
 def _secret_env(name: str, secret: str) -> run_v2.EnvVar:
@@ -294,7 +297,8 @@ BAD_SPECS: list[tuple[str, run_v2.Service, str]] = [
                 containers=[{"image": "a", "resources": _limits("500m", "512Mi")}], max_instance_request_concurrency=80
             )
         ),
-        f"{LIMITS}.cpu: Invalid value specified for cpu. Total cpu < 1 is not supported with concurrency > 1.",
+        "template.containers.resources.limits.cpu: Invalid value specified for cpu. Total cpu < 1 is not supported "
+        "with concurrency > 1.",
     ),
     (
         "concurrency too high",
@@ -368,7 +372,7 @@ BAD_SPECS: list[tuple[str, run_v2.Service, str]] = [
     (
         "traffic percent above 100",
         run_v2.Service(template=template(), traffic=[{"type_": LATEST, "percent": 101}]),
-        f"{SHAPE}.traffic[0].percent: must be between 0 and 100, got 101.",
+        f"{SHAPE}.traffic[0].percent: expected 0 <= 101 <= 100",
     ),
     (
         "LATEST naming a revision",
@@ -392,7 +396,7 @@ BAD_SPECS: list[tuple[str, run_v2.Service, str]] = [
             template=template(),
             traffic=[{"type_": LATEST, "percent": 100, "tag": "a"}, {"type_": LATEST, "percent": 0, "tag": "a"}],
         ),
-        f"{SHAPE}.traffic[1].tag: duplicate tag 'a'.",
+        f'{SHAPE}.traffic[1].tag: Multiple definitions for "a"',
     ),
     (
         "a tag that with the service name is over 46 characters",
@@ -465,7 +469,7 @@ def test_a_service_id_must_be_a_short_dns_label(services: Any, service_id: str, 
     ("cpu", "memory"), [("1", "4Gi"), ("2", "8Gi"), ("4", "2Gi"), ("8", "32Gi"), ("80m", "128Mi"), ("500m", "1Gi")]
 )
 def test_cloud_runs_cpu_and_memory_pairings_at_their_limits_are_accepted(services: Any, cpu: str, memory: str) -> None:
-    spec = template(resources=_limits(cpu, memory))
+    spec = template(resources=_limits(cpu, memory, cpu_idle=True))
     spec.max_instance_request_concurrency = 1
 
     service = deployed(services, "api", spec)
@@ -501,7 +505,7 @@ def test_an_update_adding_a_system_annotation_is_refused_and_changes_nothing(ser
 
 
 def test_below_one_cpu_an_unset_concurrency_is_one_and_at_one_cpu_eighty(services: Any) -> None:
-    fractional = deployed(services, "small", template(resources=_limits("500m", "256Mi")))
+    fractional = deployed(services, "small", template(resources=_limits("500m", "256Mi", cpu_idle=True)))
     whole = deployed(services, "api", template(resources=_limits("1", "512Mi")))
 
     assert fractional.template.max_instance_request_concurrency == 1
