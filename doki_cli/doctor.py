@@ -197,7 +197,10 @@ def live_checks(config: ServiceConfig, google: Google) -> list[Check]:
 
 
 def _secret_checks(config: ServiceConfig, google: Google) -> list[Check]:
-    """Every referenced secret exists, and the runtime account may read each (a missing one cannot be granted)."""
+    """Every referenced secret exists with the version doki.toml names enabled, and the runtime account may read each
+    (a missing one cannot be granted)."""
+    from doki_cli.deploy.planner import secret_version
+
     secrets = sorted({ref.secret for ref in config.secrets.values()})
     absent = [secret for secret in secrets if not google.secrets.exists(secret)]
     checks = []
@@ -208,6 +211,23 @@ def _secret_checks(config: ServiceConfig, google: Google) -> list[Check]:
                 FAIL,
                 f"doki.toml references secrets that do not exist: {', '.join(absent)}",
                 "run `doki secrets push` (values from .env)",
+            )
+        )
+    # What a deploy would stop at: a version it names that is disabled, destroyed or missing.
+    unusable: list[DokiError] = []
+    for env_name, ref in sorted(config.secrets.items()):
+        if ref.secret not in absent:
+            try:
+                secret_version(google.secrets, env_name, ref)
+            except DokiError as err:
+                unusable.append(err)
+    if unusable:
+        checks.append(
+            Check(
+                "secret versions",
+                FAIL,
+                "; ".join(err.message.removesuffix(", so nothing was changed") for err in unusable),
+                "; ".join(dict.fromkeys(err.hint for err in unusable)),
             )
         )
     if not config.service_account:

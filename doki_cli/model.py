@@ -1,8 +1,8 @@
 """A Cloud Run service as doki sees it: plain, typed data below both the deploy core and the Cloud Run adapter.
 
-doki.toml becomes a `ServiceSpec`; the adapter (`doki_cli.gcp.run`, the only module that knows Google's messages)
-reads a live service into a `LiveService` and writes an `Edit` back onto the service it read, every field doki does
-not manage kept as it is. Revision names here are short (`api-00002-xyz`), never Google's full resource names.
+doki.toml becomes a `ServiceSpec`; the adapter (`doki_cli.gcp.run`, the only CLI module that handles Cloud Run's
+messages) reads a live service into a `LiveService` and writes an `Edit` back onto the service it read, every field
+doki does not manage kept as it is. Revision names here are short (`api-00002-xyz`), never Google's resource names.
 """
 
 from __future__ import annotations
@@ -155,8 +155,13 @@ class Edit:
     env: Mapping[str, str] = field(default_factory=dict)  # plain variables of the serving container
     scaling: Scaling | None = None
     staged: Staged | None = None
-    # A new revision even if the template does not change (the live one never became Ready).
+    # A new revision even if the template does not change (the live one never became Ready). Not with `staged`:
+    # a staged revision is new by its name.
     new_revision: bool = False
+
+    def __post_init__(self) -> None:
+        if self.staged is not None and self.new_revision:
+            raise ValueError("a staged revision is new by its name: new_revision does not apply")
 
     @property
     def traffic_only(self) -> bool:

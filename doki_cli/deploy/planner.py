@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from doki_cli.config import ServiceConfig, is_compute_default
+from doki_cli.config import SecretRef, ServiceConfig, is_compute_default
 from doki_cli.errors import DokiError
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
@@ -77,12 +77,9 @@ class Plan:
         return not self.changes and not self.grants and not self.creates
 
 
-def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[str, int]) -> ServiceSpec:
+def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[SecretRef, int]) -> ServiceSpec:
     """doki.toml's service with `image` and each secret pinned to a version number (`latest` resolved)."""
-    secrets = {}
-    for env_name, ref in config.secrets.items():
-        version = ref.version if ref.version != "latest" else str(secret_versions[ref.secret])
-        secrets[env_name] = f"{ref.secret}:{version}"
+    secrets = {env_name: f"{ref.secret}:{secret_versions[ref]}" for env_name, ref in config.secrets.items()}
     return ServiceSpec(
         image=image,
         port=config.port,
@@ -96,6 +93,43 @@ def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[str, i
         service_account=config.service_account,
         env=dict(config.env),
         secrets=secrets,
+    )
+
+
+def secret_version(secrets: SecretManager, env_name: str, ref: SecretRef) -> int:
+    """The number of the version `ref` names, which must exist and be enabled: a revision that cannot read a secret
+    never starts, so a deploy stops here (exit 78) before it writes anything."""
+    if not secrets.exists(ref.secret):
+        raise DokiError(
+            "secret_missing",
+            f"{env_name} uses the secret {ref.secret}, which does not exist in project {secrets.project}",
+            "create it with `doki secrets push` (values from .env), then deploy again",
+            exit_code=EXIT_CONFIG,
+        )
+    resolved = secrets.resolve(ref.secret, ref.version)
+    if resolved is not None and resolved[1] == "enabled":
+        return resolved[0]
+    latest = ref.version == "latest"
+    pin = "pin an enabled version in doki.toml (or use latest)"
+    if resolved is None:
+        problem = "which has no versions yet" if latest else f"whose version {ref.version} does not exist"
+        hint = "push a value with `doki secrets push`" if latest else pin
+    else:
+        number, state = resolved
+        problem = f"whose {'latest ' if latest else ''}version {number} is {state}"
+        enable = f"enable it (gcloud secrets versions enable {number} --secret {ref.secret})"
+        fixes = {
+            (True, "disabled"): f"{enable}, or push a new value with `doki secrets push`",
+            (False, "disabled"): f"{enable}, or {pin}",
+            (True, "destroyed"): "push a new value with `doki secrets push`",
+        }
+        hint = fixes.get((latest, state), pin)
+    raise DokiError(
+        "secret_version_unusable",
+        f"{env_name} uses the secret {ref.secret}, {problem}: the new revision could not read it, so nothing was "
+        "changed",
+        hint,
+        exit_code=EXIT_CONFIG,
     )
 
 
@@ -175,31 +209,11 @@ class Planner:
             "grants it access"
         ]
 
-    def _secret_versions(self, config: ServiceConfig) -> dict[str, int]:
-        versions: dict[str, int] = {}
+    def _secret_versions(self, config: ServiceConfig) -> dict[SecretRef, int]:
+        versions: dict[SecretRef, int] = {}
         for env_name, ref in config.secrets.items():
-            if ref.secret in versions:
-                continue
-            # A revision that cannot read a secret never starts: refused here, before anything is written.
-            if not self._secrets.exists(ref.secret):
-                raise DokiError(
-                    "secret_missing",
-                    f"{env_name} uses the secret {ref.secret}, which does not exist in project {self._secrets.project}",
-                    "create it with `doki secrets push` (values from .env), then deploy again",
-                    exit_code=EXIT_CONFIG,
-                )
-            resolved = self._secrets.resolve(ref.secret, ref.version)
-            if resolved is None or resolved[1] != "enabled":
-                which = "the latest version" if ref.version == "latest" else f"version {ref.version}"
-                state = "does not exist" if resolved is None else f"is {resolved[1]}"
-                raise DokiError(
-                    "secret_version_unusable",
-                    f"{env_name} uses {which} of the secret {ref.secret}, which {state}: the new revision could not "
-                    "read it, so nothing was changed",
-                    "push a value with `doki secrets push`, or enable the version in Secret Manager",
-                    exit_code=EXIT_CONFIG,
-                )
-            versions[ref.secret] = resolved[0]
+            if ref not in versions:
+                versions[ref] = secret_version(self._secrets, env_name, ref)
         return versions
 
     def _diff(

@@ -52,8 +52,9 @@ _INGRESS = {
 
 
 class CloudRun:
-    """One project and region of Cloud Run. Reads return `LiveService`s; writes take doki's spec or an `Edit`, and
-    carry the etag of the read they start from, so a change made by someone else in between is never overwritten."""
+    """One project and region of Cloud Run. Reads return `LiveService`s; writes take doki's spec or an `Edit`. An
+    update carries the etag of the read it starts from, so a change made by someone else in between is not
+    overwritten (a create carries none: Cloud Run's update with allow_missing is the one call that creates)."""
 
     def __init__(
         self,
@@ -165,8 +166,10 @@ class CloudRun:
         from google.protobuf import field_mask_pb2
 
         for _ in range(POLICY_ATTEMPTS):
-            service = self._existing(name)
-            edit = decide(to_live(service))
+            read = self._existing(name)
+            edit = decide(to_live(read))
+            # Edited as a copy: the read stays as read for a later write that starts from it, should this one fail.
+            service = run_v2.Service.deserialize(run_v2.Service.serialize(read))
             apply_edit(service, edit)
             mask = field_mask_pb2.FieldMask(paths=list(TRAFFIC_FIELDS)) if edit.traffic_only else None
             try:
@@ -204,7 +207,7 @@ class CloudRun:
     ) -> LiveService:
         """Create the service (`live` None), or update `live` to `spec` with all traffic on the latest revision, the
         serving container's variables named in `keep_env` kept; wait until the operation ends. A failed revision
-        raises, traffic untouched. The write carries `live`'s etag: a service changed since is not overwritten.
+        raises, traffic untouched. An update carries `live`'s etag: a service changed since is not overwritten.
 
         `new_revision` makes a revision even when the template is the live one (whose revision never became Ready):
         Cloud Run makes none for an unchanged template."""
@@ -239,10 +242,16 @@ class CloudRun:
         service = self._read.get(name)
         if service is None or service.etag != live.etag:
             service = self._get(name)
-        if service is None or service.etag != live.etag:
+        if service is None:
             raise DokiError(
                 "concurrent_change",
-                f"{self.path(name)} changed after doki read it to plan this change, so nothing was written",
+                f"{self.path(name)} was deleted after doki read it to plan this change; the service was not written",
+                "run the command again: it plans from what is live then",
+            )
+        if service.etag != live.etag:
+            raise DokiError(
+                "concurrent_change",
+                f"{self.path(name)} changed after doki read it to plan this change; the service was not written",
                 "run the command again: it plans from what is live then",
             )
         return service

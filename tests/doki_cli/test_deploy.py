@@ -126,9 +126,10 @@ def test_a_secret_whose_version_is_disabled_stops_the_deploy_before_any_write(
 
     assert result.exit_code == 78
     assert result.stderr == (
-        "Error [secret_version_unusable]: SESSION_SECRET_KEY uses the latest version of the secret "
-        "session-secret-key, which is disabled: the new revision could not read it, so nothing was changed\n"
-        "  Hint: push a value with `doki secrets push`, or enable the version in Secret Manager\n"
+        "Error [secret_version_unusable]: SESSION_SECRET_KEY uses the secret session-secret-key, whose latest "
+        "version 1 is disabled: the new revision could not read it, so nothing was changed\n"
+        "  Hint: enable it (gcloud secrets versions enable 1 --secret session-secret-key), or push a new value with "
+        "`doki secrets push`\n"
     )
     assert list(ClientFactory(emulator.grpc_address).run_services().list_services(parent=PATH.rsplit("/", 2)[0])) == []
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from doki_cli.emulator.server import Emulator, EmulatorConfig
+from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.helpers import CliRunner, copy_checkout
 
@@ -128,6 +129,26 @@ def test_online_secrets_that_do_not_exist_yet_fail_with_the_push_command_instead
     assert found["secret access"]["message"] == (
         "doki-runtime@doki-prod.iam.gserviceaccount.com cannot read session-secret-key"
     )
+
+
+def test_online_a_secret_version_a_deploy_would_stop_at_fails_with_its_fix(
+    project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    (project / ".env").write_text("SESSION_SECRET_KEY=" + "s" * 48 + "\n")
+    assert runner.invoke(app, ["secrets", "push", "SESSION_SECRET_KEY"]).exit_code == 0
+    client = ClientFactory(emulator.grpc_address).secret_manager()
+    client.disable_secret_version(name="projects/doki-prod/secrets/session-secret-key/versions/1")
+    code, found = checks()
+    assert code == 1
+    assert found["secret versions"] == {
+        "check": "secret versions",
+        "status": "fail",
+        "message": "SESSION_SECRET_KEY uses the secret session-secret-key, whose latest version 1 is disabled: the "
+        "new revision could not read it",
+        "fix": "enable it (gcloud secrets versions enable 1 --secret session-secret-key), or push a new value with "
+        "`doki secrets push`",
+    }
 
 
 def push_secrets(project: Path) -> None:

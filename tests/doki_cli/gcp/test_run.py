@@ -13,7 +13,7 @@ from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.gcp.run import CloudRun
-from doki_cli.model import ServiceSpec
+from doki_cli.model import Edit, ServiceSpec
 
 PROJECT = "doki-adapter"
 PATH = f"projects/{PROJECT}/locations/us-central1/services/api"
@@ -71,3 +71,37 @@ def test_a_deploy_planned_from_a_read_that_is_no_longer_live_writes_nothing(
 
     assert refused.value.code == "concurrent_change"
     assert services.get_service(name=PATH) == after_change
+
+
+def test_cloud_runs_default_startup_probe_is_not_a_setting_kept_but_any_other_probe_is(
+    emulator: Emulator, services: run_v2.ServicesClient
+) -> None:
+    custom = run_v2.Probe(tcp_socket=run_v2.TCPSocketAction(port=8080), period_seconds=10, failure_threshold=3)
+    template = run_v2.RevisionTemplate(containers=[run_v2.Container(image=IMAGE, startup_probe=custom)])
+    services.create_service(parent=PATH.rsplit("/services/", 1)[0], service_id="probed", service={"template": template})
+    run = cloud_run(emulator)
+
+    defaulted = run.get("api")
+    probed = run.get("probed")
+
+    assert defaulted is not None and "startup probe" not in defaulted.kept
+    assert probed is not None and "startup probe" in probed.kept
+
+
+def test_a_write_that_failed_leaves_nothing_behind_for_the_next_write_from_the_same_read(
+    emulator: Emulator, services: run_v2.ServicesClient
+) -> None:
+    run = cloud_run(emulator)
+    planned = run.get("api")
+    assert planned is not None
+    emulator.faults.fail("UpdateService", "PERMISSION_DENIED", times=1)
+    with pytest.raises(DokiError):
+        run.update("api", lambda _: Edit(annotations={"ops.example.com/owner": "me"}), on_progress=lambda _: None)
+
+    with pytest.raises(DokiError) as not_ready:  # no engine: the new revision never becomes Ready
+        run.apply("api", replace(SPEC, memory="1Gi"), keep_env=(), live=planned, on_progress=lambda _: None)
+
+    assert not_ready.value.code == "revision_not_ready"
+    written = services.get_service(name=PATH)
+    assert written.template.containers[0].resources.limits["memory"] == "1Gi"
+    assert "ops.example.com/owner" not in written.annotations
