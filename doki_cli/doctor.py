@@ -227,7 +227,7 @@ def _secret_checks(config: ServiceConfig, google: Google) -> list[Check]:
                 "secret versions",
                 FAIL,
                 "; ".join(err.message.removesuffix(", so nothing was changed") for err in unusable),
-                "; ".join(dict.fromkeys(err.hint for err in unusable)),
+                "; ".join(dict.fromkeys(err.hint or "" for err in unusable)),
             )
         )
     if not config.service_account:
