@@ -307,6 +307,43 @@ def resource_problems(*, memory: str, cpu: str, concurrency: int, min_instances:
     return problems
 
 
+def kept_setting_problems(*, cpu: str, memory: str, cpu_always_allocated: bool, gen2: bool, service: str) -> list[str]:
+    """What Cloud Run would refuse in `cpu` and `memory` given two settings made outside doki.toml, which a deploy
+    keeps: below 1 CPU it needs CPU allocated only during requests and the first generation execution environment
+    (https://cloud.google.com/run/docs/configuring/services/cpu, "If you use less than 1 CPU"), and the second
+    generation needs at least 512Mi (https://cloud.google.com/run/docs/configuring/services/memory-limits)."""
+    problems = []
+    cpus = _cpu_count(cpu)
+    if cpus is not None and cpus < 1 and cpu_always_allocated:
+        problems.append(
+            f"cpu {cpu} is below 1, which Cloud Run refuses while the service has CPU always allocated: use cpu 1 or "
+            f"more, or allocate CPU only during requests (gcloud run services update {service} --cpu-throttling)"
+        )
+    if cpus is not None and cpus < 1 and gen2:
+        problems.append(
+            f"cpu {cpu} is below 1, which Cloud Run refuses in the second generation execution environment the "
+            f"service runs in: use cpu 1 or more, or the first generation (gcloud run services update {service} "
+            "--execution-environment gen1)"
+        )
+    match = _MEMORY.fullmatch(memory)
+    if gen2 and match is not None and int(match.group(1)) * _MEMORY_BYTES[match.group(2)] < 512 * 2**20:
+        problems.append(
+            f"memory {memory} is below 512Mi, the least the second generation execution environment the service "
+            f"runs in allows: use 512Mi or more, or the first generation (gcloud run services update {service} "
+            "--execution-environment gen1)"
+        )
+    return problems
+
+
+def _cpu_count(text: str) -> float | None:
+    """CPUs as Cloud Run reads them: "1", "0.5", "500m", "1000m"."""
+    if re.fullmatch(r"[0-9]+m", text):
+        return int(text[:-1]) / 1000
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+        return float(text)
+    return None
+
+
 def _memory(value: Any, problems: list[str]) -> int:
     match = _MEMORY.fullmatch(value) if isinstance(value, str) else None
     if match is None:

@@ -70,6 +70,9 @@ class LiveService:
     variables: tuple[str, ...] = ()
     # What the service has that doki.toml does not manage, which a deploy keeps (sidecars, probes, volumes, ...).
     kept: tuple[str, ...] = ()
+    # Two of those, which limit the CPU and memory doki.toml may ask for.
+    cpu_always_allocated: bool = False
+    gen2: bool = False
 
     @property
     def traffic_to_latest(self) -> bool:

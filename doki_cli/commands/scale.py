@@ -20,7 +20,7 @@ def scale(
     save: Annotated[bool, typer.Option("--save", help="Also write the new values to doki.toml.")] = False,
 ) -> None:
     """Change scaling and resources on the live service (one new revision, nothing else changed)."""
-    from doki_cli.config import resource_problems
+    from doki_cli.config import kept_setting_problems, resource_problems
     from doki_cli.gcp.run import service_not_found
     from doki_cli.model import Edit, Scaling
 
@@ -41,6 +41,13 @@ def scale(
         concurrency=spec.concurrency if concurrency is None else concurrency,
         min_instances=spec.min_instances if min_instances is None else min_instances,
         max_instances=spec.max_instances if max_instances is None else max_instances,
+    )
+    problems += kept_setting_problems(
+        cpu=cpu or spec.cpu,
+        memory=memory or spec.memory,
+        cpu_always_allocated=live.cpu_always_allocated,
+        gen2=live.gen2,
+        service=config.name,
     )
     if problems:
         raise DokiError("bad_scale", "; ".join(problems) + "; nothing was changed", "pick values Cloud Run accepts")

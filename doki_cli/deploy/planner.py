@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from doki_cli.config import SecretRef, ServiceConfig, is_compute_default
+from doki_cli.config import SecretRef, ServiceConfig, is_compute_default, kept_setting_problems
 from doki_cli.errors import DokiError
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
@@ -96,6 +96,24 @@ def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[Secret
     )
 
 
+def _refuse_what_cloud_run_would(config: ServiceConfig, desired: ServiceSpec, live: LiveService) -> None:
+    """doki.toml's CPU and memory, checked against the settings made outside it that the deploy keeps."""
+    problems = kept_setting_problems(
+        cpu=desired.cpu,
+        memory=desired.memory,
+        cpu_always_allocated=live.cpu_always_allocated,
+        gen2=live.gen2,
+        service=config.name,
+    )
+    if problems:
+        raise DokiError(
+            "refused_by_cloud_run",
+            f"Cloud Run would refuse the new revision of {config.name}: {'; '.join(problems)}; nothing was changed",
+            f"change cpu or memory in {config.path}, or the setting named",
+            exit_code=EXIT_CONFIG,
+        )
+
+
 def secret_version(secrets: SecretManager, env_name: str, ref: SecretRef) -> int:
     """The number of the version `ref` names, which must exist and be enabled: a revision that cannot read a secret
     never starts, so a deploy stops here (exit 78) before it writes anything."""
@@ -149,6 +167,8 @@ class Planner:
         versions = self._secret_versions(config)
         desired = desired_spec(config, image, versions)
         live = self._run.get(config.name)
+        if live is not None:
+            _refuse_what_cloud_run_would(config, desired, live)
         managed = set(config.env) | set(config.secrets)
         set_redirect = False
         if REDIRECT_ENV not in managed:

@@ -384,6 +384,8 @@ def to_live(service: run_v2.Service) -> LiveService:
         message=service.terminal_condition.message,
         variables=tuple(var.name for var in container.env),
         kept=tuple(kept_settings(service)),
+        cpu_always_allocated="resources" in container and not container.resources.cpu_idle,
+        gen2=template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2,
     )
 
 

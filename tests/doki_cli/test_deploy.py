@@ -214,6 +214,38 @@ def test_a_changed_value_and_an_unmanaged_variable_show_in_the_plan(
     assert deploy("--dry-run").exit_code == 0
 
 
+def test_cpu_and_memory_cloud_run_would_refuse_with_settings_made_outside_doki_toml_stop_before_any_write(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = deployed(tmp_path, engine_emulator, monkeypatch)
+    live = services.get_service(name=PATH)
+    live.template.containers[0].resources.cpu_idle = False  # CPU always allocated, and gen2, set by hand
+    live.template.execution_environment = run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2
+    services.update_service(service=live).result(timeout=120)
+    before = services.get_service(name=PATH)
+    small = TOML.replace('service_account = "', 'cpu = "0.5"\nconcurrency = 1\nmemory = "256Mi"\nservice_account = "')
+    (tmp_path / "doki.toml").write_text(small)
+
+    result = deploy("--yes")
+
+    assert result.exit_code == 78
+    assert result.stderr == (
+        "Error [refused_by_cloud_run]: Cloud Run would refuse the new revision of doki-backend: cpu 0.5 is below 1, "
+        "which Cloud Run refuses while the service has CPU always allocated: use cpu 1 or more, or allocate CPU only "
+        "during requests (gcloud run services update doki-backend --cpu-throttling); cpu 0.5 is below 1, which Cloud "
+        "Run refuses in the second generation execution environment the service runs in: use cpu 1 or more, or the "
+        "first generation (gcloud run services update doki-backend --execution-environment gen1); memory 256Mi is "
+        "below 512Mi, the least the second generation execution environment the service runs in allows: use 512Mi or "
+        "more, or the first generation (gcloud run services update doki-backend --execution-environment gen1); "
+        "nothing was changed\n"
+        "  Hint: change cpu or memory in doki.toml, or the setting named\n"
+    )
+    scaled = runner.invoke(app, ["scale", "--memory", "256Mi"])
+    assert scaled.exit_code == 1
+    assert scaled.stderr.startswith("Error [bad_scale]: memory 256Mi is below 512Mi, the least the second generation")
+    assert services.get_service(name=PATH) == before
+
+
 def test_a_container_that_exits_fails_the_deploy_with_its_last_log_lines(
     tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
