@@ -78,10 +78,9 @@ def main() -> None:
         work = Path(tmp)
         (work / "server.py").write_text(SERVER)
         (work / "Dockerfile").write_text(f'FROM {BASE}\nCOPY server.py /server.py\nCMD ["python3", "/server.py"]\n')
-        subprocess.run(["docker", "build", "-q", "-t", IMAGE, str(work)], check=True, capture_output=True)
         (work / "doki.toml").write_text(TOML)
         (work / ".env").write_text(ENV)
-        grpc_port, rest_port = free_port(), free_port()
+        grpc_port, rest_port, registry_port = free_port(), free_port(), free_port()
         state = work / "state"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOKI_")}
         start = [
@@ -92,14 +91,17 @@ def main() -> None:
             "--rest-port",
             str(rest_port),
             "--registry-port",
-            "0",  # any free port: the bench pushes no image
+            str(registry_port),
             "--state-dir",
             str(state),
         ]
         run(start, work, env)
         env["DOKI_EMULATOR"] = f"127.0.0.1:{grpc_port}"
+        env["DOKI_EMULATOR_REGISTRY"] = f"127.0.0.1:{registry_port}"
         rest = f"http://127.0.0.1:{rest_port}"
         try:
+            # Pushed as a user would: a deploy checks that the image is in Artifact Registry.
+            run(["build", "--tag", IMAGE.rpartition(":")[2], "--push"], work, env)
             run(["secrets", "push"], work, env)
             run(["deploy", "--yes", "--image", IMAGE], work, env)
             before = calls(rest)
@@ -108,7 +110,8 @@ def main() -> None:
             after = calls(rest)
         finally:
             subprocess.run([DOKI, "emulator", "stop", "--state-dir", str(state)], cwd=work, env=env, check=False)
-            subprocess.run(["docker", "rmi", "-f", IMAGE], capture_output=True, check=False)
+            latest = IMAGE.rpartition(":")[0] + ":latest"  # doki build tags it too
+            subprocess.run(["docker", "rmi", "-f", IMAGE, latest], capture_output=True, check=False)
     mutating = sum(n - before.get(m, 0) for m, n in after.items() if any(v in m.rsplit("/", 1)[-1] for v in MUTATING))
     print(f"no-op deploy: {median(applied):.2f} s median wall time (goal <= 1.5 s), dry run {median(planned):.2f} s")
     print(f"no-op deploy: {mutating} mutating API calls in {2 * runs} runs (goal 0)")

@@ -45,7 +45,7 @@ def deploy(
     from doki_cli.deploy.executor import Executor, plan_data, render_plan
     from doki_cli.deploy.health import check_health
     from doki_cli.deploy.planner import Planner
-    from doki_cli.deploy.preflight import preflight
+    from doki_cli.deploy.preflight import image_check, preflight
     from doki_cli.deploy.release import EXIT_LOCKED, active_lock
     from doki_cli.gcp.google import Google
     from doki_cli.gitinfo import version_tag
@@ -65,7 +65,10 @@ def deploy(
         )
     skipped = preflight(config, skip=skip_checks)  # before any call: what the revision could not start with
     google = Google.from_env(config.project, config.region)
-    plan = replace(Planner(google.run, google.secrets).plan(config, image, prune=prune), skipped_checks=skipped)
+    plan = Planner(google.run, google.secrets).plan(config, image, prune=prune)
+    if plan.updates_service:  # a new revision pulls the image
+        skipped += image_check(google.artifact_registry, image, skip=skip_checks)
+    plan = replace(plan, skipped_checks=skipped)
     render_plan(out, plan)
     if dry_run:
         out.data({"plan": plan_data(plan)})

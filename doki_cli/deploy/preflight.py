@@ -9,9 +9,14 @@ has a version that exists and is enabled).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from doki_cli.config import ServiceConfig
 from doki_cli.errors import DokiError
 from doki_cli.gitinfo import EXIT_CONFIG
+
+if TYPE_CHECKING:
+    from doki_cli.gcp.artifactregistry import ArtifactRegistry
 
 SKIP_HINT = "--skip-checks deploys anyway"
 
@@ -39,3 +44,20 @@ def preflight(config: ServiceConfig, *, skip: bool) -> list[str]:
             exit_code=EXIT_CONFIG,
         )
     return problems
+
+
+def image_check(registry: ArtifactRegistry, image: str, *, skip: bool) -> list[str]:
+    """A new revision's image must be in Artifact Registry, where Cloud Run pulls it from ("Image '…' not found"
+    fails the revision otherwise): stop with exit 78 when it is not; with `skip`, return the problem instead.
+    Images elsewhere (Docker Hub, by digest) are not looked up."""
+    if not registry.holds_tagged(image) or registry.digest_of(image) is not None:
+        return []
+    problem = f"the image {image} is not in Artifact Registry, so Cloud Run could not pull it"
+    if skip:
+        return [problem]
+    raise DokiError(
+        "image_not_found",
+        f"{problem}; nothing was changed",
+        f"build and push it with `doki build --push`, or pass --image with one that is there; {SKIP_HINT}",
+        exit_code=EXIT_CONFIG,
+    )

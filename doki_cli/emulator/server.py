@@ -93,6 +93,7 @@ class Emulator:
         self.run = CloudRun(
             persist=self._saver("run", lambda: self.run),
             secrets=self.secrets,
+            images=self.registry,
             logs=self.logs,
             operations=self.operations,
             faults=self.faults,

@@ -120,6 +120,11 @@ class ArtifactRegistry:
             ) from None
         return True
 
+    @staticmethod
+    def holds_tagged(image: str) -> bool:
+        """Whether `image` names a tag in Artifact Registry (REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG)."""
+        return IMAGE.fullmatch(image) is not None
+
     def digest_of(self, image: str) -> str | None:
         """The digest the tag of `image` (REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG) points at; None when the
         tag (or its repository) does not exist."""

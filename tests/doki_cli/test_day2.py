@@ -84,8 +84,17 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     assert plan.exit_code == 2
     assert f"  ~ traffic: 100% {first} -> 100% latest\n" in plan.stdout
     # A deploy whose revision fails leaves the pin where it is: "latest" would be the revision rolled away from.
-    failed = doki("deploy", "--image", backend_image.rpartition(":")[0] + ":never-built", "--yes")
+    never = backend_image.rpartition(":")[0] + ":never-built"
+    refused = doki("deploy", "--image", never, "--yes")
+    assert refused.exit_code == 78
+    assert refused.stderr == (
+        f"Error [image_not_found]: the image {never} is not in Artifact Registry, so Cloud Run could not pull it; "
+        "nothing was changed\n  Hint: build and push it with `doki build --push`, or pass --image with one that is "
+        "there; --skip-checks deploys anyway\n"
+    )
+    failed = doki("deploy", "--image", never, "--yes", "--skip-checks")
     assert failed.exit_code == 1
+    assert f"Image '{never}' not found." in failed.stderr
     assert (
         "Hint: build and push the image first (doki build --push), or pass --image; traffic stays on" in failed.stderr
     )

@@ -16,6 +16,7 @@ from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
+from tests.doki_cli.images import publish
 from tests.helpers import BACKEND_IMAGE, REPO, CliRunner
 
 runner = CliRunner()
@@ -45,7 +46,9 @@ ENV = (
 
 
 def setup_project(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """doki.toml and .env of the emulator's project, with the backend image pushed (by name: the engine has it)."""
     monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    publish(emulator, BACKEND_IMAGE)
     (tmp_path / "doki.toml").write_text(TOML)
     (tmp_path / ".env").write_text(ENV)
 
@@ -149,14 +152,27 @@ def test_a_revision_that_cannot_become_ready_fails_the_deploy_with_its_reason(
     )
 
 
-def test_a_first_deploy_of_an_image_never_pushed_says_to_build_and_push_it(
+def test_a_first_deploy_of_an_image_never_pushed_stops_before_any_write_and_says_to_build_and_push_it(
     tmp_path: Path, engine_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     setup_project(tmp_path, engine_emulator, monkeypatch)
     runner.invoke(app, ["secrets", "push"])
-    result = deploy("--image", "us-central1-docker.pkg.dev/doki-e2e/doki/never-built:1", "--yes")
+    never = "us-central1-docker.pkg.dev/doki-e2e/doki/never-built:1"
+    services = ClientFactory(engine_emulator.grpc_address).run_services()
+
+    refused = deploy("--image", never, "--dry-run")
+
+    assert refused.exit_code == 78
+    assert refused.stderr == (
+        f"Error [image_not_found]: the image {never} is not in Artifact Registry, so Cloud Run could not pull it; "
+        "nothing was changed\n  Hint: build and push it with `doki build --push`, or pass --image with one that is "
+        "there; --skip-checks deploys anyway\n"
+    )
+    assert list(services.list_services(parent=PATH.rsplit("/", 2)[0])) == []
+    # Told to go on, Cloud Run fails the revision for the same reason.
+    result = deploy("--image", never, "--yes", "--skip-checks")
     assert result.exit_code == 1
-    assert "not found" in result.stderr
+    assert f"Image '{never}' not found." in result.stderr
     assert result.stderr.endswith(
         "  Hint: build and push the image first (doki build --push), or pass --image; "
         "nothing serves yet: the service has no Ready revision\n"
@@ -326,6 +342,7 @@ def test_after_a_deploy_the_plan_is_empty_for_every_documented_shape(
     # show those as changes forever, and a release would otherwise stage a revision on every run.
     toml, env = SHAPES[shape]
     monkeypatch.setenv("DOKI_EMULATOR", engine_emulator.grpc_address)
+    publish(engine_emulator, backend_image)
     (tmp_path / "doki.toml").write_text(toml)
     (tmp_path / ".env").write_text(REPOSITORY_ENV)
     assert runner.invoke(app, [*env, "secrets", "push"]).exit_code == 0

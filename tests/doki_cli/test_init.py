@@ -20,6 +20,7 @@ from doki_cli.engine import build_context
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.main import app
+from tests.doki_cli.images import publish
 from tests.helpers import CliRunner, copy_checkout
 
 runner = CliRunner()
@@ -345,6 +346,7 @@ def test_what_init_writes_deploys_as_is(
     assert pushed.exit_code == 0, pushed.output
     assert pushed.stdout.count("created") == 5
 
+    publish(engine_emulator, backend_image)
     deployed = runner.invoke(app, ["--json", "deploy", "--yes", "--image", backend_image])
     assert deployed.exit_code == 0, deployed.output
     url = json.loads(deployed.stdout)["url"]

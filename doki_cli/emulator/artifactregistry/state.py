@@ -233,6 +233,19 @@ class Registry:
         self._persist()
         return result
 
+    def has_image(self, image_uri: str) -> bool:
+        """Whether `image_uri` (by tag, `latest` when it names none, or by digest) was pushed to its repository."""
+        ref = ImageRef.parse(image_uri)
+        if ref is None:
+            return False
+        digest = image_uri.rpartition("@")[2] if "@" in image_uri else None
+        with self._lock:
+            for key, image in self._images.get(ref.repository_name, {}).items():
+                name, _, image_digest = key.rpartition("@")
+                if name == ref.image and (image_digest == digest if digest else (ref.tag or "latest") in image.tags):
+                    return True
+        return False
+
     def get_docker_image(self, name: str) -> ar.DockerImage:
         match = DOCKER_IMAGE_NAME.fullmatch(name)
         if match is None:

@@ -26,6 +26,7 @@ from google.cloud import run_v2
 from google.longrunning import operations_pb2
 
 from doki_cli.emulator import protojson
+from doki_cli.emulator.artifactregistry.state import ImageRef, Registry
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.errors import ApiError, aborted, already_exists, failed_precondition, invalid_argument, not_found
 from doki_cli.emulator.faults import Faults
@@ -240,6 +241,7 @@ class CloudRun:
         *,
         persist: Callable[[], None],
         secrets: SecretStore,
+        images: Registry,
         logs: LogStore,
         operations: Operations,
         faults: Faults,
@@ -251,6 +253,7 @@ class CloudRun:
         """`startup_timeout`: how long a revision without a startup probe may take to listen on its PORT."""
         self._persist = persist
         self._secrets = secrets
+        self._images = images
         self._operations = operations
         self._faults = faults
         self._host = host
@@ -925,6 +928,7 @@ class CloudRun:
         environments = self._environments(revision_name)
         if self._runtime is None:
             raise RevisionFailure(NO_ENGINE)
+        self._check_images(revision_name)
         service_name, revision_id = validation.parse_revision_name(revision_name)
         location, service_id = validation.parse_service_name(service_name)
         with self._lock:
@@ -968,6 +972,18 @@ class CloudRun:
             )
         self._persist()
         self._runtime.launch(launch, self._keep_going(service_name))
+
+    def _check_images(self, revision_name: str) -> None:
+        """An image in Artifact Registry must have been pushed there: Cloud Run pulls it, and a revision of one that
+        is not fails in Google's words, "Image '…' not found." (google-github-actions/deploy-cloudrun#465). The local
+        engine holding an image under that name does not count. Images elsewhere (Docker Hub, the stand-in base
+        image) come from the engine."""
+        with self._lock:
+            record = self._revisions.get(revision_name)
+            images = [c.image for c in record.message.containers] if record is not None else []
+        for image in images:
+            if ImageRef.parse(image) is not None and not self._images.has_image(image):
+                raise RevisionFailure(f"Image '{image}' not found.", reason=CommonReason.CONTAINER_MISSING)
 
     def _environments(self, revision_name: str) -> list[dict[str, str]]:
         """Each container's environment, secrets resolved; RevisionFailure in Cloud Run's words if one cannot be."""

@@ -24,6 +24,7 @@ from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
 from doki_cli.model import Edit, Target
+from tests.doki_cli.images import publish
 from tests.doki_cli.test_deploy import PATH, setup_project
 from tests.helpers import CliRunner
 
@@ -33,17 +34,20 @@ OTHER = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
 
 class RetaggedImages:
-    """Stands in for Artifact Registry: the image a release asks for is the session's backend image, retagged."""
+    """Stands in for a build and push: the image a release asks for is the session's backend image, retagged, and
+    recorded in the emulator's Artifact Registry."""
 
-    def __init__(self, docker_client: Any, source: str) -> None:
+    def __init__(self, docker_client: Any, source: str, emulator: Emulator) -> None:
         self._client = docker_client
         self._source = source
+        self._emulator = emulator
         self.asked: list[str] = []
 
     def provide(self, image: str, *, reuse: bool) -> ProvidedImage:
         self.asked.append(image)
         repository, _, tag = image.rpartition(":")
         self._client.images.get(self._source).tag(repository, tag)
+        publish(self._emulator, image)
         return ProvidedImage("sha256:" + "0" * 64, "reused")
 
 
@@ -110,8 +114,8 @@ def traffic(google: Google) -> list[tuple[str, int, str]]:
 
 
 @pytest.fixture
-def images(docker_client: Any, backend_image: str) -> RetaggedImages:
-    return RetaggedImages(docker_client, backend_image)
+def images(docker_client: Any, backend_image: str, engine_emulator: Emulator) -> RetaggedImages:
+    return RetaggedImages(docker_client, backend_image, engine_emulator)
 
 
 def test_a_good_commit_is_staged_untouched_checked_on_its_own_url_then_gets_all_traffic(
@@ -314,6 +318,7 @@ def test_a_deploy_waits_for_a_release_in_progress_instead_of_moving_traffic_unde
     held = Lock(OTHER, "owner-two", "other-runner", now, now + 600)
     google.run.update("doki-backend", lambda _: Edit(annotations={LOCK: held.render()}), on_progress=lambda m: None)
     etag = google.run.get("doki-backend").etag  # type: ignore[union-attr]
+    publish(engine_emulator, backend_image + "-other")
     result = runner.invoke(app, ["deploy", "--image", backend_image + "-other", "--yes"])
     assert result.exit_code == 5
     assert result.stderr.startswith(

@@ -19,6 +19,7 @@ from google.logging.type import log_severity_pb2
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
+from tests.doki_cli.images import publish
 from tests.helpers import BACKEND_IMAGE as IMAGE
 
 PROJECT = "doki-e2e"
@@ -90,6 +91,7 @@ def test_the_backend_deploys_serves_logs_and_rolls_back_on_the_emulator(
     engine_emulator: Emulator, engine_clients: ClientFactory, backend_image: str
 ) -> None:
     _put_secrets(engine_clients)
+    publish(engine_emulator, backend_image)  # pushed: Cloud Run pulls from Artifact Registry
     services = engine_clients.run_services()
     parent = f"projects/{PROJECT}/locations/{REGION}"
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.cloud import artifactregistry_v1
 
 from doki_cli.deploy.release import LOCK
 from doki_cli.emulator.errors import ApiError
@@ -35,6 +34,7 @@ from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.google import Google
 from doki_cli.gcp.retry import Retrier
 from doki_cli.main import app
+from tests.doki_cli.images import publish
 from tests.doki_cli.test_deploy import ENV, PATH, PROJECT, TOML
 from tests.helpers import BASE_IMAGE, CliRunner
 
@@ -126,6 +126,7 @@ CALLS: dict[str, dict[str, int]] = {
         sm("GetSecret"): 4,
         sm("GetSecretVersion"): 4,
         run("GetService"): 2,  # the plan's read, and the read before the write that sets GOOGLE_REDIRECT_URI
+        "/google.devtools.artifactregistry.v1.ArtifactRegistry/ListDockerImages": 1,  # the image is there
         sm("GetIamPolicy"): 8,
         sm("SetIamPolicy"): 4,
         run("UpdateService"): 2,
@@ -226,6 +227,7 @@ class Project:
         root.mkdir(parents=True, exist_ok=True)
         (root / "doki.toml").write_text(scenario.toml)
         (root / ".env").write_text(ENV)
+        publish(emulator, image)
 
     def invoke(self, args: tuple[str, ...] | list[str]) -> Outcome:
         emulator = self.emulator
@@ -252,13 +254,7 @@ class Project:
             env = re.sub(rf"^{name}=.*$", f"{name}={value}", env, flags=re.M)
         (self.root / ".env").write_text(env)
         if self.scenario.release:
-            registry = self.emulator.registry
-            registry.create_repository(
-                REPOSITORY.rsplit("/repositories/", 1)[0],
-                "doki",
-                artifactregistry_v1.Repository(format_=artifactregistry_v1.Repository.Format.DOCKER),
-            )
-            registry.record_image(RELEASE_IMAGE, "sha256:" + "0" * 64, 1)
+            publish(self.emulator, RELEASE_IMAGE)
 
     def command(self) -> Outcome:
         return self.invoke(self.scenario.command)

@@ -38,6 +38,7 @@ from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gitinfo import CI_SHA_VARIABLES
 from doki_cli.interrupts import NOTE, deferred_interrupt
+from tests.doki_cli.images import publish
 from tests.doki_cli.test_deploy import ENV, PROJECT, TOML
 from tests.helpers import Process, clean_env, record, run, secret
 
@@ -189,6 +190,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, backend_
             "doki",
             artifactregistry_v1.Repository(format_=artifactregistry_v1.Repository.Format.DOCKER),
         )
+        publish(running, backend_image)
         yield running
 
 

@@ -32,6 +32,8 @@ from tests.doki_cli.emulator.run.conftest import (
     name_of,
     short,
 )
+from tests.doki_cli.images import publish
+from tests.helpers import BASE_IMAGE
 
 pytestmark = pytest.mark.docker
 
@@ -160,6 +162,32 @@ def test_a_revision_whose_account_may_not_read_its_secret_fails_and_starts_nothi
         "secret, project or higher level."
     )
     assert containers() == []
+
+
+def test_an_artifact_registry_image_runs_only_once_pushed_there_even_when_the_engine_has_it(
+    engine_emulator: Emulator, engine_services: Any, docker_client: Any, containers: Callable[[], list[Any]]
+) -> None:
+    image = f"us-docker.pkg.dev/{PROJECT}/apps/tiny:v1"
+    docker_client.images.get(BASE_IMAGE).tag(image)
+    try:
+        template = app_template()
+        template.containers[0].image = image
+        with pytest.raises(exceptions.FailedPrecondition) as failure:
+            create(engine_services, "api", template).result(timeout=120)
+        revision = engine_services.get_service(name=name_of("api")).latest_created_revision
+        assert failure.value.message == (
+            f"Revision '{short(revision)}' is not ready and cannot serve traffic. Image '{image}' not found."
+        )
+        assert containers() == []
+
+        publish(engine_emulator, image)
+        template.containers[0].env.append(run_v2.EnvVar(name="PUSHED", value="1"))  # a new revision
+        service = engine_services.get_service(name=name_of("api"))
+        service.template = template
+        ready = engine_services.update_service(service=service).result(timeout=120)
+        assert ready.latest_ready_revision == ready.latest_created_revision
+    finally:
+        docker_client.images.remove(image)
 
 
 def test_the_containers_output_is_listed_as_log_entries_of_its_revision(
