@@ -68,11 +68,20 @@ def rollback(
         out.data({"revision": target.name, "changed": False})
         out.line(f"{target.name} already serves all traffic")
         return
-    google.run.update(
+    live = google.run.update(
         config.name,
         lambda service: Edit(traffic=pinned(service.traffic, target.name)),
         on_progress=lambda m: out.note(f"  {m}"),
     )
-    out.data({"revision": target.name, "changed": True, "previous": serving.name if serving else None})
+    out.data(
+        {
+            "revision": target.name,
+            "changed": True,
+            "previous": serving.name if serving else None,
+            "newest_not_ready": live.stuck,
+        }
+    )
     out.line(f"All traffic now goes to {target.name} (was {serving.name if serving else 'none'}).")
+    if live.stuck:
+        out.note(f"The newest revision, {live.stuck}, is not Ready ({live.message}): what serves is unaffected.")
     out.note("The next `doki deploy` returns traffic to the latest revision.")

@@ -483,19 +483,11 @@ class Release:
                 if landed and landed[-1]:
                     self._left = f", after it had landed: {revision} serves all of {name}'s traffic"
                 return
-            if err.code == "revision_not_ready" and self._restored(name, before):
-                # The service stays not Ready while its newest revision is the failed one; the traffic write landed.
-                self._left = restored
-                return
             raise DokiError(
                 "release_cleanup_failed",
                 f"the release failed, and putting {name}'s traffic back failed too: {err.message}",
                 f"run `doki status`; `doki rollback` pins traffic to a revision; the lock {LOCK} expires by itself",
             ) from None
-
-    def _restored(self, name: str, before: list[Target]) -> bool:
-        service = self._run.get(name)
-        return service is not None and list(service.traffic) == before and LOCK not in service.annotations
 
     def _attach_logs(self, summary: Summary, revision: str | None) -> None:
         if revision is None:

@@ -187,7 +187,7 @@ class CloudRun:
                 continue  # changed by someone else since we read it
             except exceptions.GoogleAPICallError as exc:
                 raise google_error(exc, action="updating", resource=self.path(name), api="run") from None
-            return self._wait(operation, name, on_progress, timeout)
+            return self._wait(operation, name, on_progress, timeout, moves_traffic_only=edit.traffic_only)
         raise DokiError(
             "concurrent_change",
             f"{self.path(name)} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
@@ -256,7 +256,18 @@ class CloudRun:
             )
         return service
 
-    def _wait(self, operation: Any, name: str, on_progress: Callable[[str], None], timeout: float) -> LiveService:
+    def _wait(
+        self,
+        operation: Any,
+        name: str,
+        on_progress: Callable[[str], None],
+        timeout: float,
+        *,
+        moves_traffic_only: bool = False,
+    ) -> LiveService:
+        """The service once `operation` is done. A traffic-only write is judged by where the traffic went: its
+        operation also fails while the newest revision is not Ready (the service's Ready condition says so), though
+        the traffic moved as asked."""
         from google.api_core import exceptions
 
         deadline = self._clock() + timeout
@@ -286,6 +297,8 @@ class CloudRun:
         error = operation.exception()
         if error is not None:
             service = self._get(name)
+            if moves_traffic_only and service is not None and _routed_as_asked(to_live(service)):
+                return to_live(service)
             condition = service.terminal_condition.message if service is not None else ""
             detail = getattr(error, "message", None) or str(error)
             reason = detail if not condition or condition in detail else f"{detail} ({condition})"
@@ -387,6 +400,16 @@ def to_live(service: run_v2.Service) -> LiveService:
         cpu_always_allocated="resources" in container and not container.resources.cpu_idle,
         gen2=template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2,
     )
+
+
+def _routed_as_asked(live: LiveService) -> bool:
+    """Whether Cloud Run routes every share of the traffic spec to its revision ("latest": the latest Ready one)."""
+    asked: dict[str, int] = {}
+    for target in live.traffic:
+        revision = target.revision or live.latest_ready
+        if target.percent and revision:
+            asked[revision] = asked.get(revision, 0) + target.percent
+    return bool(asked) and asked == live.shares
 
 
 def _targets(service: run_v2.Service) -> tuple[Target, ...]:

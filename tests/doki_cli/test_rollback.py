@@ -93,3 +93,29 @@ def test_picking_a_revision_by_number_serves_it_and_a_number_off_the_list_change
 def _newest_first(factory: ClientFactory) -> list[str]:
     revisions = sorted(factory.run_revisions().list_revisions(parent=PATH), key=lambda r: r.create_time, reverse=True)
     return [r.name.rsplit("/", 1)[-1] for r in revisions]
+
+
+def test_a_rollback_after_a_failed_deploy_moves_the_traffic_and_says_so_though_the_newest_revision_failed(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    assert doki("secrets", "push").exit_code == 0
+    assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
+    assert doki("scale", "--max", "3").exit_code == 0
+    factory = ClientFactory(engine_emulator.grpc_address)
+    serving, previous, *_ = _newest_first(factory)
+    engine_emulator.faults.fail_revisions("doki-backend", message="Container called exit(3).")
+    failed = doki("scale", "--max", "4")
+    assert failed.exit_code == 1
+    newest = _newest_first(factory)[0]
+
+    rolled = doki("rollback", "--yes")
+
+    assert rolled.exit_code == 0, rolled.output
+    assert rolled.stdout == f"All traffic now goes to {previous} (was {serving}).\n"
+    assert rolled.stderr.endswith(
+        f"The newest revision, {newest}, is not Ready (Revision '{newest}' is not ready and cannot serve traffic. "
+        "Container called exit(3).): what serves is unaffected.\n"
+        "The next `doki deploy` returns traffic to the latest revision.\n"
+    )
+    assert traffic(factory)[1] == [(previous, 100)]
