@@ -110,8 +110,10 @@ def main() -> None:
             after = calls(rest)
         finally:
             subprocess.run([DOKI, "emulator", "stop", "--state-dir", str(state)], cwd=work, env=env, check=False)
-            latest = IMAGE.rpartition(":")[0] + ":latest"  # doki build tags it too
-            subprocess.run(["docker", "rmi", "-f", IMAGE, latest], capture_output=True, check=False)
+            # doki build tags :latest too, and the push tags both under the emulator's registry address.
+            tags = [IMAGE, IMAGE.rpartition(":")[0] + ":latest"]
+            tags += [f"127.0.0.1:{registry_port}/{tag}" for tag in tags]
+            subprocess.run(["docker", "rmi", "-f", *tags], capture_output=True, check=False)
     mutating = sum(n - before.get(m, 0) for m, n in after.items() if any(v in m.rsplit("/", 1)[-1] for v in MUTATING))
     print(f"no-op deploy: {median(applied):.2f} s median wall time (goal <= 1.5 s), dry run {median(planned):.2f} s")
     print(f"no-op deploy: {mutating} mutating API calls in {2 * runs} runs (goal 0)")

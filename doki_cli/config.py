@@ -307,25 +307,37 @@ def resource_problems(*, memory: str, cpu: str, concurrency: int, min_instances:
     return problems
 
 
-def kept_setting_problems(*, cpu: str, memory: str, cpu_always_allocated: bool, gen2: bool, service: str) -> list[str]:
-    """What Cloud Run would refuse in `cpu` and `memory` given two settings made outside doki.toml, which a deploy
-    keeps: below 1 CPU it needs CPU allocated only during requests and the first generation execution environment
-    (https://cloud.google.com/run/docs/configuring/services/cpu, "If you use less than 1 CPU"), and the second
-    generation needs at least 512Mi (https://cloud.google.com/run/docs/configuring/services/memory-limits)."""
+def kept_setting_problems(
+    *,
+    cpu: str | None,
+    memory: str | None,
+    cpu_always_allocated: bool,
+    gen2: bool,
+    sidecar_cpus: float,
+    service: str,
+) -> list[str]:
+    """What Cloud Run would refuse in a new `cpu` or `memory` (None: unchanged, which the live revision runs with)
+    given settings made outside doki.toml, which a deploy keeps: below 1 CPU in all (`sidecar_cpus`: what the other
+    containers add) a revision needs CPU allocated only during requests and the first generation execution
+    environment (https://cloud.google.com/run/docs/configuring/services/cpu, "If you use less than 1 CPU"), and the
+    second generation needs at least 512Mi (https://cloud.google.com/run/docs/configuring/services/memory-limits)."""
     problems = []
-    cpus = _cpu_count(cpu)
-    if cpus is not None and cpus < 1 and cpu_always_allocated:
-        problems.append(
-            f"cpu {cpu} is below 1, which Cloud Run refuses while the service has CPU always allocated: use cpu 1 or "
-            f"more, or allocate CPU only during requests (gcloud run services update {service} --cpu-throttling)"
-        )
-    if cpus is not None and cpus < 1 and gen2:
-        problems.append(
-            f"cpu {cpu} is below 1, which Cloud Run refuses in the second generation execution environment the "
-            f"service runs in: use cpu 1 or more, or the first generation (gcloud run services update {service} "
-            "--execution-environment gen1)"
-        )
-    match = _MEMORY.fullmatch(memory)
+    cpus = _cpu_count(cpu) if cpu is not None else None
+    if cpus is not None and cpus + sidecar_cpus < 1:
+        what = f"cpu {cpu}" + (f" ({cpus + sidecar_cpus:g} with the other containers)" if sidecar_cpus else "")
+        if cpu_always_allocated:
+            problems.append(
+                f"{what} is below 1, which Cloud Run refuses while the service has CPU always allocated: use cpu 1 "
+                f"or more, or allocate CPU only during requests (gcloud run services update {service} "
+                "--cpu-throttling)"
+            )
+        if gen2:
+            problems.append(
+                f"{what} is below 1, which Cloud Run refuses in the second generation execution environment the "
+                f"service runs in: use cpu 1 or more, or the first generation (gcloud run services update {service} "
+                "--execution-environment gen1)"
+            )
+    match = _MEMORY.fullmatch(memory) if memory is not None else None
     if gen2 and match is not None and int(match.group(1)) * _MEMORY_BYTES[match.group(2)] < 512 * 2**20:
         problems.append(
             f"memory {memory} is below 512Mi, the least the second generation execution environment the service "

@@ -70,9 +70,10 @@ class LiveService:
     variables: tuple[str, ...] = ()
     # What the service has that doki.toml does not manage, which a deploy keeps (sidecars, probes, volumes, ...).
     kept: tuple[str, ...] = ()
-    # Two of those, which limit the CPU and memory doki.toml may ask for.
+    # Three of those, which limit the CPU and memory doki.toml may ask for: Cloud Run counts CPU per revision.
     cpu_always_allocated: bool = False
     gen2: bool = False
+    sidecar_cpus: float = 0.0  # what the other containers request together (1 each that sets none)
 
     @property
     def traffic_to_latest(self) -> bool:

@@ -66,7 +66,17 @@ def deploy(
     skipped = preflight(config, skip=skip_checks)  # before any call: what the revision could not start with
     google = Google.from_env(config.project, config.region)
     plan = Planner(google.run, google.secrets).plan(config, image, prune=prune)
-    if plan.updates_service:  # a new revision pulls the image
+    lock = active_lock(plan.live, time.time()) if plan.live is not None and not dry_run and not plan.empty else None
+    if lock is not None:
+        # First: a release may not have pushed the image it is deploying yet, and waiting is the answer anyway.
+        raise DokiError(
+            "release_locked",
+            f"a release of {lock.commit[:12]} (on {lock.host or 'an unknown host'}) is in progress on {config.name} "
+            f"until {datetime.fromtimestamp(lock.expires, UTC).isoformat(timespec='seconds')}; nothing was changed",
+            "wait for it to finish: a deploy now would move traffic under it",
+            exit_code=EXIT_LOCKED,
+        )
+    if plan.makes_revision:  # which pulls the image
         skipped += image_check(google.artifact_registry, image, skip=skip_checks)
     plan = replace(plan, skipped_checks=skipped)
     render_plan(out, plan)
@@ -78,15 +88,6 @@ def deploy(
         out.data({"plan": plan_data(plan), "url": plan.live.uri, "revision": plan.live.latest_ready, "changed": False})
         out.line(f"{config.name} is up to date: {plan.live.uri}")
         return
-    lock = active_lock(plan.live, time.time()) if plan.live is not None else None
-    if lock is not None:
-        raise DokiError(
-            "release_locked",
-            f"a release of {lock.commit[:12]} (on {lock.host or 'an unknown host'}) is in progress on {config.name} "
-            f"until {datetime.fromtimestamp(lock.expires, UTC).isoformat(timespec='seconds')}; nothing was changed",
-            "wait for it to finish: a deploy now would move traffic under it",
-            exit_code=EXIT_LOCKED,
-        )
     if not yes and not out.json_mode and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
         raise DokiError("aborted", "nothing was changed", "run again and answer y, or pass --yes")
     doing = ["starting"]

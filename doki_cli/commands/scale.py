@@ -43,10 +43,11 @@ def scale(
         max_instances=spec.max_instances if max_instances is None else max_instances,
     )
     problems += kept_setting_problems(
-        cpu=cpu or spec.cpu,
-        memory=memory or spec.memory,
+        cpu=cpu if cpu is not None and cpu != spec.cpu else None,
+        memory=memory if memory is not None and memory != spec.memory else None,
         cpu_always_allocated=live.cpu_always_allocated,
         gen2=live.gen2,
+        sidecar_cpus=live.sidecar_cpus,
         service=config.name,
     )
     if problems:

@@ -64,6 +64,12 @@ class Plan:
         return self.creates or any(c.what not in ("invoker",) for c in self.changes)
 
     @property
+    def makes_revision(self) -> bool:
+        """The update writes a template Cloud Run makes a revision of (and pulls its image for): not when only the
+        traffic or the invokers change."""
+        return self.creates or any(c.what not in ("invoker", "traffic") for c in self.changes)
+
+    @property
     def retries_revision(self) -> bool:
         """The live template's revision never became Ready: the deploy must make a new one even if nothing changed."""
         return any(c.what == "revision" for c in self.changes)
@@ -96,13 +102,15 @@ def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[Secret
     )
 
 
-def _refuse_what_cloud_run_would(config: ServiceConfig, desired: ServiceSpec, live: LiveService) -> None:
-    """doki.toml's CPU and memory, checked against the settings made outside it that the deploy keeps."""
+def refuse_what_cloud_run_would(config: ServiceConfig, live: LiveService) -> None:
+    """doki.toml's CPU and memory, where they differ from the live revision's, checked against the settings made
+    outside doki.toml that a deploy keeps; DokiError (exit 78) when Cloud Run would refuse them."""
     problems = kept_setting_problems(
-        cpu=desired.cpu,
-        memory=desired.memory,
+        cpu=config.cpu if _cpu(config.cpu) != _cpu(live.spec.cpu) else None,
+        memory=config.memory if config.memory != live.spec.memory else None,
         cpu_always_allocated=live.cpu_always_allocated,
         gen2=live.gen2,
+        sidecar_cpus=live.sidecar_cpus,
         service=config.name,
     )
     if problems:
@@ -168,7 +176,7 @@ class Planner:
         desired = desired_spec(config, image, versions)
         live = self._run.get(config.name)
         if live is not None:
-            _refuse_what_cloud_run_would(config, desired, live)
+            refuse_what_cloud_run_would(config, live)
         managed = set(config.env) | set(config.secrets)
         set_redirect = False
         if REDIRECT_ENV not in managed:

@@ -48,15 +48,22 @@ def preflight(config: ServiceConfig, *, skip: bool) -> list[str]:
 
 def image_check(registry: ArtifactRegistry, image: str, *, skip: bool) -> list[str]:
     """A new revision's image must be in Artifact Registry, where Cloud Run pulls it from ("Image '…' not found"
-    fails the revision otherwise): stop with exit 78 when it is not; with `skip`, return the problem instead.
-    Images elsewhere (Docker Hub, by digest) are not looked up."""
-    if not registry.holds_tagged(image) or registry.digest_of(image) is not None:
+    fails the revision otherwise): stop with exit 78 when it is not; with `skip`, return the problem instead (a lookup
+    that fails, too). Images elsewhere (Docker Hub, by digest) and remote or virtual repositories are not judged."""
+    if not registry.is_tagged_reference(image):
         return []
+    try:
+        if registry.digest_of(image) is not None or not registry.is_standard_repository(image):
+            return []
+    except DokiError as err:
+        if skip:
+            return [f"whether {image} is in Artifact Registry is unknown: {err.message}"]
+        raise
     problem = f"the image {image} is not in Artifact Registry, so Cloud Run could not pull it"
     if skip:
         return [problem]
     raise DokiError(
-        "image_not_found",
+        "image_not_pushed",
         f"{problem}; nothing was changed",
         f"build and push it with `doki build --push`, or pass --image with one that is there; {SKIP_HINT}",
         exit_code=EXIT_CONFIG,

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from doki_cli.config import ServiceConfig
 from doki_cli.deploy.executor import Executor
 from doki_cli.deploy.health import EXIT_CHECK_FAILED, Fetch, SmokeCheckFailed, smoke_test
-from doki_cli.deploy.planner import Plan, Planner
+from doki_cli.deploy.planner import Plan, Planner, refuse_what_cloud_run_would
 from doki_cli.errors import DokiError
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
@@ -242,6 +242,10 @@ class Release:
         return summary
 
     def _release(self, config: ServiceConfig, commit: Commit, summary: Summary) -> None:
+        live = self._run.get(config.name)
+        if live is not None:
+            # Before anything is built: CPU or memory Cloud Run would refuse with what the live service keeps.
+            refuse_what_cloud_run_would(config, live)
         with self._step(summary, "image") as step:
             self._progress(f"image {summary.image}")
             try:

@@ -121,9 +121,27 @@ class ArtifactRegistry:
         return True
 
     @staticmethod
-    def holds_tagged(image: str) -> bool:
-        """Whether `image` names a tag in Artifact Registry (REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG)."""
+    def is_tagged_reference(image: str) -> bool:
+        """Whether `image` is written as a tag in Artifact Registry (REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG)."""
         return IMAGE.fullmatch(image) is not None
+
+    def is_standard_repository(self, image: str) -> bool:
+        """Whether the repository of `image` (a tagged reference) stores its images itself: a remote or virtual one
+        lists only what it has cached or its upstreams, so a missing tag there proves nothing."""
+        from google.api_core import exceptions
+        from google.cloud import artifactregistry_v1
+
+        match = IMAGE.fullmatch(image)
+        assert match is not None
+        name = self._repository_name(match["repository"], match["location"], match["project"])
+        try:
+            repository = self._retrier.call(lambda: self._client.get_repository(name=name))
+        except exceptions.NotFound:
+            return True  # no repository: no image either
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(exc, action="reading", resource=name, api="artifactregistry") from None
+        standard = artifactregistry_v1.Repository.Mode.STANDARD_REPOSITORY
+        return repository.mode in (standard, artifactregistry_v1.Repository.Mode.MODE_UNSPECIFIED)
 
     def digest_of(self, image: str) -> str | None:
         """The digest the tag of `image` (REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG) points at; None when the

@@ -399,7 +399,20 @@ def to_live(service: run_v2.Service) -> LiveService:
         kept=tuple(kept_settings(service)),
         cpu_always_allocated="resources" in container and not container.resources.cpu_idle,
         gen2=template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2,
+        sidecar_cpus=sum(
+            _cpus(c.resources.limits.get("cpu", "1"))
+            for index, c in enumerate(template.containers)
+            if index != _ingress_index(template.containers)
+        ),
     )
+
+
+def _cpus(quantity: str) -> float:
+    """A CPU quantity as Cloud Run writes it ("1", "1000m", "0.5") in CPUs; an unreadable one counts as 1."""
+    try:
+        return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+    except ValueError:
+        return 1.0
 
 
 def _routed_as_asked(live: LiveService) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from doki_cli.config import SecretRef, SmokeCheck, load_config
+from doki_cli.config import SecretRef, SmokeCheck, kept_setting_problems, load_config
 from doki_cli.errors import DokiError
 from tests.helpers import REPO
 
@@ -240,3 +240,38 @@ def test_the_compute_default_account_is_accepted_by_name(tmp_path: Path) -> None
     config = load_config(write(tmp_path, MINIMAL + f'service_account = "{account}"\n'))
 
     assert config.service_account == account
+
+
+def kept(
+    cpu: str | None = None,
+    memory: str | None = None,
+    *,
+    always: bool = False,
+    gen2: bool = False,
+    sidecars: float = 0.0,
+) -> list[str]:
+    return kept_setting_problems(
+        cpu=cpu, memory=memory, cpu_always_allocated=always, gen2=gen2, sidecar_cpus=sidecars, service="api"
+    )
+
+
+def test_cpu_below_one_is_refused_only_with_cpu_always_allocated_or_gen2_and_counts_the_sidecars() -> None:
+    assert kept("0.5") == kept("500m") == []  # first generation, CPU only during requests: Cloud Run accepts it
+    assert kept("1", always=True, gen2=True) == kept("1000m", gen2=True) == []
+    assert kept(None, "128Mi", always=True, gen2=False) == []  # unchanged CPU: the live revision runs with it
+    assert kept("500m", always=True) == [
+        "cpu 500m is below 1, which Cloud Run refuses while the service has CPU always allocated: use cpu 1 or more, "
+        "or allocate CPU only during requests (gcloud run services update api --cpu-throttling)"
+    ]
+    assert kept("0.5", gen2=True)[0].startswith("cpu 0.5 is below 1, which Cloud Run refuses in the second generation")
+    assert kept("0.5", always=True, sidecars=0.5) == []  # one CPU in all
+    assert kept("0.25", always=True, sidecars=0.5)[0].startswith("cpu 0.25 (0.75 with the other containers) is below")
+
+
+def test_memory_below_512_mebibytes_is_refused_in_the_second_generation_only() -> None:
+    assert kept(memory="256Mi") == kept(memory="512Mi", gen2=True) == kept(memory="1Gi", gen2=True) == []
+    assert kept(memory="512M", gen2=True) == [  # 512 MB is less than 512 MiB
+        "memory 512M is below 512Mi, the least the second generation execution environment the service runs in "
+        "allows: use 512Mi or more, or the first generation (gcloud run services update api --execution-environment "
+        "gen1)"
+    ]

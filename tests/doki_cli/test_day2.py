@@ -88,7 +88,7 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     refused = doki("deploy", "--image", never, "--yes")
     assert refused.exit_code == 78
     assert refused.stderr == (
-        f"Error [image_not_found]: the image {never} is not in Artifact Registry, so Cloud Run could not pull it; "
+        f"Error [image_not_pushed]: the image {never} is not in Artifact Registry, so Cloud Run could not pull it; "
         "nothing was changed\n  Hint: build and push it with `doki build --push`, or pass --image with one that is "
         "there; --skip-checks deploys anyway\n"
     )

@@ -164,7 +164,7 @@ def test_a_first_deploy_of_an_image_never_pushed_stops_before_any_write_and_says
 
     assert refused.exit_code == 78
     assert refused.stderr == (
-        f"Error [image_not_found]: the image {never} is not in Artifact Registry, so Cloud Run could not pull it; "
+        f"Error [image_not_pushed]: the image {never} is not in Artifact Registry, so Cloud Run could not pull it; "
         "nothing was changed\n  Hint: build and push it with `doki build --push`, or pass --image with one that is "
         "there; --skip-checks deploys anyway\n"
     )

@@ -812,7 +812,7 @@ class CloudRun:
                 # The secrets are checked first, as on Google; an injected failure stands for a container that fails.
                 self._environments(revision_name)
                 raise RevisionFailure(failure, revision_reason=RevisionReason.HEALTH_CHECK_CONTAINER_ERROR)
-            self._launch(revision_name)
+            self._launch(revision_name, deploying=True)
         except RevisionFailure as exc:
             message = f"Revision '{revision_id}' is not ready and cannot serve traffic. {exc.message}"
             self._set_revision_state(revision_name, State.CONDITION_FAILED, message, exc)
@@ -923,12 +923,17 @@ class CloudRun:
 
     # -- internals: containers ----------------------------------------------------------------------------------
 
-    def _launch(self, revision_name: str) -> None:
-        """Start the revision's containers and wait until it is Ready (RevisionFailure if it cannot be)."""
+    def _launch(self, revision_name: str, *, deploying: bool = False) -> None:
+        """Start the revision's containers and wait until it is Ready (RevisionFailure if it cannot be).
+
+        Its images are looked up in Artifact Registry when it is deployed, not when it starts again: Cloud Run keeps
+        a deployed revision's image ("Container images are not pulled from their container repository when a new
+        Cloud Run instance is started", https://cloud.google.com/run/docs/deploying)."""
         environments = self._environments(revision_name)
         if self._runtime is None:
             raise RevisionFailure(NO_ENGINE)
-        self._check_images(revision_name)
+        if deploying:
+            self._check_images(revision_name)
         service_name, revision_id = validation.parse_revision_name(revision_name)
         location, service_id = validation.parse_service_name(service_name)
         with self._lock:

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 from doki_cli.config import SecretRef, load_config
-from doki_cli.deploy.planner import Planner, secret_version
+from doki_cli.deploy.planner import Change, Plan, Planner, secret_version
 from doki_cli.emulator.server import Emulator
 from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.gcp.secretmanager import SecretManager
+from doki_cli.model import LiveService, ServiceSpec
 
 PROJECT = "doki-secrets"
 SECRET = f"projects/{PROJECT}/secrets/api-key"
@@ -107,3 +108,16 @@ def test_one_secret_named_at_two_versions_has_each_version_checked_and_pinned(
     (tmp_path / "doki.toml").write_text(toml + 'API_KEY = "api-key"\nPINNED_API_KEY = "api-key:3"\n')
     planned = planner.plan(load_config(tmp_path / "doki.toml"), "us-docker.pkg.dev/p/r/api:1").desired.secrets
     assert (planned["API_KEY"], planned["PINNED_API_KEY"]) == ("api-key:3", "api-key:3")
+
+
+def test_only_a_plan_that_writes_a_new_template_makes_a_revision_and_so_pulls_the_image() -> None:
+    spec = ServiceSpec("img:1", 8080, "512Mi", "1", 80, 300, 0, 10, "all", None)
+    live = LiveService("api", spec, "https://api", "e", 1, None, (), (), {}, "api-1", "api-1", True, "")
+
+    def plan(*changes: Change, live_service: LiveService | None = live) -> Plan:
+        return Plan("api", "projects/p/locations/l/services/api", spec, live_service, (), list(changes))
+
+    assert plan(live_service=None).makes_revision  # a create
+    assert not plan(Change("traffic", "100% api-1", "100% latest"), Change("invoker", None, "allUsers")).makes_revision
+    assert plan(Change("memory", "512Mi", "1Gi")).makes_revision
+    assert plan(Change("revision", "api-2 (not ready)", "a new revision")).makes_revision

@@ -105,3 +105,24 @@ def test_a_write_that_failed_leaves_nothing_behind_for_the_next_write_from_the_s
     written = services.get_service(name=PATH)
     assert written.template.containers[0].resources.limits["memory"] == "1Gi"
     assert "ops.example.com/owner" not in written.annotations
+
+
+def test_the_settings_that_limit_cpu_and_memory_read_as_cloud_run_stores_them(
+    emulator: Emulator, services: run_v2.ServicesClient
+) -> None:
+    parent = PATH.rsplit("/services/", 1)[0]
+    limits = run_v2.ResourceRequirements(limits={"cpu": "1", "memory": "512Mi"})  # cpu_idle not said: false
+    sidecar = run_v2.Container(name="side", image=IMAGE)  # no limits: one CPU
+    serving = run_v2.Container(
+        name="app", image=IMAGE, resources=limits, ports=[run_v2.ContainerPort(container_port=8080)]
+    )
+    gen2 = run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2
+    tuned = run_v2.RevisionTemplate(containers=[sidecar, serving], execution_environment=gen2)
+    services.create_service(parent=parent, service_id="tuned", service={"template": tuned})
+    run = cloud_run(emulator)
+
+    plain, tuned_live = run.get("api"), run.get("tuned")
+
+    assert plain is not None and tuned_live is not None
+    assert (plain.cpu_always_allocated, plain.gen2, plain.sidecar_cpus) == (False, False, 0.0)
+    assert (tuned_live.cpu_always_allocated, tuned_live.gen2, tuned_live.sidecar_cpus) == (True, True, 1.0)

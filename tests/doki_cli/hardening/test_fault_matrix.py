@@ -149,7 +149,7 @@ CALLS: dict[str, dict[str, int]] = {
         sm("AccessSecretVersion"): 4,
         sm("GetSecret"): 4,
         sm("GetSecretVersion"): 4,
-        run("GetService"): 4,
+        run("GetService"): 5,  # the first before the image: what the live service keeps may refuse doki.toml
         run("GetIamPolicy"): 1,
         sm("GetIamPolicy"): 4,
         run("UpdateService"): 2,

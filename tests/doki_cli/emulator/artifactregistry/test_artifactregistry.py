@@ -245,3 +245,20 @@ def registry_copy(repository: ar.Repository, **changes: Any) -> ar.Repository:
     for field, value in changes.items():
         setattr(copy, field, value)
     return copy
+
+
+def test_an_image_is_held_by_its_current_tag_latest_when_untagged_or_its_digest(
+    emulator: Emulator, registry: Any
+) -> None:
+    _create(registry)
+    image = "us-central1-docker.pkg.dev/p/apps/api"
+    emulator.registry.record_image(f"{image}:v1", DIGEST_A, 10)
+    emulator.registry.record_image(f"{image}", DIGEST_B, 10)  # no tag: latest
+    held = emulator.registry.has_image
+
+    assert held(f"{image}:v1") and held(f"{image}:latest") and held(image)
+    assert held(f"{image}@{DIGEST_A}") and held(f"{image}:v1@{DIGEST_A}")
+    assert not held(f"{image}:v2") and not held(f"{image}@sha256:{'c' * 64}")
+    assert not held("us-central1-docker.pkg.dev/p/apps/other:v1") and not held("docker.io/library/api:v1")
+    emulator.registry.record_image(f"{image}:v1", DIGEST_B, 10)  # the tag moves
+    assert held(f"{image}:v1@{DIGEST_B}") and held(f"{image}@{DIGEST_A}")  # the old image stays, untagged
