@@ -40,6 +40,9 @@ CHECK_KEYS = ("path", "status", "contains")
 INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
 # Cloud Run sets these itself and refuses them in a revision's environment.
 RESERVED_ENV = ("PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION")
+# Cloud Run keeps these names for itself too ("Keys that start with X_GOOGLE_ are reserved", gcloud's
+# env_vars_util.EnvVarKeyType): refused at load, as Cloud Run would refuse the revision.
+GOOGLE_ENV_PREFIX = "X_GOOGLE_"
 
 _SERVICE_NAME = re.compile(r"[a-z]([-a-z0-9]{0,47}[a-z0-9])?")
 _PROJECT = re.compile(r"[a-z][-a-z0-9]{4,28}[a-z0-9]")
@@ -401,8 +404,12 @@ def _env(table: Any, problems: list[str]) -> dict[str, str]:
         return {}
     env: dict[str, str] = {}
     for key, value in table.items():
-        if not _ENV_NAME.fullmatch(key) or key in RESERVED_ENV:
-            reason = "Cloud Run sets it itself" if key in RESERVED_ENV else "use letters, digits and _"
+        if not _ENV_NAME.fullmatch(key) or key in RESERVED_ENV or key.startswith(GOOGLE_ENV_PREFIX):
+            reason = "use letters, digits and _"
+            if key in RESERVED_ENV:
+                reason = "Cloud Run sets it itself"
+            elif key.startswith(GOOGLE_ENV_PREFIX):
+                reason = f"Cloud Run keeps names starting with {GOOGLE_ENV_PREFIX} for itself"
             problems.append(f"env name {key!r} is not allowed: {reason}")
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             env[key] = ",".join(value)  # e.g. ALLOWED_ORIGINS as a list
@@ -423,9 +430,10 @@ def _secrets(table: Any, problems: list[str]) -> dict[str, SecretRef]:
         return {}
     secrets: dict[str, SecretRef] = {}
     for key, value in table.items():
-        if not _ENV_NAME.fullmatch(key) or key in RESERVED_ENV:
+        if not _ENV_NAME.fullmatch(key) or key in RESERVED_ENV or key.startswith(GOOGLE_ENV_PREFIX):
             problems.append(
-                f"secrets name {key!r} is not allowed: use letters, digits and _, not {', '.join(RESERVED_ENV)}"
+                f"secrets name {key!r} is not allowed: use letters, digits and _, not {', '.join(RESERVED_ENV)} "
+                f"or {GOOGLE_ENV_PREFIX}*"
             )
             continue
         secret, _, version = value.partition(":") if isinstance(value, str) else ("", "", "")

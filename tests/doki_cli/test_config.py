@@ -100,6 +100,10 @@ def test_project_and_region_options_win_over_the_file(tmp_path: Path) -> None:
         ),
         ('[service.env]\nPORT = "9000"', "env name 'PORT' is not allowed: Cloud Run sets it itself"),
         (
+            '[service.env]\nX_GOOGLE_TRACE = "1"',
+            "env name 'X_GOOGLE_TRACE' is not allowed: Cloud Run keeps names starting with X_GOOGLE_ for itself",
+        ),
+        (
             '[service.secrets]\nKEY = "bad name!"',
             "secrets KEY = 'bad name!' is not valid: name a Secret Manager secret "
             '(letters, digits, - and _, up to 255) as "name" or "name:version"',
