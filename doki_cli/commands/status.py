@@ -25,6 +25,7 @@ def status(ctx: typer.Context) -> None:
         "url": live.uri,
         "ready": live.ready,
         "message": live.message,
+        "serving": bool(live.shares),
         "latest_created": live.latest_created or "",
         "latest_ready": live.latest_ready,
         "traffic": [
@@ -40,7 +41,12 @@ def status(ctx: typer.Context) -> None:
     }
     out.data(data)
     out.line(f"{config.name}  {live.uri}")
-    out.line(f"  ready        {'yes' if live.ready else 'no'}" + (f" ({live.message})" if live.message else ""))
+    message = " ".join(live.message.split())  # Cloud Run's messages may carry line breaks
+    if not live.ready and live.stuck and live.shares:
+        # The service's Ready condition follows its newest revision; what serves is another one, and unaffected.
+        out.line(f"  ready        serving normally; the newest revision, {live.stuck}, failed: {message}")
+    else:
+        out.line(f"  ready        {'yes' if live.ready else 'no'}" + (f" ({message})" if message else ""))
     out.line(f"  revisions    latest created {data['latest_created']}, latest ready {live.latest_ready or '-'}")
     follows = " (follows the latest)" if live.traffic_to_latest else " (pinned: `doki deploy` moves it to the latest)"
     out.line(f"  traffic      {live.traffic_text}{follows}")

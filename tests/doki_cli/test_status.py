@@ -92,3 +92,24 @@ def test_status_of_a_service_whose_revision_never_became_ready_says_why(
         "  invokers     authenticated callers only\n"
         f"  last change  {live.update_time.isoformat(timespec='seconds')}\n"
     )
+
+
+def test_after_a_failed_deploy_status_says_the_service_serves_normally_and_which_revision_failed(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    assert doki("secrets", "push").exit_code == 0
+    assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
+    engine_emulator.faults.fail_revisions("doki-backend", message="Container called exit(3).\n")
+    assert doki("scale", "--max", "4").exit_code == 1
+    failed = short(
+        ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=SERVICE).latest_created_revision
+    )
+
+    result = doki("status")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        f"  ready        serving normally; the newest revision, {failed}, failed: Revision '{failed}' is not ready "
+        "and cannot serve traffic. Container called exit(3).\n"
+    ) in result.stdout
