@@ -40,14 +40,21 @@ def traffic(factory: ClientFactory) -> tuple[str, list[tuple[str, int]]]:
     return service.etag, [(t.revision.rsplit("/", 1)[-1], t.percent) for t in service.traffic]
 
 
+def deployed_then_scaled(
+    tmp_path: Path, emulator: Emulator, image: str, monkeypatch: pytest.MonkeyPatch
+) -> ClientFactory:
+    """The service deployed (two revisions: the second sets GOOGLE_REDIRECT_URI), then scaled (a third)."""
+    setup_project(tmp_path, emulator, monkeypatch)
+    assert doki("secrets", "push").exit_code == 0
+    assert doki("deploy", "--image", image, "--yes").exit_code == 0
+    assert doki("scale", "--max", "3").exit_code == 0
+    return ClientFactory(emulator.grpc_address)
+
+
 def test_picking_a_revision_by_number_serves_it_and_a_number_off_the_list_changes_nothing(
     tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup_project(tmp_path, engine_emulator, monkeypatch)
-    assert doki("secrets", "push").exit_code == 0
-    assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
-    assert doki("scale", "--max", "3").exit_code == 0
-    factory = ClientFactory(engine_emulator.grpc_address)
+    factory = deployed_then_scaled(tmp_path, engine_emulator, backend_image, monkeypatch)
     serving, *older = _newest_first(factory)  # the deploy's revisions (it sets GOOGLE_REDIRECT_URI), then scale's
     assert len(older) >= 2
     assert json.loads(doki("--json", "status").stdout)["latest_ready"] == serving
@@ -98,11 +105,7 @@ def _newest_first(factory: ClientFactory) -> list[str]:
 def test_a_rollback_after_a_failed_deploy_moves_the_traffic_and_says_so_though_the_newest_revision_failed(
     tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    setup_project(tmp_path, engine_emulator, monkeypatch)
-    assert doki("secrets", "push").exit_code == 0
-    assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
-    assert doki("scale", "--max", "3").exit_code == 0
-    factory = ClientFactory(engine_emulator.grpc_address)
+    factory = deployed_then_scaled(tmp_path, engine_emulator, backend_image, monkeypatch)
     serving, previous, *_ = _newest_first(factory)
     engine_emulator.faults.fail_revisions("doki-backend", message="Container called exit(3).")
     failed = doki("scale", "--max", "4")
