@@ -76,7 +76,17 @@ def start(
     args += ["--state-dir", str(state_dir)]
     running = process.spawn(state_dir, args + (["--no-docker"] if no_docker else []))
     _show(out, running)
-    out.note(f'Point this shell at it: eval "$(doki emulator env)"; log: {state_dir / process.LOG_FILE}')
+    out.note(f"Point this shell at it: {env_command(state_dir)}; log: {state_dir / process.LOG_FILE}")
+
+
+def env_command(state_dir: Path) -> str:
+    """The line that points a shell at the emulator of `state_dir`, to paste as it is: `--state-dir` named unless
+    it is the default one of the working directory, where `doki emulator env` looks without it."""
+    import shlex
+
+    if state_dir == DEFAULT_STATE_DIR.resolve():
+        return 'eval "$(doki emulator env)"'
+    return f'eval "$(doki emulator env --state-dir {shlex.quote(str(state_dir))})"'
 
 
 def _run_foreground(

@@ -177,3 +177,32 @@ def test_a_restarted_emulator_keeps_what_clients_wrote(started: Path, ports: tup
     assert doki(*restart, cwd=started).returncode == 0
     answer = factory.secret_manager().access_secret_version(name="projects/p/secrets/kept/versions/latest")
     assert answer.payload.data == b"value-1"
+
+
+def test_start_prints_the_env_line_to_paste_with_the_state_dir_it_was_started_with(
+    tmp_path: Path, ports: tuple[int, int, int]
+) -> None:
+    state_dir = tmp_path / "my state"
+    started = doki(
+        "emulator", "start", "--no-docker", "--state-dir", str(state_dir), *port_options(ports), cwd=tmp_path
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        line = f"Point this shell at it: eval \"$(doki emulator env --state-dir '{state_dir}')\"; log: "
+        assert line in started.stderr
+        pasted = run(
+            ["bash", "-c", f"eval \"$({DOKI} emulator env --state-dir '{state_dir}')\" && echo $DOKI_EMULATOR"],
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert pasted.stdout == f"127.0.0.1:{ports[0]}\n"
+    finally:
+        doki("emulator", "stop", "--state-dir", str(state_dir), cwd=tmp_path)
+    default = doki("emulator", "start", "--no-docker", *port_options(ports), cwd=tmp_path)
+    try:
+        assert 'Point this shell at it: eval "$(doki emulator env)"; log: ' in default.stderr
+    finally:
+        doki("emulator", "stop", cwd=tmp_path)
