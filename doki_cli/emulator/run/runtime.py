@@ -82,6 +82,8 @@ class StartupProbe:
 
     timeout: float
     http_path: str | None = None
+    default: bool = False  # Cloud Run's own TCP probe, which it names "Default" in its log
+    failures: int = 1  # the failure threshold its log counts
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,13 @@ class Launch:
     location: str
     service: str
     revision: str  # the revision's full resource name
-    port: int
+    port: int  # where the ingress container listens here (host networking: one loopback port per revision)
     request_timeout: float
     containers: list[ContainerSpec]
     probe: StartupProbe
+    # The port and name Cloud Run's messages use: the template's, not the loopback port above.
+    container_port: int = 8080
+    container_name: str = ""
 
     @property
     def revision_id(self) -> str:
@@ -107,12 +112,12 @@ def startup_probe(container: run_v2.Container, default_timeout: float) -> Startu
     (the emulator's setting: Google's 240 s would make every test of a container that never listens wait that long)."""
     probe = container.startup_probe
     if "startup_probe" not in container or probe == default_probe(probe.tcp_socket.port):
-        return StartupProbe(default_timeout)
+        return StartupProbe(default_timeout, default=True)
     period = probe.period_seconds or PROBE_PERIOD_SECONDS
     attempts = probe.failure_threshold or PROBE_FAILURE_THRESHOLD
     timeout = float(probe.initial_delay_seconds + period * attempts)
     path = (probe.http_get.path or "/") if "http_get" in probe else None
-    return StartupProbe(timeout, path)
+    return StartupProbe(timeout, path, failures=attempts)
 
 
 @dataclass
@@ -237,18 +242,49 @@ class Runtime:
                         revision_reason=run_v2.Condition.RevisionReason.HEALTH_CHECK_CONTAINER_ERROR,
                     )
                 if status in ("exited", "dead"):
+                    self._system_log(launch, f"Container called exit({container.exit_code()}).")
                     raise _exited(launch, container)
             if _probe(launch.port, launch.probe):
                 return
             if time.monotonic() > deadline:
+                probe = launch.probe
+                kind = "HTTP" if probe.http_path is not None else "TCP"
+                named = f' "{launch.container_name}"' if launch.container_name else ""
+                self._system_log(
+                    launch,
+                    f"{'Default ' if probe.default else ''}STARTUP {kind} probe failed {probe.failures} time"
+                    f"{'s' if probe.failures != 1 else ''} consecutively for container{named} on port "
+                    f"{launch.container_port}. The instance was not started.",
+                )
                 raise RevisionFailure(
                     "The user-provided container failed to start and listen on the port defined provided by the "
-                    f"PORT={launch.port} environment variable within the allocated timeout. This can happen when the "
-                    "container port is misconfigured or if the timeout is too short. The health check timeout can be "
-                    "extended. Logs for this revision might contain more information.",
+                    f"PORT={launch.container_port} environment variable within the allocated timeout. This can happen "
+                    "when the container port is misconfigured or if the timeout is too short. The health check "
+                    "timeout can be extended. Logs for this revision might contain more information.",
                     revision_reason=run_v2.Condition.RevisionReason.HEALTH_CHECK_CONTAINER_ERROR,
                 )
             self._sleep(PROBE_INTERVAL_SECONDS)
+
+    def _system_log(self, launch: Launch, line: str) -> None:
+        """What Cloud Run itself writes about an instance, at ERROR under the revision, in its system log
+        (run.googleapis.com/varlog/system): "Container called exit(1)." and "Default STARTUP TCP probe failed 1 time
+        consecutively for container … on port 8080. The instance was not started.", as users quote them (e.g.
+        apache/airflow's Cloud Run provider tests; the PORT=8080 wording: googlecodelabs/feedback#1814)."""
+        labels = {
+            "service_name": launch.service,
+            "revision_name": launch.revision_id,
+            "location": launch.location,
+            "configuration_name": launch.service,
+            "project_id": launch.project,
+        }
+        self._logs.emit(
+            project=launch.project,
+            log_id="run.googleapis.com/varlog/system",
+            resource_type="cloud_run_revision",
+            labels=labels,
+            line=line,
+            severity="ERROR",
+        )
 
     def backend(self, revision: str) -> Backend | None:
         """Where the Ready revision `revision` listens, or None when it does not run."""
@@ -304,7 +340,7 @@ def _exited(launch: Launch, container: RunningContainer) -> RevisionFailure:
     lines = container.tail(FAILED_LOG_LINES).rstrip()
     return RevisionFailure(
         f"The user-provided container exited with code {container.exit_code()} before it listened on the port "
-        f"defined by the PORT={launch.port} environment variable. Last log lines:\n{lines}",
+        f"defined by the PORT={launch.container_port} environment variable. Last log lines:\n{lines}",
         revision_reason=run_v2.Condition.RevisionReason.HEALTH_CHECK_CONTAINER_ERROR,
     )
 

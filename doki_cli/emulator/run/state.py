@@ -974,6 +974,8 @@ class CloudRun:
                 request_timeout=revision.timeout.total_seconds() or validation.DEFAULT_TIMEOUT_SECONDS,
                 containers=containers,
                 probe=startup_probe(revision.containers[ingress], self._startup_timeout),
+                container_port=validation.container_port(revision.containers[ingress]),
+                container_name=revision.containers[ingress].name,
             )
         self._persist()
         self._runtime.launch(launch, self._keep_going(service_name))

@@ -779,6 +779,11 @@ def with_defaults(template: run_v2.RevisionTemplate, project: str) -> run_v2.Rev
     return filled
 
 
+def container_port(container: run_v2.Container) -> int:
+    """The port the container is told to listen on (PORT), as Cloud Run names it in its messages."""
+    return container.ports[0].container_port if container.ports else DEFAULT_PORT
+
+
 def default_probe(port: int) -> run_v2.Probe:
     """The TCP startup probe Cloud Run writes into a serving container that declares none."""
     return run_v2.Probe(

@@ -301,7 +301,7 @@ def test_a_container_that_exits_fails_the_operation_with_its_last_lines_and_traf
 
 
 def test_a_container_that_never_listens_fails_when_its_startup_probe_gives_up(
-    engine_services: Any, containers: Callable[[], list[Any]]
+    engine_clients: ClientFactory, engine_services: Any, containers: Callable[[], list[Any]]
 ) -> None:
     spec = app_template()
     spec.containers[0].args = ["import time; time.sleep(600)"]
@@ -313,15 +313,47 @@ def test_a_container_that_never_listens_fails_when_its_startup_probe_gives_up(
 
     assert operation.metadata.reconciling is True
     assert engine_services.get_service(name=name_of("api")).reconciling is False
-    assert "The user-provided container failed to start and listen on the port defined provided by the PORT=" in (
-        failure.value.message
-    )
+    # The container port, as Cloud Run names it: not the loopback port the emulator gave the revision.
     assert failure.value.message.endswith(
+        "The user-provided container failed to start and listen on the port defined provided by the PORT=8080 "
         "environment variable within the allocated timeout. This can happen when the container port is misconfigured "
         "or if the timeout is too short. The health check timeout can be extended. Logs for this revision might "
         "contain more information."
     )
     assert containers() == []
+    revision = short(engine_services.get_service(name=name_of("api")).latest_created_revision)
+    assert system_log(engine_clients, revision) == [
+        (
+            log_severity_pb2.ERROR,
+            "STARTUP TCP probe failed 1 time consecutively for container on port 8080. The instance was not started.",
+        )
+    ]
+
+
+def test_a_container_that_exits_is_logged_by_cloud_run_at_error_under_its_revision(
+    engine_clients: ClientFactory, engine_services: Any
+) -> None:
+    spec = app_template()
+    spec.containers[0].name = "app"
+    spec.containers[0].args = ["import sys; print('bad settings', flush=True); sys.exit(3)"]
+    with pytest.raises(exceptions.FailedPrecondition) as failure:
+        create(engine_services, "api", spec).result(timeout=120)
+
+    assert "The user-provided container exited with code 3 before it listened on the port defined by the PORT=8080" in (
+        failure.value.message
+    )
+    revision = short(engine_services.get_service(name=name_of("api")).latest_created_revision)
+    assert system_log(engine_clients, revision) == [(log_severity_pb2.ERROR, "Container called exit(3).")]
+
+
+def system_log(clients: ClientFactory, revision: str) -> list[tuple[int, str]]:
+    """What Cloud Run itself logged about `revision` (run.googleapis.com/varlog/system): severity and text."""
+    entries = clients.logging().list_log_entries(
+        resource_names=[f"projects/{PROJECT}"],
+        filter=f'logName="projects/{PROJECT}/logs/run.googleapis.com%2Fvarlog%2Fsystem" AND '
+        f'resource.labels.revision_name="{revision}"',
+    )
+    return [(entry.severity, entry.text_payload) for entry in entries]
 
 
 def test_an_injected_revision_failure_keeps_traffic_on_the_previous_revision(
