@@ -22,10 +22,15 @@ def doctor(
     out = options.output
     config = load_config(options.config, env=options.env, project=options.project, region=options.region)
     checks = local_checks(config)
+    where = "offline: doki.toml and this checkout only"
     if not offline:
         from doki_cli.gcp.google import Google
 
-        checks += live_checks(config, Google.from_env(config.project, config.region))
+        google = Google.from_env(config.project, config.region)
+        where = f"on {google.factory.endpoint}"
+        checks += live_checks(config, google)
+    # Which project, region and endpoint the checks read, before any verdict about them.
+    out.line(f"Checks of {config.name} (project {config.project}, region {config.region}), {where}:")
     out.data([{"check": c.name, "status": c.status, "message": c.message, "fix": c.fix} for c in checks])
     styles = {"pass": "green", "warn": "yellow", "fail": "red"}
     for check in checks:

@@ -27,7 +27,7 @@ class Deployed:
 
 def render_plan(out: Output, plan: Plan) -> None:
     """The plan as people read it: + added, ~ changed, - removed; values of secrets are never shown (only refs)."""
-    out.line(f"Plan for {plan.service} ({plan.path}):")
+    out.line(f"Plan for {plan.service} ({plan.path}) on {plan.endpoint}:")
     if plan.creates:
         out.line("  + create the service", style="green")
     for change in plan.changes:
@@ -65,6 +65,7 @@ def _style(change: Change) -> str:
 def plan_data(plan: Plan) -> dict[str, object]:
     return {
         "service": plan.path,
+        "endpoint": plan.endpoint,
         "create": plan.creates,
         "changes": [{"what": c.what, "before": c.before, "after": c.after} for c in plan.changes],
         "grants": plan.grants,

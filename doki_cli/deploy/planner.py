@@ -54,6 +54,7 @@ class Plan:
     set_redirect: bool = False  # first deploy: GOOGLE_REDIRECT_URI follows from the URL Cloud Run assigns
     skipped_checks: list[str] = field(default_factory=list)  # what --skip-checks let through (see preflight)
     warnings: list[str] = field(default_factory=list)  # what may keep the new revision from starting
+    endpoint: str = "Google"  # or the emulator at host:port
 
     @property
     def creates(self) -> bool:
@@ -211,6 +212,7 @@ class Planner:
             member=member,
             set_redirect=set_redirect,
             warnings=warnings,
+            endpoint=self._run.endpoint,
         )
 
     def _default_account_warnings(self, config: ServiceConfig) -> list[str]:

@@ -76,6 +76,11 @@ class ClientFactory:
             env.get("DOKI_EMULATOR_REGISTRY") or None,
         )
 
+    @property
+    def endpoint(self) -> str:
+        """Where the clients go, as plans and doctor name it: Google, or the emulator at host:port."""
+        return f"the emulator at {self.emulator}" if self.emulator else "Google"
+
     def channel(self) -> grpc.Channel:
         """The shared channel to the emulator."""
         import grpc

@@ -46,6 +46,7 @@ class Google:
             self.region,
             self.retrier,
             revisions=self.factory.run_revisions(),
+            endpoint=self.factory.endpoint,
         )
 
     @cached_property

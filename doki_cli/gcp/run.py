@@ -64,10 +64,12 @@ class CloudRun:
         retrier: Retrier,
         *,
         revisions: Any = None,
+        endpoint: str = "Google",
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._services = services
+        self.endpoint = endpoint  # Google, or the emulator at host:port: plans say which
         self._revisions = revisions
         self.project = project
         self.region = region

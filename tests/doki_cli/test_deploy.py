@@ -74,7 +74,7 @@ def test_a_first_dry_run_shows_the_whole_service_and_exits_2(
     result = deploy("--dry-run")
     assert result.exit_code == 2, result.output
     assert result.stdout == (
-        f"Plan for doki-backend ({PATH}):\n"
+        f"Plan for doki-backend ({PATH}) on the emulator at {emulator.grpc_address}:\n"
         "  + create the service\n"
         f"  + image: {BACKEND_IMAGE}\n"
         "  + port: 8080\n"
@@ -309,7 +309,8 @@ def test_a_deploy_that_only_returns_traffic_to_latest_makes_no_revision_of_a_nam
     applied = deploy("--yes")
 
     assert plan.stdout == (
-        f"Plan for doki-backend ({PATH}):\n  ~ traffic: 100% {earlier} -> 100% latest\n1 change.\n"
+        f"Plan for doki-backend ({PATH}) on the emulator at {engine_emulator.grpc_address}:\n"
+        f"  ~ traffic: 100% {earlier} -> 100% latest\n1 change.\n"
     ), plan.output
     assert applied.exit_code == 0, applied.output
     assert sorted(r.name for r in factory.run_revisions().list_revisions(parent=PATH)) == made

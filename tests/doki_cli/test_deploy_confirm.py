@@ -109,4 +109,5 @@ def test_answering_yes_applies_the_plan_and_no_keeps_the_live_service(
     # Up to date: nothing to confirm, so no question.
     again = doki("deploy", "--image", backend_image, input="")
     assert again.exit_code == 0, again.output
-    assert again.stdout == f"Plan for doki-backend ({PATH}):\nNo changes.\ndoki-backend is up to date: {url}\n"
+    header = f"Plan for doki-backend ({PATH}) on the emulator at {engine_emulator.grpc_address}:"
+    assert again.stdout == f"{header}\nNo changes.\ndoki-backend is up to date: {url}\n"

@@ -224,3 +224,18 @@ def test_online_no_permission_to_read_the_apis_is_a_warning_with_the_role_to_gra
         "grant your account the roles/serviceusage.serviceUsageViewer role on projects/doki-prod or its project, "
         "or run as an identity that has it"
     )
+
+
+def test_doctor_says_first_which_project_region_and_endpoint_its_checks_read(
+    project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    offline = runner.invoke(app, ["doctor", "--offline"]).stdout
+    assert offline.startswith(
+        "Checks of doki-backend (project doki-prod, region us-central1), offline: doki.toml and this checkout only:\n"
+    )
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    online = runner.invoke(app, ["--project", "other-proj", "doctor"]).stdout
+    assert online.startswith(
+        "Checks of doki-backend (project other-proj, region us-central1), "
+        f"on the emulator at {emulator.grpc_address}:\n"
+    )

@@ -119,7 +119,8 @@ def test_every_command_keeps_what_doki_does_not_manage_and_no_plan_names_it(
 
     unchanged = doki("deploy", "--image", image, "--dry-run")
     assert unchanged.exit_code == 0, unchanged.output
-    assert unchanged.stdout == f"Plan for doki-backend ({PATH}):\n{KEPT_LINE}No changes.\n"
+    header = f"Plan for doki-backend ({PATH}) on the emulator at {engine_emulator.grpc_address}:"
+    assert unchanged.stdout == f"{header}\n{KEPT_LINE}No changes.\n"
 
     (project / "doki.toml").write_text(
         (project / "doki.toml").read_text().replace('repository = "doki"\n', 'repository = "doki"\nmemory = "1Gi"\n')

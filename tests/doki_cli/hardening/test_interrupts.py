@@ -317,7 +317,7 @@ def test_a_deploy_interrupted_at_any_step_leaves_what_the_next_dry_run_lists_and
         # The service exists and serves its one Ready revision; only what came after the step remains.
         assert list(project.serving().values()) == [100]
         url = project.settled().uri
-        lines = [f"Plan for {project.name} ({project.path}):"]
+        lines = [f"Plan for {project.name} ({project.path}) on the emulator at {project.emulator.grpc_address}:"]
         if case in ("d-create", "d-wait"):
             lines.append(f"  + env GOOGLE_REDIRECT_URI: {url}/auth/google/callback")
         if case in ("d-create", "d-wait", "d-redirect"):
@@ -381,11 +381,12 @@ def test_a_release_interrupted_at_any_step_serves_the_old_or_the_new_revision_fu
     staged = next(r.name.rsplit("/", 1)[-1] for r in cloud.run.list_revisions(project.path)[0] if SHA[:7] in r.name)
     step = RELEASE_STEPS[case].says
     message = summary["error"]["message"]
+    header = f"Plan for {project.name} ({project.path}) on the emulator at {cloud.grpc_address}:"
     if case == "r-100":
         # The last step had landed when the interrupt took effect: the release is complete.
         assert serving == {staged: 100}
         assert message.startswith(f"interrupted during the {step} step, after it had landed: {staged} serves all")
-        expected = f"Plan for {project.name} ({project.path}):\nNo changes.\n"
+        expected = f"{header}\nNo changes.\n"
     else:
         assert serving == {before: 100}
         assert not [t for t in service.traffic if t.tag], "the release's tag stays only on a released revision"
@@ -393,7 +394,7 @@ def test_a_release_interrupted_at_any_step_serves_the_old_or_the_new_revision_fu
             f"interrupted during the {step} step; {project.name}'s traffic is back as it was and its release lock"
             " released"
         ), message
-        expected = f"Plan for {project.name} ({project.path}):\n  ~ traffic: 100% {before} -> 100% latest\n1 change.\n"
+        expected = f"{header}\n  ~ traffic: 100% {before} -> 100% latest\n1 change.\n"
     dry = project.doki("deploy", "--image", project.release_image, "--dry-run")
     assert (dry.stdout, dry.code) == (expected, 0 if case == "r-100" else 2)
 
