@@ -306,6 +306,7 @@ def normalize(value: Any) -> Any:
     """Ports, random revision suffixes and durations as placeholders, so two runs compare equal."""
     if isinstance(value, str):
         value = re.sub(r"http://127\.0\.0\.1:\d+", "<url>", value)
+        value = re.sub(r"the emulator at 127\.0\.0\.1:\d+", "the emulator at <address>", value)
         value = re.sub(r"(doki-backend-\d{5})-[a-z]{3}\b", r"\1", value)
         value = re.sub(rf"(doki-backend-{SHA[:7]})-[0-9a-f]{{4}}\b", r"\1", value)
         return re.sub(r"\d+\.\d+s \(", "<t>s (", value)
