@@ -88,7 +88,18 @@ def deploy(
         out.data({"plan": plan_data(plan), "url": plan.live.uri, "revision": plan.live.latest_ready, "changed": False})
         out.line(f"{config.name} is up to date: {plan.live.uri}")
         return
-    if not yes and not out.json_mode and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
+    if plan.repeats_failure and not yes:
+        # A known-broken image deployed again fails again: never without a yes, whoever runs it.
+        if out.json_mode or not sys.stdin.isatty():
+            raise DokiError(
+                "repeats_failed_revision",
+                f"the new revision of {config.name} would be the one that failed, same image and settings; nothing "
+                "was changed",
+                "deploy a fixed image with --image, change what made it fail, or pass --yes to try it again",
+            )
+        if not typer.confirm("Deploy the image that failed again?"):
+            raise DokiError("aborted", "nothing was changed", "run again and answer y, or pass --yes")
+    elif not yes and not out.json_mode and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
         raise DokiError("aborted", "nothing was changed", "run again and answer y, or pass --yes")
     doing = ["starting"]
 

@@ -55,6 +55,8 @@ class Plan:
     skipped_checks: list[str] = field(default_factory=list)  # what --skip-checks let through (see preflight)
     warnings: list[str] = field(default_factory=list)  # what may keep the new revision from starting
     endpoint: str = "Google"  # or the emulator at host:port
+    # The new revision would be the failed one again: its image and every other setting unchanged.
+    repeats_failure: bool = False
 
     @property
     def creates(self) -> bool:
@@ -198,6 +200,11 @@ class Planner:
                 {ref.secret for ref in config.secrets.values() if not self._secrets.is_granted(ref.secret, member)}
             )
         warnings = [] if member is not None else self._default_account_warnings(config)
+        repeats_failure = False
+        if live is not None and live.stuck is not None and desired.image == live.spec.image:
+            warnings.append(f"{desired.image} is the image {live.stuck} failed with ({' '.join(live.message.split())})")
+            # Nothing else differs from the template that failed: the new revision would fail the same way.
+            repeats_failure = all(c.what in ("revision", "traffic", "invoker") for c in changes)
         return Plan(
             service=config.name,
             path=self._run.path(config.name),
@@ -213,6 +220,7 @@ class Planner:
             set_redirect=set_redirect,
             warnings=warnings,
             endpoint=self._run.endpoint,
+            repeats_failure=repeats_failure,
         )
 
     def _default_account_warnings(self, config: ServiceConfig) -> list[str]:

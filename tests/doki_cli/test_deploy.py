@@ -262,6 +262,32 @@ def test_cpu_and_memory_cloud_run_would_refuse_with_settings_made_outside_doki_t
     assert services.get_service(name=PATH) == before
 
 
+def test_deploying_again_exactly_what_failed_says_so_and_needs_yes(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = deployed(tmp_path, engine_emulator, monkeypatch)
+    (tmp_path / "doki.toml").write_text(TOML.replace("https://one.example", "https://two.example"))
+    engine_emulator.faults.fail_revisions("doki-backend", message="Container called exit(3).")
+    assert deploy("--yes").exit_code == 1
+    failed = services.get_service(name=PATH).latest_created_revision.rsplit("/", 1)[1]
+
+    again = deploy()
+
+    assert again.exit_code == 1
+    assert (
+        f"  ! {BACKEND_IMAGE} is the image {failed} failed with (Revision '{failed}' is not ready and cannot serve "
+        "traffic. Container called exit(3).)\n"
+    ) in again.stdout
+    assert again.stderr == (
+        "Error [repeats_failed_revision]: the new revision of doki-backend would be the one that failed, same image "
+        "and settings; nothing was changed\n"
+        "  Hint: deploy a fixed image with --image, change what made it fail, or pass --yes to try it again\n"
+    )
+    assert services.get_service(name=PATH).latest_created_revision.rsplit("/", 1)[1] == failed
+    retried = deploy("--yes")  # the injected failure is spent: this time it starts
+    assert retried.exit_code == 0, retried.output
+
+
 def test_a_container_that_exits_fails_the_deploy_with_its_last_log_lines(
     tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
