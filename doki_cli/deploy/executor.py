@@ -26,28 +26,34 @@ class Deployed:
 
 
 def render_plan(out: Output, plan: Plan) -> None:
-    """The plan as people read it: + added, ~ changed, - removed; values of secrets are never shown (only refs)."""
-    out.line(f"Plan for {plan.service} ({plan.path}) on {plan.endpoint}:")
+    """The plan as people read it, on stdout."""
+    for text, style in plan_lines(plan):
+        out.line(text, style=style)
+
+
+def plan_lines(plan: Plan) -> list[tuple[str, str | None]]:
+    """The plan's lines and their styles: + added, ~ changed, - removed, = kept, ! warned; values of secrets are
+    never shown (only refs)."""
+    lines: list[tuple[str, str | None]] = [(f"Plan for {plan.service} ({plan.path}) on {plan.endpoint}:", None)]
     if plan.creates:
-        out.line("  + create the service", style="green")
-    for change in plan.changes:
-        out.line("  " + _describe(change), style=_style(change))
-    for secret in plan.grants:
-        out.line(f"  + grant {plan.member} access to secret {secret}", style="green")
+        lines.append(("  + create the service", "green"))
+    lines += [("  " + _describe(change), _style(change)) for change in plan.changes]
+    lines += [(f"  + grant {plan.member} access to secret {secret}", "green") for secret in plan.grants]
     if plan.set_redirect:
-        out.line(
-            f"  + env {REDIRECT_ENV}: <service URL>{REDIRECT_PATH} (once Cloud Run assigns the URL)", style="green"
+        lines.append(
+            (f"  + env {REDIRECT_ENV}: <service URL>{REDIRECT_PATH} (once Cloud Run assigns the URL)", "green")
         )
     if plan.unmanaged and not plan.prune:
-        out.line(f"  = not managed by doki.toml, kept: {', '.join(plan.unmanaged)} (--prune removes them)", style="dim")
+        lines.append((f"  = not managed by doki.toml, kept: {', '.join(plan.unmanaged)} (--prune removes them)", "dim"))
     if plan.live is not None and plan.live.kept:
-        out.line(f"  = set outside doki.toml, kept as it is: {', '.join(plan.live.kept)}", style="dim")
-    for warning in plan.warnings:
-        out.line(f"  ! {warning}", style="yellow")
-    for problem in plan.skipped_checks:
-        out.line(f"  ! --skip-checks: the new revision may not start: {problem}", style="red")
+        lines.append((f"  = set outside doki.toml, kept as it is: {', '.join(plan.live.kept)}", "dim"))
+    lines += [(f"  ! {warning}", "yellow") for warning in plan.warnings]
+    lines += [
+        (f"  ! --skip-checks: the new revision may not start: {problem}", "red") for problem in plan.skipped_checks
+    ]
     count = len(plan.changes) + len(plan.grants)
-    out.line("No changes." if plan.empty else f"{count} change{'s' if count != 1 else ''}.")
+    lines.append(("No changes." if plan.empty else f"{count} change{'s' if count != 1 else ''}.", None))
+    return lines
 
 
 def _describe(change: Change) -> str:

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from doki_cli.config import ServiceConfig
-from doki_cli.deploy.executor import Executor
+from doki_cli.deploy.executor import Executor, plan_data, plan_lines
 from doki_cli.deploy.health import EXIT_CHECK_FAILED, Fetch, SmokeCheckFailed, smoke_test
 from doki_cli.deploy.planner import Plan, Planner, refuse_what_cloud_run_would
 from doki_cli.errors import DokiError
@@ -82,6 +82,7 @@ class Summary:
     last_log_lines: list[str] = field(default_factory=list)
     # What may keep the new revision from starting: the plan's warnings, and what --skip-checks let through.
     warnings: list[str] = field(default_factory=list)
+    plan: dict[str, Any] | None = None  # what the release changes on the live service, as `deploy --json` shows it
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -101,6 +102,7 @@ class Summary:
             "duration_seconds": round(sum(s.seconds for s in self.steps), 3),
             **({"last_log_lines": self.last_log_lines} if self.last_log_lines else {}),
             **({"warnings": self.warnings} if self.warnings else {}),
+            **({"plan": self.plan} if self.plan is not None else {}),
         }
 
 
@@ -264,8 +266,10 @@ class Release:
             plan = Planner(self._run, self._secrets).plan(config, summary.image)
             step.result = "no changes" if plan.empty else f"{len(plan.changes) + len(plan.grants)} changes"
             summary.warnings += plan.warnings
-            for warning in plan.warnings:
-                self._progress(f"! {warning}")
+            # What the release will change on the live service, a reverted `doki scale` or `cors` included.
+            summary.plan = plan_data(plan)
+            for text, _ in plan_lines(plan):
+                self._progress(text)
         if plan.empty:
             # This commit, with this configuration, already serves all traffic: a rerun of the CI job.
             assert plan.live is not None

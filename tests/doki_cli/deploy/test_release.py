@@ -23,7 +23,7 @@ from doki_cli.errors import DokiError
 from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
-from doki_cli.model import Edit, Target
+from doki_cli.model import Edit, Scaling, Target
 from tests.doki_cli.images import publish
 from tests.doki_cli.test_deploy import PATH, setup_project
 from tests.helpers import CliRunner
@@ -403,3 +403,18 @@ def test_a_release_reports_what_may_keep_its_revision_from_starting(
         "service_account is not set, so the revisions run as the project's Compute Engine default account"
     )
     assert failed.value.code == "revision_not_ready"
+
+
+def test_a_release_shows_its_plan_first_a_live_change_it_reverts_included(
+    live: ServiceConfig, engine_emulator: Emulator, images: RetaggedImages
+) -> None:
+    google = google_for(engine_emulator, live)
+    google.run.update("doki-backend", lambda _: Edit(scaling=Scaling(min_instances=1)), on_progress=lambda m: None)
+    progress: list[str] = []
+
+    summary = make_release(google, images, Clock(), progress=progress).release(live, Commit(GOOD, False, "--sha"))
+
+    header = f"Plan for doki-backend ({PATH}) on the emulator at {engine_emulator.grpc_address}:"
+    assert progress.index(header) < progress.index("  ~ min instances: 1 -> 0") < progress.index("2 changes.")
+    assert progress.index("2 changes.") < next(i for i, line in enumerate(progress) if line.startswith("deploying"))
+    assert {"what": "min instances", "before": "1", "after": "0"} in summary.as_dict()["plan"]["changes"]
