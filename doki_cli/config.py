@@ -325,7 +325,7 @@ def kept_setting_problems(
     environment (https://cloud.google.com/run/docs/configuring/services/cpu, "If you use less than 1 CPU"), and the
     second generation needs at least 512Mi (https://cloud.google.com/run/docs/configuring/services/memory-limits)."""
     problems = []
-    cpus = _cpu_count(cpu) if cpu is not None else None
+    cpus = cpu_count(cpu) if cpu is not None else None
     if cpus is not None and cpus + sidecar_cpus < 1:
         what = f"cpu {cpu}" + (f" ({cpus + sidecar_cpus:g} with the other containers)" if sidecar_cpus else "")
         if cpu_always_allocated:
@@ -350,8 +350,8 @@ def kept_setting_problems(
     return problems
 
 
-def _cpu_count(text: str) -> float | None:
-    """CPUs as Cloud Run reads them: "1", "0.5", "500m", "1000m"."""
+def cpu_count(text: str) -> float | None:
+    """CPUs as Cloud Run reads them: "1", "0.5", "500m", "1000m"; None when `text` is none of those."""
     if re.fullmatch(r"[0-9]+m", text):
         return int(text[:-1]) / 1000
     if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from doki_cli.config import is_compute_default
+from doki_cli.config import cpu_count, is_compute_default
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
@@ -401,20 +401,16 @@ def to_live(service: run_v2.Service) -> LiveService:
         kept=tuple(kept_settings(service)),
         cpu_always_allocated="resources" in container and not container.resources.cpu_idle,
         gen2=template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2,
-        sidecar_cpus=sum(
-            _cpus(c.resources.limits.get("cpu", "1"))
-            for index, c in enumerate(template.containers)
-            if index != _ingress_index(template.containers)
-        ),
+        sidecar_cpus=_sidecar_cpus(template.containers),
     )
 
 
-def _cpus(quantity: str) -> float:
-    """A CPU quantity as Cloud Run writes it ("1", "1000m", "0.5") in CPUs; an unreadable one counts as 1."""
-    try:
-        return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
-    except ValueError:
-        return 1.0
+def _sidecar_cpus(containers: Sequence[run_v2.Container]) -> float:
+    """What the containers other than the serving one request together; one CPU each that sets none (or that
+    Cloud Run wrote in a form doki does not read)."""
+    serving = _ingress_index(containers)
+    counts = (cpu_count(c.resources.limits.get("cpu", "1")) for i, c in enumerate(containers) if i != serving)
+    return sum(1.0 if count is None else count for count in counts)
 
 
 def _routed_as_asked(live: LiveService) -> bool:
