@@ -106,6 +106,17 @@ class Launch:
     def revision_id(self) -> str:
         return self.revision.rsplit("/", 1)[-1]
 
+    @property
+    def log_labels(self) -> dict[str, str]:
+        """The labels of a cloud_run_revision entry about this revision, as Cloud Run writes them."""
+        return {
+            "service_name": self.service,
+            "revision_name": self.revision_id,
+            "location": self.location,
+            "configuration_name": self.service,
+            "project_id": self.project,
+        }
+
 
 def startup_probe(container: run_v2.Container, default_timeout: float) -> StartupProbe:
     """The startup probe of `container`: its own, or Cloud Run's default TCP probe, which waits `default_timeout`
@@ -208,13 +219,6 @@ class Runtime:
         )
 
     def _follow(self, launch: Launch, container: RunningContainer, stream: str) -> None:
-        labels = {
-            "service_name": launch.service,
-            "revision_name": launch.revision_id,
-            "location": launch.location,
-            "configuration_name": launch.service,
-            "project_id": launch.project,
-        }
         try:
             for line in container.follow_lines(stream):
                 if line.strip():
@@ -222,7 +226,7 @@ class Runtime:
                         project=launch.project,
                         log_id=f"run.googleapis.com/{stream}",
                         resource_type="cloud_run_revision",
-                        labels=labels,
+                        labels=launch.log_labels,
                         line=line,
                     )
         except Exception as exc:  # the container went away mid-stream: its logs end there
@@ -270,18 +274,11 @@ class Runtime:
         (run.googleapis.com/varlog/system): "Container called exit(1)." and "Default STARTUP TCP probe failed 1 time
         consecutively for container … on port 8080. The instance was not started.", as users quote them (e.g.
         apache/airflow's Cloud Run provider tests; the PORT=8080 wording: googlecodelabs/feedback#1814)."""
-        labels = {
-            "service_name": launch.service,
-            "revision_name": launch.revision_id,
-            "location": launch.location,
-            "configuration_name": launch.service,
-            "project_id": launch.project,
-        }
         self._logs.emit(
             project=launch.project,
             log_id="run.googleapis.com/varlog/system",
             resource_type="cloud_run_revision",
-            labels=labels,
+            labels=launch.log_labels,
             line=line,
             severity="ERROR",
         )
