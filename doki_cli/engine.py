@@ -256,15 +256,30 @@ def build_context(root: Path) -> bytes:
     """
     from docker.utils.build import tar
 
-    ignore = root / ".dockerignore"
-    exclude = None
-    if ignore.exists():
-        # Parsed as docker-py's build() parses it: stripped lines, without blanks and comments.
-        lines = (line.strip() for line in ignore.read_text().splitlines())
-        exclude = [line for line in lines if line and not line.startswith("#")]
-    with tar(str(root), exclude=exclude, gzip=True) as archive:
+    with tar(str(root), exclude=_ignore_patterns(root), gzip=True) as archive:
         data: bytes = archive.read()
     return data
+
+
+def in_build_context(root: Path) -> Callable[[str], bool]:
+    """Whether a path relative to `root` is sent to the engine by a build of `root`: what .dockerignore admits.
+
+    The docker SDK's own matcher decides, with the Dockerfile always admitted as its `tar` admits it, so this
+    agrees with `build_context` file by file without reading the tree.
+    """
+    from docker.utils.build import PatternMatcher
+
+    matcher = PatternMatcher([*(_ignore_patterns(root) or []), "!Dockerfile"])
+    return lambda path: not matcher.matches(path)
+
+
+def _ignore_patterns(root: Path) -> list[str] | None:
+    ignore = root / ".dockerignore"
+    if not ignore.exists():
+        return None
+    # Parsed as docker-py's build() parses it: stripped lines, without blanks and comments.
+    lines = (line.strip() for line in ignore.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def _split_reference(reference: str) -> tuple[str, str]:

@@ -18,11 +18,11 @@ EXIT_CONFIG = 78  # EX_CONFIG, as the backend exits on bad settings
 
 
 def version_tag(root: Path) -> str:
-    """The short commit sha, with `-dirty` when the tree has uncommitted changes."""
+    """The short commit sha, with `-dirty` when a file that enters the image has uncommitted changes."""
     try:
         # Not `--short`, whose length grows with the repository: release must derive the same tag from a CI sha.
         sha = _git(root, "rev-parse", "HEAD")[:SHORT]
-        dirty = bool(_git(root, "status", "--porcelain"))
+        dirty = bool(image_changes(root))
     except (OSError, subprocess.CalledProcessError):
         raise DokiError(
             "no_git_version",
@@ -84,15 +84,44 @@ def resolve_commit(root: Path, sha: str | None, environ: Mapping[str, str], *, a
                 exit_code=EXIT_CONFIG,
             )
         sha = head if len(head) > len(sha) else sha
-        dirty = bool(_git(root, "status", "--porcelain"))
+        changed = image_changes(root)
+        dirty = bool(changed)
         if dirty and not allow_dirty:
             raise DokiError(
                 "dirty_tree",
-                f"{root} has uncommitted changes: the image would not be what {sha[:SHORT]} holds",
+                f"{root} has uncommitted changes to files the image holds ({_some(changed)}): "
+                f"the image would not be what {sha[:SHORT]} holds",
                 "commit or stash them, or pass --allow-dirty (the image is then tagged -dirty and never reused)",
                 exit_code=EXIT_CONFIG,
             )
     return Commit(sha, dirty, source)
+
+
+def image_changes(root: Path) -> list[str]:
+    """Uncommitted changes (untracked files included) to what a build of `root` sends the engine, relative to it.
+
+    A change the build never sees (doki.toml, tests, docs, what .dockerignore leaves out) does not make the image
+    differ from the commit's, so it must not make its tag `-dirty`: that tag would name an image never built.
+    """
+    from doki_cli.engine import in_build_context
+
+    # Porcelain paths are relative to the repository's top, whatever the directory: `root` may be below it.
+    prefix = _git(root, "rev-parse", "--show-prefix")
+    listing = _git_raw(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", ".")
+    paths = []
+    entries = iter(listing.split("\0"))
+    for entry in entries:
+        if not entry:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":
+            paths.append(next(entries, ""))  # a rename or copy also names its source, in the next field
+    enters = in_build_context(root)
+    return sorted({rel for path in paths if path and enters(rel := path.removeprefix(prefix))})
+
+
+def _some(paths: list[str]) -> str:
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
 def _head(root: Path) -> str | None:
@@ -103,6 +132,10 @@ def _head(root: Path) -> str | None:
 
 
 def _git(root: Path, *args: str) -> str:
+    return _git_raw(root, *args).strip()
+
+
+def _git_raw(root: Path, *args: str) -> str:
     # Fixed arguments, no shell: git from PATH, as the developer runs it.
     result = subprocess.run(
         ["git", *args],
@@ -111,4 +144,4 @@ def _git(root: Path, *args: str) -> str:
         text=True,
         check=True,
     )
-    return result.stdout.strip()
+    return result.stdout

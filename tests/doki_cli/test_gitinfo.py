@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from doki_cli.errors import DokiError
-from doki_cli.gitinfo import resolve_commit, version_tag
+from doki_cli.gitinfo import image_changes, resolve_commit, version_tag
 from tests.helpers import run
 
 
@@ -68,3 +68,52 @@ def test_outside_git_a_sha_must_be_given_and_must_look_like_one(tmp_path: Path) 
     with pytest.raises(DokiError) as bad:
         resolve_commit(tmp_path, "main", {}, allow_dirty=False)
     assert bad.value.message == "'main' (from --sha) is not a commit sha"
+
+
+def commit_all(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", message)
+
+
+def test_only_changes_to_files_the_build_sends_make_the_tag_dirty(repo: Path) -> None:
+    (repo / ".dockerignore").write_text("# only the app\n*\n!app/\n**/*.pyc\n")
+    (repo / "app").mkdir()
+    (repo / "app" / "main.py").write_text("print('app')\n")
+    (repo / "Dockerfile").write_text("FROM scratch\n")
+    (repo / "doki.toml").write_text('name = "x"\n')
+    commit_all(repo, "project")
+    head = git(repo, "rev-parse", "HEAD")[:7]
+
+    (repo / "doki.toml").write_text('name = "y"\n')
+    (repo / "NOTES.md").write_text("untracked, ignored by the build\n")
+    (repo / "app" / "cache.pyc").write_bytes(b"\0")
+    assert image_changes(repo) == []
+    assert version_tag(repo) == head
+    assert resolve_commit(repo, None, {}, allow_dirty=False).version == head
+
+    (repo / "Dockerfile").write_text("FROM scratch\nENV A=1\n")  # always sent, whatever .dockerignore says
+    (repo / "app" / "new.py").write_text("x = 1\n")
+    assert image_changes(repo) == ["Dockerfile", "app/new.py"]
+    assert version_tag(repo) == head + "-dirty"
+    with pytest.raises(DokiError) as caught:
+        resolve_commit(repo, None, {}, allow_dirty=False)
+    assert caught.value.message == (
+        f"{repo} has uncommitted changes to files the image holds (Dockerfile, app/new.py): "
+        f"the image would not be what {head} holds"
+    )
+
+
+def test_a_project_below_the_repository_top_judges_its_own_files_and_renames_count_both_names(repo: Path) -> None:
+    project = repo / "backend"
+    (project / "src").mkdir(parents=True)
+    (project / ".dockerignore").write_text("*\n!src/\n")
+    (project / "src" / "old.py").write_text("x = 1\n")
+    commit_all(repo, "backend")
+    head = git(repo, "rev-parse", "HEAD")[:7]
+
+    (repo / "app.py").write_text("print('outside the project')\n")
+    assert version_tag(project) == head
+
+    git(repo, "mv", "backend/src/old.py", "backend/docs.md")
+    assert image_changes(project) == ["src/old.py"]  # gone from the image, though its new name is ignored
+    assert version_tag(project) == head + "-dirty"
