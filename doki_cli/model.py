@@ -116,6 +116,26 @@ class LiveService:
 
 
 @dataclass(frozen=True)
+class RevisionSettings:
+    """What a revision runs with: its serving container's limits and its own scaling (a revision never changes)."""
+
+    cpu: str = ""
+    memory: str = ""
+    concurrency: int = 0
+    timeout_seconds: int = 0
+    min_instances: int = 0
+    max_instances: int = 0
+
+    @property
+    def resources_text(self) -> str:
+        return f"cpu {self.cpu}, memory {self.memory}, concurrency {self.concurrency}, timeout {self.timeout_seconds}s"
+
+    @property
+    def scaling_text(self) -> str:
+        return f"{self.min_instances} to {self.max_instances} instances"
+
+
+@dataclass(frozen=True)
 class RevisionInfo:
     name: str
     created: datetime | None
@@ -124,6 +144,12 @@ class RevisionInfo:
     image: str  # what its serving container runs
     percent: int  # share of traffic it serves now
     tags: tuple[str, ...]
+    settings: RevisionSettings = field(default_factory=RevisionSettings)
+
+    @property
+    def deployed(self) -> str:
+        """When it was made, to the second, as people read it next to a revision's name."""
+        return self.created.isoformat(timespec="seconds") if self.created else "at an unknown time"
 
 
 @dataclass(frozen=True)

@@ -77,11 +77,17 @@ def rollback(
         {
             "revision": target.name,
             "changed": True,
+            "image": target.image,
+            "created": target.created.isoformat(timespec="seconds") if target.created else None,
             "previous": serving.name if serving else None,
             "newest_not_ready": live.stuck,
         }
     )
-    out.line(f"All traffic now goes to {target.name} (was {serving.name if serving else 'none'}).")
+    # Judged by where Cloud Run routes traffic now (the update fails only if it is not where it was asked to go).
+    out.line(
+        f"All traffic now goes to {target.name} (image {target.image}, deployed {target.deployed}); "
+        f"before: {serving.name if serving else 'none'}."
+    )
     if live.stuck:
         out.note(f"The newest revision, {live.stuck}, is not Ready ({live.message}): what serves is unaffected.")
     out.note("The next `doki deploy` returns traffic to the latest revision.")

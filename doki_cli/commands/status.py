@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import typer
 
 from doki_cli.commands._service import setup
 
+if TYPE_CHECKING:
+    from doki_cli.model import RevisionInfo
+    from doki_cli.output import Output
+
 
 def status(ctx: typer.Context) -> None:
-    """URL, Ready state, revisions, traffic split with tags, image, resources, scaling and last deploy time."""
+    """URL, Ready state, traffic with tags, what each serving revision runs, the newest one if it serves nothing."""
     options, config, google = setup(ctx)
     out = options.output
     live = google.run.get(config.name)
@@ -18,7 +24,11 @@ def status(ctx: typer.Context) -> None:
         raise service_not_found(google.run.path(config.name))
     public = google.run.is_public(config.name)
     revisions = google.run.revisions(config.name)
-    serving = [r for r in revisions if r.percent or r.tags]
+    serving = [r for r in revisions if r.percent]
+    tagged = [r for r in revisions if r.percent or r.tags]
+    newest = next((r for r in revisions if r.name == live.latest_created), None)
+    # The newest revision when it serves nothing: failed, or left without traffic by a rollback or a staged release.
+    idle = newest if newest is not None and not newest.percent else None
     spec = live.spec
     data = {
         "service": google.run.path(config.name),
@@ -28,10 +38,10 @@ def status(ctx: typer.Context) -> None:
         "serving": bool(live.shares),
         "latest_created": live.latest_created or "",
         "latest_ready": live.latest_ready,
-        "traffic": [
-            {"revision": r.name, "percent": r.percent, "tags": list(r.tags), "image": r.image} for r in serving
-        ],
+        "traffic": [{**_revision_data(r), "percent": r.percent, "tags": list(r.tags)} for r in tagged],
         "traffic_follows_latest": live.traffic_to_latest,
+        "newest": {**_revision_data(idle), "ready": idle.ready} if idle is not None else None,
+        # The template: what the next revision starts from.
         "image": spec.image,
         "resources": {"cpu": spec.cpu, "memory": spec.memory, "concurrency": spec.concurrency},
         "timeout_seconds": spec.timeout_seconds,
@@ -50,19 +60,37 @@ def status(ctx: typer.Context) -> None:
     out.line(f"  revisions    latest created {data['latest_created']}, latest ready {live.latest_ready or '-'}")
     follows = " (follows the latest)" if live.traffic_to_latest else " (pinned: `doki deploy` moves it to the latest)"
     out.line(f"  traffic      {live.traffic_text}{follows}")
-    for revision in serving:
+    for revision in tagged:
         if revision.tags:
             out.line(f"    tag        {', '.join(revision.tags)} -> {revision.name}")
-    out.line(f"  image        {spec.image}")
-    # The template's image is the next revision's: after a failed release or a rollback, traffic serves another.
+    # What serves is described by its revisions: the template is only the next revision's starting point, and
+    # after a failed deploy or a rollback it is not what answers requests.
     for revision in serving:
-        if revision.percent and revision.image != spec.image:
-            out.line(f"    serving    {revision.image} on {revision.name} ({revision.percent}%)")
-    out.line(
-        f"  resources    cpu {spec.cpu}, memory {spec.memory}, concurrency {spec.concurrency}, "
-        f"timeout {spec.timeout_seconds}s"
-    )
-    out.line(f"  scaling      {spec.min_instances} to {spec.max_instances} instances")
+        _show(out, "serving", f"{revision.name} ({revision.percent}%, deployed {revision.deployed})", revision)
+    if not serving:
+        out.line("  serving      nothing")
+    if idle is not None:
+        state = "Ready, no traffic" if idle.ready else "failed"
+        _show(out, "newest", f"{idle.name} ({state}, deployed {idle.deployed})", idle)
     out.line(f"  invokers     {'anyone (allUsers)' if public else 'authenticated callers only'}")
     if data["updated"]:
         out.line(f"  last change  {data['updated']}")
+
+
+def _show(out: Output, label: str, title: str, revision: RevisionInfo) -> None:
+    out.line(f"  {label:<12} {title}")
+    out.line(f"    image      {revision.image}")
+    out.line(f"    resources  {revision.settings.resources_text}")
+    out.line(f"    scaling    {revision.settings.scaling_text}")
+
+
+def _revision_data(revision: RevisionInfo) -> dict[str, Any]:
+    settings = revision.settings
+    return {
+        "revision": revision.name,
+        "image": revision.image,
+        "created": revision.created.isoformat(timespec="seconds") if revision.created else None,
+        "resources": {"cpu": settings.cpu, "memory": settings.memory, "concurrency": settings.concurrency},
+        "timeout_seconds": settings.timeout_seconds,
+        "scaling": {"min": settings.min_instances, "max": settings.max_instances},
+    }

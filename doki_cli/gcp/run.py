@@ -23,7 +23,17 @@ from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
 from doki_cli.gcp.operations import accepted
 from doki_cli.gcp.retry import Retrier, no_library_retry
 from doki_cli.interrupts import uninterrupted
-from doki_cli.model import Edit, LiveService, RevisionInfo, Routed, Scaling, ServiceSpec, Target, to_latest
+from doki_cli.model import (
+    Edit,
+    LiveService,
+    RevisionInfo,
+    RevisionSettings,
+    Routed,
+    Scaling,
+    ServiceSpec,
+    Target,
+    to_latest,
+)
 
 if TYPE_CHECKING:
     from google.cloud import run_v2
@@ -146,7 +156,18 @@ class CloudRun:
             image = serving_container.image if serving_container is not None else ""
             created = revision.create_time if revision.create_time else None
             percent = shares.get(short, 0)
-            result.append(RevisionInfo(short, created, ready, message, image, percent, tags.get(short, ())))
+            result.append(
+                RevisionInfo(
+                    short,
+                    created,
+                    ready,
+                    message,
+                    image,
+                    percent,
+                    tags.get(short, ()),
+                    _settings(revision, serving_container),
+                )
+            )
         return sorted(result, key=lambda r: (r.created is not None, r.created or datetime.min), reverse=True)
 
     # Writing
@@ -363,18 +384,18 @@ def to_live(service: run_v2.Service) -> LiveService:
             secrets[var.name] = f"{_secret_id(ref.secret)}:{ref.version or 'latest'}"
         else:
             env[var.name] = var.value
-    limits = dict(container.resources.limits) if container.resources else {}
+    settings = _settings(template, container)
     ingress_name = service.ingress.name or ""
     ingress = {v: k for k, v in _INGRESS.items()}.get(ingress_name, ingress_name)
     spec = ServiceSpec(
         image=container.image,
         port=container.ports[0].container_port if container.ports else 8080,
-        memory=limits.get("memory", ""),
-        cpu=limits.get("cpu", ""),
-        concurrency=template.max_instance_request_concurrency,
-        timeout_seconds=int(template.timeout.total_seconds()) if template.timeout else 0,
-        min_instances=template.scaling.min_instance_count,
-        max_instances=template.scaling.max_instance_count,
+        memory=settings.memory,
+        cpu=settings.cpu,
+        concurrency=settings.concurrency,
+        timeout_seconds=settings.timeout_seconds,
+        min_instances=settings.min_instances,
+        max_instances=settings.max_instances,
         ingress=ingress,
         service_account=template.service_account or None,
         env=env,
@@ -402,6 +423,21 @@ def to_live(service: run_v2.Service) -> LiveService:
         cpu_always_allocated="resources" in container and not container.resources.cpu_idle,
         gen2=template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2,
         sidecar_cpus=_sidecar_cpus(template.containers),
+    )
+
+
+def _settings(
+    revision: run_v2.Revision | run_v2.RevisionTemplate, container: run_v2.Container | None
+) -> RevisionSettings:
+    """A revision's (or the template's, for the next one) limits and scaling; the fields have one name in both."""
+    limits = dict(container.resources.limits) if container is not None and container.resources else {}
+    return RevisionSettings(
+        cpu=limits.get("cpu", ""),
+        memory=limits.get("memory", ""),
+        concurrency=revision.max_instance_request_concurrency,
+        timeout_seconds=int(revision.timeout.total_seconds()) if revision.timeout else 0,
+        min_instances=revision.scaling.min_instance_count,
+        max_instances=revision.scaling.max_instance_count,
     )
 
 

@@ -45,7 +45,9 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
 
     status = json.loads(doki("--json", "status").stdout)
     assert (status["url"], status["ready"], status["latest_ready"]) == (url, True, first)
-    assert status["traffic"] == [{"revision": first, "percent": 100, "tags": [], "image": backend_image}]
+    assert [(t["revision"], t["percent"], t["tags"], t["image"]) for t in status["traffic"]] == [
+        (first, 100, [], backend_image)
+    ]
     assert status["traffic_follows_latest"] is True
     assert status["scaling"] == {"min": 0, "max": 10}
     assert status["public"] is True
@@ -73,11 +75,14 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
 
     back = doki("rollback", "--yes")
     assert back.exit_code == 0, back.output
-    assert back.stdout == f"All traffic now goes to {second} (was {third}).\n"
+    assert back.stdout.startswith(f"All traffic now goes to {second} (image {backend_image}, deployed ")
+    assert back.stdout.endswith(f"); before: {third}.\n")
     status = json.loads(doki("--json", "status").stdout)
-    assert status["traffic"] == [{"revision": second, "percent": 100, "tags": [], "image": backend_image}]
+    assert [(t["revision"], t["percent"], t["image"], t["scaling"]) for t in status["traffic"]] == [
+        (second, 100, backend_image, {"min": 0, "max": 10})  # the revision's own scaling, not the template's
+    ]
     assert status["traffic_follows_latest"] is False
-    assert doki("rollback", first).stdout == f"All traffic now goes to {first} (was {second}).\n"
+    assert doki("rollback", first).stdout.endswith(f"); before: {second}.\n")
     assert allowed(url, "https://two.example") is None  # the first revision's container answers: it predates the origin
 
     plan = doki("deploy", "--image", backend_image, "--dry-run")
@@ -99,14 +104,16 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
         "Hint: build and push the image first (doki build --push), or pass --image; traffic stays on" in failed.stderr
     )
     status = json.loads(doki("--json", "status").stdout)
-    assert (status["traffic"], status["traffic_follows_latest"]) == (
-        [{"revision": first, "percent": 100, "tags": [], "image": backend_image}],
+    assert ([(t["revision"], t["image"]) for t in status["traffic"]], status["traffic_follows_latest"]) == (
+        [(first, backend_image)],
         False,
     )
-    # The template holds the image that failed; what serves is told apart.
+    # The newest revision holds the image that failed; what serves is told apart.
     human = doki("status").stdout
-    never_built = backend_image.rpartition(":")[0] + ":never-built"
-    assert f"  image        {never_built}\n    serving    {backend_image} on {first} (100%)\n" in human
+    assert f"  serving      {first} (100%, deployed " in human
+    assert f"  newest       {status['latest_created']} (failed, deployed " in human
+    assert f"    image      {backend_image}\n" in human
+    assert f"    image      {never}\n" in human
     assert allowed(url, "https://two.example") is None  # still the first revision's container
     assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
     status = json.loads(doki("--json", "status").stdout)

@@ -35,6 +35,15 @@ def listed(factory: ClientFactory, *names: str) -> str:
     return "".join(lines)
 
 
+def moved(factory: ClientFactory, name: str, before: str) -> str:
+    """What rollback prints once traffic moved: the revision, the image it runs and when it was deployed."""
+    revision = factory.run_revisions().get_revision(name=f"{PATH}/revisions/{name}")
+    return (
+        f"All traffic now goes to {name} (image {revision.containers[0].image}, deployed "
+        f"{revision.create_time.isoformat(timespec='seconds')}); before: {before}.\n"
+    )
+
+
 def traffic(factory: ClientFactory) -> tuple[str, list[tuple[str, int]]]:
     service = factory.run_services().get_service(name=PATH)
     return service.etag, [(t.revision.rsplit("/", 1)[-1], t.percent) for t in service.traffic]
@@ -82,7 +91,7 @@ def test_picking_a_revision_by_number_serves_it_and_a_number_off_the_list_change
 
     by_default = doki("rollback", input="\n")
     assert by_default.exit_code == 0, by_default.output
-    assert by_default.stdout == menu + QUESTION + "\n" + f"All traffic now goes to {older[0]} (was {serving}).\n"
+    assert by_default.stdout == menu + QUESTION + "\n" + moved(factory, older[0], serving)
     assert by_default.stderr.endswith("The next `doki deploy` returns traffic to the latest revision.\n")
     assert traffic(factory)[1] == [(older[0], 100)]
 
@@ -93,7 +102,7 @@ def test_picking_a_revision_by_number_serves_it_and_a_number_off_the_list_change
     last = str(len(older) - 1)
     picked = doki("rollback", input=f"{last}\n")
     assert picked.exit_code == 0, picked.output
-    assert picked.stdout == menu + QUESTION + f"{last}\n" + f"All traffic now goes to {older[-1]} (was {older[0]}).\n"
+    assert picked.stdout == menu + QUESTION + f"{last}\n" + moved(factory, older[-1], older[0])
     assert traffic(factory)[1] == [(older[-1], 100)]
 
 
@@ -115,7 +124,7 @@ def test_a_rollback_after_a_failed_deploy_moves_the_traffic_and_says_so_though_t
     rolled = doki("rollback", "--yes")
 
     assert rolled.exit_code == 0, rolled.output
-    assert rolled.stdout == f"All traffic now goes to {previous} (was {serving}).\n"
+    assert rolled.stdout == moved(factory, previous, serving)
     assert rolled.stderr.endswith(
         f"The newest revision, {newest}, is not Ready (Revision '{newest}' is not ready and cannot serve traffic. "
         "Container called exit(3).): what serves is unaffected.\n"

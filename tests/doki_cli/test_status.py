@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,10 @@ def test_status_of_a_serving_service_shows_every_line_and_the_tags(
     services.update_service(service=live).result(timeout=120)
     live = services.get_service(name=SERVICE)
     latest = short(live.latest_ready_revision)
+    revisions = ClientFactory(engine_emulator.grpc_address).run_revisions()
+    made = {
+        short(r.name): r.create_time.isoformat(timespec="seconds") for r in revisions.list_revisions(parent=SERVICE)
+    }
 
     result = doki("status")
     assert result.exit_code == 0, result.output
@@ -51,9 +56,10 @@ def test_status_of_a_serving_service_shows_every_line_and_the_tags(
         f"  revisions    latest created {latest}, latest ready {latest}\n"
         "  traffic      100% latest (follows the latest)\n"
         f"    tag        canary -> {first}\n"
-        f"  image        {backend_image}\n"
-        "  resources    cpu 1, memory 1Gi, concurrency 80, timeout 300s\n"
-        "  scaling      0 to 3 instances\n"
+        f"  serving      {latest} (100%, deployed {made[latest]})\n"
+        f"    image      {backend_image}\n"
+        "    resources  cpu 1, memory 1Gi, concurrency 80, timeout 300s\n"
+        "    scaling    0 to 3 instances\n"
         "  invokers     anyone (allUsers)\n"
         f"  last change  {live.update_time.isoformat(timespec='seconds')}\n"
     )
@@ -62,9 +68,19 @@ def test_status_of_a_serving_service_shows_every_line_and_the_tags(
     assert doki("rollback", first).exit_code == 0
     pinned = doki("status")
     updated = services.get_service(name=SERVICE).update_time.isoformat(timespec="seconds")
-    assert pinned.stdout.splitlines()[3:5] == [
+    # What serves now is the first revision, with the settings it was made with; the newest one waits, unused.
+    assert pinned.stdout.splitlines()[3:14] == [
         f"  traffic      100% {first} (pinned: `doki deploy` moves it to the latest)",
         f"    tag        canary -> {first}",
+        f"  serving      {first} (100%, deployed {made[first]})",
+        f"    image      {backend_image}",
+        "    resources  cpu 1, memory 512Mi, concurrency 80, timeout 300s",
+        "    scaling    0 to 10 instances",
+        f"  newest       {latest} (Ready, no traffic, deployed {made[latest]})",
+        f"    image      {backend_image}",
+        "    resources  cpu 1, memory 1Gi, concurrency 80, timeout 300s",
+        "    scaling    0 to 3 instances",
+        "  invokers     anyone (allUsers)",
     ]
     assert pinned.stdout.endswith(f"  last change  {updated}\n")
 
@@ -77,6 +93,7 @@ def test_status_of_a_service_whose_revision_never_became_ready_says_why(
     assert doki("deploy", "--image", "img:1", "--yes").exit_code == 1  # no engine: the revision cannot start
     live = ClientFactory(emulator.grpc_address).run_services().get_service(name=SERVICE)
     created = short(live.latest_created_revision)
+    made = ClientFactory(emulator.grpc_address).run_revisions().get_revision(name=live.latest_created_revision)
 
     result = doki("status")
     assert result.exit_code == 0, result.output
@@ -86,9 +103,11 @@ def test_status_of_a_service_whose_revision_never_became_ready_says_why(
         "engine, so it cannot run the revision's containers. Start Docker, then restart `doki emulator`.)\n"
         f"  revisions    latest created {created}, latest ready -\n"
         "  traffic      100% latest (follows the latest)\n"
-        "  image        img:1\n"
-        "  resources    cpu 1, memory 512Mi, concurrency 80, timeout 300s\n"
-        "  scaling      0 to 10 instances\n"
+        "  serving      nothing\n"
+        f"  newest       {created} (failed, deployed {made.create_time.isoformat(timespec='seconds')})\n"
+        "    image      img:1\n"
+        "    resources  cpu 1, memory 512Mi, concurrency 80, timeout 300s\n"
+        "    scaling    0 to 10 instances\n"
         "  invokers     authenticated callers only\n"
         f"  last change  {live.update_time.isoformat(timespec='seconds')}\n"
     )
@@ -102,9 +121,10 @@ def test_after_a_failed_deploy_status_says_the_service_serves_normally_and_which
     assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
     engine_emulator.faults.fail_revisions("doki-backend", message="Container called exit(3).\n")
     assert doki("scale", "--max", "4").exit_code == 1
-    failed = short(
-        ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=SERVICE).latest_created_revision
-    )
+    live = ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=SERVICE)
+    failed, serving = short(live.latest_created_revision), short(live.latest_ready_revision)
+    revisions = ClientFactory(engine_emulator.grpc_address).run_revisions()
+    made = revisions.get_revision(name=live.latest_created_revision).create_time.isoformat(timespec="seconds")
 
     result = doki("status")
 
@@ -113,3 +133,22 @@ def test_after_a_failed_deploy_status_says_the_service_serves_normally_and_which
         f"  ready        serving normally; the newest revision, {failed}, failed: Revision '{failed}' is not ready "
         "and cannot serve traffic. Container called exit(3).\n"
     ) in result.stdout
+    # The scaling shown for what serves is the serving revision's, not the failed one's.
+    lines = result.stdout.splitlines()
+    assert [line.split("(")[0] for line in lines[4:6]] == [
+        f"  serving      {serving} ",
+        f"    image      {backend_image}",
+    ]
+    assert lines[7:10] == [
+        "    scaling    0 to 10 instances",
+        f"  newest       {failed} (failed, deployed {made})",
+        f"    image      {backend_image}",
+    ]
+    assert lines[11] == "    scaling    0 to 4 instances"
+    report = json.loads(doki("--json", "status").stdout)
+    assert [(t["revision"], t["scaling"]) for t in report["traffic"]] == [(serving, {"min": 0, "max": 10})]
+    assert (report["newest"]["revision"], report["newest"]["ready"], report["newest"]["scaling"]) == (
+        failed,
+        False,
+        {"min": 0, "max": 4},
+    )
