@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +22,17 @@ def _text(text: str = "", style: str | None = None) -> Any:
     return Text(text, style=style or "")
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class Output:
-    def __init__(self, *, json_mode: bool = False, verbosity: int = 0) -> None:
+    def __init__(
+        self, *, json_mode: bool = False, verbosity: int = 0, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
         self.json_mode = json_mode
         self.verbosity = verbosity
+        self._clock = clock
 
     # Consoles are made on first use: importing rich costs more than `doki --help` as a whole should.
     # No markup or highlighting: messages hold URLs, brackets and user values that must print as they are.
@@ -49,6 +57,16 @@ class Output:
         """Side remarks go to stderr, so stdout stays clean for pipes (`doki keys generate >> .env`)."""
         if not self.json_mode:
             self.err.print(_text(text, "dim"))
+
+    def progress(self, text: str) -> None:
+        """A step of a long change, on stderr: indented on a terminal; in a log (CI, a pipe) each line starts with
+        the UTC time, so a reader can tell a slow step from a stuck one."""
+        if self.json_mode:
+            return
+        if self.err.is_terminal:
+            self.err.print(_text(f"  {text}", "dim"))
+        else:
+            self.err.print(_text(f"{self._clock():%H:%M:%S}  {text}"))
 
     def debug(self, text: str) -> None:
         if self.verbosity > 0:

@@ -55,7 +55,7 @@ def _apply(ctx: typer.Context, origins: list[str], before: list[str], save: bool
     if changed or failed:
         # Unchanged, the value is in the template already, and its revision never came up: a new one, then.
         edit = Edit(env={ENV: ",".join(origins)}, new_revision=not changed)
-        google.run.update(config.name, lambda _: edit, on_progress=lambda m: out.note(f"  {m}"))
+        google.run.update(config.name, lambda _: edit, on_progress=out.progress)
         if failed and not changed:
             out.note(f"{failed} had not become Ready: made a new revision with the same origins")
     saved = None

@@ -105,7 +105,7 @@ def deploy(
 
     def progress(message: str) -> None:
         doing.append(message)
-        out.note(f"  {message}")
+        out.progress(message)
 
     executor = Executor(google.run, google.secrets, health=check_health, on_progress=progress)
     try:

@@ -98,11 +98,13 @@ def release(
     runner = Release(
         google.run,
         google.secrets,
-        images=Images(google, config, remote=build_remote, base_image=base_image, on_line=out.debug),
+        images=Images(
+            google, config, remote=build_remote, base_image=base_image, on_line=out.debug, on_progress=out.progress
+        ),
         push_secrets=push_secrets if values is not None else None,
         last_lines=last_lines,
         identity_token=google.factory.identity_token,
-        on_progress=lambda message: out.note(f"  {message}"),
+        on_progress=out.progress,
         owner=uuid.uuid4().hex[:12],
         host=socket.gethostname(),
     )

@@ -71,7 +71,7 @@ def rollback(
     live = google.run.update(
         config.name,
         lambda service: Edit(traffic=pinned(service.traffic, target.name)),
-        on_progress=lambda m: out.note(f"  {m}"),
+        on_progress=out.progress,
     )
     out.data(
         {

@@ -58,7 +58,7 @@ def scale(
         scaling = Scaling(min_instances, max_instances, memory, cpu, concurrency)
         # Unchanged, the values are in the template already, and its revision never came up: a new one, then.
         edit = Edit(scaling=scaling, new_revision=not changes)
-        google.run.update(config.name, lambda _: edit, on_progress=lambda m: out.note(f"  {m}"))
+        google.run.update(config.name, lambda _: edit, on_progress=out.progress)
         if failed and not changes:
             out.note(f"{failed} had not become Ready: made a new revision with the same values")
     saved = None

@@ -22,12 +22,14 @@ class Images:
         remote: bool,
         base_image: str | None,
         on_line: Callable[[str], None],
+        on_progress: Callable[[str], None] = lambda message: None,
     ) -> None:
         self._google = google
         self._config = config
         self._remote = remote
         self._build_args = {"BASE_IMAGE": base_image} if base_image else {}
         self._on_line = on_line
+        self._progress = on_progress
 
     def provide(self, image: str, *, reuse: bool) -> ProvidedImage:
         registry = self._google.artifact_registry
@@ -39,6 +41,7 @@ class Images:
         if self._remote:
             from doki_cli.engine import build_context
 
+            self._progress("not in Artifact Registry: building it on Cloud Build")
             built = self._google.cloud_build.submit(
                 build_context(self._config.root), [image], build_args=self._build_args, on_line=self._on_line
             )
@@ -46,6 +49,13 @@ class Images:
         from doki_cli.engine import DockerEngine
 
         engine = DockerEngine.connect()
-        engine.build(self._config.root, [image], build_args=self._build_args or None, on_line=self._on_line)
+        self._progress("not in Artifact Registry: building it with the local Docker engine")
+        engine.build(self._config.root, [image], build_args=self._build_args or None, on_line=self._build_line)
+        self._progress("pushing it to Artifact Registry")
         digest = registry.push(engine, [image], on_line=self._on_line)
         return ProvidedImage(digest, "built")
+
+    def _build_line(self, line: str) -> None:
+        self._on_line(line)
+        if line.startswith("Step "):  # the Dockerfile's steps, as the engine numbers them: the build moves on
+            self._progress(f"  {line.strip()}")

@@ -50,6 +50,7 @@ DOKI_ANNOTATIONS = "doki.dev/"
 # already exists" (googleapis/google-cloud-python#11870, hashicorp/terraform-provider-google#9438).
 TRAFFIC_FIELDS = ("traffic", "annotations")
 PUBLIC = "allUsers"
+HEARTBEAT_SECONDS = 10.0  # a wait says it is still waiting at least this often, so a silent screen never means stuck
 # The startup probe Cloud Run writes into a serving container that declares none, at the container's port
 # (https://cloud.google.com/run/docs/configuring/healthchecks, "The default TCP startup probe"): Google's, not a
 # setting made outside doki.toml.
@@ -210,7 +211,21 @@ class CloudRun:
                 continue  # changed by someone else since we read it
             except exceptions.GoogleAPICallError as exc:
                 raise google_error(exc, action="updating", resource=self.path(name), api="run") from None
-            return self._wait(operation, name, on_progress, timeout, moves_traffic_only=edit.traffic_only)
+            if edit.traffic_only:
+                what = f"traffic ({to_live(service).traffic_text})"
+            elif edit.staged is not None:
+                what = f"revision {edit.staged.revision}"
+            else:
+                what = "the new revision"
+            return self._wait(
+                operation,
+                name,
+                on_progress,
+                timeout,
+                what=what,
+                before=read.latest_created_revision,
+                moves_traffic_only=edit.traffic_only,
+            )
         raise DokiError(
             "concurrent_change",
             f"{self.path(name)} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
@@ -253,7 +268,14 @@ class CloudRun:
             action="deploying",
             resource=self.path(name),
         )
-        applied = self._wait(operation, name, on_progress, timeout)
+        applied = self._wait(
+            operation,
+            name,
+            on_progress,
+            timeout,
+            what="the new revision" if base is not None else "the service's first revision",
+            before=base.latest_created_revision if base is not None else "",
+        )
         if not pinned:
             return applied
         # Ready: the pin ends now, in a traffic-only update.
@@ -286,16 +308,23 @@ class CloudRun:
         on_progress: Callable[[str], None],
         timeout: float,
         *,
+        what: str,
+        before: str,
         moves_traffic_only: bool = False,
     ) -> LiveService:
         """The service once `operation` is done. A traffic-only write is judged by where the traffic went: its
         operation also fails while the newest revision is not Ready (the service's Ready condition says so), though
-        the traffic moved as asked."""
+        the traffic moved as asked.
+
+        Progress names `what` is waited for (the revision, once the operation's service names a newer one than
+        `before`), the condition pending and the time waited: on each change, and every HEARTBEAT_SECONDS."""
         from google.api_core import exceptions
 
-        deadline = self._clock() + timeout
+        started = self._clock()
+        deadline = started + timeout
         delay = 0.5
         last = ""
+        shown = started
         while True:
             try:
                 done = self._retrier.call(partial(operation.done, retry=no_library_retry()))
@@ -305,11 +334,14 @@ class CloudRun:
                 raise error from None
             if done:
                 break
-            message = _progress(operation.metadata)
-            if message and message != last:
-                on_progress(message)
-                last = message
-            if self._clock() > deadline:
+            step = _progress(operation.metadata)
+            now = self._clock()
+            if step != last or now - shown >= HEARTBEAT_SECONDS:
+                on_progress(
+                    f"waiting for {_waited_for(operation.metadata, before, what)}: {step} ({now - started:.0f} s)"
+                )
+                last, shown = step, now
+            if now > deadline:
                 raise DokiError(
                     "deploy_timeout",
                     f"{self.path(name)} was not ready after {timeout:.0f} s",
@@ -568,13 +600,32 @@ def _set_scaling(service: run_v2.Service, scaling: Scaling) -> None:
 
 
 def _progress(metadata: Any) -> str:
-    if metadata is None:
-        return ""
+    """The earliest condition Cloud Run has not met yet, as it names it, with what it means for people."""
     conditions = getattr(metadata, "conditions", None) or []
     pending = [c for c in conditions if c.state.name == "CONDITION_PENDING"]
-    if pending:
-        return f"waiting: {pending[0].type_}" + (f" ({pending[0].message})" if pending[0].message else "")
-    return ""
+    if not pending:
+        return "in progress"
+    # The earliest stage first: traffic is routed to a revision only once it has started.
+    first = min(pending, key=lambda c: list(_CONDITIONS).index(c.type_) if c.type_ in _CONDITIONS else len(_CONDITIONS))
+    kind, message = str(first.type_), str(first.message)
+    meaning = _CONDITIONS.get(kind)
+    return kind + (f", {meaning}" if meaning else "") + (f" ({message})" if message else "")
+
+
+# The service's conditions in the operation's metadata (Knative's, which Cloud Run reports), in the order they are
+# met, and what each waits on.
+_CONDITIONS = {
+    "ConfigurationsReady": "the revision is starting",
+    "RoutesReady": "traffic is being routed",
+}
+
+
+def _waited_for(metadata: Any, before: str, what: str) -> str:
+    """The revision the operation made, once its service names one newer than `before`; else `what`."""
+    created = _short(getattr(metadata, "latest_created_revision", "") or "")
+    if created and created != _short(before) and not what.startswith(("traffic", "revision ")):
+        return f"revision {created}"
+    return what
 
 
 def _secret_id(secret: str) -> str:

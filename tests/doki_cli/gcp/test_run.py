@@ -3,6 +3,7 @@ names and all, and never writes over a change it did not read."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -126,3 +127,37 @@ def test_the_settings_that_limit_cpu_and_memory_read_as_cloud_run_stores_them(
     assert plain is not None and tuned_live is not None
     assert (plain.cpu_always_allocated, plain.gen2, plain.sidecar_cpus) == (False, False, 0.0)
     assert (tuned_live.cpu_always_allocated, tuned_live.gen2, tuned_live.sidecar_cpus) == (True, True, 1.0)
+
+
+def test_a_wait_names_the_new_revision_and_the_pending_condition_and_says_how_long_it_has_waited(
+    emulator: Emulator, services: run_v2.ServicesClient
+) -> None:
+    google = Google(ClientFactory(emulator.grpc_address), PROJECT, "us-central1")
+    now = [100.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += 20  # past the heartbeat each time: every poll says it still waits
+        time.sleep(0.05)
+
+    run = CloudRun(
+        google.factory.run_services(),
+        PROJECT,
+        "us-central1",
+        google.retrier,
+        revisions=google.factory.run_revisions(),
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    emulator.faults.lro_delay = 1.0  # the operation stays open for a second of real time
+    live = run.get("api")
+    seen: list[str] = []
+    with pytest.raises(DokiError):  # no engine: the revision never becomes Ready
+        run.apply("api", replace(SPEC, memory="1Gi"), keep_env=(), live=live, on_progress=seen.append)
+
+    created = services.get_service(name=PATH).latest_created_revision.rsplit("/", 1)[1]
+    assert created != (live.latest_created if live else None)
+    assert len(seen) >= 2
+    prefix = f"waiting for revision {created}: "
+    assert all(line.startswith(prefix) for line in seen), seen
+    assert [line.rsplit("(", 1)[1] for line in seen] == [f"{20 * i} s)" for i in range(len(seen))]
+    assert seen[0] == prefix + "ConfigurationsReady, the revision is starting (0 s)"
