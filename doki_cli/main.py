@@ -58,12 +58,12 @@ class DokiGroup(TyperGroup):
             global_options(ctx).output.error(err)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+            _interrupted(ctx)
         except Exception as exc:
-            from doki_cli.interrupts import EXIT_INTERRUPTED, is_interrupt
+            from doki_cli.interrupts import is_interrupt
 
             if is_interrupt(exc):
-                raise typer.Exit(EXIT_INTERRUPTED) from None  # Ctrl-C, surfacing from inside gRPC as another error
+                _interrupted(ctx)  # Ctrl-C, surfacing from inside gRPC as another error
             options = global_options(ctx)
             if options.verbose:
                 import traceback
@@ -77,6 +77,20 @@ class DokiGroup(TyperGroup):
                 )
             )
             raise typer.Exit(1) from None
+
+
+def _interrupted(ctx: Context) -> None:
+    """Ctrl-C where no command said more: said so, never a silent exit (commands that write say what they left)."""
+    from doki_cli.interrupts import EXIT_INTERRUPTED
+
+    global_options(ctx).output.error(
+        DokiError(
+            "interrupted",
+            "interrupted before the command finished; a change it had already sent to Google stays",
+            "run it again to finish; `doki status` shows what the service serves now",
+        )
+    )
+    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 app = typer.Typer(

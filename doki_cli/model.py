@@ -7,7 +7,7 @@ doki does not manage kept as it is. Revision names here are short (`api-00002-xy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -206,3 +206,9 @@ def pinned(traffic: tuple[Target, ...], revision: str) -> tuple[Target, ...]:
 def to_latest(traffic: tuple[Target, ...]) -> tuple[Target, ...]:
     """All traffic to the latest ready revision (a pin ends here); tagged targets keep their tags at 0%."""
     return (Target(None, 100), *(Target(t.revision, 0, t.tag) for t in traffic if t.tag))
+
+
+def serving_text(revisions: Sequence[RevisionInfo]) -> str:
+    """What serves, as people read it: "100% api-00002-abc (image …)", each revision with traffic; or "nothing"."""
+    shares = [r for r in revisions if r.percent]
+    return ", ".join(f"{r.percent}% {r.name} (image {r.image})" for r in shares) or "nothing"

@@ -96,6 +96,8 @@ class Output:
             sys.stdout.write(json.dumps({"error": error.as_dict(), **error.details}, indent=2, default=str) + "\n")
             sys.stdout.flush()
             return
+        if error.code == "interrupted" and self.err.is_terminal:
+            self.err.print()  # the terminal echoed ^C without a line break: the error starts a line of its own
         message = _text()
         message.append("Error", style="bold red")
         message.append(f" [{error.code}]: ", style="red")

@@ -42,7 +42,7 @@ def deploy(
     from datetime import UTC, datetime
 
     from doki_cli.config import load_config
-    from doki_cli.deploy.executor import Executor, plan_data, render_plan
+    from doki_cli.deploy.executor import Executor, plan_data, render_plan, serving_now
     from doki_cli.deploy.health import check_health
     from doki_cli.deploy.planner import Planner
     from doki_cli.deploy.preflight import image_check, preflight
@@ -118,10 +118,11 @@ def deploy(
         if not is_interrupt(exc):
             raise
         # Each write finished before the interrupt took effect, and the plan is recomputed from what is live.
+        not_run = f"; not run: {', '.join(executor.pending)}" if executor.pending else ""
         raise DokiError(
             "interrupted",
-            f"interrupted while {doing[-1]}; what Google was sent stays (a deploy Cloud Run has started goes on), "
-            "nothing else was changed",
+            f"interrupted while {doing[-1]}; what Google was sent stays (a deploy Cloud Run has started goes on)"
+            f"{not_run}. Serving now: {serving_now(google.run, config.name)}",
             "`doki deploy --dry-run` shows what remains; `doki deploy` finishes it",
             exit_code=EXIT_INTERRUPTED,
         ) from None

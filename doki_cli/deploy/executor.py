@@ -83,6 +83,33 @@ def plan_data(plan: Plan) -> dict[str, object]:
     }
 
 
+def serving_now(run: CloudRun, name: str) -> str:
+    """What the service serves, read again after an interrupt, for the message that says where things stand; a
+    read that fails (or a second Ctrl-C) leaves it to `doki status`."""
+    from doki_cli.model import serving_text
+
+    try:
+        return serving_text(run.revisions(name)) if run.get(name) is not None else "nothing (no service)"
+    except (KeyboardInterrupt, Exception):
+        return "unknown (see `doki status`)"
+
+
+def steps(plan: Plan) -> list[str]:
+    """The steps `Executor.execute` runs for `plan`, in order, as an interrupt's message names those not run."""
+    names = []
+    if plan.member is not None and plan.grants:
+        names.append("the secret access grants")
+    if plan.updates_service:
+        names.append("the service's creation" if plan.creates else "the new revision")
+    if plan.set_redirect:
+        names.append(f"setting {REDIRECT_ENV}")
+    if plan.invoker_changes or plan.creates:
+        names.append("the invoker change")
+    if plan.public:
+        names.append("the health check")
+    return names
+
+
 class Executor:
     def __init__(
         self,
@@ -96,14 +123,19 @@ class Executor:
         self._secrets = secrets
         self._health = health
         self._progress = on_progress
+        self.pending: list[str] = []
 
     def execute(self, plan: Plan) -> Deployed:
-        if plan.member is not None:
+        # The steps not started yet: what an interrupt leaves undone.
+        self.pending = steps(plan)
+        if plan.member is not None and plan.grants:
+            self._begin("the secret access grants")
             for secret in plan.grants:
                 self._progress(f"granting {plan.member} access to {secret}")
                 self._secrets.grant(secret, plan.member)
         service = plan.live
         if plan.updates_service:
+            self._begin("the service's creation" if plan.creates else "the new revision")
             self._progress("deploying a new revision" if not plan.creates else "creating the service")
             service = self._run.apply(
                 plan.service,
@@ -118,6 +150,7 @@ class Executor:
             desired = replace(
                 plan.desired, env={**plan.desired.env, REDIRECT_ENV: service.uri.rstrip("/") + REDIRECT_PATH}
             )
+            self._begin(f"setting {REDIRECT_ENV}")
             self._progress(f"setting {REDIRECT_ENV} from the service URL")
             # Read again rather than write back the operation's answer: Google may change the etag (and the
             # status) after the operation that created the service ends.
@@ -129,11 +162,16 @@ class Executor:
                 on_progress=self._progress,
             )
         if plan.invoker_changes or plan.creates:
+            self._begin("the invoker change")
             self._progress("allowing unauthenticated calls" if plan.public else "requiring authentication")
             self._run.set_public(plan.service, plan.public)
         assert service is not None
         url = service.uri
         if plan.public:
+            self._begin("the health check")
             self._progress(f"checking {url}/")
             self._health(url)
         return Deployed(url, service.latest_ready)
+
+    def _begin(self, step: str) -> None:
+        self.pending.remove(step)

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from doki_cli.config import ServiceConfig
-from doki_cli.deploy.executor import Executor, plan_data, plan_lines
+from doki_cli.deploy.executor import Executor, plan_data, plan_lines, serving_now
 from doki_cli.deploy.health import EXIT_CHECK_FAILED, Fetch, SmokeCheckFailed, smoke_test
 from doki_cli.deploy.planner import Plan, Planner, refuse_what_cloud_run_would
 from doki_cli.errors import DokiError
@@ -200,6 +200,7 @@ class Release:
         self._sleep = sleep
         # What an interrupt leaves on the service, for its message; None while nothing was sent to it.
         self._left: str | None = None
+        self._first = False  # nothing serves yet: known once the service is read
 
     # The steps, timed
 
@@ -233,9 +234,14 @@ class Release:
                 raise
             summary.result = "interrupted"
             step = summary.steps[-1].name if summary.steps else "first"
+            later = self._steps()[self._steps().index(step) + 1 :] if step in self._steps() else []
+            listed = ", ".join(later[:-1]) + (" and " if len(later) > 1 else "") + (later[-1] if later else "")
+            not_run = f"; the {listed} step{'s' if len(later) > 1 else ''} did not run" if later else ""
             interrupted = DokiError(
                 "interrupted",
-                f"interrupted during the {step} step" + (self._left or f"; nothing on {config.name} was changed"),
+                f"interrupted during the {step} step"
+                + (self._left or f"; nothing on {config.name} was changed")
+                + f"{not_run}. Serving now: {serving_now(self._run, config.name)}",
                 "`doki deploy --dry-run` shows what remains; `doki release` again finishes it",
                 exit_code=EXIT_INTERRUPTED,
             )
@@ -243,8 +249,14 @@ class Release:
             raise interrupted from None
         return summary
 
+    def _steps(self) -> list[str]:
+        """The steps of this release, in order (a first release moves no traffic: it has all of it at once)."""
+        names = ["image", "secrets", "plan", "deploy", "smoke", "traffic"]
+        return [n for n in names if (n != "secrets" or self._push_secrets) and (n != "traffic" or not self._first)]
+
     def _release(self, config: ServiceConfig, commit: Commit, summary: Summary) -> None:
         live = self._run.get(config.name)
+        self._first = live is None or not live.shares
         if live is not None:
             # Before anything is built: CPU or memory Cloud Run would refuse with what the live service keeps.
             refuse_what_cloud_run_would(config, live)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from rich.console import Console
 
+from doki_cli.errors import DokiError
 from doki_cli.output import Output
 
 AT = datetime(2026, 12, 6, 17, 40, 2, tzinfo=UTC)
@@ -29,3 +30,14 @@ def test_on_a_terminal_progress_is_indented_without_a_time(capsys: pytest.Captur
 def test_under_json_progress_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     Output(json_mode=True, clock=lambda: AT).progress("deploying a new revision")
     assert capsys.readouterr() == ("", "")
+
+
+def test_an_interrupt_error_starts_its_own_line_on_a_terminal_after_the_echoed_ctrl_c(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = Output(clock=lambda: AT)
+    out.__dict__["err"] = Console(stderr=True, force_terminal=True, color_system=None, highlight=False)
+    out.error(DokiError("interrupted", "interrupted while deploying", "run it again"))
+    assert capsys.readouterr().err == "\nError [interrupted]: interrupted while deploying\n  Hint: run it again\n"
+    Output(clock=lambda: AT).error(DokiError("interrupted", "interrupted while deploying", "run it again"))
+    assert capsys.readouterr().err.startswith("Error [interrupted]")  # a log has no ^C to leave behind

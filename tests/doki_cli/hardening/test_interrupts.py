@@ -290,6 +290,16 @@ DEPLOY_STEPS = {
     "d-health": Step((("Invoke", 1),), "checking http://127.0.0.1:"),
 }
 
+LATER = "setting GOOGLE_REDIRECT_URI, the invoker change, the health check"
+DEPLOY_NOT_RUN = {
+    "d-grant": f"; not run: the service's creation, {LATER}",
+    "d-create": f"; not run: {LATER}",
+    "d-wait": f"; not run: {LATER}",
+    "d-redirect": "; not run: the invoker change, the health check",
+    "d-invoker": "; not run: the health check",
+    "d-health": " (a deploy Cloud Run has started goes on)",
+}
+
 
 @pytest.mark.docker
 @pytest.mark.parametrize("case", list(DEPLOY_STEPS))
@@ -306,6 +316,17 @@ def test_a_deploy_interrupted_at_any_step_leaves_what_the_next_dry_run_lists_and
     message = stopped.stderr.split("Error [interrupted]: ", 1)[-1]
     assert message.startswith(f"interrupted while {DEPLOY_STEPS[case].says}"), stopped.stderr
     assert "Hint: `doki deploy --dry-run` shows what remains; `doki deploy` finishes it" in stopped.stderr
+    # The steps that never started, and what serves once the interrupt took effect.
+    said = message.split("\n", 1)[0]
+    assert said.endswith(f"{DEPLOY_NOT_RUN[case]}. Serving now: " + said.rsplit(". Serving now: ", 1)[1]), said
+    serving_now = said.rsplit(". Serving now: ", 1)[1]
+    if case == "d-grant":
+        assert serving_now == "nothing (no service)"
+    elif case in ("d-invoker", "d-health"):
+        (revision,) = project.serving()
+        assert serving_now == f"100% {revision} (image {backend_image})"
+    else:  # the revision may or may not be routed yet when doki reads it
+        assert serving_now == "nothing" or serving_now.endswith(f" (image {backend_image})"), said
     grants = [line for line in whole.stdout.splitlines() if " access to secret " in line]
     if case == "d-grant":
         # The grant in flight was finished; the others, the service and its invoker remain.
@@ -394,6 +415,8 @@ def test_a_release_interrupted_at_any_step_serves_the_old_or_the_new_revision_fu
             f"interrupted during the {step} step; {project.name}'s traffic is back as it was and its release lock"
             " released"
         ), message
+        later = {"deploy": "; the smoke and traffic steps did not run", "smoke": "; the traffic step did not run"}
+        assert message.endswith(f"{later.get(step, '')}. Serving now: 100% {before} (image {backend_image})"), message
         expected = f"{header}\n  ~ traffic: 100% {before} -> 100% latest\n1 change.\n"
     dry = project.doki("deploy", "--image", project.release_image, "--dry-run")
     assert (dry.stdout, dry.code) == (expected, 0 if case == "r-100" else 2)
@@ -403,3 +426,22 @@ def test_a_release_interrupted_at_any_step_serves_the_old_or_the_new_revision_fu
     released = project.serving()
     assert list(released.values()) == [100] and SHA[:7] in next(iter(released))
     assert project.doki("deploy", "--image", project.release_image, "--dry-run").code == 0
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("case", ["s-wait"])
+def test_a_command_interrupted_where_it_says_nothing_of_its_own_still_says_it_was_interrupted_and_what_to_do(
+    case: str, project: Project, backend_image: str
+) -> None:
+    first = project.doki("deploy", "--image", backend_image, "--yes")
+    assert first.code == 0, first.stderr
+
+    stopped = project.interrupted("scale", "--max", "3", at=Step((("Operations/GetOperation", 1),), ""))
+
+    assert stopped.code == 130, stopped.stderr
+    assert stopped.stderr.endswith(
+        "Error [interrupted]: interrupted before the command finished; a change it had already sent to Google "
+        "stays\n  Hint: run it again to finish; `doki status` shows what the service serves now\n"
+    ), stopped.stderr
+    # The change was sent before the interrupt: Cloud Run finishes it.
+    assert project.settled().template.scaling.max_instance_count == 3
