@@ -49,6 +49,12 @@ class Routed:
     uri: str = ""
 
 
+# doki's annotation on a service whose release put traffic back because its revision failed the release's checks:
+# "REVISION REASON". A Ready revision keeps no trace of that at Google, and the next release or deploy of the same
+# image must know it failed.
+CHECKS_FAILED = "doki.dev/checks-failed"
+
+
 @dataclass(frozen=True)
 class LiveService:
     """The service as read from Cloud Run: what doki manages (`spec`), its traffic and its state."""
@@ -101,6 +107,17 @@ class LiveService:
         """The newest revision when it never became Ready: the template describes it, yet it serves nothing."""
         created = self.latest_created
         return created if created and created != self.latest_ready else None
+
+    @property
+    def failed(self) -> tuple[str, str] | None:
+        """The newest revision and why, when it failed: it never became Ready (Cloud Run's message), or it failed a
+        release's checks (doki's annotation, which a newer revision makes stale)."""
+        if self.stuck:
+            return self.stuck, " ".join(self.message.split())
+        revision, _, reason = self.annotations.get(CHECKS_FAILED, "").partition(" ")
+        if revision and revision == self.latest_created:
+            return revision, reason
+        return None
 
     def tag_url(self, tag: str) -> str | None:
         """The URL Cloud Run gives a tagged target: it reaches that revision alone."""

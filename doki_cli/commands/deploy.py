@@ -93,8 +93,7 @@ def deploy(
         if out.json_mode or not sys.stdin.isatty():
             raise DokiError(
                 "repeats_failed_revision",
-                f"the new revision of {config.name} would be the one that failed, same image and settings; nothing "
-                "was changed",
+                f"{config.name} would serve the image that failed again, with the same settings; nothing was changed",
                 "deploy a fixed image with --image, change what made it fail, or pass --yes to try it again",
             )
         if not typer.confirm("Deploy the image that failed again?"):

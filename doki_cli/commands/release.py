@@ -47,6 +47,9 @@ def release(
         ),
     ] = None,
     skip_checks: SkipChecksOption = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Release even the image a failed revision ran, with the same settings.")
+    ] = False,
 ) -> None:
     """Build or reuse the commit's image, deploy it with no traffic, smoke-test it, then move traffic to it.
 
@@ -110,7 +113,16 @@ def release(
     )
     out.note(f"Releasing {commit.sha[:12]} (from {commit.source}) to {config.service_path}")
     try:
-        summary = runner.release(config, commit, skipped_checks=skipped)
+        summary = runner.release(
+            config,
+            commit,
+            skipped_checks=skipped,
+            # Asked only where someone can answer; CI says --yes or stops.
+            again=lambda: (
+                yes
+                or (not out.json_mode and sys.stdin.isatty() and typer.confirm("Release the image that failed again?"))
+            ),
+        )
     except DokiError as err:
         lines = err.details.get("last_log_lines")
         if isinstance(lines, list) and lines:

@@ -201,9 +201,11 @@ class Planner:
             )
         warnings = [] if member is not None else self._default_account_warnings(config)
         repeats_failure = False
-        if live is not None and live.stuck is not None and desired.image == live.spec.image:
-            warnings.append(f"{desired.image} is the image {live.stuck} failed with ({' '.join(live.message.split())})")
-            # Nothing else differs from the template that failed: the new revision would fail the same way.
+        failed = live.failed if live is not None else None
+        if live is not None and failed is not None and desired.image == live.spec.image:
+            warnings.append(f"{desired.image} is the image {failed[0]} failed with ({failed[1]})")
+            # Nothing else differs from the template that failed: the new revision would fail the same way (or, for
+            # a Ready revision that failed a release's checks, traffic would go to it).
             repeats_failure = all(c.what in ("revision", "traffic", "invoker") for c in changes)
         return Plan(
             service=config.name,

@@ -31,7 +31,7 @@ from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
 from doki_cli.gitinfo import EXIT_CONFIG, Commit
 from doki_cli.interrupts import EXIT_INTERRUPTED, deferred_interrupt, is_interrupt
-from doki_cli.model import Edit, LiveService, Staged, Target
+from doki_cli.model import CHECKS_FAILED, Edit, LiveService, Staged, Target
 
 LOCK = "doki.dev/release-lock"
 EXIT_BUILD_FAILED = 4
@@ -201,6 +201,8 @@ class Release:
         # What an interrupt leaves on the service, for its message; None while nothing was sent to it.
         self._left: str | None = None
         self._first = False  # nothing serves yet: known once the service is read
+        self._again: Callable[[], bool] = lambda: False
+        self._checks_failed: str | None = None  # the failed checks' note, for the put-back to leave on the service
 
     # The steps, timed
 
@@ -218,8 +220,17 @@ class Release:
         finally:
             step.seconds = self._clock() - start
 
-    def release(self, config: ServiceConfig, commit: Commit, *, skipped_checks: Sequence[str] = ()) -> Summary:
-        """Release `commit`; `skipped_checks`: what the preflight found and --skip-checks let through."""
+    def release(
+        self,
+        config: ServiceConfig,
+        commit: Commit,
+        *,
+        skipped_checks: Sequence[str] = (),
+        again: Callable[[], bool] = lambda: False,
+    ) -> Summary:
+        """Release `commit`; `skipped_checks`: what the preflight found and --skip-checks let through; `again`: whether
+        to go on when the new revision would be the one that failed (same image, same settings)."""
+        self._again = again
         image = f"{config.image}:{commit.version}"
         summary = Summary(commit.sha, image, config.service_path)
         summary.warnings = [f"--skip-checks: the new revision may not start: {problem}" for problem in skipped_checks]
@@ -282,6 +293,17 @@ class Release:
             summary.plan = plan_data(plan)
             for text, _ in plan_lines(plan):
                 self._progress(text)
+            if plan.repeats_failure and not self._again():
+                # The same image with the same settings fails the same way: a rerun of a failed CI job, say.
+                failed = plan.live.failed if plan.live is not None else None
+                raise DokiError(
+                    "repeats_failed_revision",
+                    f"{summary.image} is the image {failed[0] if failed else 'the newest revision'} of {config.name} "
+                    "failed with, and nothing else changed: the new revision would fail the same way; nothing was "
+                    "changed",
+                    "release a commit that fixes it, change in doki.toml what made it fail, or pass --yes to try it "
+                    "again",
+                )
         if plan.empty:
             # This commit, with this configuration, already serves all traffic: a rerun of the CI job.
             assert plan.live is not None
@@ -407,7 +429,8 @@ class Release:
         self._progress(f"checking {url}")
         try:
             return self._smoke(config, url)
-        except SmokeCheckFailed:
+        except SmokeCheckFailed as failed:
+            self._checks_failed = f"{revision} failed the release's checks: {failed.message}"[:500]
             self._attach_logs(summary, revision)
             raise
 
@@ -463,7 +486,10 @@ class Release:
     ) -> Edit:
         self._ensure_ours(service, lock, config.name)
         if last:
-            return Edit(traffic=_final(before, revision, tag, service.latest_ready), annotations={LOCK: None})
+            return Edit(
+                traffic=_final(before, revision, tag, service.latest_ready),
+                annotations={LOCK: None, CHECKS_FAILED: None},
+            )
         # A slow rollout keeps its lock: the expiry counts from the latest step.
         expires = self._now() + config.release.lock_timeout_minutes * 60
         return Edit(
@@ -490,7 +516,8 @@ class Release:
                 bool(main) and main[0].percent == 100 and (main[0].revision or service.latest_ready) == revision
             )
             self._ensure_ours(service, lock, name)
-            return Edit(traffic=tuple(before), annotations={LOCK: None})
+            # A revision that failed the checks is Ready: only this note tells the next release or deploy.
+            return Edit(traffic=tuple(before), annotations={LOCK: None, CHECKS_FAILED: self._checks_failed})
 
         restored = f"; {name}'s traffic is back as it was and its release lock released"
         try:

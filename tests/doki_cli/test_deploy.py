@@ -279,8 +279,8 @@ def test_deploying_again_exactly_what_failed_says_so_and_needs_yes(
         "traffic. Container called exit(3).)\n"
     ) in again.stdout
     assert again.stderr == (
-        "Error [repeats_failed_revision]: the new revision of doki-backend would be the one that failed, same image "
-        "and settings; nothing was changed\n"
+        "Error [repeats_failed_revision]: doki-backend would serve the image that failed again, with the same "
+        "settings; nothing was changed\n"
         "  Hint: deploy a fixed image with --image, change what made it fail, or pass --yes to try it again\n"
     )
     assert services.get_service(name=PATH).latest_created_revision.rsplit("/", 1)[1] == failed

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
-from doki_cli.model import Edit, LiveService, Routed, Scaling, ServiceSpec, Staged, Target, pinned, to_latest
+from doki_cli.model import (
+    CHECKS_FAILED,
+    Edit,
+    LiveService,
+    Routed,
+    Scaling,
+    ServiceSpec,
+    Staged,
+    Target,
+    pinned,
+    to_latest,
+)
 
 SPEC = ServiceSpec("img:1", 8080, "512Mi", "1", 80, 300, 0, 10, "all", None)
 
@@ -84,3 +96,13 @@ def test_only_an_edit_of_traffic_and_annotations_is_traffic_only() -> None:
     assert not Edit(scaling=Scaling(max_instances=3)).traffic_only
     assert not Edit(staged=Staged(SPEC, (), "api-abc")).traffic_only
     assert not Edit(new_revision=True).traffic_only
+
+
+def test_the_newest_revision_failed_when_never_ready_or_when_a_release_noted_its_checks_failed() -> None:
+    assert live().failed is None
+    stuck = replace(live(ready="api-00001-a", created="api-00002-b"), message="Container called\nexit(3).")
+    assert stuck.failed == ("api-00002-b", "Container called exit(3).")
+    noted = replace(live(), annotations={CHECKS_FAILED: "api-00002-b failed the release's checks: HTTP 503"})
+    assert noted.failed == ("api-00002-b", "failed the release's checks: HTTP 503")
+    # A newer revision since: the note is about one that is no longer the newest.
+    assert replace(noted, latest_created="api-00003-c", latest_ready="api-00003-c").failed is None

@@ -121,6 +121,31 @@ def test_a_good_commit_gets_the_traffic_and_a_broken_one_never_does(
     assert "broken build answering 503" in broken.stderr  # the revision's last log lines
     assert "  Hint: traffic was not moved;" in broken.stderr
 
+    # The failed revision is Ready: only doki's note says it failed. Released again, the commit is refused, and a
+    # deploy that would route traffic to it asks for a yes too.
+    failed_revision = ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=PATH)
+    failed_revision_name = failed_revision.latest_created_revision.rsplit("/", 1)[1]
+    rerun = release()
+    assert rerun.exit_code == 1, rerun.output
+    report = json.loads(rerun.stdout)
+    assert report["error"]["code"] == "repeats_failed_revision"
+    assert report["error"]["message"] == (
+        f"{IMAGE}:{broken_sha[:7]} is the image {failed_revision_name} of doki-backend failed with, and nothing else "
+        "changed: the new revision would fail the same way; nothing was changed"
+    )
+    assert f"is the image {failed_revision_name} failed with (failed the release's checks: http://" in (
+        " ".join(report["warnings"])
+    )
+    assert [step["step"] for step in report["steps"]] == ["image", "plan"]  # nothing deployed
+    assert serving(engine_emulator) == {good_revision: 100}
+    deployed = runner.invoke(app, ["deploy", "--image", f"{IMAGE}:{broken_sha[:7]}"])
+    assert deployed.exit_code == 1
+    assert "Error [repeats_failed_revision]: doki-backend would serve the image that failed again" in deployed.stderr
+    assert serving(engine_emulator) == {good_revision: 100}
+    retried = release("--yes")  # asked for: it fails the checks again, and traffic stays
+    assert retried.exit_code == 3, retried.output
+    assert serving(engine_emulator) == {good_revision: 100}
+
 
 def test_a_dirty_tree_is_refused_before_anything_is_built(project: Path, engine_emulator: Emulator) -> None:
     (project / "README.md").write_text("changed\n")
