@@ -136,6 +136,17 @@ def is_compute_default(account: str | None) -> bool:
     return account is not None and _COMPUTE_DEFAULT.fullmatch(account) is not None
 
 
+# A user-managed account's email names the project it lives in (https://cloud.google.com/iam/docs/service-account-overview
+# "User-managed service accounts": NAME@PROJECT_ID.iam.gserviceaccount.com).
+_ACCOUNT_PROJECT = re.compile(r"[^@]+@([-a-z0-9]+)\.iam\.gserviceaccount\.com")
+
+
+def account_project(account: str | None) -> str | None:
+    """The project a user-managed service account belongs to, from its email; None for other kinds of accounts."""
+    match = _ACCOUNT_PROJECT.fullmatch(account or "")
+    return match.group(1) if match else None
+
+
 def load_config(
     path: Path | None, *, env: str | None = None, project: str | None = None, region: str | None = None
 ) -> ServiceConfig:

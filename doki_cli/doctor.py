@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import TYPE_CHECKING
 
-from doki_cli.config import ServiceConfig, is_compute_default
+from doki_cli.config import ServiceConfig, account_project, is_compute_default
 from doki_cli.errors import DokiError
 
 if TYPE_CHECKING:
     from doki_cli.gcp.google import Google
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
+SKIP = "skip"  # nothing to check: never a pass that vouches for nothing
 _SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE|CREDENTIAL|API_KEY|_KEY$)")
 # Values that look like keys: long runs of base64/hex without spaces, or well-known token shapes.
 _SECRET_VALUE = re.compile(r"^(eyJ[\w-]+\.[\w-]+\.[\w-]+|sk_[\w]{16,}|GOCSPX-[\w-]+|[A-Za-z0-9+/_=-]{40,})$")
@@ -65,6 +66,20 @@ def _runtime_account(config: ServiceConfig) -> Check:
             FAIL,
             "the revisions run as the default compute account, which has Editor on the whole project",
             'create a dedicated account and set service_account = "NAME@PROJECT.iam.gserviceaccount.com" in doki.toml',
+        )
+    owner = account_project(account)
+    if owner is not None and owner != config.project:
+        # Cloud Run takes an account of another project only where the organisation allows it (the constraint
+        # iam.disableCrossProjectServiceAccountUsage, enforced by default) and Cloud Run's service agent of this
+        # project may act as it (https://cloud.google.com/run/docs/configuring/services/service-identity).
+        return Check(
+            "runtime account",
+            FAIL,
+            f"revisions would run as {account}, an account of project {owner}, while {config.name} is in "
+            f"{config.project}",
+            f"create the account in {config.project} and name it in doki.toml ([environments.NAME] for a project of "
+            "its own), or allow this project's Cloud Run to use it: see "
+            "https://cloud.google.com/run/docs/configuring/services/service-identity",
         )
     return Check("runtime account", PASS, f"revisions run as {account}")
 
@@ -231,6 +246,9 @@ def _secret_checks(config: ServiceConfig, google: Google) -> list[Check]:
             )
         )
     if not config.service_account:
+        return checks
+    if not secrets:
+        checks.append(Check("secret access", SKIP, "doki.toml references no secrets: nothing to check"))
         return checks
     member = f"serviceAccount:{config.service_account}"
     missing = [s for s in secrets if s not in absent and not google.secrets.is_granted(s, member)]

@@ -32,10 +32,10 @@ def doctor(
     # Which project, region and endpoint the checks read, before any verdict about them.
     out.line(f"Checks of {config.name} (project {config.project}, region {config.region}), {where}:")
     out.data([{"check": c.name, "status": c.status, "message": c.message, "fix": c.fix} for c in checks])
-    styles = {"pass": "green", "warn": "yellow", "fail": "red"}
+    styles = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
     for check in checks:
         out.line(f"{check.status.upper():<4}  {check.name}: {check.message}", style=styles[check.status])
-        if check.fix and check.status != "pass":
+        if check.fix and check.status in ("warn", "fail"):
             out.line(f"      fix: {check.fix}")
     failed = [c for c in checks if c.status == FAIL]
     if failed:

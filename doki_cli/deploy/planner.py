@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from doki_cli.config import SecretRef, ServiceConfig, is_compute_default, kept_setting_problems
+from doki_cli.config import SecretRef, ServiceConfig, account_project, is_compute_default, kept_setting_problems
 from doki_cli.errors import DokiError
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
@@ -200,6 +200,14 @@ class Planner:
                 {ref.secret for ref in config.secrets.values() if not self._secrets.is_granted(ref.secret, member)}
             )
         warnings = [] if member is not None else self._default_account_warnings(config)
+        owner = account_project(config.service_account)
+        if owner is not None and owner != config.project:
+            # Refused unless the organisation lets projects use each other's accounts, which new ones do not
+            # (iam.disableCrossProjectServiceAccountUsage; https://cloud.google.com/run/docs/configuring/services/service-identity).
+            warnings.append(
+                f"service_account {config.service_account} belongs to project {owner}, not {config.project}: Cloud "
+                "Run refuses it unless the organisation allows accounts of other projects"
+            )
         repeats_failure = False
         failed = live.failed if live is not None else None
         if live is not None and failed is not None and desired.image == live.spec.image:

@@ -239,3 +239,37 @@ def test_doctor_says_first_which_project_region_and_endpoint_its_checks_read(
         "Checks of doki-backend (project other-proj, region us-central1), "
         f"on the emulator at {emulator.grpc_address}:\n"
     )
+
+
+def test_a_runtime_account_of_another_project_fails_as_when_project_points_elsewhere(project: Path) -> None:
+    result = runner.invoke(app, ["--json", "--project", "doki-staging", "doctor", "--offline"])
+    assert result.exit_code == 1
+    found = {c["check"]: c for c in json.loads(result.stdout)}
+    assert found["runtime account"] == {
+        "check": "runtime account",
+        "status": "fail",
+        "message": "revisions would run as doki-runtime@doki-prod.iam.gserviceaccount.com, an account of project "
+        "doki-prod, while doki-backend is in doki-staging",
+        "fix": "create the account in doki-staging and name it in doki.toml ([environments.NAME] for a project of its "
+        "own), or allow this project's Cloud Run to use it: see "
+        "https://cloud.google.com/run/docs/configuring/services/service-identity",
+    }
+    assert checks("--offline")[1]["runtime account"]["status"] == "pass"  # doki.toml's own project
+
+
+def test_online_secret_access_with_no_secrets_to_read_is_skipped_not_passed(
+    project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    toml = (project / "doki.toml").read_text()
+    before, _, after = toml.partition("[service.secrets]")
+    (project / "doki.toml").write_text(before + after[after.index("\n[") :])  # the section and its refs gone
+    _, found = checks()
+    assert found["secret access"] == {
+        "check": "secret access",
+        "status": "skip",
+        "message": "doki.toml references no secrets: nothing to check",
+        "fix": None,
+    }
+    human = runner.invoke(app, ["doctor"]).stdout
+    assert "SKIP  secret access: doki.toml references no secrets: nothing to check\n" in human

@@ -121,3 +121,16 @@ def test_only_a_plan_that_writes_a_new_template_makes_a_revision_and_so_pulls_th
     assert not plan(Change("traffic", "100% api-1", "100% latest"), Change("invoker", None, "allUsers")).makes_revision
     assert plan(Change("memory", "512Mi", "1Gi")).makes_revision
     assert plan(Change("revision", "api-2 (not ready)", "a new revision")).makes_revision
+
+
+def test_a_runtime_account_of_another_project_is_a_warning_in_the_plan(tmp_path: Path, emulator: Emulator) -> None:
+    google = Google(ClientFactory(emulator.grpc_address), PROJECT)
+    toml = f'[service]\nname = "api"\nproject = "{PROJECT}"\nrepository = "doki"\n'
+    (tmp_path / "doki.toml").write_text(toml + 'service_account = "runtime@doki-prod.iam.gserviceaccount.com"\n')
+    plan = Planner(google.run, google.secrets).plan(load_config(tmp_path / "doki.toml"), "us-docker.pkg.dev/p/r/api:1")
+    assert plan.warnings == [
+        f"service_account runtime@doki-prod.iam.gserviceaccount.com belongs to project doki-prod, not {PROJECT}: "
+        "Cloud Run refuses it unless the organisation allows accounts of other projects"
+    ]
+    (tmp_path / "doki.toml").write_text(toml + f'service_account = "runtime@{PROJECT}.iam.gserviceaccount.com"\n')
+    assert Planner(google.run, google.secrets).plan(load_config(tmp_path / "doki.toml"), "x/y:1").warnings == []
