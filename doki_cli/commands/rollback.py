@@ -89,5 +89,6 @@ def rollback(
         f"before: {serving.name if serving else 'none'}."
     )
     if live.stuck:
-        out.note(f"The newest revision, {live.stuck}, is not Ready ({live.message}): what serves is unaffected.")
+        reason = " ".join(live.message.split())  # Cloud Run's message may hold line breaks
+        out.note(f"The newest revision, {live.stuck}, is not Ready ({reason}): what serves is unaffected.")
     out.note("The next `doki deploy` returns traffic to the latest revision.")

@@ -58,4 +58,5 @@ class Images:
     def _build_line(self, line: str) -> None:
         self._on_line(line)
         if line.startswith("Step "):  # the Dockerfile's steps, as the engine numbers them: the build moves on
-            self._progress(f"  {line.strip()}")
+            step = " ".join(line.split())
+            self._progress(f"  {step[:97]}..." if len(step) > 100 else f"  {step}")  # one line each, as a log shows

@@ -615,7 +615,7 @@ def _progress(metadata: Any) -> str:
 # The service's conditions in the operation's metadata (Knative's, which Cloud Run reports), in the order they are
 # met, and what each waits on.
 _CONDITIONS = {
-    "ConfigurationsReady": "the revision is starting",
+    "ConfigurationsReady": "the configuration is being applied",
     "RoutesReady": "traffic is being routed",
 }
 

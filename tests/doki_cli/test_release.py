@@ -147,6 +147,54 @@ def test_a_good_commit_gets_the_traffic_and_a_broken_one_never_does(
     assert serving(engine_emulator) == {good_revision: 100}
 
 
+EXITING_CMD = 'CMD ["python", "-c", "import sys; print(\'cannot start: bad settings\', flush=True); sys.exit(3)"]\n'
+
+
+def test_after_a_release_whose_container_exits_doki_tells_the_truth_and_shows_what_to_do_next(
+    project: Path, engine_emulator: Emulator
+) -> None:
+    """Issue 16's bad day: the failed release shows Cloud Run's exit line, the logs hold it, status says what
+    serves, rollback succeeds and says where traffic went, and deploying the failed image again needs a yes."""
+    assert release("--secrets-from", ".env").exit_code == 0
+    services = ClientFactory(engine_emulator.grpc_address).run_services()
+    good = services.get_service(name=PATH).latest_ready_revision.rsplit("/", 1)[1]
+    with (project / "Dockerfile").open("a") as dockerfile:
+        dockerfile.write(EXITING_CMD)
+    broken_sha = commit(project, "a container that exits")
+
+    failed = runner.invoke(app, ["release", "--local", "--base-image", BASE_IMAGE])
+    assert failed.exit_code == 3, failed.output
+    newest = services.get_service(name=PATH).latest_created_revision.rsplit("/", 1)[1]
+    assert newest != good
+    last_lines = failed.stderr.split(f"Last log lines of {newest}:\n", 1)[1]
+    assert "ERROR    Container called exit(3)." in last_lines
+    assert "cannot start: bad settings" in last_lines
+    assert serving(engine_emulator) == {good: 100}
+
+    logs = runner.invoke(app, ["logs", "--revision", newest])
+    assert logs.exit_code == 0, logs.output
+    assert any(line.split()[1:4] == ["ERROR", newest, "Container"] for line in logs.stdout.splitlines()), logs.stdout
+
+    status = runner.invoke(app, ["status"])
+    assert f"  ready        serving normally; the newest revision, {newest}, failed: " in status.stdout
+    assert f"  serving      {good} (100%, deployed " in status.stdout
+
+    rolled = runner.invoke(app, ["rollback", "--yes"])
+    assert rolled.exit_code == 0, rolled.output
+    (now_serving,) = serving(engine_emulator)
+    assert now_serving != good
+    assert rolled.stdout.startswith(f"All traffic now goes to {now_serving} (image {IMAGE}:")
+    assert rolled.stdout.endswith(f"); before: {good}.\n")
+    assert f"The newest revision, {newest}, is not Ready (" in rolled.stderr
+    assert "Last log lines: cannot start: bad settings): what serves is unaffected.\n" in rolled.stderr  # one line
+
+    again = runner.invoke(app, ["deploy"])  # this commit's image: the one that failed
+    assert again.exit_code == 1, again.output
+    assert f"  ! {IMAGE}:{broken_sha[:7]} is the image {newest} failed with (" in again.stdout
+    assert "Error [repeats_failed_revision]: doki-backend would serve the image that failed again" in again.stderr
+    assert serving(engine_emulator) == {now_serving: 100}
+
+
 def test_a_dirty_tree_is_refused_before_anything_is_built(project: Path, engine_emulator: Emulator) -> None:
     (project / "README.md").write_text("changed\n")
     result = release()

@@ -160,4 +160,4 @@ def test_a_wait_names_the_new_revision_and_the_pending_condition_and_says_how_lo
     prefix = f"waiting for revision {created}: "
     assert all(line.startswith(prefix) for line in seen), seen
     assert [line.rsplit("(", 1)[1] for line in seen] == [f"{20 * i} s)" for i in range(len(seen))]
-    assert seen[0] == prefix + "ConfigurationsReady, the revision is starting (0 s)"
+    assert seen[0] == prefix + "ConfigurationsReady, the configuration is being applied (0 s)"
