@@ -105,19 +105,13 @@ def image_changes(root: Path) -> list[str]:
     """
     from doki_cli.engine import in_build_context
 
-    # Porcelain paths are relative to the repository's top, whatever the directory: `root` may be below it.
+    # Porcelain paths are relative to the repository's top, whatever the directory: `root` may be below it. Without
+    # rename detection a rename is a deletion and an addition, each entry one path ("XY PATH"), both under `root`.
     prefix = _git(root, "rev-parse", "--show-prefix")
-    listing = _git_raw(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", ".")
-    paths = []
-    entries = iter(listing.split("\0"))
-    for entry in entries:
-        if not entry:
-            continue
-        paths.append(entry[3:])
-        if entry[0] in "RC":
-            paths.append(next(entries, ""))  # a rename or copy also names its source, in the next field
+    listing = _git_raw(root, "status", "--porcelain", "-z", "--no-renames", "--untracked-files=all", "--", ".")
+    paths = [entry[3:] for entry in listing.split("\0") if entry]
     enters = in_build_context(root)
-    return sorted({rel for path in paths if path and enters(rel := path.removeprefix(prefix))})
+    return sorted({rel for path in paths if path.startswith(prefix) and enters(rel := path.removeprefix(prefix))})
 
 
 def _some(paths: list[str]) -> str:

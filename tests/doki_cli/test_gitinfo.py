@@ -117,3 +117,10 @@ def test_a_project_below_the_repository_top_judges_its_own_files_and_renames_cou
     git(repo, "mv", "backend/src/old.py", "backend/docs.md")
     assert image_changes(project) == ["src/old.py"]  # gone from the image, though its new name is ignored
     assert version_tag(project) == head + "-dirty"
+    git(repo, "mv", "backend/docs.md", "backend/src/old.py")
+    assert image_changes(project) == []
+
+    # A rename git sees only in the working tree (the new name added with --intent-to-add) counts both names too.
+    (project / "src" / "old.py").rename(project / "src" / "new.py")
+    git(repo, "add", "-N", "backend/src/new.py")
+    assert image_changes(project) == ["src/new.py", "src/old.py"]
