@@ -247,8 +247,9 @@ def _secret_checks(config: ServiceConfig, google: Google) -> list[Check]:
         )
     if not config.service_account:
         return checks
-    if not secrets:
-        checks.append(Check("secret access", SKIP, "doki.toml references no secrets: nothing to check"))
+    if not secrets or set(absent) == set(secrets):
+        nothing = "doki.toml references no secrets" if not secrets else "none of the referenced secrets exists yet"
+        checks.append(Check("secret access", SKIP, f"{nothing}: nothing to check"))
         return checks
     member = f"serviceAccount:{config.service_account}"
     missing = [s for s in secrets if s not in absent and not google.secrets.is_granted(s, member)]

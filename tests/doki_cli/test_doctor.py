@@ -261,6 +261,7 @@ def test_online_secret_access_with_no_secrets_to_read_is_skipped_not_passed(
     project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    assert checks()[1]["secret access"]["message"] == "none of the referenced secrets exists yet: nothing to check"
     toml = (project / "doki.toml").read_text()
     before, _, after = toml.partition("[service.secrets]")
     (project / "doki.toml").write_text(before + after[after.index("\n[") :])  # the section and its refs gone
