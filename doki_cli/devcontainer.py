@@ -15,6 +15,7 @@ from pathlib import Path
 from doki_cli.config import ServiceConfig
 from doki_cli.engine import DockerEngine, RunningContainer
 from doki_cli.errors import DokiError
+from doki_cli.interrupts import terminate_as_interrupt
 from doki_cli.output import Output
 
 READY_TIMEOUT_SECONDS = 60.0
@@ -99,12 +100,17 @@ def run_dev_container(
     with out.build_progress() as on_line:
         engine.build(config.root, [tag], build_args={"BASE_IMAGE": base_image} if base_image else None, on_line=on_line)
     name = f"doki-dev-{config.name}"
-    container = engine.replace_container(
-        tag, name, environment=container_environment(config.root, port), port=port, host_network=host_network
-    )
+    with terminate_as_interrupt():
+        container = engine.replace_container(
+            tag, name, environment=container_environment(config.root, port), port=port, host_network=host_network
+        )
+        _serve(out, container, name, port, detach=detach)
+
+
+def _serve(out: Output, container: RunningContainer, name: str, port: int, *, detach: bool) -> None:
     url = f"http://127.0.0.1:{port}"
-    # Everything after the start sits in one try: a Ctrl-C at any moment, even between two prints, or a container
-    # that never serves, still ends with the container stopped and removed; only --detach keeps it.
+    # Everything after the start sits in one try: a Ctrl-C or SIGTERM at any moment, even between two prints, or a
+    # container that never serves, still ends with the container stopped and removed; only --detach keeps it.
     keep = False
     try:
         wait_until_serving(container, url)

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 NOTE = "Interrupted: finishing the change in progress first (Ctrl-C again to stop at once)"
 
 
@@ -68,3 +69,25 @@ def is_interrupt(exc: BaseException) -> bool:
             return True
         cause = cause.__context__
     return False
+
+
+class Terminated(Exception):
+    """SIGTERM arrived while `terminate_as_interrupt` was in effect."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a process manager, `kill`, an editor's stop button) raises Terminated in the block, so its clean-up
+    runs as it does for Ctrl-C: Python's default ends the process at once, leaving what it started behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

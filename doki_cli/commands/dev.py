@@ -53,17 +53,22 @@ def dev(
         from doki_cli.config import load_config
         from doki_cli.devcontainer import run_dev_container
         from doki_cli.engine import DockerEngine
+        from doki_cli.interrupts import EXIT_TERMINATED, Terminated
 
         config = load_config(options.config, env=options.env, project=options.project, region=options.region)
-        run_dev_container(
-            out,
-            DockerEngine.connect(),
-            config,
-            port=port,
-            host_network=network == "host",
-            detach=detach,
-            base_image=base_image,
-        )
+        try:
+            run_dev_container(
+                out,
+                DockerEngine.connect(),
+                config,
+                port=port,
+                host_network=network == "host",
+                detach=detach,
+                base_image=base_image,
+            )
+        except Terminated:
+            out.note(f"terminated: stopped and removed doki-dev-{config.name}")
+            raise typer.Exit(EXIT_TERMINATED) from None
         return
     if detach:
         raise DokiError("bad_option", "--detach works with --docker only", "add --docker, or drop --detach")

@@ -72,7 +72,12 @@ def test_a_container_that_exits_shows_its_last_lines_and_is_removed(docker_clien
         docker_client.containers.get(CONTAINER)
 
 
-def test_ctrl_c_stops_and_removes_the_container(docker_client: Any, project: Path) -> None:
+@pytest.mark.parametrize(
+    ("sent", "code"), [(signal.SIGINT, 0), (signal.SIGTERM, 143)], ids=["Ctrl-C", "SIGTERM from a process manager"]
+)
+def test_ctrl_c_or_sigterm_stops_and_removes_the_container(
+    docker_client: Any, project: Path, sent: signal.Signals, code: int
+) -> None:
     port = free_port()
     args = [DOKI, "dev", "--docker", "--port", str(port), "--base-image", BASE_IMAGE]
     with running(args, cwd=project, env=clean_env()) as proc:
@@ -82,8 +87,8 @@ def test_ctrl_c_stops_and_removes_the_container(docker_client: Any, project: Pat
         while "Doki backend (container" not in line and time.monotonic() < deadline:
             line = proc.stdout.readline()
         assert line == f"Doki backend (container {CONTAINER}) at http://127.0.0.1:{port}\n"
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        proc.send_signal(sent)
+        assert proc.wait(timeout=30) == code
     with pytest.raises(NotFound):
         docker_client.containers.get(CONTAINER)
 
