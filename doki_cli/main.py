@@ -86,8 +86,9 @@ def _interrupted(ctx: Context) -> None:
     global_options(ctx).output.error(
         DokiError(
             "interrupted",
-            "interrupted before the command finished; a change it had already sent to Google stays",
-            "run it again to finish; `doki status` shows what the service serves now",
+            "interrupted before the command finished",
+            "run it again to finish; if it was changing the service, what it had sent stays, and `doki status` shows "
+            "what the service serves now",
         )
     )
     raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -50,7 +50,7 @@ class Routed:
 
 
 # doki's annotation on a service whose release put traffic back because its revision failed the release's checks:
-# "REVISION REASON". A Ready revision keeps no trace of that at Google, and the next release or deploy of the same
+# "REVISION WHAT-FAILED". A Ready revision keeps no trace of that at Google, and the next release or deploy of the same
 # image must know it failed.
 CHECKS_FAILED = "doki.dev/checks-failed"
 
@@ -115,7 +115,8 @@ class LiveService:
         if self.stuck:
             return self.stuck, " ".join(self.message.split())
         revision, _, reason = self.annotations.get(CHECKS_FAILED, "").partition(" ")
-        if revision and revision == self.latest_created:
+        # Once traffic goes to it anyway (a deploy or rollback said yes), the note has been answered.
+        if revision and revision == self.latest_created and revision not in self.shares:
             return revision, reason
         return None
 
@@ -162,11 +163,17 @@ class RevisionInfo:
     percent: int  # share of traffic it serves now
     tags: tuple[str, ...]
     settings: RevisionSettings = field(default_factory=RevisionSettings)
+    failed: bool = False  # Cloud Run gave up on it (not Ready, and never will be), as opposed to still starting
+
+    @property
+    def created_at(self) -> str | None:
+        """When it was made, to the second (ISO 8601), as doki prints and reports it."""
+        return self.created.isoformat(timespec="seconds") if self.created else None
 
     @property
     def deployed(self) -> str:
-        """When it was made, to the second, as people read it next to a revision's name."""
-        return self.created.isoformat(timespec="seconds") if self.created else "at an unknown time"
+        """When it was made, as people read it next to a revision's name."""
+        return self.created_at or "at an unknown time"
 
 
 @dataclass(frozen=True)

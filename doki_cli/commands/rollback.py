@@ -25,6 +25,7 @@ def rollback(
     revisions = google.run.revisions(config.name)
     ready = [r for r in revisions if r.ready]
     serving = max(revisions, key=lambda r: r.percent, default=None)
+    before = ", ".join(f"{r.percent}% {r.name}" for r in revisions if r.percent) or "nothing"
     if revision is None:
         # The previous Ready revision: the newest one older than what serves now.
         older = [r for r in ready if serving is None or (r.created and serving.created and r.created < serving.created)]
@@ -38,8 +39,7 @@ def rollback(
             target = older[0]
         else:
             for index, candidate in enumerate(older, start=1):
-                created = candidate.created.isoformat(timespec="seconds") if candidate.created else "?"
-                out.line(f"  {index}. {candidate.name}  {created}  {candidate.image}")
+                out.line(f"  {index}. {candidate.name}  {candidate.deployed}  {candidate.image}")
             choice = typer.prompt("Serve which revision?", default=1, type=int)
             if not 1 <= choice <= len(older):
                 raise DokiError(
@@ -78,16 +78,15 @@ def rollback(
             "revision": target.name,
             "changed": True,
             "image": target.image,
-            "created": target.created.isoformat(timespec="seconds") if target.created else None,
+            "created": target.created_at,
             "previous": serving.name if serving else None,
             "newest_not_ready": live.stuck,
         }
     )
-    # Judged by where Cloud Run routes traffic now (the update fails only if it is not where it was asked to go).
-    out.line(
-        f"All traffic now goes to {target.name} (image {target.image}, deployed {target.deployed}); "
-        f"before: {serving.name if serving else 'none'}."
-    )
+    # Said from where Cloud Run routes traffic now, as the update read it back after its wait.
+    now = ", ".join(f"{percent}% {name}" for name, percent in live.shares.items()) or "nothing"
+    where = f"All traffic now goes to {target.name}" if live.shares == {target.name: 100} else f"Traffic now: {now}"
+    out.line(f"{where} (image {target.image}, deployed {target.deployed}); before: {before}.")
     if live.stuck:
         reason = " ".join(live.message.split())  # Cloud Run's message may hold line breaks
         out.note(f"The newest revision, {live.stuck}, is not Ready ({reason}): what serves is unaffected.")

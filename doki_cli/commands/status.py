@@ -29,6 +29,7 @@ def status(ctx: typer.Context) -> None:
     newest = next((r for r in revisions if r.name == live.latest_created), None)
     # The newest revision when it serves nothing: failed, or left without traffic by a rollback or a staged release.
     idle = newest if newest is not None and not newest.percent else None
+    failed = live.failed  # never Ready, or a release's checks failed on it (doki's note)
     spec = live.spec
     data = {
         "service": google.run.path(config.name),
@@ -40,7 +41,9 @@ def status(ctx: typer.Context) -> None:
         "latest_ready": live.latest_ready,
         "traffic": [{**_revision_data(r), "percent": r.percent, "tags": list(r.tags)} for r in tagged],
         "traffic_follows_latest": live.traffic_to_latest,
-        "newest": {**_revision_data(idle), "ready": idle.ready} if idle is not None else None,
+        "newest": {**_revision_data(idle), "ready": idle.ready, "failed": _state(idle, failed) == "failed"}
+        if idle is not None
+        else None,
         # The template: what the next revision starts from.
         "image": spec.image,
         "resources": {"cpu": spec.cpu, "memory": spec.memory, "concurrency": spec.concurrency},
@@ -52,9 +55,9 @@ def status(ctx: typer.Context) -> None:
     out.data(data)
     out.line(f"{config.name}  {live.uri}")
     message = " ".join(live.message.split())  # Cloud Run's messages may carry line breaks
-    if not live.ready and live.stuck and live.shares:
+    if failed is not None and live.shares:
         # The service's Ready condition follows its newest revision; what serves is another one, and unaffected.
-        out.line(f"  ready        serving normally; the newest revision, {live.stuck}, failed: {message}")
+        out.line(f"  ready        serving normally; the newest revision, {failed[0]}, failed: {failed[1]}")
     else:
         out.line(f"  ready        {'yes' if live.ready else 'no'}" + (f" ({message})" if message else ""))
     out.line(f"  revisions    latest created {data['latest_created']}, latest ready {live.latest_ready or '-'}")
@@ -70,11 +73,16 @@ def status(ctx: typer.Context) -> None:
     if not serving:
         out.line("  serving      nothing")
     if idle is not None:
-        state = "Ready, no traffic" if idle.ready else "failed"
-        _show(out, "newest", f"{idle.name} ({state}, deployed {idle.deployed})", idle)
+        _show(out, "newest", f"{idle.name} ({_state(idle, failed)}, deployed {idle.deployed})", idle)
     out.line(f"  invokers     {'anyone (allUsers)' if public else 'authenticated callers only'}")
     if data["updated"]:
         out.line(f"  last change  {data['updated']}")
+
+
+def _state(revision: RevisionInfo, failed: tuple[str, str] | None) -> str:
+    if revision.failed or (failed is not None and failed[0] == revision.name):
+        return "failed"
+    return "Ready, no traffic" if revision.ready else "starting"
 
 
 def _show(out: Output, label: str, title: str, revision: RevisionInfo) -> None:
@@ -89,7 +97,7 @@ def _revision_data(revision: RevisionInfo) -> dict[str, Any]:
     return {
         "revision": revision.name,
         "image": revision.image,
-        "created": revision.created.isoformat(timespec="seconds") if revision.created else None,
+        "created": revision.created_at,
         "resources": {"cpu": settings.cpu, "memory": settings.memory, "concurrency": settings.concurrency},
         "timeout_seconds": settings.timeout_seconds,
         "scaling": {"min": settings.min_instances, "max": settings.max_instances},

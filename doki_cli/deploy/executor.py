@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from doki_cli.deploy.planner import REDIRECT_ENV, REDIRECT_PATH, Change, Plan
+from doki_cli.errors import DokiError
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
 from doki_cli.output import Output
@@ -89,25 +90,13 @@ def serving_now(run: CloudRun, name: str) -> str:
     from doki_cli.model import serving_text
 
     try:
-        return serving_text(run.revisions(name)) if run.get(name) is not None else "nothing (no service)"
+        return serving_text(run.revisions(name))
+    except DokiError as err:
+        if err.code == "service_not_found":
+            return "nothing (no service)"
+        return "unknown (see `doki status`)"
     except (KeyboardInterrupt, Exception):
         return "unknown (see `doki status`)"
-
-
-def steps(plan: Plan) -> list[str]:
-    """The steps `Executor.execute` runs for `plan`, in order, as an interrupt's message names those not run."""
-    names = []
-    if plan.member is not None and plan.grants:
-        names.append("the secret access grants")
-    if plan.updates_service:
-        names.append("the service's creation" if plan.creates else "the new revision")
-    if plan.set_redirect:
-        names.append(f"setting {REDIRECT_ENV}")
-    if plan.invoker_changes or plan.creates:
-        names.append("the invoker change")
-    if plan.public:
-        names.append("the health check")
-    return names
 
 
 class Executor:
@@ -126,17 +115,20 @@ class Executor:
         self.pending: list[str] = []
 
     def execute(self, plan: Plan) -> Deployed:
-        # The steps not started yet: what an interrupt leaves undone.
-        self.pending = steps(plan)
-        if plan.member is not None and plan.grants:
-            self._begin("the secret access grants")
+        service = plan.live
+
+        def grant() -> None:
+            assert plan.member is not None
             for secret in plan.grants:
                 self._progress(f"granting {plan.member} access to {secret}")
                 self._secrets.grant(secret, plan.member)
-        service = plan.live
-        if plan.updates_service:
-            self._begin("the service's creation" if plan.creates else "the new revision")
-            self._progress("deploying a new revision" if not plan.creates else "creating the service")
+
+        def update() -> None:
+            nonlocal service
+            if plan.creates:
+                self._progress("creating the service")
+            else:
+                self._progress("deploying a new revision" if plan.makes_revision else "updating the service's traffic")
             service = self._run.apply(
                 plan.service,
                 plan.desired,
@@ -145,12 +137,14 @@ class Executor:
                 on_progress=self._progress,
                 new_revision=plan.retries_revision,
             )
-        if plan.set_redirect and service is not None:
+
+        def redirect() -> None:
+            nonlocal service
+            assert service is not None
             # The URL exists only now: one more revision carries the redirect URI derived from it.
             desired = replace(
                 plan.desired, env={**plan.desired.env, REDIRECT_ENV: service.uri.rstrip("/") + REDIRECT_PATH}
             )
-            self._begin(f"setting {REDIRECT_ENV}")
             self._progress(f"setting {REDIRECT_ENV} from the service URL")
             # Read again rather than write back the operation's answer: Google may change the etag (and the
             # status) after the operation that created the service ends.
@@ -161,17 +155,32 @@ class Executor:
                 live=self._run.get(plan.service),
                 on_progress=self._progress,
             )
-        if plan.invoker_changes or plan.creates:
-            self._begin("the invoker change")
+
+        def invoker() -> None:
             self._progress("allowing unauthenticated calls" if plan.public else "requiring authentication")
             self._run.set_public(plan.service, plan.public)
-        assert service is not None
-        url = service.uri
-        if plan.public:
-            self._begin("the health check")
-            self._progress(f"checking {url}/")
-            self._health(url)
-        return Deployed(url, service.latest_ready)
 
-    def _begin(self, step: str) -> None:
-        self.pending.remove(step)
+        def health() -> None:
+            assert service is not None
+            self._progress(f"checking {service.uri}/")
+            self._health(service.uri)
+
+        updating = "the service's creation" if plan.creates else "the new revision" if plan.makes_revision else None
+        # In order, each with the name an interrupt's message gives it among those not run.
+        steps = [
+            (name, action)
+            for name, action, wanted in (
+                ("the secret access grants", grant, plan.member is not None and bool(plan.grants)),
+                (updating or "the traffic change", update, plan.updates_service),
+                (f"setting {REDIRECT_ENV}", redirect, plan.set_redirect),
+                ("the invoker change", invoker, plan.invoker_changes or plan.creates),
+                ("the health check", health, plan.public),
+            )
+            if wanted
+        ]
+        self.pending = [name for name, _ in steps]
+        for _, action in steps:
+            self.pending.pop(0)  # started: no longer among what did not run
+            action()
+        assert service is not None
+        return Deployed(service.uri, service.latest_ready)

@@ -214,7 +214,7 @@ class Planner:
             warnings.append(f"{desired.image} is the image {failed[0]} failed with ({failed[1]})")
             # Nothing else differs from the template that failed: the new revision would fail the same way (or, for
             # a Ready revision that failed a release's checks, traffic would go to it).
-            repeats_failure = all(c.what in ("revision", "traffic", "invoker") for c in changes)
+            repeats_failure = bool(changes) and all(c.what in ("revision", "traffic", "invoker") for c in changes)
         return Plan(
             service=config.name,
             path=self._run.path(config.name),

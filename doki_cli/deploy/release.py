@@ -244,13 +244,14 @@ class Release:
             if not is_interrupt(exc):
                 raise
             summary.result = "interrupted"
-            step = summary.steps[-1].name if summary.steps else "first"
-            later = self._steps()[self._steps().index(step) + 1 :] if step in self._steps() else []
+            step = summary.steps[-1].name if summary.steps else None
+            names = self._steps()
+            later = names[names.index(step) + 1 :] if step in names else names
             listed = ", ".join(later[:-1]) + (" and " if len(later) > 1 else "") + (later[-1] if later else "")
             not_run = f"; the {listed} step{'s' if len(later) > 1 else ''} did not run" if later else ""
             interrupted = DokiError(
                 "interrupted",
-                f"interrupted during the {step} step"
+                (f"interrupted during the {step} step" if step else "interrupted before the release's first step")
                 + (self._left or f"; nothing on {config.name} was changed")
                 + f"{not_run}. Serving now: {serving_now(self._run, config.name)}",
                 "`doki deploy --dry-run` shows what remains; `doki release` again finishes it",
@@ -346,16 +347,18 @@ class Release:
         # Today's traffic, with "latest" resolved (once the new revision is Ready it would be the latest), as read by
         # the write that stages the revision: what a failure puts back.
         before: list[Target] = []
-        if plan.member is not None:
-            for secret in plan.grants:
-                self._progress(f"granting {plan.member} access to {secret}")
-                self._secrets.grant(secret, plan.member)
         now = self._now()
         lock = Lock(commit.sha, self._owner, self._host, now, now + config.release.lock_timeout_minutes * 60)
         staged = False
         done = False
         try:
             with self._step(summary, "deploy") as step:
+                if plan.member is not None and plan.grants:
+                    # A grant lets the new revision read a secret; it serves nothing, and stays if we stop here.
+                    self._left = f"; the secret access granted so far stays, nothing else on {name} was changed"
+                    for secret in plan.grants:
+                        self._progress(f"granting {plan.member} access to {secret}")
+                        self._secrets.grant(secret, plan.member)
                 self._progress(f"deploying {revision} with no traffic, tagged {tag}")
 
                 def stage(service: LiveService) -> Edit:
@@ -430,7 +433,7 @@ class Release:
         try:
             return self._smoke(config, url)
         except SmokeCheckFailed as failed:
-            self._checks_failed = f"{revision} failed the release's checks: {failed.message}"[:500]
+            self._checks_failed = f"{revision} {failed.message}"[:500]
             self._attach_logs(summary, revision)
             raise
 

@@ -50,7 +50,9 @@ DOKI_ANNOTATIONS = "doki.dev/"
 # already exists" (googleapis/google-cloud-python#11870, hashicorp/terraform-provider-google#9438).
 TRAFFIC_FIELDS = ("traffic", "annotations")
 PUBLIC = "allUsers"
-HEARTBEAT_SECONDS = 10.0  # a wait says it is still waiting at least this often, so a silent screen never means stuck
+# A wait says it is still waiting at the first poll this long after it last spoke (polls are up to 5 s apart), so a
+# silent screen never means stuck.
+HEARTBEAT_SECONDS = 10.0
 # The startup probe Cloud Run writes into a serving container that declares none, at the container's port
 # (https://cloud.google.com/run/docs/configuring/healthchecks, "The default TCP startup probe"): Google's, not a
 # setting made outside doki.toml.
@@ -152,6 +154,7 @@ class CloudRun:
         for revision in listed:
             short = _short(revision.name)
             ready = any(c.type_ == "Ready" and c.state.name == "CONDITION_SUCCEEDED" for c in revision.conditions)
+            failed = any(c.type_ == "Ready" and c.state.name == "CONDITION_FAILED" for c in revision.conditions)
             message = next((c.message for c in revision.conditions if c.type_ == "Ready"), "")
             serving_container = ingress_container(revision.containers)
             image = serving_container.image if serving_container is not None else ""
@@ -167,6 +170,7 @@ class CloudRun:
                     percent,
                     tags.get(short, ()),
                     _settings(revision, serving_container),
+                    failed,
                 )
             )
         return sorted(result, key=lambda r: (r.created is not None, r.created or datetime.min), reverse=True)
@@ -223,7 +227,8 @@ class CloudRun:
                 on_progress,
                 timeout,
                 what=what,
-                before=read.latest_created_revision,
+                # Only a plain new revision is named once the operation shows it: the others are named already.
+                before=None if edit.traffic_only or edit.staged is not None else read.latest_created_revision,
                 moves_traffic_only=edit.traffic_only,
             )
         raise DokiError(
@@ -309,7 +314,7 @@ class CloudRun:
         timeout: float,
         *,
         what: str,
-        before: str,
+        before: str | None,
         moves_traffic_only: bool = False,
     ) -> LiveService:
         """The service once `operation` is done. A traffic-only write is judged by where the traffic went: its
@@ -334,13 +339,11 @@ class CloudRun:
                 raise error from None
             if done:
                 break
-            step = _progress(operation.metadata)
+            waiting = f"waiting for {_waited_for(operation.metadata, before, what)}: {_progress(operation.metadata)}"
             now = self._clock()
-            if step != last or now - shown >= HEARTBEAT_SECONDS:
-                on_progress(
-                    f"waiting for {_waited_for(operation.metadata, before, what)}: {step} ({now - started:.0f} s)"
-                )
-                last, shown = step, now
+            if waiting != last or now - shown >= HEARTBEAT_SECONDS:
+                on_progress(f"{waiting} ({now - started:.0f} s)")
+                last, shown = waiting, now
             if now > deadline:
                 raise DokiError(
                     "deploy_timeout",
@@ -602,7 +605,8 @@ def _set_scaling(service: run_v2.Service, scaling: Scaling) -> None:
 def _progress(metadata: Any) -> str:
     """The earliest condition Cloud Run has not met yet, as it names it, with what it means for people."""
     conditions = getattr(metadata, "conditions", None) or []
-    pending = [c for c in conditions if c.state.name == "CONDITION_PENDING"]
+    # PENDING: not started yet; RECONCILING: under way (Condition.State in google/cloud/run/v2/condition.proto).
+    pending = [c for c in conditions if c.state.name in ("CONDITION_PENDING", "CONDITION_RECONCILING")]
     if not pending:
         return "in progress"
     # The earliest stage first: traffic is routed to a revision only once it has started.
@@ -620,10 +624,11 @@ _CONDITIONS = {
 }
 
 
-def _waited_for(metadata: Any, before: str, what: str) -> str:
-    """The revision the operation made, once its service names one newer than `before`; else `what`."""
+def _waited_for(metadata: Any, before: str | None, what: str) -> str:
+    """The revision the operation made, once its service names one newer than `before`; else `what` (always, when
+    `before` is None: `what` names it already)."""
     created = _short(getattr(metadata, "latest_created_revision", "") or "")
-    if created and created != _short(before) and not what.startswith(("traffic", "revision ")):
+    if before is not None and created and created != _short(before):
         return f"revision {created}"
     return what
 

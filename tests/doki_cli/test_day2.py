@@ -76,13 +76,13 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     back = doki("rollback", "--yes")
     assert back.exit_code == 0, back.output
     assert back.stdout.startswith(f"All traffic now goes to {second} (image {backend_image}, deployed ")
-    assert back.stdout.endswith(f"); before: {third}.\n")
+    assert back.stdout.endswith(f"); before: 100% {third}.\n")
     status = json.loads(doki("--json", "status").stdout)
     assert [(t["revision"], t["percent"], t["image"], t["scaling"]) for t in status["traffic"]] == [
         (second, 100, backend_image, {"min": 0, "max": 10})  # the revision's own scaling, not the template's
     ]
     assert status["traffic_follows_latest"] is False
-    assert doki("rollback", first).stdout.endswith(f"); before: {second}.\n")
+    assert doki("rollback", first).stdout.endswith(f"); before: 100% {second}.\n")
     assert allowed(url, "https://two.example") is None  # the first revision's container answers: it predates the origin
 
     plan = doki("deploy", "--image", backend_image, "--dry-run")

@@ -102,7 +102,12 @@ def test_the_newest_revision_failed_when_never_ready_or_when_a_release_noted_its
     assert live().failed is None
     stuck = replace(live(ready="api-00001-a", created="api-00002-b"), message="Container called\nexit(3).")
     assert stuck.failed == ("api-00002-b", "Container called exit(3).")
-    noted = replace(live(), annotations={CHECKS_FAILED: "api-00002-b failed the release's checks: HTTP 503"})
-    assert noted.failed == ("api-00002-b", "failed the release's checks: HTTP 503")
+    noted = replace(
+        live(routed=(Routed("api-00001-a", 100),)),
+        annotations={CHECKS_FAILED: "api-00002-b https://tag---api/ failed the health contract"},
+    )
+    assert noted.failed == ("api-00002-b", "https://tag---api/ failed the health contract")
     # A newer revision since: the note is about one that is no longer the newest.
     assert replace(noted, latest_created="api-00003-c", latest_ready="api-00003-c").failed is None
+    # Traffic went to it anyway (a deploy or a rollback said yes): the note has been answered.
+    assert replace(noted, routed=(Routed("api-00002-b", 100),)).failed is None

@@ -133,9 +133,10 @@ def test_a_good_commit_gets_the_traffic_and_a_broken_one_never_does(
         f"{IMAGE}:{broken_sha[:7]} is the image {failed_revision_name} of doki-backend failed with, and nothing else "
         "changed: the new revision would fail the same way; nothing was changed"
     )
-    assert f"is the image {failed_revision_name} failed with (failed the release's checks: http://" in (
-        " ".join(report["warnings"])
-    )
+    assert f"is the image {failed_revision_name} failed with (http://" in " ".join(report["warnings"])
+    status = runner.invoke(app, ["status"]).stdout  # the note shows where people look first
+    assert f"  ready        serving normally; the newest revision, {failed_revision_name}, failed: http://" in status
+    assert f"  newest       {failed_revision_name} (failed, deployed " in status
     assert [step["step"] for step in report["steps"]] == ["image", "plan"]  # nothing deployed
     assert serving(engine_emulator) == {good_revision: 100}
     deployed = runner.invoke(app, ["deploy", "--image", f"{IMAGE}:{broken_sha[:7]}"])
@@ -184,7 +185,7 @@ def test_after_a_release_whose_container_exits_doki_tells_the_truth_and_shows_wh
     (now_serving,) = serving(engine_emulator)
     assert now_serving != good
     assert rolled.stdout.startswith(f"All traffic now goes to {now_serving} (image {IMAGE}:")
-    assert rolled.stdout.endswith(f"); before: {good}.\n")
+    assert rolled.stdout.endswith(f"); before: 100% {good}.\n")
     assert f"The newest revision, {newest}, is not Ready (" in rolled.stderr
     assert "Last log lines: cannot start: bad settings): what serves is unaffected.\n" in rolled.stderr  # one line
 

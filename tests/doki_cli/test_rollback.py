@@ -40,7 +40,7 @@ def moved(factory: ClientFactory, name: str, before: str) -> str:
     revision = factory.run_revisions().get_revision(name=f"{PATH}/revisions/{name}")
     return (
         f"All traffic now goes to {name} (image {revision.containers[0].image}, deployed "
-        f"{revision.create_time.isoformat(timespec='seconds')}); before: {before}.\n"
+        f"{revision.create_time.isoformat(timespec='seconds')}); before: 100% {before}.\n"
     )
 
 

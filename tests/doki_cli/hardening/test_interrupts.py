@@ -440,8 +440,8 @@ def test_a_command_interrupted_where_it_says_nothing_of_its_own_still_says_it_wa
 
     assert stopped.code == 130, stopped.stderr
     assert stopped.stderr.endswith(
-        "Error [interrupted]: interrupted before the command finished; a change it had already sent to Google "
-        "stays\n  Hint: run it again to finish; `doki status` shows what the service serves now\n"
+        "Error [interrupted]: interrupted before the command finished\n  Hint: run it again to finish; if it was "
+        "changing the service, what it had sent stays, and `doki status` shows what the service serves now\n"
     ), stopped.stderr
     # The change was sent before the interrupt: Cloud Run finishes it.
     assert project.settled().template.scaling.max_instance_count == 3
