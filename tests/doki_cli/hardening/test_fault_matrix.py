@@ -303,12 +303,13 @@ class Project:
 
 
 def normalize(value: Any) -> Any:
-    """Ports, random revision suffixes and durations as placeholders, so two runs compare equal."""
+    """Ports, random revision suffixes, times and durations as placeholders, so two runs compare equal."""
     if isinstance(value, str):
         value = re.sub(r"http://127\.0\.0\.1:\d+", "<url>", value)
         value = re.sub(r"the emulator at 127\.0\.0\.1:\d+", "the emulator at <address>", value)
         value = re.sub(r"(doki-backend-\d{5})-[a-z]{3}\b", r"\1", value)
         value = re.sub(rf"(doki-backend-{SHA[:7]})-[0-9a-f]{{4}}\b", r"\1", value)
+        value = re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)?", "<time>", value)  # when made
         return re.sub(r"\d+\.\d+s \(", "<t>s (", value)
     if isinstance(value, dict):
         return {k: normalize(v) for k, v in value.items()}
