@@ -515,8 +515,13 @@ def test_a_revision_that_never_becomes_ready_leaves_traffic_untouched_and_the_ne
     assert dry_run.exit_code == 2, dry_run.stdout + dry_run.stderr
     assert re.search(r"  ~ revision: doki-backend-\S+ \(not ready\) -> a new revision\n", dry_run.stdout)
     # The next run finishes the job (nothing was wrong but the container). `cors` and `scale` find their value
-    # already in the live template, and make its revision again rather than call the service unchanged.
+    # already in the live template, and make its revision again rather than call the service unchanged. A release
+    # of the same commit with the same settings says it would repeat the failure, and goes on only when told to.
     rerun = project.command()
+    if scenario.release:
+        assert rerun.exit_code == 1
+        assert "Error [repeats_failed_revision]: " in rerun.stderr
+        rerun = project.invoke((*scenario.command, "--yes"))
     assert rerun.exit_code == 0, rerun.stdout + rerun.stderr
     if scenario.command[0] in ("cors", "scale"):
         assert re.search(r"doki-backend-\S+ had not become Ready: made a new revision with the same", rerun.stderr)
