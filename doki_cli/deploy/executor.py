@@ -39,6 +39,9 @@ def plan_lines(plan: Plan) -> list[tuple[str, str | None]]:
     if plan.creates:
         lines.append(("  + create the service", "green"))
     lines += [("  " + _describe(change), _style(change)) for change in plan.changes]
+    if plan.makes_revision and not any(change.what == "image" for change in plan.changes):
+        # The new revision runs it too: a plan that does not say which image leaves a broken one unnoticed.
+        lines.append((f"  = image: {plan.desired.image} (unchanged)", "dim"))
     lines += [(f"  + grant {plan.member} access to secret {secret}", "green") for secret in plan.grants]
     if plan.set_redirect:
         lines.append(

@@ -88,7 +88,11 @@ def test_answering_yes_applies_the_plan_and_no_keeps_the_live_service(
     (tmp_path / "doki.toml").write_text(TOML.replace("https://one.example", "https://two.example"))
     plan = doki("deploy", "--image", backend_image, "--dry-run")
     assert plan.exit_code == 2
-    assert plan.stdout.endswith("  ~ env ALLOWED_ORIGINS: https://one.example -> https://two.example\n1 change.\n")
+    assert plan.stdout.endswith(
+        "  ~ env ALLOWED_ORIGINS: https://one.example -> https://two.example\n"
+        f"  = image: {backend_image} (unchanged)\n"  # the new revision runs it: said, though it does not change
+        "1 change.\n"
+    )
 
     declined = doki("deploy", "--image", backend_image, input="n\n")
     assert declined.exit_code == 1

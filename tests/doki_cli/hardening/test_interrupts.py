@@ -344,6 +344,8 @@ def test_a_deploy_interrupted_at_any_step_leaves_what_the_next_dry_run_lists_and
         if case in ("d-create", "d-wait", "d-redirect"):
             lines.append("  ~ invoker: authenticated callers only -> allUsers (public)")
         count = len(lines) - 1
+        if case in ("d-create", "d-wait"):  # a new revision: the image it runs is said, though unchanged
+            lines.append(f"  = image: {backend_image} (unchanged)")
         lines.append("No changes." if not count else f"{count} change{'s' if count > 1 else ''}.")
         expected = "\n".join([*lines, ""])
     dry = project.doki(*deploy, "--dry-run")
