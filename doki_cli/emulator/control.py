@@ -60,6 +60,27 @@ def add_routes(router: Router, emulator: Emulator) -> None:
             raise not_found(f"{resource} is not a resource the emulator can change")
         return Response.json({"touched": resource})
 
+    def set_policy(request: Request) -> Response:
+        """A project's settings where Google's behaviour varies per organisation or project (each defaults to how a
+        project made today behaves)."""
+        body = request.json()
+        project = body.get("project")
+        known = {"logging_read_requests_per_minute"}
+        unknown = sorted(set(body) - known - {"project"})
+        if not isinstance(project, str) or not project or unknown or len(body) < 2:
+            raise invalid_argument(
+                'send {"project": P, SETTING: VALUE}; settings: logging_read_requests_per_minute (a number, or null '
+                "for no limit)" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        if "logging_read_requests_per_minute" in body:
+            limit = body["logging_read_requests_per_minute"]
+            if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
+                raise invalid_argument("logging_read_requests_per_minute must be a whole number, 0 or more, or null")
+            emulator.log_reads.set_limit(project, limit)
+        return Response.json(
+            {"project": project, "logging_read_requests_per_minute": emulator.log_reads.limit(project)}
+        )
+
     def shutdown(request: Request) -> Response:
         # Answer first: stopping waits for this very server to finish its requests.
         threading.Thread(target=emulator.stop, daemon=True).start()
@@ -70,4 +91,5 @@ def add_routes(router: Router, emulator: Emulator) -> None:
     router.add("POST", r"/_doki/faults", add_fault)
     router.add("DELETE", r"/_doki/faults", clear_faults)
     router.add("POST", r"/_doki/touch", touch)
+    router.add("POST", r"/_doki/policies", set_policy)
     router.add("POST", r"/_doki/shutdown", shutdown)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import status_pb2
 
 # Google's canonical codes as HTTP statuses, as the REST surfaces answer them.
 HTTP_STATUS = {
@@ -26,12 +31,23 @@ HTTP_STATUS = {
 
 
 class ApiError(Exception):
-    """A failed call: the canonical status and the message Google would send."""
+    """A failed call: the canonical status and the message Google would send, with the details (ErrorInfo, Help, …)
+    Google's rich status carries, which clients read to tell one failure of a code from another."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, details: Sequence[Message] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = tuple(details)
+
+    def status(self) -> status_pb2.Status:
+        """The rich status, as gRPC sends it in the `grpc-status-details-bin` trailer."""
+        packed = []
+        for detail in self.details:
+            item = any_pb2.Any()
+            item.Pack(detail)
+            packed.append(item)
+        return status_pb2.Status(code=self.code.value[0], message=self.message, details=packed)
 
     @property
     def http_status(self) -> int:

@@ -26,6 +26,9 @@ def _answering(context: grpc.ServicerContext, full_method: str) -> Iterator[None
     try:
         yield
     except ApiError as err:
+        if err.details:
+            # Where Google's clients read the ErrorInfo from (google.api_core.exceptions.from_grpc_error).
+            context.set_trailing_metadata((("grpc-status-details-bin", err.status().SerializeToString()),))
         context.abort(err.code, err.message)
     except Exception:
         log.error("%s failed:\n%s", full_method, traceback.format_exc())

@@ -24,6 +24,7 @@ from doki_cli.emulator.artifactregistry.state import Registry
 from doki_cli.emulator.cloudbuild import grpc_api as cloudbuild_grpc
 from doki_cli.emulator.cloudbuild.state import CloudBuild
 from doki_cli.emulator.cloudlogging import grpc_api as logging_grpc
+from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.faults import Faults
 from doki_cli.emulator.operations import grpc_api as operations_grpc
@@ -71,6 +72,7 @@ class Emulator:
         *,
         engine: DockerEngine | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -78,6 +80,7 @@ class Emulator:
         self.faults = Faults()
         self.operations = Operations(self.faults, sleep=sleep)
         self.logs = LogStore(persist=self._saver("logging", lambda: self.logs))
+        self.log_reads = ReadQuota(clock)  # Cloud Logging's entries.list quota, per project
         self.secrets = SecretStore(persist=self._saver("secretmanager", lambda: self.secrets))
         blob_dir = config.state_dir / "storage-objects" if config.state_dir else None
         self.buckets = Buckets(persist=self._saver("storage", lambda: self.buckets), blob_dir=blob_dir)
@@ -183,7 +186,7 @@ class Emulator:
             *run_grpc.services(self.run, self.faults),
             cloudbuild_grpc.service(self.builds, self.faults),
             artifactregistry_grpc.service(self.registry, self.operations, self.faults),
-            logging_grpc.service(self.logs, self.faults),
+            logging_grpc.service(self.logs, self.log_reads, self.faults),
             serviceusage_grpc.service(self.service_usage, self.operations, self.faults),
         ]
         server.add_generic_rpc_handlers([s.handler() for s in services])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,8 @@ from doki_cli.gcp.retry import Retrier, knowing_retries, no_library_retry
 DOCKER_BUILDER = "gcr.io/cloud-builders/docker"
 # How much of a failed build's log its error shows.
 FAILED_LOG_LINES = 20
+# The build is polled every second; its log every this many polls (Cloud Logging's read quota is 60 a minute).
+LOG_POLL_EVERY = 5
 # Build statuses that do not change any more.
 FINISHED = frozenset({"SUCCESS", "FAILURE", "INTERNAL_ERROR", "TIMEOUT", "CANCELLED", "EXPIRED"})
 
@@ -114,8 +117,8 @@ class CloudBuild:
             api="cloudbuild",
             role="roles/cloudbuild.builds.editor",
         )
-        seen = 0  # build logs are bounded: each poll reads them all and shows the new ones
-        lines: list[Any] = []
+        log = _BuildLog(self._logs, build_id)
+        polls = 0
         while True:
             # The build itself is polled, as gcloud does: found by a retry, it has no operation to follow.
             current = self._call(
@@ -125,16 +128,19 @@ class CloudBuild:
                 api="cloudbuild",
                 role="roles/cloudbuild.builds.viewer",
             )
-            lines = self._logs.build_lines(build_id, 0)
-            for line in lines[seen:]:
-                on_line(line.message)
-            seen = max(seen, len(lines))
-            if current.status.name in FINISHED:
+            finished = current.status.name in FINISHED
+            # The log is read every LOG_POLL_EVERY polls and at the end: Cloud Logging allows a project 60 reads a
+            # minute, shared with every other reader of its logs.
+            if finished or polls % LOG_POLL_EVERY == 0:
+                for message in log.new_lines():
+                    on_line(message)
+            if finished:
                 break
+            polls += 1
             self._sleep(1.0)
         if current.status.name != "SUCCESS":
             # The end of its log, where the failing step's output is: shown whether or not -v showed it all.
-            tail = "".join(f"\n{line.message}" for line in lines[-FAILED_LOG_LINES:])
+            tail = "".join(f"\n{message}" for message in log.last)
             raise DokiError(
                 "build_failed",
                 f"remote build {build_id} ended {current.status.name}: "
@@ -149,3 +155,27 @@ class CloudBuild:
         pages = self._builds.list_builds(request=request, retry=no_library_retry())
         found = next(iter(pages), None)
         return None if found is None else str(found.id)
+
+
+class _BuildLog:
+    """A build's log read incrementally: each read asks only for entries stamped at or after the newest one seen,
+    and drops those it has shown already (entries at the same instant are told apart by insert id)."""
+
+    def __init__(self, logs: Logs, build_id: str) -> None:
+        self._logs = logs
+        self._build_id = build_id
+        self._since = 0
+        self._at_since: set[str] = set()  # insert ids of the entries stamped `_since`, already shown
+        self.last: deque[str] = deque(maxlen=FAILED_LOG_LINES)
+
+    def new_lines(self) -> list[str]:
+        fresh = []
+        for line in self._logs.build_lines(self._build_id, self._since):
+            if line.nanos == self._since and line.insert_id in self._at_since:
+                continue
+            if line.nanos > self._since:
+                self._since, self._at_since = line.nanos, set()
+            self._at_since.add(line.insert_id)
+            fresh.append(line.message)
+        self.last.extend(fresh)
+        return fresh

@@ -79,6 +79,19 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
         )
     if isinstance(exc, exceptions.InvalidArgument):
         return DokiError("invalid_argument", f"{action} {resource}: Google refused it: {detail}", "fix the value named")
+    if isinstance(exc, exceptions.TooManyRequests) and getattr(exc, "reason", None) == "RATE_LIMIT_EXCEEDED":
+        # A quota, not an outage: retried until the deadline, and still spent (ErrorInfo names which one).
+        limit = (getattr(exc, "metadata", None) or {}).get("quota_limit", "a per-minute quota")
+        shared = (
+            " (every reader of the project's logs shares it: doki, the console, other tools)"
+            if api == "logging"
+            else ""
+        )
+        return DokiError(
+            "quota_exceeded",
+            f"{action} {resource}: Google's {limit} quota is spent ({detail})",
+            f"wait a minute and run it again{shared}",
+        )
     if isinstance(exc, (exceptions.ServiceUnavailable, exceptions.TooManyRequests, exceptions.InternalServerError)):
         return DokiError(
             "google_unavailable",

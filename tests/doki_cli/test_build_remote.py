@@ -112,6 +112,26 @@ def test_a_verbose_remote_build_shows_the_build_log_on_stderr(project: Path) -> 
     assert result.stdout.startswith(f"Building {IMAGE}:r1 on Cloud Build (")  # the log never mixes into stdout
 
 
+def test_a_remote_build_reads_its_log_a_few_times_a_minute_and_shows_each_line_once(
+    project: Path, engine_emulator: Emulator
+) -> None:
+    # Cloud Logging allows a project 60 log reads a minute (the emulator enforces it): the build is polled every
+    # second, its log every fifth poll, each read asking only for what is new.
+    (project / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN for i in 1 2 3 4 5 6 7 8; do echo tick-$i; sleep 1; done\n"
+    )
+    result = runner.invoke(app, ["-v", "build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("Step #0: tick-")] == [f"Step #0: tick-{i}" for i in range(1, 9)]
+    assert lines.count("DONE") == 1
+    calls = engine_emulator.faults.calls
+    polls = calls["/google.devtools.cloudbuild.v1.CloudBuild/GetBuild"]
+    reads = calls["/google.logging.v2.LoggingServiceV2/ListLogEntries"]
+    assert polls >= 8
+    assert reads <= polls // 5 + 2, (polls, reads)
+
+
 def test_a_build_whose_writes_were_answered_with_a_lost_connection_is_uploaded_and_built_once(
     project: Path, engine_emulator: Emulator
 ) -> None:

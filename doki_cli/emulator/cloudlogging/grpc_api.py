@@ -7,6 +7,7 @@ server stops, or a test drops it (`LogStore.drop_tails`, as a connection reset w
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ import grpc
 from google.cloud.logging_v2.types import logging as logging_types
 from google.protobuf import empty_pb2
 
+from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.faults import Faults
 from doki_cli.emulator.grpcapi import GrpcService
@@ -30,6 +32,7 @@ ListLogsRequest: Any = logging_types.ListLogsRequest.pb()
 ListLogsResponse: Any = logging_types.ListLogsResponse.pb()
 DeleteLogRequest: Any = logging_types.DeleteLogRequest.pb()
 NOT_CONSUMED = logging_types.TailLogEntriesResponse.SuppressionInfo.Reason.NOT_CONSUMED
+_PROJECT = re.compile(r"projects/([^/]+)")
 
 
 def _drain(requests: Iterator[Any], closed: threading.Event) -> None:
@@ -43,8 +46,9 @@ def _drain(requests: Iterator[Any], closed: threading.Event) -> None:
         closed.set()
 
 
-def service(logs: LogStore, faults: Faults) -> GrpcService:
-    """LoggingServiceV2's methods over `logs`; the others (monitored resource descriptors) answer UNIMPLEMENTED."""
+def service(logs: LogStore, reads: ReadQuota, faults: Faults) -> GrpcService:
+    """LoggingServiceV2's methods over `logs`; the others (monitored resource descriptors) answer UNIMPLEMENTED.
+    ListLogEntries counts against the project's read quota (`reads`), charged to the first project it reads."""
     api = GrpcService("google.logging.v2.LoggingServiceV2", faults)
 
     def write_log_entries(request: Any) -> Any:
@@ -59,6 +63,9 @@ def service(logs: LogStore, faults: Faults) -> GrpcService:
         return WriteLogEntriesResponse()
 
     def list_log_entries(request: Any) -> Any:
+        projects = [m.group(1) for name in request.resource_names if (m := _PROJECT.match(name))]
+        if projects:
+            reads.charge(projects[0])
         entries, token = logs.list_entries(
             resource_names=list(request.resource_names),
             filter_text=request.filter,

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
 
+from doki_cli.emulator.errors import ApiError
 from doki_cli.emulator.serviceusage.state import CATALOG, ServiceUsage
 
 # gRPC package prefix -> the API it belongs to.
@@ -52,7 +52,7 @@ def project_of(request: Any) -> str | None:
     return project_id if isinstance(project_id, str) and project_id else None
 
 
-def service_disabled(project: str, api: str) -> status_pb2.Status:
+def service_disabled(project: str, api: str) -> ApiError:
     """The status Google answers with when `project` has not enabled `api`."""
     title = CATALOG[api]
     url = f"https://console.developers.google.com/apis/api/{api}/overview?project={project}"
@@ -75,12 +75,7 @@ def service_disabled(project: str, api: str) -> status_pb2.Status:
     help_link = error_details_pb2.Help(
         links=[error_details_pb2.Help.Link(description="Google developers console API activation", url=url)]
     )
-    details = []
-    for detail in (info, help_link):
-        packed = any_pb2.Any()
-        packed.Pack(detail)
-        details.append(packed)
-    return status_pb2.Status(code=code_pb2.PERMISSION_DENIED, message=message, details=details)
+    return ApiError(grpc.StatusCode.PERMISSION_DENIED, message, (info, help_link))
 
 
 class DisabledApiGate(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
@@ -100,10 +95,10 @@ class DisabledApiGate(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc shi
         def gated(request: Any, context: grpc.ServicerContext) -> Any:
             project = project_of(request)
             if project is not None and not usage.is_enabled(project, api):
-                status = service_disabled(project, api)
+                refused = service_disabled(project, api)
                 # The rich status travels in this trailer, where Google's clients read the ErrorInfo from.
-                context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, status.message)
+                context.set_trailing_metadata((("grpc-status-details-bin", refused.status().SerializeToString()),))
+                context.abort(refused.code, refused.message)
             return serve(request, context)
 
         return grpc.unary_unary_rpc_method_handler(
