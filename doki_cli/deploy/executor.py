@@ -7,6 +7,7 @@ traffic only to a Ready revision), then who may invoke it, then the health contr
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,12 @@ from doki_cli.output import Output
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+
+# Cloud Run's words for a revision whose account may not read a secret it names (emulator/run/state.py cites them).
+NOT_YET_GRANTED = "Permission denied on secret"
+# How long a deploy waits for a secret grant it just made to reach Cloud Run before trying the revision once more.
+GRANT_SETTLE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -110,11 +117,13 @@ class Executor:
         *,
         health: Callable[[str], None],
         on_progress: Callable[[str], None],
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._run = run
         self._secrets = secrets
         self._health = health
         self._progress = on_progress
+        self._sleep = sleep
         self.pending: list[str] = []
 
     def execute(self, plan: Plan) -> Deployed:
@@ -132,14 +141,34 @@ class Executor:
                 self._progress("creating the service")
             else:
                 self._progress("deploying a new revision" if plan.makes_revision else "updating the service's traffic")
-            service = self._run.apply(
-                plan.service,
-                plan.desired,
-                keep_env=plan.keep_env,
-                live=plan.live,
-                on_progress=self._progress,
-                new_revision=plan.retries_revision,
-            )
+            try:
+                service = self._run.apply(
+                    plan.service,
+                    plan.desired,
+                    keep_env=plan.keep_env,
+                    live=plan.live,
+                    on_progress=self._progress,
+                    new_revision=plan.retries_revision,
+                )
+            except DokiError as err:
+                granted_now = plan.member is not None and bool(plan.grants)
+                if not (granted_now and err.code == "revision_not_ready" and NOT_YET_GRANTED in err.message):
+                    raise
+                # A grant reads back at once but reaches Cloud Run later (usually within 2 minutes:
+                # https://cloud.google.com/iam/docs/access-change-propagation): one more revision, once it has.
+                self._progress(
+                    "the new revision could not read its secrets yet: the access granted a moment ago takes time to "
+                    f"reach Cloud Run; trying a new revision in {GRANT_SETTLE_SECONDS:.0f} s"
+                )
+                self._sleep(GRANT_SETTLE_SECONDS)
+                service = self._run.apply(
+                    plan.service,
+                    plan.desired,
+                    keep_env=plan.keep_env,
+                    live=self._run.get(plan.service),
+                    on_progress=self._progress,
+                    new_revision=True,
+                )
 
         def redirect() -> None:
             nonlocal service

@@ -23,7 +23,14 @@ from functools import partial
 from typing import Any, Protocol
 
 from doki_cli.config import ServiceConfig
-from doki_cli.deploy.executor import Executor, plan_data, plan_lines, serving_now
+from doki_cli.deploy.executor import (
+    GRANT_SETTLE_SECONDS,
+    NOT_YET_GRANTED,
+    Executor,
+    plan_data,
+    plan_lines,
+    serving_now,
+)
 from doki_cli.deploy.health import EXIT_CHECK_FAILED, Fetch, SmokeCheckFailed, smoke_test
 from doki_cli.deploy.planner import Plan, Planner, refuse_what_cloud_run_would
 from doki_cli.errors import DokiError
@@ -374,7 +381,21 @@ class Release:
                 # safe: the put-back only touches a service whose lock is still this release's.
                 staged = True
                 try:
-                    service = self._run.update(name, stage, on_progress=self._progress)
+                    try:
+                        service = self._run.update(name, stage, on_progress=self._progress)
+                    except DokiError as err:
+                        granted_now = plan.member is not None and bool(plan.grants)
+                        if not (granted_now and err.code == "revision_not_ready" and NOT_YET_GRANTED in err.message):
+                            raise
+                        # As a deploy does (Executor): the grant reads back at once but reaches Cloud Run later. One
+                        # more revision under a name of its own, once it has; the failed one never had traffic.
+                        self._progress(
+                            f"{revision} could not read its secrets yet: the access granted a moment ago takes time "
+                            f"to reach Cloud Run; trying a new revision in {GRANT_SETTLE_SECONDS:.0f} s"
+                        )
+                        self._sleep(GRANT_SETTLE_SECONDS)
+                        revision = summary.revision = f"{name}-{commit.short}-{secrets.token_hex(2)}"
+                        service = self._run.update(name, stage, on_progress=self._progress)
                 except DokiError as err:
                     if err.code == "revision_not_ready":
                         step.result = "not ready"

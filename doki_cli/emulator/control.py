@@ -65,20 +65,30 @@ def add_routes(router: Router, emulator: Emulator) -> None:
         project made today behaves)."""
         body = request.json()
         project = body.get("project")
-        known = {"logging_read_requests_per_minute"}
+        known = {"logging_read_requests_per_minute", "iam_propagation_seconds"}
         unknown = sorted(set(body) - known - {"project"})
         if not isinstance(project, str) or not project or unknown or len(body) < 2:
             raise invalid_argument(
                 'send {"project": P, SETTING: VALUE}; settings: logging_read_requests_per_minute (a number, or null '
-                "for no limit)" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                "for no limit), iam_propagation_seconds (a number)"
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
             )
+        if "iam_propagation_seconds" in body:
+            seconds = body["iam_propagation_seconds"]
+            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+                raise invalid_argument("iam_propagation_seconds must be a number of seconds, 0 or more")
+            emulator.iam_propagation.set(project, float(seconds))
         if "logging_read_requests_per_minute" in body:
             limit = body["logging_read_requests_per_minute"]
             if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
                 raise invalid_argument("logging_read_requests_per_minute must be a whole number, 0 or more, or null")
             emulator.log_reads.set_limit(project, limit)
         return Response.json(
-            {"project": project, "logging_read_requests_per_minute": emulator.log_reads.limit(project)}
+            {
+                "project": project,
+                "logging_read_requests_per_minute": emulator.log_reads.limit(project),
+                "iam_propagation_seconds": emulator.iam_propagation.seconds(project),
+            }
         )
 
     def shutdown(request: Request) -> Response:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,15 +16,38 @@ from doki_cli.emulator.errors import aborted, invalid_argument
 from doki_cli.emulator.grpcapi import GrpcService
 
 STALE_ETAG = "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff."
+_PROJECT = re.compile(r"projects/([^/]+)")
+
+
+class Propagation:
+    """How long a grant takes to take effect, per project.
+
+    A policy reads back at once, but what it allows reaches the services later: "typically within 2 minutes", in
+    some cases 7 or more (https://cloud.google.com/iam/docs/access-change-propagation). A revision made right after
+    its secrets were granted can fail "Permission denied on secret" once. The delay varies from call to call, so the
+    emulator's default is none; a test that rehearses it sets a project's delay through the control API."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._seconds: dict[str, float] = {}
+
+    def set(self, project: str, seconds: float) -> None:
+        self._seconds[project] = seconds
+
+    def seconds(self, project: str) -> float:
+        return self._seconds.get(project, 0.0)
 
 
 class Policies:
-    """Policies keyed by resource name; every write gets a new etag."""
+    """Policies keyed by resource name; every write gets a new etag. With a `propagation`, each grant is in effect
+    only once its project's delay has passed since it was made (the policy itself reads back at once)."""
 
-    def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, on_change: Callable[[], None] = lambda: None, propagation: Propagation | None = None) -> None:
         self._lock = threading.Lock()
         self._policies: dict[str, policy_pb2.Policy] = {}
         self._on_change = on_change
+        self._propagation = propagation
+        self._granted: dict[str, dict[tuple[str, str], float]] = {}  # resource -> (role, member) -> when
 
     def get_policy(self, resource: str) -> policy_pb2.Policy:
         with self._lock:
@@ -51,6 +76,11 @@ class Policies:
             stored.version = stored.version or 1
             stored.etag = os.urandom(8)
             self._policies[resource] = stored
+            if self._propagation is not None:
+                now = self._propagation.clock()
+                before = self._granted.get(resource, {})
+                pairs = {(b.role, m) for b in stored.bindings for m in b.members}
+                self._granted[resource] = {pair: before.get(pair, now) for pair in pairs}
             result = policy_pb2.Policy()
             result.CopyFrom(stored)
         self._on_change()
@@ -62,6 +92,17 @@ class Policies:
             if policy is None:
                 return set()
             return {m for b in policy.bindings if b.role == role for m in b.members}
+
+    def members_in_effect(self, resource: str, role: str) -> set[str]:
+        """The members of `role` whose grant has reached the services (all of them without a propagation delay)."""
+        members = self.members(resource, role)
+        if self._propagation is None or not (match := _PROJECT.match(resource)):
+            return members
+        settled = self._propagation.clock() - self._propagation.seconds(match.group(1))
+        with self._lock:
+            granted = self._granted.get(resource, {})
+            # A grant restored from a saved state (no time known) counts as old.
+            return {m for m in members if granted.get((role, m), float("-inf")) <= settled}
 
     def touch(self, resource: str) -> None:
         """A change behind the client's back: same bindings, new etag (for conflict tests)."""

@@ -27,6 +27,7 @@ from doki_cli.emulator.cloudlogging import grpc_api as logging_grpc
 from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.faults import Faults
+from doki_cli.emulator.iam import Propagation
 from doki_cli.emulator.operations import grpc_api as operations_grpc
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.persist import StateDir
@@ -81,7 +82,10 @@ class Emulator:
         self.operations = Operations(self.faults, sleep=sleep)
         self.logs = LogStore(persist=self._saver("logging", lambda: self.logs))
         self.log_reads = ReadQuota(clock)  # Cloud Logging's entries.list quota, per project
-        self.secrets = SecretStore(persist=self._saver("secretmanager", lambda: self.secrets))
+        self.iam_propagation = Propagation(clock)  # how long a grant takes to reach the services, per project
+        self.secrets = SecretStore(
+            persist=self._saver("secretmanager", lambda: self.secrets), propagation=self.iam_propagation
+        )
         blob_dir = config.state_dir / "storage-objects" if config.state_dir else None
         self.buckets = Buckets(persist=self._saver("storage", lambda: self.buckets), blob_dir=blob_dir)
         self.registry = Registry(persist=self._saver("artifactregistry", lambda: self.registry))

@@ -21,7 +21,7 @@ from google.protobuf import timestamp_pb2
 
 from doki_cli.emulator import protojson
 from doki_cli.emulator.errors import already_exists, failed_precondition, invalid_argument, not_found
-from doki_cli.emulator.iam import Policies
+from doki_cli.emulator.iam import Policies, Propagation
 
 SecretVersionState = types.SecretVersion.State
 
@@ -94,11 +94,11 @@ def _page(items: Sequence[_T], page_size: int, page_token: str) -> tuple[list[_T
 class SecretStore:
     """All secrets of all projects. Thread-safe; `persist` is called after every change."""
 
-    def __init__(self, *, persist: Callable[[], None]) -> None:
+    def __init__(self, *, persist: Callable[[], None], propagation: Propagation | None = None) -> None:
         self._persist = persist
         self._lock = threading.RLock()
         self._secrets: dict[str, _Secret] = {}
-        self.policies = Policies(on_change=persist)
+        self.policies = Policies(on_change=persist, propagation=propagation)
 
     # -- lookups ------------------------------------------------------------------------------------------------
 
@@ -250,13 +250,14 @@ class SecretStore:
             self._secret(resource)
 
     def can_access(self, secret: str, member: str) -> bool:
-        """Whether `member` may read the versions of `secret` through the secret's own IAM policy."""
+        """Whether `member` may read the versions of `secret` through the secret's own IAM policy, as the services
+        see it: a grant counts once it has propagated."""
         with self._lock:
             if secret not in self._secrets:
                 return False
         granted: set[str] = set()
         for role in ACCESS_ROLES:
-            granted |= self.policies.members(secret, role)
+            granted |= self.policies.members_in_effect(secret, role)
         return bool(granted & {member, "allUsers", "allAuthenticatedUsers"})
 
     # -- versions -----------------------------------------------------------------------------------------------

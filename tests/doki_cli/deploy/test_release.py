@@ -17,9 +17,11 @@ import httpx
 import pytest
 
 from doki_cli.config import ReleaseConfig, ServiceConfig, SmokeCheck, load_config
+from doki_cli.deploy.executor import GRANT_SETTLE_SECONDS
 from doki_cli.deploy.release import LOCK, Lock, ProvidedImage, Release, Summary, _final, _split, release_tag
 from doki_cli.emulator.server import Emulator
 from doki_cli.errors import DokiError
+from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
@@ -418,3 +420,40 @@ def test_a_release_shows_its_plan_first_a_live_change_it_reverts_included(
     assert progress.index(header) < progress.index("  ~ min instances: 1 -> 0") < progress.index("2 changes.")
     assert progress.index("2 changes.") < next(i for i, line in enumerate(progress) if line.startswith("deploying"))
     assert {"what": "min instances", "before": "1", "after": "0"} in summary.as_dict()["plan"]["changes"]
+
+
+def test_a_secret_granted_by_the_release_that_has_not_reached_cloud_run_costs_one_revision_and_a_wait(
+    live: ServiceConfig, engine_emulator: Emulator, images: RetaggedImages, tmp_path: Path
+) -> None:
+    # A new secret in doki.toml: the release grants the runtime account access to it, and Cloud Run sees that
+    # grant only after the project's propagation delay (real seconds here: the emulator's clock is real).
+    secrets_client = ClientFactory(engine_emulator.grpc_address).secret_manager()
+    secrets_client.create_secret(
+        parent="projects/doki-e2e", secret_id="new-key", secret={"replication": {"automatic": {}}}
+    )
+    secrets_client.add_secret_version(parent="projects/doki-e2e/secrets/new-key", payload={"data": b"v"})
+    toml = (
+        (tmp_path / "doki.toml").read_text().replace("[service.secrets]\n", '[service.secrets]\nNEW_KEY = "new-key"\n')
+    )
+    (tmp_path / "doki.toml").write_text(toml)
+    config = load_config(tmp_path / "doki.toml")
+    httpx.post(f"{engine_emulator.rest_url}/_doki/policies", json={"project": "doki-e2e", "iam_propagation_seconds": 2})
+    google = google_for(engine_emulator, config)
+    [(old, _, _)] = traffic(google)
+
+    def real_wait(seconds: float) -> None:
+        if seconds == GRANT_SETTLE_SECONDS:
+            time.sleep(2.5)  # what the release waits, in the emulator's time
+
+    progress: list[str] = []
+    clock = Clock(on_sleep=real_wait)
+    summary = make_release(google, images, clock, progress=progress).release(config, Commit(GOOD, False, "--sha"))
+
+    assert summary.result == "released"
+    assert GRANT_SETTLE_SECONDS in clock.sleeps
+    [retried] = [line for line in progress if "could not read its secrets yet" in line]
+    assert retried.startswith("doki-backend-1111111-") and retried.endswith("trying a new revision in 60 s")
+    first_try = retried.split(" ", 1)[0]
+    assert summary.revision != first_try
+    assert traffic(google) == sorted([(summary.revision, 100, ""), (summary.revision, 0, "sha-1111111")])
+    assert old != summary.revision
