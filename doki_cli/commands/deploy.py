@@ -125,7 +125,15 @@ def deploy(
             "`doki deploy --dry-run` shows what remains; `doki deploy` finishes it",
             exit_code=EXIT_INTERRUPTED,
         ) from None
-    out.data({"plan": plan_data(plan), "url": deployed.url, "revision": deployed.revision, "changed": True})
+    out.data(
+        {
+            "plan": plan_data(plan),
+            "url": deployed.url,
+            "revision": deployed.revision,
+            "changed": True,
+            "health_checked": deployed.checked,
+        }
+    )
     out.line(f"Deployed {config.name} ({deployed.revision}): {deployed.url}")
 
 

@@ -31,6 +31,15 @@ GRANT_SETTLE_SECONDS = 60.0
 class Deployed:
     url: str
     revision: str | None
+    checked: bool = False  # the health contract answered on the URL
+
+
+def unreachable(ingress: str) -> str:
+    """Why a service's URL cannot be checked from here: its ingress admits only its project's networks."""
+    return (
+        f"ingress is {ingress}, so its URL answers only requests from the project's VPC networks (Cloud Run "
+        "answers others 404); check it from inside one"
+    )
 
 
 def render_plan(out: Output, plan: Plan) -> None:
@@ -128,6 +137,7 @@ class Executor:
 
     def execute(self, plan: Plan) -> Deployed:
         service = plan.live
+        checked = False
 
         def grant() -> None:
             assert plan.member is not None
@@ -193,9 +203,14 @@ class Executor:
             self._run.set_public(plan.service, plan.public)
 
         def health() -> None:
+            nonlocal checked
             assert service is not None
+            if plan.desired.ingress != "all":
+                self._progress(f"health contract not checked: {unreachable(plan.desired.ingress)}")
+                return
             self._progress(f"checking {service.uri}/")
             self._health(service.uri)
+            checked = True
 
         updating = "the service's creation" if plan.creates else "the new revision" if plan.makes_revision else None
         # In order, each with the name an interrupt's message gives it among those not run.
@@ -215,4 +230,4 @@ class Executor:
             self.pending.pop(0)  # started: no longer among what did not run
             action()
         assert service is not None
-        return Deployed(service.uri, service.latest_ready)
+        return Deployed(service.uri, service.latest_ready, checked)

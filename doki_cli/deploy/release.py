@@ -30,6 +30,7 @@ from doki_cli.deploy.executor import (
     plan_data,
     plan_lines,
     serving_now,
+    unreachable,
 )
 from doki_cli.deploy.health import EXIT_CHECK_FAILED, Fetch, SmokeCheckFailed, smoke_test
 from doki_cli.deploy.planner import Plan, Planner, refuse_what_cloud_run_would
@@ -276,6 +277,10 @@ class Release:
     def _release(self, config: ServiceConfig, commit: Commit, summary: Summary) -> None:
         live = self._run.get(config.name)
         self._first = live is None or not live.shares
+        if config.ingress != "all":
+            unchecked = unreachable(config.ingress)
+            summary.warnings.append(f"smoke checks not run: {unchecked}; traffic moves once the revision is Ready")
+            self._progress(summary.warnings[-1])
         if live is not None:
             # Before anything is built: CPU or memory Cloud Run would refuse with what the live service keeps.
             refuse_what_cloud_run_would(config, live)
@@ -459,6 +464,8 @@ class Release:
             raise
 
     def _smoke(self, config: ServiceConfig, url: str) -> list[str]:
+        if config.ingress != "all":
+            return []  # unreachable from here: `_release` said so, once
         headers: dict[str, str] = {}
         if not config.allow_unauthenticated:
             # A private service answers only callers with an identity token for its URL.

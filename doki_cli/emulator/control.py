@@ -65,12 +65,12 @@ def add_routes(router: Router, emulator: Emulator) -> None:
         project made today behaves)."""
         body = request.json()
         project = body.get("project")
-        known = {"logging_read_requests_per_minute", "iam_propagation_seconds"}
+        known = {"logging_read_requests_per_minute", "iam_propagation_seconds", "callers_inside_vpc"}
         unknown = sorted(set(body) - known - {"project"})
         if not isinstance(project, str) or not project or unknown or len(body) < 2:
             raise invalid_argument(
                 'send {"project": P, SETTING: VALUE}; settings: logging_read_requests_per_minute (a number, or null '
-                "for no limit), iam_propagation_seconds (a number)"
+                "for no limit), iam_propagation_seconds (a number), callers_inside_vpc (true or false)"
                 + (f"; unknown: {', '.join(unknown)}" if unknown else "")
             )
         if "iam_propagation_seconds" in body:
@@ -78,6 +78,10 @@ def add_routes(router: Router, emulator: Emulator) -> None:
             if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
                 raise invalid_argument("iam_propagation_seconds must be a number of seconds, 0 or more")
             emulator.iam_propagation.set(project, float(seconds))
+        if "callers_inside_vpc" in body:
+            if not isinstance(body["callers_inside_vpc"], bool):
+                raise invalid_argument("callers_inside_vpc must be true or false")
+            emulator.run.set_callers_inside(project, body["callers_inside_vpc"])
         if "logging_read_requests_per_minute" in body:
             limit = body["logging_read_requests_per_minute"]
             if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
@@ -88,6 +92,7 @@ def add_routes(router: Router, emulator: Emulator) -> None:
                 "project": project,
                 "logging_read_requests_per_minute": emulator.log_reads.limit(project),
                 "iam_propagation_seconds": emulator.iam_propagation.seconds(project),
+                "callers_inside_vpc": emulator.run.callers_inside(project),
             }
         )
 

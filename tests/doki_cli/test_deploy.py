@@ -503,3 +503,31 @@ def test_a_deploy_after_a_named_revision_failed_makes_a_new_one_under_a_new_name
     after = services.get_service(name=PATH)
     assert after.latest_ready_revision == after.latest_created_revision != f"{PATH}/revisions/doki-backend-named"
     assert deploy("--dry-run").exit_code == 0
+
+
+def test_an_internal_service_deploys_and_says_its_health_contract_could_not_be_checked_from_here(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    (tmp_path / "doki.toml").write_text(
+        TOML.replace('repository = "doki"\n', 'repository = "doki"\ningress = "internal"\n')
+    )
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+
+    result = runner.invoke(app, ["--json", "deploy", "--image", BACKEND_IMAGE, "--yes"])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["health_checked"] is False
+    assert httpx.get(report["url"] + "/", timeout=10).status_code == 404  # from outside its VPC, as on Google
+    human = runner.invoke(app, ["deploy", "--image", BACKEND_IMAGE, "--yes"])  # up to date: nothing to check again
+    assert human.exit_code == 0
+    (tmp_path / "doki.toml").write_text(
+        TOML.replace('repository = "doki"\n', 'repository = "doki"\ningress = "internal"\nmax_instances = 3\n')
+    )
+    again = runner.invoke(app, ["deploy", "--image", BACKEND_IMAGE, "--yes"])
+    assert again.exit_code == 0, again.output
+    assert (
+        "health contract not checked: ingress is internal, so its URL answers only requests from the project's VPC "
+        "networks (Cloud Run answers others 404); check it from inside one"
+    ) in again.stderr

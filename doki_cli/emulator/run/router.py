@@ -35,6 +35,13 @@ _FORBIDDEN_PAGE = (
     "<h2></h2>\n</body></html>\n"
 )
 
+# What a request the service's ingress does not admit gets: Google's front end "not found" page.
+_NOT_FOUND_PAGE = (
+    '<html><head>\n<meta http-equiv="content-type" content="text/html;charset=utf-8">\n'
+    "<title>404 Page not found</title>\n</head>\n<body text=#000000 bgcolor=#ffffff>\n<h1>Error: Page not found</h1>\n"
+    "<h2>The requested URL was not found on this server.</h2>\n<h2></h2>\n</body></html>\n"
+)
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -81,9 +88,12 @@ class Proxy:
         *,
         authorize: Callable[[str | None], bool],
         backend: Callable[[str], Backend | None],
+        reachable: Callable[[], bool] = lambda: True,
     ) -> None:
-        """`authorize(authorization header)` says whether the caller may invoke; `backend(revision)` says where
-        the revision listens (None: it has no running container). `port` is tried first; when taken, any port."""
+        """`reachable()` says whether the service's ingress admits the caller (checked first); `authorize(authorization
+        header)` whether the caller may invoke; `backend(revision)` where the revision listens (None: it has no
+        running container). `port` is tried first; when taken, any port."""
+        self._reachable = reachable
         self._authorize = authorize
         self._backend = backend
         self._split = WeightedRoundRobin([])
@@ -121,6 +131,9 @@ class Proxy:
         # Read the body even when refusing: what is left unread would be taken for the next request on the connection.
         body = request.read_body()
         try:
+            if not self._reachable():
+                request.answer(404, [("Content-Type", "text/html; charset=UTF-8")], _NOT_FOUND_PAGE.encode())
+                return
             allowed = self._authorize(request.headers.get("Authorization"))
         except ApiError as err:  # a failure the fault plan holds for this URL
             request.answer(err.http_status, [("Content-Type", "text/plain")], f"{err.message}\n".encode())

@@ -268,6 +268,7 @@ class CloudRun:
         self._runtime = Runtime(engine, logs, state_id=self._state_id, sleep=sleep) if engine is not None else None
         self._stopping = threading.Event()
         self.policies = Policies(on_change=persist)
+        self._inside: dict[str, bool] = {}  # project -> its URLs' callers come from its VPC networks
 
     @property
     def state_id(self) -> str:
@@ -555,6 +556,27 @@ class CloudRun:
 
     # -- invoking -----------------------------------------------------------------------------------------------
 
+    def set_callers_inside(self, project: str, inside: bool) -> None:
+        """Whether requests to `project`'s URLs come from inside its VPC networks (from the host, by default not)."""
+        with self._lock:
+            self._inside[project] = inside
+
+    def callers_inside(self, project: str) -> bool:
+        with self._lock:
+            return self._inside.get(project, False)
+
+    def may_reach(self, name: str) -> bool:
+        """Cloud Run's ingress check, made before the invoker check: with ingress `internal` or
+        `internal-and-cloud-load-balancing`, a run.app URL serves only requests from the project's VPC networks
+        (https://cloud.google.com/run/docs/securing/ingress) and answers others 404 (as users find from outside:
+        richardhe-fundamenta/practical-gcp-examples#11). The emulator's callers are outside unless a test says."""
+        with self._lock:
+            record = self._services.get(name)
+            if record is None:
+                return False
+            everyone = record.message.ingress == run_v2.IngressTraffic.INGRESS_TRAFFIC_ALL
+            return everyone or self._inside.get(validation.parse_service_name(name)[0].project, False)
+
     def may_invoke(self, name: str, authorization: str | None) -> bool:
         """Cloud Run's invoker check, short of verifying identities: a caller without credentials needs the
         service to allow allUsers as roles/run.invoker (or to have the invoker check disabled); any bearer of
@@ -703,6 +725,7 @@ class CloudRun:
             self._host,
             record.proxy_port,
             authorize=lambda header: self.may_invoke(name, header),
+            reachable=lambda: self.may_reach(name),
             backend=self._backend,
         )
         self._urls[name] = _Urls(proxy)
@@ -720,6 +743,7 @@ class CloudRun:
                 self._host,
                 record.tag_ports.get(tag, 0),
                 authorize=lambda header: self.may_invoke(name, header),
+                reachable=lambda: self.may_reach(name),
                 backend=self._backend,
             )
             urls.tags[tag] = proxy

@@ -457,3 +457,24 @@ def test_a_secret_granted_by_the_release_that_has_not_reached_cloud_run_costs_on
     assert summary.revision != first_try
     assert traffic(google) == sorted([(summary.revision, 100, ""), (summary.revision, 0, "sha-1111111")])
     assert old != summary.revision
+
+
+def test_a_release_of_an_internal_service_says_its_smoke_checks_could_not_run_from_here_and_releases(
+    live: ServiceConfig, engine_emulator: Emulator, images: RetaggedImages
+) -> None:
+    internal = replace(live, ingress="internal")
+    google = google_for(engine_emulator, internal)
+    progress: list[str] = []
+
+    summary = make_release(google, images, Clock(), progress=progress).release(internal, Commit(GOOD, False, "--sha"))
+
+    assert summary.result == "released"
+    assert summary.checks == []
+    note = (
+        "smoke checks not run: ingress is internal, so its URL answers only requests from the project's VPC networks "
+        "(Cloud Run answers others 404); check it from inside one; traffic moves once the revision is Ready"
+    )
+    assert summary.warnings == [note]
+    assert note in progress
+    assert traffic(google) == sorted([(summary.revision, 100, ""), (summary.revision, 0, "sha-1111111")])
+    assert httpx.get(str(summary.service_url) + "/", timeout=10).status_code == 404  # not from here, indeed

@@ -69,7 +69,12 @@ def test_a_project_limit_set_through_the_control_api_applies_and_null_lifts_it(e
     answer = httpx.post(
         f"{emulator.rest_url}/_doki/policies", json={"project": "small", "logging_read_requests_per_minute": 2}
     )
-    assert answer.json() == {"project": "small", "logging_read_requests_per_minute": 2, "iam_propagation_seconds": 0}
+    assert answer.json() == {
+        "project": "small",
+        "logging_read_requests_per_minute": 2,
+        "iam_propagation_seconds": 0,
+        "callers_inside_vpc": False,
+    }
     read(emulator, "small")
     read(emulator, "small")
     with pytest.raises(exceptions.TooManyRequests):

@@ -452,3 +452,26 @@ def test_a_serving_container_removed_behind_the_emulators_back_runs_again_on_the
 
     assert served_by(service.uri) == short(service.latest_ready_revision)
     assert [c.name for c in containers()] == [f"doki-emu-{short(service.latest_ready_revision)}"]
+
+
+def test_an_internal_service_answers_callers_from_outside_its_vpc_404_before_any_invoker_check(
+    engine_emulator: Emulator, engine_services: Any, containers: Callable[[], list[Any]]
+) -> None:
+    service = deploy(engine_services)
+    service.ingress = run_v2.IngressTraffic.INGRESS_TRAFFIC_INTERNAL_ONLY
+    service = redeploy(engine_services, service)
+
+    outside = httpx.get(service.uri + "/", timeout=30)
+    assert outside.status_code == 404
+    assert "<h1>Error: Page not found</h1>" in outside.text
+
+    answer = httpx.post(
+        f"{engine_emulator.rest_url}/_doki/policies", json={"project": PROJECT, "callers_inside_vpc": True}
+    )
+    assert answer.json()["callers_inside_vpc"] is True
+    assert served_by(service.uri) == short(service.latest_ready_revision)  # from inside, as before
+
+    service.ingress = run_v2.IngressTraffic.INGRESS_TRAFFIC_ALL
+    httpx.post(f"{engine_emulator.rest_url}/_doki/policies", json={"project": PROJECT, "callers_inside_vpc": False})
+    service = redeploy(engine_services, service)
+    assert served_by(service.uri) == short(service.latest_ready_revision)  # all ingress: anyone
