@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "ingress": "all",
     "service_account": None,
     "allow_unauthenticated": True,
+    # Off: anyone may invoke the service without the allUsers binding that domain restricted sharing refuses
+    # (https://cloud.google.com/run/docs/securing/managing-access#invoker_check).
+    "invoker_iam_check": True,
 }
 KNOWN_KEYS = {"name", "project", "env", "secrets", *DEFAULTS}
 RELEASE_KEYS = ("checks", "steps", "step_wait_seconds", "attempts", "lock_timeout_minutes")
@@ -110,6 +113,7 @@ class ServiceConfig:
     ingress: str = "all"
     service_account: str | None = None
     allow_unauthenticated: bool = True
+    invoker_iam_check: bool = True
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, SecretRef] = field(default_factory=dict)
     environment: str | None = None  # the [environments.NAME] section applied, if any
@@ -275,6 +279,14 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
     allow = values["allow_unauthenticated"]
     if not isinstance(allow, bool):
         problems.append(f"allow_unauthenticated = {allow!r} is not valid: use true or false")
+    check = values["invoker_iam_check"]
+    if not isinstance(check, bool):
+        problems.append(f"invoker_iam_check = {check!r} is not valid: use true or false")
+    elif not check and allow is False:
+        problems.append(
+            "invoker_iam_check = false lets anyone invoke the service, but allow_unauthenticated = false asks for "
+            "authenticated callers only: set invoker_iam_check = true (or drop it)"
+        )
     env_vars = _env(values.get("env", {}), problems)
     secrets = _secrets(values.get("secrets", {}), problems)
     for both in sorted(set(env_vars) & set(secrets)):
@@ -297,6 +309,7 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
         ingress=ingress,
         service_account=account,
         allow_unauthenticated=allow,
+        invoker_iam_check=check,
         env=env_vars,
         secrets=secrets,
         environment=env,

@@ -200,9 +200,14 @@ def live_checks(config: ServiceConfig, google: Google) -> list[Check]:
     drift = []
     if live.spec.ingress != config.ingress:
         drift.append(f"ingress is {live.spec.ingress}, doki.toml says {config.ingress}")
-    public = google.run.is_public(config.name)
+    public = google.run.is_public(config.name) or not live.spec.invoker_iam_check
     if public != config.allow_unauthenticated:
-        drift.append(f"allUsers {'may' if public else 'may not'} invoke it, doki.toml says the opposite")
+        drift.append(f"anyone {'may' if public else 'may not'} invoke it, doki.toml says the opposite")
+    elif live.spec.invoker_iam_check != config.invoker_iam_check:
+        drift.append(
+            f"its invoker IAM check is {'on' if live.spec.invoker_iam_check else 'off'}, doki.toml says "
+            f"{'on' if config.invoker_iam_check else 'off'}"
+        )
     checks.append(
         Check("ingress and invoker", FAIL, "; ".join(drift), "run `doki deploy` to apply doki.toml")
         if drift

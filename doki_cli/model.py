@@ -28,6 +28,7 @@ class ServiceSpec:
     service_account: str | None  # None: Cloud Run's default, the project's Compute Engine default account
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # ENV_NAME -> "secret-id:version-number"
+    invoker_iam_check: bool = True  # off: anyone may invoke, without an allUsers binding (a service-level field)
 
 
 @dataclass(frozen=True)

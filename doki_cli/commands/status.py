@@ -22,7 +22,8 @@ def status(ctx: typer.Context) -> None:
         from doki_cli.gcp.run import service_not_found
 
         raise service_not_found(google.run.path(config.name))
-    public = google.run.is_public(config.name)
+    binding = google.run.is_public(config.name)
+    public = binding or not live.spec.invoker_iam_check
     revisions = google.run.revisions(config.name)
     serving = [r for r in revisions if r.percent]
     tagged = [r for r in revisions if r.percent or r.tags]
@@ -74,7 +75,11 @@ def status(ctx: typer.Context) -> None:
         out.line("  serving      nothing")
     if idle is not None:
         _show(out, "newest", f"{idle.name} ({_state(idle, failed)}, deployed {idle.deployed})", idle)
-    out.line(f"  invokers     {'anyone (allUsers)' if public else 'authenticated callers only'}")
+    if not live.spec.invoker_iam_check:
+        invokers = "anyone (invoker IAM check off)"
+    else:
+        invokers = "anyone (allUsers)" if binding else "authenticated callers only"
+    out.line(f"  invokers     {invokers}")
     if data["updated"]:
         out.line(f"  last change  {data['updated']}")
 

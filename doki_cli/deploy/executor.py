@@ -150,7 +150,7 @@ class Executor:
             if plan.creates:
                 self._progress("creating the service")
             else:
-                self._progress("deploying a new revision" if plan.makes_revision else "updating the service's traffic")
+                self._progress("deploying a new revision" if plan.makes_revision else "updating the service")
             try:
                 service = self._run.apply(
                     plan.service,
@@ -199,8 +199,13 @@ class Executor:
             )
 
         def invoker() -> None:
-            self._progress("allowing unauthenticated calls" if plan.public else "requiring authentication")
-            self._run.set_public(plan.service, plan.public)
+            if plan.binding:
+                self._progress("allowing unauthenticated calls")
+            elif plan.public:
+                self._progress("anyone may call it: the invoker check is off, so no allUsers binding is needed")
+            else:
+                self._progress("requiring authentication")
+            self._run.set_public(plan.service, plan.binding)
 
         def health() -> None:
             nonlocal checked

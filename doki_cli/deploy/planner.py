@@ -63,8 +63,18 @@ class Plan:
         return self.live is None
 
     @property
+    def binding(self) -> bool:
+        """Whether the service should hold the allUsers invoker binding: public, with the invoker check on."""
+        return self.public and self.desired.invoker_iam_check
+
+    @property
+    def writes_invoker_check(self) -> bool:
+        """The service's invoker IAM check (a field of the service, not of its template) changes."""
+        return self.live is not None and self.live.spec.invoker_iam_check != self.desired.invoker_iam_check
+
+    @property
     def updates_service(self) -> bool:
-        return self.creates or any(c.what not in ("invoker",) for c in self.changes)
+        return self.creates or self.writes_invoker_check or any(c.what not in ("invoker",) for c in self.changes)
 
     @property
     def makes_revision(self) -> bool:
@@ -102,6 +112,7 @@ def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[Secret
         service_account=config.service_account,
         env=dict(config.env),
         secrets=secrets,
+        invoker_iam_check=config.invoker_iam_check,
     )
 
 
@@ -302,9 +313,10 @@ class Planner:
             changes.append(Change("revision", f"{live.stuck} (not ready)", "a new revision"))
         if live is not None and not live.traffic_to_latest:
             changes.append(Change("traffic", live.traffic_text, "100% latest"))
-        if public_now != public:
-            was = _invoker(public_now) if public_now is not None else None
-            changes.append(Change("invoker", was, _invoker(public)))
+        was = _invoker(public_now, before.invoker_iam_check) if public_now is not None and before is not None else None
+        wanted = _invoker(public and desired.invoker_iam_check, desired.invoker_iam_check)
+        if was != wanted:
+            changes.append(Change("invoker", was, wanted))
         return changes
 
 
@@ -314,5 +326,8 @@ def _show(value: object) -> str | None:
     return str(value) if value != "" else "(default)"
 
 
-def _invoker(public: bool) -> str:
-    return "allUsers (public)" if public else "authenticated callers only"
+def _invoker(binding: bool, check: bool) -> str:
+    """Who may invoke: the allUsers binding, or anyone because the invoker check is off, or callers with a role."""
+    if not check:
+        return "anyone (invoker IAM check off)"
+    return "allUsers (public)" if binding else "authenticated callers only"

@@ -447,8 +447,8 @@ class Release:
             if staged and not done:
                 self._put_back(name, lock, before, tag, revision)
         if plan.invoker_changes:
-            self._progress("allowing unauthenticated calls" if plan.public else "requiring authentication")
-            self._run.set_public(name, plan.public)
+            self._progress("allowing unauthenticated calls" if plan.binding else "removing the allUsers binding")
+            self._run.set_public(name, plan.binding)
         summary.traffic = self._shares(name)
         summary.result = "released"
 

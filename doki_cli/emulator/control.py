@@ -65,19 +65,28 @@ def add_routes(router: Router, emulator: Emulator) -> None:
         project made today behaves)."""
         body = request.json()
         project = body.get("project")
-        known = {"logging_read_requests_per_minute", "iam_propagation_seconds", "callers_inside_vpc"}
+        known = {
+            "logging_read_requests_per_minute",
+            "iam_propagation_seconds",
+            "callers_inside_vpc",
+            "domain_restricted_sharing",
+        }
         unknown = sorted(set(body) - known - {"project"})
         if not isinstance(project, str) or not project or unknown or len(body) < 2:
             raise invalid_argument(
                 'send {"project": P, SETTING: VALUE}; settings: logging_read_requests_per_minute (a number, or null '
-                "for no limit), iam_propagation_seconds (a number), callers_inside_vpc (true or false)"
-                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                "for no limit), iam_propagation_seconds (a number), callers_inside_vpc and "
+                "domain_restricted_sharing (true or false)" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
             )
         if "iam_propagation_seconds" in body:
             seconds = body["iam_propagation_seconds"]
             if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
                 raise invalid_argument("iam_propagation_seconds must be a number of seconds, 0 or more")
             emulator.iam_propagation.set(project, float(seconds))
+        if "domain_restricted_sharing" in body:
+            if not isinstance(body["domain_restricted_sharing"], bool):
+                raise invalid_argument("domain_restricted_sharing must be true or false")
+            emulator.org_policy.restrict_domains(project, body["domain_restricted_sharing"])
         if "callers_inside_vpc" in body:
             if not isinstance(body["callers_inside_vpc"], bool):
                 raise invalid_argument("callers_inside_vpc must be true or false")
@@ -93,6 +102,7 @@ def add_routes(router: Router, emulator: Emulator) -> None:
                 "logging_read_requests_per_minute": emulator.log_reads.limit(project),
                 "iam_propagation_seconds": emulator.iam_propagation.seconds(project),
                 "callers_inside_vpc": emulator.run.callers_inside(project),
+                "domain_restricted_sharing": emulator.org_policy.domains_restricted(project),
             }
         )
 

@@ -12,7 +12,7 @@ from typing import Any
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 
 from doki_cli.emulator import protojson
-from doki_cli.emulator.errors import aborted, invalid_argument
+from doki_cli.emulator.errors import aborted, failed_precondition, invalid_argument
 from doki_cli.emulator.grpcapi import GrpcService
 
 STALE_ETAG = "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff."
@@ -38,15 +38,58 @@ class Propagation:
         return self._seconds.get(project, 0.0)
 
 
+# What Google answers a policy naming a principal the organisation does not permit (HTTP 400, FAILED_PRECONDITION), as
+# users meet it: GoogleCloudPlatform/genai-for-marketing#153 (a Cloud Run invoker binding), taers232c/GAMADV-XTD3#289.
+NOT_PERMITTED = (
+    "One or more users named in the policy do not belong to a permitted customer,  perhaps due to an organization "
+    "policy."
+)
+_PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+
+
+class OrgPolicy:
+    """The organisation policies that decide which principals a project's IAM policies may name.
+
+    Domain restricted sharing (the `iam.allowedPolicyMemberDomains` constraint) lets policies name only identities of
+    the organisation's own domains, so `allUsers` and `allAuthenticatedUsers` are refused
+    (https://cloud.google.com/resource-manager/docs/organization-policy/restricting-domains). Organisations made since
+    May 2024 enforce it by default; a project outside any organisation (a personal account's) does not, which is the
+    emulator's default: a test turns it on per project through the control API."""
+
+    def __init__(self) -> None:
+        self._restricted: set[str] = set()
+
+    def restrict_domains(self, project: str, on: bool) -> None:
+        (self._restricted.add if on else self._restricted.discard)(project)
+
+    def domains_restricted(self, project: str) -> bool:
+        return project in self._restricted
+
+    def admit(self, resource: str, policy: policy_pb2.Policy) -> None:
+        """Refuse `policy` for `resource` as Google does when the resource's project restricts its domains."""
+        match = _PROJECT.match(resource)
+        if match is None or match.group(1) not in self._restricted:
+            return
+        if any(member in _PUBLIC_MEMBERS for binding in policy.bindings for member in binding.members):
+            raise failed_precondition(NOT_PERMITTED)
+
+
 class Policies:
     """Policies keyed by resource name; every write gets a new etag. With a `propagation`, each grant is in effect
-    only once its project's delay has passed since it was made (the policy itself reads back at once)."""
+    only once its project's delay has passed since it was made (the policy itself reads back at once); with an
+    `org`, a policy its organisation does not permit is refused."""
 
-    def __init__(self, on_change: Callable[[], None] = lambda: None, propagation: Propagation | None = None) -> None:
+    def __init__(
+        self,
+        on_change: Callable[[], None] = lambda: None,
+        propagation: Propagation | None = None,
+        org: OrgPolicy | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._policies: dict[str, policy_pb2.Policy] = {}
         self._on_change = on_change
         self._propagation = propagation
+        self._org = org
         self._granted: dict[str, dict[tuple[str, str], float]] = {}  # resource -> (role, member) -> when
 
     def get_policy(self, resource: str) -> policy_pb2.Policy:
@@ -65,8 +108,10 @@ class Policies:
             if not binding.role.startswith("roles/"):
                 raise invalid_argument(f"Role {binding.role} is not a valid role: roles start with 'roles/'.")
             for member in binding.members:
-                if member not in ("allUsers", "allAuthenticatedUsers") and ":" not in member:
+                if member not in _PUBLIC_MEMBERS and ":" not in member:
                     raise invalid_argument(f"Invalid member '{member}': use a prefix such as serviceAccount:, user:.")
+        if self._org is not None:
+            self._org.admit(resource, policy)
         with self._lock:
             current = self._policies.get(resource)
             if policy.etag and current is not None and policy.etag != current.etag:

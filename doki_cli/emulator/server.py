@@ -27,7 +27,7 @@ from doki_cli.emulator.cloudlogging import grpc_api as logging_grpc
 from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.faults import Faults
-from doki_cli.emulator.iam import Propagation
+from doki_cli.emulator.iam import OrgPolicy, Propagation
 from doki_cli.emulator.operations import grpc_api as operations_grpc
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.persist import StateDir
@@ -83,12 +83,15 @@ class Emulator:
         self.logs = LogStore(persist=self._saver("logging", lambda: self.logs))
         self.log_reads = ReadQuota(clock)  # Cloud Logging's entries.list quota, per project
         self.iam_propagation = Propagation(clock)  # how long a grant takes to reach the services, per project
+        self.org_policy = OrgPolicy()  # which principals projects' IAM policies may name
         self.secrets = SecretStore(
-            persist=self._saver("secretmanager", lambda: self.secrets), propagation=self.iam_propagation
+            persist=self._saver("secretmanager", lambda: self.secrets),
+            propagation=self.iam_propagation,
+            org=self.org_policy,
         )
         blob_dir = config.state_dir / "storage-objects" if config.state_dir else None
         self.buckets = Buckets(persist=self._saver("storage", lambda: self.buckets), blob_dir=blob_dir)
-        self.registry = Registry(persist=self._saver("artifactregistry", lambda: self.registry))
+        self.registry = Registry(persist=self._saver("artifactregistry", lambda: self.registry), org=self.org_policy)
         self.docker_registry = DockerRegistry(
             repositories=self.registry,
             root=config.state_dir / "registry" if config.state_dir else None,
@@ -107,6 +110,7 @@ class Emulator:
             engine=engine,
             host=config.host,
             sleep=sleep,
+            org=self.org_policy,
         )
         self.builds = CloudBuild(
             persist=self._saver("cloudbuild", lambda: self.builds),

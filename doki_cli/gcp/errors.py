@@ -63,6 +63,14 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
             f"{action} {resource}: not found ({detail})",
             "check the project and region (doki.toml, --project, --region)",
         )
+    if isinstance(exc, exceptions.FailedPrecondition) and "permitted customer" in detail:
+        # Domain restricted sharing (iam.allowedPolicyMemberDomains) refused a principal outside the organisation.
+        return DokiError(
+            "org_policy_refused",
+            f"{action} {resource}: the organisation's policy refused it: {detail}",
+            "name only principals of the organisation's domains, or ask its admins to allow this one "
+            "(constraint iam.allowedPolicyMemberDomains)",
+        )
     if isinstance(exc, (exceptions.Aborted, exceptions.FailedPrecondition)) and "etag" in detail.lower():
         return DokiError(
             "concurrent_change",

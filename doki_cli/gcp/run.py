@@ -376,14 +376,27 @@ class CloudRun:
 
     def set_public(self, name: str, public: bool) -> bool:
         """Add or remove the allUsers invoker binding (read-modify-write with the etag); True if it changed."""
-        return edit_policy(
-            self._services,
-            self.path(name),
-            lambda policy: set_member(policy, INVOKER, PUBLIC, present=public),
-            retrier=self._retrier,
-            api="run",
-            admin_role="roles/run.admin",
-        )
+        try:
+            return edit_policy(
+                self._services,
+                self.path(name),
+                lambda policy: set_member(policy, INVOKER, PUBLIC, present=public),
+                retrier=self._retrier,
+                api="run",
+                admin_role="roles/run.admin",
+            )
+        except DokiError as err:
+            if err.code != "org_policy_refused":
+                raise
+            # Cloud Run's own way to a public service that names no principal: its invoker check off.
+            raise DokiError(
+                "public_access_refused",
+                f"{name} is deployed but not public: the organisation refused allUsers as its invoker "
+                f"({err.message.rsplit('refused it: ', 1)[-1]})",
+                "set invoker_iam_check = false in doki.toml: doki then makes it public by turning off Cloud Run's "
+                "invoker IAM check (as gcloud run services update --no-invoker-iam-check does), which that policy "
+                "allows; or set allow_unauthenticated = false to keep it private",
+            ) from None
 
 
 def service_not_found(path: str) -> DokiError:
@@ -435,6 +448,7 @@ def to_live(service: run_v2.Service) -> LiveService:
         service_account=template.service_account or None,
         env=env,
         secrets=secrets,
+        invoker_iam_check=not service.invoker_iam_disabled,
     )
     latest_ready = _short(service.latest_ready_revision) or None
     return LiveService(
@@ -682,6 +696,7 @@ def to_service(spec: ServiceSpec, *, keep_env: Collection[str], base: run_v2.Ser
     if base is None or not _same_template(template, base.template):
         template.revision = ""
     service.ingress = getattr(run_v2.IngressTraffic, _INGRESS[spec.ingress])
+    service.invoker_iam_disabled = not spec.invoker_iam_check
     _set_traffic(service, to_latest(_targets(base) if base is not None else ()))
     service.etag = base.etag if base is not None else ""
     return service
@@ -777,7 +792,6 @@ def kept_settings(service: run_v2.Service) -> list[str]:
         "labels " + ", ".join(sorted(service.labels)): bool(service.labels),
         "annotations " + ", ".join(annotations): bool(annotations),
         "service-level scaling": "scaling" in service,
-        "invoker IAM check off": service.invoker_iam_disabled,
         "binary authorization": "binary_authorization" in service,
         "custom audiences": bool(service.custom_audiences),
         "description": bool(service.description),

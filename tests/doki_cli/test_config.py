@@ -87,6 +87,12 @@ def test_project_and_region_options_win_over_the_file(tmp_path: Path) -> None:
             "ingress = 'public' is not valid: use one of all, internal, internal-and-cloud-load-balancing",
         ),
         ('allow_unauthenticated = "yes"', "allow_unauthenticated = 'yes' is not valid: use true or false"),
+        ('invoker_iam_check = "off"', "invoker_iam_check = 'off' is not valid: use true or false"),
+        (
+            "allow_unauthenticated = false\ninvoker_iam_check = false",
+            "invoker_iam_check = false lets anyone invoke the service, but allow_unauthenticated = false asks for "
+            "authenticated callers only: set invoker_iam_check = true (or drop it)",
+        ),
         (
             'service_account = "runtime"',
             "service_account = 'runtime' is not a service account email (NAME@PROJECT.iam.gserviceaccount.com, "
@@ -94,9 +100,9 @@ def test_project_and_region_options_win_over_the_file(tmp_path: Path) -> None:
         ),
         (
             'memroy = "1Gi"',
-            "unknown key 'memroy' (allowed: allow_unauthenticated, concurrency, cpu, env, ingress, max_instances, "
-            "memory, min_instances, name, port, project, region, repository, secrets, service_account, "
-            "timeout_seconds)",
+            "unknown key 'memroy' (allowed: allow_unauthenticated, concurrency, cpu, env, ingress, "
+            "invoker_iam_check, max_instances, memory, min_instances, name, port, project, region, repository, "
+            "secrets, service_account, timeout_seconds)",
         ),
         ('[service.env]\nPORT = "9000"', "env name 'PORT' is not allowed: Cloud Run sets it itself"),
         (

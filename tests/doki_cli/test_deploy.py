@@ -531,3 +531,41 @@ def test_an_internal_service_deploys_and_says_its_health_contract_could_not_be_c
         "health contract not checked: ingress is internal, so its URL answers only requests from the project's VPC "
         "networks (Cloud Run answers others 404); check it from inside one"
     ) in again.stderr
+
+
+def test_where_the_organisation_refuses_allusers_the_deploy_says_so_and_invoker_iam_check_off_makes_it_public(
+    tmp_path: Path, engine_emulator: Emulator, backend_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+    httpx.post(
+        f"{engine_emulator.rest_url}/_doki/policies", json={"project": PROJECT, "domain_restricted_sharing": True}
+    )
+
+    refused = deploy("--yes")
+
+    assert refused.exit_code == 1
+    assert refused.stderr.endswith(
+        "Error [public_access_refused]: doki-backend is deployed but not public: the organisation refused allUsers "
+        "as its invoker (One or more users named in the policy do not belong to a permitted customer,  perhaps due "
+        "to an organization policy.)\n"
+        "  Hint: set invoker_iam_check = false in doki.toml: doki then makes it public by turning off Cloud Run's "
+        "invoker IAM check (as gcloud run services update --no-invoker-iam-check does), which that policy allows; "
+        "or set allow_unauthenticated = false to keep it private\n"
+    )
+    url = ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=PATH).uri
+    assert httpx.get(url + "/", timeout=10).status_code == 403  # private: nothing was opened half-way
+
+    (tmp_path / "doki.toml").write_text(
+        TOML.replace('repository = "doki"\n', 'repository = "doki"\ninvoker_iam_check = false\n')
+    )
+    plan = deploy("--dry-run")
+    assert plan.exit_code == 2
+    assert "  ~ invoker: authenticated callers only -> anyone (invoker IAM check off)\n" in plan.stdout
+    assert "= image" not in plan.stdout  # a field of the service: no new revision
+
+    opened = deploy("--yes")
+    assert opened.exit_code == 0, opened.output
+    assert httpx.get(url + "/", timeout=10).json() == {"message": "Doki Backend up"}
+    assert "  invokers     anyone (invoker IAM check off)\n" in runner.invoke(app, ["status"]).stdout
+    assert deploy("--dry-run").exit_code == 0

@@ -19,10 +19,10 @@ from tests.helpers import CliRunner
 
 runner = CliRunner()
 # What a doki write may change: the serving container's image, port number, cpu, memory and environment; the
-# template's scaling, timeout, concurrency, account and revision name; the traffic and the ingress. The rest of a
-# Service's spec must come through every command as it was.
+# template's scaling, timeout, concurrency, account and revision name; the traffic, the ingress and the invoker IAM
+# check. The rest of a Service's spec must come through every command as it was.
 SPEC = ("description", "labels", "annotations", "launch_stage", "binary_authorization", "template", "scaling")
-SPEC += ("invoker_iam_disabled", "default_uri_disabled", "custom_audiences")
+SPEC += ("default_uri_disabled", "custom_audiences")
 DOKI_TEMPLATE_FIELDS = ("scaling", "timeout", "max_instance_request_concurrency", "service_account", "revision")
 KEPT_LINE = (
     "  = set outside doki.toml, kept as it is: sidecar collector, command, working dir, startup probe, liveness "

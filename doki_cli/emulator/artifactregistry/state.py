@@ -19,7 +19,7 @@ from google.cloud import artifactregistry_v1 as ar
 from doki_cli.emulator import protojson
 from doki_cli.emulator.artifactregistry.paging import page
 from doki_cli.emulator.errors import ApiError, already_exists, invalid_argument, not_found
-from doki_cli.emulator.iam import Policies
+from doki_cli.emulator.iam import OrgPolicy, Policies
 
 PARENT = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)")
 DOCKER_IMAGE_NAME = re.compile(
@@ -86,12 +86,12 @@ def _repository_not_found(name: str) -> ApiError:
 class Registry:
     """Repositories by resource name, and per repository its Docker images by "IMAGE@DIGEST"."""
 
-    def __init__(self, *, persist: Callable[[], None]) -> None:
+    def __init__(self, *, persist: Callable[[], None], org: OrgPolicy | None = None) -> None:
         self._persist = persist
         self._lock = threading.Lock()
         self._repositories: dict[str, ar.Repository] = {}
         self._images: dict[str, dict[str, ar.DockerImage]] = {}
-        self.policies = Policies(on_change=persist)
+        self.policies = Policies(on_change=persist, org=org)
 
     # Repositories
 

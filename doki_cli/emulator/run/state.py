@@ -30,7 +30,7 @@ from doki_cli.emulator.artifactregistry.state import ImageRef, Registry
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.errors import ApiError, aborted, already_exists, failed_precondition, invalid_argument, not_found
 from doki_cli.emulator.faults import Faults
-from doki_cli.emulator.iam import Policies
+from doki_cli.emulator.iam import OrgPolicy, Policies
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.run import validation
 from doki_cli.emulator.run.router import Backend, Proxy, free_port, port_free
@@ -249,6 +249,7 @@ class CloudRun:
         host: str,
         sleep: Callable[[float], None],
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_SECONDS,
+        org: OrgPolicy | None = None,
     ) -> None:
         """`startup_timeout`: how long a revision without a startup probe may take to listen on its PORT."""
         self._persist = persist
@@ -267,7 +268,7 @@ class CloudRun:
         self._urls: dict[str, _Urls] = {}
         self._runtime = Runtime(engine, logs, state_id=self._state_id, sleep=sleep) if engine is not None else None
         self._stopping = threading.Event()
-        self.policies = Policies(on_change=persist)
+        self.policies = Policies(on_change=persist, org=org)
         self._inside: dict[str, bool] = {}  # project -> its URLs' callers come from its VPC networks
 
     @property

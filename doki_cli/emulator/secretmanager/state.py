@@ -21,7 +21,7 @@ from google.protobuf import timestamp_pb2
 
 from doki_cli.emulator import protojson
 from doki_cli.emulator.errors import already_exists, failed_precondition, invalid_argument, not_found
-from doki_cli.emulator.iam import Policies, Propagation
+from doki_cli.emulator.iam import OrgPolicy, Policies, Propagation
 
 SecretVersionState = types.SecretVersion.State
 
@@ -94,11 +94,13 @@ def _page(items: Sequence[_T], page_size: int, page_token: str) -> tuple[list[_T
 class SecretStore:
     """All secrets of all projects. Thread-safe; `persist` is called after every change."""
 
-    def __init__(self, *, persist: Callable[[], None], propagation: Propagation | None = None) -> None:
+    def __init__(
+        self, *, persist: Callable[[], None], propagation: Propagation | None = None, org: OrgPolicy | None = None
+    ) -> None:
         self._persist = persist
         self._lock = threading.RLock()
         self._secrets: dict[str, _Secret] = {}
-        self.policies = Policies(on_change=persist, propagation=propagation)
+        self.policies = Policies(on_change=persist, propagation=propagation, org=org)
 
     # -- lookups ------------------------------------------------------------------------------------------------
 

@@ -74,6 +74,7 @@ def test_a_project_limit_set_through_the_control_api_applies_and_null_lifts_it(e
         "logging_read_requests_per_minute": 2,
         "iam_propagation_seconds": 0,
         "callers_inside_vpc": False,
+        "domain_restricted_sharing": False,
     }
     read(emulator, "small")
     read(emulator, "small")
