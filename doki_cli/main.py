@@ -64,6 +64,13 @@ class DokiGroup(TyperGroup):
 
             if is_interrupt(exc):
                 _interrupted(ctx)  # Ctrl-C, surfacing from inside gRPC as another error
+            from doki_cli.gcp.errors import expired_login, is_expired_login
+
+            if is_expired_login(exc):
+                # google-auth's RefreshError, raised by a client that refreshes its token before a call (storage).
+                options = global_options(ctx)
+                options.output.error(expired_login(exc, "calling Google"))
+                raise typer.Exit(1) from None
             options = global_options(ctx)
             if options.verbose:
                 import traceback

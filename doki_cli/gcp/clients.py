@@ -49,8 +49,16 @@ EMULATOR_CONNECT_TIMEOUT = 2.0
 
 class ClientFactory:
     def __init__(
-        self, emulator: str | None = None, storage_url: str | None = None, registry: str | None = None
+        self,
+        emulator: str | None = None,
+        storage_url: str | None = None,
+        registry: str | None = None,
+        *,
+        quota_project: str | None = None,
     ) -> None:
+        """`quota_project`: the project calls are billed to and checked against (its APIs must be enabled): sent as
+        x-goog-user-project. Without it, a user login bills gcloud's own project, and Google answers that the API
+        "has not been used in project 764086051850" (https://cloud.google.com/docs/quotas/set-quota-project)."""
         if emulator is not None and not _HOST_PORT.fullmatch(emulator):
             raise DokiError(
                 "bad_emulator_address",
@@ -66,15 +74,21 @@ class ClientFactory:
         self.emulator = emulator
         self.storage_url = storage_url
         self.registry = registry
+        self.quota_project = quota_project
         self._channel: grpc.Channel | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> ClientFactory:
+    def from_env(cls, env: Mapping[str, str] = os.environ, *, quota_project: str | None = None) -> ClientFactory:
         return cls(
             env.get("DOKI_EMULATOR") or None,
             env.get("STORAGE_EMULATOR_HOST") or None,
             env.get("DOKI_EMULATOR_REGISTRY") or None,
+            quota_project=quota_project,
         )
+
+    def _options(self) -> dict[str, str]:
+        """Client options of the clients on Google: the quota project, when there is one."""
+        return {"quota_project_id": self.quota_project} if self.quota_project else {}
 
     @property
     def endpoint(self) -> str:
@@ -90,6 +104,9 @@ class ClientFactory:
         if self._channel is None:
             self._check_emulator_answers(self.emulator)
             self._channel = grpc.insecure_channel(self.emulator)
+            if self.quota_project:
+                # Sent as Google's auth library sends it for a quota project, so the emulator checks the same one.
+                self._channel = grpc.intercept_channel(self._channel, _user_project(self.quota_project))
         return self._channel
 
     @staticmethod
@@ -119,7 +136,7 @@ class ClientFactory:
             return secretmanager.SecretManagerServiceClient(
                 transport=SecretManagerServiceGrpcTransport(channel=self.channel())
             )
-        return _with_credentials(secretmanager.SecretManagerServiceClient)
+        return _with_credentials(lambda: secretmanager.SecretManagerServiceClient(client_options=self._options()))
 
     def run_services(self) -> Any:
         from google.cloud import run_v2
@@ -127,7 +144,7 @@ class ClientFactory:
 
         if self.emulator:
             return run_v2.ServicesClient(transport=ServicesGrpcTransport(channel=self.channel()))
-        return _with_credentials(run_v2.ServicesClient)
+        return _with_credentials(lambda: run_v2.ServicesClient(client_options=self._options()))
 
     def run_revisions(self) -> Any:
         from google.cloud import run_v2
@@ -135,7 +152,7 @@ class ClientFactory:
 
         if self.emulator:
             return run_v2.RevisionsClient(transport=RevisionsGrpcTransport(channel=self.channel()))
-        return _with_credentials(run_v2.RevisionsClient)
+        return _with_credentials(lambda: run_v2.RevisionsClient(client_options=self._options()))
 
     def cloud_build(self) -> Any:
         from google.cloud.devtools import cloudbuild_v1
@@ -143,7 +160,7 @@ class ClientFactory:
 
         if self.emulator:
             return cloudbuild_v1.CloudBuildClient(transport=CloudBuildGrpcTransport(channel=self.channel()))
-        return _with_credentials(cloudbuild_v1.CloudBuildClient)
+        return _with_credentials(lambda: cloudbuild_v1.CloudBuildClient(client_options=self._options()))
 
     def artifact_registry(self) -> Any:
         from google.cloud import artifactregistry_v1
@@ -155,7 +172,7 @@ class ClientFactory:
             return artifactregistry_v1.ArtifactRegistryClient(
                 transport=ArtifactRegistryGrpcTransport(channel=self.channel())
             )
-        return _with_credentials(artifactregistry_v1.ArtifactRegistryClient)
+        return _with_credentials(lambda: artifactregistry_v1.ArtifactRegistryClient(client_options=self._options()))
 
     def service_usage(self) -> Any:
         from google.cloud import service_usage_v1
@@ -163,7 +180,7 @@ class ClientFactory:
 
         if self.emulator:
             return service_usage_v1.ServiceUsageClient(transport=ServiceUsageGrpcTransport(channel=self.channel()))
-        return _with_credentials(service_usage_v1.ServiceUsageClient)
+        return _with_credentials(lambda: service_usage_v1.ServiceUsageClient(client_options=self._options()))
 
     def logging(self) -> Any:
         from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
@@ -171,7 +188,7 @@ class ClientFactory:
 
         if self.emulator:
             return LoggingServiceV2Client(transport=LoggingServiceV2GrpcTransport(channel=self.channel()))
-        return _with_credentials(LoggingServiceV2Client)
+        return _with_credentials(lambda: LoggingServiceV2Client(client_options=self._options()))
 
     def storage(self, project: str) -> Any:
         from google.cloud import storage  # type: ignore[attr-defined]
@@ -230,6 +247,23 @@ class ClientFactory:
         return RegistryLogin(f"{region}-docker.pkg.dev", REGISTRY_USERNAME, _access_token(), prefix="")
 
 
+def _user_project(project: str) -> Any:
+    """An interceptor adding x-goog-user-project to every call on the emulator's channel (unary calls and the log
+    tail), made here so grpc is imported only when a channel is."""
+    import grpc
+
+    header = ("x-goog-user-project", project)
+
+    class UserProject(grpc.UnaryUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):  # type: ignore[misc]
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            return continuation(details._replace(metadata=[*(details.metadata or ()), header]), request)
+
+        def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+            return continuation(details._replace(metadata=[*(details.metadata or ()), header]), requests)
+
+    return UserProject()
+
+
 def _access_token() -> str:
     """A fresh OAuth access token of Application Default Credentials."""
     import google.auth
@@ -244,6 +278,10 @@ def _access_token() -> str:
     except DefaultCredentialsError as exc:
         raise no_credentials(exc) from None
     except RefreshError as exc:
+        from doki_cli.gcp.errors import expired_login, is_expired_login
+
+        if is_expired_login(exc):
+            raise expired_login(exc, "getting an access token for the registry") from None
         raise DokiError(
             "not_authenticated",
             f"Google refused to give Application Default Credentials an access token ({exc})",

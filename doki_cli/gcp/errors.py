@@ -33,10 +33,33 @@ def call_google(
         raise google_error(exc, action=action, resource=resource, api=api, role=role) from None
 
 
+# How an expired or revoked login shows, wherever it surfaces: google-auth's RefreshError for a reauthentication
+# (google/oauth2/reauth.py), the token endpoint's invalid_grant, and inside gRPC's auth plugin, whose failure arrives
+# as UNAVAILABLE "Getting metadata from plugin failed with error: …" (so it must not be retried as an outage).
+_EXPIRED_LOGIN = ("Reauthentication is needed", "invalid_grant", "invalid_rapt", "Token has been expired or revoked")
+
+
+def is_expired_login(exc: BaseException) -> bool:
+    """Whether `exc` says the saved login must be renewed: no retry brings it back."""
+    text = str(exc)
+    return any(sign in text for sign in _EXPIRED_LOGIN)
+
+
+def expired_login(exc: BaseException, doing: str) -> DokiError:
+    return DokiError(
+        "credentials_expired",
+        f"{doing}: Google no longer accepts the saved login ({getattr(exc, 'message', None) or exc})",
+        "sign in again: gcloud auth application-default login, or check GOOGLE_APPLICATION_CREDENTIALS (in CI, the "
+        "credentials the job uses)",
+    )
+
+
 def google_error(exc: Exception, *, action: str, resource: str, api: str, role: str | None = None) -> DokiError:
     """Translate `exc`, raised while doing `action` on `resource`, into a DokiError with a hint."""
     from google.api_core import exceptions
 
+    if is_expired_login(exc):
+        return expired_login(exc, f"{action} {resource}")
     detail = getattr(exc, "message", None) or str(exc)
     if isinstance(exc, exceptions.PermissionDenied):
         if "SERVICE_DISABLED" in str(exc) or "has not been used" in detail or "is disabled" in detail:

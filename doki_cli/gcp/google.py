@@ -34,7 +34,7 @@ class Google:
 
     @classmethod
     def from_env(cls, project: str, region: str = "us-central1") -> Google:
-        return cls(ClientFactory.from_env(), project, region, retrier=cls.new_retrier())
+        return cls(ClientFactory.from_env(quota_project=project), project, region, retrier=cls.new_retrier())
 
     @cached_property
     def run(self) -> CloudRun:

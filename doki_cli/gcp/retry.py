@@ -14,9 +14,14 @@ T = TypeVar("T")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL and DEADLINE_EXCEEDED: worth another try."""
+    """UNAVAILABLE, RESOURCE_EXHAUSTED, INTERNAL and DEADLINE_EXCEEDED: worth another try; not an expired login
+    that gRPC's auth plugin reports as UNAVAILABLE, which no wait renews."""
     from google.api_core import exceptions
 
+    from doki_cli.gcp.errors import is_expired_login
+
+    if is_expired_login(exc):
+        return False
     return isinstance(
         exc,
         (

@@ -1,9 +1,10 @@
 """Calls to an API the project has not enabled fail as on Google: PERMISSION_DENIED, the "has not been used in project
 … before or it is disabled" message, and an ErrorInfo with reason SERVICE_DISABLED in the status details.
 
-A gRPC server interceptor, so no emulated service needs to know about Service Usage. It reads the project from the
-request's resource name (routing headers do not always carry it: Cloud Run's carry only the location). Streaming
-methods (the log tail) and Google's REST surfaces are not gated.
+A gRPC server interceptor, so no emulated service needs to know about Service Usage. The project checked is the
+caller's quota project (x-goog-user-project) when it names one, else the project of the request's resource name
+(routing headers do not always carry it: Cloud Run's carry only the location). Streaming methods (the log tail) and
+Google's REST surfaces are not gated.
 """
 
 from __future__ import annotations
@@ -93,7 +94,10 @@ class DisabledApiGate(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc shi
         usage = self._usage
 
         def gated(request: Any, context: grpc.ServicerContext) -> Any:
-            project = project_of(request)
+            # The consumer whose API must be enabled: the quota project the caller names (x-goog-user-project, as
+            # Google's auth library sends a credential's quota project), else the project the request acts on.
+            named = dict(context.invocation_metadata()).get("x-goog-user-project")
+            project = named or project_of(request)
             if project is not None and not usage.is_enabled(project, api):
                 refused = service_disabled(project, api)
                 # The rich status travels in this trailer, where Google's clients read the ErrorInfo from.

@@ -94,15 +94,21 @@ def test_on_google_the_login_is_an_access_token_of_application_default_credentia
     assert claims["scope"] == "https://www.googleapis.com/auth/cloud-platform"
 
 
-def test_a_refused_token_request_says_to_log_in_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_refused_token_request_says_the_login_expired_and_how_to_sign_in_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with FakeTokenEndpoint(refuse=True) as endpoint:
         monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(endpoint.key_file(tmp_path / "key.json")))
         with pytest.raises(DokiError) as caught:
             ClientFactory().registry_login("us-central1")
-    assert caught.value.code == "not_authenticated"
+    assert caught.value.code == "credentials_expired"
+    assert caught.value.message.startswith(
+        "getting an access token for the registry: Google no longer accepts the saved login ("
+    )
     assert "Invalid JWT Signature." in caught.value.message
     assert caught.value.hint == (
-        "run `gcloud auth application-default login` again, or check GOOGLE_APPLICATION_CREDENTIALS"
+        "sign in again: gcloud auth application-default login, or check GOOGLE_APPLICATION_CREDENTIALS (in CI, the "
+        "credentials the job uses)"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from google.api_core import exceptions
 
 from doki_cli.gcp.errors import google_error
+from doki_cli.gcp.retry import is_transient
 
 RESOURCE = "projects/p/secrets/s"
 
@@ -58,4 +59,23 @@ def test_a_template_sent_under_a_taken_revision_name_says_how_to_make_a_new_revi
         "exists.",
         "the live template no longer matches the revision it is named after (another tool deployed it last); "
         "a change to the template makes a new revision: `doki deploy` once doki.toml differs from it",
+    )
+
+
+REAUTH = (
+    "Getting metadata from plugin failed with error: Reauthentication is needed. Please run `gcloud auth "
+    "application-default login` to reauthenticate."
+)
+
+
+def test_an_expired_login_reported_as_unavailable_by_grpcs_auth_plugin_is_named_at_once_and_never_retried() -> None:
+    unavailable = exceptions.ServiceUnavailable(REAUTH)
+    assert not is_transient(unavailable)
+    assert is_transient(exceptions.ServiceUnavailable("connection reset"))
+    translated = google_error(unavailable, action="reading", resource=RESOURCE, api="run")
+    assert translated.code == "credentials_expired"
+    assert translated.message == f"reading {RESOURCE}: Google no longer accepts the saved login ({REAUTH})"
+    assert translated.hint == (
+        "sign in again: gcloud auth application-default login, or check GOOGLE_APPLICATION_CREDENTIALS (in CI, the "
+        "credentials the job uses)"
     )

@@ -128,3 +128,19 @@ def test_enabled_apis_survive_a_restart(usage: Any, without_build: Emulator) -> 
 def test_an_emulator_cannot_start_without_an_api_it_does_not_know() -> None:
     with pytest.raises(ValueError, match=r"unknown APIs nothing\.googleapis\.com"):
         Emulator(EmulatorConfig(disabled_apis=("nothing.googleapis.com",)))
+
+
+def test_the_quota_project_a_client_names_is_the_one_whose_apis_must_be_enabled(
+    usage: Any, without_build: Emulator
+) -> None:
+    # doki names its project as the quota project (x-goog-user-project); a call billed to a project that has
+    # disabled the API is refused naming that project, whichever project the resource lives in.
+    usage.disable_service(request={"name": f"{PARENT}/services/secretmanager.googleapis.com"}).result(timeout=10)
+    billed_to_usage = ClientFactory(without_build.grpc_address, quota_project="p-usage").secret_manager()
+    with pytest.raises(exceptions.PermissionDenied) as refused:
+        billed_to_usage.get_secret(name="projects/p-other/secrets/s")
+    assert refused.value.reason == "SERVICE_DISABLED"
+    assert "has not been used in project p-usage before" in refused.value.message
+    billed_to_other = ClientFactory(without_build.grpc_address, quota_project="p-other").secret_manager()
+    with pytest.raises(exceptions.NotFound):
+        billed_to_other.get_secret(name="projects/p-other/secrets/s")  # enabled there: the call goes through
