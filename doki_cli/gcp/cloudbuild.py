@@ -65,13 +65,24 @@ class CloudBuild:
         bucket_name = f"{self.project}_cloudbuild"
         try:
             bucket = self._retrier.call(lambda: self._storage.lookup_bucket(bucket_name))
+            made = False
             if bucket is None:
                 try:
                     bucket = self._retrier.call(lambda: self._storage.create_bucket(bucket_name))
+                    made = True
                 except exceptions.Conflict:
                     # Made meanwhile: by another build, or by a try of ours whose answer was lost (Google says
-                    # "your previous request ... succeeded"). Either way it is there to use.
+                    # "your previous request ... succeeded"), or by someone else entirely: checked below.
                     bucket = self._retrier.call(lambda: self._storage.get_bucket(bucket_name))
+            if not made and not self._owns(bucket_name):
+                # Bucket names are global: anyone may have made PROJECT_cloudbuild, and read what lands there.
+                # gcloud refuses such a bucket for the same reason (command_lib/builds/submit_util.py, b/33046325).
+                raise DokiError(
+                    "build_bucket_not_ours",
+                    f"gs://{bucket_name} exists but belongs to another project: doki will not upload your source to "
+                    "a bucket someone else may read",
+                    "build locally and push instead (doki build --push; doki release --local)",
+                )
             blob = bucket.blob(f"source/{time.time():.6f}-{uuid.uuid4().hex}.tgz")
             self._retrier.call(lambda: blob.upload_from_string(context, content_type="application/gzip"))
         except exceptions.GoogleAPICallError as exc:
@@ -79,6 +90,11 @@ class CloudBuild:
                 exc, action="uploading the build context to", resource=f"gs://{bucket_name}", api="cloudbuild"
             ) from None
         return bucket_name, blob.name, int(blob.generation)
+
+    def _owns(self, bucket_name: str) -> bool:
+        """Whether the project's own bucket list holds `bucket_name` (how gcloud checks it)."""
+        listed = self._retrier.call(lambda: list(self._storage.list_buckets(prefix=bucket_name)))
+        return any(bucket.name == bucket_name for bucket in listed)
 
     def submit(
         self, context: bytes, tags: list[str], *, build_args: dict[str, str], on_line: Callable[[str], None]

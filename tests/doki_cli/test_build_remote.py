@@ -112,6 +112,22 @@ def test_a_verbose_remote_build_shows_the_build_log_on_stderr(project: Path) -> 
     assert result.stdout.startswith(f"Building {IMAGE}:r1 on Cloud Build (")  # the log never mixes into stdout
 
 
+def test_a_build_bucket_made_by_another_project_gets_no_source(project: Path, engine_emulator: Emulator) -> None:
+    # Bucket names are global: someone else made proj-remote_cloudbuild first, and could read what lands in it.
+    factory = ClientFactory(engine_emulator.grpc_address, engine_emulator.rest_url)
+    factory.storage("squatter-project").create_bucket("proj-remote_cloudbuild")
+
+    result = runner.invoke(app, ["build", "--remote", "--tag", "r1", "--base-image", BASE_IMAGE])
+
+    assert result.exit_code == 1
+    assert result.stderr.endswith(
+        "Error [build_bucket_not_ours]: gs://proj-remote_cloudbuild exists but belongs to another project: doki will "
+        "not upload your source to a bucket someone else may read\n"
+        "  Hint: build locally and push instead (doki build --push; doki release --local)\n"
+    )
+    assert list(factory.storage("squatter-project").list_blobs("proj-remote_cloudbuild")) == []
+
+
 def test_a_remote_build_reads_its_log_a_few_times_a_minute_and_shows_each_line_once(
     project: Path, engine_emulator: Emulator
 ) -> None:
