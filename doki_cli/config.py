@@ -34,8 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "service_account": None,
     "allow_unauthenticated": True,
     # Off: anyone may invoke the service without the allUsers binding that domain restricted sharing refuses
-    # (https://cloud.google.com/run/docs/securing/managing-access#invoker_check).
-    "invoker_iam_check": True,
+    # (https://cloud.google.com/run/docs/securing/managing-access#invoker_check). Unset: as the live service has it
+    # (gcloud's --no-invoker-iam-check is the usual way around that policy, and a deploy must not undo it).
+    "invoker_iam_check": None,
 }
 KNOWN_KEYS = {"name", "project", "env", "secrets", *DEFAULTS}
 RELEASE_KEYS = ("checks", "steps", "step_wait_seconds", "attempts", "lock_timeout_minutes")
@@ -113,7 +114,7 @@ class ServiceConfig:
     ingress: str = "all"
     service_account: str | None = None
     allow_unauthenticated: bool = True
-    invoker_iam_check: bool = True
+    invoker_iam_check: bool | None = None  # None: keep the live service's (on for a new one)
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, SecretRef] = field(default_factory=dict)
     environment: str | None = None  # the [environments.NAME] section applied, if any
@@ -280,9 +281,9 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
     if not isinstance(allow, bool):
         problems.append(f"allow_unauthenticated = {allow!r} is not valid: use true or false")
     check = values["invoker_iam_check"]
-    if not isinstance(check, bool):
+    if check is not None and not isinstance(check, bool):
         problems.append(f"invoker_iam_check = {check!r} is not valid: use true or false")
-    elif not check and allow is False:
+    elif check is False and allow is False:
         problems.append(
             "invoker_iam_check = false lets anyone invoke the service, but allow_unauthenticated = false asks for "
             "authenticated callers only: set invoker_iam_check = true (or drop it)"

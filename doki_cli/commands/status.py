@@ -51,6 +51,7 @@ def status(ctx: typer.Context) -> None:
         "timeout_seconds": spec.timeout_seconds,
         "scaling": {"min": spec.min_instances, "max": spec.max_instances},
         "public": public,
+        "invoker_iam_check": live.spec.invoker_iam_check,
         "updated": live.updated.isoformat(timespec="seconds") if live.updated else None,
     }
     out.data(data)

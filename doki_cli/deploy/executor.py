@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 # Cloud Run's words for a revision whose account may not read a secret it names (emulator/run/state.py cites them).
 NOT_YET_GRANTED = "Permission denied on secret"
-# How long a deploy waits for a secret grant it just made to reach Cloud Run before trying the revision once more.
+# How long a deploy waits for a secret grant it just made to reach Cloud Run before trying the revision once more:
+# grants usually arrive well within the 2 minutes Google gives as typical, and making the revision takes time too.
 GRANT_SETTLE_SECONDS = 60.0
 
 
@@ -36,9 +37,10 @@ class Deployed:
 
 def unreachable(ingress: str) -> str:
     """Why a service's URL cannot be checked from here: its ingress admits only its project's networks."""
+    through = " or through a Cloud Load Balancer" if ingress == "internal-and-cloud-load-balancing" else ""
     return (
-        f"ingress is {ingress}, so its URL answers only requests from the project's VPC networks (Cloud Run "
-        "answers others 404); check it from inside one"
+        f"ingress is {ingress}, so its URL answers only requests from the project's VPC networks{through} (Cloud Run "
+        "answers others 404); check it from there"
     )
 
 
@@ -118,6 +120,22 @@ def serving_now(run: CloudRun, name: str) -> str:
         return "unknown (see `doki status`)"
 
 
+def grant_not_yet_in_effect(err: DokiError, plan: Plan) -> bool:
+    """Whether the new revision failed on a secret this very run granted access to: a grant reads back at once but
+    reaches Cloud Run later (https://cloud.google.com/iam/docs/access-change-propagation)."""
+    if err.code != "revision_not_ready" or NOT_YET_GRANTED not in err.message or plan.member is None:
+        return False
+    return any(f"/secrets/{secret}/" in err.message for secret in plan.grants)
+
+
+def invoker_progress(plan: Plan) -> str:
+    if plan.binding:
+        return "allowing unauthenticated calls"
+    if plan.public:
+        return "anyone may call it: the invoker check is off, so no allUsers binding is needed"
+    return "requiring authentication"
+
+
 class Executor:
     def __init__(
         self,
@@ -161,8 +179,7 @@ class Executor:
                     new_revision=plan.retries_revision,
                 )
             except DokiError as err:
-                granted_now = plan.member is not None and bool(plan.grants)
-                if not (granted_now and err.code == "revision_not_ready" and NOT_YET_GRANTED in err.message):
+                if not grant_not_yet_in_effect(err, plan):
                     raise
                 # A grant reads back at once but reaches Cloud Run later (usually within 2 minutes:
                 # https://cloud.google.com/iam/docs/access-change-propagation): one more revision, once it has.
@@ -199,12 +216,7 @@ class Executor:
             )
 
         def invoker() -> None:
-            if plan.binding:
-                self._progress("allowing unauthenticated calls")
-            elif plan.public:
-                self._progress("anyone may call it: the invoker check is off, so no allUsers binding is needed")
-            else:
-                self._progress("requiring authentication")
+            self._progress(invoker_progress(plan))
             self._run.set_public(plan.service, plan.binding)
 
         def health() -> None:
@@ -218,14 +230,18 @@ class Executor:
             checked = True
 
         updating = "the service's creation" if plan.creates else "the new revision" if plan.makes_revision else None
+        # Turning the invoker check back on makes the service private until allUsers is bound: bound first.
+        binding_first = plan.binding and plan.writes_invoker_check
+        invoking = plan.invoker_changes or plan.creates
         # In order, each with the name an interrupt's message gives it among those not run.
         steps = [
             (name, action)
             for name, action, wanted in (
                 ("the secret access grants", grant, plan.member is not None and bool(plan.grants)),
+                ("the invoker change", invoker, invoking and binding_first),
                 (updating or "the traffic change", update, plan.updates_service),
                 (f"setting {REDIRECT_ENV}", redirect, plan.set_redirect),
-                ("the invoker change", invoker, plan.invoker_changes or plan.creates),
+                ("the invoker change", invoker, invoking and not binding_first),
                 ("the health check", health, plan.public),
             )
             if wanted

@@ -112,7 +112,7 @@ def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[Secret
         service_account=config.service_account,
         env=dict(config.env),
         secrets=secrets,
-        invoker_iam_check=config.invoker_iam_check,
+        invoker_iam_check=config.invoker_iam_check is not False,
     )
 
 
@@ -191,6 +191,8 @@ class Planner:
         live = self._run.get(config.name)
         if live is not None:
             refuse_what_cloud_run_would(config, live)
+            if config.invoker_iam_check is None:  # doki.toml does not say: as it is live
+                desired = replace(desired, invoker_iam_check=live.spec.invoker_iam_check)
         managed = set(config.env) | set(config.secrets)
         set_redirect = False
         if REDIRECT_ENV not in managed:

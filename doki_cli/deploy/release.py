@@ -25,8 +25,9 @@ from typing import Any, Protocol
 from doki_cli.config import ServiceConfig
 from doki_cli.deploy.executor import (
     GRANT_SETTLE_SECONDS,
-    NOT_YET_GRANTED,
     Executor,
+    grant_not_yet_in_effect,
+    invoker_progress,
     plan_data,
     plan_lines,
     serving_now,
@@ -277,10 +278,6 @@ class Release:
     def _release(self, config: ServiceConfig, commit: Commit, summary: Summary) -> None:
         live = self._run.get(config.name)
         self._first = live is None or not live.shares
-        if config.ingress != "all":
-            unchecked = unreachable(config.ingress)
-            summary.warnings.append(f"smoke checks not run: {unchecked}; traffic moves once the revision is Ready")
-            self._progress(summary.warnings[-1])
         if live is not None:
             # Before anything is built: CPU or memory Cloud Run would refuse with what the live service keeps.
             refuse_what_cloud_run_would(config, live)
@@ -317,6 +314,10 @@ class Release:
                     "release a commit that fixes it, change in doki.toml what made it fail, or pass --yes to try it "
                     "again",
                 )
+        if config.ingress != "all" and not plan.empty:
+            unchecked = unreachable(config.ingress)
+            summary.warnings.append(f"smoke checks not run: {unchecked}; traffic moves once the revision is Ready")
+            self._progress(summary.warnings[-1])
         if plan.empty:
             # This commit, with this configuration, already serves all traffic: a rerun of the CI job.
             assert plan.live is not None
@@ -335,9 +336,10 @@ class Release:
         self._left = "; what Cloud Run was sent stays (a deploy it has started goes on)"
         with self._step(summary, "deploy") as step:
             self._progress("nothing serves yet: deploying the first revision")
-            deployed = Executor(self._run, self._secrets, health=lambda _: None, on_progress=self._progress).execute(
-                plan
+            executor = Executor(
+                self._run, self._secrets, health=lambda _: None, on_progress=self._progress, sleep=self._sleep
             )
+            deployed = executor.execute(plan)
             step.result = "created" if plan.creates else "deployed"
         summary.revision = deployed.revision
         summary.service_url = summary.tag_url = deployed.url
@@ -371,6 +373,10 @@ class Release:
                     for secret in plan.grants:
                         self._progress(f"granting {plan.member} access to {secret}")
                         self._secrets.grant(secret, plan.member)
+                if plan.invoker_changes and plan.binding and plan.writes_invoker_check:
+                    # The staged write turns the invoker check back on for what serves too: allUsers bound first.
+                    self._progress(invoker_progress(plan))
+                    self._run.set_public(name, plan.binding)
                 self._progress(f"deploying {revision} with no traffic, tagged {tag}")
 
                 def stage(service: LiveService) -> Edit:
@@ -389,8 +395,7 @@ class Release:
                     try:
                         service = self._run.update(name, stage, on_progress=self._progress)
                     except DokiError as err:
-                        granted_now = plan.member is not None and bool(plan.grants)
-                        if not (granted_now and err.code == "revision_not_ready" and NOT_YET_GRANTED in err.message):
+                        if not grant_not_yet_in_effect(err, plan):
                             raise
                         # As a deploy does (Executor): the grant reads back at once but reaches Cloud Run later. One
                         # more revision under a name of its own, once it has; the failed one never had traffic.
@@ -447,7 +452,7 @@ class Release:
             if staged and not done:
                 self._put_back(name, lock, before, tag, revision)
         if plan.invoker_changes:
-            self._progress("allowing unauthenticated calls" if plan.binding else "removing the allUsers binding")
+            self._progress(invoker_progress(plan))
             self._run.set_public(name, plan.binding)
         summary.traffic = self._shares(name)
         summary.result = "released"

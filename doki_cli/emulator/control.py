@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from doki_cli.emulator.errors import invalid_argument, not_found
 from doki_cli.emulator.rest import Request, Response, Router
@@ -62,40 +63,25 @@ def add_routes(router: Router, emulator: Emulator) -> None:
 
     def set_policy(request: Request) -> Response:
         """A project's settings where Google's behaviour varies per organisation or project (each defaults to how a
-        project made today behaves)."""
+        project made today behaves). Every value is checked before any applies."""
         body = request.json()
+        if not isinstance(body, dict):
+            raise invalid_argument('send a JSON object: {"project": P, SETTING: VALUE}')
         project = body.get("project")
-        known = {
-            "logging_read_requests_per_minute",
-            "iam_propagation_seconds",
-            "callers_inside_vpc",
-            "domain_restricted_sharing",
-        }
-        unknown = sorted(set(body) - known - {"project"})
-        if not isinstance(project, str) or not project or unknown or len(body) < 2:
+        settings = {key: value for key, value in body.items() if key != "project"}
+        unknown = sorted(set(settings) - set(POLICY_SETTINGS))
+        if not isinstance(project, str) or not project or unknown or not settings:
             raise invalid_argument(
-                'send {"project": P, SETTING: VALUE}; settings: logging_read_requests_per_minute (a number, or null '
-                "for no limit), iam_propagation_seconds (a number), callers_inside_vpc and "
-                "domain_restricted_sharing (true or false)" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                'send {"project": P, SETTING: VALUE}; settings: '
+                + ", ".join(f"{name} ({kind})" for name, (kind, _) in POLICY_SETTINGS.items())
+                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
             )
-        if "iam_propagation_seconds" in body:
-            seconds = body["iam_propagation_seconds"]
-            if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
-                raise invalid_argument("iam_propagation_seconds must be a number of seconds, 0 or more")
-            emulator.iam_propagation.set(project, float(seconds))
-        if "domain_restricted_sharing" in body:
-            if not isinstance(body["domain_restricted_sharing"], bool):
-                raise invalid_argument("domain_restricted_sharing must be true or false")
-            emulator.org_policy.restrict_domains(project, body["domain_restricted_sharing"])
-        if "callers_inside_vpc" in body:
-            if not isinstance(body["callers_inside_vpc"], bool):
-                raise invalid_argument("callers_inside_vpc must be true or false")
-            emulator.run.set_callers_inside(project, body["callers_inside_vpc"])
-        if "logging_read_requests_per_minute" in body:
-            limit = body["logging_read_requests_per_minute"]
-            if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
-                raise invalid_argument("logging_read_requests_per_minute must be a whole number, 0 or more, or null")
-            emulator.log_reads.set_limit(project, limit)
+        for name, value in settings.items():
+            kind, valid = POLICY_SETTINGS[name]
+            if not valid(value):
+                raise invalid_argument(f"{name} must be {kind}")
+        for name, value in settings.items():
+            apply_policy(emulator, project, name, value)
         return Response.json(
             {
                 "project": project,
@@ -118,3 +104,34 @@ def add_routes(router: Router, emulator: Emulator) -> None:
     router.add("POST", r"/_doki/touch", touch)
     router.add("POST", r"/_doki/policies", set_policy)
     router.add("POST", r"/_doki/shutdown", shutdown)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _seconds(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+# Each per-project setting: what it must be (for the refusal), and its check.
+POLICY_SETTINGS: dict[str, tuple[str, Callable[[object], bool]]] = {
+    "logging_read_requests_per_minute": (
+        "a whole number, 0 or more, or null for no limit",
+        lambda v: v is None or _count(v),
+    ),
+    "iam_propagation_seconds": ("a number of seconds, 0 or more", _seconds),
+    "callers_inside_vpc": ("true or false", lambda v: isinstance(v, bool)),
+    "domain_restricted_sharing": ("true or false", lambda v: isinstance(v, bool)),
+}
+
+
+def apply_policy(emulator: Emulator, project: str, name: str, value: Any) -> None:
+    if name == "logging_read_requests_per_minute":
+        emulator.log_reads.set_limit(project, value)
+    elif name == "iam_propagation_seconds":
+        emulator.iam_propagation.set(project, float(value))
+    elif name == "callers_inside_vpc":
+        emulator.run.set_callers_inside(project, value)
+    elif name == "domain_restricted_sharing":
+        emulator.org_policy.restrict_domains(project, value)

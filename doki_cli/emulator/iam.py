@@ -156,6 +156,7 @@ class Policies:
     def forget(self, resource: str) -> None:
         with self._lock:
             self._policies.pop(resource, None)
+            self._granted.pop(resource, None)  # a resource made again under the name starts without grants
         self._on_change()
 
     def snapshot(self) -> dict[str, Any]:

@@ -207,7 +207,7 @@ class ClientFactory:
                 credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                 client_options={"api_endpoint": self.storage_url},
             )
-        return _with_credentials(lambda: storage.Client(project=project))
+        return _with_credentials(lambda: storage.Client(project=project, client_options=self._options()))
 
     def identity_token(self, audience: str) -> str:
         """An ID token for calling a private Cloud Run URL (`audience`); the emulator lets any bearer through."""

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,15 +149,25 @@ class CloudBuild:
             # The log is read every LOG_POLL_EVERY polls and at the end: Cloud Logging allows a project 60 reads a
             # minute, shared with every other reader of its logs.
             if finished or polls % LOG_POLL_EVERY == 0:
-                for message in log.new_lines():
+                try:
+                    fresh = log.new_lines()
+                except DokiError as err:
+                    # The log is shown, never waited on: a spent read quota must not fail a build that went on.
+                    on_line(f"(the build log could not be read just now: {err.message})")
+                    fresh = []
+                for message in fresh:
                     on_line(message)
             if finished:
                 break
             polls += 1
             self._sleep(1.0)
         if current.status.name != "SUCCESS":
-            # The end of its log, where the failing step's output is: shown whether or not -v showed it all.
-            tail = "".join(f"\n{message}" for message in log.last)
+            # The end of its log, where the failing step's output is: shown whether or not -v showed it all. Read
+            # whole once more, so entries that arrived late (stamped before the newest one seen) are in it too.
+            last = list(log.last)
+            with suppress(DokiError):
+                last = [line.message for line in self._logs.build_lines(build_id, 0)[-FAILED_LOG_LINES:]]
+            tail = "".join(f"\n{message}" for message in last)
             raise DokiError(
                 "build_failed",
                 f"remote build {build_id} ended {current.status.name}: "

@@ -40,9 +40,10 @@ _EXPIRED_LOGIN = ("Reauthentication is needed", "invalid_grant", "invalid_rapt",
 
 
 def is_expired_login(exc: BaseException) -> bool:
-    """Whether `exc` says the saved login must be renewed: no retry brings it back."""
+    """Whether `exc` says the saved login must be renewed: no retry brings it back. Not a JWT refused for its times
+    ("Check your iat and exp values": the machine's clock is off), which signing in again would not fix."""
     text = str(exc)
-    return any(sign in text for sign in _EXPIRED_LOGIN)
+    return any(sign in text for sign in _EXPIRED_LOGIN) and "iat and exp" not in text
 
 
 def expired_login(exc: BaseException, doing: str) -> DokiError:
@@ -88,12 +89,14 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
         )
     if isinstance(exc, exceptions.FailedPrecondition) and "permitted customer" in detail:
         # Domain restricted sharing (iam.allowedPolicyMemberDomains) refused a principal outside the organisation.
-        return DokiError(
+        refused = DokiError(
             "org_policy_refused",
             f"{action} {resource}: the organisation's policy refused it: {detail}",
             "name only principals of the organisation's domains, or ask its admins to allow this one "
             "(constraint iam.allowedPolicyMemberDomains)",
         )
+        refused.details = {"google": detail}
+        return refused
     if isinstance(exc, (exceptions.Aborted, exceptions.FailedPrecondition)) and "etag" in detail.lower():
         return DokiError(
             "concurrent_change",

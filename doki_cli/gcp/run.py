@@ -392,7 +392,7 @@ class CloudRun:
             raise DokiError(
                 "public_access_refused",
                 f"{name} is deployed but not public: the organisation refused allUsers as its invoker "
-                f"({err.message.rsplit('refused it: ', 1)[-1]})",
+                f"({err.details.get('google', err.message)})",
                 "set invoker_iam_check = false in doki.toml: doki then makes it public by turning off Cloud Run's "
                 "invoker IAM check (as gcloud run services update --no-invoker-iam-check does), which that policy "
                 "allows; or set allow_unauthenticated = false to keep it private",

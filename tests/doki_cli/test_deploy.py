@@ -529,7 +529,7 @@ def test_an_internal_service_deploys_and_says_its_health_contract_could_not_be_c
     assert again.exit_code == 0, again.output
     assert (
         "health contract not checked: ingress is internal, so its URL answers only requests from the project's VPC "
-        "networks (Cloud Run answers others 404); check it from inside one"
+        "networks (Cloud Run answers others 404); check it from there"
     ) in again.stderr
 
 
@@ -569,3 +569,19 @@ def test_where_the_organisation_refuses_allusers_the_deploy_says_so_and_invoker_
     assert httpx.get(url + "/", timeout=10).json() == {"message": "Doki Backend up"}
     assert "  invokers     anyone (invoker IAM check off)\n" in runner.invoke(app, ["status"]).stdout
     assert deploy("--dry-run").exit_code == 0
+    (tmp_path / "doki.toml").write_text(TOML)  # the key dropped: the check stays as it is live (gcloud may have set it)
+    assert deploy("--dry-run").exit_code == 0
+
+    # The organisation allows allUsers again, and doki.toml turns the check back on: allUsers is bound before the
+    # check is, so the service never turns private in between.
+    httpx.post(
+        f"{engine_emulator.rest_url}/_doki/policies", json={"project": PROJECT, "domain_restricted_sharing": False}
+    )
+    (tmp_path / "doki.toml").write_text(
+        TOML.replace('repository = "doki"\n', 'repository = "doki"\ninvoker_iam_check = true\n')
+    )
+    back = deploy("--yes")
+    assert back.exit_code == 0, back.output
+    assert back.stderr.index("allowing unauthenticated calls") < back.stderr.index("updating the service")
+    assert httpx.get(url + "/", timeout=10).json() == {"message": "Doki Backend up"}
+    assert "  invokers     anyone (allUsers)\n" in runner.invoke(app, ["status"]).stdout

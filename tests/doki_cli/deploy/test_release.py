@@ -472,7 +472,7 @@ def test_a_release_of_an_internal_service_says_its_smoke_checks_could_not_run_fr
     assert summary.checks == []
     note = (
         "smoke checks not run: ingress is internal, so its URL answers only requests from the project's VPC networks "
-        "(Cloud Run answers others 404); check it from inside one; traffic moves once the revision is Ready"
+        "(Cloud Run answers others 404); check it from there; traffic moves once the revision is Ready"
     )
     assert summary.warnings == [note]
     assert note in progress

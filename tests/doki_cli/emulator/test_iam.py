@@ -58,3 +58,15 @@ def test_domain_restricted_sharing_refuses_public_principals_as_google_does_and_
     own = policy_pb2.Binding(role="roles/run.invoker", members=["serviceAccount:a@corp.iam.gserviceaccount.com"])
     policies.set_policy(service, policy_pb2.Policy(bindings=[own]))  # the organisation's own principals pass
     policies.set_policy("projects/other/secrets/s", public)  # other projects are not affected
+
+
+def test_a_resource_made_again_under_its_name_waits_for_its_new_grants_again() -> None:
+    now = [0.0]
+    propagation = Propagation(clock=lambda: now[0])
+    propagation.set("slow", 30)
+    policies = Policies(propagation=propagation)
+    policies.set_policy(SECRET, policy("serviceAccount:a@slow.iam.gserviceaccount.com"))
+    now[0] = 100
+    policies.forget(SECRET)  # the secret deleted, then made again and granted again
+    policies.set_policy(SECRET, policy("serviceAccount:a@slow.iam.gserviceaccount.com"))
+    assert policies.members_in_effect(SECRET, ACCESSOR) == set()

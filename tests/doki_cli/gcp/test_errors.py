@@ -79,3 +79,11 @@ def test_an_expired_login_reported_as_unavailable_by_grpcs_auth_plugin_is_named_
         "sign in again: gcloud auth application-default login, or check GOOGLE_APPLICATION_CREDENTIALS (in CI, the "
         "credentials the job uses)"
     )
+
+
+def test_a_jwt_refused_for_its_times_is_not_taken_for_an_expired_login() -> None:
+    skew = exceptions.ServiceUnavailable(
+        "Getting metadata from plugin failed with error: ('invalid_grant: Invalid JWT: Token must be a short-lived "
+        "token (60 minutes) and in a reasonable timeframe. Check your iat and exp values in the JWT claim.')"
+    )
+    assert google_error(skew, action="reading", resource=RESOURCE, api="run").code != "credentials_expired"

@@ -124,3 +124,11 @@ def test_doki_retries_a_spent_read_quota_into_the_next_minute_then_names_it(emul
     assert spent.value.hint == (
         "wait a minute and run it again (every reader of the project's logs shares it: doki, the console, other tools)"
     )
+
+
+def test_a_policy_with_one_bad_value_changes_nothing(emulator: Emulator) -> None:
+    body = {"project": "p", "iam_propagation_seconds": 5, "callers_inside_vpc": "yes"}
+    answer = httpx.post(f"{emulator.rest_url}/_doki/policies", json=body)
+    assert (answer.status_code, answer.json()["error"]["message"]) == (400, "callers_inside_vpc must be true or false")
+    assert emulator.iam_propagation.seconds("p") == 0
+    assert httpx.post(f"{emulator.rest_url}/_doki/policies", json=["p"]).status_code == 400
