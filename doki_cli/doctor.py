@@ -184,11 +184,14 @@ def _build_context(config: ServiceConfig) -> list[Check]:
     return checks
 
 
-def live_checks(config: ServiceConfig, google: Google) -> list[Check]:
-    """Checks that read the live project: the required APIs, secret access for the runtime account, ingress and
-    invoker as configured. A check whose API is disabled is left out: the APIs check already says why."""
+def live_checks(config: ServiceConfig, google: Google, *, create_account: bool = False) -> list[Check]:
+    """Checks that read the live project: the required APIs, that the runtime account exists (created first with
+    `create_account`), secret access for it, ingress and invoker as configured. A check whose API is disabled is left
+    out: the APIs check already says why."""
     apis, disabled = _required_apis(config, google)
     checks = [apis]
+    if config.service_account and "iam.googleapis.com" not in disabled:
+        checks.append(_account_exists(config.service_account, google, create=create_account))
     if "secretmanager.googleapis.com" not in disabled:
         checks += _secret_checks(config, google)
     if "run.googleapis.com" in disabled:
@@ -214,6 +217,29 @@ def live_checks(config: ServiceConfig, google: Google) -> list[Check]:
         else Check("ingress and invoker", PASS, "match doki.toml")
     )
     return checks
+
+
+def _account_exists(email: str, google: Google, *, create: bool) -> Check:
+    """The runtime account exists: Cloud Run runs no revision as one that does not ("Permission
+    'iam.serviceaccounts.actAs' denied … (or it may not exist)"), and no secret can be granted to it."""
+    from doki_cli.gcp.serviceaccounts import create_command, user_managed
+
+    name = "runtime account exists"
+    try:
+        if create and user_managed(email) is not None:
+            _, created = google.accounts.create(email, "doki runtime", "Runs the Cloud Run revisions doki deploys")
+            return Check(name, PASS, f"{email} {'created' if created else 'exists'}")
+        found = google.accounts.get(email)
+    except DokiError as err:
+        return Check(name, WARN, f"cannot tell whether {email} exists: {err.message}", err.hint)
+    if found is None:
+        return Check(
+            name,
+            FAIL,
+            f"{email} does not exist: deploys and releases stop until it does",
+            f"`doki doctor --create-account` creates it (or {create_command(email)})",
+        )
+    return Check(name, PASS, f"{email} exists")
 
 
 def _secret_checks(config: ServiceConfig, google: Google) -> list[Check]:

@@ -86,6 +86,10 @@ class Answers:
         base = (service_name_for(self.service) or "doki")[:22].rstrip("-")
         return f"{base}-runtime"
 
+    @property
+    def account_email(self) -> str:
+        return f"{self.account_id}@{self.project}.iam.gserviceaccount.com"
+
 
 def service_name_for(text: str) -> str | None:
     """A Cloud Run service name made from `text`, such as a directory name (`My_API` -> `my-api`), or None."""

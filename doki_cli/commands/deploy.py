@@ -45,7 +45,7 @@ def deploy(
     from doki_cli.deploy.executor import Executor, plan_data, render_plan, serving_now
     from doki_cli.deploy.health import check_health
     from doki_cli.deploy.planner import Planner
-    from doki_cli.deploy.preflight import image_check, preflight
+    from doki_cli.deploy.preflight import account_check, image_check, preflight
     from doki_cli.deploy.release import EXIT_LOCKED, active_lock
     from doki_cli.gcp.google import Google
     from doki_cli.gitinfo import version_tag
@@ -65,6 +65,8 @@ def deploy(
         )
     skipped = preflight(config, skip=skip_checks)  # before any call: what the revision could not start with
     google = Google.from_env(config.project, config.region)
+    missing_account, unchecked = account_check(google.accounts, config, skip=skip_checks)
+    skipped += missing_account
     plan = Planner(google.run, google.secrets).plan(config, image, prune=prune)
     lock = active_lock(plan.live, time.time()) if plan.live is not None and not dry_run and not plan.empty else None
     if lock is not None:
@@ -78,7 +80,7 @@ def deploy(
         )
     if plan.makes_revision:  # which pulls the image
         skipped += image_check(google.artifact_registry, image, skip=skip_checks)
-    plan = replace(plan, skipped_checks=skipped)
+    plan = replace(plan, skipped_checks=skipped, warnings=[*plan.warnings, *unchecked])
     render_plan(out, plan)
     if dry_run:
         out.data({"plan": plan_data(plan)})

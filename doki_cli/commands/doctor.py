@@ -12,6 +12,9 @@ from doki_cli.state import global_options
 def doctor(
     ctx: typer.Context,
     offline: Annotated[bool, typer.Option("--offline", help="Only the checks that read the project itself.")] = False,
+    create_account: Annotated[
+        bool, typer.Option("--create-account", help="Create the runtime account doki.toml names when it is missing.")
+    ] = False,
 ) -> None:
     """Check secrets, runtime account, CORS, Dockerfile, build context, and (online) the required APIs, secret
     access and invoker."""
@@ -23,12 +26,16 @@ def doctor(
     config = load_config(options.config, env=options.env, project=options.project, region=options.region)
     checks = local_checks(config)
     where = "offline: doki.toml and this checkout only"
+    if offline and create_account:
+        from doki_cli.errors import DokiError
+
+        raise DokiError("bad_option", "--create-account needs the project: it cannot run --offline", "drop --offline")
     if not offline:
         from doki_cli.gcp.google import Google
 
         google = Google.from_env(config.project, config.region)
         where = f"on {google.factory.endpoint}"
-        checks += live_checks(config, google)
+        checks += live_checks(config, google, create_account=create_account)
     # Which project, region and endpoint the checks read, before any verdict about them.
     out.line(f"Checks of {config.name} (project {config.project}, region {config.region}), {where}:")
     out.data([{"check": c.name, "status": c.status, "message": c.message, "fix": c.fix} for c in checks])

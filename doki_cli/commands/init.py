@@ -45,7 +45,14 @@ def init(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the files that exist.")] = False,
     enable_apis: Annotated[
-        bool, typer.Option("--enable-apis", help="Enable Cloud Run, Secret Manager, Cloud Build, Artifact Registry.")
+        bool,
+        typer.Option("--enable-apis", help="Enable Cloud Run, Secret Manager, Cloud Build, Artifact Registry, IAM."),
+    ] = False,
+    create_account: Annotated[
+        bool,
+        typer.Option(
+            "--create-account", help="Create the runtime account doki.toml names (a dedicated one, no roles yet)."
+        ),
     ] = False,
 ) -> None:
     """Write doki.toml, .dockerignore, .env.example, cloudbuild.yaml and a GitHub Actions workflow."""
@@ -74,12 +81,13 @@ def init(
             "nothing was written: move them away, or run doki init --force to overwrite them",
         )
     apis = _enable_apis(answers) if enable_apis else None
+    account = _create_account(answers) if create_account else None
     for path, text in files.items():
         _write(root / path, text)
 
     shown = {path: str(directory / path) for path in files}
     unset = [name for name, value in (("SUPABASE_URL", url), ("ALLOWED_ORIGINS", allowed)) if not value]
-    steps = _next_steps(answers, unset)
+    steps = _next_steps(answers, unset, account_made=account is not None)
     out.data(
         {
             "directory": str(root),
@@ -90,6 +98,7 @@ def init(
                 {"path": shown[path], "action": "overwritten" if path in existing else "created"} for path in files
             ],
             "apis": apis,
+            "account": account,
             "next": steps,
         }
     )
@@ -99,6 +108,8 @@ def init(
         enabled = ", ".join(apis["enabled"]) or "nothing"
         already = f" ({', '.join(apis['already_enabled'])} already were)" if apis["already_enabled"] else ""
         out.line(f"{'enabled':<9}  {enabled}{already}")
+    if account is not None:
+        out.line(f"{account['outcome']:<9}  {account['email']}")
     out.line("Next:")
     for step in steps:
         out.line(f"  {step}")
@@ -183,6 +194,18 @@ def _enable_apis(answers: Answers) -> dict[str, list[str]]:
     return {"enabled": disabled, "already_enabled": [api for api in REQUIRED_APIS if api not in disabled]}
 
 
+def _create_account(answers: Answers) -> dict[str, str]:
+    """The runtime account doki.toml names, created when missing: a dedicated identity with no roles of its own
+    (the deployment guide's advice); deploys grant it the secrets it reads."""
+    from doki_cli.gcp.google import Google
+
+    accounts = Google.from_env(answers.project, answers.region).accounts
+    made, created = accounts.create(
+        answers.account_email, "doki runtime", f"Runs the Cloud Run service {answers.service}"
+    )
+    return {"email": made.email, "outcome": "created" if created else "exists"}
+
+
 def _write(path: Path, text: str) -> None:
     # Written whole, then renamed into place: an interrupted init leaves no half file.
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,13 +214,16 @@ def _write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _next_steps(answers: Answers, unset: list[str]) -> list[str]:
+def _next_steps(answers: Answers, unset: list[str], *, account_made: bool) -> list[str]:
     steps = []
     if unset:
         steps.append(f"set {' and '.join(unset)} in doki.toml [service.env] (doki init wrote placeholders)")
+    if not account_made:
+        steps.append(
+            "create the runtime account: `doki doctor --create-account`, or "
+            f"gcloud iam service-accounts create {answers.account_id} --project {answers.project}"
+        )
     steps += [
-        "create the runtime account: "
-        f"gcloud iam service-accounts create {answers.account_id} --project {answers.project}",
         "cp .env.example .env, then set the secrets in it (`doki keys generate` makes ENCRYPTION_KEY and "
         "SESSION_SECRET_KEY)",
         "doki secrets push && doki build --push && doki deploy",

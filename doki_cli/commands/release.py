@@ -63,7 +63,7 @@ def release(
 
     from doki_cli.config import load_config
     from doki_cli.deploy.images import Images
-    from doki_cli.deploy.preflight import preflight
+    from doki_cli.deploy.preflight import account_check, preflight
     from doki_cli.deploy.release import Release, release_tag
     from doki_cli.deploy.secrets import push, read_values
     from doki_cli.errors import DokiError
@@ -81,10 +81,14 @@ def release(
     commit = resolve_commit(config.root, sha, os.environ, allow_dirty=allow_dirty)
     release_tag(config.name, commit)  # a name too long for a release tag stops here, before any build
     skipped = preflight(config, skip=skip_checks)  # and settings the revision could not start with
-    for problem in skipped:
-        out.note(f"  ! --skip-checks: the new revision may not start: {problem}")
     values = read_values(secrets_from, sys.stdin) if secrets_from else None  # a missing file stops us before anything
     google = Google.from_env(config.project, config.region)
+    missing_account, unchecked = account_check(google.accounts, config, skip=skip_checks)  # before any build
+    skipped += missing_account
+    for problem in skipped:
+        out.note(f"  ! --skip-checks: the new revision may not start: {problem}")
+    for note in unchecked:
+        out.note(f"  ! {note}")
     build_remote = remote if remote is not None else bool(os.environ.get("CI"))
 
     def push_secrets() -> list[dict[str, object]]:

@@ -17,6 +17,7 @@ from doki_cli.gitinfo import EXIT_CONFIG
 
 if TYPE_CHECKING:
     from doki_cli.gcp.artifactregistry import ArtifactRegistry
+    from doki_cli.gcp.serviceaccounts import ServiceAccounts
 
 SKIP_HINT = "--skip-checks deploys anyway"
 
@@ -66,5 +67,32 @@ def image_check(registry: ArtifactRegistry, image: str, *, skip: bool) -> list[s
         "image_not_pushed",
         f"{problem}; nothing was changed",
         f"build and push it with `doki build --push`, or pass --image with one that is there; {SKIP_HINT}",
+        exit_code=EXIT_CONFIG,
+    )
+
+
+def account_check(accounts: ServiceAccounts, config: ServiceConfig, *, skip: bool) -> tuple[list[str], list[str]]:
+    """The runtime account must exist: Cloud Run refuses to deploy a service as one that does not, and no secret can
+    be granted to it. Stop with exit 78, having changed nothing, when it is missing; with `skip`, return it as a
+    problem instead. Returns (problems, notes): a lookup that fails (no permission to read accounts, the IAM API not
+    enabled) only notes that the check could not run, for Cloud Run checks the account itself."""
+    from doki_cli.gcp.serviceaccounts import create_command
+
+    email = config.service_account
+    if email is None:
+        return [], []
+    try:
+        found = accounts.get(email)
+    except DokiError as err:
+        return [], [f"whether the runtime account {email} exists is unknown: {err.message}"]
+    if found is not None:
+        return [], []
+    if skip:
+        return [f"the runtime account {email} does not exist"], []
+    raise DokiError(
+        "service_account_missing",
+        f"the runtime account {email} (service_account in {config.path}) does not exist, and Cloud Run runs no "
+        "revision as an account that does not; nothing was changed",
+        f"create it: `doki doctor --create-account` (or {create_command(email)}), or name another in {config.path}",
         exit_code=EXIT_CONFIG,
     )

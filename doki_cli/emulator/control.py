@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -92,6 +93,16 @@ def add_routes(router: Router, emulator: Emulator) -> None:
             }
         )
 
+    def add_account(request: Request) -> Response:
+        """A service account made behind IAM Admin's back: one of another project, or one a test needs to exist
+        without creating it through doki."""
+        body = request.json()
+        project, email = (body.get("project"), body.get("email")) if isinstance(body, dict) else (None, None)
+        if not isinstance(project, str) or not project or not isinstance(email, str) or not _EMAIL.fullmatch(email):
+            raise invalid_argument('send {"project": P, "email": "NAME@P.iam.gserviceaccount.com"}')
+        account = emulator.accounts.add(project, email)
+        return Response.json({"project": account.project, "email": account.email, "name": account.name})
+
     def shutdown(request: Request) -> Response:
         # Answer first: stopping waits for this very server to finish its requests.
         threading.Thread(target=emulator.stop, daemon=True).start()
@@ -103,7 +114,11 @@ def add_routes(router: Router, emulator: Emulator) -> None:
     router.add("DELETE", r"/_doki/faults", clear_faults)
     router.add("POST", r"/_doki/touch", touch)
     router.add("POST", r"/_doki/policies", set_policy)
+    router.add("POST", r"/_doki/service-accounts", add_account)
     router.add("POST", r"/_doki/shutdown", shutdown)
+
+
+_EMAIL = re.compile(r"[^@\s]+@[-a-z0-9.]+\.gserviceaccount\.com")
 
 
 def _count(value: object) -> bool:

@@ -14,6 +14,7 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from doki_cli.emulator import protojson
 from doki_cli.emulator.errors import aborted, failed_precondition, invalid_argument
 from doki_cli.emulator.grpcapi import GrpcService
+from doki_cli.emulator.iamadmin.state import ServiceAccounts
 
 STALE_ETAG = "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff."
 _PROJECT = re.compile(r"projects/([^/]+)")
@@ -77,19 +78,22 @@ class OrgPolicy:
 class Policies:
     """Policies keyed by resource name; every write gets a new etag. With a `propagation`, each grant is in effect
     only once its project's delay has passed since it was made (the policy itself reads back at once); with an
-    `org`, a policy its organisation does not permit is refused."""
+    `org`, a policy its organisation does not permit is refused; with `accounts`, so is a policy naming a service
+    account that does not exist."""
 
     def __init__(
         self,
         on_change: Callable[[], None] = lambda: None,
         propagation: Propagation | None = None,
         org: OrgPolicy | None = None,
+        accounts: ServiceAccounts | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._policies: dict[str, policy_pb2.Policy] = {}
         self._on_change = on_change
         self._propagation = propagation
         self._org = org
+        self._accounts = accounts
         self._granted: dict[str, dict[tuple[str, str], float]] = {}  # resource -> (role, member) -> when
 
     def get_policy(self, resource: str) -> policy_pb2.Policy:
@@ -110,6 +114,14 @@ class Policies:
             for member in binding.members:
                 if member not in _PUBLIC_MEMBERS and ":" not in member:
                     raise invalid_argument(f"Invalid member '{member}': use a prefix such as serviceAccount:, user:.")
+                if self._accounts is not None and member.startswith("serviceAccount:"):
+                    # INVALID_ARGUMENT, as users meet it on secrets (googleapis/google-cloud-go#11482) and projects
+                    # (GoogleCloudPlatform/generative-ai#944). A deleted account's binding reads back as
+                    # `deleted:serviceAccount:…?uid=…`, which this prefix does not match.
+                    self._accounts.require(
+                        member.removeprefix("serviceAccount:"),
+                        lambda email: invalid_argument(f"Service account {email} does not exist."),
+                    )
         if self._org is not None:
             self._org.admit(resource, policy)
         with self._lock:

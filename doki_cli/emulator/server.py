@@ -28,6 +28,8 @@ from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.faults import Faults
 from doki_cli.emulator.iam import OrgPolicy, Propagation
+from doki_cli.emulator.iamadmin import grpc_api as iamadmin_grpc
+from doki_cli.emulator.iamadmin.state import ServiceAccounts
 from doki_cli.emulator.operations import grpc_api as operations_grpc
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.persist import StateDir
@@ -84,14 +86,18 @@ class Emulator:
         self.log_reads = ReadQuota(clock)  # Cloud Logging's entries.list quota, per project
         self.iam_propagation = Propagation(clock)  # how long a grant takes to reach the services, per project
         self.org_policy = OrgPolicy()  # which principals projects' IAM policies may name
+        self.accounts = ServiceAccounts(persist=self._saver("iam", lambda: self.accounts))  # which accounts exist
         self.secrets = SecretStore(
             persist=self._saver("secretmanager", lambda: self.secrets),
             propagation=self.iam_propagation,
             org=self.org_policy,
+            accounts=self.accounts,
         )
         blob_dir = config.state_dir / "storage-objects" if config.state_dir else None
         self.buckets = Buckets(persist=self._saver("storage", lambda: self.buckets), blob_dir=blob_dir)
-        self.registry = Registry(persist=self._saver("artifactregistry", lambda: self.registry), org=self.org_policy)
+        self.registry = Registry(
+            persist=self._saver("artifactregistry", lambda: self.registry), org=self.org_policy, accounts=self.accounts
+        )
         self.docker_registry = DockerRegistry(
             repositories=self.registry,
             root=config.state_dir / "registry" if config.state_dir else None,
@@ -111,6 +117,7 @@ class Emulator:
             host=config.host,
             sleep=sleep,
             org=self.org_policy,
+            accounts=self.accounts,
         )
         self.builds = CloudBuild(
             persist=self._saver("cloudbuild", lambda: self.builds),
@@ -130,6 +137,7 @@ class Emulator:
             "run": self.run,
             "cloudbuild": self.builds,
             "serviceusage": self.service_usage,
+            "iam": self.accounts,
         }
         self._grpc: grpc.Server | None = None
         self._rest: RestServer | None = None
@@ -196,6 +204,7 @@ class Emulator:
             artifactregistry_grpc.service(self.registry, self.operations, self.faults),
             logging_grpc.service(self.logs, self.log_reads, self.faults),
             serviceusage_grpc.service(self.service_usage, self.operations, self.faults),
+            iamadmin_grpc.service(self.accounts, self.faults),
         ]
         server.add_generic_rpc_handlers([s.handler() for s in services])
         try:

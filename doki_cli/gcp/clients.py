@@ -182,6 +182,14 @@ class ClientFactory:
             return service_usage_v1.ServiceUsageClient(transport=ServiceUsageGrpcTransport(channel=self.channel()))
         return _with_credentials(lambda: service_usage_v1.ServiceUsageClient(client_options=self._options()))
 
+    def iam_admin(self) -> Any:
+        from google.cloud import iam_admin_v1
+        from google.cloud.iam_admin_v1.services.iam.transports import IAMGrpcTransport
+
+        if self.emulator:
+            return iam_admin_v1.IAMClient(transport=IAMGrpcTransport(channel=self.channel()))
+        return _with_credentials(lambda: iam_admin_v1.IAMClient(client_options=self._options()))
+
     def logging(self) -> Any:
         from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
         from google.cloud.logging_v2.services.logging_service_v2.transports import LoggingServiceV2GrpcTransport

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,15 @@ API_NAMES = {
     "cloudbuild": "cloudbuild.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",
     "serviceusage": "serviceusage.googleapis.com",
+    "iam": "iam.googleapis.com",
 }
+# Cloud Run's answer to a revision identity the caller may not use, or that does not exist (it cannot tell which):
+# "Permission 'iam.serviceaccounts.actAs' denied on service account EMAIL (or it may not exist)."
+_ACT_AS = re.compile(
+    r"iam\.serviceaccounts\.actAs' denied on service account (?P<email>\S+@\S+?\.gserviceaccount\.com)", re.IGNORECASE
+)
+# What an IAM policy naming an account that does not exist gets: "Service account EMAIL does not exist."
+_NO_ACCOUNT = re.compile(r"Service account (?P<email>\S+@\S+?) does not exist")
 
 
 def call_google(
@@ -69,6 +78,8 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
                 f"{action} {resource}: the {API_NAMES[api]} API is not enabled",
                 f"enable it: gcloud services enable {API_NAMES[api]}",
             )
+        if act_as := _ACT_AS.search(detail):
+            return act_as_denied(act_as["email"], f"{action} {resource}", detail)
         needed = f"the {role} role" if role else "a role that allows it"
         return DokiError(
             "permission_denied",
@@ -111,6 +122,8 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
             "the live template no longer matches the revision it is named after (another tool deployed it last); "
             "a change to the template makes a new revision: `doki deploy` once doki.toml differs from it",
         )
+    if isinstance(exc, exceptions.InvalidArgument) and (missing := _NO_ACCOUNT.search(detail)):
+        return account_missing(missing["email"], f"{action} {resource}")
     if isinstance(exc, exceptions.InvalidArgument):
         return DokiError("invalid_argument", f"{action} {resource}: Google refused it: {detail}", "fix the value named")
     if isinstance(exc, exceptions.TooManyRequests) and getattr(exc, "reason", None) == "RATE_LIMIT_EXCEEDED":
@@ -134,6 +147,31 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
         )
     return DokiError(
         "google_error", f"{action} {resource}: {type(exc).__name__}: {detail}", "rerun with -v for details"
+    )
+
+
+def act_as_denied(email: str, doing: str, detail: str) -> DokiError:
+    """Deploying a service whose revisions run as `email` needs iam.serviceaccounts.actAs on that account, which
+    roles/iam.serviceAccountUser grants (roles/run.developer or run.admin do not); and the account must exist."""
+    from doki_cli.gcp.serviceaccounts import create_command
+
+    return DokiError(
+        "act_as_denied",
+        f"{doing}: you may not deploy as {email}, or it does not exist ({detail})",
+        f"if it exists, grant your account roles/iam.serviceAccountUser on it: gcloud iam service-accounts "
+        f"add-iam-policy-binding {email} --member=user:YOU (or serviceAccount:DEPLOYER) "
+        f"--role=roles/iam.serviceAccountUser; if it does not, create it: `doki doctor --create-account` (or "
+        f"{create_command(email)})",
+    )
+
+
+def account_missing(email: str, doing: str) -> DokiError:
+    from doki_cli.gcp.serviceaccounts import create_command
+
+    return DokiError(
+        "service_account_missing",
+        f"{doing}: the service account {email} does not exist",
+        f"create it: `doki doctor --create-account` (or {create_command(email)}), or fix service_account in doki.toml",
     )
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from doki_cli.gcp.logs import Logs
     from doki_cli.gcp.run import CloudRun
     from doki_cli.gcp.secretmanager import SecretManager
+    from doki_cli.gcp.serviceaccounts import ServiceAccounts
     from doki_cli.gcp.serviceusage import ServiceUsage
 
 
@@ -60,6 +61,12 @@ class Google:
         from doki_cli.gcp.serviceusage import ServiceUsage
 
         return ServiceUsage(self.factory.service_usage(), self.project, self.retrier)
+
+    @cached_property
+    def accounts(self) -> ServiceAccounts:
+        from doki_cli.gcp.serviceaccounts import ServiceAccounts
+
+        return ServiceAccounts(self.factory.iam_admin(), self.project, self.retrier)
 
     @cached_property
     def logs(self) -> Logs:

@@ -15,12 +15,14 @@ from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.operations import OperationTimeout, PollFailed, accepted, wait_for
 from doki_cli.gcp.retry import Retrier
 
-# What deploying and releasing with doki calls: Cloud Run, Secret Manager, Cloud Build, Artifact Registry.
+# What deploying and releasing with doki calls: Cloud Run, Secret Manager, Cloud Build, Artifact Registry, and IAM
+# (whether the runtime account exists; creating it).
 REQUIRED_APIS = (
     "run.googleapis.com",
     "secretmanager.googleapis.com",
     "cloudbuild.googleapis.com",
     "artifactregistry.googleapis.com",
+    "iam.googleapis.com",
 )
 # Google's limits per call.
 _BATCH_GET = 30

@@ -16,6 +16,7 @@ from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
+from tests.doki_cli.accounts import make_accounts
 from tests.doki_cli.images import publish
 from tests.helpers import BACKEND_IMAGE, REPO, CliRunner
 
@@ -46,8 +47,10 @@ ENV = (
 
 
 def setup_project(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """doki.toml and .env of the emulator's project, with the backend image pushed (by name: the engine has it)."""
+    """doki.toml and .env of the emulator's project, with its runtime account made and the backend image pushed (by
+    name: the engine has it)."""
     monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    make_accounts(emulator, TOML)
     publish(emulator, BACKEND_IMAGE)
     (tmp_path / "doki.toml").write_text(TOML)
     (tmp_path / ".env").write_text(ENV)
@@ -372,6 +375,7 @@ def test_after_a_deploy_the_plan_is_empty_for_every_documented_shape(
     publish(engine_emulator, backend_image)
     (tmp_path / "doki.toml").write_text(toml)
     (tmp_path / ".env").write_text(REPOSITORY_ENV)
+    make_accounts(engine_emulator, toml)
     assert runner.invoke(app, [*env, "secrets", "push"]).exit_code == 0
     if "service_account" not in toml:
         grant_the_default_account(engine_emulator, "doki-e2e")
@@ -585,3 +589,57 @@ def test_where_the_organisation_refuses_allusers_the_deploy_says_so_and_invoker_
     assert back.stderr.index("allowing unauthenticated calls") < back.stderr.index("updating the service")
     assert httpx.get(url + "/", timeout=10).json() == {"message": "Doki Backend up"}
     assert "  invokers     anyone (allUsers)\n" in runner.invoke(app, ["status"]).stdout
+
+
+def test_a_runtime_account_that_does_not_exist_stops_the_deploy_before_any_write_and_says_how_to_create_it(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    (tmp_path / "doki.toml").write_text(TOML)
+    (tmp_path / ".env").write_text(ENV)
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+
+    for attempt in (deploy("--dry-run"), deploy("--yes")):
+        assert attempt.exit_code == 78
+        assert attempt.stderr == (
+            f"Error [service_account_missing]: the runtime account {SA} (service_account in doki.toml) does not "
+            "exist, and Cloud Run runs no revision as an account that does not; nothing was changed\n"
+            "  Hint: create it: `doki doctor --create-account` (or gcloud iam service-accounts create doki-runtime "
+            "--project doki-e2e), or name another in doki.toml\n"
+        )
+    forced = deploy("--yes", "--skip-checks")
+    assert forced.exit_code == 1
+    assert f"  ! --skip-checks: the new revision may not start: the runtime account {SA} does not exist\n" in (
+        forced.stdout
+    )
+    assert forced.stderr.endswith(
+        "Error [service_account_missing]: changing the IAM policy of projects/doki-e2e/secrets/encryption-key: the "
+        f"service account {SA} does not exist\n"
+        "  Hint: create it: `doki doctor --create-account` (or gcloud iam service-accounts create doki-runtime "
+        "--project doki-e2e), or fix service_account in doki.toml\n"
+    )
+    services = ClientFactory(emulator.grpc_address).run_services()
+    assert list(services.list_services(parent=PATH.rsplit("/", 2)[0])) == []  # nothing half-done
+
+    doctor = runner.invoke(app, ["doctor", "--create-account"])
+    assert f"PASS  runtime account exists: {SA} created\n" in doctor.stdout
+    # The plan goes on once it exists, to the next thing missing: the image was never pushed in this test.
+    assert deploy("--dry-run").stderr.startswith("Error [image_not_pushed]: ")
+
+
+def test_cloud_run_refusing_to_deploy_as_the_runtime_account_names_the_role_that_allows_it(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+    denial = f"Permission 'iam.serviceaccounts.actAs' denied on service account {SA} (or it may not exist)."
+    emulator.faults.fail("Services/UpdateService", "PERMISSION_DENIED", message=denial)
+    result = deploy("--yes")
+    assert result.exit_code == 1
+    assert result.stderr.endswith(
+        f"Error [act_as_denied]: deploying {PATH}: you may not deploy as {SA}, or it does not exist ({denial})\n"
+        "  Hint: if it exists, grant your account roles/iam.serviceAccountUser on it: gcloud iam service-accounts "
+        f"add-iam-policy-binding {SA} --member=user:YOU (or serviceAccount:DEPLOYER) "
+        "--role=roles/iam.serviceAccountUser; if it does not, create it: `doki doctor --create-account` (or gcloud "
+        "iam service-accounts create doki-runtime --project doki-e2e)\n"
+    )

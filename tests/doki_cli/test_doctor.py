@@ -102,12 +102,44 @@ def test_online_it_finds_secrets_the_runtime_account_cannot_read(
         (project / ".env").open("a").write(f"{name}=value-of-{name.lower()}\n")
     (project / ".env").open("a").write("SESSION_SECRET_KEY=" + "s" * 48 + "\nENCRYPTION_KEY=k\n")
     assert runner.invoke(app, ["--project", "doki-prod", "secrets", "push"]).exit_code == 0
-    code, found = checks()
+    code, found = checks("--create-account")
     assert code == 1
     assert found["secret access"]["message"].startswith("doki-runtime@doki-prod.iam.gserviceaccount.com cannot read ")
     assert found["service"]["status"] == "warn"
     assert runner.invoke(app, ["secrets", "grant"]).exit_code == 0
     assert checks()[1]["secret access"]["status"] == "pass"
+
+
+def test_online_a_runtime_account_that_does_not_exist_fails_and_create_account_makes_it_once(
+    project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    account = "doki-runtime@doki-prod.iam.gserviceaccount.com"
+    code, found = checks()
+    assert code == 1
+    assert found["runtime account exists"] == {
+        "check": "runtime account exists",
+        "status": "fail",
+        "message": f"{account} does not exist: deploys and releases stop until it does",
+        "fix": "`doki doctor --create-account` creates it (or gcloud iam service-accounts create doki-runtime "
+        "--project doki-prod)",
+    }
+    assert checks("--create-account")[1]["runtime account exists"]["message"] == f"{account} created"
+    assert checks("--create-account")[1]["runtime account exists"]["message"] == f"{account} exists"
+    made = (
+        ClientFactory(emulator.grpc_address)
+        .iam_admin()
+        .get_service_account(request={"name": f"projects/doki-prod/serviceAccounts/{account}"})
+    )
+    assert (made.display_name, made.description) == ("doki runtime", "Runs the Cloud Run revisions doki deploys")
+
+
+def test_create_account_needs_the_project_so_it_is_refused_offline(project: Path) -> None:
+    result = runner.invoke(app, ["doctor", "--offline", "--create-account"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error [bad_option]: --create-account needs the project: it cannot run --offline\n  Hint: drop --offline\n"
+    )
 
 
 def test_online_secrets_that_do_not_exist_yet_fail_with_the_push_command_instead_of_stopping_doctor(
@@ -162,7 +194,7 @@ def push_secrets(project: Path) -> None:
     (project / ".env").unlink()
 
 
-def test_online_the_required_apis_pass_when_all_four_are_enabled(
+def test_online_the_required_apis_pass_when_all_five_are_enabled(
     project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
@@ -171,7 +203,7 @@ def test_online_the_required_apis_pass_when_all_four_are_enabled(
     assert found["required APIs"] == {
         "check": "required APIs",
         "status": "pass",
-        "message": "run, secretmanager, cloudbuild, artifactregistry are enabled",
+        "message": "run, secretmanager, cloudbuild, artifactregistry, iam are enabled",
         "fix": None,
     }
 

@@ -27,7 +27,8 @@ runner = CliRunner()
 FILES = ["doki.toml", ".dockerignore", ".env.example", "cloudbuild.yaml", ".github/workflows/doki-release.yml"]
 NEXT = (
     "Next:\n"
-    "  create the runtime account: gcloud iam service-accounts create my-api-runtime --project my-proj-123\n"
+    "  create the runtime account: `doki doctor --create-account`, or gcloud iam service-accounts create "
+    "my-api-runtime --project my-proj-123\n"
     "  cp .env.example .env, then set the secrets in it (`doki keys generate` makes ENCRYPTION_KEY and "
     "SESSION_SECRET_KEY)\n"
     "  doki secrets push && doki build --push && doki deploy\n"
@@ -176,6 +177,7 @@ def test_json_names_every_file_and_what_happened_to_it(project: Path) -> None:
         "region": "europe-west1",
         "files": [{"path": path, "action": "overwritten" if path == ".dockerignore" else "created"} for path in FILES],
         "apis": None,
+        "account": None,
         "next": [line.strip() for line in NEXT.splitlines()[1:]],
     }
 
@@ -294,7 +296,7 @@ def test_enable_apis_enables_the_disabled_ones_and_reports_them(
         assert result.stdout == (
             "".join(f"created    {path}\n" for path in FILES)
             + "enabled    cloudbuild.googleapis.com, artifactregistry.googleapis.com "
-            "(run.googleapis.com, secretmanager.googleapis.com already were)\n" + NEXT
+            "(run.googleapis.com, secretmanager.googleapis.com, iam.googleapis.com already were)\n" + NEXT
         )
         usage = Google(ClientFactory(emulator.grpc_address), "my-proj-123").service_usage
         assert usage.disabled() == []
@@ -307,8 +309,32 @@ def test_enable_apis_enables_the_disabled_ones_and_reports_them(
             "secretmanager.googleapis.com",
             "cloudbuild.googleapis.com",
             "artifactregistry.googleapis.com",
+            "iam.googleapis.com",
         ],
     }
+
+
+def test_create_account_creates_the_runtime_account_doki_toml_names_and_drops_that_next_step(
+    project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    result = init("--create-account", *FRONTEND)
+    assert result.exit_code == 0, result.output
+    account = "my-api-runtime@my-proj-123.iam.gserviceaccount.com"
+    assert result.stdout == (
+        "".join(f"created    {path}\n" for path in FILES)
+        + f"created    {account}\n"
+        + "Next:\n"
+        + "".join(line + "\n" for line in NEXT.splitlines()[2:])
+    )
+    made = (
+        ClientFactory(emulator.grpc_address)
+        .iam_admin()
+        .get_service_account(request={"name": f"projects/my-proj-123/serviceAccounts/{account}"})
+    )
+    assert (made.display_name, made.description) == ("doki runtime", "Runs the Cloud Run service my-api")
+    again = runner.invoke(app, ["--json", "init", "--project", "my-proj-123", "--force", "--create-account"])
+    assert json.loads(again.stdout)["account"] == {"email": account, "outcome": "exists"}
 
 
 def test_enable_apis_enables_nothing_when_the_files_stop_init(
@@ -328,7 +354,7 @@ def test_what_init_writes_deploys_as_is(
     root = checkout_without_doki_files(tmp_path / "doki-backend")
     monkeypatch.chdir(root)
     monkeypatch.setenv("DOKI_EMULATOR", engine_emulator.grpc_address)
-    scaffolded = runner.invoke(app, ["init", "--project", "doki-e2e", "--enable-apis", *FRONTEND])
+    scaffolded = runner.invoke(app, ["init", "--project", "doki-e2e", "--enable-apis", "--create-account", *FRONTEND])
     assert scaffolded.exit_code == 0, scaffolded.output
 
     values = {

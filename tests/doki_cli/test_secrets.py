@@ -156,6 +156,7 @@ def test_list_shows_each_declared_secret_without_its_value() -> None:
 
 
 def test_grant_binds_the_runtime_account_once(project: Path, emulator: Emulator) -> None:
+    emulator.accounts.add("proj-1", SA)
     (project / ".env").write_text("ENCRYPTION_KEY=a\nSESSION_SECRET_KEY=b\nSUPABASE_JWT_SECRET=c\n")
     runner.invoke(app, ["secrets", "push"])
     first = runner.invoke(app, ["secrets", "grant"])
@@ -166,12 +167,26 @@ def test_grant_binds_the_runtime_account_once(project: Path, emulator: Emulator)
 
 
 def test_grant_rereads_and_retries_when_the_policy_changes_underneath(project: Path, emulator: Emulator) -> None:
+    emulator.accounts.add("proj-1", SA)
     (project / ".env").write_text("ENCRYPTION_KEY=a\nSESSION_SECRET_KEY=b\nSUPABASE_JWT_SECRET=c\n")
     runner.invoke(app, ["secrets", "push"])
     emulator.faults.fail("SetIamPolicy", "ABORTED", times=2, message="There were concurrent policy changes.")
     result = runner.invoke(app, ["secrets", "grant"])
     assert result.exit_code == 0, result.output
     assert emulator.secrets.can_access("projects/proj-1/secrets/encryption-key", f"serviceAccount:{SA}")
+
+
+def test_grant_to_a_runtime_account_that_does_not_exist_says_how_to_create_it(project: Path) -> None:
+    (project / ".env").write_text("ENCRYPTION_KEY=a\nSESSION_SECRET_KEY=b\nSUPABASE_JWT_SECRET=c\n")
+    runner.invoke(app, ["secrets", "push"])
+    result = runner.invoke(app, ["secrets", "grant"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error [service_account_missing]: changing the IAM policy of projects/proj-1/secrets/encryption-key: the "
+        f"service account {SA} does not exist\n"
+        "  Hint: create it: `doki doctor --create-account` (or gcloud iam service-accounts create doki-runtime "
+        "--project proj-1), or fix service_account in doki.toml\n"
+    )
 
 
 def test_grant_before_push_says_to_push_first() -> None:

@@ -20,6 +20,7 @@ from doki_cli.emulator import protojson
 from doki_cli.emulator.artifactregistry.paging import page
 from doki_cli.emulator.errors import ApiError, already_exists, invalid_argument, not_found
 from doki_cli.emulator.iam import OrgPolicy, Policies
+from doki_cli.emulator.iamadmin.state import ServiceAccounts
 
 PARENT = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)")
 DOCKER_IMAGE_NAME = re.compile(
@@ -86,12 +87,14 @@ def _repository_not_found(name: str) -> ApiError:
 class Registry:
     """Repositories by resource name, and per repository its Docker images by "IMAGE@DIGEST"."""
 
-    def __init__(self, *, persist: Callable[[], None], org: OrgPolicy | None = None) -> None:
+    def __init__(
+        self, *, persist: Callable[[], None], org: OrgPolicy | None = None, accounts: ServiceAccounts | None = None
+    ) -> None:
         self._persist = persist
         self._lock = threading.Lock()
         self._repositories: dict[str, ar.Repository] = {}
         self._images: dict[str, dict[str, ar.DockerImage]] = {}
-        self.policies = Policies(on_change=persist, org=org)
+        self.policies = Policies(on_change=persist, org=org, accounts=accounts)
 
     # Repositories
 

@@ -22,6 +22,7 @@ from google.protobuf import timestamp_pb2
 from doki_cli.emulator import protojson
 from doki_cli.emulator.errors import already_exists, failed_precondition, invalid_argument, not_found
 from doki_cli.emulator.iam import OrgPolicy, Policies, Propagation
+from doki_cli.emulator.iamadmin.state import ServiceAccounts
 
 SecretVersionState = types.SecretVersion.State
 
@@ -95,12 +96,17 @@ class SecretStore:
     """All secrets of all projects. Thread-safe; `persist` is called after every change."""
 
     def __init__(
-        self, *, persist: Callable[[], None], propagation: Propagation | None = None, org: OrgPolicy | None = None
+        self,
+        *,
+        persist: Callable[[], None],
+        propagation: Propagation | None = None,
+        org: OrgPolicy | None = None,
+        accounts: ServiceAccounts | None = None,
     ) -> None:
         self._persist = persist
         self._lock = threading.RLock()
         self._secrets: dict[str, _Secret] = {}
-        self.policies = Policies(on_change=persist, propagation=propagation, org=org)
+        self.policies = Policies(on_change=persist, propagation=propagation, org=org, accounts=accounts)
 
     # -- lookups ------------------------------------------------------------------------------------------------
 

@@ -90,6 +90,9 @@ def _allowed_origin(url: str, origin: str) -> str | None:
 def test_the_backend_deploys_serves_logs_and_rolls_back_on_the_emulator(
     engine_emulator: Emulator, engine_clients: ClientFactory, backend_image: str
 ) -> None:
+    engine_clients.iam_admin().create_service_account(
+        request={"name": f"projects/{PROJECT}", "account_id": SERVICE_ACCOUNT.split("@")[0]}
+    )
     _put_secrets(engine_clients)
     publish(engine_emulator, backend_image)  # pushed: Cloud Run pulls from Artifact Registry
     services = engine_clients.run_services()

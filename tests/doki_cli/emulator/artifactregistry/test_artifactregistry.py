@@ -12,8 +12,12 @@ from google.cloud import artifactregistry_v1 as ar
 from google.iam.v1 import policy_pb2
 from google.protobuf import empty_pb2, field_mask_pb2
 
+from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
+
+# An account that exists in every project (IAM policies name only accounts that exist).
+P_DEFAULT_ACCOUNT = f"serviceAccount:{compute_default_account('p')}"
 
 PARENT = "projects/p/locations/us-central1"
 DIGEST_A = "sha256:" + "a" * 64
@@ -208,11 +212,7 @@ def test_an_image_uri_maps_to_its_repository_only_when_that_docker_repository_ex
 def test_a_repository_has_an_iam_policy_guarded_by_its_etag(registry: Any) -> None:
     repository = _create(registry)
     policy = registry.get_iam_policy(request={"resource": repository.name})
-    policy.bindings.append(
-        policy_pb2.Binding(
-            role="roles/artifactregistry.reader", members=["serviceAccount:run@p.iam.gserviceaccount.com"]
-        )
-    )
+    policy.bindings.append(policy_pb2.Binding(role="roles/artifactregistry.reader", members=[P_DEFAULT_ACCOUNT]))
     stored = registry.set_iam_policy(request={"resource": repository.name, "policy": policy})
     assert [b.role for b in stored.bindings] == ["roles/artifactregistry.reader"]
     with pytest.raises(exceptions.Aborted):

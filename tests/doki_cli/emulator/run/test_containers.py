@@ -118,9 +118,17 @@ def test_a_caller_without_credentials_is_forbidden_until_all_users_may_invoke(
     assert served_by(service.uri) == short(service.latest_ready_revision)
 
 
+def make_account(clients: ClientFactory) -> None:
+    """The revisions' account, created as a user would (Cloud Run refuses an account that does not exist)."""
+    clients.iam_admin().create_service_account(
+        request={"name": f"projects/{PROJECT}", "account_id": ACCOUNT.split("@")[0]}
+    )
+
+
 def test_a_secret_granted_to_the_service_account_reaches_the_environment(
     engine_clients: ClientFactory, engine_services: Any, containers: Callable[[], list[Any]]
 ) -> None:
+    make_account(engine_clients)
     sm = engine_clients.secret_manager()
     secret = sm.create_secret(
         parent=f"projects/{PROJECT}", secret_id="api-key", secret={"replication": {"automatic": {}}}
@@ -142,6 +150,7 @@ def test_a_secret_granted_to_the_service_account_reaches_the_environment(
 def test_a_revision_whose_account_may_not_read_its_secret_fails_and_starts_nothing(
     engine_clients: ClientFactory, engine_services: Any, containers: Callable[[], list[Any]]
 ) -> None:
+    make_account(engine_clients)
     sm = engine_clients.secret_manager()
     secret = sm.create_secret(
         parent=f"projects/{PROJECT}", secret_id="api-key", secret={"replication": {"automatic": {}}}

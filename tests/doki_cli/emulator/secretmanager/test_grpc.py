@@ -11,8 +11,12 @@ from google.cloud import secretmanager
 from google.iam.v1 import policy_pb2
 
 from doki_cli.emulator.errors import ApiError
+from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator
 from tests.doki_cli.emulator.secretmanager.support import PROJECT, make_secret
+
+# An account that exists in every project (IAM policies name only accounts that exist).
+P_DEFAULT_ACCOUNT = f"serviceAccount:{compute_default_account('p')}"
 
 State = secretmanager.SecretVersion.State
 
@@ -262,7 +266,7 @@ def _grant(sm: Any, name: str, member: str, role: str = "roles/secretmanager.sec
 
 def test_a_binding_lets_exactly_that_member_access_the_secret(sm: Any, emulator: Emulator) -> None:
     name = make_secret(sm, "token", b"one")
-    runtime = "serviceAccount:run@p.iam.gserviceaccount.com"
+    runtime = P_DEFAULT_ACCOUNT
     assert emulator.secrets.can_access(name, runtime) is False
     policy = _grant(sm, name, runtime)
     assert [(b.role, list(b.members)) for b in policy.bindings] == [("roles/secretmanager.secretAccessor", [runtime])]
@@ -275,7 +279,7 @@ def test_a_binding_lets_exactly_that_member_access_the_secret(sm: Any, emulator:
     ("member", "role"),
     [
         ("allUsers", "roles/secretmanager.secretAccessor"),
-        ("serviceAccount:sa@p.iam.gserviceaccount.com", "roles/owner"),
+        (P_DEFAULT_ACCOUNT, "roles/owner"),
     ],
 )
 def test_access_is_granted_through_all_users_or_a_role_that_contains_access(
@@ -283,13 +287,13 @@ def test_access_is_granted_through_all_users_or_a_role_that_contains_access(
 ) -> None:
     name = make_secret(sm, "token")
     _grant(sm, name, member, role)
-    assert emulator.secrets.can_access(name, "serviceAccount:sa@p.iam.gserviceaccount.com") is True
+    assert emulator.secrets.can_access(name, P_DEFAULT_ACCOUNT) is True
 
 
 def test_a_viewer_binding_does_not_grant_access(sm: Any, emulator: Emulator) -> None:
     name = make_secret(sm, "token")
-    _grant(sm, name, "serviceAccount:sa@p.iam.gserviceaccount.com", "roles/secretmanager.viewer")
-    assert emulator.secrets.can_access(name, "serviceAccount:sa@p.iam.gserviceaccount.com") is False
+    _grant(sm, name, P_DEFAULT_ACCOUNT, "roles/secretmanager.viewer")
+    assert emulator.secrets.can_access(name, P_DEFAULT_ACCOUNT) is False
 
 
 def test_a_policy_write_with_a_stale_etag_is_aborted(sm: Any) -> None:

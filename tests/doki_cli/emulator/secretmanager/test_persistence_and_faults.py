@@ -11,14 +11,18 @@ from google.api_core import exceptions
 from google.cloud.secretmanager_v1 import types
 from google.iam.v1 import policy_pb2
 
+from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.secretmanager.state import SecretStore
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 from tests.doki_cli.emulator.secretmanager.support import PROJECT, make_secret
 
+# An account that exists in every project (IAM policies name only accounts that exist).
+P_DEFAULT_ACCOUNT = f"serviceAccount:{compute_default_account('p')}"
+
 CREATE = "/google.cloud.secretmanager.v1.SecretManagerService/CreateSecret"
 ACCESS = "/google.cloud.secretmanager.v1.SecretManagerService/AccessSecretVersion"
-MEMBER = "serviceAccount:run@p.iam.gserviceaccount.com"
+MEMBER = P_DEFAULT_ACCOUNT
 
 
 def test_secrets_versions_states_and_policies_survive_a_restart(tmp_path: Path) -> None:

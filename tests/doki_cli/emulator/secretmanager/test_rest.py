@@ -11,8 +11,12 @@ import pytest
 from google.api_core import exceptions
 from google.iam.v1 import policy_pb2
 
+from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator
 from tests.doki_cli.emulator.secretmanager.support import PROJECT, make_secret
+
+# An account that exists in every project (IAM policies name only accounts that exist).
+P_DEFAULT_ACCOUNT = f"serviceAccount:{compute_default_account('p')}"
 
 
 def test_the_rest_client_sees_what_grpc_wrote(sm: Any, rest_sm: Any) -> None:
@@ -65,7 +69,7 @@ def test_rest_iam_round_trips_and_guards_with_the_etag(rest_sm: Any, emulator: E
     name = make_secret(rest_sm, "token")
     policy = rest_sm.get_iam_policy(request={"resource": name})
     stale = rest_sm.get_iam_policy(request={"resource": name})
-    member = "serviceAccount:run@p.iam.gserviceaccount.com"
+    member = P_DEFAULT_ACCOUNT
     policy.bindings.append(policy_pb2.Binding(role="roles/secretmanager.secretAccessor", members=[member]))
     rest_sm.set_iam_policy(request={"resource": name, "policy": policy})
     assert emulator.secrets.can_access(name, member) is True
