@@ -80,6 +80,11 @@ def test_the_doki_toml_it_writes_loads_with_the_guides_defaults(project: Path) -
         True,
     )
     assert config.service_account == "my-api-runtime@my-proj-123.iam.gserviceaccount.com"
+    # Commented out: until the account exists, builds run as the project's default build account.
+    assert config.build.service_account is None
+    toml = (project / "doki.toml").read_text()
+    assert '# [build]\n# service_account = "doki-builder@my-proj-123.iam.gserviceaccount.com"\n' in toml
+    assert "on projects made since 2024 the Compute Engine default account" in toml
     assert config.env == {
         "ENVIRONMENT": "production",
         "SUPABASE_URL": "https://abcdefghijklmnop.supabase.co",
@@ -104,6 +109,7 @@ def test_its_commented_examples_load_once_uncommented(project: Path) -> None:
     assert [str(check) for check in staging.release.checks] == ["GET /docs -> 200 containing 'Swagger UI'"]
     assert staging.release.steps == (10, 50, 100)
     assert staging.secrets["SUPABASE_JWT_SECRET"].secret == "supabase-jwt-secret"
+    assert staging.build.service_account == "doki-builder@my-proj-123.iam.gserviceaccount.com"
 
 
 def test_without_the_frontend_values_it_writes_placeholders_and_says_to_set_them(project: Path) -> None:
