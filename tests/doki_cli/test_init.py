@@ -272,6 +272,19 @@ def test_the_ci_templates_release_with_doki_and_hold_no_key(project: Path) -> No
     assert top == ["steps:", "timeout: 1800s", "options:"]
     assert "    name: python:3.11-slim\n" in cloudbuild
     assert '        doki --json release --remote --sha "$COMMIT_SHA"\n' in cloudbuild
+    # Projects made since 2024 need their triggers to name the account the build runs as, and such a build must keep
+    # its log in Cloud Logging only.
+    assert (
+        "#        gcloud builds triggers create github --name my-api-release --repo-owner OWNER --repo-name NAME \\\n"
+        "#          --branch-pattern '^main$' --build-config cloudbuild.yaml --project my-proj-123 \\\n"
+        "#          --service-account=projects/my-proj-123/serviceAccounts/"
+        "doki-deployer@my-proj-123.iam.gserviceaccount.com\n"
+    ) in cloudbuild
+    assert (
+        "#   2. The account this build runs as. Projects made since 2024 build as the Compute Engine default"
+        in cloudbuild
+    )
+    assert cloudbuild.endswith("options:\n  logging: CLOUD_LOGGING_ONLY\n")
     # Both install doki at the versions poetry.lock holds, as the README's commands do: a release elsewhere must
     # not change what a release pipeline runs.
     install = "pip install --quiet --disable-pip-version-check -c constraints.txt '.[cli]'\n"
