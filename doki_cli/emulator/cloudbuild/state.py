@@ -548,9 +548,10 @@ class CloudBuild:
         if not account:
             return  # the project's default build account, filled in by create_build
         # "Must be of the format projects/{PROJECT_ID}/serviceAccounts/{ACCOUNT}. ACCOUNT can be email address or
-        # uniqueId of the service account" (Build.service_account's comment in cloudbuild.proto); a bare email is
-        # refused (https://github.com/openconfig/featureprofiles/pull/2652). Google's wording is not on record: this
-        # is the emulator's.
+        # uniqueId of the service account" (Build.service_account's comment in cloudbuild.proto); users report a bare
+        # email refused (https://github.com/openconfig/featureprofiles/pull/2652, a trigger's build config;
+        # https://github.com/kubernetes-sigs/resource-state-metrics/pull/83). Google's wording of that refusal is not
+        # on record: this one is the emulator's.
         parts = account.split("/")
         if len(parts) != 4 or parts[0] != "projects" or parts[2] != "serviceAccounts" or not parts[1] or not parts[3]:
             raise invalid_argument(
