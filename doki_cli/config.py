@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
 }
 KNOWN_KEYS = {"name", "project", "env", "secrets", *DEFAULTS}
 RELEASE_KEYS = ("checks", "steps", "step_wait_seconds", "attempts", "lock_timeout_minutes")
+BUILD_KEYS = ("service_account",)
+# The tables at the top of a doki.toml; an [environments.NAME] section may override [release] and [build] too.
+TABLES = ("service", "release", "build", "environments")
 CHECK_KEYS = ("path", "status", "contains")
 INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
 # Cloud Run sets these itself and refuses them in a revision's environment.
@@ -98,6 +101,15 @@ class ReleaseConfig:
 
 
 @dataclass(frozen=True)
+class BuildConfig:
+    """How remote builds run on Cloud Build ([build] in doki.toml)."""
+
+    # The account the build runs as. None: the project's default build account, which on projects made since 2024
+    # is the Compute Engine default account (https://cloud.google.com/build/docs/cloud-build-service-account-updates).
+    service_account: str | None = None
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     name: str
     project: str
@@ -120,6 +132,7 @@ class ServiceConfig:
     environment: str | None = None  # the [environments.NAME] section applied, if any
     path: Path = DEFAULT_CONFIG
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
 
     @property
     def image(self) -> str:
@@ -172,10 +185,13 @@ def load_config(
         raise DokiError(
             "config_invalid", f"{config_path} has no [service] table", 'start it with [service] and name = "my-api"'
         )
-    unknown_top = sorted(set(data) - {"service", "environments", "release"})
-    problems = [f"unknown table [{key}] (allowed: [service], [release], [environments.NAME])" for key in unknown_top]
+    unknown_top = sorted(set(data) - set(TABLES))
+    problems = [
+        f"unknown table [{key}] (allowed: [service], [release], [build], [environments.NAME])" for key in unknown_top
+    ]
     merged = dict(service)
     release = data.get("release", {})
+    build = data.get("build", {})
     if env is not None:
         environments = data.get("environments", {})
         if not isinstance(environments, dict) or not isinstance(environments.get(env), dict):
@@ -188,6 +204,8 @@ def load_config(
         for key, value in environments[env].items():
             if key == "release" and isinstance(value, dict) and isinstance(release, dict):
                 release = {**release, **value}
+            elif key == "build" and isinstance(value, dict) and isinstance(build, dict):
+                build = {**build, **value}
             elif key in ("env", "secrets") and isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
             else:
@@ -213,6 +231,7 @@ def load_config(
     config, found = _validate(merged, config_path, env)
     problems += found
     release_config = _release(release, problems)
+    build_config = _build(build, problems)
     if problems:
         raise DokiError(
             "config_invalid",
@@ -220,7 +239,7 @@ def load_config(
             "fix doki.toml (its keys are described in the README)",
         )
     assert config is not None
-    return replace(config, release=release_config)
+    return replace(config, release=release_config, build=build_config)
 
 
 def _count(problems: list[str]) -> str:
@@ -268,15 +287,7 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
     ingress = values["ingress"]
     if ingress not in INGRESS:
         problems.append(f"ingress = {ingress!r} is not valid: use one of {', '.join(INGRESS)}")
-    account = values["service_account"]
-    if account is not None and (
-        not isinstance(account, str) or not (_SERVICE_ACCOUNT.fullmatch(account) or _COMPUTE_DEFAULT.fullmatch(account))
-    ):
-        problems.append(
-            f"service_account = {account!r} is not a service account email (NAME@PROJECT.iam.gserviceaccount.com, "
-            "or PROJECT_NUMBER-compute@developer.gserviceaccount.com)"
-        )
-        account = None
+    account = _account("service_account", values["service_account"], problems)
     allow = values["allow_unauthenticated"]
     if not isinstance(allow, bool):
         problems.append(f"allow_unauthenticated = {allow!r} is not valid: use true or false")
@@ -317,6 +328,19 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
         path=path,
     )
     return config, []
+
+
+def _account(key: str, account: Any, problems: list[str]) -> str | None:
+    """`account` when it is unset or a service account's email; else None, its problem listed under `key`."""
+    if account is None or (
+        isinstance(account, str) and (_SERVICE_ACCOUNT.fullmatch(account) or _COMPUTE_DEFAULT.fullmatch(account))
+    ):
+        return account
+    problems.append(
+        f"{key} = {account!r} is not a service account email (NAME@PROJECT.iam.gserviceaccount.com, "
+        "or PROJECT_NUMBER-compute@developer.gserviceaccount.com)"
+    )
+    return None
 
 
 def resource_problems(*, memory: str, cpu: str, concurrency: int, min_instances: int, max_instances: int) -> list[str]:
@@ -511,6 +535,16 @@ def _release(table: Any, problems: list[str]) -> ReleaseConfig:
         attempts=number("attempts", 1, 60),
         lock_timeout_minutes=number("lock_timeout_minutes", 1, 24 * 60),
     )
+
+
+def _build(table: Any, problems: list[str]) -> BuildConfig:
+    if not isinstance(table, dict):
+        problems.append("build must be a table: [build] with service_account")
+        return BuildConfig()
+    problems += [
+        f"unknown key build.{key} (allowed: {', '.join(BUILD_KEYS)})" for key in sorted(set(table) - set(BUILD_KEYS))
+    ]
+    return BuildConfig(service_account=_account("build.service_account", table.get("service_account"), problems))
 
 
 def _checks(items: Any, problems: list[str]) -> tuple[SmokeCheck, ...]:

@@ -99,12 +99,17 @@ def _with_repository(out: Output, config: ServiceConfig) -> Google:
 
 def _build_remote(out: Output, config: ServiceConfig, tags: list[str], base_image: str | None) -> None:
     from doki_cli.engine import build_context
+    from doki_cli.gcp.cloudbuild import build_identity
 
     google = _with_repository(out, config)
     context = build_context(config.root)
-    out.line(f"Building {tags[0]} on Cloud Build ({len(context) / 1e6:.1f} MB of context, .dockerignore applied)")
+    account = config.build.service_account
+    out.line(
+        f"Building {tags[0]} on Cloud Build ({len(context) / 1e6:.1f} MB of context, .dockerignore applied), "
+        + build_identity(account)
+    )
     build_args = {"BASE_IMAGE": base_image} if base_image else {}
-    result = google.cloud_build.submit(context, tags, build_args=build_args, on_line=out.debug)
+    result = google.cloud_build.submit(context, tags, build_args=build_args, service_account=account, on_line=out.debug)
     out.data({"image": config.image, "tags": tags, "build": result.id, "digests": result.images})
     out.line(f"Built and pushed on Cloud Build (build {result.id})")
     for name in tags:

@@ -40,10 +40,16 @@ class Images:
         registry.ensure_repository(self._config.repository)
         if self._remote:
             from doki_cli.engine import build_context
+            from doki_cli.gcp.cloudbuild import build_identity
 
-            self._progress("not in Artifact Registry: building it on Cloud Build")
+            account = self._config.build.service_account
+            self._progress(f"not in Artifact Registry: building it on Cloud Build, {build_identity(account)}")
             built = self._google.cloud_build.submit(
-                build_context(self._config.root), [image], build_args=self._build_args, on_line=self._on_line
+                build_context(self._config.root),
+                [image],
+                build_args=self._build_args,
+                service_account=account,
+                on_line=self._on_line,
             )
             return ProvidedImage(built.images.get(image), "built-remote")
         from doki_cli.engine import DockerEngine

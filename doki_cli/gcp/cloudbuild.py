@@ -2,7 +2,9 @@
 
 A remote build is what `gcloud builds submit --tag` does, through the client libraries: the build context (with
 .dockerignore applied) goes to gs://PROJECT_cloudbuild/source/, a build with one docker step builds and pushes
-the image, its log lines are shown while it runs, and the image digest comes back.
+the image, its log lines are shown while it runs, and the image digest comes back. It runs as doki.toml's
+`[build] service_account` when set, else as the project's default build account, which on projects made since 2024
+is the Compute Engine default account (https://cloud.google.com/build/docs/cloud-build-service-account-updates).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from doki_cli.config import account_project
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.logs import Logs
@@ -27,6 +30,13 @@ FAILED_LOG_LINES = 20
 LOG_POLL_EVERY = 5
 # Build statuses that do not change any more.
 FINISHED = frozenset({"SUCCESS", "FAILURE", "INTERNAL_ERROR", "TIMEOUT", "CANCELLED", "EXPIRED"})
+
+
+def build_identity(account: str | None) -> str:
+    """Who a remote build runs as, in words for the line that announces it."""
+    if account:
+        return f"as {account}"
+    return "as the project's default build account (the Compute Engine default account on projects made since 2024)"
 
 
 @dataclass(frozen=True)
@@ -98,9 +108,17 @@ class CloudBuild:
         return any(bucket.name == bucket_name for bucket in listed)
 
     def submit(
-        self, context: bytes, tags: list[str], *, build_args: dict[str, str], on_line: Callable[[str], None]
+        self,
+        context: bytes,
+        tags: list[str],
+        *,
+        build_args: dict[str, str],
+        service_account: str | None,
+        on_line: Callable[[str], None],
     ) -> RemoteBuild:
-        """Build `context` on Cloud Build, tagged `tags` and pushed; log lines go to `on_line` as they arrive."""
+        """Build `context` on Cloud Build, tagged `tags` and pushed, as `service_account` (an email; None: the
+        project's default build account); log lines go to `on_line` as they arrive."""
+        from google.api_core import exceptions
         from google.cloud.devtools import cloudbuild_v1
 
         bucket, name, generation = self.upload(context)
@@ -119,6 +137,15 @@ class CloudBuild:
             images=tags,
             tags=[marker],
         )
+        if service_account:
+            # The resource name Build.service_account's comment asks for (cloudbuild.proto), and the logging
+            # option Cloud Build requires of a build that names its account: the default logs bucket is written as
+            # Cloud Build's own account, so such a build must choose (Cloud Logging, as doki reads the log there).
+            owner = account_project(service_account) or self.project
+            build.service_account = f"projects/{owner}/serviceAccounts/{service_account}"
+            build.options = cloudbuild_v1.BuildOptions(
+                logging=cloudbuild_v1.BuildOptions.LoggingMode.CLOUD_LOGGING_ONLY
+            )
 
         def start(retried: bool) -> str:
             # Starting a build twice would build and push twice, the later push moving the tags.
@@ -127,13 +154,10 @@ class CloudBuild:
             operation = self._builds.create_build(project_id=self.project, build=build)
             return str(operation.metadata.build.id)
 
-        build_id: str = self._call(
-            knowing_retries(start),
-            action="starting a build in",
-            resource=f"projects/{self.project}",
-            api="cloudbuild",
-            role="roles/cloudbuild.builds.editor",
-        )
+        try:
+            build_id: str = self._retrier.call(knowing_retries(start))
+        except exceptions.GoogleAPICallError as exc:
+            raise start_error(exc, project=self.project, account=service_account) from None
         log = _BuildLog(self._logs, build_id)
         polls = 0
         while True:
@@ -182,6 +206,45 @@ class CloudBuild:
         pages = self._builds.list_builds(request=request, retry=no_library_retry())
         found = next(iter(pages), None)
         return None if found is None else str(found.id)
+
+
+def start_error(exc: Exception, *, project: str, account: str | None) -> DokiError:
+    """Why Cloud Build refused to start a build as `account` (None: the project's default) in `project`, with the
+    real fix for a refused identity; other refusals as every Google error says them."""
+    from google.api_core import exceptions
+
+    action, resource = "starting a build in", f"projects/{project}"
+    detail = getattr(exc, "message", None) or str(exc)
+    # Whoever submits a build must be allowed to act as the account it runs as: the one it names, or the Compute
+    # Engine default one that builds in projects made since 2024 run as
+    # (https://cloud.google.com/build/docs/cloud-build-service-account-updates). Cloud Build says "caller does not
+    # have permission to act as service account …"; IAM's own wording names the iam.serviceAccounts.actAs permission.
+    if isinstance(exc, exceptions.PermissionDenied) and (
+        "actas" in detail.lower() or "permission to act as" in detail.lower()
+    ):
+        who = account or "PROJECT_NUMBER-compute@developer.gserviceaccount.com"
+        number = (
+            "" if account else f" (PROJECT_NUMBER: gcloud projects describe {project} --format 'value(projectNumber)')"
+        )
+        return DokiError(
+            "build_account_denied",
+            f"{action} {resource}: Cloud Build refused to run it "
+            f"{build_identity(account)}, which your credentials may not act as ({detail})",
+            f"grant them roles/iam.serviceAccountUser on that account: gcloud iam service-accounts "
+            f"add-iam-policy-binding {who} --member=user:YOU@example.com (or serviceAccount:EMAIL for CI) "
+            f"--role=roles/iam.serviceAccountUser --project {project}{number}; or set [build] service_account in "
+            "doki.toml to an account they may act as",
+        )
+    # Only a build config other than doki's can meet this (doki sends the option with the account): Google's
+    # message starts "if 'build.service_account' is specified, the build must either …".
+    if isinstance(exc, exceptions.InvalidArgument) and "build.service_account" in detail:
+        return DokiError(
+            "build_logging_required",
+            f"{action} {resource}: Google refused it: {detail}",
+            "a build that names its service account must keep its logs out of the default bucket: add "
+            "`options: logging: CLOUD_LOGGING_ONLY` to the build config (or a logsBucket of your own)",
+        )
+    return google_error(exc, action=action, resource=resource, api="cloudbuild", role="roles/cloudbuild.builds.editor")
 
 
 class _BuildLog:

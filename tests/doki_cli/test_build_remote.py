@@ -89,7 +89,8 @@ def test_a_remote_build_tells_what_it_built_and_where_it_pushed(
         in (docker_client.images.get(f"{IMAGE}:r1").attrs["RepoDigests"])
     )
     assert result.stdout == (
-        f"Building {IMAGE}:r1 on Cloud Build (0.0 MB of context, .dockerignore applied)\n"
+        f"Building {IMAGE}:r1 on Cloud Build (0.0 MB of context, .dockerignore applied), as the project's default "
+        "build account (the Compute Engine default account on projects made since 2024)\n"
         f"Built and pushed on Cloud Build (build {build.id})\n"
         f"  {IMAGE}:r1  {digest}\n"
         f"  {IMAGE}:latest  {digest}\n"
@@ -169,3 +170,72 @@ def test_a_build_whose_writes_were_answered_with_a_lost_connection_is_uploaded_a
         .list_blobs("proj-remote_cloudbuild", prefix="source/")
     )
     assert len(list(blobs)) == 1
+
+
+# Without a Docker engine (these need none): the emulator records the build doki started, which then fails for want
+# of an engine. What doki asked Cloud Build for is what they look at.
+BUILDER = "builder@proj-remote.iam.gserviceaccount.com"
+
+
+@pytest.fixture
+def engineless(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.rest_url)
+    (tmp_path / "doki.toml").write_text('[service]\nname = "api"\nproject = "proj-remote"\nrepository = "apps"\n')
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    return tmp_path
+
+
+def test_a_remote_build_runs_as_the_build_account_of_doki_toml_and_says_so(
+    engineless: Path, emulator: Emulator
+) -> None:
+    with (engineless / "doki.toml").open("a") as toml:
+        toml.write(f'[build]\nservice_account = "{BUILDER}"\n')
+
+    result = runner.invoke(app, ["build", "--remote", "--tag", "r1"])
+
+    assert result.stdout == (
+        f"Building {IMAGE}:r1 on Cloud Build (0.0 MB of context, .dockerignore applied), as {BUILDER}\n"
+    )
+    assert "Error [build_failed]: remote build " in result.stderr  # started, then failed for want of an engine
+    client = ClientFactory(emulator.grpc_address).cloud_build()
+    (listed,) = client.list_builds(project_id="proj-remote")
+    build = client.get_build(project_id="proj-remote", id=listed.id)
+    assert build.service_account == f"projects/proj-remote/serviceAccounts/{BUILDER}"
+    assert build.options.logging.name == "CLOUD_LOGGING_ONLY"
+
+
+def test_a_remote_build_without_a_build_account_says_it_runs_as_the_projects_default(
+    engineless: Path, emulator: Emulator
+) -> None:
+    result = runner.invoke(app, ["build", "--remote", "--tag", "r1"])
+
+    assert result.stdout == (
+        f"Building {IMAGE}:r1 on Cloud Build (0.0 MB of context, .dockerignore applied), as the project's default "
+        "build account (the Compute Engine default account on projects made since 2024)\n"
+    )
+    (build,) = ClientFactory(emulator.grpc_address).cloud_build().list_builds(project_id="proj-remote")
+    assert build.options.logging.name == "LOGGING_UNSPECIFIED"  # as doki sent it before [build] existed
+    assert build.service_account.endswith("-compute@developer.gserviceaccount.com")
+
+
+def test_a_build_account_the_caller_may_not_act_as_stops_the_build_with_the_grant_that_fixes_it(
+    engineless: Path, emulator: Emulator
+) -> None:
+    with (engineless / "doki.toml").open("a") as toml:
+        toml.write(f'[build]\nservice_account = "{BUILDER}"\n')
+    refused = "caller does not have permission to act as service account 109095503163182759798"
+    emulator.faults.fail("CreateBuild", "PERMISSION_DENIED", message=refused)
+
+    result = runner.invoke(app, ["build", "--remote", "--tag", "r1"])
+
+    assert result.exit_code == 1
+    assert result.stderr.endswith(
+        "Error [build_account_denied]: starting a build in projects/proj-remote: Cloud Build refused to run it as "
+        f"{BUILDER}, which your credentials may not act as ({refused})\n"
+        "  Hint: grant them roles/iam.serviceAccountUser on that account: gcloud iam service-accounts "
+        f"add-iam-policy-binding {BUILDER} --member=user:YOU@example.com (or serviceAccount:EMAIL for CI) "
+        "--role=roles/iam.serviceAccountUser --project proj-remote; or set [build] service_account in doki.toml to "
+        "an account they may act as\n"
+    )
+    assert list(ClientFactory(emulator.grpc_address).cloud_build().list_builds(project_id="proj-remote")) == []

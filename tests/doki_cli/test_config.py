@@ -221,6 +221,70 @@ def test_release_mistakes_are_named_with_what_is_allowed(tmp_path: Path, table: 
     assert problems(tmp_path, MINIMAL + "[release]\n" + table + "\n") == [problem]
 
 
+def test_without_a_build_table_remote_builds_name_no_account(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).build.service_account is None
+
+
+def test_the_build_account_comes_from_the_build_table_and_an_environment_overrides_it(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        MINIMAL
+        + '[build]\nservice_account = "builder@proj-123.iam.gserviceaccount.com"\n'
+        + '[environments.staging]\nname = "api-staging"\n'
+        + '[environments.staging.build]\nservice_account = "123456789012-compute@developer.gserviceaccount.com"\n'
+        + '[environments.prod]\nname = "api-prod"\n',
+    )
+    assert load_config(path).build.service_account == "builder@proj-123.iam.gserviceaccount.com"
+    staging = load_config(path, env="staging")
+    assert staging.build.service_account == "123456789012-compute@developer.gserviceaccount.com"
+    assert staging.service_account is None  # the build's account is not the runtime's
+    assert load_config(path, env="prod").build.service_account == "builder@proj-123.iam.gserviceaccount.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "problem"),
+    [
+        (
+            MINIMAL + '[build]\nservice_account = "builder"\n',
+            None,
+            "build.service_account = 'builder' is not a service account email "
+            "(NAME@PROJECT.iam.gserviceaccount.com, or PROJECT_NUMBER-compute@developer.gserviceaccount.com)",
+        ),
+        (
+            # The resource name Cloud Build's API takes is doki's to make: doki.toml holds the email.
+            MINIMAL
+            + '[build]\nservice_account = "projects/proj-123/serviceAccounts/b@proj-123.iam.gserviceaccount.com"\n',
+            None,
+            "build.service_account = 'projects/proj-123/serviceAccounts/b@proj-123.iam.gserviceaccount.com' "
+            "is not a service account email "
+            "(NAME@PROJECT.iam.gserviceaccount.com, or PROJECT_NUMBER-compute@developer.gserviceaccount.com)",
+        ),
+        (
+            MINIMAL + "[build]\nserviceAccount = 1\n",
+            None,
+            "unknown key build.serviceAccount (allowed: service_account)",
+        ),
+        ('build = "builder"\n' + MINIMAL, None, "build must be a table: [build] with service_account"),
+        (
+            MINIMAL + '[environments.staging]\nname = "s"\n[environments.staging.build]\nservice_account = 3\n',
+            "staging",
+            "build.service_account = 3 is not a service account email "
+            "(NAME@PROJECT.iam.gserviceaccount.com, or PROJECT_NUMBER-compute@developer.gserviceaccount.com)",
+        ),
+    ],
+)
+def test_build_mistakes_are_named_with_what_is_allowed(
+    tmp_path: Path, text: str, env: str | None, problem: str
+) -> None:
+    assert problems(tmp_path, text, **({"env": env} if env else {})) == [problem]
+
+
+def test_an_unknown_table_names_the_allowed_ones(tmp_path: Path) -> None:
+    assert problems(tmp_path, MINIMAL + "[builds]\nservice_account = 1\n") == [
+        "unknown table [builds] (allowed: [service], [release], [build], [environments.NAME])"
+    ]
+
+
 @pytest.mark.parametrize(
     ("override", "message", "hint"),
     [

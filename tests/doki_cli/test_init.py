@@ -81,6 +81,11 @@ def test_the_doki_toml_it_writes_loads_with_the_guides_defaults(project: Path) -
         True,
     )
     assert config.service_account == "my-api-runtime@my-proj-123.iam.gserviceaccount.com"
+    # Commented out: until the account exists, builds run as the project's default build account.
+    assert config.build.service_account is None
+    toml = (project / "doki.toml").read_text()
+    assert '# [build]\n# service_account = "doki-builder@my-proj-123.iam.gserviceaccount.com"\n' in toml
+    assert "on projects made since 2024 the Compute Engine default account" in toml
     assert config.env == {
         "ENVIRONMENT": "production",
         "SUPABASE_URL": "https://abcdefghijklmnop.supabase.co",
@@ -105,6 +110,7 @@ def test_its_commented_examples_load_once_uncommented(project: Path) -> None:
     assert [str(check) for check in staging.release.checks] == ["GET /docs -> 200 containing 'Swagger UI'"]
     assert staging.release.steps == (10, 50, 100)
     assert staging.secrets["SUPABASE_JWT_SECRET"].secret == "supabase-jwt-secret"
+    assert staging.build.service_account == "doki-builder@my-proj-123.iam.gserviceaccount.com"
 
 
 def test_without_the_frontend_values_it_writes_placeholders_and_says_to_set_them(project: Path) -> None:
@@ -268,6 +274,19 @@ def test_the_ci_templates_release_with_doki_and_hold_no_key(project: Path) -> No
     assert top == ["steps:", "timeout: 1800s", "options:"]
     assert "    name: python:3.11-slim\n" in cloudbuild
     assert '        doki --json release --remote --sha "$COMMIT_SHA"\n' in cloudbuild
+    # Projects made since 2024 need their triggers to name the account the build runs as, and such a build must keep
+    # its log in Cloud Logging only.
+    assert (
+        "#        gcloud builds triggers create github --name my-api-release --repo-owner OWNER --repo-name NAME \\\n"
+        "#          --branch-pattern '^main$' --build-config cloudbuild.yaml --project my-proj-123 \\\n"
+        "#          --service-account=projects/my-proj-123/serviceAccounts/"
+        "doki-deployer@my-proj-123.iam.gserviceaccount.com\n"
+    ) in cloudbuild
+    assert (
+        "#   2. The account this build runs as. Projects made since 2024 build as the Compute Engine default"
+        in cloudbuild
+    )
+    assert cloudbuild.endswith("options:\n  logging: CLOUD_LOGGING_ONLY\n")
     # Both install doki at the versions poetry.lock holds, as the README's commands do: a release elsewhere must
     # not change what a release pipeline runs.
     install = "pip install --quiet --disable-pip-version-check -c constraints.txt '.[cli]'\n"

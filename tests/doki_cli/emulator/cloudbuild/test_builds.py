@@ -15,6 +15,7 @@ from google.cloud.devtools import cloudbuild_v1 as cb
 
 from doki_cli.emulator.cloudbuild.state import NO_ENGINE, CloudBuild
 from doki_cli.emulator.operations.state import Operations
+from doki_cli.emulator.projects import project_number
 from tests.doki_cli.emulator.cloudbuild.conftest import (
     BUCKET,
     GENERATION,
@@ -406,3 +407,80 @@ def test_every_change_of_a_build_is_persisted(world: BuildWorld) -> None:
     _submit(world).result(timeout=10)
     # Created, started, source fetched, step working, step done, build timed, pushed, finished.
     assert len(world.saves) - before == 8
+
+
+ACCOUNT = f"projects/{PROJECT}/serviceAccounts/builder@{PROJECT}-1.iam.gserviceaccount.com"
+Logging = cb.BuildOptions.LoggingMode
+
+
+@pytest.mark.parametrize(
+    "options",
+    [cb.BuildOptions(), cb.BuildOptions(logging=Logging.LEGACY), cb.BuildOptions(logging=Logging.GCS_ONLY)],
+)
+def test_a_build_naming_its_account_but_no_place_for_its_logs_is_refused_as_google_refuses_it(
+    world: BuildWorld, options: cb.BuildOptions
+) -> None:
+    with pytest.raises(exceptions.InvalidArgument) as raised:
+        _submit(world, service_account=ACCOUNT, options=options)
+    assert raised.value.message == (
+        "if 'build.service_account' is specified, the build must either (a) specify 'build.logs_bucket', (b) use the "
+        "REGIONAL_USER_OWNED_BUCKET build.options.default_logs_bucket_behavior option, or (c) use either "
+        "CLOUD_LOGGING_ONLY / NONE logging options"
+    )
+    assert list(world.client.list_builds(project_id=PROJECT)) == []
+    assert world.engine.calls == []
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        {"options": cb.BuildOptions(logging=Logging.CLOUD_LOGGING_ONLY)},
+        {"options": cb.BuildOptions(logging=Logging.STACKDRIVER_ONLY)},
+        {"options": cb.BuildOptions(logging=Logging.NONE)},
+        {"logs_bucket": "gs://my-build-logs"},
+        {
+            "options": cb.BuildOptions(
+                default_logs_bucket_behavior=cb.BuildOptions.DefaultLogsBucketBehavior.REGIONAL_USER_OWNED_BUCKET
+            )
+        },
+    ],
+)
+def test_a_build_naming_its_account_and_a_place_for_its_logs_runs_and_reports_that_account(
+    world: BuildWorld, where: dict[str, Any]
+) -> None:
+    world.create_repository()
+    operation = _submit(world, service_account=ACCOUNT, **where)
+    assert operation.result(timeout=10).status == Status.SUCCESS
+    read = world.client.get_build(project_id=PROJECT, id=operation.metadata.build.id)
+    assert read.service_account == ACCOUNT
+
+
+@pytest.mark.parametrize(
+    "account",
+    [
+        f"builder@{PROJECT}-1.iam.gserviceaccount.com",
+        f"projects/{PROJECT}/builder@{PROJECT}-1.iam.gserviceaccount.com",
+        f"projects//serviceAccounts/builder@{PROJECT}-1.iam.gserviceaccount.com",
+    ],
+)
+def test_a_build_account_that_is_not_a_resource_name_is_refused(world: BuildWorld, account: str) -> None:
+    with pytest.raises(exceptions.InvalidArgument) as raised:
+        _submit(world, service_account=account, options=cb.BuildOptions(logging=Logging.CLOUD_LOGGING_ONLY))
+    assert raised.value.message == (
+        f'invalid build: service_account "{account}" must be of the format '
+        "projects/{PROJECT_ID}/serviceAccounts/{ACCOUNT}, ACCOUNT being the account's email or unique id"
+    )
+    assert list(world.client.list_builds(project_id=PROJECT)) == []
+
+
+def test_a_build_naming_no_account_runs_as_the_compute_engine_default_account_with_no_logging_choice(
+    world: BuildWorld,
+) -> None:
+    world.create_repository()
+    operation = _submit(world)
+    assert operation.result(timeout=10).status == Status.SUCCESS
+    read = world.client.get_build(project_id=PROJECT, id=operation.metadata.build.id)
+    assert read.service_account == (
+        f"projects/{PROJECT}/serviceAccounts/{project_number(PROJECT)}-compute@developer.gserviceaccount.com"
+    )
+    assert read.options.logging == Logging.LOGGING_UNSPECIFIED
