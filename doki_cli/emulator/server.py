@@ -127,6 +127,7 @@ class Emulator:
             operations=self.operations,
             engine=engine,
             push=self._push_to_registry if engine is not None else None,
+            accounts=self.accounts,
         )
         self._persistent: dict[str, Any] = {
             "logging": self.logs,

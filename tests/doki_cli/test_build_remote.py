@@ -189,6 +189,7 @@ def engineless(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPat
 def test_a_remote_build_runs_as_the_build_account_of_doki_toml_and_says_so(
     engineless: Path, emulator: Emulator
 ) -> None:
+    emulator.accounts.add("proj-remote", BUILDER)
     with (engineless / "doki.toml").open("a") as toml:
         toml.write(f'[build]\nservice_account = "{BUILDER}"\n')
 
@@ -222,6 +223,7 @@ def test_a_remote_build_without_a_build_account_says_it_runs_as_the_projects_def
 def test_a_build_account_the_caller_may_not_act_as_stops_the_build_with_the_grant_that_fixes_it(
     engineless: Path, emulator: Emulator
 ) -> None:
+    emulator.accounts.add("proj-remote", BUILDER)
     with (engineless / "doki.toml").open("a") as toml:
         toml.write(f'[build]\nservice_account = "{BUILDER}"\n')
     refused = "caller does not have permission to act as service account 109095503163182759798"

@@ -34,7 +34,8 @@ from doki_cli.emulator.artifactregistry.state import ImageRef, Registry
 from doki_cli.emulator.cloudbuild.source import UnsafeSource, extract
 from doki_cli.emulator.cloudbuild.steps import StepError, parse_docker_build, substitute, with_tag
 from doki_cli.emulator.cloudlogging.state import LogStore
-from doki_cli.emulator.errors import ApiError, invalid_argument, not_found
+from doki_cli.emulator.errors import ApiError, invalid_argument, not_found, permission_denied
+from doki_cli.emulator.iamadmin.state import ServiceAccounts
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.storage.state import Buckets
@@ -142,10 +143,13 @@ class CloudBuild:
         operations: Operations,
         engine: DockerEngine | None,
         push: Callable[[str], str] | None = None,
+        accounts: ServiceAccounts | None = None,
     ) -> None:
         """`push(image)` sends the built local image to the emulator's registry and returns its manifest digest
-        (the registry records it in Artifact Registry); without it, an image is recorded under its local id."""
+        (the registry records it in Artifact Registry); without it, an image is recorded under its local id. With
+        `accounts`, a build may name only an account that exists."""
         self._persist = persist
+        self._accounts = accounts
         self._push_image = push
         self._buckets = buckets
         self._registry = registry
@@ -543,7 +547,7 @@ class CloudBuild:
 
     def _check_service_account(self, build: cb.Build) -> None:
         """Refuse the account `build` names, as Cloud Build does, before anything is stored. The one place a build's
-        account is checked: whether it exists, and whether the caller may act as it, belong here too."""
+        account is checked."""
         account = build.service_account
         if not account:
             return  # the project's default build account, filled in by create_build
@@ -566,6 +570,16 @@ class CloudBuild:
             == cb.BuildOptions.DefaultLogsBucketBehavior.REGIONAL_USER_OWNED_BUCKET
         ):
             raise invalid_argument(LOGS_NEED_A_CHOICE)
+        if self._accounts is not None and "@" in parts[3]:
+            # The submitter must be allowed to act as the account, and IAM cannot tell a caller who may not from an
+            # account that does not exist (Cloud Run's answer says "or it may not exist"): Cloud Build's refusal,
+            # PERMISSION_DENIED "caller does not have permission to act as service account …", as users meet it
+            # (kohei321dev/spot-diggz#164). The emulator has no callers, so only an account that does not exist is
+            # refused; an account named by unique id is not looked up.
+            self._accounts.require(
+                parts[3],
+                lambda _: permission_denied(f"caller does not have permission to act as service account {account}"),
+            )
 
     def _fetch_source(self, build: cb.Build) -> bytes | None:
         if "source" not in build or "storage_source" not in build.source:

@@ -47,6 +47,7 @@ def _release_build(tmp_path: Path, clients: ClientFactory, build_table: str) -> 
 def test_a_release_builds_as_the_build_account_of_doki_toml_and_says_so(
     tmp_path: Path, emulator: Emulator, clients: ClientFactory
 ) -> None:
+    emulator.accounts.add(PROJECT, BUILDER)
     progress, build = _release_build(tmp_path, clients, f'[build]\nservice_account = "{BUILDER}"\n')
     assert progress == [f"not in Artifact Registry: building it on Cloud Build, as {BUILDER}"]
     assert build.service_account == f"projects/{PROJECT}/serviceAccounts/{BUILDER}"

@@ -22,7 +22,24 @@ Logging = cb.BuildOptions.LoggingMode
 
 @pytest.fixture
 def google(emulator: Emulator, clients: ClientFactory) -> Google:
+    """The adapters of a project whose build accounts exist (Cloud Build refuses one that does not)."""
+    emulator.accounts.add(PROJECT, BUILDER)
+    emulator.accounts.add("shared-builds", "builder@shared-builds.iam.gserviceaccount.com")
     return Google(clients, PROJECT, "us-central1")
+
+
+def test_a_build_account_that_does_not_exist_is_refused_before_the_build_starts(
+    google: Google, clients: ClientFactory
+) -> None:
+    missing = f"gone@{PROJECT}.iam.gserviceaccount.com"
+    with pytest.raises(DokiError) as refused:
+        google.cloud_build.submit(b"", [IMAGE], build_args={}, service_account=missing, on_line=lambda line: None)
+    assert refused.value.code == "build_account_denied"
+    assert (
+        f"caller does not have permission to act as service account projects/{PROJECT}/serviceAccounts/{missing}"
+        in refused.value.message
+    )
+    assert list(clients.cloud_build().list_builds(project_id=PROJECT)) == []
 
 
 def _submitted(google: Google, clients: ClientFactory, account: str | None) -> cb.Build:
