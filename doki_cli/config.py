@@ -39,7 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "invoker_iam_check": None,
 }
 KNOWN_KEYS = {"name", "project", "env", "secrets", *DEFAULTS}
-RELEASE_KEYS = ("checks", "steps", "step_wait_seconds", "attempts", "lock_timeout_minutes")
+RELEASE_KEYS = ("checks", "steps", "step_wait_seconds", "attempts", "lock_timeout_minutes", "invoker_account")
 BUILD_KEYS = ("service_account",)
 # The tables at the top of a doki.toml; an [environments.NAME] section may override [release] and [build] too.
 TABLES = ("service", "release", "build", "environments")
@@ -98,6 +98,9 @@ class ReleaseConfig:
     step_wait_seconds: int = 60  # between two steps: time for problems to show before the checks run again
     attempts: int = 10  # tries per check while a cold revision starts
     lock_timeout_minutes: int = 30  # a release lock older than this is stale (its release died)
+    # The service account whose ID token the checks of a private service carry, minted through IAM Credentials (the
+    # credentials' own, or the account they impersonate, when unset).
+    invoker_account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -534,6 +537,7 @@ def _release(table: Any, problems: list[str]) -> ReleaseConfig:
         step_wait_seconds=number("step_wait_seconds", 0, 3600),
         attempts=number("attempts", 1, 60),
         lock_timeout_minutes=number("lock_timeout_minutes", 1, 24 * 60),
+        invoker_account=_account("release.invoker_account", table.get("invoker_account"), problems),
     )
 
 

@@ -110,7 +110,7 @@ def release(
         ),
         push_secrets=push_secrets if values is not None else None,
         last_lines=last_lines,
-        identity_token=google.factory.identity_token,
+        identity_token=lambda audience: google.identity.token(audience, config.release.invoker_account),
         on_progress=out.progress,
         owner=uuid.uuid4().hex[:12],
         host=socket.gethostname(),

@@ -71,6 +71,7 @@ class SmokeCheckFailed(DokiError):
         )
         self.check = check
         self.last = last
+        self.last = last
 
 
 def probe(

@@ -345,7 +345,7 @@ class Release:
         summary.service_url = summary.tag_url = deployed.url
         with self._step(summary, "smoke") as step:
             try:
-                summary.checks = self._smoke(config, deployed.url)
+                summary.checks = self._smoke(config, deployed.url, audience=deployed.url)
             except SmokeCheckFailed:
                 step.result = "failed"
                 self._attach_logs(summary, deployed.revision)
@@ -462,27 +462,33 @@ class Release:
     def _check(self, config: ServiceConfig, url: str, summary: Summary, revision: str) -> list[str]:
         self._progress(f"checking {url}")
         try:
-            return self._smoke(config, url)
+            return self._smoke(config, url, audience=summary.service_url or url)
         except SmokeCheckFailed as failed:
             self._checks_failed = f"{revision} {failed.message}"[:500]
             self._attach_logs(summary, revision)
             raise
 
-    def _smoke(self, config: ServiceConfig, url: str) -> list[str]:
+    def _smoke(self, config: ServiceConfig, url: str, *, audience: str) -> list[str]:
         if config.ingress != "all":
             return []  # unreachable from here: `_release` said so, once
         headers: dict[str, str] = {}
         if not config.allow_unauthenticated:
-            # A private service answers only callers with an identity token for its URL.
-            headers["Authorization"] = f"Bearer {self._identity_token(url)}"
-        return smoke_test(
-            url,
-            config.release.checks,
-            attempts=config.release.attempts,
-            sleep=self._sleep,
-            fetch=self._fetch,
-            headers=headers,
-        )
+            # A private service answers only callers with an ID token whose audience is its own URL (a tag URL
+            # included: the service's URL is the audience Cloud Run accepts for all of them).
+            headers["Authorization"] = f"Bearer {self._identity_token(audience)}"
+        try:
+            return smoke_test(
+                url,
+                config.release.checks,
+                attempts=config.release.attempts,
+                sleep=self._sleep,
+                fetch=self._fetch,
+                headers=headers,
+            )
+        except SmokeCheckFailed as failed:
+            if headers and failed.last.startswith(("HTTP 401", "HTTP 403")):
+                failed.hint = _refused_token_hint(config, failed.last[5:8])
+            raise
 
     def _take_lock(self, service: LiveService, lock: Lock, name: str) -> None:
         held = active_lock(service, self._now())
@@ -619,3 +625,20 @@ def _final(before: list[Target], revision: str, tag: str, latest: str | None) ->
     releases = [t for t in tagged if t.tag.startswith(TAG_PREFIX)]
     dropped = {t.tag for t in releases[: max(0, len(releases) - (KEEP_RELEASE_TAGS - 1))]}
     return (main, *(t for t in tagged if t.tag not in dropped), Target(revision, 0, tag))
+
+
+def _refused_token_hint(config: ServiceConfig, status: str) -> str:
+    """What to fix when a private service refused the release's ID token: its audience (401), or the account's right
+    to invoke the service (403)."""
+    account = config.release.invoker_account or "the account your credentials act as"
+    if status == "401":
+        return (
+            "Cloud Run did not accept the ID token (its audience must be the service's URL, and it must not have "
+            "expired); traffic was not moved"
+        )
+    member = f"serviceAccount:{config.release.invoker_account}" if config.release.invoker_account else "ACCOUNT"
+    return (
+        f"{account} may not invoke {config.name}: grant it roles/run.invoker (gcloud run services "
+        f"add-iam-policy-binding {config.name} --member={member} --role=roles/run.invoker --region {config.region} "
+        f"--project {config.project}); traffic was not moved"
+    )

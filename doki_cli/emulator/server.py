@@ -30,6 +30,8 @@ from doki_cli.emulator.faults import Faults
 from doki_cli.emulator.iam import OrgPolicy, Propagation
 from doki_cli.emulator.iamadmin import grpc_api as iamadmin_grpc
 from doki_cli.emulator.iamadmin.state import ServiceAccounts
+from doki_cli.emulator.iamcredentials import grpc_api as iamcredentials_grpc
+from doki_cli.emulator.iamcredentials.tokens import IdTokens
 from doki_cli.emulator.operations import grpc_api as operations_grpc
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.persist import StateDir
@@ -87,6 +89,7 @@ class Emulator:
         self.iam_propagation = Propagation(clock)  # how long a grant takes to reach the services, per project
         self.org_policy = OrgPolicy()  # which principals projects' IAM policies may name
         self.accounts = ServiceAccounts(persist=self._saver("iam", lambda: self.accounts))  # which accounts exist
+        self.id_tokens = IdTokens()  # signs the ID tokens IAM Credentials mints; private URLs verify them
         self.secrets = SecretStore(
             persist=self._saver("secretmanager", lambda: self.secrets),
             propagation=self.iam_propagation,
@@ -118,6 +121,7 @@ class Emulator:
             sleep=sleep,
             org=self.org_policy,
             accounts=self.accounts,
+            id_tokens=self.id_tokens,
         )
         self.builds = CloudBuild(
             persist=self._saver("cloudbuild", lambda: self.builds),
@@ -206,6 +210,7 @@ class Emulator:
             logging_grpc.service(self.logs, self.log_reads, self.faults),
             serviceusage_grpc.service(self.service_usage, self.operations, self.faults),
             iamadmin_grpc.service(self.accounts, self.faults),
+            iamcredentials_grpc.service(self.accounts, self.id_tokens, self.faults),
         ]
         server.add_generic_rpc_handlers([s.handler() for s in services])
         try:

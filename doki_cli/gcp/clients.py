@@ -190,6 +190,16 @@ class ClientFactory:
             return iam_admin_v1.IAMClient(transport=IAMGrpcTransport(channel=self.channel()))
         return _with_credentials(lambda: iam_admin_v1.IAMClient(client_options=self._options()))
 
+    def iam_credentials(self) -> Any:
+        from google.cloud import iam_credentials_v1
+        from google.cloud.iam_credentials_v1.services.iam_credentials.transports import IAMCredentialsGrpcTransport
+
+        if self.emulator:
+            return iam_credentials_v1.IAMCredentialsClient(
+                transport=IAMCredentialsGrpcTransport(channel=self.channel())
+            )
+        return _with_credentials(lambda: iam_credentials_v1.IAMCredentialsClient(client_options=self._options()))
+
     def logging(self) -> Any:
         from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
         from google.cloud.logging_v2.services.logging_service_v2.transports import LoggingServiceV2GrpcTransport
@@ -216,27 +226,6 @@ class ClientFactory:
                 client_options={"api_endpoint": self.storage_url},
             )
         return _with_credentials(lambda: storage.Client(project=project, client_options=self._options()))
-
-    def identity_token(self, audience: str) -> str:
-        """An ID token for calling a private Cloud Run URL (`audience`); the emulator lets any bearer through."""
-        if self.emulator:
-            return "doki-emulator-identity-token"
-        import google.auth.transport.requests
-        import google.oauth2.id_token
-        from google.auth.exceptions import DefaultCredentialsError
-
-        try:
-            token: str = google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
-                google.auth.transport.requests.Request(), audience
-            )
-        except DefaultCredentialsError as exc:
-            raise DokiError(
-                "no_identity_token",
-                f"no ID token for {audience} from Application Default Credentials: {exc}",
-                "run as a service account (CI with workload identity, or GOOGLE_APPLICATION_CREDENTIALS), "
-                "or set allow_unauthenticated = true",
-            ) from None
-        return token
 
     def registry_login(self, region: str) -> RegistryLogin:
         """Where and as whom the engine pushes images of `region`: Artifact Registry with an ADC access token, or

@@ -20,6 +20,7 @@ API_NAMES = {
     "artifactregistry": "artifactregistry.googleapis.com",
     "serviceusage": "serviceusage.googleapis.com",
     "iam": "iam.googleapis.com",
+    "iamcredentials": "iamcredentials.googleapis.com",
 }
 # Cloud Run's answer to a revision identity the caller may not use, or that does not exist (it cannot tell which):
 # "Permission 'iam.serviceaccounts.actAs' denied on service account EMAIL (or it may not exist)."
@@ -28,6 +29,8 @@ _ACT_AS = re.compile(
 )
 # What an IAM policy naming an account that does not exist gets: "Service account EMAIL does not exist."
 _NO_ACCOUNT = re.compile(r"Service account (?P<email>\S+@\S+?) does not exist")
+# What IAM Credentials answers for one: "Not found; Gaia id not found for email EMAIL".
+_NO_GAIA_ID = re.compile(r"Gaia id not found for email (?P<email>\S+@\S+)")
 
 
 def call_google(
@@ -92,6 +95,8 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
             f"{action} {resource}: Google did not accept the credentials ({detail})",
             "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a key file",
         )
+    if isinstance(exc, exceptions.NotFound) and (unknown := _NO_GAIA_ID.search(detail)):
+        return account_missing(unknown["email"], f"{action} {resource}")
     if isinstance(exc, exceptions.NotFound):
         return DokiError(
             "not_found",

@@ -12,6 +12,7 @@ from doki_cli.gcp.retry import Retrier
 if TYPE_CHECKING:
     from doki_cli.gcp.artifactregistry import ArtifactRegistry
     from doki_cli.gcp.cloudbuild import CloudBuild
+    from doki_cli.gcp.identity import IdentityTokens
     from doki_cli.gcp.logs import Logs
     from doki_cli.gcp.run import CloudRun
     from doki_cli.gcp.secretmanager import SecretManager
@@ -67,6 +68,12 @@ class Google:
         from doki_cli.gcp.serviceaccounts import ServiceAccounts
 
         return ServiceAccounts(self.factory.iam_admin(), self.project, self.retrier)
+
+    @cached_property
+    def identity(self) -> IdentityTokens:
+        from doki_cli.gcp.identity import IdentityTokens
+
+        return IdentityTokens(self.factory, self.retrier)
 
     @cached_property
     def logs(self) -> Logs:

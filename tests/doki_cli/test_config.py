@@ -201,7 +201,8 @@ def test_release_checks_and_steps_come_from_the_release_table_and_environments_o
         ("attempts = 0", "release.attempts = 0 is not valid: use a whole number from 1 to 60"),
         (
             "stepz = [100]",
-            "unknown key release.stepz (allowed: checks, steps, step_wait_seconds, attempts, lock_timeout_minutes)",
+            "unknown key release.stepz (allowed: checks, steps, step_wait_seconds, attempts, lock_timeout_minutes, "
+            "invoker_account)",
         ),
         (
             '[[release.checks]]\npath = "docs"',
@@ -349,3 +350,19 @@ def test_memory_below_512_mebibytes_is_refused_in_the_second_generation_only() -
         "allows: use 512Mi or more, or the first generation (gcloud run services update api --execution-environment "
         "gen1)"
     ]
+
+
+def test_release_invoker_account_is_a_service_account_email(tmp_path: Path) -> None:
+    (tmp_path / "doki.toml").write_text(
+        '[service]\nname = "api"\nproject = "proj-1"\n[release]\n'
+        'invoker_account = "release-checks@proj-1.iam.gserviceaccount.com"\n'
+    )
+    assert (
+        load_config(tmp_path / "doki.toml").release.invoker_account == "release-checks@proj-1.iam.gserviceaccount.com"
+    )
+    (tmp_path / "doki.toml").write_text(
+        '[service]\nname = "api"\nproject = "proj-1"\n[release]\ninvoker_account = "me"\n'
+    )
+    with pytest.raises(DokiError) as bad:
+        load_config(tmp_path / "doki.toml")
+    assert "release.invoker_account = 'me' is not a service account email" in bad.value.message

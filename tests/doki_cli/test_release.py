@@ -14,6 +14,7 @@ import pytest
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
+from tests.doki_cli.accounts import make_accounts
 from tests.doki_cli.test_deploy import ENV, PATH, TOML
 from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout, run
 
@@ -54,6 +55,7 @@ def project(tmp_path: Path, engine_emulator: Emulator, monkeypatch: pytest.Monke
         TOML + '[release]\nattempts = 3\n[[release.checks]]\npath = "/docs"\ncontains = "Swagger"\n'
     )
     (root / ".env").write_text(ENV)
+    make_accounts(engine_emulator, TOML)
     git(root, "init", "-q")
     commit(root, "first")
     monkeypatch.chdir(root)
@@ -262,3 +264,38 @@ def test_a_release_that_could_not_succeed_is_refused_before_anything_is_built(
     assert "Releasing" not in result.stderr
     assert not docker_client.images.list(name=f"{IMAGE}:{sha[:7]}")
     assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
+
+
+def test_a_private_service_is_checked_with_an_id_token_of_the_invoker_account_and_says_which_role_it_lacks(
+    project: Path, engine_emulator: Emulator
+) -> None:
+    invoker = "release-checks@doki-e2e.iam.gserviceaccount.com"
+    toml = (project / "doki.toml").read_text()
+    toml = toml.replace("[service.env]\n", "allow_unauthenticated = false\n[service.env]\n", 1)
+    toml = toml.replace("[release]\nattempts = 3\n", f'[release]\nattempts = 2\ninvoker_account = "{invoker}"\n')
+    (project / "doki.toml").write_text(toml)
+    commit(project, "private, checked as the release account")
+    make_accounts(engine_emulator, toml)
+    engine_emulator.accounts.add("doki-e2e", invoker)
+
+    refused = release("--secrets-from", ".env")
+    assert refused.exit_code == 3, refused.output
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "smoke_check_failed"
+    assert "failed the health contract after 2 tries; last: HTTP 403: " in error["message"]
+    assert error["hint"] == (
+        f"{invoker} may not invoke doki-backend: grant it roles/run.invoker (gcloud run services "
+        f"add-iam-policy-binding doki-backend --member=serviceAccount:{invoker} --role=roles/run.invoker "
+        "--region us-central1 --project doki-e2e); traffic was not moved"
+    )
+
+    services = ClientFactory(engine_emulator.grpc_address).run_services()
+    policy = services.get_iam_policy(request={"resource": PATH})
+    policy.bindings.add(role="roles/run.invoker", members=[f"serviceAccount:{invoker}"])
+    services.set_iam_policy(request={"resource": PATH, "policy": policy})
+    released = release()
+    assert released.exit_code == 0, released.output
+    summary = json.loads(released.stdout)
+    assert summary["result"] == "released"
+    assert summary["checks"] == ["GET / -> 200", "GET /docs -> 200 containing 'Swagger'"]
+    assert httpx.get(summary["service_url"] + "/", timeout=10).status_code == 403  # still private to everyone else

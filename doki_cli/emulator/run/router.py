@@ -35,6 +35,14 @@ _FORBIDDEN_PAGE = (
     "<h2></h2>\n</body></html>\n"
 )
 
+# What a request with a token Cloud Run does not accept gets (a bad signature, expired, another audience).
+_UNAUTHORIZED_PAGE = (
+    '<html><head>\n<meta http-equiv="content-type" content="text/html;charset=utf-8">\n'
+    "<title>401 Unauthorized</title>\n</head>\n<body text=#000000 bgcolor=#ffffff>\n<h1>Error: Unauthorized</h1>\n"
+    "<h2>Your client does not have permission to the requested URL <code>{path}</code>.</h2>\n"
+    "<h2></h2>\n</body></html>\n"
+)
+
 # What a request the service's ingress does not admit gets: Google's front end "not found" page.
 _NOT_FOUND_PAGE = (
     '<html><head>\n<meta http-equiv="content-type" content="text/html;charset=utf-8">\n'
@@ -86,15 +94,15 @@ class Proxy:
         host: str,
         port: int,
         *,
-        authorize: Callable[[str | None], bool],
+        refuse: Callable[[str | None], int | None],
         backend: Callable[[str], Backend | None],
         reachable: Callable[[], bool] = lambda: True,
     ) -> None:
-        """`reachable()` says whether the service's ingress admits the caller (checked first); `authorize(authorization
-        header)` whether the caller may invoke; `backend(revision)` where the revision listens (None: it has no
-        running container). `port` is tried first; when taken, any port."""
+        """`reachable()` says whether the service's ingress admits the caller (checked first); `refuse(authorization
+        header)` the status a caller who may not invoke gets (None: it may); `backend(revision)` where the revision
+        listens (None: it has no running container). `port` is tried first; when taken, any port."""
         self._reachable = reachable
-        self._authorize = authorize
+        self._refuse = refuse
         self._backend = backend
         self._split = WeightedRoundRobin([])
         self._server = _bind(host, port, self)
@@ -134,13 +142,14 @@ class Proxy:
             if not self._reachable():
                 request.answer(404, [("Content-Type", "text/html; charset=UTF-8")], _NOT_FOUND_PAGE.encode())
                 return
-            allowed = self._authorize(request.headers.get("Authorization"))
+            refusal = self._refuse(request.headers.get("Authorization"))
         except ApiError as err:  # a failure the fault plan holds for this URL
             request.answer(err.http_status, [("Content-Type", "text/plain")], f"{err.message}\n".encode())
             return
-        if not allowed:
+        if refusal is not None:
+            page = _UNAUTHORIZED_PAGE if refusal == 401 else _FORBIDDEN_PAGE
             request.answer(
-                403, [("Content-Type", "text/html; charset=UTF-8")], _FORBIDDEN_PAGE.format(path=request.path).encode()
+                refusal, [("Content-Type", "text/html; charset=UTF-8")], page.format(path=request.path).encode()
             )
             return
         revision = self._split.pick()

@@ -40,6 +40,7 @@ from doki_cli.emulator.errors import (
 from doki_cli.emulator.faults import Faults
 from doki_cli.emulator.iam import OrgPolicy, Policies
 from doki_cli.emulator.iamadmin.state import ServiceAccounts
+from doki_cli.emulator.iamcredentials.tokens import IdTokens
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.run import validation
 from doki_cli.emulator.run.router import Backend, Proxy, free_port, port_free
@@ -260,6 +261,7 @@ class CloudRun:
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_SECONDS,
         org: OrgPolicy | None = None,
         accounts: ServiceAccounts | None = None,
+        id_tokens: IdTokens | None = None,
     ) -> None:
         """`startup_timeout`: how long a revision without a startup probe may take to listen on its PORT; with
         `accounts`, a template may name only an account that exists."""
@@ -280,6 +282,7 @@ class CloudRun:
         self._runtime = Runtime(engine, logs, state_id=self._state_id, sleep=sleep) if engine is not None else None
         self._stopping = threading.Event()
         self._accounts = accounts
+        self._id_tokens = id_tokens  # which bearer tokens are ID tokens (none: every private URL refuses its callers)
         self.policies = Policies(on_change=persist, org=org, accounts=accounts)
         self._inside: dict[str, bool] = {}  # project -> its URLs' callers come from its VPC networks
 
@@ -606,21 +609,36 @@ class CloudRun:
             everyone = record.message.ingress == run_v2.IngressTraffic.INGRESS_TRAFFIC_ALL
             return everyone or self._inside.get(validation.parse_service_name(name)[0].project, False)
 
-    def may_invoke(self, name: str, authorization: str | None) -> bool:
-        """Cloud Run's invoker check, short of verifying identities: a caller without credentials needs the
-        service to allow allUsers as roles/run.invoker (or to have the invoker check disabled); any bearer of
-        credentials is let through, as the emulator cannot tell who they are."""
+    def invoke_refusal(self, name: str, authorization: str | None) -> int | None:
+        """Cloud Run's invoker check of a request to one of the service's URLs: None when it may go through, else the
+        HTTP status it gets. Without the invoker check, or with allUsers as roles/run.invoker, anyone may call.
+        Otherwise the request needs an ID token (https://cloud.google.com/run/docs/authenticating/service-to-service):
+        none at all is 403; one that is not a valid, unexpired token whose audience is one of the service's URLs or
+        custom audiences is 401 (GoogleCloudPlatform/cloud-run-proxy#10: a GenerateIdToken token for another
+        audience; GoogleCloudPlatform/cloud-networking-solutions#78: only the run.app URLs by default); a valid one
+        whose account holds no roles/run.invoker on the service (nor allAuthenticatedUsers) is 403."""
         # Each request to a service URL passes the fault plan too, as `Invoke`: tests can hook a health check.
         self._faults.check(f"/{name}/Invoke")
         with self._lock:
             record = self._services.get(name)
             if record is None:
-                return False
+                return 403
             if record.message.invoker_iam_disabled:
-                return True
-        if "allUsers" in self.policies.members(name, INVOKER_ROLE):
-            return True
-        return bool(authorization and authorization.strip())
+                return None
+            audiences = {*record.message.urls, record.message.uri, *record.message.custom_audiences} - {""}
+        invokers = self.policies.members(name, INVOKER_ROLE)
+        if "allUsers" in invokers:
+            return None
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return 403
+        claims = self._id_tokens.verify(token.strip()) if self._id_tokens is not None else None
+        if claims is None or claims["aud"] not in audiences:
+            return 401
+        email = claims.get("email")
+        if "allAuthenticatedUsers" in invokers or (email and f"serviceAccount:{email}" in invokers):
+            return None
+        return 403
 
     def _backend(self, revision: str) -> Backend | None:
         return self._runtime.backend(revision) if self._runtime is not None else None
@@ -753,7 +771,7 @@ class CloudRun:
         proxy = Proxy(
             self._host,
             record.proxy_port,
-            authorize=lambda header: self.may_invoke(name, header),
+            refuse=lambda header: self.invoke_refusal(name, header),
             reachable=lambda: self.may_reach(name),
             backend=self._backend,
         )
@@ -771,7 +789,7 @@ class CloudRun:
             proxy = Proxy(
                 self._host,
                 record.tag_ports.get(tag, 0),
-                authorize=lambda header: self.may_invoke(name, header),
+                refuse=lambda header: self.invoke_refusal(name, header),
                 reachable=lambda: self.may_reach(name),
                 backend=self._backend,
             )

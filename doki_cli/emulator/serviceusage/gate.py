@@ -27,6 +27,7 @@ GATED = {
     "google.devtools.artifactregistry.v1.": "artifactregistry.googleapis.com",
     "google.logging.v2.": "logging.googleapis.com",
     "google.iam.admin.v1.": "iam.googleapis.com",
+    "google.iam.credentials.v1.": "iamcredentials.googleapis.com",
 }
 _PROJECT = re.compile(r"projects/([^/]+)")
 # Where requests name their project: resource names first, then the resource inside an update request.

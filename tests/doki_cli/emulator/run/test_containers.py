@@ -104,15 +104,32 @@ def test_a_service_becomes_ready_and_its_url_answers_from_its_container(
     assert [c.name for c in containers()] == [f"doki-emu-{short(revision)}"]
 
 
-def test_a_caller_without_credentials_is_forbidden_until_all_users_may_invoke(
-    engine_services: Any, containers: Callable[[], list[Any]]
+def test_a_private_url_takes_only_an_id_token_for_its_own_url_of_an_invoker_until_all_users_may_invoke(
+    engine_clients: ClientFactory, engine_services: Any, containers: Callable[[], list[Any]]
 ) -> None:
     service = create(engine_services, "api", app_template()).result(timeout=120)
+    iam = engine_clients.iam_admin()
+    caller = iam.create_service_account(request={"name": f"projects/{PROJECT}", "account_id": "smoke-tester"}).email
+    tokens = engine_clients.iam_credentials()
+
+    def token(audience: str, email: str = caller) -> str:
+        request = {"name": f"projects/-/serviceAccounts/{email}", "audience": audience, "include_email": True}
+        return str(tokens.generate_id_token(request=request).token)
+
+    def status(**headers: str) -> int:
+        return httpx.get(service.uri + "/", headers=headers, timeout=30).status_code
 
     refused = httpx.get(service.uri + "/", timeout=30)
-    assert refused.status_code == 403
-    assert "Error: Forbidden" in refused.text
-    assert served_by(service.uri, Authorization="Bearer any-token") == short(service.latest_ready_revision)
+    assert (refused.status_code, "Error: Forbidden" in refused.text) == (403, True)  # no token at all
+    unauthorized = httpx.get(service.uri + "/", headers={"Authorization": "Bearer any-token"}, timeout=30)
+    assert (unauthorized.status_code, "Error: Unauthorized" in unauthorized.text) == (401, True)  # no ID token
+    assert status(Authorization=f"Bearer {token('https://another.example')}") == 401  # another audience
+    assert status(Authorization=f"Bearer {token(service.uri)}") == 403  # a good token, but no invoker role
+
+    policy = engine_services.get_iam_policy(request={"resource": service.name})
+    policy.bindings.append(policy_pb2.Binding(role="roles/run.invoker", members=[f"serviceAccount:{caller}"]))
+    engine_services.set_iam_policy(request={"resource": service.name, "policy": policy})
+    assert served_by(service.uri, Authorization=f"Bearer {token(service.uri)}") == short(service.latest_ready_revision)
 
     allow_unauthenticated(engine_services, service.name)
     assert served_by(service.uri) == short(service.latest_ready_revision)

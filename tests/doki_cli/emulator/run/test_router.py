@@ -58,7 +58,7 @@ def _proxy(upstreams: dict[str, int], *, open_to_all: bool = True) -> Proxy:
     return Proxy(
         "127.0.0.1",
         0,
-        authorize=lambda header: open_to_all or bool(header),
+        refuse=lambda header: None if open_to_all or header else 403,
         backend=lambda revision: Backend(upstreams[revision], 5) if revision in upstreams else None,
     )
 
@@ -149,11 +149,11 @@ def test_no_serving_revision_or_one_that_does_not_answer_is_a_503(upstreams: dic
 def test_a_proxy_takes_the_port_it_asks_for_and_another_when_that_one_is_taken(upstreams: dict[str, int]) -> None:
     first = _proxy(upstreams)
     try:
-        second = Proxy("127.0.0.1", first.port, authorize=lambda header: True, backend=lambda revision: None)
+        second = Proxy("127.0.0.1", first.port, refuse=lambda header: None, backend=lambda revision: None)
         second.close()
     finally:
         first.close()
-    reused = Proxy("127.0.0.1", first.port, authorize=lambda header: True, backend=lambda revision: None)
+    reused = Proxy("127.0.0.1", first.port, refuse=lambda header: None, backend=lambda revision: None)
     reused.close()
 
     assert second.port != first.port

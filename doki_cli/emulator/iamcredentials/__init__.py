@@ -1,0 +1,1 @@
+"""IAM Service Account Credentials (iamcredentials.googleapis.com): identity tokens minted for service accounts."""
