@@ -1,0 +1,107 @@
+"""The done-when of "the emulator as strict as Google": `doki init` → `doki secrets push` → `doki release`, run as a new
+user runs them, on a project made today: none of the APIs enabled, no runtime account yet, an organisation that
+restricts policy members to its domains (secure by default since 2024), Cloud Logging's read quota, callers outside the
+project's VPC networks. IAM propagation is left at none: a delayed grant's retry has a test of its own
+(tests/doki_cli/deploy/test_release.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+
+from doki_cli.emulator.server import Emulator, EmulatorConfig
+from doki_cli.engine import DockerEngine
+from doki_cli.gcp.serviceusage import REQUIRED_APIS
+from doki_cli.main import app
+from tests.doki_cli.test_init import FRONTEND, checkout_without_doki_files
+from tests.helpers import BASE_IMAGE, CliRunner
+
+pytestmark = pytest.mark.docker
+
+runner = CliRunner()
+PROJECT = "doki-new-2026"
+ACCOUNT = f"doki-backend-runtime@{PROJECT}.iam.gserviceaccount.com"
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=doki", "-c", "user.email=doki@example.com", *args], cwd=root, check=True)
+
+
+def test_a_project_made_today_goes_from_init_to_a_public_release_with_every_switch_on(
+    tmp_path: Path, docker_client: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = EmulatorConfig(state_dir=tmp_path / "state", disabled_apis=REQUIRED_APIS)
+    with Emulator(config, engine=DockerEngine(docker_client)) as emulator:
+        policies = {"project": PROJECT, "domain_restricted_sharing": True, "logging_read_requests_per_minute": 60}
+        assert httpx.post(f"{emulator.rest_url}/_doki/policies", json=policies).status_code == 200
+        for name, value in (
+            ("DOKI_EMULATOR", emulator.grpc_address),
+            ("STORAGE_EMULATOR_HOST", emulator.rest_url),
+            ("DOKI_EMULATOR_REGISTRY", emulator.registry_address),
+        ):
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("CI", raising=False)
+        root = checkout_without_doki_files(tmp_path / "doki-backend")
+        monkeypatch.chdir(root)
+
+        init = runner.invoke(app, ["init", "--project", PROJECT, "--enable-apis", "--create-account", *FRONTEND])
+        assert init.exit_code == 0, init.output
+        assert f"enabled    {', '.join(REQUIRED_APIS)}\n" in init.stdout
+        assert f"created    {ACCOUNT}\n" in init.stdout
+
+        values = {
+            "SUPABASE_SECRET_KEY": "service-role-key-for-tests",
+            "GOOGLE_CLIENT_ID": "client-id.apps.googleusercontent.com",
+            "GOOGLE_CLIENT_SECRET": "google-client-secret-for-tests",
+            "SESSION_SECRET_KEY": "s" * 48,
+            "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+        }
+        env = (root / ".env.example").read_text()
+        for name, value in values.items():
+            env = env.replace(f"# {name}=\n", f"{name}={value}\n")
+        (root / ".env").write_text(env)
+        git(root, "init", "-q")
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", "doki init")
+
+        pushed = runner.invoke(app, ["secrets", "push"])
+        assert pushed.exit_code == 0, pushed.output
+        release = ["--json", "release", "--local", "--base-image", BASE_IMAGE]
+
+        # The organisation refuses allUsers: the release says so, and the service stays private (nothing half-open).
+        refused = runner.invoke(app, release)
+        assert refused.exit_code == 1, refused.output
+        error = json.loads(refused.stdout)["error"]
+        assert error["code"] == "public_access_refused"
+        assert "set invoker_iam_check = false in doki.toml" in error["hint"]
+        status = json.loads(runner.invoke(app, ["--json", "status"]).stdout)
+        assert httpx.get(status["url"] + "/", timeout=10).status_code == 403
+
+        # What the hint says: public through Cloud Run's invoker check, which that policy allows.
+        toml = (root / "doki.toml").read_text()
+        (root / "doki.toml").write_text(
+            toml.replace("allow_unauthenticated = true\n", "allow_unauthenticated = true\ninvoker_iam_check = false\n")
+        )
+        git(root, "commit", "-qam", "public without allUsers")
+        released = runner.invoke(app, release)
+        assert released.exit_code == 0, released.output
+        summary = json.loads(released.stdout)
+        assert summary["result"] == "released"
+        assert httpx.get(summary["service_url"] + "/", timeout=10).json() == {"message": "Doki Backend up"}
+
+        doctor = json.loads(runner.invoke(app, ["--json", "doctor"]).stdout)
+        checks = {check["check"]: check for check in doctor}
+        assert checks["required APIs"]["status"] == "pass"
+        assert checks["runtime account exists"] == {
+            "check": "runtime account exists",
+            "status": "pass",
+            "message": f"{ACCOUNT} exists",
+            "fix": None,
+        }
+        assert checks["secret access"]["status"] == "pass"
+        assert checks["ingress and invoker"]["status"] == "pass"
