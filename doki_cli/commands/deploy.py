@@ -65,8 +65,7 @@ def deploy(
         )
     skipped = preflight(config, skip=skip_checks)  # before any call: what the revision could not start with
     google = Google.from_env(config.project, config.region)
-    missing_account, unchecked = account_check(google.accounts, config, skip=skip_checks)
-    skipped += missing_account
+    skipped += account_check(google.accounts, config, skip=skip_checks)
     plan = Planner(google.run, google.secrets).plan(config, image, prune=prune)
     lock = active_lock(plan.live, time.time()) if plan.live is not None and not dry_run and not plan.empty else None
     if lock is not None:
@@ -80,7 +79,7 @@ def deploy(
         )
     if plan.makes_revision:  # which pulls the image
         skipped += image_check(google.artifact_registry, image, skip=skip_checks)
-    plan = replace(plan, skipped_checks=skipped, warnings=[*plan.warnings, *unchecked])
+    plan = replace(plan, skipped_checks=skipped)
     render_plan(out, plan)
     if dry_run:
         out.data({"plan": plan_data(plan)})

@@ -83,12 +83,9 @@ def release(
     skipped = preflight(config, skip=skip_checks)  # and settings the revision could not start with
     values = read_values(secrets_from, sys.stdin) if secrets_from else None  # a missing file stops us before anything
     google = Google.from_env(config.project, config.region)
-    missing_account, unchecked = account_check(google.accounts, config, skip=skip_checks)  # before any build
-    skipped += missing_account
+    skipped += account_check(google.accounts, config, skip=skip_checks)  # before any build
     for problem in skipped:
         out.note(f"  ! --skip-checks: the new revision may not start: {problem}")
-    for note in unchecked:
-        out.note(f"  ! {note}")
     build_remote = remote if remote is not None else bool(os.environ.get("CI"))
 
     def push_secrets() -> list[dict[str, object]]:

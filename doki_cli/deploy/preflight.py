@@ -71,24 +71,26 @@ def image_check(registry: ArtifactRegistry, image: str, *, skip: bool) -> list[s
     )
 
 
-def account_check(accounts: ServiceAccounts, config: ServiceConfig, *, skip: bool) -> tuple[list[str], list[str]]:
+def account_check(accounts: ServiceAccounts, config: ServiceConfig, *, skip: bool) -> list[str]:
     """The runtime account must exist: Cloud Run refuses to deploy a service as one that does not, and no secret can
-    be granted to it. Stop with exit 78, having changed nothing, when it is missing; with `skip`, return it as a
-    problem instead. Returns (problems, notes): a lookup that fails (no permission to read accounts, the IAM API not
-    enabled) only notes that the check could not run, for Cloud Run checks the account itself."""
+    be granted to it. Stop with exit 78, having changed nothing, when it is missing; with `skip`, return the problem
+    instead (a lookup that fails, too: anyone allowed to deploy as the account may read it, through
+    roles/iam.serviceAccountUser, so a refused lookup is itself worth stopping for)."""
     from doki_cli.gcp.serviceaccounts import create_command
 
     email = config.service_account
     if email is None:
-        return [], []
+        return []
     try:
         found = accounts.get(email)
     except DokiError as err:
-        return [], [f"whether the runtime account {email} exists is unknown: {err.message}"]
+        if skip:
+            return [f"whether the runtime account {email} exists is unknown: {err.message}"]
+        raise
     if found is not None:
-        return [], []
+        return []
     if skip:
-        return [f"the runtime account {email} does not exist"], []
+        return [f"the runtime account {email} does not exist"]
     raise DokiError(
         "service_account_missing",
         f"the runtime account {email} (service_account in {config.path}) does not exist, and Cloud Run runs no "

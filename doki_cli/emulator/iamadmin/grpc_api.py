@@ -12,7 +12,7 @@ from doki_cli.emulator.grpcapi import GrpcService
 from doki_cli.emulator.iamadmin.state import Account, ServiceAccounts
 
 SERVICE = "google.iam.admin.v1.IAM"
-_PROJECT = re.compile(r"projects/(?P<project>[a-z][-a-z0-9]*[a-z0-9])")
+_PROJECT = re.compile(r"projects/(?P<project>[^/-][^/]*)")
 
 
 def message(account: Account) -> iam.ServiceAccount:

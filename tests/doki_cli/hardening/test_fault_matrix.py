@@ -34,6 +34,7 @@ from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.google import Google
 from doki_cli.gcp.retry import Retrier
 from doki_cli.main import app
+from tests.doki_cli.accounts import make_accounts
 from tests.doki_cli.images import publish
 from tests.doki_cli.test_deploy import ENV, PATH, PROJECT, TOML
 from tests.helpers import BASE_IMAGE, CliRunner
@@ -115,6 +116,7 @@ SCENARIOS = {
 # What a fault-free run of each command calls, and how often (the first test keeps this true). An operation is polled
 # until done, so GetOperation counts at least one poll per operation: more when the work takes longer.
 HEALTH_CHECK = f"/{PATH}/Invoke"  # a request to the service's URL, not a Google call: never failed here
+ACCOUNT_LOOKUP = "/google.iam.admin.v1.IAM/GetServiceAccount"
 CALLS: dict[str, dict[str, int]] = {
     "secrets push": {sm("ListSecretVersions"): 4, sm("CreateSecret"): 4, sm("AddSecretVersion"): 4},
     "secrets push of a changed value": {
@@ -123,6 +125,7 @@ CALLS: dict[str, dict[str, int]] = {
         sm("AddSecretVersion"): 1,
     },
     "deploy": {
+        ACCOUNT_LOOKUP: 1,  # the runtime account exists
         sm("GetSecret"): 4,
         sm("GetSecretVersion"): 4,
         run("GetService"): 2,  # the plan's read, and the read before the write that sets GOOGLE_REDIRECT_URI
@@ -144,6 +147,7 @@ CALLS: dict[str, dict[str, int]] = {
         OPERATION: 1,
     },
     "release": {
+        ACCOUNT_LOOKUP: 1,
         "/google.devtools.artifactregistry.v1.ArtifactRegistry/ListDockerImages": 1,
         sm("ListSecretVersions"): 4,
         sm("AccessSecretVersion"): 4,
@@ -227,6 +231,7 @@ class Project:
         root.mkdir(parents=True, exist_ok=True)
         (root / "doki.toml").write_text(scenario.toml)
         (root / ".env").write_text(ENV)
+        make_accounts(emulator, scenario.toml)
         publish(emulator, image)
 
     def invoke(self, args: tuple[str, ...] | list[str]) -> Outcome:
@@ -431,6 +436,7 @@ DOKI_CODES = {
 # NOT_FOUND from a call that asks whether something exists is an answer (it does not), not a failure: those calls get
 # the other two codes.
 EXISTENCE_CHECKS = {
+    ACCOUNT_LOOKUP,
     run("GetService"),
     sm("GetSecret"),
     sm("ListSecretVersions"),

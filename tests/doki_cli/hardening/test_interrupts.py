@@ -38,6 +38,7 @@ from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gitinfo import CI_SHA_VARIABLES
 from doki_cli.interrupts import NOTE, deferred_interrupt
+from tests.doki_cli.accounts import make_accounts
 from tests.doki_cli.images import publish
 from tests.doki_cli.test_deploy import ENV, PROJECT, TOML
 from tests.helpers import Process, clean_env, record, run, secret
@@ -80,6 +81,7 @@ class Project:
         root.mkdir(parents=True)
         toml = TOML.replace('name = "doki-backend"', f'name = "{name}"').replace("doki-runtime@", f"sa-{name}@")
         (root / "doki.toml").write_text(toml + RELEASE)
+        make_accounts(emulator, toml)
         (root / ".env").write_text(ENV)
         for line in ENV.splitlines():  # the production secrets doki deploys and the containers run with
             name, _, value = line.partition("=")
