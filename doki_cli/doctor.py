@@ -190,7 +190,7 @@ def live_checks(config: ServiceConfig, google: Google, *, create_account: bool =
     out: the APIs check already says why."""
     apis, disabled = _required_apis(config, google)
     checks = [apis]
-    if config.service_account and "iam.googleapis.com" not in disabled:
+    if "iam.googleapis.com" not in disabled and (config.service_account or create_account):
         checks.append(_account_exists(config.service_account, google, create=create_account))
     if "secretmanager.googleapis.com" not in disabled:
         checks += _secret_checks(config, google)
@@ -219,19 +219,24 @@ def live_checks(config: ServiceConfig, google: Google, *, create_account: bool =
     return checks
 
 
-def _account_exists(email: str, google: Google, *, create: bool) -> Check:
+def _account_exists(email: str | None, google: Google, *, create: bool) -> Check:
     """The runtime account exists: Cloud Run runs no revision as one that does not ("Permission
-    'iam.serviceaccounts.actAs' denied … (or it may not exist)"), and no secret can be granted to it."""
+    'iam.serviceaccounts.actAs' denied … (or it may not exist)"), and no secret can be granted to it. A lookup IAM
+    refuses fails as a deploy would stop on it."""
     from doki_cli.gcp.serviceaccounts import create_command, user_managed
 
     name = "runtime account exists"
+    if email is None:
+        return Check(name, SKIP, "doki.toml names no service_account: nothing to look up or create")
+    if user_managed(email) is None:
+        return Check(name, SKIP, f"{email} is an account Google makes: not looked up")
     try:
-        if create and user_managed(email) is not None:
+        if create:
             _, created = google.accounts.create(email, "doki runtime", "Runs the Cloud Run revisions doki deploys")
             return Check(name, PASS, f"{email} {'created' if created else 'exists'}")
         found = google.accounts.get(email)
     except DokiError as err:
-        return Check(name, WARN, f"cannot tell whether {email} exists: {err.message}", err.hint)
+        return Check(name, FAIL, f"cannot tell whether {email} exists: {err.message}", err.hint)
     if found is None:
         return Check(
             name,

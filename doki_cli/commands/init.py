@@ -81,7 +81,8 @@ def init(
             "nothing was written: move them away, or run doki init --force to overwrite them",
         )
     apis = _enable_apis(answers) if enable_apis else None
-    account = _create_account(answers) if create_account else None
+    just_enabled = apis is not None and "iam.googleapis.com" in apis["enabled"]
+    account = _create_account(answers, just_enabled=just_enabled) if create_account else None
     for path, text in files.items():
         _write(root / path, text)
 
@@ -194,16 +195,34 @@ def _enable_apis(answers: Answers) -> dict[str, list[str]]:
     return {"enabled": disabled, "already_enabled": [api for api in REQUIRED_APIS if api not in disabled]}
 
 
-def _create_account(answers: Answers) -> dict[str, str]:
+# An API enabled a moment ago may still answer SERVICE_DISABLED for a while ("wait a few minutes for the action to
+# propagate", Google's own message): creating the account right after enabling IAM waits that long at most.
+ENABLED_API_SETTLE = (5.0, 10.0, 20.0, 30.0)
+
+
+def _create_account(answers: Answers, *, just_enabled: bool) -> dict[str, str]:
     """The runtime account doki.toml names, created when missing: a dedicated identity with no roles of its own
     (the deployment guide's advice); deploys grant it the secrets it reads."""
+    import time
+
     from doki_cli.gcp.google import Google
 
     accounts = Google.from_env(answers.project, answers.region).accounts
-    made, created = accounts.create(
-        answers.account_email, "doki runtime", f"Runs the Cloud Run service {answers.service}"
-    )
-    return {"email": made.email, "outcome": "created" if created else "exists"}
+    waits = list(ENABLED_API_SETTLE) if just_enabled else []
+    while True:
+        try:
+            made, created = accounts.create(
+                answers.account_email, "doki runtime", f"Runs the Cloud Run service {answers.service}"
+            )
+        except DokiError as err:
+            if err.code != "api_disabled":
+                raise
+            if not waits:
+                err.hint = f"{err.hint} --project {answers.project}, or run doki init again with --enable-apis"
+                raise
+            time.sleep(waits.pop(0))
+            continue
+        return {"email": made.email, "outcome": "created" if created else "exists"}
 
 
 def _write(path: Path, text: str) -> None:

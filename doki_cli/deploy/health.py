@@ -71,7 +71,6 @@ class SmokeCheckFailed(DokiError):
         )
         self.check = check
         self.last = last
-        self.last = last
 
 
 def probe(

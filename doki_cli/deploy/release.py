@@ -13,6 +13,7 @@ and the other re-reads, finds the winner's lock and stops before it changed anyt
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -345,7 +346,7 @@ class Release:
         summary.service_url = summary.tag_url = deployed.url
         with self._step(summary, "smoke") as step:
             try:
-                summary.checks = self._smoke(config, deployed.url, audience=deployed.url)
+                summary.checks = self._smoke(config, deployed.url, audience=deployed.url, first=True)
             except SmokeCheckFailed:
                 step.result = "failed"
                 self._attach_logs(summary, deployed.revision)
@@ -365,6 +366,7 @@ class Release:
         lock = Lock(commit.sha, self._owner, self._host, now, now + config.release.lock_timeout_minutes * 60)
         staged = False
         done = False
+        opens = plan.invoker_changes and plan.binding
         try:
             with self._step(summary, "deploy") as step:
                 if plan.member is not None and plan.grants:
@@ -373,8 +375,9 @@ class Release:
                     for secret in plan.grants:
                         self._progress(f"granting {plan.member} access to {secret}")
                         self._secrets.grant(secret, plan.member)
-                if plan.invoker_changes and plan.binding and plan.writes_invoker_check:
-                    # The staged write turns the invoker check back on for what serves too: allUsers bound first.
+                if opens:
+                    # Access doki.toml opens is opened before the checks, so they run as callers will: and the
+                    # staged write turns a check that was off back on for what serves too, so allUsers goes first.
                     self._progress(invoker_progress(plan))
                     self._run.set_public(name, plan.binding)
                 self._progress(f"deploying {revision} with no traffic, tagged {tag}")
@@ -451,7 +454,8 @@ class Release:
         finally:
             if staged and not done:
                 self._put_back(name, lock, before, tag, revision)
-        if plan.invoker_changes:
+        if plan.invoker_changes and not opens:
+            # Closed only once the new revision serves: its checks ran while callers could still reach it.
             self._progress(invoker_progress(plan))
             self._run.set_public(name, plan.binding)
         summary.traffic = self._shares(name)
@@ -468,13 +472,14 @@ class Release:
             self._attach_logs(summary, revision)
             raise
 
-    def _smoke(self, config: ServiceConfig, url: str, *, audience: str) -> list[str]:
+    def _smoke(self, config: ServiceConfig, url: str, *, audience: str, first: bool = False) -> list[str]:
         if config.ingress != "all":
             return []  # unreachable from here: `_release` said so, once
         headers: dict[str, str] = {}
         if not config.allow_unauthenticated:
-            # A private service answers only callers with an ID token whose audience is its own URL (a tag URL
-            # included: the service's URL is the audience Cloud Run accepts for all of them).
+            # A private service answers only callers with an ID token whose audience is one of its URLs: the
+            # service's own, which the tag URL accepts too (GoogleCloudPlatform/cloud-networking-solutions#78: the
+            # run.app URLs by default), rather than the tag URL, which no reference says it accepts.
             headers["Authorization"] = f"Bearer {self._identity_token(audience)}"
         try:
             return smoke_test(
@@ -486,8 +491,9 @@ class Release:
                 headers=headers,
             )
         except SmokeCheckFailed as failed:
-            if headers and failed.last.startswith(("HTTP 401", "HTTP 403")):
-                failed.hint = _refused_token_hint(config, failed.last[5:8])
+            # Cloud Run's own refusal (its front end's page), not the application's 401 or 403 on a checked path.
+            if headers and _FRONT_END_REFUSAL.match(failed.last):
+                failed.hint = _refused_token_hint(config, failed.last[5:8], first=first)
             raise
 
     def _take_lock(self, service: LiveService, lock: Lock, name: str) -> None:
@@ -627,18 +633,26 @@ def _final(before: list[Target], revision: str, tag: str, latest: str | None) ->
     return (main, *(t for t in tagged if t.tag not in dropped), Target(revision, 0, tag))
 
 
-def _refused_token_hint(config: ServiceConfig, status: str) -> str:
+# "HTTP 403: <html>…<h1>Error: Forbidden</h1>…": what the checks saw of Cloud Run's front end refusing the caller (its
+# page, as the emulator's run/router.py serves it), not the application's own 401 or 403.
+_FRONT_END_REFUSAL = re.compile(r"HTTP 40[13]: .*<h1>Error: (Forbidden|Unauthorized)</h1>", re.S)
+
+
+def _refused_token_hint(config: ServiceConfig, status: str, *, first: bool) -> str:
     """What to fix when a private service refused the release's ID token: its audience (401), or the account's right
-    to invoke the service (403)."""
-    account = config.release.invoker_account or "the account your credentials act as"
+    to invoke the service (403). A first release has nothing to fall back to: its revision serves already."""
+    after = (
+        "the first revision serves already (there was nothing to fall back to); once fixed, release again"
+        if first
+        else "traffic was not moved"
+    )
     if status == "401":
-        return (
-            "Cloud Run did not accept the ID token (its audience must be the service's URL, and it must not have "
-            "expired); traffic was not moved"
-        )
+        return f"Cloud Run did not accept the ID token (its audience must be the service's URL, unexpired); {after}"
+    account = config.release.invoker_account or "the account your credentials act as"
     member = f"serviceAccount:{config.release.invoker_account}" if config.release.invoker_account else "ACCOUNT"
     return (
         f"{account} may not invoke {config.name}: grant it roles/run.invoker (gcloud run services "
         f"add-iam-policy-binding {config.name} --member={member} --role=roles/run.invoker --region {config.region} "
-        f"--project {config.project}); traffic was not moved"
+        f"--project {config.project}, or the same role on the whole project, which works before the service exists); "
+        f"{after}"
     )

@@ -232,17 +232,8 @@ def start_error(exc: Exception, *, project: str, account: str | None) -> DokiErr
             f"{build_identity(account)}, which your credentials may not act as ({detail})",
             f"grant them roles/iam.serviceAccountUser on that account: gcloud iam service-accounts "
             f"add-iam-policy-binding {who} --member=user:YOU@example.com (or serviceAccount:EMAIL for CI) "
-            f"--role=roles/iam.serviceAccountUser --project {project}{number}; or set [build] service_account in "
-            "doki.toml to an account they may act as",
-        )
-    # Only a build config other than doki's can meet this (doki sends the option with the account): Google's
-    # message starts "if 'build.service_account' is specified, the build must either …".
-    if isinstance(exc, exceptions.InvalidArgument) and "build.service_account" in detail:
-        return DokiError(
-            "build_logging_required",
-            f"{action} {resource}: Google refused it: {detail}",
-            "a build that names its service account must keep its logs out of the default bucket: add "
-            "`options: logging: CLOUD_LOGGING_ONLY` to the build config (or a logsBucket of your own)",
+            f"--role=roles/iam.serviceAccountUser --project {project}{number}; if it does not exist (Cloud Build "
+            "answers the same), create it; or set [build] service_account in doki.toml to an account they may act as",
         )
     return google_error(exc, action=action, resource=resource, api="cloudbuild", role="roles/cloudbuild.builds.editor")
 

@@ -30,7 +30,7 @@ _ACT_AS = re.compile(
 # What an IAM policy naming an account that does not exist gets: "Service account EMAIL does not exist."
 _NO_ACCOUNT = re.compile(r"Service account (?P<email>\S+@\S+?) does not exist")
 # What IAM Credentials answers for one: "Not found; Gaia id not found for email EMAIL".
-_NO_GAIA_ID = re.compile(r"Gaia id not found for email (?P<email>\S+@\S+)")
+_NO_GAIA_ID = re.compile(r"Gaia id not found for email (?P<email>\S+@\S+?\.gserviceaccount\.com)")
 
 
 def call_google(
@@ -158,25 +158,24 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
 def act_as_denied(email: str, doing: str, detail: str) -> DokiError:
     """Deploying a service whose revisions run as `email` needs iam.serviceaccounts.actAs on that account, which
     roles/iam.serviceAccountUser grants (roles/run.developer or run.admin do not); and the account must exist."""
-    from doki_cli.gcp.serviceaccounts import create_command
+    from doki_cli.gcp.serviceaccounts import how_to_create
 
     return DokiError(
         "act_as_denied",
         f"{doing}: you may not deploy as {email}, or it does not exist ({detail})",
         f"if it exists, grant your account roles/iam.serviceAccountUser on it: gcloud iam service-accounts "
         f"add-iam-policy-binding {email} --member=user:YOU (or serviceAccount:DEPLOYER) "
-        f"--role=roles/iam.serviceAccountUser; if it does not, create it: `doki doctor --create-account` (or "
-        f"{create_command(email)})",
+        f"--role=roles/iam.serviceAccountUser; if it does not, {how_to_create(email)}",
     )
 
 
 def account_missing(email: str, doing: str) -> DokiError:
-    from doki_cli.gcp.serviceaccounts import create_command
+    from doki_cli.gcp.serviceaccounts import how_to_create
 
     return DokiError(
         "service_account_missing",
         f"{doing}: the service account {email} does not exist",
-        f"create it: `doki doctor --create-account` (or {create_command(email)}), or fix service_account in doki.toml",
+        f"{how_to_create(email)}; or name an account that exists in doki.toml",
     )
 
 

@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from doki_cli.errors import DokiError
-from doki_cli.gcp.errors import call_google
+from doki_cli.gcp.errors import call_google, expired_login, is_expired_login
 from doki_cli.gcp.retry import Retrier
 
 if TYPE_CHECKING:
@@ -39,10 +39,13 @@ class IdentityTokens:
         """An ID token for `audience`: minted as `account` when named, else by the credentials themselves, else as
         the account they impersonate."""
         if account is None and not self._factory.emulator:
-            own = self._own_token(audience)
-            if own is not None:
-                return own
+            # Impersonating credentials first: asking them for a token of their own would only wait on a metadata
+            # server that is not there.
             account = _impersonated_account()
+            if account is None:
+                own = self._own_token(audience)
+                if own is not None:
+                    return own
         if account is None:
             whose = "the emulator's stand-in credentials" if self._factory.emulator else "your credentials"
             raise DokiError(
@@ -69,7 +72,7 @@ class IdentityTokens:
         cannot."""
         import google.auth.transport.requests
         import google.oauth2.id_token
-        from google.auth.exceptions import DefaultCredentialsError
+        from google.auth.exceptions import DefaultCredentialsError, RefreshError, TransportError
 
         try:
             token: str = google.oauth2.id_token.fetch_id_token(  # type: ignore[no-untyped-call]
@@ -77,6 +80,16 @@ class IdentityTokens:
             )
         except DefaultCredentialsError:
             return None
+        except (RefreshError, TransportError) as exc:
+            doing = f"minting an ID token for {audience}"
+            if is_expired_login(exc):
+                raise expired_login(exc, doing) from None
+            raise DokiError(
+                "no_identity_token",
+                f"{doing}: Google refused the credentials' request ({exc})",
+                "check GOOGLE_APPLICATION_CREDENTIALS (a key that was deleted or disabled cannot sign), or run "
+                f"`gcloud auth application-default login` and {NAME_AN_ACCOUNT}",
+            ) from None
         return token
 
 
@@ -91,8 +104,11 @@ def _impersonated_account() -> str | None:
         credentials, _ = google.auth.default()
     except DefaultCredentialsError:
         return None
-    email = getattr(credentials, "service_account_email", None)
-    if email is None:
-        # Impersonated credentials name their target here (google.auth.impersonated_credentials).
-        email = getattr(credentials, "_target_principal", None)
+    from google.auth import external_account, impersonated_credentials
+
+    email: object = None
+    if isinstance(credentials, external_account.Credentials):
+        email = credentials.service_account_email  # from its impersonation URL; None without one
+    elif isinstance(credentials, impersonated_credentials.Credentials):
+        email = credentials.service_account_email
     return email if isinstance(email, str) and email else None

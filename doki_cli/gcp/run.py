@@ -524,6 +524,7 @@ def apply_edit(service: run_v2.Service, edit: Edit) -> None:
         staged.template.revision = edit.staged.revision
         service.template = staged.template
         service.ingress = staged.ingress
+        service.invoker_iam_disabled = staged.invoker_iam_disabled
     for name, value in edit.env.items():
         _set_env(service, name, value)
     if edit.scaling is not None:

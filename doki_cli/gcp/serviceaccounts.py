@@ -14,15 +14,17 @@ from typing import Any
 
 from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import google_error
-from doki_cli.gcp.retry import Retrier
+from doki_cli.gcp.retry import Retrier, no_library_retry
 
 # ID@PROJECT.iam.gserviceaccount.com: an account a user made in PROJECT. Other accounts (the Compute Engine default
 # one, service agents) are Google's: they are not created, and doki does not look them up.
+# Service agents (service-NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com) share the domain but are Google's.
 _USER_MANAGED = re.compile(
-    r"(?P<id>[a-z][-a-z0-9]{4,28}[a-z0-9])@(?P<project>[a-z][-a-z0-9]{4,28}[a-z0-9])"
+    r"(?P<id>[a-z][-a-z0-9]{4,28}[a-z0-9])@(?!gcp-sa-)(?P<project>[a-z][-a-z0-9]{4,28}[a-z0-9])"
     r"\.iam\.gserviceaccount\.com"
 )
-VIEWER_ROLE = "roles/iam.serviceAccountViewer"
+# What lets a deployer read the account: roles/iam.serviceAccountUser on it, which deploying as it needs anyway.
+READER_ROLE = "roles/iam.serviceAccountUser"
 CREATOR_ROLE = "roles/iam.serviceAccountCreator"
 
 
@@ -40,11 +42,20 @@ def user_managed(email: str) -> tuple[str, str] | None:
 
 
 def create_command(email: str) -> str:
-    """The gcloud command that creates `email`, for hints."""
+    """The gcloud command that creates the user-managed account `email`, for hints."""
     parts = user_managed(email)
-    if parts is None:
-        return f"create {email} in its project"
+    assert parts is not None, f"{email} is not an account users create"
     return f"gcloud iam service-accounts create {parts[0]} --project {parts[1]}"
+
+
+def how_to_create(email: str) -> str:
+    """How to make `email` exist, for hints: a user-managed account is created; Google makes its own."""
+    if user_managed(email) is None:
+        return f"{email} is an account Google makes, not one to create: check its name, or name an account of your own"
+    return (
+        f"create it: {create_command(email)} (`doki doctor --create-account` creates the runtime account doki.toml "
+        "names)"
+    )
 
 
 class ServiceAccounts:
@@ -63,13 +74,15 @@ class ServiceAccounts:
             return ServiceAccount(email, self.project)
         name = f"projects/{parts[1]}/serviceAccounts/{email}"
         try:
-            found = self._retrier.call(partial(self._client.get_service_account, request={"name": name}))
+            found = self._retrier.call(
+                partial(self._client.get_service_account, request={"name": name}, retry=no_library_retry())
+            )
         except exceptions.NotFound:
             return None
         except exceptions.GoogleAPICallError as exc:
             # Anything else (no permission, the API disabled) says what to fix, as every other call does.
             raise google_error(
-                exc, action="reading the service account", resource=name, api="iam", role=VIEWER_ROLE
+                exc, action="reading the service account", resource=name, api="iam", role=READER_ROLE
             ) from None
         return ServiceAccount(found.email, found.project_id, found.display_name)
 
@@ -92,11 +105,12 @@ class ServiceAccounts:
         }
         try:
             # A retried create whose first answer was lost comes back ALREADY_EXISTS: the account is there.
-            made = self._retrier.call(partial(self._client.create_service_account, request=request))
+            made = self._retrier.call(
+                partial(self._client.create_service_account, request=request, retry=no_library_retry())
+            )
         except exceptions.AlreadyExists:
-            existing = self.get(email)
-            assert existing is not None, f"{email} exists and cannot be read"
-            return existing, False
+            # Not read back: creating needs no right to read, and the email is all doki uses.
+            return ServiceAccount(email, project), False
         except exceptions.GoogleAPICallError as exc:
             resource = f"projects/{project}/serviceAccounts/{email}"
             raise google_error(

@@ -615,8 +615,9 @@ def test_a_runtime_account_that_does_not_exist_stops_the_deploy_before_any_write
     assert forced.stderr.endswith(
         "Error [service_account_missing]: changing the IAM policy of projects/doki-e2e/secrets/encryption-key: the "
         f"service account {SA} does not exist\n"
-        "  Hint: create it: `doki doctor --create-account` (or gcloud iam service-accounts create doki-runtime "
-        "--project doki-e2e), or fix service_account in doki.toml\n"
+        "  Hint: create it: gcloud iam service-accounts create doki-runtime --project doki-e2e (`doki doctor "
+        "--create-account` creates the runtime account doki.toml names); or name an account that exists in "
+        "doki.toml\n"
     )
     services = ClientFactory(emulator.grpc_address).run_services()
     assert list(services.list_services(parent=PATH.rsplit("/", 2)[0])) == []  # nothing half-done
@@ -640,6 +641,7 @@ def test_cloud_run_refusing_to_deploy_as_the_runtime_account_names_the_role_that
         f"Error [act_as_denied]: deploying {PATH}: you may not deploy as {SA}, or it does not exist ({denial})\n"
         "  Hint: if it exists, grant your account roles/iam.serviceAccountUser on it: gcloud iam service-accounts "
         f"add-iam-policy-binding {SA} --member=user:YOU (or serviceAccount:DEPLOYER) "
-        "--role=roles/iam.serviceAccountUser; if it does not, create it: `doki doctor --create-account` (or gcloud "
-        "iam service-accounts create doki-runtime --project doki-e2e)\n"
+        "--role=roles/iam.serviceAccountUser; if it does not, create it: gcloud iam service-accounts create "
+        "doki-runtime --project doki-e2e (`doki doctor --create-account` creates the runtime account doki.toml "
+        "names)\n"
     )

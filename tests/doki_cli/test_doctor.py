@@ -134,6 +134,22 @@ def test_online_a_runtime_account_that_does_not_exist_fails_and_create_account_m
     assert (made.display_name, made.description) == ("doki runtime", "Runs the Cloud Run revisions doki deploys")
 
 
+def test_online_create_account_without_a_runtime_account_in_doki_toml_says_there_is_nothing_to_create(
+    project: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
+    toml = project / "doki.toml"
+    toml.write_text(
+        "".join(line for line in toml.read_text().splitlines(keepends=True) if not line.startswith("service_account"))
+    )
+    assert checks("--create-account")[1]["runtime account exists"] == {
+        "check": "runtime account exists",
+        "status": "skip",
+        "message": "doki.toml names no service_account: nothing to look up or create",
+        "fix": None,
+    }
+
+
 def test_create_account_needs_the_project_so_it_is_refused_offline(project: Path) -> None:
     result = runner.invoke(app, ["doctor", "--offline", "--create-account"])
     assert result.exit_code == 1

@@ -286,13 +286,19 @@ def test_a_private_service_is_checked_with_an_id_token_of_the_invoker_account_an
     assert error["hint"] == (
         f"{invoker} may not invoke doki-backend: grant it roles/run.invoker (gcloud run services "
         f"add-iam-policy-binding doki-backend --member=serviceAccount:{invoker} --role=roles/run.invoker "
-        "--region us-central1 --project doki-e2e); traffic was not moved"
+        "--region us-central1 --project doki-e2e, or the same role on the whole project, which works before the "
+        "service exists); the first revision serves already (there was nothing to fall back to); once fixed, "
+        "release again"
     )
 
     services = ClientFactory(engine_emulator.grpc_address).run_services()
     policy = services.get_iam_policy(request={"resource": PATH})
     policy.bindings.add(role="roles/run.invoker", members=[f"serviceAccount:{invoker}"])
     services.set_iam_policy(request={"resource": PATH, "policy": policy})
+    (project / "doki" / "release_marker.py").write_text(
+        '"""The next commit, released once the account may invoke."""\n'
+    )
+    commit(project, "second")
     released = release()
     assert released.exit_code == 0, released.output
     summary = json.loads(released.stdout)

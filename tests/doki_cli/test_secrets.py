@@ -184,8 +184,8 @@ def test_grant_to_a_runtime_account_that_does_not_exist_says_how_to_create_it(pr
     assert result.stderr == (
         "Error [service_account_missing]: changing the IAM policy of projects/proj-1/secrets/encryption-key: the "
         f"service account {SA} does not exist\n"
-        "  Hint: create it: `doki doctor --create-account` (or gcloud iam service-accounts create doki-runtime "
-        "--project proj-1), or fix service_account in doki.toml\n"
+        "  Hint: create it: gcloud iam service-accounts create doki-runtime --project proj-1 (`doki doctor "
+        "--create-account` creates the runtime account doki.toml names); or name an account that exists in doki.toml\n"
     )
 
 

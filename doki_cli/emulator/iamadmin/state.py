@@ -30,7 +30,6 @@ _GOOGLE_MANAGED = re.compile(
     r"(service-[0-9]+@gcp-sa-[-a-z0-9]+\.iam\.gserviceaccount\.com"
     r"|[0-9]+@cloudbuild\.gserviceaccount\.com"
     r"|[0-9]+@cloudservices\.gserviceaccount\.com"
-    r"|service-[0-9]+@[-a-z0-9]+\.iam\.gserviceaccount\.com"
     r"|service-[0-9]+@serverless-robot-prod\.iam\.gserviceaccount\.com)"
 )
 DEFAULT_PAGE_SIZE = 20
@@ -108,6 +107,11 @@ class ServiceAccounts:
             account = self._accounts[email]
         self._persist()
         return account
+
+    def email_of(self, unique_id: str) -> str | None:
+        """The email of the user-managed account whose unique id is `unique_id` (an ID token's `sub`), if any."""
+        with self._lock:
+            return next((a.email for a in self._accounts.values() if a.unique_id == unique_id), None)
 
     def get(self, name: str) -> Account:
         """The account `projects/P/serviceAccounts/EMAIL` (P may be `-`)."""

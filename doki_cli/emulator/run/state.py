@@ -616,7 +616,8 @@ class CloudRun:
         none at all is 403; one that is not a valid, unexpired token whose audience is one of the service's URLs or
         custom audiences is 401 (GoogleCloudPlatform/cloud-run-proxy#10: a GenerateIdToken token for another
         audience; GoogleCloudPlatform/cloud-networking-solutions#78: only the run.app URLs by default); a valid one
-        whose account holds no roles/run.invoker on the service (nor allAuthenticatedUsers) is 403."""
+        whose account holds no roles/run.invoker on the service (nor allAuthenticatedUsers) is 403. Google also honours
+        the role granted on the project; the emulator keeps no project policies, so only the service's count."""
         # Each request to a service URL passes the fault plan too, as `Invoke`: tests can hook a health check.
         self._faults.check(f"/{name}/Invoke")
         with self._lock:
@@ -635,7 +636,9 @@ class CloudRun:
         claims = self._id_tokens.verify(token.strip()) if self._id_tokens is not None else None
         if claims is None or claims["aud"] not in audiences:
             return 401
-        email = claims.get("email")
+        # A token minted without its email (include_email false, the metadata server's default) names its account by
+        # its unique id alone, which Cloud Run resolves as well.
+        email = claims.get("email") or (self._accounts.email_of(claims["sub"]) if self._accounts is not None else None)
         if "allAuthenticatedUsers" in invokers or (email and f"serviceAccount:{email}" in invokers):
             return None
         return 403

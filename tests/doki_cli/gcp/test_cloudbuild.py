@@ -104,8 +104,8 @@ def test_a_build_account_the_caller_may_not_act_as_says_which_grant_fixes_it(
         f"may not act as ({said})",
         f"grant them roles/iam.serviceAccountUser on that account: gcloud iam service-accounts add-iam-policy-binding "
         f"{BUILDER} --member=user:YOU@example.com (or serviceAccount:EMAIL for CI) "
-        f"--role=roles/iam.serviceAccountUser --project {PROJECT}; or set [build] service_account in doki.toml to an "
-        "account they may act as",
+        f"--role=roles/iam.serviceAccountUser --project {PROJECT}; if it does not exist (Cloud Build answers the "
+        "same), create it; or set [build] service_account in doki.toml to an account they may act as",
     )
 
 
@@ -122,28 +122,8 @@ def test_the_default_build_account_the_caller_may_not_act_as_is_named_by_its_pro
         "grant them roles/iam.serviceAccountUser on that account: gcloud iam service-accounts add-iam-policy-binding "
         "PROJECT_NUMBER-compute@developer.gserviceaccount.com --member=user:YOU@example.com (or serviceAccount:EMAIL "
         f"for CI) --role=roles/iam.serviceAccountUser --project {PROJECT} (PROJECT_NUMBER: gcloud projects describe "
-        f"{PROJECT} --format 'value(projectNumber)'); or set [build] service_account in doki.toml to an account they "
-        "may act as"
-    )
-
-
-def test_a_build_config_naming_its_account_without_a_logging_option_is_told_the_option(clients: ClientFactory) -> None:
-    # What a cloudbuild.yaml of the user's own meets: refused by (emulated) Cloud Build itself.
-    build = cb.Build(
-        steps=[cb.BuildStep(name="gcr.io/cloud-builders/docker", args=["build", "."])],
-        service_account=f"projects/{PROJECT}/serviceAccounts/{BUILDER}",
-    )
-    with pytest.raises(exceptions.InvalidArgument) as refused:
-        clients.cloud_build().create_build(project_id=PROJECT, build=build)
-    error = start_error(refused.value, project=PROJECT, account=BUILDER)
-    assert (error.code, error.message, error.hint) == (
-        "build_logging_required",
-        f"starting a build in projects/{PROJECT}: Google refused it: if 'build.service_account' is specified, the "
-        "build must either (a) specify 'build.logs_bucket', (b) use the REGIONAL_USER_OWNED_BUCKET "
-        "build.options.default_logs_bucket_behavior option, or (c) use either CLOUD_LOGGING_ONLY / NONE logging "
-        "options",
-        "a build that names its service account must keep its logs out of the default bucket: add "
-        "`options: logging: CLOUD_LOGGING_ONLY` to the build config (or a logsBucket of your own)",
+        f"{PROJECT} --format 'value(projectNumber)'); if it does not exist (Cloud Build answers the same), create it; "
+        "or set [build] service_account in doki.toml to an account they may act as"
     )
 
 

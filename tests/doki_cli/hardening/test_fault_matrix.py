@@ -439,6 +439,7 @@ EXISTENCE_CHECKS = {
     ACCOUNT_LOOKUP,
     run("GetService"),
     sm("GetSecret"),
+    sm("GetSecretVersion"),
     sm("ListSecretVersions"),
     "/google.devtools.artifactregistry.v1.ArtifactRegistry/ListDockerImages",
 }
