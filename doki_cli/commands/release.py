@@ -63,7 +63,7 @@ def release(
 
     from doki_cli.config import load_config
     from doki_cli.deploy.images import Images
-    from doki_cli.deploy.preflight import account_check, preflight
+    from doki_cli.deploy.preflight import account_check, preflight, token_check
     from doki_cli.deploy.release import Release, release_tag
     from doki_cli.deploy.secrets import push, read_values
     from doki_cli.errors import DokiError
@@ -84,6 +84,11 @@ def release(
     values = read_values(secrets_from, sys.stdin) if secrets_from else None  # a missing file stops us before anything
     google = Google.from_env(config.project, config.region)
     skipped += account_check(google.accounts, config, skip=skip_checks)  # before any build
+
+    def identity_token(audience: str) -> str:
+        return google.identity.token(audience, config.release.invoker_account)
+
+    token_check(identity_token, config)  # a private service's checks need one: known now, not after the build
     for problem in skipped:
         out.note(f"  ! --skip-checks: the new revision may not start: {problem}")
     build_remote = remote if remote is not None else bool(os.environ.get("CI"))
@@ -107,7 +112,7 @@ def release(
         ),
         push_secrets=push_secrets if values is not None else None,
         last_lines=last_lines,
-        identity_token=lambda audience: google.identity.token(audience, config.release.invoker_account),
+        identity_token=identity_token,
         on_progress=out.progress,
         owner=uuid.uuid4().hex[:12],
         host=socket.gethostname(),

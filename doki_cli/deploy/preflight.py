@@ -9,6 +9,7 @@ has a version that exists and is enabled).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from doki_cli.config import ServiceConfig
@@ -69,6 +70,16 @@ def image_check(registry: ArtifactRegistry, image: str, *, skip: bool) -> list[s
         f"build and push it with `doki build --push`, or pass --image with one that is there; {SKIP_HINT}",
         exit_code=EXIT_CONFIG,
     )
+
+
+def token_check(mint: Callable[[str], str], config: ServiceConfig) -> None:
+    """A private service's release checks call it with an ID token: mint one now, before anything is built or
+    deployed, so credentials that cannot (a user's login without [release] invoker_account, a missing
+    roles/iam.serviceAccountTokenCreator, the IAM Credentials API off) stop the release with nothing changed. The
+    audience does not matter to whether a token can be minted; the checks mint their own for the service's URL."""
+    if config.allow_unauthenticated or config.ingress != "all":
+        return  # public, or unreachable from here: the checks send no token
+    mint(f"https://{config.name}.preflight.invalid")
 
 
 def account_check(accounts: ServiceAccounts, config: ServiceConfig, *, skip: bool) -> list[str]:

@@ -266,6 +266,23 @@ def test_a_release_that_could_not_succeed_is_refused_before_anything_is_built(
     assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
 
 
+def test_a_private_service_whose_checks_could_not_get_an_id_token_is_refused_before_anything_is_built(
+    project: Path, engine_emulator: Emulator, docker_client: Any
+) -> None:
+    toml = project / "doki.toml"
+    toml.write_text(toml.read_text().replace("[service.env]\n", "allow_unauthenticated = false\n[service.env]\n", 1))
+    sha = commit(project, "private, with no account to check it as")
+
+    result = release("--secrets-from", ".env")
+
+    assert result.exit_code == 1, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "no_identity_token"
+    assert "invoker_account" in error["hint"]
+    assert not docker_client.images.list(name=f"{IMAGE}:{sha[:7]}")
+    assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
+
+
 def test_a_private_service_is_checked_with_an_id_token_of_the_invoker_account_and_says_which_role_it_lacks(
     project: Path, engine_emulator: Emulator
 ) -> None:
