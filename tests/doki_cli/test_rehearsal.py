@@ -1,8 +1,8 @@
 """The done-when of "the emulator as strict as Google": `doki init` → `doki secrets push` → `doki release`, run as a new
-user runs them, on a project made today: none of the APIs enabled, no runtime account yet, an organisation that
-restricts policy members to its domains (secure by default since 2024), Cloud Logging's read quota, callers outside the
-project's VPC networks. IAM propagation is left at none: a delayed grant's retry has a test of its own
-(tests/doki_cli/deploy/test_release.py)."""
+user runs them, on a project made today: none of doki's required APIs enabled, no runtime account yet, an organisation
+that restricts policy members to its domains (secure by default since 2024), Cloud Logging's read quota, callers
+outside the project's VPC networks, builds that run as the Compute Engine default account. IAM propagation is left at
+none: a delayed grant's retry has a test of its own (tests/doki_cli/deploy/test_release.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.engine import DockerEngine
+from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.serviceusage import REQUIRED_APIS
 from doki_cli.main import app
 from tests.doki_cli.test_init import FRONTEND, checkout_without_doki_files
@@ -71,7 +73,8 @@ def test_a_project_made_today_goes_from_init_to_a_public_release_with_every_swit
 
         pushed = runner.invoke(app, ["secrets", "push"])
         assert pushed.exit_code == 0, pushed.output
-        release = ["--json", "release", "--local", "--base-image", BASE_IMAGE]
+        # Built on Cloud Build, as CI builds: a project made today builds as its Compute Engine default account.
+        release = ["--json", "release", "--remote", "--base-image", BASE_IMAGE]
 
         # The organisation refuses allUsers: the release says so, and the service stays private (nothing half-open).
         refused = runner.invoke(app, release)
@@ -91,7 +94,11 @@ def test_a_project_made_today_goes_from_init_to_a_public_release_with_every_swit
         released = runner.invoke(app, release)
         assert released.exit_code == 0, released.output
         summary = json.loads(released.stdout)
-        assert summary["result"] == "released"
+        assert (summary["result"], summary["steps"][0]["result"]) == ("released", "built-remote")
+        builds = list(ClientFactory(emulator.grpc_address).cloud_build().list_builds(project_id=PROJECT))
+        assert {b.service_account for b in builds} == {
+            f"projects/{PROJECT}/serviceAccounts/{compute_default_account(PROJECT)}"
+        }
         assert httpx.get(summary["service_url"] + "/", timeout=10).json() == {"message": "Doki Backend up"}
 
         doctor = json.loads(runner.invoke(app, ["--json", "doctor"]).stdout)
