@@ -100,6 +100,10 @@ def main() -> None:
         env["DOKI_EMULATOR_REGISTRY"] = f"127.0.0.1:{registry_port}"
         rest = f"http://127.0.0.1:{rest_port}"
         try:
+            # The runtime account exists, as `doki init --create-account` leaves it: a deploy looks it up.
+            account = json.dumps({"project": "bench-proj", "email": "runtime@bench-proj.iam.gserviceaccount.com"})
+            request = urllib.request.Request(rest + "/_doki/service-accounts", account.encode(), method="POST")  # noqa: S310
+            urllib.request.urlopen(request).close()  # noqa: S310 - the emulator on loopback
             # Pushed as a user would: a deploy checks that the image is in Artifact Registry.
             run(["build", "--tag", IMAGE.rpartition(":")[2], "--push"], work, env)
             run(["secrets", "push"], work, env)
