@@ -237,7 +237,7 @@ def test_a_build_account_the_caller_may_not_act_as_stops_the_build_with_the_gran
         f"{BUILDER}, which your credentials may not act as ({refused})\n"
         "  Hint: grant them roles/iam.serviceAccountUser on that account: gcloud iam service-accounts "
         f"add-iam-policy-binding {BUILDER} --member=user:YOU@example.com (or serviceAccount:EMAIL for CI) "
-        "--role=roles/iam.serviceAccountUser --project proj-remote; or set [build] service_account in doki.toml to "
-        "an account they may act as\n"
+        "--role=roles/iam.serviceAccountUser --project proj-remote; if it does not exist (Cloud Build answers the "
+        "same), create it; or set [build] service_account in doki.toml to an account they may act as\n"
     )
     assert list(ClientFactory(emulator.grpc_address).cloud_build().list_builds(project_id="proj-remote")) == []
