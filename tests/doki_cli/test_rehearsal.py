@@ -7,7 +7,6 @@ none: a delayed grant's retry has a test of its own (tests/doki_cli/deploy/test_
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -21,7 +20,7 @@ from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.serviceusage import REQUIRED_APIS
 from doki_cli.main import app
 from tests.doki_cli.test_init import FRONTEND, checkout_without_doki_files
-from tests.helpers import BASE_IMAGE, CliRunner
+from tests.helpers import BASE_IMAGE, CliRunner, run
 
 pytestmark = pytest.mark.docker
 
@@ -31,7 +30,7 @@ ACCOUNT = f"doki-backend-runtime@{PROJECT}.iam.gserviceaccount.com"
 
 
 def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=doki", "-c", "user.email=doki@example.com", *args], cwd=root, check=True)
+    run(["git", "-c", "user.name=doki", "-c", "user.email=doki@example.com", *args], cwd=root, check=True)
 
 
 def test_a_project_made_today_goes_from_init_to_a_public_release_with_every_switch_on(
