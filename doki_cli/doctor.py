@@ -232,8 +232,13 @@ def _account_exists(email: str | None, google: Google, *, create: bool) -> Check
         return Check(name, SKIP, f"{email} is an account Google makes: not looked up")
     try:
         if create:
-            _, created = google.accounts.create(email, "doki runtime", "Runs the Cloud Run revisions doki deploys")
-            return Check(name, PASS, f"{email} {'created' if created else 'exists'}")
+            try:
+                _, created = google.accounts.create(email, "doki runtime", "Runs the Cloud Run revisions doki deploys")
+                return Check(name, PASS, f"{email} {'created' if created else 'exists'}")
+            except DokiError as err:
+                if err.code != "permission_denied":
+                    raise
+                # No right to create accounts says nothing of whether this one exists: the lookup below does.
         found = google.accounts.get(email)
     except DokiError as err:
         return Check(name, FAIL, f"cannot tell whether {email} exists: {err.message}", err.hint)

@@ -218,7 +218,12 @@ def _create_account(answers: Answers, *, just_enabled: bool) -> dict[str, str]:
             if err.code != "api_disabled":
                 raise
             if not waits:
-                err.hint = f"{err.hint} --project {answers.project}, or run doki init again with --enable-apis"
+                err.hint = (
+                    "iam.googleapis.com was enabled moments ago and is still taking effect: run doki init "
+                    "--create-account --force again in a few minutes"
+                    if just_enabled
+                    else f"{err.hint} --project {answers.project}, or run doki init again with --enable-apis"
+                )
                 raise
             time.sleep(waits.pop(0))
             continue

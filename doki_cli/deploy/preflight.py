@@ -79,7 +79,16 @@ def token_check(mint: Callable[[str], str], config: ServiceConfig) -> None:
     audience does not matter to whether a token can be minted; the checks mint their own for the service's URL."""
     if config.allow_unauthenticated or config.ingress != "all":
         return  # public, or unreachable from here: the checks send no token
-    mint(f"https://{config.name}.preflight.invalid")
+    try:
+        mint(f"https://{config.name}.preflight.invalid")
+    except DokiError as err:
+        err.message = (
+            f"{config.name} is private (allow_unauthenticated = false), and its release checks need an ID token that "
+            f"could not be minted ({err.message}); nothing was built or changed"
+        )
+        if err.code == "no_identity_token":
+            err.exit_code = EXIT_CONFIG  # doki.toml names no account to mint it as
+        raise
 
 
 def account_check(accounts: ServiceAccounts, config: ServiceConfig, *, skip: bool) -> list[str]:

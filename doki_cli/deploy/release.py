@@ -366,6 +366,10 @@ class Release:
         lock = Lock(commit.sha, self._owner, self._host, now, now + config.release.lock_timeout_minutes * 60)
         staged = False
         done = False
+        # allUsers goes on before the staged write when that write turns the invoker check back on (the service is
+        # public either way, never private in between); access that doki.toml opens otherwise is opened once the
+        # release holds the lock, before the checks, so they run as callers will.
+        binding_first = plan.invoker_changes and plan.binding and plan.writes_invoker_check
         opens = plan.invoker_changes and plan.binding
         try:
             with self._step(summary, "deploy") as step:
@@ -375,9 +379,7 @@ class Release:
                     for secret in plan.grants:
                         self._progress(f"granting {plan.member} access to {secret}")
                         self._secrets.grant(secret, plan.member)
-                if opens:
-                    # Access doki.toml opens is opened before the checks, so they run as callers will: and the
-                    # staged write turns a check that was off back on for what serves too, so allUsers goes first.
+                if binding_first:
                     self._progress(invoker_progress(plan))
                     self._run.set_public(name, plan.binding)
                 self._progress(f"deploying {revision} with no traffic, tagged {tag}")
@@ -423,6 +425,9 @@ class Release:
                     f"Cloud Run gave the tag {tag} of {name} no URL, so {revision} cannot be checked on its own",
                     "check the service's ingress and `doki status`; nothing was moved",
                 )
+            if opens and not binding_first:
+                self._progress(invoker_progress(plan))
+                self._run.set_public(name, plan.binding)
             with self._step(summary, "smoke") as step:
                 summary.checks = self._check(config, summary.tag_url, summary, revision)
             with self._step(summary, "traffic") as step:
@@ -455,7 +460,8 @@ class Release:
             if staged and not done:
                 self._put_back(name, lock, before, tag, revision)
         if plan.invoker_changes and not opens:
-            # Closed only once the new revision serves: its checks ran while callers could still reach it.
+            # allUsers comes off once the new revision serves (the staged write already set the invoker check as
+            # doki.toml says, in either direction: what doki.toml asks of access stays if the release stops).
             self._progress(invoker_progress(plan))
             self._run.set_public(name, plan.binding)
         summary.traffic = self._shares(name)
@@ -494,6 +500,8 @@ class Release:
             # Cloud Run's own refusal (its front end's page), not the application's 401 or 403 on a checked path.
             if headers and _FRONT_END_REFUSAL.match(failed.last):
                 failed.hint = _refused_token_hint(config, failed.last[5:8], first=first)
+            elif first:
+                failed.hint = f"{FIRST_SERVES}: fix the revision (`doki logs` has its output), then release again"
             raise
 
     def _take_lock(self, service: LiveService, lock: Lock, name: str) -> None:
@@ -638,11 +646,15 @@ def _final(before: list[Target], revision: str, tag: str, latest: str | None) ->
 _FRONT_END_REFUSAL = re.compile(r"HTTP 40[13]: .*<h1>Error: (Forbidden|Unauthorized)</h1>", re.S)
 
 
+FIRST_SERVES = "the first revision serves already (there was nothing to fall back to)"
+
+
 def _refused_token_hint(config: ServiceConfig, status: str, *, first: bool) -> str:
     """What to fix when a private service refused the release's ID token: its audience (401), or the account's right
     to invoke the service (403). A first release has nothing to fall back to: its revision serves already."""
     after = (
-        "the first revision serves already (there was nothing to fall back to); once fixed, release again"
+        f"{FIRST_SERVES}; once fixed, the next commit's release checks again (this commit's finds it live and "
+        "changes nothing)"
         if first
         else "traffic was not moved"
     )

@@ -94,9 +94,8 @@ class IdentityTokens:
 
 
 def _impersonated_account() -> str | None:
-    """The service account Application Default Credentials act as through impersonation (workload identity
-    federation with an impersonation URL, `gcloud auth application-default login --impersonate-service-account`);
-    None for a user's own login or when there are no credentials."""
+    """The service account that workload identity federation credentials impersonate (their impersonation URL); None
+    for any other credentials, or none."""
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
@@ -104,11 +103,9 @@ def _impersonated_account() -> str | None:
         credentials, _ = google.auth.default()
     except DefaultCredentialsError:
         return None
-    from google.auth import external_account, impersonated_credentials
+    from google.auth import external_account
 
-    email: object = None
-    if isinstance(credentials, external_account.Credentials):
-        email = credentials.service_account_email  # from its impersonation URL; None without one
-    elif isinstance(credentials, impersonated_credentials.Credentials):
-        email = credentials.service_account_email
+    # An impersonated_service_account file is not one of these: fetch_id_token mints its tokens itself, through
+    # its source credentials (which may impersonate), so the account needs no token creator role on itself.
+    email = credentials.service_account_email if isinstance(credentials, external_account.Credentials) else None
     return email if isinstance(email, str) and email else None

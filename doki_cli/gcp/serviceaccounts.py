@@ -20,7 +20,7 @@ from doki_cli.gcp.retry import Retrier, no_library_retry
 # one, service agents) are Google's: they are not created, and doki does not look them up.
 # Service agents (service-NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com) share the domain but are Google's.
 _USER_MANAGED = re.compile(
-    r"(?P<id>[a-z][-a-z0-9]{4,28}[a-z0-9])@(?!gcp-sa-)(?P<project>[a-z][-a-z0-9]{4,28}[a-z0-9])"
+    r"(?P<id>[a-z][-a-z0-9]{4,28}[a-z0-9])@(?!gcp-sa-|serverless-robot-prod\.)(?P<project>[a-z][-a-z0-9]{4,28}[a-z0-9])"
     r"\.iam\.gserviceaccount\.com"
 )
 # What lets a deployer read the account: roles/iam.serviceAccountUser on it, which deploying as it needs anyway.

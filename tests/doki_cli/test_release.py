@@ -275,9 +275,14 @@ def test_a_private_service_whose_checks_could_not_get_an_id_token_is_refused_bef
 
     result = release("--secrets-from", ".env")
 
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 78, result.output
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "no_identity_token"
+    assert error["message"] == (
+        "doki-backend is private (allow_unauthenticated = false), and its release checks need an ID token that could "
+        "not be minted (no ID token for https://doki-backend.preflight.invalid: the emulator's stand-in credentials "
+        "are no service account's, and no account to mint one as is named); nothing was built or changed"
+    )
     assert "invoker_account" in error["hint"]
     assert not docker_client.images.list(name=f"{IMAGE}:{sha[:7]}")
     assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
@@ -304,8 +309,8 @@ def test_a_private_service_is_checked_with_an_id_token_of_the_invoker_account_an
         f"{invoker} may not invoke doki-backend: grant it roles/run.invoker (gcloud run services "
         f"add-iam-policy-binding doki-backend --member=serviceAccount:{invoker} --role=roles/run.invoker "
         "--region us-central1 --project doki-e2e, or the same role on the whole project, which works before the "
-        "service exists); the first revision serves already (there was nothing to fall back to); once fixed, "
-        "release again"
+        "service exists); the first revision serves already (there was nothing to fall back to); once fixed, the next "
+        "commit's release checks again (this commit's finds it live and changes nothing)"
     )
 
     services = ClientFactory(engine_emulator.grpc_address).run_services()

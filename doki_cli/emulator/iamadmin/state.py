@@ -24,8 +24,8 @@ from doki_cli.emulator.projects import project_number
 # [a-z]([-a-z0-9]*[a-z0-9])" (the proto's field comment, google/iam/admin/v1/iam.proto).
 _ACCOUNT_ID = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _COMPUTE_DEFAULT = re.compile(r"[0-9]+-compute@developer\.gserviceaccount\.com")
-# Accounts Google makes and manages: service agents (service-NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com, and the
-# older per-product domains) and Cloud Build's legacy account (https://cloud.google.com/iam/docs/service-agents).
+# Accounts Google makes and manages: service agents (service-NUMBER@gcp-sa-SERVICE.iam.gserviceaccount.com, Cloud
+# Run's older serverless-robot-prod one) and Cloud Build's legacy account (https://cloud.google.com/iam/docs/service-agents).
 _GOOGLE_MANAGED = re.compile(
     r"(service-[0-9]+@gcp-sa-[-a-z0-9]+\.iam\.gserviceaccount\.com"
     r"|[0-9]+@cloudbuild\.gserviceaccount\.com"

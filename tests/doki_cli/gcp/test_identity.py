@@ -79,34 +79,11 @@ def test_workload_identity_credentials_mint_as_the_account_they_impersonate(
 
 
 def test_a_users_own_login_impersonates_no_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # What `gcloud auth application-default login` writes.
+    # What `gcloud auth application-default login` writes. (An --impersonate-service-account login's file is minted
+    # for by fetch_id_token itself, through its source credentials.)
     _adc(
         tmp_path,
         monkeypatch,
         {"type": "authorized_user", "client_id": "id", "client_secret": "s", "refresh_token": "r"},
     )
     assert _impersonated_account() is None
-
-
-def test_impersonating_login_credentials_mint_as_the_account_they_impersonate(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # What `gcloud auth application-default login --impersonate-service-account` writes.
-    deployer = f"doki-deployer@{PROJECT}.iam.gserviceaccount.com"
-    _adc(
-        tmp_path,
-        monkeypatch,
-        {
-            "type": "impersonated_service_account",
-            "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/"
-            f"serviceAccounts/{deployer}:generateAccessToken",
-            "source_credentials": {
-                "type": "authorized_user",
-                "client_id": "id",
-                "client_secret": "s",
-                "refresh_token": "r",
-            },
-            "delegates": [],
-        },
-    )
-    assert _impersonated_account() == deployer
