@@ -122,6 +122,21 @@ def test_without_the_frontend_values_it_writes_placeholders_and_says_to_set_them
     assert config.env["SUPABASE_URL"] == "https://your-project-ref.supabase.co"  # the backend refuses "your-"
 
 
+def fill_env(root: Path) -> None:
+    """What the next step `doki init` prints asks: .env from .env.example, with a value for every secret."""
+    values = {
+        "SUPABASE_SECRET_KEY": "service-role-key-for-tests",
+        "GOOGLE_CLIENT_ID": "client-id.apps.googleusercontent.com",
+        "GOOGLE_CLIENT_SECRET": "google-client-secret-for-tests",
+        "SESSION_SECRET_KEY": "s" * 48,
+        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+    }
+    env = (root / ".env.example").read_text()
+    for name, value in values.items():
+        env = env.replace(f"# {name}=\n", f"{name}={value}\n")
+    (root / ".env").write_text(env)
+
+
 def checkout_without_doki_files(destination: Path) -> Path:
     """This repository as a project that has not met doki yet."""
     root = copy_checkout(destination)
@@ -376,17 +391,7 @@ def test_what_init_writes_deploys_as_is(
     scaffolded = runner.invoke(app, ["init", "--project", "doki-e2e", "--enable-apis", "--create-account", *FRONTEND])
     assert scaffolded.exit_code == 0, scaffolded.output
 
-    values = {
-        "SUPABASE_SECRET_KEY": "service-role-key-for-tests",
-        "GOOGLE_CLIENT_ID": "client-id.apps.googleusercontent.com",
-        "GOOGLE_CLIENT_SECRET": "google-client-secret-for-tests",
-        "SESSION_SECRET_KEY": "s" * 48,
-        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
-    }
-    env = (root / ".env.example").read_text()
-    for name, value in values.items():
-        env = env.replace(f"# {name}=\n", f"{name}={value}\n")
-    (root / ".env").write_text(env)
+    fill_env(root)
     pushed = runner.invoke(app, ["secrets", "push"])
     assert pushed.exit_code == 0, pushed.output
     assert pushed.stdout.count("created") == 5

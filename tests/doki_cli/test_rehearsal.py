@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator, EmulatorConfig
@@ -19,7 +18,7 @@ from doki_cli.engine import DockerEngine
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.serviceusage import REQUIRED_APIS
 from doki_cli.main import app
-from tests.doki_cli.test_init import FRONTEND, checkout_without_doki_files
+from tests.doki_cli.test_init import FRONTEND, checkout_without_doki_files, fill_env
 from tests.helpers import BASE_IMAGE, CliRunner, run
 
 pytestmark = pytest.mark.docker
@@ -55,17 +54,7 @@ def test_a_project_made_today_goes_from_init_to_a_public_release_with_every_swit
         assert f"enabled    {', '.join(REQUIRED_APIS)}\n" in init.stdout
         assert f"created    {ACCOUNT}\n" in init.stdout
 
-        values = {
-            "SUPABASE_SECRET_KEY": "service-role-key-for-tests",
-            "GOOGLE_CLIENT_ID": "client-id.apps.googleusercontent.com",
-            "GOOGLE_CLIENT_SECRET": "google-client-secret-for-tests",
-            "SESSION_SECRET_KEY": "s" * 48,
-            "ENCRYPTION_KEY": Fernet.generate_key().decode(),
-        }
-        env = (root / ".env.example").read_text()
-        for name, value in values.items():
-            env = env.replace(f"# {name}=\n", f"{name}={value}\n")
-        (root / ".env").write_text(env)
+        fill_env(root)
         git(root, "init", "-q")
         git(root, "add", "-A")
         git(root, "commit", "-qm", "doki init")
