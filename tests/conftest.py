@@ -2,13 +2,15 @@
 (so no `.env` or `.doki/` of theirs is read, and none is written into the repository).
 
 Tests that need Docker skip, saying why, where no engine (or stand-in base image) is reachable; with
-DOKI_REQUIRE_DOCKER=1, as CI sets, they fail instead, so CI can never pass them by skipping.
+DOKI_REQUIRE_DOCKER=1, as CI sets, they fail instead, so CI can never pass them by skipping. Tests that need gcloud
+do the same where it is not installed, failing under DOKI_REQUIRE_GCLOUD=1.
 
 No test may print or log a secret it uses: tests/leakcheck.py fails the one that does."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -42,10 +44,20 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("DOKI_REQUIRE_DOCKER") == "1":
-        pytest.fail(f"DOKI_REQUIRE_DOCKER=1 but {reason}")
+def _unavailable(reason: str, required_by: str = "DOKI_REQUIRE_DOCKER") -> None:
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{required_by}=1 but {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def gcloud_binary() -> str:
+    """The gcloud SDK's command (see tests/gcloud.py)."""
+    found = shutil.which("gcloud")
+    if found is None:
+        _unavailable("the gcloud SDK is not installed (no gcloud on PATH)", "DOKI_REQUIRE_GCLOUD")
+    assert found is not None
+    return found
 
 
 @pytest.fixture(scope="session")

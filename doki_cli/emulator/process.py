@@ -38,22 +38,42 @@ class Running:
     registry: str = ""  # host:port of its Docker registry ("" in records of emulators from before it had one)
 
     def env(self) -> dict[str, str]:
-        """What a shell needs so doki, the Google clients and gcloud talk to this emulator (ENV_NAMES)."""
+        """What a shell needs so doki, the Google clients and gcloud talk to this emulator (ENV_NAMES).
+
+        gcloud's `run` commands send each call to the region's host, REGION-<the run endpoint's host>
+        (DeriveRegionalEndpoint in lib/googlecloudsdk/command_lib/run/connection_context.py), a name no resolver
+        knows; so gcloud goes through the emulator as its HTTP proxy, which then sees every URL whole and reads the
+        region from it. Every other API gcloud is pointed at is the same REST port."""
+        host, _, port = self.rest.removeprefix("http://").rpartition(":")
         return {
             "DOKI_EMULATOR": self.grpc,
             "STORAGE_EMULATOR_HOST": self.rest,
             "DOKI_EMULATOR_REGISTRY": self.registry,
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": self.rest + "/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN": f"http://{RUN_HOST}:{port}/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING": self.rest + "/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE": self.rest + "/",
+            "CLOUDSDK_PROXY_TYPE": "http",
+            "CLOUDSDK_PROXY_ADDRESS": host,
+            "CLOUDSDK_PROXY_PORT": port,
             "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
         }
 
 
+# The host gcloud is told Cloud Run is at; it adds the region in front (us-central1-run.doki-emulator).
+RUN_HOST = "run.doki-emulator"
 # The variables Running.env sets, in its order: what leaving emulator mode unsets.
 ENV_NAMES = (
     "DOKI_EMULATOR",
     "STORAGE_EMULATOR_HOST",
     "DOKI_EMULATOR_REGISTRY",
     "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER",
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN",
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING",
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE",
+    "CLOUDSDK_PROXY_TYPE",
+    "CLOUDSDK_PROXY_ADDRESS",
+    "CLOUDSDK_PROXY_PORT",
     "CLOUDSDK_AUTH_DISABLE_CREDENTIALS",
 )
 

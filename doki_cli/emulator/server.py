@@ -20,7 +20,7 @@ import grpc
 
 from doki_cli.emulator import control
 from doki_cli.emulator.artifactregistry import grpc_api as artifactregistry_grpc
-from doki_cli.emulator.artifactregistry.state import Registry
+from doki_cli.emulator.artifactregistry.state import ImageRef, Registry
 from doki_cli.emulator.cloudbuild import grpc_api as cloudbuild_grpc
 from doki_cli.emulator.cloudbuild.state import CloudBuild
 from doki_cli.emulator.cloudlogging import grpc_api as logging_grpc
@@ -39,6 +39,7 @@ from doki_cli.emulator.registry.http_api import RegistryServer
 from doki_cli.emulator.registry.state import DockerRegistry
 from doki_cli.emulator.rest import RestServer, Router
 from doki_cli.emulator.run import grpc_api as run_grpc
+from doki_cli.emulator.run import rest_api as run_rest
 from doki_cli.emulator.run.state import CloudRun
 from doki_cli.emulator.secretmanager import grpc_api as secretmanager_grpc
 from doki_cli.emulator.secretmanager import rest_api as secretmanager_rest
@@ -122,6 +123,7 @@ class Emulator:
             org=self.org_policy,
             accounts=self.accounts,
             id_tokens=self.id_tokens,
+            by_digest=self._in_registry,
         )
         self.builds = CloudBuild(
             persist=self._saver("cloudbuild", lambda: self.builds),
@@ -167,6 +169,11 @@ class Emulator:
     def registry_address(self) -> str:
         """Where the engine pushes: images are tagged REGISTRY_ADDRESS/LOCATION-docker.pkg.dev/PROJECT/REPO/IMAGE."""
         return f"{self.config.host}:{self.registry_port}"
+
+    def _in_registry(self, image: str) -> str:
+        """An Artifact Registry image as this emulator's registry serves it (the engine pulls it from there); other
+        images as they are."""
+        return f"{self.registry_address}/{image}" if ImageRef.parse(image) is not None else image
 
     def _push_to_registry(self, image: str) -> str:
         """Cloud Build's push: the built local image into this emulator's registry, under its real name."""
@@ -223,6 +230,7 @@ class Emulator:
         router = Router(self.faults)
         secretmanager_rest.add_routes(router, self.secrets)
         storage_rest.add_routes(router, self.buckets)
+        run_rest.add_routes(router, self.run)
         control.add_routes(router, self)
         # Serving from the moment it is bound: stop() waits for serve_forever on every server it finds.
         self._registry = RegistryServer(self.config.host, self.config.registry_port, self.docker_registry)

@@ -238,16 +238,20 @@ class Registry:
 
     def has_image(self, image_uri: str) -> bool:
         """Whether `image_uri` (by tag, `latest` when it names none, or by digest) was pushed to its repository."""
+        return self.digest_uri(image_uri) is not None
+
+    def digest_uri(self, image_uri: str) -> str | None:
+        """`image_uri` by digest (`REGISTRY/PROJECT/REPO/IMAGE@sha256:…`) when it was pushed here, else None."""
         ref = ImageRef.parse(image_uri)
         if ref is None:
-            return False
+            return None
         digest = image_uri.rpartition("@")[2] if "@" in image_uri else None
         with self._lock:
             for key, image in self._images.get(ref.repository_name, {}).items():
                 name, _, image_digest = key.rpartition("@")
                 if name == ref.image and (image_digest == digest if digest else (ref.tag or "latest") in image.tags):
-                    return True
-        return False
+                    return f"{ref.registry_path}@{image_digest}"
+        return None
 
     def get_docker_image(self, name: str) -> ar.DockerImage:
         match = DOCKER_IMAGE_NAME.fullmatch(name)

@@ -104,6 +104,10 @@ class _Service:
     revision_count: int = 0  # revisions ever made: the number in the next revision's name
     proxy_port: int = 0
     tag_ports: dict[str, int] = field(default_factory=dict)
+    # Template labels only v1 can carry: Kubernetes' prefixed keys, such as the nonce gcloud sets on each deploy
+    # (client.knative.dev/nonce), which Google Cloud's label rules of v2 refuse. They are part of the template: a new
+    # set makes a new revision, which carries them.
+    knative_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,6 +115,10 @@ class _Revision:
     message: run_v2.Revision
     sequence: int  # creation order across the emulator, newest listed first
     port: int = 0  # the loopback port its ingress container listens on (its PORT)
+    # Each container's image by digest as deployed ("" for an image outside Artifact Registry): Cloud Run runs the
+    # digest a tag named when the revision was made, and v1 reports it (status.imageDigest).
+    digests: list[str] = field(default_factory=list)
+    knative_labels: dict[str, str] = field(default_factory=dict)  # see _Service.knative_labels
 
 
 @dataclass
@@ -262,9 +270,11 @@ class CloudRun:
         org: OrgPolicy | None = None,
         accounts: ServiceAccounts | None = None,
         id_tokens: IdTokens | None = None,
+        by_digest: Callable[[str], str] | None = None,
     ) -> None:
         """`startup_timeout`: how long a revision without a startup probe may take to listen on its PORT; with
-        `accounts`, a template may name only an account that exists."""
+        `accounts`, a template may name only an account that exists; `by_digest(image)`: where the engine finds an
+        Artifact Registry image named by digest (the emulator's registry: a digest is no local tag)."""
         self._persist = persist
         self._secrets = secrets
         self._images = images
@@ -285,6 +295,7 @@ class CloudRun:
         self._id_tokens = id_tokens  # which bearer tokens are ID tokens (none: every private URL refuses its callers)
         self.policies = Policies(on_change=persist, org=org, accounts=accounts)
         self._inside: dict[str, bool] = {}  # project -> its URLs' callers come from its VPC networks
+        self._by_digest = by_digest or (lambda image: image)
 
     @property
     def state_id(self) -> str:
@@ -342,11 +353,17 @@ class CloudRun:
     # -- services -----------------------------------------------------------------------------------------------
 
     def create_service(
-        self, parent: str, service_id: str, service: run_v2.Service, validate_only: bool = False
+        self,
+        parent: str,
+        service_id: str,
+        service: run_v2.Service,
+        validate_only: bool = False,
+        knative_labels: dict[str, str] | None = None,
     ) -> operations_pb2.Operation:
-        """CreateService: the service and its first revision now; the operation brings the revision up."""
+        """CreateService: the service and its first revision now; the operation brings the revision up.
+        `knative_labels`: a v1 write's template labels v2 cannot hold (see _Service.knative_labels)."""
         location = validation.parse_parent(parent)
-        return self._create(location, service_id, service, validate_only, "CreateServiceRequest")
+        return self._create(location, service_id, service, validate_only, "CreateServiceRequest", knative_labels)
 
     def _create(
         self,
@@ -355,6 +372,7 @@ class CloudRun:
         service: run_v2.Service,
         validate_only: bool,
         request: str,
+        knative_labels: dict[str, str] | None = None,
     ) -> operations_pb2.Operation:
         validation.check_service_id(service_id, request)
         validation.check_service(service, request, service_id, creating=True)
@@ -382,7 +400,7 @@ class CloudRun:
             message.last_modifier = CALLER
             message.etag = _etag()
             self._fill_defaults(message, location)
-            record = _Service(message)
+            record = _Service(message, knative_labels=dict(knative_labels or {}))
             if validate_only:
                 preview = _copy(message)
                 return self._operations.start(self._operation_name(location), preview, lambda _: preview)
@@ -436,8 +454,10 @@ class CloudRun:
         update_mask: Iterable[str] = (),
         validate_only: bool = False,
         allow_missing: bool = False,
+        knative_labels: dict[str, str] | None = None,
     ) -> operations_pb2.Operation:
-        """UpdateService: a new revision when the template changed; `allow_missing` creates a missing service."""
+        """UpdateService: a new revision when the template changed; `allow_missing` creates a missing service.
+        `knative_labels`: a v1 write's template labels v2 cannot hold (None: a v2 write, which knows none)."""
         location, service_id = validation.parse_service_name(service.name)
         name = service.name
         fields = _update_fields(update_mask)
@@ -446,7 +466,7 @@ class CloudRun:
         if record is None:
             if not allow_missing:
                 raise _not_found("SERVICE", service_id, location)
-            return self._create(location, service_id, service, validate_only, "UpdateServiceRequest")
+            return self._create(location, service_id, service, validate_only, "UpdateServiceRequest", knative_labels)
         with self._lock:
             if service.etag and service.etag != record.message.etag:
                 # ABORTED on a stale etag (AIP-154, and the proto's comment on Service.etag: "May be used to detect
@@ -463,7 +483,9 @@ class CloudRun:
                 raise _not_found("SERVICE", service_id, location)
             self._fill_defaults(merged, location)
             current = record.message
-            template_changed = not validation.same_template(merged.template, current.template)
+            template_changed = not validation.same_template(merged.template, current.template) or (
+                knative_labels is not None and knative_labels != record.knative_labels
+            )
             new_revision = merged.template.revision if template_changed else ""
             if new_revision and f"{name}/revisions/{new_revision}" in self._revisions:
                 # A revision's spec never changes under its name (Knative's VerifyNameChange in knative/serving
@@ -475,7 +497,7 @@ class CloudRun:
                 named = validation.target_type(target) == validation.REVISION and revision != new_revision
                 if named and f"{name}/revisions/{revision}" not in self._revisions:
                     raise validation.no_such_revision(revision)
-            changed = _spec_bytes(merged) != _spec_bytes(current)
+            changed = template_changed or _spec_bytes(merged) != _spec_bytes(current)
             if validate_only:
                 preview = _copy(merged)
                 return self._operations.start(self._operation_name(location), preview, lambda _: preview)
@@ -488,6 +510,8 @@ class CloudRun:
                 current.last_modifier = CALLER
                 current.etag = _etag()
                 if template_changed:
+                    # A v2 write's new revision is not the one a v1 client's nonce named.
+                    record.knative_labels = dict(knative_labels or {})
                     self._new_revision(record, location)
                 self._mark_reconciling(record)
             snapshot = _copy(current)
@@ -533,6 +557,24 @@ class CloudRun:
     def get_revision(self, name: str) -> run_v2.Revision:
         with self._lock:
             return _copy(self._revision(name).message)
+
+    def revision_digests(self, name: str) -> list[str]:
+        """Each container's image by digest as the revision deployed it ("" where not known)."""
+        with self._lock:
+            return list(self._revision(name).digests)
+
+    def knative_labels(self, name: str) -> dict[str, str]:
+        """The template labels only v1 shows of service or revision `name` (see _Service.knative_labels)."""
+        with self._lock:
+            record = self._services.get(name) or self._revisions.get(name)
+            if record is None:
+                (self._revision if "/revisions/" in name else self._service)(name)  # NOT_FOUND in Cloud Run's words
+            return dict(record.knative_labels) if record is not None else {}
+
+    def projects(self) -> list[str]:
+        """The projects that have services."""
+        with self._lock:
+            return sorted({validation.parse_service_name(name)[0].project for name in self._services})
 
     def list_revisions(
         self, parent: str, page_size: int = 0, page_token: str = ""
@@ -730,7 +772,7 @@ class CloudRun:
             etag=_etag(),
         )
         self._sequence += 1
-        self._revisions[name] = _Revision(revision, self._sequence)
+        self._revisions[name] = _Revision(revision, self._sequence, knative_labels=dict(record.knative_labels))
         service.latest_created_revision = name
 
     @staticmethod
@@ -1032,7 +1074,7 @@ class CloudRun:
                 containers.append(
                     ContainerSpec(
                         name=f"{CONTAINER_PREFIX}{revision_id}{suffix}",
-                        image=container.image,
+                        image=self._by_digest(container.image) if "@" in container.image else container.image,
                         command=list(container.command),
                         args=list(container.args),
                         environment=env,
@@ -1058,13 +1100,19 @@ class CloudRun:
         """An image in Artifact Registry must have been pushed there: Cloud Run pulls it, and a revision of one that
         is not fails in Google's words, "Image '…' not found." (google-github-actions/deploy-cloudrun#465). The local
         engine holding an image under that name does not count. Images elsewhere (Docker Hub, the stand-in base
-        image) come from the engine."""
+        image) come from the engine. The digests found are the revision's from then on."""
         with self._lock:
             record = self._revisions.get(revision_name)
             images = [c.image for c in record.message.containers] if record is not None else []
+        digests = []
         for image in images:
-            if ImageRef.parse(image) is not None and not self._images.has_image(image):
+            digest = self._images.digest_uri(image)
+            if ImageRef.parse(image) is not None and digest is None:
                 raise RevisionFailure(f"Image '{image}' not found.", reason=CommonReason.CONTAINER_MISSING)
+            digests.append(digest or "")
+        with self._lock:
+            if record is not None:
+                record.digests = digests
 
     def _environments(self, revision_name: str) -> list[dict[str, str]]:
         """Each container's environment, secrets resolved; RevisionFailure in Cloud Run's words if one cannot be."""
@@ -1125,11 +1173,18 @@ class CloudRun:
                         "revision_count": record.revision_count,
                         "proxy_port": record.proxy_port,
                         "tag_ports": dict(record.tag_ports),
+                        "knative_labels": dict(record.knative_labels),
                     }
                     for record in self._services.values()
                 ],
                 "revisions": [
-                    {"revision": protojson.to_dict(record.message), "sequence": record.sequence, "port": record.port}
+                    {
+                        "revision": protojson.to_dict(record.message),
+                        "sequence": record.sequence,
+                        "port": record.port,
+                        "digests": record.digests,
+                        "knative_labels": record.knative_labels,
+                    }
                     for record in self._revisions.values()
                 ],
                 "policies": self.policies.snapshot(),
@@ -1145,10 +1200,20 @@ class CloudRun:
             for item in data.get("services", []):
                 message = protojson.from_dict(run_v2.Service, item["service"])
                 self._services[message.name] = _Service(
-                    message, int(item["revision_count"]), int(item["proxy_port"]), dict(item["tag_ports"])
+                    message,
+                    int(item["revision_count"]),
+                    int(item["proxy_port"]),
+                    dict(item["tag_ports"]),
+                    dict(item.get("knative_labels", {})),
                 )
             self._revisions = {}
             for item in data.get("revisions", []):
                 revision = protojson.from_dict(run_v2.Revision, item["revision"])
-                self._revisions[revision.name] = _Revision(revision, int(item["sequence"]), int(item["port"]))
+                self._revisions[revision.name] = _Revision(
+                    revision,
+                    int(item["sequence"]),
+                    int(item["port"]),
+                    list(item.get("digests", [])),
+                    dict(item.get("knative_labels", {})),
+                )
         self.policies.restore(data.get("policies", {}))

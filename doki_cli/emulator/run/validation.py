@@ -323,7 +323,8 @@ def _check_labels(service: run_v2.Service, template: run_v2.RevisionTemplate) ->
                 )
 
 
-def _is_annotation_key(key: str) -> bool:
+def is_annotation_key(key: str) -> bool:
+    """A Kubernetes qualified name: an optional DNS subdomain prefix and '/', then a name."""
     prefix, slash, name = key.rpartition("/")
     if slash and not (0 < len(prefix) <= 253 and _DNS_SUBDOMAIN.fullmatch(prefix)):
         return False
@@ -335,7 +336,7 @@ def _check_annotations(service: run_v2.Service, template: run_v2.RevisionTemplat
     Kubernetes'."""
     for where, held in ((shape, service.annotations), (f"{shape}.template", template.annotations)):
         for key in sorted(held):
-            if not _is_annotation_key(key):
+            if not is_annotation_key(key):
                 raise invalid_argument(
                     f"{where}.annotations[{key}]: name part must consist of alphanumeric characters, '-', '_' or '.', "
                     "and must start and end with an alphanumeric character, at most 63 characters, after an "

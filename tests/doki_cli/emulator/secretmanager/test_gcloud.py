@@ -1,11 +1,9 @@
-"""`gcloud secrets` against the emulator, unchanged but for its documented endpoint override, sharing state with
-the Python client both ways."""
+"""`gcloud secrets` against the emulator, configured as `doki emulator env` configures it, sharing state with the
+Python client both ways."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +11,18 @@ import pytest
 
 from doki_cli.emulator.server import Emulator
 from tests.doki_cli.emulator.secretmanager.support import PROJECT, make_secret
-from tests.helpers import run
+from tests.gcloud import Gcloud
 
-GCLOUD = shutil.which("gcloud")
-
-pytestmark = [
-    pytest.mark.gcloud,
-    pytest.mark.skipif(GCLOUD is None, reason="the gcloud SDK is not installed (no gcloud on PATH)"),
-]
+pytestmark = pytest.mark.gcloud
 
 
 @pytest.fixture
-def gcloud(emulator: Emulator, tmp_path: Path) -> Any:
-    """Run gcloud against the emulator's REST port: `gcloud(*args, stdin=b"")` -> stdout bytes."""
-    env = {
-        **os.environ,
-        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud-config"),
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": emulator.rest_url + "/",
-        "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
-        "CLOUDSDK_CORE_PROJECT": "p",
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-    }
+def gcloud(gcloud_binary: str, emulator: Emulator, tmp_path: Path) -> Any:
+    """Run gcloud against the emulator: `gcloud(*args, stdin=b"")` -> stdout bytes."""
+    runner = Gcloud(gcloud_binary, emulator, tmp_path / "gcloud-config", "p")
 
     def call(*args: str, stdin: bytes = b"") -> bytes:
-        assert GCLOUD is not None
-        done = run([GCLOUD, *args], input=stdin, env=env, capture_output=True, timeout=120, check=False)
-        assert done.returncode == 0, done.stderr.decode()
-        return done.stdout
+        return runner(*args, stdin=stdin).stdout.encode()
 
     return call
 

@@ -1,0 +1,394 @@
+"""Cloud Run Admin API v1 over REST (Knative serving's resources), over the same state as v2.
+
+What gcloud speaks: `gcloud run deploy`, `services describe|list|update|delete|update-traffic`, `revisions
+list|describe` call the v1 API on the region's endpoint (gcloud puts the region before the API host,
+DeriveRegionalEndpoint in lib/googlecloudsdk/command_lib/run/connection_context.py: https://REGION-run.googleapis.com),
+and the IAM methods on projects/P/locations/L/services/S. The region of a namespaces call is in the host the request
+was sent to, so the router reads it from the Host header (through gcloud's proxy setting, the request line carries
+the absolute URL and the Host header keeps the name). The global endpoint serves lists across regions.
+
+Writes answer the object at once, not an operation: v1 is Knative's API, where a client polls the object until its
+Ready condition is True for its latest generation (status.observedGeneration), as gcloud does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from google.iam.v1 import iam_policy_pb2
+from google.longrunning import operations_pb2
+
+from doki_cli.emulator import protojson
+from doki_cli.emulator.errors import invalid_argument, not_found
+from doki_cli.emulator.projects import project_number
+from doki_cli.emulator.rest import Request, Response, Router
+from doki_cli.emulator.run import knative
+from doki_cli.emulator.run.state import CloudRun
+
+SERVICES_V2 = "google.cloud.run.v2.Services"
+REVISIONS_V2 = "google.cloud.run.v2.Revisions"
+_NAMESPACE = r"/apis/serving\.knative\.dev/v1/namespaces/(?P<project>[^/]+)"
+_IAM = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/services/(?P<service>[^/:]+)"
+# A region as Google names them (us-central1, europe-west1, northamerica-northeast1), before the API host.
+_REGIONAL_HOST = re.compile(r"(?P<region>[a-z]+-[a-z]+[0-9]+)-")
+# The v2 Service fields a v1 object carries: a replace sets all of them (absent ones are cleared).
+V1_FIELDS = (
+    "description",
+    "labels",
+    "annotations",
+    "client",
+    "client_version",
+    "ingress",
+    "launch_stage",
+    "binary_authorization",
+    "template",
+    "traffic",
+    "scaling",
+    "invoker_iam_disabled",
+    "default_uri_disabled",
+    "custom_audiences",
+    "iap_enabled",
+)
+
+
+def region_of(request: Request) -> str | None:
+    """The region a request was sent to, from its host; None on the global endpoint."""
+    match = _REGIONAL_HOST.match(request.headers.get("host", ""))
+    return match["region"] if match else None
+
+
+class KnativeApi:
+    """The v1 routes' handlers; `run`: the shared Cloud Run state."""
+
+    def __init__(self, run: CloudRun) -> None:
+        self._run = run
+
+    # -- names ----------------------------------------------------------------------------------------------------
+
+    def project(self, namespace: str) -> str:
+        """The project a namespace names: its id, or its number (Cloud Run answers with the number, and gcloud uses
+        what it read back, e.g. to find a service's revisions)."""
+        if namespace.isdigit():
+            for project in self._run.projects():
+                if str(project_number(project)) == namespace:
+                    return project
+        return namespace
+
+    def _regional(self, request: Request) -> str:
+        region = region_of(request)
+        if region is None:
+            # Only lists are served by the global endpoint (https://cloud.google.com/run/docs/reference/rest:
+            # "the global endpoint only supports list methods"); the wording is the emulator's.
+            raise invalid_argument(
+                "This method is served by the regional endpoint only: send it to https://REGION-run.googleapis.com."
+            )
+        return region
+
+    def _service_name(self, request: Request, name: str | None = None) -> str:
+        project = self.project(request.params["project"])
+        return f"projects/{project}/locations/{self._regional(request)}/services/{name or request.params['name']}"
+
+    @staticmethod
+    def _namespace(name: str) -> str:
+        return str(project_number(name.split("/")[1]))
+
+    # -- services -------------------------------------------------------------------------------------------------
+
+    def render_service(self, name: str) -> dict[str, Any]:
+        return knative.service_to_v1(self._run.get_service(name), self._namespace(name), self._run.knative_labels(name))
+
+    def create_service(self, request: Request) -> Response:
+        body = request.json()
+        service_id = (body.get("metadata") or {}).get("name", "")
+        if not service_id:
+            raise invalid_argument("metadata.name: required field not present.")
+        name = self._service_name(request, service_id)
+        self._check_namespace(body, request)
+        service, labels = knative.service_from_v1(body, name)
+        parent = name.rsplit("/services/", 1)[0]
+        dry_run = request.arg("dryRun") == "all"
+        operation = self._run.create_service(parent, service_id, service, validate_only=dry_run, knative_labels=labels)
+        if dry_run:
+            return Response.json(knative.service_to_v1(_preview(operation), self._namespace(name), labels))
+        return Response.json(self.render_service(name))
+
+    def replace_service(self, request: Request) -> Response:
+        body = request.json()
+        name = self._service_name(request)
+        metadata = body.get("metadata") or {}
+        if metadata.get("name", request.params["name"]) != request.params["name"]:
+            raise invalid_argument(
+                f"metadata.name: '{metadata['name']}' does not match the name in the URL, '{request.params['name']}'."
+            )
+        self._check_namespace(body, request)
+        service, labels = knative.service_from_v1(body, name)
+        # metadata.resourceVersion is v1's concurrency check: the etag it was read with.
+        service.etag = metadata.get("resourceVersion", "")
+        dry_run = request.arg("dryRun") == "all"
+        operation = self._run.update_service(
+            service, update_mask=V1_FIELDS, validate_only=dry_run, knative_labels=labels
+        )
+        if dry_run:
+            return Response.json(knative.service_to_v1(_preview(operation), self._namespace(name), labels))
+        return Response.json(self.render_service(name))
+
+    def _check_namespace(self, body: dict[str, Any], request: Request) -> None:
+        namespace = (body.get("metadata") or {}).get("namespace")
+        if namespace and self.project(namespace) != self.project(request.params["project"]):
+            raise invalid_argument(
+                f"metadata.namespace: '{namespace}' does not match the namespace in the URL, "
+                f"'{request.params['project']}'."
+            )
+
+    def get_service(self, request: Request) -> Response:
+        return Response.json(self.render_service(self._service_name(request)))
+
+    def list_services(self, request: Request) -> Response:
+        project = self.project(request.params["project"])
+        location = region_of(request) or "-"
+        services = []
+        token = ""
+        while True:
+            page, token = self._run.list_services(f"projects/{project}/locations/{location}", 0, token)
+            services += page
+            if not token:
+                break
+        selector = _selector(request.arg("labelSelector") or "")
+        items = [knative.service_to_v1(s, self._namespace(s.name), self._run.knative_labels(s.name)) for s in services]
+        items = [item for item in items if selector(item["metadata"]["labels"])]
+        return Response.json({"apiVersion": knative.API_VERSION, "kind": "ServiceList", "metadata": {}, "items": items})
+
+    def delete_service(self, request: Request) -> Response:
+        name = self._service_name(request)
+        uid = self._run.get_service(name).uid
+        self._run.delete_service(name, validate_only=request.arg("dryRun") == "all")
+        # Knative answers a deletion with a Status (the v1 API's namespaces.services.delete response).
+        return Response.json(
+            {
+                "apiVersion": "v1",
+                "kind": "Status",
+                "status": "Success",
+                "details": {
+                    "name": request.params["name"],
+                    "group": "serving.knative.dev",
+                    "kind": "services",
+                    "uid": uid,
+                },
+            }
+        )
+
+    # -- revisions ------------------------------------------------------------------------------------------------
+
+    def _render_revision(self, revision: Any) -> dict[str, Any]:
+        service_name = revision.name.rsplit("/revisions/", 1)[0]
+        service = self._run.get_service(service_name)
+        serving = {s.revision for s in service.traffic_statuses if s.percent > 0}
+        return knative.revision_to_v1(
+            revision,
+            self._namespace(revision.name),
+            service_uid=service.uid,
+            serving=revision.name.rsplit("/", 1)[-1] in serving,
+            digests=self._run.revision_digests(revision.name),
+            knative_labels=self._run.knative_labels(revision.name),
+        )
+
+    def _revision_name(self, request: Request) -> str:
+        """The full name of the revision a request names: its service is the part of its name before the
+        generated suffix, found among the location's services."""
+        project = self.project(request.params["project"])
+        region = self._regional(request)
+        revision_id = request.params["name"]
+        for revision in self._all_revisions(project, region):
+            if revision.name.rsplit("/", 1)[-1] == revision_id:
+                return str(revision.name)
+        # Cloud Run's words for a missing resource (see state._not_found).
+        raise not_found(f"Revision named '{revision_id}' not found.")
+
+    def _all_revisions(self, project: str, location: str) -> list[Any]:
+        revisions: list[Any] = []
+        locations = [location] if location != "-" else sorted({s.name.split("/")[3] for s in self._services(project)})
+        for region in locations:
+            token = ""
+            while True:
+                page, token = self._run.list_revisions(f"projects/{project}/locations/{region}/services/-", 0, token)
+                revisions += page
+                if not token:
+                    break
+        return revisions
+
+    def _services(self, project: str) -> list[Any]:
+        services, token = self._run.list_services(f"projects/{project}/locations/-", 0, "")
+        while token:
+            more, token = self._run.list_services(f"projects/{project}/locations/-", 0, token)
+            services += more
+        return services
+
+    def get_revision(self, request: Request) -> Response:
+        return Response.json(self._render_revision(self._run.get_revision(self._revision_name(request))))
+
+    def list_revisions(self, request: Request) -> Response:
+        project = self.project(request.params["project"])
+        selector = _selector(request.arg("labelSelector") or "")
+        items = [self._render_revision(r) for r in self._all_revisions(project, region_of(request) or "-")]
+        items = [item for item in items if selector(item["metadata"]["labels"])]
+        return Response.json(
+            {"apiVersion": knative.API_VERSION, "kind": "RevisionList", "metadata": {}, "items": items}
+        )
+
+    def delete_revision(self, request: Request) -> Response:
+        name = self._revision_name(request)
+        self._run.delete_revision(name, validate_only=request.arg("dryRun") == "all")
+        return Response.json(
+            {
+                "apiVersion": "v1",
+                "kind": "Status",
+                "status": "Success",
+                "details": {"name": request.params["name"], "group": "serving.knative.dev", "kind": "revisions"},
+            }
+        )
+
+    # -- IAM and locations ----------------------------------------------------------------------------------------
+
+    def _iam_resource(self, request: Request) -> str:
+        params = request.params
+        name = f"projects/{params['project']}/locations/{params['location']}/services/{params['service']}"
+        self._run.check_service_exists(name)
+        return name
+
+    def get_iam_policy(self, request: Request) -> Response:
+        return Response.json(protojson.to_dict(self._run.policies.get_policy(self._iam_resource(request))))
+
+    def set_iam_policy(self, request: Request) -> Response:
+        resource = self._iam_resource(request)
+        try:
+            parsed = protojson.from_dict(iam_policy_pb2.SetIamPolicyRequest, request.json())
+        except ValueError as exc:
+            raise invalid_argument(f"Invalid JSON payload received. {exc}") from None
+        return Response.json(protojson.to_dict(self._run.policies.set_policy(resource, parsed.policy)))
+
+    def test_iam_permissions(self, request: Request) -> Response:
+        # No existence check: `gcloud run deploy` asks before it creates a service (CanSetIamPolicyBinding in
+        # lib/googlecloudsdk/command_lib/run/serverless_operations.py, called by every first deploy), which Google
+        # answers; permissions are held on the project as much as on the service.
+        asked = request.json().get("permissions") or []
+        # The emulator has no caller identity: every permission asked about is granted, as over gRPC.
+        return Response.json({"permissions": list(asked)} if asked else {})
+
+    def list_locations(self, request: Request) -> Response:
+        project = request.params["project"]
+        return Response.json(
+            {
+                "locations": [
+                    {"name": f"projects/{project}/locations/{region}", "locationId": region} for region in REGIONS
+                ]
+            }
+        )
+
+
+# Cloud Run's regions (https://cloud.google.com/run/docs/locations), as its locations list answers them.
+REGIONS = (
+    "africa-south1",
+    "asia-east1",
+    "asia-east2",
+    "asia-northeast1",
+    "asia-northeast2",
+    "asia-northeast3",
+    "asia-south1",
+    "asia-south2",
+    "asia-southeast1",
+    "asia-southeast2",
+    "australia-southeast1",
+    "australia-southeast2",
+    "europe-central2",
+    "europe-north1",
+    "europe-southwest1",
+    "europe-west1",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west6",
+    "europe-west8",
+    "europe-west9",
+    "europe-west10",
+    "europe-west12",
+    "me-central1",
+    "me-central2",
+    "me-west1",
+    "northamerica-northeast1",
+    "northamerica-northeast2",
+    "southamerica-east1",
+    "southamerica-west1",
+    "us-central1",
+    "us-east1",
+    "us-east4",
+    "us-east5",
+    "us-south1",
+    "us-west1",
+    "us-west2",
+    "us-west3",
+    "us-west4",
+)
+
+
+def _preview(operation: operations_pb2.Operation) -> Any:
+    """The service a validate-only write would make: the operation's metadata."""
+    from google.cloud import run_v2
+
+    service = run_v2.Service.pb()()
+    operation.metadata.Unpack(service)
+    return run_v2.Service.wrap(service)
+
+
+def _selector(text: str) -> Any:
+    """A Kubernetes label selector's equality requirements ("a=b, c==d, e!=f", a bare key for existence), as a
+    predicate on labels; set-based requirements are refused (the emulator's wording)."""
+    requirements: list[tuple[str, str, str]] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = re.fullmatch(r"(?P<key>[^=!\s]+)\s*(?P<op>==|!=|=)\s*(?P<value>[^=!\s]*)", part)
+        if match:
+            requirements.append((match["key"], match["op"], match["value"]))
+        elif re.fullmatch(r"!?[^=!\s()]+", part):
+            requirements.append((part.lstrip("!"), "!" if part.startswith("!") else "exists", ""))
+        else:
+            raise invalid_argument(f"labelSelector: unsupported requirement '{part}'.")
+
+    def matches(labels: dict[str, str]) -> bool:
+        for key, op, value in requirements:
+            if op in ("=", "==") and labels.get(key) != value:
+                return False
+            if op == "!=" and labels.get(key) == value:
+                return False
+            if op == "exists" and key not in labels:
+                return False
+            if op == "!" and key in labels:
+                return False
+        return True
+
+    return matches
+
+
+def add_routes(router: Router, run: CloudRun) -> None:
+    """Every v1 route, each counted and faulted as the v2 method it stands for."""
+    api = KnativeApi(run)
+    router.add("GET", _NAMESPACE + r"/services", api.list_services, rpc=f"{SERVICES_V2}/ListServices")
+    router.add("POST", _NAMESPACE + r"/services", api.create_service, rpc=f"{SERVICES_V2}/CreateService")
+    router.add("GET", _NAMESPACE + r"/services/(?P<name>[^/]+)", api.get_service, rpc=f"{SERVICES_V2}/GetService")
+    router.add(
+        "PUT", _NAMESPACE + r"/services/(?P<name>[^/]+)", api.replace_service, rpc=f"{SERVICES_V2}/UpdateService"
+    )
+    router.add(
+        "DELETE", _NAMESPACE + r"/services/(?P<name>[^/]+)", api.delete_service, rpc=f"{SERVICES_V2}/DeleteService"
+    )
+    router.add("GET", _NAMESPACE + r"/revisions", api.list_revisions, rpc=f"{REVISIONS_V2}/ListRevisions")
+    router.add("GET", _NAMESPACE + r"/revisions/(?P<name>[^/]+)", api.get_revision, rpc=f"{REVISIONS_V2}/GetRevision")
+    router.add(
+        "DELETE",
+        _NAMESPACE + r"/revisions/(?P<name>[^/]+)",
+        api.delete_revision,
+        rpc=f"{REVISIONS_V2}/DeleteRevision",
+    )
+    router.add("GET", _IAM + r":getIamPolicy", api.get_iam_policy, rpc=f"{SERVICES_V2}/GetIamPolicy")
+    router.add("POST", _IAM + r":setIamPolicy", api.set_iam_policy, rpc=f"{SERVICES_V2}/SetIamPolicy")
+    router.add("POST", _IAM + r":testIamPermissions", api.test_iam_permissions, rpc=f"{SERVICES_V2}/TestIamPermissions")
+    router.add("GET", r"/v1/projects/(?P<project>[^/]+)/locations", api.list_locations)
