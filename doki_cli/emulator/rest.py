@@ -137,6 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
+    def do_CONNECT(self) -> None:
+        # gcloud uses the emulator as its HTTP proxy (`doki emulator env`): a tunnel asked for is an HTTPS call to a
+        # Google API it was not pointed at. Refused, so nothing reaches Google, in words the user sees
+        # ("Tunnel connection failed: 403 …").
+        self.send_error(
+            403, f"the doki emulator does not serve {self.path}; only the APIs doki emulator env points gcloud at"
+        )
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("rest: " + format, *args)
 

@@ -463,12 +463,13 @@ def _revision_annotations(template: Any, execution_environment: int) -> dict[str
 
 def _revision_spec(template: Any) -> dict[str, Any]:
     as_json = protojson.to_dict(template)
-    spec: dict[str, Any] = {
-        "containerConcurrency": template.max_instance_request_concurrency,
-        "timeoutSeconds": int(template.timeout.total_seconds()),
-        "serviceAccountName": template.service_account,
-        "containers": [_container_to_v1(c) for c in as_json.get("containers", [])],
-    }
+    spec: dict[str, Any] = {"containers": [_container_to_v1(c) for c in as_json.get("containers", [])]}
+    if template.max_instance_request_concurrency:
+        spec["containerConcurrency"] = template.max_instance_request_concurrency
+    if "timeout" in template:
+        spec["timeoutSeconds"] = int(template.timeout.total_seconds())
+    if template.service_account:
+        spec["serviceAccountName"] = template.service_account
     if as_json.get("volumes"):
         spec["volumes"] = [_volume_to_v1(v) for v in as_json["volumes"]]
     return spec

@@ -109,9 +109,7 @@ class KnativeApi:
         parent = name.rsplit("/services/", 1)[0]
         dry_run = request.arg("dryRun") == "all"
         operation = self._run.create_service(parent, service_id, service, validate_only=dry_run, knative_labels=labels)
-        if dry_run:
-            return Response.json(knative.service_to_v1(_preview(operation), self._namespace(name), labels))
-        return Response.json(self.render_service(name))
+        return Response.json(knative.service_to_v1(_written(operation), self._namespace(name), labels))
 
     def replace_service(self, request: Request) -> Response:
         body = request.json()
@@ -129,9 +127,7 @@ class KnativeApi:
         operation = self._run.update_service(
             service, update_mask=V1_FIELDS, validate_only=dry_run, knative_labels=labels
         )
-        if dry_run:
-            return Response.json(knative.service_to_v1(_preview(operation), self._namespace(name), labels))
-        return Response.json(self.render_service(name))
+        return Response.json(knative.service_to_v1(_written(operation), self._namespace(name), labels))
 
     def _check_namespace(self, body: dict[str, Any], request: Request) -> None:
         namespace = (body.get("metadata") or {}).get("namespace")
@@ -331,8 +327,9 @@ REGIONS = (
 )
 
 
-def _preview(operation: operations_pb2.Operation) -> Any:
-    """The service a validate-only write would make: the operation's metadata."""
+def _written(operation: operations_pb2.Operation) -> Any:
+    """The service as a write left it (or, validating only, would leave it): the operation's metadata, taken before
+    the revision comes up, so the answer shows the write, not how far it got since."""
     from google.cloud import run_v2
 
     service = run_v2.Service.pb()()
