@@ -12,7 +12,10 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from doki_cli.model import LiveService
 
 TEMPLATES = Path(__file__).parent / "templates"
 # Where each file goes in the project, and the template it comes from (None: generated here).
@@ -194,3 +197,91 @@ def _comment(text: str, width: int = 116) -> list[str]:
         else:
             lines.append("# " + word)
     return lines
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """A live service, as `doki init --from-service` turns it into doki.toml."""
+
+    live: LiveService
+    project: str
+    region: str
+    public: bool  # allUsers may invoke it
+
+
+# The Artifact Registry image names doki builds: REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE[:tag][@digest].
+_ARTIFACT_IMAGE = re.compile(r"[a-z0-9-]+-docker\.pkg\.dev/[^/]+/(?P<repository>[^/]+)/[^:@]+(?::[^@]*)?(?:@.*)?")
+
+
+def adopted_toml(adopted: Adopted) -> str:
+    """doki.toml describing `adopted.live` as it runs, so a first `doki deploy` changes only what doki itself adds
+    (its image, pinned secret versions, GOOGLE_REDIRECT_URI) and keeps everything else the service has."""
+    from doki_cli.config import is_compute_default
+
+    live = adopted.live
+    spec = live.spec
+    match = _ARTIFACT_IMAGE.fullmatch(spec.image)
+    lines = [
+        f"# Written by `doki init --from-service {live.name}` from the live service: its settings, as doki.toml. doki",
+        "# deploy changes only what differs from here, and keeps what this file does not manage (listed at the end).",
+        "",
+        "[service]",
+        f"name = {json.dumps(live.name)}",
+        f"project = {json.dumps(adopted.project)}",
+        f"region = {json.dumps(adopted.region)}",
+    ]
+    if match:
+        lines.append(f"repository = {json.dumps(match['repository'])}")
+    else:
+        lines += [
+            f"# The live image, {spec.image}, is not in Artifact Registry (gcr.io takes no pushes since March 2025):",
+            "# doki builds into this repository, and creates it when it is missing.",
+            'repository = "cloud-run-source-deploy"',
+        ]
+    lines += [
+        f"port = {spec.port}",
+        f"memory = {json.dumps(spec.memory)}",
+        f"cpu = {json.dumps(spec.cpu)}",
+        f"min_instances = {spec.min_instances}",
+        f"max_instances = {spec.max_instances}",
+        f"timeout_seconds = {spec.timeout_seconds}",
+        f"concurrency = {spec.concurrency}",
+        f"ingress = {json.dumps(spec.ingress)}",
+        f"allow_unauthenticated = {'true' if adopted.public or not spec.invoker_iam_check else 'false'}",
+    ]
+    if not spec.invoker_iam_check:
+        lines.append("invoker_iam_check = false  # anyone may call it, without an allUsers binding")
+    if spec.service_account and not is_compute_default(spec.service_account):
+        lines.append(f"service_account = {json.dumps(spec.service_account)}")
+    else:
+        lines += [
+            "# The revisions run as the project's Compute Engine default account (none is named). A dedicated one is",
+            "# safer: create it, name it here, and `doki deploy` grants it the secrets below.",
+            f'# service_account = "{Answers(live.name, adopted.project).account_email}"',
+        ]
+    redirect = live.uri.rstrip("/") + "/auth/google/callback"
+    env = {name: value for name, value in spec.env.items() if not (name == "GOOGLE_REDIRECT_URI" and value == redirect)}
+    lines += ["", "[service.env]"]
+    for name, value in env.items():
+        lines.append(f"{name} = {_toml_env_value(name, value)}")
+    lines += [
+        "",
+        "# Environment variable = Secret Manager secret (latest version unless `name:version`).",
+        "[service.secrets]",
+    ]
+    for name, ref in spec.secrets.items():
+        secret, _, version = ref.partition(":")
+        lines.append(f"{name} = {json.dumps(secret if version in ('', 'latest') else ref)}")
+    if live.kept:
+        lines += [
+            "",
+            "# Kept as they are by every deploy (doki.toml does not manage them): " + ", ".join(live.kept) + ".",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_env_value(name: str, value: str) -> str:
+    # ALLOWED_ORIGINS reads best as a list; doki joins a list with commas, so it is the same value.
+    if name == "ALLOWED_ORIGINS" and "," in value and " " not in value:
+        return "[" + ", ".join(json.dumps(origin.strip()) for origin in value.split(",")) + "]"
+    return json.dumps(value)

@@ -11,6 +11,8 @@ from doki_cli.options import SkipChecksOption
 from doki_cli.state import global_options
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from doki_cli.gcp.google import Google
     from doki_cli.output import Output
 
@@ -66,7 +68,7 @@ def deploy(
     skipped = preflight(config, skip=skip_checks)  # before any call: what the revision could not start with
     google = Google.from_env(config.project, config.region)
     skipped += account_check(google.accounts, config, skip=skip_checks)
-    plan = Planner(google.run, google.secrets).plan(config, image, prune=prune)
+    plan = Planner(google.run, google.secrets, _tag_digests(google)).plan(config, image, prune=prune)
     lock = active_lock(plan.live, time.time()) if plan.live is not None and not dry_run and not plan.empty else None
     if lock is not None:
         # First: a release may not have pushed the image it is deploying yet, and waiting is the answer anyway.
@@ -136,6 +138,17 @@ def deploy(
         }
     )
     out.line(f"Deployed {config.name} ({deployed.revision}): {deployed.url}")
+
+
+def _tag_digests(google: Google) -> Callable[[str], str | None]:
+    """What an Artifact Registry tag points at, for the planner: asked only when the live image is pinned by digest
+    to the image doki.toml's tag names."""
+
+    def digest_of(image: str) -> str | None:
+        registry = google.artifact_registry
+        return registry.digest_of(image) if registry.is_tagged_reference(image) else None
+
+    return digest_of
 
 
 def _show_last_lines(out: Output, google: Google, name: str, region: str) -> None:

@@ -16,7 +16,7 @@ from doki_cli.errors import DokiError
 from doki_cli.state import global_options
 
 if TYPE_CHECKING:
-    from doki_cli.scaffold import Answers
+    from doki_cli.scaffold import Adopted, Answers
 
 # Environment variables that name the project for Google's own tools, read when neither --project nor DOKI_PROJECT is.
 PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
@@ -54,6 +54,14 @@ def init(
             "--create-account", help="Create the runtime account doki.toml names (a dedicated one, no roles yet)."
         ),
     ] = False,
+    from_service: Annotated[
+        str | None,
+        typer.Option(
+            "--from-service",
+            metavar="NAME",
+            help="Write doki.toml from the live Cloud Run service NAME: adopt a service gcloud (or the guide) made.",
+        ),
+    ] = None,
 ) -> None:
     """Write doki.toml, .dockerignore, .env.example, cloudbuild.yaml and a GitHub Actions workflow."""
     from doki_cli.scaffold import DEFAULT_REGION, PLACEHOLDER_ORIGIN, PLACEHOLDER_SUPABASE_URL, Answers, render
@@ -63,16 +71,19 @@ def init(
     root = directory.resolve()
     if not root.is_dir():
         raise DokiError("not_a_directory", f"{directory} is not a directory", "create it first, or name another")
+    if from_service is not None:
+        _check_adoption_options(from_service, service, supabase_url, origins or [], create_account)
     url, allowed = _frontend(supabase_url, origins or [])
     answers = Answers(
-        service=service or _service_from(root),
+        service=from_service or service or _service_from(root),
         project=_project(project or options.project),
         region=region or options.region or DEFAULT_REGION,
         supabase_url=url or PLACEHOLDER_SUPABASE_URL,
         origins=tuple(allowed) or (PLACEHOLDER_ORIGIN,),
     )
     files = render(answers)
-    _check_loads(files["doki.toml"])
+    if from_service is None:
+        _check_loads(files["doki.toml"])
     existing = [path for path in files if (root / path).exists()]
     if existing and not force:
         raise DokiError(
@@ -80,6 +91,13 @@ def init(
             f"doki init would overwrite {', '.join(existing)} in {root}",
             "nothing was written: move them away, or run doki init --force to overwrite them",
         )
+    adopted = None
+    if from_service is not None:
+        from doki_cli.scaffold import adopted_toml
+
+        adopted = _adopt(answers)
+        files["doki.toml"] = adopted_toml(adopted)
+        _check_loads(files["doki.toml"])
     apis = _enable_apis(answers) if enable_apis else None
     just_enabled = apis is not None and "iam.googleapis.com" in apis["enabled"]
     account = _create_account(answers, just_enabled=just_enabled) if create_account else None
@@ -87,8 +105,11 @@ def init(
         _write(root / path, text)
 
     shown = {path: str(directory / path) for path in files}
-    unset = [name for name, value in (("SUPABASE_URL", url), ("ALLOWED_ORIGINS", allowed)) if not value]
-    steps = _next_steps(answers, unset, account_made=account is not None)
+    if adopted is not None:
+        steps = _adoption_steps(adopted)
+    else:
+        unset = [name for name, value in (("SUPABASE_URL", url), ("ALLOWED_ORIGINS", allowed)) if not value]
+        steps = _next_steps(answers, unset, account_made=account is not None)
     out.data(
         {
             "directory": str(root),
@@ -100,9 +121,12 @@ def init(
             ],
             "apis": apis,
             "account": account,
+            "adopted": _adopted_data(adopted) if adopted is not None else None,
             "next": steps,
         }
     )
+    if adopted is not None:
+        out.line(f"{'read':<9}  {adopted.live.name} ({answers.project}, {answers.region}): {adopted.live.spec.image}")
     for path in files:
         out.line(f"{'overwrote' if path in existing else 'created':<9}  {shown[path]}")
     if apis is not None:
@@ -114,6 +138,74 @@ def init(
     out.line("Next:")
     for step in steps:
         out.line(f"  {step}")
+
+
+def _check_adoption_options(
+    name: str, service: str | None, supabase_url: str | None, origins: list[str], create_account: bool
+) -> None:
+    """--from-service takes the service's own settings: options that would say otherwise are refused."""
+    if service is not None and service != name:
+        raise DokiError(
+            "invalid_option",
+            f"--service {service} and --from-service {name} name two services",
+            "pass only --from-service: doki.toml takes the service's name",
+        )
+    clashing = [flag for flag, given in (("--supabase-url", supabase_url), ("--origin", origins)) if given]
+    if clashing:
+        raise DokiError(
+            "invalid_option",
+            f"{' and '.join(clashing)} cannot be combined with --from-service: doki.toml takes the live service's env",
+            "run doki init --from-service alone, then edit [service.env] in doki.toml",
+        )
+    if create_account:
+        raise DokiError(
+            "invalid_option",
+            "--create-account cannot be combined with --from-service: the service keeps the account it runs as",
+            "for a dedicated account, set service_account in doki.toml, then run doki doctor --create-account",
+        )
+
+
+def _adopt(answers: Answers) -> Adopted:
+    """The live service doki.toml is written from; service_not_found when there is none."""
+    from doki_cli.gcp.google import Google
+    from doki_cli.scaffold import Adopted
+
+    run = Google.from_env(answers.project, answers.region).run
+    live = run.get(answers.service)
+    if live is None:
+        raise DokiError(
+            "service_not_found",
+            f"there is no Cloud Run service {answers.service} in project {answers.project}, region {answers.region}",
+            f"list them with `gcloud run services list --project {answers.project}`, or pass --region",
+        )
+    return Adopted(live, answers.project, answers.region, public=run.is_public(answers.service))
+
+
+def _adopted_data(adopted: Adopted) -> dict[str, object]:
+    return {
+        "service": adopted.live.name,
+        "image": adopted.live.spec.image,
+        "public": adopted.public,
+        "kept": list(adopted.live.kept),
+    }
+
+
+def _adoption_steps(adopted: Adopted) -> list[str]:
+    from doki_cli.config import is_compute_default
+
+    steps = ["review doki.toml: it is the live service's settings"]
+    account = adopted.live.spec.service_account
+    if not account or is_compute_default(account):
+        steps.append(
+            "give the service a dedicated runtime account: set service_account in doki.toml, then "
+            "`doki doctor --create-account` (it runs as the Compute Engine default account, Editor on the project)"
+        )
+    steps += [
+        "doki deploy --dry-run: what a first deploy would change (doki's image, pinned secret versions, "
+        "GOOGLE_REDIRECT_URI) and what it keeps",
+        "doki doctor: the required APIs and the deployment guide's security checklist",
+    ]
+    return steps
 
 
 def _project(given: str | None) -> str:

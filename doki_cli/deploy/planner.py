@@ -6,6 +6,7 @@ already is what doki.toml describes, and a deploy then makes no mutating call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from doki_cli.config import SecretRef, ServiceConfig, account_project, is_compute_default, kept_setting_problems
@@ -181,14 +182,24 @@ def _cpu(value: str) -> str:
 
 
 class Planner:
-    def __init__(self, run: CloudRun, secrets: SecretManager) -> None:
+    def __init__(
+        self, run: CloudRun, secrets: SecretManager, digest_of: Callable[[str], str | None] | None = None
+    ) -> None:
+        """`digest_of(image)`: the digest an Artifact Registry tag points at (None: unknown), to see a live image
+        pinned by digest as the tag it came from."""
         self._run = run
         self._secrets = secrets
+        self._digest_of = digest_of
 
     def plan(self, config: ServiceConfig, image: str, *, prune: bool = False) -> Plan:
         versions = self._secret_versions(config)
         desired = desired_spec(config, image, versions)
         live = self._run.get(config.name)
+        if live is not None and self._same_image(live.spec.image, image):
+            # gcloud pins the image by digest on every update that does not name one (`gcloud run services update
+            # --update-env-vars`, _EnsureImageDigest in lib/googlecloudsdk/command_lib/run/serverless_operations.py):
+            # the tag that digest came from is no change, and the pin stays.
+            desired = replace(desired, image=live.spec.image)
         if live is not None:
             refuse_what_cloud_run_would(config, live)
             if config.invoker_iam_check is None:  # doki.toml does not say: as it is live
@@ -245,6 +256,14 @@ class Planner:
             endpoint=self._run.endpoint,
             repeats_failure=repeats_failure,
         )
+
+    def _same_image(self, live: str, image: str) -> bool:
+        """Whether `live`, an image by digest, is what the tag `image` of the same image points at."""
+        path, at, digest = live.partition("@")
+        tagged, colon, _tag = image.rpartition(":")
+        if not at or not colon or "/" in _tag or tagged != path or self._digest_of is None:
+            return False
+        return self._digest_of(image) == digest
 
     def _default_account_warnings(self, config: ServiceConfig) -> list[str]:
         """Without service_account, revisions run as the Compute Engine default account, named after the project's

@@ -297,7 +297,11 @@ class Release:
                 changed = [s for s in summary.secrets if s["outcome"] in ("created", "updated")]
                 step.result = f"{len(changed)} changed" if changed else "unchanged"
         with self._step(summary, "plan") as step:
-            plan = Planner(self._run, self._secrets).plan(config, summary.image)
+            # The image's digest is known once provided: a live service pinned to it (by gcloud) runs this image.
+            provided_digest = summary.digest
+            plan = Planner(
+                self._run, self._secrets, lambda image: provided_digest if image == summary.image else None
+            ).plan(config, summary.image)
             step.result = "no changes" if plan.empty else f"{len(plan.changes) + len(plan.grants)} changes"
             summary.warnings += plan.warnings
             # What the release will change on the live service, a reverted `doki scale` or `cors` included.
