@@ -15,6 +15,11 @@ def _is_proto_plus(message_type: Any) -> bool:
     return hasattr(message_type, "pb") and hasattr(message_type, "wrap")
 
 
+def descriptor(message_type: Any) -> Any:
+    """The protobuf descriptor of a message class, proto-plus or plain."""
+    return message_type.pb().DESCRIPTOR if _is_proto_plus(message_type) else message_type.DESCRIPTOR
+
+
 def to_dict(message: Any) -> dict[str, Any]:
     pb = type(message).pb(message) if _is_proto_plus(type(message)) else message
     result: dict[str, Any] = json_format.MessageToDict(pb)
