@@ -195,9 +195,10 @@ class Emulator:
             data = self.state_dir.load(name)
             if data is not None:
                 state.restore(data)
+        gate = DisabledApiGate(self.service_usage)  # calls to a disabled API fail as on Google, on both transports
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="doki-grpc"),
-            interceptors=[DisabledApiGate(self.service_usage)],  # calls to a disabled API fail as on Google
+            interceptors=[gate],
             # gRPC sets SO_REUSEPORT by default: a second emulator would share the port, the calls split between them.
             options=[("grpc.so_reuseport", 0)],
         )
@@ -220,7 +221,7 @@ class Emulator:
             self.grpc_port = 0
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.grpc_port}")
-        router = Router(self.faults)
+        router = Router(self.faults, gate=gate)
         secretmanager_rest.add_routes(router, self.secrets)
         storage_rest.add_routes(router, self.buckets)
         control.add_routes(router, self)
