@@ -24,6 +24,7 @@ from doki_cli.emulator.artifactregistry.state import Registry
 from doki_cli.emulator.cloudbuild import grpc_api as cloudbuild_grpc
 from doki_cli.emulator.cloudbuild.state import CloudBuild
 from doki_cli.emulator.cloudlogging import grpc_api as logging_grpc
+from doki_cli.emulator.cloudlogging import rest_api as logging_rest
 from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.faults import Faults
@@ -223,6 +224,7 @@ class Emulator:
             raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.grpc_port}")
         router = Router(self.faults, gate=gate)
         secretmanager_rest.add_routes(router, self.secrets)
+        logging_rest.add_routes(router, self.logs, self.log_reads)
         storage_rest.add_routes(router, self.buckets)
         control.add_routes(router, self)
         # Serving from the moment it is bound: stop() waits for serve_forever on every server it finds.

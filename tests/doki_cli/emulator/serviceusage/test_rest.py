@@ -52,6 +52,15 @@ def service_disabled_body(project: str, api: str, title: str) -> dict[str, Any]:
 # The gate
 
 
+def test_a_rest_call_to_a_disabled_api_is_refused_with_google_s_service_disabled_error(emulator: Emulator) -> None:
+    disable(emulator, "p", "logging.googleapis.com")
+    status, body = call(emulator, "POST", "/v2/entries:list", {"resourceNames": ["projects/p"]})
+    assert (status, body) == (403, service_disabled_body("p", "logging.googleapis.com", "Cloud Logging API"))
+    # A refused call is not served: it counts no read and reaches no fault.
+    assert emulator.faults.calls["/google.logging.v2.LoggingServiceV2/ListLogEntries"] == 0
+    assert call(emulator, "POST", "/v2/entries:list", {"resourceNames": ["projects/q"]})[0] == 200
+
+
 def test_a_route_whose_path_names_the_project_is_refused_for_that_project(emulator: Emulator) -> None:
     disable(emulator, "p", "secretmanager.googleapis.com")
     status, body = call(emulator, "GET", "/v1/projects/p/secrets")
