@@ -45,6 +45,7 @@ from doki_cli.emulator.secretmanager import grpc_api as secretmanager_grpc
 from doki_cli.emulator.secretmanager import rest_api as secretmanager_rest
 from doki_cli.emulator.secretmanager.state import SecretStore
 from doki_cli.emulator.serviceusage import grpc_api as serviceusage_grpc
+from doki_cli.emulator.serviceusage import rest_api as serviceusage_rest
 from doki_cli.emulator.serviceusage.gate import DisabledApiGate
 from doki_cli.emulator.serviceusage.state import ServiceUsage
 from doki_cli.emulator.storage import rest_api as storage_rest
@@ -225,6 +226,7 @@ class Emulator:
         router = Router(self.faults, gate=gate)
         secretmanager_rest.add_routes(router, self.secrets)
         logging_rest.add_routes(router, self.logs, self.log_reads)
+        serviceusage_rest.add_routes(router, self.service_usage, self.operations)
         storage_rest.add_routes(router, self.buckets)
         control.add_routes(router, self)
         # Serving from the moment it is bound: stop() waits for serve_forever on every server it finds.
