@@ -4,47 +4,15 @@ the Python client both ways."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from doki_cli.emulator.server import Emulator
+from tests.doki_cli.emulator.gcloud import REQUIRES_GCLOUD, Gcloud
 from tests.doki_cli.emulator.secretmanager.support import PROJECT, make_secret
-from tests.helpers import run
 
-GCLOUD = shutil.which("gcloud")
-
-pytestmark = [
-    pytest.mark.gcloud,
-    pytest.mark.skipif(GCLOUD is None, reason="the gcloud SDK is not installed (no gcloud on PATH)"),
-]
+pytestmark = REQUIRES_GCLOUD
 
 
-@pytest.fixture
-def gcloud(emulator: Emulator, tmp_path: Path) -> Any:
-    """Run gcloud against the emulator's REST port: `gcloud(*args, stdin=b"")` -> stdout bytes."""
-    env = {
-        **os.environ,
-        "CLOUDSDK_CONFIG": str(tmp_path / "gcloud-config"),
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": emulator.rest_url + "/",
-        "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
-        "CLOUDSDK_CORE_PROJECT": "p",
-        "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-    }
-
-    def call(*args: str, stdin: bytes = b"") -> bytes:
-        assert GCLOUD is not None
-        done = run([GCLOUD, *args], input=stdin, env=env, capture_output=True, timeout=120, check=False)
-        assert done.returncode == 0, done.stderr.decode()
-        return done.stdout
-
-    return call
-
-
-def test_gcloud_creates_adds_and_reads_secrets_that_the_python_client_shares(gcloud: Any, sm: Any) -> None:
+def test_gcloud_creates_adds_and_reads_secrets_that_the_python_client_shares(gcloud: Gcloud, sm: Any) -> None:
     gcloud("secrets", "create", "db-password", "--data-file=-", stdin=b"first")
     gcloud("secrets", "versions", "add", "db-password", "--data-file=-", stdin=b"second")
     assert gcloud("secrets", "versions", "access", "latest", "--secret", "db-password") == b"second"
