@@ -43,7 +43,10 @@ class Running:
             "DOKI_EMULATOR": self.grpc,
             "STORAGE_EMULATOR_HOST": self.rest,
             "DOKI_EMULATOR_REGISTRY": self.registry,
+            # gcloud's commands for the APIs the emulator serves over REST (gcloud speaks REST only).
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER": self.rest + "/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING": self.rest + "/",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE": self.rest + "/",
             "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
         }
 
@@ -54,6 +57,8 @@ ENV_NAMES = (
     "STORAGE_EMULATOR_HOST",
     "DOKI_EMULATOR_REGISTRY",
     "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER",
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING",
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE",
     "CLOUDSDK_AUTH_DISABLE_CREDENTIALS",
 )
 

@@ -67,6 +67,8 @@ def test_env_prints_exports_for_doki_the_clients_and_gcloud(started: Path, ports
         f"export STORAGE_EMULATOR_HOST=http://127.0.0.1:{ports[1]}\n"
         f"export DOKI_EMULATOR_REGISTRY=127.0.0.1:{ports[2]}\n"
         f"export CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER=http://127.0.0.1:{ports[1]}/\n"
+        f"export CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING=http://127.0.0.1:{ports[1]}/\n"
+        f"export CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE=http://127.0.0.1:{ports[1]}/\n"
         "export CLOUDSDK_AUTH_DISABLE_CREDENTIALS=true\n"
     )
 
@@ -76,7 +78,8 @@ def test_env_unset_prints_what_leaves_emulator_mode_even_with_none_running(tmp_p
     assert result.returncode == 0
     assert result.stdout == (
         "unset DOKI_EMULATOR STORAGE_EMULATOR_HOST DOKI_EMULATOR_REGISTRY "
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER CLOUDSDK_AUTH_DISABLE_CREDENTIALS\n"
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING "
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE CLOUDSDK_AUTH_DISABLE_CREDENTIALS\n"
     )
 
 
