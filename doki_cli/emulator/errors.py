@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, json_format
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
@@ -58,7 +58,13 @@ class ApiError(Exception):
         return str(self.code.name)
 
     def rest_body(self) -> dict[str, object]:
-        return {"error": {"code": self.http_status, "message": self.message, "status": self.status_name}}
+        """Google's JSON error (https://cloud.google.com/apis/design/errors#http_mapping): the rich status's details
+        follow as JSON `Any`s, `{"@type": "type.googleapis.com/google.rpc.ErrorInfo", ...}`, where REST clients
+        read them from (gcloud's api_lib/util/exceptions.py, google.api_core.exceptions.from_http_response)."""
+        error: dict[str, object] = {"code": self.http_status, "message": self.message, "status": self.status_name}
+        if self.details:
+            error["details"] = [json_format.MessageToDict(detail) for detail in self.status().details]
+        return {"error": error}
 
 
 def status_code(name: str) -> grpc.StatusCode:

@@ -10,7 +10,7 @@ import logging
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -34,6 +34,14 @@ def _answering(context: grpc.ServicerContext, full_method: str) -> Iterator[None
         log.error("%s failed:\n%s", full_method, traceback.format_exc())
         method = full_method.rsplit("/", 1)[-1]
         context.abort(grpc.StatusCode.INTERNAL, f"emulator error in {method}; see the emulator log")
+
+
+class Method(NamedTuple):
+    """One unary method: its message types and the function serving it, which the REST surfaces transcode to."""
+
+    request_type: Any
+    response_type: Any
+    serve: Callable[[Any], Any]
 
 
 def codec(message_type: Any) -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
@@ -67,6 +75,11 @@ class GrpcService:
         self._methods[method] = grpc.unary_unary_rpc_method_handler(
             handle, request_deserializer=deserialize, response_serializer=serialize
         )
+
+    def add(self, methods: dict[str, Method]) -> None:
+        """Serve every method of `methods`, by gRPC method name."""
+        for name, method in methods.items():
+            self.unary(name, method.request_type, method.response_type, method.serve)
 
     def stream_stream(
         self,

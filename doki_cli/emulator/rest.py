@@ -1,7 +1,7 @@
 """HTTP/JSON plumbing: a router of Google-style REST routes on a threaded stdlib server.
 
-Routes name the gRPC method they stand for, so faults and call counts treat both transports alike. Errors answer
-with Google's JSON error body (`{"error": {"code", "message", "status"}}`).
+Routes name the gRPC method they stand for, so faults, call counts and the disabled-API gate treat both transports
+alike. Errors answer with Google's JSON error body (`{"error": {"code", "message", "status", "details"}}`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from doki_cli.emulator.errors import ApiError, invalid_argument, not_found
 from doki_cli.emulator.faults import Faults
@@ -60,6 +60,22 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+ProjectOf = Callable[[Request], str | None]
+
+
+class Gate(Protocol):
+    """Refuses calls to an API the project has not enabled (doki_cli.emulator.serviceusage.gate.DisabledApiGate)."""
+
+    def api_of(self, full_method: str) -> str | None:
+        """The API `/package.Service/Method` belongs to, when its calls are gated."""
+
+    def check(self, project: str, api: str) -> None:
+        """Raise the ApiError Google answers when `project` has not enabled `api`."""
+
+
+def path_project(request: Request) -> str | None:
+    """The project a route's path names in its `project` parameter, e.g. `/v1/projects/(?P<project>[^/:]+)/...`."""
+    return request.params.get("project")
 
 
 @dataclass(frozen=True)
@@ -68,16 +84,31 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     rpc: str | None  # the gRPC method this route stands for, e.g. "google.cloud.secretmanager.v1.X/CreateSecret"
+    project: ProjectOf  # the project whose API the call uses, for the gate
 
 
 class Router:
-    def __init__(self, faults: Faults) -> None:
+    def __init__(self, faults: Faults, gate: Gate | None = None) -> None:
         self._faults = faults
+        self._gate = gate
         self._routes: list[Route] = []
 
-    def add(self, method: str, pattern: str, handler: Handler, rpc: str | None = None) -> None:
-        """`pattern` is a regex over the path (no query), anchored at both ends; named groups become params."""
-        self._routes.append(Route(method, re.compile(pattern + r"\Z"), handler, rpc))
+    def add(
+        self, method: str, pattern: str, handler: Handler, rpc: str | None = None, project: ProjectOf = path_project
+    ) -> None:
+        """`pattern` is a regex over the path (no query), anchored at both ends; named groups become params.
+        `project` finds the project the call acts on when the path does not name it as `project`."""
+        self._routes.append(Route(method, re.compile(pattern + r"\Z"), handler, rpc, project))
+
+    def _check_enabled(self, full_method: str, route: Route, request: Request) -> None:
+        """Refuse a call to an API its project has not enabled, as the gRPC interceptor does: the consumer is the
+        quota project the caller names (x-goog-user-project), else the project the request acts on."""
+        api = self._gate.api_of(full_method) if self._gate is not None else None
+        if self._gate is None or api is None:
+            return
+        project = request.headers.get("x-goog-user-project") or route.project(request)
+        if project:
+            self._gate.check(project, api)
 
     def dispatch(self, request: Request) -> Response:
         try:
@@ -92,9 +123,11 @@ class Router:
                 request.params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items() if v is not None}
                 if route.rpc is None:
                     return route.handler(request)
-                self._faults.check("/" + route.rpc)
+                full_method = "/" + route.rpc
+                self._check_enabled(full_method, route, request)
+                self._faults.check(full_method)
                 response = route.handler(request)
-                self._faults.check_answer("/" + route.rpc)
+                self._faults.check_answer(full_method)
                 return response
             if allowed:
                 return Response.json(

@@ -24,6 +24,7 @@ from doki_cli.emulator.artifactregistry.state import ImageRef, Registry
 from doki_cli.emulator.cloudbuild import grpc_api as cloudbuild_grpc
 from doki_cli.emulator.cloudbuild.state import CloudBuild
 from doki_cli.emulator.cloudlogging import grpc_api as logging_grpc
+from doki_cli.emulator.cloudlogging import rest_api as logging_rest
 from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.faults import Faults
@@ -45,6 +46,7 @@ from doki_cli.emulator.secretmanager import grpc_api as secretmanager_grpc
 from doki_cli.emulator.secretmanager import rest_api as secretmanager_rest
 from doki_cli.emulator.secretmanager.state import SecretStore
 from doki_cli.emulator.serviceusage import grpc_api as serviceusage_grpc
+from doki_cli.emulator.serviceusage import rest_api as serviceusage_rest
 from doki_cli.emulator.serviceusage.gate import DisabledApiGate
 from doki_cli.emulator.serviceusage.state import ServiceUsage
 from doki_cli.emulator.storage import rest_api as storage_rest
@@ -202,9 +204,10 @@ class Emulator:
             data = self.state_dir.load(name)
             if data is not None:
                 state.restore(data)
+        gate = DisabledApiGate(self.service_usage)  # calls to a disabled API fail as on Google, on both transports
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="doki-grpc"),
-            interceptors=[DisabledApiGate(self.service_usage)],  # calls to a disabled API fail as on Google
+            interceptors=[gate],
             # gRPC sets SO_REUSEPORT by default: a second emulator would share the port, the calls split between them.
             options=[("grpc.so_reuseport", 0)],
         )
@@ -227,8 +230,10 @@ class Emulator:
             self.grpc_port = 0
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.grpc_port}")
-        router = Router(self.faults)
+        router = Router(self.faults, gate=gate)
         secretmanager_rest.add_routes(router, self.secrets)
+        logging_rest.add_routes(router, self.logs, self.log_reads)
+        serviceusage_rest.add_routes(router, self.service_usage, self.operations)
         storage_rest.add_routes(router, self.buckets)
         run_rest.add_routes(router, self.run)
         control.add_routes(router, self)

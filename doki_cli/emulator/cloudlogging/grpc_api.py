@@ -1,4 +1,5 @@
-"""google.logging.v2.LoggingServiceV2 over gRPC: write, list, tail and delete log entries, list logs.
+"""google.logging.v2.LoggingServiceV2 over gRPC: write, list, tail and delete log entries, list logs. `methods()` is
+also what the REST surface (rest_api.py) transcodes to, so both transports answer alike by construction.
 
 TailLogEntries is gRPC-only on Google too (a bidirectional stream): the first request says what to tail; the stream
 answers at once with an empty response, then stays open until the client closes its request stream or cancels, the
@@ -19,8 +20,9 @@ from google.protobuf import empty_pb2
 from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.faults import Faults
-from doki_cli.emulator.grpcapi import GrpcService
+from doki_cli.emulator.grpcapi import GrpcService, Method
 
+SERVICE = "google.logging.v2.LoggingServiceV2"
 # Plain protobuf classes: entries are stored as protobuf messages, so nothing is wrapped and unwrapped per entry.
 WriteLogEntriesRequest: Any = logging_types.WriteLogEntriesRequest.pb()
 WriteLogEntriesResponse: Any = logging_types.WriteLogEntriesResponse.pb()
@@ -46,10 +48,9 @@ def _drain(requests: Iterator[Any], closed: threading.Event) -> None:
         closed.set()
 
 
-def service(logs: LogStore, reads: ReadQuota, faults: Faults) -> GrpcService:
-    """LoggingServiceV2's methods over `logs`; the others (monitored resource descriptors) answer UNIMPLEMENTED.
+def methods(logs: LogStore, reads: ReadQuota) -> dict[str, Method]:
+    """LoggingServiceV2's unary methods over `logs`, by gRPC method name; the REST surface transcodes to them too.
     ListLogEntries counts against the project's read quota (`reads`), charged to the first project it reads."""
-    api = GrpcService("google.logging.v2.LoggingServiceV2", faults)
 
     def write_log_entries(request: Any) -> Any:
         logs.write(
@@ -90,6 +91,20 @@ def service(logs: LogStore, reads: ReadQuota, faults: Faults) -> GrpcService:
         logs.delete_log(request.log_name)
         return empty_pb2.Empty()
 
+    return {
+        "WriteLogEntries": Method(WriteLogEntriesRequest, WriteLogEntriesResponse, write_log_entries),
+        "ListLogEntries": Method(ListLogEntriesRequest, ListLogEntriesResponse, list_log_entries),
+        "ListLogs": Method(ListLogsRequest, ListLogsResponse, list_logs),
+        "DeleteLog": Method(DeleteLogRequest, empty_pb2.Empty, delete_log),
+    }
+
+
+def service(logs: LogStore, reads: ReadQuota, faults: Faults) -> GrpcService:
+    """LoggingServiceV2 over gRPC: `methods()` and the live tail; the others (monitored resource descriptors) answer
+    UNIMPLEMENTED."""
+    api = GrpcService(SERVICE, faults)
+    api.add(methods(logs, reads))
+
     def tail_log_entries(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         try:
             first = next(requests, None)
@@ -112,9 +127,5 @@ def service(logs: LogStore, reads: ReadQuota, faults: Faults) -> GrpcService:
                     response.suppression_info.add(reason=NOT_CONSUMED, suppressed_count=batch.suppressed)
                 yield response
 
-    api.unary("WriteLogEntries", WriteLogEntriesRequest, WriteLogEntriesResponse, write_log_entries)
-    api.unary("ListLogEntries", ListLogEntriesRequest, ListLogEntriesResponse, list_log_entries)
-    api.unary("ListLogs", ListLogsRequest, ListLogsResponse, list_logs)
-    api.unary("DeleteLog", DeleteLogRequest, empty_pb2.Empty, delete_log)
     api.stream_stream("TailLogEntries", TailLogEntriesRequest, TailLogEntriesResponse, tail_log_entries)
     return api

@@ -5,26 +5,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NamedTuple
-
 from google.cloud.secretmanager_v1 import types
 from google.protobuf import empty_pb2
 
 from doki_cli.emulator.faults import Faults
-from doki_cli.emulator.grpcapi import GrpcService
+from doki_cli.emulator.grpcapi import GrpcService, Method
 from doki_cli.emulator.iam import add_iam_methods
 from doki_cli.emulator.secretmanager.state import SecretStore
 
 SERVICE = "google.cloud.secretmanager.v1.SecretManagerService"
-
-
-class Method(NamedTuple):
-    """One unary method: its message types and the function serving it."""
-
-    request_type: Any
-    response_type: Any
-    serve: Callable[[Any], Any]
 
 
 def methods(secrets: SecretStore) -> dict[str, Method]:
@@ -90,7 +79,6 @@ def methods(secrets: SecretStore) -> dict[str, Method]:
 def service(secrets: SecretStore, faults: Faults) -> GrpcService:
     """The gRPC service: every method of `methods()` plus the IAM ones."""
     api = GrpcService(SERVICE, faults)
-    for name, method in methods(secrets).items():
-        api.unary(name, method.request_type, method.response_type, method.serve)
+    api.add(methods(secrets))
     add_iam_methods(api, secrets.policies, secrets.check_exists)
     return api

@@ -1,9 +1,8 @@
 """Secret Manager's REST surface (what gcloud and the Python REST transport send), transcoded to the gRPC methods.
 
-Each route builds the gRPC request message from the path, the query (dotted names nest, e.g.
-`options.requestedPolicyVersion`) and the JSON body, following the HTTP rules of the API definition, then calls the
-very function the gRPC method calls. Unknown query parameters such as `alt` and `$alt` are ignored, integer enums
-are accepted, and answers are Google's JSON (camelCase, enum names, int64 as strings).
+Each route builds the gRPC request message from the path, the query and the JSON body, following the HTTP rules of
+the API definition (doki_cli.emulator.transcode), then calls the very function the gRPC method calls. Answers are
+Google's JSON (camelCase, enum names, int64 as strings).
 """
 
 from __future__ import annotations
@@ -12,10 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 from google.iam.v1 import iam_policy_pb2
-from google.protobuf import json_format
 
-from doki_cli.emulator import protojson
-from doki_cli.emulator.errors import invalid_argument
+from doki_cli.emulator import protojson, transcode
 from doki_cli.emulator.rest import Request, Response, Router
 from doki_cli.emulator.secretmanager.grpc_api import SERVICE, methods
 from doki_cli.emulator.secretmanager.state import SecretStore
@@ -23,25 +20,6 @@ from doki_cli.emulator.secretmanager.state import SecretStore
 _PROJECT = r"/v1/projects/(?P<project>[^/:]+)"
 _SECRET = _PROJECT + r"/secrets/(?P<secret>[^/:]+)"
 _VERSION = _SECRET + r"/versions/(?P<version>[^/:]+)"
-
-
-def _put(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set the dotted `path` of the JSON object `data`: `a.b` sets data["a"]["b"]."""
-    *outer, last = path.split(".")
-    for part in outer:
-        nested = data.get(part)
-        if not isinstance(nested, dict):
-            nested = data[part] = {}
-        data = nested
-    data[last] = value
-
-
-def _query(request: Request) -> dict[str, Any]:
-    """The query as a JSON object (json_format parses numbers from the strings)."""
-    data: dict[str, Any] = {}
-    for key, values in request.query.items():
-        _put(data, key, values[0])
-    return data
 
 
 def _resource(request: Request) -> str:
@@ -55,13 +33,6 @@ def _resource(request: Request) -> str:
     return name
 
 
-def _parse(message_type: Any, data: dict[str, Any]) -> Any:
-    try:
-        return protojson.from_dict(message_type, data)
-    except json_format.ParseError as exc:
-        raise invalid_argument(f"Invalid JSON payload received. {exc}") from None
-
-
 def add_routes(router: Router, secrets: SecretStore) -> None:
     """Every Secret Manager REST route, each counted and faulted as its gRPC method."""
     table = methods(secrets)
@@ -72,13 +43,8 @@ def add_routes(router: Router, secrets: SecretStore) -> None:
         served = table[method]
 
         def handle(request: Request) -> Response:
-            data = _query(request)
-            if body == "*":
-                data.update(request.json())
-            elif body is not None:
-                data[body] = request.json()
-            _put(data, field, _resource(request))
-            return Response.json(protojson.to_dict(served.serve(_parse(served.request_type, data))))
+            parsed = transcode.message(served.request_type, request, {field: _resource(request)}, body)
+            return Response.json(protojson.to_dict(served.serve(parsed)))
 
         router.add(http_method, pattern, handle, rpc=f"{SERVICE}/{method}")
 
@@ -110,15 +76,15 @@ def _add_iam_routes(router: Router, secrets: SecretStore) -> None:
 
     def get_policy(request: Request, resource: str) -> Any:
         # The requested policy version changes nothing here: the emulator keeps no conditional bindings apart.
-        _parse(iam_policy_pb2.GetIamPolicyRequest, {**_query(request), **request.json()})
+        transcode.message(iam_policy_pb2.GetIamPolicyRequest, request, {}, "*")
         return secrets.policies.get_policy(resource)
 
     def set_policy(request: Request, resource: str) -> Any:
-        parsed = _parse(iam_policy_pb2.SetIamPolicyRequest, request.json())
+        parsed = transcode.parse(iam_policy_pb2.SetIamPolicyRequest, request.json())
         return secrets.policies.set_policy(resource, parsed.policy)
 
     def test_permissions(request: Request, resource: str) -> Any:
-        parsed = _parse(iam_policy_pb2.TestIamPermissionsRequest, request.json())
+        parsed = transcode.parse(iam_policy_pb2.TestIamPermissionsRequest, request.json())
         # The emulator has no caller identity: every permission asked about is granted, as over gRPC.
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=list(parsed.permissions))
 

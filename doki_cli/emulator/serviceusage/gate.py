@@ -1,10 +1,11 @@
 """Calls to an API the project has not enabled fail as on Google: PERMISSION_DENIED, the "has not been used in project
 … before or it is disabled" message, and an ErrorInfo with reason SERVICE_DISABLED in the status details.
 
-A gRPC server interceptor, so no emulated service needs to know about Service Usage. The project checked is the
+A gRPC server interceptor, so no emulated service needs to know about Service Usage; the REST surfaces' Router asks
+the same gate (`api_of`, `check`) before each route that stands for a gated method. The project checked is the
 caller's quota project (x-goog-user-project) when it names one, else the project of the request's resource name
-(routing headers do not always carry it: Cloud Run's carry only the location). Streaming methods (the log tail) and
-Google's REST surfaces are not gated.
+(routing headers do not always carry it: Cloud Run's carry only the location). Streaming methods (the log tail) are
+not gated, and neither is Service Usage itself: it is how a project enables what it lacks.
 """
 
 from __future__ import annotations
@@ -82,8 +83,19 @@ def service_disabled(project: str, api: str) -> ApiError:
 
 
 class DisabledApiGate(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type hints
+    """One gate for both transports: the gRPC server's interceptor, and the REST Router's `gate`."""
+
     def __init__(self, usage: ServiceUsage) -> None:
         self._usage = usage
+
+    @staticmethod
+    def api_of(full_method: str) -> str | None:
+        return api_of(full_method)
+
+    def check(self, project: str, api: str) -> None:
+        """Refuse, as Google does, a call to `api` for `project` when the project has not enabled it."""
+        if not self._usage.is_enabled(project, api):
+            raise service_disabled(project, api)
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler], details: grpc.HandlerCallDetails
@@ -93,18 +105,20 @@ class DisabledApiGate(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc shi
         if handler is None or api is None or handler.unary_unary is None:
             return handler
         serve = handler.unary_unary
-        usage = self._usage
 
         def gated(request: Any, context: grpc.ServicerContext) -> Any:
             # The consumer whose API must be enabled: the quota project the caller names (x-goog-user-project, as
             # Google's auth library sends a credential's quota project), else the project the request acts on.
             named = dict(context.invocation_metadata()).get("x-goog-user-project")
             project = named or project_of(request)
-            if project is not None and not usage.is_enabled(project, api):
-                refused = service_disabled(project, api)
-                # The rich status travels in this trailer, where Google's clients read the ErrorInfo from.
-                context.set_trailing_metadata((("grpc-status-details-bin", refused.status().SerializeToString()),))
-                context.abort(refused.code, refused.message)
+            if project is not None:
+                try:
+                    self.check(project, api)
+                except ApiError as refused:
+                    # The rich status travels in this trailer, where Google's clients read the ErrorInfo from.
+                    details = refused.status().SerializeToString()
+                    context.set_trailing_metadata((("grpc-status-details-bin", details),))
+                    context.abort(refused.code, refused.message)
             return serve(request, context)
 
         return grpc.unary_unary_rpc_method_handler(

@@ -1,5 +1,6 @@
 """google.api.serviceusage.v1.ServiceUsage over gRPC: reads answer at once, enabling and disabling are long-running
-operations (polled through google.longrunning.Operations, as on Google)."""
+operations (polled through google.longrunning.Operations, as on Google). `methods()` is also what the REST surface
+transcodes to, so both transports answer alike by construction."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from google.longrunning import operations_pb2
 
 from doki_cli.emulator.errors import invalid_argument
 from doki_cli.emulator.faults import Faults
-from doki_cli.emulator.grpcapi import GrpcService
+from doki_cli.emulator.grpcapi import GrpcService, Method
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.serviceusage.state import MAX_BATCH_ENABLE, ServiceUsage, project_of_parent, split_name
 
@@ -22,8 +23,8 @@ def _operation_name() -> str:
     return f"operations/acat.p2-{uuid.uuid4()}"
 
 
-def service(usage: ServiceUsage, operations: Operations, faults: Faults) -> GrpcService:
-    api = GrpcService(SERVICE, faults)
+def methods(usage: ServiceUsage, operations: Operations) -> dict[str, Method]:
+    """ServiceUsage's methods, by gRPC method name; the REST surface (rest_api.py) transcodes to them too."""
 
     def start(names: list[str], response: object) -> operations_pb2.Operation:
         return operations.start(_operation_name(), su.OperationMetadata(resource_names=names), lambda _: response)
@@ -57,10 +58,17 @@ def service(usage: ServiceUsage, operations: Operations, faults: Faults) -> Grpc
     def batch_get(request: su.BatchGetServicesRequest) -> su.BatchGetServicesResponse:
         return su.BatchGetServicesResponse(services=usage.batch_get(request.parent, list(request.names)))
 
-    api.unary("EnableService", su.EnableServiceRequest, operations_pb2.Operation, enable_service)
-    api.unary("DisableService", su.DisableServiceRequest, operations_pb2.Operation, disable_service)
-    api.unary("BatchEnableServices", su.BatchEnableServicesRequest, operations_pb2.Operation, batch_enable)
-    api.unary("GetService", su.GetServiceRequest, su.Service, lambda r: usage.get(r.name))
-    api.unary("ListServices", su.ListServicesRequest, su.ListServicesResponse, list_services)
-    api.unary("BatchGetServices", su.BatchGetServicesRequest, su.BatchGetServicesResponse, batch_get)
+    return {
+        "EnableService": Method(su.EnableServiceRequest, operations_pb2.Operation, enable_service),
+        "DisableService": Method(su.DisableServiceRequest, operations_pb2.Operation, disable_service),
+        "BatchEnableServices": Method(su.BatchEnableServicesRequest, operations_pb2.Operation, batch_enable),
+        "GetService": Method(su.GetServiceRequest, su.Service, lambda r: usage.get(r.name)),
+        "ListServices": Method(su.ListServicesRequest, su.ListServicesResponse, list_services),
+        "BatchGetServices": Method(su.BatchGetServicesRequest, su.BatchGetServicesResponse, batch_get),
+    }
+
+
+def service(usage: ServiceUsage, operations: Operations, faults: Faults) -> GrpcService:
+    api = GrpcService(SERVICE, faults)
+    api.add(methods(usage, operations))
     return api

@@ -26,16 +26,18 @@ pytestmark = [pytest.mark.docker, pytest.mark.gcloud]
 
 @pytest.fixture
 def gcloud(gcloud_binary: str, engine_emulator: Emulator, tmp_path: Path) -> Gcloud:
-    return Gcloud(gcloud_binary, engine_emulator, tmp_path / "gcloud-config", PROJECT)
+    return Gcloud.for_emulator(gcloud_binary, engine_emulator, tmp_path / "gcloud-config", PROJECT)
 
 
-def deploy_app(gcloud: Gcloud, service: str = "api", *flags: str) -> Any:
-    """`gcloud run deploy` of the tiny app (conftest) with `flags`; the finished process."""
+def deploy_app(gcloud: Gcloud, service: str = "api", *flags: str) -> str:
+    """`gcloud run deploy` of the tiny app (conftest) with `flags`, which must succeed; what it printed on stderr."""
     # ^|^ makes | gcloud's list delimiter: the app's source has commas.
-    return gcloud(
+    done = gcloud.run(
         "run", "deploy", service, "--image", BASE_IMAGE, "--command=python3", f"--args=^|^-c|{APP}",
         "--region", REGION, *flags,
     )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stderr.decode()
 
 
 def answer(url: str) -> dict[str, Any]:
@@ -53,7 +55,7 @@ def test_gcloud_run_deploy_with_the_guides_flags_makes_a_service_the_v2_client_r
         "--min-instances", "1", "--max-instances", "10", "--timeout", "300", "--set-env-vars", "GREETING=hi",
     )  # fmt: skip
     service = engine_services.get_service(name=name_of("api"))
-    assert f"Service URL: {service.uri}" in done.stderr
+    assert f"Service URL: {service.uri}" in done
     template = service.template
     container = template.containers[0]
     assert container.image == BASE_IMAGE
@@ -103,8 +105,9 @@ def test_gcloud_describes_a_service_in_v1_shape_with_its_conditions_traffic_and_
     assert status["traffic"] == [
         {"revisionName": short(v2.latest_ready_revision), "percent": 100, "latestRevision": True}
     ]
-    assert gcloud("run", "services", "describe", "api", "--region", REGION, "--format=value(status.url)").stdout == (
-        v2.uri + "\n"
+    assert (
+        gcloud("run", "services", "describe", "api", "--region", REGION, "--format=value(status.url)")
+        == (v2.uri + "\n").encode()
     )
     # Private: the URL refuses a caller without a token, as Cloud Run does.
     assert httpx.get(v2.uri + "/", timeout=30).status_code == 403
