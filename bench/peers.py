@@ -216,12 +216,15 @@ def main() -> None:
                 options.runs, lambda _: bench.gcloud("run", "deploy", "bench-gcloud", "--image", image, *GCLOUD_FLAGS)
             )
 
+            steps = ("doki build --push", "doki deploy", "docker build", "docker push", "gcloud run deploy")
+            parts: dict[str, list[float]] = {step: [] for step in steps}
+
             def doki_change(index: int) -> float:
                 version = f"doki-{index}"
                 bench.git_commit(version)
                 started = time.perf_counter()
-                bench.doki("build", "--push")
-                bench.doki("deploy", "--yes")
+                parts["doki build --push"].append(bench.doki("build", "--push"))
+                parts["doki deploy"].append(bench.doki("deploy", "--yes"))
                 return first_200_from(url, version, started)
 
             def doki_release(index: int) -> float:
@@ -237,9 +240,13 @@ def main() -> None:
                 tag = f"{REPOSITORY}/bench-gcloud:{version}"
                 built.append(tag)
                 started = time.perf_counter()
-                bench.shell(f"docker build -q -t {tag} . && docker tag {tag} {registry}/{tag}")
-                bench.shell(f"docker push -q {registry}/{tag}")
-                bench.gcloud("run", "deploy", "bench-gcloud", "--image", tag, *GCLOUD_FLAGS)
+                parts["docker build"].append(
+                    bench.shell(f"docker build -q -t {tag} . && docker tag {tag} {registry}/{tag}")
+                )
+                parts["docker push"].append(bench.shell(f"docker push -q {registry}/{tag}"))
+                parts["gcloud run deploy"].append(
+                    bench.gcloud("run", "deploy", "bench-gcloud", "--image", tag, *GCLOUD_FLAGS)
+                )
                 return first_200_from(gcloud_url, version, started)
 
             doki_changes, releases, guide_changes = interleaved(
@@ -262,6 +269,7 @@ def main() -> None:
     print(f"no-op doki deploy: {doki_mutating} mutating API calls in {options.runs} runs (goal 0)")
     line("code change, doki build --push && doki deploy / the guide's", doki_changes, guide_changes, "guide", "<= 0.8")
     line("code change, doki release --local / the guide's", releases, guide_changes, "guide", "<= 0.8")
+    print("code change, its parts (medians): " + ", ".join(f"{k} {median(v):.2f} s" for k, v in parts.items()))
 
 
 if __name__ == "__main__":

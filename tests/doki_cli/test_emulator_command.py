@@ -77,6 +77,44 @@ def test_env_prints_exports_for_doki_the_clients_and_gcloud(started: Path, ports
     )
 
 
+@pytest.mark.gcloud
+def test_after_eval_of_env_plain_gcloud_reads_cloud_run_and_logging_from_the_emulator(
+    started: Path, gcloud_binary: str
+) -> None:
+    # As the README says to: a shell that evals `doki emulator env`, then gcloud with nothing else set but its own
+    # directory and project. The emulator holds a service made with the Python client.
+    from google.cloud import run_v2
+
+    from doki_cli.gcp.clients import ClientFactory
+
+    status = json.loads(doki("--json", "emulator", "status", cwd=started).stdout)
+    ClientFactory(status["grpc"]).run_services().create_service(
+        parent="projects/doki-shell/locations/us-central1",
+        service_id="api",
+        service=run_v2.Service(
+            template=run_v2.RevisionTemplate(containers=[run_v2.Container(image="us-docker.pkg.dev/p/a/api:1")])
+        ),
+    )
+    ClientFactory(status["grpc"]).logging().write_log_entries(
+        log_name="projects/doki-shell/logs/shell-test",
+        resource={"type": "global"},
+        entries=[{"text_payload": "written-by-the-python-client"}],
+    )
+    script = (
+        f'eval "$({DOKI} emulator env)"\n'
+        "gcloud run services describe api --region us-central1 --format='value(metadata.name,status.url)'\n"
+        "gcloud logging read 'logName=\"projects/doki-shell/logs/shell-test\"' --format='value(textPayload)'\n"
+    )
+    env = clean_env(CLOUDSDK_CONFIG=str(started / "gcloud"), CLOUDSDK_CORE_PROJECT="doki-shell")
+    env["PATH"] = f"{Path(gcloud_binary).parent}:{env['PATH']}"
+    done = run(["bash", "-ec", script], cwd=started, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    name, url, logged = done.stdout.split()
+    assert name == "api"
+    assert url.startswith("http://127.0.0.1:")
+    assert logged == "written-by-the-python-client"
+
+
 def test_env_unset_prints_what_leaves_emulator_mode_even_with_none_running(tmp_path: Path) -> None:
     result = doki("emulator", "env", "--unset", cwd=tmp_path)
     assert result.returncode == 0

@@ -72,6 +72,8 @@ def test_gcloud_run_deploy_with_the_guides_flags_makes_a_service_the_v2_client_r
     assert service.latest_ready_revision == service.latest_created_revision
     policy = engine_services.get_iam_policy(request={"resource": service.name})
     assert [(b.role, list(b.members)) for b in policy.bindings] == [("roles/run.invoker", ["allUsers"])]
+    read_back = gcloud.json("run", "services", "get-iam-policy", "api", "--region", REGION)
+    assert read_back["bindings"] == [{"members": ["allUsers"], "role": "roles/run.invoker"}]
     served = answer(service.uri)
     assert (served["revision"], served["greeting"]) == (short(service.latest_ready_revision), "hi")
 
