@@ -450,18 +450,25 @@ def _cpu(value: Any, memory: int, concurrency: int, problems: list[str]) -> str:
     return text
 
 
+def env_name_problem(name: str) -> str | None:
+    """Why doki.toml cannot name the variable `name`, or None when it can."""
+    if name in RESERVED_ENV:
+        return "Cloud Run sets it itself"
+    if name.startswith(GOOGLE_ENV_PREFIX):
+        return f"Cloud Run keeps names starting with {GOOGLE_ENV_PREFIX} for itself"
+    if not _ENV_NAME.fullmatch(name):
+        return "use letters, digits and _"
+    return None
+
+
 def _env(table: Any, problems: list[str]) -> dict[str, str]:
     if not isinstance(table, dict):
         problems.append("env must be a table of NAME = value")
         return {}
     env: dict[str, str] = {}
     for key, value in table.items():
-        if not _ENV_NAME.fullmatch(key) or key in RESERVED_ENV or key.startswith(GOOGLE_ENV_PREFIX):
-            reason = "use letters, digits and _"
-            if key in RESERVED_ENV:
-                reason = "Cloud Run sets it itself"
-            elif key.startswith(GOOGLE_ENV_PREFIX):
-                reason = f"Cloud Run keeps names starting with {GOOGLE_ENV_PREFIX} for itself"
+        reason = env_name_problem(key)
+        if reason is not None:
             problems.append(f"env name {key!r} is not allowed: {reason}")
         elif isinstance(value, list) and all(isinstance(v, str) for v in value):
             env[key] = ",".join(value)  # e.g. ALLOWED_ORIGINS as a list

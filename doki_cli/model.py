@@ -77,6 +77,9 @@ class LiveService:
     variables: tuple[str, ...] = ()
     # What the service has that doki.toml does not manage, which a deploy keeps (sidecars, probes, volumes, ...).
     kept: tuple[str, ...] = ()
+    # Variables whose secret is another project's (Cloud Run takes projects/P/secrets/S, by id or number): their
+    # `spec.secrets` entry holds the secret's id alone, so the full name is here.
+    foreign_secrets: Mapping[str, str] = field(default_factory=dict)
     # Three of those, which limit the CPU and memory doki.toml may ask for: Cloud Run counts CPU per revision.
     cpu_always_allocated: bool = False
     gen2: bool = False

@@ -216,7 +216,7 @@ _ARTIFACT_IMAGE = re.compile(r"[a-z0-9-]+-docker\.pkg\.dev/[^/]+/(?P<repository>
 def adopted_toml(adopted: Adopted) -> str:
     """doki.toml describing `adopted.live` as it runs, so a first `doki deploy` changes only what doki itself adds
     (its image, pinned secret versions, GOOGLE_REDIRECT_URI) and keeps everything else the service has."""
-    from doki_cli.config import is_compute_default
+    from doki_cli.config import env_name_problem, is_compute_default
 
     live = adopted.live
     spec = live.spec
@@ -241,7 +241,7 @@ def adopted_toml(adopted: Adopted) -> str:
     lines += [
         f"port = {spec.port}",
         f"memory = {json.dumps(spec.memory)}",
-        f"cpu = {json.dumps(spec.cpu)}",
+        f"cpu = {json.dumps(_whole_cpus(spec.cpu))}",
         f"min_instances = {spec.min_instances}",
         f"max_instances = {spec.max_instances}",
         f"timeout_seconds = {spec.timeout_seconds}",
@@ -261,17 +261,29 @@ def adopted_toml(adopted: Adopted) -> str:
         ]
     redirect = live.uri.rstrip("/") + "/auth/google/callback"
     env = {name: value for name, value in spec.env.items() if not (name == "GOOGLE_REDIRECT_URI" and value == redirect)}
+    # Variables doki.toml cannot name (doki's rules on names), and secrets of another project (doki.toml names its
+    # own project's): left out, so a deploy keeps them as they are, and listed at the end.
+    unnamed = [name for name in [*env, *spec.secrets] if env_name_problem(name)]
+    foreign = [name for name in spec.secrets if name in live.foreign_secrets]
     lines += ["", "[service.env]"]
     for name, value in env.items():
-        lines.append(f"{name} = {_toml_env_value(name, value)}")
+        if name not in unnamed:
+            lines.append(f"{name} = {_toml_env_value(name, value)}")
     lines += [
         "",
         "# Environment variable = Secret Manager secret (latest version unless `name:version`).",
         "[service.secrets]",
     ]
     for name, ref in spec.secrets.items():
+        if name in unnamed or name in foreign:
+            continue
         secret, _, version = ref.partition(":")
-        lines.append(f"{name} = {json.dumps(secret if version in ('', 'latest') else ref)}")
+        lines.append(f"{name} = {_toml_string(secret if version in ('', 'latest') else ref)}")
+    if unnamed:
+        lines += ["", "# Kept as they are: variables doki.toml cannot name, " + ", ".join(unnamed) + "."]
+    if foreign:
+        held = ", ".join(f"{name} ({live.foreign_secrets[name]})" for name in foreign)
+        lines += ["", f"# Kept as they are: secrets of another project, {held}."]
     if live.kept:
         lines += [
             "",
@@ -280,8 +292,21 @@ def adopted_toml(adopted: Adopted) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _whole_cpus(cpu: str) -> str:
+    # Cloud Run answers a default CPU as "1000m", which doki.toml spells "1" (the planner reads both as one).
+    if cpu.endswith("m") and cpu[:-1].isdigit() and int(cpu[:-1]) % 1000 == 0:
+        return str(int(cpu[:-1]) // 1000)
+    return cpu
+
+
 def _toml_env_value(name: str, value: str) -> str:
     # ALLOWED_ORIGINS reads best as a list; doki joins a list with commas, so it is the same value.
     if name == "ALLOWED_ORIGINS" and "," in value and " " not in value:
-        return "[" + ", ".join(json.dumps(origin.strip()) for origin in value.split(",")) + "]"
-    return json.dumps(value)
+        return "[" + ", ".join(_toml_string(origin) for origin in value.split(",")) + "]"
+    return _toml_string(value)
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, and characters beyond ASCII go as they are (JSON would write
+    those outside the Basic Multilingual Plane as surrogate pairs, which TOML refuses)."""
+    return json.dumps(value, ensure_ascii=False)

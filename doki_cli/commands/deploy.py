@@ -146,7 +146,13 @@ def _tag_digests(google: Google) -> Callable[[str], str | None]:
 
     def digest_of(image: str) -> str | None:
         registry = google.artifact_registry
-        return registry.digest_of(image) if registry.is_tagged_reference(image) else None
+        if not registry.is_tagged_reference(image):
+            return None
+        try:
+            return registry.digest_of(image)
+        except DokiError:
+            # Unknown is a change, as without the lookup: the plan shows the image, nothing is hidden.
+            return None
 
     return digest_of
 

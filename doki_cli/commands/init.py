@@ -97,7 +97,11 @@ def init(
 
         adopted = _adopt(answers)
         files["doki.toml"] = adopted_toml(adopted)
-        _check_loads(files["doki.toml"])
+        _check_loads(
+            files["doki.toml"],
+            "the live service has a setting doki.toml cannot hold: change it on the service, or write doki.toml "
+            "with doki init (without --from-service) and edit it",
+        )
     apis = _enable_apis(answers) if enable_apis else None
     just_enabled = apis is not None and "iam.googleapis.com" in apis["enabled"]
     account = _create_account(answers, just_enabled=just_enabled) if create_account else None
@@ -257,7 +261,7 @@ def _frontend(supabase_url: str | None, origins: list[str]) -> tuple[str | None,
     return url, origins
 
 
-def _check_loads(text: str) -> None:
+def _check_loads(text: str, hint: str = "fix --service, --project or --region (see `doki init --help`)") -> None:
     """Refuse options that would make a doki.toml `doki` cannot load, naming every problem (nothing is written)."""
     import tempfile
 
@@ -272,7 +276,7 @@ def _check_loads(text: str) -> None:
             raise DokiError(
                 "invalid_option",
                 err.message.replace(str(path), "the doki.toml doki init would write"),
-                "fix --service, --project or --region (see `doki init --help`)",
+                hint,
             ) from None
 
 

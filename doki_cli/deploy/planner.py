@@ -260,8 +260,11 @@ class Planner:
     def _same_image(self, live: str, image: str) -> bool:
         """Whether `live`, an image by digest, is what the tag `image` of the same image points at."""
         path, at, digest = live.partition("@")
-        tagged, colon, _tag = image.rpartition(":")
-        if not at or not colon or "/" in _tag or tagged != path or self._digest_of is None:
+        # gcloud's source deploys write IMAGE:TAG@DIGEST (_AddDigestToImageChange): the path is the image's either way.
+        if ":" in path.rsplit("/", 1)[-1]:
+            path = path.rpartition(":")[0]
+        tagged, colon, tag = image.rpartition(":")
+        if not at or not colon or "/" in tag or tagged != path or self._digest_of is None:
             return False
         return self._digest_of(image) == digest
 
@@ -321,9 +324,14 @@ class Planner:
         for name, value in desired.env.items():
             if old_env.get(name) != value:
                 changes.append(Change(f"env {name}", old_env.get(name) if name in old_env else None, value))
+        foreign = live.foreign_secrets if live is not None else {}
         for name, ref in desired.secrets.items():
-            if old_secrets.get(name) != ref:
-                changes.append(Change(f"secret {name}", old_secrets.get(name), ref))
+            old = old_secrets.get(name)
+            if name in foreign and old is not None:
+                # Another project's secret of the same id is another secret: doki.toml names its own project's.
+                old = f"{foreign[name]}:{old.rpartition(':')[2]}"
+            if old != ref:
+                changes.append(Change(f"secret {name}", old, ref))
         if prune:
             for name in unmanaged:
                 kind = "secret" if name in old_secrets else "env"

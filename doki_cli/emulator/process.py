@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from doki_cli.emulator.run import RUN_HOST
 from doki_cli.errors import DokiError
 
 RUNNING_FILE = "emulator.json"
@@ -60,8 +61,6 @@ class Running:
         }
 
 
-# The host gcloud is told Cloud Run is at; it adds the region in front (us-central1-run.doki-emulator).
-RUN_HOST = "run.doki-emulator"
 # The variables Running.env sets, in its order: what leaving emulator mode unsets.
 ENV_NAMES = (
     "DOKI_EMULATOR",

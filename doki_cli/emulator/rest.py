@@ -32,6 +32,12 @@ class Request:
     body: bytes
     params: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def host_name(self) -> str:
+        """The host the request was sent to, without its port (gcloud's proxied requests keep the API's host)."""
+        host = self.headers.get("host", "")
+        return host.rsplit(":", 1)[0] if not host.endswith("]") else host
+
     def arg(self, name: str, default: str | None = None) -> str | None:
         values = self.query.get(name)
         return values[0] if values else default
@@ -85,6 +91,7 @@ class Route:
     handler: Handler
     rpc: str | None  # the gRPC method this route stands for, e.g. "google.cloud.secretmanager.v1.X/CreateSecret"
     project: ProjectOf  # the project whose API the call uses, for the gate
+    host: re.Pattern[str] | None = None  # only requests sent to a matching host name (None: any)
 
 
 class Router:
@@ -94,11 +101,19 @@ class Router:
         self._routes: list[Route] = []
 
     def add(
-        self, method: str, pattern: str, handler: Handler, rpc: str | None = None, project: ProjectOf = path_project
+        self,
+        method: str,
+        pattern: str,
+        handler: Handler,
+        rpc: str | None = None,
+        project: ProjectOf = path_project,
+        host: str | None = None,
     ) -> None:
         """`pattern` is a regex over the path (no query), anchored at both ends; named groups become params.
-        `project` finds the project the call acts on when the path does not name it as `project`."""
-        self._routes.append(Route(method, re.compile(pattern + r"\Z"), handler, rpc, project))
+        `project` finds the project the call acts on when the path does not name it as `project`; `host`, a regex
+        over the host name, keeps a path two APIs share to the API whose endpoint the request was sent to."""
+        compiled_host = re.compile(host + r"\Z") if host is not None else None
+        self._routes.append(Route(method, re.compile(pattern + r"\Z"), handler, rpc, project, compiled_host))
 
     def _check_enabled(self, full_method: str, route: Route, request: Request) -> None:
         """Refuse a call to an API its project has not enabled, as the gRPC interceptor does: the consumer is the
@@ -115,7 +130,7 @@ class Router:
             allowed = False
             for route in self._routes:
                 match = route.pattern.match(request.path)
-                if match is None:
+                if match is None or (route.host is not None and not route.host.match(request.host_name)):
                     continue
                 allowed = True
                 if route.method != request.method:

@@ -426,10 +426,14 @@ def to_live(service: run_v2.Service) -> LiveService:
     container = ingress_container(template.containers) or run_v2.Container()
     env: dict[str, str] = {}
     secrets: dict[str, str] = {}
+    foreign: dict[str, str] = {}
+    own = f"projects/{service.name.split('/')[1]}/secrets/" if service.name.startswith("projects/") else ""
     for var in container.env:
         if var.value_source and var.value_source.secret_key_ref.secret:
             ref = var.value_source.secret_key_ref
             secrets[var.name] = f"{_secret_id(ref.secret)}:{ref.version or 'latest'}"
+            if ref.secret.startswith("projects/") and not ref.secret.startswith(own):
+                foreign[var.name] = ref.secret
         else:
             env[var.name] = var.value
     settings = _settings(template, container)
@@ -469,6 +473,7 @@ def to_live(service: run_v2.Service) -> LiveService:
         message=service.terminal_condition.message,
         variables=tuple(var.name for var in container.env),
         kept=tuple(kept_settings(service)),
+        foreign_secrets=foreign,
         cpu_always_allocated="resources" in container and not container.resources.cpu_idle,
         gen2=template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2,
         sidecar_cpus=_sidecar_cpus(template.containers),

@@ -199,6 +199,7 @@ def test_json_names_every_file_and_what_happened_to_it(project: Path) -> None:
         "files": [{"path": path, "action": "overwritten" if path == ".dockerignore" else "created"} for path in FILES],
         "apis": None,
         "account": None,
+        "adopted": None,
         "next": [line.strip() for line in NEXT.splitlines()[1:]],
     }
 

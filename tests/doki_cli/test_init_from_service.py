@@ -167,3 +167,31 @@ def test_options_that_would_contradict_the_service_are_refused_before_any_call(
     error = json.loads(result.stdout)["error"]
     assert (error["code"], error["message"]) == ("invalid_option", message)
     assert list(project.iterdir()) == []
+
+
+def test_what_doki_toml_cannot_name_is_left_to_the_service_and_said_so(project: Path, emulator: Emulator) -> None:
+    clients = ClientFactory(emulator.grpc_address)
+    container = run_v2.Container(
+        image="nginx:1",
+        env=[
+            run_v2.EnvVar(name="GREETING", value="héllo 🚀"),
+            run_v2.EnvVar(name="dotted.name", value="x"),
+            secret("SHARED_KEY", "projects/other-proj-456/secrets/shared-key", "latest"),
+        ],
+    )
+    clients.run_services().create_service(
+        parent=f"projects/{PROJECT}/locations/{REGION}",
+        service_id="api",
+        service=run_v2.Service(template=run_v2.RevisionTemplate(containers=[container])),
+    )
+    result = from_service()
+    assert result.exit_code == 0, result.output
+    toml = (project / "doki.toml").read_text()
+    assert 'GREETING = "héllo 🚀"\n' in toml
+    assert "# Kept as they are: variables doki.toml cannot name, dotted.name.\n" in toml
+    assert (
+        "# Kept as they are: secrets of another project, SHARED_KEY (projects/other-proj-456/secrets/shared-key).\n"
+        in toml
+    )
+    assert "SHARED_KEY =" not in toml
+    assert load_config(project / "doki.toml").env == {"GREETING": "héllo 🚀"}

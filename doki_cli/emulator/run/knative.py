@@ -42,6 +42,18 @@ ANNOTATION_KINDS: dict[str, tuple[str, ...]] = {
     "run.googleapis.com/base-images": ("Service", "Revision"),
     "run.googleapis.com/binary-authorization-breakglass": ("Service", "Job"),
     "run.googleapis.com/binary-authorization": ("Service", "Job", "Execution"),
+    "run.googleapis.com/build-base-image": ("Service",),
+    "run.googleapis.com/build-enable-automatic-updates": ("Service",),
+    "run.googleapis.com/build-environment-variables": ("Service",),
+    "run.googleapis.com/build-function-target": ("Service",),
+    "run.googleapis.com/build-id": ("Service",),
+    "run.googleapis.com/build-image-uri": ("Service",),
+    "run.googleapis.com/build-name": ("Service",),
+    "run.googleapis.com/build-service-account": ("Service",),
+    "run.googleapis.com/build-source-location": ("Service",),
+    "run.googleapis.com/build-worker-pool": ("Service",),
+    "run.googleapis.com/gpu-zonal-redundancy-disabled": ("Revision",),
+    "run.googleapis.com/secure-session-agent": ("Revision",),
     "run.googleapis.com/client-name": ("Service", "Revision", "Job", "Execution"),
     "run.googleapis.com/cloudsql-instances": ("Revision", "Execution"),
     "run.googleapis.com/container-dependencies": ("Revision",),
@@ -78,6 +90,18 @@ OUTPUT_ANNOTATIONS = (CREATOR, LAST_MODIFIER, INGRESS_STATUS, URLS, "run.googlea
 # Cloud Run features the emulator does not model: a body that asks for one is refused rather than half-served.
 UNMODELLED = (
     "run.googleapis.com/base-images",
+    "run.googleapis.com/build-base-image",
+    "run.googleapis.com/build-enable-automatic-updates",
+    "run.googleapis.com/build-environment-variables",
+    "run.googleapis.com/build-function-target",
+    "run.googleapis.com/build-id",
+    "run.googleapis.com/build-image-uri",
+    "run.googleapis.com/build-name",
+    "run.googleapis.com/build-service-account",
+    "run.googleapis.com/build-source-location",
+    "run.googleapis.com/build-worker-pool",
+    "run.googleapis.com/gpu-zonal-redundancy-disabled",
+    "run.googleapis.com/secure-session-agent",
     "run.googleapis.com/binary-authorization-breakglass",
     "run.googleapis.com/cloudsql-instances",
     "run.googleapis.com/container-dependencies",
@@ -86,6 +110,17 @@ UNMODELLED = (
     "run.googleapis.com/network-interfaces",
     "run.googleapis.com/post-key-revocation-action-type",
     "run.googleapis.com/secrets",
+)
+# Labels Cloud Run puts on services and revisions (its location, Knative's links between the objects, the startup
+# probe it gave the revision: gcloud reads run.googleapis.com/startupProbeType in printers/k8s_object_printer_util.py).
+OUTPUT_LABELS = (
+    LOCATION_LABEL,
+    "run.googleapis.com/startupProbeType",
+    SERVICE_LABEL,
+    "serving.knative.dev/serviceUid",
+    CONFIGURATION_LABEL,
+    "serving.knative.dev/configurationGeneration",
+    ROUTE_LABEL,
 )
 SYSTEM_PREFIXES = ("run.googleapis.com/", "autoscaling.knative.dev/", "serving.knative.dev/", "cloud.googleapis.com/")
 
@@ -190,6 +225,10 @@ def _container_from_v1(data: dict[str, Any], where: str) -> dict[str, Any]:
     # v1's requests default to the limits and v2 has none (the v1 ResourceRequirements comment).
     resources.pop("requests", None)
     container["resources"] = resources
+    # A mount's readOnly is "Not used by Cloud Run." (the v1 VolumeMount comment); v2 has no such field.
+    container["volumeMounts"] = [
+        {k: v for k, v in mount.items() if k != "readOnly"} for mount in container.get("volumeMounts") or []
+    ]
     return container
 
 
@@ -209,20 +248,35 @@ def _volume_from_v1(data: dict[str, Any], where: str) -> dict[str, Any]:
         if "defaultMode" in secret:
             volume["secret"]["defaultMode"] = secret["defaultMode"]
     if "configMap" in volume:
-        raise _bad(f"{where}.configMap", "the emulator does not model configMap volumes; use secret.")
+        # "Not supported in Cloud Run." (the v1 Volume message's comment on configMap, run_v1_messages.py).
+        raise _bad(f"{where}.configMap", "Not supported in Cloud Run.")
+    empty_dir = volume.get("emptyDir")
+    if isinstance(empty_dir, dict) and "medium" in empty_dir:
+        # v1 spells the medium as Kubernetes does ("Memory", which gcloud's --add-volume type=in-memory sends:
+        # lib/googlecloudsdk/command_lib/run/volumes.py); v2 as its enum (MEMORY).
+        medium = {"Memory": "MEMORY", "": "MEDIUM_UNSPECIFIED"}.get(empty_dir["medium"])
+        if medium is None:
+            raise _bad(f"{where}.emptyDir.medium", f"'{empty_dir['medium']}' is not a medium: use Memory.")
+        volume["emptyDir"] = {**empty_dir, "medium": medium}
+    if "csi" in volume:
+        raise ApiError(
+            grpc.StatusCode.UNIMPLEMENTED, f"{where}.csi: the emulator does not model Cloud Storage volumes."
+        )
     return volume
 
 
 def _template_from_v1(template: dict[str, Any]) -> tuple[run_v2.RevisionTemplate, dict[str, str]]:
     """The v2 template and the labels only v1 holds (prefixed Kubernetes keys, e.g. client.knative.dev/nonce)."""
     metadata = template.get("metadata") or {}
-    labels = metadata.get("labels") or {}
+    # Labels Cloud Run sets itself come back in what clients send: gcloud's --update-labels copies the service's
+    # labels, cloud.googleapis.com/location among them, into the template (LabelChanges in
+    # lib/googlecloudsdk/command_lib/run/config_changes.py). They change nothing.
+    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k not in OUTPUT_LABELS}
     knative_labels = {k: v for k, v in labels.items() if "/" in k}
     for key in knative_labels:
-        if key.startswith(SYSTEM_PREFIXES) or not validation.is_annotation_key(key):
-            # Kubernetes' rule for a label key (a qualified name, as for annotations); Cloud Run's own prefixes are
-            # its to set. The wording is the emulator's.
-            raise _bad("spec.template.metadata.labels", f"Label '{key}' is not allowed.")
+        if not validation.is_annotation_key(key):
+            # Kubernetes' rule for a label key, a qualified name as for annotations; the wording is the emulator's.
+            raise _bad("spec.template.metadata.labels", f"Label key '{key}' is not a qualified name.")
     spec = dict(template.get("spec") or {})
     system, user = _split_annotations(
         metadata.get("annotations") or {}, "Revision", "spec.template.metadata.annotations"
@@ -232,12 +286,16 @@ def _template_from_v1(template: dict[str, Any]) -> tuple[run_v2.RevisionTemplate
         _container_from_v1(c, f"{where}.containers[{i}]") for i, c in enumerate(spec.pop("containers", []) or [])
     ]
     volumes = [_volume_from_v1(v, f"{where}.volumes[{i}]") for i, v in enumerate(spec.pop("volumes", []) or [])]
-    concurrency = spec.pop("containerConcurrency", None)
-    timeout = spec.pop("timeoutSeconds", None)
+    concurrency = _integer(spec.pop("containerConcurrency", None), f"{where}.containerConcurrency")
+    timeout = _integer(spec.pop("timeoutSeconds", None), f"{where}.timeoutSeconds")
     account = spec.pop("serviceAccountName", "")
-    spec.pop("nodeSelector", None)  # gcloud sends it empty; GPU node selection is not modelled
-    if spec.pop("enableServiceLinks", None) or spec.pop("imagePullSecrets", None) or spec:
-        raise _bad(where, f"unsupported fields: {', '.join(sorted(spec))}.")
+    if spec.get("nodeSelector") == {}:
+        spec.pop("nodeSelector")  # gcloud sends it empty; GPU node selection is not modelled
+    unsupported = sorted(key for key, value in spec.items() if value not in (None, [], {}, False))
+    if unsupported:
+        # The emulator's wording: fields of the v1 RevisionSpec it does not turn into v2 (enableServiceLinks and
+        # imagePullSecrets are Kubernetes' and "Not supported by Cloud Run", the v1 messages' comments say).
+        raise _bad(where, f"fields the emulator does not take: {', '.join(unsupported)}.")
     body: dict[str, Any] = {
         "revision": metadata.get("name", ""),
         "labels": {k: v for k, v in labels.items() if k not in knative_labels},
@@ -297,18 +355,36 @@ def _template_from_v1(template: dict[str, Any]) -> tuple[run_v2.RevisionTemplate
 def _traffic_from_v1(targets: list[dict[str, Any]]) -> list[run_v2.TrafficTarget]:
     traffic = []
     for index, target in enumerate(targets):
+        where = f"spec.traffic[{index}]"
         if target.get("configurationName"):
-            raise _bad(f"spec.traffic[{index}].configurationName", "Cloud Run routes by revision or latestRevision.")
-        latest = bool(target.get("latestRevision"))
+            raise _bad(f"{where}.configurationName", "Cloud Run routes by revision or latestRevision.")
+        revision = target.get("revisionName", "")
+        # latestRevision "must be false if RevisionName is set" and "defaults to true otherwise" (the v1
+        # TrafficTarget comment).
+        latest = target.get("latestRevision", not revision)
+        if latest and revision:
+            raise _bad(f"{where}.latestRevision", "This field must be false if RevisionName is set.")
         traffic.append(
             run_v2.TrafficTarget(
                 type_=validation.LATEST if latest else validation.REVISION,
-                revision="" if latest else target.get("revisionName", ""),
-                percent=int(target.get("percent", 0)),
+                revision="" if latest else revision,
+                percent=_integer(target.get("percent", 0), f"{where}.percent") or 0,
                 tag=target.get("tag", ""),
             )
         )
     return traffic
+
+
+def _integer(value: Any, field: str) -> int | None:
+    """An integer field of a v1 body (JSON numbers, or strings of digits as proto JSON allows), None when absent."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+        # Google's front end words for a value of the wrong type start so; the rest is the emulator's.
+        raise invalid_argument(
+            f"Invalid JSON payload received. Invalid value at '{field}' ({value!r}): not an integer."
+        )
+    return int(value)
 
 
 def service_from_v1(body: dict[str, Any], name: str) -> tuple[run_v2.Service, dict[str, str]]:
@@ -319,7 +395,7 @@ def service_from_v1(body: dict[str, Any], name: str) -> tuple[run_v2.Service, di
     metadata = body.get("metadata") or {}
     spec = body.get("spec") or {}
     system, user = _split_annotations(metadata.get("annotations") or {}, "Service", "metadata.annotations")
-    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k != LOCATION_LABEL}
+    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if k not in OUTPUT_LABELS}
     if "template" not in spec:
         raise _bad("spec.template", "required field not present.")
     template, knative_labels = _template_from_v1(spec["template"])
@@ -417,6 +493,9 @@ def _container_to_v1(container: dict[str, Any]) -> dict[str, Any]:
 
 def _volume_to_v1(volume: dict[str, Any]) -> dict[str, Any]:
     out = dict(volume)
+    empty_dir = out.get("emptyDir")
+    if isinstance(empty_dir, dict) and empty_dir.get("medium") == "MEMORY":
+        out["emptyDir"] = {**empty_dir, "medium": "Memory"}
     secret = out.pop("secret", None)
     if secret is not None:
         items = [
@@ -451,6 +530,8 @@ def _revision_annotations(template: Any, execution_environment: int) -> dict[str
         annotations["run.googleapis.com/execution-environment"] = names[execution_environment]
     if template.session_affinity:
         annotations["run.googleapis.com/sessionAffinity"] = "true"
+    if getattr(template, "health_check_disabled", False):
+        annotations["run.googleapis.com/health-check-disabled"] = "true"
     if template.encryption_key:
         annotations["run.googleapis.com/encryption-key"] = template.encryption_key
     if template.vpc_access.connector:
@@ -514,6 +595,10 @@ def service_to_v1(service: run_v2.Service, namespace: str, knative_labels: dict[
         annotations["run.googleapis.com/minScale"] = str(service.scaling.min_instance_count)
     if service.custom_audiences:
         annotations["run.googleapis.com/custom-audiences"] = json.dumps(list(service.custom_audiences))
+    if service.binary_authorization.use_default:
+        annotations["run.googleapis.com/binary-authorization"] = "default"
+    elif service.binary_authorization.policy:
+        annotations["run.googleapis.com/binary-authorization"] = service.binary_authorization.policy
     template = service.template
     template_metadata: dict[str, Any] = {
         "annotations": _revision_annotations(template, template.execution_environment),
@@ -617,8 +702,11 @@ def revision_to_v1(
         "conditions": conditions,
         "logUrl": revision.log_uri,
     }
-    if digests and digests[0]:
-        status["imageDigest"] = digests[0]
+    # The serving container's, which gcloud writes back into template.image (_SwitchToDigestChange in
+    # lib/googlecloudsdk/command_lib/run/serverless_operations.py; template.image is that container's).
+    ingress = validation.ingress_index(revision) if revision.containers else 0
+    if len(digests) > ingress and digests[ingress]:
+        status["imageDigest"] = digests[ingress]
         status["containerStatuses"] = [
             {"name": c.name, "imageDigest": d} for c, d in zip(revision.containers, digests, strict=True) if d
         ]
@@ -649,3 +737,32 @@ def revision_to_v1(
         "spec": _revision_spec(revision),
         "status": status,
     }
+
+
+# RevisionTemplate fields v1 has neither a field nor an annotation for.
+_TEMPLATE_ONLY_V2 = (
+    "node_selector",
+    "gpu_zonal_redundancy_disabled",
+    "service_mesh",
+    "encryption_key_revocation_action",
+    "encryption_key_shutdown_duration",
+)
+
+
+def keep_what_v1_cannot_say(current: run_v2.Service, incoming: run_v2.Service) -> None:
+    """A v1 replace sends the whole object, but the object v1 shows lacks some v2 fields: what the client could not
+    see, it did not mean to clear. `incoming` (parsed from the v1 body) gets them from `current`, the stored service."""
+    for name in _TEMPLATE_ONLY_V2:
+        value = getattr(current.template, name)
+        # Only what is set: an empty message written back would read as set (a change, and a new revision).
+        if name in current.template and value:
+            setattr(incoming.template, name, value)
+    if current.template.vpc_access.network_interfaces and not incoming.template.vpc_access.network_interfaces:
+        incoming.template.vpc_access.network_interfaces = current.template.vpc_access.network_interfaces
+    # v1 shows a service's minimum instances only (run.googleapis.com/minScale).
+    scaling = run_v2.ServiceScaling(current.scaling)
+    scaling.min_instance_count = incoming.scaling.min_instance_count
+    incoming.scaling = scaling
+    justification = current.binary_authorization.breakglass_justification
+    if justification and (incoming.binary_authorization.use_default or incoming.binary_authorization.policy):
+        incoming.binary_authorization.breakglass_justification = justification

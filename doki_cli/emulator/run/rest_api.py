@@ -23,15 +23,14 @@ from doki_cli.emulator import protojson
 from doki_cli.emulator.errors import invalid_argument, not_found
 from doki_cli.emulator.projects import project_number
 from doki_cli.emulator.rest import Request, Response, Router
-from doki_cli.emulator.run import knative
+from doki_cli.emulator.run import RUN_HOST, knative
 from doki_cli.emulator.run.state import CloudRun
 
 SERVICES_V2 = "google.cloud.run.v2.Services"
 REVISIONS_V2 = "google.cloud.run.v2.Revisions"
 _NAMESPACE = r"/apis/serving\.knative\.dev/v1/namespaces/(?P<project>[^/]+)"
 _IAM = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/services/(?P<service>[^/:]+)"
-# A region as Google names them (us-central1, europe-west1, northamerica-northeast1), before the API host.
-_REGIONAL_HOST = re.compile(r"(?P<region>[a-z]+-[a-z]+[0-9]+)-")
+_RUN_HOSTS = r"(?:[a-z0-9-]+-)?" + re.escape(RUN_HOST)
 # The v2 Service fields a v1 object carries: a replace sets all of them (absent ones are cleared).
 V1_FIELDS = (
     "description",
@@ -53,9 +52,19 @@ V1_FIELDS = (
 
 
 def region_of(request: Request) -> str | None:
-    """The region a request was sent to, from its host; None on the global endpoint."""
-    match = _REGIONAL_HOST.match(request.headers.get("host", ""))
-    return match["region"] if match else None
+    """The region a request was sent to, from its host (REGION-run.doki-emulator); None on the global endpoint
+    (run.doki-emulator). A host that names no Cloud Run region is NOT_FOUND: on Google its name would not resolve."""
+    host = request.host_name
+    if host == RUN_HOST:
+        return None
+    region = host.removesuffix("-" + RUN_HOST)
+    if region == host:
+        # The emulator's wording: it tells Cloud Run's regional endpoints apart only by the name doki emulator env
+        # gives gcloud.
+        raise not_found(f"Send Cloud Run calls to {RUN_HOST} or REGION-{RUN_HOST} (see doki emulator env), not {host}.")
+    if region not in REGIONS:
+        raise not_found(f"Location {region} is not a Cloud Run region (https://cloud.google.com/run/docs/locations).")
+    return region
 
 
 class KnativeApi:
@@ -121,6 +130,7 @@ class KnativeApi:
             )
         self._check_namespace(body, request)
         service, labels = knative.service_from_v1(body, name)
+        knative.keep_what_v1_cannot_say(self._run.get_service(name), service)
         # metadata.resourceVersion is v1's concurrency check: the etag it was read with.
         service.etag = metadata.get("resourceVersion", "")
         dry_run = request.arg("dryRun") == "all"
@@ -366,26 +376,26 @@ def _selector(text: str) -> Any:
 
 
 def add_routes(router: Router, run: CloudRun) -> None:
-    """Every v1 route, each counted and faulted as the v2 method it stands for."""
+    """Every v1 route, each counted, faulted and gated as the v2 method it stands for."""
     api = KnativeApi(run)
-    router.add("GET", _NAMESPACE + r"/services", api.list_services, rpc=f"{SERVICES_V2}/ListServices")
-    router.add("POST", _NAMESPACE + r"/services", api.create_service, rpc=f"{SERVICES_V2}/CreateService")
-    router.add("GET", _NAMESPACE + r"/services/(?P<name>[^/]+)", api.get_service, rpc=f"{SERVICES_V2}/GetService")
-    router.add(
-        "PUT", _NAMESPACE + r"/services/(?P<name>[^/]+)", api.replace_service, rpc=f"{SERVICES_V2}/UpdateService"
-    )
-    router.add(
-        "DELETE", _NAMESPACE + r"/services/(?P<name>[^/]+)", api.delete_service, rpc=f"{SERVICES_V2}/DeleteService"
-    )
-    router.add("GET", _NAMESPACE + r"/revisions", api.list_revisions, rpc=f"{REVISIONS_V2}/ListRevisions")
-    router.add("GET", _NAMESPACE + r"/revisions/(?P<name>[^/]+)", api.get_revision, rpc=f"{REVISIONS_V2}/GetRevision")
-    router.add(
-        "DELETE",
-        _NAMESPACE + r"/revisions/(?P<name>[^/]+)",
-        api.delete_revision,
-        rpc=f"{REVISIONS_V2}/DeleteRevision",
-    )
+
+    def namespace_project(request: Request) -> str:
+        # A namespace may be the project's number (Cloud Run answers with it): the gate checks the project itself.
+        return api.project(request.params["project"])
+
+    def route(method: str, pattern: str, handler: Any, rpc: str) -> None:
+        router.add(method, _NAMESPACE + pattern, handler, rpc=rpc, project=namespace_project)
+
+    route("GET", r"/services", api.list_services, f"{SERVICES_V2}/ListServices")
+    route("POST", r"/services", api.create_service, f"{SERVICES_V2}/CreateService")
+    route("GET", r"/services/(?P<name>[^/]+)", api.get_service, f"{SERVICES_V2}/GetService")
+    route("PUT", r"/services/(?P<name>[^/]+)", api.replace_service, f"{SERVICES_V2}/UpdateService")
+    route("DELETE", r"/services/(?P<name>[^/]+)", api.delete_service, f"{SERVICES_V2}/DeleteService")
+    route("GET", r"/revisions", api.list_revisions, f"{REVISIONS_V2}/ListRevisions")
+    route("GET", r"/revisions/(?P<name>[^/]+)", api.get_revision, f"{REVISIONS_V2}/GetRevision")
+    route("DELETE", r"/revisions/(?P<name>[^/]+)", api.delete_revision, f"{REVISIONS_V2}/DeleteRevision")
     router.add("GET", _IAM + r":getIamPolicy", api.get_iam_policy, rpc=f"{SERVICES_V2}/GetIamPolicy")
     router.add("POST", _IAM + r":setIamPolicy", api.set_iam_policy, rpc=f"{SERVICES_V2}/SetIamPolicy")
     router.add("POST", _IAM + r":testIamPermissions", api.test_iam_permissions, rpc=f"{SERVICES_V2}/TestIamPermissions")
-    router.add("GET", r"/v1/projects/(?P<project>[^/]+)/locations", api.list_locations)
+    # Secret Manager's locations list has this path too: this one answers only on Cloud Run's endpoint.
+    router.add("GET", r"/v1/projects/(?P<project>[^/]+)/locations", api.list_locations, host=_RUN_HOSTS)

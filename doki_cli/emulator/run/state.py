@@ -116,7 +116,9 @@ class _Revision:
     sequence: int  # creation order across the emulator, newest listed first
     port: int = 0  # the loopback port its ingress container listens on (its PORT)
     # Each container's image by digest as deployed ("" for an image outside Artifact Registry): Cloud Run runs the
-    # digest a tag named when the revision was made, and v1 reports it (status.imageDigest).
+    # digest a tag named when the revision was made, and v1 reports it (status.imageDigest). The emulator runs an
+    # image named by tag from the engine's own tag (builds and pushes are local), one named by digest from its
+    # registry.
     digests: list[str] = field(default_factory=list)
     knative_labels: dict[str, str] = field(default_factory=dict)  # see _Service.knative_labels
 

@@ -134,3 +134,33 @@ def test_a_runtime_account_of_another_project_is_a_warning_in_the_plan(tmp_path:
     ]
     (tmp_path / "doki.toml").write_text(toml + f'service_account = "runtime@{PROJECT}.iam.gserviceaccount.com"\n')
     assert Planner(google.run, google.secrets).plan(load_config(tmp_path / "doki.toml"), "x/y:1").warnings == []
+
+
+def test_another_projects_secret_of_the_same_id_is_a_change_and_a_pinned_digest_of_the_tag_is_not(
+    tmp_path: Path, emulator: Emulator, secrets: SecretManager
+) -> None:
+    from google.cloud import run_v2
+
+    image = f"us-docker.pkg.dev/{PROJECT}/doki/api"
+    digest = "sha256:" + "d" * 64
+    ref = run_v2.SecretKeySelector(secret="projects/other-proj-456/secrets/api-key", version="3")
+    container = run_v2.Container(
+        image=f"{image}@{digest}",
+        env=[run_v2.EnvVar(name="API_KEY", value_source=run_v2.EnvVarSource(secret_key_ref=ref))],
+    )
+    ClientFactory(emulator.grpc_address).run_services().create_service(
+        parent=f"projects/{PROJECT}/locations/us-central1",
+        service_id="api",
+        service=run_v2.Service(template=run_v2.RevisionTemplate(containers=[container])),
+    )
+    toml = f'[service]\nname = "api"\nproject = "{PROJECT}"\nrepository = "doki"\n'
+    toml += '[service.secrets]\nAPI_KEY = "api-key:3"\n'
+    (tmp_path / "doki.toml").write_text(toml)
+    google = Google(ClientFactory(emulator.grpc_address), PROJECT)
+    digests = {f"{image}:v1": digest, f"{image}:v2": "sha256:" + "e" * 64}
+    plan = Planner(google.run, google.secrets, digests.get).plan(load_config(tmp_path / "doki.toml"), f"{image}:v1")
+    changes = {c.what: (c.before, c.after) for c in plan.changes}
+    assert changes["secret API_KEY"] == ("projects/other-proj-456/secrets/api-key:3", "api-key:3")
+    assert "image" not in changes  # the live digest is what v1 points at
+    moved = Planner(google.run, google.secrets, digests.get).plan(load_config(tmp_path / "doki.toml"), f"{image}:v2")
+    assert {c.what: (c.before, c.after) for c in moved.changes}["image"] == (f"{image}@{digest}", f"{image}:v2")

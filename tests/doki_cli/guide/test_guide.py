@@ -22,6 +22,7 @@ What the guide says and what happens differ in places; each is asserted here, so
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,8 @@ from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout, run
 pytestmark = [pytest.mark.docker, pytest.mark.gcloud]
 
 runner = CliRunner()
-PROJECT = "doki-guide"
+# One project per test session: its image names are then this session's alone on a shared Docker engine.
+PROJECT = f"doki-guide-{os.getpid()}"
 REGION = "us-central1"
 # The placeholders the guide asks its reader to replace, and this test's values (production refuses placeholders).
 VALUES = {
@@ -92,10 +94,13 @@ def shell(gcloud_binary: str, engine_emulator: Emulator, docker_client: Any, tmp
     yield Shell(project, {**env, "DOCKER_CONFIG": str(tmp_path / "docker-config")})
     engine_emulator.stop()  # its containers first: an image a container uses cannot go
     # By name, never by id: the same build under another name (the suite's backend image) is not this test's.
-    ours = f"{REGION}-docker.pkg.dev/{PROJECT}/doki/"
+    ours = (
+        f"{REGION}-docker.pkg.dev/{PROJECT}/",
+        f"{engine_emulator.registry_address}/{REGION}-docker.pkg.dev/{PROJECT}/",
+    )
     for image in docker_client.images.list():
         for tag in image.tags:
-            if tag.startswith(ours) or tag.partition("/")[2].startswith(ours):
+            if tag.startswith(ours):
                 docker_client.images.remove(tag)
 
 
@@ -125,7 +130,7 @@ def test_the_guides_commands_deploy_the_backend_and_its_updates_with_the_differe
     account = compute_default_account(PROJECT)
     assert refused.returncode == 1
     assert (
-        "Permission denied on secret: projects/doki-guide/secrets/supabase-secret-key/versions/latest for Revision "
+        f"Permission denied on secret: projects/{PROJECT}/secrets/supabase-secret-key/versions/latest for Revision "
         f"service account {account}."
     ) in refused.stderr
 
@@ -311,8 +316,8 @@ def test_doki_adopts_the_guides_service_changing_only_what_doki_adds_and_gcloud_
     assert released["result"] == "released"
     service = services.get_service(name=name)
     # The commit's build is the guide's image again (same context, same layers): the digest gcloud pinned stays.
-    pinned = released["image"].rpartition(":")[0] + "@" + released["digest"]
-    assert service.template.containers[0].image in (released["image"], pinned)
+    assert released["digest"] == guide_made.template.containers[0].image.rpartition("@")[2]
+    assert service.template.containers[0].image == guide_made.template.containers[0].image
     assert [(t.revision, t.percent) for t in service.traffic_statuses if t.percent] == [
         (service.latest_ready_revision.rsplit("/", 1)[-1], 100)
     ]

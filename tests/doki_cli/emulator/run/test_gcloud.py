@@ -166,3 +166,13 @@ def test_gcloud_updates_a_service_the_v2_client_made_and_keeps_what_it_does_not_
     assert dict(service.template.labels) == {"team": "web"}
     assert service.latest_ready_revision == service.latest_created_revision
     assert service.generation == 2
+
+
+def test_gcloud_labels_a_service_it_read_back_and_the_v2_client_sees_them_on_service_and_template(
+    gcloud: Gcloud, engine_services: Any, containers: Callable[[], list[Any]]
+) -> None:
+    deploy_app(gcloud, "api")
+    gcloud("run", "services", "update", "api", "--region", REGION, "--update-labels", "team=web")
+    service = engine_services.get_service(name=name_of("api"))
+    assert (service.labels["team"], service.template.labels["team"]) == ("web", "web")
+    assert service.latest_ready_revision == service.latest_created_revision

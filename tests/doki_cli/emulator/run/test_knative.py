@@ -203,3 +203,89 @@ def test_a_v2_service_renders_as_v1_and_reads_back_to_the_same_spec() -> None:
     assert labels == {"client.knative.dev/nonce": "x"}
     for field in ("description", "labels", "annotations", "ingress", "invoker_iam_disabled", "template", "traffic"):
         assert getattr(back, field) == getattr(service, field), field
+
+
+def test_a_v1_read_then_replace_changes_nothing_even_of_what_v1_cannot_show(v1: V1, services: Any) -> None:
+    template = run_v2.RevisionTemplate(
+        containers=[run_v2.Container(image="us-docker.pkg.dev/p/apps/api:v1")],
+        health_check_disabled=True,
+        node_selector=run_v2.NodeSelector(accelerator="nvidia-l4"),
+        volumes=[run_v2.Volume(name="scratch", empty_dir=run_v2.EmptyDirVolumeSource(medium="MEMORY"))],
+    )
+    services.create_service(
+        parent=f"projects/{PROJECT}/locations/{REGION}",
+        service_id="api",
+        service=run_v2.Service(
+            template=template,
+            scaling=run_v2.ServiceScaling(min_instance_count=1, max_instance_count=7),
+            binary_authorization=run_v2.BinaryAuthorization(use_default=True, breakglass_justification="incident"),
+        ),
+    )
+    before = services.get_service(name=name_of("api"))
+    read = v1("GET", f"{API}/namespaces/{PROJECT}/services/api").json()
+    assert read["spec"]["template"]["spec"]["volumes"] == [{"name": "scratch", "emptyDir": {"medium": "Memory"}}]
+    assert read["metadata"]["annotations"]["run.googleapis.com/binary-authorization"] == "default"
+    replaced = v1("PUT", f"{API}/namespaces/{PROJECT}/services/api", read)
+    assert replaced.status_code == 200, replaced.text
+    after = services.get_service(name=name_of("api"))
+    assert after.generation == before.generation
+    assert (after.template, after.scaling, after.binary_authorization) == (
+        before.template,
+        before.scaling,
+        before.binary_authorization,
+    )
+
+
+def test_labels_cloud_run_sets_are_ignored_when_a_client_sends_them_back_in_the_template(v1: V1, services: Any) -> None:
+    # What gcloud's --update-labels sends: the service's labels, read back with Cloud Run's own, on the template too.
+    made = body()
+    made["metadata"]["labels"] = {"cloud.googleapis.com/location": REGION, "team": "web"}
+    made["spec"]["template"]["metadata"]["labels"] = {"cloud.googleapis.com/location": REGION, "team": "web"}
+    answer = v1("POST", f"{API}/namespaces/{PROJECT}/services", made)
+    assert answer.status_code == 200, answer.text
+    service = services.get_service(name=name_of("api"))
+    assert (dict(service.labels), dict(service.template.labels)) == ({"team": "web"}, {"team": "web"})
+
+
+def test_traffic_names_the_latest_revision_unless_a_revision_is_named_and_never_both(v1: V1, services: Any) -> None:
+    made = body(spec={**body()["spec"], "traffic": [{"percent": 100}]})
+    assert v1("POST", f"{API}/namespaces/{PROJECT}/services", made).status_code == 200
+    (target,) = services.get_service(name=name_of("api")).traffic
+    assert target.type_ == run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
+    both = body(
+        "web", spec={**body()["spec"], "traffic": [{"percent": 100, "latestRevision": True, "revisionName": "x"}]}
+    )
+    refused = v1("POST", f"{API}/namespaces/{PROJECT}/services", both).json()["error"]
+    assert refused["message"] == "spec.traffic[0].latestRevision: This field must be false if RevisionName is set."
+
+
+def test_a_value_of_the_wrong_type_is_a_400_naming_the_field_not_an_emulator_error(v1: V1) -> None:
+    made = body()
+    made["spec"]["template"]["spec"]["timeoutSeconds"] = "five minutes"
+    answer = v1("POST", f"{API}/namespaces/{PROJECT}/services", made)
+    assert answer.status_code == 400
+    assert "spec.template.spec.timeoutSeconds" in answer.json()["error"]["message"]
+
+
+def test_a_host_that_names_no_cloud_run_region_is_not_found(emulator: Emulator) -> None:
+    answer = V1(emulator, "moon-base1")("GET", f"{API}/namespaces/{PROJECT}/services")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["message"] == (
+        "Location moon-base1 is not a Cloud Run region (https://cloud.google.com/run/docs/locations)."
+    )
+
+
+def test_cloud_runs_locations_answer_only_on_its_endpoint(emulator: Emulator, v1: V1) -> None:
+    listed = V1(emulator, None)("GET", f"/v1/projects/{PROJECT}/locations").json()["locations"]
+    assert {"name": f"projects/{PROJECT}/locations/{REGION}", "locationId": REGION} in listed
+    elsewhere = httpx.get(f"{emulator.rest_url}/v1/projects/{PROJECT}/locations", timeout=30)
+    assert elsewhere.status_code == 404
+
+
+def test_a_disabled_cloud_run_api_refuses_a_namespace_named_by_the_projects_number(tmp_path: Any) -> None:
+    from doki_cli.emulator.server import EmulatorConfig
+
+    with Emulator(EmulatorConfig(disabled_apis=("run.googleapis.com",))) as emulator:
+        refused = V1(emulator)("GET", f"{API}/namespaces/{project_number(PROJECT)}/services")
+        assert refused.status_code == 403
+        assert refused.json()["error"]["details"][0]["reason"] == "SERVICE_DISABLED"
