@@ -19,7 +19,7 @@ from typing import Any
 
 from doki_cli.emulator.process import Running
 from doki_cli.emulator.server import Emulator
-from tests.helpers import record, run
+from tests.helpers import Process, record, run
 
 TIMEOUT = 300.0
 # How gcloud ends a yes/no question (console_io.PromptContinue), whichever answer is the default.
@@ -90,7 +90,7 @@ class Gcloud:
         would (gcloud asks only when its stdin is a terminal); its exit code and everything it printed."""
         controller, terminal = pty.openpty()
         environment = {**self.env, "CLOUDSDK_CORE_DISABLE_PROMPTS": "0", **env}
-        process = subprocess.Popen(
+        process = Process(
             [self.binary, *args], stdin=terminal, stdout=terminal, stderr=terminal, env=environment, close_fds=True
         )
         os.close(terminal)
