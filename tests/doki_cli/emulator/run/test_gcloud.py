@@ -111,8 +111,13 @@ def test_gcloud_describes_a_service_in_v1_shape_with_its_conditions_traffic_and_
         gcloud("run", "services", "describe", "api", "--region", REGION, "--format=value(status.url)")
         == (v2.uri + "\n").encode()
     )
-    # Private: the URL refuses a caller without a token, as Cloud Run does.
+    # Private: the URL refuses a caller without a token, as Cloud Run does, until gcloud makes it public.
     assert httpx.get(v2.uri + "/", timeout=30).status_code == 403
+    gcloud(
+        "run", "services", "add-iam-policy-binding", "api", "--region", REGION,
+        "--member=allUsers", "--role=roles/run.invoker",
+    )  # fmt: skip
+    assert answer(v2.uri)["revision"] == short(v2.latest_ready_revision)
 
 
 def test_gcloud_updates_make_revisions_move_and_split_traffic_and_delete_the_service(
