@@ -24,30 +24,17 @@ from doki_cli.emulator.errors import invalid_argument, not_found
 from doki_cli.emulator.projects import project_number
 from doki_cli.emulator.rest import Request, Response, Router
 from doki_cli.emulator.run import RUN_HOST, knative
-from doki_cli.emulator.run.state import CloudRun
+from doki_cli.emulator.run.state import SPEC_FIELDS, CloudRun
 
 SERVICES_V2 = "google.cloud.run.v2.Services"
 REVISIONS_V2 = "google.cloud.run.v2.Revisions"
 _NAMESPACE = r"/apis/serving\.knative\.dev/v1/namespaces/(?P<project>[^/]+)"
 _IAM = r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/services/(?P<service>[^/:]+)"
 _RUN_HOSTS = r"(?:[a-z0-9-]+-)?" + re.escape(RUN_HOST)
-# The v2 Service fields a v1 object carries: a replace sets all of them (absent ones are cleared).
-V1_FIELDS = (
-    "description",
-    "labels",
-    "annotations",
-    "client",
-    "client_version",
-    "ingress",
-    "launch_stage",
-    "binary_authorization",
-    "template",
-    "traffic",
-    "scaling",
-    "invoker_iam_disabled",
-    "default_uri_disabled",
-    "custom_audiences",
-    "iap_enabled",
+# The v2 Service fields a v1 object carries: a replace sets all of them (absent ones are cleared; what v1 cannot show
+# inside them is kept, knative.keep_what_v1_cannot_say). The others have no v1 form at all.
+V1_FIELDS = tuple(
+    name for name in SPEC_FIELDS if name not in ("multi_region_settings", "threat_detection_enabled", "build_config")
 )
 
 
@@ -151,15 +138,7 @@ class KnativeApi:
         return Response.json(self.render_service(self._service_name(request)))
 
     def list_services(self, request: Request) -> Response:
-        project = self.project(request.params["project"])
-        location = region_of(request) or "-"
-        services = []
-        token = ""
-        while True:
-            page, token = self._run.list_services(f"projects/{project}/locations/{location}", 0, token)
-            services += page
-            if not token:
-                break
+        services = self._services(self.project(request.params["project"]), region_of(request) or "-")
         selector = _selector(request.arg("labelSelector") or "")
         items = [knative.service_to_v1(s, self._namespace(s.name), self._run.knative_labels(s.name)) for s in services]
         items = [item for item in items if selector(item["metadata"]["labels"])]
@@ -215,20 +194,16 @@ class KnativeApi:
         revisions: list[Any] = []
         locations = [location] if location != "-" else sorted({s.name.split("/")[3] for s in self._services(project)})
         for region in locations:
-            token = ""
-            while True:
-                page, token = self._run.list_revisions(f"projects/{project}/locations/{region}/services/-", 0, token)
-                revisions += page
-                if not token:
-                    break
+            revisions += _every_page(
+                lambda token, region=region: self._run.list_revisions(
+                    f"projects/{project}/locations/{region}/services/-", 0, token
+                )
+            )
         return revisions
 
-    def _services(self, project: str) -> list[Any]:
-        services, token = self._run.list_services(f"projects/{project}/locations/-", 0, "")
-        while token:
-            more, token = self._run.list_services(f"projects/{project}/locations/-", 0, token)
-            services += more
-        return services
+    def _services(self, project: str, location: str = "-") -> list[Any]:
+        """Every service of the project in `location` ("-": in every location)."""
+        return _every_page(lambda token: self._run.list_services(f"projects/{project}/locations/{location}", 0, token))
 
     def get_revision(self, request: Request) -> Response:
         return Response.json(self._render_revision(self._run.get_revision(self._revision_name(request))))
@@ -345,6 +320,17 @@ def _written(operation: operations_pb2.Operation) -> Any:
     service = run_v2.Service.pb()()
     operation.metadata.Unpack(service)
     return run_v2.Service.wrap(service)
+
+
+def _every_page(list_page: Any) -> list[Any]:
+    """Every item of a paged list: `list_page(token)` answers (items, next token), "" when it was the last page."""
+    items: list[Any] = []
+    token = ""
+    while True:
+        page, token = list_page(token)
+        items += page
+        if not token:
+            return items
 
 
 def _selector(text: str) -> Any:

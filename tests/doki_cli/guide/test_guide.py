@@ -108,22 +108,28 @@ def run_section(shell: Shell, section: str) -> list[Any]:
     return [shell.ok(as_run_here(command.text)) for command in in_section(section)]
 
 
-def test_the_guides_commands_deploy_the_backend_and_its_updates_with_the_differences_known(
-    shell: Shell, engine_emulator: Emulator, engine_clients: ClientFactory
-) -> None:
+def push_image_and_secrets(shell: Shell, clients: ClientFactory, *, enable_apis: bool = False) -> None:
+    """The guide up to its deploy: (its APIs enabled,) its variables, the image built and pushed (the docker path),
+    the secrets made."""
     # The guide sets the project through PROJECT_ID only in its own variables; gcloud reads its configuration.
     shell.ok(f"gcloud config set project {PROJECT}")
-    run_section(shell, "### Required Services Enabled")
+    if enable_apis:
+        run_section(shell, "### Required Services Enabled")
     run_section(shell, "### 1. Set Up Environment Variables")
-    engine_clients.artifact_registry().create_repository(
+    clients.artifact_registry().create_repository(
         parent=f"projects/{PROJECT}/locations/{REGION}",
         repository_id="doki",
         repository=ar.Repository(format_=ar.Repository.Format.DOCKER),
     ).result(timeout=30)
-    build, push = (c.text for c in in_section("### 2. Build and Push to Google Container Registry")[1:])
-    shell.ok(as_run_here(build))
-    shell.ok(as_run_here(push))
+    for command in in_section("### 2. Build and Push to Google Container Registry")[1:]:
+        shell.ok(as_run_here(command.text))
     run_section(shell, "### 3. Create Secrets in Secret Manager")
+
+
+def test_the_guides_commands_deploy_the_backend_and_its_updates_with_the_differences_known(
+    shell: Shell, engine_emulator: Emulator, engine_clients: ClientFactory
+) -> None:
+    push_image_and_secrets(shell, engine_clients, enable_apis=True)
 
     (deploy,) = in_section("### 4. Deploy to Cloud Run")
     refused = shell(as_run_here(deploy.text))
@@ -207,16 +213,7 @@ def test_the_guides_commands_deploy_the_backend_and_its_updates_with_the_differe
 
 def deploy_as_the_guide_does(shell: Shell, clients: ClientFactory) -> None:
     """The guide's way to a running service, its secrets readable first (its troubleshooting grant)."""
-    shell.ok(f"gcloud config set project {PROJECT}")
-    run_section(shell, "### 1. Set Up Environment Variables")
-    clients.artifact_registry().create_repository(
-        parent=f"projects/{PROJECT}/locations/{REGION}",
-        repository_id="doki",
-        repository=ar.Repository(format_=ar.Repository.Format.DOCKER),
-    ).result(timeout=30)
-    for command in in_section("### 2. Build and Push to Google Container Registry")[1:]:
-        shell.ok(as_run_here(command.text))
-    run_section(shell, "### 3. Create Secrets in Secret Manager")
+    push_image_and_secrets(shell, clients)
     (grant,) = in_section("### Secret Manager Access Denied")
     for secret in SECRETS:
         shell.ok(grant.text.replace("SECRET_NAME", secret).replace("PROJECT_NUMBER", str(project_number(PROJECT))))
