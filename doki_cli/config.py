@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 DEFAULT_CONFIG = Path("doki.toml")
 # gcloud's own repository for source deploys: the name users already have when they have deployed before.
@@ -177,16 +177,16 @@ def load_config(
         data = tomllib.loads(config_path.read_text())
     except FileNotFoundError:
         raise DokiError(
-            "config_not_found",
+            Code.CONFIG_NOT_FOUND,
             f"no doki.toml at {config_path.absolute()}",
             "run doki from your project's root, pass --config PATH (DOKI_CONFIG), or make one there with `doki init`",
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise DokiError("config_invalid", f"{config_path} is not valid TOML: {exc}", "fix the file") from None
+        raise DokiError(Code.CONFIG_INVALID, f"{config_path} is not valid TOML: {exc}", "fix the file") from None
     service = data.get("service")
     if not isinstance(service, dict):
         raise DokiError(
-            "config_invalid", f"{config_path} has no [service] table", 'start it with [service] and name = "my-api"'
+            Code.CONFIG_INVALID, f"{config_path} has no [service] table", 'start it with [service] and name = "my-api"'
         )
     unknown_top = sorted(set(data) - set(TABLES))
     problems = [
@@ -200,7 +200,7 @@ def load_config(
         if not isinstance(environments, dict) or not isinstance(environments.get(env), dict):
             known = ", ".join(sorted(environments)) if isinstance(environments, dict) else ""
             raise DokiError(
-                "unknown_env",
+                Code.UNKNOWN_ENV,
                 f"{config_path} has no environment {env!r} (known: {known or 'none'})",
                 f"add an [environments.{env}] table, or pick one of the known environments",
             )
@@ -216,13 +216,13 @@ def load_config(
     # An override is the user's typing, not the file's: its problem names the option (or its variable).
     if project and not _PROJECT.fullmatch(project):
         raise DokiError(
-            "bad_option",
+            Code.BAD_OPTION,
             f"--project (DOKI_PROJECT) {project!r} is not a Google Cloud project id",
             "use the project's id, such as my-project-123: `gcloud projects list` shows them",
         )
     if region and not _REGION.fullmatch(region):
         raise DokiError(
-            "bad_option",
+            Code.BAD_OPTION,
             f"--region (DOKI_REGION) {region!r} is not a Cloud Run region",
             "use a region such as us-central1 or europe-west1: `gcloud run regions list` shows them",
         )
@@ -237,7 +237,7 @@ def load_config(
     build_config = _build(build, problems)
     if problems:
         raise DokiError(
-            "config_invalid",
+            Code.CONFIG_INVALID,
             f"{config_path} {where} has {_count(problems)}:\n" + "\n".join(f"  - {p}" for p in problems),
             "fix doki.toml (its keys are described in the README)",
         )

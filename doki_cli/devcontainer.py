@@ -14,7 +14,7 @@ from pathlib import Path
 
 from doki_cli.config import ServiceConfig
 from doki_cli.engine import DockerEngine, RunningContainer
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.interrupts import terminate_as_interrupt
 from doki_cli.output import Output
 
@@ -55,7 +55,7 @@ def wait_until_serving(
     while True:
         if container.status() in ("exited", "dead"):
             raise DokiError(
-                "container_exited",
+                Code.CONTAINER_EXITED,
                 f"the container exited with code {container.exit_code()} before serving; its last lines:\n"
                 + container.tail(LAST_LOG_LINES),
                 "fix what the log says (often a value in .env), then run doki dev --docker again",
@@ -64,14 +64,14 @@ def wait_until_serving(
             break
         if clock() > deadline:
             raise DokiError(
-                "container_not_ready",
+                Code.CONTAINER_NOT_READY,
                 f"the container did not answer {url}/ within {timeout:.0f} s; its last lines:\n"
                 + container.tail(LAST_LOG_LINES),
                 "check the log above; the app must listen on 0.0.0.0:$PORT",
             )
         sleep(0.2)
     if not _answers(f"{url}/docs"):
-        raise DokiError("container_not_ready", f"{url}/docs does not answer 200", "check the container's log")
+        raise DokiError(Code.CONTAINER_NOT_READY, f"{url}/docs does not answer 200", "check the container's log")
 
 
 def _answers(url: str) -> bool:

@@ -11,7 +11,7 @@ from fnmatch import fnmatch
 from typing import TYPE_CHECKING
 
 from doki_cli.config import ServiceConfig, account_project, is_compute_default
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 if TYPE_CHECKING:
     from doki_cli.gcp.google import Google
@@ -236,7 +236,7 @@ def _account_exists(email: str | None, google: Google, *, create: bool) -> Check
                 _, created = google.accounts.create(email, "doki runtime", "Runs the Cloud Run revisions doki deploys")
                 return Check(name, PASS, f"{email} {'created' if created else 'exists'}")
             except DokiError as err:
-                if err.code != "permission_denied":
+                if err.code != Code.PERMISSION_DENIED:
                     raise
                 # No right to create accounts says nothing of whether this one exists: the lookup below does.
         found = google.accounts.get(email)

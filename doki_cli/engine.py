@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 # How much of a failing step's output to show: the end is where the error is.
@@ -45,7 +45,7 @@ class DockerEngine:
             client.ping()
         except DockerException as exc:
             raise DokiError(
-                "docker_unreachable",
+                Code.DOCKER_UNREACHABLE,
                 f"no Docker engine answers at {where} ({source}): {_short(exc)}",
                 "start Docker (e.g. `sudo systemctl start docker`), or point DOCKER_HOST at a running engine",
             ) from None
@@ -88,7 +88,9 @@ class DockerEngine:
                         else "fix the failing step (rerun with -v to see the whole build)"
                     )
                     raise DokiError(
-                        "build_failed", f"the image build failed at {step}:\n{output}\n{chunk['error'].strip()}", hint
+                        Code.BUILD_FAILED,
+                        f"the image build failed at {step}:\n{output}\n{chunk['error'].strip()}",
+                        hint,
                     )
                 text = chunk.get("stream", "")
                 for line in text.splitlines():
@@ -100,9 +102,9 @@ class DockerEngine:
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
         except APIError as exc:
-            raise DokiError("build_failed", f"the Docker engine refused the build: {_short(exc)}", None) from None
+            raise DokiError(Code.BUILD_FAILED, f"the Docker engine refused the build: {_short(exc)}", None) from None
         if image_id is None:
-            raise DokiError("build_failed", "the engine finished without an image", "rerun with -v")
+            raise DokiError(Code.BUILD_FAILED, "the engine finished without an image", "rerun with -v")
         image = self._client.images.get(image_id)
         for tag in tags[1:]:
             repository, _, name = tag.rpartition(":")
@@ -117,7 +119,7 @@ class DockerEngine:
         """
         if not self._client.networks.list(names=["bridge"]):
             raise DokiError(
-                "no_port_publishing",
+                Code.NO_PORT_PUBLISHING,
                 "this Docker engine has no bridge network, so it cannot publish the container's port",
                 "run with --network host",
             )
@@ -142,7 +144,7 @@ class DockerEngine:
                 )
         except APIError as exc:
             raise DokiError(
-                "container_start_failed",
+                Code.CONTAINER_START_FAILED,
                 f"the engine could not start {image}: {_short(exc)}",
                 "if it cannot publish ports, use --network host",
             ) from None
@@ -166,7 +168,7 @@ class DockerEngine:
             # The SDK splits the reference itself (tag or digest; no tag means "latest").
             self._client.images.pull(image)
         except APIError as exc:
-            raise DokiError("pull_failed", f"the engine could not pull {image}: {_short(exc)}", None) from None
+            raise DokiError(Code.PULL_FAILED, f"the engine could not pull {image}: {_short(exc)}", None) from None
 
     def tag(self, image: str, target: str) -> None:
         """Give the local image `image` the additional name `target` (repository:tag)."""
@@ -202,7 +204,7 @@ class DockerEngine:
         except APIError as exc:
             raise _push_error(reference, exc.explanation or str(exc)) from None
         if digest is None:
-            raise DokiError("push_failed", f"the engine pushed {reference} but reported no digest", "rerun with -v")
+            raise DokiError(Code.PUSH_FAILED, f"the engine pushed {reference} but reported no digest", "rerun with -v")
         return digest
 
     def start_detached(
@@ -238,7 +240,7 @@ class DockerEngine:
             )
         except APIError as exc:
             raise DokiError(
-                "container_start_failed", f"the engine could not start {image}: {_short(exc)}", None
+                Code.CONTAINER_START_FAILED, f"the engine could not start {image}: {_short(exc)}", None
             ) from None
         return RunningContainer(container)
 
@@ -291,21 +293,21 @@ def _split_reference(reference: str) -> tuple[str, str]:
 
 
 def _no_local_image(image: str) -> DokiError:
-    return DokiError("image_not_found", f"there is no local image {image}", "build it first: doki build")
+    return DokiError(Code.IMAGE_NOT_FOUND, f"there is no local image {image}", "build it first: doki build")
 
 
 # The engine's push errors by what they say (the first match decides), with a hint that fits any registry.
 PUSH_ERRORS = (
-    (("does not exist locally", "tag does not exist", "No such image"), "image_not_found", ""),
+    (("does not exist locally", "tag does not exist", "No such image"), Code.IMAGE_NOT_FOUND, ""),
     (
         ("unauthorized", "denied", "no basic auth credentials", "authentication required"),
-        "push_denied",
+        Code.PUSH_DENIED,
         "use credentials that may push to this registry",
     ),
-    (("name unknown",), "repository_not_found", "create the repository in the registry first"),
+    (("name unknown",), Code.REPOSITORY_NOT_FOUND, "create the repository in the registry first"),
     (
         ("connection refused", "no such host", "i/o timeout", "dial tcp", "server misbehaving"),
-        "registry_unreachable",
+        Code.REGISTRY_UNREACHABLE,
         "check that the registry is up and reachable from the Docker engine",
     ),
 )
@@ -314,10 +316,12 @@ PUSH_ERRORS = (
 def _push_error(reference: str, message: str) -> DokiError:
     for patterns, code, hint in PUSH_ERRORS:
         if any(pattern.lower() in message.lower() for pattern in patterns):
-            if code == "image_not_found":
+            if code == Code.IMAGE_NOT_FOUND:
                 return _no_local_image(reference)
             return DokiError(code, f"pushing {reference} failed: {message.strip()}", hint)
-    return DokiError("push_failed", f"pushing {reference} failed: {message.strip()}", "rerun with -v to see the push")
+    return DokiError(
+        Code.PUSH_FAILED, f"pushing {reference} failed: {message.strip()}", "rerun with -v to see the push"
+    )
 
 
 def _short(exc: Exception) -> str:

@@ -8,13 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 # Where CI systems put the commit they build, in the order doki looks: GitHub Actions, Cloud Build, GitLab, others.
 CI_SHA_VARIABLES = ("GITHUB_SHA", "COMMIT_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT", "CIRCLE_SHA1", "GIT_COMMIT")
 SHORT = 7  # image tags: the first 7 hex digits of the commit, whatever length `git --short` would pick
 _SHA = re.compile(r"[0-9a-f]{7,40}")
-EXIT_CONFIG = 78  # EX_CONFIG, as the backend exits on bad settings
 
 
 def version_tag(root: Path) -> str:
@@ -25,7 +24,7 @@ def version_tag(root: Path) -> str:
         dirty = bool(image_changes(root))
     except (OSError, subprocess.CalledProcessError):
         raise DokiError(
-            "no_git_version",
+            Code.NO_GIT_VERSION,
             f"{root} is not a git checkout with a commit, so the image has no version to be tagged with",
             "commit your work (git init && git commit), or pass --tag VERSION",
         ) from None
@@ -60,39 +59,35 @@ def resolve_commit(root: Path, sha: str | None, environ: Mapping[str, str], *, a
     if sha is None:
         if head is None:
             raise DokiError(
-                "no_commit",
+                Code.NO_COMMIT,
                 f"{root} is not a git checkout with a commit, and no --sha or CI variable names one",
                 f"pass --sha COMMIT, set one of {', '.join(CI_SHA_VARIABLES[:2])}, or commit your work",
-                exit_code=EXIT_CONFIG,
             )
         sha = head
     sha = sha.strip().lower()
     if not _SHA.fullmatch(sha):
         raise DokiError(
-            "bad_commit",
+            Code.BAD_COMMIT,
             f"{sha!r} (from {source}) is not a commit sha",
             "pass the hex sha of the commit, at least 7 characters",
-            exit_code=EXIT_CONFIG,
         )
     dirty = False
     if head is not None:
         if not head.startswith(sha) and not sha.startswith(head[: len(sha)]):
             raise DokiError(
-                "commit_mismatch",
+                Code.COMMIT_MISMATCH,
                 f"the release is for {sha[:12]} (from {source}) but {root} has {head[:12]} checked out",
                 f"check out {sha[:12]} first, or release {head[:12]}",
-                exit_code=EXIT_CONFIG,
             )
         sha = head if len(head) > len(sha) else sha
         changed = image_changes(root)
         dirty = bool(changed)
         if dirty and not allow_dirty:
             raise DokiError(
-                "dirty_tree",
+                Code.DIRTY_TREE,
                 f"{root} has uncommitted changes to files the image holds ({_some(changed)}): "
                 f"the image would not be what {sha[:SHORT]} holds",
                 "commit or stash them, or pass --allow-dirty (the image is then tagged -dirty and never reused)",
-                exit_code=EXIT_CONFIG,
             )
     return Commit(sha, dirty, source)
 

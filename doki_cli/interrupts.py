@@ -18,7 +18,6 @@ from types import FrameType
 from typing import TypeVar
 
 T = TypeVar("T")
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 NOTE = "Interrupted: finishing the change in progress first (Ctrl-C again to stop at once)"
 

@@ -25,10 +25,10 @@ from doki_cli.commands import (
     secrets,
     status,
 )
-from doki_cli.errors import DokiError
+from doki_cli.context import App, Factory, GlobalOptions, app_of
+from doki_cli.errors import Code, DokiError
 from doki_cli.options import ConfigOption, EnvOption, JsonOption, ProjectOption, RegionOption, VerboseOption
 from doki_cli.output import Output
-from doki_cli.state import GlobalOptions, global_options
 
 
 class DokiGroup(TyperGroup):
@@ -45,17 +45,17 @@ class DokiGroup(TyperGroup):
             if not ctx.params.get("json"):
                 raise
             where = exc.ctx.command_path if isinstance(exc, UsageError) and exc.ctx else ctx.command_path
-            error = DokiError("usage_error", exc.format_message(), f"see `{where} --help`")
+            error = DokiError(Code.USAGE_ERROR, exc.format_message(), f"see `{where} --help`")
             Output(json_mode=True).error(error)
             raise typer.Exit(exc.exit_code) from None
         except typer.Abort:
             # A prompt met Ctrl-C or the end of stdin: every prompt comes before the first change.
-            global_options(ctx).output.error(
-                DokiError("aborted", "no answer to the question; nothing was changed", "answer it, or pass --yes")
+            app_of(ctx).output.error(
+                DokiError(Code.ABORTED, "no answer to the question; nothing was changed", "answer it, or pass --yes")
             )
             raise typer.Exit(1) from None
         except DokiError as err:
-            global_options(ctx).output.error(err)
+            app_of(ctx).output.error(err)
             raise typer.Exit(err.exit_code) from None
         except KeyboardInterrupt:
             _interrupted(ctx)
@@ -68,17 +68,16 @@ class DokiGroup(TyperGroup):
 
             if is_expired_login(exc):
                 # google-auth's RefreshError, raised by a client that refreshes its token before a call (storage).
-                options = global_options(ctx)
-                options.output.error(expired_login(exc, "calling Google"))
+                app_of(ctx).output.error(expired_login(exc, "calling Google"))
                 raise typer.Exit(1) from None
-            options = global_options(ctx)
-            if options.verbose:
+            app = app_of(ctx)
+            if app.options.verbose:
                 import traceback
 
-                options.output.err.print(traceback.format_exc(), markup=False)
-            options.output.error(
+                app.output.err.print(traceback.format_exc(), markup=False)
+            app.output.error(
                 DokiError(
-                    "internal_error",
+                    Code.INTERNAL_ERROR,
                     f"{type(exc).__name__}: {exc}",
                     "this is a bug in doki: rerun with -v for the traceback and report it",
                 )
@@ -88,17 +87,15 @@ class DokiGroup(TyperGroup):
 
 def _interrupted(ctx: Context) -> None:
     """Ctrl-C where no command said more: said so, never a silent exit (commands that write say what they left)."""
-    from doki_cli.interrupts import EXIT_INTERRUPTED
-
-    global_options(ctx).output.error(
+    app_of(ctx).output.error(
         DokiError(
-            "interrupted",
+            Code.INTERRUPTED,
             "interrupted before the command finished",
             "run it again to finish; if it was changing the service, what it had sent stays, and `doki status` shows "
             "what the service serves now",
         )
     )
-    raise typer.Exit(EXIT_INTERRUPTED) from None
+    raise typer.Exit(Code.INTERRUPTED.exit_code) from None
 
 
 app = typer.Typer(
@@ -134,15 +131,10 @@ def main(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    ctx.obj = GlobalOptions(
-        config=config,
-        env=env,
-        project=project,
-        region=region,
-        json=json,
-        verbose=verbose,
-        output=Output(json_mode=json, verbosity=verbose),
-    )
+    # A test may hand in the factory its collaborators come from (as typer's `obj`); a user's call gets the real one.
+    factory = ctx.obj if isinstance(ctx.obj, Factory) else Factory()
+    options = GlobalOptions(config=config, env=env, project=project, region=region, json=json, verbose=verbose)
+    ctx.obj = App(options, factory)
 
 
 app.command("build")(build.build)

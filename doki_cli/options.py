@@ -42,3 +42,8 @@ SkipChecksOption = Annotated[
         help="Write even when the new revision would not start (settings the backend refuses); the plan says so.",
     ),
 ]
+DryRunOption = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Only show the plan; exit 0 when up to date, 2 when it would change."),
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]

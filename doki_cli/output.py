@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -96,7 +96,7 @@ class Output:
             sys.stdout.write(json.dumps({"error": error.as_dict(), **error.details}, indent=2, default=str) + "\n")
             sys.stdout.flush()
             return
-        if error.code == "interrupted" and self.err.is_terminal:
+        if error.code == Code.INTERRUPTED and self.err.is_terminal:
             self.err.print()  # the terminal echoed ^C without a line break: the error starts a line of its own
         message = _text()
         message.append("Error", style="bold red")

@@ -340,3 +340,10 @@ def container_output(client: Any, image: str, command: str | list[str], **kwargs
         assert code == 0, f"{command} exited with {code}:\n{one.logs().decode(errors='replace')}"
         output: bytes = one.logs(stdout=True, stderr=False)
         return output.decode()
+
+
+def plan_text(service_path: str, endpoint: str, *changes: str) -> str:
+    """The plan a command that changes a service prints before it writes: a heading, one line a change, a count."""
+    service = service_path.rsplit("/", 1)[-1]
+    count = f"{len(changes)} change{'s' if len(changes) != 1 else ''}." if changes else "No changes."
+    return "".join(f"{line}\n" for line in (f"Plan for {service} ({service_path}) on {endpoint}:", *changes, count))

@@ -7,14 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doki_cli.errors import DokiError
+from doki_cli.context import App, app_of
+from doki_cli.errors import Code, DokiError
 from doki_cli.options import BaseImageOption
-from doki_cli.state import global_options
 
 if TYPE_CHECKING:
-    from doki_cli.config import ServiceConfig
     from doki_cli.gcp.google import Google
-    from doki_cli.output import Output
 
 TagOption = Annotated[
     str | None, typer.Option("--tag", help="Version tag instead of the git short sha (':latest' is added too).")
@@ -37,35 +35,34 @@ def build(
     push: PushOption = False,
 ) -> None:
     """Build the image through the Docker engine, tagged <image>:<git sha>[-dirty] and <image>:latest."""
-    from doki_cli.config import load_config
     from doki_cli.engine import DockerEngine
     from doki_cli.gitinfo import version_tag
 
-    options = global_options(ctx)
-    out = options.output
+    app = app_of(ctx)
+    out = app.output
     if push and remote:
         raise DokiError(
-            "bad_option",
+            Code.BAD_OPTION,
             "--push and --remote do not go together: a remote build pushes its image itself",
             "drop --push: doki build --remote builds on Cloud Build and pushes to Artifact Registry",
         )
     if tag is not None and not DOCKER_TAG.fullmatch(tag):
         raise DokiError(
-            "bad_option",
+            Code.BAD_OPTION,
             f"--tag {tag!r} is not a Docker tag",
             "use up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-' (e.g. --tag v1.2.3)",
         )
-    config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+    config = app.config
     version = tag or version_tag(config.root)
     tags = [f"{config.image}:{version}", f"{config.image}:latest"]
     if remote:
-        _build_remote(out, config, tags, base_image)
+        _build_remote(app, tags, base_image)
         return
     engine = DockerEngine.connect()
     google = None
     if push:
         # Made sure of before building, so a missing credential, permission or setting fails fast.
-        google = _with_repository(out, config)
+        google = _with_repository(app)
         google.artifact_registry.login()
     out.line(f"Building {tags[0]} from {config.root}")
 
@@ -87,21 +84,20 @@ def build(
         out.line(f"  {name}  {digest}")
 
 
-def _with_repository(out: Output, config: ServiceConfig) -> Google:
+def _with_repository(app: App) -> Google:
     """The project's Google adapters, once the Artifact Registry repository images go to exists."""
-    from doki_cli.gcp.google import Google
-
-    google = Google.from_env(config.project, config.region)
+    config, google = app.config, app.google
     if google.artifact_registry.ensure_repository(config.repository):
-        out.note(f"created the Artifact Registry repository {config.repository} in {config.region}")
+        app.output.note(f"created the Artifact Registry repository {config.repository} in {config.region}")
     return google
 
 
-def _build_remote(out: Output, config: ServiceConfig, tags: list[str], base_image: str | None) -> None:
+def _build_remote(app: App, tags: list[str], base_image: str | None) -> None:
     from doki_cli.engine import build_context
     from doki_cli.gcp.cloudbuild import build_identity
 
-    google = _with_repository(out, config)
+    out, config = app.output, app.config
+    google = _with_repository(app)
     context = build_context(config.root)
     account = config.build.service_account
     out.line(

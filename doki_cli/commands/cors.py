@@ -1,13 +1,18 @@
-"""`doki cors`: the live service's ALLOWED_ORIGINS, listed or changed (one new revision, nothing else changed)."""
+"""`doki cors`: the live service's ALLOWED_ORIGINS, listed or changed: planned, then one new revision, nothing else
+changed."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doki_cli.commands._service import setup
-from doki_cli.errors import DokiError
+from doki_cli.context import app_of
+from doki_cli.errors import Code, DokiError
+from doki_cli.options import DryRunOption, YesOption
+
+if TYPE_CHECKING:
+    from doki_cli.model import LiveService
 
 app = typer.Typer(help="The origins browsers may call the backend from (ALLOWED_ORIGINS).", no_args_is_help=True)
 ENV = "ALLOWED_ORIGINS"
@@ -18,15 +23,15 @@ OriginsArgument = Annotated[
 SaveOption = Annotated[bool, typer.Option("--save", help="Also write the new list to doki.toml.")]
 
 
-def _current(ctx: typer.Context) -> list[str]:
-    from doki_cli.gcp.run import service_not_found
+def _current(live: LiveService) -> list[str]:
+    return [o for o in (part.strip() for part in live.spec.env.get(ENV, "").split(",")) if o]
 
-    _, config, google = setup(ctx)
-    service = google.run.get(config.name)
-    if service is None:
-        raise service_not_found(google.run.path(config.name))
-    value = service.spec.env.get(ENV, "")
-    return [o for o in (part.strip() for part in value.split(",")) if o]
+
+def _live(ctx: typer.Context) -> LiveService:
+    from doki_cli.deploy.planner import read_live
+
+    app = app_of(ctx)
+    return read_live(app.google.run, app.config.name)
 
 
 def _check(origins: list[str]) -> None:
@@ -40,30 +45,34 @@ def _check(origins: list[str]) -> None:
             problems.append(problem)
     if problems:
         raise DokiError(
-            "bad_origin", "; ".join(problems), "write each origin as scheme://host[:port], e.g. https://app.example.com"
+            Code.BAD_ORIGIN,
+            "; ".join(problems),
+            "write each origin as scheme://host[:port], e.g. https://app.example.com",
         )
 
 
-def _apply(ctx: typer.Context, origins: list[str], before: list[str], save: bool) -> None:
-    from doki_cli.model import Edit
+def _apply(ctx: typer.Context, live: LiveService, origins: list[str], save: bool, dry_run: bool, yes: bool) -> None:
+    from doki_cli.commands._plan import review
+    from doki_cli.deploy.executor import apply_edit, plan_data
+    from doki_cli.deploy.planner import plan_env
 
-    options, config, google = setup(ctx)
-    out = options.output
-    changed = origins != before
-    live = google.run.get(config.name)
-    failed = live.stuck if live is not None else None
-    if changed or failed:
-        # Unchanged, the value is in the template already, and its revision never came up: a new one, then.
-        edit = Edit(env={ENV: ",".join(origins)}, new_revision=not changed)
-        google.run.update(config.name, lambda _: edit, on_progress=out.progress)
-        if failed and not changed:
-            out.note(f"{failed} had not become Ready: made a new revision with the same origins")
+    app = app_of(ctx)
+    out, config = app.output, app.config
+    changed = origins != _current(live)
+    # The same origins written as they are live: spelled differently ("a, b"), they are no change.
+    value = ",".join(origins) if changed else live.spec.env.get(ENV, "")
+    plan = plan_env(app.google.run, live, ENV, value)
+    review(app, plan, dry_run=dry_run, yes=yes)
+    if not plan.empty:
+        apply_edit(app.google.run, plan, on_progress=out.progress)
+        if not changed:
+            out.note(f"{live.stuck} had not become Ready: made a new revision with the same origins")
     saved = None
     if save:
         from doki_cli.tomledit import save as save_toml
 
         saved = save_toml(config, {ENV: origins}, table="env")
-    out.data({"origins": origins, "changed": changed, "saved_to": saved})
+    out.data({"origins": origins, "changed": changed, "saved_to": saved, "plan": plan_data(plan)})
     out.line(("Allowed origins now: " if changed else "Allowed origins unchanged: ") + (", ".join(origins) or "none"))
     if saved:
         out.note(f"written to [{saved}] in {config.path}")
@@ -74,29 +83,43 @@ def _apply(ctx: typer.Context, origins: list[str], before: list[str], save: bool
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
     """The origins the live service allows."""
-    out = setup(ctx)[0].output
-    origins = _current(ctx)
+    out = app_of(ctx).output
+    origins = _current(_live(ctx))
     out.data({"origins": origins})
     for origin in origins:
         out.line(origin)
 
 
 @app.command("add")
-def add(ctx: typer.Context, origins: OriginsArgument, save: SaveOption = False) -> None:
+def add(
+    ctx: typer.Context,
+    origins: OriginsArgument,
+    save: SaveOption = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+) -> None:
     """Allow more origins."""
     _check(origins)
-    before = _current(ctx)
-    _apply(ctx, before + [o for o in origins if o not in before], before, save)
+    live = _live(ctx)
+    before = _current(live)
+    _apply(ctx, live, before + [o for o in origins if o not in before], save, dry_run, yes)
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, origins: OriginsArgument, save: SaveOption = False) -> None:
+def remove(
+    ctx: typer.Context,
+    origins: OriginsArgument,
+    save: SaveOption = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+) -> None:
     """Stop allowing origins."""
-    before = _current(ctx)
+    live = _live(ctx)
+    before = _current(live)
     unknown = [o for o in origins if o not in before]
     if unknown:
         raise DokiError(
-            "unknown_origin",
+            Code.UNKNOWN_ORIGIN,
             f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not allowed now; nothing was changed",
             f"allowed now: {', '.join(before) or 'none'}",
         )
@@ -105,15 +128,21 @@ def remove(ctx: typer.Context, origins: OriginsArgument, save: SaveOption = Fals
         # An empty list stops the backend in production and means the localhost defaults in development:
         # either way a revision nobody asked for.
         raise DokiError(
-            "no_origins_left",
+            Code.NO_ORIGINS_LEFT,
             "that would leave ALLOWED_ORIGINS empty, which the backend refuses in production; nothing was changed",
             "keep at least one origin, or replace them all with `doki cors set ORIGIN...`",
         )
-    _apply(ctx, remaining, before, save)
+    _apply(ctx, live, remaining, save, dry_run, yes)
 
 
 @app.command("set")
-def set_(ctx: typer.Context, origins: OriginsArgument, save: SaveOption = False) -> None:
+def set_(
+    ctx: typer.Context,
+    origins: OriginsArgument,
+    save: SaveOption = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+) -> None:
     """Allow exactly these origins."""
     _check(origins)
-    _apply(ctx, list(dict.fromkeys(origins)), _current(ctx), save)
+    _apply(ctx, _live(ctx), list(dict.fromkeys(origins)), save, dry_run, yes)

@@ -6,20 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doki_cli.errors import DokiError
-from doki_cli.options import SkipChecksOption
-from doki_cli.state import global_options
+from doki_cli.context import app_of
+from doki_cli.errors import Code, DokiError
+from doki_cli.options import DryRunOption, SkipChecksOption, YesOption
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from doki_cli.gcp.google import Google
-    from doki_cli.output import Output
-
-# `--dry-run` exit codes, as terraform's detailed exit code: scripts can tell "up to date" from "would change".
-DRY_RUN_NO_CHANGES = 0
-DRY_RUN_CHANGES = 2
-LAST_LINES = 20
+    from doki_cli.context import App
 
 
 def deploy(
@@ -28,81 +20,65 @@ def deploy(
         str | None,
         typer.Option("--image", envvar="DOKI_IMAGE", help="Image to deploy [default: this commit's `doki build`]."),
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Only show the plan; exit 0 when up to date, 2 when it would change.")
-    ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
     prune: Annotated[
         bool, typer.Option("--prune", help="Remove live variables that doki.toml does not declare.")
     ] = False,
     skip_checks: SkipChecksOption = False,
 ) -> None:
     """Deploy the service as doki.toml describes it: plan, confirm, apply, wait until Ready, check `/`."""
-    import sys
     import time
     from dataclasses import replace
-    from datetime import UTC, datetime
 
-    from doki_cli.config import load_config
-    from doki_cli.deploy.executor import Executor, plan_data, render_plan, serving_now
+    from doki_cli.commands._plan import can_ask, confirm, review
+    from doki_cli.deploy import lock as locks
+    from doki_cli.deploy.executor import Executor, plan_data, serving_now
     from doki_cli.deploy.health import check_health
+    from doki_cli.deploy.images import tag_digests
     from doki_cli.deploy.planner import Planner
     from doki_cli.deploy.preflight import account_check, image_check, preflight
-    from doki_cli.deploy.release import EXIT_LOCKED, active_lock
-    from doki_cli.gcp.google import Google
     from doki_cli.gitinfo import version_tag
     from doki_cli.imageref import IMAGE_REFERENCE
-    from doki_cli.interrupts import EXIT_INTERRUPTED, is_interrupt
+    from doki_cli.interrupts import is_interrupt
 
-    options = global_options(ctx)
-    out = options.output
-    config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+    app = app_of(ctx)
+    out, config = app.output, app.config
     image = image or f"{config.image}:{version_tag(config.root)}"
     if not IMAGE_REFERENCE.fullmatch(image):
         raise DokiError(
-            "bad_image",
+            Code.BAD_IMAGE,
             f"{image!r} is not an image reference",
             "name it REGISTRY/PATH:TAG or REGISTRY/PATH@sha256:DIGEST, e.g. "
             "us-central1-docker.pkg.dev/PROJECT/REPOSITORY/NAME:v1",
         )
     skipped = preflight(config, skip=skip_checks)  # before any call: what the revision could not start with
-    google = Google.from_env(config.project, config.region)
+    google = app.google
     skipped += account_check(google.accounts, config, skip=skip_checks)
-    plan = Planner(google.run, google.secrets, _tag_digests(google)).plan(config, image, prune=prune)
-    lock = active_lock(plan.live, time.time()) if plan.live is not None and not dry_run and not plan.empty else None
-    if lock is not None:
+    plan = Planner(google.run, google.secrets, tag_digests(google.artifact_registry)).plan(config, image, prune=prune)
+    blocked = locks.deploy_blocked(plan.live, time.time()) if plan.live is not None and not plan.empty else None
+    if blocked is not None and not dry_run:
         # First: a release may not have pushed the image it is deploying yet, and waiting is the answer anyway.
-        raise DokiError(
-            "release_locked",
-            f"a release of {lock.commit[:12]} (on {lock.host or 'an unknown host'}) is in progress on {config.name} "
-            f"until {datetime.fromtimestamp(lock.expires, UTC).isoformat(timespec='seconds')}; nothing was changed",
-            "wait for it to finish: a deploy now would move traffic under it",
-            exit_code=EXIT_LOCKED,
-        )
+        raise blocked
     if plan.makes_revision:  # which pulls the image
         skipped += image_check(google.artifact_registry, image, skip=skip_checks)
     plan = replace(plan, skipped_checks=skipped)
-    render_plan(out, plan)
-    if dry_run:
-        out.data({"plan": plan_data(plan)})
-        raise typer.Exit(DRY_RUN_NO_CHANGES if plan.empty else DRY_RUN_CHANGES)
+    # A known-broken image deployed again fails again: asked about even where other changes are not.
+    review(app, plan, dry_run=dry_run, yes=yes or plan.repeats_failure)
     if plan.empty:
         assert plan.live is not None
         out.data({"plan": plan_data(plan), "url": plan.live.uri, "revision": plan.live.latest_ready, "changed": False})
         out.line(f"{config.name} is up to date: {plan.live.uri}")
         return
     if plan.repeats_failure and not yes:
-        # A known-broken image deployed again fails again: never without a yes, whoever runs it.
-        if out.json_mode or not sys.stdin.isatty():
+        # Never without a yes, whoever runs it.
+        if not can_ask(app):
             raise DokiError(
-                "repeats_failed_revision",
+                Code.REPEATS_FAILED_REVISION,
                 f"{config.name} would serve the image that failed again, with the same settings; nothing was changed",
                 "deploy a fixed image with --image, change what made it fail, or pass --yes to try it again",
             )
-        if not typer.confirm("Deploy the image that failed again?"):
-            raise DokiError("aborted", "nothing was changed", "run again and answer y, or pass --yes")
-    elif not yes and not out.json_mode and sys.stdin.isatty() and not typer.confirm("Apply these changes?"):
-        raise DokiError("aborted", "nothing was changed", "run again and answer y, or pass --yes")
+        confirm(app, "Deploy the image that failed again?")
     doing = ["starting"]
 
     def progress(message: str) -> None:
@@ -113,8 +89,8 @@ def deploy(
     try:
         deployed = executor.execute(plan)
     except DokiError as err:
-        if err.code == "revision_not_ready":
-            _show_last_lines(out, google, config.name, config.region)
+        if err.code == Code.REVISION_NOT_READY:
+            _show_last_lines(app)
         raise
     except (KeyboardInterrupt, Exception) as exc:
         if not is_interrupt(exc):
@@ -122,11 +98,10 @@ def deploy(
         # Each write finished before the interrupt took effect, and the plan is recomputed from what is live.
         not_run = f"; not run: {', '.join(executor.pending)}" if executor.pending else ""
         raise DokiError(
-            "interrupted",
+            Code.INTERRUPTED,
             f"interrupted while {doing[-1]}; what Google was sent stays (a deploy Cloud Run has started goes on)"
             f"{not_run}. Serving now: {serving_now(google.run, config.name)}",
             "`doki deploy --dry-run` shows what remains; `doki deploy` finishes it",
-            exit_code=EXIT_INTERRUPTED,
         ) from None
     out.data(
         {
@@ -140,36 +115,9 @@ def deploy(
     out.line(f"Deployed {config.name} ({deployed.revision}): {deployed.url}")
 
 
-def _tag_digests(google: Google) -> Callable[[str], str | None]:
-    """What an Artifact Registry tag points at, for the planner: asked only when the live image is pinned by digest
-    to the image doki.toml's tag names."""
-
-    def digest_of(image: str) -> str | None:
-        registry = google.artifact_registry
-        if not registry.is_tagged_reference(image):
-            return None
-        try:
-            return registry.digest_of(image)
-        except DokiError:
-            # Unknown is a change, as without the lookup: the plan shows the image, nothing is hidden.
-            return None
-
-    return digest_of
-
-
-def _show_last_lines(out: Output, google: Google, name: str, region: str) -> None:
+def _show_last_lines(app: App) -> None:
     """The failed revision's last log lines: usually the reason it never listened on $PORT."""
-    from doki_cli.gcp.logs import LogQuery
-
-    service = google.run.get(name)
+    service = app.google.run.get(app.config.name)
     revision = service.latest_created if service is not None else None
-    if not revision:
-        return
-    try:
-        lines = google.logs.recent(LogQuery(name, region, revision=revision), LAST_LINES)
-    except DokiError:
-        return  # the logs are a courtesy here: the deploy's own error follows regardless
-    if lines:
-        out.note(f"Last log lines of {revision}:")
-        for line in lines:
-            out.note(f"  {line.time}  {line.severity:<8} {line.message}")
+    if revision:
+        app.show_last_lines(revision, app.last_lines(revision))

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from doki_cli.errors import DokiError
+from doki_cli.context import app_of
+from doki_cli.errors import Code, DokiError
 from doki_cli.options import BaseImageOption
-from doki_cli.state import global_options
 
 HostOption = Annotated[str, typer.Option("--host", envvar="DOKI_DEV_HOST", help="Interface to listen on.")]
 PortOption = Annotated[int, typer.Option("--port", envvar="PORT", min=1, max=65535, help="Port to listen on.")]
@@ -45,17 +45,16 @@ def dev(
     import sys
     from pathlib import Path
 
-    options = global_options(ctx)
-    out = options.output
+    app = app_of(ctx)
+    out = app.output
     if network not in ("host", "publish"):
-        raise DokiError("bad_option", f"--network {network!r} is not host or publish", "use --network host")
+        raise DokiError(Code.BAD_OPTION, f"--network {network!r} is not host or publish", "use --network host")
     if docker:
-        from doki_cli.config import load_config
         from doki_cli.devcontainer import run_dev_container
         from doki_cli.engine import DockerEngine
         from doki_cli.interrupts import EXIT_TERMINATED, Terminated
 
-        config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+        config = app.config
         try:
             run_dev_container(
                 out,
@@ -71,7 +70,7 @@ def dev(
             raise typer.Exit(EXIT_TERMINATED) from None
         return
     if detach:
-        raise DokiError("bad_option", "--detach works with --docker only", "add --docker, or drop --detach")
+        raise DokiError(Code.BAD_OPTION, "--detach works with --docker only", "add --docker, or drop --detach")
 
     from doki.settings import ConfigError, load_settings
 
@@ -79,7 +78,7 @@ def dev(
         settings = load_settings(environment="development")
     except ConfigError as exc:
         raise DokiError(
-            "config_invalid",
+            Code.CONFIG_INVALID,
             exc.render(),
             "fix these values in your environment or .env (see the README's configuration section)",
         ) from None
@@ -91,7 +90,7 @@ def dev(
             probe.bind((host, port))
         except OSError as exc:
             raise DokiError(
-                "port_unavailable",
+                Code.PORT_UNAVAILABLE,
                 f"cannot listen on {host}:{port}: {exc.strerror or exc}",
                 f"stop whatever uses port {port}, or pick another: doki dev --port {port + 1}",
             ) from None

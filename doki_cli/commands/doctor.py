@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from doki_cli.state import global_options
+from doki_cli.context import app_of
 
 
 def doctor(
@@ -18,22 +18,21 @@ def doctor(
 ) -> None:
     """Check secrets, runtime account, CORS, Dockerfile, build context, and (online) the required APIs, secret
     access and invoker."""
-    from doki_cli.config import load_config
     from doki_cli.doctor import FAIL, live_checks, local_checks
 
-    options = global_options(ctx)
-    out = options.output
-    config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+    app = app_of(ctx)
+    out = app.output
+    config = app.config
     checks = local_checks(config)
     where = "offline: doki.toml and this checkout only"
     if offline and create_account:
-        from doki_cli.errors import DokiError
+        from doki_cli.errors import Code, DokiError
 
-        raise DokiError("bad_option", "--create-account needs the project: it cannot run --offline", "drop --offline")
+        raise DokiError(
+            Code.BAD_OPTION, "--create-account needs the project: it cannot run --offline", "drop --offline"
+        )
     if not offline:
-        from doki_cli.gcp.google import Google
-
-        google = Google.from_env(config.project, config.region)
+        google = app.google
         where = f"on {google.factory.endpoint}"
         checks += live_checks(config, google, create_account=create_account)
     # Which project, region and endpoint the checks read, before any verdict about them.

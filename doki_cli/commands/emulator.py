@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doki_cli.errors import DokiError
-from doki_cli.state import global_options
+from doki_cli.context import app_of
+from doki_cli.errors import Code, DokiError
 
 if TYPE_CHECKING:
     from doki_cli.emulator.process import Running
@@ -51,15 +51,15 @@ def start(
     """Start the emulator in the background (or --foreground) and print how to point clients at it."""
     from doki_cli.emulator import process
 
-    out = global_options(ctx).output
+    out = app_of(ctx).output
     for name, value in (("--port", port), ("--rest-port", rest_port), ("--registry-port", registry_port)):
         if not 0 <= value <= 65535:
-            raise DokiError("bad_option", f"{name} {value} is not a port", f"use a port from 1 to 65535 for {name}")
+            raise DokiError(Code.BAD_OPTION, f"{name} {value} is not a port", f"use a port from 1 to 65535 for {name}")
     if port and port == rest_port:
-        raise DokiError("bad_option", f"--port and --rest-port are both {port}", "give them different ports")
+        raise DokiError(Code.BAD_OPTION, f"--port and --rest-port are both {port}", "give them different ports")
     if registry_port and registry_port in (port, rest_port):
         raise DokiError(
-            "bad_option", f"--registry-port {registry_port} is taken by another option", "give it a port of its own"
+            Code.BAD_OPTION, f"--registry-port {registry_port} is taken by another option", "give it a port of its own"
         )
     state_dir = state_dir.resolve()
     running = process.find_running(state_dir)
@@ -115,7 +115,7 @@ def _run_foreground(
     except (OSError, RuntimeError) as exc:
         emulator.stop()
         raise DokiError(
-            "emulator_port_in_use",
+            Code.EMULATOR_PORT_IN_USE,
             f"cannot listen on 127.0.0.1:{port} (gRPC), 127.0.0.1:{rest_port} (REST) and "
             f"127.0.0.1:{registry_port} (registry): {exc}",
             "pass free ports with --port, --rest-port and --registry-port, or stop what uses them",
@@ -159,7 +159,7 @@ def _require_running(state_dir: Path) -> Running:
     running = process.find_running(state_dir.resolve())
     if running is None:
         raise DokiError(
-            "emulator_not_running",
+            Code.EMULATOR_NOT_RUNNING,
             f"no emulator is running for {state_dir.resolve()}",
             "start one with `doki emulator start` (or pass the --state-dir it was started with)",
         )
@@ -169,7 +169,7 @@ def _require_running(state_dir: Path) -> Running:
 @app.command("status")
 def status(ctx: typer.Context, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> None:
     """Show whether an emulator is running, where, and on which ports."""
-    _show(global_options(ctx).output, _require_running(state_dir))
+    _show(app_of(ctx).output, _require_running(state_dir))
 
 
 @app.command("env")
@@ -186,7 +186,7 @@ def env(
 
     from doki_cli.emulator.process import ENV_NAMES
 
-    out = global_options(ctx).output
+    out = app_of(ctx).output
     if unset:
         # No emulator needed: it is how a shell leaves one that was stopped.
         out.data({"unset": list(ENV_NAMES)})
@@ -203,7 +203,7 @@ def stop(ctx: typer.Context, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> N
     """Stop the emulator: its containers are removed and its state is kept for the next start."""
     from doki_cli.emulator import process
 
-    out = global_options(ctx).output
+    out = app_of(ctx).output
     running = process.find_running(state_dir.resolve())
     if running is None:
         out.data({"stopped": False, "state_dir": str(state_dir.resolve())})

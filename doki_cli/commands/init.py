@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doki_cli.errors import DokiError
-from doki_cli.state import global_options
+from doki_cli.context import App, app_of
+from doki_cli.errors import Code, DokiError
 
 if TYPE_CHECKING:
     from doki_cli.scaffold import Adopted, Answers
@@ -66,11 +66,12 @@ def init(
     """Write doki.toml, .dockerignore, .env.example, cloudbuild.yaml and a GitHub Actions workflow."""
     from doki_cli.scaffold import DEFAULT_REGION, PLACEHOLDER_ORIGIN, PLACEHOLDER_SUPABASE_URL, Answers, render
 
-    options = global_options(ctx)
-    out = options.output
+    app = app_of(ctx)
+    options = app.options
+    out = app.output
     root = directory.resolve()
     if not root.is_dir():
-        raise DokiError("not_a_directory", f"{directory} is not a directory", "create it first, or name another")
+        raise DokiError(Code.NOT_A_DIRECTORY, f"{directory} is not a directory", "create it first, or name another")
     if from_service is not None:
         _check_adoption_options(from_service, service, supabase_url, origins or [], create_account)
     url, allowed = _frontend(supabase_url, origins or [])
@@ -87,7 +88,7 @@ def init(
     existing = [path for path in files if (root / path).exists()]
     if existing and not force:
         raise DokiError(
-            "files_exist",
+            Code.FILES_EXIST,
             f"doki init would overwrite {', '.join(existing)} in {root}",
             "nothing was written: move them away, or run doki init --force to overwrite them",
         )
@@ -95,16 +96,16 @@ def init(
     if from_service is not None:
         from doki_cli.scaffold import adopted_toml
 
-        adopted = _adopt(answers)
+        adopted = _adopt(app, answers)
         files["doki.toml"] = adopted_toml(adopted)
         _check_loads(
             files["doki.toml"],
             "the live service has a setting doki.toml cannot hold: change it on the service, or write doki.toml "
             "with doki init (without --from-service) and edit it",
         )
-    apis = _enable_apis(answers) if enable_apis else None
+    apis = _enable_apis(app, answers) if enable_apis else None
     just_enabled = apis is not None and "iam.googleapis.com" in apis["enabled"]
-    account = _create_account(answers, just_enabled=just_enabled) if create_account else None
+    account = _create_account(app, answers, just_enabled=just_enabled) if create_account else None
     for path, text in files.items():
         _write(root / path, text)
 
@@ -150,35 +151,34 @@ def _check_adoption_options(
     """--from-service takes the service's own settings: options that would say otherwise are refused."""
     if service is not None and service != name:
         raise DokiError(
-            "invalid_option",
+            Code.BAD_OPTION,
             f"--service {service} and --from-service {name} name two services",
             "pass only --from-service: doki.toml takes the service's name",
         )
     clashing = [flag for flag, given in (("--supabase-url", supabase_url), ("--origin", origins)) if given]
     if clashing:
         raise DokiError(
-            "invalid_option",
+            Code.BAD_OPTION,
             f"{' and '.join(clashing)} cannot be combined with --from-service: doki.toml takes the live service's env",
             "run doki init --from-service alone, then edit [service.env] in doki.toml",
         )
     if create_account:
         raise DokiError(
-            "invalid_option",
+            Code.BAD_OPTION,
             "--create-account cannot be combined with --from-service: the service keeps the account it runs as",
             "for a dedicated account, set service_account in doki.toml, then run doki doctor --create-account",
         )
 
 
-def _adopt(answers: Answers) -> Adopted:
+def _adopt(app: App, answers: Answers) -> Adopted:
     """The live service doki.toml is written from; service_not_found when there is none."""
-    from doki_cli.gcp.google import Google
     from doki_cli.scaffold import Adopted
 
-    run = Google.from_env(answers.project, answers.region).run
+    run = app.google_for(answers.project, answers.region).run
     live = run.get(answers.service)
     if live is None:
         raise DokiError(
-            "service_not_found",
+            Code.SERVICE_NOT_FOUND,
             f"there is no Cloud Run service {answers.service} in project {answers.project}, region {answers.region}",
             f"list them with `gcloud run services list --project {answers.project}`, or pass --region",
         )
@@ -218,7 +218,7 @@ def _project(given: str | None) -> str:
     project = given or next((os.environ[v] for v in PROJECT_VARIABLES if os.environ.get(v)), None)
     if project is None:
         raise DokiError(
-            "project_required",
+            Code.PROJECT_REQUIRED,
             "doki init needs the Google Cloud project the service will run in",
             "pass --project YOUR_PROJECT_ID (`gcloud projects list` shows yours)",
         )
@@ -231,7 +231,7 @@ def _service_from(root: Path) -> str:
     name = service_name_for(root.name)
     if name is None:
         raise DokiError(
-            "service_required",
+            Code.SERVICE_REQUIRED,
             f"no Cloud Run service name can be made from the directory name {root.name!r}",
             "pass --service NAME (lowercase letters, digits and -, starting with a letter)",
         )
@@ -250,14 +250,14 @@ def _frontend(supabase_url: str | None, origins: list[str]) -> tuple[str | None,
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname or parts.path or parts.query or origin_problem(url):
             raise DokiError(
-                "invalid_option",
+                Code.BAD_OPTION,
                 f"--supabase-url {supabase_url!r} is not a project URL",
                 "pass it as Supabase shows it (Settings > API): https://<ref>.supabase.co",
             )
     problems = ["'*' allows any site: list your frontends" if o == "*" else origin_problem(o) for o in origins]
     found = [p for p in problems if p]
     if found:
-        raise DokiError("invalid_option", f"--origin: {'; '.join(found)}", "pass each origin as scheme://host[:port]")
+        raise DokiError(Code.BAD_OPTION, f"--origin: {'; '.join(found)}", "pass each origin as scheme://host[:port]")
     return url, origins
 
 
@@ -274,17 +274,16 @@ def _check_loads(text: str, hint: str = "fix --service, --project or --region (s
             load_config(path)
         except DokiError as err:
             raise DokiError(
-                "invalid_option",
+                Code.BAD_OPTION,
                 err.message.replace(str(path), "the doki.toml doki init would write"),
                 hint,
             ) from None
 
 
-def _enable_apis(answers: Answers) -> dict[str, list[str]]:
-    from doki_cli.gcp.google import Google
+def _enable_apis(app: App, answers: Answers) -> dict[str, list[str]]:
     from doki_cli.gcp.serviceusage import REQUIRED_APIS
 
-    usage = Google.from_env(answers.project, answers.region).service_usage
+    usage = app.google_for(answers.project, answers.region).service_usage
     disabled = usage.disabled(REQUIRED_APIS)
     if disabled:
         usage.enable(disabled)
@@ -296,14 +295,12 @@ def _enable_apis(answers: Answers) -> dict[str, list[str]]:
 ENABLED_API_SETTLE = (5.0, 10.0, 20.0, 30.0)
 
 
-def _create_account(answers: Answers, *, just_enabled: bool) -> dict[str, str]:
+def _create_account(app: App, answers: Answers, *, just_enabled: bool) -> dict[str, str]:
     """The runtime account doki.toml names, created when missing: a dedicated identity with no roles of its own
     (the deployment guide's advice); deploys grant it the secrets it reads."""
     import time
 
-    from doki_cli.gcp.google import Google
-
-    accounts = Google.from_env(answers.project, answers.region).accounts
+    accounts = app.google_for(answers.project, answers.region).accounts
     waits = list(ENABLED_API_SETTLE) if just_enabled else []
     while True:
         try:
@@ -311,7 +308,7 @@ def _create_account(answers: Answers, *, just_enabled: bool) -> dict[str, str]:
                 answers.account_email, "doki runtime", f"Runs the Cloud Run service {answers.service}"
             )
         except DokiError as err:
-            if err.code != "api_disabled":
+            if err.code != Code.API_DISABLED:
                 raise
             if not waits:
                 err.hint = (

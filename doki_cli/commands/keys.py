@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from doki_cli.state import global_options
+from doki_cli.context import app_of
 
 app = typer.Typer(help="Make encryption keys and session secrets.", no_args_is_help=True)
 
@@ -19,7 +19,7 @@ def generate(ctx: typer.Context) -> None:
 
     from doki.crypto import generate_key
 
-    out = global_options(ctx).output
+    out = app_of(ctx).output
     values = {
         "ENCRYPTION_KEY": generate_key(),
         "SESSION_SECRET_KEY": secrets.token_urlsafe(48),

@@ -6,13 +6,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from doki_cli.errors import DokiError
-from doki_cli.state import global_options
+from doki_cli.context import App, app_of
+from doki_cli.errors import Code, DokiError
 
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from doki_cli.config import ServiceConfig
     from doki_cli.gcp.logs import LogLine
     from doki_cli.output import Output
 
@@ -83,21 +82,12 @@ def logs(
     import os
     import sys
 
-    from google.auth import exceptions as auth_exceptions
-
-    from doki_cli.config import load_config
-    from doki_cli.gcp.errors import no_credentials
-    from doki_cli.gcp.google import Google
     from doki_cli.gcp.logs import LogQuery
 
-    options = global_options(ctx)
-    out = options.output
-    config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+    app = app_of(ctx)
+    out, config = app.output, app.config
     query = LogQuery.from_options(config.name, config.region, since=since, severity=severity, revision=revision)
-    try:
-        adapter = Google.from_env(config.project).logs
-    except auth_exceptions.DefaultCredentialsError as exc:
-        raise no_credentials(exc) from None
+    adapter = app.google.logs
 
     if not follow:
         lines = adapter.recent(query, limit)
@@ -106,7 +96,7 @@ def logs(
             for line in lines:
                 out.out.print(_human(line))
         if not lines:
-            _require_service(config)
+            _require_service(app)
             out.note(f"No log entries for {config.name} in {config.region} match.")
         return
 
@@ -128,18 +118,17 @@ def logs(
         raise
 
 
-def _require_service(config: ServiceConfig) -> None:
+def _require_service(app: App) -> None:
     """No entries at all may mean no such service (a wrong project, region or name): say that instead.
 
     Only then is Cloud Run asked, and a caller who may read logs but not services gets the plain answer."""
-    from doki_cli.gcp.google import Google
     from doki_cli.gcp.run import service_not_found
 
-    run = Google.from_env(config.project, config.region).run
+    config, run = app.config, app.google.run
     try:
         exists = run.get(config.name) is not None
     except DokiError as err:
-        if err.code == "permission_denied":
+        if err.code == Code.PERMISSION_DENIED:
             return
         raise
     if not exists:

@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from doki_cli.commands._plan import can_ask
+from doki_cli.context import app_of
 from doki_cli.options import BaseImageOption, SkipChecksOption
-from doki_cli.state import global_options
 
 if TYPE_CHECKING:
+    from doki_cli.context import App
     from doki_cli.deploy.release import Summary
+    from doki_cli.gitinfo import Commit
     from doki_cli.output import Output
-
-LAST_LINES = 20
 
 
 def release(
@@ -50,6 +51,13 @@ def release(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Release even the image a failed revision ran, with the same settings.")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Only show the plan and the steps that would follow; exit 0 when this commit is live, 2 when not.",
+        ),
+    ] = False,
 ) -> None:
     """Build or reuse the commit's image, deploy it with no traffic, smoke-test it, then move traffic to it.
 
@@ -61,20 +69,17 @@ def release(
     import sys
     import uuid
 
-    from doki_cli.config import load_config
     from doki_cli.deploy.images import Images
     from doki_cli.deploy.preflight import account_check, preflight, token_check
     from doki_cli.deploy.release import Release, release_tag
     from doki_cli.deploy.secrets import push, read_values
-    from doki_cli.errors import DokiError
-    from doki_cli.gcp.google import Google
-    from doki_cli.gcp.logs import LogQuery
-    from doki_cli.gitinfo import EXIT_CONFIG, resolve_commit
+    from doki_cli.errors import EXIT_CONFIG, DokiError
+    from doki_cli.gitinfo import resolve_commit
 
-    options = global_options(ctx)
-    out = options.output
+    app = app_of(ctx)
+    out = app.output
     try:
-        config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+        config = app.config
     except DokiError as err:
         err.exit_code = EXIT_CONFIG
         raise
@@ -82,8 +87,11 @@ def release(
     release_tag(config.name, commit)  # a name too long for a release tag stops here, before any build
     skipped = preflight(config, skip=skip_checks)  # and settings the revision could not start with
     values = read_values(secrets_from, sys.stdin) if secrets_from else None  # a missing file stops us before anything
-    google = Google.from_env(config.project, config.region)
+    google = app.google
     skipped += account_check(google.accounts, config, skip=skip_checks)  # before any build
+    build_remote = remote if remote is not None else bool(os.environ.get("CI"))
+    if dry_run:
+        _dry_run(app, commit, skipped, remote=build_remote, secrets_from=secrets_from)
 
     def identity_token(audience: str) -> str:
         return google.identity.token(audience, config.release.invoker_account)
@@ -91,7 +99,6 @@ def release(
     token_check(identity_token, config)  # a private service's checks need one: known now, not after the build
     for problem in skipped:
         out.note(f"  ! --skip-checks: the new revision may not start: {problem}")
-    build_remote = remote if remote is not None else bool(os.environ.get("CI"))
 
     def push_secrets() -> list[dict[str, object]]:
         assert values is not None
@@ -100,10 +107,6 @@ def release(
             for r in push(google.secrets, config, values, [])
         ]
 
-    def last_lines(revision: str) -> list[str]:
-        lines = google.logs.recent(LogQuery(config.name, config.region, revision=revision), LAST_LINES)
-        return [f"{line.time}  {line.severity:<8} {line.message}" for line in lines]
-
     runner = Release(
         google.run,
         google.secrets,
@@ -111,7 +114,7 @@ def release(
             google, config, remote=build_remote, base_image=base_image, on_line=out.debug, on_progress=out.progress
         ),
         push_secrets=push_secrets if values is not None else None,
-        last_lines=last_lines,
+        last_lines=app.last_lines,
         identity_token=identity_token,
         on_progress=out.progress,
         owner=uuid.uuid4().hex[:12],
@@ -124,20 +127,34 @@ def release(
             commit,
             skipped_checks=skipped,
             # Asked only where someone can answer; CI says --yes or stops.
-            again=lambda: (
-                yes
-                or (not out.json_mode and sys.stdin.isatty() and typer.confirm("Release the image that failed again?"))
-            ),
+            again=lambda: yes or (can_ask(app) and typer.confirm("Release the image that failed again?")),
         )
     except DokiError as err:
         lines = err.details.get("last_log_lines")
-        if isinstance(lines, list) and lines:
-            out.note(f"Last log lines of {err.details.get('revision')}:")
-            for line in lines:
-                out.note(f"  {line}")
+        revision = err.details.get("revision")
+        app.show_last_lines(revision if isinstance(revision, str) else None, lines if isinstance(lines, list) else [])
         raise
     out.data(summary.as_dict())
     _print_summary(out, summary)
+
+
+def _dry_run(app: App, commit: Commit, skipped: list[str], *, remote: bool, secrets_from: str | None) -> None:
+    """The release's plan against the live service and the steps that would follow it; nothing built or written.
+    Ends the command: exit 0 when this commit is live already, 2 when a release would change the service."""
+    from dataclasses import replace
+
+    from doki_cli.commands._plan import review
+    from doki_cli.deploy.images import tag_digests
+    from doki_cli.deploy.planner import Planner
+    from doki_cli.deploy.release import outline
+
+    config, google = app.config, app.google
+    image = f"{config.image}:{commit.version}"
+    planner = Planner(google.run, google.secrets, tag_digests(google.artifact_registry))
+    plan = planner.plan(config, image, pushes_secrets=secrets_from is not None)
+    plan = replace(plan, skipped_checks=skipped)
+    steps = outline(config, plan, commit, remote=remote, secrets_from=secrets_from)
+    review(app, plan, dry_run=True, yes=False, then=steps)
 
 
 def _print_summary(out: Output, summary: Summary) -> None:

@@ -1,4 +1,4 @@
-"""`doki rollback [REVISION]`: all traffic back to an earlier Ready revision, in one traffic-only update."""
+"""`doki rollback [REVISION]`: all traffic back to an earlier Ready revision, planned, then one traffic-only update."""
 
 from __future__ import annotations
 
@@ -6,36 +6,40 @@ from typing import Annotated
 
 import typer
 
-from doki_cli.commands._service import setup
-from doki_cli.errors import DokiError
+from doki_cli.context import app_of
+from doki_cli.errors import Code, DokiError
+from doki_cli.options import DryRunOption
 
 
 def rollback(
     ctx: typer.Context,
     revision: Annotated[str | None, typer.Argument(help="Revision to serve [default: the previous Ready one].")] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Pick the previous Ready revision without asking.")] = False,
+    dry_run: DryRunOption = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Apply without asking (and pick the previous Ready revision).")
+    ] = False,
 ) -> None:
     """Pin 100% of traffic to REVISION (or the previous Ready revision). `doki deploy` later returns it to latest."""
-    import sys
+    from doki_cli.commands._plan import can_ask, review
+    from doki_cli.deploy.executor import apply_edit, plan_data
+    from doki_cli.deploy.planner import earlier_ready, named_revision, plan_pin, read_live
 
-    from doki_cli.model import Edit, pinned
-
-    options, config, google = setup(ctx)
-    out = options.output
-    revisions = google.run.revisions(config.name)
-    ready = [r for r in revisions if r.ready]
+    app = app_of(ctx)
+    out, config, run = app.output, app.config, app.google.run
+    live = read_live(run, config.name)
+    revisions = run.revisions(config.name)
     serving = max(revisions, key=lambda r: r.percent, default=None)
     before = ", ".join(f"{r.percent}% {r.name}" for r in revisions if r.percent) or "nothing"
+    picked = False  # from a list just shown: the pick is the confirmation
     if revision is None:
-        # The previous Ready revision: the newest one older than what serves now.
-        older = [r for r in ready if serving is None or (r.created and serving.created and r.created < serving.created)]
+        older = earlier_ready(revisions)
         if not older:
             raise DokiError(
-                "no_earlier_revision",
+                Code.NO_EARLIER_REVISION,
                 f"{config.name} has no Ready revision older than {serving.name if serving else 'the current one'}",
                 "name one with `doki rollback REVISION` (see `doki status`)",
             )
-        if yes or out.json_mode or not sys.stdin.isatty():
+        if yes or not can_ask(app):
             target = older[0]
         else:
             for index, candidate in enumerate(older, start=1):
@@ -43,36 +47,20 @@ def rollback(
             choice = typer.prompt("Serve which revision?", default=1, type=int)
             if not 1 <= choice <= len(older):
                 raise DokiError(
-                    "bad_choice",
+                    Code.BAD_CHOICE,
                     f"{choice} is not in the list; nothing was changed",
                     "run again and pick a listed number",
                 )
-            target = older[choice - 1]
+            target, picked = older[choice - 1], True
     else:
-        named = next((r for r in revisions if r.name == revision), None)
-        if named is None:
-            names = ", ".join(r.name for r in ready) or "none"
-            raise DokiError(
-                "unknown_revision",
-                f"{config.name} has no revision {revision!r}; nothing was changed",
-                f"pick a Ready one: {names}",
-            )
-        if not named.ready:
-            raise DokiError(
-                "revision_not_ready",
-                f"{named.name} is not Ready ({named.message or 'no reason given'}); nothing was changed",
-                "pick a Ready revision (see `doki status`)",
-            )
-        target = named
-    if serving is not None and serving.name == target.name and serving.percent == 100:
-        out.data({"revision": target.name, "changed": False})
+        target = named_revision(live, revisions, revision)
+    plan = plan_pin(run, live, revisions, target.name)
+    review(app, plan, dry_run=dry_run, yes=yes or picked)
+    if plan.empty:
+        out.data({"revision": target.name, "changed": False, "plan": plan_data(plan)})
         out.line(f"{target.name} already serves all traffic")
         return
-    live = google.run.update(
-        config.name,
-        lambda service: Edit(traffic=pinned(service.traffic, target.name)),
-        on_progress=out.progress,
-    )
+    live = apply_edit(run, plan, on_progress=out.progress)
     out.data(
         {
             "revision": target.name,
@@ -81,6 +69,7 @@ def rollback(
             "created": target.created_at,
             "previous": serving.name if serving else None,
             "newest_not_ready": live.stuck,
+            "plan": plan_data(plan),
         }
     )
     # Said from where Cloud Run routes traffic now, as the update read it back after its wait.

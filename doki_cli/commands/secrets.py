@@ -6,23 +6,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doki_cli.state import GlobalOptions, global_options
+from doki_cli.context import app_of
 
 if TYPE_CHECKING:
-    from doki_cli.config import ServiceConfig
-    from doki_cli.gcp.google import Google
+    pass
 
 app = typer.Typer(
     help="Secret Manager: push values, list them (never their values), grant access.", no_args_is_help=True
 )
-
-
-def _setup(options: GlobalOptions) -> tuple[ServiceConfig, Google]:
-    from doki_cli.config import load_config
-    from doki_cli.gcp.google import Google
-
-    config = load_config(options.config, env=options.env, project=options.project, region=options.region)
-    return config, Google.from_env(config.project)
 
 
 @app.command("push")
@@ -41,9 +32,8 @@ def push(
     from doki_cli.deploy.secrets import push as push_secrets
     from doki_cli.deploy.secrets import read_values
 
-    options = global_options(ctx)
-    out = options.output
-    config, google = _setup(options)
+    app = app_of(ctx)
+    out, config, google = app.output, app.config, app.google
     values = read_values(source, sys.stdin)
     results = push_secrets(google.secrets, config, values, names or [], source="stdin" if source == "-" else source)
     out.data(
@@ -65,9 +55,8 @@ def list_(ctx: typer.Context) -> None:
     """Each declared secret: whether it exists, its latest version and when it was made, which variable uses it."""
     from doki_cli.deploy.secrets import status
 
-    options = global_options(ctx)
-    out = options.output
-    config, google = _setup(options)
+    app = app_of(ctx)
+    out, config, google = app.output, app.config, app.google
     rows = status(google.secrets, config)
     out.data(
         [
@@ -98,9 +87,8 @@ def grant(ctx: typer.Context) -> None:
     """Give the runtime service account roles/secretmanager.secretAccessor on each declared secret."""
     from doki_cli.deploy.secrets import grant as grant_secrets
 
-    options = global_options(ctx)
-    out = options.output
-    config, google = _setup(options)
+    app = app_of(ctx)
+    out, config, google = app.output, app.config, app.google
     results = grant_secrets(google.secrets, config)
     out.data([{"secret": r.secret, "member": r.member, "changed": r.changed} for r in results])
     for r in results:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from doki_cli.commands._service import setup
+from doki_cli.context import app_of
 
 if TYPE_CHECKING:
     from doki_cli.model import RevisionInfo
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 def status(ctx: typer.Context) -> None:
     """URL, Ready state, traffic with tags, what each serving revision runs, the newest one if it serves nothing."""
-    options, config, google = setup(ctx)
-    out = options.output
+    app = app_of(ctx)
+    out, config, google = app.output, app.config, app.google
     live = google.run.get(config.name)
     if live is None:
         from doki_cli.gcp.run import service_not_found

@@ -1,6 +1,7 @@
-"""The executors of a plan: one that writes (the only place a deploy changes anything) and one that only shows.
+"""The executors of a plan: the only place a plan changes anything, and the display a dry run shows instead.
 
-The writing executor runs the plan's steps in an order that never leaves traffic on something unproven: secret
+`apply_edit` writes an `EditPlan` (cors, scale, rollback) in one read-modify-write. The `Executor` runs a deploy's
+`Plan` in steps in an order that never leaves traffic on something unproven: secret
 access first (a revision that cannot read its secrets never becomes Ready), then the service (Cloud Run moves
 traffic only to a Ready revision), then who may invoke it, then the health contract on its URL.
 """
@@ -11,10 +12,11 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from doki_cli.deploy.planner import REDIRECT_ENV, REDIRECT_PATH, Change, Plan
-from doki_cli.errors import DokiError
+from doki_cli.deploy.planner import REDIRECT_ENV, REDIRECT_PATH, Change, EditPlan, Plan
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
+from doki_cli.model import LiveService
 from doki_cli.output import Output
 
 if TYPE_CHECKING:
@@ -44,16 +46,29 @@ def unreachable(ingress: str) -> str:
     )
 
 
-def render_plan(out: Output, plan: Plan) -> None:
+def render_plan(out: Output, plan: Plan | EditPlan) -> None:
     """The plan as people read it, on stdout."""
-    for text, style in plan_lines(plan):
+    for text, style in plan_lines(plan) if isinstance(plan, Plan) else edit_plan_lines(plan):
         out.line(text, style=style)
+
+
+def _heading(plan: Plan | EditPlan) -> tuple[str, None]:
+    return (f"Plan for {plan.service} ({plan.path}) on {plan.endpoint}:", None)
+
+
+def _count(count: int) -> tuple[str, None]:
+    return ("No changes." if not count else f"{count} change{'s' if count != 1 else ''}.", None)
+
+
+def edit_plan_lines(plan: EditPlan) -> list[tuple[str, str | None]]:
+    """An edit's lines, as a deploy's plan shows its changes."""
+    return [_heading(plan), *(("  " + _describe(c), _style(c)) for c in plan.changes), _count(len(plan.changes))]
 
 
 def plan_lines(plan: Plan) -> list[tuple[str, str | None]]:
     """The plan's lines and their styles: + added, ~ changed, - removed, = kept, ! warned; values of secrets are
     never shown (only refs)."""
-    lines: list[tuple[str, str | None]] = [(f"Plan for {plan.service} ({plan.path}) on {plan.endpoint}:", None)]
+    lines: list[tuple[str, str | None]] = [_heading(plan)]
     if plan.creates:
         lines.append(("  + create the service", "green"))
     lines += [("  " + _describe(change), _style(change)) for change in plan.changes]
@@ -73,8 +88,7 @@ def plan_lines(plan: Plan) -> list[tuple[str, str | None]]:
     lines += [
         (f"  ! --skip-checks: the new revision may not start: {problem}", "red") for problem in plan.skipped_checks
     ]
-    count = len(plan.changes) + len(plan.grants)
-    lines.append(("No changes." if plan.empty else f"{count} change{'s' if count != 1 else ''}.", None))
+    lines.append(_count(0 if plan.empty else len(plan.changes) + len(plan.grants)))
     return lines
 
 
@@ -90,7 +104,11 @@ def _style(change: Change) -> str:
     return "green" if change.before is None else "red" if change.after is None else "yellow"
 
 
-def plan_data(plan: Plan) -> dict[str, object]:
+def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
+    """The plan as `--json` reports it."""
+    if isinstance(plan, EditPlan):
+        changes = [{"what": c.what, "before": c.before, "after": c.after} for c in plan.changes]
+        return {"service": plan.path, "endpoint": plan.endpoint, "changes": changes, "empty": plan.empty}
     return {
         "service": plan.path,
         "endpoint": plan.endpoint,
@@ -105,6 +123,21 @@ def plan_data(plan: Plan) -> dict[str, object]:
     }
 
 
+def apply_edit(run: CloudRun, plan: EditPlan, *, on_progress: Callable[[str], None]) -> LiveService:
+    """Write `plan` in one read-modify-write; a service changed since the plan is read again and the edit decided on
+    it, so nothing someone else changed in between is overwritten. Waits until Cloud Run has made the change."""
+    return run.update(plan.service, plan.decide, on_progress=on_progress)
+
+
+def grant_access(secrets: SecretManager, plan: Plan, *, on_progress: Callable[[str], None]) -> None:
+    """Let the runtime account read the secrets the plan found it cannot: first, as a revision that cannot read its
+    secrets never becomes Ready."""
+    assert plan.member is not None, "a plan grants only to the account doki.toml names"
+    for secret in plan.grants:
+        on_progress(f"granting {plan.member} access to {secret}")
+        secrets.grant(secret, plan.member)
+
+
 def serving_now(run: CloudRun, name: str) -> str:
     """What the service serves, read again after an interrupt, for the message that says where things stand; a
     read that fails (or a second Ctrl-C) leaves it to `doki status`."""
@@ -113,7 +146,7 @@ def serving_now(run: CloudRun, name: str) -> str:
     try:
         return serving_text(run.revisions(name))
     except DokiError as err:
-        if err.code == "service_not_found":
+        if err.code == Code.SERVICE_NOT_FOUND:
             return "nothing (no service)"
         return "unknown (see `doki status`)"
     except (KeyboardInterrupt, Exception):
@@ -123,7 +156,7 @@ def serving_now(run: CloudRun, name: str) -> str:
 def grant_not_yet_in_effect(err: DokiError, plan: Plan) -> bool:
     """Whether the new revision failed on a secret this very run granted access to: a grant reads back at once but
     reaches Cloud Run later (https://cloud.google.com/iam/docs/access-change-propagation)."""
-    if err.code != "revision_not_ready" or NOT_YET_GRANTED not in err.message or plan.member is None:
+    if err.code != Code.REVISION_NOT_READY or NOT_YET_GRANTED not in err.message or plan.member is None:
         return False
     return any(f"/secrets/{secret}/" in err.message for secret in plan.grants)
 
@@ -158,10 +191,7 @@ class Executor:
         checked = False
 
         def grant() -> None:
-            assert plan.member is not None
-            for secret in plan.grants:
-                self._progress(f"granting {plan.member} access to {secret}")
-                self._secrets.grant(secret, plan.member)
+            grant_access(self._secrets, plan, on_progress=self._progress)
 
         def update() -> None:
             nonlocal service

@@ -14,11 +14,10 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 
 from doki_cli.config import SmokeCheck
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 EXPECTED = {"message": "Doki Backend up"}
 HEALTH = SmokeCheck("/", 200)
-EXIT_CHECK_FAILED = 3
 
 Fetch = Callable[[str, Mapping[str, str]], tuple[int, bytes]]
 
@@ -34,7 +33,7 @@ def check_health(
     last = probe(url, HEALTH, attempts=attempts, sleep=sleep, fetch=fetch or fetch_url)
     if last is not None:
         raise DokiError(
-            "health_check_failed",
+            Code.HEALTH_CHECK_FAILED,
             f"{url}/ did not answer the health contract after {attempts} tries; last: {last}",
             "see `doki logs` for the container's output; `doki rollback` returns traffic to the previous revision",
         )
@@ -63,11 +62,10 @@ class SmokeCheckFailed(DokiError):
     def __init__(self, url: str, check: SmokeCheck, attempts: int, last: str) -> None:
         what = "the health contract" if check == HEALTH else str(check)
         super().__init__(
-            "smoke_check_failed",
+            Code.SMOKE_CHECK_FAILED,
             f"{url.rstrip('/')}{check.path} failed {what} after {attempts} tries; last: {last}",
             "traffic was not moved; fix the revision (its last log lines are above, `doki logs` has more) "
             "and release again",
-            exit_code=EXIT_CHECK_FAILED,
         )
         self.check = check
         self.last = last

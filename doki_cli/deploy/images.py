@@ -10,7 +10,25 @@ from collections.abc import Callable
 
 from doki_cli.config import ServiceConfig
 from doki_cli.deploy.release import ProvidedImage
+from doki_cli.errors import DokiError
+from doki_cli.gcp.artifactregistry import ArtifactRegistry
 from doki_cli.gcp.google import Google
+
+
+def tag_digests(registry: ArtifactRegistry) -> Callable[[str], str | None]:
+    """What an Artifact Registry tag points at, for the planner: asked only when the live image is pinned by digest
+    to the image the plan names by tag."""
+
+    def digest_of(image: str) -> str | None:
+        if not registry.is_tagged_reference(image):
+            return None
+        try:
+            return registry.digest_of(image)
+        except DokiError:
+            # Unknown is a change, as without the lookup: the plan shows the image, nothing is hidden.
+            return None
+
+    return digest_of
 
 
 class Images:

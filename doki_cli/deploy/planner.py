@@ -1,7 +1,9 @@
-"""The planner: reads the live service and doki.toml and says what a deploy would change. It only reads.
+"""The planner: reads the live service and says what a change would do to it. It only reads.
 
-A plan is plain data. The executor applies it; a dry run only displays it. An empty plan means the live service
-already is what doki.toml describes, and a deploy then makes no mutating call.
+Two kinds of plan, both plain data. A `Plan` is a deploy's: the service as doki.toml describes it (a release stages
+the same). An `EditPlan` is one change to the live service that doki.toml does not drive: the origins (`doki cors`),
+scaling (`doki scale`), where traffic goes (`doki rollback`). The executor applies either; a dry run only displays
+it. An empty plan means the live service already is what was asked, and the command then makes no mutating call.
 """
 
 from __future__ import annotations
@@ -9,12 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from doki_cli.config import SecretRef, ServiceConfig, account_project, is_compute_default, kept_setting_problems
-from doki_cli.errors import DokiError
+from doki_cli.config import (
+    SecretRef,
+    ServiceConfig,
+    account_project,
+    is_compute_default,
+    kept_setting_problems,
+    resource_problems,
+)
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
-from doki_cli.gitinfo import EXIT_CONFIG
-from doki_cli.model import LiveService, ServiceSpec
+from doki_cli.model import Edit, LiveService, RevisionInfo, Scaling, ServiceSpec, pinned
 
 REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
 REDIRECT_PATH = "/auth/google/callback"
@@ -130,10 +138,9 @@ def refuse_what_cloud_run_would(config: ServiceConfig, live: LiveService) -> Non
     )
     if problems:
         raise DokiError(
-            "refused_by_cloud_run",
+            Code.REFUSED_BY_CLOUD_RUN,
             f"Cloud Run would refuse the new revision of {config.name}: {'; '.join(problems)}; nothing was changed",
             f"change cpu or memory in {config.path}, or the setting named",
-            exit_code=EXIT_CONFIG,
         )
 
 
@@ -142,10 +149,9 @@ def secret_version(secrets: SecretManager, env_name: str, ref: SecretRef) -> int
     never starts, so a deploy stops here (exit 78) before it writes anything."""
     if not secrets.exists(ref.secret):
         raise DokiError(
-            "secret_missing",
+            Code.SECRET_MISSING,
             f"{env_name} uses the secret {ref.secret}, which does not exist in project {secrets.project}",
             "create it with `doki secrets push` (values from .env), then deploy again",
-            exit_code=EXIT_CONFIG,
         )
     resolved = secrets.resolve(ref.secret, ref.version)
     if resolved is not None and resolved[1] == "enabled":
@@ -166,11 +172,10 @@ def secret_version(secrets: SecretManager, env_name: str, ref: SecretRef) -> int
         }
         hint = fixes.get((latest, state), pin)
     raise DokiError(
-        "secret_version_unusable",
+        Code.SECRET_VERSION_UNUSABLE,
         f"{env_name} uses the secret {ref.secret}, {problem}: the new revision could not read it, so nothing was "
         "changed",
         hint,
-        exit_code=EXIT_CONFIG,
     )
 
 
@@ -191,8 +196,12 @@ class Planner:
         self._secrets = secrets
         self._digest_of = digest_of
 
-    def plan(self, config: ServiceConfig, image: str, *, prune: bool = False) -> Plan:
-        versions = self._secret_versions(config)
+    def plan(self, config: ServiceConfig, image: str, *, prune: bool = False, pushes_secrets: bool = False) -> Plan:
+        """What deploying `image` as doki.toml describes would change. `pushes_secrets`: the secrets are pushed from
+        a .env file first (`doki release --secrets-from`), so one that does not exist yet is planned as its first
+        version, with its access still to grant, instead of refused."""
+        new = self._missing_secrets(config) if pushes_secrets else set()
+        versions = self._secret_versions(config, new)
         desired = desired_spec(config, image, versions)
         live = self._run.get(config.name)
         if live is not None and self._same_image(live.spec.image, image):
@@ -221,9 +230,13 @@ class Planner:
         grants = []
         if member is not None:
             grants = sorted(
-                {ref.secret for ref in config.secrets.values() if not self._secrets.is_granted(ref.secret, member)}
+                {
+                    ref.secret
+                    for ref in config.secrets.values()
+                    if ref.secret in new or not self._secrets.is_granted(ref.secret, member)
+                }
             )
-        warnings = [] if member is not None else self._default_account_warnings(config)
+        warnings = [] if member is not None else self._default_account_warnings(config, new)
         owner = account_project(config.service_account)
         if owner is not None and owner != config.project:
             # Refused unless the organisation lets projects use each other's accounts, which new ones do not
@@ -268,7 +281,7 @@ class Planner:
             return False
         return self._digest_of(image) == digest
 
-    def _default_account_warnings(self, config: ServiceConfig) -> list[str]:
+    def _default_account_warnings(self, config: ServiceConfig, new: set[str]) -> list[str]:
         """Without service_account, revisions run as the Compute Engine default account, named after the project's
         number, which doki does not know: it cannot grant that account the secrets, and a revision that cannot read
         them never starts. A grant at the project level (which doki does not read) may let it: so a warning, unless
@@ -277,7 +290,8 @@ class Planner:
             {
                 ref.secret
                 for ref in config.secrets.values()
-                if not any(
+                if ref.secret in new
+                or not any(
                     is_compute_default(member.removeprefix("serviceAccount:"))
                     for member in self._secrets.members(ref.secret)
                 )
@@ -292,11 +306,18 @@ class Planner:
             "grants it access"
         ]
 
-    def _secret_versions(self, config: ServiceConfig) -> dict[SecretRef, int]:
+    def _missing_secrets(self, config: ServiceConfig) -> set[str]:
+        return {ref.secret for ref in config.secrets.values() if not self._secrets.exists(ref.secret)}
+
+    def _secret_versions(self, config: ServiceConfig, new: set[str]) -> dict[SecretRef, int]:
         versions: dict[SecretRef, int] = {}
         for env_name, ref in config.secrets.items():
-            if ref not in versions:
-                versions[ref] = secret_version(self._secrets, env_name, ref)
+            if ref in versions:
+                continue
+            # A secret made by the push before the deploy starts at version 1 (Secret Manager numbers from 1): what
+            # `latest` will mean then. A pin to another number fails then as it does now.
+            first = ref.secret in new and ref.version in ("latest", "1")
+            versions[ref] = 1 if first else secret_version(self._secrets, env_name, ref)
         return versions
 
     def _diff(
@@ -360,3 +381,132 @@ def _invoker(binding: bool, check: bool) -> str:
     if not check:
         return "anyone (invoker IAM check off)"
     return "allUsers (public)" if binding else "authenticated callers only"
+
+
+@dataclass(frozen=True)
+class EditPlan:
+    """One change to the live service, everything else kept as it is: what `cors`, `scale` and `rollback` write."""
+
+    service: str
+    path: str
+    endpoint: str
+    live: LiveService
+    changes: list[Change] = field(default_factory=list)
+    edit: Edit | None = None  # what the write changes; None when it only moves traffic (`pin`) or nothing changes
+    # All traffic to this revision, tagged targets kept: decided on the service as the write reads it, so a tag
+    # added by someone else since the plan is kept too.
+    pin: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    def decide(self, live: LiveService) -> Edit:
+        """The edit to write onto `live`, the service as read right before the write."""
+        if self.pin is not None:
+            return Edit(traffic=pinned(live.traffic, self.pin))
+        assert self.edit is not None, "an empty plan writes nothing"
+        return self.edit
+
+
+def _edit_plan(run: CloudRun, live: LiveService, changes: list[Change], **how: object) -> EditPlan:
+    return EditPlan(live.name, run.path(live.name), run.endpoint, live, changes, **how)  # type: ignore[arg-type]
+
+
+def _retry_change(live: LiveService) -> Change:
+    # As a deploy says it (Planner._diff): the template is what was asked, but its revision never became Ready.
+    return Change("revision", f"{live.stuck} (not ready)", "a new revision")
+
+
+def read_live(run: CloudRun, name: str) -> LiveService:
+    """The live service a change starts from; service_not_found when there is none."""
+    from doki_cli.gcp.run import service_not_found
+
+    live = run.get(name)
+    if live is None:
+        raise service_not_found(run.path(name))
+    return live
+
+
+def plan_env(run: CloudRun, live: LiveService, variable: str, value: str) -> EditPlan:
+    """One plain variable of the serving container set to `value`. Unchanged, yet the live template's revision never
+    became Ready: a new revision with the same value, as a deploy would make."""
+    before = live.spec.env.get(variable) if variable in live.spec.env else None
+    changes = [Change(f"env {variable}", before, value)] if before != value else []
+    if live.stuck is not None and not changes:
+        changes.append(_retry_change(live))
+    edit = Edit(env={variable: value}, new_revision=before == value) if changes else None
+    return _edit_plan(run, live, changes, edit=edit)
+
+
+SCALING_FIELDS = ("min_instances", "max_instances", "memory", "cpu", "concurrency")
+
+
+def plan_scaling(run: CloudRun, live: LiveService, scaling: Scaling) -> EditPlan:
+    """Scaling and resources as given (None keeps a value), validated as doki.toml is and against the settings made
+    outside doki.toml that the revision keeps; DokiError `bad_scale` when Cloud Run would refuse them."""
+    spec = live.spec
+    problems = resource_problems(
+        memory=scaling.memory or spec.memory,
+        cpu=scaling.cpu or spec.cpu,
+        concurrency=spec.concurrency if scaling.concurrency is None else scaling.concurrency,
+        min_instances=spec.min_instances if scaling.min_instances is None else scaling.min_instances,
+        max_instances=spec.max_instances if scaling.max_instances is None else scaling.max_instances,
+    )
+    problems += kept_setting_problems(
+        cpu=scaling.cpu if scaling.cpu is not None and scaling.cpu != spec.cpu else None,
+        memory=scaling.memory if scaling.memory is not None and scaling.memory != spec.memory else None,
+        cpu_always_allocated=live.cpu_always_allocated,
+        gen2=live.gen2,
+        sidecar_cpus=live.sidecar_cpus,
+        service=live.name,
+    )
+    if problems:
+        raise DokiError(Code.BAD_SCALE, "; ".join(problems) + "; nothing was changed", "pick values Cloud Run accepts")
+    labels = dict(FIELDS)
+    changes = [
+        Change(labels[key], str(getattr(spec, key)), str(getattr(scaling, key)))
+        for key in SCALING_FIELDS
+        if getattr(scaling, key) is not None and getattr(scaling, key) != getattr(spec, key)
+    ]
+    retry = live.stuck is not None and not changes
+    if retry:
+        changes.append(_retry_change(live))
+    return _edit_plan(run, live, changes, edit=Edit(scaling=scaling, new_revision=retry) if changes else None)
+
+
+def plan_pin(run: CloudRun, live: LiveService, revisions: list[RevisionInfo], target: str) -> EditPlan:
+    """All traffic to `target`, tagged targets kept at 0%; nothing when it serves all of it already."""
+    serving = max(revisions, key=lambda r: r.percent, default=None)
+    if serving is not None and serving.name == target and serving.percent == 100:
+        return _edit_plan(run, live, [])
+    return _edit_plan(run, live, [Change("traffic", live.traffic_text, f"100% {target}")], pin=target)
+
+
+def earlier_ready(revisions: list[RevisionInfo]) -> list[RevisionInfo]:
+    """The Ready revisions older than the one serving most, newest first: what a rollback can go back to."""
+    serving = max(revisions, key=lambda r: r.percent, default=None)
+    return [
+        r
+        for r in revisions
+        if r.ready and (serving is None or (r.created and serving.created and r.created < serving.created))
+    ]
+
+
+def named_revision(live: LiveService, revisions: list[RevisionInfo], name: str) -> RevisionInfo:
+    """The revision `name`, which must be Ready to take traffic; DokiError otherwise."""
+    named = next((r for r in revisions if r.name == name), None)
+    if named is None:
+        ready = ", ".join(r.name for r in revisions if r.ready) or "none"
+        raise DokiError(
+            Code.UNKNOWN_REVISION,
+            f"{live.name} has no revision {name!r}; nothing was changed",
+            f"pick a Ready one: {ready}",
+        )
+    if not named.ready:
+        raise DokiError(
+            Code.REVISION_NOT_READY,
+            f"{named.name} is not Ready ({named.message or 'no reason given'}); nothing was changed",
+            "pick a Ready revision (see `doki status`)",
+        )
+    return named

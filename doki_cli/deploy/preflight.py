@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from doki_cli.config import ServiceConfig
-from doki_cli.errors import DokiError
-from doki_cli.gitinfo import EXIT_CONFIG
+from doki_cli.errors import EXIT_CONFIG, Code, DokiError
 
 if TYPE_CHECKING:
     from doki_cli.gcp.artifactregistry import ArtifactRegistry
@@ -38,12 +37,11 @@ def preflight(config: ServiceConfig, *, skip: bool) -> list[str]:
     if problems and not skip:
         where = f"[environments.{config.environment}] or [service]" if config.environment else "[service]"
         raise DokiError(
-            "would_not_start",
+            Code.WOULD_NOT_START,
             f"the new revision of {config.name} would not start, the backend would refuse its settings: "
             + "; ".join(problems)
             + "; nothing was changed",
             f"fix the env and secrets of {where} in {config.path}; {SKIP_HINT}",
-            exit_code=EXIT_CONFIG,
         )
     return problems
 
@@ -65,10 +63,9 @@ def image_check(registry: ArtifactRegistry, image: str, *, skip: bool) -> list[s
     if skip:
         return [problem]
     raise DokiError(
-        "image_not_pushed",
+        Code.IMAGE_NOT_PUSHED,
         f"{problem}; nothing was changed",
         f"build and push it with `doki build --push`, or pass --image with one that is there; {SKIP_HINT}",
-        exit_code=EXIT_CONFIG,
     )
 
 
@@ -86,7 +83,7 @@ def token_check(mint: Callable[[str], str], config: ServiceConfig) -> None:
             f"{config.name} is private (allow_unauthenticated = false), and its release checks need an ID token that "
             f"could not be minted ({err.message}); nothing was built or changed"
         )
-        if err.code == "no_identity_token":
+        if err.code == Code.NO_IDENTITY_TOKEN:
             err.exit_code = EXIT_CONFIG  # doki.toml names no account to mint it as
         raise
 
@@ -112,9 +109,8 @@ def account_check(accounts: ServiceAccounts, config: ServiceConfig, *, skip: boo
     if skip:
         return [f"the runtime account {email} does not exist"]
     raise DokiError(
-        "service_account_missing",
+        Code.SERVICE_ACCOUNT_MISSING,
         f"the runtime account {email} (service_account in {config.path}) does not exist, and Cloud Run runs no "
         "revision as an account that does not; nothing was changed",
         f"create it: `doki doctor --create-account` (or {create_command(email)}), or name another in {config.path}",
-        exit_code=EXIT_CONFIG,
     )

@@ -12,21 +12,22 @@ and the other re-reads, finds the winner's lock and stops before it changed anyt
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
 from doki_cli.config import ServiceConfig
+from doki_cli.deploy import lock as locks
+from doki_cli.deploy import traffic
 from doki_cli.deploy.executor import (
     GRANT_SETTLE_SECONDS,
     Executor,
+    grant_access,
     grant_not_yet_in_effect,
     invoker_progress,
     plan_data,
@@ -34,21 +35,17 @@ from doki_cli.deploy.executor import (
     serving_now,
     unreachable,
 )
-from doki_cli.deploy.health import EXIT_CHECK_FAILED, Fetch, SmokeCheckFailed, smoke_test
+from doki_cli.deploy.health import Fetch, SmokeCheckFailed, smoke_test
+from doki_cli.deploy.lock import LOCK, Lock
 from doki_cli.deploy.planner import Plan, Planner, refuse_what_cloud_run_would
-from doki_cli.errors import DokiError
+from doki_cli.deploy.traffic import TAG_PREFIX
+from doki_cli.errors import EXIT_BUILD_FAILED, EXIT_CHECK_FAILED, Code, DokiError
 from doki_cli.gcp.run import CloudRun
 from doki_cli.gcp.secretmanager import SecretManager
-from doki_cli.gitinfo import EXIT_CONFIG, Commit
-from doki_cli.interrupts import EXIT_INTERRUPTED, deferred_interrupt, is_interrupt
+from doki_cli.gitinfo import Commit
+from doki_cli.interrupts import deferred_interrupt, is_interrupt
 from doki_cli.model import CHECKS_FAILED, Edit, LiveService, Staged, Target
 
-LOCK = "doki.dev/release-lock"
-EXIT_BUILD_FAILED = 4
-EXIT_LOCKED = 5
-# Release tags (sha-…) kept on earlier revisions, so recent releases stay reachable at their own URLs.
-KEEP_RELEASE_TAGS = 5
-TAG_PREFIX = "sha-"
 # Cloud Run refuses a traffic tag and service name longer than this together (firebase/firebase-tools#6137); a
 # long name gets a shorter sha in its tag, down to this many hex digits.
 TAG_AND_SERVICE_LIMIT = 46
@@ -116,42 +113,6 @@ class Summary:
         }
 
 
-@dataclass(frozen=True)
-class Lock:
-    commit: str
-    owner: str
-    host: str
-    started: float
-    expires: float
-
-    def render(self) -> str:
-        return json.dumps(
-            {
-                "commit": self.commit,
-                "owner": self.owner,
-                "host": self.host,
-                "started": _iso(self.started),
-                "expires": _iso(self.expires),
-            },
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def parse(cls, text: str) -> Lock | None:
-        """The lock an annotation holds; None when it is not one doki wrote (then it does not count as held)."""
-        try:
-            data = json.loads(text)
-            return cls(
-                str(data["commit"]),
-                str(data["owner"]),
-                str(data.get("host", "")),
-                datetime.fromisoformat(data["started"]).timestamp(),
-                datetime.fromisoformat(data["expires"]).timestamp(),
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
-
-
 def release_tag(service: str, commit: Commit) -> str:
     """The tag a release of `commit` gives its revision, `sha-` and the commit's first 7 hex digits (fewer where the
     service name is long); DokiError when the name leaves no room for one."""
@@ -160,19 +121,56 @@ def release_tag(service: str, commit: Commit) -> str:
     if room < MIN_TAG_SHA:
         longest = TAG_AND_SERVICE_LIMIT - len(TAG_PREFIX) - len(dirty) - MIN_TAG_SHA
         raise DokiError(
-            "service_name_too_long",
+            Code.SERVICE_NAME_TOO_LONG,
             f"a release tags its revision {TAG_PREFIX}<commit>{dirty} to check it on its own URL, and Cloud Run "
             f"refuses a tag and service name of more than {TAG_AND_SERVICE_LIMIT} characters together: {service!r} "
             f"({len(service)} characters) leaves no room for it; nothing was built or changed",
             f"name the service at most {longest} characters in doki.toml, or deploy it with `doki deploy`, which "
             "needs no tag",
-            exit_code=EXIT_CONFIG,
         )
     return f"{TAG_PREFIX}{commit.short[:room]}{dirty}"
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+def outline(config: ServiceConfig, plan: Plan, commit: Commit, *, remote: bool, secrets_from: str | None) -> list[str]:
+    """What a release of `commit` would do after its plan, step by step, as `doki release --dry-run` shows it."""
+    if plan.empty:
+        return []
+    image = f"{config.image}:{commit.version}"
+    built = "on Cloud Build" if remote else "with the local engine"
+    lines = [
+        f"image {image}: the one in Artifact Registry if there"
+        + (", " if not commit.dirty else " (never for a dirty tree), ")
+        + f"else built {built} and pushed"
+    ]
+    if secrets_from:
+        lines.append(f"secrets: values from {secrets_from} that changed pushed as new versions, then pinned")
+    checks = "; ".join(["GET / -> the health contract", *(str(check) for check in config.release.checks)])
+    if plan.live is None or not plan.live.shares:
+        lines.append("deploy: nothing serves yet, so the first revision gets all traffic at once")
+        lines.append(f"smoke: {checks} on the service's URL")
+        return lines
+    tag = release_tag(config.name, commit)
+    lines.append(f"deploy: {config.name}-{commit.short}-XXXX with no traffic, tagged {tag}, under the release lock")
+    lines.append(f"smoke: {checks} on the tag's URL; a failure puts traffic back")
+    wait = f", checked again {config.release.step_wait_seconds} s after each" if len(config.release.steps) > 1 else ""
+    lines.append(f"traffic: {traffic.steps_text(config.release.steps)}{wait}; the last step drops the lock")
+    return lines
+
+
+@dataclass
+class Staging:
+    """What a staged release holds while it runs: the names it chose, its lock, and the traffic it puts back."""
+
+    name: str
+    revision: str
+    tag: str
+    lock: Lock
+    # Today's traffic, "latest" resolved (once the new revision is Ready it would be the latest), as read by the
+    # write that stages the revision: what a failure puts back.
+    before: list[Target] = field(default_factory=list)
+    # The staging write was sent. From here on a failure or an interrupt puts traffic back; whether or not the write
+    # landed is safe, as the put-back only touches a service whose lock is still this release's.
+    sent: bool = False
 
 
 class Release:
@@ -260,12 +258,11 @@ class Release:
             listed = ", ".join(later[:-1]) + (" and " if len(later) > 1 else "") + (later[-1] if later else "")
             not_run = f"; the {listed} step{'s' if len(later) > 1 else ''} did not run" if later else ""
             interrupted = DokiError(
-                "interrupted",
+                Code.INTERRUPTED,
                 (f"interrupted during the {step} step" if step else "interrupted before the release's first step")
                 + (self._left or f"; nothing on {config.name} was changed")
                 + f"{not_run}. Serving now: {serving_now(self._run, config.name)}",
                 "`doki deploy --dry-run` shows what remains; `doki release` again finishes it",
-                exit_code=EXIT_INTERRUPTED,
             )
             interrupted.details = summary.as_dict()
             raise interrupted from None
@@ -312,7 +309,7 @@ class Release:
                 # The same image with the same settings fails the same way: a rerun of a failed CI job, say.
                 failed = plan.live.failed if plan.live is not None else None
                 raise DokiError(
-                    "repeats_failed_revision",
+                    Code.REPEATS_FAILED_REVISION,
                     f"{summary.image} is the image {failed[0] if failed else 'the newest revision'} of {config.name} "
                     "failed with, and nothing else changed: the new revision would fail the same way; nothing was "
                     "changed",
@@ -359,17 +356,16 @@ class Release:
         summary.result = "released"
 
     def _staged_release(self, config: ServiceConfig, commit: Commit, plan: Plan, summary: Summary) -> None:
-        name = config.name
-        revision = f"{name}-{commit.short}-{secrets.token_hex(2)}"
-        tag = release_tag(name, commit)
-        summary.revision, summary.tag = revision, tag
-        # Today's traffic, with "latest" resolved (once the new revision is Ready it would be the latest), as read by
-        # the write that stages the revision: what a failure puts back.
-        before: list[Target] = []
+        """Stage the new revision with no traffic under the release lock, check it on its own URL, move traffic in
+        doki.toml's steps; any failure or interrupt after the staging write puts the traffic back."""
         now = self._now()
-        lock = Lock(commit.sha, self._owner, self._host, now, now + config.release.lock_timeout_minutes * 60)
-        staged = False
-        done = False
+        staging = Staging(
+            config.name,
+            f"{config.name}-{commit.short}-{secrets.token_hex(2)}",
+            release_tag(config.name, commit),
+            Lock(commit.sha, self._owner, self._host, now, now + config.release.lock_timeout_minutes * 60),
+        )
+        summary.revision, summary.tag = staging.revision, staging.tag
         # allUsers goes on before the staged write when that write turns the invoker check back on (the service is
         # public either way, never private in between); access that doki.toml opens otherwise is opened once the
         # release holds the lock, before the checks, so they run as callers will.
@@ -379,99 +375,159 @@ class Release:
             with self._step(summary, "deploy") as step:
                 if plan.member is not None and plan.grants:
                     # A grant lets the new revision read a secret; it serves nothing, and stays if we stop here.
-                    self._left = f"; the secret access granted so far stays, nothing else on {name} was changed"
-                    for secret in plan.grants:
-                        self._progress(f"granting {plan.member} access to {secret}")
-                        self._secrets.grant(secret, plan.member)
+                    self._left = f"; the secret access granted so far stays, nothing else on {config.name} was changed"
+                    grant_access(self._secrets, plan, on_progress=self._progress)
                 if binding_first:
-                    self._progress(invoker_progress(plan))
-                    self._run.set_public(name, plan.binding)
-                self._progress(f"deploying {revision} with no traffic, tagged {tag}")
-
-                def stage(service: LiveService) -> Edit:
-                    self._take_lock(service, lock, name)
-                    before[:] = _pinned(service.traffic, service.latest_ready, tag)
-                    return Edit(
-                        staged=Staged(plan.desired, plan.keep_env, revision),
-                        traffic=(*before, Target(revision, 0, tag)),
-                        annotations={LOCK: lock.render()},
-                    )
-
-                # From here on a failure or an interrupt puts traffic back. Whether or not the write landed is
-                # safe: the put-back only touches a service whose lock is still this release's.
-                staged = True
-                try:
-                    try:
-                        service = self._run.update(name, stage, on_progress=self._progress)
-                    except DokiError as err:
-                        if not grant_not_yet_in_effect(err, plan):
-                            raise
-                        # As a deploy does (Executor): the grant reads back at once but reaches Cloud Run later. One
-                        # more revision under a name of its own, once it has; the failed one never had traffic.
-                        self._progress(
-                            f"{revision} could not read its secrets yet: the access granted a moment ago takes time "
-                            f"to reach Cloud Run; trying a new revision in {GRANT_SETTLE_SECONDS:.0f} s"
-                        )
-                        self._sleep(GRANT_SETTLE_SECONDS)
-                        revision = summary.revision = f"{name}-{commit.short}-{secrets.token_hex(2)}"
-                        service = self._run.update(name, stage, on_progress=self._progress)
-                except DokiError as err:
-                    if err.code == "revision_not_ready":
-                        step.result = "not ready"
-                        self._attach_logs(summary, revision)
-                        err.exit_code = EXIT_CHECK_FAILED
-                    raise
-            summary.tag_url = service.tag_url(tag)
+                    self._set_invoker(plan)
+                service = self._stage(plan, staging, summary, step)
+            summary.tag_url = service.tag_url(staging.tag)
             summary.service_url = service.uri
             if not summary.tag_url:
                 raise DokiError(
-                    "no_tag_url",
-                    f"Cloud Run gave the tag {tag} of {name} no URL, so {revision} cannot be checked on its own",
+                    Code.NO_TAG_URL,
+                    f"Cloud Run gave the tag {staging.tag} of {config.name} no URL, so {staging.revision} cannot be "
+                    "checked on its own",
                     "check the service's ingress and `doki status`; nothing was moved",
                 )
             if opens and not binding_first:
-                self._progress(invoker_progress(plan))
-                self._run.set_public(name, plan.binding)
-            with self._step(summary, "smoke") as step:
-                summary.checks = self._check(config, summary.tag_url, summary, revision)
+                self._set_invoker(plan)
+            with self._step(summary, "smoke"):
+                summary.checks = self._check(config, summary.tag_url, summary, staging.revision)
             with self._step(summary, "traffic") as step:
-                steps = config.release.steps
-                for index, percent in enumerate(steps):
-                    last = index == len(steps) - 1
-                    self._progress(f"moving {percent}% of the traffic to {revision}")
-                    self._run.update(
-                        name,
-                        partial(
-                            self._move,
-                            lock=lock,
-                            config=config,
-                            before=before,
-                            revision=revision,
-                            tag=tag,
-                            percent=percent,
-                            last=last,
-                        ),
-                        on_progress=self._progress,
-                    )
-                    if not last:
-                        wait = config.release.step_wait_seconds
-                        self._progress(f"{percent}% on {revision}: checking again in {wait} s")
-                        self._sleep(wait)
-                        self._check(config, summary.tag_url, summary, revision)
-                step.result = " -> ".join(f"{p}%" for p in steps)
-            done = True
-        finally:
-            if staged and not done:
-                self._put_back(name, lock, before, tag, revision)
+                self._move_traffic(config, staging, summary)
+                step.result = traffic.steps_text(config.release.steps)
+        except BaseException:
+            if staging.sent:
+                self._put_back(staging)
+            raise
         if plan.invoker_changes and not opens:
             # allUsers comes off once the new revision serves (the staged write already set the invoker check as
             # doki.toml says, in either direction: what doki.toml asks of access stays if the release stops).
-            self._progress(invoker_progress(plan))
-            self._run.set_public(name, plan.binding)
-        summary.traffic = self._shares(name)
+            self._set_invoker(plan)
+        summary.traffic = self._shares(config.name)
         summary.result = "released"
 
+    # The staged release's steps
+
+    def _stage(self, plan: Plan, staging: Staging, summary: Summary, step: Step) -> LiveService:
+        """The new revision, made with no traffic under its own name and tag, in the write that takes the lock."""
+        self._progress(f"deploying {staging.revision} with no traffic, tagged {staging.tag}")
+
+        def stage(service: LiveService) -> Edit:
+            locks.take(service, staging.lock, self._now())
+            staging.before[:] = traffic.pinned_now(service.traffic, service.latest_ready, staging.tag)
+            return Edit(
+                staged=Staged(plan.desired, plan.keep_env, staging.revision),
+                traffic=traffic.staged(staging.before, staging.revision, staging.tag),
+                annotations={LOCK: staging.lock.render()},
+            )
+
+        staging.sent = True
+        try:
+            try:
+                return self._run.update(staging.name, stage, on_progress=self._progress)
+            except DokiError as err:
+                if not grant_not_yet_in_effect(err, plan):
+                    raise
+                # As a deploy does (Executor): the grant reads back at once but reaches Cloud Run later. One more
+                # revision under a name of its own, once it has; the failed one never had traffic.
+                self._progress(
+                    f"{staging.revision} could not read its secrets yet: the access granted a moment ago takes time "
+                    f"to reach Cloud Run; trying a new revision in {GRANT_SETTLE_SECONDS:.0f} s"
+                )
+                self._sleep(GRANT_SETTLE_SECONDS)
+                # The same NAME-SHA prefix, another random suffix (hex: the prefix is what precedes the last dash).
+                prefix = staging.revision.rsplit("-", 1)[0]
+                staging.revision = summary.revision = f"{prefix}-{secrets.token_hex(2)}"
+                return self._run.update(staging.name, stage, on_progress=self._progress)
+        except DokiError as err:
+            if err.code == Code.REVISION_NOT_READY:
+                step.result = "not ready"
+                self._attach_logs(summary, staging.revision)
+                err.exit_code = EXIT_CHECK_FAILED
+            raise
+
+    def _move_traffic(self, config: ServiceConfig, staging: Staging, summary: Summary) -> None:
+        """Traffic to the new revision in doki.toml's steps, each a write that holds the lock, the checks again
+        between them; the last one drops the lock."""
+        steps = config.release.steps
+        for index, percent in enumerate(steps):
+            last = index == len(steps) - 1
+            self._progress(f"moving {percent}% of the traffic to {staging.revision}")
+            self._run.update(
+                staging.name,
+                partial(self._step_edit, config, staging, percent=percent, last=last),
+                on_progress=self._progress,
+            )
+            if not last:
+                assert summary.tag_url is not None
+                wait = config.release.step_wait_seconds
+                self._progress(f"{percent}% on {staging.revision}: checking again in {wait} s")
+                self._sleep(wait)
+                self._check(config, summary.tag_url, summary, staging.revision)
+
+    def _step_edit(
+        self, config: ServiceConfig, staging: Staging, service: LiveService, percent: int, last: bool
+    ) -> Edit:
+        now = self._now()
+        locks.ensure_ours(service, staging.lock, now)
+        if last:
+            return Edit(
+                traffic=traffic.final(staging.before, staging.revision, staging.tag, service.latest_ready),
+                annotations={LOCK: None, CHECKS_FAILED: None},
+            )
+        # A slow rollout keeps its lock: the expiry counts from the latest step.
+        renewed = replace(staging.lock, expires=now + config.release.lock_timeout_minutes * 60)
+        return Edit(
+            traffic=traffic.split(staging.before, staging.revision, staging.tag, percent),
+            annotations={LOCK: renewed.render()},
+        )
+
+    def _put_back(self, staging: Staging) -> None:
+        """Traffic back to where it was, the new tag gone, the lock released; only while the lock is still ours.
+
+        A Ctrl-C waits until it is done: interrupted, it would leave the lock to block every release until it expires.
+        """
+        with deferred_interrupt():
+            self._restore(staging)
+
+    def _restore(self, staging: Staging) -> None:
+        name, revision = staging.name, staging.revision
+        self._progress("putting the traffic back as it was")
+        landed: list[bool] = []
+
+        def restore(service: LiveService) -> Edit:
+            # The traffic spec (not its status, which follows once routed) says whether our last step landed.
+            main = service.traffic[:1]
+            landed.append(
+                bool(main) and main[0].percent == 100 and (main[0].revision or service.latest_ready) == revision
+            )
+            locks.ensure_ours(service, staging.lock, self._now())
+            # A revision that failed the checks is Ready: only this note tells the next release or deploy.
+            return Edit(traffic=tuple(staging.before), annotations={LOCK: None, CHECKS_FAILED: self._checks_failed})
+
+        restored = f"; {name}'s traffic is back as it was and its release lock released"
+        try:
+            self._run.update(name, restore, on_progress=self._progress)
+            self._left = restored
+        except DokiError as err:
+            if err.code == Code.RELEASE_LOCK_LOST:
+                # Our last step landed (it released the lock), our first write never did, or another release
+                # owns the service now: either way its traffic is not ours to touch.
+                if landed and landed[-1]:
+                    self._left = f", after it had landed: {revision} serves all of {name}'s traffic"
+                return
+            raise DokiError(
+                Code.RELEASE_CLEANUP_FAILED,
+                f"the release failed, and putting {name}'s traffic back failed too: {err.message}",
+                f"run `doki status`; `doki rollback` pins traffic to a revision; the lock {LOCK} expires by itself",
+            ) from None
+
     # Pieces
+
+    def _set_invoker(self, plan: Plan) -> None:
+        self._progress(invoker_progress(plan))
+        self._run.set_public(plan.service, plan.binding)
 
     def _check(self, config: ServiceConfig, url: str, summary: Summary, revision: str) -> list[str]:
         self._progress(f"checking {url}")
@@ -508,94 +564,6 @@ class Release:
                 failed.hint = f"{FIRST_SERVES}: fix the revision (`doki logs` has its output), then release again"
             raise
 
-    def _take_lock(self, service: LiveService, lock: Lock, name: str) -> None:
-        held = active_lock(service, self._now())
-        if held is not None and held.owner != lock.owner:
-            raise DokiError(
-                "release_locked",
-                f"a release of {held.commit[:12]} (started {_iso(held.started)} on {held.host or 'an unknown host'}) "
-                f"holds {name}'s release lock until {_iso(held.expires)}; this release of {lock.commit[:12]} "
-                "changed nothing",
-                "wait for that release to finish, then run this one again (a lock left by a release that died "
-                "expires by itself)",
-                exit_code=EXIT_LOCKED,
-            )
-
-    def _ensure_ours(self, service: LiveService, lock: Lock, name: str) -> None:
-        held = active_lock(service, self._now())
-        if held is None or held.owner != lock.owner:
-            by = f"a release of {held.commit[:12]}" if held is not None else "someone else"
-            raise DokiError(
-                "release_lock_lost",
-                f"{name}'s release lock was taken over by {by} while this release of {lock.commit[:12]} ran",
-                "traffic was left to the release holding the lock; check `doki status`, then release again",
-                exit_code=EXIT_LOCKED,
-            )
-
-    def _move(
-        self,
-        service: LiveService,
-        *,
-        lock: Lock,
-        config: ServiceConfig,
-        before: list[Target],
-        revision: str,
-        tag: str,
-        percent: int,
-        last: bool,
-    ) -> Edit:
-        self._ensure_ours(service, lock, config.name)
-        if last:
-            return Edit(
-                traffic=_final(before, revision, tag, service.latest_ready),
-                annotations={LOCK: None, CHECKS_FAILED: None},
-            )
-        # A slow rollout keeps its lock: the expiry counts from the latest step.
-        expires = self._now() + config.release.lock_timeout_minutes * 60
-        return Edit(
-            traffic=_split(before, revision, tag, percent),
-            annotations={LOCK: replace(lock, expires=expires).render()},
-        )
-
-    def _put_back(self, name: str, lock: Lock, before: list[Target], tag: str, revision: str) -> None:
-        """Traffic back to where it was, the new tag gone, the lock released; only while the lock is still ours.
-
-        A Ctrl-C waits until it is done: interrupted, it would leave the lock to block every release until it expires.
-        """
-        with deferred_interrupt():
-            self._restore(name, lock, before, revision)
-
-    def _restore(self, name: str, lock: Lock, before: list[Target], revision: str) -> None:
-        self._progress("putting the traffic back as it was")
-        landed: list[bool] = []
-
-        def restore(service: LiveService) -> Edit:
-            # The traffic spec (not its status, which follows once routed) says whether our last step landed.
-            main = service.traffic[:1]
-            landed.append(
-                bool(main) and main[0].percent == 100 and (main[0].revision or service.latest_ready) == revision
-            )
-            self._ensure_ours(service, lock, name)
-            # A revision that failed the checks is Ready: only this note tells the next release or deploy.
-            return Edit(traffic=tuple(before), annotations={LOCK: None, CHECKS_FAILED: self._checks_failed})
-
-        restored = f"; {name}'s traffic is back as it was and its release lock released"
-        try:
-            self._run.update(name, restore, on_progress=self._progress)
-            self._left = restored
-        except DokiError as err:
-            if err.code == "release_lock_lost":
-                # Our last step landed (it released the lock), our first write never did, or another release
-                # owns the service now: either way its traffic is not ours to touch.
-                if landed and landed[-1]:
-                    self._left = f", after it had landed: {revision} serves all of {name}'s traffic"
-                return
-            raise DokiError(
-                "release_cleanup_failed",
-                f"the release failed, and putting {name}'s traffic back failed too: {err.message}",
-                f"run `doki status`; `doki rollback` pins traffic to a revision; the lock {LOCK} expires by itself",
-            ) from None
-
     def _attach_logs(self, summary: Summary, revision: str | None) -> None:
         if revision is None:
             return
@@ -606,43 +574,6 @@ class Release:
     def _shares(self, name: str) -> dict[str, int]:
         service = self._run.get(name)
         return service.shares if service is not None else {}
-
-
-def active_lock(service: LiveService, now: float) -> Lock | None:
-    """The release lock `service` carries, unless it has expired or is not one doki wrote."""
-    text = service.annotations.get(LOCK)
-    lock = Lock.parse(text) if text else None
-    return lock if lock is not None and lock.expires > now else None
-
-
-def _pinned(targets: Sequence[Target], latest: str | None, tag: str) -> list[Target]:
-    """`targets` with "latest" replaced by the revision it means now, and without a stale tag of this release."""
-    return [Target(t.revision or latest, t.percent, t.tag) for t in targets if t.tag != tag]
-
-
-def _split(before: list[Target], revision: str, tag: str, percent: int) -> tuple[Target, ...]:
-    """`percent` to the new revision, the rest shared among today's revisions in today's proportions."""
-    serving = [t for t in before if t.percent]
-    total = sum(t.percent for t in serving)
-    rest = 100 - percent
-    shares = [t.percent * rest // total for t in serving]
-    # Largest remainders first, so the shares add up to exactly 100.
-    order = sorted(range(len(serving)), key=lambda i: -(serving[i].percent * rest % total))
-    for i in order[: rest - sum(shares)]:
-        shares[i] += 1
-    moved = [Target(t.revision, share, t.tag) for t, share in zip(serving, shares, strict=True)]
-    tagged = [t for t in before if not t.percent]
-    return (*moved, Target(revision, percent, tag), *tagged)
-
-
-def _final(before: list[Target], revision: str, tag: str, latest: str | None) -> tuple[Target, ...]:
-    """All traffic to the new revision; earlier tags stay at 0%, the oldest release tags beyond a few dropped."""
-    # "latest" when the new revision is the latest ready one, as `doki deploy` leaves it: a dry run then sees no change.
-    main = Target(None if latest == revision else revision, 100)
-    tagged = [Target(t.revision, 0, t.tag) for t in before if t.tag]
-    releases = [t for t in tagged if t.tag.startswith(TAG_PREFIX)]
-    dropped = {t.tag for t in releases[: max(0, len(releases) - (KEEP_RELEASE_TAGS - 1))]}
-    return (main, *(t for t in tagged if t.tag not in dropped), Target(revision, 0, tag))
 
 
 # "HTTP 403: <html>…<h1>Error: Forbidden</h1>…": what the checks saw of Cloud Run's front end refusing the caller (its

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from doki_cli.config import ServiceConfig
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.secretmanager import SecretManager
 
 
@@ -53,7 +53,7 @@ def read_values(source: str, stdin: TextIO) -> dict[str, str]:
         path = Path(source)
         if not path.is_file():
             raise DokiError(
-                "secrets_source_missing",
+                Code.SECRETS_SOURCE_MISSING,
                 f"no file at {source} to read secret values from",
                 "pass --from PATH to your .env file, or --from - to read NAME=value lines from stdin",
             )
@@ -73,7 +73,7 @@ def _select(config: ServiceConfig, names: list[str]) -> dict[str, list[str]]:
     declared = _by_secret(config)
     if not declared:
         raise DokiError(
-            "no_secrets_declared",
+            Code.NO_SECRETS_DECLARED,
             f"{config.path} declares no secrets",
             'add them under [service.secrets], e.g. ENCRYPTION_KEY = "encryption-key"',
         )
@@ -84,7 +84,7 @@ def _select(config: ServiceConfig, names: list[str]) -> dict[str, list[str]]:
         match = {s: e for s, e in declared.items() if name == s or name in e}
         if not match:
             raise DokiError(
-                "unknown_secret",
+                Code.UNKNOWN_SECRET,
                 f"{name} is not a secret declared in {config.path}",
                 f"name one of: {', '.join(sorted(declared))} (or their variables)",
             )
@@ -103,18 +103,18 @@ def push(
         found = [values[e] for e in env_names if e in values]
         if len(set(found)) > 1:
             raise DokiError(
-                "conflicting_values",
+                Code.CONFLICTING_VALUES,
                 f"{', '.join(env_names)} share the secret {secret} but have different values",
                 "give them the same value, or point them at different secrets in doki.toml",
             )
         value = found[0] if found else None
         if value == "":
             raise DokiError(
-                "empty_secret", f"{env_names[0]} is empty", "set a value (Secret Manager refuses empty secrets)"
+                Code.EMPTY_SECRET, f"{env_names[0]} is empty", "set a value (Secret Manager refuses empty secrets)"
             )
         if value is None and names:
             raise DokiError(
-                "secret_value_missing",
+                Code.SECRET_VALUE_MISSING,
                 f"no value for {' or '.join(env_names)} in {source}",
                 f"add {env_names[0]}=... to {source}; nothing was pushed",
             )
@@ -161,7 +161,7 @@ def status(sm: SecretManager, config: ServiceConfig) -> list[SecretStatus]:
 def runtime_member(config: ServiceConfig) -> str:
     if not config.service_account:
         raise DokiError(
-            "no_service_account",
+            Code.NO_SERVICE_ACCOUNT,
             f"{config.path} names no service_account for the revisions to run as",
             'set service_account = "NAME@PROJECT.iam.gserviceaccount.com" in doki.toml '
             "(a dedicated account with only the roles it needs)",
@@ -176,7 +176,7 @@ def grant(sm: SecretManager, config: ServiceConfig) -> list[Granted]:
     missing = [s for s in declared if not sm.exists(s)]
     if missing:
         raise DokiError(
-            "secrets_missing",
+            Code.SECRET_MISSING,
             f"these secrets do not exist yet: {', '.join(missing)}",
             "create them with `doki secrets push` first",
         )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from doki_cli.emulator.run import RUN_HOST
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 RUNNING_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
@@ -120,7 +120,7 @@ def find_running(state_dir: Path) -> Running | None:
         return None
     except (ValueError, TypeError):
         raise DokiError(
-            "emulator_state_corrupt",
+            Code.EMULATOR_STATE_CORRUPT,
             f"{path} is not an emulator record",
             f"stop any emulator using {state_dir} and delete {path}",
         ) from None
@@ -155,7 +155,7 @@ def spawn(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise DokiError(
-                "emulator_start_failed",
+                Code.EMULATOR_START_FAILED,
                 f"the emulator exited with code {process.returncode} while starting; its log:\n"
                 + _tail(log_path, start),
                 "fix what the log says (often a port in use: pass --port/--rest-port/--registry-port)",
@@ -166,7 +166,7 @@ def spawn(
         sleep(0.1)
     process.terminate()
     raise DokiError(
-        "emulator_start_timeout",
+        Code.EMULATOR_START_TIMEOUT,
         f"the emulator did not answer within {timeout:.0f} s; its log:\n" + _tail(log_path, start),
         "run `doki emulator start --foreground` to watch it start",
     )
@@ -181,7 +181,7 @@ def stop(running: Running, *, timeout: float = 30.0, sleep: Callable[[float], No
         sleep(0.1)
     if _alive(running.pid):
         raise DokiError(
-            "emulator_stop_timeout",
+            Code.EMULATOR_STOP_TIMEOUT,
             f"the emulator (pid {running.pid}) is still running {timeout:.0f} s after SIGTERM",
             f"kill it with `kill -9 {running.pid}`; its state was saved after every change",
         )

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.operations import OperationTimeout, PollFailed, accepted, wait_for
 from doki_cli.gcp.retry import Retrier, knowing_retries
@@ -33,15 +33,15 @@ POINT_AT_EMULATOR = 'eval "$(doki emulator env)"'
 CHECK_CONFIG = "check project, region and repository in doki.toml; `doki build --push` creates the repository"
 # Hints for the engine's push failures, as a pair (on Google, against the emulator): the fixes differ.
 PUSH_HINTS = {
-    "push_denied": (
+    Code.PUSH_DENIED: (
         f"grant your account {WRITER_ROLE} on the repository, or log in again: gcloud auth application-default login",
         f"the emulator's registry takes the user oauth2accesstoken with any token; {POINT_AT_EMULATOR} sets it up",
     ),
-    "registry_unreachable": (
+    Code.REGISTRY_UNREACHABLE: (
         "check that the Docker engine reaches {address} (network, proxy), then try again",
         f"check that the emulator runs (doki emulator status) and that this shell points at it: {POINT_AT_EMULATOR}",
     ),
-    "repository_not_found": (CHECK_CONFIG, CHECK_CONFIG),
+    Code.REPOSITORY_NOT_FOUND: (CHECK_CONFIG, CHECK_CONFIG),
 }
 
 
@@ -113,7 +113,7 @@ class ArtifactRegistry:
             raise accepted(waiting) from None
         except OperationTimeout:
             raise DokiError(
-                "create_timeout",
+                Code.CREATE_TIMEOUT,
                 f"{name} was not created after {CREATE_TIMEOUT:.0f} s",
                 f"check again in a minute: gcloud artifacts repositories describe {repository} "
                 f"--location {self.region} --project {self.project}",
@@ -151,7 +151,7 @@ class ArtifactRegistry:
         match = IMAGE.fullmatch(image)
         if match is None:
             raise DokiError(
-                "bad_image",
+                Code.BAD_IMAGE,
                 f"{image} is not an Artifact Registry image with a tag",
                 "name it LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE:TAG",
             )

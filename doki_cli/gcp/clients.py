@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 if TYPE_CHECKING:
     import grpc
@@ -61,13 +61,13 @@ class ClientFactory:
         "has not been used in project 764086051850" (https://cloud.google.com/docs/quotas/set-quota-project)."""
         if emulator is not None and not _HOST_PORT.fullmatch(emulator):
             raise DokiError(
-                "bad_emulator_address",
+                Code.BAD_EMULATOR_ADDRESS,
                 f"DOKI_EMULATOR={emulator!r} is not host:port",
                 'set it from `eval "$(doki emulator env)"`, e.g. DOKI_EMULATOR=127.0.0.1:8470',
             )
         if registry is not None and not _HOST_PORT.fullmatch(registry):
             raise DokiError(
-                "bad_emulator_address",
+                Code.BAD_EMULATOR_ADDRESS,
                 f"DOKI_EMULATOR_REGISTRY={registry!r} is not host:port",
                 'set it from `eval "$(doki emulator env)"`, e.g. DOKI_EMULATOR_REGISTRY=127.0.0.1:8472',
             )
@@ -100,7 +100,7 @@ class ClientFactory:
         import grpc
 
         if self.emulator is None:
-            raise DokiError("no_emulator", "no emulator is configured", "set DOKI_EMULATOR")
+            raise DokiError(Code.NO_EMULATOR, "no emulator is configured", "set DOKI_EMULATOR")
         if self._channel is None:
             self._check_emulator_answers(self.emulator)
             self._channel = grpc.insecure_channel(self.emulator)
@@ -120,7 +120,7 @@ class ClientFactory:
             socket.create_connection((host.strip("[]"), int(port)), timeout=EMULATOR_CONNECT_TIMEOUT).close()
         except OSError as exc:
             raise DokiError(
-                "emulator_unreachable",
+                Code.EMULATOR_UNREACHABLE,
                 f"nothing answers at {address} (DOKI_EMULATOR): {exc.strerror or exc}",
                 'start the emulator (doki emulator start, then eval "$(doki emulator env)"), or leave emulator '
                 'mode: eval "$(doki emulator env --unset)"',
@@ -214,7 +214,7 @@ class ClientFactory:
         if self.emulator:
             if not self.storage_url:
                 raise DokiError(
-                    "no_storage_emulator",
+                    Code.NO_STORAGE_EMULATOR,
                     "DOKI_EMULATOR is set but STORAGE_EMULATOR_HOST is not, so uploads have nowhere to go",
                     'set both with `eval "$(doki emulator env)"`',
                 )
@@ -233,7 +233,7 @@ class ClientFactory:
         if self.emulator:
             if not self.registry:
                 raise DokiError(
-                    "no_registry_emulator",
+                    Code.NO_REGISTRY_EMULATOR,
                     "DOKI_EMULATOR is set but DOKI_EMULATOR_REGISTRY is not, so images have nowhere to be pushed",
                     'set both with `eval "$(doki emulator env)"`',
                 )
@@ -280,13 +280,13 @@ def _access_token() -> str:
         if is_expired_login(exc):
             raise expired_login(exc, "getting an access token for the registry") from None
         raise DokiError(
-            "not_authenticated",
+            Code.NOT_AUTHENTICATED,
             f"Google refused to give Application Default Credentials an access token ({exc})",
             "run `gcloud auth application-default login` again, or check GOOGLE_APPLICATION_CREDENTIALS",
         ) from None
     except TransportError as exc:
         raise DokiError(
-            "google_unreachable",
+            Code.GOOGLE_UNREACHABLE,
             f"could not reach Google for an access token ({exc})",
             "check the network (and any proxy settings), then try again",
         ) from None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from doki_cli.config import account_project
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.logs import Logs
 from doki_cli.gcp.retry import Retrier, knowing_retries, no_library_retry
@@ -89,7 +89,7 @@ class CloudBuild:
                 # Bucket names are global: anyone may have made PROJECT_cloudbuild, and read what lands there.
                 # gcloud refuses such a bucket for the same reason (command_lib/builds/submit_util.py, b/33046325).
                 raise DokiError(
-                    "build_bucket_not_ours",
+                    Code.BUILD_BUCKET_NOT_OURS,
                     f"gs://{bucket_name} exists but belongs to another project: doki will not upload your source to "
                     "a bucket someone else may read",
                     "build locally and push instead (doki build --push; doki release --local)",
@@ -193,7 +193,7 @@ class CloudBuild:
                 last = [line.message for line in self._logs.build_lines(build_id, 0)[-FAILED_LOG_LINES:]]
             tail = "".join(f"\n{message}" for message in last)
             raise DokiError(
-                "build_failed",
+                Code.BUILD_FAILED,
                 f"remote build {build_id} ended {current.status.name}: "
                 f"{current.status_detail or 'no detail given'}{tail}",
                 f"fix the failing step; the whole log: rerun with -v, or {current.log_url}",
@@ -227,7 +227,7 @@ def start_error(exc: Exception, *, project: str, account: str | None) -> DokiErr
             "" if account else f" (PROJECT_NUMBER: gcloud projects describe {project} --format 'value(projectNumber)')"
         )
         return DokiError(
-            "build_account_denied",
+            Code.BUILD_ACCOUNT_DENIED,
             f"{action} {resource}: Cloud Build refused to run it "
             f"{build_identity(account)}, which your credentials may not act as ({detail})",
             f"grant them roles/iam.serviceAccountUser on that account: gcloud iam service-accounts "

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 if TYPE_CHECKING:
     from doki_cli.gcp.retry import Retrier
@@ -60,7 +60,7 @@ def is_expired_login(exc: BaseException) -> bool:
 
 def expired_login(exc: BaseException, doing: str) -> DokiError:
     return DokiError(
-        "credentials_expired",
+        Code.CREDENTIALS_EXPIRED,
         f"{doing}: Google no longer accepts the saved login ({getattr(exc, 'message', None) or exc})",
         "sign in again: gcloud auth application-default login, or check GOOGLE_APPLICATION_CREDENTIALS (in CI, the "
         "credentials the job uses)",
@@ -77,7 +77,7 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
     if isinstance(exc, exceptions.PermissionDenied):
         if "SERVICE_DISABLED" in str(exc) or "has not been used" in detail or "is disabled" in detail:
             return DokiError(
-                "api_disabled",
+                Code.API_DISABLED,
                 f"{action} {resource}: the {API_NAMES[api]} API is not enabled",
                 f"enable it: gcloud services enable {API_NAMES[api]}",
             )
@@ -85,13 +85,13 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
             return act_as_denied(act_as["email"], f"{action} {resource}", detail)
         needed = f"the {role} role" if role else "a role that allows it"
         return DokiError(
-            "permission_denied",
+            Code.PERMISSION_DENIED,
             f"{action} {resource}: permission denied ({detail})",
             f"grant your account {needed} on {resource} or its project, or run as an identity that has it",
         )
     if isinstance(exc, exceptions.Unauthenticated):
         return DokiError(
-            "not_authenticated",
+            Code.NOT_AUTHENTICATED,
             f"{action} {resource}: Google did not accept the credentials ({detail})",
             "run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a key file",
         )
@@ -99,14 +99,14 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
         return account_missing(unknown["email"], f"{action} {resource}")
     if isinstance(exc, exceptions.NotFound):
         return DokiError(
-            "not_found",
+            Code.NOT_FOUND,
             f"{action} {resource}: not found ({detail})",
             "check the project and region (doki.toml, --project, --region)",
         )
     if isinstance(exc, exceptions.FailedPrecondition) and "permitted customer" in detail:
         # Domain restricted sharing (iam.allowedPolicyMemberDomains) refused a principal outside the organisation.
         refused = DokiError(
-            "org_policy_refused",
+            Code.ORG_POLICY_REFUSED,
             f"{action} {resource}: the organisation's policy refused it: {detail}",
             "name only principals of the organisation's domains, or ask its admins to allow this one "
             "(constraint iam.allowedPolicyMemberDomains)",
@@ -115,14 +115,14 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
         return refused
     if isinstance(exc, (exceptions.Aborted, exceptions.FailedPrecondition)) and "etag" in detail.lower():
         return DokiError(
-            "concurrent_change",
+            Code.CONCURRENT_CHANGE,
             f"{action} {resource}: it was changed by someone else meanwhile ({detail})",
             "run the command again: doki re-reads the current state first",
         )
     if isinstance(exc, exceptions.Conflict) and "with different configuration" in detail:
         # Cloud Run compares a template sent under an existing revision name with that revision's.
         return DokiError(
-            "revision_conflict",
+            Code.REVISION_CONFLICT,
             f"{action} {resource}: Google refused it: {detail}",
             "the live template no longer matches the revision it is named after (another tool deployed it last); "
             "a change to the template makes a new revision: `doki deploy` once doki.toml differs from it",
@@ -130,7 +130,9 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
     if isinstance(exc, exceptions.InvalidArgument) and (missing := _NO_ACCOUNT.search(detail)):
         return account_missing(missing["email"], f"{action} {resource}")
     if isinstance(exc, exceptions.InvalidArgument):
-        return DokiError("invalid_argument", f"{action} {resource}: Google refused it: {detail}", "fix the value named")
+        return DokiError(
+            Code.INVALID_ARGUMENT, f"{action} {resource}: Google refused it: {detail}", "fix the value named"
+        )
     if isinstance(exc, exceptions.TooManyRequests) and getattr(exc, "reason", None) == "RATE_LIMIT_EXCEEDED":
         # A quota, not an outage: retried until the deadline, and still spent (ErrorInfo names which one).
         limit = (getattr(exc, "metadata", None) or {}).get("quota_limit", "a per-minute quota")
@@ -140,18 +142,18 @@ def google_error(exc: Exception, *, action: str, resource: str, api: str, role: 
             else ""
         )
         return DokiError(
-            "quota_exceeded",
+            Code.QUOTA_EXCEEDED,
             f"{action} {resource}: Google's {limit} quota is spent ({detail})",
             f"wait a minute and run it again{shared}",
         )
     if isinstance(exc, (exceptions.ServiceUnavailable, exceptions.TooManyRequests, exceptions.InternalServerError)):
         return DokiError(
-            "google_unavailable",
+            Code.GOOGLE_UNAVAILABLE,
             f"{action} {resource}: Google kept failing ({detail})",
             "try again in a minute; https://status.cloud.google.com shows outages",
         )
     return DokiError(
-        "google_error", f"{action} {resource}: {type(exc).__name__}: {detail}", "rerun with -v for details"
+        Code.GOOGLE_ERROR, f"{action} {resource}: {type(exc).__name__}: {detail}", "rerun with -v for details"
     )
 
 
@@ -161,7 +163,7 @@ def act_as_denied(email: str, doing: str, detail: str) -> DokiError:
     from doki_cli.gcp.serviceaccounts import how_to_create
 
     return DokiError(
-        "act_as_denied",
+        Code.ACT_AS_DENIED,
         f"{doing}: you may not deploy as {email}, or it does not exist ({detail})",
         f"if it exists, grant your account roles/iam.serviceAccountUser on it: gcloud iam service-accounts "
         f"add-iam-policy-binding {email} --member=user:YOU (or serviceAccount:DEPLOYER) "
@@ -173,7 +175,7 @@ def account_missing(email: str, doing: str) -> DokiError:
     from doki_cli.gcp.serviceaccounts import how_to_create
 
     return DokiError(
-        "service_account_missing",
+        Code.SERVICE_ACCOUNT_MISSING,
         f"{doing}: the service account {email} does not exist",
         f"{how_to_create(email)}; or name an account that exists in doki.toml",
     )
@@ -181,7 +183,7 @@ def account_missing(email: str, doing: str) -> DokiError:
 
 def no_credentials(exc: Exception) -> DokiError:
     return DokiError(
-        "no_credentials",
+        Code.NO_CREDENTIALS,
         f"no Google credentials found ({exc})",
         "run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, "
         'or use the local emulator: eval "$(doki emulator env)"',

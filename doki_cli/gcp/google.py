@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.retry import Retrier
@@ -21,10 +20,8 @@ if TYPE_CHECKING:
 
 
 class Google:
-    # The retry policy every command's adapters get (through `from_env`). This is the one seam for it: a test puts a
-    # Retrier with a fake sleep and clock here, so injected faults are retried without real waits, and no command
-    # builds a Retrier of its own.
-    new_retrier: ClassVar[Callable[[], Retrier]] = Retrier
+    """Every adapter for one project and region, each made on first use; commands get theirs from the command
+    context (`doki_cli.context`), whose factory says which client factory and retry policy they share."""
 
     def __init__(
         self, factory: ClientFactory, project: str, region: str = "us-central1", *, retrier: Retrier | None = None
@@ -33,10 +30,6 @@ class Google:
         self.project = project
         self.region = region
         self.retrier = retrier or Retrier()
-
-    @classmethod
-    def from_env(cls, project: str, region: str = "us-central1") -> Google:
-        return cls(ClientFactory.from_env(quota_project=project), project, region, retrier=cls.new_retrier())
 
     @cached_property
     def run(self) -> CloudRun:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.retry import Retrier
 from doki_cli.interrupts import uninterrupted
@@ -65,7 +65,7 @@ def edit_policy(
                 exc, action="changing the IAM policy of", resource=resource, api=api, role=admin_role
             ) from None
     raise DokiError(
-        "concurrent_change",
+        Code.CONCURRENT_CHANGE,
         f"the IAM policy of {resource} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
         "run the command again once other changes have settled",
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import call_google, expired_login, is_expired_login
 from doki_cli.gcp.retry import Retrier
 
@@ -49,7 +49,7 @@ class IdentityTokens:
         if account is None:
             whose = "the emulator's stand-in credentials" if self._factory.emulator else "your credentials"
             raise DokiError(
-                "no_identity_token",
+                Code.NO_IDENTITY_TOKEN,
                 f"no ID token for {audience}: {whose} are no service account's, and no account to mint one as is named",
                 NAME_AN_ACCOUNT,
             )
@@ -85,7 +85,7 @@ class IdentityTokens:
             if is_expired_login(exc):
                 raise expired_login(exc, doing) from None
             raise DokiError(
-                "no_identity_token",
+                Code.NO_IDENTITY_TOKEN,
                 f"{doing}: Google refused the credentials' request ({exc})",
                 "check GOOGLE_APPLICATION_CREDENTIALS (a key that was deleted or disabled cannot sign), or run "
                 f"`gcloud auth application-default login` and {NAME_AN_ACCOUNT}",

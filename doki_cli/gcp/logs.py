@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import google_error
 from doki_cli.gcp.retry import Retrier, is_transient
 
@@ -77,7 +77,7 @@ def parse_since(text: str) -> timedelta:
     match = _SINCE.fullmatch(text.strip())
     if match is None or int(match.group(1)) == 0:
         raise DokiError(
-            "bad_option", f"--since {text} is not a duration", "use a whole number and a unit: 30s, 10m, 2h or 1d"
+            Code.BAD_OPTION, f"--since {text} is not a duration", "use a whole number and a unit: 30s, 10m, 2h or 1d"
         )
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
@@ -86,7 +86,7 @@ def parse_severity(text: str) -> str:
     """A LogSeverity name in any case, upper-cased; anything else is a DokiError listing the names."""
     name = text.strip().upper()
     if name not in SEVERITIES:
-        raise DokiError("bad_option", f"--severity {text} is not a severity", f"use one of: {', '.join(SEVERITIES)}")
+        raise DokiError(Code.BAD_OPTION, f"--severity {text} is not a severity", f"use one of: {', '.join(SEVERITIES)}")
     return name
 
 
@@ -127,7 +127,9 @@ class LogQuery:
             # A full resource name (projects/.../revisions/api-00002-abc) names the same revision as its last part.
             short_revision = revision.strip().rstrip("/").rsplit("/", 1)[-1]
             if not short_revision:
-                raise DokiError("bad_option", "--revision is empty", "name a revision, e.g. --revision api-00002-abc")
+                raise DokiError(
+                    Code.BAD_OPTION, "--revision is empty", "name a revision, e.g. --revision api-00002-abc"
+                )
         return cls(
             service,
             region,

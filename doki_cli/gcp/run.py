@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from doki_cli.config import cpu_count, is_compute_default
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
 from doki_cli.gcp.operations import accepted
@@ -232,7 +232,7 @@ class CloudRun:
                 moves_traffic_only=edit.traffic_only,
             )
         raise DokiError(
-            "concurrent_change",
+            Code.CONCURRENT_CHANGE,
             f"{self.path(name)} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
             "run the command again once other changes have settled",
         )
@@ -294,13 +294,13 @@ class CloudRun:
             service = self._get(name)
         if service is None:
             raise DokiError(
-                "concurrent_change",
+                Code.CONCURRENT_CHANGE,
                 f"{self.path(name)} was deleted after doki read it to plan this change; the service was not written",
                 "run the command again: it plans from what is live then",
             )
         if service.etag != live.etag:
             raise DokiError(
-                "concurrent_change",
+                Code.CONCURRENT_CHANGE,
                 f"{self.path(name)} changed after doki read it to plan this change; the service was not written",
                 "run the command again: it plans from what is live then",
             )
@@ -346,7 +346,7 @@ class CloudRun:
                 last, shown = waiting, now
             if now > deadline:
                 raise DokiError(
-                    "deploy_timeout",
+                    Code.DEPLOY_TIMEOUT,
                     f"{self.path(name)} was not ready after {timeout:.0f} s",
                     "see `doki status` and `doki logs`; the deploy goes on at Google",
                 )
@@ -370,7 +370,7 @@ class CloudRun:
                 hint = f"build and push the image first (doki build --push), or pass --image; {where}"
             else:
                 hint = f"{where}; `doki logs` shows the container's output"
-            raise DokiError("revision_not_ready", f"the new revision of {name} did not become ready: {reason}", hint)
+            raise DokiError(Code.REVISION_NOT_READY, f"the new revision of {name} did not become ready: {reason}", hint)
         result: run_v2.Service = operation.result()
         return to_live(result)
 
@@ -386,11 +386,11 @@ class CloudRun:
                 admin_role="roles/run.admin",
             )
         except DokiError as err:
-            if err.code != "org_policy_refused":
+            if err.code != Code.ORG_POLICY_REFUSED:
                 raise
             # Cloud Run's own way to a public service that names no principal: its invoker check off.
             raise DokiError(
-                "public_access_refused",
+                Code.PUBLIC_ACCESS_REFUSED,
                 f"{name} is deployed but not public: the organisation refused allUsers as its invoker "
                 f"({err.details.get('google', err.message)})",
                 "set invoker_iam_check = false in doki.toml: doki then makes it public by turning off Cloud Run's "
@@ -402,7 +402,7 @@ class CloudRun:
 def service_not_found(path: str) -> DokiError:
     """The service at `path` does not exist: not deployed yet, or a wrong project, region or name."""
     return DokiError(
-        "service_not_found",
+        Code.SERVICE_NOT_FOUND,
         f"{path} does not exist",
         "deploy it with `doki deploy` (or check --project/--region/--env)",
     )
@@ -588,7 +588,7 @@ def _serving_container(service: run_v2.Service) -> run_v2.Container:
     container = ingress_container(service.template.containers)
     if container is None:
         raise DokiError(
-            "no_ingress_container",
+            Code.NO_INGRESS_CONTAINER,
             f"{service.name} has {len(service.template.containers)} containers and none declares a port, so doki "
             "cannot tell which one serves",
             "give the serving container a port (gcloud run services update --container NAME --port 8080)",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import google_error
 from doki_cli.gcp.retry import Retrier, no_library_retry
 
@@ -93,7 +93,7 @@ class ServiceAccounts:
         parts = user_managed(email)
         if parts is None:
             raise DokiError(
-                "not_user_managed",
+                Code.NOT_USER_MANAGED,
                 f"{email} is not an account doki can create (NAME@PROJECT.iam.gserviceaccount.com)",
                 "name a dedicated account in doki.toml's service_account",
             )

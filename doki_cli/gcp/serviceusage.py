@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.operations import OperationTimeout, PollFailed, accepted, wait_for
 from doki_cli.gcp.retry import Retrier
@@ -85,7 +85,7 @@ class ServiceUsage:
                 ) from None
             except OperationTimeout:
                 raise DokiError(
-                    "enable_timeout",
+                    Code.ENABLE_TIMEOUT,
                     f"{', '.join(chunk)} were not enabled in {self._parent} after {ENABLE_TIMEOUT:.0f} s",
                     f"check again in a few minutes: gcloud services list --enabled --project {self.project}",
                 ) from None

@@ -15,7 +15,7 @@ from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.test_deploy import PATH, TOML, setup_project
-from tests.helpers import CliRunner
+from tests.helpers import CliRunner, plan_text
 
 runner = CliRunner()
 A, B, C = "https://a.example", "https://b.example", "https://c.example"
@@ -29,6 +29,10 @@ COMMENTED_TOML = (
 
 def doki(*args: str) -> Result:
     return runner.invoke(app, list(args))
+
+
+def plan(emulator: Emulator, *changes: str) -> str:
+    return plan_text(PATH, f"the emulator at {emulator.grpc_address}", *changes)
 
 
 def allowed(url: str, origin: str) -> str | None:
@@ -67,7 +71,10 @@ def test_cors_set_add_and_remove_change_only_the_origins_and_save_writes_doki_to
 
     replaced = doki("cors", "set", A, B, A)
     assert replaced.exit_code == 0, replaced.output
-    assert replaced.stdout == f"Allowed origins now: {A}, {B}\n"  # a repeated origin counts once
+    assert replaced.stdout == (
+        plan(engine_emulator, f"  ~ env ALLOWED_ORIGINS: https://one.example -> {A},{B}")
+        + f"Allowed origins now: {A}, {B}\n"  # a repeated origin counts once
+    )
     assert replaced.stderr.endswith(STALE)
     live = services.get_service(name=PATH)
     assert origins(live) == f"{A},{B}"
@@ -78,7 +85,7 @@ def test_cors_set_add_and_remove_change_only_the_origins_and_save_writes_doki_to
 
     same = doki("cors", "set", A, B, "--save")
     assert same.exit_code == 0, same.output
-    assert same.stdout == f"Allowed origins unchanged: {A}, {B}\n"
+    assert same.stdout == plan(engine_emulator) + f"Allowed origins unchanged: {A}, {B}\n"
     assert same.stderr == "written to [service.env] in doki.toml\n"
     assert services.get_service(name=PATH).etag == live.etag  # no call that changes anything
     saved = (tmp_path / "doki.toml").read_text()
@@ -88,11 +95,33 @@ def test_cors_set_add_and_remove_change_only_the_origins_and_save_writes_doki_to
 
     added = doki("--json", "cors", "add", C, A)
     assert added.exit_code == 0, added.output
-    assert json.loads(added.stdout) == {"origins": [A, B, C], "changed": True, "saved_to": None}
+    assert json.loads(added.stdout) == {
+        "origins": [A, B, C],
+        "changed": True,
+        "saved_to": None,
+        "plan": {
+            "service": PATH,
+            "endpoint": f"the emulator at {engine_emulator.grpc_address}",
+            "changes": [{"what": "env ALLOWED_ORIGINS", "before": f"{A},{B}", "after": f"{A},{B},{C}"}],
+            "empty": False,
+        },
+    }
+
+    # A dry run shows the plan and says by its exit code whether it would change anything; it writes nothing.
+    etag = services.get_service(name=PATH).etag
+    would = doki("cors", "remove", A, C, "--save", "--dry-run")
+    assert (would.exit_code, would.stderr) == (2, "")
+    assert would.stdout == plan(engine_emulator, f"  ~ env ALLOWED_ORIGINS: {A},{B},{C} -> {B}")
+    unchanged = doki("cors", "add", A, "--dry-run")
+    assert (unchanged.exit_code, unchanged.stdout) == (0, plan(engine_emulator))
+    assert services.get_service(name=PATH).etag == etag
+    assert f'ALLOWED_ORIGINS = ["{A}", "{B}"]\n' in (tmp_path / "doki.toml").read_text()
 
     removed = doki("cors", "remove", A, C, "--save")
     assert removed.exit_code == 0, removed.output
-    assert removed.stdout == f"Allowed origins now: {B}\n"
+    assert removed.stdout == (
+        plan(engine_emulator, f"  ~ env ALLOWED_ORIGINS: {A},{B},{C} -> {B}") + f"Allowed origins now: {B}\n"
+    )
     assert removed.stderr.endswith("written to [service.env] in doki.toml\n")
     assert origins(services.get_service(name=PATH)) == B
     assert f'ALLOWED_ORIGINS = ["{B}"]\n' in (tmp_path / "doki.toml").read_text()

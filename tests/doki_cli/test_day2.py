@@ -14,7 +14,7 @@ from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.test_deploy import PATH, setup_project
-from tests.helpers import CliRunner
+from tests.helpers import CliRunner, plan_text
 
 runner = CliRunner()
 
@@ -55,7 +55,13 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     assert doki("cors", "list").stdout == "https://one.example\n"
     added = doki("cors", "add", "https://two.example", "--save")
     assert added.exit_code == 0, added.output
-    assert added.stdout == "Allowed origins now: https://one.example, https://two.example\n"
+    where = f"the emulator at {engine_emulator.grpc_address}"
+    assert added.stdout == (
+        plan_text(
+            PATH, where, "  ~ env ALLOWED_ORIGINS: https://one.example -> https://one.example,https://two.example"
+        )
+        + "Allowed origins now: https://one.example, https://two.example\n"
+    )
     assert allowed(url, "https://two.example") == "https://two.example"  # the running container sees it
     assert 'ALLOWED_ORIGINS = ["https://one.example", "https://two.example"]' in (tmp_path / "doki.toml").read_text()
     second = json.loads(doki("--json", "status").stdout)["latest_ready"]
@@ -66,16 +72,22 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     ready_lines = [line for line in logs.stdout.splitlines() if "Doki backend ready (production" in line]
     assert any(line.split()[1:3] == ["INFO", second] for line in ready_lines), logs.stdout
 
+    would = doki("scale", "--max", "3", "--memory", "1Gi", "--dry-run")
+    scale_plan = plan_text(PATH, where, "  ~ max instances: 10 -> 3", "  ~ memory: 512Mi -> 1Gi")
+    assert (would.exit_code, would.stdout) == (2, scale_plan)
     scaled = doki("scale", "--max", "3", "--memory", "1Gi")
     assert scaled.exit_code == 0, scaled.output
-    assert scaled.stdout == "Scaled doki-backend: max instances 10 -> 3, memory 512Mi -> 1Gi\n"
+    assert scaled.stdout == scale_plan + "Scaled doki-backend: max instances 10 -> 3, memory 512Mi -> 1Gi\n"
+    assert doki("scale", "--max", "3", "--dry-run").exit_code == 0
     status = json.loads(doki("--json", "status").stdout)
     assert (status["scaling"], status["resources"]["memory"]) == ({"min": 0, "max": 3}, "1Gi")
     third = status["latest_ready"]
 
+    pin_plan = plan_text(PATH, where, f"  ~ traffic: 100% latest -> 100% {second}")
+    assert doki("rollback", "--dry-run").stdout == pin_plan  # the previous Ready revision, picked without asking
     back = doki("rollback", "--yes")
     assert back.exit_code == 0, back.output
-    assert back.stdout.startswith(f"All traffic now goes to {second} (image {backend_image}, deployed ")
+    assert back.stdout.startswith(pin_plan + f"All traffic now goes to {second} (image {backend_image}, deployed ")
     assert back.stdout.endswith(f"); before: 100% {third}.\n")
     status = json.loads(doki("--json", "status").stdout)
     assert [(t["revision"], t["percent"], t["image"], t["scaling"]) for t in status["traffic"]] == [

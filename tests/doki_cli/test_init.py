@@ -231,19 +231,19 @@ def test_the_project_comes_from_googles_own_variable_when_no_option_names_it(
         ),
         (
             ["init", "--project", "my-proj-123", "--service", "My_Service"],
-            "Error [invalid_option]: the doki.toml doki init would write [service] has 1 problem:\n"
+            "Error [bad_option]: the doki.toml doki init would write [service] has 1 problem:\n"
             "  - name = 'My_Service' is not valid: lowercase letters, digits and hyphens, starting with a letter, "
             "at most 49\n"
             "  Hint: fix --service, --project or --region (see `doki init --help`)\n",
         ),
         (
             ["init", "--project", "my-proj-123", "--origin", "*"],
-            "Error [invalid_option]: --origin: '*' allows any site: list your frontends\n"
+            "Error [bad_option]: --origin: '*' allows any site: list your frontends\n"
             "  Hint: pass each origin as scheme://host[:port]\n",
         ),
         (
             ["init", "--project", "my-proj-123", "--supabase-url", "http://abc.supabase.co/rest"],
-            "Error [invalid_option]: --supabase-url 'http://abc.supabase.co/rest' is not a project URL\n"
+            "Error [bad_option]: --supabase-url 'http://abc.supabase.co/rest' is not a project URL\n"
             "  Hint: pass it as Supabase shows it (Settings > API): https://<ref>.supabase.co\n",
         ),
     ],

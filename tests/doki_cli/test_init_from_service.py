@@ -165,7 +165,7 @@ def test_options_that_would_contradict_the_service_are_refused_before_any_call(
     result = runner.invoke(app, ["--json", "init", "--from-service", "api", "--project", PROJECT, *args])
     assert result.exit_code == 1
     error = json.loads(result.stdout)["error"]
-    assert (error["code"], error["message"]) == ("invalid_option", message)
+    assert (error["code"], error["message"]) == ("bad_option", message)
     assert list(project.iterdir()) == []
 
 

@@ -8,9 +8,9 @@ import sys
 import pytest
 import typer
 
+from doki_cli.context import app_of
 from doki_cli.errors import DokiError
 from doki_cli.main import app
-from doki_cli.state import global_options
 from tests.helpers import CliRunner, run
 
 runner = CliRunner()
@@ -73,7 +73,7 @@ def _failing_app() -> typer.Typer:
 
     @failing.command()
     def explode(ctx: typer.Context, kind: str = "doki") -> None:
-        global_options(ctx).output.line("starting")
+        app_of(ctx).output.line("starting")
         if kind == "doki":
             raise DokiError("thing_missing", "the thing 'x' does not exist", "create it: doki thing create x")
         raise RuntimeError("kaboom")
@@ -149,7 +149,7 @@ def test_global_options_come_from_flags_or_doki_environment_variables(
 
     @probe.command()
     def show(ctx: typer.Context) -> None:
-        options = global_options(ctx)
+        options = app_of(ctx).options
         typer.echo(f"{options.project}|{options.region}|{options.env}")
 
     result = runner.invoke(probe, [*args, "show"], env=env)

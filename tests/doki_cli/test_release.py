@@ -15,7 +15,7 @@ from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.accounts import make_accounts
-from tests.doki_cli.test_deploy import ENV, PATH, TOML
+from tests.doki_cli.test_deploy import ENV, PATH, PROJECT, TOML
 from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout, run
 
 runner = CliRunner()
@@ -81,6 +81,22 @@ def test_a_good_commit_gets_the_traffic_and_a_broken_one_never_does(
     project: Path, engine_emulator: Emulator, docker_client: Any
 ) -> None:
     first_sha = git(project, "rev-parse", "HEAD")
+    # A dry run builds, pushes and writes nothing: it plans against what is live and says what would follow.
+    planned = runner.invoke(app, ["release", "--local", "--dry-run", "--secrets-from", ".env"])
+    assert planned.exit_code == 2, planned.output
+    assert "  + create the service\n" in planned.stdout
+    assert planned.stdout.endswith(
+        f"  then image {IMAGE}:{first_sha[:7]}: the one in Artifact Registry if there, else built with the local "
+        "engine and pushed\n"
+        "  then secrets: values from .env that changed pushed as new versions, then pinned\n"
+        "  then deploy: nothing serves yet, so the first revision gets all traffic at once\n"
+        "  then smoke: GET / -> the health contract; GET /docs -> 200 containing 'Swagger' on the service's URL\n"
+    )
+    assert "Releasing" not in planned.stderr
+    assert (
+        list(ClientFactory(engine_emulator.grpc_address).secret_manager().list_secrets(parent=f"projects/{PROJECT}"))
+        == []
+    )
     first = release("--secrets-from", ".env")
     assert first.exit_code == 0, first.output
     summary = json.loads(first.stdout)
@@ -95,6 +111,16 @@ def test_a_good_commit_gets_the_traffic_and_a_broken_one_never_does(
 
     (project / "doki" / "release_marker.py").write_text('"""A code change: the second commit."""\n')
     second_sha = commit(project, "second")
+    staged = json.loads(release("--dry-run").stdout)
+    assert [change["what"] for change in staged["plan"]["changes"]] == ["image"]
+    assert staged["then"][1:] == [
+        f"deploy: doki-backend-{second_sha[:7]}-XXXX with no traffic, tagged sha-{second_sha[:7]}, under the "
+        "release lock",
+        "smoke: GET / -> the health contract; GET /docs -> 200 containing 'Swagger' on the tag's URL; a failure puts "
+        "traffic back",
+        "traffic: 100%; the last step drops the lock",
+    ]
+    assert serving(engine_emulator) == summary["traffic"]  # nothing moved
     second = release()
     assert second.exit_code == 0, second.output
     summary = json.loads(second.stdout)
@@ -107,6 +133,7 @@ def test_a_good_commit_gets_the_traffic_and_a_broken_one_never_does(
     assert httpx.get(summary["service_url"] + "/", timeout=10).json() == {"message": "Doki Backend up"}
     good_revision = summary["revision"]
 
+    assert release("--dry-run").exit_code == 0  # this commit is live: nothing to do
     again = release()  # a rerun of the same CI job
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["result"] == "unchanged"

@@ -13,6 +13,7 @@ from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.terminal import TerminalRunner
 from tests.doki_cli.test_deploy import PATH, setup_project
+from tests.helpers import plan_text
 
 terminal = TerminalRunner()
 QUESTION = "Serve which revision? [1]: "
@@ -44,6 +45,11 @@ def moved(factory: ClientFactory, name: str, before: str) -> str:
     )
 
 
+def pin(emulator: Emulator, before: str, revision: str) -> str:
+    """The plan of a rollback: the traffic spec as it was, to one revision."""
+    return plan_text(PATH, f"the emulator at {emulator.grpc_address}", f"  ~ traffic: {before} -> 100% {revision}")
+
+
 def traffic(factory: ClientFactory) -> tuple[str, list[tuple[str, int]]]:
     service = factory.run_services().get_service(name=PATH)
     return service.etag, [(t.revision.rsplit("/", 1)[-1], t.percent) for t in service.traffic]
@@ -56,7 +62,7 @@ def deployed_then_scaled(
     setup_project(tmp_path, emulator, monkeypatch)
     assert doki("secrets", "push").exit_code == 0
     assert doki("deploy", "--image", image, "--yes").exit_code == 0
-    assert doki("scale", "--max", "3").exit_code == 0
+    assert doki("scale", "--max", "3", "--yes").exit_code == 0
     return ClientFactory(emulator.grpc_address)
 
 
@@ -91,7 +97,9 @@ def test_picking_a_revision_by_number_serves_it_and_a_number_off_the_list_change
 
     by_default = doki("rollback", input="\n")
     assert by_default.exit_code == 0, by_default.output
-    assert by_default.stdout == menu + QUESTION + "\n" + moved(factory, older[0], serving)
+    # The pick is the confirmation: the plan follows it, and then the change, with no other question.
+    chosen = pin(engine_emulator, "100% latest", older[0])
+    assert by_default.stdout == menu + QUESTION + "\n" + chosen + moved(factory, older[0], serving)
     assert by_default.stderr.endswith("The next `doki deploy` returns traffic to the latest revision.\n")
     assert traffic(factory)[1] == [(older[0], 100)]
 
@@ -102,7 +110,8 @@ def test_picking_a_revision_by_number_serves_it_and_a_number_off_the_list_change
     last = str(len(older) - 1)
     picked = doki("rollback", input=f"{last}\n")
     assert picked.exit_code == 0, picked.output
-    assert picked.stdout == menu + QUESTION + f"{last}\n" + moved(factory, older[-1], older[0])
+    chosen = pin(engine_emulator, f"100% {older[0]}", older[-1])
+    assert picked.stdout == menu + QUESTION + f"{last}\n" + chosen + moved(factory, older[-1], older[0])
     assert traffic(factory)[1] == [(older[-1], 100)]
 
 
@@ -117,14 +126,14 @@ def test_a_rollback_after_a_failed_deploy_moves_the_traffic_and_says_so_though_t
     factory = deployed_then_scaled(tmp_path, engine_emulator, backend_image, monkeypatch)
     serving, previous, *_ = _newest_first(factory)
     engine_emulator.faults.fail_revisions("doki-backend", message="Container called exit(3).")
-    failed = doki("scale", "--max", "4")
+    failed = doki("scale", "--max", "4", "--yes")
     assert failed.exit_code == 1
     newest = _newest_first(factory)[0]
 
     rolled = doki("rollback", "--yes")
 
     assert rolled.exit_code == 0, rolled.output
-    assert rolled.stdout == moved(factory, previous, serving)
+    assert rolled.stdout == pin(engine_emulator, "100% latest", previous) + moved(factory, previous, serving)
     assert rolled.stderr.endswith(
         f"The newest revision, {newest}, is not Ready (Revision '{newest}' is not ready and cannot serve traffic. "
         "Container called exit(3).): what serves is unaffected.\n"

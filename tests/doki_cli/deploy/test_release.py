@@ -18,14 +18,15 @@ import pytest
 
 from doki_cli.config import ReleaseConfig, ServiceConfig, SmokeCheck, load_config
 from doki_cli.deploy.executor import GRANT_SETTLE_SECONDS
-from doki_cli.deploy.release import LOCK, Lock, ProvidedImage, Release, Summary, _final, _split, release_tag
+from doki_cli.deploy.lock import LOCK, Lock
+from doki_cli.deploy.release import ProvidedImage, Release, Summary, release_tag
 from doki_cli.emulator.server import Emulator
 from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
-from doki_cli.model import Edit, Scaling, Target
+from doki_cli.model import Edit, Scaling
 from tests.doki_cli.images import publish
 from tests.doki_cli.test_deploy import PATH, setup_project
 from tests.helpers import CliRunner
@@ -277,33 +278,6 @@ def test_two_releases_racing_end_with_one_winner_and_traffic_intact(
     assert loser.code == "release_locked"
     assert winner.commit[:12] in loser.message
     assert {s[0] for s in traffic(google_one) if s[1]} == {winner.revision}
-
-
-def test_a_split_keeps_todays_proportions_and_adds_up_to_100() -> None:
-    before = [Target("a", 67), Target("b", 33), Target("c", 0, "stable")]
-    assert _split(before, "new", "sha-1", 10) == (
-        Target("a", 60),
-        Target("b", 30),
-        Target("new", 10, "sha-1"),
-        Target("c", 0, "stable"),
-    )
-    assert sum(t.percent for t in _split(before, "new", "t", 33)) == 100
-
-
-def test_the_final_traffic_follows_latest_and_keeps_only_recent_release_tags() -> None:
-    before = [Target("old", 100), *(Target(f"r{i}", 0, f"sha-{i}") for i in range(6)), Target("x", 0, "stable")]
-    final = _final(before, "new", "sha-new", latest="new")
-    assert final[0] == Target(None, 100)
-    assert [t.tag for t in final[1:]] == ["sha-2", "sha-3", "sha-4", "sha-5", "stable", "sha-new"]
-    # Someone else's revision became the latest meanwhile: the new one is pinned by name instead.
-    assert _final(before, "new", "sha-new", latest="other")[0] == Target("new", 100)
-
-
-def test_a_lock_written_by_something_else_does_not_count() -> None:
-    assert Lock.parse("not json") is None
-    assert Lock.parse(json.dumps({"commit": "x"})) is None
-    lock = Lock("abc", "me", "host", 1_800_000_000.0, 1_800_000_600.0)
-    assert Lock.parse(lock.render()) == lock
 
 
 def test_the_summary_names_every_step_with_its_duration() -> None:

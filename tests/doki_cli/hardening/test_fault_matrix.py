@@ -4,11 +4,11 @@ behind the command's back.
 
 Each command's calls come from the call counts of a fault-free run (`CALLS`, kept true by the first test). Every one
 of them is then made to fail. UNAVAILABLE, RESOURCE_EXHAUSTED and INTERNAL must be retried by doki's Retrier (given a
-fake clock through `Google.new_retrier`, its one wiring place) to exactly a fault-free run's result. PERMISSION_DENIED,
-INVALID_ARGUMENT and NOT_FOUND must stop the command at that one call, naming the resource and the fix, with nothing
-left that a rerun cannot finish. A revision that never becomes Ready leaves traffic where it was, and a change made
-between a command's read and its write is read again (or, if it never stops, reported as a conflict). After every
-success a dry run plans nothing and a secrets push adds no version.
+fake clock through the command context's `Factory`, its one wiring place) to exactly a fault-free run's result.
+PERMISSION_DENIED, INVALID_ARGUMENT and NOT_FOUND must stop the command at that one call, naming the resource and the
+fix, with nothing left that a rerun cannot finish. A revision that never becomes Ready leaves traffic where it was,
+and a change made between a command's read and its write is read again (or, if it never stops, reported as a
+conflict). After every success a dry run plans nothing and a secrets push adds no version.
 
 Revisions run as real containers of a stand-in image that keeps the health contract, so a command's state is a real
 service's. A release reuses that image: it is recorded in the emulator's Artifact Registry under the commit's tag, so
@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from doki_cli.deploy.release import LOCK
+from doki_cli.context import Factory
+from doki_cli.deploy.lock import LOCK
 from doki_cli.emulator.errors import ApiError
 from doki_cli.emulator.server import Emulator, EmulatorConfig
-from doki_cli.gcp.google import Google
 from doki_cli.gcp.retry import Retrier
 from doki_cli.main import app
 from tests.doki_cli.accounts import make_accounts
@@ -138,10 +138,10 @@ CALLS: dict[str, dict[str, int]] = {
         run("SetIamPolicy"): 1,
         HEALTH_CHECK: 1,
     },
-    "cors add": {run("GetService"): 3, run("UpdateService"): 1, OPERATION: 1},
+    "cors add": {run("GetService"): 2, run("UpdateService"): 1, OPERATION: 1},  # the plan's read, the write's
     "scale": {run("GetService"): 2, run("UpdateService"): 1, OPERATION: 1},
     "rollback": {
-        run("GetService"): 2,
+        run("GetService"): 3,  # the plan's read, the write's, and the read once the traffic moved
         "/google.cloud.run.v2.Revisions/ListRevisions": 1,
         run("UpdateService"): 1,
         OPERATION: 1,
@@ -186,14 +186,13 @@ class FakeClock:
         self.waits.append(seconds)
         self.now += seconds
 
+    def retrier(self) -> Retrier:
+        return Retrier(sleep=self.sleep, clock=lambda: self.now, jitter=lambda: 0.5)
+
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(
-        Google, "new_retrier", lambda: Retrier(sleep=fake.sleep, clock=lambda: fake.now, jitter=lambda: 0.5)
-    )
-    return fake
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +222,9 @@ class Outcome:
 class Project:
     """A project directory and an emulator with real containers, for one scenario."""
 
-    def __init__(self, root: Path, emulator: Emulator, scenario: Scenario, image: str) -> None:
+    def __init__(self, root: Path, emulator: Emulator, scenario: Scenario, image: str, factory: Factory) -> None:
         self.root = root
+        self.factory = factory  # every command's retrier waits on the test's fake clock
         self.emulator = emulator
         self.scenario = scenario
         self.image = image
@@ -245,7 +245,7 @@ class Project:
         cwd = Path.cwd()
         os.chdir(self.root)  # doki.toml and .env are read from the working directory
         try:
-            result = runner.invoke(app, self.scenario.args(tuple(args), self.image), env=env)
+            result = runner.invoke(app, self.scenario.args(tuple(args), self.image), env=env, obj=self.factory)
         finally:
             os.chdir(cwd)
         return Outcome(result.exit_code, result.stdout, result.stderr, Counter(self.emulator.faults.calls))
@@ -324,7 +324,7 @@ def normalize(value: Any) -> Any:
 
 
 @pytest.fixture
-def make_project(tmp_path: Path, docker_client: Any, stand_in: str) -> Iterator[Any]:
+def make_project(tmp_path: Path, docker_client: Any, stand_in: str, clock: FakeClock) -> Iterator[Any]:
     """Projects on emulators of their own (several in one test: a fault-free run beside a faulted one)."""
     from doki_cli.engine import DockerEngine
 
@@ -335,7 +335,7 @@ def make_project(tmp_path: Path, docker_client: Any, stand_in: str) -> Iterator[
         running.append(emulator.start())
         # Every operation is polled at least once (GetOperation), as on Google, where nothing is done at once.
         emulator.faults.lro_delay = LRO_DELAY
-        return Project(tmp_path / name / "project", emulator, scenario, stand_in)
+        return Project(tmp_path / name / "project", emulator, scenario, stand_in, Factory(new_retrier=clock.retrier))
 
     yield make
     for emulator in running:

@@ -31,7 +31,7 @@ import pytest
 from google.cloud import artifactregistry_v1, run_v2
 from google.protobuf import json_format
 
-from doki_cli.deploy.release import LOCK
+from doki_cli.deploy.lock import LOCK
 from doki_cli.emulator.errors import ApiError
 from doki_cli.emulator.faults import Faults
 from doki_cli.emulator.server import Emulator, EmulatorConfig

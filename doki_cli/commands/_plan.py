@@ -1,0 +1,46 @@
+"""What every command that changes the service shares: its plan shown, `--dry-run`, and the confirmation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from doki_cli.errors import Code, DokiError
+
+if TYPE_CHECKING:
+    from doki_cli.context import App
+    from doki_cli.deploy.planner import EditPlan, Plan
+
+# `--dry-run` exit codes, as terraform's detailed exit code: scripts can tell "up to date" from "would change".
+DRY_RUN_NO_CHANGES = 0
+DRY_RUN_CHANGES = 2
+
+
+def review(app: App, plan: Plan | EditPlan, *, dry_run: bool, yes: bool, then: list[str] | None = None) -> None:
+    """Show `plan`. Under --dry-run that is all, with what would follow it (`then`): the command ends with exit 0
+    when it would change nothing, 2 when it would. Otherwise a change is confirmed first, unless --yes, --json or
+    the lack of a terminal says not to ask."""
+    from doki_cli.deploy.executor import plan_data, render_plan
+
+    render_plan(app.output, plan)
+    if dry_run:
+        for line in then or []:
+            app.output.line(f"  then {line}", style="dim")
+        app.output.data({"plan": plan_data(plan), **({"then": then} if then is not None else {})})
+        raise typer.Exit(DRY_RUN_NO_CHANGES if plan.empty else DRY_RUN_CHANGES)
+    if not plan.empty and not yes:
+        confirm(app, "Apply these changes?")
+
+
+def can_ask(app: App) -> bool:
+    """Whether someone can answer a question: a terminal, and output meant for people."""
+    import sys
+
+    return not app.output.json_mode and sys.stdin.isatty()
+
+
+def confirm(app: App, question: str) -> None:
+    """Ask `question` where someone can answer; a no changes nothing."""
+    if can_ask(app) and not typer.confirm(question):
+        raise DokiError(Code.ABORTED, "nothing was changed", "run again and answer y, or pass --yes")

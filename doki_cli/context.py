@@ -1,0 +1,112 @@
+"""The command context: what every command works with, made once per `doki` call and kept on `ctx.obj`.
+
+The top-level callback parses the global options into an `App`. Commands ask it for the output, doki.toml (loaded on
+first use, so commands that need none never read it) and the Google adapters (built on first use, through the one
+`Factory`). Tests hand typer's runner a `Factory` of their own as `obj` to change how collaborators are made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from typer._click.core import Context
+
+from doki_cli.output import Output
+
+if TYPE_CHECKING:
+    from doki_cli.config import ServiceConfig
+    from doki_cli.gcp.google import Google
+    from doki_cli.gcp.retry import Retrier
+
+# How many of a failed revision's last log lines deploy and release show: usually enough to hold its traceback.
+LAST_LINES = 20
+
+
+def _retrier() -> Retrier:
+    from doki_cli.gcp.retry import Retrier
+
+    return Retrier()
+
+
+@dataclass(frozen=True)
+class Factory:
+    """How the collaborators of a command are made: the one place tests replace (a retrier with a fake clock, say)."""
+
+    new_retrier: Callable[[], Retrier] = _retrier
+
+    def google(self, project: str, region: str) -> Google:
+        from doki_cli.gcp.clients import ClientFactory
+        from doki_cli.gcp.google import Google
+
+        return Google(ClientFactory.from_env(quota_project=project), project, region, retrier=self.new_retrier())
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    config: Path | None = None
+    env: str | None = None
+    project: str | None = None
+    region: str | None = None
+    json: bool = False
+    verbose: int = 0
+
+
+@dataclass
+class App:
+    """One `doki` call: its global options, its output, and what commands build from them, each made once."""
+
+    options: GlobalOptions = field(default_factory=GlobalOptions)
+    factory: Factory = field(default_factory=Factory)
+
+    @cached_property
+    def output(self) -> Output:
+        return Output(json_mode=self.options.json, verbosity=self.options.verbose)
+
+    @cached_property
+    def config(self) -> ServiceConfig:
+        """doki.toml, its environment chosen and overridden by the global options; DokiError when it is wrong."""
+        from doki_cli.config import load_config
+
+        options = self.options
+        return load_config(options.config, env=options.env, project=options.project, region=options.region)
+
+    @cached_property
+    def google(self) -> Google:
+        """The Google adapters for doki.toml's project and region."""
+        return self.factory.google(self.config.project, self.config.region)
+
+    def google_for(self, project: str, region: str) -> Google:
+        """Adapters for a project doki.toml does not name yet (`doki init` asks before it writes one)."""
+        return self.factory.google(project, region)
+
+    def last_lines(self, revision: str) -> list[str]:
+        """A revision's last log lines, as deploy and release show them; none when they cannot be read, as they are
+        a courtesy beside the error that follows regardless."""
+        from doki_cli.errors import DokiError
+        from doki_cli.gcp.logs import LogQuery
+
+        try:
+            lines = self.google.logs.recent(
+                LogQuery(self.config.name, self.config.region, revision=revision), LAST_LINES
+            )
+        except DokiError:
+            return []
+        return [f"{line.time}  {line.severity:<8} {line.message}" for line in lines]
+
+    def show_last_lines(self, revision: str | None, lines: list[str]) -> None:
+        if revision and lines:
+            self.output.note(f"Last log lines of {revision}:")
+            for line in lines:
+                self.output.note(f"  {line}")
+
+
+def app_of(ctx: Context) -> App:
+    """The `App` of the `doki` call that `ctx` belongs to (a fresh one for a command invoked on its own)."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, App):
+        root.obj = App(factory=root.obj if isinstance(root.obj, Factory) else Factory())
+    return root.obj
