@@ -9,7 +9,7 @@ import pytest
 import typer
 
 from doki_cli.context import app_of
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.main import app
 from tests.helpers import CliRunner, run
 
@@ -75,7 +75,7 @@ def _failing_app() -> typer.Typer:
     def explode(ctx: typer.Context, kind: str = "doki") -> None:
         app_of(ctx).output.line("starting")
         if kind == "doki":
-            raise DokiError("thing_missing", "the thing 'x' does not exist", "create it: doki thing create x")
+            raise DokiError(Code.NOT_FOUND, "the thing 'x' does not exist", "create it: doki thing create x")
         raise RuntimeError("kaboom")
 
     return failing
@@ -86,7 +86,7 @@ def test_a_doki_error_prints_code_message_and_hint_on_stderr() -> None:
     assert result.exit_code == 1
     assert result.stdout == "starting\n"
     assert result.stderr == (
-        "Error [thing_missing]: the thing 'x' does not exist\n  Hint: create it: doki thing create x\n"
+        "Error [not_found]: the thing 'x' does not exist\n  Hint: create it: doki thing create x\n"
     )
 
 
@@ -95,7 +95,7 @@ def test_with_json_a_doki_error_is_one_json_document_on_stdout() -> None:
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {
         "error": {
-            "code": "thing_missing",
+            "code": "not_found",
             "message": "the thing 'x' does not exist",
             "hint": "create it: doki thing create x",
         }
@@ -105,7 +105,7 @@ def test_with_json_a_doki_error_is_one_json_document_on_stdout() -> None:
 
 def test_json_mode_is_also_read_from_doki_json() -> None:
     result = runner.invoke(_failing_app(), ["explode"], env={"DOKI_JSON": "1"})
-    assert json.loads(result.stdout)["error"]["code"] == "thing_missing"
+    assert json.loads(result.stdout)["error"]["code"] == "not_found"
 
 
 def test_an_unexpected_failure_is_rendered_as_an_internal_error_without_traceback() -> None:

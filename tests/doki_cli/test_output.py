@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from rich.console import Console
 
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.output import Output
 
 AT = datetime(2026, 12, 6, 17, 40, 2, tzinfo=UTC)
@@ -37,7 +37,7 @@ def test_an_interrupt_error_starts_its_own_line_on_a_terminal_after_the_echoed_c
 ) -> None:
     out = Output(clock=lambda: AT)
     out.__dict__["err"] = Console(stderr=True, force_terminal=True, color_system=None, highlight=False)
-    out.error(DokiError("interrupted", "interrupted while deploying", "run it again"))
+    out.error(DokiError(Code.INTERRUPTED, "interrupted while deploying", "run it again"))
     assert capsys.readouterr().err == "\nError [interrupted]: interrupted while deploying\n  Hint: run it again\n"
-    Output(clock=lambda: AT).error(DokiError("interrupted", "interrupted while deploying", "run it again"))
+    Output(clock=lambda: AT).error(DokiError(Code.INTERRUPTED, "interrupted while deploying", "run it again"))
     assert capsys.readouterr().err.startswith("Error [interrupted]")  # a log has no ^C to leave behind

@@ -213,7 +213,9 @@ def test_after_a_release_whose_container_exits_doki_tells_the_truth_and_shows_wh
     assert rolled.exit_code == 0, rolled.output
     (now_serving,) = serving(engine_emulator)
     assert now_serving != good
-    assert rolled.stdout.startswith(f"All traffic now goes to {now_serving} (image {IMAGE}:")
+    planned, done = rolled.stdout.split("1 change.\n")
+    assert planned.endswith(f"  ~ traffic: 100% {good} -> 100% {now_serving}\n")
+    assert done.startswith(f"All traffic now goes to {now_serving} (image {IMAGE}:")
     assert rolled.stdout.endswith(f"); before: 100% {good}.\n")
     assert f"The newest revision, {newest}, is not Ready (" in rolled.stderr
     assert "Last log lines: cannot start: bad settings): what serves is unaffected.\n" in rolled.stderr  # one line

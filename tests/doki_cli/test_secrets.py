@@ -180,7 +180,7 @@ def test_grant_to_a_runtime_account_that_does_not_exist_says_how_to_create_it(pr
     (project / ".env").write_text("ENCRYPTION_KEY=a\nSESSION_SECRET_KEY=b\nSUPABASE_JWT_SECRET=c\n")
     runner.invoke(app, ["secrets", "push"])
     result = runner.invoke(app, ["secrets", "grant"])
-    assert result.exit_code == 1
+    assert result.exit_code == 78
     assert result.stderr == (
         "Error [service_account_missing]: changing the IAM policy of projects/proj-1/secrets/encryption-key: the "
         f"service account {SA} does not exist\n"

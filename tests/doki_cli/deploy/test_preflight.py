@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from doki_cli.deploy.preflight import image_check
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.artifactregistry import ArtifactRegistry
 
 TAGGED = "us-central1-docker.pkg.dev/p/doki/api:v1"
@@ -59,7 +59,7 @@ def test_a_remote_or_virtual_repository_is_not_judged_by_what_it_lists() -> None
 
 
 def test_a_lookup_that_fails_stops_the_deploy_or_with_skipped_checks_becomes_a_plan_line() -> None:
-    denied = DokiError("permission_denied", "listing the images of …: permission denied", "grant a role")
+    denied = DokiError(Code.PERMISSION_DENIED, "listing the images of …: permission denied", "grant a role")
     with pytest.raises(DokiError) as stopped:
         check(FakeRegistry(error=denied))
     assert stopped.value is denied

@@ -29,7 +29,7 @@ from doki_cli.emulator.faults import Faults
 from doki_cli.emulator.operations import grpc_api as operations_grpc
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.engine import BuiltImage
-from doki_cli.errors import DokiError
+from doki_cli.errors import Code, DokiError
 
 PROJECT = "p"
 BUCKET = f"{PROJECT}_cloudbuild"
@@ -86,7 +86,7 @@ class FakeEngine:
         self.started.set()
         instructions = [line for line in files.get("Dockerfile", "").splitlines() if line.strip()]
         if not instructions:
-            raise DokiError("build_failed", "the image build failed at (before the first step):\nno Dockerfile")
+            raise DokiError(Code.BUILD_FAILED, "the image build failed at (before the first step):\nno Dockerfile")
         for number, instruction in enumerate(instructions, 1):
             on_line(f"Step {number}/{len(instructions)} : {instruction}")
             if instruction == "RUN wait":
