@@ -53,7 +53,7 @@ from doki_cli.emulator.storage import rest_api as storage_rest
 from doki_cli.emulator.storage.state import Buckets
 
 if TYPE_CHECKING:
-    from doki_cli.engine import DockerEngine
+    from doki_cli.emulator.engine import ContainerEngine
 
 log = logging.getLogger("doki.emulator")
 
@@ -78,7 +78,7 @@ class Emulator:
         self,
         config: EmulatorConfig,
         *,
-        engine: DockerEngine | None = None,
+        engine: ContainerEngine | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -39,10 +39,9 @@ from doki_cli.emulator.iamadmin.state import ServiceAccounts
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.storage.state import Buckets
-from doki_cli.errors import DokiError
 
 if TYPE_CHECKING:
-    from doki_cli.engine import BuiltImage, DockerEngine
+    from doki_cli.emulator.engine import ContainerEngine, Image
 
 log = logging.getLogger("doki.emulator")
 T = TypeVar("T")
@@ -141,7 +140,7 @@ class CloudBuild:
         registry: Registry,
         logs: LogStore,
         operations: Operations,
-        engine: DockerEngine | None,
+        engine: ContainerEngine | None,
         push: Callable[[str], str] | None = None,
         accounts: ServiceAccounts | None = None,
     ) -> None:
@@ -299,7 +298,7 @@ class CloudBuild:
                     return failure
             self._emit(name, "BUILD")
             started = _now()
-            produced: dict[str, BuiltImage] = {}
+            produced: dict[str, Image] = {}
             for index, step in enumerate(build.steps):
                 if run.ended.is_set():
                     raise _Stopped
@@ -307,7 +306,8 @@ class CloudBuild:
                 if failure is not None:
                     return failure
             self._record_timing(name, "BUILD", started)
-            return self._push(name, [substitute(image, values) for image in build.images], produced)
+            images = [substitute(image, values) for image in build.images]
+            return self._push(name, images, produced, self._engine.failure)
 
     def _fetch(self, name: str, build: cb.Build, source: bytes, workspace: Path) -> _Outcome | None:
         storage = build.source.storage_source
@@ -331,7 +331,7 @@ class CloudBuild:
         values: dict[str, str],
         build_env: dict[str, str],
         workspace: Path,
-        produced: dict[str, BuiltImage],
+        produced: dict[str, Image],
         run: _Run,
         deadline: float,
     ) -> _Outcome | None:
@@ -375,14 +375,14 @@ class CloudBuild:
             if line.strip() and not run.ended.is_set():
                 self._emit(name, f"{prefix}: {line}")
 
-        def build_image() -> BuiltImage:
+        def build_image() -> Image:
             return engine.build(context, spec.tags, build_args=spec.build_args, no_cache=spec.no_cache, on_line=on_line)
 
         try:
             built = self._wait(build_image, run, step_deadline)
-        except DokiError as exc:
+        except engine.failure as exc:
             # The engine has streamed the step's output already; the engine's error is its last line.
-            lines = exc.message.strip().splitlines()
+            lines = str(exc).strip().splitlines()
             if lines:
                 on_line(lines[-1])
             mark(FAILURE, exit_code=1)
@@ -410,7 +410,7 @@ class CloudBuild:
         self._emit(name, f"Finished {prefix}")
         return None
 
-    def _wait(self, work: Callable[[], BuiltImage], run: _Run, deadline: float) -> BuiltImage:
+    def _wait(self, work: Callable[[], Image], run: _Run, deadline: float) -> Image:
         """`work()` on a helper thread: its result, its exception, _Stopped on cancel, TimeoutError at `deadline`."""
         done = threading.Event()
         box: dict[str, Any] = {}
@@ -434,10 +434,11 @@ class CloudBuild:
             raise _Stopped
         if "error" in box:
             raise box["error"]
-        result: BuiltImage = box["result"]
+        result: Image = box["result"]
         return result
 
-    def _push(self, name: str, images: list[str], produced: dict[str, BuiltImage]) -> _Outcome:
+    def _push(self, name: str, images: list[str], produced: dict[str, Image], failure: type[Exception]) -> _Outcome:
+        """Push the built `images` to the registry; a push the engine fails raises its `failure`."""
         if not images:
             return _Outcome(SUCCESS, "")
         started = _now()
@@ -470,9 +471,9 @@ class CloudBuild:
                 # A real push, as Cloud Build's: the digest is the manifest's, the one a pull by digest finds.
                 try:
                     digest = self._push_image(with_tag(image))
-                except DokiError as err:
-                    self._emit(name, err.message)
-                    return _Outcome(FAILURE, f'error pushing image "{image}": {err.message}', PUSH_FAILED)
+                except failure as err:
+                    self._emit(name, str(err))
+                    return _Outcome(FAILURE, f'error pushing image "{image}": {err}', PUSH_FAILED)
             else:
                 digest = built.id
                 self._registry.record_image(image, built.id, built.size)

@@ -56,7 +56,7 @@ from doki_cli.emulator.run.runtime import (
 from doki_cli.emulator.secretmanager.state import SecretStore
 
 if TYPE_CHECKING:
-    from doki_cli.engine import DockerEngine
+    from doki_cli.emulator.engine import ContainerEngine
 
 log = logging.getLogger("doki.emulator")
 
@@ -265,7 +265,7 @@ class CloudRun:
         logs: LogStore,
         operations: Operations,
         faults: Faults,
-        engine: DockerEngine | None,
+        engine: ContainerEngine | None,
         host: str,
         sleep: Callable[[float], None],
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_SECONDS,
