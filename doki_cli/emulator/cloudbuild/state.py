@@ -29,7 +29,6 @@ from google.cloud.devtools import cloudbuild_v1 as cb
 from google.longrunning import operations_pb2
 
 from doki_cli.emulator import protojson
-from doki_cli.emulator.artifactregistry.paging import page
 from doki_cli.emulator.artifactregistry.state import ImageRef, Registry
 from doki_cli.emulator.cloudbuild.source import UnsafeSource, extract
 from doki_cli.emulator.cloudbuild.steps import StepError, parse_docker_build, substitute, with_tag
@@ -37,6 +36,7 @@ from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.errors import ApiError, invalid_argument, not_found, permission_denied
 from doki_cli.emulator.iamadmin.state import ServiceAccounts
 from doki_cli.emulator.operations.state import Operations
+from doki_cli.emulator.paging import Paging
 from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.storage.state import Buckets
 
@@ -64,8 +64,7 @@ PUSH_IMAGE_NOT_FOUND = FailureType(FailureType.PUSH_IMAGE_NOT_FOUND)
 DEFAULT_TIMEOUT = timedelta(minutes=10)  # Cloud Build's default
 LOG_ID = "cloudbuild"
 RESOURCE_TYPE = "build"
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
+PAGING = Paging(default_size=50, max_size=1000, bad_size="page_size must not be negative, got {size}")
 # How often a waiting build looks at its cancel flag while the engine builds.
 POLL_SECONDS = 0.05
 # What operation.result() raises for a build that did not succeed: Google ends the operation with these errors
@@ -222,14 +221,12 @@ class CloudBuild:
         keep = _build_filter(filter_)
         with self._lock:
             builds = [b for name, b in self._builds.items() if name.startswith(prefix) and keep(b)]
-            chosen, token = page(
+            chosen, token = PAGING.page(
                 builds,
                 # Fixed-width creation time first, so the string order is the time order; the id breaks ties.
                 lambda b: f"{b.create_time.timestamp():020.6f}|{b.id}",
-                page_size=page_size,
-                page_token=page_token,
-                default_size=DEFAULT_PAGE_SIZE,
-                max_size=MAX_PAGE_SIZE,
+                page_size,
+                page_token,
                 descending=True,
             )
             return [_copy(b) for b in chosen], token
