@@ -1,13 +1,13 @@
 """List paging the way Google's List methods do it (AIP-158): a page size, and an opaque token naming where the next
-page starts. Every emulated List method of the gRPC APIs pages here.
+page starts. The emulated List methods page here, but for the two below.
 
 The token carries the sort key of the last item returned rather than an offset, so a resource created or deleted
 between two page requests neither repeats nor skips an item on the pages that follow. Each API keeps its own sizes
 and the words of its refusals.
 
-Two lists page their own way: Cloud Logging's entries, whose page also ends at a response size and whose token
-carries the order it was issued for (and its logs, whose tokens share that encoding), and Cloud Storage's objects,
-which fold into prefixes before they are paged.
+Two APIs page their own way: Cloud Logging, whose page of entries also ends at a response size and whose token
+carries the order it was issued for (its list of logs shares that token encoding), and Cloud Storage, whose objects
+fold into prefixes before they are paged.
 """
 
 from __future__ import annotations
