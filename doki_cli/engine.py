@@ -30,6 +30,10 @@ class BuiltImage:
 
 
 class DockerEngine:
+    # What its methods raise when the engine refuses or fails, named for the emulator (which knows nothing of
+    # DokiError; see doki_cli/emulator/engine.py).
+    failure = DokiError
+
     def __init__(self, client: Any) -> None:
         self._client = client
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +30,18 @@ StateDirOption = Annotated[
     ),
 ]
 DEFAULT_STATE_DIR = Path(".doki/emulator")
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """The emulator's failures as doki's: the emulator has its own error type (it imports nothing of doki), which
+    becomes a DokiError here with the same code, message and hint."""
+    from doki_cli.emulator.process import EmulatorError
+
+    try:
+        yield
+    except EmulatorError as err:
+        raise DokiError(Code[err.code.upper()], err.message, err.hint) from None
 
 
 @app.command("start")
@@ -62,7 +76,8 @@ def start(
             Code.BAD_OPTION, f"--registry-port {registry_port} is taken by another option", "give it a port of its own"
         )
     state_dir = state_dir.resolve()
-    running = process.find_running(state_dir)
+    with _reported():
+        running = process.find_running(state_dir)
     if running is not None:
         out.note(f"an emulator for {state_dir} is already running (pid {running.pid})")
         _show(out, running)
@@ -74,7 +89,8 @@ def start(
         return
     args = ["--port", str(port), "--rest-port", str(rest_port), "--registry-port", str(registry_port)]
     args += ["--state-dir", str(state_dir)]
-    running = process.spawn(state_dir, args + (["--no-docker"] if no_docker else []))
+    with _reported():
+        running = process.spawn(state_dir, args + (["--no-docker"] if no_docker else []))
     _show(out, running)
     out.note(f"Point this shell at it: {env_command(state_dir)}; log: {state_dir / process.LOG_FILE}")
 
@@ -156,7 +172,8 @@ def _show(out: Output, running: Running) -> None:
 def _require_running(state_dir: Path) -> Running:
     from doki_cli.emulator import process
 
-    running = process.find_running(state_dir.resolve())
+    with _reported():
+        running = process.find_running(state_dir.resolve())
     if running is None:
         raise DokiError(
             Code.EMULATOR_NOT_RUNNING,
@@ -204,11 +221,13 @@ def stop(ctx: typer.Context, state_dir: StateDirOption = DEFAULT_STATE_DIR) -> N
     from doki_cli.emulator import process
 
     out = app_of(ctx).output
-    running = process.find_running(state_dir.resolve())
+    with _reported():
+        running = process.find_running(state_dir.resolve())
     if running is None:
         out.data({"stopped": False, "state_dir": str(state_dir.resolve())})
         out.line(f"No emulator is running for {state_dir.resolve()}")
         return
-    process.stop(running)
+    with _reported():
+        process.stop(running)
     out.data({"stopped": True, "pid": running.pid, "state_dir": running.state_dir})
     out.line(f"Stopped the emulator (pid {running.pid}); state kept in {running.state_dir}")

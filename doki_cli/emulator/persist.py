@@ -6,7 +6,15 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+
+class Persistent(Protocol):
+    """A service's state as it is saved and restored: plain JSON data."""
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, data: dict[str, Any]) -> None: ...
 
 
 class StateDir:

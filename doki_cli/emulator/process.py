@@ -21,12 +21,23 @@ from pathlib import Path
 from typing import Any
 
 from doki_cli.emulator.run import RUN_HOST
-from doki_cli.errors import Code, DokiError
 
 RUNNING_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
 DEFAULT_GRPC_PORT = 8470
 DEFAULT_REST_PORT = 8471
+
+
+class EmulatorError(Exception):
+    """Starting, finding or stopping the emulator failed: a stable code, what happened, and what to do.
+
+    The emulator knows nothing of doki's own errors; `doki emulator` reports these as its own, word for word."""
+
+    def __init__(self, code: str, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
 
 
 @dataclass(frozen=True)
@@ -119,8 +130,8 @@ def find_running(state_dir: Path) -> Running | None:
     except FileNotFoundError:
         return None
     except (ValueError, TypeError):
-        raise DokiError(
-            Code.EMULATOR_STATE_CORRUPT,
+        raise EmulatorError(
+            "emulator_state_corrupt",
             f"{path} is not an emulator record",
             f"stop any emulator using {state_dir} and delete {path}",
         ) from None
@@ -154,8 +165,8 @@ def spawn(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise DokiError(
-                Code.EMULATOR_START_FAILED,
+            raise EmulatorError(
+                "emulator_start_failed",
                 f"the emulator exited with code {process.returncode} while starting; its log:\n"
                 + _tail(log_path, start),
                 "fix what the log says (often a port in use: pass --port/--rest-port/--registry-port)",
@@ -165,8 +176,8 @@ def spawn(
             return running
         sleep(0.1)
     process.terminate()
-    raise DokiError(
-        Code.EMULATOR_START_TIMEOUT,
+    raise EmulatorError(
+        "emulator_start_timeout",
         f"the emulator did not answer within {timeout:.0f} s; its log:\n" + _tail(log_path, start),
         "run `doki emulator start --foreground` to watch it start",
     )
@@ -180,8 +191,8 @@ def stop(running: Running, *, timeout: float = 30.0, sleep: Callable[[float], No
     while _alive(running.pid) and time.monotonic() < deadline:
         sleep(0.1)
     if _alive(running.pid):
-        raise DokiError(
-            Code.EMULATOR_STOP_TIMEOUT,
+        raise EmulatorError(
+            "emulator_stop_timeout",
             f"the emulator (pid {running.pid}) is still running {timeout:.0f} s after SIGTERM",
             f"kill it with `kill -9 {running.pid}`; its state was saved after every change",
         )

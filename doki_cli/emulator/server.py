@@ -2,7 +2,9 @@
 Docker registry on a port of its own.
 
 This is the one place the services meet: each gets the state it depends on through its constructor (Cloud Run
-reads secrets and writes logs; Cloud Build reads uploaded sources and writes images and logs).
+reads secrets and writes logs; Cloud Build reads uploaded sources and writes images and logs). `Emulator.apis` then
+lists every emulated API once, with its gRPC services, its REST routes and the state it saves: a new API is a
+package, its state made here, and one line there.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ from doki_cli.emulator.cloudlogging import rest_api as logging_rest
 from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.faults import Faults
+from doki_cli.emulator.grpcapi import GrpcService
 from doki_cli.emulator.iam import OrgPolicy, Propagation
 from doki_cli.emulator.iamadmin import grpc_api as iamadmin_grpc
 from doki_cli.emulator.iamadmin.state import ServiceAccounts
@@ -35,7 +38,7 @@ from doki_cli.emulator.iamcredentials import grpc_api as iamcredentials_grpc
 from doki_cli.emulator.iamcredentials.tokens import IdTokens
 from doki_cli.emulator.operations import grpc_api as operations_grpc
 from doki_cli.emulator.operations.state import Operations
-from doki_cli.emulator.persist import StateDir
+from doki_cli.emulator.persist import Persistent, StateDir
 from doki_cli.emulator.registry.http_api import RegistryServer
 from doki_cli.emulator.registry.state import DockerRegistry
 from doki_cli.emulator.rest import RestServer, Router
@@ -53,7 +56,7 @@ from doki_cli.emulator.storage import rest_api as storage_rest
 from doki_cli.emulator.storage.state import Buckets
 
 if TYPE_CHECKING:
-    from doki_cli.engine import DockerEngine
+    from doki_cli.emulator.engine import ContainerEngine
 
 log = logging.getLogger("doki.emulator")
 
@@ -71,6 +74,17 @@ class EmulatorConfig:
     disabled_apis: tuple[str, ...] = ()  # APIs a project starts without (e.g. "cloudbuild.googleapis.com")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Api:
+    """One emulated API as the emulator serves it: the state it keeps across restarts (in the state directory as
+    `saved_as`.json), its gRPC services, and what adds its REST routes."""
+
+    saved_as: str = ""
+    state: Persistent | None = None
+    grpc: Sequence[GrpcService] = ()
+    rest: Callable[[Router], None] | None = None
+
+
 class Emulator:
     """Start with `start()` (or `with`), stop with `stop()`; the ports are known once started."""
 
@@ -78,7 +92,7 @@ class Emulator:
         self,
         config: EmulatorConfig,
         *,
-        engine: DockerEngine | None = None,
+        engine: ContainerEngine | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -87,33 +101,29 @@ class Emulator:
         self.state_dir = StateDir(config.state_dir)
         self.faults = Faults()
         self.operations = Operations(self.faults, sleep=sleep)
-        self.logs = LogStore(persist=self._saver("logging", lambda: self.logs))
+        self.logs = LogStore(persist=self._saver("logging"))
         self.log_reads = ReadQuota(clock)  # Cloud Logging's entries.list quota, per project
         self.iam_propagation = Propagation(clock)  # how long a grant takes to reach the services, per project
         self.org_policy = OrgPolicy()  # which principals projects' IAM policies may name
-        self.accounts = ServiceAccounts(persist=self._saver("iam", lambda: self.accounts))  # which accounts exist
+        self.accounts = ServiceAccounts(persist=self._saver("iam"))  # which accounts exist
         self.id_tokens = IdTokens()  # signs the ID tokens IAM Credentials mints; private URLs verify them
         self.secrets = SecretStore(
-            persist=self._saver("secretmanager", lambda: self.secrets),
+            persist=self._saver("secretmanager"),
             propagation=self.iam_propagation,
             org=self.org_policy,
             accounts=self.accounts,
         )
         blob_dir = config.state_dir / "storage-objects" if config.state_dir else None
-        self.buckets = Buckets(persist=self._saver("storage", lambda: self.buckets), blob_dir=blob_dir)
-        self.registry = Registry(
-            persist=self._saver("artifactregistry", lambda: self.registry), org=self.org_policy, accounts=self.accounts
-        )
+        self.buckets = Buckets(persist=self._saver("storage"), blob_dir=blob_dir)
+        self.registry = Registry(persist=self._saver("artifactregistry"), org=self.org_policy, accounts=self.accounts)
         self.docker_registry = DockerRegistry(
             repositories=self.registry,
             root=config.state_dir / "registry" if config.state_dir else None,
-            persist=self._saver("registry", lambda: self.docker_registry),
+            persist=self._saver("registry"),
         )
-        self.service_usage = ServiceUsage(
-            persist=self._saver("serviceusage", lambda: self.service_usage), disabled=config.disabled_apis
-        )
+        self.service_usage = ServiceUsage(persist=self._saver("serviceusage"), disabled=config.disabled_apis)
         self.run = CloudRun(
-            persist=self._saver("run", lambda: self.run),
+            persist=self._saver("run"),
             secrets=self.secrets,
             images=self.registry,
             logs=self.logs,
@@ -128,7 +138,7 @@ class Emulator:
             by_digest=self._in_registry,
         )
         self.builds = CloudBuild(
-            persist=self._saver("cloudbuild", lambda: self.builds),
+            persist=self._saver("cloudbuild"),
             buckets=self.buckets,
             registry=self.registry,
             logs=self.logs,
@@ -137,17 +147,50 @@ class Emulator:
             push=self._push_to_registry if engine is not None else None,
             accounts=self.accounts,
         )
-        self._persistent: dict[str, Any] = {
-            "logging": self.logs,
-            "secretmanager": self.secrets,
-            "storage": self.buckets,
-            "artifactregistry": self.registry,
-            "registry": self.docker_registry,
-            "run": self.run,
-            "cloudbuild": self.builds,
-            "serviceusage": self.service_usage,
-            "iam": self.accounts,
-        }
+        faults, operations = self.faults, self.operations
+        # Every emulated API, once. Its REST routes are matched in this order.
+        self.apis = (
+            Api(grpc=[operations_grpc.service(operations, faults)]),
+            Api(
+                saved_as="secretmanager",
+                state=self.secrets,
+                grpc=[secretmanager_grpc.service(self.secrets, faults)],
+                rest=lambda router: secretmanager_rest.add_routes(router, self.secrets),
+            ),
+            Api(
+                saved_as="logging",
+                state=self.logs,
+                grpc=[logging_grpc.service(self.logs, self.log_reads, faults)],
+                rest=lambda router: logging_rest.add_routes(router, self.logs, self.log_reads),
+            ),
+            Api(
+                saved_as="serviceusage",
+                state=self.service_usage,
+                grpc=[serviceusage_grpc.service(self.service_usage, operations, faults)],
+                rest=lambda router: serviceusage_rest.add_routes(router, self.service_usage, operations),
+            ),
+            Api(
+                saved_as="storage",
+                state=self.buckets,
+                rest=lambda router: storage_rest.add_routes(router, self.buckets),
+            ),
+            Api(
+                saved_as="run",
+                state=self.run,
+                grpc=run_grpc.services(self.run, faults),
+                rest=lambda router: run_rest.add_routes(router, self.run),
+            ),
+            Api(
+                saved_as="artifactregistry",
+                state=self.registry,
+                grpc=[artifactregistry_grpc.service(self.registry, operations, faults)],
+            ),
+            Api(saved_as="registry", state=self.docker_registry),  # the Docker registry, served on its own port
+            Api(saved_as="cloudbuild", state=self.builds, grpc=[cloudbuild_grpc.service(self.builds, faults)]),
+            Api(saved_as="iam", state=self.accounts, grpc=[iamadmin_grpc.service(self.accounts, faults)]),
+            Api(grpc=[iamcredentials_grpc.service(self.accounts, self.id_tokens, faults)]),
+        )
+        self._saved = {api.saved_as: api.state for api in self.apis if api.state is not None}
         self._grpc: grpc.Server | None = None
         self._rest: RestServer | None = None
         self._registry: RegistryServer | None = None
@@ -156,8 +199,9 @@ class Emulator:
         self.registry_port = 0
         self.stopped = threading.Event()
 
-    def _saver(self, name: str, state: Callable[[], Any]) -> Callable[[], None]:
-        return lambda: self.state_dir.save(name, state().snapshot())
+    def _saver(self, name: str) -> Callable[[], None]:
+        """What a state calls after each change: save it as its entry in `apis` says."""
+        return lambda: self.state_dir.save(name, self._saved[name].snapshot())
 
     @property
     def grpc_address(self) -> str:
@@ -200,7 +244,7 @@ class Emulator:
         return any(state.touch(resource) for state in (self.secrets, self.run))
 
     def start(self) -> Emulator:
-        for name, state in self._persistent.items():
+        for name, state in self._saved.items():
             data = self.state_dir.load(name)
             if data is not None:
                 state.restore(data)
@@ -211,18 +255,7 @@ class Emulator:
             # gRPC sets SO_REUSEPORT by default: a second emulator would share the port, the calls split between them.
             options=[("grpc.so_reuseport", 0)],
         )
-        services = [
-            operations_grpc.service(self.operations, self.faults),
-            secretmanager_grpc.service(self.secrets, self.faults),
-            *run_grpc.services(self.run, self.faults),
-            cloudbuild_grpc.service(self.builds, self.faults),
-            artifactregistry_grpc.service(self.registry, self.operations, self.faults),
-            logging_grpc.service(self.logs, self.log_reads, self.faults),
-            serviceusage_grpc.service(self.service_usage, self.operations, self.faults),
-            iamadmin_grpc.service(self.accounts, self.faults),
-            iamcredentials_grpc.service(self.accounts, self.id_tokens, self.faults),
-        ]
-        server.add_generic_rpc_handlers([s.handler() for s in services])
+        server.add_generic_rpc_handlers([service.handler() for api in self.apis for service in api.grpc])
         try:
             # grpcio answers a port it cannot bind with 0, or (newer releases) with a RuntimeError.
             self.grpc_port = server.add_insecure_port(f"{self.config.host}:{self.config.grpc_port}")
@@ -231,11 +264,9 @@ class Emulator:
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {self.config.host}:{self.config.grpc_port}")
         router = Router(self.faults, gate=gate)
-        secretmanager_rest.add_routes(router, self.secrets)
-        logging_rest.add_routes(router, self.logs, self.log_reads)
-        serviceusage_rest.add_routes(router, self.service_usage, self.operations)
-        storage_rest.add_routes(router, self.buckets)
-        run_rest.add_routes(router, self.run)
+        for api in self.apis:
+            if api.rest is not None:
+                api.rest(router)
         control.add_routes(router, self)
         # Serving from the moment it is bound: stop() waits for serve_forever on every server it finds.
         self._registry = RegistryServer(self.config.host, self.config.registry_port, self.docker_registry)
@@ -270,7 +301,7 @@ class Emulator:
             self._registry.server_close()
         self.operations.wait_all(timeout=5)
         self.run.stop()
-        for name, state in self._persistent.items():
+        for name, state in self._saved.items():
             self.state_dir.save(name, state.snapshot())
         self.docker_registry.close()
 

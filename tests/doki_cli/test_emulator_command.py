@@ -211,6 +211,19 @@ def test_bad_ports_are_refused_before_anything_starts(args: list[str], message: 
     assert not Path(".doki").exists()
 
 
+@pytest.mark.parametrize("command", ["start", "status", "stop"])
+def test_a_record_that_is_no_emulator_s_is_reported_as_doki_s_error(command: str) -> None:
+    record = Path(".doki/emulator/emulator.json")
+    record.parent.mkdir(parents=True)
+    record.write_text("not an emulator's record")
+    result = runner.invoke(app, ["emulator", command])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error [emulator_state_corrupt]: {record.resolve()} is not an emulator record\n"
+        f"  Hint: stop any emulator using {record.parent.resolve()} and delete {record.resolve()}\n"
+    )
+
+
 def test_a_restarted_emulator_keeps_what_clients_wrote(started: Path, ports: tuple[int, int, int]) -> None:
     from doki_cli.gcp.clients import ClientFactory
 

@@ -17,10 +17,10 @@ from urllib.parse import quote, unquote
 from google.cloud import artifactregistry_v1 as ar
 
 from doki_cli.emulator import protojson
-from doki_cli.emulator.artifactregistry.paging import page
 from doki_cli.emulator.errors import ApiError, already_exists, invalid_argument, not_found
 from doki_cli.emulator.iam import OrgPolicy, Policies
 from doki_cli.emulator.iamadmin.state import ServiceAccounts
+from doki_cli.emulator.paging import Paging
 
 PARENT = re.compile(r"projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)")
 DOCKER_IMAGE_NAME = re.compile(
@@ -44,8 +44,7 @@ MUTABLE_FIELDS = (
     "vulnerability_scanning_config",
     "disallow_unspecified_mode",
 )
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
+PAGING = Paging(default_size=100, max_size=1000, bad_size="page_size must not be negative, got {size}")
 
 
 @dataclass(frozen=True)
@@ -139,14 +138,7 @@ class Registry:
         prefix = parent + "/repositories/"
         with self._lock:
             names = [name for name in self._repositories if name.startswith(prefix)]
-            chosen, next_token = page(
-                names,
-                lambda name: name,
-                page_size=page_size,
-                page_token=page_token,
-                default_size=DEFAULT_PAGE_SIZE,
-                max_size=MAX_PAGE_SIZE,
-            )
+            chosen, next_token = PAGING.page(names, lambda name: name, page_size, page_token)
             return [self._repository_copy(name) for name in chosen], next_token
 
     def update_repository(self, repository: ar.Repository, paths: list[str]) -> ar.Repository:
@@ -291,14 +283,8 @@ class Registry:
         with self._lock:
             if parent not in self._repositories:
                 raise _repository_not_found(parent)
-            chosen, next_token = page(
-                list(self._images[parent].values()),
-                key,
-                page_size=page_size,
-                page_token=page_token,
-                default_size=DEFAULT_PAGE_SIZE,
-                max_size=MAX_PAGE_SIZE,
-                descending=direction.strip() == "desc",
+            chosen, next_token = PAGING.page(
+                self._images[parent].values(), key, page_size, page_token, descending=direction.strip() == "desc"
             )
             return [protojson.copy(image) for image in chosen], next_token
 

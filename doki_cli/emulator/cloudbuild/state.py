@@ -29,7 +29,6 @@ from google.cloud.devtools import cloudbuild_v1 as cb
 from google.longrunning import operations_pb2
 
 from doki_cli.emulator import protojson
-from doki_cli.emulator.artifactregistry.paging import page
 from doki_cli.emulator.artifactregistry.state import ImageRef, Registry
 from doki_cli.emulator.cloudbuild.source import UnsafeSource, extract
 from doki_cli.emulator.cloudbuild.steps import StepError, parse_docker_build, substitute, with_tag
@@ -37,12 +36,12 @@ from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.errors import ApiError, invalid_argument, not_found, permission_denied
 from doki_cli.emulator.iamadmin.state import ServiceAccounts
 from doki_cli.emulator.operations.state import Operations
+from doki_cli.emulator.paging import Paging
 from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.storage.state import Buckets
-from doki_cli.errors import DokiError
 
 if TYPE_CHECKING:
-    from doki_cli.engine import BuiltImage, DockerEngine
+    from doki_cli.emulator.engine import ContainerEngine, Image
 
 log = logging.getLogger("doki.emulator")
 T = TypeVar("T")
@@ -65,8 +64,7 @@ PUSH_IMAGE_NOT_FOUND = FailureType(FailureType.PUSH_IMAGE_NOT_FOUND)
 DEFAULT_TIMEOUT = timedelta(minutes=10)  # Cloud Build's default
 LOG_ID = "cloudbuild"
 RESOURCE_TYPE = "build"
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 1000
+PAGING = Paging(default_size=50, max_size=1000, bad_size="page_size must not be negative, got {size}")
 # How often a waiting build looks at its cancel flag while the engine builds.
 POLL_SECONDS = 0.05
 # What operation.result() raises for a build that did not succeed: Google ends the operation with these errors
@@ -141,7 +139,7 @@ class CloudBuild:
         registry: Registry,
         logs: LogStore,
         operations: Operations,
-        engine: DockerEngine | None,
+        engine: ContainerEngine | None,
         push: Callable[[str], str] | None = None,
         accounts: ServiceAccounts | None = None,
     ) -> None:
@@ -223,14 +221,12 @@ class CloudBuild:
         keep = _build_filter(filter_)
         with self._lock:
             builds = [b for name, b in self._builds.items() if name.startswith(prefix) and keep(b)]
-            chosen, token = page(
+            chosen, token = PAGING.page(
                 builds,
                 # Fixed-width creation time first, so the string order is the time order; the id breaks ties.
                 lambda b: f"{b.create_time.timestamp():020.6f}|{b.id}",
-                page_size=page_size,
-                page_token=page_token,
-                default_size=DEFAULT_PAGE_SIZE,
-                max_size=MAX_PAGE_SIZE,
+                page_size,
+                page_token,
                 descending=True,
             )
             return [_copy(b) for b in chosen], token
@@ -299,7 +295,7 @@ class CloudBuild:
                     return failure
             self._emit(name, "BUILD")
             started = _now()
-            produced: dict[str, BuiltImage] = {}
+            produced: dict[str, Image] = {}
             for index, step in enumerate(build.steps):
                 if run.ended.is_set():
                     raise _Stopped
@@ -307,7 +303,8 @@ class CloudBuild:
                 if failure is not None:
                     return failure
             self._record_timing(name, "BUILD", started)
-            return self._push(name, [substitute(image, values) for image in build.images], produced)
+            images = [substitute(image, values) for image in build.images]
+            return self._push(name, images, produced, self._engine.failure)
 
     def _fetch(self, name: str, build: cb.Build, source: bytes, workspace: Path) -> _Outcome | None:
         storage = build.source.storage_source
@@ -331,7 +328,7 @@ class CloudBuild:
         values: dict[str, str],
         build_env: dict[str, str],
         workspace: Path,
-        produced: dict[str, BuiltImage],
+        produced: dict[str, Image],
         run: _Run,
         deadline: float,
     ) -> _Outcome | None:
@@ -375,14 +372,14 @@ class CloudBuild:
             if line.strip() and not run.ended.is_set():
                 self._emit(name, f"{prefix}: {line}")
 
-        def build_image() -> BuiltImage:
+        def build_image() -> Image:
             return engine.build(context, spec.tags, build_args=spec.build_args, no_cache=spec.no_cache, on_line=on_line)
 
         try:
             built = self._wait(build_image, run, step_deadline)
-        except DokiError as exc:
+        except engine.failure as exc:
             # The engine has streamed the step's output already; the engine's error is its last line.
-            lines = exc.message.strip().splitlines()
+            lines = str(exc).strip().splitlines()
             if lines:
                 on_line(lines[-1])
             mark(FAILURE, exit_code=1)
@@ -410,7 +407,7 @@ class CloudBuild:
         self._emit(name, f"Finished {prefix}")
         return None
 
-    def _wait(self, work: Callable[[], BuiltImage], run: _Run, deadline: float) -> BuiltImage:
+    def _wait(self, work: Callable[[], Image], run: _Run, deadline: float) -> Image:
         """`work()` on a helper thread: its result, its exception, _Stopped on cancel, TimeoutError at `deadline`."""
         done = threading.Event()
         box: dict[str, Any] = {}
@@ -434,10 +431,11 @@ class CloudBuild:
             raise _Stopped
         if "error" in box:
             raise box["error"]
-        result: BuiltImage = box["result"]
+        result: Image = box["result"]
         return result
 
-    def _push(self, name: str, images: list[str], produced: dict[str, BuiltImage]) -> _Outcome:
+    def _push(self, name: str, images: list[str], produced: dict[str, Image], failure: type[Exception]) -> _Outcome:
+        """Push the built `images` to the registry; a push the engine fails raises its `failure`."""
         if not images:
             return _Outcome(SUCCESS, "")
         started = _now()
@@ -470,9 +468,9 @@ class CloudBuild:
                 # A real push, as Cloud Build's: the digest is the manifest's, the one a pull by digest finds.
                 try:
                     digest = self._push_image(with_tag(image))
-                except DokiError as err:
-                    self._emit(name, err.message)
-                    return _Outcome(FAILURE, f'error pushing image "{image}": {err.message}', PUSH_FAILED)
+                except failure as err:
+                    self._emit(name, str(err))
+                    return _Outcome(FAILURE, f'error pushing image "{image}": {err}', PUSH_FAILED)
             else:
                 digest = built.id
                 self._registry.record_image(image, built.id, built.size)

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from doki_cli.emulator.artifactregistry.paging import page
 from doki_cli.emulator.errors import ApiError, already_exists, invalid_argument, not_found
+from doki_cli.emulator.paging import Paging
 from doki_cli.emulator.projects import project_number
 
 # CreateServiceAccountRequest.account_id: "must be 6-30 characters long, and match the regular expression
@@ -32,8 +32,7 @@ _GOOGLE_MANAGED = re.compile(
     r"|[0-9]+@cloudservices\.gserviceaccount\.com"
     r"|service-[0-9]+@serverless-robot-prod\.iam\.gserviceaccount\.com)"
 )
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
+PAGING = Paging(default_size=20, max_size=100, bad_size="page_size must not be negative, got {size}")
 _NAME = re.compile(r"projects/(?P<project>[^/]+)/serviceAccounts/(?P<account>[^/]+)")
 
 
@@ -138,14 +137,7 @@ class ServiceAccounts:
     def list(self, project: str, page_size: int, page_token: str) -> tuple[list[Account], str]:
         with self._lock:
             mine = [a for a in self._accounts.values() if a.project == project]
-        return page(
-            [compute_default(project), *mine],
-            lambda a: a.email,
-            page_size=page_size,
-            page_token=page_token,
-            default_size=DEFAULT_PAGE_SIZE,
-            max_size=MAX_PAGE_SIZE,
-        )
+        return PAGING.page([compute_default(project), *mine], lambda a: a.email, page_size, page_token)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

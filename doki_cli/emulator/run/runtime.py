@@ -23,10 +23,9 @@ from google.cloud import run_v2
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.run.router import BACKEND_HOST, Backend
 from doki_cli.emulator.run.validation import default_probe
-from doki_cli.errors import DokiError
 
 if TYPE_CHECKING:
-    from doki_cli.engine import DockerEngine, RunningContainer
+    from doki_cli.emulator.engine import Container, ContainerEngine
 
 log = logging.getLogger("doki.emulator")
 
@@ -134,7 +133,7 @@ def startup_probe(container: run_v2.Container, default_timeout: float) -> Startu
 @dataclass
 class _Running:
     launch: Launch
-    containers: list[RunningContainer] = field(default_factory=list)
+    containers: list[Container] = field(default_factory=list)
     ready: bool = False
 
 
@@ -142,7 +141,7 @@ class Runtime:
     """The containers of the revisions that run now, keyed by revision name. Thread-safe."""
 
     def __init__(
-        self, engine: DockerEngine, logs: LogStore, *, state_id: str, sleep: Callable[[float], None] = time.sleep
+        self, engine: ContainerEngine, logs: LogStore, *, state_id: str, sleep: Callable[[float], None] = time.sleep
     ) -> None:
         """`state_id` labels the containers, so a later emulator on the same state can find the ones left over."""
         self._engine = engine
@@ -166,9 +165,9 @@ class Runtime:
             try:
                 for spec in launch.containers:
                     running.containers.append(self._start(launch, spec))
-            except DokiError as exc:
+            except self._engine.failure as exc:
                 failure: RevisionFailure | None = RevisionFailure(
-                    f"The container could not be started: {exc.message}",
+                    f"The container could not be started: {exc}",
                     revision_reason=run_v2.Condition.RevisionReason.HEALTH_CHECK_CONTAINER_ERROR,
                 )
             else:
@@ -197,12 +196,12 @@ class Runtime:
             return
         try:
             self._engine.pull(image)
-        except DokiError:
+        except self._engine.failure:
             raise RevisionFailure(
                 f"Image '{image}' not found.", reason=run_v2.Condition.CommonReason.CONTAINER_MISSING
             ) from None
 
-    def _start(self, launch: Launch, spec: ContainerSpec) -> RunningContainer:
+    def _start(self, launch: Launch, spec: ContainerSpec) -> Container:
         labels = {
             LABEL_EMULATOR: "1",
             LABEL_STATE: self.state_id,
@@ -218,7 +217,7 @@ class Runtime:
             labels=labels,
         )
 
-    def _follow(self, launch: Launch, container: RunningContainer, stream: str) -> None:
+    def _follow(self, launch: Launch, container: Container, stream: str) -> None:
         try:
             for line in container.follow_lines(stream):
                 if line.strip():
@@ -232,7 +231,7 @@ class Runtime:
         except Exception as exc:  # the container went away mid-stream: its logs end there
             log.debug("log stream of %s ended: %s", launch.revision_id, exc)
 
-    def _wait_ready(self, launch: Launch, containers: list[RunningContainer], keep_going: Callable[[], bool]) -> None:
+    def _wait_ready(self, launch: Launch, containers: list[Container], keep_going: Callable[[], bool]) -> None:
         deadline = time.monotonic() + launch.probe.timeout
         while True:
             if not keep_going():
@@ -333,7 +332,7 @@ class Runtime:
                     container.remove()
 
 
-def _exited(launch: Launch, container: RunningContainer) -> RevisionFailure:
+def _exited(launch: Launch, container: Container) -> RevisionFailure:
     lines = container.tail(FAILED_LOG_LINES).rstrip()
     return RevisionFailure(
         f"The user-provided container exited with code {container.exit_code()} before it listened on the port "

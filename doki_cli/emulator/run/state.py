@@ -9,14 +9,12 @@ data is guarded by one lock that is never held while waiting on a container.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import secrets as secrets_module
 import string
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,6 +40,7 @@ from doki_cli.emulator.iam import OrgPolicy, Policies
 from doki_cli.emulator.iamadmin.state import ServiceAccounts
 from doki_cli.emulator.iamcredentials.tokens import IdTokens
 from doki_cli.emulator.operations.state import Operations
+from doki_cli.emulator.paging import Paging
 from doki_cli.emulator.run import validation
 from doki_cli.emulator.run.router import Backend, Proxy, free_port, port_free
 from doki_cli.emulator.run.runtime import (
@@ -56,7 +55,7 @@ from doki_cli.emulator.run.runtime import (
 from doki_cli.emulator.secretmanager.state import SecretStore
 
 if TYPE_CHECKING:
-    from doki_cli.engine import DockerEngine
+    from doki_cli.emulator.engine import ContainerEngine
 
 log = logging.getLogger("doki.emulator")
 
@@ -69,8 +68,8 @@ INVOKER_ROLE = "roles/run.invoker"
 # The emulator has no caller identity; this stands for whoever called.
 CALLER = "developer@doki-emulator.local"
 DEFAULT_STARTUP_TIMEOUT_SECONDS = 60.0
-DEFAULT_PAGE_SIZE = 100
-MAX_PAGE_SIZE = 1000
+# A negative page size and a token this emulator did not write: the AIP-158 refusals, in the emulator's words.
+PAGING = Paging(default_size=100, max_size=1000, bad_size="page_size must not be negative, got {size}.")
 NO_ENGINE = (
     "The emulator has no Docker engine, so it cannot run the revision's containers. "
     "Start Docker, then restart `doki emulator`."
@@ -197,26 +196,6 @@ def _cancelled() -> ApiError:
     )
 
 
-def _page(items: Sequence[T], key: Callable[[T], str], page_size: int, page_token: str) -> tuple[list[T], str]:
-    """One page of `items` (already in order) after the item whose key the token carries, and the next token."""
-    # A negative page size and a token this emulator did not write: the AIP-158 refusals, in the emulator's words.
-    if page_size < 0:
-        raise invalid_argument(f"page_size must not be negative, got {page_size}.")
-    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    start = 0
-    if page_token:
-        try:
-            after = base64.urlsafe_b64decode(page_token.encode()).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise invalid_argument(f"Invalid page token: {page_token!r}.") from None
-        keys = [key(item) for item in items]
-        # The token names the last item served, so a deletion between pages neither repeats nor skips an item.
-        start = next((i for i, k in enumerate(keys) if k > after), len(items))
-    chosen = list(items[start : start + size])
-    more = start + size < len(items)
-    return chosen, base64.urlsafe_b64encode(key(chosen[-1]).encode()).decode() if more and chosen else ""
-
-
 def _copy_field(source: Any, target: Any, name: str) -> None:
     """Set protobuf field `name` of `target` to that of `source` (absent stays absent)."""
     target.ClearField(name)
@@ -265,7 +244,7 @@ class CloudRun:
         logs: LogStore,
         operations: Operations,
         faults: Faults,
-        engine: DockerEngine | None,
+        engine: ContainerEngine | None,
         host: str,
         sleep: Callable[[float], None],
         startup_timeout: float = DEFAULT_STARTUP_TIMEOUT_SECONDS,
@@ -444,10 +423,10 @@ class CloudRun:
         with self._lock:
             found = [
                 record.message
-                for name, record in sorted(self._services.items())
+                for name, record in self._services.items()
                 if name.startswith(prefix) and location.location in ("-", name.split("/")[3])
             ]
-            chosen, token = _page(found, lambda s: str(s.name), page_size, page_token)
+            chosen, token = PAGING.page(found, lambda s: str(s.name), page_size, page_token)
             return [_copy(service) for service in chosen], token
 
     def update_service(
@@ -587,12 +566,9 @@ class CloudRun:
             if service_id != "-":
                 self._service(parent)
             prefix = f"{location.name}/services/" if service_id == "-" else f"{parent}/revisions/"
-            found = sorted(
-                (record for name, record in self._revisions.items() if name.startswith(prefix)),
-                key=lambda record: -record.sequence,
-            )
-            # Newest first: the key grows as the sequence falls, so tokens keep their order.
-            chosen, token = _page(found, lambda r: f"{10**12 - r.sequence:013d}", page_size, page_token)
+            found = [record for name, record in self._revisions.items() if name.startswith(prefix)]
+            # Newest first: the key grows as the sequence falls.
+            chosen, token = PAGING.page(found, lambda r: f"{10**12 - r.sequence:013d}", page_size, page_token)
             return [_copy(record.message) for record in chosen], token
 
     def delete_revision(self, name: str, etag: str = "", validate_only: bool = False) -> operations_pb2.Operation:

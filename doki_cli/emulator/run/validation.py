@@ -18,7 +18,16 @@ from google.protobuf import duration_pb2
 
 from doki_cli.emulator.errors import ApiError, invalid_argument
 from doki_cli.emulator.projects import compute_default_account
-from doki_cli.imageref import IMAGE_REFERENCE
+
+# An image reference, `[registry[:port]/]path[:tag][@digest]`, by the grammar of Docker's distribution/reference
+# (the package comment of https://github.com/distribution/reference/blob/v0.5.0/reference.go, its regexp.go's
+# separator `[._]|__|[-]+` and tag `[\w][\w.-]{0,127}`). Simpler where Cloud Run's images never go: a registry host
+# is any run of letters, digits, dots and dashes, and a digest is sha256's.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:[A-Za-z0-9.-]+(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
 
 # The request's resource names, as the v2 protos' comments on CreateServiceRequest.parent and GetServiceRequest.name
 # spell them: projects/{project}/locations/{location}[/services/{service}[/revisions/{revision}]].

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from secrets import token_hex
 from typing import Any, TypeVar, cast
@@ -23,11 +23,18 @@ from doki_cli.emulator import protojson
 from doki_cli.emulator.errors import already_exists, failed_precondition, invalid_argument, not_found
 from doki_cli.emulator.iam import OrgPolicy, Policies, Propagation
 from doki_cli.emulator.iamadmin.state import ServiceAccounts
+from doki_cli.emulator.paging import Paging
 
 SecretVersionState = types.SecretVersion.State
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-MAX_PAGE_SIZE = 25000
+# An unset page size is the largest.
+PAGING = Paging(
+    default_size=25000,
+    max_size=25000,
+    bad_size="page_size must not be negative.",
+    bad_page="Invalid page token [{token}].",
+)
 ACCESS_ROLES = frozenset({"roles/secretmanager.secretAccessor", "roles/secretmanager.admin", "roles/owner"})
 
 _SECRET_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
@@ -74,22 +81,9 @@ def _now() -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def _page(items: Sequence[_T], page_size: int, page_token: str) -> tuple[list[_T], str]:
-    """One page of `items` and the token of the next page ("" on the last page)."""
-    if page_size < 0:
-        raise invalid_argument("page_size must not be negative.")
-    size = min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
-    start = 0
-    if page_token:
-        try:
-            start = int(base64.urlsafe_b64decode(page_token.encode()).decode())
-        except ValueError:
-            raise invalid_argument(f"Invalid page token [{page_token}].") from None
-        if not 0 <= start <= len(items):
-            raise invalid_argument(f"Invalid page token [{page_token}].")
-    end = start + size
-    next_token = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else ""
-    return list(items[start:end]), next_token
+def _version_key(version: types.SecretVersion) -> str:
+    """A version's number, fixed-width so that the string order is the number order."""
+    return f"{int(version.name.rsplit('/', 1)[1]):012d}"
 
 
 class SecretStore:
@@ -198,10 +192,10 @@ class SecretStore:
         with self._lock:
             found = [
                 _copy(s.message)
-                for name, s in sorted(self._secrets.items())
+                for name, s in self._secrets.items()
                 if name.startswith(parent + "/") and match(s.message)
             ]
-        page, next_token = _page(found, page_size, page_token)
+        page, next_token = PAGING.page(found, lambda secret: secret.name, page_size, page_token)
         return page, next_token, len(found)
 
     def update_secret(self, secret: types.Secret, paths: Iterable[str]) -> types.Secret:
@@ -308,8 +302,9 @@ class SecretStore:
         match = _matcher(filter, _version_field)
         with self._lock:
             secret = self._secret(parent)
-            found = [_copy(v.message) for v in reversed(secret.versions) if match(v.message)]
-        page, next_token = _page(found, page_size, page_token)
+            found = [_copy(v.message) for v in secret.versions if match(v.message)]
+        # Newest first.
+        page, next_token = PAGING.page(found, _version_key, page_size, page_token, descending=True)
         return page, next_token, len(found)
 
     def access(self, name: str) -> types.AccessSecretVersionResponse:

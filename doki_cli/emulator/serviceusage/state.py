@@ -17,6 +17,7 @@ import grpc
 from google.cloud import service_usage_v1 as su
 
 from doki_cli.emulator.errors import ApiError, invalid_argument
+from doki_cli.emulator.paging import Paging
 
 # The services the emulator knows, with the titles Google gives them (they appear in SERVICE_DISABLED messages).
 CATALOG = {
@@ -33,8 +34,13 @@ CATALOG = {
 }
 MAX_BATCH_GET = 30
 MAX_BATCH_ENABLE = 20
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
+PAGING = Paging(
+    default_size=50,
+    max_size=200,
+    bad_size="page_size must be between 0 and 200.",
+    bad_page='Invalid page_token "{token}".',
+    refuse_above_max=True,
+)
 FILTERS = {"": None, "state:ENABLED": True, "state:DISABLED": False}
 
 _PARENT = re.compile(r"projects/(?P<project>[^/]+)")
@@ -114,23 +120,13 @@ class ServiceUsage:
         project = project_of_parent(parent)
         if state_filter not in FILTERS:
             raise invalid_argument(f'Invalid filter "{state_filter}": use "state:ENABLED" or "state:DISABLED".')
-        if page_size < 0 or page_size > MAX_PAGE_SIZE:
-            raise invalid_argument(f"page_size must be between 0 and {MAX_PAGE_SIZE}.")
         wanted = FILTERS[state_filter]
         with self._lock:
             enabled = set(self._enabled.get(project, self._initial))
         services = [
-            self._message(project, s, s in enabled)
-            for s in sorted(CATALOG)
-            if wanted is None or wanted == (s in enabled)
+            self._message(project, s, s in enabled) for s in CATALOG if wanted is None or wanted == (s in enabled)
         ]
-        start = 0
-        if page_token:
-            if not page_token.isdigit() or int(page_token) > len(services):
-                raise invalid_argument(f'Invalid page_token "{page_token}".')
-            start = int(page_token)
-        end = start + (page_size or DEFAULT_PAGE_SIZE)
-        return services[start:end], str(end) if end < len(services) else ""
+        return PAGING.page(services, lambda service: service.name, page_size, page_token)
 
     def set_enabled(self, project: str, services: Sequence[str], enabled: bool) -> list[su.Service]:
         """Enable or disable `services` of `project` all at once (none changes if one is unknown)."""

@@ -71,6 +71,7 @@ class FakeEngine:
     calls: list[EngineCall] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     started: threading.Event = field(default_factory=threading.Event)
+    failure = DokiError  # what its builds raise, as doki's Docker engine does
 
     def build(
         self,
