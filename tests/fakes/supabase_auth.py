@@ -132,6 +132,8 @@ class FakeSupabaseAuth:
         self._lock = threading.Lock()
         self._behaviour = _Behaviour()
         self._release = threading.Event()
+        # Set when a JWKS request reaches the server: a test waits for it instead of guessing how long that takes.
+        self.fetch_arrived = threading.Event()
         self._requests: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -224,10 +226,12 @@ class FakeSupabaseAuth:
     # --- behaviour ------------------------------------------------------------------------------------------
 
     def hang(self, seconds: float = 10.0) -> None:
-        """Every JWKS request waits `seconds` (or until released) before answering normally."""
+        """Every JWKS request waits `seconds` (or until released) before answering normally; `fetch_arrived` tells
+        when the next one has arrived."""
         with self._lock:
             self._behaviour = _Behaviour(hang_seconds=seconds)
             self._release = threading.Event()
+            self.fetch_arrived.clear()
 
     def respond_with(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
         """Every JWKS request gets exactly this answer."""
@@ -517,6 +521,7 @@ class FakeSupabaseAuth:
         if path != JWKS_PATH:
             self._send(handler, 404, b'{"error":"not found"}', {})
             return
+        self.fetch_arrived.set()
         if behaviour.hang_seconds:
             release.wait(behaviour.hang_seconds)
         body = behaviour.body if behaviour.body is not None else _json(self.jwks())
