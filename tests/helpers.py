@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -28,6 +28,9 @@ from pydantic import AliasChoices
 from typer import testing
 
 from doki.settings import Settings
+
+if TYPE_CHECKING:
+    from doki_cli.emulator.server import Emulator
 
 REPO = Path(__file__).resolve().parent.parent
 # The base the container tests build on: no registry is reachable here, `.ci/docker-setup` makes this stand-in.
@@ -114,6 +117,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def restarted(first: Emulator) -> Emulator:
+    """An emulator that comes back where the stopped `first` was, with its state: on the gRPC port `first` bound
+    (its clients' address). A gRPC server takes no socket handed over, so the port is bound again by number; it binds
+    without SO_REUSEPORT, so should anything have taken the port in the meantime, the start fails saying so."""
+    from dataclasses import replace
+
+    from doki_cli.emulator.server import Emulator
+
+    return Emulator(replace(first.config, grpc_port=first.grpc_port))
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from doki_cli.errors import DokiError
-from doki_cli.state import global_options
 
 if TYPE_CHECKING:
     from rich.text import Text
 
     from doki_cli.config import ServiceConfig
-    from doki_cli.gcp.logs import LogLine
+    from doki_cli.gcp.google import Google
+    from doki_cli.gcp.logs import LogLine, LogQuery
     from doki_cli.output import Output
 
 FollowOption = Annotated[
@@ -31,6 +33,9 @@ RevisionOption = Annotated[
 ]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, help="How many of the newest entries to show.")]
 
+_SINCE = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
 # The severity column is as wide as WARNING, the widest name that is common.
 SEVERITY_WIDTH = 7
 SEVERITY_STYLES = {
@@ -41,6 +46,47 @@ SEVERITY_STYLES = {
     "ALERT": "red",
     "EMERGENCY": "red",
 }
+
+
+def parse_since(text: str) -> timedelta:
+    """`30s`, `10m`, `2h` or `1d` as a duration; anything else is a DokiError that shows the format."""
+    match = _SINCE.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise DokiError(
+            "bad_option", f"--since {text} is not a duration", "use a whole number and a unit: 30s, 10m, 2h or 1d"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_severity(text: str) -> str:
+    """A LogSeverity name in any case, upper-cased; anything else is a DokiError listing the names."""
+    from doki_cli.gcp.logs import SEVERITIES
+
+    name = text.strip().upper()
+    if name not in SEVERITIES:
+        raise DokiError("bad_option", f"--severity {text} is not a severity", f"use one of: {', '.join(SEVERITIES)}")
+    return name
+
+
+def query_from_options(
+    service: str, region: str, *, since: str | None, severity: str | None, revision: str | None
+) -> LogQuery:
+    """The query `doki logs`'s options describe, checked; a bad option is a DokiError saying the fix."""
+    from doki_cli.gcp.logs import LogQuery
+
+    short_revision = None
+    if revision is not None:
+        # A full resource name (projects/.../revisions/api-00002-abc) names the same revision as its last part.
+        short_revision = revision.strip().rstrip("/").rsplit("/", 1)[-1]
+        if not short_revision:
+            raise DokiError("bad_option", "--revision is empty", "name a revision, e.g. --revision api-00002-abc")
+    return LogQuery(
+        service,
+        region,
+        severity=parse_severity(severity) if severity is not None else None,
+        since=parse_since(since) if since is not None else None,
+        revision=short_revision,
+    )
 
 
 def _human(line: LogLine) -> Text:
@@ -83,21 +129,13 @@ def logs(
     import os
     import sys
 
-    from google.auth import exceptions as auth_exceptions
+    from doki_cli.commands._service import setup
 
-    from doki_cli.config import load_config
-    from doki_cli.gcp.errors import no_credentials
-    from doki_cli.gcp.google import Google
-    from doki_cli.gcp.logs import LogQuery
-
-    options = global_options(ctx)
+    options, config, google = setup(ctx)
     out = options.output
-    config = load_config(options.config, env=options.env, project=options.project, region=options.region)
-    query = LogQuery.from_options(config.name, config.region, since=since, severity=severity, revision=revision)
-    try:
-        adapter = Google.from_env(config.project).logs
-    except auth_exceptions.DefaultCredentialsError as exc:
-        raise no_credentials(exc) from None
+    query = query_from_options(config.name, config.region, since=since, severity=severity, revision=revision)
+    # No credentials found is a DokiError from the client factory; an expired login is one from doki_cli.main.
+    adapter = google.logs
 
     if not follow:
         lines = adapter.recent(query, limit)
@@ -106,7 +144,7 @@ def logs(
             for line in lines:
                 out.out.print(_human(line))
         if not lines:
-            _require_service(config)
+            _require_service(config, google)
             out.note(f"No log entries for {config.name} in {config.region} match.")
         return
 
@@ -128,14 +166,13 @@ def logs(
         raise
 
 
-def _require_service(config: ServiceConfig) -> None:
+def _require_service(config: ServiceConfig, google: Google) -> None:
     """No entries at all may mean no such service (a wrong project, region or name): say that instead.
 
     Only then is Cloud Run asked, and a caller who may read logs but not services gets the plain answer."""
-    from doki_cli.gcp.google import Google
     from doki_cli.gcp.run import service_not_found
 
-    run = Google.from_env(config.project, config.region).run
+    run = google.run
     try:
         exists = run.get(config.name) is not None
     except DokiError as err:
