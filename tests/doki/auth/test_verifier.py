@@ -73,6 +73,17 @@ async def fetch_arrived(auth: FakeSupabaseAuth) -> None:
     assert arrived, "the verifier never asked for the JWKS"
 
 
+async def released_once_fetching(
+    auth: FakeSupabaseAuth, verifications: list[Coroutine[Any, Any, Principal]]
+) -> list[Principal | BaseException]:
+    """The outcomes of `verifications`, run at once against a hanging JWKS that answers once a fetch reached it: by
+    then every verification has run up to the fetch or the wait for it (the event loop ran each before any I/O)."""
+    running = asyncio.gather(*verifications, return_exceptions=True)
+    await fetch_arrived(auth)
+    auth.behave_normally()
+    return await running
+
+
 class Deadline:
     """The verifier's fetch deadline, expired by the test instead of by the passing of time."""
 
@@ -133,12 +144,6 @@ class Verifier:
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.runner.run(coroutine)
-
-    def verify_all(self, tokens: list[str]) -> list[Principal | BaseException]:
-        async def all_at_once() -> list[Principal | BaseException]:
-            return await asyncio.gather(*(self.inner.verify(t) for t in tokens), return_exceptions=True)
-
-        return self.runner.run(all_at_once())
 
     @staticmethod
     def _checked(error: AuthError, token: object, status: int) -> str:
@@ -671,8 +676,10 @@ def test_a_concurrent_flood_of_unknown_kids_costs_one_refetch(
 ) -> None:
     verifier.accepts(auth.mint())
     clock.advance(REFETCH_INTERVAL + 1)
-    auth.hang(0.2)  # keep the refetch in flight while the others arrive
-    results = verifier.verify_all([auth.mint(kid=random_kid()) for _ in range(50)])
+    auth.hang()
+    results = verifier.run(
+        released_once_fetching(auth, [verifier.inner.verify(auth.mint(kid=random_kid())) for _ in range(50)])
+    )
     assert all(isinstance(r, InvalidTokenError) for r in results)
     assert auth.fetch_count == 2
 
@@ -683,9 +690,9 @@ def test_concurrent_verifications_on_a_cold_cache_share_one_fetch(
 ) -> None:
     # Also without a rate limit: sharing the in-flight fetch is the lock's job, not the rate limit's.
     verifier = make_verifier(min_refetch_interval=refetch_interval)
-    auth.hang(0.3)
+    auth.hang()
     tokens = [auth.mint({"sub": str(i)}, alg=("ES256", "RS256")[i % 2]) for i in range(30)]
-    results = verifier.verify_all(tokens)
+    results = verifier.run(released_once_fetching(auth, [verifier.inner.verify(token) for token in tokens]))
     assert [r.user_id for r in results if isinstance(r, Principal)] == [str(i) for i in range(30)]
     assert auth.fetch_count == 1
 
