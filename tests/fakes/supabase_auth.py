@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -137,6 +138,7 @@ class FakeSupabaseAuth:
         self._requests: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._holder: socket.socket | None = None  # the port, held while the server is down
         self.port = 0
         self.es256 = self.new_key("ES256")
         self.rs256 = self.new_key("RS256")
@@ -161,6 +163,7 @@ class FakeSupabaseAuth:
     def stop(self) -> None:
         self._release.set()  # free any handler that is hanging, so its thread ends
         self._shutdown()
+        self._let_go()
 
     def __enter__(self) -> FakeSupabaseAuth:
         return self.start()
@@ -169,12 +172,23 @@ class FakeSupabaseAuth:
         self.stop()
 
     def go_down(self) -> None:
-        """Stop listening: connections are refused until `come_back_up`."""
+        """Stop listening: connections are refused until `come_back_up`, which listens on the same port again. The
+        port stays held meanwhile by a socket bound to it that does not listen (so connections are refused), with
+        SO_REUSEADDR so the server can bind beside it when it comes back: nothing else can take the port."""
         self._release.set()
         self._shutdown()
+        self._holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._holder.bind(("127.0.0.1", self.port))
 
     def come_back_up(self) -> None:
         self._serve(port=self.port)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
 
     @property
     def url(self) -> str:
