@@ -9,15 +9,16 @@ No test may print or log a secret it uses: tests/leakcheck.py fails the one that
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import BACKEND_ENV_NAMES, BASE_IMAGE
+from tests.helpers import BACKEND_ENV_NAMES, BASE_IMAGE, reserved_port, unavailable
 from tests.leakcheck import LeakCheck
 
 # A suite started in the background of a shell without job control inherits SIGINT ignored, and so would every
@@ -44,10 +45,11 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def _unavailable(reason: str, required_by: str = "DOKI_REQUIRE_DOCKER") -> None:
-    if os.environ.get(required_by) == "1":
-        pytest.fail(f"{required_by}=1 but {reason}")
-    pytest.skip(reason)
+@pytest.fixture
+def reserve_port() -> Iterator[Callable[[], int]]:
+    """Gives ports held for the test until it ends (see tests.helpers.reserved_port), one a call."""
+    with ExitStack() as held:
+        yield lambda: held.enter_context(reserved_port())
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +57,7 @@ def gcloud_binary() -> str:
     """The gcloud SDK's command (see tests/gcloud.py)."""
     found = shutil.which("gcloud")
     if found is None:
-        _unavailable("the gcloud SDK is not installed (no gcloud on PATH)", "DOKI_REQUIRE_GCLOUD")
+        unavailable("the gcloud SDK is not installed (no gcloud on PATH)", "DOKI_REQUIRE_GCLOUD")
     assert found is not None
     return found
 
@@ -69,9 +71,9 @@ def docker_client() -> Any:
         client = docker.from_env()
         client.ping()
     except DockerException as exc:
-        _unavailable(f"no Docker engine is reachable ({exc}); start one or run .ci/docker-setup")
+        unavailable(f"no Docker engine is reachable ({exc}); start one or run .ci/docker-setup")
     try:
         client.images.get(BASE_IMAGE)
     except ImageNotFound:
-        _unavailable(f"the base image {BASE_IMAGE} is missing; .ci/docker-setup makes it")
+        unavailable(f"the base image {BASE_IMAGE} is missing; .ci/docker-setup makes it")
     return client

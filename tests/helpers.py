@@ -20,14 +20,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote
 
 import httpx
+import pytest
 from pydantic import AliasChoices
 from typer import testing
 
 from doki.settings import Settings
+
+if TYPE_CHECKING:
+    from doki_cli.emulator.server import Emulator
 
 REPO = Path(__file__).resolve().parent.parent
 # The base the container tests build on: no registry is reachable here, `.ci/docker-setup` makes this stand-in.
@@ -109,11 +113,40 @@ class CliRunner(testing.CliRunner):
         return result
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+@contextmanager
+def reserved_port(host: str = "127.0.0.1") -> Iterator[int]:
+    """A port for whatever takes a port number and not a socket (`doki dev --port`, `doki emulator start --port`, a
+    container's PORT, a port Docker publishes), held for it until the block ends: no "find a free port, release it,
+    hope it stays free".
+
+    The port is held by a socket bound to it with SO_REUSEADDR and never listening. Linux gives a bound port to no
+    one else: not to a bind to port 0, not to an outgoing connection, not to a bind to it without SO_REUSEADDR. The
+    server it is meant for binds it with SO_REUSEADDR, as uvicorn, Python's HTTP servers, gRPC and docker-proxy do,
+    which Linux allows beside a socket that does not listen, and then listens on it. Until then nothing answers
+    there, so it is also the port of "nothing listens here" tests.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind((host, 0))
+        yield int(holder.getsockname()[1])
+
+
+def restarted(first: Emulator) -> Emulator:
+    """An emulator that comes back where the stopped `first` was, with its state: on the gRPC port `first` bound
+    (its clients' address). A gRPC server takes no socket handed over, so the port is bound again by number; it binds
+    without SO_REUSEPORT, so should anything have taken the port in the meantime, the start fails saying so."""
+    from dataclasses import replace
+
+    from doki_cli.emulator.server import Emulator
+
+    return Emulator(replace(first.config, grpc_port=first.grpc_port))
+
+
+def unavailable(reason: str, required_by: str = "DOKI_REQUIRE_DOCKER") -> NoReturn:
+    """Skip the test for `reason` (what this machine lacks), or fail it where `required_by`=1 says it must run (CI)."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{required_by}=1 but {reason}")
+    pytest.skip(reason)
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -10,7 +10,12 @@ leak even where production's formatter would mask it, as any other handler print
   have exited;
 - the logs (stdout and stderr) of the containers it ran through `tests.helpers.container`, `container_output` or
   `remove_container`, taken before they are removed, and the log of each image `tests.helpers.build_image` built;
-- what fixtures add: the emulator's stored logs (the output of the containers it ran as Cloud Run revisions).
+- what fixtures add: the emulator's stored logs (the output of the containers it ran as Cloud Run revisions);
+- what the test read with `capsys`/`capfd` (and their binary forms): `readouterr()` takes the text out of what pytest
+  keeps for the report, so each read is handed to the check as it happens.
+It needs pytest's capture on: a session run with `-s` (`--capture=no`) would print the tests' output straight to the
+terminal where no check reads it, and `--capture=tee-sys` would show a leaked secret before the check could mask it,
+so either fails the session at once, saying so; `capsys.disabled()` fails the test that uses it, for the same reason.
 A secret found there fails that test, naming the secret by its label and where it was seen (a command line, a
 container), never printing the value (the report's captured output shows the label in its place).
 
@@ -30,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.capture import CaptureFixture, CaptureResult
 from pydantic import AliasChoices, SecretStr
 
 from doki.settings import Settings
-from tests.helpers import OUTPUTS, SECRETS
+from tests.helpers import OUTPUTS, SECRETS, record
 
 # SecretStr in Settings, yet public by design: every OAuth URL carries the client id, browsers hold the anon key.
 PUBLIC_SETTINGS = frozenset({"google_client_id", "supabase_anon_key"})
@@ -92,8 +98,49 @@ def _masked(value: Any) -> Any:
     return value
 
 
+NEEDS_CAPTURE = (
+    "the leak check (tests/leakcheck.py) reads what each test prints through pytest's capture, and --capture={} "
+    "keeps it from that: run without -s / --capture=no / --capture=tee-sys (a test's output shows in its report when "
+    "it fails, or with -rP when it passes)"
+)
+
+
+def _read_and_seen(capture: CaptureFixture[Any]) -> CaptureResult[Any]:
+    """CaptureFixture.readouterr, the text it takes out of pytest's keeping handed to the check first."""
+    result: CaptureResult[Any] = _READOUTERR(capture)
+    name = capture.request.fixturename
+    for stream, text in (("stdout", result.out), ("stderr", result.err)):
+        record(f"the {stream} the test read with {name}", text)
+    return result
+
+
+def _disabled(capture: CaptureFixture[Any]) -> Any:
+    pytest.fail(
+        f"{capture.request.fixturename}.disabled() prints where the leak check (tests/leakcheck.py) cannot read: "
+        "print through the capture instead",
+        pytrace=False,
+    )
+
+
+_READOUTERR = CaptureFixture.readouterr
+
+
 class LeakCheck:
     """The pytest plugin (registered by tests/conftest.py)."""
+
+    def __init__(self) -> None:
+        self._patches = pytest.MonkeyPatch()
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        # Without the capture plugin (-p no:capture) there is no capture at all: as --capture=no.
+        method = config.getoption("capture", default="no")
+        if method in ("no", "tee-sys"):
+            raise pytest.UsageError(NEEDS_CAPTURE.format(method))
+        self._patches.setattr(CaptureFixture, "readouterr", _read_and_seen)
+        self._patches.setattr(CaptureFixture, "disabled", _disabled)
+
+    def pytest_unconfigure(self) -> None:
+        self._patches.undo()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

@@ -79,6 +79,27 @@ def test_a_failing_assert_quoting_it() -> None:
     assert KEY == "another value", f"got {KEY}"
 
 
+def test_reading_it_back_with_capsys(capsys: pytest.CaptureFixture[str]) -> None:
+    print(KEY)
+    assert capsys.readouterr().out == KEY + "\\n"
+
+
+def test_reading_it_back_with_capfd(capfd: pytest.CaptureFixture[str]) -> None:
+    run([sys.executable, "-c", "import os, sys; sys.stderr.write(os.environ['DEMO'])"], env=clean_env(DEMO=KEY))
+    assert capfd.readouterr().err == KEY
+
+
+def test_printing_with_capture_disabled(capsys: pytest.CaptureFixture[str]) -> None:
+    with capsys.disabled():
+        print("out of the check's sight")
+
+
+@pytest.mark.prints_secrets
+def test_reading_it_back_on_purpose(capsys: pytest.CaptureFixture[str]) -> None:
+    print(KEY)
+    assert capsys.readouterr().out == KEY + "\\n"
+
+
 @pytest.mark.prints_secrets
 def test_printing_it_on_purpose() -> None:
     print(KEY)
@@ -215,6 +236,9 @@ def python(script: str) -> str:
             f"the demo key in the stderr of `{python(STDERR_AFTER_A_LINE)}`",
         ),
         ("test_a_process_run_printing_it", f"the demo key in the stdout of `{python(PRINT_IT)}`"),
+        # What the test read back is gone from pytest's capture: the check saw it as it was read.
+        ("test_reading_it_back_with_capsys", "the demo key in the stdout the test read with capsys"),
+        ("test_reading_it_back_with_capfd", "the demo key in the stderr the test read with capfd"),
     ],
 )
 def test_a_test_that_leaks_a_secret_fails_naming_it_and_where(leaky_run: str, test: str, reason: str) -> None:
@@ -257,6 +281,7 @@ def test_a_test_failing_for_its_own_reason_keeps_it_and_is_told_of_the_leak_too(
     "test",
     [
         "test_printing_it_on_purpose",
+        "test_reading_it_back_on_purpose",
         "test_printing_nothing_secret",
         "test_printing_only_a_short_value",
         "test_a_process_printing_nothing_secret",
@@ -264,6 +289,31 @@ def test_a_test_failing_for_its_own_reason_keeps_it_and_is_told_of_the_leak_too(
 )
 def test_a_test_that_leaks_nothing_or_says_it_prints_secrets_passes(leaky_run: str, test: str) -> None:
     assert outcome(leaky_run, test) == "PASSED"
+
+
+def test_printing_past_the_capture_fails_the_test_saying_the_check_cannot_see_it(leaky_run: str) -> None:
+    assert outcome(leaky_run, "test_printing_with_capture_disabled") == (
+        "FAILED - Failed: capsys.disabled() prints where the leak check (tests/leakcheck.py) cannot read: "
+        "print through the capture instead"
+    )
+    assert "out of the check's sight" not in leaky_run
+
+
+@pytest.mark.parametrize("capture", [["-s"], ["--capture=no"], ["--capture=tee-sys"], ["-p", "no:capture"]])
+def test_a_session_without_capture_refuses_to_run_rather_than_check_nothing(tmp_path: Path, capture: list[str]) -> None:
+    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "test_leaky.py").write_text(LEAKY_TESTS)
+    result = run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--basetemp={tmp_path / 'tmp'}", *capture],
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(REPO)),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert "the leak check (tests/leakcheck.py) reads what each test prints through pytest's capture" in result.stderr
+    assert "0123456789+abcdef" not in result.stdout + result.stderr  # no test ran, so nothing printed the key
 
 
 def test_secrets_are_found_raw_or_url_encoded_and_told_by_label() -> None:

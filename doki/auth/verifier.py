@@ -14,7 +14,8 @@ so a forged or misread token is a cross-user data leak. The rules follow RFC 872
   project's own anon and service_role API keys, which are JWTs too (signed with the same legacy secret).
 - Failures say what was wrong in a few fixed words, safe to show a client. No message and no log line ever
   holds a token or a key: errors are built from literals, and library exceptions are not chained onto them.
-- Time comes from one injected clock, for the claims and the key cache alike, so tests can move it.
+- Time comes from one injected clock, for the claims and the key cache alike, so tests can move it; the bound on
+  a JWKS fetch is an injected deadline (asyncio.timeout), so tests can expire it without waiting.
 
 The JWKS cache:
 
@@ -39,6 +40,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -126,6 +128,7 @@ class TokenVerifier:
         fetch_timeout: float = 3.0,
         min_refetch_interval: float = 30.0,
         jwks_max_stale: float = 3600.0,
+        deadline: Callable[[float], AbstractAsyncContextManager[object]] = asyncio.timeout,
     ) -> None:
         unsupported = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
         if unsupported:
@@ -154,6 +157,8 @@ class TokenVerifier:
         self._fetch_timeout = fetch_timeout
         self._min_refetch_interval = min_refetch_interval
         self._max_stale = jwks_max_stale
+        # What ends a fetch that outlasts fetch_timeout; a test passes one that it expires itself, not the clock.
+        self._deadline = deadline
 
         self._keys: dict[str, _SigningKey] = {}
         self._fetched_at: float | None = None  # last successful fetch
@@ -266,7 +271,7 @@ class TokenVerifier:
         try:
             # httpx's timeout bounds each phase; this bounds the whole exchange, a slow trickle included.
             async with (
-                asyncio.timeout(self._fetch_timeout),
+                self._deadline(self._fetch_timeout),
                 self._http.stream(
                     "GET",
                     self._jwks_url,

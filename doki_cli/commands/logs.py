@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -12,7 +14,7 @@ from doki_cli.errors import Code, DokiError
 if TYPE_CHECKING:
     from rich.text import Text
 
-    from doki_cli.gcp.logs import LogLine
+    from doki_cli.gcp.logs import LogLine, LogQuery
     from doki_cli.output import Output
 
 FollowOption = Annotated[
@@ -30,6 +32,9 @@ RevisionOption = Annotated[
 ]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, help="How many of the newest entries to show.")]
 
+_SINCE = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
 # The severity column is as wide as WARNING, the widest name that is common.
 SEVERITY_WIDTH = 7
 SEVERITY_STYLES = {
@@ -40,6 +45,47 @@ SEVERITY_STYLES = {
     "ALERT": "red",
     "EMERGENCY": "red",
 }
+
+
+def parse_since(text: str) -> timedelta:
+    """`30s`, `10m`, `2h` or `1d` as a duration; anything else is a DokiError that shows the format."""
+    match = _SINCE.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise DokiError(
+            Code.BAD_OPTION, f"--since {text} is not a duration", "use a whole number and a unit: 30s, 10m, 2h or 1d"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_severity(text: str) -> str:
+    """A LogSeverity name in any case, upper-cased; anything else is a DokiError listing the names."""
+    from doki_cli.gcp.logs import SEVERITIES
+
+    name = text.strip().upper()
+    if name not in SEVERITIES:
+        raise DokiError(Code.BAD_OPTION, f"--severity {text} is not a severity", f"use one of: {', '.join(SEVERITIES)}")
+    return name
+
+
+def query_from_options(
+    service: str, region: str, *, since: str | None, severity: str | None, revision: str | None
+) -> LogQuery:
+    """The query `doki logs`'s options describe, checked; a bad option is a DokiError saying the fix."""
+    from doki_cli.gcp.logs import LogQuery
+
+    short_revision = None
+    if revision is not None:
+        # A full resource name (projects/.../revisions/api-00002-abc) names the same revision as its last part.
+        short_revision = revision.strip().rstrip("/").rsplit("/", 1)[-1]
+        if not short_revision:
+            raise DokiError(Code.BAD_OPTION, "--revision is empty", "name a revision, e.g. --revision api-00002-abc")
+    return LogQuery(
+        service,
+        region,
+        severity=parse_severity(severity) if severity is not None else None,
+        since=parse_since(since) if since is not None else None,
+        revision=short_revision,
+    )
 
 
 def _human(line: LogLine) -> Text:
@@ -82,11 +128,10 @@ def logs(
     import os
     import sys
 
-    from doki_cli.gcp.logs import LogQuery
-
     app = app_of(ctx)
     out, config = app.output, app.config
-    query = LogQuery.from_options(config.name, config.region, since=since, severity=severity, revision=revision)
+    query = query_from_options(config.name, config.region, since=since, severity=severity, revision=revision)
+    # No credentials found is a DokiError from the client factory; an expired login is one from doki_cli.main.
     adapter = app.google.logs
 
     if not follow:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import queue
-import re
 import threading
 import time
 from collections import deque
@@ -30,11 +29,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from doki_cli.errors import Code, DokiError
+from doki_cli.errors import DokiError
 from doki_cli.gcp.errors import google_error
 from doki_cli.gcp.retry import Retrier, is_transient
+
+if TYPE_CHECKING:
+    from google.api_core.exceptions import GoogleAPICallError
 
 VIEWER_ROLE = "roles/logging.viewer"
 # LogSeverity's names and numbers (google.logging.type.LogSeverity).
@@ -50,8 +52,6 @@ SEVERITIES = {
     "EMERGENCY": 800,
 }
 _SEVERITY_NAMES = {number: name for name, number in SEVERITIES.items()}
-_SINCE = re.compile(r"(\d+)([smhd])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 MAX_PAGE_SIZE = 1000  # ListLogEntries' largest page
 # How long the tail holds entries to hand them over in timestamp order (Google's default is 2 s).
 DEFAULT_BUFFER_WINDOW = 1.0
@@ -70,24 +70,6 @@ POLL_SECONDS = 0.25
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def parse_since(text: str) -> timedelta:
-    """`30s`, `10m`, `2h` or `1d` as a duration; anything else is a DokiError that shows the format."""
-    match = _SINCE.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise DokiError(
-            Code.BAD_OPTION, f"--since {text} is not a duration", "use a whole number and a unit: 30s, 10m, 2h or 1d"
-        )
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def parse_severity(text: str) -> str:
-    """A LogSeverity name in any case, upper-cased; anything else is a DokiError listing the names."""
-    name = text.strip().upper()
-    if name not in SEVERITIES:
-        raise DokiError(Code.BAD_OPTION, f"--severity {text} is not a severity", f"use one of: {', '.join(SEVERITIES)}")
-    return name
 
 
 def _quoted(value: str) -> str:
@@ -116,27 +98,6 @@ class LogQuery:
     severity: str | None = None  # at least this LogSeverity name
     since: timedelta | None = None  # no older than this
     revision: str | None = None  # only this revision (its short name)
-
-    @classmethod
-    def from_options(
-        cls, service: str, region: str, *, since: str | None, severity: str | None, revision: str | None
-    ) -> LogQuery:
-        """The query `doki logs`'s options describe, checked; a bad option is a DokiError saying the fix."""
-        short_revision = None
-        if revision is not None:
-            # A full resource name (projects/.../revisions/api-00002-abc) names the same revision as its last part.
-            short_revision = revision.strip().rstrip("/").rsplit("/", 1)[-1]
-            if not short_revision:
-                raise DokiError(
-                    Code.BAD_OPTION, "--revision is empty", "name a revision, e.g. --revision api-00002-abc"
-                )
-        return cls(
-            service,
-            region,
-            severity=parse_severity(severity) if severity is not None else None,
-            since=parse_since(since) if since is not None else None,
-            revision=short_revision,
-        )
 
     def filter(self, now: datetime | None) -> str:
         """The Logging filter: with `now`, `since` becomes a timestamp bound; without, there is none (live tails)."""
@@ -360,11 +321,19 @@ class Follow:
             responses.cancel()
 
     def __iter__(self) -> Iterator[LogLine]:
-        from google.api_core import exceptions
-
-        retrier = self._logs._retrier
         seen = _Seen()
-        started = self._logs._clock()
+        yield from self._unseen(self._first_listing(), seen)
+        stream = _StreamState(delay=self._logs.retrier.initial)
+        while not self._closed.is_set():
+            attempt = _Attempt()
+            yield from self._follow_stream(attempt, stream, seen)
+            if self._closed.is_set():
+                return
+            self._back_off(attempt, stream)
+
+    def _first_listing(self) -> list[LogLine]:
+        """The newest `limit` entries (within --since), which also set where catch-ups may reach back to."""
+        started = self._logs.now()
         self._newest = _nanos(started)
         if self._query.since is not None:
             # --since counts back from the follow's start, once: a catch-up after a long outage lists all it missed.
@@ -373,63 +342,70 @@ class Follow:
         if len(recent) >= self._limit:
             # The limit cut the listing: what it left out stays out, late or not, ties with the oldest listed too.
             self._floor = recent[0].nanos + 1 if recent else self._newest
-        yield from self._unseen(recent, seen)
-        delay = retrier.initial
-        failing_since: float | None = None  # when the current run of failed connection attempts began
-        outage = False  # told the user the stream is down, and not yet that it is back
-        ever_connected = False
-        while not self._closed.is_set():
-            connected_at: float | None = None
-            failure: exceptions.GoogleAPICallError | None = None
-            stop = threading.Event()
-            try:
-                responses = self._connect(stop)
-                connected_at = retrier.clock()
-                with self._lock:
-                    self._responses = responses
-                    if self._closed.is_set():
-                        return
-                if outage:
-                    self._notice(f"{'Reconnected' if ever_connected else 'Connected'} to the log stream")
-                outage, ever_connected, failing_since = False, True, None
-                # What arrived before the stream was live: written while it was down, or after the listing.
-                listed = self._logs.entries_since(self._query, self._catch_up_from(seen))
-                # Told apart now, while `seen` still holds every entry shown from where the listing starts: handing
-                # out new ones makes it forget old ones, which may come later in the listing.
-                caught_up = [line for line in listed if line.insert_id not in seen]
-                yield from self._unseen(self._live(responses, caught_up), seen)
-            except exceptions.GoogleAPICallError as exc:
+        return recent
+
+    def _follow_stream(self, attempt: _Attempt, stream: _StreamState, seen: _Seen) -> Iterator[LogLine]:
+        """One connection: open the tail, catch up on what it missed, hand out its entries until it ends. A failure
+        worth reconnecting after is left in `attempt`; any other is raised as a DokiError."""
+        from google.api_core import exceptions
+
+        stop = threading.Event()
+        try:
+            responses = self._logs.open_tail(self._query, self._buffer_window, stop)
+            attempt.connected_at = self._logs.retrier.clock()
+            with self._lock:
+                self._responses = responses
                 if self._closed.is_set():
-                    return  # our own cancel
-                if not _worth_reconnecting(exc):
-                    raise self._logs._error(exc) from None
-                failure = exc
-            finally:
-                stop.set()
-                with self._lock:
-                    responses, self._responses = self._responses, None
-                if responses is not None:
-                    responses.cancel()
+                    return
+            self._connected(stream)
+            yield from self._unseen(self._live(responses, self._catch_up(seen)), seen)
+        except exceptions.GoogleAPICallError as exc:
             if self._closed.is_set():
-                return
-            now = retrier.clock()
-            if connected_at is not None and now - connected_at >= retrier.maximum:
-                delay = retrier.initial  # a stream that lived a while is not a failing one: back off from the start
-            wait = delay * (0.5 + retrier.jitter() / 2)
-            if connected_at is None:
-                # Only failed connection attempts count towards the deadline: a live stream may drop at any time.
-                failing_since = now if failing_since is None else failing_since
-                if failure is not None and now + wait - failing_since > retrier.deadline:
-                    raise self._logs._error(failure)
-            if not outage:
-                outage = True
-                reason = failure.message if failure is not None else "the server ended it"
-                if connected_at is None:
-                    self._notice(f"Could not open the log stream ({reason}); retrying")
-                else:
-                    self._notice(f"Lost the log stream ({reason}); reconnecting")
-            retrier.sleep(wait)
-            delay = min(delay * 2, retrier.maximum)
+                return  # our own cancel
+            if not _worth_reconnecting(exc):
+                raise self._logs.error(exc) from None
+            attempt.failure = exc
+        finally:
+            stop.set()
+            with self._lock:
+                responses, self._responses = self._responses, None
+            if responses is not None:
+                responses.cancel()
+
+    def _connected(self, stream: _StreamState) -> None:
+        if stream.outage:
+            self._notice(f"{'Reconnected' if stream.ever_connected else 'Connected'} to the log stream")
+        stream.outage, stream.ever_connected, stream.failing_since = False, True, None
+
+    def _catch_up(self, seen: _Seen) -> list[LogLine]:
+        """What arrived before the stream was live: written while it was down, or after the listing."""
+        listed = self._logs.entries_since(self._query, self._catch_up_from(seen))
+        # Told apart now, while `seen` still holds every entry shown from where the listing starts: handing out new
+        # ones makes it forget old ones, which may come later in the listing.
+        return [line for line in listed if line.insert_id not in seen]
+
+    def _back_off(self, attempt: _Attempt, stream: _StreamState) -> None:
+        """Wait before reconnecting, telling the user once per outage; a connection that keeps failing past the
+        Retrier's deadline is raised as a DokiError."""
+        retrier = self._logs.retrier
+        now = retrier.clock()
+        if attempt.connected_at is not None and now - attempt.connected_at >= retrier.maximum:
+            stream.delay = retrier.initial  # a stream that lived a while is not a failing one: back off from the start
+        wait = stream.delay * (0.5 + retrier.jitter() / 2)
+        if attempt.connected_at is None:
+            # Only failed connection attempts count towards the deadline: a live stream may drop at any time.
+            stream.failing_since = now if stream.failing_since is None else stream.failing_since
+            if attempt.failure is not None and now + wait - stream.failing_since > retrier.deadline:
+                raise self._logs.error(attempt.failure)
+        if not stream.outage:
+            stream.outage = True
+            reason = attempt.failure.message if attempt.failure is not None else "the server ended it"
+            if attempt.connected_at is None:
+                self._notice(f"Could not open the log stream ({reason}); retrying")
+            else:
+                self._notice(f"Lost the log stream ({reason}); reconnecting")
+        retrier.sleep(wait)
+        stream.delay = min(stream.delay * 2, retrier.maximum)
 
     def _catch_up_from(self, seen: _Seen) -> int:
         """Where a catch-up listing starts: LATENESS_MARGIN before the newest entry shown, for late arrivals, but not
@@ -443,7 +419,7 @@ class Follow:
             if seen.add(line.insert_id, line.nanos):
                 # Never past our own clock: an entry from a writer whose clock runs ahead (Cloud Logging takes them
                 # up to a day ahead) would move every later catch-up past the entries written meanwhile.
-                self._newest = max(self._newest, min(line.nanos, _nanos(self._logs._clock())))
+                self._newest = max(self._newest, min(line.nanos, _nanos(self._logs.now())))
                 yield line
 
     def _live(self, responses: Iterable[Any], caught_up: list[LogLine]) -> Iterator[LogLine]:
@@ -457,15 +433,16 @@ class Follow:
         """
         tail = _TailReader(responses)
         held = caught_up
-        deadline = time.monotonic() + self._buffer_window + HANDOVER_MARGIN
+        monotonic = self._logs.monotonic
+        deadline = monotonic() + self._buffer_window + HANDOVER_MARGIN
         while True:
-            timeout = POLL_SECONDS if not held else min(POLL_SECONDS, max(0.0, deadline - time.monotonic()))
+            timeout = POLL_SECONDS if not held else min(POLL_SECONDS, max(0.0, deadline - monotonic()))
             response = tail.next(timeout)
             if response is _END:
                 yield from held
                 return
             if response is None:
-                if held and time.monotonic() >= deadline:
+                if held and monotonic() >= deadline:
                     yield from held
                     held = []
                 continue
@@ -478,31 +455,50 @@ class Follow:
                 held = []
             yield from lines
 
-    def _connect(self, stop: threading.Event) -> Any:
-        """Open the tail; returns once the stream is live (the client waits for the first response)."""
-        from google.cloud.logging_v2.types import TailLogEntriesRequest
 
-        request = TailLogEntriesRequest(
-            resource_names=[f"projects/{self._logs.project}"],
-            filter=self._query.filter(None),
-            buffer_window=timedelta(seconds=self._buffer_window),
-        )
-        # retry=None: the client's own retry would resend a request stream that was already read; Follow retries.
-        return self._logs._client.tail_log_entries(requests=_open_requests(request, stop), retry=None)
+@dataclass
+class _StreamState:
+    """How a follow's stream has fared across connections: the backoff, and what the user was told of it."""
+
+    delay: float  # the next wait before reconnecting, before jitter
+    failing_since: float | None = None  # when the current run of failed connection attempts began
+    outage: bool = False  # told the user the stream is down, and not yet that it is back
+    ever_connected: bool = False
+
+
+@dataclass
+class _Attempt:
+    """One connection attempt: when it went live (None: it never did), and the failure that ended it, if any."""
+
+    connected_at: float | None = None
+    failure: GoogleAPICallError | None = None  # worth reconnecting after
 
 
 class Logs:
     """Reads one project's log entries; every call retried by the Retrier, every Google error a DokiError."""
 
     def __init__(
-        self, client: Any, project: str, retrier: Retrier, *, clock: Callable[[], datetime] = _utc_now
+        self,
+        client: Any,
+        project: str,
+        retrier: Retrier,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self.project = project
-        self._retrier = retrier
+        self.retrier = retrier
         self._clock = clock
+        # What a follow measures its handover wait with (the tail's first batch, or a buffer window without one).
+        self.monotonic = monotonic
 
-    def _error(self, exc: Exception) -> DokiError:
+    def now(self) -> datetime:
+        """The time on the clock the adapter was given (what --since counts back from)."""
+        return self._clock()
+
+    def error(self, exc: Exception) -> DokiError:
+        """A Google error met while reading this project's logs, as the DokiError that says the fix."""
         return google_error(
             exc, action="reading the logs of", resource=f"projects/{self.project}", api="logging", role=VIEWER_ROLE
         )
@@ -516,9 +512,9 @@ class Logs:
             return [log_line(entry) for entry in islice(pages, limit)]
 
         try:
-            return self._retrier.call(fetch)
+            return self.retrier.call(fetch)
         except exceptions.GoogleAPICallError as exc:
-            raise self._error(exc) from None
+            raise self.error(exc) from None
 
     def recent(self, query: LogQuery, limit: int) -> list[LogLine]:
         """The newest `limit` entries that match, oldest first."""
@@ -553,6 +549,19 @@ class Logs:
             "page_size": MAX_PAGE_SIZE,
         }
         return self._list(request, None)
+
+    def open_tail(self, query: LogQuery, buffer_window: float, stop: threading.Event) -> Any:
+        """Open a tail (held open until `stop`); returns once the stream is live (the client waits for the first
+        response)."""
+        from google.cloud.logging_v2.types import TailLogEntriesRequest
+
+        request = TailLogEntriesRequest(
+            resource_names=[f"projects/{self.project}"],
+            filter=query.filter(None),
+            buffer_window=timedelta(seconds=buffer_window),
+        )
+        # retry=None: the client's own retry would resend a request stream that was already read; Follow retries.
+        return self._client.tail_log_entries(requests=_open_requests(request, stop), retry=None)
 
     def follow(
         self,

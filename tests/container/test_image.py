@@ -4,7 +4,7 @@ publishing on these machines)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from tests.container.conftest import PLANTED_SECRET, Build, build_image
-from tests.helpers import container, container_output, free_port, wait_for_http
+from tests.helpers import container, container_output, wait_for_http
 
 
 @contextmanager
@@ -32,8 +32,10 @@ def _wait_status(started: Any, statuses: set[str], timeout: float = 30.0) -> str
     raise AssertionError(f"container stayed {started.status}; logs:\n{started.logs().decode()}")
 
 
-def test_the_image_serves_the_health_body_and_docs_on_a_custom_port(docker_client: Any, image: Build) -> None:
-    port = free_port()
+def test_the_image_serves_the_health_body_and_docs_on_a_custom_port(
+    docker_client: Any, image: Build, reserve_port: Callable[[], int]
+) -> None:
+    port = reserve_port()
     with _run(docker_client, image, environment={"PORT": str(port)}):
         response = wait_for_http(f"http://127.0.0.1:{port}/")
         assert response.status_code == 200
@@ -46,8 +48,8 @@ def test_the_image_runs_as_a_non_root_user(docker_client: Any, image: Build) -> 
     assert output.strip() == "1000"
 
 
-def test_the_healthcheck_turns_healthy(docker_client: Any, image: Build) -> None:
-    port = free_port()
+def test_the_healthcheck_turns_healthy(docker_client: Any, image: Build, reserve_port: Callable[[], int]) -> None:
+    port = reserve_port()
     # The image's own check command; only the interval is shortened so the test need not wait 30 s.
     healthcheck = {"interval": 500_000_000, "timeout": 5_000_000_000, "retries": 3}
     with _run(docker_client, image, environment={"PORT": str(port)}, healthcheck=healthcheck) as started:
@@ -109,8 +111,8 @@ def test_a_cold_container_compiles_no_module_to_start_and_answer_its_first_reque
     assert from_source == []
 
 
-def test_sigterm_ends_the_container_cleanly(docker_client: Any, image: Build) -> None:
-    port = free_port()
+def test_sigterm_ends_the_container_cleanly(docker_client: Any, image: Build, reserve_port: Callable[[], int]) -> None:
+    port = reserve_port()
     with _run(docker_client, image, environment={"PORT": str(port)}) as started:
         wait_for_http(f"http://127.0.0.1:{port}/")
         started.stop(timeout=10)  # SIGTERM, then SIGKILL after 10 s, as Cloud Run does
@@ -120,8 +122,10 @@ def test_sigterm_ends_the_container_cleanly(docker_client: Any, image: Build) ->
         assert "Finished server process" in started.logs().decode()
 
 
-def test_a_production_container_missing_secrets_exits_and_names_them(docker_client: Any, image: Build) -> None:
-    environment = {"ENVIRONMENT": "production", "ALLOWED_ORIGINS": "https://app.doki.com", "PORT": str(free_port())}
+def test_a_production_container_missing_secrets_exits_and_names_them(
+    docker_client: Any, image: Build, reserve_port: Callable[[], int]
+) -> None:
+    environment = {"ENVIRONMENT": "production", "ALLOWED_ORIGINS": "https://app.doki.com", "PORT": str(reserve_port())}
     with _run(docker_client, image, environment=environment) as started:
         _wait_status(started, {"exited"})
         assert started.attrs["State"]["ExitCode"] == 78

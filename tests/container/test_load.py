@@ -11,7 +11,7 @@ import asyncio
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 
 from tests.fakes.postgrest import FakePostgrest
 from tests.fakes.supabase_auth import FakeSupabaseAuth
-from tests.helpers import Build, container, free_port, secret, wait_for_http
+from tests.helpers import Build, container, secret, wait_for_http
 
 pytestmark = pytest.mark.docker
 
@@ -95,8 +95,10 @@ def supabase() -> Iterator[FakeSupabaseAuth]:
 
 
 @pytest.fixture
-def production_container(docker_client: Any, image: Build, supabase: FakeSupabaseAuth) -> Iterator[tuple[Any, str]]:
-    port = free_port()
+def production_container(
+    docker_client: Any, image: Build, supabase: FakeSupabaseAuth, reserve_port: Callable[[], int]
+) -> Iterator[tuple[Any, str]]:
+    port = reserve_port()
     environment = {
         "ENVIRONMENT": "production",
         "PORT": str(port),

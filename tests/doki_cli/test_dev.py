@@ -8,10 +8,11 @@ import socket
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from doki_cli.main import app
-from tests.helpers import CliRunner, clean_env, free_port, running, wait_for_http
+from tests.helpers import CliRunner, clean_env, running, wait_for_http
 
 DOKI = str(Path(sys.executable).with_name("doki"))
 runner = CliRunner()
@@ -22,8 +23,10 @@ def _first_line(proc: subprocess.Popen[str]) -> str:
     return proc.stdout.readline()
 
 
-def test_doki_dev_serves_the_health_contract_with_nothing_configured(tmp_path: Path) -> None:
-    port = free_port()
+def test_doki_dev_serves_the_health_contract_with_nothing_configured(
+    tmp_path: Path, reserve_port: Callable[[], int]
+) -> None:
+    port = reserve_port()
     with running([DOKI, "dev", "--port", str(port)], cwd=tmp_path, env=clean_env()) as proc:
         assert _first_line(proc) == f"Doki backend (development) at http://127.0.0.1:{port}\n"
         response = wait_for_http(f"http://127.0.0.1:{port}/", proc=proc)
@@ -41,26 +44,28 @@ def test_doki_dev_serves_the_health_contract_with_nothing_configured(tmp_path: P
     assert (tmp_path / ".doki" / ".gitignore").read_text() == "*\n"
 
 
-def test_doki_dev_keeps_its_generated_keys_across_restarts(tmp_path: Path) -> None:
+def test_doki_dev_keeps_its_generated_keys_across_restarts(tmp_path: Path, reserve_port: Callable[[], int]) -> None:
     seen = []
     for _ in range(2):
-        port = free_port()
+        port = reserve_port()
         with running([DOKI, "dev", "--no-reload", "--port", str(port)], cwd=tmp_path, env=clean_env()) as proc:
             assert wait_for_http(f"http://127.0.0.1:{port}/", proc=proc).status_code == 200
         seen.append(json.loads((tmp_path / ".doki" / "dev-keys.json").read_text()))
     assert seen[0] == seen[1]
 
 
-def test_doki_dev_honours_port_from_the_environment(tmp_path: Path) -> None:
-    port = free_port()
+def test_doki_dev_honours_port_from_the_environment(tmp_path: Path, reserve_port: Callable[[], int]) -> None:
+    port = reserve_port()
     with running([DOKI, "dev", "--no-reload"], cwd=tmp_path, env=clean_env(PORT=str(port))) as proc:
         assert _first_line(proc) == f"Doki backend (development) at http://127.0.0.1:{port}\n"
         assert wait_for_http(f"http://127.0.0.1:{port}/", proc=proc).json() == {"message": "Doki Backend up"}
 
 
-def test_doki_dev_runs_in_development_even_when_dotenv_says_production(tmp_path: Path) -> None:
+def test_doki_dev_runs_in_development_even_when_dotenv_says_production(
+    tmp_path: Path, reserve_port: Callable[[], int]
+) -> None:
     (tmp_path / ".env").write_text("ENVIRONMENT=production\n")
-    port = free_port()
+    port = reserve_port()
     with running([DOKI, "dev", "--no-reload", "--port", str(port)], cwd=tmp_path, env=clean_env()) as proc:
         assert wait_for_http(f"http://127.0.0.1:{port}/auth/me", proc=proc).status_code == 200
 
@@ -78,9 +83,11 @@ def test_doki_dev_on_a_busy_port_says_so_and_how_to_fix_it() -> None:
     )
 
 
-def test_doki_dev_lists_every_configuration_problem_before_starting(tmp_path: Path) -> None:
+def test_doki_dev_lists_every_configuration_problem_before_starting(
+    tmp_path: Path, reserve_port: Callable[[], int]
+) -> None:
     (tmp_path / ".env").write_text("ALLOWED_ORIGINS=*,https://ok.example.com/\nENCRYPTION_KEY=not-a-key\n")
-    result = runner.invoke(app, ["dev", "--port", str(free_port())])
+    result = runner.invoke(app, ["dev", "--port", str(reserve_port())])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[0] == ("Error [config_invalid]: Doki cannot start: 3 configuration problem(s)")
     assert "ALLOWED_ORIGINS contains '*'" in result.stderr

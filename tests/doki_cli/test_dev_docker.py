@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,15 @@ import pytest
 from docker.errors import NotFound
 
 from doki_cli.main import app
-from tests.helpers import BASE_IMAGE, CliRunner, clean_env, copy_checkout, free_port, remove_container, running
+from tests.helpers import (
+    BASE_IMAGE,
+    CliRunner,
+    clean_env,
+    copy_checkout,
+    remove_container,
+    running,
+    unavailable,
+)
 
 runner = CliRunner()
 DOKI = str(Path(sys.executable).with_name("doki"))
@@ -35,9 +44,11 @@ def _dev_docker(root: Path, port: int, *extra: str) -> Any:
     return runner.invoke(app, [*args, "--base-image", BASE_IMAGE, *extra])
 
 
-def test_dev_docker_runs_the_image_with_dotenv_and_the_projects_dev_keys(docker_client: Any, project: Path) -> None:
+def test_dev_docker_runs_the_image_with_dotenv_and_the_projects_dev_keys(
+    docker_client: Any, project: Path, reserve_port: Callable[[], int]
+) -> None:
     (project / ".env").write_text("ALLOWED_ORIGINS=http://localhost:4000\n")
-    port = free_port()
+    port = reserve_port()
     result = _dev_docker(project, port, "--detach")
     assert result.exit_code == 0, result.output
     assert f"Doki backend (container {CONTAINER}) at http://127.0.0.1:{port}\n" in result.stdout
@@ -53,17 +64,21 @@ def test_dev_docker_runs_the_image_with_dotenv_and_the_projects_dev_keys(docker_
     assert env["ENVIRONMENT"] == "development"
 
 
-def test_dev_docker_replaces_the_previous_container(docker_client: Any, project: Path) -> None:
-    assert _dev_docker(project, free_port(), "--detach").exit_code == 0
+def test_dev_docker_replaces_the_previous_container(
+    docker_client: Any, project: Path, reserve_port: Callable[[], int]
+) -> None:
+    assert _dev_docker(project, reserve_port(), "--detach").exit_code == 0
     first = docker_client.containers.get(CONTAINER).id
-    assert _dev_docker(project, free_port(), "--detach").exit_code == 0
+    assert _dev_docker(project, reserve_port(), "--detach").exit_code == 0
     assert docker_client.containers.get(CONTAINER).id != first
     assert first not in [c.id for c in docker_client.containers.list(all=True)]
 
 
-def test_a_container_that_exits_shows_its_last_lines_and_is_removed(docker_client: Any, project: Path) -> None:
+def test_a_container_that_exits_shows_its_last_lines_and_is_removed(
+    docker_client: Any, project: Path, reserve_port: Callable[[], int]
+) -> None:
     (project / ".env").write_text("ENCRYPTION_KEY=not-a-fernet-key\n")
-    result = _dev_docker(project, free_port(), "--detach")
+    result = _dev_docker(project, reserve_port(), "--detach")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error [container_exited]: the container exited with code 78 before serving")
     assert "ENCRYPTION_KEY key #1 is not a valid Fernet key" in result.stderr
@@ -76,9 +91,9 @@ def test_a_container_that_exits_shows_its_last_lines_and_is_removed(docker_clien
     ("sent", "code"), [(signal.SIGINT, 0), (signal.SIGTERM, 143)], ids=["Ctrl-C", "SIGTERM from a process manager"]
 )
 def test_ctrl_c_or_sigterm_stops_and_removes_the_container(
-    docker_client: Any, project: Path, sent: signal.Signals, code: int
+    docker_client: Any, project: Path, sent: signal.Signals, code: int, reserve_port: Callable[[], int]
 ) -> None:
-    port = free_port()
+    port = reserve_port()
     args = [DOKI, "dev", "--docker", "--port", str(port), "--base-image", BASE_IMAGE]
     with running(args, cwd=project, env=clean_env()) as proc:
         assert proc.stdout is not None
@@ -93,10 +108,12 @@ def test_ctrl_c_or_sigterm_stops_and_removes_the_container(
         docker_client.containers.get(CONTAINER)
 
 
-def test_publishing_serves_the_backend_on_the_published_port(docker_client: Any, project: Path) -> None:
+def test_publishing_serves_the_backend_on_the_published_port(
+    docker_client: Any, project: Path, reserve_port: Callable[[], int]
+) -> None:
     if not docker_client.networks.list(names=["bridge"]):
-        pytest.skip("this engine has no bridge network (dockerd --bridge=none), so it cannot publish ports")
-    port = free_port()
+        unavailable("the Docker engine has no bridge network (dockerd --bridge=none), so it cannot publish ports")
+    port = reserve_port()
     result = _dev_docker(project, port, "--detach", "--network", "publish")
     assert result.exit_code == 0, result.output
     assert httpx.get(f"http://127.0.0.1:{port}/").json() == {"message": "Doki Backend up"}

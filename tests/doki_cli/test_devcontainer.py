@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,7 +12,6 @@ from doki_cli.devcontainer import run_dev_container, wait_until_serving
 from doki_cli.engine import DockerEngine
 from doki_cli.errors import DokiError
 from doki_cli.output import Output
-from tests.helpers import free_port
 
 
 class SilentContainer:
@@ -24,7 +24,7 @@ class SilentContainer:
         return "booting...\nstill booting...\n"
 
 
-def test_a_container_that_never_answers_is_given_up_on_with_its_last_lines() -> None:
+def test_a_container_that_never_answers_is_given_up_on_with_its_last_lines(reserve_port: Callable[[], int]) -> None:
     now = [0.0]
     sleeps: list[float] = []
 
@@ -34,7 +34,9 @@ def test_a_container_that_never_answers_is_given_up_on_with_its_last_lines() -> 
 
     container: Any = SilentContainer()
     with pytest.raises(DokiError) as caught:
-        wait_until_serving(container, f"http://127.0.0.1:{free_port()}", timeout=5, clock=lambda: now[0], sleep=sleep)
+        wait_until_serving(
+            container, f"http://127.0.0.1:{reserve_port()}", timeout=5, clock=lambda: now[0], sleep=sleep
+        )
     assert caught.value.code == "container_not_ready"
     assert caught.value.message.endswith("within 5 s; its last lines:\nbooting...\nstill booting...\n")
     assert 20 <= len(sleeps) <= 30  # polled every 0.2 s of the fake clock until the deadline
@@ -50,7 +52,9 @@ class BridgelessClient:
             return []
 
 
-def test_publishing_on_an_engine_without_a_bridge_is_refused_before_building_or_replacing(tmp_path: Any) -> None:
+def test_publishing_on_an_engine_without_a_bridge_is_refused_before_building_or_replacing(
+    tmp_path: Any, reserve_port: Callable[[], int]
+) -> None:
     (tmp_path / "doki.toml").write_text(
         '[service]\nname = "svc"\nproject = "proj-1"\nregion = "us-central1"\nrepository = "r"\n'
     )
@@ -60,7 +64,7 @@ def test_publishing_on_an_engine_without_a_bridge_is_refused_before_building_or_
             Output(),
             DockerEngine(BridgelessClient()),
             config,
-            port=free_port(),
+            port=reserve_port(),
             host_network=False,
             detach=True,
             base_image=None,

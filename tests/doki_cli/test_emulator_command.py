@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 
 from doki_cli.emulator.process import LOG_FILE
 from doki_cli.main import app
-from tests.helpers import CliRunner, Process, clean_env, free_port, run
+from tests.helpers import CliRunner, Process, clean_env, run
 
 runner = CliRunner()
 DOKI = str(Path(sys.executable).with_name("doki"))
@@ -26,8 +26,8 @@ def doki(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def ports() -> tuple[int, int, int]:
-    return free_port(), free_port(), free_port()
+def ports(reserve_port: Callable[[], int]) -> tuple[int, int, int]:
+    return reserve_port(), reserve_port(), reserve_port()
 
 
 def port_options(ports: tuple[int, int, int]) -> list[str]:
@@ -158,7 +158,9 @@ def test_stop_ends_the_process_and_status_then_says_none_runs(started: Path, por
     assert doki("emulator", "stop", cwd=started).stdout == f"No emulator is running for {state_dir}\n"
 
 
-def test_a_port_in_use_fails_the_start_with_the_log_and_leaves_no_record(tmp_path: Path) -> None:
+def test_a_port_in_use_fails_the_start_with_the_log_and_leaves_no_record(
+    tmp_path: Path, reserve_port: Callable[[], int]
+) -> None:
     log = tmp_path / ".doki" / "emulator" / LOG_FILE
     log.parent.mkdir(parents=True)
     log.write_text("an earlier run's line\n")  # the log is kept across starts: only this start's part is shown
@@ -170,7 +172,7 @@ def test_a_port_in_use_fails_the_start_with_the_log_and_leaves_no_record(tmp_pat
             "emulator",
             "start",
             "--no-docker",
-            *("--port", str(free_port()), "--rest-port", str(port), "--registry-port", str(free_port())),
+            *("--port", str(reserve_port()), "--rest-port", str(port), "--registry-port", str(reserve_port())),
             cwd=tmp_path,
         )
     assert result.returncode == 1

@@ -20,10 +20,13 @@ import pytest
 from google.cloud import run_v2
 from google.cloud.logging_v2.types import LogEntry
 
+from doki_cli.commands.logs import parse_severity, parse_since, query_from_options
 from doki_cli.emulator.server import Emulator
+from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.interrupts import is_interrupt
 from doki_cli.main import app
+from tests.doki_cli.gcp.test_logs_adapter import BASE_FILTER, NOW
 from tests.helpers import CliRunner, Process, clean_env
 
 runner = CliRunner()
@@ -388,3 +391,51 @@ def test_an_error_raised_while_ctrl_c_unwinds_still_counts_as_ctrl_c() -> None:
     assert is_interrupt(caught.value)
     assert is_interrupt(KeyboardInterrupt())
     assert not is_interrupt(RuntimeError("a real failure"))
+
+
+# The options, read into a query
+
+
+def test_each_option_adds_its_restriction_and_since_counts_back_from_now() -> None:
+    query = query_from_options("api", "us-central1", since="10m", severity="warning", revision="api-00002-abc")
+    assert query.filter(NOW) == (
+        f'{BASE_FILTER} AND severity>=WARNING AND timestamp>="2026-11-27T03:00:05.123000000Z" '
+        'AND resource.labels.revision_name="api-00002-abc"'
+    )
+    # The live tail has no time bound: everything it sees is new.
+    assert query.filter(None) == (
+        f'{BASE_FILTER} AND severity>=WARNING AND resource.labels.revision_name="api-00002-abc"'
+    )
+
+
+def test_a_revision_given_by_its_full_resource_name_is_matched_by_its_short_name() -> None:
+    full = "projects/proj-1/locations/us-central1/services/api/revisions/api-00002-abc"
+    query = query_from_options("api", "us-central1", since=None, severity=None, revision=full)
+    assert query.revision == "api-00002-abc"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30s", timedelta(seconds=30)), ("10m", timedelta(minutes=10)), ("2h", timedelta(hours=2)), ("1d", timedelta(1))],
+)
+def test_since_reads_seconds_minutes_hours_and_days(text: str, expected: timedelta) -> None:
+    assert parse_since(text) == expected
+
+
+@pytest.mark.parametrize("text", ["10", "10x", "1.5h", "-5m", "0m", "m", "10 minutes"])
+def test_since_refuses_anything_else_and_shows_the_format(text: str) -> None:
+    with pytest.raises(DokiError) as caught:
+        parse_since(text)
+    assert (caught.value.code, caught.value.message, caught.value.hint) == (
+        "bad_option",
+        f"--since {text} is not a duration",
+        "use a whole number and a unit: 30s, 10m, 2h or 1d",
+    )
+
+
+def test_severity_names_are_read_in_any_case_and_others_are_refused_with_the_list() -> None:
+    assert parse_severity("Warning") == "WARNING"
+    with pytest.raises(DokiError) as caught:
+        parse_severity("WARN")
+    assert caught.value.message == "--severity WARN is not a severity"
+    assert caught.value.hint == "use one of: DEFAULT, DEBUG, INFO, NOTICE, WARNING, ERROR, CRITICAL, ALERT, EMERGENCY"

@@ -3,21 +3,25 @@ across the moment the follow starts and across a lost stream, all arrive, once e
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from google.cloud.logging_v2.types import LogEntry
 
+from doki_cli.emulator.cloudlogging import state as log_store
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.logs import LogLine, LogQuery, Logs
 from doki_cli.gcp.retry import Retrier
 from tests.doki_cli.test_logs import TOML, Follower, labels, wait_for_tail
-from tests.helpers import free_port
+from tests.helpers import restarted
 
 WRITERS = 4
 PER_WRITER = 1000
@@ -94,13 +98,43 @@ def test_a_burst_from_several_writers_written_as_the_follow_starts_arrives_compl
     assert proc.interrupt() == (0, "", "")
 
 
+class HeldClock:
+    """The emulator's clock for its tails' buffer windows: time.monotonic, or held still while a test says so."""
+
+    def __init__(self) -> None:
+        self._held: float | None = None
+
+    def monotonic(self) -> float:
+        return self._held if self._held is not None else time.monotonic()
+
+    def hold(self) -> None:
+        self._held = time.monotonic()
+
+    def let_go(self) -> None:
+        self._held = None
+
+
+@pytest.fixture
+def tail_clock(monkeypatch: pytest.MonkeyPatch) -> HeldClock:
+    """The emulator's tails measure their buffer window on this clock (its log store reads `time` for nothing else
+    but the wall-clock stamps it gives entries, which stay real)."""
+    clock = HeldClock()
+    monkeypatch.setattr(log_store, "time", SimpleNamespace(monotonic=clock.monotonic, time_ns=time.time_ns))
+    return clock
+
+
 def test_writers_that_stamp_their_own_entries_reach_a_follow_in_timestamp_order(
-    emulator: Emulator, clients: ClientFactory, follower: Callable[..., Follower]
+    emulator: Emulator, clients: ClientFactory, follower: Callable[..., Follower], tail_clock: HeldClock
 ) -> None:
     # As logging agents do: each writer stamps an entry when its program printed it and sends it a moment later,
-    # so entries reach Cloud Logging a little out of timestamp order; the tail's buffer window puts them back.
+    # so entries reach Cloud Logging a little out of timestamp order; the tail's buffer window puts them back. How
+    # long that moment lasts is up to the scheduler, so the window's clock is held while the writers write: every
+    # entry arrives within one window, however long a writer waits between stamping and sending.
     proc = follower("--json", "logs", "-f")
     wait_for_tail(emulator)
+    # Once the follow prints this, it has made its catch-up listing: the burst reaches it through the tail alone.
+    emit(emulator, -1, 0)
+    assert [json.loads(line)["message"] for line in proc.lines(1)] == ["w-1 0"]
     client = clients.logging()
     per_writer = 250
 
@@ -113,7 +147,9 @@ def test_writers_that_stamp_their_own_entries_reach_a_follow_in_timestamp_order(
         )
         client.write_log_entries(entries=[entry])
 
+    tail_clock.hold()
     run_writers(write, per_writer=per_writer)
+    tail_clock.let_go()
     entries = [json.loads(line) for line in proc.lines(WRITERS * per_writer)]
     assert_complete_and_ordered(
         [entry["message"] for entry in entries],
@@ -127,11 +163,10 @@ def test_writers_that_stamp_their_own_entries_reach_a_follow_in_timestamp_order(
 def test_a_burst_across_a_lost_stream_arrives_complete_and_in_order(tmp_path: Path) -> None:
     # The emulator stops halfway through the burst and comes back with its state: the follow reconnects and fetches
     # what it had not yet been handed (held in the tail's buffer window when the stream went, or written after).
-    config = EmulatorConfig(grpc_port=free_port(), state_dir=tmp_path / "state")
     lines: list[LogLine] = []
     done = threading.Event()
     total = WRITERS * PER_WRITER
-    first = Emulator(config).start()
+    first = Emulator(EmulatorConfig(state_dir=tmp_path / "state")).start()
     follow = Logs(ClientFactory(first.grpc_address).logging(), "proj-1", Retrier(initial=0.05, maximum=0.2)).follow(
         LogQuery("api", "us-central1"), 10, buffer_window=0.5
     )
@@ -149,7 +184,7 @@ def test_a_burst_across_a_lost_stream_arrives_complete_and_in_order(tmp_path: Pa
         run_writers(lambda writer, number: emit(first, writer, number), per_writer=PER_WRITER // 2)
     finally:
         first.stop()
-    with Emulator(config) as second:
+    with restarted(first) as second:
         run_writers(lambda writer, number: emit(second, writer, number + PER_WRITER // 2), per_writer=PER_WRITER // 2)
         assert done.wait(timeout=30), f"{len(lines)} of {total} entries arrived"
         follow.close()
@@ -171,8 +206,9 @@ class WritesAroundTheCatchUp(Logs):
         before_tail: dict[str, datetime] | None = None,
         before: dict[str, datetime] | None = None,
         after: dict[str, datetime] | None = None,
+        monotonic: Callable[[], float],
     ) -> None:
-        super().__init__(clients.logging(), "proj-1", Retrier())
+        super().__init__(clients.logging(), "proj-1", Retrier(), monotonic=monotonic)
         self._writer = clients.logging()
         self._before_tail, self._before, self._after = before_tail or {}, before or {}, after or {}
 
@@ -204,6 +240,9 @@ def test_entries_listed_when_the_tail_opens_wait_for_older_ones_the_tail_still_h
         clients,
         before={"stamped second, arrived first": now + timedelta(milliseconds=2)},
         after={"stamped first, arrived late": now + timedelta(milliseconds=1)},
+        # The follow's handover wait never runs out: the listed entry goes out only with the tail's first batch,
+        # however long the tail takes to send it.
+        monotonic=lambda: 0.0,
     )
     with logs.follow(LogQuery("api", "us-central1"), 10, buffer_window=0.2) as follow:
         lines = iter(follow)
@@ -214,7 +253,12 @@ def test_entries_listed_when_the_tail_opens_wait_for_older_ones_the_tail_still_h
 
 
 def test_entries_listed_when_the_tail_opens_still_go_out_when_the_tail_has_nothing(clients: ClientFactory) -> None:
-    logs = WritesAroundTheCatchUp(clients, before_tail={"before the tail": datetime.now(UTC)})
+    # Each reading an hour after the last: the follow's handover wait has run out by the time it looks again, so the
+    # listed entry goes out although the tail sends nothing, without waiting a buffer window.
+    hours = itertools.count(step=3600.0)
+    logs = WritesAroundTheCatchUp(
+        clients, before_tail={"before the tail": datetime.now(UTC)}, monotonic=lambda: next(hours)
+    )
     with logs.follow(LogQuery("api", "us-central1"), 10, buffer_window=0.2) as follow:
         assert next(iter(follow)).message == "before the tail"
 

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import socket
 import threading
 import time
 import uuid
@@ -132,9 +133,12 @@ class FakeSupabaseAuth:
         self._lock = threading.Lock()
         self._behaviour = _Behaviour()
         self._release = threading.Event()
+        # Set when a JWKS request reaches the server: a test waits for it instead of guessing how long that takes.
+        self.fetch_arrived = threading.Event()
         self._requests: list[str] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._holder: socket.socket | None = None  # the port, held while the server is down
         self.port = 0
         self.es256 = self.new_key("ES256")
         self.rs256 = self.new_key("RS256")
@@ -159,6 +163,7 @@ class FakeSupabaseAuth:
     def stop(self) -> None:
         self._release.set()  # free any handler that is hanging, so its thread ends
         self._shutdown()
+        self._let_go()
 
     def __enter__(self) -> FakeSupabaseAuth:
         return self.start()
@@ -167,12 +172,23 @@ class FakeSupabaseAuth:
         self.stop()
 
     def go_down(self) -> None:
-        """Stop listening: connections are refused until `come_back_up`."""
+        """Stop listening: connections are refused until `come_back_up`, which listens on the same port again. The
+        port stays held meanwhile by a socket bound to it that does not listen (so connections are refused), with
+        SO_REUSEADDR so the server can bind beside it when it comes back: nothing else can take the port."""
         self._release.set()
         self._shutdown()
+        self._holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._holder.bind(("127.0.0.1", self.port))
 
     def come_back_up(self) -> None:
         self._serve(port=self.port)
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
 
     @property
     def url(self) -> str:
@@ -224,10 +240,12 @@ class FakeSupabaseAuth:
     # --- behaviour ------------------------------------------------------------------------------------------
 
     def hang(self, seconds: float = 10.0) -> None:
-        """Every JWKS request waits `seconds` (or until released) before answering normally."""
+        """Every JWKS request waits `seconds` (or until released) before answering normally; `fetch_arrived` tells
+        when the next one has arrived."""
         with self._lock:
             self._behaviour = _Behaviour(hang_seconds=seconds)
             self._release = threading.Event()
+            self.fetch_arrived.clear()
 
     def respond_with(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
         """Every JWKS request gets exactly this answer."""
@@ -517,6 +535,7 @@ class FakeSupabaseAuth:
         if path != JWKS_PATH:
             self._send(handler, 404, b'{"error":"not found"}', {})
             return
+        self.fetch_arrived.set()
         if behaviour.hang_seconds:
             release.wait(behaviour.hang_seconds)
         body = behaviour.body if behaviour.body is not None else _json(self.jwks())

@@ -16,9 +16,9 @@ import random
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import FrozenInstanceError
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -42,6 +42,7 @@ USER_ID = "8d1b3b5e-2f4a-4c7e-9a1d-3f6b2c9e0a17"
 TTL = 600.0
 REFETCH_INTERVAL = 30.0
 MAX_STALE = 3600.0
+T = TypeVar("T")
 
 
 # --- harness ----------------------------------------------------------------------------------------------------
@@ -58,6 +59,55 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+# Longer than any test takes, so only a Deadline the test expires ends a hanging fetch (never httpx's own timeouts).
+FETCH_TIMEOUT = 600.0
+# How long a test waits for something that takes milliseconds before failing, saying what never happened.
+PATIENCE = 60.0
+
+
+async def fetch_arrived(auth: FakeSupabaseAuth) -> None:
+    """Once the JWKS request the verifier started has reached the fake server."""
+    arrived = await asyncio.to_thread(auth.fetch_arrived.wait, PATIENCE)
+    assert arrived, "the verifier never asked for the JWKS"
+
+
+async def released_once_fetching(
+    auth: FakeSupabaseAuth, verifications: list[Coroutine[Any, Any, Principal]]
+) -> list[Principal | BaseException]:
+    """The outcomes of `verifications`, run at once against a hanging JWKS that answers once a fetch reached it: by
+    then every verification has run up to the fetch or the wait for it (the event loop ran each before any I/O)."""
+    running = asyncio.gather(*verifications, return_exceptions=True)
+    await fetch_arrived(auth)
+    auth.behave_normally()
+    return await running
+
+
+class Deadline:
+    """The verifier's fetch deadline, expired by the test instead of by the passing of time."""
+
+    def __init__(self) -> None:
+        self.armed: list[float] = []  # the seconds each fetch's deadline was set to
+        self._timeouts: list[asyncio.Timeout] = []
+
+    def __call__(self, seconds: float) -> asyncio.Timeout:
+        self.armed.append(seconds)
+        self._timeouts.append(asyncio.timeout(None))
+        return self._timeouts[-1]
+
+    def expire(self) -> None:
+        for timeout in self._timeouts:
+            timeout.reschedule(asyncio.get_running_loop().time())
+
+    async def expired_once_fetching(
+        self, auth: FakeSupabaseAuth, verifications: list[Coroutine[Any, Any, Principal]]
+    ) -> list[Principal | BaseException]:
+        """The outcomes of `verifications`, run at once, the deadline expired once the JWKS fetch reached `auth`."""
+        running = asyncio.gather(*verifications, return_exceptions=True)
+        await fetch_arrived(auth)
+        self.expire()
+        return await running
 
 
 def assert_safe_to_show(text: str, token: object) -> None:
@@ -92,11 +142,8 @@ class Verifier:
             self.runner.run(self.inner.verify(token))
         return self._checked(caught.value, token, 503)
 
-    def verify_all(self, tokens: list[str]) -> list[Principal | BaseException]:
-        async def all_at_once() -> list[Principal | BaseException]:
-            return await asyncio.gather(*(self.inner.verify(t) for t in tokens), return_exceptions=True)
-
-        return self.runner.run(all_at_once())
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.runner.run(coroutine)
 
     @staticmethod
     def _checked(error: AuthError, token: object, status: int) -> str:
@@ -629,8 +676,10 @@ def test_a_concurrent_flood_of_unknown_kids_costs_one_refetch(
 ) -> None:
     verifier.accepts(auth.mint())
     clock.advance(REFETCH_INTERVAL + 1)
-    auth.hang(0.2)  # keep the refetch in flight while the others arrive
-    results = verifier.verify_all([auth.mint(kid=random_kid()) for _ in range(50)])
+    auth.hang()
+    results = verifier.run(
+        released_once_fetching(auth, [verifier.inner.verify(auth.mint(kid=random_kid())) for _ in range(50)])
+    )
     assert all(isinstance(r, InvalidTokenError) for r in results)
     assert auth.fetch_count == 2
 
@@ -641,9 +690,9 @@ def test_concurrent_verifications_on_a_cold_cache_share_one_fetch(
 ) -> None:
     # Also without a rate limit: sharing the in-flight fetch is the lock's job, not the rate limit's.
     verifier = make_verifier(min_refetch_interval=refetch_interval)
-    auth.hang(0.3)
+    auth.hang()
     tokens = [auth.mint({"sub": str(i)}, alg=("ES256", "RS256")[i % 2]) for i in range(30)]
-    results = verifier.verify_all(tokens)
+    results = verifier.run(released_once_fetching(auth, [verifier.inner.verify(token) for token in tokens]))
     assert [r.user_id for r in results if isinstance(r, Principal)] == [str(i) for i in range(30)]
     assert auth.fetch_count == 1
 
@@ -684,11 +733,11 @@ def test_a_verification_cancelled_mid_fetch_does_not_hold_back_the_next_one(
     auth: FakeSupabaseAuth, verifier: Verifier
 ) -> None:
     token = auth.mint()
-    auth.hang(5)
+    auth.hang()
 
     async def cancel_during_fetch() -> None:
         task = asyncio.ensure_future(verifier.inner.verify(token))
-        await asyncio.sleep(0.2)
+        await fetch_arrived(auth)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -711,23 +760,26 @@ def test_an_unreachable_jwks_makes_verification_unavailable(auth: FakeSupabaseAu
 def test_a_hanging_jwks_is_given_up_on_within_the_fetch_timeout(
     auth: FakeSupabaseAuth, make_verifier: Callable[..., Verifier]
 ) -> None:
-    impatient = make_verifier(fetch_timeout=0.3)
-    auth.hang(10)
-    started = time.monotonic()
-    impatient.is_unavailable_for(auth.mint())
-    assert 0.25 <= time.monotonic() - started < 1.5
+    deadline = Deadline()
+    impatient = make_verifier(fetch_timeout=FETCH_TIMEOUT, deadline=deadline)
+    auth.hang()
+    [result] = impatient.run(deadline.expired_once_fetching(auth, [impatient.inner.verify(auth.mint())]))
+    assert isinstance(result, AuthUnavailableError)
+    # The one deadline bounds the whole fetch, and lasts fetch_timeout.
+    assert deadline.armed == [FETCH_TIMEOUT]
     assert auth.fetch_count == 1
 
 
 def test_concurrent_verifications_during_a_hang_wait_for_one_timeout_not_one_each(
     auth: FakeSupabaseAuth, make_verifier: Callable[..., Verifier]
 ) -> None:
-    impatient = make_verifier(fetch_timeout=0.3)
-    auth.hang(10)
-    started = time.monotonic()
-    results = impatient.verify_all([auth.mint() for _ in range(20)])
-    assert time.monotonic() - started < 1.5
+    deadline = Deadline()
+    impatient = make_verifier(fetch_timeout=FETCH_TIMEOUT, deadline=deadline)
+    auth.hang()
+    verifications = [impatient.inner.verify(auth.mint()) for _ in range(20)]
+    results = impatient.run(deadline.expired_once_fetching(auth, verifications))
     assert all(isinstance(r, AuthUnavailableError) for r in results)
+    assert deadline.armed == [FETCH_TIMEOUT]
     assert auth.fetch_count == 1
 
 

@@ -5,6 +5,7 @@ registry; the digest a tag points at; pushes that fail with the fix for the regi
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,6 @@ from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory, RegistryLogin
 from doki_cli.gcp.google import Google
 from tests.fakes.google_oauth import ACCESS_TOKEN, FakeTokenEndpoint
-from tests.helpers import free_port
 
 IMAGE = "us-central1-docker.pkg.dev/p/apps/api"
 DIGEST_A = "sha256:" + "a" * 64
@@ -135,13 +135,13 @@ def test_pushing_an_image_that_is_not_built_says_to_build_it(emulator: Emulator,
 
 
 def test_a_push_to_an_emulator_registry_that_does_not_answer_says_to_check_the_emulator(
-    emulator: Emulator, docker_client: Any, tmp_path: Path
+    emulator: Emulator, docker_client: Any, tmp_path: Path, reserve_port: Callable[[], int]
 ) -> None:
     from docker.errors import ImageNotFound
 
     from doki_cli.engine import DockerEngine
 
-    dead = f"127.0.0.1:{free_port()}"
+    dead = f"127.0.0.1:{reserve_port()}"
     factory = ClientFactory(emulator.grpc_address, emulator.rest_url, dead)
     (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY app.txt /app.txt\n")
     (tmp_path / "app.txt").write_text("hello\n")

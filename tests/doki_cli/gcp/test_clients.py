@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
-from tests.helpers import free_port
 
 
 def test_a_bad_emulator_address_is_refused_with_the_fix() -> None:
@@ -38,8 +39,10 @@ def test_every_grpc_client_shares_one_channel_to_the_emulator(emulator: Emulator
     assert base_url == emulator.rest_url
 
 
-def test_an_emulator_that_does_not_answer_is_said_at_once_with_how_to_start_it_or_leave_it() -> None:
-    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+def test_an_emulator_that_does_not_answer_is_said_at_once_with_how_to_start_it_or_leave_it(
+    reserve_port: Callable[[], int],
+) -> None:
+    address = f"127.0.0.1:{reserve_port()}"  # nothing listens there
     with pytest.raises(DokiError) as failed:
         ClientFactory(address).secret_manager()
     assert (failed.value.code, failed.value.message) == (

@@ -19,9 +19,9 @@ from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.errors import DokiError
 from doki_cli.gcp import logs as logs_module
 from doki_cli.gcp.clients import ClientFactory
-from doki_cli.gcp.logs import Follow, LogLine, LogQuery, Logs, log_line, parse_severity, parse_since
+from doki_cli.gcp.logs import Follow, LogLine, LogQuery, Logs, log_line
 from doki_cli.gcp.retry import Retrier
-from tests.helpers import free_port
+from tests.helpers import restarted
 
 NOW = datetime(2026, 11, 27, 3, 10, 5, 123000, tzinfo=UTC)
 LABELS = {
@@ -144,54 +144,9 @@ def test_the_filter_names_the_service_and_region_only_by_default() -> None:
     assert QUERY.filter(NOW) == BASE_FILTER
 
 
-def test_each_option_adds_its_restriction_and_since_counts_back_from_now() -> None:
-    query = LogQuery.from_options("api", "us-central1", since="10m", severity="warning", revision="api-00002-abc")
-    assert query.filter(NOW) == (
-        f'{BASE_FILTER} AND severity>=WARNING AND timestamp>="2026-11-27T03:00:05.123000000Z" '
-        'AND resource.labels.revision_name="api-00002-abc"'
-    )
-    # The live tail has no time bound: everything it sees is new.
-    assert query.filter(None) == (
-        f'{BASE_FILTER} AND severity>=WARNING AND resource.labels.revision_name="api-00002-abc"'
-    )
-
-
-def test_a_revision_given_by_its_full_resource_name_is_matched_by_its_short_name() -> None:
-    full = "projects/proj-1/locations/us-central1/services/api/revisions/api-00002-abc"
-    query = LogQuery.from_options("api", "us-central1", since=None, severity=None, revision=full)
-    assert query.revision == "api-00002-abc"
-
-
 def test_quotes_in_a_revision_cannot_end_the_filter_string() -> None:
     query = LogQuery("api", "us-central1", revision='x" OR "y')
     assert query.filter(None).endswith('resource.labels.revision_name="x\\" OR \\"y"')
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("30s", timedelta(seconds=30)), ("10m", timedelta(minutes=10)), ("2h", timedelta(hours=2)), ("1d", timedelta(1))],
-)
-def test_since_reads_seconds_minutes_hours_and_days(text: str, expected: timedelta) -> None:
-    assert parse_since(text) == expected
-
-
-@pytest.mark.parametrize("text", ["10", "10x", "1.5h", "-5m", "0m", "m", "10 minutes"])
-def test_since_refuses_anything_else_and_shows_the_format(text: str) -> None:
-    with pytest.raises(DokiError) as caught:
-        parse_since(text)
-    assert (caught.value.code, caught.value.message, caught.value.hint) == (
-        "bad_option",
-        f"--since {text} is not a duration",
-        "use a whole number and a unit: 30s, 10m, 2h or 1d",
-    )
-
-
-def test_severity_names_are_read_in_any_case_and_others_are_refused_with_the_list() -> None:
-    assert parse_severity("Warning") == "WARNING"
-    with pytest.raises(DokiError) as caught:
-        parse_severity("WARN")
-    assert caught.value.message == "--severity WARN is not a severity"
-    assert caught.value.hint == "use one of: DEFAULT, DEBUG, INFO, NOTICE, WARNING, ERROR, CRITICAL, ALERT, EMERGENCY"
 
 
 # Entries as lines
@@ -379,8 +334,7 @@ def test_a_follow_gives_up_when_the_tail_stays_unavailable_past_the_deadline(
 
 
 def test_a_follow_survives_an_emulator_restart_without_gaps_or_repeats(tmp_path: Path, collect: Collect) -> None:
-    config = EmulatorConfig(grpc_port=free_port(), state_dir=tmp_path / "state")
-    first = Emulator(config).start()
+    first = Emulator(EmulatorConfig(state_dir=tmp_path / "state")).start()
     try:
         emit(first, "before")
         factory = ClientFactory(first.grpc_address)
@@ -395,7 +349,7 @@ def test_a_follow_survives_an_emulator_restart_without_gaps_or_repeats(tmp_path:
         assert collector.take(1) == ["live"]
     finally:
         first.stop()
-    with Emulator(config) as second:
+    with restarted(first) as second:
         emit(second, "after the restart")
         assert collector.take(1) == ["after the restart"]
         emit(second, "live again")

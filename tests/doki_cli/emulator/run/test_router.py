@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -10,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from doki_cli.emulator.run.router import Backend, Proxy, WeightedRoundRobin
+from doki_cli.emulator.run.router import Backend, Proxy, WeightedRoundRobin, free_port, port_free
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -158,3 +159,42 @@ def test_a_proxy_takes_the_port_it_asks_for_and_another_when_that_one_is_taken(u
 
     assert second.port != first.port
     assert reused.port == first.port
+
+
+# The ports handed to revisions' containers
+
+
+def _binds(port: int, *, reuse: bool) -> bool:
+    """Whether another process's socket could bind `port` now (with SO_REUSEADDR, as servers do, or without)."""
+    with socket.socket() as other:
+        if reuse:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            other.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def test_a_port_handed_to_a_container_is_held_for_it_and_only_its_server_can_listen_there() -> None:
+    port = free_port()
+    assert not _binds(port, reuse=False)  # anything else, or a port found by binding port 0, is kept off
+    # The container's server binds with SO_REUSEADDR and answers there.
+    server = ThreadingHTTPServer(("127.0.0.1", port), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/ready").json()["path"] == "/ready"
+        assert not port_free(port)  # a revision started again waits for another port while its old server listens
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert port_free(port)  # gone: the revision may have its port again
+    assert not _binds(port, reuse=False)
+
+
+def test_ports_no_other_revision_has_are_let_go_when_the_next_one_is_handed_out() -> None:
+    kept = free_port()
+    dropped = free_port(taken=frozenset({kept}))  # its revision is then deleted: no revision has it any more
+    assert free_port(taken=frozenset({kept})) not in (kept, dropped)
+    assert not _binds(kept, reuse=False)
+    assert _binds(dropped, reuse=False)
