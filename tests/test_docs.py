@@ -251,3 +251,39 @@ def test_every_docs_page_opens_with_a_title_and_an_introduction_and_has_sections
     assert heads[0][0] == 1 and heads[0][2] == 0, "the page starts with a # title"
     assert len(heads) > 1 and text[: heads[1][2]].count("\n") > 2, "a short introduction comes before the first section"
     assert sum(1 for level, _, _ in heads if level == 2) >= 2, "the page has sections"
+
+
+# References from the code, its templates and tools into the docs: each names a page (and heading) that exists.
+
+REFERRING = [
+    *sorted((REPO / "doki_cli").rglob("*.py")),
+    *sorted((REPO / "doki_cli" / "templates").glob("*.tmpl")),
+    *sorted((REPO / "doki").rglob("*.py")),
+    *sorted((REPO / "scripts").glob("*")),
+    *sorted((REPO / "bench").glob("*")),
+    *sorted((REPO / ".ci").glob("*")),
+    REPO / "constraints.txt",
+    REPO / "Dockerfile",
+]
+
+
+def _references() -> list[tuple[Path, str]]:
+    found = []
+    for file in REFERRING:
+        if file.is_file():
+            text = file.read_text(errors="replace")
+            found += [(file, ref) for ref in re.findall(r"(?:docs/[\w-]+\.md|README\.md)(?:#[\w-]+)?", text)]
+    return found
+
+
+def test_the_code_refers_to_the_docs() -> None:
+    assert any(ref.startswith("docs/configuration.md") for _, ref in _references())
+
+
+@pytest.mark.parametrize(("file", "ref"), _references(), ids=[f"{f.name}->{r}" for f, r in _references()])
+def test_every_reference_from_the_code_into_the_docs_resolves(file: Path, ref: str) -> None:
+    path, _, anchor = ref.partition("#")
+    target = REPO / path
+    assert target.exists() or target in NOT_YET_WRITTEN, f"{file.relative_to(REPO)} refers to {ref}: no such page"
+    if anchor:
+        assert anchor in anchors(target.read_text()), f"{file.relative_to(REPO)} refers to {ref}: no such heading"
