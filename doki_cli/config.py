@@ -239,7 +239,7 @@ def load_config(
         raise DokiError(
             Code.CONFIG_INVALID,
             f"{config_path} {where} has {_count(problems)}:\n" + "\n".join(f"  - {p}" for p in problems),
-            "fix doki.toml (its keys are described in the README)",
+            "fix doki.toml (its keys are described in docs/configuration.md)",
         )
     assert config is not None
     return replace(config, release=release_config, build=build_config)

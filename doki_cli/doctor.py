@@ -137,7 +137,12 @@ def _production(config: ServiceConfig) -> Check:
 def _dockerfile_user(config: ServiceConfig) -> Check:
     dockerfile = config.root / "Dockerfile"
     if not dockerfile.exists():
-        return Check("dockerfile user", FAIL, f"no Dockerfile in {config.root}", "add one (see the README)")
+        return Check(
+            "dockerfile user",
+            FAIL,
+            f"no Dockerfile in {config.root}",
+            "add one (see docs/deploying.md#the-container-image)",
+        )
     user = None
     for line in dockerfile.read_text().splitlines():
         words = line.strip().split()

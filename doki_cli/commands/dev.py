@@ -80,7 +80,7 @@ def dev(
         raise DokiError(
             Code.CONFIG_INVALID,
             exc.render(),
-            "fix these values in your environment or .env (see the README's configuration section)",
+            "fix these values in your environment or .env (see docs/configuration.md)",
         ) from None
 
     # Fail here, in words, rather than in a uvicorn traceback after the banner said all was well.

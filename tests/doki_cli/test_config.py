@@ -23,7 +23,7 @@ def problems(tmp_path: Path, text: str, **kwargs: str) -> list[str]:
     with pytest.raises(DokiError) as caught:
         load_config(write(tmp_path, text), **kwargs)
     assert caught.value.code == "config_invalid"
-    assert caught.value.hint == "fix doki.toml (its keys are described in the README)"
+    assert caught.value.hint == "fix doki.toml (its keys are described in docs/configuration.md)"
     return [line[4:] for line in caught.value.message.splitlines()[1:]]
 
 
