@@ -13,9 +13,8 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from doki_cli.deploy.planner import REDIRECT_ENV, REDIRECT_PATH, Change, EditPlan, Plan
+from doki_cli.deploy.ports import RunPort, SecretsPort
 from doki_cli.errors import Code, DokiError
-from doki_cli.gcp.run import CloudRun
-from doki_cli.gcp.secretmanager import SecretManager
 from doki_cli.model import LiveService
 from doki_cli.output import Output
 
@@ -123,13 +122,13 @@ def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
     }
 
 
-def apply_edit(run: CloudRun, plan: EditPlan, *, on_progress: Callable[[str], None]) -> LiveService:
+def apply_edit(run: RunPort, plan: EditPlan, *, on_progress: Callable[[str], None]) -> LiveService:
     """Write `plan` in one read-modify-write; a service changed since the plan is read again and the edit decided on
     it, so nothing someone else changed in between is overwritten. Waits until Cloud Run has made the change."""
     return run.update(plan.service, plan.decide, on_progress=on_progress)
 
 
-def grant_access(secrets: SecretManager, plan: Plan, *, on_progress: Callable[[str], None]) -> None:
+def grant_access(secrets: SecretsPort, plan: Plan, *, on_progress: Callable[[str], None]) -> None:
     """Let the runtime account read the secrets the plan found it cannot: first, as a revision that cannot read its
     secrets never becomes Ready."""
     assert plan.member is not None, "a plan grants only to the account doki.toml names"
@@ -138,7 +137,7 @@ def grant_access(secrets: SecretManager, plan: Plan, *, on_progress: Callable[[s
         secrets.grant(secret, plan.member)
 
 
-def serving_now(run: CloudRun, name: str) -> str:
+def serving_now(run: RunPort, name: str) -> str:
     """What the service serves, read again after an interrupt, for the message that says where things stand; a
     read that fails (or a second Ctrl-C) leaves it to `doki status`."""
     from doki_cli.model import serving_text
@@ -172,8 +171,8 @@ def invoker_progress(plan: Plan) -> str:
 class Executor:
     def __init__(
         self,
-        run: CloudRun,
-        secrets: SecretManager,
+        run: RunPort,
+        secrets: SecretsPort,
         *,
         health: Callable[[str], None],
         on_progress: Callable[[str], None],

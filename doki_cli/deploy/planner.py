@@ -19,9 +19,8 @@ from doki_cli.config import (
     kept_setting_problems,
     resource_problems,
 )
+from doki_cli.deploy.ports import RunPort, SecretsPort
 from doki_cli.errors import Code, DokiError
-from doki_cli.gcp.run import CloudRun
-from doki_cli.gcp.secretmanager import SecretManager
 from doki_cli.model import Edit, LiveService, RevisionInfo, Scaling, ServiceSpec, pinned
 
 REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
@@ -144,7 +143,7 @@ def refuse_what_cloud_run_would(config: ServiceConfig, live: LiveService) -> Non
         )
 
 
-def secret_version(secrets: SecretManager, env_name: str, ref: SecretRef) -> int:
+def secret_version(secrets: SecretsPort, env_name: str, ref: SecretRef) -> int:
     """The number of the version `ref` names, which must exist and be enabled: a revision that cannot read a secret
     never starts, so a deploy stops here (exit 78) before it writes anything."""
     if not secrets.exists(ref.secret):
@@ -188,7 +187,7 @@ def _cpu(value: str) -> str:
 
 class Planner:
     def __init__(
-        self, run: CloudRun, secrets: SecretManager, digest_of: Callable[[str], str | None] | None = None
+        self, run: RunPort, secrets: SecretsPort, digest_of: Callable[[str], str | None] | None = None
     ) -> None:
         """`digest_of(image)`: the digest an Artifact Registry tag points at (None: unknown), to see a live image
         pinned by digest as the tag it came from."""
@@ -409,7 +408,7 @@ class EditPlan:
         return self.edit
 
 
-def _edit_plan(run: CloudRun, live: LiveService, changes: list[Change], **how: object) -> EditPlan:
+def _edit_plan(run: RunPort, live: LiveService, changes: list[Change], **how: object) -> EditPlan:
     return EditPlan(live.name, run.path(live.name), run.endpoint, live, changes, **how)  # type: ignore[arg-type]
 
 
@@ -418,7 +417,7 @@ def _retry_change(live: LiveService) -> Change:
     return Change("revision", f"{live.stuck} (not ready)", "a new revision")
 
 
-def read_live(run: CloudRun, name: str) -> LiveService:
+def read_live(run: RunPort, name: str) -> LiveService:
     """The live service a change starts from; service_not_found when there is none."""
     from doki_cli.gcp.run import service_not_found
 
@@ -428,7 +427,7 @@ def read_live(run: CloudRun, name: str) -> LiveService:
     return live
 
 
-def plan_env(run: CloudRun, live: LiveService, variable: str, value: str) -> EditPlan:
+def plan_env(run: RunPort, live: LiveService, variable: str, value: str) -> EditPlan:
     """One plain variable of the serving container set to `value`. Unchanged, yet the live template's revision never
     became Ready: a new revision with the same value, as a deploy would make."""
     before = live.spec.env.get(variable) if variable in live.spec.env else None
@@ -442,7 +441,7 @@ def plan_env(run: CloudRun, live: LiveService, variable: str, value: str) -> Edi
 SCALING_FIELDS = ("min_instances", "max_instances", "memory", "cpu", "concurrency")
 
 
-def plan_scaling(run: CloudRun, live: LiveService, scaling: Scaling) -> EditPlan:
+def plan_scaling(run: RunPort, live: LiveService, scaling: Scaling) -> EditPlan:
     """Scaling and resources as given (None keeps a value), validated as doki.toml is and against the settings made
     outside doki.toml that the revision keeps; DokiError `bad_scale` when Cloud Run would refuse them."""
     spec = live.spec
@@ -475,7 +474,7 @@ def plan_scaling(run: CloudRun, live: LiveService, scaling: Scaling) -> EditPlan
     return _edit_plan(run, live, changes, edit=Edit(scaling=scaling, new_revision=retry) if changes else None)
 
 
-def plan_pin(run: CloudRun, live: LiveService, revisions: list[RevisionInfo], target: str) -> EditPlan:
+def plan_pin(run: RunPort, live: LiveService, revisions: list[RevisionInfo], target: str) -> EditPlan:
     """All traffic to `target`, tagged targets kept at 0%; nothing when it serves all of it already."""
     serving = max(revisions, key=lambda r: r.percent, default=None)
     if serving is not None and serving.name == target and serving.percent == 100:

@@ -38,10 +38,9 @@ from doki_cli.deploy.executor import (
 from doki_cli.deploy.health import Fetch, SmokeCheckFailed, smoke_test
 from doki_cli.deploy.lock import LOCK, Lock
 from doki_cli.deploy.planner import Plan, Planner, refuse_what_cloud_run_would
+from doki_cli.deploy.ports import RunPort, SecretsPort
 from doki_cli.deploy.traffic import TAG_PREFIX
 from doki_cli.errors import EXIT_BUILD_FAILED, EXIT_CHECK_FAILED, Code, DokiError
-from doki_cli.gcp.run import CloudRun
-from doki_cli.gcp.secretmanager import SecretManager
 from doki_cli.gitinfo import Commit
 from doki_cli.interrupts import deferred_interrupt, is_interrupt
 from doki_cli.model import CHECKS_FAILED, Edit, LiveService, Staged, Target
@@ -178,8 +177,8 @@ class Release:
 
     def __init__(
         self,
-        run: CloudRun,
-        secret_manager: SecretManager,
+        run: RunPort,
+        secret_manager: SecretsPort,
         *,
         images: ImageSource,
         push_secrets: Callable[[], list[dict[str, Any]]] | None,
