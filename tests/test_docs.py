@@ -20,6 +20,8 @@ from tests.helpers import REPO
 README = REPO / "README.md"
 DOCS = REPO / "docs"
 PAGES = [README, *sorted(DOCS.glob("*.md"))]
+
+
 def _opening_commands() -> list[str]:
     return re.findall(r"```bash\n(.+?)\n```", README.read_text(), flags=re.S)[:2]
 
