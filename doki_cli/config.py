@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +20,32 @@ from doki_cli.errors import Code, DokiError
 DEFAULT_CONFIG = Path("doki.toml")
 # gcloud's own repository for source deploys: the name users already have when they have deployed before.
 DEFAULT_REPOSITORY = "cloud-run-source-deploy"
-DEFAULTS: dict[str, Any] = {
-    "region": "us-central1",
-    "repository": DEFAULT_REPOSITORY,
-    "port": 8080,
-    "memory": "512Mi",
-    "cpu": "1",
-    "concurrency": 80,
-    "timeout_seconds": 300,
-    "min_instances": 0,
-    "max_instances": 10,
-    "ingress": "all",
-    "service_account": None,
-    "allow_unauthenticated": True,
-    # Off: anyone may invoke the service without the allUsers binding that domain restricted sharing refuses
-    # (https://cloud.google.com/run/docs/securing/managing-access#invoker_check). Unset: as the live service has it
-    # (gcloud's --no-invoker-iam-check is the usual way around that policy, and a deploy must not undo it).
-    "invoker_iam_check": None,
+DEFAULT_REGION = "us-central1"
+# The [service] keys with a default: ServiceConfig's fields of the same names hold them.
+SETTINGS = (
+    "port",
+    "memory",
+    "cpu",
+    "concurrency",
+    "timeout_seconds",
+    "min_instances",
+    "max_instances",
+    "ingress",
+    "service_account",
+    "allow_unauthenticated",
+    "invoker_iam_check",
+)
+# The whole-number settings and what Cloud Run accepts of each, for doki.toml and `doki scale` alike
+# (https://cloud.google.com/run/docs/configuring/services/cpu and the pages beside it on concurrency, request timeout
+# and instances).
+RANGES = {
+    "port": (1, 65535),
+    "concurrency": (1, 1000),
+    "timeout_seconds": (1, 3600),
+    "min_instances": (0, 1000),
+    "max_instances": (1, 1000),
 }
-KNOWN_KEYS = {"name", "project", "env", "secrets", *DEFAULTS}
+KNOWN_KEYS = {"name", "project", "region", "repository", "env", "secrets", *SETTINGS}
 RELEASE_KEYS = ("checks", "steps", "step_wait_seconds", "attempts", "lock_timeout_minutes", "invoker_account")
 BUILD_KEYS = ("service_account",)
 # The tables at the top of a doki.toml; an [environments.NAME] section may override [release] and [build] too.
@@ -129,7 +136,10 @@ class ServiceConfig:
     ingress: str = "all"
     service_account: str | None = None
     allow_unauthenticated: bool = True
-    invoker_iam_check: bool | None = None  # None: keep the live service's (on for a new one)
+    # Off: anyone may invoke the service without the allUsers binding that domain restricted sharing refuses
+    # (https://cloud.google.com/run/docs/securing/managing-access#invoker_check). None: as the live service has it (on
+    # for a new one; gcloud's --no-invoker-iam-check is the usual way around that policy, which a deploy must not undo).
+    invoker_iam_check: bool | None = None
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, SecretRef] = field(default_factory=dict)
     environment: str | None = None  # the [environments.NAME] section applied, if any
@@ -253,7 +263,9 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
     problems = [
         f"unknown key {key!r} (allowed: {', '.join(sorted(KNOWN_KEYS))})" for key in sorted(set(raw) - KNOWN_KEYS)
     ]
-    values = {**DEFAULTS, **{k: v for k, v in raw.items() if k in KNOWN_KEYS}}
+    defaults = {setting.name: setting.default for setting in fields(ServiceConfig) if setting.name in SETTINGS}
+    defaults |= {"region": DEFAULT_REGION, "repository": DEFAULT_REPOSITORY}
+    values = {**defaults, **{k: v for k, v in raw.items() if k in KNOWN_KEYS}}
 
     def text(key: str, pattern: re.Pattern[str], allowed: str) -> str:
         value = values.get(key)
@@ -265,8 +277,9 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
             return ""
         return value
 
-    def number(key: str, low: int, high: int) -> int:
+    def number(key: str) -> int:
         value = values[key]
+        low, high = RANGES[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             problems.append(f"{key} = {value!r} is not valid: use a whole number from {low} to {high}")
             return low
@@ -276,11 +289,11 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
     project = text("project", _PROJECT, "a Google Cloud project id such as my-project-123 (or pass --project)")
     region = text("region", _REGION, "a Cloud Run region such as us-central1 or europe-west1")
     repository = text("repository", _REPOSITORY, "an Artifact Registry repository id: lowercase letters, digits, -")
-    port = number("port", 1, 65535)
-    concurrency = number("concurrency", 1, 1000)
-    timeout = number("timeout_seconds", 1, 3600)
-    min_instances = number("min_instances", 0, 1000)
-    max_instances = number("max_instances", 1, 1000)
+    port = number("port")
+    concurrency = number("concurrency")
+    timeout = number("timeout_seconds")
+    min_instances = number("min_instances")
+    max_instances = number("max_instances")
     if min_instances > max_instances:
         problems.append(
             f"max_instances = {max_instances} is below min_instances = {min_instances}: raise max_instances"
@@ -349,13 +362,14 @@ def _account(key: str, account: Any, problems: list[str]) -> str | None:
 def resource_problems(*, memory: str, cpu: str, concurrency: int, min_instances: int, max_instances: int) -> list[str]:
     """What is wrong with this combination of resources, by the same rules as doki.toml (for `doki scale`)."""
     problems: list[str] = []
-    for key, value, low, high in (
-        ("concurrency", concurrency, 1, 1000),
-        ("min instances", min_instances, 0, 1000),
-        ("max instances", max_instances, 1, 1000),
+    for key, value in (
+        ("concurrency", concurrency),
+        ("min_instances", min_instances),
+        ("max_instances", max_instances),
     ):
+        low, high = RANGES[key]
         if not low <= value <= high:
-            problems.append(f"{key} {value} is not valid: use a whole number from {low} to {high}")
+            problems.append(f"{key.replace('_', ' ')} {value} is not valid: use a whole number from {low} to {high}")
     if min_instances > max_instances:
         problems.append(f"max instances {max_instances} is below min instances {min_instances}")
     _cpu(cpu, _memory(memory, problems), concurrency, problems)

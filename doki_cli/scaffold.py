@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from doki_cli.config import DEFAULT_REGION
+
 if TYPE_CHECKING:
     from doki_cli.model import LiveService
 
@@ -26,7 +28,6 @@ FILES: dict[str, str | None] = {
     "cloudbuild.yaml": "cloudbuild.yaml.tmpl",
     ".github/workflows/doki-release.yml": "doki-release.yml.tmpl",
 }
-DEFAULT_REGION = "us-central1"
 # What the generated doki.toml says until the user gives the real values (the backend refuses "your-" in production).
 PLACEHOLDER_SUPABASE_URL = "https://your-project-ref.supabase.co"
 PLACEHOLDER_ORIGIN = "https://app.example.com"

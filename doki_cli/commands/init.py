@@ -64,7 +64,8 @@ def init(
     ] = None,
 ) -> None:
     """Write doki.toml, .dockerignore, .env.example, cloudbuild.yaml and a GitHub Actions workflow."""
-    from doki_cli.scaffold import DEFAULT_REGION, PLACEHOLDER_ORIGIN, PLACEHOLDER_SUPABASE_URL, Answers, render
+    from doki_cli.config import DEFAULT_REGION
+    from doki_cli.scaffold import PLACEHOLDER_ORIGIN, PLACEHOLDER_SUPABASE_URL, Answers, render
 
     app = app_of(ctx)
     options = app.options
