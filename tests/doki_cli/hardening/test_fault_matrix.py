@@ -4,11 +4,14 @@ behind the command's back.
 
 Each command's calls come from the call counts of a fault-free run (`CALLS`, kept true by the first test). Every one
 of them is then made to fail. UNAVAILABLE, RESOURCE_EXHAUSTED and INTERNAL must be retried by doki's Retrier (given a
-fake clock through the command context's `Factory`, its one wiring place) to exactly a fault-free run's result.
-PERMISSION_DENIED, INVALID_ARGUMENT and NOT_FOUND must stop the command at that one call, naming the resource and the
-fix, with nothing left that a rerun cannot finish. A revision that never becomes Ready leaves traffic where it was,
-and a change made between a command's read and its write is read again (or, if it never stops, reported as a
-conflict). After every success a dry run plans nothing and a secrets push adds no version.
+fake clock through the command context's `Factory`, its one wiring place) to exactly a fault-free run's result. Each
+call is also refused once with one of PERMISSION_DENIED, INVALID_ARGUMENT and NOT_FOUND, in rotation across the calls
+(NOT_FOUND is an answer to an existence check, not a refusal, so those calls rotate over the other two): every code is
+met across the matrix, not every code on every call, which would triple its container runs. A refusal must stop the
+command at that one call, naming the resource and the fix, with nothing left that a rerun cannot finish. A revision
+that never becomes Ready leaves traffic where it was, and a change made between a command's read and its write is read
+again (or, if it never stops, reported as a conflict). After every success a dry run plans nothing and a secrets push
+adds no version.
 
 Revisions run as real containers of a stand-in image that keeps the health contract, so a command's state is a real
 service's. A release reuses that image: it is recorded in the emulator's Artifact Registry under the commit's tag, so
@@ -446,7 +449,8 @@ EXISTENCE_CHECKS = {
 
 
 def refusals() -> list[Any]:
-    """Each Google call of each command, refused with one of the codes (in turn, so each command meets them all)."""
+    """Each Google call of each command, refused with one of the codes in rotation (a command with fewer calls than
+    codes does not meet them all; the matrix as a whole does)."""
     cases = []
     for offset, name in enumerate(SCENARIOS):
         for index, method in enumerate(google_methods(name)):
