@@ -122,10 +122,12 @@ def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
     }
 
 
-def apply_edit(run: RunPort, plan: EditPlan, *, on_progress: Callable[[str], None]) -> LiveService:
+def apply_edit(
+    run: RunPort, plan: EditPlan, *, on_progress: Callable[[str], None], now: Callable[[], float] = time.time
+) -> LiveService:
     """Write `plan` in one read-modify-write; a service changed since the plan is read again and the edit decided on
     it, so nothing someone else changed in between is overwritten. Waits until Cloud Run has made the change."""
-    return run.update(plan.service, plan.decide, on_progress=on_progress)
+    return run.update(plan.service, lambda live: plan.decide(live, now()), on_progress=on_progress)
 
 
 def grant_access(secrets: SecretsPort, plan: Plan, *, on_progress: Callable[[str], None]) -> None:

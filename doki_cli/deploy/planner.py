@@ -19,9 +19,11 @@ from doki_cli.config import (
     kept_setting_problems,
     resource_problems,
 )
+from doki_cli.deploy import traffic
+from doki_cli.deploy.lock import LOCK, Lock, ensure_ours
 from doki_cli.deploy.ports import RunPort, SecretsPort
 from doki_cli.errors import Code, DokiError
-from doki_cli.model import Edit, LiveService, RevisionInfo, Scaling, ServiceSpec, pinned
+from doki_cli.model import CHECKS_FAILED, Edit, LiveService, RevisionInfo, Scaling, ServiceSpec, Target, pinned
 
 REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
 REDIRECT_PATH = "/auth/google/callback"
@@ -383,8 +385,25 @@ def _invoker(binding: bool, check: bool) -> str:
 
 
 @dataclass(frozen=True)
+class TrafficStep:
+    """One of a release's traffic moves, as data: the write decides it on the service as it reads it then."""
+
+    before: tuple[Target, ...]  # the traffic the release started from, "latest" resolved: what it shares out
+    revision: str
+    tag: str
+    percent: int
+    lock: Lock  # the release's: the move is made only while the service holds it
+    renew_for: float  # seconds the lock holds from this step on (the last step drops it)
+
+    @property
+    def last(self) -> bool:
+        return self.percent == 100
+
+
+@dataclass(frozen=True)
 class EditPlan:
-    """One change to the live service, everything else kept as it is: what `cors`, `scale` and `rollback` write."""
+    """One change to the live service, everything else kept as it is: what `cors`, `scale` and `rollback` write, and
+    each traffic move of a release."""
 
     service: str
     path: str
@@ -395,17 +414,36 @@ class EditPlan:
     # All traffic to this revision, tagged targets kept: decided on the service as the write reads it, so a tag
     # added by someone else since the plan is kept too.
     pin: str | None = None
+    step: TrafficStep | None = None  # a release's traffic move
 
     @property
     def empty(self) -> bool:
         return not self.changes
 
-    def decide(self, live: LiveService) -> Edit:
-        """The edit to write onto `live`, the service as read right before the write."""
+    def decide(self, live: LiveService, now: float) -> Edit:
+        """The edit to write onto `live`, the service as read right before the write at `now` (epoch seconds)."""
         if self.pin is not None:
             return Edit(traffic=pinned(live.traffic, self.pin))
+        if self.step is not None:
+            return _step_edit(self.step, live, now)
         assert self.edit is not None, "an empty plan writes nothing"
         return self.edit
+
+
+def _step_edit(step: TrafficStep, live: LiveService, now: float) -> Edit:
+    # Another release may have taken the lock since this one's last write: then the traffic is not this one's to move.
+    ensure_ours(live, step.lock, now)
+    if step.last:
+        return Edit(
+            traffic=traffic.final(step.before, step.revision, step.tag, live.latest_ready),
+            annotations={LOCK: None, CHECKS_FAILED: None},
+        )
+    # A slow rollout keeps its lock: the expiry counts from the latest step.
+    renewed = replace(step.lock, expires=now + step.renew_for)
+    return Edit(
+        traffic=traffic.split(step.before, step.revision, step.tag, step.percent),
+        annotations={LOCK: renewed.render()},
+    )
 
 
 def _edit_plan(run: RunPort, live: LiveService, changes: list[Change], **how: object) -> EditPlan:
@@ -480,6 +518,17 @@ def plan_pin(run: RunPort, live: LiveService, revisions: list[RevisionInfo], tar
     if serving is not None and serving.name == target and serving.percent == 100:
         return _edit_plan(run, live, [])
     return _edit_plan(run, live, [Change("traffic", live.traffic_text, f"100% {target}")], pin=target)
+
+
+def plan_traffic_step(run: RunPort, live: LiveService, step: TrafficStep) -> EditPlan:
+    """A release's traffic move: `step.percent` of the traffic to its revision, the rest shared as before; all of it,
+    and the lock dropped, on the last step."""
+    if step.last:
+        after = f"100% {step.revision}"
+    else:
+        moved = traffic.split(step.before, step.revision, step.tag, step.percent)
+        after = ", ".join(f"{t.percent}% {t.revision}" for t in moved if t.percent)
+    return _edit_plan(run, live, [Change("traffic", live.traffic_text, after)], step=step)
 
 
 def earlier_ready(revisions: list[RevisionInfo]) -> list[RevisionInfo]:

@@ -17,8 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
-from functools import partial
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from doki_cli.config import ServiceConfig
@@ -27,6 +26,7 @@ from doki_cli.deploy import traffic
 from doki_cli.deploy.executor import (
     GRANT_SETTLE_SECONDS,
     Executor,
+    apply_edit,
     grant_access,
     grant_not_yet_in_effect,
     invoker_progress,
@@ -37,7 +37,7 @@ from doki_cli.deploy.executor import (
 )
 from doki_cli.deploy.health import Fetch, SmokeCheckFailed, smoke_test
 from doki_cli.deploy.lock import LOCK, Lock
-from doki_cli.deploy.planner import Plan, Planner, refuse_what_cloud_run_would
+from doki_cli.deploy.planner import Plan, Planner, TrafficStep, plan_traffic_step, refuse_what_cloud_run_would
 from doki_cli.deploy.ports import RunPort, SecretsPort
 from doki_cli.deploy.traffic import TAG_PREFIX
 from doki_cli.errors import EXIT_BUILD_FAILED, EXIT_CHECK_FAILED, Code, DokiError
@@ -393,7 +393,7 @@ class Release:
             with self._step(summary, "smoke"):
                 summary.checks = self._check(config, summary.tag_url, summary, staging.revision)
             with self._step(summary, "traffic") as step:
-                self._move_traffic(config, staging, summary)
+                self._move_traffic(config, staging, service, summary)
                 step.result = traffic.steps_text(config.release.steps)
         except BaseException:
             if staging.sent:
@@ -446,41 +446,27 @@ class Release:
                 err.exit_code = EXIT_CHECK_FAILED
             raise
 
-    def _move_traffic(self, config: ServiceConfig, staging: Staging, summary: Summary) -> None:
-        """Traffic to the new revision in doki.toml's steps, each a write that holds the lock, the checks again
-        between them; the last one drops the lock."""
-        steps = config.release.steps
-        for index, percent in enumerate(steps):
-            last = index == len(steps) - 1
-            self._progress(f"moving {percent}% of the traffic to {staging.revision}")
-            self._run.update(
-                staging.name,
-                partial(self._step_edit, config, staging, percent=percent, last=last),
-                on_progress=self._progress,
+    def _move_traffic(self, config: ServiceConfig, staging: Staging, service: LiveService, summary: Summary) -> None:
+        """Traffic to the new revision in doki.toml's steps, each planned and written while the release holds the
+        lock, the checks again between them; the last one drops the lock."""
+        for percent in config.release.steps:
+            step = TrafficStep(
+                tuple(staging.before),
+                staging.revision,
+                staging.tag,
+                percent,
+                staging.lock,
+                renew_for=config.release.lock_timeout_minutes * 60,
             )
-            if not last:
+            self._progress(f"moving {percent}% of the traffic to {staging.revision}")
+            move = plan_traffic_step(self._run, service, step)
+            service = apply_edit(self._run, move, on_progress=self._progress, now=self._now)
+            if not step.last:
                 assert summary.tag_url is not None
                 wait = config.release.step_wait_seconds
                 self._progress(f"{percent}% on {staging.revision}: checking again in {wait} s")
                 self._sleep(wait)
                 self._check(config, summary.tag_url, summary, staging.revision)
-
-    def _step_edit(
-        self, config: ServiceConfig, staging: Staging, service: LiveService, percent: int, last: bool
-    ) -> Edit:
-        now = self._now()
-        locks.ensure_ours(service, staging.lock, now)
-        if last:
-            return Edit(
-                traffic=traffic.final(staging.before, staging.revision, staging.tag, service.latest_ready),
-                annotations={LOCK: None, CHECKS_FAILED: None},
-            )
-        # A slow rollout keeps its lock: the expiry counts from the latest step.
-        renewed = replace(staging.lock, expires=now + config.release.lock_timeout_minutes * 60)
-        return Edit(
-            traffic=traffic.split(staging.before, staging.revision, staging.tag, percent),
-            annotations={LOCK: renewed.render()},
-        )
 
     def _put_back(self, staging: Staging) -> None:
         """Traffic back to where it was, the new tag gone, the lock released; only while the lock is still ours.
