@@ -16,9 +16,9 @@ from doki_cli.emulator.projects import compute_default_account
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.accounts import make_accounts
-from tests.doki_cli.images import publish
 from tests.helpers import BACKEND_IMAGE, REPO, CliRunner
+from tests.helpers.accounts import make_accounts
+from tests.helpers.images import publish
 
 runner = CliRunner()
 PROJECT = "doki-e2e"

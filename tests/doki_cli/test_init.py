@@ -20,8 +20,8 @@ from doki_cli.engine import build_context
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.main import app
-from tests.doki_cli.images import publish
 from tests.helpers import CliRunner, copy_checkout
+from tests.helpers.images import publish
 
 runner = CliRunner()
 FILES = ["doki.toml", ".dockerignore", ".env.example", "cloudbuild.yaml", ".github/workflows/doki-release.yml"]
