@@ -13,9 +13,9 @@ from google.cloud import run_v2
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.test_deploy import PATH
 from tests.doki_cli.test_release import IMAGE, commit, git, project, release  # noqa: F401 (project: a fixture)
 from tests.helpers import CliRunner
+from tests.helpers.project import PATH
 
 runner = CliRunner()
 # What a doki write may change: the serving container's image, port number, cpu, memory and environment; the

@@ -14,9 +14,9 @@ import pytest
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.test_deploy import ENV, PATH, PROJECT, TOML
 from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout, run
 from tests.helpers.accounts import make_accounts
+from tests.helpers.project import ENV, PATH, PROJECT, TOML
 
 runner = CliRunner()
 IMAGE = "us-central1-docker.pkg.dev/doki-e2e/doki/doki-backend"

@@ -27,9 +27,9 @@ from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
 from doki_cli.model import Edit, Scaling
-from tests.doki_cli.test_deploy import PATH, setup_project
 from tests.helpers import CliRunner
 from tests.helpers.images import publish
+from tests.helpers.project import PATH, setup_project
 
 runner = CliRunner()
 GOOD = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
