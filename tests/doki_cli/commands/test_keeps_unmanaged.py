@@ -13,7 +13,7 @@ from google.cloud import run_v2
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.test_release import IMAGE, commit, git, project, release  # noqa: F401 (project: a fixture)
+from tests.doki_cli.commands.test_release import IMAGE, commit, git, project, release  # noqa: F401 (project: a fixture)
 from tests.helpers import CliRunner
 from tests.helpers.project import PATH
 
