@@ -1,7 +1,7 @@
 """The release core against the emulator with real containers: staging with no traffic, smoke checks, traffic
 steps, the release lock, and traffic put back on every failure. The image comes from a fake source (the session's
-backend image, retagged), so these tests are about what happens on the service; `tests/doki_cli/test_release.py`
-runs the whole command with real builds and pushes."""
+backend image, retagged), so these tests are about what happens on the service;
+`tests/doki_cli/commands/test_release.py` runs the whole command with real builds and pushes."""
 
 from __future__ import annotations
 
