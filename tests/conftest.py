@@ -54,7 +54,7 @@ def reserve_port() -> Iterator[Callable[[], int]]:
 
 @pytest.fixture(scope="session")
 def gcloud_binary() -> str:
-    """The gcloud SDK's command (see tests/gcloud.py)."""
+    """The gcloud SDK's command (see tests/helpers/gcloud.py)."""
     found = shutil.which("gcloud")
     if found is None:
         unavailable("the gcloud SDK is not installed (no gcloud on PATH)", "DOKI_REQUIRE_GCLOUD")

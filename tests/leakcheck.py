@@ -4,7 +4,7 @@ At the end of each phase of each test (setup, call, teardown) it reads what that
 stdout, stderr and log records (the raw records, before any redacting formatter: a secret in a log message is a
 leak even where production's formatter would mask it, as any other handler prints it whole), and what
 `tests.helpers.OUTPUTS` collected meanwhile:
-- every CliRunner result (`tests.helpers.CliRunner`, `tests.doki_cli.terminal.TerminalRunner`);
+- every CliRunner result (`tests.helpers.CliRunner`, `tests.helpers.terminal.TerminalRunner`);
 - the output of the processes the test started (`doki dev`, `doki logs -f`, `doki deploy`, uvicorn, ...) through
   `tests.helpers.run`, `Process` or `running`: their whole stdout and stderr, read by the test or not, once they
   have exited;

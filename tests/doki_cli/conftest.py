@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 from tests.helpers import BACKEND_IMAGE, OUTPUTS, build_image, copy_checkout
-
-if TYPE_CHECKING:
-    from tests.doki_cli.test_logs import Follower
+from tests.helpers.logs import Follower
 
 
 def record_stored_logs(state_dir: Path | None) -> None:
@@ -64,8 +62,6 @@ def backend_image(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture
 def follower(project: Path, emulator: Emulator) -> Iterator[Callable[..., Follower]]:
     """Starts `doki ARGS` processes (a `logs -f`) in the test's `project`, and stops them after the test."""
-    from tests.doki_cli.test_logs import Follower
-
     started: list[Follower] = []
 
     def start(*args: str) -> Follower:

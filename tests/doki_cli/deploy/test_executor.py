@@ -18,8 +18,8 @@ from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.main import app
-from tests.doki_cli.test_deploy import PATH, PROJECT, setup_project
 from tests.helpers import BACKEND_IMAGE, CliRunner
+from tests.helpers.project import PATH, PROJECT, setup_project
 
 
 class Clock:

@@ -6,38 +6,19 @@ milliseconds. `test_planner.py` and `test_executor.py` check the same core again
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from doki_cli.config import SecretRef, ServiceConfig
-from doki_cli.deploy.executor import Executor, apply_edit, plan_lines
-from doki_cli.deploy.planner import Change, Plan, Planner, plan_env, plan_pin, plan_scaling, read_live
+from doki_cli.config import SecretRef
+from doki_cli.deploy.executor import apply_edit, plan_lines
+from doki_cli.deploy.planner import Change, Planner, plan_env, plan_pin, plan_scaling, read_live
 from doki_cli.errors import DokiError
-from doki_cli.model import Edit, LiveService, Scaling, ServiceSpec, pinned
+from doki_cli.model import Edit, Scaling, ServiceSpec, pinned
 from tests.fakes.deploy import FakeCloudRun, FakeSecretManager, Write
+from tests.helpers.deploy_core import ACCOUNT, IMAGE, MEMBER, deployed, doki_toml, execute, plan, quiet
 
-ACCOUNT = "runtime@doki-test.iam.gserviceaccount.com"
-MEMBER = f"serviceAccount:{ACCOUNT}"
-IMAGE = "us-central1-docker.pkg.dev/doki-test/doki/api:1111111"
 NEWER = "us-central1-docker.pkg.dev/doki-test/doki/api:2222222"
 REDIRECT = "https://api-h4sh-uc.a.run.app/auth/google/callback"
-
-
-def doki_toml(**changes: Any) -> ServiceConfig:
-    """doki.toml of a service `api` with one variable and one secret, run by its own account."""
-    config = ServiceConfig(
-        name="api",
-        project="doki-test",
-        region="us-central1",
-        repository="doki",
-        root=Path(),
-        service_account=ACCOUNT,
-        env={"LOG_LEVEL": "info"},
-        secrets={"API_KEY": SecretRef("api-key")},
-    )
-    return replace(config, **changes)
 
 
 def doki_toml_spec() -> ServiceSpec:
@@ -58,10 +39,6 @@ def doki_toml_spec() -> ServiceSpec:
     )
 
 
-def quiet(message: str) -> None:
-    """Progress no test here looks at."""
-
-
 @pytest.fixture
 def run() -> FakeCloudRun:
     return FakeCloudRun()
@@ -72,21 +49,6 @@ def secrets() -> FakeSecretManager:
     secrets = FakeSecretManager()
     secrets.add("api-key", "enabled", readers=[MEMBER])
     return secrets
-
-
-def plan(run: FakeCloudRun, secrets: FakeSecretManager, config: ServiceConfig, image: str = IMAGE) -> Plan:
-    return Planner(run, secrets).plan(config, image)
-
-
-def execute(run: FakeCloudRun, secrets: FakeSecretManager, planned: Plan) -> None:
-    Executor(run, secrets, health=lambda url: None, on_progress=quiet).execute(planned)
-
-
-def deployed(run: FakeCloudRun, secrets: FakeSecretManager, config: ServiceConfig, image: str = IMAGE) -> LiveService:
-    """`config` deployed by the deploy core before the test began: its writes are not the test's."""
-    with run.by_someone_else():
-        execute(run, secrets, plan(run, secrets, config, image))
-    return read_live(run, config.name)
 
 
 def stuck(run: FakeCloudRun) -> str:

@@ -1,7 +1,7 @@
 """The release core against the emulator with real containers: staging with no traffic, smoke checks, traffic
 steps, the release lock, and traffic put back on every failure. The image comes from a fake source (the session's
-backend image, retagged), so these tests are about what happens on the service; `tests/doki_cli/test_release.py`
-runs the whole command with real builds and pushes."""
+backend image, retagged), so these tests are about what happens on the service;
+`tests/doki_cli/commands/test_release.py` runs the whole command with real builds and pushes."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
 from doki_cli.model import Edit, Scaling
-from tests.doki_cli.images import publish
-from tests.doki_cli.test_deploy import PATH, setup_project
 from tests.helpers import CliRunner
+from tests.helpers.images import publish
+from tests.helpers.project import PATH, setup_project
 
 runner = CliRunner()
 GOOD = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"

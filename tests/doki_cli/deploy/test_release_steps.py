@@ -18,8 +18,8 @@ from doki_cli.deploy.release import ProvidedImage, Release
 from doki_cli.errors import DokiError
 from doki_cli.gitinfo import Commit
 from doki_cli.model import CHECKS_FAILED, Edit, LiveService, Target
-from tests.doki_cli.deploy.test_planner_unit import IMAGE, MEMBER, deployed, doki_toml, quiet
 from tests.fakes.deploy import FakeCloudRun, FakeSecretManager
+from tests.helpers.deploy_core import IMAGE, MEMBER, deployed, doki_toml, quiet
 
 GOOD = "1111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 OTHER = "2222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from doki_cli.emulator.server import Emulator
-from tests.gcloud import Gcloud
+from tests.helpers.gcloud import Gcloud
 
 
 @pytest.fixture
 def gcloud(gcloud_binary: str, emulator: Emulator, tmp_path: Path) -> Gcloud:
-    """gcloud as `doki emulator env` points it at the emulator, acting on project `p` (see tests/gcloud.py)."""
+    """gcloud as `doki emulator env` points it at the emulator, acting on project `p` (see tests/helpers/gcloud.py)."""
     return Gcloud.for_emulator(gcloud_binary, emulator, tmp_path / "gcloud-config")

@@ -19,8 +19,8 @@ from google.logging.type import log_severity_pb2
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
-from tests.doki_cli.images import publish
 from tests.helpers import BACKEND_IMAGE as IMAGE
+from tests.helpers.images import publish
 
 PROJECT = "doki-e2e"
 REGION = "us-central1"

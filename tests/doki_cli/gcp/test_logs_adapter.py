@@ -22,8 +22,8 @@ from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.logs import Follow, LogLine, LogQuery, Logs, log_line
 from doki_cli.gcp.retry import Retrier
 from tests.helpers import restarted
+from tests.helpers.logs import BASE_FILTER, NOW
 
-NOW = datetime(2026, 11, 27, 3, 10, 5, 123000, tzinfo=UTC)
 LABELS = {
     "service_name": "api",
     "revision_name": "api-00002-abc",
@@ -33,10 +33,6 @@ LABELS = {
 }
 SECOND = 1_000_000_000  # in nanoseconds
 QUERY = LogQuery("api", "us-central1")
-BASE_FILTER = (
-    'resource.type="cloud_run_revision" AND resource.labels.service_name="api" '
-    'AND resource.labels.location="us-central1"'
-)
 
 
 def emit(emulator: Emulator, line: str, **labels: str) -> None:

@@ -36,8 +36,8 @@ from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.doki_cli.guide.script import Shell, in_section
-from tests.gcloud import Gcloud
 from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout, run
+from tests.helpers.gcloud import Gcloud
 
 pytestmark = [pytest.mark.docker, pytest.mark.gcloud]
 

@@ -37,10 +37,10 @@ from doki_cli.emulator.errors import ApiError
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.retry import Retrier
 from doki_cli.main import app
-from tests.doki_cli.accounts import make_accounts
-from tests.doki_cli.images import publish
-from tests.doki_cli.test_deploy import ENV, PATH, PROJECT, TOML
 from tests.helpers import BASE_IMAGE, CliRunner
+from tests.helpers.accounts import make_accounts
+from tests.helpers.images import publish
+from tests.helpers.project import ENV, PATH, PROJECT, TOML
 
 runner = CliRunner()
 REPOSITORY = f"projects/{PROJECT}/locations/us-central1/repositories/doki"

@@ -38,10 +38,10 @@ from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gitinfo import CI_SHA_VARIABLES
 from doki_cli.interrupts import NOTE, deferred_interrupt
-from tests.doki_cli.accounts import make_accounts
-from tests.doki_cli.images import publish
-from tests.doki_cli.test_deploy import ENV, PROJECT, TOML
 from tests.helpers import Process, clean_env, record, run, secret
+from tests.helpers.accounts import make_accounts
+from tests.helpers.images import publish
+from tests.helpers.project import ENV, PROJECT, TOML
 
 # The doki beside the interpreter running the tests: .venv's, or scripts/test-newest's own venv.
 DOKI = str(Path(sys.executable).with_name("doki"))

@@ -22,7 +22,7 @@ from google.logging.type import log_severity_pb2
 from google.protobuf import any_pb2, struct_pb2, timestamp_pb2
 
 from doki_cli.emulator.server import Emulator
-from tests.gcloud import Gcloud
+from tests.helpers.gcloud import Gcloud
 
 pytestmark = pytest.mark.gcloud
 

@@ -32,8 +32,8 @@ from tests.doki_cli.emulator.run.conftest import (
     name_of,
     short,
 )
-from tests.doki_cli.images import publish
 from tests.helpers import BASE_IMAGE
+from tests.helpers.images import publish
 
 pytestmark = pytest.mark.docker
 

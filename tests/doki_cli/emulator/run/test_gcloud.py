@@ -18,8 +18,8 @@ from google.cloud import run_v2
 
 from doki_cli.emulator.server import Emulator
 from tests.doki_cli.emulator.run.conftest import APP, PROJECT, REGION, app_template, create, name_of, short
-from tests.gcloud import Gcloud
 from tests.helpers import BASE_IMAGE
+from tests.helpers.gcloud import Gcloud
 
 pytestmark = [pytest.mark.docker, pytest.mark.gcloud]
 

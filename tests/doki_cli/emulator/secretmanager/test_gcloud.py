@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.doki_cli.emulator.secretmanager.support import PROJECT, make_secret
-from tests.gcloud import Gcloud
+from tests.helpers.gcloud import Gcloud
 
 pytestmark = pytest.mark.gcloud
 

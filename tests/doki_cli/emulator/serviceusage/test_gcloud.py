@@ -26,7 +26,7 @@ from google.cloud import service_usage_v1 as su
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
-from tests.gcloud import Gcloud
+from tests.helpers.gcloud import Gcloud
 
 pytestmark = pytest.mark.gcloud
 

@@ -14,8 +14,8 @@ from typer.testing import Result
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.test_deploy import PATH, TOML, setup_project
 from tests.helpers import CliRunner, plan_text
+from tests.helpers.project import PATH, TOML, setup_project
 
 runner = CliRunner()
 A, B, C = "https://a.example", "https://b.example", "https://c.example"

@@ -33,7 +33,7 @@ from doki.settings import Settings
 if TYPE_CHECKING:
     from doki_cli.emulator.server import Emulator
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # The base the container tests build on: no registry is reachable here, `.ci/docker-setup` makes this stand-in.
 BASE_IMAGE = os.environ.get("DOKI_TEST_BASE_IMAGE", "doki-base:bookworm-py311")
 # The Doki backend image, tagged as `doki build` would tag it for the emulator tests' project.

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from doki.settings import Settings
 from doki_cli.config import load_config
@@ -20,8 +19,9 @@ from doki_cli.engine import build_context
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.main import app
-from tests.doki_cli.images import publish
-from tests.helpers import CliRunner, copy_checkout
+from tests.helpers import CliRunner
+from tests.helpers.images import publish
+from tests.helpers.new_project import FRONTEND, checkout_without_doki_files, fill_env
 
 runner = CliRunner()
 FILES = ["doki.toml", ".dockerignore", ".env.example", "cloudbuild.yaml", ".github/workflows/doki-release.yml"]
@@ -34,7 +34,6 @@ NEXT = (
     "  doki secrets push && doki build --push && doki deploy\n"
     "  doki doctor: the required APIs and the deployment guide's security checklist\n"
 )
-FRONTEND = ("--supabase-url", "https://abcdefghijklmnop.supabase.co", "--origin", "https://one.example")
 
 
 @pytest.fixture
@@ -120,29 +119,6 @@ def test_without_the_frontend_values_it_writes_placeholders_and_says_to_set_them
     assert f"Next:\n  {placeholders}\n" in result.stdout
     config = load_config(project / "doki.toml")
     assert config.env["SUPABASE_URL"] == "https://your-project-ref.supabase.co"  # the backend refuses "your-"
-
-
-def fill_env(root: Path) -> None:
-    """What the next step `doki init` prints asks: .env from .env.example, with a value for every secret."""
-    values = {
-        "SUPABASE_SECRET_KEY": "service-role-key-for-tests",
-        "GOOGLE_CLIENT_ID": "client-id.apps.googleusercontent.com",
-        "GOOGLE_CLIENT_SECRET": "google-client-secret-for-tests",
-        "SESSION_SECRET_KEY": "s" * 48,
-        "ENCRYPTION_KEY": Fernet.generate_key().decode(),
-    }
-    env = (root / ".env.example").read_text()
-    for name, value in values.items():
-        env = env.replace(f"# {name}=\n", f"{name}={value}\n")
-    (root / ".env").write_text(env)
-
-
-def checkout_without_doki_files(destination: Path) -> Path:
-    """This repository as a project that has not met doki yet."""
-    root = copy_checkout(destination)
-    (root / "doki.toml").unlink()
-    (root / ".dockerignore").unlink()
-    return root
 
 
 def test_the_project_passes_the_offline_doctor_and_its_secrets_stay_out_of_the_build(

@@ -11,9 +11,9 @@ from typer.testing import Result
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.terminal import TerminalRunner
-from tests.doki_cli.test_deploy import PATH, setup_project
 from tests.helpers import plan_text
+from tests.helpers.project import PATH, setup_project
+from tests.helpers.terminal import TerminalRunner
 
 terminal = TerminalRunner()
 QUESTION = "Serve which revision? [1]: "

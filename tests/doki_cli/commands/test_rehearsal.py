@@ -18,8 +18,8 @@ from doki_cli.engine import DockerEngine
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.serviceusage import REQUIRED_APIS
 from doki_cli.main import app
-from tests.doki_cli.test_init import FRONTEND, checkout_without_doki_files, fill_env
 from tests.helpers import BASE_IMAGE, CliRunner, run
+from tests.helpers.new_project import FRONTEND, checkout_without_doki_files, fill_env
 
 pytestmark = pytest.mark.docker
 

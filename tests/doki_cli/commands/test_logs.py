@@ -4,13 +4,7 @@
 from __future__ import annotations
 
 import json
-import queue
 import re
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,12 +20,10 @@ from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.interrupts import is_interrupt
 from doki_cli.main import app
-from tests.doki_cli.gcp.test_logs_adapter import BASE_FILTER, NOW
-from tests.helpers import CliRunner, Process, clean_env
+from tests.helpers import CliRunner
+from tests.helpers.logs import BASE_FILTER, NOW, TOML, Follower, labels, wait_for_tail
 
 runner = CliRunner()
-DOKI = str(Path(sys.executable).with_name("doki"))
-TOML = '[service]\nname = "api"\nproject = "proj-1"\nregion = "us-central1"\n'
 T0 = datetime(2026, 11, 27, 3, 10, 5, 123000, tzinfo=UTC)
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
@@ -41,16 +33,6 @@ def project(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("DOKI_EMULATOR", emulator.grpc_address)
     (tmp_path / "doki.toml").write_text(TOML)
     return tmp_path
-
-
-def labels(revision: str = "api-00001-abc", service: str = "api", location: str = "us-central1") -> dict[str, str]:
-    return {
-        "service_name": service,
-        "revision_name": revision,
-        "location": location,
-        "configuration_name": service,
-        "project_id": "proj-1",
-    }
 
 
 def emit(emulator: Emulator, line: str, **where: str) -> None:
@@ -288,61 +270,6 @@ def test_permission_denied_names_the_role_to_grant(emulator: Emulator) -> None:
 
 
 # --follow, as a real process
-
-
-class Follower:
-    """`doki logs --follow` in its own process, its stdout read line by line on a thread (reads cannot hang)."""
-
-    def __init__(self, emulator: Emulator, cwd: Path, *args: str) -> None:
-        self.proc = Process(
-            [DOKI, *args],
-            cwd=cwd,
-            env=clean_env(DOKI_EMULATOR=emulator.grpc_address),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line)
-
-    def lines(self, count: int) -> list[str]:
-        try:
-            return [self._lines.get(timeout=20).rstrip("\n") for _ in range(count)]
-        except queue.Empty:
-            raise AssertionError(f"doki logs --follow printed fewer than {count} lines") from None
-
-    def interrupt(self) -> tuple[int, str, str]:
-        """Ctrl-C: its exit code, what it printed after the lines read, and its stderr."""
-        self.proc.send_signal(signal.SIGINT)
-        code = self.proc.wait(timeout=20)
-        self._reader.join(timeout=10)
-        rest = []
-        while not self._lines.empty():
-            rest.append(self._lines.get())
-        assert self.proc.stderr is not None
-        return code, "".join(rest), self.proc.stderr.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def wait_for_tail(emulator: Emulator, count: int = 1) -> None:
-    """Until the emulator has `count` live tails open."""
-    deadline = time.monotonic() + 20
-    while emulator.logs.tail_count != count:
-        assert time.monotonic() < deadline, f"the emulator has {emulator.logs.tail_count} tails open, not {count}"
-        time.sleep(0.01)
 
 
 def test_follow_prints_the_recent_entries_then_new_ones_until_ctrl_c(

@@ -12,8 +12,8 @@ from typer.testing import Result
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.test_deploy import setup_project
 from tests.helpers import CliRunner
+from tests.helpers.project import setup_project
 
 runner = CliRunner()
 SERVICE = "projects/doki-e2e/locations/us-central1/services/doki-backend"

@@ -13,8 +13,8 @@ import pytest
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.test_deploy import PATH, setup_project
 from tests.helpers import CliRunner, plan_text
+from tests.helpers.project import PATH, setup_project
 
 runner = CliRunner()
 

@@ -11,8 +11,8 @@ from typer.testing import Result
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.terminal import TerminalRunner
-from tests.doki_cli.test_deploy import PATH, PROJECT, TOML, setup_project
+from tests.helpers.project import PATH, PROJECT, TOML, setup_project
+from tests.helpers.terminal import TerminalRunner
 
 terminal = TerminalRunner()
 QUESTION = "Apply these changes? [y/N]: "

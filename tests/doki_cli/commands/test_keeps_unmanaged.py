@@ -13,9 +13,9 @@ from google.cloud import run_v2
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.test_deploy import PATH
-from tests.doki_cli.test_release import IMAGE, commit, git, project, release  # noqa: F401 (project: a fixture)
 from tests.helpers import CliRunner
+from tests.helpers.project import PATH
+from tests.helpers.release import IMAGE, commit, git, release
 
 runner = CliRunner()
 # What a doki write may change: the serving container's image, port number, cpu, memory and environment; the
@@ -103,7 +103,7 @@ def set_up_by_hand(service: run_v2.Service, image: str) -> None:
 
 
 def test_every_command_keeps_what_doki_does_not_manage_and_no_plan_names_it(
-    project: Path,  # noqa: F811
+    project: Path,
     engine_emulator: Emulator,
 ) -> None:
     first_sha = git(project, "rev-parse", "HEAD")

@@ -14,12 +14,12 @@ import pytest
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.doki_cli.accounts import make_accounts
-from tests.doki_cli.test_deploy import ENV, PATH, PROJECT, TOML
-from tests.helpers import BASE_IMAGE, CliRunner, copy_checkout, run
+from tests.helpers import BASE_IMAGE, CliRunner
+from tests.helpers.accounts import make_accounts
+from tests.helpers.project import PATH, PROJECT
+from tests.helpers.release import IMAGE, commit, git, release
 
 runner = CliRunner()
-IMAGE = "us-central1-docker.pkg.dev/doki-e2e/doki/doki-backend"
 # An image that starts and listens, but answers 503: Ready for Cloud Run, failing for the smoke test.
 BROKEN_CMD = (
     'CMD ["python", "-c", "import http.server, os\\n'
@@ -29,47 +29,6 @@ BROKEN_CMD = (
     "        self.send_response(503); self.end_headers(); self.wfile.write(b'down')\\n"
     "http.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\"]\n"
 )
-
-
-def git(root: Path, *args: str) -> str:
-    return run(
-        ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
-def commit(root: Path, message: str) -> str:
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", message)
-    return git(root, "rev-parse", "HEAD")
-
-
-@pytest.fixture
-def project(tmp_path: Path, engine_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A checkout of this repository as a user's project: doki.toml, a .env kept out of git, one commit."""
-    root = copy_checkout(tmp_path / "project")
-    (root / "doki.toml").write_text(
-        TOML + '[release]\nattempts = 3\n[[release.checks]]\npath = "/docs"\ncontains = "Swagger"\n'
-    )
-    (root / ".env").write_text(ENV)
-    make_accounts(engine_emulator, TOML)
-    git(root, "init", "-q")
-    commit(root, "first")
-    monkeypatch.chdir(root)
-    monkeypatch.setenv("DOKI_EMULATOR", engine_emulator.grpc_address)
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", engine_emulator.rest_url)
-    monkeypatch.setenv("DOKI_EMULATOR_REGISTRY", engine_emulator.registry_address)
-    monkeypatch.delenv("CI", raising=False)
-    for name in ("GITHUB_SHA", "COMMIT_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT", "CIRCLE_SHA1", "GIT_COMMIT"):
-        monkeypatch.delenv(name, raising=False)
-    return root
-
-
-def release(*args: str) -> Any:
-    return runner.invoke(app, ["--json", "release", "--local", "--base-image", BASE_IMAGE, *args])
 
 
 def serving(emulator: Emulator) -> dict[str, int]:

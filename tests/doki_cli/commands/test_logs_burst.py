@@ -20,8 +20,8 @@ from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.logs import LogLine, LogQuery, Logs
 from doki_cli.gcp.retry import Retrier
-from tests.doki_cli.test_logs import TOML, Follower, labels, wait_for_tail
 from tests.helpers import restarted
+from tests.helpers.logs import TOML, Follower, labels, wait_for_tail
 
 WRITERS = 4
 PER_WRITER = 1000

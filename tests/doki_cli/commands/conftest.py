@@ -1,0 +1,35 @@
+"""Fixtures more than one command test module takes: `project`, the release tests' checkout (test_release.py,
+test_keeps_unmanaged.py). A module with a `project` fixture of its own, as most have, gets its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from doki_cli.emulator.server import Emulator
+from tests.helpers import copy_checkout
+from tests.helpers.accounts import make_accounts
+from tests.helpers.project import ENV, TOML
+from tests.helpers.release import commit, git
+
+
+@pytest.fixture
+def project(tmp_path: Path, engine_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A checkout of this repository as a user's project: doki.toml, a .env kept out of git, one commit."""
+    root = copy_checkout(tmp_path / "project")
+    (root / "doki.toml").write_text(
+        TOML + '[release]\nattempts = 3\n[[release.checks]]\npath = "/docs"\ncontains = "Swagger"\n'
+    )
+    (root / ".env").write_text(ENV)
+    make_accounts(engine_emulator, TOML)
+    git(root, "init", "-q")
+    commit(root, "first")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("DOKI_EMULATOR", engine_emulator.grpc_address)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", engine_emulator.rest_url)
+    monkeypatch.setenv("DOKI_EMULATOR_REGISTRY", engine_emulator.registry_address)
+    monkeypatch.delenv("CI", raising=False)
+    for name in ("GITHUB_SHA", "COMMIT_SHA", "CI_COMMIT_SHA", "BUILDKITE_COMMIT", "CIRCLE_SHA1", "GIT_COMMIT"):
+        monkeypatch.delenv(name, raising=False)
+    return root
