@@ -145,15 +145,6 @@ def test_status_of_a_service_that_does_not_exist_says_to_deploy(
     )
 
 
-@pytest.fixture
-def failed_service(tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> ClientFactory:
-    """A service whose only revision never became Ready (no engine): it exists, nothing serves."""
-    setup_project(tmp_path, emulator, monkeypatch)
-    doki("secrets", "push")
-    assert doki("deploy", "--image", "img:1", "--yes").exit_code == 1
-    return ClientFactory(emulator.grpc_address)
-
-
 def test_rolling_back_to_an_unknown_revision_changes_nothing(failed_service: ClientFactory) -> None:
     before = failed_service.run_services().get_service(name=PATH)
     result = doki("rollback", "doki-backend-99999-zzz")
@@ -183,18 +174,6 @@ def test_a_bad_origin_is_refused_before_any_call(origin: str, problem: str, tmp_
     result = doki("cors", "add", origin)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error [bad_origin]: {problem}")
-
-
-def test_scale_refuses_what_cloud_run_would_and_changes_nothing(failed_service: ClientFactory) -> None:
-    before = failed_service.run_services().get_service(name=PATH)
-    result = doki("scale", "--cpu", "4")
-    assert result.exit_code == 1
-    assert result.stderr == (
-        "Error [bad_scale]: cpu 4 needs more memory: at least 2Gi; nothing was changed\n"
-        "  Hint: pick values Cloud Run accepts\n"
-    )
-    assert doki("scale").stderr.startswith("Error [nothing_to_change]: no value given")
-    assert failed_service.run_services().get_service(name=PATH).etag == before.etag
 
 
 def test_removing_an_origin_that_is_not_allowed_changes_nothing(failed_service: ClientFactory) -> None:

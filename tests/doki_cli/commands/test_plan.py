@@ -1,0 +1,97 @@
+"""What every command that changes the service shares (commands/_plan.py): its plan shown first, `--dry-run` with
+exit 0 or 2, and a question before the write where someone can answer it.
+
+The service here is one whose only revision never became Ready (an emulator without an engine), so each command plans
+a change without a container, and a write is seen in the service's etag."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.main import app
+from tests.helpers import CliRunner
+from tests.helpers.project import PATH
+from tests.helpers.terminal import TerminalRunner
+
+runner = CliRunner()
+terminal = TerminalRunner()
+# Commands that write to the service, with arguments that change it (`cors remove` would leave no origin here: its
+# dry run is in test_cors.py, rollback's in test_ops_loop.py, deploy's and release's in theirs).
+WRITES = {
+    "cors add": ["cors", "add", "https://two.example"],
+    "cors set": ["cors", "set", "https://two.example"],
+    "scale": ["scale", "--max", "3"],
+}
+ABORTED = "Error [aborted]: nothing was changed\n  Hint: run again and answer y, or pass --yes\n"
+
+
+@pytest.fixture
+def services(failed_service: ClientFactory) -> object:
+    return failed_service.run_services()
+
+
+def etag(services: object) -> str:
+    return str(services.get_service(name=PATH).etag)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", WRITES)
+def test_a_dry_run_shows_the_plan_writes_nothing_and_exits_2_when_it_would_change(name: str, services: object) -> None:
+    before = etag(services)
+    result = runner.invoke(app, [*WRITES[name], "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert result.stdout.startswith(f"Plan for doki-backend ({PATH}) on the emulator at ")
+    assert result.stdout.endswith(" change.\n")
+    assert result.stderr == ""
+    assert etag(services) == before
+
+
+@pytest.mark.parametrize("name", WRITES)
+def test_at_a_terminal_a_no_changes_nothing_and_a_yes_writes(name: str, services: object) -> None:
+    before = etag(services)
+    refused = terminal.invoke(app, WRITES[name], input="n\n")
+    assert refused.exit_code == 1
+    assert refused.stdout.endswith(" change.\nApply these changes? [y/N]: n\n")
+    assert refused.stderr == ABORTED
+    assert etag(services) == before
+
+    accepted = terminal.invoke(app, WRITES[name], input="y\n")
+    # Written: its new revision fails like every revision of an emulator without an engine.
+    assert "Apply these changes? [y/N]: y\n" in accepted.stdout
+    assert accepted.stderr.startswith("Error [revision_not_ready]:"), accepted.output
+    assert etag(services) != before
+
+
+def test_yes_skips_the_question_at_a_terminal_and_json_never_asks(services: object) -> None:
+    before = etag(services)
+    asked = terminal.invoke(app, ["scale", "--max", "3", "--yes"])
+    assert "Apply these changes?" not in asked.stdout
+    assert asked.stderr.startswith("Error [revision_not_ready]:")
+    after = etag(services)
+    assert after != before
+
+    scripted = terminal.invoke(app, ["--json", "scale", "--max", "4"])
+    assert json.loads(scripted.stdout)["error"]["code"] == "revision_not_ready"
+    assert etag(services) != after
+
+
+def test_every_command_that_changes_the_service_has_dry_run_and_yes() -> None:
+    root = typer.main.get_command(app)
+    writers = [
+        ("deploy",),
+        ("release",),
+        ("rollback",),
+        ("scale",),
+        ("cors", "add"),
+        ("cors", "remove"),
+        ("cors", "set"),
+    ]
+    for path in writers:
+        command = root
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        options = {opt for param in command.params for opt in getattr(param, "opts", [])}
+        assert {"--dry-run", "--yes"} <= options, path
