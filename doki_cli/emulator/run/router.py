@@ -245,61 +245,70 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("run proxy %s: " + format, self.server.server_address[1], *args)
 
 
-# The ports handed to revisions' containers, each held by a socket bound to it (never listening) until no revision
-# has it (as far as the emulator handing out the next one knows: the ports of another emulator in the same process
-# are let go then too, which leaves a container that already listens its port all the same). A container takes its
-# port as a number (PORT), not a socket: Docker starts it as a process of its own, which binds a socket of its own,
-# so no listening socket can be handed over. A port found free, let go and handed on could be taken meanwhile (by
-# another emulator, a test's server, an outgoing connection), and the revision's readiness probe would then find
-# that process instead. Held, the port goes to no bind to port 0, no outgoing connection and no bind without
-# SO_REUSEADDR; the holder sets SO_REUSEADDR once bound, so the container's server, binding with SO_REUSEADDR as
-# uvicorn, gunicorn, Python's HTTP servers, Node and Go do, may still listen on it beside the holder.
-_held: dict[int, socket.socket] = {}
-_held_lock = threading.Lock()
+class HeldPorts:
+    """The ports handed to one emulator's revisions' containers, each held by a socket bound to it (never listening)
+    until no revision has it, and all let go when the emulator stops.
 
+    A container takes its port as a number (PORT), not a socket: Docker starts it as a process of its own, which binds
+    a socket of its own, so no listening socket can be handed over. A port found free, let go and handed on could be
+    taken meanwhile (by another emulator, a test's server, an outgoing connection), and the revision's readiness probe
+    would then find that process instead. Held, the port goes to no bind to port 0, no outgoing connection and no bind
+    without SO_REUSEADDR; the holder sets SO_REUSEADDR once bound, so the container's server, binding with
+    SO_REUSEADDR as uvicorn, gunicorn, Python's HTTP servers, Node and Go do, may still listen on it beside the
+    holder. Each emulator holds its own: one never lets go of another's."""
 
-def _hold(host: str, port: int) -> int | None:
-    """Hold `port` (0: any), as `_held` says; the port held, or None when it is in use or held already."""
-    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        # Bound before SO_REUSEADDR is set: the bind fails where anything at all has the port (a listener, another
-        # holder, connections still in TIME_WAIT), as a port found in use should be left alone.
-        holder.bind((host, port))
-    except OSError:
-        holder.close()
-        return None
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    held = int(holder.getsockname()[1])
-    _held[held] = holder
-    return held
+    def __init__(self, host: str = BACKEND_HOST) -> None:
+        self._host = host
+        self._held: dict[int, socket.socket] = {}
+        self._lock = threading.Lock()
 
+    def new(self, taken: frozenset[int] = frozenset()) -> int:
+        """A port for a container to listen on, held for it and not in `taken`: the ports of the other revisions. A
+        port held for none of them is let go."""
+        with self._lock:
+            for unused in [port for port in self._held if port not in taken]:
+                self._held.pop(unused).close()
+            refused = []  # held until a port is found, so that the kernel does not offer them again
+            while True:
+                held = self._hold(0)
+                if held is None:
+                    raise OSError(f"no port is free on {self._host}")
+                if held not in taken:
+                    break
+                refused.append(self._held.pop(held))
+            for holder in refused:
+                holder.close()
+            return held
 
-def free_port(host: str = BACKEND_HOST, taken: frozenset[int] = frozenset()) -> int:
-    """A port for a container to listen on, held for it (see `_held`) and not in `taken`: the ports of the other
-    revisions. A port held for none of them is let go."""
-    with _held_lock:
-        for unused in [port for port in _held if port not in taken]:
-            _held.pop(unused).close()
-        refused = []  # held until a port is found, so that the kernel does not offer them again
-        while True:
-            held = _hold(host, 0)
-            if held is None:
-                raise OSError(f"no port is free on {host}")
-            if held not in taken:
-                break
-            refused.append(_held.pop(held))
-        for holder in refused:
+    def keep(self, port: int) -> bool:
+        """Whether `port` (recorded before a restart, or the revision's already) can be its container's: held for it
+        with nothing listening there (an earlier container of the revision may still be), or free and held now."""
+        with self._lock:
+            if port in self._held:
+                return not _listened_on(self._host, port)
+            return self._hold(port) is not None
+
+    def close(self) -> None:
+        """Let every port go: the emulator stops."""
+        with self._lock:
+            for holder in self._held.values():
+                holder.close()
+            self._held.clear()
+
+    def _hold(self, port: int) -> int | None:
+        """Hold `port` (0: any); the port held, or None when it is in use or held already."""
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            # Bound before SO_REUSEADDR is set: the bind fails where anything at all has the port (a listener,
+            # another holder, connections still in TIME_WAIT), as a port found in use should be left alone.
+            holder.bind((self._host, port))
+        except OSError:
             holder.close()
+            return None
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held = int(holder.getsockname()[1])
+        self._held[held] = holder
         return held
-
-
-def port_free(port: int, host: str = BACKEND_HOST) -> bool:
-    """Whether `port` (recorded before a restart, or the revision's already) can be its container's: held for it
-    with nothing listening there (an earlier container of the revision may still be), or free and held for it now."""
-    with _held_lock:
-        if port in _held:
-            return not _listened_on(host, port)
-        return _hold(host, port) is not None
 
 
 def _listened_on(host: str, port: int) -> bool:

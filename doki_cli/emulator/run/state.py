@@ -42,7 +42,7 @@ from doki_cli.emulator.iamcredentials.tokens import IdTokens
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.paging import Paging
 from doki_cli.emulator.run import validation
-from doki_cli.emulator.run.router import Backend, Proxy, free_port, port_free
+from doki_cli.emulator.run.router import Backend, HeldPorts, Proxy
 from doki_cli.emulator.run.runtime import (
     CONTAINER_PREFIX,
     Cancelled,
@@ -257,6 +257,7 @@ class CloudRun:
         `accounts`, a template may name only an account that exists; `by_digest(image)`: where the engine finds an
         Artifact Registry image named by digest (the emulator's registry: a digest is no local tag)."""
         self._persist = persist
+        self._ports = HeldPorts()  # on the loopback the containers listen on (router.BACKEND_HOST)
         self._secrets = secrets
         self._images = images
         self._operations = operations
@@ -320,6 +321,7 @@ class CloudRun:
                 proxy.close()
         if self._runtime is not None:
             self._runtime.stop_all()
+        self._ports.close()  # after the containers: none listens there any more
 
     def touch(self, resource: str) -> bool:
         """A change to service `resource` behind every client's back: a new etag."""
@@ -1036,8 +1038,8 @@ class CloudRun:
                 raise Cancelled(f"revision {revision_id} was deleted")
             revision = record.message
             taken = frozenset(r.port for r in self._revisions.values() if r is not record)
-            if not record.port or record.port in taken or not port_free(record.port):
-                record.port = free_port(taken=taken)
+            if not record.port or record.port in taken or not self._ports.keep(record.port):
+                record.port = self._ports.new(taken=taken)
             port = record.port
             ingress = validation.ingress_index(revision)
             containers = []

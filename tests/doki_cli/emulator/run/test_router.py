@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from doki_cli.emulator.run.router import Backend, Proxy, WeightedRoundRobin, free_port, port_free
+from doki_cli.emulator.run.router import Backend, HeldPorts, Proxy, WeightedRoundRobin
 
 
 class _Echo(BaseHTTPRequestHandler):
@@ -177,24 +177,38 @@ def _binds(port: int, *, reuse: bool) -> bool:
 
 
 def test_a_port_handed_to_a_container_is_held_for_it_and_only_its_server_can_listen_there() -> None:
-    port = free_port()
+    ports = HeldPorts()
+    port = ports.new()
     assert not _binds(port, reuse=False)  # anything else, or a port found by binding port 0, is kept off
     # The container's server binds with SO_REUSEADDR and answers there.
     server = ThreadingHTTPServer(("127.0.0.1", port), _Echo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         assert httpx.get(f"http://127.0.0.1:{port}/ready").json()["path"] == "/ready"
-        assert not port_free(port)  # a revision started again waits for another port while its old server listens
+        assert not ports.keep(port)  # a revision started again waits for another port while its old server listens
     finally:
         server.shutdown()
         server.server_close()
-    assert port_free(port)  # gone: the revision may have its port again
+    assert ports.keep(port)  # gone: the revision may have its port again
     assert not _binds(port, reuse=False)
+    ports.close()
+    assert _binds(port, reuse=False)  # the emulator stopped: let go
 
 
 def test_ports_no_other_revision_has_are_let_go_when_the_next_one_is_handed_out() -> None:
-    kept = free_port()
-    dropped = free_port(taken=frozenset({kept}))  # its revision is then deleted: no revision has it any more
-    assert free_port(taken=frozenset({kept})) not in (kept, dropped)
+    ports = HeldPorts()
+    kept = ports.new()
+    dropped = ports.new(taken=frozenset({kept}))  # its revision is then deleted: no revision has it any more
+    assert ports.new(taken=frozenset({kept})) not in (kept, dropped)
     assert not _binds(kept, reuse=False)
     assert _binds(dropped, reuse=False)
+    ports.close()
+
+
+def test_one_emulators_ports_are_never_let_go_by_another() -> None:
+    mine, theirs = HeldPorts(), HeldPorts()
+    held = mine.new()
+    theirs.new()  # the other emulator's revisions have none of mine: it lets go only of its own
+    assert not _binds(held, reuse=False)
+    mine.close()
+    theirs.close()
