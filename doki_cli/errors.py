@@ -186,3 +186,12 @@ class DokiError(Exception):
 
     def as_dict(self) -> dict[str, str | None]:
         return {"code": self.code.value, "message": self.message, "hint": self.hint}
+
+
+def service_not_found(path: str) -> DokiError:
+    """The service at `path` does not exist: not deployed yet, or a wrong project, region or name."""
+    return DokiError(
+        Code.SERVICE_NOT_FOUND,
+        f"{path} does not exist",
+        "deploy it with `doki deploy` (or check --project/--region/--env)",
+    )

@@ -20,8 +20,12 @@ DRY_RUN_CHANGES = 2
 def review(app: App, plan: Plan | EditPlan, *, dry_run: bool, yes: bool, then: list[str] | None = None) -> None:
     """Show `plan`. Under --dry-run that is all, with what would follow it (`then`): the command ends with exit 0
     when it would change nothing, 2 when it would. Otherwise a change is confirmed first, unless --yes, --json or
-    the lack of a terminal says not to ask."""
+    the lack of a terminal says not to ask; an edit of a service a release holds is refused, as a deploy is."""
+    import time
+
     from doki_cli.deploy.executor import plan_data, render_plan
+    from doki_cli.deploy.lock import blocked_by_release
+    from doki_cli.deploy.planner import EditPlan
 
     render_plan(app.output, plan)
     if dry_run:
@@ -29,6 +33,10 @@ def review(app: App, plan: Plan | EditPlan, *, dry_run: bool, yes: bool, then: l
             app.output.line(f"  then {line}", style="dim")
         app.output.data({"plan": plan_data(plan), **({"then": then} if then is not None else {})})
         raise typer.Exit(DRY_RUN_NO_CHANGES if plan.empty else DRY_RUN_CHANGES)
+    if isinstance(plan, EditPlan) and not plan.empty:
+        blocked = blocked_by_release(plan.live, time.time(), "this change")
+        if blocked is not None:
+            raise blocked
     if not plan.empty and not yes:
         confirm(app, "Apply these changes?")
 

@@ -56,10 +56,11 @@ def deploy(
     google = app.google
     skipped += account_check(google.accounts, config, skip=skip_checks)
     plan = Planner(google.run, google.secrets, tag_digests(google.artifact_registry)).plan(config, image, prune=prune)
-    blocked = locks.deploy_blocked(plan.live, time.time()) if plan.live is not None and not plan.empty else None
-    if blocked is not None and not dry_run:
+    if plan.live is not None and not plan.empty and not dry_run:
         # First: a release may not have pushed the image it is deploying yet, and waiting is the answer anyway.
-        raise blocked
+        blocked = locks.blocked_by_release(plan.live, time.time(), "a deploy")
+        if blocked is not None:
+            raise blocked
     if plan.makes_revision:  # which pulls the image
         skipped += image_check(google.artifact_registry, image, skip=skip_checks)
     plan = replace(plan, skipped_checks=skipped)

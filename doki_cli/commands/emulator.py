@@ -41,7 +41,7 @@ def _reported() -> Iterator[None]:
     try:
         yield
     except EmulatorError as err:
-        raise DokiError(Code[err.code.upper()], err.message, err.hint) from None
+        raise DokiError(Code[err.code.value.upper()], err.message, err.hint) from None
 
 
 @app.command("start")

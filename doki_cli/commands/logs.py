@@ -167,7 +167,7 @@ def _require_service(app: App) -> None:
     """No entries at all may mean no such service (a wrong project, region or name): say that instead.
 
     Only then is Cloud Run asked, and a caller who may read logs but not services gets the plain answer."""
-    from doki_cli.gcp.run import service_not_found
+    from doki_cli.errors import service_not_found
 
     config, run = app.config, app.google.run
     try:

@@ -39,7 +39,7 @@ def rollback(
                 f"{config.name} has no Ready revision older than {serving.name if serving else 'the current one'}",
                 "name one with `doki rollback REVISION` (see `doki status`)",
             )
-        if yes or not can_ask(app):
+        if yes or dry_run or not can_ask(app):  # a dry run asks nothing: it plans the previous one
             target = older[0]
         else:
             for index, candidate in enumerate(older, start=1):

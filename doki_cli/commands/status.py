@@ -19,7 +19,7 @@ def status(ctx: typer.Context) -> None:
     out, config, google = app.output, app.config, app.google
     live = google.run.get(config.name)
     if live is None:
-        from doki_cli.gcp.run import service_not_found
+        from doki_cli.errors import service_not_found
 
         raise service_not_found(google.run.path(config.name))
     binding = google.run.is_public(config.name)

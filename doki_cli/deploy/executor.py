@@ -125,8 +125,10 @@ def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
 def apply_edit(
     run: RunPort, plan: EditPlan, *, on_progress: Callable[[str], None], now: Callable[[], float] = time.time
 ) -> LiveService:
-    """Write `plan` in one read-modify-write; a service changed since the plan is read again and the edit decided on
-    it, so nothing someone else changed in between is overwritten. Waits until Cloud Run has made the change."""
+    """Write `plan` in one read-modify-write guarded by the etag of that read, and wait until Cloud Run has made the
+    change. A service changed since the plan is read again and the edit decided on it: a pin or a release's traffic
+    move keeps what changed meanwhile (a tag, another release's lock), while an edit of variables or scaling writes
+    its planned values over the same fields, keeping every other."""
     return run.update(plan.service, lambda live: plan.decide(live, now()), on_progress=on_progress)
 
 

@@ -89,8 +89,9 @@ def ensure_ours(service: LiveService, lock: Lock, now: float) -> None:
         )
 
 
-def deploy_blocked(service: LiveService, now: float) -> DokiError | None:
-    """The error a `doki deploy` stops with while a release holds the lock: it would move traffic under it."""
+def blocked_by_release(service: LiveService, now: float, change: str) -> DokiError | None:
+    """The error a change made outside a release (`change`: "a deploy", "this rollback", ...) stops with while a
+    release holds the lock: made now, it would move traffic under the release, or be undone by its next step."""
     lock = active_lock(service, now)
     if lock is None:
         return None
@@ -98,5 +99,6 @@ def deploy_blocked(service: LiveService, now: float) -> DokiError | None:
         Code.RELEASE_LOCKED,
         f"a release of {lock.commit[:12]} (on {lock.host or 'an unknown host'}) is in progress on {service.name} "
         f"until {iso(lock.expires)}; nothing was changed",
-        "wait for it to finish: a deploy now would move traffic under it",
+        f"wait for it to finish: {change} now would move traffic under it, or be undone by its next step (a lock "
+        "left by a release that died expires by itself)",
     )

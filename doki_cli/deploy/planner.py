@@ -22,7 +22,7 @@ from doki_cli.config import (
 from doki_cli.deploy import traffic
 from doki_cli.deploy.lock import LOCK, Lock, ensure_ours
 from doki_cli.deploy.ports import RunPort, SecretsPort
-from doki_cli.errors import Code, DokiError
+from doki_cli.errors import Code, DokiError, service_not_found
 from doki_cli.model import CHECKS_FAILED, Edit, LiveService, RevisionInfo, Scaling, ServiceSpec, Target, pinned
 
 REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
@@ -457,8 +457,6 @@ def _retry_change(live: LiveService) -> Change:
 
 def read_live(run: RunPort, name: str) -> LiveService:
     """The live service a change starts from; service_not_found when there is none."""
-    from doki_cli.gcp.run import service_not_found
-
     live = run.get(name)
     if live is None:
         raise service_not_found(run.path(name))

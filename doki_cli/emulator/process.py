@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,22 @@ DEFAULT_GRPC_PORT = 8470
 DEFAULT_REST_PORT = 8471
 
 
+class EmulatorCode(StrEnum):
+    """What can go wrong starting, finding or stopping the emulator; `doki emulator` reports each under the code of
+    doki's catalog with the same name (a test keeps the two the same)."""
+
+    STATE_CORRUPT = "emulator_state_corrupt"
+    START_FAILED = "emulator_start_failed"
+    START_TIMEOUT = "emulator_start_timeout"
+    STOP_TIMEOUT = "emulator_stop_timeout"
+
+
 class EmulatorError(Exception):
     """Starting, finding or stopping the emulator failed: a stable code, what happened, and what to do.
 
     The emulator knows nothing of doki's own errors; `doki emulator` reports these as its own, word for word."""
 
-    def __init__(self, code: str, message: str, hint: str) -> None:
+    def __init__(self, code: EmulatorCode, message: str, hint: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -131,7 +142,7 @@ def find_running(state_dir: Path) -> Running | None:
         return None
     except (ValueError, TypeError):
         raise EmulatorError(
-            "emulator_state_corrupt",
+            EmulatorCode.STATE_CORRUPT,
             f"{path} is not an emulator record",
             f"stop any emulator using {state_dir} and delete {path}",
         ) from None
@@ -166,7 +177,7 @@ def spawn(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise EmulatorError(
-                "emulator_start_failed",
+                EmulatorCode.START_FAILED,
                 f"the emulator exited with code {process.returncode} while starting; its log:\n"
                 + _tail(log_path, start),
                 "fix what the log says (often a port in use: pass --port/--rest-port/--registry-port)",
@@ -177,7 +188,7 @@ def spawn(
         sleep(0.1)
     process.terminate()
     raise EmulatorError(
-        "emulator_start_timeout",
+        EmulatorCode.START_TIMEOUT,
         f"the emulator did not answer within {timeout:.0f} s; its log:\n" + _tail(log_path, start),
         "run `doki emulator start --foreground` to watch it start",
     )
@@ -192,7 +203,7 @@ def stop(running: Running, *, timeout: float = 30.0, sleep: Callable[[float], No
         sleep(0.1)
     if _alive(running.pid):
         raise EmulatorError(
-            "emulator_stop_timeout",
+            EmulatorCode.STOP_TIMEOUT,
             f"the emulator (pid {running.pid}) is still running {timeout:.0f} s after SIGTERM",
             f"kill it with `kill -9 {running.pid}`; its state was saved after every change",
         )

@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from doki_cli.config import cpu_count, is_compute_default
-from doki_cli.errors import Code, DokiError
+from doki_cli.errors import Code, DokiError, service_not_found
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
 from doki_cli.gcp.operations import accepted
@@ -397,15 +397,6 @@ class CloudRun:
                 "invoker IAM check (as gcloud run services update --no-invoker-iam-check does), which that policy "
                 "allows; or set allow_unauthenticated = false to keep it private",
             ) from None
-
-
-def service_not_found(path: str) -> DokiError:
-    """The service at `path` does not exist: not deployed yet, or a wrong project, region or name."""
-    return DokiError(
-        Code.SERVICE_NOT_FOUND,
-        f"{path} does not exist",
-        "deploy it with `doki deploy` (or check --project/--region/--env)",
-    )
 
 
 def _short(revision: str) -> str:

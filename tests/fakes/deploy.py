@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from doki_cli.config import is_compute_default
-from doki_cli.errors import Code, DokiError
+from doki_cli.errors import Code, DokiError, service_not_found
 from doki_cli.gcp.iam import POLICY_ATTEMPTS
-from doki_cli.gcp.run import RETRY_ANNOTATION, service_not_found
+from doki_cli.gcp.run import RETRY_ANNOTATION
 from doki_cli.model import (
     Edit,
     LiveService,

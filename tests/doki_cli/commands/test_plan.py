@@ -7,14 +7,19 @@ a change without a container, and a write is seen in the service's etag."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import typer
 
+from doki_cli.deploy.lock import LOCK, Lock
+from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
+from doki_cli.gcp.google import Google
 from doki_cli.main import app
-from tests.helpers import CliRunner
-from tests.helpers.project import PATH
+from doki_cli.model import Edit
+from tests.helpers import REPO, CliRunner
+from tests.helpers.project import PATH, PROJECT
 from tests.helpers.terminal import TerminalRunner
 
 runner = CliRunner()
@@ -79,6 +84,11 @@ def test_yes_skips_the_question_at_a_terminal_and_json_never_asks(services: obje
 
 
 def test_every_command_that_changes_the_service_has_dry_run_and_yes() -> None:
+    # The commands that write to a service are those that review a plan first: a new one is caught here.
+    reviewing = sorted(
+        path.stem for path in (REPO / "doki_cli" / "commands").glob("[!_]*.py") if "review(app" in path.read_text()
+    )
+    assert reviewing == ["cors", "deploy", "release", "rollback", "scale"]
     root = typer.main.get_command(app)
     writers = [
         ("deploy",),
@@ -95,3 +105,24 @@ def test_every_command_that_changes_the_service_has_dry_run_and_yes() -> None:
             command = command.commands[name]  # type: ignore[attr-defined]
         options = {opt for param in command.params for opt in getattr(param, "opts", [])}
         assert {"--dry-run", "--yes"} <= options, path
+
+
+def test_a_change_to_a_service_a_release_holds_is_refused_and_its_dry_run_still_shows(
+    failed_service: ClientFactory,
+) -> None:
+    google = Google(failed_service, PROJECT, "us-central1")
+    held = Lock("b" * 40, "another-release", "ci-runner", float(int(time.time())), float(int(time.time()) + 600))
+    with pytest.raises(DokiError, match="did not become ready"):  # written; the service's revision still fails
+        google.run.update("doki-backend", lambda _: Edit(annotations={LOCK: held.render()}), on_progress=print)
+    assert Lock.parse(google.run.get("doki-backend").annotations[LOCK]) == held  # type: ignore[union-attr]
+    services = failed_service.run_services()
+    before = etag(services)
+    for args in (WRITES["scale"], WRITES["cors add"]):
+        refused = runner.invoke(app, [*args, "--yes"])
+        assert refused.exit_code == 5, refused.output
+        assert refused.stderr.startswith(
+            "Error [release_locked]: a release of bbbbbbbbbbbb (on ci-runner) is in progress on doki-backend until "
+        )
+        assert "  Hint: wait for it to finish: this change now would move traffic under it" in refused.stderr
+        assert runner.invoke(app, [*args, "--dry-run"]).exit_code == 2
+    assert etag(services) == before

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from doki_cli.deploy.lock import LOCK, Lock, active_lock, deploy_blocked, ensure_ours, take
+from doki_cli.deploy.lock import LOCK, Lock, active_lock, blocked_by_release, ensure_ours, take
 from doki_cli.errors import DokiError
 from doki_cli.model import LiveService, ServiceSpec
 
@@ -57,8 +57,8 @@ def test_a_write_stops_once_the_lock_is_lost_or_taken_over() -> None:
 
 
 def test_a_deploy_is_blocked_only_while_a_release_holds_the_lock() -> None:
-    assert deploy_blocked(_service(None), NOW) is None
-    assert deploy_blocked(_service(THEIRS), THEIRS.expires + 1) is None
-    blocked = deploy_blocked(_service(THEIRS), NOW)
+    assert blocked_by_release(_service(None), NOW, "a deploy") is None
+    assert blocked_by_release(_service(THEIRS), THEIRS.expires + 1, "a deploy") is None
+    blocked = blocked_by_release(_service(THEIRS), NOW, "a deploy")
     assert blocked is not None and blocked.code == "release_locked" and blocked.exit_code == 5
     assert "a deploy now would move traffic under it" in (blocked.hint or "")
