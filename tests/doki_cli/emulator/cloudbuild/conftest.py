@@ -95,7 +95,7 @@ class FakeEngine:
             if instruction == "RUN fail":
                 on_line(" ---> Running in 0123456789ab")
                 raise DokiError(
-                    "build_failed",
+                    Code.BUILD_FAILED,
                     f"the image build failed at Step {number}/{len(instructions)} : RUN fail:\n"
                     "The command '/bin/sh -c fail' returned a non-zero code: 127",
                 )
