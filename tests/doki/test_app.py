@@ -54,8 +54,43 @@ def test_cors_preflight_from_an_allowed_origin_allows_credentials_and_auth_heade
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://app.doki.com"
     assert response.headers["access-control-allow-credentials"] == "true"
-    allowed = {h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")}
-    assert {"authorization", "content-type"} <= allowed
+    assert response.headers["access-control-allow-headers"] == "authorization, content-type"
+
+
+def test_cors_preflight_from_an_allowed_origin_allows_any_request_header_and_method(
+    fake_postgrest: FakePostgrest,
+) -> None:
+    # As the backend Doki replaces did: its frontends send headers of their own.
+    with TestClient(create_app(production_settings(fake_postgrest.url))) as client:
+        response = client.options(
+            "/connectors/supabase/connect",
+            headers={
+                "Origin": "https://app.doki.com",
+                "Access-Control-Request-Method": "HEAD",
+                "Access-Control-Request-Headers": "x-requested-with, x-custom",
+            },
+        )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.doki.com"
+    assert response.headers["access-control-allow-credentials"] == "true"
+    # Mirrored, never `*`: with credentials, browsers take `*` literally, as a header named "*".
+    assert response.headers["access-control-allow-headers"] == "x-requested-with, x-custom"
+    methods = set(response.headers["access-control-allow-methods"].split(", "))
+    assert {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} <= methods
+
+
+def test_cors_refuses_any_request_header_from_an_origin_that_is_not_listed(fake_postgrest: FakePostgrest) -> None:
+    with TestClient(create_app(production_settings(fake_postgrest.url))) as client:
+        response = client.options(
+            "/auth/me",
+            headers={
+                "Origin": "https://evil.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "x-requested-with, x-custom",
+            },
+        )
+    assert response.status_code == 400
+    assert "access-control-allow-origin" not in response.headers
 
 
 def test_cors_gives_nothing_to_an_origin_that_is_not_listed(fake_postgrest: FakePostgrest) -> None:
@@ -68,6 +103,18 @@ def test_cors_gives_nothing_to_an_origin_that_is_not_listed(fake_postgrest: Fake
     assert preflight.status_code == 400
     assert "access-control-allow-origin" not in preflight.headers
     assert "access-control-allow-origin" not in simple.headers
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_create_app_refuses_a_wildcard_origin(environment: str, fake_postgrest: FakePostgrest) -> None:
+    # Any header from any site, with the user's credentials, is what exact origins keep from happening.
+    if environment == "production":
+        settings = production_settings(fake_postgrest.url, allowed_origins="*")
+    else:
+        settings = development_settings(allowed_origins="https://app.doki.com,*")
+    with pytest.raises(ConfigError) as caught:
+        create_app(settings)
+    assert caught.value.problems[0].startswith("ALLOWED_ORIGINS contains '*'")
 
 
 @pytest.mark.parametrize(("environment", "secure"), [("development", False), ("production", True)])
