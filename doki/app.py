@@ -9,12 +9,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from doki import __version__
-from doki.api.errors import validation_failed
+from doki.api.errors import http_error_rendered, validation_failed
 from doki.api.openapi import CompletedOpenAPI
 from doki.api.routes import auth, google, root, sheets, supabase
 from doki.auth import VerifierProvider
@@ -78,6 +79,9 @@ def create_app(settings: Settings) -> FastAPI:
     # The document lists every answer, including those no route signature shows (401, 503, FastAPI's own 400).
     app.openapi = CompletedOpenAPI(app, bearer_optional=not settings.is_production)  # type: ignore[method-assign]
     app.add_exception_handler(RequestValidationError, validation_failed)
+    # Starlette's class, as FastAPI's default handler is: this one replaces it, for FastAPI's HTTPException and for
+    # Starlette's own 404 and 405 alike.
+    app.add_exception_handler(StarletteHTTPException, http_error_rendered)
 
     # Added innermost first: CORS must answer preflights before sessions or routes see them.
     session_secret = settings.session_secret_key.get_secret_value() if settings.session_secret_key else ""
@@ -92,8 +96,11 @@ def create_app(settings: Settings) -> FastAPI:
         CORS,
         allow_origins=settings.allowed_origins,
         allow_credentials=True,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type"],
+        # Any method and request header, as the backend Doki replaces allowed: its frontends send headers of their
+        # own. With credentials on, Starlette answers a preflight with the methods listed and the headers it asked
+        # for, never `*`; who may call stays the exact origins above.
+        allow_methods=["*"],
+        allow_headers=["*"],
         max_age=600,
     )
     if settings.is_production and settings.gcp_project_id:

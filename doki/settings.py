@@ -364,7 +364,8 @@ def _algorithm_problems(algorithms: list[str]) -> list[str]:
 
 
 DEV_KEYS_FILE = "dev-keys.json"
-DEV_ORIGINS = ["http://localhost:3000", "http://127.0.0.1:3000", "http://localhost:5173"]
+# The usual local frontends: the original backend's two (3000, 3001), and Vite's default (5173).
+DEV_ORIGINS = ["http://localhost:3000", "http://localhost:3001", "http://127.0.0.1:3000", "http://localhost:5173"]
 
 
 def with_development_defaults(settings: Settings) -> Settings:

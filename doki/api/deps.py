@@ -73,7 +73,7 @@ _HINTS = {
 
 
 def _unauthorized(error: str | None, description: str) -> HTTPException:
-    """401 with a `WWW-Authenticate` challenge, and the body every other error has: {code, message, hint}."""
+    """401 with a `WWW-Authenticate` challenge, and the body every other error has (doki.api.errors)."""
     challenge = 'Bearer realm="doki"'
     if error:
         # Header values cannot carry quotes or newlines; descriptions are ours, but stay defensive.

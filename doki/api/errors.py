@@ -1,8 +1,11 @@
-"""The API's error answers as models, so the OpenAPI document describes every body a client can get.
+"""The API's error answers as models, so the OpenAPI document describes every body a client can get, and the one
+handler that renders them.
 
-Every error the API itself answers, the token check's 401 and 503 included, is `{"detail": {"code", "message",
-"hint", ...}}` (some codes add fields, such as `missing_scopes`). Only FastAPI's own answers differ: 422 with its
-validation errors, and `{"detail": "<text>"}` for a body it cannot read.
+Every error the API itself answers, the token check's 401 and 503 included, is `{"detail": "<message>", "code",
+"hint", ...}`: `detail` is the text for a person, a string as FastAPI's own `HTTPException` gives (a frontend written
+for `alert(data.detail)` keeps working), `code` the stable machine-readable part, `hint` the fix; some codes add
+fields, such as `missing_scopes`. FastAPI's own answers keep their shapes: 422 with its validation errors, and
+`{"detail": "<text>"}` for a body it cannot read.
 """
 
 from __future__ import annotations
@@ -14,24 +17,23 @@ from typing import Any, cast
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import BaseModel, ConfigDict, Field
-
-
-class ErrorDetail(BaseModel):
-    # Some codes carry more (`connect`, `missing_scopes`): documented as allowed, never required.
-    model_config = ConfigDict(extra="allow")
-
-    code: str = Field(description="machine-readable, stable: what went wrong")
-    message: str = Field(description="what went wrong, for a person")
-    hint: str = Field(description="what to do about it")
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ErrorOut(BaseModel):
     """An error: a refused token, a connector or sign-in failure."""
 
-    detail: ErrorDetail
+    # Some codes carry more (`connect`, `missing_scopes`): documented as allowed, never required.
+    model_config = ConfigDict(extra="allow")
+
+    detail: str = Field(description="what went wrong, for a person")
+    code: str = Field(description="machine-readable, stable: what went wrong")
+    hint: str = Field(description="what to do about it")
 
 
 class MessageOut(BaseModel):
@@ -50,6 +52,20 @@ class _ASCIIJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+async def http_error_rendered(request: Request, exc: Exception) -> Response:
+    """An `HTTPException` answer. The API's own errors are raised with `{code, message, hint, ...}` (see
+    doki.connectors.errors) and answered flat, the message as `detail`; any other detail (FastAPI's and Starlette's
+    text, such as "Not Found") and bodiless statuses (204, 304) are answered as FastAPI answers them."""
+    error = cast(StarletteHTTPException, exc)  # registered for StarletteHTTPException alone
+    detail = error.detail
+    if not (isinstance(detail, dict) and "message" in detail and is_body_allowed_for_status_code(error.status_code)):
+        return await http_exception_handler(request, error)
+    fields = {key: value for key, value in detail.items() if key != "message"}
+    return _ASCIIJSONResponse(
+        status_code=error.status_code, content={"detail": detail["message"], **fields}, headers=error.headers
+    )
 
 
 async def validation_failed(request: Request, exc: Exception) -> JSONResponse:

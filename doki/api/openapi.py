@@ -47,10 +47,7 @@ def complete(spec: dict[str, Any], app: FastAPI, *, bearer_optional: bool) -> No
     """Add to `spec`, in place, the answers FastAPI leaves out (see the module docstring)."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("MessageOut", MessageOut.model_json_schema())
-    error_schema = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
-    for name, definition in error_schema.pop("$defs", {}).items():
-        schemas.setdefault(name, definition)
-    schemas.setdefault("ErrorOut", error_schema)
+    schemas.setdefault("ErrorOut", ErrorOut.model_json_schema())
     schemas.setdefault("ValidationError", validation_error_definition)
     schemas.setdefault("HTTPValidationError", validation_error_response_definition)
     token_required = _using_the_callers_token(app)

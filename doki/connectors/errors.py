@@ -1,7 +1,9 @@
-"""Errors the connectors raise, each carrying what the API answers: an HTTP status and a JSON body with a
-machine-readable `code`, a `message` and a `hint` that says the fix.
+"""Errors the connectors raise, each carrying what the API answers: an HTTP status and a body with a
+machine-readable `code`, a `message` and a `hint` that says the fix, answered as `{"detail": "<message>", "code",
+"hint", ...}` (doki.api.errors).
 
-Connectors know nothing of FastAPI; the routes turn a `ConnectorError` into an HTTP answer with `as_http`.
+Connectors know nothing of FastAPI; the routes raise a `ConnectorError` as an `HTTPException` whose detail is
+`body()`.
 Messages are built from literals and upstream error texts, never from tokens or keys.
 """
 

@@ -1,4 +1,5 @@
-"""The app `create_app` builds: health contract, docs, CORS, sessions, and refusing to start when unsafe."""
+"""The app `create_app` builds: health contract, docs, error bodies, CORS, sessions, and refusing to start when
+unsafe."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fastapi import Request
+from fastapi import HTTPException, Request
 from fastapi.testclient import TestClient
 
 from doki.app import create_app
@@ -54,8 +55,43 @@ def test_cors_preflight_from_an_allowed_origin_allows_credentials_and_auth_heade
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == "https://app.doki.com"
     assert response.headers["access-control-allow-credentials"] == "true"
-    allowed = {h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")}
-    assert {"authorization", "content-type"} <= allowed
+    assert response.headers["access-control-allow-headers"] == "authorization, content-type"
+
+
+def test_cors_preflight_from_an_allowed_origin_allows_any_request_header_and_method(
+    fake_postgrest: FakePostgrest,
+) -> None:
+    # As the backend Doki replaces did: its frontends send headers of their own.
+    with TestClient(create_app(production_settings(fake_postgrest.url))) as client:
+        response = client.options(
+            "/connectors/supabase/connect",
+            headers={
+                "Origin": "https://app.doki.com",
+                "Access-Control-Request-Method": "HEAD",
+                "Access-Control-Request-Headers": "x-requested-with, x-custom",
+            },
+        )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.doki.com"
+    assert response.headers["access-control-allow-credentials"] == "true"
+    # Mirrored, never `*`: with credentials, browsers take `*` literally, as a header named "*".
+    assert response.headers["access-control-allow-headers"] == "x-requested-with, x-custom"
+    methods = set(response.headers["access-control-allow-methods"].split(", "))
+    assert {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"} <= methods
+
+
+def test_cors_refuses_any_request_header_from_an_origin_that_is_not_listed(fake_postgrest: FakePostgrest) -> None:
+    with TestClient(create_app(production_settings(fake_postgrest.url))) as client:
+        response = client.options(
+            "/auth/me",
+            headers={
+                "Origin": "https://evil.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "x-requested-with, x-custom",
+            },
+        )
+    assert response.status_code == 400
+    assert "access-control-allow-origin" not in response.headers
 
 
 def test_cors_gives_nothing_to_an_origin_that_is_not_listed(fake_postgrest: FakePostgrest) -> None:
@@ -68,6 +104,77 @@ def test_cors_gives_nothing_to_an_origin_that_is_not_listed(fake_postgrest: Fake
     assert preflight.status_code == 400
     assert "access-control-allow-origin" not in preflight.headers
     assert "access-control-allow-origin" not in simple.headers
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_create_app_refuses_a_wildcard_origin(environment: str, fake_postgrest: FakePostgrest) -> None:
+    # Any header from any site, with the user's credentials, is what exact origins keep from happening.
+    if environment == "production":
+        settings = production_settings(fake_postgrest.url, allowed_origins="*")
+    else:
+        settings = development_settings(allowed_origins="https://app.doki.com,*")
+    with pytest.raises(ConfigError) as caught:
+        create_app(settings)
+    assert caught.value.problems[0].startswith("ALLOWED_ORIGINS contains '*'")
+
+
+def test_an_error_is_the_message_as_detail_with_code_and_hint_beside_it() -> None:
+    # Readable as the original backend's `{"detail": "<text>"}` (its frontend does `alert(data.detail)`) and as ours.
+    with TestClient(create_app(development_settings())) as client:
+        response = client.post("/auth/signin", json={"email": "ada@example.com", "password": "correct horse"})
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "Supabase Auth is not configured on this server",
+        "code": "supabase_not_configured",
+        "hint": "set SUPABASE_URL and SUPABASE_ANON_KEY (or SUPABASE_SECRET_KEY)",
+    }
+
+
+def test_fastapis_and_starlettes_own_answers_keep_their_bodies() -> None:
+    with TestClient(create_app(development_settings())) as client:
+        invalid = client.post("/auth/signin", json={"email": "ada@example.com"})
+        unreadable = client.post("/auth/signin", content=b"\xff", headers={"Content-Type": "application/json"})
+        unknown = client.get("/nowhere")
+        wrong_method = client.delete("/")
+    assert invalid.status_code == 422
+    assert invalid.json() == {
+        "detail": [
+            {
+                "type": "missing",
+                "loc": ["body", "password"],
+                "msg": "Field required",
+                "input": {"email": "ada@example.com"},
+            }
+        ]
+    }
+    assert (unreadable.status_code, unreadable.json()) == (400, {"detail": "There was an error parsing the body"})
+    assert (unknown.status_code, unknown.json()) == (404, {"detail": "Not Found"})
+    assert (wrong_method.status_code, wrong_method.json()) == (405, {"detail": "Method Not Allowed"})
+    assert wrong_method.headers["allow"] == "GET"
+
+
+def test_an_error_keeps_its_headers_extra_fields_and_is_ascii_whatever_its_message_holds() -> None:
+    app = create_app(development_settings())
+
+    @app.get("/_refused")
+    async def refused() -> None:
+        detail = {"code": "x_refused", "message": "Ça ne va pas", "hint": "réessayez", "reasons": ["length"]}
+        raise HTTPException(429, detail=detail, headers={"Retry-After": "7"})
+
+    @app.get("/_unchanged")
+    async def unchanged() -> None:
+        raise HTTPException(304, detail={"code": "x", "message": "never sent", "hint": "h"}, headers={"ETag": '"v1"'})
+
+    with TestClient(app) as client:
+        response = client.get("/_refused")
+        not_modified = client.get("/_unchanged")
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "7"
+    assert response.content == (
+        b'{"detail":"\\u00c7a ne va pas","code":"x_refused","hint":"r\\u00e9essayez","reasons":["length"]}'
+    )
+    # A status that has no body (304, 204) has none, as FastAPI answers it; its headers stay.
+    assert (not_modified.status_code, not_modified.content, not_modified.headers["etag"]) == (304, b"", '"v1"')
 
 
 @pytest.mark.parametrize(("environment", "secure"), [("development", False), ("production", True)])
@@ -125,7 +232,7 @@ def test_production_starts_without_google_redirect_uri_and_logs_what_it_means(
         assert client.get("/").status_code == 200
         login = client.get("/auth/google/login", follow_redirects=False)
     assert login.status_code == 503
-    assert login.json()["detail"]["code"] == "google_not_configured"
+    assert login.json()["code"] == "google_not_configured"
     [warning] = [r.getMessage() for r in caplog.records if "GOOGLE_REDIRECT_URI" in r.getMessage()]
     assert "503 google_not_configured" in warning and "/auth/google/callback" in warning
     caplog.clear()

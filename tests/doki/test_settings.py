@@ -235,6 +235,7 @@ def test_development_needs_nothing_and_keeps_generated_keys_in_the_state_dir(tmp
     assert first.store_kind == "sqlite"
     assert first.allowed_origins == [
         "http://localhost:3000",
+        "http://localhost:3001",
         "http://127.0.0.1:3000",
         "http://localhost:5173",
     ]

@@ -57,7 +57,8 @@ _GOOGLE_ERRORS = error_responses(
 
 
 def http_error(error: ConnectorError) -> HTTPException:
-    """The API's answer for a connector error: its status, `{"detail": {code, message, hint, ...}}`, headers."""
+    """The API's answer for a connector error: its status, its body (answered as `{"detail": message, code, hint,
+    ...}` by doki.api.errors.http_error_rendered), its headers."""
     return HTTPException(error.status_code, detail=error.body(), headers=error.headers or None)
 
 

@@ -76,8 +76,8 @@ def test_without_a_google_client_login_answers_503_saying_what_to_set(
     with backend("development", google, supabase, google_client_id=None, google_redirect_uri=None) as doki:
         response = doki.login()
     assert response.status_code == 503
-    assert response.json()["detail"]["code"] == "google_not_configured"
-    assert "GOOGLE_CLIENT_ID" in response.json()["detail"]["hint"]
+    assert response.json()["code"] == "google_not_configured"
+    assert "GOOGLE_CLIENT_ID" in response.json()["hint"]
 
 
 # --- signing in ----------------------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def test_a_redirect_anywhere_but_an_allowed_frontend_origin_is_refused_before_go
     with backend("production", google, supabase, frontend_url=f"{FRONTEND_ORIGIN}/done") as doki:
         response = doki.login(redirect_to=redirect_to)
     assert response.status_code == 400
-    assert response.json()["detail"]["code"] == "redirect_not_allowed"
+    assert response.json()["code"] == "redirect_not_allowed"
     assert "set-cookie" not in response.headers
 
 
@@ -188,8 +188,8 @@ def test_production_never_hands_a_session_to_a_plain_http_frontend_even_on_an_al
         local = doki.login(redirect_to="http://localhost:3000/landing")  # loopback: a rehearsal on this machine
     for refused in (plain, connect):
         assert refused.status_code == 400
-        assert refused.json()["detail"]["code"] == "redirect_not_allowed"
-        assert "not https" in refused.json()["detail"]["message"]
+        assert refused.json()["code"] == "redirect_not_allowed"
+        assert "not https" in refused.json()["detail"]
     assert "set-cookie" not in plain.headers
     assert local.status_code == 302
 
@@ -202,7 +202,7 @@ def test_development_lands_on_a_plain_http_frontend(google: FakeGoogle, supabase
 
 def test_a_relative_redirect_without_a_frontend_url_is_refused(doki: Backend) -> None:
     response = doki.login(redirect_to="/projects")
-    assert response.json()["detail"]["code"] == "redirect_not_allowed"
+    assert response.json()["code"] == "redirect_not_allowed"
 
 
 def test_development_without_supabase_stores_google_for_the_development_user(
@@ -225,8 +225,8 @@ def test_supabase_refusing_the_google_id_token_is_a_502_that_says_to_enable_the_
         with backend("production", google, untrusting) as doki:
             response = doki.sign_in_with_google()
     assert response.status_code == 502
-    assert response.json()["detail"]["code"] == "supabase_google_sign_in_refused"
-    assert "Google provider" in response.json()["detail"]["hint"]
+    assert response.json()["code"] == "supabase_google_sign_in_refused"
+    assert "Google provider" in response.json()["hint"]
     assert fake_postgrest.rows() == []
 
 
@@ -235,14 +235,14 @@ def test_a_banned_supabase_user_signing_in_with_google_is_told_so_not_blamed_on_
     doki.supabase.users["ada@gmail.com"].banned = True
     response = doki.sign_in_with_google()
     assert response.status_code == 403
-    assert response.json()["detail"]["code"] == "user_banned"
+    assert response.json()["code"] == "user_banned"
 
 
 def test_a_new_google_user_where_sign_ups_are_disabled_is_told_so(doki: Backend) -> None:
     doki.supabase.allow_signups = False
     response = doki.sign_in_with_google()
     assert response.status_code == 403
-    assert response.json()["detail"]["code"] == "signup_disabled"
+    assert response.json()["code"] == "signup_disabled"
 
 
 # --- hostile and broken round trips --------------------------------------------------------------------------
@@ -256,7 +256,7 @@ def test_a_replayed_callback_is_refused_even_with_the_session_cookie_from_before
     doki.client.cookies.clear()
     replay = doki.callback(path, headers={"Cookie": f"doki_session={cookie}"})
     assert replay.status_code == 400
-    assert replay.json()["detail"]["code"] == "oauth_state_used"
+    assert replay.json()["code"] == "oauth_state_used"
     assert doki.google.calls("/token") == 1  # the code was never offered to Google twice
 
 
@@ -265,7 +265,7 @@ def test_the_callback_clears_the_round_trip_from_the_session(doki: Backend) -> N
     doki.callback(path)
     again = doki.callback(path)
     assert again.status_code == 400
-    assert again.json()["detail"]["code"] == "oauth_session_missing"
+    assert again.json()["code"] == "oauth_session_missing"
 
 
 def test_a_callback_in_a_browser_that_never_started_the_sign_in_is_refused(doki: Backend) -> None:
@@ -274,7 +274,7 @@ def test_a_callback_in_a_browser_that_never_started_the_sign_in_is_refused(doki:
     doki.client.cookies.clear()
     response = doki.callback(path)
     assert response.status_code == 400
-    assert response.json()["detail"]["code"] == "oauth_session_missing"
+    assert response.json()["code"] == "oauth_session_missing"
     assert doki.google.calls("/token") == 0
 
 
@@ -294,10 +294,10 @@ def test_a_connect_callback_in_a_browser_that_never_started_the_connect_links_no
     _, victim = doki.signed_in("victim@example.com")
     as_victim = doki.client.post("/auth/google/connect/complete", headers=victim, json={"connect_code": code})
     assert as_victim.status_code == 409
-    assert as_victim.json()["detail"]["code"] == "google_connect_not_pending"
+    assert as_victim.json()["code"] == "google_connect_not_pending"
     guessed = doki.client.post("/auth/google/connect/complete", headers=attacker, json={"connect_code": "guess"})
     assert guessed.status_code == 400
-    assert guessed.json()["detail"]["code"] == "google_connect_code_invalid"
+    assert guessed.json()["code"] == "google_connect_code_invalid"
     assert doki.stored(attacker_id) is None
 
 
@@ -309,7 +309,7 @@ def test_a_login_callback_in_a_browser_that_never_started_it_is_still_refused_wi
     path = doki.back_from_google(doki.login().headers["location"])
     doki.client.cookies.clear()
     response = doki.callback(path)
-    assert response.json()["detail"]["code"] == "oauth_session_missing"
+    assert response.json()["code"] == "oauth_session_missing"
     assert doki.google.calls("/token") == 0
 
 
@@ -319,18 +319,16 @@ def test_a_state_from_another_browser_session_is_refused_and_ends_this_sessions_
     own = doki.login()  # the victim's own round trip
     response = doki.callback(attacker_path)
     assert response.status_code == 400
-    assert response.json()["detail"]["code"] == "oauth_state_mismatch"
+    assert response.json()["code"] == "oauth_state_mismatch"
     assert doki.google.calls("/token") == 0
     # Single use: the victim's state is gone too, so it cannot be raced.
-    assert doki.callback(doki.back_from_google(own.headers["location"])).json()["detail"]["code"] == (
-        "oauth_session_missing"
-    )
+    assert doki.callback(doki.back_from_google(own.headers["location"])).json()["code"] == "oauth_session_missing"
 
 
 def test_a_callback_without_a_state_is_refused(doki: Backend) -> None:
     doki.login()
     response = doki.callback("/auth/google/callback?code=4/0Aforged")
-    assert response.json()["detail"]["code"] == "oauth_state_mismatch"
+    assert response.json()["code"] == "oauth_state_mismatch"
 
 
 def test_a_session_whose_round_trip_lacks_its_pkce_verifier_is_refused(doki: Backend) -> None:
@@ -345,7 +343,7 @@ def test_a_session_whose_round_trip_lacks_its_pkce_verifier_is_refused(doki: Bac
     doki.client.cookies.clear()
     response = doki.callback(path, headers={"Cookie": f"doki_session={forged}"})
     assert response.status_code == 400
-    assert response.json()["detail"]["code"] == "oauth_session_invalid"
+    assert response.json()["code"] == "oauth_session_invalid"
     assert doki.google.calls("/token") == 0
 
 
@@ -359,7 +357,7 @@ def test_a_session_cookie_signed_with_another_key_counts_as_no_session(doki: Bac
     response = doki.callback(
         doki.back_from_google(start.headers["location"]), headers={"Cookie": f"doki_session={forged}"}
     )
-    assert response.json()["detail"]["code"] == "oauth_session_missing"
+    assert response.json()["code"] == "oauth_session_missing"
 
 
 def test_a_round_trip_older_than_fifteen_minutes_is_refused(doki: Backend) -> None:
@@ -367,7 +365,7 @@ def test_a_round_trip_older_than_fifteen_minutes_is_refused(doki: Backend) -> No
     later = doki.app.state.upstreams.clock() + 16 * 60
     doki.app.state.upstreams.clock = lambda: later
     response = doki.callback(path)
-    assert response.json()["detail"]["code"] == "oauth_flow_expired"
+    assert response.json()["code"] == "oauth_flow_expired"
 
 
 def test_a_refused_callback_of_a_round_trip_with_a_redirect_sends_the_browser_back_with_the_error(
@@ -417,15 +415,15 @@ def test_a_code_whose_pkce_verifier_does_not_match_is_refused_by_google(doki: Ba
     swapped = swapped.replace(f"state={first_state}", f"state={second_state}")
     response = doki.callback(swapped)
     assert response.status_code == 400
-    assert response.json()["detail"]["code"] == "google_code_rejected"
-    assert "verifier" in response.json()["detail"]["message"]
+    assert response.json()["code"] == "google_code_rejected"
+    assert "verifier" in response.json()["detail"]
 
 
 def test_refusing_consent_is_a_403_that_says_to_allow_access(doki: Backend) -> None:
     doki.google.will_consent(deny=True)
     response = doki.sign_in_with_google()
     assert response.status_code == 403
-    assert response.json()["detail"]["code"] == "google_access_denied"
+    assert response.json()["code"] == "google_access_denied"
 
 
 def test_refusing_consent_with_a_frontend_sends_the_error_to_the_frontend(
@@ -442,16 +440,16 @@ def test_a_wrong_client_secret_is_a_502_that_says_how_to_fix_the_oauth_client(do
     doki.google.client_secret = "GOCSPX-rotated"
     response = doki.sign_in_with_google()
     assert response.status_code == 502
-    detail = response.json()["detail"]
-    assert detail["code"] == "google_client_misconfigured"
-    assert "GOOGLE_CLIENT_SECRET" in detail["hint"]
+    error = response.json()
+    assert error["code"] == "google_client_misconfigured"
+    assert "GOOGLE_CLIENT_SECRET" in error["hint"]
 
 
 def test_google_failing_during_the_code_exchange_is_retried_and_then_a_503(doki: Backend) -> None:
     doki.google.fail_next(10, 503, path="/token")
     response = doki.sign_in_with_google()
     assert response.status_code == 503
-    assert response.json()["detail"]["code"] == "google_unavailable"
+    assert response.json()["code"] == "google_unavailable"
     assert response.headers["retry-after"] == "30"
     assert doki.sleeps == [0.5, 1.0, 2.0]
 
@@ -473,9 +471,9 @@ def test_a_partial_grant_is_stored_as_incomplete_and_the_api_says_what_to_reconn
     assert status["status"] == "incomplete" and status["reconnect"] is True
     listed = doki.client.get("/connectors/sheets/list", headers=headers)
     assert listed.status_code == 409
-    assert listed.json()["detail"]["code"] == "google_reconnect_required"
-    assert listed.json()["detail"]["missing_scopes"] == [SCOPE_DRIVE_READONLY, SCOPE_SHEETS_READONLY]
-    assert listed.json()["detail"]["connect"] == "POST /auth/google/connect"
+    assert listed.json()["code"] == "google_reconnect_required"
+    assert listed.json()["missing_scopes"] == [SCOPE_DRIVE_READONLY, SCOPE_SHEETS_READONLY]
+    assert listed.json()["connect"] == "POST /auth/google/connect"
     assert doki.google.calls("/drive") == 0
 
 
@@ -514,7 +512,7 @@ def test_an_id_token_whose_nonce_is_not_this_round_trips_is_refused(doki: Backen
     doki.google.nonce_override = "0" * 64
     response = doki.connect(headers["Authorization"].removeprefix("Bearer "))
     assert response.status_code == 400
-    assert response.json()["detail"]["code"] == "oauth_nonce_mismatch"
+    assert response.json()["code"] == "oauth_nonce_mismatch"
     assert doki.stored(user_id) is None
 
 
@@ -542,7 +540,7 @@ def test_connect_from_a_frontend_on_another_site_completes_with_the_users_own_to
         assert values["google"] == "pending" and "access_token" not in values
         assert doki.stored(user_id) is None
         replay = doki.callback(path)  # the kept round trip was taken: a replay finds nothing
-        assert replay.json()["detail"]["code"] == "oauth_session_missing"
+        assert replay.json()["code"] == "oauth_session_missing"
 
         completed = doki.client.post(
             "/auth/google/connect/complete", headers=headers, json={"connect_code": values["connect_code"]}
@@ -555,7 +553,7 @@ def test_connect_from_a_frontend_on_another_site_completes_with_the_users_own_to
         again = doki.client.post(
             "/auth/google/connect/complete", headers=headers, json={"connect_code": values["connect_code"]}
         )
-        assert again.json()["detail"]["code"] == "google_connect_not_pending"
+        assert again.json()["code"] == "google_connect_not_pending"
         assert google.calls("/token") == 1
 
 
@@ -573,11 +571,11 @@ def test_a_parked_connect_expires_with_its_round_trip_and_goes_with_a_disconnect
     later = doki.app.state.upstreams.clock() + 16 * 60
     doki.app.state.upstreams.clock = lambda: later
     late = doki.client.post("/auth/google/connect/complete", headers=headers, json={"connect_code": code})
-    assert late.json()["detail"]["code"] == "google_connect_not_pending"
+    assert late.json()["code"] == "google_connect_not_pending"
     code = park()
     doki.client.delete("/auth/google", headers=headers)
     gone = doki.client.post("/auth/google/connect/complete", headers=headers, json={"connect_code": code})
-    assert gone.json()["detail"]["code"] == "google_connect_not_pending"
+    assert gone.json()["code"] == "google_connect_not_pending"
     assert doki.stored(user_id) is None
 
 
@@ -585,7 +583,7 @@ def test_connect_refuses_a_foreign_redirect(doki: Backend) -> None:
     _, headers = doki.signed_in()
     response = doki.client.post("/auth/google/connect", headers=headers, json={"redirect_to": "https://evil.example"})
     assert response.status_code == 400
-    assert response.json()["detail"]["code"] == "redirect_not_allowed"
+    assert response.json()["code"] == "redirect_not_allowed"
 
 
 def test_connect_in_production_needs_a_signed_in_user(google: FakeGoogle, supabase: FakeSupabaseAuth) -> None:
@@ -647,9 +645,7 @@ def test_disconnect_revokes_at_google_and_deletes_the_tokens(doki: Backend) -> N
     assert doki.google.revoked_tokens == [refresh_token]
     assert doki.stored(user_id) is None
     assert doki.client.get("/auth/google", headers=headers).json()["status"] == "not_connected"
-    assert doki.client.get("/connectors/sheets/list", headers=headers).json()["detail"]["code"] == (
-        "google_not_connected"
-    )
+    assert doki.client.get("/connectors/sheets/list", headers=headers).json()["code"] == "google_not_connected"
 
 
 def test_disconnect_deletes_the_tokens_even_when_google_cannot_be_reached(doki: Backend) -> None:
@@ -672,7 +668,7 @@ def test_a_credential_store_that_refuses_the_secret_key_is_a_503_for_google_rout
             doki.client.get("/connectors/sheets/list", headers=headers),
         ]
     assert [r.status_code for r in responses] == [503, 503, 503]
-    assert {r.json()["detail"]["code"] for r in responses} == {"store_misconfigured"}
+    assert {r.json()["code"] for r in responses} == {"store_misconfigured"}
 
 
 def test_disconnect_without_a_connection_changes_nothing(doki: Backend) -> None:

@@ -32,12 +32,10 @@ def test_without_google_every_sheets_route_answers_409_saying_to_connect_google(
     response = doki.client.get(f"/connectors/sheets/{route}", headers=headers)
     assert response.status_code == 409
     assert response.json() == {
-        "detail": {
-            "code": "google_not_connected",
-            "message": "Google is not connected for this user",
-            "hint": "connect Google: POST /auth/google/connect, then open the authorization_url it returns",
-            "connect": "POST /auth/google/connect",
-        }
+        "detail": "Google is not connected for this user",
+        "code": "google_not_connected",
+        "hint": "connect Google: POST /auth/google/connect, then open the authorization_url it returns",
+        "connect": "POST /auth/google/connect",
     }
 
 
@@ -126,7 +124,7 @@ def test_an_unknown_spreadsheet_is_a_404(doki: Backend) -> None:
     _, headers = connected(doki)
     response = doki.client.get("/connectors/sheets/schema", params={"spreadsheet_id": "1nope"}, headers=headers)
     assert response.status_code == 404
-    assert response.json()["detail"]["code"] == "spreadsheet_not_found"
+    assert response.json()["code"] == "spreadsheet_not_found"
 
 
 def test_a_spreadsheet_the_users_google_account_cannot_open_is_a_404_too(doki: Backend) -> None:
@@ -136,7 +134,7 @@ def test_a_spreadsheet_the_users_google_account_cannot_open_is_a_404_too(doki: B
     for route in ("schema", "preview"):
         response = doki.client.get(f"/connectors/sheets/{route}", params={"spreadsheet_id": private}, headers=headers)
         assert response.status_code == 404
-        assert response.json()["detail"]["code"] == "spreadsheet_not_found"
+        assert response.json()["code"] == "spreadsheet_not_found"
 
 
 def test_preview_gives_the_first_rows_of_the_first_tab_keyed_by_the_header(doki: Backend) -> None:
@@ -172,7 +170,7 @@ def test_preview_of_an_unknown_tab_is_a_404_that_says_so(doki: Backend) -> None:
         "/connectors/sheets/preview", params={"spreadsheet_id": spreadsheet_id, "tab": "Nope"}, headers=headers
     )
     assert response.status_code == 404
-    assert response.json()["detail"]["code"] == "tab_not_found"
+    assert response.json()["code"] == "tab_not_found"
 
 
 @pytest.mark.parametrize("limit", [0, 501])
@@ -190,7 +188,7 @@ def test_one_user_never_reads_with_another_users_google_connection(doki: Backend
     _, eve_headers = doki.signed_in("eve@example.com")
     # Eve has no connection of her own: Ada's is not hers to use.
     listed = doki.client.get("/connectors/sheets/list", headers=eve_headers)
-    assert listed.status_code == 409 and listed.json()["detail"]["code"] == "google_not_connected"
+    assert listed.status_code == 409 and listed.json()["code"] == "google_not_connected"
     assert doki.client.get("/auth/google", headers=eve_headers).json()["connected"] is False
     # With her own Google account, Ada's spreadsheet stays out of reach.
     doki.google.will_consent(doki.google.add_account("eve@gmail.com"))
@@ -213,7 +211,7 @@ def test_tokens_copied_into_another_users_row_are_refused(doki: Backend) -> None
     doki.app.state.store.put(eve_id, "google", stolen.ciphertext, stolen.metadata)
     response = doki.client.get("/connectors/sheets/list", headers=eve_headers)
     assert response.status_code == 409
-    assert response.json()["detail"]["code"] == "google_reconnect_required"
+    assert response.json()["code"] == "google_reconnect_required"
     assert doki.google.calls("/drive") == 0
 
 
@@ -235,13 +233,11 @@ def test_a_revoked_google_grant_deletes_the_stored_tokens_and_says_reconnect(dok
     doki.google.revoke_access(account(doki.google, "ada@gmail.com"))
     response = doki.client.get("/connectors/sheets/list", headers=headers)
     assert response.status_code == 409
-    detail = response.json()["detail"]
-    assert detail["code"] == "google_reconnect_required"
-    assert "reconnect Google" in detail["hint"]
+    error = response.json()
+    assert error["code"] == "google_reconnect_required"
+    assert "reconnect Google" in error["hint"]
     assert doki.stored(user_id) is None
-    assert doki.client.get("/connectors/sheets/list", headers=headers).json()["detail"]["code"] == (
-        "google_not_connected"
-    )
+    assert doki.client.get("/connectors/sheets/list", headers=headers).json()["code"] == "google_not_connected"
 
 
 def test_google_failing_briefly_is_retried_with_backoff(doki: Backend) -> None:
@@ -266,7 +262,7 @@ def test_google_failing_for_good_is_a_503_with_retry_after_never_a_500(doki: Bac
     doki.google.fail_next(100, 500, path="/drive")
     response = doki.client.get("/connectors/sheets/list", headers=headers)
     assert response.status_code == 503
-    assert response.json()["detail"]["code"] == "google_unavailable"
+    assert response.json()["code"] == "google_unavailable"
     assert response.headers["retry-after"] == "30"
     assert doki.google.calls("/drive") == 4
 
@@ -276,7 +272,7 @@ def test_google_rate_limiting_for_good_is_a_429(doki: Backend) -> None:
     doki.google.fail_next(100, 429, path="/v4")
     response = doki.client.get("/connectors/sheets/schema", params={"spreadsheet_id": "abc"}, headers=headers)
     assert response.status_code == 429
-    assert response.json()["detail"]["code"] == "google_rate_limited"
+    assert response.json()["code"] == "google_rate_limited"
 
 
 def test_drive_rate_limiting_with_a_403_is_retried_and_then_a_429_not_a_missing_spreadsheet(doki: Backend) -> None:
@@ -288,7 +284,7 @@ def test_drive_rate_limiting_with_a_403_is_retried_and_then_a_429_not_a_missing_
     doki.google.fail_next(100, 403, path="/v4", reason="rateLimitExceeded")
     response = doki.client.get("/connectors/sheets/schema", params={"spreadsheet_id": "abc"}, headers=headers)
     assert response.status_code == 429
-    assert response.json()["detail"]["code"] == "google_rate_limited"
+    assert response.json()["code"] == "google_rate_limited"
     assert response.headers["retry-after"] == "60"
 
 
@@ -297,7 +293,7 @@ def test_a_drive_refusal_on_the_list_is_a_403_saying_so_not_a_missing_spreadshee
     doki.google.fail_next(1, 403, path="/drive", reason="domainPolicy")
     response = doki.client.get("/connectors/sheets/list", headers=headers)
     assert response.status_code == 403
-    assert response.json()["detail"]["code"] == "google_forbidden"
+    assert response.json()["code"] == "google_forbidden"
     assert doki.sleeps == []
 
 
@@ -307,7 +303,7 @@ def test_google_answering_200_with_a_page_that_is_not_json_is_a_502(doki: Backen
     doki.google.fail_next(1, 200, path=path, body=b"<html><body>Sign in to the Wi-Fi</body></html>")
     response = doki.client.get(f"/connectors/sheets/{route}", headers=headers)
     assert response.status_code == 502
-    assert response.json()["detail"]["code"] == "google_error"
+    assert response.json()["code"] == "google_error"
 
 
 def test_a_token_endpoint_answering_200_with_a_page_that_is_not_json_is_a_502(doki: Backend) -> None:
@@ -316,9 +312,9 @@ def test_a_token_endpoint_answering_200_with_a_page_that_is_not_json_is_a_502(do
     doki.google.fail_next(1, 200, path="/token", body=b"<html>maintenance</html>")
     response = doki.client.get("/connectors/sheets/list", headers=headers)
     assert response.status_code == 502
-    assert response.json()["detail"] == {
+    assert response.json() == {
+        "detail": "Google answered with a body that is not JSON",
         "code": "google_error",
-        "message": "Google answered with a body that is not JSON",
         "hint": "retry; if it persists, check GOOGLE_TOKEN_URL",
     }
 
@@ -329,8 +325,8 @@ def test_all_google_calls_of_one_request_share_one_time_budget(doki: Backend) ->
     doki.google.fail_next(100, 503, path="/drive")
     response = doki.client.get("/connectors/sheets/list", headers=headers)
     assert response.status_code == 503
-    assert response.json()["detail"]["code"] == "google_unavailable"
-    assert "out of time for more" in response.json()["detail"]["message"]
+    assert response.json()["code"] == "google_unavailable"
+    assert "out of time for more" in response.json()["detail"]
     # Waits of 0.5 and 1.0 fit in two seconds; the 2.0 that would follow does not, so it is not waited.
     assert doki.sleeps == [0.5, 1.0]
     assert doki.google.calls("/drive") == 3

@@ -181,9 +181,9 @@ def test_a_key_the_project_rejects_is_never_stored(
     response = backend.connect(project, **body)
 
     assert response.status_code == 400
-    detail = response.json()["detail"]
-    assert detail["code"] == "supabase_credentials_rejected"
-    assert detail["message"] == f"the project at {project.url} {message}"
+    error = response.json()
+    assert error["code"] == "supabase_credentials_rejected"
+    assert error["detail"] == f"the project at {project.url} {message}"
     assert backend.stored() is None
     assert_no_keys(response)
     assert all(key not in response.text for key in body.values())
@@ -195,7 +195,7 @@ def test_the_publishable_key_in_the_service_role_slot_is_refused_without_calling
     response = backend.connect(project, service_role_key=ANON)
 
     assert response.status_code == 400
-    assert response.json()["detail"]["code"] == "supabase_invalid_key"
+    assert response.json()["code"] == "supabase_invalid_key"
     assert project.requests == []
     assert backend.stored() is None
     assert_no_keys(response)
@@ -221,9 +221,9 @@ def test_a_project_url_that_is_not_a_bare_https_base_is_refused_and_never_contac
     response = backend.connect(project, project_url=url.format(url=project.url, host=project.url[7:]))
 
     assert response.status_code == 400
-    detail = response.json()["detail"]
-    assert detail["code"] == "supabase_invalid_url"
-    assert detail["hint"].startswith("use the project URL from Project Settings > API")
+    error = response.json()
+    assert error["code"] == "supabase_invalid_url"
+    assert error["hint"].startswith("use the project URL from Project Settings > API")
     assert project.requests == []
     assert backend.stored() is None
 
@@ -242,8 +242,8 @@ def test_production_against_a_real_supabase_refuses_a_loopback_project(
         private = backend.connect(project, project_url="https://10.1.2.3")
 
     assert response.status_code == 400
-    assert "points at this server's own machine (loopback)" in response.json()["detail"]["message"]
-    assert "is a private or reserved address" in private.json()["detail"]["message"]
+    assert "points at this server's own machine (loopback)" in response.json()["detail"]
+    assert "is a private or reserved address" in private.json()["detail"]
     assert project.requests == []
 
 
@@ -266,8 +266,8 @@ def test_production_refuses_a_project_whose_name_resolves_into_a_private_network
         assert backend.stored() is None
 
     assert response.status_code == 400
-    assert response.json()["detail"]["code"] == "supabase_invalid_url"
-    assert "resolves to 10.20.30.40, a private or reserved address" in response.json()["detail"]["message"]
+    assert response.json()["code"] == "supabase_invalid_url"
+    assert "resolves to 10.20.30.40, a private or reserved address" in response.json()["detail"]
     assert names == ["localhost"]
     assert project.requests == []
 
@@ -281,7 +281,7 @@ def test_an_unreachable_project_is_a_503_to_retry_and_nothing_is_stored(
 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "30"
-    assert response.json()["detail"]["code"] == "supabase_unreachable"
+    assert response.json()["code"] == "supabase_unreachable"
     assert backend.stored() is None
 
 
@@ -293,9 +293,7 @@ def test_a_project_that_echoes_the_key_back_in_its_error_does_not_get_it_into_ou
     response = backend.connect(project)
 
     assert response.status_code == 502
-    assert (
-        response.json()["detail"]["message"] == f"{project.url}/rest/v1/ answered 400: there is no Supabase API there"
-    )
+    assert response.json()["detail"] == f"{project.url}/rest/v1/ answered 400: there is no Supabase API there"
     assert_no_keys(response)
 
 
@@ -346,7 +344,7 @@ def test_the_status_of_a_project_that_went_down_is_a_503_not_a_verdict(
     response = backend.get("/test")
 
     assert response.status_code == 503
-    assert response.json()["detail"]["code"] == "supabase_unreachable"
+    assert response.json()["code"] == "supabase_unreachable"
 
 
 # Tables
@@ -386,11 +384,11 @@ def test_an_unexposed_schema_is_a_404_and_a_malformed_name_a_400_sent_nowhere(
     malformed = backend.get("/tables", schema="public,private")
 
     assert unexposed.status_code == 404
-    assert unexposed.json()["detail"]["message"] == (
+    assert unexposed.json()["detail"] == (
         "the schema 'private' is not exposed by the project's API (it exposes public, sales)"
     )
     assert malformed.status_code == 400
-    assert malformed.json()["detail"]["code"] == "supabase_invalid_schema"
+    assert malformed.json()["code"] == "supabase_invalid_schema"
     assert len(project.requests) == sent
 
 
@@ -398,9 +396,9 @@ def test_tables_without_a_connection_is_a_409_saying_how_to_connect(backend: Bac
     response = backend.get("/tables")
 
     assert response.status_code == 409
-    assert response.json()["detail"] == {
+    assert response.json() == {
+        "detail": "no Supabase project is connected for this user",
         "code": "supabase_not_connected",
-        "message": "no Supabase project is connected for this user",
         "hint": "connect one: POST /connectors/supabase/connect with the project URL and its service role key",
         "connect": "POST /connectors/supabase/connect",
     }
@@ -415,7 +413,7 @@ def test_tables_with_a_key_the_project_no_longer_accepts_is_a_409_to_reconnect(
     response = backend.get("/tables")
 
     assert response.status_code == 409
-    assert response.json()["detail"]["code"] == "supabase_credentials_rejected"
+    assert response.json()["code"] == "supabase_credentials_rejected"
 
 
 # Disconnecting
@@ -470,7 +468,7 @@ def test_a_connection_copied_into_another_users_row_is_unusable_and_sends_no_key
     assert status.json()["status"] == "not_connected"
     assert "encrypted for a different user" in status.json()["message"]
     assert tables.status_code == 409
-    assert tables.json()["detail"]["code"] == "supabase_not_connected"
+    assert tables.json()["code"] == "supabase_not_connected"
     assert len(project.requests) == sent
     assert_no_keys(status, tables)
 
@@ -531,10 +529,10 @@ def test_a_credential_store_outage_is_a_503_not_a_500(
         responses = [backend.connect(project), backend.get("/test"), backend.get("/tables")]
 
     assert [r.status_code for r in responses] == [503, 503, 503]
-    assert responses[0].json()["detail"]["code"] == "store_unavailable"
-    assert responses[0].json()["detail"] == {
+    assert responses[0].json()["code"] == "store_unavailable"
+    assert responses[0].json() == {
+        "detail": "the credential store is unavailable",
         "code": "store_unavailable",
-        "message": "the credential store is unavailable",
         "hint": "retry in a minute",
     }
     assert responses[0].headers["retry-after"] == "30"
@@ -558,9 +556,9 @@ def test_a_credential_store_without_its_table_is_a_503_that_tells_the_operator_v
 
     assert [r.status_code for r in responses] == [503, 503, 503, 503]
     for response in responses:
-        assert response.json()["detail"] == {
+        assert response.json() == {
+            "detail": "the credential store refused the request: this server is misconfigured",
             "code": "store_misconfigured",
-            "message": "the credential store refused the request: this server is misconfigured",
             "hint": "the server's operator must fix its credential store (the server log says what); retry afterwards",
         }
     logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]

@@ -43,9 +43,16 @@ def test_every_operation_that_needs_a_user_documents_401_with_its_challenge_and_
     for label, operation in protected:
         assert ERROR in _schemas(operation["responses"]["401"]), label
         assert ERROR in _schemas(operation["responses"]["503"]), label
-    assert spec["components"]["schemas"]["ErrorOut"]["properties"]["detail"] == {
-        "$ref": "#/components/schemas/ErrorDetail"
+    error_out = spec["components"]["schemas"]["ErrorOut"]
+    assert {name: field["type"] for name, field in error_out["properties"].items()} == {
+        "detail": "string",
+        "code": "string",
+        "hint": "string",
     }
+    assert error_out["required"] == ["detail", "code", "hint"]
+    # Some codes carry more fields (`connect`, `missing_scopes`): allowed, never required.
+    assert error_out["additionalProperties"] is True
+    assert "ErrorDetail" not in spec["components"]["schemas"]
     me = spec["paths"]["/auth/me"]["get"]["responses"]["401"]
     assert me["headers"]["WWW-Authenticate"]["required"] is True
 
