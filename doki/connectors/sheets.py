@@ -232,6 +232,8 @@ class SheetsClient:
                 "q": f"mimeType='{SPREADSHEET_MIME_TYPE}' and trashed=false",
                 "orderBy": "modifiedTime desc",
                 "pageSize": str(DRIVE_PAGE_SIZE),
+                # Drive returns only what `fields` names (without it: kind, id, name, mimeType per file), so
+                # every field read below is named here, and nextPageToken too, or paging would stop at page one.
                 "fields": "nextPageToken,files(id,name,modifiedTime,webViewLink)",
                 "includeItemsFromAllDrives": "true",
                 "supportsAllDrives": "true",
@@ -241,13 +243,15 @@ class SheetsClient:
             body = await self._get(f"{self._drive_url}/files", token, params, what="Drive")
             for item in body.get("files") or []:
                 if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    link = _text(item.get("webViewLink"))
                     files.append(
                         {
                             "id": item["id"],
-                            "name": item.get("name"),
-                            "modified_time": item.get("modifiedTime"),
-                            "url": item.get("webViewLink")
-                            or f"https://docs.google.com/spreadsheets/d/{item['id']}/edit",
+                            # The original backend's contract: name a string, the Drive link as web_view_link.
+                            "name": _text(item.get("name")) or "",
+                            "modified_time": _text(item.get("modifiedTime")),
+                            "web_view_link": link,
+                            "url": link or f"https://docs.google.com/spreadsheets/d/{item['id']}/edit",
                         }
                     )
             page_token = body.get("nextPageToken")
@@ -272,14 +276,25 @@ class SheetsClient:
             value_ranges = body.get("valueRanges") or []
             values += [_rows(vr) for vr in value_ranges]
             values += [[] for _ in range(len(ranges) - len(value_ranges))]
+        described = [
+            {**tab, "columns": [c.as_dict() for c in infer_columns(rows)]}
+            for tab, rows in zip(tabs, values, strict=True)
+        ]
         return {
             "spreadsheet_id": spreadsheet_id,
-            "title": (meta.get("properties") or {}).get("title"),
+            # The original backend's defaults: "Untitled" for a spreadsheet without a title, 0 for a tab without id.
+            "title": _text((meta.get("properties") or {}).get("title")) or "Untitled",
             "sample_rows": sample_rows,
-            "tabs": [
-                {**tab, "columns": [c.as_dict() for c in infer_columns(rows)]}
-                for tab, rows in zip(tabs, values, strict=True)
+            # The original's name for the tabs, each with its sheet_name; `tabs` is the same list under ours.
+            "sheets": [
+                {
+                    "sheet_name": tab["title"],
+                    **tab,
+                    "sheet_id": tab["sheet_id"] if isinstance(tab["sheet_id"], int) else 0,
+                }
+                for tab in described
             ],
+            "tabs": described,
         }
 
     async def preview(self, token: str, spreadsheet_id: str, tab: str | None, limit: int) -> dict[str, Any]:
@@ -397,6 +412,10 @@ def _grid_tabs(meta: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return sorted(tabs, key=lambda t: t["index"] if isinstance(t["index"], int) else 0)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _rows(value_range: Any) -> list[list[Any]]:

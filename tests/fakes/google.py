@@ -5,7 +5,8 @@ and the PKCE challenge method, then redirects with a code (or `error=access_deni
 of the scopes as the test chose; the token endpoint verifies the PKCE verifier against the challenge, accepts each
 code once, refreshes, and answers Google's OAuth error JSON (`invalid_grant`, `invalid_client`, ...); tokens can be
 revoked or expired behind the client's back. Drive's files.list pages (`pageToken`/`nextPageToken`), filters
-(`q`) and orders (`orderBy`); Sheets serves `spreadsheets.get`, `values.get` and `values:batchGet` with the value
+(`q`), orders (`orderBy`) and answers only the fields its `fields` mask names (Drive's defaults without one, 400 for
+an unknown one: see `_select`); Sheets serves `spreadsheets.get`, `values.get` and `values:batchGet` with the value
 render options. API errors use Google's `{"error": {"code", "message", "status"}}`. `fail_next` injects 429/5xx.
 
 ID tokens are RS256 JWTs signed by this fake's own key with Google's issuer; `FakeSupabaseAuth.trust_google`
@@ -559,19 +560,28 @@ class FakeGoogle:
                 return _api_error(400, "Invalid Value: pageToken")
         page = files[start : start + size]
         body: dict[str, Any] = {
+            "kind": "drive#fileList",
+            "incompleteSearch": False,
             "files": [
                 {
+                    "kind": "drive#file",
                     "id": f.id,
                     "name": f.name,
+                    "mimeType": f.mime_type,
                     "modifiedTime": f.modified_time,
                     "webViewLink": f"https://docs.google.com/spreadsheets/d/{f.id}/edit?usp=drivesdk",
+                    "trashed": f.trashed,
                 }
                 for f in page
-            ]
+            ],
         }
         if start + size < len(files):
             body["nextPageToken"] = base64.urlsafe_b64encode(f"{start + size}:{secrets.token_hex(4)}".encode()).decode()
-        return 200, _json(body), {}
+        try:
+            mask = parse_fields(p["fields"]) if "fields" in p else DRIVE_FILES_LIST_DEFAULT
+            return 200, _json(_select(body, mask, FILE_LIST_FIELDS)), {}
+        except InvalidFieldSelection as invalid:
+            return _invalid_fields(str(invalid))
 
     # Sheets
 
@@ -642,6 +652,214 @@ class FakeGoogle:
             handler.wfile.write(body)
         except OSError:
             pass
+
+
+# --- Drive's `fields` ------------------------------------------------------------------------------------------
+#
+# https://developers.google.com/drive/api/guides/fields-parameter:
+# - "If you don't specify the fields parameter, the server returns a default set of fields specific to the method.
+#   For example, the list method on the files resource only returns the kind, id, name, and mimeType fields."
+#   (FileList's own fields stay: kind, incompleteSearch, nextPageToken when there is a next page, files.)
+# - Format: a comma-separated list ('name, mimeType': spaces allowed), `a/b` for a field nested in `a`, `a(b,c)`
+#   for sub-fields of each element of an array or object, `*` for every field; naming an object or array field
+#   alone implies all of its fields.
+# - "If the fields parameter has an error or is otherwise invalid, the server returns an HTTP 400 Bad Request
+#   status code, along with an error message stating what's wrong with your fields selection", e.g.
+#   "Invalid field selection canAddChildren".
+# Field names: the FileList and File resources, https://developers.google.com/drive/api/reference/rest/v3/files/list
+# and https://developers.google.com/drive/api/reference/rest/v3/files#File. The fake fills only some of File's
+# (kind, id, name, mimeType, modifiedTime, webViewLink, trashed); Drive omits fields without a value, so do we.
+
+Mask = dict[str, "Mask | None"]  # field → its sub-selection; None: all of it
+
+FILE_FIELDS: tuple[str, ...] = (
+    "kind",
+    "driveId",
+    "fileExtension",
+    "copyRequiresWriterPermission",
+    "md5Checksum",
+    "contentHints",
+    "writersCanShare",
+    "viewedByMe",
+    "mimeType",
+    "exportLinks",
+    "parents",
+    "thumbnailLink",
+    "iconLink",
+    "shared",
+    "lastModifyingUser",
+    "owners",
+    "headRevisionId",
+    "sharingUser",
+    "webViewLink",
+    "webContentLink",
+    "size",
+    "viewersCanCopyContent",
+    "permissions",
+    "hasThumbnail",
+    "spaces",
+    "folderColorRgb",
+    "id",
+    "name",
+    "description",
+    "starred",
+    "trashed",
+    "explicitlyTrashed",
+    "createdTime",
+    "modifiedTime",
+    "modifiedByMeTime",
+    "viewedByMeTime",
+    "sharedWithMeTime",
+    "quotaBytesUsed",
+    "version",
+    "originalFilename",
+    "ownedByMe",
+    "fullFileExtension",
+    "properties",
+    "appProperties",
+    "isAppAuthorized",
+    "teamDriveId",
+    "capabilities",
+    "hasAugmentedPermissions",
+    "trashingUser",
+    "thumbnailVersion",
+    "trashedTime",
+    "modifiedByMe",
+    "permissionIds",
+    "imageMediaMetadata",
+    "videoMediaMetadata",
+    "shortcutDetails",
+    "contentRestrictions",
+    "resourceKey",
+    "linkShareMetadata",
+    "labelInfo",
+    "sha1Checksum",
+    "sha256Checksum",
+    "inheritedPermissionsDisabled",
+    "downloadRestrictions",
+)
+# FileList: its fields, and for `files` the File resource's (None: a field whose insides the fake does not check).
+FILE_LIST_FIELDS: dict[str, Any] = {
+    "kind": None,
+    "nextPageToken": None,
+    "incompleteSearch": None,
+    "files": dict.fromkeys(FILE_FIELDS),
+}
+DRIVE_FILES_LIST_DEFAULT: Mask = {
+    "kind": None,
+    "incompleteSearch": None,
+    "nextPageToken": None,
+    "files": {"kind": None, "id": None, "name": None, "mimeType": None},
+}
+
+
+class InvalidFieldSelection(ValueError):
+    pass
+
+
+def parse_fields(text: str) -> Mask:
+    """Drive's `fields` syntax as a tree: 'nextPageToken, files(id, name)' → {nextPageToken: None, files: {id:
+    None, name: None}}; 'files/id' is 'files(id)'. Raises InvalidFieldSelection on a syntax error."""
+    mask, rest = _parse_list(text, 0)
+    if rest != len(text):
+        raise InvalidFieldSelection(f"Invalid field selection {text[rest:].strip() or text}")
+    return mask
+
+
+def _parse_list(text: str, at: int) -> tuple[Mask, int]:
+    mask: Mask = {}
+    while True:
+        path, at = _parse_path(text, at)
+        sub: Mask | None = None
+        at = _skip_spaces(text, at)
+        if at < len(text) and text[at] == "(":
+            sub, at = _parse_list(text, at + 1)
+            at = _skip_spaces(text, at)
+            if at >= len(text) or text[at] != ")":
+                raise InvalidFieldSelection(f"Invalid field selection {text}")
+            at = _skip_spaces(text, at + 1)
+        for name in reversed(path[1:]):
+            sub = {name: sub}
+        _merge(mask, path[0], sub)
+        if at < len(text) and text[at] == ",":
+            at += 1
+            continue
+        return mask, at
+
+
+def _parse_path(text: str, at: int) -> tuple[list[str], int]:
+    names = []
+    while True:
+        at = _skip_spaces(text, at)
+        start = at
+        while at < len(text) and (text[at].isalnum() or text[at] in "_*"):
+            at += 1
+        if at == start:
+            raise InvalidFieldSelection(f"Invalid field selection {text}")
+        names.append(text[start:at])
+        if at < len(text) and text[at] == "/":
+            at += 1
+            continue
+        return names, at
+
+
+def _skip_spaces(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def _merge(mask: Mask, name: str, sub: Mask | None) -> None:
+    current = mask.get(name, {})
+    if name not in mask:
+        mask[name] = sub
+    elif current is None or sub is None:
+        mask[name] = None  # the whole field, named once alone, wins over any sub-selection
+    else:
+        for key, value in sub.items():
+            _merge(current, key, value)
+
+
+def _select(value: Any, mask: Mask, known: dict[str, Any]) -> Any:
+    """`value` (an object, or a list of objects) cut down to `mask`; an unknown field raises, as Drive answers 400."""
+    if isinstance(value, list):
+        return [_select(item, mask, known) for item in value]
+    if "*" in mask:
+        mask = {**dict.fromkeys(known), **{k: v for k, v in mask.items() if k != "*"}}
+    selected: dict[str, Any] = {}
+    for name, sub in mask.items():
+        if name not in known:
+            raise InvalidFieldSelection(f"Invalid field selection {name}")
+        if sub is None:
+            if name in value:
+                selected[name] = value[name]
+        elif known[name] is not None:
+            if name in value:
+                selected[name] = _select(value[name], sub, known[name])
+        elif name in value:
+            # A sub-selection of a field the fake fills is one of a plain value ("id(x)"): nothing to select.
+            raise InvalidFieldSelection(f"Invalid field selection {next(iter(sub))}")
+        # else: inside a File field the fake never fills (capabilities/canEdit): nothing to give, as Drive omits it
+    return selected
+
+
+def _invalid_fields(message: str) -> tuple[int, bytes, dict[str, str]]:
+    # Drive's 400 for a bad `fields`: the message names the field, the v2-style detail names the parameter.
+    error = {
+        "code": 400,
+        "message": message,
+        "status": "INVALID_ARGUMENT",
+        "errors": [
+            {
+                "message": message,
+                "domain": "global",
+                "reason": "invalidParameter",
+                "location": "fields",
+                "locationType": "parameter",
+            }
+        ],
+    }
+    return 400, _json({"error": error}), {}
 
 
 def _value_range(sheet: Spreadsheet, a1: str, formatted: bool) -> dict[str, Any] | None:

@@ -40,14 +40,14 @@ _NEEDS_GOOGLE = error_responses(
 
 
 class SpreadsheetOut(BaseModel):
+    """One spreadsheet: the original backend's `SpreadsheetInfo` fields (`id`, `name`, `modified_time`,
+    `web_view_link`), and `url` beside them, always set."""
+
     id: str
-    name: str | None
-    modified_time: str | None
-    url: str
-
-
-class SpreadsheetListOut(BaseModel):
-    spreadsheets: list[SpreadsheetOut] = Field(description="newest first")
+    name: str = Field(description="the file's name in Drive (empty when Drive gives none)")
+    modified_time: str | None = Field(description="RFC 3339, as Drive gives it")
+    web_view_link: str | None = Field(description="Drive's link to open it in a browser, when Drive gives one")
+    url: str = Field(description="web_view_link, or the spreadsheet's docs.google.com link when Drive gives none")
 
 
 class ColumnOut(BaseModel):
@@ -67,11 +67,25 @@ class TabOut(BaseModel):
     columns: list[ColumnOut]
 
 
+class SheetOut(BaseModel):
+    """A tab under the original backend's names (`sheet_name`, `sheet_id`, `columns` of `{name, index}`), with
+    the column types and the tab's other fields beside them."""
+
+    sheet_name: str
+    sheet_id: int = Field(description="Google's sheetId; 0 when Google gives none, as the original backend said")
+    title: str = Field(description="the same as sheet_name")
+    index: int | None
+    row_count: int | None
+    column_count: int | None
+    columns: list[ColumnOut]
+
+
 class SchemaOut(BaseModel):
     spreadsheet_id: str
-    title: str | None
+    title: str = Field(description='the spreadsheet\'s title; "Untitled" when it has none')
     sample_rows: int = Field(description="at most this many rows under the header were read to infer types")
-    tabs: list[TabOut]
+    sheets: list[SheetOut] = Field(description="the tabs, in order, under the original backend's names")
+    tabs: list[TabOut] = Field(description="the same tabs under this backend's names")
 
 
 class PreviewOut(BaseModel):
@@ -83,17 +97,17 @@ class PreviewOut(BaseModel):
 
 @router.get(
     "/list",
-    response_model=SpreadsheetListOut,
-    summary="The user's spreadsheets",
+    response_model=list[SpreadsheetOut],
+    summary="The user's spreadsheets, newest first: a JSON array, as the original backend answered",
     responses={
         **error_responses({403: "google_forbidden: Google refuses Drive to this account (a Workspace policy)"}),
         **_NEEDS_GOOGLE,
     },
 )
-async def list_spreadsheets(principal: PrincipalDep, upstreams: UpstreamsDep) -> SpreadsheetListOut:
+async def list_spreadsheets(principal: PrincipalDep, upstreams: UpstreamsDep) -> list[SpreadsheetOut]:
     sheets = upstreams.sheets()
     files = await _with_google(upstreams, principal.user_id, sheets.list_spreadsheets)
-    return SpreadsheetListOut.model_validate({"spreadsheets": files})
+    return [SpreadsheetOut.model_validate(file) for file in files]
 
 
 @router.get(

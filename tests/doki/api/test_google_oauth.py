@@ -214,7 +214,7 @@ def test_development_without_supabase_stores_google_for_the_development_user(
         assert body["user"]["id"] == DEVELOPMENT_PRINCIPAL.user_id and body["session"] is None
         # Development requests without a token run as that user, so its spreadsheets are right there.
         listed = doki.client.get("/connectors/sheets/list")
-    assert [s["name"] for s in listed.json()["spreadsheets"]] == ["Budget"]
+    assert [s["name"] for s in listed.json()] == ["Budget"]
 
 
 def test_supabase_refusing_the_google_id_token_is_a_502_that_says_to_enable_the_provider(

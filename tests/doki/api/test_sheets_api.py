@@ -54,12 +54,29 @@ def test_list_gives_every_spreadsheet_across_all_pages_newest_first(doki: Backen
     _, headers = connected(doki)
     response = doki.client.get("/connectors/sheets/list", headers=headers)
     assert response.status_code == 200
-    listed = response.json()["spreadsheets"]
+    listed = response.json()
     assert [s["name"] for s in listed] == ["Sheet 5", "Sheet 4", "Sheet 3", "Sheet 2", "Sheet 1"]
-    assert listed[0]["modified_time"] == "2026-01-05T10:00:00.000Z"
-    assert listed[0]["url"].startswith(f"https://docs.google.com/spreadsheets/d/{listed[0]['id']}/")
-    assert set(listed[0]) == {"id", "name", "modified_time", "url"}
+    assert [s["modified_time"] for s in listed] == [f"2026-01-0{day}T10:00:00.000Z" for day in (5, 4, 3, 2, 1)]
     assert doki.google.calls("/drive/v3/files") == 3
+
+
+def test_list_is_a_bare_array_with_the_original_backends_fields_and_ours_beside(doki: Backend) -> None:
+    # The original answered List[SpreadsheetInfo{id, name, modified_time, web_view_link}]: a frontend reads those.
+    ada = account(doki.google, "ada@gmail.com")
+    budget = doki.google.add_spreadsheet(ada, "Budget", modified_time="2026-02-03T04:05:06.789Z")
+    _, headers = connected(doki)
+    response = doki.client.get("/connectors/sheets/list", headers=headers)
+    assert response.status_code == 200
+    link = f"https://docs.google.com/spreadsheets/d/{budget}/edit?usp=drivesdk"
+    assert response.json() == [
+        {
+            "id": budget,
+            "name": "Budget",
+            "modified_time": "2026-02-03T04:05:06.789Z",
+            "web_view_link": link,
+            "url": link,
+        }
+    ]
 
 
 def test_list_includes_spreadsheets_shared_with_the_user(doki: Backend) -> None:
@@ -68,9 +85,7 @@ def test_list_includes_spreadsheets_shared_with_the_user(doki: Backend) -> None:
     doki.google.add_spreadsheet(bob, "Shared", shared_with=(ada,))
     doki.google.add_spreadsheet(bob, "Private")
     _, headers = connected(doki)
-    assert [s["name"] for s in doki.client.get("/connectors/sheets/list", headers=headers).json()["spreadsheets"]] == [
-        "Shared"
-    ]
+    assert [s["name"] for s in doki.client.get("/connectors/sheets/list", headers=headers).json()] == ["Shared"]
 
 
 def test_schema_gives_each_tab_its_header_columns_with_types_and_nullability(doki: Backend) -> None:
@@ -91,6 +106,52 @@ def test_schema_gives_each_tab_its_header_columns_with_types_and_nullability(dok
         ("item_2", "F", "string", False),
     ]
     assert empty["title"] == "Empty" and empty["columns"] == []
+
+
+def test_schema_keeps_the_original_backends_sheets_with_sheet_name_and_gains_column_types(doki: Backend) -> None:
+    # The original answered SpreadsheetSchema{spreadsheet_id, title, sheets: [{sheet_name, sheet_id, columns:
+    # [{name, index}]}]}; `tabs` is the same list under this backend's names.
+    tabs = {"Expenses": BUDGET["Expenses"], "Notes": [["text"], ["hello"], []]}
+    spreadsheet_id = doki.google.add_spreadsheet(account(doki.google, "ada@gmail.com"), "Budget", tabs)
+    _, headers = connected(doki)
+    response = doki.client.get("/connectors/sheets/schema", params={"spreadsheet_id": spreadsheet_id}, headers=headers)
+    assert response.status_code == 200
+    body = response.json()
+
+    def column(name: str, index: int, type_: str, nullable: bool) -> dict[str, object]:
+        letter = "ABCDEF"[index]
+        return {"name": name, "index": index, "letter": letter, "type": type_, "nullable": nullable}
+
+    expenses = {
+        "title": "Expenses",
+        "sheet_id": 0,
+        "index": 0,
+        "row_count": 1000,
+        "column_count": 26,
+        "columns": [
+            column("item", 0, "string", False),
+            column("amount", 1, "number", False),
+            column("paid", 2, "boolean", False),
+            column("due", 3, "date", True),
+            column("E", 4, "empty", True),
+            column("item_2", 5, "string", False),
+        ],
+    }
+    notes = {
+        "title": "Notes",
+        "sheet_id": 1000,
+        "index": 1,
+        "row_count": 1000,
+        "column_count": 26,
+        "columns": [column("text", 0, "string", False)],
+    }
+    assert body == {
+        "spreadsheet_id": spreadsheet_id,
+        "title": "Budget",
+        "sample_rows": 200,
+        "sheets": [{"sheet_name": "Expenses", **expenses}, {"sheet_name": "Notes", **notes}],
+        "tabs": [expenses, notes],
+    }
 
 
 def test_schema_reads_only_a_bounded_sample_of_rows(doki: Backend) -> None:
@@ -220,7 +281,7 @@ def test_an_access_token_google_stopped_accepting_is_refreshed_and_the_call_retr
     _, headers = connected(doki)
     doki.google.expire_access_tokens()
     response = doki.client.get("/connectors/sheets/list", headers=headers)
-    assert response.status_code == 200 and [s["name"] for s in response.json()["spreadsheets"]] == ["Budget"]
+    assert response.status_code == 200 and [s["name"] for s in response.json()] == ["Budget"]
     assert doki.google.calls("/drive/v3/files") == 2
     # The refreshed token was stored: the next call needs no refresh.
     token_calls = doki.google.calls("/token")
