@@ -92,6 +92,42 @@ class GoogleStatusOut(BaseModel):
     reconnect: bool = Field(default=False, description="true when POST /auth/google/connect should be run again")
 
 
+class CallbackUserOut(BaseModel):
+    id: str
+    email: str | None
+
+
+class CallbackSessionOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+    expires_at: int
+
+
+class PendingGoogleOut(BaseModel):
+    status: Literal["pending"]
+    connect_code: str = Field(description="for POST /auth/google/connect/complete, with the user's bearer token")
+
+
+class CallbackOut(BaseModel):
+    """The callback's JSON (no frontend to redirect to): the original backend's `status`, `access_token`, `user`
+    and `message`, with `session` and `google` beside them."""
+
+    status: Literal["authenticated", "connected", "pending"] = Field(
+        description="authenticated: signed in with Google; connected: Google connected to the signed-in user; "
+        "pending: the connection waits for POST /auth/google/connect/complete"
+    )
+    access_token: str = Field(description="the Supabase access token (session.access_token); empty without a session")
+    user: CallbackUserOut
+    message: str
+    session: CallbackSessionOut | None = Field(description="the Supabase session of a sign-in; null otherwise")
+    google: GoogleStatusOut | PendingGoogleOut
+
+
+_SIGNED_IN = "Successfully authenticated with Supabase. Use the access_token for API requests."
+
+
 class DisconnectOut(BaseModel):
     disconnected: bool = Field(description="whether a connection was stored")
     revoked: bool = Field(description="whether Google confirmed revoking the tokens")
@@ -161,6 +197,7 @@ async def complete_connect(principal: PrincipalDep, upstreams: UpstreamsDep, bod
     "/callback",
     summary="Google's redirect back: stores the tokens, hands over the Supabase session",
     responses={
+        200: {"model": CallbackOut, "description": "the outcome, when there is no frontend to send the browser to"},
         302: {"description": "to the frontend, the outcome in the URL fragment"},
         **error_responses(
             {
@@ -377,10 +414,29 @@ class _Outcome:
     connect_code: str | None = None
     """Set when the grant waits for the user's confirmation (POST /auth/google/connect/complete)."""
 
+    login: bool = False
+    """The round trip signed the user in (GET /auth/google/login), not connected a signed-in user."""
+
     def body(self) -> dict[str, Any]:
-        google = self.google.as_dict() if self.google else {"status": "pending", "connect_code": self.connect_code}
+        """The JSON answer: CallbackOut."""
+        if self.google is None:
+            status = "pending"
+            message = "Confirm connecting Google: POST /auth/google/connect/complete with this connect_code."
+            google: dict[str, Any] = {"status": "pending", "connect_code": self.connect_code}
+        else:
+            google = self.google.as_dict()
+            status = "authenticated" if self.login else "connected"
+            if self.session is not None:
+                message = _SIGNED_IN
+            elif self.login:
+                message = "Signed in as the development user: requests without a token run as this user."
+            else:
+                message = "Google is connected to the signed-in user."
         return {
+            "status": status,
+            "access_token": self.session.access_token if self.session else "",
             "user": {"id": self.user_id, "email": self.email},
+            "message": message,
             "session": self.session.as_dict() if self.session else None,
             "google": google,
         }
@@ -431,7 +487,7 @@ async def _complete(flow: OAuthFlow, code: str, settings: Settings, upstreams: U
     if flow.user_id is not None:
         await google.take_connect(flow.state)  # its server-side copy is used up too: single use everywhere
     connection = await google.save(user_id, grant, claims)
-    return _Outcome(user_id=user_id, email=email, session=session, google=connection)
+    return _Outcome(user_id=user_id, email=email, session=session, google=connection, login=flow.user_id is None)
 
 
 def _to_frontend(target: str, values: dict[str, str]) -> RedirectResponse:

@@ -7,7 +7,9 @@ import base64
 import json
 from urllib.parse import parse_qs, quote, urlsplit
 
+import httpx
 import pytest
+import schemathesis
 from itsdangerous import TimestampSigner
 
 from doki.auth import DEVELOPMENT_PRINCIPAL
@@ -30,6 +32,12 @@ ALL_SCOPES = [
     SCOPE_DRIVE_READONLY,
     SCOPE_SHEETS_READONLY,
 ]
+
+
+def documented(doki: Backend, method: str, path: str, response: httpx.Response) -> None:
+    """`response` is one the app's own OpenAPI document describes, body and all (schemathesis checks it)."""
+    spec = doki.client.get("/openapi.json").json()
+    schemathesis.openapi.from_dict(spec)[path][method].validate_response(response)
 
 
 # --- the authorization request -------------------------------------------------------------------------------
@@ -102,6 +110,7 @@ def test_signing_in_with_google_signs_into_supabase_and_stores_the_google_tokens
     # The session is a real Supabase session: the backend accepts its access token.
     session = body["session"]
     assert session["token_type"] == "bearer" and session["refresh_token"]
+    assert set(session) == {"access_token", "refresh_token", "token_type", "expires_in", "expires_at"}
     me = doki.client.get("/auth/me", headers={"Authorization": f"Bearer {session['access_token']}"})
     assert me.json()["user_id"] == supabase_user.id
     stored = doki.stored(supabase_user.id)
@@ -109,6 +118,23 @@ def test_signing_in_with_google_signs_into_supabase_and_stores_the_google_tokens
     refresh_token = doki.google.refresh_tokens_of(account(doki.google, "ada@gmail.com"))[0]
     assert refresh_token not in stored.ciphertext and "ya29." not in stored.ciphertext
     assert refresh_token not in response.text  # Google's tokens never leave the backend
+
+
+def test_the_sign_in_json_keeps_the_original_backends_status_access_token_and_message(doki: Backend) -> None:
+    # The original answered {status: "authenticated", access_token: <Supabase JWT>, user: {id, email}, message}.
+    response = doki.sign_in_with_google()
+    documented(doki, "GET", "/auth/google/callback", response)
+    body = response.json()
+    user = doki.supabase.users["ada@gmail.com"]
+    assert body == {
+        "status": "authenticated",
+        "access_token": body["session"]["access_token"],
+        "user": {"id": user.id, "email": "ada@gmail.com"},
+        "message": "Successfully authenticated with Supabase. Use the access_token for API requests.",
+        "session": body["session"],
+        "google": body["google"],
+    }
+    assert doki.client.get("/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"}).status_code == 200
 
 
 def test_the_id_token_reaches_supabase_with_the_raw_nonce_whose_hash_google_signed(doki: Backend) -> None:
@@ -212,6 +238,9 @@ def test_development_without_supabase_stores_google_for_the_development_user(
     with backend("development", google, supabase, supabase_url=None, supabase_anon_key=None) as doki:
         body = doki.sign_in_with_google().json()
         assert body["user"]["id"] == DEVELOPMENT_PRINCIPAL.user_id and body["session"] is None
+        # No Supabase, no token to hand over: requests without one run as the development user.
+        assert (body["status"], body["access_token"]) == ("authenticated", "")
+        assert body["message"] == "Signed in as the development user: requests without a token run as this user."
         # Development requests without a token run as that user, so its spreadsheets are right there.
         listed = doki.client.get("/connectors/sheets/list")
     assert [s["name"] for s in listed.json()] == ["Budget"]
@@ -288,7 +317,15 @@ def test_a_connect_callback_in_a_browser_that_never_started_the_connect_links_no
     response = doki.callback(path)
     assert response.status_code == 200
     code = response.json()["google"]["connect_code"]
-    assert response.json()["google"]["status"] == "pending" and response.json()["session"] is None
+    assert response.json() == {
+        "status": "pending",
+        "access_token": "",
+        "user": {"id": attacker_id, "email": "ada@gmail.com"},
+        "message": "Confirm connecting Google: POST /auth/google/connect/complete with this connect_code.",
+        "session": None,
+        "google": {"status": "pending", "connect_code": code},
+    }
+    documented(doki, "GET", "/auth/google/callback", response)
     assert doki.stored(attacker_id) is None
 
     _, victim = doki.signed_in("victim@example.com")
@@ -498,8 +535,22 @@ def test_connect_stores_the_tokens_for_the_signed_in_user_without_a_new_supabase
     response = doki.connect(headers["Authorization"].removeprefix("Bearer "))
     assert response.status_code == 200
     body = response.json()
-    assert body["user"]["id"] == user_id and body["session"] is None
-    assert body["google"]["email"] == "ada@gmail.com"
+    assert body == {
+        "status": "connected",
+        "access_token": "",  # the user has their Supabase session already; none is issued
+        "user": {"id": user_id, "email": "ada@gmail.com"},
+        "message": "Google is connected to the signed-in user.",
+        "session": None,
+        "google": {
+            "connected": True,
+            "status": "connected",
+            "email": "ada@gmail.com",
+            "scopes": sorted(ALL_SCOPES),
+            "missing_scopes": [],
+            "reconnect": False,
+        },
+    }
+    documented(doki, "GET", "/auth/google/callback", response)
     assert "/auth/v1/token" not in doki.supabase.requested_paths
     assert doki.client.get("/auth/google", headers=headers).json()["status"] == "connected"
     assert doki.stored(user_id) is not None
