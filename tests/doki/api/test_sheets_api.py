@@ -3,7 +3,9 @@ refreshed when needed; 409 when Google must be (re)connected, 404 for what the u
 
 from __future__ import annotations
 
+import httpx
 import pytest
+import schemathesis
 
 from tests.doki.api.google_harness import Backend, account, backend
 from tests.fakes.google import FakeGoogle
@@ -24,6 +26,12 @@ def connected(doki: Backend, email: str = "ada@example.com") -> tuple[str, dict[
     user_id, headers = doki.signed_in(email)
     assert doki.connect(headers["Authorization"].removeprefix("Bearer ")).status_code == 200
     return user_id, headers
+
+
+def documented(doki: Backend, method: str, path: str, response: httpx.Response) -> None:
+    """`response` is one the app's own OpenAPI document describes, body and all (schemathesis checks it)."""
+    spec = doki.client.get("/openapi.json").json()
+    schemathesis.openapi.from_dict(spec)[path][method].validate_response(response)
 
 
 @pytest.mark.parametrize("route", ["list", "schema?spreadsheet_id=abc", "preview?spreadsheet_id=abc"])
@@ -77,6 +85,7 @@ def test_list_is_a_bare_array_with_the_original_backends_fields_and_ours_beside(
             "url": link,
         }
     ]
+    documented(doki, "GET", "/connectors/sheets/list", response)
 
 
 def test_list_includes_spreadsheets_shared_with_the_user(doki: Backend) -> None:
@@ -152,6 +161,7 @@ def test_schema_keeps_the_original_backends_sheets_with_sheet_name_and_gains_col
         "sheets": [{"sheet_name": "Expenses", **expenses}, {"sheet_name": "Notes", **notes}],
         "tabs": [expenses, notes],
     }
+    documented(doki, "GET", "/connectors/sheets/schema", response)
 
 
 def test_schema_reads_only_a_bounded_sample_of_rows(doki: Backend) -> None:
