@@ -74,10 +74,10 @@ def _refusal(address: IPAddress, *, allow_loopback: bool) -> str | None:
         return "a multicast address"
     if address.is_link_local:
         return "a link-local address"
-    if address.is_private:
-        return "a private address"
     if address.is_reserved:
         return "a reserved address"
+    if address.is_private:
+        return "a private address"
     if not address.is_global:
         return "an address outside the public internet"
     return None

@@ -43,6 +43,7 @@ from doki.settings import is_loopback_host
 if TYPE_CHECKING:
     import ssl
 
+    import httpcore
     import httpx
 
     from doki.settings import Settings
@@ -387,6 +388,7 @@ class SupabaseProjects:
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         resolve: Resolve = resolve_host,
         ssl_context: ssl.SSLContext | None = None,
+        sockets: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         self.allow_loopback = allow_loopback
         self.production = production
@@ -397,6 +399,8 @@ class SupabaseProjects:
         their own. Read at each connection: replacing it takes effect for the next one."""
         self.ssl_context = ssl_context
         """What verifies a project's certificate (against its name); httpx's default (certifi's roots) when None."""
+        self.sockets = sockets
+        """What opens a TCP connection to a checked address (httpcore's anyio backend when None)."""
         self._http: httpx.AsyncClient | None = None
 
     @classmethod
@@ -506,7 +510,9 @@ class SupabaseProjects:
 
             # In production every address is judged; in development the name is still resolved once, by the same
             # resolver, and the connection made to that answer.
-            backend = CheckedBackend(self._resolve, allow_loopback=self.allow_loopback, check=self.production)
+            backend = CheckedBackend(
+                self._resolve, allow_loopback=self.allow_loopback, check=self.production, inner=self.sockets
+            )
             self._http = httpx.AsyncClient(
                 transport=CheckedTransport(backend, ssl_context=self.ssl_context),
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)),
