@@ -96,7 +96,7 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
             if reason is not None:
                 # One bad answer refuses the name: which answer a later lookup would give is anyone's guess.
                 raise AddressRefusedError(host, text, reason)
-        return [str(parse_address(text)) for text in found]
+        return found  # as the resolver wrote them: an IPv6 zone index is kept for the connection
 
     async def connect_tcp(
         self,
