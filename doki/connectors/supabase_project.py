@@ -13,10 +13,12 @@ serves its first health check without it.
 The URL is user input, and the user's key will be sent there, so it must be exactly a project's base URL:
 https (plain http only to loopback, and only where the deployment itself runs against loopback services:
 development, or a production build rehearsed against local fakes), no credentials, path, query or fragment, a
-host name the HTTP client can use, and in production no address outside the public internet: neither written as
-an IP nor resolved from the name, which is looked up before each request (an injected resolver, so tests need no
-DNS). Redirects are never followed, so an answer cannot send the key elsewhere. No message, log line or
-response here holds a key.
+host name the HTTP client can use, and in production no address outside the public internet (see
+doki.connectors.addresses): neither written as an IP nor resolved from the name. A name is resolved once per
+connection, by an injected resolver (tests need no DNS), and the connection goes to the address that was judged,
+its TLS still verified against the name (doki.connectors.checked_transport): a name cannot answer the check with a
+public address and the connection with a private one. Redirects are never followed, so an answer cannot send the
+key elsewhere. No message, log line or response here holds a key.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import ipaddress
 import json
 import re
 import socket
@@ -35,10 +36,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from doki.connectors.addresses import address_refusal, parse_address
 from doki.connectors.errors import ConnectorError
 from doki.settings import is_loopback_host
 
 if TYPE_CHECKING:
+    import ssl
+
+    import httpcore
     import httpx
 
     from doki.settings import Settings
@@ -128,8 +133,10 @@ def parse_project_url(raw: str, *, allow_loopback: bool, production: bool) -> Pr
         raise _invalid_url(f"project_url {text!r} points at this server's own machine (loopback)")
     if scheme == "http" and not loopback:
         raise _invalid_url(f"project_url {text!r} is not https: the service role key must not travel in the clear")
-    if production and not loopback and _is_private_address(host):
-        raise _invalid_url(f"project_url {text!r} is a private or reserved address, not a Supabase project")
+    address = parse_address(host)
+    refusal = address_refusal(address, allow_loopback=allow_loopback) if production and address else None
+    if refusal is not None:
+        raise _invalid_url(f"project_url {text!r} is a private or reserved address, not a Supabase project ({refusal})")
     shown_host = f"[{host}]" if ":" in host else host
     netloc = shown_host if port is None else f"{shown_host}:{port}"
     match = _PROJECT_HOST.fullmatch(host)
@@ -148,16 +155,6 @@ def _ascii_host(text: str, host: str) -> str:
     except (httpx.InvalidURL, ValueError, UnicodeError):  # the IDNA codec raises ValueError subclasses
         raise _invalid_url(f"project_url {text!r} has a host name that cannot be one: check its spelling") from None
     return host if ":" in host else raw.lower()
-
-
-def _is_private_address(host: str) -> bool:
-    """Whether `host` is an IP address outside the public internet. Names are checked where they resolve (in
-    production, `SupabaseProjects` resolves them before each request)."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
 
 
 Resolve = Callable[[str], Awaitable[list[str]]]
@@ -390,13 +387,20 @@ class SupabaseProjects:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         max_document_bytes: int = MAX_DOCUMENT_BYTES,
         resolve: Resolve = resolve_host,
+        ssl_context: ssl.SSLContext | None = None,
+        sockets: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         self.allow_loopback = allow_loopback
         self.production = production
         self.timeout = timeout
         self.max_document_bytes = max_document_bytes
         self.resolve = resolve
-        """How production finds where a project's name points; tests give their own."""
+        """How a project's name is resolved, once per connection, the connection made to that answer; tests give
+        their own. Read at each connection: replacing it takes effect for the next one."""
+        self.ssl_context = ssl_context
+        """What verifies a project's certificate (against its name); httpx's default (certifi's roots) when None."""
+        self.sockets = sockets
+        """What opens a TCP connection to a checked address (httpcore's anyio backend when None)."""
         self._http: httpx.AsyncClient | None = None
 
     @classmethod
@@ -465,9 +469,9 @@ class SupabaseProjects:
         """(status, body) of `GET url/rest/v1/` with `key`; SupabaseProjectError when there is no answer."""
         import httpx
 
+        from doki.connectors.checked_transport import AddressRefusedError, NameNotResolvedError
         from doki.storage.supabase import looks_like_jwt
 
-        await self._check_resolved(url)
         headers = {"apikey": key, "Accept": "application/openapi+json, application/json"}
         if looks_like_jwt(key):
             # PostgREST verifies any bearer token as a JWT: the new sb_secret_ keys go in `apikey` only.
@@ -489,44 +493,35 @@ class SupabaseProjects:
         except httpx.InvalidURL:
             # Checked when connecting; a URL stored by an older version may have escaped that check.
             raise _invalid_url(f"project_url {url!r} is not a URL the HTTP client can use") from None
-
-    async def _check_resolved(self, url: str) -> None:
-        """In production, refuse a project whose name resolves to a private, loopback (unless this deployment
-        is rehearsed on loopback) or otherwise reserved address: the key must not be sent into the server's own
-        network. An address literal was judged by parse_project_url already."""
-        host = urlsplit(url).hostname
-        if not self.production or host is None or _is_ip_literal(host):
-            return
-        try:
-            addresses = await self.resolve(host)
-        except OSError:
+        except AddressRefusedError as exc:
+            # Raised before any socket is opened: neither this answer nor its timing depends on what listens there.
+            raise _invalid_url(
+                f"project_url {url!r} resolves to {exc.address}, a private or reserved address ({exc.reason})"
+            ) from None
+        except NameNotResolvedError:
             raise _unreachable(url, "its host name does not resolve") from None
-        for text in addresses or ["(none)"]:
-            try:
-                address = ipaddress.ip_address(text.split("%", 1)[0])
-            except ValueError:
-                address = None
-            if address is not None and (address.is_global or (self.allow_loopback and address.is_loopback)):
-                continue
-            raise _invalid_url(f"project_url {url!r} resolves to {text}, a private or reserved address")
 
     def _client(self) -> httpx.AsyncClient:
         # No await between the check and the assignment: two first requests cannot build two clients.
         if self._http is None:
             import httpx
 
+            from doki.connectors.checked_transport import CheckedBackend, CheckedTransport
+
+            # In production every address is judged; in development the name is still resolved once, by the same
+            # resolver, and the connection made to that answer.
+            backend = CheckedBackend(
+                self._resolve, allow_loopback=self.allow_loopback, check=self.production, inner=self.sockets
+            )
             self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)), follow_redirects=False
+                transport=CheckedTransport(backend, ssl_context=self.ssl_context),
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)),
+                follow_redirects=False,
             )
         return self._http
 
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    async def _resolve(self, host: str) -> list[str]:
+        return await self.resolve(host)
 
 
 def _error_body(body: bytes) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import sys
 import threading
 import uuid
@@ -137,6 +138,7 @@ class FakePostgrest:
 
     `apikey` is the project's secret (service role) key; `anon_key`, when given, its anon (publishable) key.
     `tables` are the `public` schema's; `schemas` adds other exposed schemas with their tables.
+    `ssl_context` (server side) makes it serve https, as a hosted project does.
     """
 
     def __init__(
@@ -146,7 +148,9 @@ class FakePostgrest:
         *,
         schemas: Mapping[str, Mapping[str, TableSpec]] | None = None,
         anon_key: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        self.ssl_context = ssl_context
         self.apikey = secret("a Supabase service role key", apikey)
         self.anon_key = secret("a Supabase anon key", anon_key) if anon_key is not None else None
         self.specs = dict(tables if tables is not None else {"doki_credentials": CREDENTIALS_TABLE})
@@ -171,10 +175,19 @@ class FakePostgrest:
         if self._server is None:
             raise RuntimeError("the fake PostgREST server is not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{'https' if self.ssl_context else 'http'}://{host!s}:{port}"
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the fake PostgREST server is not started")
+        return int(self._server.server_address[1])
 
     def start(self) -> FakePostgrest:
         self._server = _Server(("127.0.0.1", 0), _Handler, self)
+        if self.ssl_context is not None:
+            # The handshake runs as each connection is accepted; a client that refuses the certificate is dropped.
+            self._server.socket = self.ssl_context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="fake-postgrest", daemon=True
         )

@@ -3,11 +3,18 @@
 The project URL and keys are stored encrypted and bound to the signed-in user (provider "supabase"); every
 request reads only the caller's own row. Keys are never echoed back: not in answers, not in validation errors
 (this router drops the offending input from them), not in log lines.
+
+The original backend's paths (Tsu-kimi/Doki-Backend, `app/api/connectors.py`) answer its bodies, ours beside them:
+`connect` its `success`, `message`, `connection_id`; `test` its `status` (`connected` or `disconnected`) and
+`message`, with ours in `state`; `list` its bare array of `{table_name, schema_name, columns: [{name, type,
+is_nullable, default_value}]}`. `/tables` is ours alone and keeps its shape.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -23,6 +30,7 @@ from doki.connectors import call_store
 from doki.connectors.errors import ConnectorError
 from doki.connectors.supabase_project import (
     PROVIDER,
+    Column,
     CredentialsRejectedError,
     ProjectCredentials,
     ProjectURL,
@@ -69,6 +77,18 @@ _TABLES_ERRORS = {
     **_ERRORS,
     **error_responses({404: "the schema is not exposed", 502: "the project answered something unexpected"}),
 }
+_LIST_ERRORS = {
+    **_TABLES_ERRORS,
+    **error_responses(
+        {
+            404: "no project connected (code supabase_not_connected: reconnect), as the original backend answered; "
+            "or the schema is not exposed",
+            409: "the stored credentials no longer work: reconnect",
+        }
+    ),
+}
+CONNECTED_MESSAGE = "Supabase project connected successfully"
+VERIFIED_MESSAGE = "Connection verified"
 
 
 class ConnectIn(BaseModel):
@@ -78,6 +98,9 @@ class ConnectIn(BaseModel):
 
 
 class ConnectionOut(BaseModel):
+    success: Literal[True] = Field(default=True, description="always true: a failure is an error answer")
+    message: str = CONNECTED_MESSAGE
+    connection_id: str = Field(description="new at every connect: a reconnect is a new connection")
     status: Literal["connected"] = "connected"
     project_url: str
     project_ref: str | None = Field(description="the project ref of a *.supabase.co URL")
@@ -86,12 +109,38 @@ class ConnectionOut(BaseModel):
 
 
 class StatusOut(BaseModel):
-    status: Literal["connected", "not_connected", "credentials_rejected"]
+    status: Literal["connected", "disconnected"] = Field(
+        description="the original backend's verdict: connected, or disconnected (no connection, or it no longer "
+        "works); `state` says which"
+    )
+    state: Literal["connected", "not_connected", "credentials_rejected"]
     project_url: str | None = None
     project_ref: str | None = None
     connected_at: datetime | None = None
-    message: str | None = Field(default=None, description="why it is not connected, when it is not")
-    hint: str | None = Field(default=None, description="what to do about it")
+    message: str = Field(description=f"{VERIFIED_MESSAGE!r} when connected; otherwise why not")
+    hint: str | None = Field(default=None, description="what to do about it, when it is not connected")
+
+
+class ListColumnOut(Column):
+    """A column as the original backend listed it (`name`, `type`, `is_nullable`, `default_value`), with ours."""
+
+    type: str = Field(  # always a string here, as the original's
+        description="the Postgres type as PostgREST shows it (e.g. text, bigint, text[]); its JSON type when it "
+        "shows none; 'unknown' when neither"
+    )
+    is_nullable: bool = Field(description="the same as `nullable`")
+    default_value: str | None = Field(description="the default as text (JSON for a number or boolean), or null")
+
+
+class ListTableOut(BaseModel):
+    """A table or view as the original backend listed it (`table_name`, `schema_name`, `columns`), with ours."""
+
+    table_name: str
+    schema_name: str = Field(description="the schema asked for")
+    columns: list[ListColumnOut]
+    name: str = Field(description="the same as `table_name`")
+    description: str | None = Field(default=None, description="the table's SQL comment")
+    writable: bool = Field(description="whether rows can be inserted, updated or deleted through the API")
 
 
 class TablesOut(BaseModel):
@@ -128,11 +177,14 @@ async def connect(
     except SupabaseProjectError as exc:
         raise _http(exc) from None
     ciphertext = cipher.encrypt(principal.user_id, credentials.to_json())
-    # Metadata is for operators reading the table; requests go only where the encrypted payload says.
-    metadata = {"project_url": project.url, "project_ref": project.ref or ""}
+    # Metadata is for operators reading the table; requests go only where the encrypted payload says. The
+    # original backend inserted a row per connect and answered its id: a new id per connect, kept beside.
+    connection_id = str(uuid.uuid4())
+    metadata = {"project_url": project.url, "project_ref": project.ref or "", "connection_id": connection_id}
     stored = await _store(store.put, principal.user_id, PROVIDER, ciphertext, metadata)
     logger.info("user %s connected the Supabase project %s", principal.user_id, project.url)
     return ConnectionOut(
+        connection_id=connection_id,
         project_url=project.url,
         project_ref=project.ref,
         has_anon_key=credentials.anon_key is not None,
@@ -151,22 +203,34 @@ async def check(
 ) -> StatusOut:
     row = await _store(store.get, principal.user_id, PROVIDER)
     if row is None:
-        error = not_connected()
-        return StatusOut(status="not_connected", message=error.message, hint=error.hint)
+        return _disconnected(not_connected())
     try:
         credentials, project = _stored_connection(row, principal.user_id, cipher, projects)
     except SupabaseProjectError as exc:
-        return StatusOut(status="not_connected", message=exc.message, hint=exc.hint)
-    shown = StatusOut(status="connected", project_url=project.url, project_ref=project.ref, connected_at=row.updated_at)
+        return _disconnected(exc)
+    shown = StatusOut(
+        status="connected",
+        state="connected",
+        project_url=project.url,
+        project_ref=project.ref,
+        connected_at=row.updated_at,
+        message=VERIFIED_MESSAGE,
+    )
     try:
         await projects.verify(credentials)
     except CredentialsRejectedError as exc:
-        return shown.model_copy(update={"status": "credentials_rejected", "message": exc.message, "hint": exc.hint})
+        update = {"status": "disconnected", "state": "credentials_rejected", "message": exc.message, "hint": exc.hint}
+        return shown.model_copy(update=update)
     except SupabaseProjectError as exc:
         if exc.status_code == 400:  # the stored URL is no longer one to send the key to
-            return StatusOut(status="not_connected", message=exc.message, hint=exc.hint)
+            return _disconnected(exc)
+        # Unreachable or failing: not a verdict on the connection ("disconnected" would say reconnect), a retry.
         raise _http(exc) from None
     return shown
+
+
+def _disconnected(error: SupabaseProjectError) -> StatusOut:
+    return StatusOut(status="disconnected", state="not_connected", message=error.message, hint=error.hint)
 
 
 @router.get(
@@ -175,12 +239,6 @@ async def check(
     summary="Tables and columns of a schema of the user's Supabase project",
     description="Read from the OpenAPI description the project's PostgREST serves: nothing is installed in "
     "the project.",
-    responses=_TABLES_ERRORS,
-)
-@router.get(
-    "/list",
-    response_model=TablesOut,
-    summary="Tables and columns of a schema of the user's Supabase project (alias of /tables)",
     responses=_TABLES_ERRORS,
 )
 async def tables(
@@ -200,6 +258,63 @@ async def tables(
     except SupabaseProjectError as exc:
         raise _http(exc) from None
     return TablesOut(project_url=credentials.project_url, schema=schema, tables=found)
+
+
+@router.get(
+    "/list",
+    response_model=list[ListTableOut],
+    summary="Tables and columns of a schema of the user's Supabase project, as the original backend listed them",
+    description="The tables of /tables as a bare array, each with the original backend's `table_name`, "
+    "`schema_name` and columns' `type`, `is_nullable`, `default_value` beside ours. Without a connection the "
+    "answer is 404, as the original's (/tables: 409).",
+    responses=_LIST_ERRORS,
+)
+async def list_tables(
+    principal: PrincipalDep,
+    store: StoreDep,
+    cipher: CipherDep,
+    projects: SupabaseProjectsDep,
+    schema: Annotated[str, Query(description="a schema the project exposes")] = "public",
+) -> list[ListTableOut]:
+    try:
+        check_schema_name(schema)
+        row = await _store(store.get, principal.user_id, PROVIDER)
+        try:
+            if row is None:
+                raise not_connected()
+            credentials, _ = _stored_connection(row, principal.user_id, cipher, projects)
+        except SupabaseProjectError as exc:
+            raise _not_found(exc) from None
+        found = await projects.tables(credentials, schema)
+    except SupabaseProjectError as exc:
+        raise _http(exc) from None
+    return [_listed(table, schema) for table in found]
+
+
+def _not_found(error: SupabaseProjectError) -> SupabaseProjectError:
+    """`error` (no usable connection) answered 404, as the original backend answered it on /list."""
+    return SupabaseProjectError(404, error.code, error.message, hint=error.hint, headers=error.headers, **error.extra)
+
+
+def _listed(table: Table, schema: str) -> ListTableOut:
+    return ListTableOut(
+        table_name=table.name,
+        schema_name=schema,
+        columns=[_listed_column(column) for column in table.columns],
+        name=table.name,
+        description=table.description,
+        writable=table.writable,
+    )
+
+
+def _listed_column(column: Column) -> ListColumnOut:
+    default = column.default
+    return ListColumnOut(
+        **column.model_dump(exclude={"type"}),
+        type=column.type or column.json_type or "unknown",
+        is_nullable=column.nullable,
+        default_value=None if default is None else default if isinstance(default, str) else json.dumps(default),
+    )
 
 
 @router.delete(

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -39,7 +40,13 @@ CUSTOMERS = TableSpec(
     types={"id": "bigint", "created_at": "timestamp with time zone"},
     comment="Customers",
 )
-LEADS = TableSpec(columns=("id", "source"), primary_key=("id",), not_null=frozenset({"id"}), types={"id": "uuid"})
+LEADS = TableSpec(
+    columns=("id", "source", "score", "active"),
+    primary_key=("id",),
+    not_null=frozenset({"id"}),
+    types={"id": "uuid", "score": "integer", "active": "boolean"},
+    sql_defaults={"source": "'ad'::text", "score": "0", "active": "true"},
+)
 CUSTOMERS_OUT = {
     "name": "customers",
     "description": "Customers",
@@ -153,11 +160,20 @@ def test_connect_stores_the_keys_encrypted_for_the_user_and_answers_without_them
     assert response.status_code == 200
     body = response.json()
     connected_at = body.pop("connected_at")
-    assert body == {"status": "connected", "project_url": project.url, "project_ref": None, "has_anon_key": True}
+    connection_id = body.pop("connection_id")
+    assert body == {
+        "success": True,
+        "message": "Supabase project connected successfully",
+        "status": "connected",
+        "project_url": project.url,
+        "project_ref": None,
+        "has_anon_key": True,
+    }
+    assert uuid.UUID(connection_id).version == 4
     assert_no_keys(response)
     row = backend.stored()
     assert row is not None
-    assert row.metadata == {"project_url": project.url, "project_ref": ""}
+    assert row.metadata == {"project_url": project.url, "project_ref": "", "connection_id": connection_id}
     assert row.updated_at.isoformat().replace("+00:00", "Z")[:19] == connected_at[:19]
     assert SECRET not in row.ciphertext and ANON not in row.ciphertext
     assert json.loads(backend.app.state.cipher.decrypt(ALICE, row.ciphertext)) == {
@@ -166,6 +182,17 @@ def test_connect_stores_the_keys_encrypted_for_the_user_and_answers_without_them
         "service_role_key": SECRET,
         "anon_key": ANON,
     }
+
+
+def test_each_connect_is_a_new_connection_id_kept_in_the_stored_row(backend: Backend, project: FakePostgrest) -> None:
+    # The original backend inserted a row per connect and answered its id: a reconnect is a new connection.
+    first = backend.connect(project).json()["connection_id"]
+    second = backend.connect(project).json()["connection_id"]
+
+    assert first != second
+    row = backend.stored()
+    assert row is not None
+    assert row.metadata["connection_id"] == second
 
 
 @pytest.mark.parametrize(
@@ -314,24 +341,51 @@ def test_validation_errors_name_the_field_but_never_echo_what_was_sent(backend: 
 # Testing the connection
 
 
-def test_the_status_goes_from_not_connected_to_connected_to_rejected_when_the_key_is_rotated(
+def test_the_status_goes_from_disconnected_to_connected_and_back_when_the_key_is_rotated(
     backend: Backend, project: FakePostgrest
 ) -> None:
+    # `status` is the original backend's verdict (connected or disconnected), `state` ours beside it.
     before = backend.get("/test")
     assert before.status_code == 200
-    assert before.json()["status"] == "not_connected"
-    assert before.json()["hint"].startswith("connect one: POST /connectors/supabase/connect")
+    assert before.json() == {
+        "status": "disconnected",
+        "state": "not_connected",
+        "project_url": None,
+        "project_ref": None,
+        "connected_at": None,
+        "message": "no Supabase project is connected for this user",
+        "hint": "connect one: POST /connectors/supabase/connect with the project URL and its service role key",
+    }
 
     backend.connect(project)
     connected = backend.get("/test")
-    assert connected.json()["status"] == "connected"
-    assert connected.json()["project_url"] == project.url
+    body = connected.json()
+    connected_at = body.pop("connected_at")
+    assert body == {
+        "status": "connected",
+        "state": "connected",
+        "project_url": project.url,
+        "project_ref": None,
+        "message": "Connection verified",
+        "hint": None,
+    }
+    row = backend.stored()
+    assert row is not None
+    assert row.updated_at.isoformat().replace("+00:00", "Z")[:19] == connected_at[:19]
 
     project.apikey = "sb_secret_RotatedRotatedRotatedRotated01234"
     rejected = backend.get("/test")
     assert rejected.status_code == 200
-    assert rejected.json()["status"] == "credentials_rejected"
-    assert rejected.json()["message"] == f"the project at {project.url} rejected the service role key (401)"
+    assert rejected.json() == {
+        "status": "disconnected",
+        "state": "credentials_rejected",
+        "project_url": project.url,
+        "project_ref": None,
+        "connected_at": connected_at,
+        "message": f"the project at {project.url} rejected the service role key (401)",
+        "hint": "reconnect with the project's secret key (sb_secret_...) or legacy service_role key, "
+        "from Project Settings > API Keys",
+    }
     assert_no_keys(before, connected, rejected)
 
 
@@ -350,17 +404,102 @@ def test_the_status_of_a_project_that_went_down_is_a_503_not_a_verdict(
 # Tables
 
 
-def test_tables_lists_the_public_schema_and_list_is_the_same_answer(backend: Backend, project: FakePostgrest) -> None:
+def listed_column(column: dict[str, object], type_: str, default_value: str | None) -> dict[str, object]:
+    """A column of /list: ours, with the original backend's type, is_nullable and default_value beside."""
+    return {**column, "type": type_, "is_nullable": column["nullable"], "default_value": default_value}
+
+
+def test_tables_lists_the_public_schema_in_our_shape(backend: Backend, project: FakePostgrest) -> None:
     backend.connect(project)
 
     tables = backend.get("/tables")
-    listed = backend.get("/list")
 
     assert tables.status_code == 200
     assert tables.json() == {"project_url": project.url, "schema": "public", "tables": [CUSTOMERS_OUT]}
-    assert listed.json() == tables.json()
     assert project.requests[-1].headers["accept-profile"] == "public"
-    assert_no_keys(tables, listed)
+    assert_no_keys(tables)
+
+
+def test_list_is_the_original_backends_bare_array_with_our_fields_beside(
+    backend: Backend, project: FakePostgrest
+) -> None:
+    backend.connect(project)
+
+    listed = backend.get("/list")
+
+    assert listed.status_code == 200
+    columns = cast(list[dict[str, object]], CUSTOMERS_OUT["columns"])
+    assert listed.json() == [
+        {
+            "table_name": "customers",
+            "schema_name": "public",
+            "columns": [listed_column(c, str(c["type"]), None) for c in columns],
+            "name": "customers",
+            "description": "Customers",
+            "writable": True,
+        }
+    ]
+    assert project.requests[-1].headers["accept-profile"] == "public"
+    assert_no_keys(listed)
+
+
+def test_list_names_the_schema_asked_for_and_gives_defaults_as_text(backend: Backend, project: FakePostgrest) -> None:
+    # The original always said "public" (its builder left schema_name to the default): ours is the schema asked.
+    backend.connect(project)
+
+    (leads,) = backend.get("/list", schema="sales").json()
+
+    assert (leads["table_name"], leads["schema_name"]) == ("leads", "sales")
+    assert [(c["name"], c["type"], c["is_nullable"], c["default_value"]) for c in leads["columns"]] == [
+        ("id", "uuid", False, None),
+        ("source", "text", True, "ad"),
+        ("score", "integer", True, "0"),  # PostgREST shows it as the JSON number 0
+        ("active", "boolean", True, "true"),
+    ]
+    assert [c["default"] for c in leads["columns"]] == [None, "ad", 0, True]
+    assert project.requests[-1].headers["accept-profile"] == "sales"
+
+
+def test_list_gives_a_column_without_a_postgres_type_its_json_type_or_unknown(
+    backend: Backend, project: FakePostgrest
+) -> None:
+    backend.connect(project)
+    document = {
+        "swagger": "2.0",
+        "definitions": {"t": {"properties": {"n": {"type": "number", "default": 1.5}, "j": {}}, "required": ["j"]}},
+    }
+    project.fail_next(1, status=200, body=json.dumps(document))
+
+    (table,) = backend.get("/list").json()
+
+    assert [(c["name"], c["type"], c["is_nullable"], c["default_value"]) for c in table["columns"]] == [
+        ("n", "number", True, "1.5"),
+        ("j", "unknown", False, None),
+    ]
+
+
+def test_list_without_a_connection_is_a_404_as_the_original_answered(backend: Backend) -> None:
+    response = backend.get("/list")
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "detail": "no Supabase project is connected for this user",
+        "code": "supabase_not_connected",
+        "hint": "connect one: POST /connectors/supabase/connect with the project URL and its service role key",
+        "connect": "POST /connectors/supabase/connect",
+    }
+
+
+def test_list_with_a_key_the_project_no_longer_accepts_is_a_409_to_reconnect(
+    backend: Backend, project: FakePostgrest
+) -> None:
+    backend.connect(project)
+    project.apikey = "sb_secret_RotatedRotatedRotatedRotated01234"
+
+    response = backend.get("/list")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "supabase_credentials_rejected"
 
 
 def test_tables_of_another_schema_are_asked_for_with_accept_profile(backend: Backend, project: FakePostgrest) -> None:
@@ -430,7 +569,7 @@ def test_disconnect_deletes_the_stored_keys_and_a_second_disconnect_finds_nothin
     assert (first.status_code, first.json()) == (200, {"disconnected": True})
     assert second.json() == {"disconnected": False}
     assert backend.stored() is None
-    assert backend.get("/test").json()["status"] == "not_connected"
+    assert backend.get("/test").json()["state"] == "not_connected"
 
 
 # Users are kept apart
@@ -442,15 +581,17 @@ def test_another_user_can_neither_see_use_nor_delete_a_connection(backend: Backe
 
     status = backend.get("/test", user=BOB)
     tables = backend.get("/tables", user=BOB)
+    listed = backend.get("/list", user=BOB)
     deleted = backend.client.delete("/connectors/supabase", headers=backend.auth(BOB))
 
-    assert status.json()["status"] == "not_connected"
+    assert (status.json()["status"], status.json()["state"]) == ("disconnected", "not_connected")
     assert status.json()["project_url"] is None
     assert tables.status_code == 409
+    assert listed.status_code == 404
     assert deleted.json() == {"disconnected": False}
     assert backend.stored(ALICE) is not None
     assert len(project.requests) == sent
-    assert backend.get("/test", user=ALICE).json()["status"] == "connected"
+    assert backend.get("/test", user=ALICE).json()["state"] == "connected"
 
 
 def test_a_connection_copied_into_another_users_row_is_unusable_and_sends_no_key(
@@ -464,13 +605,15 @@ def test_a_connection_copied_into_another_users_row_is_unusable_and_sends_no_key
 
     status = backend.get("/test", user=BOB)
     tables = backend.get("/tables", user=BOB)
+    listed = backend.get("/list", user=BOB)
 
-    assert status.json()["status"] == "not_connected"
+    assert (status.json()["status"], status.json()["state"]) == ("disconnected", "not_connected")
     assert "encrypted for a different user" in status.json()["message"]
     assert tables.status_code == 409
     assert tables.json()["code"] == "supabase_not_connected"
+    assert (listed.status_code, listed.json()["code"]) == (404, "supabase_not_connected")
     assert len(project.requests) == sent
-    assert_no_keys(status, tables)
+    assert_no_keys(status, tables, listed)
 
 
 # Everything else a route must get right

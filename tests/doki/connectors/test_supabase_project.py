@@ -7,12 +7,21 @@ import base64
 import ipaddress
 import json
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+import ssl
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
+import httpcore
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from doki.connectors.addresses import address_refusal, parse_address
 from doki.connectors.supabase_project import (
     CredentialsRejectedError,
     ForeignKey,
@@ -211,7 +220,7 @@ def production_failure(url: str, resolver: Resolver, *, allow_loopback: bool = F
 
 @pytest.mark.parametrize(
     "addresses",
-    [("10.0.0.7",), ("169.254.169.254",), ("104.18.2.3", "192.168.1.2"), ("127.0.0.1",), ("fd00::1",), ()],
+    [("10.0.0.7",), ("169.254.169.254",), ("104.18.2.3", "192.168.1.2"), ("127.0.0.1",), ("fd00::1",)],
 )
 def test_production_refuses_a_project_whose_name_resolves_to_a_private_address(addresses: tuple[str, ...]) -> None:
     resolver = Resolver(*addresses)
@@ -223,8 +232,12 @@ def test_production_refuses_a_project_whose_name_resolves_to_a_private_address(a
     assert resolver.names == ["abcdefghijklmnopqrst.supabase.co"]
 
 
-def test_a_production_project_name_that_does_not_resolve_is_unreachable() -> None:
-    resolver = Resolver(error=socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+@pytest.mark.parametrize(
+    "resolver",
+    [Resolver(error=socket.gaierror(socket.EAI_NONAME, "Name or service not known")), Resolver()],
+    ids=["error", "no-address"],
+)
+def test_a_production_project_name_that_does_not_resolve_is_unreachable(resolver: Resolver) -> None:
 
     error = production_failure("https://abcdefghijklmnopqrst.supabase.co", resolver)
 
@@ -257,6 +270,262 @@ def test_development_and_address_literals_are_not_resolved(project: FakePostgres
     with_projects(lambda projects: projects.verify(credentials(project)), resolve=resolver)
 
     assert resolver.names == []
+
+
+# Addresses: judged by what a connection to them reaches
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("10.0.0.7", "a private address"),
+        ("169.254.169.254", "a link-local address"),
+        ("100.64.0.1", "an address outside the public internet"),  # carrier-grade NAT
+        ("127.0.0.1", "a loopback address"),
+        ("0.0.0.0", "the unspecified address"),
+        ("224.0.0.1", "a multicast address"),  # ipaddress calls it global
+        ("239.1.2.3", "a multicast address"),
+        ("240.0.0.1", "a reserved address"),
+        ("255.255.255.255", "a reserved address"),
+        ("::", "the unspecified address"),
+        ("::1", "a loopback address"),
+        ("ff02::1", "a multicast address"),
+        ("ff0e::1", "a multicast address"),  # global scope, and "global" to ipaddress
+        ("fe80::1", "a link-local address"),
+        ("fd00::1", "a private address"),
+        ("::10.0.0.1", "the IPv4-compatible form of 10.0.0.1, a private address"),
+        ("::ffff:10.0.0.1", "the IPv4-mapped form of 10.0.0.1, a private address"),
+        ("::ffff:169.254.169.254", "the IPv4-mapped form of 169.254.169.254, a link-local address"),
+        ("::ffff:224.0.0.1", "the IPv4-mapped form of 224.0.0.1, a multicast address"),
+        ("::ffff:0:10.0.0.1", "the IPv4-translated form of 10.0.0.1, a private address"),
+        ("2002:a00:1::1", "the 6to4 form of 10.0.0.1, a private address"),
+        ("2002:a9fe:a9fe::", "the 6to4 form of 169.254.169.254, a link-local address"),
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "the Teredo form of 10.0.0.1, a private address"),  # the client
+        ("2001:0:a00:1:8000:63bf:f7f7:f7f7", "the Teredo form of 10.0.0.1, a private address"),  # the server
+        ("64:ff9b::a00:1", "the NAT64 form of 10.0.0.1, a private address"),
+        ("64:ff9b::a9fe:a9fe", "the NAT64 form of 169.254.169.254, a link-local address"),
+        ("64:ff9b:1::808:808", "a local-use NAT64 address (RFC 8215), translated inside the network"),
+    ],
+)
+def test_an_address_is_judged_by_the_address_a_connection_to_it_reaches(address: str, reason: str) -> None:
+    parsed = parse_address(address)
+    assert parsed is not None
+    assert address_refusal(parsed, allow_loopback=False) == reason
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "8.8.8.8",
+        "104.18.2.3",
+        "2606:4700::1111",
+        "::ffff:8.8.8.8",  # "reserved" to ipaddress, yet it reaches 8.8.8.8
+        "::8.8.8.8",
+        "2002:808:808::1",
+        "2001:0:4136:e378:8000:63bf:f7f7:f7f7",  # a public Teredo server and client
+        "64:ff9b::808:808",
+    ],
+)
+def test_a_public_address_or_a_form_carrying_one_is_allowed(address: str) -> None:
+    parsed = parse_address(address)
+    assert parsed is not None
+    assert address_refusal(parsed, allow_loopback=False) is None
+
+
+def test_a_rehearsal_on_loopback_allows_loopback_itself_but_not_a_tunnel_to_it() -> None:
+    def refusal(address: str) -> str | None:
+        parsed = parse_address(address)
+        assert parsed is not None
+        return address_refusal(parsed, allow_loopback=True)
+
+    assert [refusal(a) for a in ("127.0.0.1", "::1", "::ffff:127.0.0.1")] == [None, None, None]
+    assert refusal("2002:7f00:1::") == "the 6to4 form of 127.0.0.1, a loopback address"
+    assert refusal("64:ff9b::7f00:1") == "the NAT64 form of 127.0.0.1, a loopback address"
+    assert refusal("10.0.0.7") == "a private address"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [("https://[::ffff:10.0.0.1]", "IPv4-mapped form of 10.0.0.1"), ("https://224.0.0.1", "a multicast address")],
+)
+def test_production_judges_an_address_literal_by_what_it_reaches(raw: str, reason: str) -> None:
+    with pytest.raises(SupabaseProjectError, match="private or reserved address") as caught:
+        parse_project_url(raw, allow_loopback=False, production=True)
+    assert reason in caught.value.message
+
+
+# Connections go to the address that was checked
+
+
+class ChangingResolver:
+    """DNS that changes its answer between lookups (rebinding): each lookup gets the next answer."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.names: list[str] = []
+
+    async def __call__(self, host: str) -> list[str]:
+        self.names.append(host)
+        return self.answers.pop(0)
+
+
+class Sockets(httpcore.AsyncNetworkBackend):
+    """Stands in for the internet: records the address each TCP connection is opened to, and opens it to the fake
+    on loopback instead (or fails, for the addresses in `down`), so a "public" address can answer in a test."""
+
+    def __init__(self, *down: str) -> None:
+        self.asked: list[str] = []
+        self.down = set(down)
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.asked.append(host)
+        if host in self.down:
+            raise httpcore.ConnectError(f"{host} is down")
+        return await self.inner.connect_tcp("127.0.0.1", port, timeout=timeout)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def test_a_name_answering_public_then_private_is_connected_to_the_checked_public_address_only(
+    project: FakePostgrest,
+) -> None:
+    # .invalid never resolves (RFC 6761): only the injected resolver's answer can be what was connected to.
+    url = f"http://project.invalid:{project.port}"
+    resolver = ChangingResolver(["93.184.216.34"], ["10.0.0.7"])
+    sockets = Sockets()
+
+    async def main() -> SupabaseProjectError:
+        projects = SupabaseProjects(allow_loopback=False, production=True, resolve=resolver, sockets=sockets)
+        try:
+            await projects.verify(ProjectCredentials.checked(url, SECRET, None))
+            await projects.verify(ProjectCredentials.checked(url, SECRET, None))  # the kept-alive, checked connection
+            await projects.aclose()  # the next request needs a new connection, hence a new lookup
+            with pytest.raises(SupabaseProjectError) as caught:
+                await projects.verify(ProjectCredentials.checked(url, SECRET, None))
+            return caught.value
+        finally:
+            await projects.aclose()
+
+    error = asyncio.run(main())
+
+    assert resolver.names == ["project.invalid", "project.invalid"]  # one lookup per connection, never two
+    assert sockets.asked == ["93.184.216.34"]  # never 10.0.0.7
+    assert len(project.requests) == 2
+    assert (error.status_code, error.code) == (400, "supabase_invalid_url")
+    assert error.message == (
+        f"project_url {url!r} resolves to 10.0.0.7, a private or reserved address (a private address)"
+    )
+
+
+def test_a_refused_name_is_refused_before_any_connection_is_opened(project: FakePostgrest) -> None:
+    # Nothing is sent anywhere, so neither the answer nor the time it takes depends on what listens at the address:
+    # an open internal port and a closed one look the same.
+    sockets = Sockets()
+
+    async def main(answer: list[str]) -> SupabaseProjectError:
+        projects = SupabaseProjects(
+            allow_loopback=False, production=True, resolve=ChangingResolver(answer), sockets=sockets
+        )
+        try:
+            with pytest.raises(SupabaseProjectError) as caught:
+                await projects.verify(
+                    ProjectCredentials.checked(f"https://project.invalid:{project.port}", SECRET, None)
+                )
+            return caught.value
+        finally:
+            await projects.aclose()
+
+    errors = [asyncio.run(main(answer)) for answer in (["93.184.216.34", "10.0.0.7"], ["64:ff9b::a00:1"])]
+
+    assert [e.code for e in errors] == ["supabase_invalid_url"] * 2
+    assert "the NAT64 form of 10.0.0.1" in errors[1].message
+    assert sockets.asked == []
+    assert project.requests == []
+
+
+def test_a_checked_address_that_does_not_answer_gives_way_to_the_next_checked_one(project: FakePostgrest) -> None:
+    url = f"http://project.invalid:{project.port}"
+    sockets = Sockets("93.184.216.34")
+    resolver = ChangingResolver(["93.184.216.34", "93.184.216.35"])
+
+    with_projects(
+        lambda projects: projects.verify(ProjectCredentials.checked(url, SECRET, None)),
+        resolve=resolver,
+        sockets=sockets,
+    )
+
+    assert sockets.asked == ["93.184.216.34", "93.184.216.35"]
+    assert len(project.requests) == 1
+
+
+def certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize(("served", "verified"), [("project.doki.test", True), ("other.doki.test", False)])
+def test_tls_is_verified_against_the_name_while_the_connection_goes_to_the_checked_address(
+    tmp_path: Path, served: str, verified: bool
+) -> None:
+    # The server holds a certificate for `served`; the client trusts exactly that certificate and asks for the
+    # name project.doki.test, resolved (by the injected resolver alone) to the fake's loopback address.
+    cert_path, key_path = certificate(tmp_path, served)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert_path, key_path)
+    asked_for: list[str | None] = []
+    server_context.sni_callback = lambda _socket, name, _context: asked_for.append(name)
+    client_context = ssl.create_default_context(cafile=str(cert_path))
+    resolver = ChangingResolver(["127.0.0.1"])
+
+    with FakePostgrest(SECRET, {}, ssl_context=server_context) as server:
+        url = f"https://project.doki.test:{server.port}"
+
+        def use(projects: SupabaseProjects) -> Awaitable[None]:
+            return projects.verify(ProjectCredentials.checked(url, SECRET, None))
+
+        options: dict[str, Any] = {"resolve": resolver, "ssl_context": client_context}
+        if verified:
+            with_projects(use, **options)
+        else:
+            error = failure(use, **options)
+            assert (error.status_code, error.code) == (503, "supabase_unreachable")
+            assert error.message == f"cannot reach the Supabase project at {url} (ConnectError)"
+        requests = list(server.requests)
+
+    assert asked_for == ["project.doki.test"]  # SNI: the name, not the address connected to
+    assert resolver.names == ["project.doki.test"]
+    assert len(requests) == (1 if verified else 0)  # no key is sent to a server that is not the name's
 
 
 def test_the_system_resolver_finds_localhost_on_loopback() -> None:
