@@ -424,7 +424,6 @@ class FakeSupabaseAuth:
         if user is None:
             user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=False)
             user.user_metadata = dict(data or {})  # params.ToUserModel: Data -> UserMetaData (signup.go:85-106)
-            SECRETS.register(f"the password of {email}", password)
             self.users[email] = user
         # An existing unconfirmed user is not updated: "we can't be sure of their claimed identity" (:197).
         user.identities.add(("email", user.id))
