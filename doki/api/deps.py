@@ -117,12 +117,11 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 async def get_access_token(
     principal: PrincipalDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> str:
-    """The caller's own access token, verified, for calls made on their behalf (signing out). Development's
-    stand-in user has none, so here a token is required even in development."""
-    if credentials is None:
-        raise _unauthorized(None, "sign in: send 'Authorization: Bearer <Supabase access token>'")
-    return credentials.credentials
+) -> str | None:
+    """The caller's own access token, verified, for calls made on their behalf (signing out). None only in
+    development without an Authorization header: the development user, who has no token (production refuses such a
+    request in `get_principal`)."""
+    return credentials.credentials if credentials is not None else None
 
 
-AccessTokenDep = Annotated[str, Depends(get_access_token)]
+AccessTokenDep = Annotated[str | None, Depends(get_access_token)]

@@ -4,7 +4,7 @@ body the server can give (schemathesis holds the server to it: tests/doki/harden
 - An operation that needs a signed-in user may answer 401 (token missing or refused, with a `WWW-Authenticate`
   challenge) and 503 (Supabase's signing keys unreachable, with `Retry-After`), in the `ErrorOut` shape.
 - In development a request without `Authorization` runs as the development user, so there the bearer token is
-  documented as optional, except on the routes that use the caller's own token (sign-out).
+  documented as optional on every route (sign-out too: without a token there is no Supabase session to end).
 - An operation with a body may answer 400 when FastAPI cannot read it (not UTF-8), and any operation with
   parameters or a body answers 422 with FastAPI's validation errors, next to its own 422s.
 """
@@ -14,11 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import validation_error_definition, validation_error_response_definition
-from fastapi.routing import APIRoute, iter_route_contexts
 
-from doki.api.deps import get_access_token
 from doki.api.errors import ErrorOut, MessageOut
 
 BEARER: dict[str, list[str]] = {"HTTPBearer": []}
@@ -38,21 +35,20 @@ class CompletedOpenAPI:
     def __call__(self) -> dict[str, Any]:
         spec = FastAPI.openapi(self._app)
         if spec is not self._completed:
-            complete(spec, self._app, bearer_optional=self._bearer_optional)
+            complete(spec, bearer_optional=self._bearer_optional)
             self._completed = spec
         return spec
 
 
-def complete(spec: dict[str, Any], app: FastAPI, *, bearer_optional: bool) -> None:
+def complete(spec: dict[str, Any], *, bearer_optional: bool) -> None:
     """Add to `spec`, in place, the answers FastAPI leaves out (see the module docstring)."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("MessageOut", MessageOut.model_json_schema())
     schemas.setdefault("ErrorOut", ErrorOut.model_json_schema())
     schemas.setdefault("ValidationError", validation_error_definition)
     schemas.setdefault("HTTPValidationError", validation_error_response_definition)
-    token_required = _using_the_callers_token(app)
-    for path, item in spec.get("paths", {}).items():
-        for method, operation in item.items():
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
             responses = operation.setdefault("responses", {})
             has_body = "requestBody" in operation
             if has_body:
@@ -75,7 +71,7 @@ def complete(spec: dict[str, Any], app: FastAPI, *, bearer_optional: bool) -> No
                 _ERROR,
                 {"Retry-After": {"schema": {"type": "string"}}},
             )
-            if bearer_optional and (method, path) not in token_required:
+            if bearer_optional:
                 operation["security"] = [BEARER, {}]
 
 
@@ -102,17 +98,3 @@ def _add(
     if schema not in options:
         media["schema"] = {"anyOf": [*options, schema]}
         declared["description"] = f"{declared.get('description', '')}; or {description}"
-
-
-def _using_the_callers_token(app: FastAPI) -> set[tuple[str, str]]:
-    """(method, path) of the operations that send the caller's own token on: they need one in development too."""
-    found: set[tuple[str, str]] = set()
-    for context in iter_route_contexts(app.routes):
-        route = context.original_route
-        if isinstance(route, APIRoute) and _depends_on(route.dependant, get_access_token):
-            found.update((method.lower(), str(context.path_format)) for method in context.methods or ())
-    return found
-
-
-def _depends_on(dependant: Dependant, call: Any) -> bool:
-    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)

@@ -6,15 +6,22 @@ The calls supabase-py makes, made with httpx (already a runtime dependency) so t
 secret key; sign-out carries the user's own access token.
 
 GoTrue's errors (`{"code", "error_code", "msg"}`, or the older `{"error", "error_description"}`) become
-`ConnectorError`s with a stable `code` for the frontend: wrong credentials are 401, an existing user or a weak
-password 422, rate limits 429, and an unreachable or failing Supabase 503, never a 500.
+`ConnectorError`s with a stable `code` for the frontend: wrong credentials are 401, an existing user 400, a weak
+password 422 (with GoTrue's `reasons`), rate limits 429, and an unreachable or failing Supabase 503, never a 500.
+Where the original Doki backend (Tsu-kimi/Doki-Backend, `app/api/auth.py`) answered a fixed text, that text is the
+message, so that a frontend written for it still recognises the answer.
+
+A repeated sign-up with email confirmation on (Supabase's hosted default) is not an error: GoTrue answers 200 with
+an obfuscated user (a random id, no identities, supabase/auth `internal/api/signup.go` `sanitizeUser`), the same
+answer as for a new address, so that sign-up does not tell who has an account. It is passed on as a sign-up waiting
+for confirmation, which is what it looks like to the caller too.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -26,13 +33,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# The original backend's texts for the answers it told apart (app/api/auth.py:183-195, 239-253).
+INVALID_CREDENTIALS = "Invalid email or password"
+EMAIL_NOT_CONFIRMED = "Please confirm your email before signing in"
+EMAIL_ALREADY_REGISTERED = "Email already registered"
+
 _CLIENT_CODES = {
     # GoTrue error_code -> (our status, our code, hint)
     "invalid_credentials": (401, "invalid_credentials", "check the email and password"),
     "invalid_grant": (401, "invalid_credentials", "check the email and password"),
     "email_not_confirmed": (403, "email_not_confirmed", "open the confirmation link Supabase emailed, then sign in"),
-    "user_already_exists": (422, "user_already_exists", "sign in instead: POST /auth/signin"),
-    "email_exists": (422, "user_already_exists", "sign in instead: POST /auth/signin"),
+    # 400 as the original answered (GoTrue: 422, only with email confirmation off).
+    "user_already_exists": (400, "user_already_exists", "sign in instead: POST /auth/signin"),
+    "email_exists": (400, "user_already_exists", "sign in instead: POST /auth/signin"),
     "weak_password": (422, "weak_password", "choose a longer, less common password"),
     "email_address_invalid": (422, "email_address_invalid", "check the email address"),
     "validation_failed": (422, "validation_failed", "check the email address and password"),
@@ -42,6 +55,16 @@ _CLIENT_CODES = {
     "over_request_rate_limit": (429, "rate_limited", "wait a minute and retry"),
     "over_email_send_rate_limit": (429, "rate_limited", "wait a minute and retry"),
 }
+# Our code -> the original's text, used as the message in place of GoTrue's.
+_ORIGINAL_MESSAGES = {
+    "invalid_credentials": INVALID_CREDENTIALS,
+    "email_not_confirmed": EMAIL_NOT_CONFIRMED,
+    "user_already_exists": EMAIL_ALREADY_REGISTERED,
+}
+# What GoTrue answers a logout whose session cannot be ended any more (supabase/auth internal/api/auth.go:83-164): a
+# token it cannot verify (a revoked signing key, an expired token), a user or session that is gone. Nothing is left to
+# end: signed out.
+_ALREADY_ENDED = frozenset({"bad_jwt", "session_not_found", "user_not_found"})
 
 
 # Refusals of a sign-in that concern the user, passed on as they are; any other refusal of our own Google ID
@@ -69,12 +92,13 @@ class AuthResult:
     email: str | None
     session: AuthSession | None
     """None after a sign-up that waits for email confirmation."""
+    user_metadata: dict[str, Any] = field(default_factory=dict)
+    """GoTrue's `user.user_metadata` (what sign-up sent as `data`); {} when absent or null."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "user": {"id": self.user_id, "email": self.email},
-            "session": self.session.as_dict() if self.session else None,
-        }
+    @property
+    def display_name(self) -> str | None:
+        name = self.user_metadata.get("display_name")
+        return name if isinstance(name, str) else None
 
 
 class SupabaseAuthClient:
@@ -94,8 +118,12 @@ class SupabaseAuthClient:
             return None
         return cls(settings.supabase_url, key.get_secret_value(), http)
 
-    async def sign_up(self, email: str, password: str) -> AuthResult:
-        body = await self._post("/signup", {"email": email, "password": password}, what="sign-up")
+    async def sign_up(self, email: str, password: str, data: dict[str, Any] | None = None) -> AuthResult:
+        """Create the user; `data` becomes its `user_metadata` (GoTrue `SignupParams.Data`)."""
+        payload: dict[str, Any] = {"email": email, "password": password}
+        if data:
+            payload["data"] = data
+        body = await self._post("/signup", payload, what="sign-up")
         # A project that confirms emails answers with the user alone; one that does not, with a session too.
         return _result(body, requires_session=False)
 
@@ -128,8 +156,11 @@ class SupabaseAuthClient:
     async def sign_out(self, access_token: str) -> None:
         """End the user's sessions (every device, GoTrue's default scope). An already ended session is fine."""
         response = await self._send("/logout", None, what="sign-out", bearer=access_token)
-        if response.status_code in (200, 204, 401, 403, 404):
+        if response.status_code in (200, 204, 404):
             return
+        if response.status_code in (401, 403) and _gotrue_code(response) in _ALREADY_ENDED:
+            return
+        # Anything else, this server's API key refused among them, is not a sign-out.
         raise _error(response, "sign-out")
 
     async def _post(self, path: str, payload: dict[str, Any], *, what: str) -> dict[str, Any]:
@@ -176,21 +207,45 @@ def _result(body: dict[str, Any], *, requires_session: bool) -> AuthResult:
     elif requires_session:
         raise _unavailable("Supabase Auth signed the user in without a session")
     email = user.get("email") if isinstance(user, dict) else None
-    return AuthResult(user_id=user_id, email=email if isinstance(email, str) and email else None, session=session)
+    metadata = user.get("user_metadata") if isinstance(user, dict) else None  # null in an obfuscated user
+    return AuthResult(
+        user_id=user_id,
+        email=email if isinstance(email, str) and email else None,
+        session=session,
+        user_metadata=metadata if isinstance(metadata, dict) else {},
+    )
 
 
-def _error(response: httpx.Response, what: str) -> ConnectorError:
+def _json_object(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        body = {}
-    body = body if isinstance(body, dict) else {}
-    gotrue_code = str(body.get("error_code") or body.get("error") or "")
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _gotrue_code(response: httpx.Response) -> str:
+    """GoTrue's error code: `error_code`, or `code` in its 2024-01-01 format, or the older OAuth-style `error`."""
+    body = _json_object(response)
+    code = body.get("error_code") or (body.get("code") if isinstance(body.get("code"), str) else None)
+    return str(code or body.get("error") or "")
+
+
+def _error(response: httpx.Response, what: str) -> ConnectorError:
+    body = _json_object(response)
+    gotrue_code = _gotrue_code(response)
     message = str(body.get("msg") or body.get("error_description") or body.get("message") or response.reason_phrase)
     if gotrue_code in _CLIENT_CODES:
         status, code, hint = _CLIENT_CODES[gotrue_code]
         headers = {"Retry-After": "60"} if status == 429 else None
-        return ConnectorError(status, code, message, hint=hint, headers=headers)
+        extra: dict[str, Any] = {}
+        weak = body.get("weak_password")
+        reasons = weak.get("reasons") if isinstance(weak, dict) else None
+        if code == "weak_password" and isinstance(reasons, list):
+            # Which rules failed ("length", "characters", "pwned"): supabase/auth internal/api/password.go.
+            extra["reasons"] = [str(reason) for reason in reasons]
+        message = _ORIGINAL_MESSAGES.get(code, message)
+        return ConnectorError(status, code, message, hint=hint, headers=headers, **extra)
     if response.status_code == 429:
         return ConnectorError(
             429, "rate_limited", message, hint="wait a minute and retry", headers={"Retry-After": "60"}

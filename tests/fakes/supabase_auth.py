@@ -12,7 +12,13 @@ verifies here verifies for the same reasons it would against Supabase.
 It also speaks the GoTrue calls Doki makes for users: `POST /auth/v1/signup`, `POST /auth/v1/token` with
 `grant_type=password` or `grant_type=id_token` (Google ID tokens, verified against the key `trust_google` names,
 nonce included), and `POST /auth/v1/logout`; sessions carry access tokens minted here, which the verifier accepts.
-Errors come in GoTrue's shape, `{"code", "error_code", "msg"}`.
+Errors come in GoTrue's shape, `{"code", "error_code", "msg"}` (its API version before 2024-01-01, which is what a
+client that sends no `X-Supabase-Api-Version` gets).
+
+Its rules are GoTrue's, each citing supabase/auth's source (commit bc32168; `internal/api/...`), so that a backend
+that passes here handles what the real service answers: a repeated sign-up with email confirmation on (the hosted
+default) is a 200 with an obfuscated user, not an error; a weak password carries `weak_password.reasons`; `data` is
+stored as `user_metadata`; a logout with a token GoTrue cannot verify is a 403 `bad_jwt`.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import socket
 import threading
@@ -28,6 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -98,6 +106,9 @@ class AuthUser:
     confirmed: bool
     identities: set[tuple[str, str]] = field(default_factory=set)  # (provider, provider's subject)
     banned: bool = False
+    # `raw_user_meta_data`: what sign-up sent as `data` (internal/models/user.go:65, `json:"user_metadata"`).
+    user_metadata: dict[str, Any] = field(default_factory=dict)
+    confirmation_sent_at: float | None = None
 
 
 @dataclass
@@ -144,11 +155,13 @@ class FakeSupabaseAuth:
         self.rs256 = self.new_key("RS256")
         # GoTrue
         self.users: dict[str, AuthUser] = {}  # by email
-        self.confirm_email = False  # when True, sign-ups wait for the confirmation link
+        self.confirm_email = False  # when True, sign-ups wait for the confirmation link (GoTrue: not Autoconfirm)
+        self.password_min_length = 6  # GOTRUE_PASSWORD_MIN_LENGTH, Supabase's default
+        self.email_max_frequency = 60.0  # GOTRUE_SMTP_MAX_FREQUENCY: one confirmation email a minute per user
         self.allow_signups = True  # Auth > "Allow new users to sign up"
         self.apikeys: set[str] | None = None  # the keys the gateway accepts as `apikey`; None: any non-empty
         self.apikeys_seen: list[str] = []
-        self.sessions: dict[str, str] = {}  # access token -> user id
+        self.sessions: dict[str, str] = {}  # session id (the access token's `session_id`) -> user id
         self.signed_out: list[str] = []  # user ids whose sessions `logout` ended
         self.auth_failure: tuple[int, dict[str, Any]] | None = None  # every GoTrue call answers this
         self._google: _GoogleTrust | None = None
@@ -345,13 +358,6 @@ class FakeSupabaseAuth:
         """Enable the Google provider: accept ID tokens signed with `jwk` for `client_id`, as Supabase does."""
         self._google = _GoogleTrust(issuer, RSAAlgorithm.from_jwk(dict(jwk)), client_id)
 
-    def add_user(self, email: str, password: str | None = None, *, confirmed: bool = True) -> AuthUser:
-        user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=confirmed)
-        SECRETS.register(f"the password of {email}", password or "")
-        with self._lock:
-            self.users[email] = user
-        return user
-
     def _gotrue(self, path: str, query: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
         apikey = headers.get("apikey", "")
         self.apikeys_seen.append(apikey)
@@ -371,29 +377,131 @@ class FakeSupabaseAuth:
         if path == "/auth/v1/token" and grant_type == "id_token":
             return self._id_token(payload)
         if path == "/auth/v1/logout":
-            token = headers.get("Authorization", "").removeprefix("Bearer ")
-            user_id = self.sessions.pop(token, None)
-            if user_id is None:
-                return _gotrue_error(401, "bad_jwt", "invalid JWT: unable to parse or verify signature")
-            self.signed_out.append(user_id)
-            self.sessions = {t: u for t, u in self.sessions.items() if u != user_id}  # scope=global
-            return 204, b""
+            return self._logout(headers.get("Authorization", ""))
         return 404, _json({"code": 404, "error_code": "not_found", "msg": "Not Found"})
 
+    def add_user(self, email: str, password: str | None = None, *, confirmed: bool = True) -> AuthUser:
+        user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=confirmed)
+        SECRETS.register(f"the password of {email}", password or "")
+        with self._lock:
+            self.users[email] = user
+        return user
+
+    def user_by_id(self, user_id: str) -> AuthUser | None:
+        return next((user for user in self.users.values() if user.id == user_id), None)
+
     def _signup(self, payload: Any) -> tuple[int, bytes]:
-        email, password = str(payload.get("email", "")), str(payload.get("password", ""))
+        """`Signup` (internal/api/signup.go:110-345), email provider."""
+        if not self.allow_signups:  # signup.go:115-117
+            return _gotrue_error(422, "signup_disabled", "Signups not allowed for this instance")
+        if not isinstance(payload, dict):
+            return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
+        email, password, data = payload.get("email"), payload.get("password"), payload.get("data")
+        if data is not None and not isinstance(data, dict):  # SignupParams.Data map[string]interface{} (:24)
+            return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
+        # validateSignupParams (signup.go:33-41): a password is required, then checkPasswordStrength (password.go).
+        if not isinstance(password, str) or not password:
+            return _gotrue_error(400, "validation_failed", "Signup requires a valid password")
+        if len(password.encode()) > 72:  # password.go: MaxPasswordLength, bcrypt's limit
+            return _gotrue_error(400, "validation_failed", "Password cannot be longer than 72 characters")
+        if len(password) < self.password_min_length:
+            # password.go checkPasswordStrength; rendered by errors.go:129-146 with the reasons beside the message.
+            return _weak_password([f"Password should be at least {self.password_min_length} characters."], ["length"])
+        # validateEmail (internal/api/mail.go:709-721): stored lower-cased.
+        if not isinstance(email, str) or not email:
+            return _gotrue_error(400, "validation_failed", "An email address is required")
         if "@" not in email:
             return _gotrue_error(400, "validation_failed", "Unable to validate email address: invalid format")
-        if len(password) < 6:
-            return _gotrue_error(422, "weak_password", "Password should be at least 6 characters.")
-        if email in self.users:
-            return _gotrue_error(422, "user_already_exists", "User already registered")
-        user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=not self.confirm_email)
+        email = email.lower()
+        user = self.users.get(email)
+        if user is not None and user.confirmed:
+            # signup.go:193-196 (UserExistsError) and :280-301. With Autoconfirm (confirmations off) GoTrue says so;
+            # with confirmations on it answers as for a new sign-up, with a user that is not the real one
+            # (sanitizeUser, :349-378), so that sign-up does not tell who has an account (supabase/auth#273, #748).
+            if not self.confirm_email:
+                return _gotrue_error(422, "user_already_exists", "User already registered")
+            return 200, _json(self._obfuscated_user(email, data))
+        if user is None:
+            user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=False)
+            user.user_metadata = dict(data or {})  # params.ToUserModel: Data -> UserMetaData (signup.go:85-106)
+            self.users[email] = user
+        # An existing unconfirmed user is not updated: "we can't be sure of their claimed identity" (:197).
         user.identities.add(("email", user.id))
-        self.users[email] = user
-        if self.confirm_email:
-            return 200, _json(self._user_json(user, "email"))
-        return 200, _json(self._session(user, "email"))
+        if not self.confirm_email:
+            user.confirmed = True  # signup.go:228-237, user.Confirm; then a session is issued (:305-332)
+            return 200, _json(self._session(user, "email"))
+        # sendConfirmation (mail.go:318-327): one email per SMTP_MAX_FREQUENCY, else 429.
+        now = self.clock()
+        if user.confirmation_sent_at is not None and now < user.confirmation_sent_at + self.email_max_frequency:
+            wait = int(user.confirmation_sent_at + self.email_max_frequency - now) + 1
+            message = f"For security purposes, you can only request this after {wait} seconds."
+            return _gotrue_error(429, "over_email_send_rate_limit", message)
+        user.confirmation_sent_at = now
+        return 200, _json(self._user_json(user, "email"))  # signup.go:344
+
+    def _obfuscated_user(self, email: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        """`sanitizeUser` (signup.go:349-378): a new random id, no role, no identities, `user_metadata` = the request's
+        `data` (null when none was sent: a nil map), app_metadata of the email provider, confirmation just sent."""
+        now = _timestamp(self.clock())
+        return {
+            "id": str(uuid.uuid4()),
+            "aud": "authenticated",
+            "role": "",
+            "email": email,
+            "phone": "",
+            "confirmation_sent_at": now,
+            "app_metadata": {"provider": "email", "providers": ["email"]},
+            "user_metadata": data,
+            "identities": [],
+            "created_at": now,
+            "updated_at": now,
+            "is_anonymous": False,
+        }
+
+    def _logout(self, authorization: str) -> tuple[int, bytes]:
+        """`Logout` (internal/api/logout.go) behind `requireAuthentication` (internal/api/auth.go:20-42)."""
+        # extractBearerToken (auth.go:73-81), bearerRegexp `(?i)^bearer (\S+$)` (api.go:38).
+        match = re.fullmatch(r"(?i)bearer (\S+)", authorization)
+        if match is None:
+            return _gotrue_error(401, "no_authorization", "This endpoint requires a valid Bearer token")
+        # parseJWTClaims (auth.go:83-116): signed by a key this project holds, unexpired; else 403 bad_jwt.
+        try:
+            claims = self._verify(match.group(1))
+        except jwt.PyJWTError as error:
+            return _gotrue_error(
+                403, "bad_jwt", f"invalid JWT: unable to parse or verify signature, {type(error).__name__}"
+            )
+        # maybeLoadUserOrSession (auth.go:118-164).
+        subject = claims.get("sub")
+        if not subject:
+            return _gotrue_error(403, "bad_jwt", "invalid claim: missing sub claim")
+        user = self.user_by_id(str(subject))
+        if user is None:
+            return _gotrue_error(403, "user_not_found", "User from sub claim in JWT does not exist")
+        session_id = claims.get("session_id")
+        if session_id and session_id not in self.sessions:
+            return _gotrue_error(403, "session_not_found", "Session from session_id claim in JWT does not exist")
+        if user.banned:  # auth.go:36-39
+            return _gotrue_error(403, "user_banned", "User is banned")
+        # logout.go: scope "global" by default, every session of the user ends; 204.
+        self.signed_out.append(user.id)
+        self.sessions = {s: u for s, u in self.sessions.items() if u != user.id}
+        return 204, b""
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        """The claims of an access token signed by one of this project's published keys (GoTrue's JWT keys)."""
+        header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
+        key = self.keys.get(kid) if kid in self._published else None  # the caller holds the lock
+        if key is None or header.get("alg") != key.alg:
+            raise jwt.InvalidKeyError(f"unrecognized JWT kid {kid} for algorithm {header.get('alg')}")
+        decoded: dict[str, Any] = jwt.decode(
+            token,
+            key.private_key.public_key(),
+            algorithms=[key.alg],
+            options={"verify_aud": False},  # GoTrue's parser checks no audience (auth.go:87)
+        )
+        return decoded
 
     def _password(self, payload: Any) -> tuple[int, bytes]:
         user = self.users.get(str(payload.get("email", "")))
@@ -447,16 +555,20 @@ class FakeSupabaseAuth:
         return 200, _json(self._session(user, "google"))
 
     def _session(self, user: AuthUser, provider: str) -> dict[str, Any]:
+        """An `AccessTokenResponse` (internal/api/token.go): tokens, and the user as `_user_json`."""
         now = int(self.clock())
+        session_id = str(uuid.uuid4())
         access_token = self.mint(
             {
                 "sub": user.id,
                 "email": user.email,
                 "app_metadata": {"provider": provider, "providers": sorted({p for p, _ in user.identities})},
+                "user_metadata": dict(user.user_metadata),
                 "amr": [{"method": "oauth" if provider != "email" else "password", "timestamp": now}],
+                "session_id": session_id,
             }
         )
-        self.sessions[access_token] = user.id
+        self.sessions[session_id] = user.id
         return {
             "access_token": access_token,
             "token_type": "bearer",
@@ -466,16 +578,21 @@ class FakeSupabaseAuth:
             "user": self._user_json(user, provider),
         }
 
-    @staticmethod
-    def _user_json(user: AuthUser, provider: str) -> dict[str, Any]:
-        return {
+    def _user_json(self, user: AuthUser, provider: str) -> dict[str, Any]:
+        """The user as GoTrue writes it (internal/models/user.go:24-77), the fields Doki may read."""
+        body: dict[str, Any] = {
             "id": user.id,
             "aud": "authenticated",
             "role": "authenticated",
             "email": user.email,
-            "app_metadata": {"provider": provider},
+            "app_metadata": {"provider": provider, "providers": sorted({p for p, _ in user.identities})},
+            "user_metadata": dict(user.user_metadata),
             "identities": [{"provider": p, "id": sub} for p, sub in sorted(user.identities)],
+            "is_anonymous": False,
         }
+        if user.confirmation_sent_at is not None:
+            body["confirmation_sent_at"] = _timestamp(user.confirmation_sent_at)
+        return body
 
     # --- the server -----------------------------------------------------------------------------------------
 
@@ -599,6 +716,16 @@ def sign(signing_input: bytes, alg: str, key: Any) -> bytes:
 
 def _gotrue_error(status: int, error_code: str, msg: str) -> tuple[int, bytes]:
     return status, _json({"code": status, "error_code": error_code, "msg": msg})
+
+
+def _weak_password(messages: list[str], reasons: list[str]) -> tuple[int, bytes]:
+    """A `WeakPasswordError` as errors.go:129-146 renders it: GoTrue's error with `weak_password.reasons`."""
+    body = {"code": 422, "error_code": "weak_password", "msg": " ".join(messages)}
+    return 422, _json({**body, "weak_password": {"reasons": reasons}})
+
+
+def _timestamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _utf8(text: str) -> bytes:

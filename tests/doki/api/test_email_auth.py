@@ -14,47 +14,141 @@ from tests.helpers import secret
 PASSWORD = secret("the test user's password", "correct horse battery staple")
 
 
-def credentials(email: str = "grace@example.com", password: str = PASSWORD) -> dict[str, str]:
-    return {"email": email, "password": password}
+def credentials(email: str = "grace@example.com", password: str = PASSWORD, **more: str) -> dict[str, str]:
+    return {"email": email, "password": password, **more}
+
+
+SESSION_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in", "expires_at"}
+
+
+# --- sign-up: the original's AuthResponse, our session beside it ---------------------------------------------
 
 
 def test_signing_up_creates_the_user_and_returns_a_session_the_backend_accepts(doki: Backend) -> None:
-    response = doki.client.post("/auth/signup", json=credentials())
+    response = doki.client.post("/auth/signup", json=credentials(display_name="Grace Hopper"))
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     user = doki.supabase.users["grace@example.com"]
-    assert body["user"] == {"id": user.id, "email": "grace@example.com"}
-    assert set(body["session"]) == {"access_token", "refresh_token", "token_type", "expires_in", "expires_at"}
-    me = doki.client.get("/auth/me", headers={"Authorization": f"Bearer {body['session']['access_token']}"})
+    session = body["session"]
+    assert set(session) == SESSION_FIELDS and session["token_type"] == "bearer"
+    assert body == {
+        "status": "authenticated",
+        "access_token": session["access_token"],
+        "refresh_token": session["refresh_token"],
+        "user": {"id": user.id, "email": "grace@example.com", "display_name": "Grace Hopper"},
+        "message": "Signup successful! You are now logged in.",
+        "session": session,
+    }
+    me = doki.client.get("/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.json()["user_id"] == user.id
 
 
-def test_a_project_that_confirms_emails_answers_sign_up_without_a_session(doki: Backend) -> None:
-    doki.supabase.confirm_email = True
+def test_sign_up_stores_the_display_name_in_the_supabase_users_metadata(doki: Backend) -> None:
+    doki.client.post("/auth/signup", json=credentials(display_name="Grace Hopper"))
+    assert doki.supabase.users["grace@example.com"].user_metadata == {"display_name": "Grace Hopper"}
+
+
+def test_sign_up_without_a_display_name_stores_no_metadata_and_answers_an_empty_name(doki: Backend) -> None:
     body = doki.client.post("/auth/signup", json=credentials()).json()
-    assert body["session"] is None and body["user"]["email"] == "grace@example.com"
+    assert doki.supabase.users["grace@example.com"].user_metadata == {}
+    assert body["user"]["display_name"] == ""
+
+
+def test_a_project_that_confirms_emails_answers_sign_up_pending_confirmation(doki: Backend) -> None:
+    doki.supabase.confirm_email = True
+    response = doki.client.post("/auth/signup", json=credentials(display_name="Grace Hopper"))
+    assert response.status_code == 200
+    user = doki.supabase.users["grace@example.com"]
+    assert user.user_metadata == {"display_name": "Grace Hopper"}
+    assert response.json() == {
+        "status": "pending_confirmation",
+        "access_token": "",
+        "refresh_token": None,
+        "user": {"id": user.id, "email": "grace@example.com", "display_name": "Grace Hopper"},
+        "message": "Signup successful! Please check your email to confirm your account.",
+        "session": None,
+    }
     signin = doki.client.post("/auth/signin", json=credentials())
     assert signin.status_code == 403
-    assert signin.json()["code"] == "email_not_confirmed"
+    assert signin.json() == {
+        "detail": "Please confirm your email before signing in",
+        "code": "email_not_confirmed",
+        "hint": "open the confirmation link Supabase emailed, then sign in",
+    }
 
 
-def test_signing_up_twice_is_a_422_that_says_to_sign_in(doki: Backend) -> None:
+@pytest.mark.parametrize("display_name", ["", "x" * 257])
+def test_a_display_name_the_original_would_refuse_is_refused(doki: Backend, display_name: str) -> None:
+    response = doki.client.post("/auth/signup", json=credentials(display_name=display_name))
+    assert response.status_code == 422
+    assert "/auth/v1/signup" not in doki.supabase.requested_paths
+
+
+# --- a repeated sign-up -----------------------------------------------------------------------------------------
+
+
+def test_signing_up_twice_without_email_confirmation_is_the_originals_400(doki: Backend) -> None:
     doki.client.post("/auth/signup", json=credentials())
     response = doki.client.post("/auth/signup", json=credentials())
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json() == {
-        "detail": "User already registered",
+        "detail": "Email already registered",
         "code": "user_already_exists",
         "hint": "sign in instead: POST /auth/signin",
     }
 
 
-def test_a_weak_password_is_a_422_with_supabases_reason(doki: Backend) -> None:
+def test_signing_up_again_as_a_confirmed_user_with_confirmation_on_looks_like_a_new_sign_up(doki: Backend) -> None:
+    # Supabase answers 200 with an obfuscated user (a random id, null metadata, no identities): who has an account
+    # is not told, and the answer is read as any sign-up waiting for confirmation.
+    user = doki.supabase.add_user("grace@example.com", PASSWORD, confirmed=True)
+    doki.supabase.confirm_email = True
+    fresh = doki.client.post("/auth/signup", json=credentials("ada@example.com", display_name="Ada")).json()
+    response = doki.client.post("/auth/signup", json=credentials(display_name="Someone Else"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user"]["id"] != user.id
+    assert body == {
+        **fresh,
+        "user": {"id": body["user"]["id"], "email": "grace@example.com", "display_name": "Someone Else"},
+    }
+    assert body["status"] == "pending_confirmation" and body["session"] is None
+    # Nothing about the real user changed.
+    assert user.user_metadata == {} and doki.supabase.users["grace@example.com"] is user
+
+
+def test_a_repeated_sign_up_without_a_display_name_reads_supabases_null_metadata(doki: Backend) -> None:
+    doki.supabase.add_user("grace@example.com", PASSWORD, confirmed=True)
+    doki.supabase.confirm_email = True
+    response = doki.client.post("/auth/signup", json=credentials())
+    assert response.status_code == 200
+    assert response.json()["user"]["display_name"] == ""
+    assert response.json()["status"] == "pending_confirmation"
+
+
+def test_signing_up_again_before_confirming_resends_the_link_once_a_minute(doki: Backend) -> None:
+    doki.supabase.confirm_email = True
+    first = doki.client.post("/auth/signup", json=credentials(display_name="Grace"))
+    assert first.status_code == 200
+    again = doki.client.post("/auth/signup", json=credentials(display_name="Grace"))
+    assert again.status_code == 429
+    assert again.json()["code"] == "rate_limited" and again.headers["retry-after"] == "60"
+
+
+# --- weak passwords ---------------------------------------------------------------------------------------------
+
+
+def test_a_weak_password_is_a_422_with_supabases_reasons(doki: Backend) -> None:
     response = doki.client.post("/auth/signup", json=credentials(password="12345"))
     assert response.status_code == 422
-    assert response.json()["code"] == "weak_password"
-    assert response.json()["detail"] == "Password should be at least 6 characters."
+    assert response.json() == {
+        "detail": "Password should be at least 6 characters.",
+        "code": "weak_password",
+        "hint": "choose a longer, less common password",
+        "reasons": ["length"],
+    }
+    assert "grace@example.com" not in doki.supabase.users
 
 
 @pytest.mark.parametrize("body", [{"email": "not-an-email", "password": PASSWORD}, {"email": "a@b.c"}, {}])
@@ -63,12 +157,33 @@ def test_malformed_credentials_are_refused_before_supabase_is_asked(doki: Backen
     assert "/auth/v1/token" not in doki.supabase.requested_paths
 
 
-def test_signing_in_with_the_right_password_returns_a_session(doki: Backend) -> None:
-    user = doki.supabase.add_user("grace@example.com", PASSWORD)
+def test_signing_in_returns_the_originals_body_with_the_display_name_supabase_holds(doki: Backend) -> None:
+    doki.client.post("/auth/signup", json=credentials(display_name="Grace Hopper"))
+    user = doki.supabase.users["grace@example.com"]
     response = doki.client.post("/auth/signin", json=credentials())
     assert response.status_code == 200
-    assert response.json()["user"]["id"] == user.id
-    assert response.json()["session"]["token_type"] == "bearer"
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    session = body["session"]
+    assert set(session) == SESSION_FIELDS and session["token_type"] == "bearer"
+    assert body == {
+        "status": "authenticated",
+        "access_token": session["access_token"],
+        "refresh_token": session["refresh_token"],
+        "user": {"id": user.id, "email": "grace@example.com", "display_name": "Grace Hopper"},
+        "message": "Sign in successful!",
+        "session": session,
+    }
+
+
+def test_signing_in_as_a_user_without_a_display_name_answers_an_empty_one(doki: Backend) -> None:
+    doki.supabase.add_user("grace@example.com", PASSWORD)
+    response = doki.client.post("/auth/signin", json=credentials())
+    assert response.json()["user"] == {
+        "id": doki.supabase.users["grace@example.com"].id,
+        "email": "grace@example.com",
+        "display_name": "",
+    }
 
 
 @pytest.mark.parametrize("email", ["grace@example.com", "nobody@example.com"])
@@ -76,24 +191,78 @@ def test_a_wrong_password_or_unknown_email_is_the_same_401(doki: Backend, email:
     doki.supabase.add_user("grace@example.com", PASSWORD)
     response = doki.client.post("/auth/signin", json=credentials(email, "wrong password"))
     assert response.status_code == 401
-    assert response.json()["code"] == "invalid_credentials"
+    assert response.json() == {
+        "detail": "Invalid email or password",
+        "code": "invalid_credentials",
+        "hint": "check the email and password",
+    }
     assert PASSWORD not in response.text
+
+
+SIGNED_OUT = {"status": "signed_out", "message": "Successfully signed out"}
 
 
 def test_signing_out_ends_the_users_supabase_sessions(doki: Backend) -> None:
     doki.supabase.add_user("grace@example.com", PASSWORD)
-    session = doki.client.post("/auth/signin", json=credentials()).json()["session"]
-    headers = {"Authorization": f"Bearer {session['access_token']}"}
-    assert doki.client.post("/auth/signout", headers=headers).status_code == 204
+    token = doki.client.post("/auth/signin", json=credentials()).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    response = doki.client.post("/auth/signout", headers=headers)
+    assert response.status_code == 200
+    assert response.json() == SIGNED_OUT
     assert doki.supabase.signed_out == [doki.supabase.users["grace@example.com"].id]
-    # A second sign-out of the ended session is fine.
-    assert doki.client.post("/auth/signout", headers=headers).status_code == 204
+    assert doki.supabase.sessions == {}
+    # A second sign-out of the ended session (Supabase: 403 session_not_found) is fine.
+    again = doki.client.post("/auth/signout", headers=headers)
+    assert (again.status_code, again.json()) == (200, SIGNED_OUT)
+    assert doki.supabase.signed_out == [doki.supabase.users["grace@example.com"].id]
 
 
-def test_signing_out_needs_a_token_even_in_development(doki: Backend) -> None:
-    response = doki.client.post("/auth/signout")
-    assert response.status_code == 401
+def test_a_token_supabase_no_longer_verifies_is_signed_out_all_the_same(doki: Backend) -> None:
+    # The key that signed the token was revoked in Supabase after this server fetched it: the logout is a 403
+    # bad_jwt, and there is no session left that the token could end.
+    doki.supabase.add_user("grace@example.com", PASSWORD)
+    token = doki.client.post("/auth/signin", json=credentials()).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert doki.client.get("/auth/me", headers=headers).status_code == 200  # the key is cached here
+    doki.supabase.unpublish(doki.supabase.es256.kid)
+    response = doki.client.post("/auth/signout", headers=headers)
+    assert (response.status_code, response.json()) == (200, SIGNED_OUT)
+    assert doki.supabase.requested_paths.count("/auth/v1/logout") == 1
     assert doki.supabase.signed_out == []
+
+
+def test_signing_out_with_a_key_supabase_refuses_is_a_502_not_a_sign_out(doki: Backend) -> None:
+    doki.supabase.add_user("grace@example.com", PASSWORD)
+    token = doki.client.post("/auth/signin", json=credentials()).json()["access_token"]
+    doki.supabase.apikeys = {"sb_publishable_someone_elses"}
+    response = doki.client.post("/auth/signout", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 502
+    assert response.json()["code"] == "supabase_auth_misconfigured"
+
+
+def test_signing_out_in_development_without_a_token_is_done_without_asking_supabase(
+    google: FakeGoogle, supabase: FakeSupabaseAuth
+) -> None:
+    with backend("development", google, supabase) as doki:
+        response = doki.client.post("/auth/signout")
+    assert (response.status_code, response.json()) == (200, SIGNED_OUT)
+    assert "/auth/v1/logout" not in supabase.requested_paths
+
+
+def test_signing_out_in_development_without_supabase_or_a_token_is_done(
+    google: FakeGoogle, supabase: FakeSupabaseAuth
+) -> None:
+    with backend("development", google, supabase, supabase_url=None, supabase_anon_key=None) as doki:
+        response = doki.client.post("/auth/signout")
+    assert (response.status_code, response.json()) == (200, SIGNED_OUT)
+
+
+def test_signing_out_in_production_needs_a_token(google: FakeGoogle, supabase: FakeSupabaseAuth) -> None:
+    with backend("production", google, supabase) as doki:
+        response = doki.client.post("/auth/signout")
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+    assert "/auth/v1/logout" not in supabase.requested_paths
 
 
 def test_signing_out_with_a_forged_token_is_refused_before_supabase_is_asked(doki: Backend) -> None:
@@ -159,6 +328,15 @@ def test_without_supabase_email_accounts_answer_503_saying_what_to_set(
 
 def test_only_sign_out_declares_the_bearer_scheme(doki: Backend) -> None:
     paths = doki.client.get("/openapi.json").json()["paths"]
-    assert paths["/auth/signout"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert {"HTTPBearer": []} in paths["/auth/signout"]["post"]["security"]
     assert "security" not in paths["/auth/signup"]["post"]
     assert "security" not in paths["/auth/signin"]["post"]
+
+
+def test_sign_out_documents_its_token_as_optional_in_development_only(
+    google: FakeGoogle, supabase: FakeSupabaseAuth
+) -> None:
+    for environment, security in (("development", [{"HTTPBearer": []}, {}]), ("production", [{"HTTPBearer": []}])):
+        with backend(environment, google, supabase) as doki:
+            spec = doki.client.get("/openapi.json").json()
+        assert spec["paths"]["/auth/signout"]["post"]["security"] == security, environment

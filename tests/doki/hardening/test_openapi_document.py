@@ -57,7 +57,7 @@ def test_every_operation_that_needs_a_user_documents_401_with_its_challenge_and_
     assert me["headers"]["WWW-Authenticate"]["required"] is True
 
 
-def test_production_requires_the_token_and_development_documents_it_as_optional_but_for_sign_out(
+def test_production_requires_the_token_and_development_documents_it_as_optional(
     production: TestClient, tmp_path: Any
 ) -> None:
     with TestClient(create_app(development_settings(state_dir=tmp_path / "state"))) as development:
@@ -67,8 +67,9 @@ def test_production_requires_the_token_and_development_documents_it_as_optional_
     assert prod_spec["paths"]["/auth/me"]["get"]["security"] == [BEARER]
     assert dev_spec["paths"]["/auth/me"]["get"]["security"] == [BEARER, {}]
     assert dev_spec["paths"]["/connectors/sheets/list"]["get"]["security"] == [BEARER, {}]
-    # Sign-out sends the caller's own token to Supabase: development's stand-in user has none.
-    assert dev_spec["paths"]["/auth/signout"]["post"]["security"] == [BEARER]
+    # Sign-out too: without a token, development's stand-in user has no Supabase session to end.
+    assert dev_spec["paths"]["/auth/signout"]["post"]["security"] == [BEARER, {}]
+    assert prod_spec["paths"]["/auth/signout"]["post"]["security"] == [BEARER]
 
 
 def test_operations_with_a_body_document_fastapis_400_beside_their_own(production: TestClient) -> None:

@@ -1,0 +1,135 @@
+"""The fake Supabase Auth answers as GoTrue does (supabase/auth at bc32168, `internal/api/...`), on the wire: a
+backend tested against it then handles what the real service answers. Each test names the source it holds the fake
+to."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.supabase_auth import FakeSupabaseAuth
+from tests.helpers import secret
+
+PASSWORD = secret("the fake GoTrue test's password", "correct horse battery staple")
+
+
+def post(auth: FakeSupabaseAuth, path: str, body: Any = None, token: str | None = None) -> httpx.Response:
+    headers = {"apikey": "sb_publishable_test"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.post(f"{auth.url}/auth/v1{path}", json=body, headers=headers)
+
+
+def sign_up(auth: FakeSupabaseAuth, email: str = "grace@example.com", **more: Any) -> httpx.Response:
+    return post(auth, "/signup", {"email": email, "password": PASSWORD, **more})
+
+
+def test_sign_up_stores_data_as_user_metadata_and_returns_it(supabase_auth: FakeSupabaseAuth) -> None:
+    # signup.go:24 (SignupParams.Data) -> models/user.go:65 (UserMetaData, json "user_metadata").
+    body = sign_up(supabase_auth, data={"display_name": "Grace"}).json()
+    assert body["user"]["user_metadata"] == {"display_name": "Grace"}
+    assert supabase_auth.users["grace@example.com"].user_metadata == {"display_name": "Grace"}
+    signin = post(supabase_auth, "/token?grant_type=password", {"email": "grace@example.com", "password": PASSWORD})
+    assert signin.json()["user"]["user_metadata"] == {"display_name": "Grace"}
+
+
+def test_a_repeated_sign_up_with_autoconfirm_is_422_user_already_exists(supabase_auth: FakeSupabaseAuth) -> None:
+    # signup.go:293-295.
+    sign_up(supabase_auth)
+    response = sign_up(supabase_auth)
+    assert response.status_code == 422
+    assert response.json() == {"code": 422, "error_code": "user_already_exists", "msg": "User already registered"}
+
+
+def test_a_repeated_sign_up_with_confirmation_on_is_200_with_an_obfuscated_user(
+    supabase_auth: FakeSupabaseAuth,
+) -> None:
+    # signup.go:296-300 and sanitizeUser, :349-378.
+    real = supabase_auth.add_user("grace@example.com", PASSWORD)
+    supabase_auth.confirm_email = True
+    response = sign_up(supabase_auth, data={"display_name": "Mallory"})
+    assert response.status_code == 200
+    user = response.json()
+    assert user["id"] != real.id and uuid.UUID(user["id"])
+    assert (user["role"], user["identities"], user["email"]) == ("", [], "grace@example.com")
+    assert user["user_metadata"] == {"display_name": "Mallory"}
+    assert user["app_metadata"] == {"provider": "email", "providers": ["email"]}
+    assert "access_token" not in user and "confirmed_at" not in user and user["confirmation_sent_at"]
+    assert real.user_metadata == {}
+    # Without data the metadata is a nil map: JSON null.
+    assert sign_up(supabase_auth).json()["user_metadata"] is None
+
+
+def test_an_unconfirmed_users_sign_up_again_resends_the_link_at_most_once_a_minute(
+    supabase_auth: FakeSupabaseAuth,
+) -> None:
+    # signup.go:197 and :250 (sendConfirmation), mail.go:318-327 and :723-728 (SMTP max frequency).
+    supabase_auth.confirm_email = True
+    first = sign_up(supabase_auth)
+    assert first.status_code == 200 and first.json()["identities"]
+    again = sign_up(supabase_auth)
+    assert again.status_code == 429 and again.json()["error_code"] == "over_email_send_rate_limit"
+    supabase_auth.email_max_frequency = 0
+    resent = sign_up(supabase_auth)
+    assert resent.status_code == 200 and resent.json()["id"] == first.json()["id"]
+
+
+def test_a_weak_password_carries_its_reasons(supabase_auth: FakeSupabaseAuth) -> None:
+    # password.go checkPasswordStrength; errors.go:129-146 (the API version before 2024-01-01).
+    response = post(supabase_auth, "/signup", {"email": "grace@example.com", "password": "12345"})
+    assert response.status_code == 422
+    assert response.json() == {
+        "code": 422,
+        "error_code": "weak_password",
+        "msg": "Password should be at least 6 characters.",
+        "weak_password": {"reasons": ["length"]},
+    }
+
+
+def test_sign_ups_disabled_are_refused_first(supabase_auth: FakeSupabaseAuth) -> None:
+    # signup.go:115-117.
+    supabase_auth.allow_signups = False
+    response = post(supabase_auth, "/signup", {"email": "grace@example.com", "password": "1"})
+    assert (response.status_code, response.json()["error_code"]) == (422, "signup_disabled")
+
+
+def test_logout_ends_every_session_of_the_user_then_the_session_is_gone(supabase_auth: FakeSupabaseAuth) -> None:
+    # logout.go (scope global, 204); auth.go:146-158 (session_not_found).
+    token = sign_up(supabase_auth).json()["access_token"]
+    assert post(supabase_auth, "/logout", token=token).status_code == 204
+    again = post(supabase_auth, "/logout", token=token)
+    assert (again.status_code, again.json()["error_code"]) == (403, "session_not_found")
+
+
+@pytest.mark.parametrize("authorization", [None, "", "Basic abc"])
+def test_logout_without_a_bearer_token_is_401_no_authorization(
+    supabase_auth: FakeSupabaseAuth, authorization: str | None
+) -> None:
+    # auth.go:73-81 (extractBearerToken).
+    headers = {"apikey": "sb_publishable_test"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    response = httpx.post(f"{supabase_auth.url}/auth/v1/logout", headers=headers)
+    assert (response.status_code, response.json()["error_code"]) == (401, "no_authorization")
+
+
+def test_logout_with_a_token_gotrue_cannot_verify_is_403_bad_jwt(supabase_auth: FakeSupabaseAuth) -> None:
+    # auth.go:83-116 (parseJWTClaims): unparsable, signed by a key it does not hold, or expired.
+    token = sign_up(supabase_auth).json()["access_token"]
+    stranger = supabase_auth.new_key(publish=False)
+    for bad in ("not-a-jwt", supabase_auth.mint(key=stranger), supabase_auth.mint({"exp": 1_000_000})):
+        response = post(supabase_auth, "/logout", token=bad)
+        assert (response.status_code, response.json()["error_code"]) == (403, "bad_jwt")
+    supabase_auth.unpublish(supabase_auth.es256.kid)  # the key that signed the session's token, revoked
+    response = post(supabase_auth, "/logout", token=token)
+    assert (response.status_code, response.json()["error_code"]) == (403, "bad_jwt")
+    assert supabase_auth.signed_out == []
+
+
+def test_logout_for_a_user_that_does_not_exist_is_403_user_not_found(supabase_auth: FakeSupabaseAuth) -> None:
+    # auth.go:136-141.
+    response = post(supabase_auth, "/logout", token=supabase_auth.mint())
+    assert (response.status_code, response.json()["error_code"]) == (403, "user_not_found")
