@@ -2,8 +2,10 @@
 page starts. The emulated List methods page here, but for the two below.
 
 The token carries the sort key of the last item returned rather than an offset, so a resource created or deleted
-between two page requests neither repeats nor skips an item on the pages that follow. Each API keeps its own sizes
-and the words of its refusals.
+between two page requests neither repeats nor skips an item on the pages that follow. It also carries a check of that
+key, so a token the emulator did not issue is refused as Google refuses one (INVALID_ARGUMENT; AIP-158: "the page
+token is opaque", and Google's services reject a token that is not one of theirs) rather than read as a key. Each API
+keeps its own sizes and the words of its refusals.
 
 Two APIs page their own way: Cloud Logging, whose page of entries also ends at a response size and whose token
 carries the order it was issued for (its list of logs shares that token encoding), and Cloud Storage, whose objects
@@ -13,6 +15,7 @@ fold into prefixes before they are paged.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -52,11 +55,27 @@ class Paging:
             after = self._decode(page_token)
             ordered = [item for item in ordered if (key(item) < after if descending else key(item) > after)]
         chosen = ordered[:size]
-        next_token = base64.urlsafe_b64encode(key(chosen[-1]).encode()).decode() if len(ordered) > size else ""
+        next_token = _encode(key(chosen[-1])) if len(ordered) > size else ""
         return chosen, next_token
 
     def _decode(self, token: str) -> str:
         try:
-            return base64.urlsafe_b64decode(token.encode()).decode()
+            after, _, check = base64.urlsafe_b64decode(token.encode()).decode().rpartition(_SEPARATOR)
         except ValueError:  # not base64 (binascii.Error), or not text (UnicodeDecodeError)
-            raise invalid_argument(self.bad_page.format(token=token)) from None
+            after, check = "", ""
+        if not check or check != _check(after):
+            raise invalid_argument(self.bad_page.format(token=token))
+        return after
+
+
+# Between the key and its check: a character no resource name holds.
+_SEPARATOR = "\x00"
+
+
+def _check(key: str) -> str:
+    """What a token says of its key: made here alone, so a token with another is not one the emulator issued."""
+    return hashlib.sha256(f"doki-emulator page token:{key}".encode()).hexdigest()[:16]
+
+
+def _encode(key: str) -> str:
+    return base64.urlsafe_b64encode(f"{key}{_SEPARATOR}{_check(key)}".encode()).decode()

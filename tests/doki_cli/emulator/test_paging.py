@@ -36,6 +36,22 @@ def test_an_item_deleted_or_added_between_pages_neither_repeats_nor_skips_anothe
     assert PAGING.page(["0", "a", "b", "c", "d"], str, 2, token) == (["c", "d"], "")
 
 
+def test_a_token_the_emulator_did_not_issue_is_refused_though_it_decodes() -> None:
+    import base64
+
+    _, token = PAGING.page(["a", "b", "c"], str, 1, "")
+    assert PAGING.page(["a", "b", "c"], str, 1, token) == (["b"], PAGING.page(["a", "b", "c"], str, 2, "")[1])
+    made_up = base64.urlsafe_b64encode(b"abc").decode()  # decodes, but no page of ours ended there
+    tampered = base64.urlsafe_b64encode(base64.urlsafe_b64decode(token).replace(b"a", b"b", 1)).decode()
+    for bad in (made_up, tampered):
+        with pytest.raises(ApiError) as refused:
+            PAGING.page(["a", "b", "c"], str, 1, bad)
+        assert (refused.value.status_name, refused.value.message) == (
+            "INVALID_ARGUMENT",
+            f"Invalid page token: {bad!r}.",
+        )
+
+
 def test_a_bad_size_or_token_is_refused_in_the_api_s_words() -> None:
     refusals = [
         (PAGING, -1, "", "page_size must not be negative, got -1."),
