@@ -15,7 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from doki import __version__
-from doki.api.errors import http_error_rendered, validation_failed
+from doki.api.errors import UnexpectedFailure, http_error_rendered, validation_failed
 from doki.api.openapi import CompletedOpenAPI
 from doki.api.routes import auth, google, root, sheets, supabase
 from doki.auth import VerifierProvider
@@ -83,7 +83,9 @@ def create_app(settings: Settings) -> FastAPI:
     # Starlette's own 404 and 405 alike.
     app.add_exception_handler(StarletteHTTPException, http_error_rendered)
 
-    # Added innermost first: CORS must answer preflights before sessions or routes see them.
+    # Added innermost first: CORS must answer preflights before sessions or routes see them, and wrap the answer to
+    # an unexpected failure, so a browser reads it as a 500 and not as a CORS error.
+    app.add_middleware(UnexpectedFailure)
     session_secret = settings.session_secret_key.get_secret_value() if settings.session_secret_key else ""
     app.add_middleware(
         SessionScope,

@@ -16,10 +16,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import validation_error_definition, validation_error_response_definition
 
-from doki.api.errors import ErrorOut, MessageOut
+from doki.api.errors import ErrorOut
 
 BEARER: dict[str, list[str]] = {"HTTPBearer": []}
-_MESSAGE = {"$ref": "#/components/schemas/MessageOut"}
 _ERROR = {"$ref": "#/components/schemas/ErrorOut"}
 _VALIDATION = {"$ref": "#/components/schemas/HTTPValidationError"}
 
@@ -43,7 +42,6 @@ class CompletedOpenAPI:
 def complete(spec: dict[str, Any], *, bearer_optional: bool) -> None:
     """Add to `spec`, in place, the answers FastAPI leaves out (see the module docstring)."""
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
-    schemas.setdefault("MessageOut", MessageOut.model_json_schema())
     schemas.setdefault("ErrorOut", ErrorOut.model_json_schema())
     schemas.setdefault("ValidationError", validation_error_definition)
     schemas.setdefault("HTTPValidationError", validation_error_response_definition)
@@ -52,7 +50,7 @@ def complete(spec: dict[str, Any], *, bearer_optional: bool) -> None:
             responses = operation.setdefault("responses", {})
             has_body = "requestBody" in operation
             if has_body:
-                _add(responses, "400", "the body cannot be read", _MESSAGE)
+                _add(responses, "400", "the body cannot be read", _ERROR)
             if has_body or operation.get("parameters"):
                 _add(responses, "422", "Validation Error", _VALIDATION)
             if BEARER not in operation.get("security", []):
@@ -97,4 +95,5 @@ def _add(
     options = current["anyOf"] if set(current) == {"anyOf"} else [current]
     if schema not in options:
         media["schema"] = {"anyOf": [*options, schema]}
+    if description not in declared.get("description", ""):
         declared["description"] = f"{declared.get('description', '')}; or {description}"

@@ -130,7 +130,7 @@ def test_an_error_is_the_message_as_detail_with_code_and_hint_beside_it() -> Non
     }
 
 
-def test_fastapis_and_starlettes_own_answers_keep_their_bodies() -> None:
+def test_fastapis_and_starlettes_own_answers_keep_their_text_as_detail_with_a_code_and_hint_beside_it() -> None:
     with TestClient(create_app(development_settings())) as client:
         invalid = client.post("/auth/signin", json={"email": "ada@example.com"})
         unreadable = client.post("/auth/signin", content=b"\xff", headers={"Content-Type": "application/json"})
@@ -147,9 +147,21 @@ def test_fastapis_and_starlettes_own_answers_keep_their_bodies() -> None:
             }
         ]
     }
-    assert (unreadable.status_code, unreadable.json()) == (400, {"detail": "There was an error parsing the body"})
-    assert (unknown.status_code, unknown.json()) == (404, {"detail": "Not Found"})
-    assert (wrong_method.status_code, wrong_method.json()) == (405, {"detail": "Method Not Allowed"})
+    # FastAPI's 422 keeps its list, as the original backend answered it; the rest gain a code beside their text.
+    assert (unreadable.status_code, unreadable.json()) == (
+        400,
+        {
+            "detail": "There was an error parsing the body",
+            "code": "unreadable_body",
+            "hint": "send the body as JSON, with 'Content-Type: application/json'",
+        },
+    )
+    assert (unknown.status_code, unknown.json()["detail"], unknown.json()["code"]) == (404, "Not Found", "not_found")
+    assert (wrong_method.status_code, wrong_method.json()["detail"], wrong_method.json()["code"]) == (
+        405,
+        "Method Not Allowed",
+        "method_not_allowed",
+    )
     assert wrong_method.headers["allow"] == "GET"
 
 
@@ -175,6 +187,30 @@ def test_an_error_keeps_its_headers_extra_fields_and_is_ascii_whatever_its_messa
     )
     # A status that has no body (304, 204) has none, as FastAPI answers it; its headers stay.
     assert (not_modified.status_code, not_modified.content, not_modified.headers["etag"]) == (304, b"", '"v1"')
+
+
+def test_a_failure_no_handler_expected_is_a_json_500_a_browser_can_read_and_its_cause_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Starlette's last resort answers plain text from outside CORS: a browser would report a CORS error, and the
+    # original's frontend, which reads every error as JSON, would throw.
+    app = create_app(development_settings())
+
+    @app.get("/_broken")
+    async def broken() -> None:
+        raise RuntimeError("the cause, for the log only")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/_broken", headers={"Origin": "http://localhost:3000"})
+    assert response.status_code == 500
+    assert response.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert response.json() == {
+        "detail": "Internal Server Error",
+        "code": "internal_error",
+        "hint": "retry; if it keeps failing, the server's log has the cause",
+    }
+    [logged] = [r for r in caplog.records if r.getMessage() == "unexpected failure answering GET /_broken"]
+    assert logged.exc_info is not None and str(logged.exc_info[1]) == "the cause, for the log only"
 
 
 @pytest.mark.parametrize(("environment", "secure"), [("development", False), ("production", True)])

@@ -39,6 +39,11 @@ class EmailPasswordIn(BaseModel):
 
 
 class SignUpIn(EmailPasswordIn):
+    # The original's `SignUpRequest` refused fewer than 6 characters with FastAPI's own 422 (its frontend reads that
+    # list). 6 is also Supabase Auth's floor (GOTRUE_PASSWORD_MIN_LENGTH; supabase/auth's
+    # internal/conf/configuration.go raises a smaller one to defaultMinPasswordLength, 6): a project that asks more
+    # still answers its own 422 `weak_password`.
+    password: str = Field(min_length=6, max_length=1024)
     display_name: str | None = Field(
         None,
         min_length=1,

@@ -139,11 +139,20 @@ def test_signing_up_again_before_confirming_resends_the_link_once_a_minute(doki:
 # --- weak passwords ---------------------------------------------------------------------------------------------
 
 
-def test_a_weak_password_is_a_422_with_supabases_reasons(doki: Backend) -> None:
+def test_a_password_under_six_characters_gets_fastapis_422_as_the_originals_did(doki: Backend) -> None:
     response = doki.client.post("/auth/signup", json=credentials(password="12345"))
     assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["loc"], error["type"]) == (["body", "password"], "string_too_short")
+    assert "/auth/v1/signup" not in doki.supabase.requested_paths
+
+
+def test_a_password_the_project_finds_weak_is_a_422_with_supabases_reasons(doki: Backend) -> None:
+    doki.supabase.password_min_length = 10  # a project asking more than Supabase's floor of 6
+    response = doki.client.post("/auth/signup", json=credentials(password="123456789"))
+    assert response.status_code == 422
     assert response.json() == {
-        "detail": "Password should be at least 6 characters.",
+        "detail": "Password should be at least 10 characters.",
         "code": "weak_password",
         "hint": "choose a longer, less common password",
         "reasons": ["length"],
