@@ -13,8 +13,8 @@ FastAPI writes it and the original backend answered it.
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any, cast
