@@ -184,6 +184,7 @@ class _Fault:
     status: int
     body: bytes
     content_type: str
+    method: str | None = None
 
 
 class FakePostgrest:
@@ -273,8 +274,11 @@ class FakePostgrest:
         status: int = 503,
         body: str | None = None,
         content_type: str = "application/json",
+        *,
+        method: str | None = None,
     ) -> None:
-        """Answer the next `count` requests with `status` and `body` (PostgREST's PGRST001 by default)."""
+        """Answer the next `count` requests (those with `method`, when given) with `status` and `body` (PostgREST's
+        PGRST001 by default)."""
         if body is None:
             body = json.dumps(
                 {
@@ -285,7 +289,7 @@ class FakePostgrest:
                 }
             )
         with self._lock:
-            self._faults += [_Fault(status, body.encode(), content_type)] * count
+            self._faults += [_Fault(status, body.encode(), content_type, method)] * count
 
     def delay_next(self, count: int, seconds: float) -> None:
         """Hold the next `count` requests for `seconds` before answering (`stop()` releases them)."""
@@ -305,9 +309,11 @@ class FakePostgrest:
 
     # The request handler calls these.
 
-    def _take_fault(self) -> tuple[_Fault | None, float]:
+    def _take_fault(self, method: str) -> tuple[_Fault | None, float]:
         with self._lock:
-            fault = self._faults.pop(0) if self._faults else None
+            fault = next((f for f in self._faults if f.method in (None, method)), None)
+            if fault is not None:
+                self._faults.remove(fault)
             delay = self._delays.pop(0) if self._delays else 0.0
         return fault, delay
 
@@ -572,7 +578,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         body = self.rfile.read(int(headers.get("content-length") or 0))
         fake.requests.append(RecordedRequest(self.command, parts.path, query, headers))
-        fault, delay = fake._take_fault()
+        fault, delay = fake._take_fault(self.command)
         if delay:
             fake._wait(delay)
         if fault is not None:
