@@ -6,8 +6,9 @@ of the scopes as the test chose; the token endpoint verifies the PKCE verifier a
 code once, refreshes, and answers Google's OAuth error JSON (`invalid_grant`, `invalid_client`, ...); tokens can be
 revoked or expired behind the client's back. Drive's files.list pages (`pageToken`/`nextPageToken`), filters
 (`q`), orders (`orderBy`) and answers only the fields its `fields` mask names (Drive's defaults without one, 400 for
-an unknown one: see `_select`); Sheets serves `spreadsheets.get`, `values.get` and `values:batchGet` with the value
-render options. API errors use Google's `{"error": {"code", "message", "status"}}`. `fail_next` injects 429/5xx.
+an unknown one: see `_select`); Sheets serves `spreadsheets.get` (the whole resource, or only what its `fields`
+mask names, 400 for an unknown field, as Sheets spells and answers it), `values.get` and `values:batchGet` with the
+value render options. API errors use Google's `{"error": {"code", "message", "status"}}`. `fail_next` injects 429/5xx.
 
 ID tokens are RS256 JWTs signed by this fake's own key with Google's issuer; `FakeSupabaseAuth.trust_google`
 makes the fake Supabase Auth accept them, as Supabase accepts Google's.
@@ -581,7 +582,7 @@ class FakeGoogle:
             mask = parse_fields(p["fields"]) if "fields" in p else DRIVE_FILES_LIST_DEFAULT
             return 200, _json(_select(body, mask, FILE_LIST_FIELDS)), {}
         except InvalidFieldSelection as invalid:
-            return _invalid_fields(str(invalid))
+            return _invalid_fields(f"Invalid field selection {invalid.named}")
 
     # Sheets
 
@@ -599,7 +600,14 @@ class FakeGoogle:
             return _api_error(403, "The caller does not have permission")
         formatted = params.get("valueRenderOption", ["FORMATTED_VALUE"])[-1] != "UNFORMATTED_VALUE"
         if tail == "":
-            return 200, _json(self._spreadsheet_resource(sheet)), {}
+            resource = self._spreadsheet_resource(sheet)
+            if "fields" not in params:
+                return 200, _json(resource), {}
+            try:
+                mask = parse_fields(params["fields"][-1], SHEETS_SYNTAX)
+                return 200, _json(_select(resource, mask, SPREADSHEET_FIELDS, SHEETS_SYNTAX)), {}
+            except InvalidFieldSelection as invalid:
+                return _invalid_sheets_fields(invalid)
         if tail == "values:batchGet":
             ranges = []
             for a1 in params.get("ranges", []):
@@ -654,9 +662,9 @@ class FakeGoogle:
             pass
 
 
-# --- Drive's `fields` ------------------------------------------------------------------------------------------
+# --- `fields`: Drive's and Sheets' partial responses -----------------------------------------------------------
 #
-# https://developers.google.com/drive/api/guides/fields-parameter:
+# Drive, https://developers.google.com/drive/api/guides/fields-parameter:
 # - "If you don't specify the fields parameter, the server returns a default set of fields specific to the method.
 #   For example, the list method on the files resource only returns the kind, id, name, and mimeType fields."
 #   (FileList's own fields stay: kind, incompleteSearch, nextPageToken when there is a next page, files.)
@@ -669,8 +677,40 @@ class FakeGoogle:
 # Field names: the FileList and File resources, https://developers.google.com/drive/api/reference/rest/v3/files/list
 # and https://developers.google.com/drive/api/reference/rest/v3/files#File. The fake fills only some of File's
 # (kind, id, name, mimeType, modifiedTime, webViewLink, trashed); Drive omits fields without a value, so do we.
+#
+# Sheets, https://developers.google.com/sheets/api/guides/field-masks ("Read with a field mask"):
+# - spreadsheets.get without `fields` answers the whole Spreadsheet resource (grid data only with
+#   includeGridData); with it, only "the components requested in the field mask".
+# - "The format of the fields parameter is the same as the JSON encoding of a FieldMask. Stated briefly, multiple
+#   different fields are comma-separated and subfields are dot-separated. Field names can be specified in camelCase
+#   or separated_by_underscores. For convenience, multiple subfields from the same type can be listed within
+#   parentheses": e.g. `sheets.properties(sheetId,title,sheetType,gridProperties)`. Google's APIs take `/` for `.`
+#   and `*` for every field too (the system parameter common to them, summarised at
+#   https://gist.github.com/coletdjnz/472856c0729958c2fb5371acd650bf4e).
+# - Unlike Drive, spaces are not skipped: 'properties, sheets.properties' names a field ' sheets' and is refused
+#   (github.com/ringo380/claude-google-sheets-mcp issue 2, from the live API).
+# - An unknown field is a 400 INVALID_ARGUMENT, "Request contains an invalid argument.", whose BadRequest field
+#   violation says "Error expanding 'fields' parameter. Cannot find matching fields for path
+#   'sheets.sheetProperties'." (recorded from the live API: github.com/r-lib/gargle,
+#   tests/testthat/fixtures/sheets-spreadsheets-get-bad-field-mask_400*).
+# Field names: https://developers.google.com/sheets/api/reference/rest/v4/spreadsheets#resource:-spreadsheet and
+# https://developers.google.com/sheets/api/reference/rest/v4/spreadsheets/sheets (Sheet, SheetProperties,
+# GridProperties).
 
 Mask = dict[str, "Mask | None"]  # field → its sub-selection; None: all of it
+
+
+@dataclass(frozen=True)
+class FieldSyntax:
+    """How an API spells its `fields` mask (see above)."""
+
+    nesting: str  # the characters that separate a field from one nested in it
+    spaces: bool  # spaces around names and punctuation are skipped (Drive), or part of a name (Sheets)
+    snake_case: bool  # a name may be given separated_by_underscores for its camelCase
+
+
+DRIVE_SYNTAX = FieldSyntax(nesting="/", spaces=True, snake_case=False)
+SHEETS_SYNTAX = FieldSyntax(nesting="./", spaces=False, snake_case=True)
 
 FILE_FIELDS: tuple[str, ...] = (
     "kind",
@@ -751,33 +791,104 @@ DRIVE_FILES_LIST_DEFAULT: Mask = {
     "nextPageToken": None,
     "files": {"kind": None, "id": None, "name": None, "mimeType": None},
 }
+# The Spreadsheet resource, down to what the fake fills (None as for FileList).
+GRID_PROPERTIES_FIELDS: dict[str, Any] = dict.fromkeys(
+    (
+        "rowCount",
+        "columnCount",
+        "frozenRowCount",
+        "frozenColumnCount",
+        "hideGridlines",
+        "rowGroupControlAfter",
+        "columnGroupControlAfter",
+    )
+)
+SHEET_PROPERTIES_FIELDS: dict[str, Any] = {
+    **dict.fromkeys(
+        (
+            "sheetId",
+            "title",
+            "index",
+            "sheetType",
+            "hidden",
+            "tabColor",
+            "tabColorStyle",
+            "rightToLeft",
+            "dataSourceSheetProperties",
+        )
+    ),
+    "gridProperties": GRID_PROPERTIES_FIELDS,
+}
+SHEET_FIELDS: dict[str, Any] = {
+    "properties": SHEET_PROPERTIES_FIELDS,
+    **dict.fromkeys(
+        (
+            "data",
+            "merges",
+            "conditionalFormats",
+            "filterViews",
+            "protectedRanges",
+            "basicFilter",
+            "charts",
+            "bandedRanges",
+            "developerMetadata",
+            "rowGroups",
+            "columnGroups",
+            "slicers",
+            "tables",
+        )
+    ),
+}
+SPREADSHEET_FIELDS: dict[str, Any] = {
+    "spreadsheetId": None,
+    "properties": dict.fromkeys(
+        (
+            "title",
+            "locale",
+            "autoRecalc",
+            "timeZone",
+            "defaultFormat",
+            "iterativeCalculationSettings",
+            "spreadsheetTheme",
+            "importFunctionsExternalUrlAccessAllowed",
+        )
+    ),
+    "sheets": SHEET_FIELDS,
+    **dict.fromkeys(("namedRanges", "spreadsheetUrl", "developerMetadata", "dataSources", "dataSourceSchedules")),
+}
 
 
 class InvalidFieldSelection(ValueError):
-    pass
+    """A `fields` mask the API refuses. `named`: the part to name in the answer; `path`: the unknown field's names
+    from the resource's root, empty when the mask does not parse at all."""
+
+    def __init__(self, named: str, path: tuple[str, ...] = ()) -> None:
+        super().__init__(named)
+        self.named = named
+        self.path = path
 
 
-def parse_fields(text: str) -> Mask:
-    """Drive's `fields` syntax as a tree: 'nextPageToken, files(id, name)' → {nextPageToken: None, files: {id:
-    None, name: None}}; 'files/id' is 'files(id)'. Raises InvalidFieldSelection on a syntax error."""
-    mask, rest = _parse_list(text, 0)
+def parse_fields(text: str, syntax: FieldSyntax = DRIVE_SYNTAX) -> Mask:
+    """A `fields` mask as a tree: 'nextPageToken, files(id, name)' → {nextPageToken: None, files: {id: None,
+    name: None}}; 'files/id' is 'files(id)'. Raises InvalidFieldSelection on a syntax error."""
+    mask, rest = _parse_list(text, 0, syntax)
     if rest != len(text):
-        raise InvalidFieldSelection(f"Invalid field selection {text[rest:].strip() or text}")
+        raise InvalidFieldSelection(text[rest:].strip() or text)
     return mask
 
 
-def _parse_list(text: str, at: int) -> tuple[Mask, int]:
+def _parse_list(text: str, at: int, syntax: FieldSyntax) -> tuple[Mask, int]:
     mask: Mask = {}
     while True:
-        path, at = _parse_path(text, at)
+        path, at = _parse_path(text, at, syntax)
         sub: Mask | None = None
-        at = _skip_spaces(text, at)
+        at = _skip_spaces(text, at, syntax)
         if at < len(text) and text[at] == "(":
-            sub, at = _parse_list(text, at + 1)
-            at = _skip_spaces(text, at)
+            sub, at = _parse_list(text, at + 1, syntax)
+            at = _skip_spaces(text, at, syntax)
             if at >= len(text) or text[at] != ")":
-                raise InvalidFieldSelection(f"Invalid field selection {text}")
-            at = _skip_spaces(text, at + 1)
+                raise InvalidFieldSelection(text)
+            at = _skip_spaces(text, at + 1, syntax)
         for name in reversed(path[1:]):
             sub = {name: sub}
         _merge(mask, path[0], sub)
@@ -787,24 +898,31 @@ def _parse_list(text: str, at: int) -> tuple[Mask, int]:
         return mask, at
 
 
-def _parse_path(text: str, at: int) -> tuple[list[str], int]:
+def _parse_path(text: str, at: int, syntax: FieldSyntax) -> tuple[list[str], int]:
     names = []
     while True:
-        at = _skip_spaces(text, at)
+        at = _skip_spaces(text, at, syntax)
         start = at
-        while at < len(text) and (text[at].isalnum() or text[at] in "_*"):
+        while at < len(text) and _in_name(text[at], syntax):
             at += 1
         if at == start:
-            raise InvalidFieldSelection(f"Invalid field selection {text}")
+            raise InvalidFieldSelection(text)
         names.append(text[start:at])
-        if at < len(text) and text[at] == "/":
+        if at < len(text) and text[at] in syntax.nesting:
             at += 1
             continue
         return names, at
 
 
-def _skip_spaces(text: str, at: int) -> int:
-    while at < len(text) and text[at].isspace():
+def _in_name(char: str, syntax: FieldSyntax) -> bool:
+    if syntax.spaces:
+        return char.isalnum() or char in "_*"
+    # Anything up to the punctuation is the name, a space included: Sheets then finds no such field.
+    return char not in ",()" and char not in syntax.nesting
+
+
+def _skip_spaces(text: str, at: int, syntax: FieldSyntax) -> int:
+    while syntax.spaces and at < len(text) and text[at].isspace():
         at += 1
     return at
 
@@ -820,27 +938,46 @@ def _merge(mask: Mask, name: str, sub: Mask | None) -> None:
             _merge(current, key, value)
 
 
-def _select(value: Any, mask: Mask, known: dict[str, Any]) -> Any:
-    """`value` (an object, or a list of objects) cut down to `mask`; an unknown field raises, as Drive answers 400."""
+def _select(
+    value: Any, mask: Mask, known: dict[str, Any], syntax: FieldSyntax = DRIVE_SYNTAX, at: tuple[str, ...] = ()
+) -> Any:
+    """`value` (an object, or a list of objects) cut down to `mask`; an unknown field raises, as Google answers
+    400. `at`: where `value` sits in the resource, for the error."""
     if isinstance(value, list):
-        return [_select(item, mask, known) for item in value]
+        return [_select(item, mask, known, syntax, at) for item in value]
     if "*" in mask:
         mask = {**dict.fromkeys(known), **{k: v for k, v in mask.items() if k != "*"}}
     selected: dict[str, Any] = {}
     for name, sub in mask.items():
-        if name not in known:
-            raise InvalidFieldSelection(f"Invalid field selection {name}")
+        key = _camel(name) if syntax.snake_case else name
+        if key not in known:
+            raise InvalidFieldSelection(name, (*at, name, *_first_path(sub)))
         if sub is None:
-            if name in value:
-                selected[name] = value[name]
-        elif known[name] is not None:
-            if name in value:
-                selected[name] = _select(value[name], sub, known[name])
-        elif name in value:
+            if key in value:
+                selected[key] = value[key]
+        elif known[key] is not None:
+            if key in value:
+                selected[key] = _select(value[key], sub, known[key], syntax, (*at, name))
+        elif key in value:
             # A sub-selection of a field the fake fills is one of a plain value ("id(x)"): nothing to select.
-            raise InvalidFieldSelection(f"Invalid field selection {next(iter(sub))}")
-        # else: inside a File field the fake never fills (capabilities/canEdit): nothing to give, as Drive omits it
+            raise InvalidFieldSelection(next(iter(sub)), (*at, name, *_first_path(sub)))
+        # else: inside a field the fake never fills (capabilities/canEdit): nothing to give, as Google omits it
     return selected
+
+
+def _first_path(mask: Mask | None) -> tuple[str, ...]:
+    """The names down to the first field `mask` selects: Sheets names the whole path asked for, not only the part
+    it could not find (' sheets.properties' for a field ' sheets')."""
+    path: tuple[str, ...] = ()
+    while mask:
+        name, mask = next(iter(mask.items()))
+        path += (name,)
+    return path
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def _invalid_fields(message: str) -> tuple[int, bytes, dict[str, str]]:
@@ -856,6 +993,26 @@ def _invalid_fields(message: str) -> tuple[int, bytes, dict[str, str]]:
                 "reason": "invalidParameter",
                 "location": "fields",
                 "locationType": "parameter",
+            }
+        ],
+    }
+    return 400, _json({"error": error}), {}
+
+
+def _invalid_sheets_fields(invalid: InvalidFieldSelection) -> tuple[int, bytes, dict[str, str]]:
+    # Sheets' 400 for a bad `fields` (see above): a generic message, the cause in a BadRequest field violation.
+    if invalid.path:
+        cause = f"Cannot find matching fields for path '{'.'.join(invalid.path)}'."
+    else:
+        cause = f"Invalid field mask near '{invalid.named}'."  # not recorded from Google: Doki reads only the 400
+    error = {
+        "code": 400,
+        "message": "Request contains an invalid argument.",
+        "status": "INVALID_ARGUMENT",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"description": f"Error expanding 'fields' parameter. {cause}"}],
             }
         ],
     }

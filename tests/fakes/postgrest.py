@@ -98,7 +98,8 @@ class TableSpec:
     bytea_columns: frozenset[str] = frozenset()
 
 
-# Mirrors migrations/supabase/0001_doki_credentials.sql.
+# Mirrors migrations/supabase/0001_doki_credentials.sql (tests/container/test_migration_postgres.py holds it to the
+# table the migration makes in a real PostgreSQL).
 CREDENTIALS_TABLE = TableSpec(
     columns=("user_id", "provider", "ciphertext", "metadata", "created_at", "updated_at"),
     primary_key=("user_id", "provider"),
