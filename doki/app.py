@@ -52,13 +52,28 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Clients with connection pools live exactly as long as the server, so every start gets fresh ones.
+        supabase_projects = SupabaseProjects.from_settings(settings)
         store = build_store(settings)
+        if settings.legacy_credentials_table:
+            # Connections still only in the original backend's table are carried over as they are first asked for;
+            # every caller of the store stays as it is (doki.legacy).
+            from doki.legacy import LegacyCredentials, LegacyFallbackStore
+
+            legacy = LegacyCredentials.from_settings(settings, supabase_projects.parse_url)
+            store = LegacyFallbackStore(store, legacy, app.state.cipher)
         verifiers = VerifierProvider(settings)
         app.state.store = store
         app.state.verifiers = verifiers
-        app.state.supabase_projects = supabase_projects = SupabaseProjects.from_settings(settings)
+        app.state.supabase_projects = supabase_projects
         app.state.upstreams = upstreams = Upstreams(settings, store, app.state.cipher)
-        logger.info("Doki backend ready (%s, credential store: %s)", settings.environment, settings.store_kind)
+        logger.info(
+            "Doki backend ready (%s, credential store: %s%s)",
+            settings.environment,
+            settings.store_kind,
+            f", carrying connections over from {settings.legacy_credentials_table}"
+            if settings.legacy_credentials_table
+            else "",
+        )
         try:
             yield
         finally:

@@ -23,7 +23,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from doki.crypto import bad_key_message, generate_key, is_fernet_key
+from doki.crypto import bad_key_message, fernet_key_defect, generate_key, is_fernet_key
 from doki.origins import origin_problem
 
 GOOGLE_AUTH_URL = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -90,6 +90,8 @@ MIN_SESSION_SECRET_LENGTH = 32
 # HS256 with a shorter secret can be brute-forced; Supabase's legacy secrets are longer.
 MIN_JWT_SECRET_BYTES = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A Postgres table name PostgREST serves without quoting: at most 63 bytes (NAMEDATALEN - 1).
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 class Settings(BaseSettings):
@@ -141,6 +143,11 @@ class Settings(BaseSettings):
     gcp_project_id: str | None = None
     credential_store: Literal["auto", "sqlite", "supabase"] = "auto"
     credentials_table: str = "doki_credentials"
+    # The original backend's table (Tsu-kimi/Doki-Backend's `credentials`): set, a user's connection still only there
+    # is carried over to CREDENTIALS_TABLE (doki.legacy). Unset, Doki never reads it.
+    legacy_credentials_table: str | None = None
+    # The original's Fernet key(s); unset, ENCRYPTION_KEY's, which the original's ENCRYPTION_KEY_NAME already feeds.
+    legacy_encryption_key: SecretStr | None = None
     state_dir: Path = Field(default=Path(".doki"), validation_alias=_alias("DOKI_STATE_DIR"))
     log_level: str = "INFO"
 
@@ -179,6 +186,13 @@ class Settings(BaseSettings):
         return [k.strip() for k in raw.split(",") if k.strip()]
 
     @property
+    def legacy_encryption_keys(self) -> list[str]:
+        """The keys the original backend's tokens decrypt with: LEGACY_ENCRYPTION_KEY's, else ENCRYPTION_KEY's."""
+        if self.legacy_encryption_key is None:
+            return self.encryption_keys
+        return [k.strip() for k in self.legacy_encryption_key.get_secret_value().split(",") if k.strip()]
+
+    @property
     def supabase_issuer(self) -> str | None:
         return f"{self.supabase_url}/auth/v1" if self.supabase_url else None
 
@@ -200,6 +214,7 @@ class Settings(BaseSettings):
         if self.log_level.upper() not in LOG_LEVELS:
             found.append(f"LOG_LEVEL {self.log_level!r} is not a level: use one of {', '.join(LOG_LEVELS)}")
         found += self._google_url_problems()
+        found += self._legacy_problems()
         found += _frontend_problems(self.frontend_url, self.allowed_origins)
         if self.is_production:
             found += self._production_problems()
@@ -219,6 +234,42 @@ class Settings(BaseSettings):
             elif self.is_production and not is_https_or_loopback(url):
                 # Tokens travel to these endpoints: in the clear they could be read on the way.
                 found.append(f"{name} {url!r} is not https: unset it to use Google's own endpoint")
+        return found
+
+    def _legacy_problems(self) -> list[str]:
+        table = self.legacy_credentials_table
+        if table is None:
+            if self.legacy_encryption_key is not None:
+                # Otherwise ignored without a word: the operator would think an import ran.
+                return [
+                    "LEGACY_ENCRYPTION_KEY is set but LEGACY_CREDENTIALS_TABLE is not: set LEGACY_CREDENTIALS_TABLE to "
+                    "the original backend's table (credentials) to carry its connections over, or unset the key"
+                ]
+            return []
+        found: list[str] = []
+        if not _IDENTIFIER.fullmatch(table):
+            found.append(
+                f"LEGACY_CREDENTIALS_TABLE {table[:80]!r} is not a table name: use the original backend's table, "
+                "credentials (letters, digits and _, at most 63)"
+            )
+        elif table == self.credentials_table:
+            found.append(
+                f"LEGACY_CREDENTIALS_TABLE and CREDENTIALS_TABLE are both {table!r}: the original's table is not "
+                "Doki's; set LEGACY_CREDENTIALS_TABLE=credentials and leave CREDENTIALS_TABLE at doki_credentials"
+            )
+        if not (self.supabase_url and self.supabase_secret_key):
+            found.append(
+                "LEGACY_CREDENTIALS_TABLE needs SUPABASE_URL and SUPABASE_SECRET_KEY: the original's table is read "
+                "in that Supabase project with its secret (service role) key"
+            )
+        if self.legacy_encryption_key is not None and not self.legacy_encryption_keys:
+            found.append("LEGACY_ENCRYPTION_KEY is empty: set the original's key, or unset it to use ENCRYPTION_KEY's")
+        found += [
+            f"LEGACY_ENCRYPTION_KEY key #{index} is not a valid Fernet key: {fernet_key_defect(key)}; set it to "
+            "the original backend's ENCRYPTION_KEY_NAME value as it is"
+            for index, key in enumerate(self.legacy_encryption_keys if self.legacy_encryption_key else [], start=1)
+            if not is_fernet_key(key)
+        ]
         return found
 
     def _production_problems(self) -> list[str]:

@@ -57,6 +57,8 @@ DESCRIPTIONS = {
     "GCP_PROJECT_ID": "Ties log lines to Cloud Trace.",
     "CREDENTIAL_STORE": "auto (Supabase once its URL and key are set, else SQLite), sqlite or supabase.",
     "CREDENTIALS_TABLE": "Table of the Supabase credential store.",
+    "LEGACY_CREDENTIALS_TABLE": "The original backend's table (credentials): its users' connections are carried over.",
+    "LEGACY_ENCRYPTION_KEY": "The original backend's Fernet key(s), comma-separated; unset, ENCRYPTION_KEY's.",
     "DOKI_STATE_DIR": "Local state: development keys, the SQLite credential store.",
     "LOG_LEVEL": "DEBUG, INFO, WARNING, ...",
 }

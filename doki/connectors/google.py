@@ -33,7 +33,7 @@ import secrets
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote, urlencode
@@ -719,6 +719,23 @@ class GoogleAccounts:
     async def _put(self, user_id: str, tokens: _Tokens) -> None:
         ciphertext = self._cipher.encrypt(user_id, tokens.dumps())
         await call_store(self._store.put, user_id, PROVIDER, ciphertext, _metadata(tokens))
+
+
+def imported_connection(
+    access_token: str, refresh_token: str | None, expires_at: float, scopes: Iterable[str]
+) -> tuple[str, dict[str, str]]:
+    """A connection made elsewhere (the original backend, see doki.legacy) as this module stores one: the plaintext to
+    encrypt for the user, and the row's metadata. Its Google account is unknown (no subject, no email): a later
+    reconnect without a refresh token therefore keeps none of this one's."""
+    tokens = _Tokens(
+        access_token=access_token,
+        refresh_token=refresh_token or None,
+        expires_at=expires_at,
+        scopes=sorted(set(scopes)),
+        google_sub=None,
+        email=None,
+    )
+    return tokens.dumps(), _metadata(tokens)
 
 
 def _metadata(tokens: _Tokens) -> dict[str, str]:

@@ -46,6 +46,13 @@ class CredentialStore(Protocol):
         """Insert or replace the row for (user_id, provider); metadata is replaced too (None means {})."""
         ...
 
+    def insert_if_absent(
+        self, user_id: str, provider: str, ciphertext: str, metadata: dict[str, str] | None = None
+    ) -> StoredCredential | None:
+        """Insert the row for (user_id, provider) unless there is one: the new row, or None when a row was there
+        already (it is left exactly as it was). An import never overwrites what a user wrote meanwhile."""
+        ...
+
     def get(self, user_id: str, provider: str) -> StoredCredential | None:
         """The row for (user_id, provider), or None."""
         ...

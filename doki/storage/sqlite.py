@@ -30,6 +30,13 @@ ON CONFLICT (user_id, provider) DO UPDATE
 SET ciphertext = excluded.ciphertext, metadata = excluded.metadata, updated_at = excluded.updated_at
 RETURNING user_id, provider, ciphertext, metadata, updated_at
 """
+# DO NOTHING returns no row for a conflict: the caller learns the row was there already.
+_INSERT_IF_ABSENT = """
+INSERT INTO credentials (user_id, provider, ciphertext, metadata, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (user_id, provider) DO NOTHING
+RETURNING user_id, provider, ciphertext, metadata, updated_at
+"""
 _GET = """
 SELECT user_id, provider, ciphertext, metadata, updated_at FROM credentials
 WHERE user_id = ? AND provider = ?
@@ -82,6 +89,16 @@ class SQLiteCredentialStore:
                 _UPSERT, (user_id, provider, ciphertext, json.dumps(metadata or {}), now, now)
             ).fetchone()
         return _credential(row)
+
+    def insert_if_absent(
+        self, user_id: str, provider: str, ciphertext: str, metadata: dict[str, str] | None = None
+    ) -> StoredCredential | None:
+        now = _now()
+        with self._connection() as conn:
+            row = conn.execute(
+                _INSERT_IF_ABSENT, (user_id, provider, ciphertext, json.dumps(metadata or {}), now, now)
+            ).fetchone()
+        return _credential(row) if row else None
 
     def get(self, user_id: str, provider: str) -> StoredCredential | None:
         with self._connection() as conn:

@@ -34,17 +34,18 @@ def looks_like_jwt(key: str) -> bool:
     return bool(_JWT.match(key))
 
 
-class SupabaseCredentialStore:
-    """A `CredentialStore` in the Supabase table `table`, read and written with the service key."""
+class PostgrestTable:
+    """One table of a Supabase project over PostgREST, with the service key: requests, and their failures as store
+    errors that name the fix. `missing_table_fix` says what to do when the table does not exist."""
 
     def __init__(
         self,
         url: str,
         secret_key: SecretStr | str,
-        table: str = "doki_credentials",
+        table: str,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        page_size: int = DEFAULT_PAGE_SIZE,
+        missing_table_fix: str,
     ) -> None:
         key = secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
         headers = {"apikey": key, "Accept": "application/json"}
@@ -53,100 +54,12 @@ class SupabaseCredentialStore:
         self.url = url.rstrip("/")
         self.table = table
         self.timeout = timeout
-        self.page_size = page_size
+        self._missing_table_fix = missing_table_fix
         self._client = httpx.Client(
             base_url=f"{self.url}/rest/v1/", headers=headers, timeout=timeout, follow_redirects=False
         )
 
-    def __repr__(self) -> str:
-        return f"SupabaseCredentialStore(url={self.url!r}, table={self.table!r})"
-
-    def put(
-        self, user_id: str, provider: str, ciphertext: str, metadata: dict[str, str] | None = None
-    ) -> StoredCredential:
-        rows = self._request(
-            "POST",
-            params={"on_conflict": "user_id,provider", "select": _SELECT},
-            json={
-                "user_id": user_id,
-                "provider": provider,
-                "ciphertext": ciphertext,
-                "metadata": metadata or {},
-            },
-            prefer="resolution=merge-duplicates,return=representation",
-        )
-        if len(rows) != 1:
-            raise StoreError(f"Supabase upsert into {self.table!r} returned {len(rows)} rows instead of 1")
-        return _credential(rows[0])
-
-    def get(self, user_id: str, provider: str) -> StoredCredential | None:
-        rows = self._request(
-            "GET",
-            params={
-                "select": _SELECT,
-                "user_id": f"eq.{user_id}",
-                "provider": f"eq.{provider}",
-                "limit": "1",
-            },
-        )
-        return _credential(rows[0]) if rows else None
-
-    def list_for_user(self, user_id: str) -> list[StoredCredential]:
-        rows = self._request("GET", params={"select": _SELECT, "user_id": f"eq.{user_id}", "order": "provider.asc"})
-        return [_credential(row) for row in rows]
-
-    def delete(self, user_id: str, provider: str, *, expected_ciphertext: str | None = None) -> bool:
-        params = {"select": "provider", "user_id": f"eq.{user_id}", "provider": f"eq.{provider}"}
-        if expected_ciphertext is not None:
-            # As in replace_ciphertext: the filter makes it a compare-and-delete inside one DELETE statement.
-            params["ciphertext"] = f"eq.{expected_ciphertext}"
-        rows = self._request("DELETE", params=params, prefer="return=representation")
-        return bool(rows)
-
-    def iter_all(self) -> Iterator[StoredCredential]:
-        # Keyset pagination on the primary key: rows rewritten between pages keep their place, so none is
-        # skipped or repeated (offset paging would shift when a row is deleted meanwhile).
-        after: tuple[str, str] | None = None
-        while True:
-            params = {"select": _SELECT, "order": "user_id.asc,provider.asc", "limit": str(self.page_size)}
-            if after is not None:
-                user, provider = (_quote(v) for v in after)
-                params["or"] = f"(user_id.gt.{user},and(user_id.eq.{user},provider.gt.{provider}))"
-            rows = self._request("GET", params=params)
-            yield from (_credential(row) for row in rows)
-            if len(rows) < self.page_size:
-                return
-            after = (rows[-1]["user_id"], rows[-1]["provider"])
-
-    def replace_ciphertext(
-        self,
-        user_id: str,
-        provider: str,
-        expected_ciphertext: str,
-        new_ciphertext: str,
-        metadata: dict[str, str] | None = None,
-    ) -> bool:
-        changes: dict[str, Any] = {"ciphertext": new_ciphertext}
-        if metadata is not None:
-            changes["metadata"] = metadata
-        # The ciphertext filter makes the PATCH a compare-and-swap inside one UPDATE statement.
-        rows = self._request(
-            "PATCH",
-            params={
-                "select": "provider",
-                "user_id": f"eq.{user_id}",
-                "provider": f"eq.{provider}",
-                "ciphertext": f"eq.{expected_ciphertext}",
-            },
-            json=changes,
-            prefer="return=representation",
-        )
-        return bool(rows)
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _request(
+    def request(
         self,
         method: str,
         *,
@@ -154,6 +67,8 @@ class SupabaseCredentialStore:
         json: dict[str, Any] | None = None,
         prefer: str | None = None,
     ) -> list[dict[str, Any]]:
+        """The rows PostgREST answers (none for an empty body); a StoreError (StoreUnavailableError when a retry may
+        succeed) for any failure."""
         headers = {"Prefer": prefer} if prefer else {}
         try:
             response = self._client.request(method, self.table, params=params, json=json, headers=headers)
@@ -174,6 +89,9 @@ class SupabaseCredentialStore:
             return body
         raise self._error(response)
 
+    def close(self) -> None:
+        self._client.close()
+
     def _error(self, response: httpx.Response) -> StoreError:
         error = _error_body(response)
         what = f"Supabase answered {response.status_code}"
@@ -189,13 +107,146 @@ class SupabaseCredentialStore:
                 "(sb_secret_...) or legacy service_role key, from Project Settings > API Keys"
             )
         if error.get("code") == "PGRST205":
-            return StoreError(
-                f"{what}: the table {self.table!r} does not exist; apply {_MIGRATION} in the SQL editor "
-                "(or `supabase db push`), or set CREDENTIALS_TABLE to the right name"
-            )
+            return StoreError(f"{what}: the table {self.table!r} does not exist; {self._missing_table_fix}")
         # Leave `details` out: Postgres may echo a failing row there.
         hint = f"; hint: {error['hint']}" if error.get("hint") else ""
         return StoreError(f"{what} on {self.table!r}{hint}")
+
+
+class SupabaseCredentialStore:
+    """A `CredentialStore` in the Supabase table `table`, read and written with the service key."""
+
+    def __init__(
+        self,
+        url: str,
+        secret_key: SecretStr | str,
+        table: str = "doki_credentials",
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> None:
+        self._table = PostgrestTable(
+            url,
+            secret_key,
+            table,
+            timeout=timeout,
+            missing_table_fix=f"apply {_MIGRATION} in the SQL editor (or `supabase db push`), or set "
+            "CREDENTIALS_TABLE to the right name",
+        )
+        self.url = self._table.url
+        self.table = table
+        self.timeout = timeout
+        self.page_size = page_size
+
+    def __repr__(self) -> str:
+        return f"SupabaseCredentialStore(url={self.url!r}, table={self.table!r})"
+
+    def put(
+        self, user_id: str, provider: str, ciphertext: str, metadata: dict[str, str] | None = None
+    ) -> StoredCredential:
+        rows = self._table.request(
+            "POST",
+            params={"on_conflict": "user_id,provider", "select": _SELECT},
+            json={
+                "user_id": user_id,
+                "provider": provider,
+                "ciphertext": ciphertext,
+                "metadata": metadata or {},
+            },
+            prefer="resolution=merge-duplicates,return=representation",
+        )
+        if len(rows) != 1:
+            raise StoreError(f"Supabase upsert into {self.table!r} returned {len(rows)} rows instead of 1")
+        return _credential(rows[0])
+
+    def insert_if_absent(
+        self, user_id: str, provider: str, ciphertext: str, metadata: dict[str, str] | None = None
+    ) -> StoredCredential | None:
+        # ON CONFLICT DO NOTHING: a row already there is left as it is, and RETURNING gives nothing for it
+        # (https://postgrest.org/en/v12/references/api/tables_views.html#on-conflict).
+        rows = self._table.request(
+            "POST",
+            params={"on_conflict": "user_id,provider", "select": _SELECT},
+            json={
+                "user_id": user_id,
+                "provider": provider,
+                "ciphertext": ciphertext,
+                "metadata": metadata or {},
+            },
+            prefer="resolution=ignore-duplicates,return=representation",
+        )
+        if len(rows) > 1:
+            raise StoreError(f"Supabase insert into {self.table!r} returned {len(rows)} rows instead of 0 or 1")
+        return _credential(rows[0]) if rows else None
+
+    def get(self, user_id: str, provider: str) -> StoredCredential | None:
+        rows = self._table.request(
+            "GET",
+            params={
+                "select": _SELECT,
+                "user_id": f"eq.{user_id}",
+                "provider": f"eq.{provider}",
+                "limit": "1",
+            },
+        )
+        return _credential(rows[0]) if rows else None
+
+    def list_for_user(self, user_id: str) -> list[StoredCredential]:
+        rows = self._table.request(
+            "GET", params={"select": _SELECT, "user_id": f"eq.{user_id}", "order": "provider.asc"}
+        )
+        return [_credential(row) for row in rows]
+
+    def delete(self, user_id: str, provider: str, *, expected_ciphertext: str | None = None) -> bool:
+        params = {"select": "provider", "user_id": f"eq.{user_id}", "provider": f"eq.{provider}"}
+        if expected_ciphertext is not None:
+            # As in replace_ciphertext: the filter makes it a compare-and-delete inside one DELETE statement.
+            params["ciphertext"] = f"eq.{expected_ciphertext}"
+        rows = self._table.request("DELETE", params=params, prefer="return=representation")
+        return bool(rows)
+
+    def iter_all(self) -> Iterator[StoredCredential]:
+        # Keyset pagination on the primary key: rows rewritten between pages keep their place, so none is
+        # skipped or repeated (offset paging would shift when a row is deleted meanwhile).
+        after: tuple[str, str] | None = None
+        while True:
+            params = {"select": _SELECT, "order": "user_id.asc,provider.asc", "limit": str(self.page_size)}
+            if after is not None:
+                user, provider = (_quote(v) for v in after)
+                params["or"] = f"(user_id.gt.{user},and(user_id.eq.{user},provider.gt.{provider}))"
+            rows = self._table.request("GET", params=params)
+            yield from (_credential(row) for row in rows)
+            if len(rows) < self.page_size:
+                return
+            after = (rows[-1]["user_id"], rows[-1]["provider"])
+
+    def replace_ciphertext(
+        self,
+        user_id: str,
+        provider: str,
+        expected_ciphertext: str,
+        new_ciphertext: str,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        changes: dict[str, Any] = {"ciphertext": new_ciphertext}
+        if metadata is not None:
+            changes["metadata"] = metadata
+        # The ciphertext filter makes the PATCH a compare-and-swap inside one UPDATE statement.
+        rows = self._table.request(
+            "PATCH",
+            params={
+                "select": "provider",
+                "user_id": f"eq.{user_id}",
+                "provider": f"eq.{provider}",
+                "ciphertext": f"eq.{expected_ciphertext}",
+            },
+            json=changes,
+            prefer="return=representation",
+        )
+        return bool(rows)
+
+    def close(self) -> None:
+        self._table.close()
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet
 
 from doki.settings import Settings
 from doki.storage import CredentialStore, SQLiteCredentialStore, SupabaseCredentialStore
-from tests.fakes.postgrest import FakePostgrest
+from tests.fakes.postgrest import CREDENTIALS_TABLE, ORIGINAL_CREDENTIALS_TABLE, FakePostgrest
 from tests.fakes.supabase_auth import FakeSupabaseAuth
 from tests.helpers import secret
 
@@ -30,6 +30,14 @@ def supabase_auth() -> Iterator[FakeSupabaseAuth]:
 @pytest.fixture
 def fake_postgrest() -> Iterator[FakePostgrest]:
     with FakePostgrest(SUPABASE_SECRET) as server:
+        yield server
+
+
+@pytest.fixture
+def original_postgrest() -> Iterator[FakePostgrest]:
+    """A Supabase that Doki and the original backend both used: Doki's table beside the original's `credentials`."""
+    tables = {"doki_credentials": CREDENTIALS_TABLE, "credentials": ORIGINAL_CREDENTIALS_TABLE}
+    with FakePostgrest(SUPABASE_SECRET, tables) as server:
         yield server
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
+from doki.app import create_app
 from doki.origins import origin_problem
 from doki.settings import (
     ConfigError,
@@ -372,3 +373,63 @@ def test_problems_of_counts_values_kept_elsewhere_as_set_and_leaves_their_checks
         "ENCRYPTION_KEY is not set: production needs it (put it in Secret Manager)",
         "SUPABASE_URL is not set: production needs it",
     ]
+
+
+# Carrying connections over from the original backend
+
+
+def test_the_original_table_is_not_read_unless_named() -> None:
+    settings = production()
+    assert settings.legacy_credentials_table is None
+    assert settings.problems() == []
+
+
+def test_the_original_key_defaults_to_the_encryption_keys_the_originals_variable_already_feeds() -> None:
+    settings = production(encryption_key=f"{GOOD_KEY},{OLD_KEY}", legacy_credentials_table="credentials")
+    assert settings.legacy_encryption_keys == [GOOD_KEY, OLD_KEY]
+    assert settings.problems() == []
+
+
+def test_the_original_keys_can_be_given_apart_from_the_encryption_keys() -> None:
+    settings = production(legacy_credentials_table="credentials", legacy_encryption_key=f" {OLD_KEY} ,{GOOD_KEY}")
+    assert settings.legacy_encryption_keys == [OLD_KEY, GOOD_KEY]
+    assert settings.encryption_keys == [GOOD_KEY]
+    assert settings.problems() == []
+
+
+def test_reading_the_original_table_needs_the_supabase_project_it_lives_in() -> None:
+    settings = Settings(_env_file=None, legacy_credentials_table="credentials", supabase_url="https://abc.supabase.co")
+    assert settings.problems() == [
+        "LEGACY_CREDENTIALS_TABLE needs SUPABASE_URL and SUPABASE_SECRET_KEY: the original's table is read in that "
+        "Supabase project with its secret (service role) key"
+    ]
+
+
+@pytest.mark.parametrize("table", ["public.credentials", "credentials;drop", "1credentials", "c" * 64, "crédits"])
+def test_an_original_table_that_is_not_a_table_name_is_a_problem(table: str) -> None:
+    (problem,) = production(legacy_credentials_table=table).problems()
+    assert problem.startswith("LEGACY_CREDENTIALS_TABLE ")
+    assert "is not a table name: use the original backend's table, credentials" in problem
+
+
+def test_the_original_table_cannot_be_dokis_own() -> None:
+    (problem,) = production(legacy_credentials_table="doki_credentials").problems()
+    assert problem.startswith("LEGACY_CREDENTIALS_TABLE and CREDENTIALS_TABLE are both 'doki_credentials'")
+
+
+def test_a_bad_original_key_is_named_by_position_never_shown() -> None:
+    bad = secret("a malformed legacy key", GOOD_KEY[:-2] + "+=")
+    (problem,) = production(legacy_credentials_table="credentials", legacy_encryption_key=f"{OLD_KEY},{bad}").problems()
+    assert problem.startswith("LEGACY_ENCRYPTION_KEY key #2 is not a valid Fernet key: it is standard base64")
+    assert "the original backend's ENCRYPTION_KEY_NAME value" in problem
+    assert bad not in problem
+
+
+def test_an_original_key_without_the_original_table_is_a_problem_not_silently_ignored() -> None:
+    (problem,) = production(legacy_encryption_key=OLD_KEY).problems()
+    assert problem.startswith("LEGACY_ENCRYPTION_KEY is set but LEGACY_CREDENTIALS_TABLE is not")
+
+
+def test_the_app_refuses_to_start_on_a_bad_original_table() -> None:
+    with pytest.raises(ConfigError, match="LEGACY_CREDENTIALS_TABLE"):
+        create_app(production(legacy_credentials_table="no such table"))

@@ -9,6 +9,11 @@ pg-safeupdate does); `Prefer: return=representation|minimal`. Errors carry Postg
 answer) or a bearer token that is not a valid JWT (PGRST301), 404 PGRST205 for an unknown table, 400 42703
 for an unknown column, 409 23505 for a duplicate insert, 400 22P02 for a bad uuid.
 
+`bytea` columns take and give what Postgres's text forms do (https://www.postgresql.org/docs/current/datatype-binary.html):
+a JSON string in is read as bytea input, hex (`\\x` and digit pairs) or escape format (other characters as their
+UTF-8 bytes, `\\\\` and `\\ooo` escapes), and a value out is the hex output format (`bytea_output = hex`, the
+default): `"\\x"` and lowercase hex digits, which PostgREST hands over as a JSON string.
+
 The root, `GET /rest/v1/`, serves PostgREST's OpenAPI (Swagger 2.0) description of the schema's tables as
 PostgREST builds it: one `definitions` entry per table with its non-null columns in `required`, each column's
 Postgres type in `format` and its JSON type in `type`, keys noted in the column description
@@ -60,6 +65,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _now_without_time_zone() -> str:
+    # `timestamp` (without time zone) keeps the server's wall time, UTC on Supabase, and prints no offset.
+    return datetime.now(UTC).replace(tzinfo=None).isoformat()
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """A table's shape: its columns, primary key, and what the database fills in on its own."""
@@ -84,6 +94,8 @@ class TableSpec:
     enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # False for a read-only view: its OpenAPI path has `get` only.
     writable: bool = True
+    # Columns of type bytea: stored as bytes, read in and written out in Postgres's text forms (see the docstring).
+    bytea_columns: frozenset[str] = frozenset()
 
 
 # Mirrors migrations/supabase/0001_doki_credentials.sql (tests/container/test_migration_postgres.py holds it to the
@@ -103,6 +115,47 @@ CREDENTIALS_TABLE = TableSpec(
     },
     sql_defaults={"metadata": "'{}'::jsonb", "created_at": "now()", "updated_at": "now()"},
     comment="Doki connector credentials, encrypted by the backend; read only with the service role.",
+)
+
+
+# The original backend's table (Tsu-kimi/Doki-Backend at 3beecd6): the columns AUTH_IMPLEMENTATION.md:248-259
+# documents, plus `metadata`, which app/connectors/supabase.py:55-61 writes (jsonb) and Google rows leave out.
+# Rows are only ever inserted there, several per user and provider.
+ORIGINAL_CREDENTIALS_TABLE = TableSpec(
+    columns=(
+        "id",
+        "user_id",
+        "provider",
+        "access_token_encrypted",
+        "refresh_token_encrypted",
+        "expires_at",
+        "scopes",
+        "metadata",
+        "created_at",
+        "updated_at",
+    ),
+    primary_key=("id",),
+    not_null=frozenset({"id", "user_id", "provider", "created_at", "updated_at"}),
+    uuid_columns=frozenset({"id", "user_id"}),
+    defaults={
+        "id": lambda: str(uuid.uuid4()),
+        "created_at": _now_without_time_zone,
+        "updated_at": _now_without_time_zone,
+    },
+    touch_on_update=("updated_at",),
+    types={
+        "id": "uuid",
+        "user_id": "uuid",
+        "access_token_encrypted": "bytea",
+        "refresh_token_encrypted": "bytea",
+        "expires_at": "timestamp without time zone",
+        "scopes": "text[]",
+        "metadata": "jsonb",
+        "created_at": "timestamp without time zone",
+        "updated_at": "timestamp without time zone",
+    },
+    sql_defaults={"id": "gen_random_uuid()", "created_at": "now()", "updated_at": "now()"},
+    bytea_columns=frozenset({"access_token_encrypted", "refresh_token_encrypted"}),
 )
 
 
@@ -132,6 +185,7 @@ class _Fault:
     status: int
     body: bytes
     content_type: str
+    method: str | None = None
 
 
 class FakePostgrest:
@@ -221,8 +275,11 @@ class FakePostgrest:
         status: int = 503,
         body: str | None = None,
         content_type: str = "application/json",
+        *,
+        method: str | None = None,
     ) -> None:
-        """Answer the next `count` requests with `status` and `body` (PostgREST's PGRST001 by default)."""
+        """Answer the next `count` requests (those with `method`, when given) with `status` and `body` (PostgREST's
+        PGRST001 by default)."""
         if body is None:
             body = json.dumps(
                 {
@@ -233,7 +290,7 @@ class FakePostgrest:
                 }
             )
         with self._lock:
-            self._faults += [_Fault(status, body.encode(), content_type)] * count
+            self._faults += [_Fault(status, body.encode(), content_type, method)] * count
 
     def delay_next(self, count: int, seconds: float) -> None:
         """Hold the next `count` requests for `seconds` before answering (`stop()` releases them)."""
@@ -253,9 +310,11 @@ class FakePostgrest:
 
     # The request handler calls these.
 
-    def _take_fault(self) -> tuple[_Fault | None, float]:
+    def _take_fault(self, method: str) -> tuple[_Fault | None, float]:
         with self._lock:
-            fault = self._faults.pop(0) if self._faults else None
+            fault = next((f for f in self._faults if f.method in (None, method)), None)
+            if fault is not None:
+                self._faults.remove(fault)
             delay = self._delays.pop(0) if self._delays else 0.0
         return fault, delay
 
@@ -520,7 +579,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {name.lower(): value for name, value in self.headers.items()}
         body = self.rfile.read(int(headers.get("content-length") or 0))
         fake.requests.append(RecordedRequest(self.command, parts.path, query, headers))
-        fault, delay = fake._take_fault()
+        fault, delay = fake._take_fault(self.command)
         if delay:
             fake._wait(delay)
         if fault is not None:
@@ -620,7 +679,70 @@ def _checked(spec: TableSpec, table: str, row: Row) -> Row:
                 )
         elif column in spec.uuid_columns:
             row[column] = _canonical_uuid(row[column])
+        elif column in spec.bytea_columns and not isinstance(row[column], bytes):
+            row[column] = _bytea_input(row[column])
     return row
+
+
+def _bytea_input(value: Any) -> bytes:
+    """A JSON value as Postgres reads it into a bytea column: a string in hex or escape format."""
+    if not isinstance(value, str):
+        raise PostgrestError(400, "22P02", "invalid input syntax for type bytea")
+    if value.startswith("\\x"):
+        return _bytea_hex(value[2:])
+    return _bytea_escape(value)
+
+
+def _bytea_hex(digits: str) -> bytes:
+    # Postgres's hex_decode (src/backend/utils/adt/encode.c): whitespace between digit pairs, never inside one.
+    out = bytearray()
+    position = 0
+    while position < len(digits):
+        if digits[position] in " \n\t\r":
+            position += 1
+            continue
+        high = _hex_digit(digits[position])
+        if position + 1 >= len(digits):
+            raise PostgrestError(400, "22023", "invalid hexadecimal data: odd number of digits")
+        out.append(high << 4 | _hex_digit(digits[position + 1]))
+        position += 2
+    return bytes(out)
+
+
+def _hex_digit(char: str) -> int:
+    if char not in "0123456789abcdefABCDEF":
+        raise PostgrestError(400, "22023", f'invalid hexadecimal digit: "{char}"')
+    return int(char, 16)
+
+
+def _bytea_escape(text: str) -> bytes:
+    # Postgres's byteain (src/backend/utils/adt/varlena.c): `\\` is one backslash, `\ooo` (first digit 0-3) an
+    # octal byte, any other backslash an error; every other character stands for its own bytes.
+    out = bytearray()
+    position = 0
+    while position < len(text):
+        char = text[position]
+        if char != "\\":
+            out += char.encode()
+            position += 1
+        elif text[position + 1 : position + 2] == "\\":
+            out.append(0x5C)
+            position += 2
+        elif _is_octal_escape(text[position + 1 : position + 4]):
+            out.append(int(text[position + 1 : position + 4], 8))
+            position += 4
+        else:
+            raise PostgrestError(400, "22P02", "invalid input syntax for type bytea")
+    return bytes(out)
+
+
+def _is_octal_escape(digits: str) -> bool:
+    return len(digits) == 3 and digits[0] in "0123" and all(d in "01234567" for d in digits[1:])
+
+
+def _output(value: Any) -> Any:
+    """A stored value as PostgREST answers it: bytea in Postgres's hex output format, the rest as it is."""
+    return "\\x" + value.hex() if isinstance(value, bytes) else value
 
 
 def _unknown_columns(spec: TableSpec, table: str, payload: Row) -> None:
@@ -755,7 +877,7 @@ class _Params:
         return all(predicate(row) for predicate in self.filters)
 
     def project(self, rows: list[Row]) -> list[Row]:
-        return [{column: row[column] for column in self.select} for row in rows]
+        return [{column: _output(row[column]) for column in self.select} for row in rows]
 
     def shape(self, rows: list[Row]) -> list[Row]:
         """GET's answer: filtered, ordered, sliced, projected."""

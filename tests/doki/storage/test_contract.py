@@ -69,6 +69,47 @@ def test_metadata_left_out_is_stored_as_empty(store: CredentialStore) -> None:
     assert read.metadata == {}
 
 
+def test_insert_if_absent_inserts_a_new_row_and_returns_it(store: CredentialStore) -> None:
+    user = new_user()
+
+    inserted = store.insert_if_absent(user, "google", "imported", {"migrated_from": "credentials:1"})
+
+    assert inserted is not None
+    assert store.get(user, "google") == inserted
+    assert (inserted.ciphertext, inserted.metadata) == ("imported", {"migrated_from": "credentials:1"})
+
+
+def test_insert_if_absent_leaves_a_row_already_there_exactly_as_it_was(store: CredentialStore) -> None:
+    user = new_user()
+    mine = store.put(user, "google", "connected-meanwhile", {"email": "a@example.org"})
+
+    assert store.insert_if_absent(user, "google", "imported", {"migrated_from": "credentials:1"}) is None
+
+    assert store.get(user, "google") == mine
+    assert len(store.list_for_user(user)) == 1
+
+
+def test_insert_if_absent_stores_metadata_left_out_as_empty(store: CredentialStore) -> None:
+    user = new_user()
+
+    inserted = store.insert_if_absent(user, "google", "c")
+
+    assert inserted is not None
+    assert inserted.metadata == {}
+    assert inserted.updated_at.utcoffset() is not None
+
+
+def test_concurrent_insert_if_absent_lets_exactly_one_writer_win(store: CredentialStore) -> None:
+    user = new_user()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda n: store.insert_if_absent(user, "google", f"c-{n}"), range(8)))
+
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert store.get(user, "google") == winners[0]
+
+
 def test_listing_returns_only_that_users_credentials_ordered_by_provider(store: CredentialStore) -> None:
     user, other = new_user(), new_user()
     for provider in ("notion", "github", "google"):
