@@ -212,6 +212,23 @@ def test_a_password_the_original_accepted_but_supabase_refuses_is_a_422_where_th
     assert status_difference("weak password at sign-up") == ("500", "422 `weak_password`, with Supabase's `reasons`")
 
 
+def test_a_password_shorter_than_6_is_fastapis_422_as_the_originals_sign_up_request_refused_it(doki: Backend) -> None:
+    # The original's SignUpRequest had `password: str = Field(min_length=6)`: FastAPI refused the body itself, with
+    # its own 422 (`detail` an array of problems), before Supabase was asked. A frontend may show that array's `msg`.
+    request = {"email": "grace@example.com", "password": "abc12", "display_name": "Grace"}
+    with pytest.raises(ValueError, match="at least 6 characters"):
+        SignUpRequest.model_validate(request)
+    response = doki.client.post("/auth/signup", json=request)
+    assert response.status_code == 422, response.text
+    [problem] = ValidationErrorBody.model_validate_json(response.text, strict=True).detail
+    assert (problem.loc, problem.type, problem.msg) == (
+        ["body", "password"],
+        "string_too_short",
+        "String should have at least 6 characters",
+    )
+    assert "grace@example.com" not in doki.supabase.users
+
+
 # --- POST /auth/signin -------------------------------------------------------------------------------------------
 
 
