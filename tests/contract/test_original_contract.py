@@ -9,17 +9,20 @@ string, an int an int, an array an array), this backend's own fields allowed bes
 original's `{"detail": "<text>"}`.
 
 Where this backend answers differently on purpose, the test asserts the difference itself and that
-docs/migrating-from-the-original.md tells a frontend about it.
+docs/migrating-from-the-original.md tells a frontend about it: every row of its table of status codes that differ, and
+each of its small differences. Two of those the fakes do not produce by themselves, a chart sheet and a Google ID token
+without an email, so their tests extend the fakes for the case (`with_a_chart_sheet`, `without_email`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+import jwt
 import pytest
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tests.contract.conftest import PROJECT_ANON, PROJECT_SECRET
 from tests.contract.original_models import (
@@ -41,9 +44,10 @@ from tests.contract.original_models import (
     TableSchema,
     ValidationErrorBody,
 )
-from tests.doki.api.google_harness import Backend, account
-from tests.fakes.google import Account
+from tests.doki.api.google_harness import Backend, account, backend
+from tests.fakes.google import Account, FakeGoogle
 from tests.fakes.postgrest import FakePostgrest
+from tests.fakes.supabase_auth import FakeSupabaseAuth
 from tests.helpers import REPO, secret
 
 M = TypeVar("M", bound=BaseModel)
@@ -202,6 +206,23 @@ def test_sign_up_with_an_email_already_registered_is_the_originals_400(doki: Bac
     assert error(sign_up(doki), 400) == "Email already registered"
 
 
+def test_a_repeated_sign_up_with_email_confirmation_on_answers_as_a_new_one_as_supabase_tells_nothing(
+    doki: Backend,
+) -> None:
+    # Supabase's default (confirmation on) answers a repeated sign-up 200 with a stand-in user, not an error, so that
+    # signing up does not tell who has an account: nor can Doki's answer, and it is the pending one, not the 400.
+    doki.supabase.confirm_email = True
+    grace = doki.supabase.add_user("grace@example.com", PASSWORD)  # her account, confirmed
+    body = original(AuthResponse, sign_up(doki))
+    assert (body.status, body.access_token, body.refresh_token) == ("pending_confirmation", "", None)
+    user = original_dict(AuthUser, body.user)
+    assert (user.email, user.display_name) == ("grace@example.com", "Grace Hopper")
+    assert user.id != grace.id  # Supabase's stand-in, not her account
+    assert guide_says(
+        "already registered answers 400", "with email confirmation on", "Doki answers as for a new sign-up"
+    )
+
+
 def test_a_password_the_original_accepted_but_supabase_refuses_is_a_422_where_the_original_said_500(
     doki: Backend,
 ) -> None:
@@ -320,6 +341,20 @@ def test_google_login_redirects_the_browser_to_googles_consent_screen(doki: Back
     assert guide_says("`GET /auth/google/login`", "302", "307")
 
 
+def test_google_login_on_a_server_without_googles_settings_is_a_503_where_the_original_said_500(
+    google: FakeGoogle, supabase: FakeSupabaseAuth
+) -> None:
+    # The original's case: GOOGLE_REDIRECT_URI unset (500 "GOOGLE_REDIRECT_URI is not configured"). Ours is 503, the
+    # server not set up for it rather than broken, with the settings to set in the hint.
+    with backend("production", google, supabase, google_redirect_uri=None) as unconfigured:
+        response = unconfigured.login()
+    assert error(response, 503) == "Google sign-in is not configured on this server"
+    assert response.json()["code"] == "google_not_configured"
+    assert "GOOGLE_REDIRECT_URI" in response.json()["hint"]
+    original_status, ours = status_difference("`auth/google/login` on a server without")
+    assert original_status == "500" and ours.startswith("503 `google_not_configured`")
+
+
 def test_the_google_callback_answers_the_originals_json_whose_token_opens_the_other_routes(doki: Backend) -> None:
     body = original(GoogleCallbackResponse, doki.sign_in_with_google())
     assert body.status == "authenticated"
@@ -328,6 +363,37 @@ def test_the_google_callback_answers_the_originals_json_whose_token_opens_the_ot
     # Google is connected by the same trip: the list answers (empty: Ada's Drive has no spreadsheet yet).
     listed = doki.client.get("/connectors/sheets/list", headers=bearer(body.access_token))
     assert original_list(SpreadsheetInfo, listed) == []
+
+
+def without_email(google: FakeGoogle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Google's ID tokens carry no `email` from now on, as Google's carry none without the `email` scope
+    (https://developers.google.com/identity/openid-connect/openid-connect#an-id-tokens-payload). The fake always
+    writes it, so each token it issues is signed again without `email` and `email_verified`, with the fake's key."""
+    issue = google.id_token
+
+    def id_token(account: Account, **kwargs: Any) -> str:
+        claims = jwt.decode(issue(account, **kwargs), options={"verify_signature": False})
+        claims = {name: value for name, value in claims.items() if name not in {"email", "email_verified"}}
+        token = jwt.encode(claims, google.key, algorithm="RS256", headers={"kid": google.kid})
+        return secret("a Google ID token without email", token)
+
+    monkeypatch.setattr(google, "id_token", id_token)
+
+
+def test_the_callbacks_user_email_is_null_where_googles_id_token_carries_none(
+    doki: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    without_email(doki.google, monkeypatch)
+    response = doki.sign_in_with_google()
+    assert response.status_code == 200, response.text
+    # The one place the body leaves the original's shape, whose `email` was always a string.
+    with pytest.raises(ValidationError) as departs:
+        original(GoogleCallbackResponse, response)
+    assert [(problem["loc"], problem["type"]) for problem in departs.value.errors()] == [
+        (("user", "email"), "string_type")
+    ]
+    assert response.json()["user"]["email"] is None
+    assert guide_says("`user.email` is null when Google's ID token carries no email", "always a string")
 
 
 def test_a_google_callback_the_browser_never_started_is_the_originals_400(doki: Backend) -> None:
@@ -368,6 +434,49 @@ def test_the_schema_is_the_originals_spreadsheet_schema(doki: Backend) -> None:
         ("Expenses", 0, [("item", 0), ("amount", 1)]),
         ("Notes", 1000, [("text", 0)]),
     ]
+
+
+def test_a_blank_header_cell_is_named_by_its_column_letter_where_the_original_kept_it_empty(doki: Backend) -> None:
+    tabs = {"Expenses": [["item", "", "amount"], ["rent", "monthly", 900]]}
+    spreadsheet_id = doki.google.add_spreadsheet(ada(doki), "Budget", tabs)
+    token = signed_in_with_google(doki)
+    response = doki.client.get(
+        "/connectors/sheets/schema", params={"spreadsheet_id": spreadsheet_id}, headers=bearer(token)
+    )
+    [tab] = original(SpreadsheetSchema, response).sheets
+    assert [(c.name, c.index) for c in tab.columns] == [("item", 0), ("B", 1), ("amount", 2)]  # the original: ""
+    assert guide_says("a blank header cell gets its column's letter as its name", "kept an empty name")
+
+
+def with_a_chart_sheet(google: FakeGoogle, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every spreadsheet gains a chart sheet after its tabs: a sheet of `sheetType` OBJECT, which holds no cells and
+    has no `gridProperties` (https://developers.google.com/workspace/sheets/api/reference/rest/v4/spreadsheets/sheets#SheetType).
+    The fake serves grid tabs only, so its spreadsheet resource is extended here. The ids of the spreadsheets it
+    described so, returned."""
+    describe, described_with_a_chart = google._spreadsheet_resource, []
+
+    def resource(sheet: Any) -> dict[str, Any]:
+        described = describe(sheet)
+        described_with_a_chart.append(described["spreadsheetId"])
+        chart = {"sheetId": 123456, "title": "Chart1", "index": len(described["sheets"]), "sheetType": "OBJECT"}
+        return {**described, "sheets": [*described["sheets"], {"properties": chart}]}
+
+    monkeypatch.setattr(google, "_spreadsheet_resource", resource)
+    return described_with_a_chart
+
+
+def test_the_schema_lists_the_tabs_that_hold_cells_and_no_chart_sheet(
+    doki: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    described_with_a_chart = with_a_chart_sheet(doki.google, monkeypatch)
+    spreadsheet_id = doki.google.add_spreadsheet(ada(doki), "Budget", {"Expenses": [["item", "amount"]]})
+    token = signed_in_with_google(doki)
+    response = doki.client.get(
+        "/connectors/sheets/schema", params={"spreadsheet_id": spreadsheet_id}, headers=bearer(token)
+    )
+    assert [tab.sheet_name for tab in original(SpreadsheetSchema, response).sheets] == ["Expenses"]
+    assert spreadsheet_id in described_with_a_chart  # Google did describe the chart sheet
+    assert guide_says("`sheets[]` lists the tabs that hold cells", "chart sheets")
 
 
 def test_the_schema_without_a_spreadsheet_id_is_fastapis_422_as_the_originals_was(doki: Backend) -> None:
