@@ -57,8 +57,16 @@ def image(docker_client: Any, build_context: Path) -> Iterator[Build]:
     yield build
 
 
-# Debian's PostgreSQL 15 on the stand-in base, for migrations/supabase/ (tests/container/test_migration_postgres.py).
-# Supabase runs PostgreSQL 15 too; what it adds on top (roles, the auth schema) is in supabase_stand_in.sql.
+# Debian's PostgreSQL 15 on the stand-in base (Debian bookworm, whose PostgreSQL is 15), for migrations/supabase/
+# (tests/container/test_migration_postgres.py). `postgresql-15` by name, not the `postgresql` that follows the
+# release: on another Debian the build stops there, rather than install another major beside the PATH set below.
+# Supabase itself: new projects on its platform run PostgreSQL 17 ("Postgres 17 is what we currently default to on the
+# Supabase platform"), and self-hosted Supabase ships 15 until its default moves to 17 in June 2026 (Supabase's
+# changelog, 2026-05-18); projects made earlier keep their version until upgraded
+# (https://supabase.com/docs/guides/platform/upgrading).
+# https://supabase.com/changelog/46080-self-hosted-supabase-upgrading-from-pg-15-to-17-breaking-change
+# So our SQL is checked on 15; nothing here runs it on 17. What Supabase adds on top (roles, the auth schema) is in
+# supabase_stand_in.sql.
 POSTGRES_DOCKERFILE = """\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
@@ -69,7 +77,7 @@ RUN apt-get update -q \\
     && DEBIAN_FRONTEND=noninteractive $APT_INSTALL postgresql-common \\
     && sed -ri 's/^#? *create_main_cluster *=.*/create_main_cluster = false/' \\
         /etc/postgresql-common/createcluster.conf \\
-    && DEBIAN_FRONTEND=noninteractive $APT_INSTALL postgresql \\
+    && DEBIAN_FRONTEND=noninteractive $APT_INSTALL postgresql-15 \\
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data
 USER postgres

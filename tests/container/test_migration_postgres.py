@@ -1,5 +1,6 @@
-"""migrations/supabase/*.sql on a real PostgreSQL (Debian's 15; Supabase runs 15 too), dressed as a Supabase project's
-database (supabase_stand_in.sql), reached the ways the backend and a browser reach it: as PostgREST's roles.
+"""migrations/supabase/*.sql on a real PostgreSQL (Debian bookworm's 15: a Supabase project runs 15 or, if new, 17; see
+POSTGRES_DOCKERFILE), dressed as a Supabase project's database (supabase_stand_in.sql), reached the ways the backend
+and a browser reach it: as PostgREST's roles.
 
 The fake PostgREST (tests/fakes/postgrest.py) only models this table; here its grants, row level security,
 constraints, `updated_at` trigger and cascade from auth.users run for real, and the fake's spec of it is held to the
