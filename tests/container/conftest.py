@@ -118,8 +118,8 @@ class Session:
     """One psql kept open in the container, logged in as one role, statements written to it one at a time: a round
     trip takes milliseconds, where a psql per statement costs a `docker exec` and a new connection (~0.2 s).
 
-    After each statement psql echoes a marker with the statement's SQLSTATE (`00000` when it succeeded) and, when it
-    failed, the error's message: what the statement returned is what came before the marker."""
+    After each statement psql echoes a marker with the SQLSTATE of the error it met (`00000` when none) and that
+    error's message: what the statement returned is what came before the marker."""
 
     TIMEOUT = 30.0
 
@@ -134,11 +134,21 @@ class Session:
         self._unread = b""
 
     def run(self, statement: str) -> list[str]:
-        """The rows `statement` returned, one line each; SqlError if PostgreSQL refused it."""
+        """The rows `statement` returned, one line each; SqlError if PostgreSQL refused it.
+
+        The `;` that ends it goes on a line of its own: appended to a statement ending in a `-- comment`, it would be
+        commented out, and psql would hold the statement back, to send it glued to whatever comes next. The error is
+        read from psql's LAST_ERROR_SQLSTATE, reset first, not from SQLSTATE, the last query's: a statement written
+        with its own `;` and a comment after it sends that lone `;` as an empty query, which succeeds and would hide
+        the statement's error."""
         assert self.process.stdin is not None
         marker = f"doki-{uuid.uuid4().hex}"
         self.process.stdin.write(
-            f"{statement.rstrip().rstrip(';')};\n\\echo {marker} :SQLSTATE :LAST_ERROR_MESSAGE\n".encode()
+            (
+                "\\set LAST_ERROR_SQLSTATE 00000\n\\set LAST_ERROR_MESSAGE\n"
+                f"{statement.rstrip().rstrip(';')}\n;\n"
+                f"\\echo {marker} :LAST_ERROR_SQLSTATE :LAST_ERROR_MESSAGE\n"
+            ).encode()
         )
         self.process.stdin.flush()
         output, status = self._until(marker)

@@ -325,3 +325,15 @@ def test_the_fake_postgrest_declares_the_real_tables_columns_key_defaults_and_co
     assert set(spec.defaults) == set(defaults)  # the fake fills in exactly the columns Postgres does
     assert tuple(primary_key) == spec.primary_key
     assert db.value(f"select to_json(obj_description('{TABLE}'::regclass, 'pg_class'))") == spec.comment
+
+
+# The harness itself: one psql session per role serves the whole module, so a session left in a bad state by one
+# test must not reach the next.
+
+
+def test_a_statement_ending_in_a_comment_runs_and_an_error_before_its_comment_is_still_seen(db: Postgres) -> None:
+    assert db.scratch("select 1 -- a comment, after which the harness's own ; must still count") == ["1"]
+    with pytest.raises(SqlError) as refused:
+        db.scratch("select 1 / 0; -- the statement's own ; then a comment: psql runs an empty query after")
+    assert refused.value.sqlstate == "22012"
+    assert db.scratch("select 2") == ["2"]
