@@ -437,7 +437,7 @@ def test_the_schema_is_the_originals_spreadsheet_schema(doki: Backend) -> None:
 
 
 def test_a_blank_header_cell_is_named_by_its_column_letter_where_the_original_kept_it_empty(doki: Backend) -> None:
-    tabs = {"Expenses": [["item", "", "amount"], ["rent", "monthly", 900]]}
+    tabs: dict[str, list[list[Any]]] = {"Expenses": [["item", "", "amount"], ["rent", "monthly", 900]]}
     spreadsheet_id = doki.google.add_spreadsheet(ada(doki), "Budget", tabs)
     token = signed_in_with_google(doki)
     response = doki.client.get(
