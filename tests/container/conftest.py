@@ -15,6 +15,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,8 +58,16 @@ def image(docker_client: Any, build_context: Path) -> Iterator[Build]:
     yield build
 
 
-# Debian's PostgreSQL 15 on the stand-in base, for migrations/supabase/ (tests/container/test_migration_postgres.py).
-# Supabase runs PostgreSQL 15 too; what it adds on top (roles, the auth schema) is in supabase_stand_in.sql.
+# Debian's PostgreSQL 15 on the stand-in base (Debian bookworm, whose PostgreSQL is 15), for migrations/supabase/
+# (tests/container/test_migration_postgres.py). `postgresql-15` by name, not the `postgresql` that follows the
+# release: on another Debian the build stops there, rather than install another major beside the PATH set below.
+# Supabase itself: new projects on its platform run PostgreSQL 17 ("Postgres 17 is what we currently default to on the
+# Supabase platform"), and self-hosted Supabase ships 15 until its default moves to 17 in June 2026 (Supabase's
+# changelog, 2026-05-18); projects made earlier keep their version until upgraded
+# (https://supabase.com/docs/guides/platform/upgrading).
+# https://supabase.com/changelog/46080-self-hosted-supabase-upgrading-from-pg-15-to-17-breaking-change
+# So our SQL is checked on 15; nothing here runs it on 17. What Supabase adds on top (roles, the auth schema) is in
+# supabase_stand_in.sql.
 POSTGRES_DOCKERFILE = """\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
@@ -69,7 +78,7 @@ RUN apt-get update -q \\
     && DEBIAN_FRONTEND=noninteractive $APT_INSTALL postgresql-common \\
     && sed -ri 's/^#? *create_main_cluster *=.*/create_main_cluster = false/' \\
         /etc/postgresql-common/createcluster.conf \\
-    && DEBIAN_FRONTEND=noninteractive $APT_INSTALL postgresql \\
+    && DEBIAN_FRONTEND=noninteractive $APT_INSTALL postgresql-15 \\
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH PGDATA=/var/lib/postgresql/data
 USER postgres
@@ -110,13 +119,17 @@ class Session:
     """One psql kept open in the container, logged in as one role, statements written to it one at a time: a round
     trip takes milliseconds, where a psql per statement costs a `docker exec` and a new connection (~0.2 s).
 
-    After each statement psql echoes a marker with the statement's SQLSTATE (`00000` when it succeeded) and, when it
-    failed, the error's message: what the statement returned is what came before the marker."""
+    After each statement psql echoes a marker with the SQLSTATE of the error it met (`00000` when none) and that
+    error's message: what the statement returned is what came before the marker. A session that did not reach its
+    marker (a timeout, psql gone) is spent: `kill` it."""
 
-    TIMEOUT = 30.0
+    TIMEOUT = 30.0  # for psql to answer a statement
+    CLOSE_TIMEOUT = 10.0  # for psql to quit once its input ends, before it is killed
 
     def __init__(self, container: Any, user: str) -> None:
+        self.container = container
         self.user = user
+        self.backend_pid: int | None = None
         self.process = Process(
             ["docker", "exec", "--interactive", container.id, *PSQL, f"--username={user}"],
             stdin=subprocess.PIPE,
@@ -124,13 +137,30 @@ class Session:
             stderr=subprocess.PIPE,
         )
         self._unread = b""
+        try:
+            # The server process serving this session, for `kill` to end.
+            [pid] = self.run("select pg_backend_pid()")
+        except BaseException:
+            self.kill()
+            raise
+        self.backend_pid = int(pid)
 
     def run(self, statement: str) -> list[str]:
-        """The rows `statement` returned, one line each; SqlError if PostgreSQL refused it."""
+        """The rows `statement` returned, one line each; SqlError if PostgreSQL refused it.
+
+        The `;` that ends it goes on a line of its own: appended to a statement ending in a `-- comment`, it would be
+        commented out, and psql would hold the statement back, to send it glued to whatever comes next. The error is
+        read from psql's LAST_ERROR_SQLSTATE, reset first, not from SQLSTATE, the last query's: a statement written
+        with its own `;` and a comment after it sends that lone `;` as an empty query, which succeeds and would hide
+        the statement's error."""
         assert self.process.stdin is not None
         marker = f"doki-{uuid.uuid4().hex}"
         self.process.stdin.write(
-            f"{statement.rstrip().rstrip(';')};\n\\echo {marker} :SQLSTATE :LAST_ERROR_MESSAGE\n".encode()
+            (
+                "\\set LAST_ERROR_SQLSTATE 00000\n\\set LAST_ERROR_MESSAGE\n"
+                f"{statement.rstrip().rstrip(';')}\n;\n"
+                f"\\echo {marker} :LAST_ERROR_SQLSTATE :LAST_ERROR_MESSAGE\n"
+            ).encode()
         )
         self.process.stdin.flush()
         output, status = self._until(marker)
@@ -158,10 +188,30 @@ class Session:
         self._unread = self._unread[end + 1 :]
         return output.decode(), status.decode()
 
+    def kill(self) -> None:
+        """End the session now, whatever it is doing. Its server process first, as the bootstrap superuser: killing
+        the `docker exec` client alone leaves a running query running, and the transaction open with its locks until
+        it ends; terminated, the transaction rolls back. Then psql, through its client."""
+        try:
+            if self.backend_pid is not None:
+                wait = int(self.CLOSE_TIMEOUT * 1000)  # ms, for the server process to be gone
+                terminate = f"--command=select pg_terminate_backend({self.backend_pid}, {wait})"
+                _, output = self.container.exec_run([*PSQL, "--username=supabase_admin", terminate])
+                record(f"the output of psql in container {self.container.name}", output)
+                self.backend_pid = None
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait(timeout=self.CLOSE_TIMEOUT)
+
     def close(self) -> None:
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait(timeout=10)
+        """psql's input ended, for it to quit; killed if it has not within CLOSE_TIMEOUT (a statement still running)."""
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            self.process.wait(timeout=self.CLOSE_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired):
+            self.kill()
 
 
 @dataclass
@@ -201,16 +251,25 @@ class Postgres:
         if user not in self.sessions:
             self.sessions[user] = Session(self.container, user)
         session = self.sessions[user]
-        session.run("begin")
-        rows = []
         try:
-            for statement in statements:
-                rows += session.run(statement)
+            session.run("begin")
+            rows = []
+            try:
+                for statement in statements:
+                    rows += session.run(statement)
+            except SqlError:
+                session.run("rollback")
+                raise
+            session.run(end)
+            return rows
         except SqlError:
-            session.run("rollback")
+            raise  # PostgreSQL refused a statement: rolled back, every marker read, the session as good as new
+        except BaseException:
+            # Anything else (a timeout, psql gone, an interrupt) may leave the transaction open and psql's output
+            # unread: the next test must not inherit them. Its session ends, and the next transaction gets a new one.
+            del self.sessions[user]
+            session.kill()
             raise
-        session.run(end)
-        return rows
 
     def run_files(self, *paths: Path, user: str) -> None:
         """Run each file as one transaction (as `supabase db push` applies a migration) logged in as `user`, stopping
@@ -244,8 +303,11 @@ class Postgres:
         raise AssertionError(f"PostgreSQL did not start:\n{self.container.logs().decode(errors='replace')}")
 
     def close(self) -> None:
-        for session in self.sessions.values():
-            session.close()
+        """Every session closed, each even if closing another failed."""
+        sessions, self.sessions = list(self.sessions.values()), {}
+        with ExitStack() as closing:
+            for session in sessions:
+                closing.callback(session.close)
 
 
 @pytest.fixture(scope="session")

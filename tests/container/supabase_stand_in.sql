@@ -9,7 +9,8 @@
 
 -- The role migrations run as: the dashboard's SQL editor and `supabase db push` log in as postgres, which Supabase
 -- demotes from superuser but leaves able to bypass RLS (10000000000000_demote-postgres.sql), and which owns the
--- database, hence (PostgreSQL 15) the public schema (migrate.sh: `alter database postgres owner to postgres`).
+-- database, hence (PostgreSQL 15 and later) the public schema (migrate.sh: `alter database postgres owner to
+-- postgres`).
 create role postgres login nosuperuser createdb createrole replication bypassrls;
 alter database postgres owner to postgres;
 

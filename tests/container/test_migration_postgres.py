@@ -1,5 +1,6 @@
-"""migrations/supabase/*.sql on a real PostgreSQL (Debian's 15; Supabase runs 15 too), dressed as a Supabase project's
-database (supabase_stand_in.sql), reached the ways the backend and a browser reach it: as PostgREST's roles.
+"""migrations/supabase/*.sql on a real PostgreSQL (Debian bookworm's 15: a Supabase project runs 15 or, if new, 17; see
+POSTGRES_DOCKERFILE), dressed as a Supabase project's database (supabase_stand_in.sql), reached the ways the backend
+and a browser reach it: as PostgREST's roles.
 
 The fake PostgREST (tests/fakes/postgrest.py) only models this table; here its grants, row level security,
 constraints, `updated_at` trigger and cascade from auth.users run for real, and the fake's spec of it is held to the
@@ -11,13 +12,14 @@ table the migration makes, so the two cannot drift apart."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from tests.container.conftest import SUPABASE_MIGRATIONS, Postgres, SqlError, sql_literal
+from tests.container.conftest import SUPABASE_MIGRATIONS, Postgres, Session, SqlError, sql_literal
 from tests.fakes.postgrest import CREDENTIALS_TABLE
 
 pytestmark = pytest.mark.docker
@@ -324,3 +326,53 @@ def test_the_fake_postgrest_declares_the_real_tables_columns_key_defaults_and_co
     assert set(spec.defaults) == set(defaults)  # the fake fills in exactly the columns Postgres does
     assert tuple(primary_key) == spec.primary_key
     assert db.value(f"select to_json(obj_description('{TABLE}'::regclass, 'pg_class'))") == spec.comment
+
+
+# The harness itself: one psql session per role serves the whole module, so a session left in a bad state by one
+# test must not reach the next.
+
+
+def test_a_statement_ending_in_a_comment_runs_and_an_error_before_its_comment_is_still_seen(db: Postgres) -> None:
+    assert db.scratch("select 1 -- a comment, after which the harness's own ; must still count") == ["1"]
+    with pytest.raises(SqlError) as refused:
+        db.scratch("select 1 / 0; -- the statement's own ; then a comment: psql runs an empty query after")
+    assert refused.value.sqlstate == "22012"
+    assert db.scratch("select 2") == ["2"]
+
+
+def test_a_transaction_that_times_out_is_ended_with_its_locks_and_the_next_gets_a_new_session(
+    db: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db.scratch("select 1")
+    stuck = db.sessions["postgres"]
+    backend = stuck.backend_pid
+    with monkeypatch.context() as impatient:
+        impatient.setattr(Session, "TIMEOUT", 1.0)
+        with pytest.raises(AssertionError, match="answered nothing"):
+            db.scratch(f"lock table {TABLE} in access exclusive mode", "select pg_sleep(60)")
+
+    assert db.sessions.get("postgres") is None
+    assert stuck.process.returncode is not None
+    # Its server process is gone, and with it the transaction and its lock: the table answers at once (it would wait
+    # the minute out otherwise, and this test's 30 s with it).
+    assert db.sql(f"select count(*) from pg_stat_activity where pid = {backend}") == ["0"]
+    assert db.sql(f"select count(*) >= 0 from {TABLE}", role="service_role") == ["t"]
+    assert db.sessions["postgres"] is not stuck
+
+
+def test_closing_a_session_whose_statement_still_runs_kills_it_after_the_wait(
+    db: Postgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Session, "CLOSE_TIMEOUT", 1.0)
+    session = Session(db.container, "postgres")
+    backend = session.backend_pid
+    assert session.process.stdin is not None
+    session.process.stdin.write(b"select pg_sleep(60);\n")
+    session.process.stdin.flush()
+
+    started = time.monotonic()
+    session.close()
+
+    assert time.monotonic() - started < 10  # not the minute psql would have taken to quit
+    assert session.process.returncode is not None
+    assert db.sql(f"select count(*) from pg_stat_activity where pid = {backend}") == ["0"]

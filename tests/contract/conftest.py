@@ -1,6 +1,6 @@
 """The contract suite's world: this backend wired to the repository's fakes (Google, Supabase Auth with the
-deployment's PostgREST behind it, and a user's own Supabase project), in development and in production, as the API
-tests build it (tests/doki/api/google_harness.py)."""
+deployment's PostgREST behind it, and a user's own Supabase project), in production and, where they differ, in
+development too, as the API tests build it (tests/doki/api/google_harness.py)."""
 
 from __future__ import annotations
 
@@ -48,8 +48,24 @@ def supabase(google: FakeGoogle, deployment_rest: FakePostgrest) -> Iterator[Fak
     fake.stop()
 
 
+# Production, or both: most of the original's contract does not depend on the environment, and each backend built
+# costs its fakes and app (~0.6 s), so those cases run once, in production, the stricter of the two (every route needs
+# a token, the session cookie is Secure, credentials go to the deployment's Supabase, as they do once deployed). The
+# environments differ in who a request is: development lets a request without a token through as its development
+# user, and the original's did too. The cases about tokens and sign-out, where that shows, take `each_environment`.
+
+
+@pytest.fixture
+def doki(production: Backend) -> Backend:
+    """The backend for every case the environment does not change: production's."""
+    return production
+
+
 @pytest.fixture(params=["development", "production"])
-def doki(request: pytest.FixtureRequest, google: FakeGoogle, supabase: FakeSupabaseAuth) -> Iterator[Backend]:
+def each_environment(
+    request: pytest.FixtureRequest, google: FakeGoogle, supabase: FakeSupabaseAuth
+) -> Iterator[Backend]:
+    """The backend in development, then in production: for the cases about tokens, which the two treat apart."""
     with backend(request.param, google, supabase) as harness:
         yield harness
 
