@@ -275,6 +275,13 @@ def test_development_and_address_literals_are_not_resolved(project: FakePostgres
 # Addresses: judged by what a connection to them reaches
 
 
+TEREDO = "a Teredo tunnel address (RFC 4380), which no Supabase project is served from"
+SIX_TO_FOUR = (
+    "a 6to4 tunnel address (RFC 3056; RFC 7526 deprecates its relays), which no Supabase project is served from"
+)
+SIX_TO_FOUR_RELAY = "a 6to4 relay anycast address (RFC 3068, deprecated by RFC 7526)"
+
+
 @pytest.mark.parametrize(
     ("address", "reason"),
     [
@@ -298,10 +305,8 @@ def test_development_and_address_literals_are_not_resolved(project: FakePostgres
         ("::ffff:169.254.169.254", "the IPv4-mapped form of 169.254.169.254, a link-local address"),
         ("::ffff:224.0.0.1", "the IPv4-mapped form of 224.0.0.1, a multicast address"),
         ("::ffff:0:10.0.0.1", "the IPv4-translated form of 10.0.0.1, a private address"),
-        ("2002:a00:1::1", "the 6to4 form of 10.0.0.1, a private address"),
-        ("2002:a9fe:a9fe::", "the 6to4 form of 169.254.169.254, a link-local address"),
-        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "the Teredo form of 10.0.0.1, a private address"),  # the client
-        ("2001:0:a00:1:8000:63bf:f7f7:f7f7", "the Teredo form of 10.0.0.1, a private address"),  # the server
+        ("192.88.99.1", SIX_TO_FOUR_RELAY),  # ipaddress calls it global
+        ("::ffff:192.88.99.1", f"the IPv4-mapped form of 192.88.99.1, {SIX_TO_FOUR_RELAY}"),
         ("64:ff9b::a00:1", "the NAT64 form of 10.0.0.1, a private address"),
         ("64:ff9b::a9fe:a9fe", "the NAT64 form of 169.254.169.254, a link-local address"),
         ("64:ff9b:1::808:808", "a local-use NAT64 address (RFC 8215), translated inside the network"),
@@ -321,8 +326,6 @@ def test_an_address_is_judged_by_the_address_a_connection_to_it_reaches(address:
         "2606:4700::1111",
         "::ffff:8.8.8.8",  # "reserved" to ipaddress, yet it reaches 8.8.8.8
         "::8.8.8.8",
-        "2002:808:808::1",
-        "2001:0:4136:e378:8000:63bf:f7f7:f7f7",  # a public Teredo server and client
         "64:ff9b::808:808",
     ],
 )
@@ -332,6 +335,38 @@ def test_a_public_address_or_a_form_carrying_one_is_allowed(address: str) -> Non
     assert address_refusal(parsed, allow_loopback=False) is None
 
 
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", TEREDO),  # a public server (65.54.227.120) and client (8.8.8.8)
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", TEREDO),  # a public server, the client 10.0.0.1
+        ("2001:0:a00:1:8000:63bf:f7f7:f7f7", TEREDO),  # the server 10.0.0.1
+        ("2001::", TEREDO),
+        ("2001:0:ffff:ffff:ffff:ffff:ffff:ffff", TEREDO),
+        ("2002:808:808::1", SIX_TO_FOUR),  # the 6to4 form of 8.8.8.8
+        ("2002:a00:1::1", SIX_TO_FOUR),  # of 10.0.0.1
+        ("2002:a9fe:a9fe::", SIX_TO_FOUR),  # of 169.254.169.254
+        ("2002::", SIX_TO_FOUR),
+        ("2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff", SIX_TO_FOUR),
+    ],
+)
+def test_teredo_and_6to4_are_refused_whatever_address_they_carry(address: str, reason: str) -> None:
+    # ipaddress calls 2002::/16 global, and 2001::/32 not global only as part of 2001::/23 (IETF protocol
+    # assignments): neither flag says why these are refused, nor would keep refusing them if the tables changed.
+    parsed = parse_address(address)
+    assert parsed is not None
+    assert address_refusal(parsed, allow_loopback=False) == reason
+    assert address_refusal(parsed, allow_loopback=True) == reason
+
+
+@pytest.mark.parametrize("address", ["2001:1::1", "2001:4860:4860::8888", "2003::1", "2001:1:0:0:8000:63bf:f7f7:f7f7"])
+def test_the_addresses_beside_teredo_and_6to4_are_not_taken_for_them(address: str) -> None:
+    parsed = parse_address(address)
+    assert parsed is not None
+    reason = address_refusal(parsed, allow_loopback=False)
+    assert reason not in (TEREDO, SIX_TO_FOUR)
+
+
 def test_a_rehearsal_on_loopback_allows_loopback_itself_but_not_a_tunnel_to_it() -> None:
     def refusal(address: str) -> str | None:
         parsed = parse_address(address)
@@ -339,14 +374,18 @@ def test_a_rehearsal_on_loopback_allows_loopback_itself_but_not_a_tunnel_to_it()
         return address_refusal(parsed, allow_loopback=True)
 
     assert [refusal(a) for a in ("127.0.0.1", "::1", "::ffff:127.0.0.1")] == [None, None, None]
-    assert refusal("2002:7f00:1::") == "the 6to4 form of 127.0.0.1, a loopback address"
+    assert refusal("2002:7f00:1::") == SIX_TO_FOUR
     assert refusal("64:ff9b::7f00:1") == "the NAT64 form of 127.0.0.1, a loopback address"
     assert refusal("10.0.0.7") == "a private address"
 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("https://[::ffff:10.0.0.1]", "IPv4-mapped form of 10.0.0.1"), ("https://224.0.0.1", "a multicast address")],
+    [
+        ("https://[::ffff:10.0.0.1]", "IPv4-mapped form of 10.0.0.1"),
+        ("https://224.0.0.1", "a multicast address"),
+        ("https://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]", TEREDO),
+    ],
 )
 def test_production_judges_an_address_literal_by_what_it_reaches(raw: str, reason: str) -> None:
     with pytest.raises(SupabaseProjectError, match="private or reserved address") as caught:
@@ -444,10 +483,12 @@ def test_a_refused_name_is_refused_before_any_connection_is_opened(project: Fake
         finally:
             await projects.aclose()
 
-    errors = [asyncio.run(main(answer)) for answer in (["93.184.216.34", "10.0.0.7"], ["64:ff9b::a00:1"])]
+    answers = (["93.184.216.34", "10.0.0.7"], ["64:ff9b::a00:1"], ["2606:4700::1111", "2002:808:808::1"])
+    errors = [asyncio.run(main(answer)) for answer in answers]
 
-    assert [e.code for e in errors] == ["supabase_invalid_url"] * 2
+    assert [e.code for e in errors] == ["supabase_invalid_url"] * 3
     assert "the NAT64 form of 10.0.0.1" in errors[1].message
+    assert f"resolves to 2002:808:808::1, a private or reserved address ({SIX_TO_FOUR})" in errors[2].message
     assert sockets.asked == []
     assert project.requests == []
 
