@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import httpcore
 import httpx
 import pytest
@@ -505,6 +506,105 @@ def test_a_checked_address_that_does_not_answer_gives_way_to_the_next_checked_on
     )
 
     assert sockets.asked == ["93.184.216.34", "93.184.216.35"]
+    assert len(project.requests) == 1
+
+
+class Blackholes(httpcore.AsyncNetworkBackend):
+    """Addresses that never answer a connection (a SYN no one answers): each attempt is recorded with the timeout it
+    was given and waits that long. With `deaf`, an attempt waits `cap` seconds whatever it was given, then fails the
+    test: an attempt the deadline did not cut short. Addresses in `up` connect to the fake on loopback."""
+
+    def __init__(self, *up: str, deaf: bool = False, cap: float = 2.0) -> None:
+        self.attempts: list[tuple[str, float | None]] = []
+        self.up = set(up)
+        self.deaf = deaf
+        self.cap = cap
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.attempts.append((host, timeout))
+        if host in self.up:
+            return await self.inner.connect_tcp("127.0.0.1", port, timeout=timeout)
+        if self.deaf:
+            await anyio.sleep(self.cap)
+            raise AssertionError(f"the attempt to connect to {host} outlived its deadline")
+        await anyio.sleep(timeout if timeout is not None else self.cap)
+        raise httpcore.ConnectTimeout(f"{host} did not answer")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class SlowResolver(ChangingResolver):
+    """DNS that takes `seconds` to answer."""
+
+    def __init__(self, seconds: float, *answers: list[str]) -> None:
+        super().__init__(*answers)
+        self.seconds = seconds
+
+    async def __call__(self, host: str) -> list[str]:
+        await anyio.sleep(self.seconds)
+        return await super().__call__(host)
+
+
+def test_a_name_whose_addresses_never_answer_fails_within_one_connect_timeout_having_tried_each() -> None:
+    # Public addresses (TEST-NET ones would be refused before any attempt), none answering; a lookup that takes a
+    # third of the time. The request's connect timeout is the whole lookup's and every attempt's, not each one's.
+    public = ["93.184.216.34", "93.184.216.35", "2606:2800:220:1:248:1893:25c8:1946"]
+    sockets = Blackholes()
+
+    async def main() -> SupabaseProjectError:
+        projects = SupabaseProjects(
+            allow_loopback=False, production=True, timeout=0.3, resolve=SlowResolver(0.1, public), sockets=sockets
+        )
+        try:
+            with pytest.raises(SupabaseProjectError) as caught:
+                await projects.verify(ProjectCredentials.checked("https://project.invalid", SECRET, None))
+            return caught.value
+        finally:
+            await projects.aclose()
+
+    error = asyncio.run(main())
+
+    assert (error.status_code, error.code) == (503, "supabase_unreachable")
+    assert (
+        error.message == "cannot reach the Supabase project at https://project.invalid (it did not answer within 0.3s)"
+    )
+    assert [address for address, _ in sockets.attempts] == public  # each address still tried, in order
+    given = [timeout for _, timeout in sockets.attempts]
+    assert all(timeout is not None for timeout in given)
+    # What the attempts were given adds up to what the lookup left of the one deadline, not a timeout each.
+    assert sum(timeout or 0.0 for timeout in given) < 0.25
+
+
+def test_an_attempt_that_ignores_its_timeout_is_cut_at_its_share_and_the_next_address_answers(
+    project: FakePostgrest,
+) -> None:
+    sockets = Blackholes("93.184.216.35", deaf=True)
+
+    async def main() -> None:
+        projects = SupabaseProjects(
+            allow_loopback=False,
+            production=True,
+            timeout=1.0,
+            resolve=ChangingResolver(["93.184.216.34", "93.184.216.35"]),
+            sockets=sockets,
+        )
+        try:
+            await projects.verify(ProjectCredentials.checked(f"http://project.invalid:{project.port}", SECRET, None))
+        finally:
+            await projects.aclose()
+
+    asyncio.run(main())
+
+    assert [address for address, _ in sockets.attempts] == ["93.184.216.34", "93.184.216.35"]
     assert len(project.requests) == 1
 
 
