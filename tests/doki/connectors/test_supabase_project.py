@@ -669,6 +669,23 @@ def test_tls_is_verified_against_the_name_while_the_connection_goes_to_the_check
     assert len(requests) == (1 if verified else 0)  # no key is sent to a server that is not the name's
 
 
+def test_the_system_resolver_keeps_getaddrinfos_order_listing_each_address_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # getaddrinfo's order is RFC 6724's (reachable and preferred first); sorting as text would put 104.18.2.3 first.
+    answers = ["2606:4700::6812:303", "104.18.3.3", "2606:4700::6812:303", "104.18.2.3", "104.18.3.3"]
+    asked: list[tuple[object, ...]] = []
+
+    def getaddrinfo(*args: object) -> list[tuple[Any, ...]]:
+        asked.append(args)
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in answers]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    assert asyncio.run(resolve_host("project.example")) == ["2606:4700::6812:303", "104.18.3.3", "104.18.2.3"]
+    assert [args[0] for args in asked] == ["project.example"]
+
+
 def test_the_system_resolver_finds_localhost_on_loopback() -> None:
     addresses = asyncio.run(resolve_host("localhost"))
     assert addresses and all(ipaddress.ip_address(a).is_loopback for a in addresses)
