@@ -105,7 +105,7 @@ class AuthUser:
     password: str | None
     confirmed: bool
     identities: set[tuple[str, str]] = field(default_factory=set)  # (provider, provider's subject)
-    banned: bool = False
+    banned: bool = False  # `banned_until` in the future (models/user.go IsBanned); see FakeSupabaseAuth.ban
     # `raw_user_meta_data`: what sign-up sent as `data` (internal/models/user.go:65, `json:"user_metadata"`).
     user_metadata: dict[str, Any] = field(default_factory=dict)
     confirmation_sent_at: float | None = None
@@ -387,6 +387,14 @@ class FakeSupabaseAuth:
             self.users[email] = user
         return user
 
+    def ban(self, email: str, *, banned: bool = True) -> AuthUser:
+        """Ban (or, with `banned=False`, unban) the user, as the dashboard's "Ban user" does through the admin API
+        (internal/api/admin.go adminUserUpdate, `ban_duration` -> `banned_until`); this ban does not run out."""
+        with self._lock:
+            user = self.users[email]
+            user.banned = banned
+        return user
+
     def user_by_id(self, user_id: str) -> AuthUser | None:
         return next((user for user in self.users.values() if user.id == user_id), None)
 
@@ -504,15 +512,16 @@ class FakeSupabaseAuth:
         return decoded
 
     def _password(self, payload: Any) -> tuple[int, bytes]:
+        """`ResourceOwnerPasswordGrant` (internal/api/token.go:70-200), by email."""
         user = self.users.get(str(payload.get("email", "")))
-        if (
-            user is None
-            or user.password is None
-            # As bytes: compare_digest refuses non-ASCII str, and GoTrue takes any password.
-            or not hmac.compare_digest(_utf8(user.password), _utf8(str(payload.get("password"))))
-        ):
+        if user is None or not user.password:  # :109-118, not found or no password: the same answer
             return _gotrue_error(400, "invalid_credentials", "Invalid login credentials")
-        if not user.confirmed:
+        if user.banned:  # :120-122, before the password is even checked
+            return _gotrue_error(400, "user_banned", "User is banned")
+        # As bytes: compare_digest refuses non-ASCII str, and GoTrue takes any password.
+        if not hmac.compare_digest(_utf8(user.password), _utf8(str(payload.get("password")))):  # :124-179
+            return _gotrue_error(400, "invalid_credentials", "Invalid login credentials")
+        if not user.confirmed:  # :181-182
             return _gotrue_error(400, "email_not_confirmed", "Email not confirmed")
         return 200, _json(self._session(user, "email"))
 
@@ -550,8 +559,8 @@ class FakeSupabaseAuth:
                 user = AuthUser(id=str(uuid.uuid4()), email=email, password=None, confirmed=True)
                 self.users[email] = user
             user.identities.add(identity)
-        if user.banned:
-            return _gotrue_error(400, "user_banned", "User is banned")
+        if user.banned:  # createAccountFromExternalIdentity (external.go:405-407): a 403, unlike the password grant
+            return _gotrue_error(403, "user_banned", "User is banned")
         return 200, _json(self._session(user, "google"))
 
     def _session(self, user: AuthUser, provider: str) -> dict[str, Any]:

@@ -199,6 +199,23 @@ def test_a_wrong_password_or_unknown_email_is_the_same_401(doki: Backend, email:
     assert PASSWORD not in response.text
 
 
+@pytest.mark.parametrize("password", [PASSWORD, "wrong password"], ids=["right-password", "wrong-password"])
+def test_a_banned_user_is_refused_with_a_403_user_banned(doki: Backend, password: str) -> None:
+    # Supabase answers 400 `user_banned` to the password grant, and checks the ban before the password.
+    doki.supabase.add_user("grace@example.com", PASSWORD)
+    doki.supabase.ban("grace@example.com")
+    response = doki.client.post("/auth/signin", json=credentials(password=password))
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "User is banned",
+        "code": "user_banned",
+        "hint": "this account is banned in Supabase Auth",
+    }
+    assert "access_token" not in response.text
+    doki.supabase.ban("grace@example.com", banned=False)
+    assert doki.client.post("/auth/signin", json=credentials()).status_code == 200
+
+
 SIGNED_OUT = {"status": "signed_out", "message": "Successfully signed out"}
 
 

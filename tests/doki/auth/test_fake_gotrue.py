@@ -27,6 +27,10 @@ def sign_up(auth: FakeSupabaseAuth, email: str = "grace@example.com", **more: An
     return post(auth, "/signup", {"email": email, "password": PASSWORD, **more})
 
 
+def sign_in(auth: FakeSupabaseAuth, email: str = "grace@example.com", password: str = PASSWORD) -> httpx.Response:
+    return post(auth, "/token?grant_type=password", {"email": email, "password": password})
+
+
 def test_sign_up_stores_data_as_user_metadata_and_returns_it(supabase_auth: FakeSupabaseAuth) -> None:
     # signup.go:24 (SignupParams.Data) -> models/user.go:65 (UserMetaData, json "user_metadata").
     body = sign_up(supabase_auth, data={"display_name": "Grace"}).json()
@@ -133,3 +137,30 @@ def test_logout_for_a_user_that_does_not_exist_is_403_user_not_found(supabase_au
     # auth.go:136-141.
     response = post(supabase_auth, "/logout", token=supabase_auth.mint())
     assert (response.status_code, response.json()["error_code"]) == (403, "user_not_found")
+
+
+# --- the password grant ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("password", [PASSWORD, "not the password"])
+def test_a_banned_user_is_refused_400_user_banned_before_the_password_is_checked(
+    supabase_auth: FakeSupabaseAuth, password: str
+) -> None:
+    # token.go:120-122 (user.IsBanned(), before user.Authenticate at :124).
+    supabase_auth.add_user("grace@example.com", PASSWORD)
+    supabase_auth.ban("grace@example.com")
+    response = sign_in(supabase_auth, password=password)
+    assert response.status_code == 400
+    assert response.json() == {"code": 400, "error_code": "user_banned", "msg": "User is banned"}
+    supabase_auth.ban("grace@example.com", banned=False)
+    assert sign_in(supabase_auth).status_code == 200
+
+
+def test_an_unknown_user_or_one_without_a_password_is_invalid_credentials_even_when_banned(
+    supabase_auth: FakeSupabaseAuth,
+) -> None:
+    # token.go:109-118 come before the ban check.
+    supabase_auth.add_user("google@example.com", None)
+    supabase_auth.ban("google@example.com")
+    for email in ("google@example.com", "nobody@example.com"):
+        assert sign_in(supabase_auth, email).json()["error_code"] == "invalid_credentials"
