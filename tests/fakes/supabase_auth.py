@@ -154,7 +154,7 @@ class FakeSupabaseAuth:
         self.es256 = self.new_key("ES256")
         self.rs256 = self.new_key("RS256")
         # GoTrue
-        self.users: dict[str, AuthUser] = {}  # by email
+        self.users: dict[str, AuthUser] = {}  # by email, lower-cased as GoTrue stores it (models/user.go NewUser)
         self.confirm_email = False  # when True, sign-ups wait for the confirmation link (GoTrue: not Autoconfirm)
         self.password_min_length = 6  # GOTRUE_PASSWORD_MIN_LENGTH, Supabase's default
         self.email_max_frequency = 60.0  # GOTRUE_SMTP_MAX_FREQUENCY: one confirmation email a minute per user
@@ -381,6 +381,9 @@ class FakeSupabaseAuth:
         return 404, _json({"code": 404, "error_code": "not_found", "msg": "Not Found"})
 
     def add_user(self, email: str, password: str | None = None, *, confirmed: bool = True) -> AuthUser:
+        """A user as the dashboard or an earlier sign-up made it; the email lower-cased as GoTrue stores it
+        (models/user.go NewUser, `strings.ToLower(email)`)."""
+        email = email.lower()
         user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=confirmed)
         SECRETS.register(f"the password of {email}", password or "")
         with self._lock:
@@ -391,7 +394,7 @@ class FakeSupabaseAuth:
         """Ban (or, with `banned=False`, unban) the user, as the dashboard's "Ban user" does through the admin API
         (internal/api/admin.go adminUserUpdate, `ban_duration` -> `banned_until`); this ban does not run out."""
         with self._lock:
-            user = self.users[email]
+            user = self.users[email.lower()]
             user.banned = banned
         return user
 
@@ -402,25 +405,27 @@ class FakeSupabaseAuth:
         """`Signup` (internal/api/signup.go:110-345), email provider."""
         if not self.allow_signups:  # signup.go:115-117
             return _gotrue_error(422, "signup_disabled", "Signups not allowed for this instance")
-        if not isinstance(payload, dict):
+        # retrieveRequestParams (helpers.go:84-97) into SignupParams (signup.go:20-30).
+        params = _request_params(payload, email=str, password=str, data=dict)
+        if params is None:
             return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
-        email, password, data = payload.get("email"), payload.get("password"), payload.get("data")
-        if data is not None and not isinstance(data, dict):  # SignupParams.Data map[string]interface{} (:24)
-            return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
+        email, password, data = str(params.get("email", "")), str(params.get("password", "")), params.get("data")
         # validateSignupParams (signup.go:33-41): a password is required, then checkPasswordStrength (password.go).
-        if not isinstance(password, str) or not password:
+        if not password:
             return _gotrue_error(400, "validation_failed", "Signup requires a valid password")
         if len(password.encode()) > 72:  # password.go: MaxPasswordLength, bcrypt's limit
             return _gotrue_error(400, "validation_failed", "Password cannot be longer than 72 characters")
         if len(password) < self.password_min_length:
             # password.go checkPasswordStrength; rendered by errors.go:129-146 with the reasons beside the message.
             return _weak_password([f"Password should be at least {self.password_min_length} characters."], ["length"])
-        # validateEmail (internal/api/mail.go:709-721): stored lower-cased.
-        if not isinstance(email, str) or not email:
-            return _gotrue_error(400, "validation_failed", "An email address is required")
-        if "@" not in email:
-            return _gotrue_error(400, "validation_failed", "Unable to validate email address: invalid format")
-        email = email.lower()
+        if not email:
+            # No email (nor phone): no provider (signup.go:59-63), so "only available with" the enabled ones
+            # (:158-170); the phone provider is off unless enabled.
+            return _gotrue_error(400, "validation_failed", "Sign up only available with email provider")
+        refusal = _email_refusal(email)
+        if refusal is not None:
+            return _gotrue_error(400, "validation_failed", refusal)
+        email = email.lower()  # validateEmail's answer (mail.go:720)
         user = self.users.get(email)
         if user is not None and user.confirmed:
             # signup.go:193-196 (UserExistsError) and :280-301. With Autoconfirm (confirmations off) GoTrue says so;
@@ -513,13 +518,20 @@ class FakeSupabaseAuth:
 
     def _password(self, payload: Any) -> tuple[int, bytes]:
         """`ResourceOwnerPasswordGrant` (internal/api/token.go:70-200), by email."""
-        user = self.users.get(str(payload.get("email", "")))
+        params = _request_params(payload, email=str, phone=str, password=str)  # PasswordGrantParams (:24-28)
+        if params is None:
+            return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
+        email, password = str(params.get("email", "")), str(params.get("password", ""))
+        if not email:  # :105-107 (without a phone either)
+            return _gotrue_error(400, "validation_failed", "missing email or phone")
+        # FindUserByEmailAndAudience (models/user.go:699-701): `LOWER(email) = ?` with the email lower-cased.
+        user = self.users.get(email.lower())
         if user is None or not user.password:  # :109-118, not found or no password: the same answer
             return _gotrue_error(400, "invalid_credentials", "Invalid login credentials")
         if user.banned:  # :120-122, before the password is even checked
             return _gotrue_error(400, "user_banned", "User is banned")
         # As bytes: compare_digest refuses non-ASCII str, and GoTrue takes any password.
-        if not hmac.compare_digest(_utf8(user.password), _utf8(str(payload.get("password")))):  # :124-179
+        if not hmac.compare_digest(_utf8(user.password), _utf8(password)):  # :124-179
             return _gotrue_error(400, "invalid_credentials", "Invalid login credentials")
         if not user.confirmed:  # :181-182
             return _gotrue_error(400, "email_not_confirmed", "Email not confirmed")
@@ -550,7 +562,7 @@ class FakeSupabaseAuth:
         identity = ("google", str(claims["sub"]))
         user = next((u for u in self.users.values() if identity in u.identities), None)
         if user is None:
-            email = str(claims.get("email", ""))
+            email = str(claims.get("email", "")).lower()  # stored lower-cased (models/user.go NewUser)
             # A verified Google email joins the account that already has it, as GoTrue links identities.
             user = self.users.get(email) if claims.get("email_verified") else None
             if user is None:
@@ -739,6 +751,43 @@ def _timestamp(seconds: float) -> str:
 
 def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "replace")
+
+
+def _request_params(payload: Any, **fields: type) -> dict[str, Any] | None:
+    """The members of a JSON request body that GoTrue's struct has, as `json.Unmarshal` fills it
+    (`retrieveRequestParams`, internal/api/helpers.go:84-97); None when Unmarshal fails (a body that is not an
+    object, a member of another type), which GoTrue answers with 400 `bad_json`. `null` leaves a member unset."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        return None
+    params: dict[str, Any] = {}
+    for name, kind in fields.items():
+        value = payload.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, kind):
+            return None
+        params[name] = value
+    return params
+
+
+# badoux/checkmail's ValidateFormat at the version GoTrue pins (go.mod: v0.0.0-20170203135005-d0a759655d62): a local
+# part of letters, digits and the specials below, then `@` and dot-separated labels of letters, digits and inner
+# hyphens, 1 to 63 characters each. ASCII only, anchored at both ends.
+_EMAIL_LOCAL_PART = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+_EMAIL_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL_FORMAT = re.compile(rf"{_EMAIL_LOCAL_PART}@{_EMAIL_LABEL}(?:\.{_EMAIL_LABEL})*")
+
+
+def _email_refusal(email: str) -> str | None:
+    """What GoTrue's `validateEmail` (internal/api/mail.go:709-721) says of a non-empty email, or None when it takes
+    it: at most 255 bytes (Go's `len`), then checkmail's format."""
+    if len(email.encode("utf-8", "replace")) > 255:
+        return "An email address is too long"
+    if _EMAIL_FORMAT.fullmatch(email) is None:
+        return "Unable to validate email address: invalid format"  # "%s" of checkmail.ErrBadFormat
+    return None
 
 
 def _json(value: Any) -> bytes:

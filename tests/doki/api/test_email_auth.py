@@ -151,6 +151,47 @@ def test_a_weak_password_is_a_422_with_supabases_reasons(doki: Backend) -> None:
     assert "grace@example.com" not in doki.supabase.users
 
 
+# --- emails Supabase refuses, and emails in capitals --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("email", "message"),
+    [
+        ("grace@example..com", "Unable to validate email address: invalid format"),
+        ("grace@-example.com", "Unable to validate email address: invalid format"),
+        ("grace@mail_server.example.com", "Unable to validate email address: invalid format"),
+        ("gräce@example.com", "Unable to validate email address: invalid format"),
+        ("grace@bücher.example", "Unable to validate email address: invalid format"),
+        ("(grace)@example.com", "Unable to validate email address: invalid format"),
+        ("g" * 244 + "@example.com", "An email address is too long"),  # 256 bytes; this server takes up to 320
+    ],
+)
+def test_an_email_this_server_takes_but_supabase_refuses_is_a_422_with_supabases_words(
+    doki: Backend, email: str, message: str
+) -> None:
+    response = doki.client.post("/auth/signup", json=credentials(email, display_name="Grace"))
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": message,
+        "code": "validation_failed",
+        "hint": "check the email address and password",
+    }
+    assert doki.supabase.requested_paths.count("/auth/v1/signup") == 1  # Supabase was asked, and said no
+    assert doki.supabase.users == {}
+
+
+def test_an_email_is_one_account_whatever_its_capitals(doki: Backend) -> None:
+    # Supabase stores the address lower-cased and finds it by LOWER(email).
+    doki.client.post("/auth/signup", json=credentials("Grace.Hopper@Example.COM", display_name="Grace"))
+    user = doki.supabase.users["grace.hopper@example.com"]
+    response = doki.client.post("/auth/signin", json=credentials("GRACE.HOPPER@example.com"))
+    assert response.status_code == 200
+    assert response.json()["user"] == {"id": user.id, "email": "grace.hopper@example.com", "display_name": "Grace"}
+    again = doki.client.post("/auth/signup", json=credentials("grace.hopper@EXAMPLE.com"))
+    assert (again.status_code, again.json()["code"]) == (400, "user_already_exists")
+    assert list(doki.supabase.users) == ["grace.hopper@example.com"]
+
+
 @pytest.mark.parametrize("body", [{"email": "not-an-email", "password": PASSWORD}, {"email": "a@b.c"}, {}])
 def test_malformed_credentials_are_refused_before_supabase_is_asked(doki: Backend, body: dict[str, str]) -> None:
     assert doki.client.post("/auth/signin", json=body).status_code == 422

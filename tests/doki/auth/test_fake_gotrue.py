@@ -164,3 +164,96 @@ def test_an_unknown_user_or_one_without_a_password_is_invalid_credentials_even_w
     supabase_auth.ban("google@example.com")
     for email in ("google@example.com", "nobody@example.com"):
         assert sign_in(supabase_auth, email).json()["error_code"] == "invalid_credentials"
+
+
+def test_a_sign_in_without_an_email_is_400_validation_failed(supabase_auth: FakeSupabaseAuth) -> None:
+    # token.go:105-107.
+    response = post(supabase_auth, "/token?grant_type=password", {"password": PASSWORD})
+    assert response.json() == {"code": 400, "error_code": "validation_failed", "msg": "missing email or phone"}
+
+
+# --- emails ---------------------------------------------------------------------------------------------------------
+
+
+def test_emails_are_stored_lower_cased_and_found_whatever_their_capitals(supabase_auth: FakeSupabaseAuth) -> None:
+    # models/user.go NewUser (strings.ToLower), FindUserByEmailAndAudience (`LOWER(email) = ?`, lower-cased);
+    # mail.go:720 (validateEmail answers the email lower-cased).
+    supabase_auth.confirm_email = False
+    body = sign_up(supabase_auth, "Grace@Example.COM").json()
+    assert body["user"]["email"] == "grace@example.com"
+    assert list(supabase_auth.users) == ["grace@example.com"]
+    assert sign_in(supabase_auth, "GRACE@EXAMPLE.COM").json()["user"]["id"] == body["user"]["id"]
+    assert sign_up(supabase_auth, "grace@EXAMPLE.com").json()["error_code"] == "user_already_exists"
+    added = supabase_auth.add_user("Ada@Example.com", PASSWORD)
+    assert added.email == "ada@example.com" and supabase_auth.users["ada@example.com"] is added
+    assert sign_in(supabase_auth, "ADA@example.com").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "grace@example.com",
+        "Grace.Hopper+doki@Mail-1.Example.COM",
+        "grace@localhost",  # one label is enough
+        "!#$%&'*+/=?^_`{|}~-.@example.com",  # every special the local part may hold, dots anywhere
+        "g@" + "b" * 63 + ".example",  # a label of 63 characters
+        "g" * 243 + "@example.com",  # 255 bytes
+    ],
+)
+def test_validate_email_takes_what_checkmail_takes(supabase_auth: FakeSupabaseAuth, email: str) -> None:
+    # mail.go:709-721; badoux/checkmail ValidateFormat at the commit go.mod pins.
+    assert sign_up(supabase_auth, email).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("email", "message"),
+    [
+        ("g" * 244 + "@example.com", "An email address is too long"),  # 256 bytes
+        ("é" * 122 + "@example.com", "An email address is too long"),  # 134 characters, 256 bytes
+        ("é@example.com", "Unable to validate email address: invalid format"),  # no non-ASCII
+        ("grace@bücher.example", "Unable to validate email address: invalid format"),  # nor an IDN unencoded
+        ("grace", "Unable to validate email address: invalid format"),
+        ("grace@", "Unable to validate email address: invalid format"),
+        ("@example.com", "Unable to validate email address: invalid format"),
+        ("grace@@example.com", "Unable to validate email address: invalid format"),
+        ("grace@example..com", "Unable to validate email address: invalid format"),
+        ("grace@.example.com", "Unable to validate email address: invalid format"),
+        ("grace@example.com.", "Unable to validate email address: invalid format"),
+        ("grace@-example.com", "Unable to validate email address: invalid format"),
+        ("grace@example-.com", "Unable to validate email address: invalid format"),
+        ("grace@mail_1.example.com", "Unable to validate email address: invalid format"),
+        ("g@" + "b" * 64 + ".example", "Unable to validate email address: invalid format"),  # a 64-character label
+        ('"grace"@example.com', "Unable to validate email address: invalid format"),  # no quoted local part
+        ("grace@[127.0.0.1]", "Unable to validate email address: invalid format"),  # nor an address literal
+        ("grace hopper@example.com", "Unable to validate email address: invalid format"),
+        ("grace@example.com\n", "Unable to validate email address: invalid format"),  # Go's $ is the text's end
+    ],
+)
+def test_validate_email_refuses_what_it_refuses_with_400_validation_failed(
+    supabase_auth: FakeSupabaseAuth, email: str, message: str
+) -> None:
+    # mail.go:709-721: 255 bytes at most (Go's len), then checkmail.ValidateFormat; "%s" of ErrBadFormat.
+    response = sign_up(supabase_auth, email)
+    assert response.status_code == 400
+    assert response.json() == {"code": 400, "error_code": "validation_failed", "msg": message}
+    assert supabase_auth.users == {}
+
+
+def test_a_sign_up_without_an_email_has_no_provider(supabase_auth: FakeSupabaseAuth) -> None:
+    # signup.go:59-63 (no email, no phone: no provider) and :158-170, the phone provider off.
+    response = post(supabase_auth, "/signup", {"password": PASSWORD})
+    assert response.json() == {
+        "code": 400,
+        "error_code": "validation_failed",
+        "msg": "Sign up only available with email provider",
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [[], "grace", {"email": 7, "password": PASSWORD}, {"email": "grace@example.com", "password": 123456}],
+)
+def test_a_body_that_does_not_unmarshal_is_400_bad_json(supabase_auth: FakeSupabaseAuth, body: Any) -> None:
+    # helpers.go:84-97 (json.Unmarshal into SignupParams).
+    response = post(supabase_auth, "/signup", body)
+    assert (response.status_code, response.json()["error_code"]) == (400, "bad_json")
