@@ -413,10 +413,11 @@ class FakeSupabaseAuth:
         # validateSignupParams (signup.go:33-41): a password is required, then checkPasswordStrength (password.go).
         if not password:
             return _gotrue_error(400, "validation_failed", "Signup requires a valid password")
-        if len(password.encode()) > 72:  # password.go: MaxPasswordLength, bcrypt's limit
+        # password.go:31-44: Go's `len` of a string counts its UTF-8 bytes, in both checks.
+        if len(_go_bytes(password)) > 72:  # MaxPasswordLength, bcrypt's limit
             return _gotrue_error(400, "validation_failed", "Password cannot be longer than 72 characters")
-        if len(password) < self.password_min_length:
-            # password.go checkPasswordStrength; rendered by errors.go:129-146 with the reasons beside the message.
+        if len(_go_bytes(password)) < self.password_min_length:
+            # rendered by errors.go:129-146 with the reasons beside the message.
             return _weak_password([f"Password should be at least {self.password_min_length} characters."], ["length"])
         if not email:
             # No email (nor phone): no provider (signup.go:59-63), so "only available with" the enabled ones
@@ -531,7 +532,7 @@ class FakeSupabaseAuth:
         if user.banned:  # :120-122, before the password is even checked
             return _gotrue_error(400, "user_banned", "User is banned")
         # As bytes: compare_digest refuses non-ASCII str, and GoTrue takes any password.
-        if not hmac.compare_digest(_utf8(user.password), _utf8(password)):  # :124-179
+        if not hmac.compare_digest(_go_bytes(user.password), _go_bytes(password)):  # :124-179
             return _gotrue_error(400, "invalid_credentials", "Invalid login credentials")
         if not user.confirmed:  # :181-182
             return _gotrue_error(400, "email_not_confirmed", "Email not confirmed")
@@ -749,8 +750,10 @@ def _timestamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8", "replace")
+def _go_bytes(text: str) -> bytes:
+    """`text` as the bytes of the Go string GoTrue holds: encoding/json decodes an unpaired UTF-16 surrogate escape
+    as U+FFFD (its Unmarshal documentation), so that is what `len` counts and bcrypt hashes."""
+    return re.sub("[\ud800-\udfff]", "\ufffd", text).encode("utf-8")
 
 
 def _request_params(payload: Any, **fields: type) -> dict[str, Any] | None:
@@ -783,7 +786,7 @@ _EMAIL_FORMAT = re.compile(rf"{_EMAIL_LOCAL_PART}@{_EMAIL_LABEL}(?:\.{_EMAIL_LAB
 def _email_refusal(email: str) -> str | None:
     """What GoTrue's `validateEmail` (internal/api/mail.go:709-721) says of a non-empty email, or None when it takes
     it: at most 255 bytes (Go's `len`), then checkmail's format."""
-    if len(email.encode("utf-8", "replace")) > 255:
+    if len(_go_bytes(email)) > 255:
         return "An email address is too long"
     if _EMAIL_FORMAT.fullmatch(email) is None:
         return "Unable to validate email address: invalid format"  # "%s" of checkmail.ErrBadFormat

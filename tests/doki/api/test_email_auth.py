@@ -151,6 +151,14 @@ def test_a_weak_password_is_a_422_with_supabases_reasons(doki: Backend) -> None:
     assert "grace@example.com" not in doki.supabase.users
 
 
+def test_a_password_is_as_long_as_its_utf8_bytes_for_supabase(doki: Backend) -> None:
+    # GoTrue measures a password with Go's `len`, in bytes: three two-byte characters are six, long enough.
+    doki.client.post("/auth/signup", json=credentials(password="ééé"))
+    assert doki.client.post("/auth/signin", json=credentials(password="ééé")).status_code == 200
+    too_short = doki.client.post("/auth/signup", json=credentials("ada@example.com", password="éé"))
+    assert (too_short.status_code, too_short.json()["reasons"]) == (422, ["length"])
+
+
 # --- emails Supabase refuses, and emails in capitals --------------------------------------------------------------
 
 

@@ -257,3 +257,40 @@ def test_a_body_that_does_not_unmarshal_is_400_bad_json(supabase_auth: FakeSupab
     # helpers.go:84-97 (json.Unmarshal into SignupParams).
     response = post(supabase_auth, "/signup", body)
     assert (response.status_code, response.json()["error_code"]) == (400, "bad_json")
+
+
+# --- password lengths: Go's len counts bytes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("password", "status"),
+    [
+        ("ééé", 200),  # 3 characters, 6 bytes: long enough
+        ("éé", 422),  # 4 bytes
+        ("é" * 36, 200),  # 72 bytes: bcrypt's limit exactly
+        ("é" * 37, 400),  # 37 characters, 74 bytes
+        ("x" * 73, 400),
+    ],
+)
+def test_password_lengths_are_counted_in_utf8_bytes(
+    supabase_auth: FakeSupabaseAuth, password: str, status: int
+) -> None:
+    # password.go:31-44: both checks are Go's `len`, bytes.
+    response = post(supabase_auth, "/signup", {"email": "grace@example.com", "password": password})
+    assert response.status_code == status
+    if status == 400:
+        assert response.json()["msg"] == "Password cannot be longer than 72 characters"
+    if status == 422:
+        assert response.json()["weak_password"] == {"reasons": ["length"]}
+
+
+def test_an_unpaired_surrogate_counts_as_the_three_bytes_of_u_fffd(supabase_auth: FakeSupabaseAuth) -> None:
+    # encoding/json decodes an unpaired surrogate escape as U+FFFD (3 bytes): two of them are 6, one is 3.
+    headers = {"apikey": "sb_publishable_test", "Content-Type": "application/json"}
+
+    def sign_up_with(password: bytes) -> int:
+        body = b'{"email": "grace@example.com", "password": "' + password + b'"}'
+        return httpx.post(f"{supabase_auth.url}/auth/v1/signup", content=body, headers=headers).status_code
+
+    assert sign_up_with(b"\\ud800") == 422
+    assert sign_up_with(b"\\ud800\\ud800") == 200
