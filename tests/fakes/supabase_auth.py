@@ -409,7 +409,9 @@ class FakeSupabaseAuth:
         params = _request_params(payload, email=str, password=str, data=dict)
         if params is None:
             return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
-        email, password, data = str(params.get("email", "")), str(params.get("password", "")), params.get("data")
+        email, password = str(params.get("email", "")), str(params.get("password", ""))
+        # ConfigureDefaults (signup.go:59-72): no `data` is an empty map, never nil.
+        data: dict[str, Any] = dict(params.get("data") or {})
         # validateSignupParams (signup.go:33-41): a password is required, then checkPasswordStrength (password.go).
         if not password:
             return _gotrue_error(400, "validation_failed", "Signup requires a valid password")
@@ -437,7 +439,7 @@ class FakeSupabaseAuth:
             return 200, _json(self._obfuscated_user(email, data))
         if user is None:
             user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=False)
-            user.user_metadata = dict(data or {})  # params.ToUserModel: Data -> UserMetaData (signup.go:85-106)
+            user.user_metadata = dict(data)  # params.ToUserModel: Data -> UserMetaData (signup.go:85-106)
             self.users[email] = user
         # An existing unconfirmed user is not updated: "we can't be sure of their claimed identity" (:197).
         user.identities.add(("email", user.id))
@@ -453,9 +455,10 @@ class FakeSupabaseAuth:
         user.confirmation_sent_at = now
         return 200, _json(self._user_json(user, "email"))  # signup.go:344
 
-    def _obfuscated_user(self, email: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    def _obfuscated_user(self, email: str, data: dict[str, Any]) -> dict[str, Any]:
         """`sanitizeUser` (signup.go:349-378): a new random id, no role, no identities, `user_metadata` = the request's
-        `data` (null when none was sent: a nil map), app_metadata of the email provider, confirmation just sent."""
+        `data` (`{}` when none was sent: ConfigureDefaults, :59-72, made it an empty map), app_metadata of the email
+        provider, confirmation just sent."""
         now = _timestamp(self.clock())
         return {
             "id": str(uuid.uuid4()),

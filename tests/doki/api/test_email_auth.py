@@ -100,8 +100,8 @@ def test_signing_up_twice_without_email_confirmation_is_the_originals_400(doki: 
 
 
 def test_signing_up_again_as_a_confirmed_user_with_confirmation_on_looks_like_a_new_sign_up(doki: Backend) -> None:
-    # Supabase answers 200 with an obfuscated user (a random id, null metadata, no identities): who has an account
-    # is not told, and the answer is read as any sign-up waiting for confirmation.
+    # Supabase answers 200 with an obfuscated user (a random id, the request's data as metadata, no identities): who
+    # has an account is not told, and the answer is read as any sign-up waiting for confirmation.
     user = doki.supabase.add_user("grace@example.com", PASSWORD, confirmed=True)
     doki.supabase.confirm_email = True
     fresh = doki.client.post("/auth/signup", json=credentials("ada@example.com", display_name="Ada")).json()
@@ -118,7 +118,7 @@ def test_signing_up_again_as_a_confirmed_user_with_confirmation_on_looks_like_a_
     assert user.user_metadata == {} and doki.supabase.users["grace@example.com"] is user
 
 
-def test_a_repeated_sign_up_without_a_display_name_reads_supabases_null_metadata(doki: Backend) -> None:
+def test_a_repeated_sign_up_without_a_display_name_answers_an_empty_one(doki: Backend) -> None:
     doki.supabase.add_user("grace@example.com", PASSWORD, confirmed=True)
     doki.supabase.confirm_email = True
     response = doki.client.post("/auth/signup", json=credentials())

@@ -63,8 +63,8 @@ def test_a_repeated_sign_up_with_confirmation_on_is_200_with_an_obfuscated_user(
     assert user["app_metadata"] == {"provider": "email", "providers": ["email"]}
     assert "access_token" not in user and "confirmed_at" not in user and user["confirmation_sent_at"]
     assert real.user_metadata == {}
-    # Without data the metadata is a nil map: JSON null.
-    assert sign_up(supabase_auth).json()["user_metadata"] is None
+    # Without data the metadata is the empty map ConfigureDefaults made of it (signup.go:59-72): {}, not null.
+    assert sign_up(supabase_auth).json()["user_metadata"] == {}
 
 
 def test_an_unconfirmed_users_sign_up_again_resends_the_link_at_most_once_a_minute(
