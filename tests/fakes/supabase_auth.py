@@ -16,9 +16,12 @@ Errors come in GoTrue's shape, `{"code", "error_code", "msg"}` (its API version 
 client that sends no `X-Supabase-Api-Version` gets).
 
 Its rules are GoTrue's, each citing supabase/auth's source (commit bc32168; `internal/api/...`), so that a backend
-that passes here handles what the real service answers: a repeated sign-up with email confirmation on (the hosted
-default) is a 200 with an obfuscated user, not an error; a weak password carries `weak_password.reasons`; `data` is
-stored as `user_metadata`; a logout with a token GoTrue cannot verify is a 403 `bad_jwt`.
+that passes here handles what the real service answers: email confirmation is on unless turned off (`confirm_email`,
+as a new hosted project), and a repeated sign-up with it on is a 200 with an obfuscated user, not an error; a weak
+password carries `weak_password.reasons`, and password lengths are Go's, in bytes; an email must pass GoTrue's
+`validateEmail` (255 bytes, checkmail's format) and is stored and found lower-cased; `data` is stored as
+`user_metadata` (`{}` when none was sent); a banned user (`ban`) cannot sign in, whatever the password; a logout with a
+token GoTrue cannot verify is a 403 `bad_jwt`. `confirm` stands for the user opening the confirmation link.
 """
 
 from __future__ import annotations
@@ -135,7 +138,9 @@ class FakeSupabaseAuth:
     (connection refused), hang, or answer anything at all.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.time, project_ref: str = PROJECT_REF) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, project_ref: str = PROJECT_REF, confirm_email: bool = True
+    ) -> None:
         self.clock = clock
         self.project_ref = project_ref
         self.keys: dict[str, SigningKey] = {}  # every key this project ever made, published or not
@@ -155,7 +160,10 @@ class FakeSupabaseAuth:
         self.rs256 = self.new_key("RS256")
         # GoTrue
         self.users: dict[str, AuthUser] = {}  # by email, lower-cased as GoTrue stores it (models/user.go NewUser)
-        self.confirm_email = False  # when True, sign-ups wait for the confirmation link (GoTrue: not Autoconfirm)
+        # Sign-ups wait for the confirmation link: GOTRUE_MAILER_AUTOCONFIRM is false unless set (conf/configuration.go,
+        # `Autoconfirm`, no default), and a new hosted project has "Confirm email" on. False: Autoconfirm, as the
+        # Supabase CLI's local stack (`enable_confirmations = false`) and projects that turned confirmations off.
+        self.confirm_email = confirm_email
         self.password_min_length = 6  # GOTRUE_PASSWORD_MIN_LENGTH, Supabase's default
         self.email_max_frequency = 60.0  # GOTRUE_SMTP_MAX_FREQUENCY: one confirmation email a minute per user
         self.allow_signups = True  # Auth > "Allow new users to sign up"
@@ -396,6 +404,13 @@ class FakeSupabaseAuth:
         with self._lock:
             user = self.users[email.lower()]
             user.banned = banned
+        return user
+
+    def confirm(self, email: str) -> AuthUser:
+        """The user opens the confirmation link Supabase emailed (internal/api/verify.go signupVerify, user.Confirm)."""
+        with self._lock:
+            user = self.users[email.lower()]
+            user.confirmed = True
         return user
 
     def user_by_id(self, user_id: str) -> AuthUser | None:

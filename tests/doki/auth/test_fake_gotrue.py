@@ -31,17 +31,35 @@ def sign_in(auth: FakeSupabaseAuth, email: str = "grace@example.com", password: 
     return post(auth, "/token?grant_type=password", {"email": email, "password": password})
 
 
-def test_sign_up_stores_data_as_user_metadata_and_returns_it(supabase_auth: FakeSupabaseAuth) -> None:
+def test_email_confirmation_is_on_by_default_as_in_a_new_hosted_project() -> None:
+    # conf/configuration.go: GOTRUE_MAILER_AUTOCONFIRM (`Autoconfirm`) has no default, so false; Supabase's
+    # dashboard starts a project with "Confirm email" on.
+    with FakeSupabaseAuth() as auth:
+        assert auth.confirm_email
+        body = sign_up(auth).json()
+        assert "access_token" not in body and body["confirmation_sent_at"]
+        assert sign_in(auth).json()["error_code"] == "email_not_confirmed"
+        auth.confirm("grace@example.com")  # the link opened (verify.go signupVerify)
+        assert sign_in(auth).status_code == 200
+
+
+@pytest.mark.parametrize("confirm_email", [True, False])
+def test_sign_up_stores_data_as_user_metadata_and_returns_it(
+    supabase_auth: FakeSupabaseAuth, confirm_email: bool
+) -> None:
     # signup.go:24 (SignupParams.Data) -> models/user.go:65 (UserMetaData, json "user_metadata").
+    supabase_auth.confirm_email = confirm_email
     body = sign_up(supabase_auth, data={"display_name": "Grace"}).json()
-    assert body["user"]["user_metadata"] == {"display_name": "Grace"}
+    user = body["user"] if not confirm_email else body  # a session with its user, or the user alone
+    assert user["user_metadata"] == {"display_name": "Grace"}
     assert supabase_auth.users["grace@example.com"].user_metadata == {"display_name": "Grace"}
-    signin = post(supabase_auth, "/token?grant_type=password", {"email": "grace@example.com", "password": PASSWORD})
-    assert signin.json()["user"]["user_metadata"] == {"display_name": "Grace"}
+    supabase_auth.confirm("grace@example.com")
+    assert sign_in(supabase_auth).json()["user"]["user_metadata"] == {"display_name": "Grace"}
 
 
 def test_a_repeated_sign_up_with_autoconfirm_is_422_user_already_exists(supabase_auth: FakeSupabaseAuth) -> None:
     # signup.go:293-295.
+    supabase_auth.confirm_email = False
     sign_up(supabase_auth)
     response = sign_up(supabase_auth)
     assert response.status_code == 422
@@ -53,7 +71,7 @@ def test_a_repeated_sign_up_with_confirmation_on_is_200_with_an_obfuscated_user(
 ) -> None:
     # signup.go:296-300 and sanitizeUser, :349-378.
     real = supabase_auth.add_user("grace@example.com", PASSWORD)
-    supabase_auth.confirm_email = True
+    assert supabase_auth.confirm_email
     response = sign_up(supabase_auth, data={"display_name": "Mallory"})
     assert response.status_code == 200
     user = response.json()
@@ -71,7 +89,6 @@ def test_an_unconfirmed_users_sign_up_again_resends_the_link_at_most_once_a_minu
     supabase_auth: FakeSupabaseAuth,
 ) -> None:
     # signup.go:197 and :250 (sendConfirmation), mail.go:318-327 and :723-728 (SMTP max frequency).
-    supabase_auth.confirm_email = True
     first = sign_up(supabase_auth)
     assert first.status_code == 200 and first.json()["identities"]
     again = sign_up(supabase_auth)
@@ -102,7 +119,8 @@ def test_sign_ups_disabled_are_refused_first(supabase_auth: FakeSupabaseAuth) ->
 
 def test_logout_ends_every_session_of_the_user_then_the_session_is_gone(supabase_auth: FakeSupabaseAuth) -> None:
     # logout.go (scope global, 204); auth.go:146-158 (session_not_found).
-    token = sign_up(supabase_auth).json()["access_token"]
+    supabase_auth.add_user("grace@example.com", PASSWORD)
+    token = sign_in(supabase_auth).json()["access_token"]
     assert post(supabase_auth, "/logout", token=token).status_code == 204
     again = post(supabase_auth, "/logout", token=token)
     assert (again.status_code, again.json()["error_code"]) == (403, "session_not_found")
@@ -122,7 +140,8 @@ def test_logout_without_a_bearer_token_is_401_no_authorization(
 
 def test_logout_with_a_token_gotrue_cannot_verify_is_403_bad_jwt(supabase_auth: FakeSupabaseAuth) -> None:
     # auth.go:83-116 (parseJWTClaims): unparsable, signed by a key it does not hold, or expired.
-    token = sign_up(supabase_auth).json()["access_token"]
+    supabase_auth.add_user("grace@example.com", PASSWORD)
+    token = sign_in(supabase_auth).json()["access_token"]
     stranger = supabase_auth.new_key(publish=False)
     for bad in ("not-a-jwt", supabase_auth.mint(key=stranger), supabase_auth.mint({"exp": 1_000_000})):
         response = post(supabase_auth, "/logout", token=bad)
