@@ -207,7 +207,7 @@ def _result(body: dict[str, Any], *, requires_session: bool) -> AuthResult:
     elif requires_session:
         raise _unavailable("Supabase Auth signed the user in without a session")
     email = user.get("email") if isinstance(user, dict) else None
-    metadata = user.get("user_metadata") if isinstance(user, dict) else None  # null in an obfuscated user
+    metadata = user.get("user_metadata") if isinstance(user, dict) else None  # an object; anything else reads as {}
     return AuthResult(
         user_id=user_id,
         email=email if isinstance(email, str) and email else None,

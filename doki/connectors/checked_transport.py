@@ -18,6 +18,9 @@ custom transport over `httpcore.AsyncConnectionPool` (httpx docs, "Transports": 
 
 A refused address raises `AddressRefusedError` before any packet is sent to any address: the answer cannot tell an
 open internal port from a closed one, by content or by time, since no port was tried.
+
+The request's connect timeout is one deadline for the lookup and every address tried, not a timeout per address: a
+name answering many addresses that never answer back would otherwise hold a request for one timeout each.
 """
 
 from __future__ import annotations
@@ -106,16 +109,30 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        failure: Exception | None = None
-        for address in await self.addresses(host, timeout):
-            try:
-                return await self.inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc  # the next checked address, as a client tries each address of a name
-        assert failure is not None  # addresses() returns at least one
-        raise failure
+        """A connection to the first checked address of `host` that answers, the lookup and every attempt within the
+        one `timeout` (the request's connect timeout). Each address is given an equal share of the time left, so a
+        name with many addresses that never answer holds a request no longer than a name with one, and each of them is
+        still tried; an attempt that outlives its share (a backend that ignores its timeout) is cancelled."""
+        deadline = None if timeout is None else anyio.current_time() + timeout
+        try:
+            with anyio.fail_after(timeout):
+                found = await self.addresses(host, timeout)
+                failure: Exception | None = None
+                for index, address in enumerate(found):
+                    share = None if deadline is None else (deadline - anyio.current_time()) / (len(found) - index)
+                    try:
+                        with anyio.fail_after(share):
+                            return await self.inner.connect_tcp(
+                                address, port, timeout=share, local_address=local_address, socket_options=socket_options
+                            )
+                    except TimeoutError:
+                        failure = httpcore.ConnectTimeout(f"{address} did not answer in time")
+                    except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                        failure = exc  # the next checked address, as a client tries each address of a name
+                assert failure is not None  # addresses() returns at least one
+                raise failure
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"no connection to {host} within {timeout}s") from None
 
     async def connect_unix_socket(
         self,

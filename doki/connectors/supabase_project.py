@@ -161,10 +161,12 @@ Resolve = Callable[[str], Awaitable[list[str]]]
 
 
 async def resolve_host(host: str) -> list[str]:
-    """The addresses `host` resolves to, by the system resolver the HTTP client's connection uses too."""
+    """The addresses `host` resolves to, by the system resolver, each once and in the resolver's order: getaddrinfo
+    sorts them by RFC 6724's destination address selection (an address this host can reach, and of the family it
+    prefers, first), and connections are tried in that order, as a client connecting by name would."""
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def check_schema_name(schema: str) -> str:

@@ -16,9 +16,12 @@ Errors come in GoTrue's shape, `{"code", "error_code", "msg"}` (its API version 
 client that sends no `X-Supabase-Api-Version` gets).
 
 Its rules are GoTrue's, each citing supabase/auth's source (commit bc32168; `internal/api/...`), so that a backend
-that passes here handles what the real service answers: a repeated sign-up with email confirmation on (the hosted
-default) is a 200 with an obfuscated user, not an error; a weak password carries `weak_password.reasons`; `data` is
-stored as `user_metadata`; a logout with a token GoTrue cannot verify is a 403 `bad_jwt`.
+that passes here handles what the real service answers: email confirmation is on unless turned off (`confirm_email`,
+as a new hosted project), and a repeated sign-up with it on is a 200 with an obfuscated user, not an error; a weak
+password carries `weak_password.reasons`, and password lengths are Go's, in bytes; an email must pass GoTrue's
+`validateEmail` (255 bytes, checkmail's format) and is stored and found lower-cased; `data` is stored as
+`user_metadata` (`{}` when none was sent); a banned user (`ban`) cannot sign in, whatever the password; a logout with a
+token GoTrue cannot verify is a 403 `bad_jwt`. `confirm` stands for the user opening the confirmation link.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ class AuthUser:
     password: str | None
     confirmed: bool
     identities: set[tuple[str, str]] = field(default_factory=set)  # (provider, provider's subject)
-    banned: bool = False
+    banned: bool = False  # `banned_until` in the future (models/user.go IsBanned); see FakeSupabaseAuth.ban
     # `raw_user_meta_data`: what sign-up sent as `data` (internal/models/user.go:65, `json:"user_metadata"`).
     user_metadata: dict[str, Any] = field(default_factory=dict)
     confirmation_sent_at: float | None = None
@@ -135,7 +138,9 @@ class FakeSupabaseAuth:
     (connection refused), hang, or answer anything at all.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.time, project_ref: str = PROJECT_REF) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, project_ref: str = PROJECT_REF, confirm_email: bool = True
+    ) -> None:
         self.clock = clock
         self.project_ref = project_ref
         self.keys: dict[str, SigningKey] = {}  # every key this project ever made, published or not
@@ -154,8 +159,11 @@ class FakeSupabaseAuth:
         self.es256 = self.new_key("ES256")
         self.rs256 = self.new_key("RS256")
         # GoTrue
-        self.users: dict[str, AuthUser] = {}  # by email
-        self.confirm_email = False  # when True, sign-ups wait for the confirmation link (GoTrue: not Autoconfirm)
+        self.users: dict[str, AuthUser] = {}  # by email, lower-cased as GoTrue stores it (models/user.go NewUser)
+        # Sign-ups wait for the confirmation link: GOTRUE_MAILER_AUTOCONFIRM is false unless set (conf/configuration.go,
+        # `Autoconfirm`, no default), and a new hosted project has "Confirm email" on. False: Autoconfirm, as the
+        # Supabase CLI's local stack (`enable_confirmations = false`) and projects that turned confirmations off.
+        self.confirm_email = confirm_email
         self.password_min_length = 6  # GOTRUE_PASSWORD_MIN_LENGTH, Supabase's default
         self.email_max_frequency = 60.0  # GOTRUE_SMTP_MAX_FREQUENCY: one confirmation email a minute per user
         self.allow_signups = True  # Auth > "Allow new users to sign up"
@@ -381,10 +389,28 @@ class FakeSupabaseAuth:
         return 404, _json({"code": 404, "error_code": "not_found", "msg": "Not Found"})
 
     def add_user(self, email: str, password: str | None = None, *, confirmed: bool = True) -> AuthUser:
+        """A user as the dashboard or an earlier sign-up made it; the email lower-cased as GoTrue stores it
+        (models/user.go NewUser, `strings.ToLower(email)`)."""
+        email = email.lower()
         user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=confirmed)
         SECRETS.register(f"the password of {email}", password or "")
         with self._lock:
             self.users[email] = user
+        return user
+
+    def ban(self, email: str, *, banned: bool = True) -> AuthUser:
+        """Ban (or, with `banned=False`, unban) the user, as the dashboard's "Ban user" does through the admin API
+        (internal/api/admin.go adminUserUpdate, `ban_duration` -> `banned_until`); this ban does not run out."""
+        with self._lock:
+            user = self.users[email.lower()]
+            user.banned = banned
+        return user
+
+    def confirm(self, email: str) -> AuthUser:
+        """The user opens the confirmation link Supabase emailed (internal/api/verify.go signupVerify, user.Confirm)."""
+        with self._lock:
+            user = self.users[email.lower()]
+            user.confirmed = True
         return user
 
     def user_by_id(self, user_id: str) -> AuthUser | None:
@@ -394,25 +420,30 @@ class FakeSupabaseAuth:
         """`Signup` (internal/api/signup.go:110-345), email provider."""
         if not self.allow_signups:  # signup.go:115-117
             return _gotrue_error(422, "signup_disabled", "Signups not allowed for this instance")
-        if not isinstance(payload, dict):
+        # retrieveRequestParams (helpers.go:84-97) into SignupParams (signup.go:20-30).
+        params = _request_params(payload, email=str, password=str, data=dict)
+        if params is None:
             return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
-        email, password, data = payload.get("email"), payload.get("password"), payload.get("data")
-        if data is not None and not isinstance(data, dict):  # SignupParams.Data map[string]interface{} (:24)
-            return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
+        email, password = str(params.get("email", "")), str(params.get("password", ""))
+        # ConfigureDefaults (signup.go:59-72): no `data` is an empty map, never nil.
+        data: dict[str, Any] = dict(params.get("data") or {})
         # validateSignupParams (signup.go:33-41): a password is required, then checkPasswordStrength (password.go).
-        if not isinstance(password, str) or not password:
+        if not password:
             return _gotrue_error(400, "validation_failed", "Signup requires a valid password")
-        if len(password.encode()) > 72:  # password.go: MaxPasswordLength, bcrypt's limit
+        # password.go:31-44: Go's `len` of a string counts its UTF-8 bytes, in both checks.
+        if len(_go_bytes(password)) > 72:  # MaxPasswordLength, bcrypt's limit
             return _gotrue_error(400, "validation_failed", "Password cannot be longer than 72 characters")
-        if len(password) < self.password_min_length:
-            # password.go checkPasswordStrength; rendered by errors.go:129-146 with the reasons beside the message.
+        if len(_go_bytes(password)) < self.password_min_length:
+            # rendered by errors.go:129-146 with the reasons beside the message.
             return _weak_password([f"Password should be at least {self.password_min_length} characters."], ["length"])
-        # validateEmail (internal/api/mail.go:709-721): stored lower-cased.
-        if not isinstance(email, str) or not email:
-            return _gotrue_error(400, "validation_failed", "An email address is required")
-        if "@" not in email:
-            return _gotrue_error(400, "validation_failed", "Unable to validate email address: invalid format")
-        email = email.lower()
+        if not email:
+            # No email (nor phone): no provider (signup.go:59-63), so "only available with" the enabled ones
+            # (:158-170); the phone provider is off unless enabled.
+            return _gotrue_error(400, "validation_failed", "Sign up only available with email provider")
+        refusal = _email_refusal(email)
+        if refusal is not None:
+            return _gotrue_error(400, "validation_failed", refusal)
+        email = email.lower()  # validateEmail's answer (mail.go:720)
         user = self.users.get(email)
         if user is not None and user.confirmed:
             # signup.go:193-196 (UserExistsError) and :280-301. With Autoconfirm (confirmations off) GoTrue says so;
@@ -423,7 +454,7 @@ class FakeSupabaseAuth:
             return 200, _json(self._obfuscated_user(email, data))
         if user is None:
             user = AuthUser(id=str(uuid.uuid4()), email=email, password=password, confirmed=False)
-            user.user_metadata = dict(data or {})  # params.ToUserModel: Data -> UserMetaData (signup.go:85-106)
+            user.user_metadata = dict(data)  # params.ToUserModel: Data -> UserMetaData (signup.go:85-106)
             self.users[email] = user
         # An existing unconfirmed user is not updated: "we can't be sure of their claimed identity" (:197).
         user.identities.add(("email", user.id))
@@ -439,9 +470,10 @@ class FakeSupabaseAuth:
         user.confirmation_sent_at = now
         return 200, _json(self._user_json(user, "email"))  # signup.go:344
 
-    def _obfuscated_user(self, email: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    def _obfuscated_user(self, email: str, data: dict[str, Any]) -> dict[str, Any]:
         """`sanitizeUser` (signup.go:349-378): a new random id, no role, no identities, `user_metadata` = the request's
-        `data` (null when none was sent: a nil map), app_metadata of the email provider, confirmation just sent."""
+        `data` (`{}` when none was sent: ConfigureDefaults, :59-72, made it an empty map), app_metadata of the email
+        provider, confirmation just sent."""
         now = _timestamp(self.clock())
         return {
             "id": str(uuid.uuid4()),
@@ -504,15 +536,23 @@ class FakeSupabaseAuth:
         return decoded
 
     def _password(self, payload: Any) -> tuple[int, bytes]:
-        user = self.users.get(str(payload.get("email", "")))
-        if (
-            user is None
-            or user.password is None
-            # As bytes: compare_digest refuses non-ASCII str, and GoTrue takes any password.
-            or not hmac.compare_digest(_utf8(user.password), _utf8(str(payload.get("password"))))
-        ):
+        """`ResourceOwnerPasswordGrant` (internal/api/token.go:70-200), by email."""
+        params = _request_params(payload, email=str, phone=str, password=str)  # PasswordGrantParams (:24-28)
+        if params is None:
+            return _gotrue_error(400, "bad_json", "Could not parse request body as JSON")
+        email, password = str(params.get("email", "")), str(params.get("password", ""))
+        if not email:  # :105-107 (without a phone either)
+            return _gotrue_error(400, "validation_failed", "missing email or phone")
+        # FindUserByEmailAndAudience (models/user.go:699-701): `LOWER(email) = ?` with the email lower-cased.
+        user = self.users.get(email.lower())
+        if user is None or not user.password:  # :109-118, not found or no password: the same answer
             return _gotrue_error(400, "invalid_credentials", "Invalid login credentials")
-        if not user.confirmed:
+        if user.banned:  # :120-122, before the password is even checked
+            return _gotrue_error(400, "user_banned", "User is banned")
+        # As bytes: compare_digest refuses non-ASCII str, and GoTrue takes any password.
+        if not hmac.compare_digest(_go_bytes(user.password), _go_bytes(password)):  # :124-179
+            return _gotrue_error(400, "invalid_credentials", "Invalid login credentials")
+        if not user.confirmed:  # :181-182
             return _gotrue_error(400, "email_not_confirmed", "Email not confirmed")
         return 200, _json(self._session(user, "email"))
 
@@ -541,7 +581,7 @@ class FakeSupabaseAuth:
         identity = ("google", str(claims["sub"]))
         user = next((u for u in self.users.values() if identity in u.identities), None)
         if user is None:
-            email = str(claims.get("email", ""))
+            email = str(claims.get("email", "")).lower()  # stored lower-cased (models/user.go NewUser)
             # A verified Google email joins the account that already has it, as GoTrue links identities.
             user = self.users.get(email) if claims.get("email_verified") else None
             if user is None:
@@ -550,8 +590,8 @@ class FakeSupabaseAuth:
                 user = AuthUser(id=str(uuid.uuid4()), email=email, password=None, confirmed=True)
                 self.users[email] = user
             user.identities.add(identity)
-        if user.banned:
-            return _gotrue_error(400, "user_banned", "User is banned")
+        if user.banned:  # createAccountFromExternalIdentity (external.go:405-407): a 403, unlike the password grant
+            return _gotrue_error(403, "user_banned", "User is banned")
         return 200, _json(self._session(user, "google"))
 
     def _session(self, user: AuthUser, provider: str) -> dict[str, Any]:
@@ -728,8 +768,47 @@ def _timestamp(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8", "replace")
+def _go_bytes(text: str) -> bytes:
+    """`text` as the bytes of the Go string GoTrue holds: encoding/json decodes an unpaired UTF-16 surrogate escape
+    as U+FFFD (its Unmarshal documentation), so that is what `len` counts and bcrypt hashes."""
+    return re.sub("[\ud800-\udfff]", "\ufffd", text).encode("utf-8")
+
+
+def _request_params(payload: Any, **fields: type) -> dict[str, Any] | None:
+    """The members of a JSON request body that GoTrue's struct has, as `json.Unmarshal` fills it
+    (`retrieveRequestParams`, internal/api/helpers.go:84-97); None when Unmarshal fails (a body that is not an
+    object, a member of another type), which GoTrue answers with 400 `bad_json`. `null` leaves a member unset."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        return None
+    params: dict[str, Any] = {}
+    for name, kind in fields.items():
+        value = payload.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, kind):
+            return None
+        params[name] = value
+    return params
+
+
+# badoux/checkmail's ValidateFormat at the version GoTrue pins (go.mod: v0.0.0-20170203135005-d0a759655d62): a local
+# part of letters, digits and the specials below, then `@` and dot-separated labels of letters, digits and inner
+# hyphens, 1 to 63 characters each. ASCII only, anchored at both ends.
+_EMAIL_LOCAL_PART = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
+_EMAIL_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_EMAIL_FORMAT = re.compile(rf"{_EMAIL_LOCAL_PART}@{_EMAIL_LABEL}(?:\.{_EMAIL_LABEL})*")
+
+
+def _email_refusal(email: str) -> str | None:
+    """What GoTrue's `validateEmail` (internal/api/mail.go:709-721) says of a non-empty email, or None when it takes
+    it: at most 255 bytes (Go's `len`), then checkmail's format."""
+    if len(_go_bytes(email)) > 255:
+        return "An email address is too long"
+    if _EMAIL_FORMAT.fullmatch(email) is None:
+        return "Unable to validate email address: invalid format"  # "%s" of checkmail.ErrBadFormat
+    return None
 
 
 def _json(value: Any) -> bytes:

@@ -84,8 +84,11 @@ def new_google() -> FakeGoogle:
     return google
 
 
-def new_supabase(google: FakeGoogle, postgrest: FakePostgrest) -> FakeSupabaseAuth:
-    supabase = FakeSupabaseAuth().start()
+def new_supabase(google: FakeGoogle, postgrest: FakePostgrest, *, confirm_email: bool = False) -> FakeSupabaseAuth:
+    """Supabase Auth trusting `google`'s ID tokens, `/rest/v1` served by `postgrest`. Email confirmation is off unless
+    asked for (the fake's own default is on, as a new hosted project's): these tests sign users up and straight in,
+    and those about confirmation turn it on, or run in both modes (tests/doki/api/test_email_auth.py)."""
+    supabase = FakeSupabaseAuth(confirm_email=confirm_email).start()
     supabase.trust_google(ISSUER, google.public_jwk(), google.client_id)
     supabase.serve_rest_from(postgrest.url)
     return supabase

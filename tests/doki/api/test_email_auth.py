@@ -1,21 +1,49 @@
 """Email and password accounts through Supabase Auth (the fake GoTrue): sign-up, sign-in, sign-out, and the
-errors the frontend must be able to tell apart."""
+errors the frontend must be able to tell apart.
+
+Every test runs against a project with email confirmation on (a new hosted project's default) and one with it off
+(Autoconfirm), unless it is about one of them (`CONFIRM_EMAIL`, `AUTOCONFIRM`); each in development and production."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from tests.doki.api.google_harness import ANON_KEY, Backend, backend
+from tests.doki.api.google_harness import ANON_KEY, Backend, backend, new_supabase
 from tests.doki.conftest import SUPABASE_SECRET
 from tests.fakes.google import FakeGoogle
+from tests.fakes.postgrest import FakePostgrest
 from tests.fakes.supabase_auth import FakeSupabaseAuth
 from tests.helpers import secret
 
 PASSWORD = secret("the test user's password", "correct horse battery staple")
 
 
+@pytest.fixture(params=[True, False], ids=["confirm-email", "autoconfirm"])
+def supabase(
+    request: pytest.FixtureRequest, google: FakeGoogle, fake_postgrest: FakePostgrest
+) -> Iterator[FakeSupabaseAuth]:
+    fake = new_supabase(google, fake_postgrest, confirm_email=request.param)
+    yield fake
+    fake.stop()
+
+
+CONFIRM_EMAIL = pytest.mark.parametrize("supabase", [True], ids=["confirm-email"], indirect=True)
+AUTOCONFIRM = pytest.mark.parametrize("supabase", [False], ids=["autoconfirm"], indirect=True)
+
+
 def credentials(email: str = "grace@example.com", password: str = PASSWORD, **more: str) -> dict[str, str]:
     return {"email": email, "password": password, **more}
+
+
+def sign_up_and_confirm(doki: Backend, **more: str) -> None:
+    """A sign-up through the API, then, where the project confirms emails, the link opened: the user can sign in."""
+    response = doki.client.post("/auth/signup", json=credentials(**more))
+    assert response.status_code == 200, response.text
+    if doki.supabase.confirm_email:
+        assert response.json()["status"] == "pending_confirmation"
+        doki.supabase.confirm(more.get("email", "grace@example.com"))
 
 
 SESSION_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in", "expires_at"}
@@ -24,6 +52,7 @@ SESSION_FIELDS = {"access_token", "refresh_token", "token_type", "expires_in", "
 # --- sign-up: the original's AuthResponse, our session beside it ---------------------------------------------
 
 
+@AUTOCONFIRM
 def test_signing_up_creates_the_user_and_returns_a_session_the_backend_accepts(doki: Backend) -> None:
     response = doki.client.post("/auth/signup", json=credentials(display_name="Grace Hopper"))
     assert response.status_code == 200
@@ -55,8 +84,8 @@ def test_sign_up_without_a_display_name_stores_no_metadata_and_answers_an_empty_
     assert body["user"]["display_name"] == ""
 
 
+@CONFIRM_EMAIL
 def test_a_project_that_confirms_emails_answers_sign_up_pending_confirmation(doki: Backend) -> None:
-    doki.supabase.confirm_email = True
     response = doki.client.post("/auth/signup", json=credentials(display_name="Grace Hopper"))
     assert response.status_code == 200
     user = doki.supabase.users["grace@example.com"]
@@ -88,6 +117,7 @@ def test_a_display_name_the_original_would_refuse_is_refused(doki: Backend, disp
 # --- a repeated sign-up -----------------------------------------------------------------------------------------
 
 
+@AUTOCONFIRM
 def test_signing_up_twice_without_email_confirmation_is_the_originals_400(doki: Backend) -> None:
     doki.client.post("/auth/signup", json=credentials())
     response = doki.client.post("/auth/signup", json=credentials())
@@ -99,11 +129,11 @@ def test_signing_up_twice_without_email_confirmation_is_the_originals_400(doki: 
     }
 
 
+@CONFIRM_EMAIL
 def test_signing_up_again_as_a_confirmed_user_with_confirmation_on_looks_like_a_new_sign_up(doki: Backend) -> None:
-    # Supabase answers 200 with an obfuscated user (a random id, null metadata, no identities): who has an account
-    # is not told, and the answer is read as any sign-up waiting for confirmation.
+    # Supabase answers 200 with an obfuscated user (a random id, the request's data as metadata, no identities): who
+    # has an account is not told, and the answer is read as any sign-up waiting for confirmation.
     user = doki.supabase.add_user("grace@example.com", PASSWORD, confirmed=True)
-    doki.supabase.confirm_email = True
     fresh = doki.client.post("/auth/signup", json=credentials("ada@example.com", display_name="Ada")).json()
     response = doki.client.post("/auth/signup", json=credentials(display_name="Someone Else"))
     assert response.status_code == 200
@@ -118,17 +148,17 @@ def test_signing_up_again_as_a_confirmed_user_with_confirmation_on_looks_like_a_
     assert user.user_metadata == {} and doki.supabase.users["grace@example.com"] is user
 
 
-def test_a_repeated_sign_up_without_a_display_name_reads_supabases_null_metadata(doki: Backend) -> None:
+@CONFIRM_EMAIL
+def test_a_repeated_sign_up_without_a_display_name_answers_an_empty_one(doki: Backend) -> None:
     doki.supabase.add_user("grace@example.com", PASSWORD, confirmed=True)
-    doki.supabase.confirm_email = True
     response = doki.client.post("/auth/signup", json=credentials())
     assert response.status_code == 200
     assert response.json()["user"]["display_name"] == ""
     assert response.json()["status"] == "pending_confirmation"
 
 
+@CONFIRM_EMAIL
 def test_signing_up_again_before_confirming_resends_the_link_once_a_minute(doki: Backend) -> None:
-    doki.supabase.confirm_email = True
     first = doki.client.post("/auth/signup", json=credentials(display_name="Grace"))
     assert first.status_code == 200
     again = doki.client.post("/auth/signup", json=credentials(display_name="Grace"))
@@ -160,6 +190,58 @@ def test_a_password_the_project_finds_weak_is_a_422_with_supabases_reasons(doki:
     assert "grace@example.com" not in doki.supabase.users
 
 
+def test_a_password_is_as_long_as_its_utf8_bytes_for_supabase(doki: Backend) -> None:
+    # GoTrue measures a password with Go's `len`, in bytes: three two-byte characters are six, long enough.
+    sign_up_and_confirm(doki, password="ééé")
+    assert doki.client.post("/auth/signin", json=credentials(password="ééé")).status_code == 200
+    too_short = doki.client.post("/auth/signup", json=credentials("ada@example.com", password="éé"))
+    assert (too_short.status_code, too_short.json()["reasons"]) == (422, ["length"])
+
+
+# --- emails Supabase refuses, and emails in capitals --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("email", "message"),
+    [
+        ("grace@example..com", "Unable to validate email address: invalid format"),
+        ("grace@-example.com", "Unable to validate email address: invalid format"),
+        ("grace@mail_server.example.com", "Unable to validate email address: invalid format"),
+        ("gräce@example.com", "Unable to validate email address: invalid format"),
+        ("grace@bücher.example", "Unable to validate email address: invalid format"),
+        ("(grace)@example.com", "Unable to validate email address: invalid format"),
+        ("g" * 244 + "@example.com", "An email address is too long"),  # 256 bytes; this server takes up to 320
+    ],
+)
+def test_an_email_this_server_takes_but_supabase_refuses_is_a_422_with_supabases_words(
+    doki: Backend, email: str, message: str
+) -> None:
+    response = doki.client.post("/auth/signup", json=credentials(email, display_name="Grace"))
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": message,
+        "code": "validation_failed",
+        "hint": "check the email address and password",
+    }
+    assert doki.supabase.requested_paths.count("/auth/v1/signup") == 1  # Supabase was asked, and said no
+    assert doki.supabase.users == {}
+
+
+def test_an_email_is_one_account_whatever_its_capitals(doki: Backend) -> None:
+    # Supabase stores the address lower-cased and finds it by LOWER(email).
+    sign_up_and_confirm(doki, email="Grace.Hopper@Example.COM", display_name="Grace")
+    user = doki.supabase.users["grace.hopper@example.com"]
+    response = doki.client.post("/auth/signin", json=credentials("GRACE.HOPPER@example.com"))
+    assert response.status_code == 200
+    assert response.json()["user"] == {"id": user.id, "email": "grace.hopper@example.com", "display_name": "Grace"}
+    again = doki.client.post("/auth/signup", json=credentials("grace.hopper@EXAMPLE.com"))
+    if doki.supabase.confirm_email:  # the obfuscated answer, not a second account
+        assert again.status_code == 200 and again.json()["user"]["id"] != user.id
+    else:
+        assert (again.status_code, again.json()["code"]) == (400, "user_already_exists")
+    assert list(doki.supabase.users) == ["grace.hopper@example.com"]
+
+
 @pytest.mark.parametrize("body", [{"email": "not-an-email", "password": PASSWORD}, {"email": "a@b.c"}, {}])
 def test_malformed_credentials_are_refused_before_supabase_is_asked(doki: Backend, body: dict[str, str]) -> None:
     assert doki.client.post("/auth/signin", json=body).status_code == 422
@@ -167,7 +249,7 @@ def test_malformed_credentials_are_refused_before_supabase_is_asked(doki: Backen
 
 
 def test_signing_in_returns_the_originals_body_with_the_display_name_supabase_holds(doki: Backend) -> None:
-    doki.client.post("/auth/signup", json=credentials(display_name="Grace Hopper"))
+    sign_up_and_confirm(doki, display_name="Grace Hopper")
     user = doki.supabase.users["grace@example.com"]
     response = doki.client.post("/auth/signin", json=credentials())
     assert response.status_code == 200
@@ -206,6 +288,23 @@ def test_a_wrong_password_or_unknown_email_is_the_same_401(doki: Backend, email:
         "hint": "check the email and password",
     }
     assert PASSWORD not in response.text
+
+
+@pytest.mark.parametrize("password", [PASSWORD, "wrong password"], ids=["right-password", "wrong-password"])
+def test_a_banned_user_is_refused_with_a_403_user_banned(doki: Backend, password: str) -> None:
+    # Supabase answers 400 `user_banned` to the password grant, and checks the ban before the password.
+    doki.supabase.add_user("grace@example.com", PASSWORD)
+    doki.supabase.ban("grace@example.com")
+    response = doki.client.post("/auth/signin", json=credentials(password=password))
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "User is banned",
+        "code": "user_banned",
+        "hint": "this account is banned in Supabase Auth",
+    }
+    assert "access_token" not in response.text
+    doki.supabase.ban("grace@example.com", banned=False)
+    assert doki.client.post("/auth/signin", json=credentials()).status_code == 200
 
 
 SIGNED_OUT = {"status": "signed_out", "message": "Successfully signed out"}

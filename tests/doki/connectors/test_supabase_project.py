@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio
 import httpcore
 import httpx
 import pytest
@@ -275,6 +276,13 @@ def test_development_and_address_literals_are_not_resolved(project: FakePostgres
 # Addresses: judged by what a connection to them reaches
 
 
+TEREDO = "a Teredo tunnel address (RFC 4380), which no Supabase project is served from"
+SIX_TO_FOUR = (
+    "a 6to4 tunnel address (RFC 3056; RFC 7526 deprecates its relays), which no Supabase project is served from"
+)
+SIX_TO_FOUR_RELAY = "a 6to4 relay anycast address (RFC 3068, deprecated by RFC 7526)"
+
+
 @pytest.mark.parametrize(
     ("address", "reason"),
     [
@@ -298,10 +306,8 @@ def test_development_and_address_literals_are_not_resolved(project: FakePostgres
         ("::ffff:169.254.169.254", "the IPv4-mapped form of 169.254.169.254, a link-local address"),
         ("::ffff:224.0.0.1", "the IPv4-mapped form of 224.0.0.1, a multicast address"),
         ("::ffff:0:10.0.0.1", "the IPv4-translated form of 10.0.0.1, a private address"),
-        ("2002:a00:1::1", "the 6to4 form of 10.0.0.1, a private address"),
-        ("2002:a9fe:a9fe::", "the 6to4 form of 169.254.169.254, a link-local address"),
-        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "the Teredo form of 10.0.0.1, a private address"),  # the client
-        ("2001:0:a00:1:8000:63bf:f7f7:f7f7", "the Teredo form of 10.0.0.1, a private address"),  # the server
+        ("192.88.99.1", SIX_TO_FOUR_RELAY),  # ipaddress calls it global
+        ("::ffff:192.88.99.1", f"the IPv4-mapped form of 192.88.99.1, {SIX_TO_FOUR_RELAY}"),
         ("64:ff9b::a00:1", "the NAT64 form of 10.0.0.1, a private address"),
         ("64:ff9b::a9fe:a9fe", "the NAT64 form of 169.254.169.254, a link-local address"),
         ("64:ff9b:1::808:808", "a local-use NAT64 address (RFC 8215), translated inside the network"),
@@ -321,8 +327,6 @@ def test_an_address_is_judged_by_the_address_a_connection_to_it_reaches(address:
         "2606:4700::1111",
         "::ffff:8.8.8.8",  # "reserved" to ipaddress, yet it reaches 8.8.8.8
         "::8.8.8.8",
-        "2002:808:808::1",
-        "2001:0:4136:e378:8000:63bf:f7f7:f7f7",  # a public Teredo server and client
         "64:ff9b::808:808",
     ],
 )
@@ -332,6 +336,38 @@ def test_a_public_address_or_a_form_carrying_one_is_allowed(address: str) -> Non
     assert address_refusal(parsed, allow_loopback=False) is None
 
 
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("2001:0:4136:e378:8000:63bf:f7f7:f7f7", TEREDO),  # a public server (65.54.227.120) and client (8.8.8.8)
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", TEREDO),  # a public server, the client 10.0.0.1
+        ("2001:0:a00:1:8000:63bf:f7f7:f7f7", TEREDO),  # the server 10.0.0.1
+        ("2001::", TEREDO),
+        ("2001:0:ffff:ffff:ffff:ffff:ffff:ffff", TEREDO),
+        ("2002:808:808::1", SIX_TO_FOUR),  # the 6to4 form of 8.8.8.8
+        ("2002:a00:1::1", SIX_TO_FOUR),  # of 10.0.0.1
+        ("2002:a9fe:a9fe::", SIX_TO_FOUR),  # of 169.254.169.254
+        ("2002::", SIX_TO_FOUR),
+        ("2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff", SIX_TO_FOUR),
+    ],
+)
+def test_teredo_and_6to4_are_refused_whatever_address_they_carry(address: str, reason: str) -> None:
+    # ipaddress calls 2002::/16 global, and 2001::/32 not global only as part of 2001::/23 (IETF protocol
+    # assignments): neither flag says why these are refused, nor would keep refusing them if the tables changed.
+    parsed = parse_address(address)
+    assert parsed is not None
+    assert address_refusal(parsed, allow_loopback=False) == reason
+    assert address_refusal(parsed, allow_loopback=True) == reason
+
+
+@pytest.mark.parametrize("address", ["2001:1::1", "2001:4860:4860::8888", "2003::1", "2001:1:0:0:8000:63bf:f7f7:f7f7"])
+def test_the_addresses_beside_teredo_and_6to4_are_not_taken_for_them(address: str) -> None:
+    parsed = parse_address(address)
+    assert parsed is not None
+    reason = address_refusal(parsed, allow_loopback=False)
+    assert reason not in (TEREDO, SIX_TO_FOUR)
+
+
 def test_a_rehearsal_on_loopback_allows_loopback_itself_but_not_a_tunnel_to_it() -> None:
     def refusal(address: str) -> str | None:
         parsed = parse_address(address)
@@ -339,14 +375,18 @@ def test_a_rehearsal_on_loopback_allows_loopback_itself_but_not_a_tunnel_to_it()
         return address_refusal(parsed, allow_loopback=True)
 
     assert [refusal(a) for a in ("127.0.0.1", "::1", "::ffff:127.0.0.1")] == [None, None, None]
-    assert refusal("2002:7f00:1::") == "the 6to4 form of 127.0.0.1, a loopback address"
+    assert refusal("2002:7f00:1::") == SIX_TO_FOUR
     assert refusal("64:ff9b::7f00:1") == "the NAT64 form of 127.0.0.1, a loopback address"
     assert refusal("10.0.0.7") == "a private address"
 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("https://[::ffff:10.0.0.1]", "IPv4-mapped form of 10.0.0.1"), ("https://224.0.0.1", "a multicast address")],
+    [
+        ("https://[::ffff:10.0.0.1]", "IPv4-mapped form of 10.0.0.1"),
+        ("https://224.0.0.1", "a multicast address"),
+        ("https://[2001:0:4136:e378:8000:63bf:f7f7:f7f7]", TEREDO),
+    ],
 )
 def test_production_judges_an_address_literal_by_what_it_reaches(raw: str, reason: str) -> None:
     with pytest.raises(SupabaseProjectError, match="private or reserved address") as caught:
@@ -444,10 +484,12 @@ def test_a_refused_name_is_refused_before_any_connection_is_opened(project: Fake
         finally:
             await projects.aclose()
 
-    errors = [asyncio.run(main(answer)) for answer in (["93.184.216.34", "10.0.0.7"], ["64:ff9b::a00:1"])]
+    answers = (["93.184.216.34", "10.0.0.7"], ["64:ff9b::a00:1"], ["2606:4700::1111", "2002:808:808::1"])
+    errors = [asyncio.run(main(answer)) for answer in answers]
 
-    assert [e.code for e in errors] == ["supabase_invalid_url"] * 2
+    assert [e.code for e in errors] == ["supabase_invalid_url"] * 3
     assert "the NAT64 form of 10.0.0.1" in errors[1].message
+    assert f"resolves to 2002:808:808::1, a private or reserved address ({SIX_TO_FOUR})" in errors[2].message
     assert sockets.asked == []
     assert project.requests == []
 
@@ -464,6 +506,105 @@ def test_a_checked_address_that_does_not_answer_gives_way_to_the_next_checked_on
     )
 
     assert sockets.asked == ["93.184.216.34", "93.184.216.35"]
+    assert len(project.requests) == 1
+
+
+class Blackholes(httpcore.AsyncNetworkBackend):
+    """Addresses that never answer a connection (a SYN no one answers): each attempt is recorded with the timeout it
+    was given and waits that long. With `deaf`, an attempt waits `cap` seconds whatever it was given, then fails the
+    test: an attempt the deadline did not cut short. Addresses in `up` connect to the fake on loopback."""
+
+    def __init__(self, *up: str, deaf: bool = False, cap: float = 2.0) -> None:
+        self.attempts: list[tuple[str, float | None]] = []
+        self.up = set(up)
+        self.deaf = deaf
+        self.cap = cap
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.attempts.append((host, timeout))
+        if host in self.up:
+            return await self.inner.connect_tcp("127.0.0.1", port, timeout=timeout)
+        if self.deaf:
+            await anyio.sleep(self.cap)
+            raise AssertionError(f"the attempt to connect to {host} outlived its deadline")
+        await anyio.sleep(timeout if timeout is not None else self.cap)
+        raise httpcore.ConnectTimeout(f"{host} did not answer")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class SlowResolver(ChangingResolver):
+    """DNS that takes `seconds` to answer."""
+
+    def __init__(self, seconds: float, *answers: list[str]) -> None:
+        super().__init__(*answers)
+        self.seconds = seconds
+
+    async def __call__(self, host: str) -> list[str]:
+        await anyio.sleep(self.seconds)
+        return await super().__call__(host)
+
+
+def test_a_name_whose_addresses_never_answer_fails_within_one_connect_timeout_having_tried_each() -> None:
+    # Public addresses (TEST-NET ones would be refused before any attempt), none answering; a lookup that takes a
+    # third of the time. The request's connect timeout is the whole lookup's and every attempt's, not each one's.
+    public = ["93.184.216.34", "93.184.216.35", "2606:2800:220:1:248:1893:25c8:1946"]
+    sockets = Blackholes()
+
+    async def main() -> SupabaseProjectError:
+        projects = SupabaseProjects(
+            allow_loopback=False, production=True, timeout=0.3, resolve=SlowResolver(0.1, public), sockets=sockets
+        )
+        try:
+            with pytest.raises(SupabaseProjectError) as caught:
+                await projects.verify(ProjectCredentials.checked("https://project.invalid", SECRET, None))
+            return caught.value
+        finally:
+            await projects.aclose()
+
+    error = asyncio.run(main())
+
+    assert (error.status_code, error.code) == (503, "supabase_unreachable")
+    assert (
+        error.message == "cannot reach the Supabase project at https://project.invalid (it did not answer within 0.3s)"
+    )
+    assert [address for address, _ in sockets.attempts] == public  # each address still tried, in order
+    given = [timeout for _, timeout in sockets.attempts]
+    assert all(timeout is not None for timeout in given)
+    # What the attempts were given adds up to what the lookup left of the one deadline, not a timeout each.
+    assert sum(timeout or 0.0 for timeout in given) < 0.25
+
+
+def test_an_attempt_that_ignores_its_timeout_is_cut_at_its_share_and_the_next_address_answers(
+    project: FakePostgrest,
+) -> None:
+    sockets = Blackholes("93.184.216.35", deaf=True)
+
+    async def main() -> None:
+        projects = SupabaseProjects(
+            allow_loopback=False,
+            production=True,
+            timeout=1.0,
+            resolve=ChangingResolver(["93.184.216.34", "93.184.216.35"]),
+            sockets=sockets,
+        )
+        try:
+            await projects.verify(ProjectCredentials.checked(f"http://project.invalid:{project.port}", SECRET, None))
+        finally:
+            await projects.aclose()
+
+    asyncio.run(main())
+
+    assert [address for address, _ in sockets.attempts] == ["93.184.216.34", "93.184.216.35"]
     assert len(project.requests) == 1
 
 
@@ -526,6 +667,23 @@ def test_tls_is_verified_against_the_name_while_the_connection_goes_to_the_check
     assert asked_for == ["project.doki.test"]  # SNI: the name, not the address connected to
     assert resolver.names == ["project.doki.test"]
     assert len(requests) == (1 if verified else 0)  # no key is sent to a server that is not the name's
+
+
+def test_the_system_resolver_keeps_getaddrinfos_order_listing_each_address_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # getaddrinfo's order is RFC 6724's (reachable and preferred first); sorting as text would put 104.18.2.3 first.
+    answers = ["2606:4700::6812:303", "104.18.3.3", "2606:4700::6812:303", "104.18.2.3", "104.18.3.3"]
+    asked: list[tuple[object, ...]] = []
+
+    def getaddrinfo(*args: object) -> list[tuple[Any, ...]]:
+        asked.append(args)
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 0)) for a in answers]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+    assert asyncio.run(resolve_host("project.example")) == ["2606:4700::6812:303", "104.18.3.3", "104.18.2.3"]
+    assert [args[0] for args in asked] == ["project.example"]
 
 
 def test_the_system_resolver_finds_localhost_on_loopback() -> None:
