@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from doki_cli.context import app_of
+from doki_cli.globaloptions import DokiTyper
 
 if TYPE_CHECKING:
     pass
 
-app = typer.Typer(
-    help="Secret Manager: push values, list them (never their values), grant access.", no_args_is_help=True
-)
+app = DokiTyper(help="Secret Manager: push values, list them (never their values), grant access.", no_args_is_help=True)
 
 
 @app.command("push")
