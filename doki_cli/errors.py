@@ -33,6 +33,11 @@ class Code(StrEnum):
     USAGE_ERROR = "usage_error", 2, "an unknown command or option, or a value of the wrong type"
     BAD_OPTION = "bad_option", EXIT_FAILED, "options that do not go together, or a value doki cannot use"
     ABORTED = "aborted", EXIT_FAILED, "a question was answered no, or not at all; nothing was changed"
+    CONFIRMATION_REQUIRED = (
+        "confirmation_required",
+        EXIT_FAILED,
+        "a change needs a yes and nobody can answer (no terminal, or --json): pass --yes; nothing was changed",
+    )
     BAD_CHOICE = "bad_choice", EXIT_FAILED, "the number picked is not in the list shown; nothing was changed"
     NOTHING_TO_CHANGE = "nothing_to_change", EXIT_FAILED, "a command that changes something was given nothing to change"
     INTERRUPTED = "interrupted", EXIT_INTERRUPTED, "Ctrl-C; the message says what was sent and what did not run"

@@ -298,7 +298,7 @@ def test_a_deploy_that_only_returns_traffic_to_latest_makes_no_revision_of_a_nam
     earlier = live.latest_ready_revision.rsplit("/", 1)[-1]
     live.template.revision = "doki-backend-named"
     services.update_service(service=live).result(timeout=120)
-    assert runner.invoke(app, ["rollback", earlier]).exit_code == 0
+    assert runner.invoke(app, ["rollback", earlier, "--yes"]).exit_code == 0
     made = sorted(r.name for r in factory.run_revisions().list_revisions(parent=PATH))
 
     plan = deploy("--dry-run")
