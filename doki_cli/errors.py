@@ -51,7 +51,7 @@ class Code(StrEnum):
     BAD_COMMIT = "bad_commit", EXIT_CONFIG, "the commit given is not a commit sha"
     COMMIT_MISMATCH = "commit_mismatch", EXIT_CONFIG, "the commit to release is not the one checked out"
     DIRTY_TREE = "dirty_tree", EXIT_CONFIG, "uncommitted changes to files the image holds (--allow-dirty)"
-    NO_GIT_VERSION = "no_git_version", EXIT_FAILED, "no git commit to tag the image with (--tag)"
+    NO_GIT_VERSION = "no_git_version", EXIT_FAILED, "no git commit to name the image by (build --tag, deploy --image)"
     FILES_EXIST = "files_exist", EXIT_FAILED, "doki init would overwrite files that exist"
     NOT_A_DIRECTORY = "not_a_directory", EXIT_FAILED, "the directory given does not exist"
     PROJECT_REQUIRED = "project_required", EXIT_FAILED, "doki init needs the Google Cloud project"
@@ -82,7 +82,11 @@ class Code(StrEnum):
     RELEASE_LOCKED = "release_locked", EXIT_LOCKED, "another release holds the service's release lock"
 
     # Secrets and .env
-    SECRETS_SOURCE_MISSING = "secrets_source_missing", EXIT_FAILED, "no .env file where --from points"
+    SECRETS_SOURCE_MISSING = (
+        "secrets_source_missing",
+        EXIT_FAILED,
+        "no .env file where --from (release: --secrets-from) points",
+    )
     SECRET_VALUE_MISSING = "secret_value_missing", EXIT_FAILED, "the .env file has no value for a declared secret"
     EMPTY_SECRET = "empty_secret", EXIT_FAILED, "a secret's value is empty, which Secret Manager refuses"
     CONFLICTING_VALUES = "conflicting_values", EXIT_FAILED, "variables that share one secret have different values"

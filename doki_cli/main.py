@@ -33,7 +33,7 @@ from doki_cli.globaloptions import NAMES, DokiGroupBase, DokiTyper
 from doki_cli.options import ConfigOption, EnvOption, JsonOption, ProjectOption, RegionOption, VerboseOption
 from doki_cli.output import Output
 
-# Where the root keeps the arguments it was given, for the one question asked of them before they are parsed.
+# Where the root keeps the arguments it was given: read for --json when a command cannot parse its own.
 ARGS = "doki.args"
 
 
@@ -62,9 +62,14 @@ class DokiGroup(DokiGroupBase):
             Output(json_mode=True).error(error)
             raise typer.Exit(exc.exit_code) from None
         except typer.Abort:
-            # A prompt met Ctrl-C or the end of stdin: every prompt comes before the first change.
+            # A prompt met Ctrl-C or the end of stdin. Those of the commands say what skips them (--yes, where the
+            # command has it: commands/_plan.py); one that did not is still no answer, and before any change.
             app_of(ctx).output.error(
-                DokiError(Code.ABORTED, "no answer to the question; nothing was changed", "answer it, or pass --yes")
+                DokiError(
+                    Code.ABORTED,
+                    "no answer to the question; nothing was changed",
+                    "run the command again and answer the question",
+                )
             )
             raise typer.Exit(1) from None
         except DokiError as err:

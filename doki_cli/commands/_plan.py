@@ -65,5 +65,19 @@ def _why_not_asked(app: App) -> str:
 
 def confirm(app: App, question: str) -> None:
     """Ask `question`, where someone can answer (`can_ask`); a no changes nothing."""
-    if not typer.confirm(question):
+    if not ask(question):
         raise DokiError(Code.ABORTED, "nothing was changed", "run again and answer y, or pass --yes")
+
+
+def ask(question: str) -> bool:
+    """The answer to a yes/no `question`; none (Ctrl-C, or the end of stdin) is `no_answer()`."""
+    try:
+        return typer.confirm(question)
+    except typer.Abort:
+        raise no_answer() from None
+
+
+def no_answer() -> DokiError:
+    """A question met Ctrl-C or the end of stdin: every question comes before the first change, and each command
+    that asks one takes --yes instead."""
+    return DokiError(Code.ABORTED, "no answer to the question; nothing was changed", "answer it, or pass --yes")

@@ -97,7 +97,7 @@ def init(
         files["doki.toml"] = adopted_toml(adopted)
         _check_loads(
             files["doki.toml"],
-            "the live service has a setting doki.toml cannot hold: change it on the service, or write doki.toml "
+            hint="the live service has a setting doki.toml cannot hold: change it on the service, or write doki.toml "
             "with doki init (without --from-service) and edit it",
         )
     apis = _enable_apis(app, answers) if enable_apis else None
@@ -258,7 +258,7 @@ def _frontend(supabase_url: str | None, origins: list[str]) -> tuple[str | None,
     return url, origins
 
 
-def _check_loads(text: str, hint: str = "fix --service, --project or --region (see `doki init --help`)") -> None:
+def _check_loads(text: str, *, hint: str = "fix --service, --project or --region (see `doki init --help`)") -> None:
     """Refuse options that would make a doki.toml `doki` cannot load, naming every problem (nothing is written)."""
     import tempfile
 

@@ -33,7 +33,9 @@ def push(
 
     app = app_of(ctx)
     out, config, google = app.output, app.config, app.google
-    values = read_values(source, sys.stdin)
+    values = read_values(
+        source, sys.stdin, hint="pass --from PATH to your .env file, or --from - to read NAME=value lines from stdin"
+    )
     results = push_secrets(google.secrets, config, values, names or [], source="stdin" if source == "-" else source)
     out.data(
         [

@@ -117,7 +117,8 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     assert failed.exit_code == 1
     assert f"Image '{never}' not found." in failed.stderr
     assert (
-        "Hint: build and push the image first (doki build --push), or pass --image; traffic stays on" in failed.stderr
+        "Hint: build and push the image first (`doki build --push`), or deploy one that is there "
+        "(`doki deploy --image IMAGE`); traffic stays on" in failed.stderr
     )
     status = json.loads(doki("--json", "status").stdout)
     assert ([(t["revision"], t["image"]) for t in status["traffic"]], status["traffic_follows_latest"]) == (
