@@ -1,20 +1,22 @@
 """The command context: what every command works with, made once per `doki` call and kept on `ctx.obj`.
 
-The top-level callback parses the global options into an `App`. Commands ask it for the output, doki.toml (loaded on
-first use, so commands that need none never read it) and the Google adapters (built on first use, through the one
-`Factory`). Tests hand typer's runner a `Factory` of their own as `obj` to change how collaborators are made.
+The top-level callback parses the global options into an `App`; those given after a command name are merged into it
+as they are parsed (`App.give`, by the rule in `doki_cli.globaloptions`). Commands ask it for the output, doki.toml
+(loaded on first use, so commands that need none never read it) and the Google adapters (built on first use, through
+the one `Factory`). Tests hand typer's runner a `Factory` of their own as `obj` to change how collaborators are made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from typer._click.core import Context
 
+from doki_cli.errors import Code, DokiError
 from doki_cli.output import Output
 
 if TYPE_CHECKING:
@@ -61,6 +63,29 @@ class App:
 
     options: GlobalOptions = field(default_factory=GlobalOptions)
     factory: Factory = field(default_factory=Factory)
+    # The global options given on the command line so far, each with the command it followed (`doki`, `doki cors`):
+    # one given again, further on, must say the same.
+    given: dict[str, str] = field(default_factory=dict)
+
+    def give(self, name: str, value: Any, *, where: str) -> None:
+        """Global option `name` given on the command line after `where` (the command path it follows), merged into
+        the options: a value given on the command line replaces the environment's; --json given anywhere turns JSON
+        on, and -v counts wherever it is given; any other given twice with two values is refused."""
+        before = getattr(self.options, name)
+        if name == "verbose" and name in self.given:
+            value += before
+        elif name not in ("json", "verbose") and name in self.given and value != before:
+            flag = f"--{name}"
+            raise DokiError(
+                Code.BAD_OPTION,
+                f"{flag} is given twice with two values: {before} after `{self.given[name]}`, {value} after `{where}`",
+                f"give {flag} once, before or after the command name",
+            )
+        self.options = replace(self.options, **{name: value})
+        self.given.setdefault(name, where)
+        # Made from the options: none is made before the command runs, but one made sooner must not outlive them.
+        for made in ("output", "config", "google"):
+            self.__dict__.pop(made, None)
 
     @cached_property
     def output(self) -> Output:
@@ -86,7 +111,6 @@ class App:
     def last_lines(self, revision: str) -> list[str]:
         """A revision's last log lines, as deploy and release show them; none when they cannot be read, as they are
         a courtesy beside the error that follows regardless."""
-        from doki_cli.errors import DokiError
         from doki_cli.gcp.logs import LogQuery
 
         try:

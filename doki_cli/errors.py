@@ -33,6 +33,11 @@ class Code(StrEnum):
     USAGE_ERROR = "usage_error", 2, "an unknown command or option, or a value of the wrong type"
     BAD_OPTION = "bad_option", EXIT_FAILED, "options that do not go together, or a value doki cannot use"
     ABORTED = "aborted", EXIT_FAILED, "a question was answered no, or not at all; nothing was changed"
+    CONFIRMATION_REQUIRED = (
+        "confirmation_required",
+        EXIT_FAILED,
+        "a change needs a yes and nobody can answer (no terminal, or --json): pass --yes; nothing was changed",
+    )
     BAD_CHOICE = "bad_choice", EXIT_FAILED, "the number picked is not in the list shown; nothing was changed"
     NOTHING_TO_CHANGE = "nothing_to_change", EXIT_FAILED, "a command that changes something was given nothing to change"
     INTERRUPTED = "interrupted", EXIT_INTERRUPTED, "Ctrl-C; the message says what was sent and what did not run"
@@ -46,7 +51,7 @@ class Code(StrEnum):
     BAD_COMMIT = "bad_commit", EXIT_CONFIG, "the commit given is not a commit sha"
     COMMIT_MISMATCH = "commit_mismatch", EXIT_CONFIG, "the commit to release is not the one checked out"
     DIRTY_TREE = "dirty_tree", EXIT_CONFIG, "uncommitted changes to files the image holds (--allow-dirty)"
-    NO_GIT_VERSION = "no_git_version", EXIT_FAILED, "no git commit to tag the image with (--tag)"
+    NO_GIT_VERSION = "no_git_version", EXIT_FAILED, "no git commit to name the image by (build --tag, deploy --image)"
     FILES_EXIST = "files_exist", EXIT_FAILED, "doki init would overwrite files that exist"
     NOT_A_DIRECTORY = "not_a_directory", EXIT_FAILED, "the directory given does not exist"
     PROJECT_REQUIRED = "project_required", EXIT_FAILED, "doki init needs the Google Cloud project"
@@ -77,7 +82,11 @@ class Code(StrEnum):
     RELEASE_LOCKED = "release_locked", EXIT_LOCKED, "another release holds the service's release lock"
 
     # Secrets and .env
-    SECRETS_SOURCE_MISSING = "secrets_source_missing", EXIT_FAILED, "no .env file where --from points"
+    SECRETS_SOURCE_MISSING = (
+        "secrets_source_missing",
+        EXIT_FAILED,
+        "no .env file where --from (release: --secrets-from) points",
+    )
     SECRET_VALUE_MISSING = "secret_value_missing", EXIT_FAILED, "the .env file has no value for a declared secret"
     EMPTY_SECRET = "empty_secret", EXIT_FAILED, "a secret's value is empty, which Secret Manager refuses"
     CONFLICTING_VALUES = "conflicting_values", EXIT_FAILED, "variables that share one secret have different values"

@@ -16,8 +16,11 @@ SHORT = 7  # image tags: the first 7 hex digits of the commit, whatever length `
 _SHA = re.compile(r"[0-9a-f]{7,40}")
 
 
-def version_tag(root: Path) -> str:
-    """The short commit sha, with `-dirty` when a file that enters the image has uncommitted changes."""
+def version_tag(root: Path, *, hint: str = "commit your work (git init && git commit)") -> str:
+    """The short commit sha, with `-dirty` when a file that enters the image has uncommitted changes.
+
+    Without a commit there is none: `no_git_version`, with `hint`, which a command gives, as it alone knows how its
+    user names an image otherwise (`doki build --tag`, `doki deploy --image`)."""
     try:
         # Not `--short`, whose length grows with the repository: release must derive the same tag from a CI sha.
         sha = _git(root, "rev-parse", "HEAD")[:SHORT]
@@ -25,8 +28,8 @@ def version_tag(root: Path) -> str:
     except (OSError, subprocess.CalledProcessError):
         raise DokiError(
             Code.NO_GIT_VERSION,
-            f"{root} is not a git checkout with a commit, so the image has no version to be tagged with",
-            "commit your work (git init && git commit), or pass --tag VERSION",
+            f"{root} is not a git checkout with a commit, so no commit names the image",
+            hint,
         ) from None
     return f"{sha}-dirty" if dirty else sha
 

@@ -1,13 +1,15 @@
-"""The `doki` entry point: global options, command registration, and the one place errors are rendered."""
+"""The `doki` entry point: global options, command registration, and the one place errors are rendered.
+
+The global options are declared here, on the root; every command takes them after its name too
+(`doki_cli.globaloptions`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import typer
-from typer._click.core import Context
+from typer._click.core import Context, ParameterSource
 from typer._click.exceptions import ClickException, UsageError
-from typer.core import TyperGroup
 
 from doki_cli.commands import (
     build,
@@ -27,12 +29,20 @@ from doki_cli.commands import (
 )
 from doki_cli.context import App, Factory, GlobalOptions, app_of
 from doki_cli.errors import Code, DokiError
+from doki_cli.globaloptions import NAMES, DokiGroupBase, DokiTyper
 from doki_cli.options import ConfigOption, EnvOption, JsonOption, ProjectOption, RegionOption, VerboseOption
 from doki_cli.output import Output
 
+# Where the root keeps the arguments it was given: read for --json when a command cannot parse its own.
+ARGS = "doki.args"
 
-class DokiGroup(TyperGroup):
+
+class DokiGroup(DokiGroupBase):
     """Renders every DokiError (and any unexpected failure) once, in the mode the user asked for."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        ctx.meta[ARGS] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Context) -> Any:
         try:
@@ -40,18 +50,26 @@ class DokiGroup(TyperGroup):
         except typer.Exit:
             raise
         except ClickException as exc:
-            # A usage error (an unknown command or option, a bad value) that typer prints well as text; --json, a
-            # parameter of this group and so parsed before any of them, asks for it as JSON like every other error.
-            if not ctx.params.get("json"):
+            # A usage error (an unknown command or option, a bad value) that typer prints well as text; --json asks
+            # for it as JSON like every other error. Given after the command name, --json may follow the very
+            # option the command could not parse, so the arguments themselves are read (up to a `--`).
+            args = ctx.meta.get(ARGS, [])
+            given = args[: args.index("--")] if "--" in args else args
+            if not (ctx.params.get("json") or "--json" in given):
                 raise
             where = exc.ctx.command_path if isinstance(exc, UsageError) and exc.ctx else ctx.command_path
             error = DokiError(Code.USAGE_ERROR, exc.format_message(), f"see `{where} --help`")
             Output(json_mode=True).error(error)
             raise typer.Exit(exc.exit_code) from None
         except typer.Abort:
-            # A prompt met Ctrl-C or the end of stdin: every prompt comes before the first change.
+            # A prompt met Ctrl-C or the end of stdin. Those of the commands say what skips them (--yes, where the
+            # command has it: commands/_plan.py); one that did not is still no answer, and before any change.
             app_of(ctx).output.error(
-                DokiError(Code.ABORTED, "no answer to the question; nothing was changed", "answer it, or pass --yes")
+                DokiError(
+                    Code.ABORTED,
+                    "no answer to the question; nothing was changed",
+                    "run the command again and answer the question",
+                )
             )
             raise typer.Exit(1) from None
         except DokiError as err:
@@ -98,7 +116,7 @@ def _interrupted(ctx: Context) -> None:
     raise typer.Exit(Code.INTERRUPTED.exit_code) from None
 
 
-app = typer.Typer(
+app = DokiTyper(
     cls=DokiGroup,
     name="doki",
     help="Run the Doki backend locally and deploy it to Google Cloud Run.",
@@ -134,7 +152,8 @@ def main(
     # A test may hand in the factory its collaborators come from (as typer's `obj`); a user's call gets the real one.
     factory = ctx.obj if isinstance(ctx.obj, Factory) else Factory()
     options = GlobalOptions(config=config, env=env, project=project, region=region, json=json, verbose=verbose)
-    ctx.obj = App(options, factory)
+    given = {name: ctx.command_path for name in NAMES if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+    ctx.obj = App(options, factory, given)
 
 
 app.command("build")(build.build)

@@ -19,8 +19,9 @@ DRY_RUN_CHANGES = 2
 
 def review(app: App, plan: Plan | EditPlan, *, dry_run: bool, yes: bool, then: list[str] | None = None) -> None:
     """Show `plan`. Under --dry-run that is all, with what would follow it (`then`): the command ends with exit 0
-    when it would change nothing, 2 when it would. Otherwise a change is confirmed first, unless --yes, --json or
-    the lack of a terminal says not to ask; an edit of a service a release holds is refused, as a deploy is."""
+    when it would change nothing, 2 when it would. Otherwise a change needs a yes: --yes, or an answer at a
+    terminal; where nobody can answer (no terminal, or --json) it is refused, with nothing changed. An edit of a
+    service a release holds is refused, as a deploy is."""
     import time
 
     from doki_cli.deploy.executor import plan_data, render_plan
@@ -38,17 +39,45 @@ def review(app: App, plan: Plan | EditPlan, *, dry_run: bool, yes: bool, then: l
         if blocked is not None:
             raise blocked
     if not plan.empty and not yes:
+        if not can_ask(app):
+            # A script asking for JSON did not ask to skip the question, and a pipe cannot answer it: a change
+            # nobody confirmed is not made. The plan goes with the refusal, so a script sees what it would do.
+            raise DokiError(
+                Code.CONFIRMATION_REQUIRED,
+                f"applying this plan to {plan.service} needs a yes, and {_why_not_asked(app)}; nothing was changed",
+                "pass --yes to apply it without asking (--dry-run shows the plan)",
+                details={"plan": plan_data(plan)},
+            )
         confirm(app, "Apply these changes?")
 
 
 def can_ask(app: App) -> bool:
-    """Whether someone can answer a question: a terminal, and output meant for people."""
+    """Whether someone can answer a question: a terminal, and output meant for people (JSON is for a program,
+    which cannot answer; it passes --yes)."""
     import sys
 
     return not app.output.json_mode and sys.stdin.isatty()
 
 
+def _why_not_asked(app: App) -> str:
+    return "--json asks no question" if app.output.json_mode else "stdin is not a terminal to answer on"
+
+
 def confirm(app: App, question: str) -> None:
-    """Ask `question` where someone can answer; a no changes nothing."""
-    if can_ask(app) and not typer.confirm(question):
+    """Ask `question`, where someone can answer (`can_ask`); a no changes nothing."""
+    if not ask(question):
         raise DokiError(Code.ABORTED, "nothing was changed", "run again and answer y, or pass --yes")
+
+
+def ask(question: str) -> bool:
+    """The answer to a yes/no `question`; none (Ctrl-C, or the end of stdin) is `no_answer()`."""
+    try:
+        return typer.confirm(question)
+    except typer.Abort:
+        raise no_answer() from None
+
+
+def no_answer() -> DokiError:
+    """A question met Ctrl-C or the end of stdin: every question comes before the first change, and each command
+    that asks one takes --yes instead."""
+    return DokiError(Code.ABORTED, "no answer to the question; nothing was changed", "answer it, or pass --yes")

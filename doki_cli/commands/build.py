@@ -53,7 +53,7 @@ def build(
             "use up to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-' (e.g. --tag v1.2.3)",
         )
     config = app.config
-    version = tag or version_tag(config.root)
+    version = tag or version_tag(config.root, hint="commit your work (git init && git commit), or pass --tag VERSION")
     tags = [f"{config.image}:{version}", f"{config.image}:latest"]
     if remote:
         _build_remote(app, tags, base_image)

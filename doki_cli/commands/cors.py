@@ -9,12 +9,13 @@ import typer
 
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
+from doki_cli.globaloptions import DokiTyper
 from doki_cli.options import DryRunOption, YesOption
 
 if TYPE_CHECKING:
     from doki_cli.model import LiveService
 
-app = typer.Typer(help="The origins browsers may call the backend from (ALLOWED_ORIGINS).", no_args_is_help=True)
+app = DokiTyper(help="The origins browsers may call the backend from (ALLOWED_ORIGINS).", no_args_is_help=True)
 ENV = "ALLOWED_ORIGINS"
 OriginsArgument = Annotated[
     list[str],

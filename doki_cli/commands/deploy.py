@@ -44,7 +44,13 @@ def deploy(
 
     app = app_of(ctx)
     out, config = app.output, app.config
-    image = image or f"{config.image}:{version_tag(config.root)}"
+    if image is None:
+        # Not a --tag of its own: gcloud's `run deploy --tag` names a traffic tag, and --image names any image.
+        hint = (
+            "commit your work (git init && git commit), or name the image to deploy with --image IMAGE "
+            "(`doki build --tag VERSION` tags one without git)"
+        )
+        image = f"{config.image}:{version_tag(config.root, hint=hint)}"
     if not IMAGE_REFERENCE.fullmatch(image):
         raise DokiError(
             Code.BAD_IMAGE,

@@ -11,12 +11,13 @@ import typer
 
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
+from doki_cli.globaloptions import DokiTyper
 
 if TYPE_CHECKING:
     from doki_cli.emulator.process import Running
     from doki_cli.output import Output
 
-app = typer.Typer(
+app = DokiTyper(
     help="A local emulator of the Google APIs doki uses (Cloud Run, Secret Manager, Cloud Build, Logging, ...).",
     no_args_is_help=True,
 )

@@ -25,14 +25,6 @@ PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
 def init(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="The project to scaffold.")] = Path("."),
-    project: Annotated[
-        str | None,
-        typer.Option(
-            "--project",
-            help="Google Cloud project id [default: DOKI_PROJECT, GOOGLE_CLOUD_PROJECT, CLOUDSDK_CORE_PROJECT].",
-        ),
-    ] = None,
-    region: Annotated[str | None, typer.Option("--region", help="Cloud Run region [default: us-central1].")] = None,
     service: Annotated[
         str | None, typer.Option("--service", help="Cloud Run service name [default: from the directory's name].")
     ] = None,
@@ -63,7 +55,11 @@ def init(
         ),
     ] = None,
 ) -> None:
-    """Write doki.toml, .dockerignore, .env.example, cloudbuild.yaml and a GitHub Actions workflow."""
+    """Write doki.toml, .dockerignore, .env.example, cloudbuild.yaml and a GitHub Actions workflow.
+
+    The project and region are the global --project and --region. Without them the project comes from
+    GOOGLE_CLOUD_PROJECT or CLOUDSDK_CORE_PROJECT, and the region is us-central1.
+    """
     from doki_cli.config import DEFAULT_REGION
     from doki_cli.scaffold import PLACEHOLDER_ORIGIN, PLACEHOLDER_SUPABASE_URL, Answers, render
 
@@ -78,8 +74,8 @@ def init(
     url, allowed = _frontend(supabase_url, origins or [])
     answers = Answers(
         service=from_service or service or _service_from(root),
-        project=_project(project or options.project),
-        region=region or options.region or DEFAULT_REGION,
+        project=_project(options.project),
+        region=options.region or DEFAULT_REGION,
         supabase_url=url or PLACEHOLDER_SUPABASE_URL,
         origins=tuple(allowed) or (PLACEHOLDER_ORIGIN,),
     )
@@ -101,7 +97,7 @@ def init(
         files["doki.toml"] = adopted_toml(adopted)
         _check_loads(
             files["doki.toml"],
-            "the live service has a setting doki.toml cannot hold: change it on the service, or write doki.toml "
+            hint="the live service has a setting doki.toml cannot hold: change it on the service, or write doki.toml "
             "with doki init (without --from-service) and edit it",
         )
     apis = _enable_apis(app, answers) if enable_apis else None
@@ -262,7 +258,7 @@ def _frontend(supabase_url: str | None, origins: list[str]) -> tuple[str | None,
     return url, origins
 
 
-def _check_loads(text: str, hint: str = "fix --service, --project or --region (see `doki init --help`)") -> None:
+def _check_loads(text: str, *, hint: str = "fix --service, --project or --region (see `doki init --help`)") -> None:
     """Refuse options that would make a doki.toml `doki` cannot load, naming every problem (nothing is written)."""
     import tempfile
 

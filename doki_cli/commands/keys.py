@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from doki_cli.context import app_of
+from doki_cli.globaloptions import DokiTyper
 
-app = typer.Typer(help="Make encryption keys and session secrets.", no_args_is_help=True)
+app = DokiTyper(help="Make encryption keys and session secrets.", no_args_is_help=True)
 
 
 @app.command("generate")

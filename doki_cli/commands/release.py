@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from doki_cli.commands._plan import can_ask
+from doki_cli.commands._plan import ask, can_ask
 from doki_cli.context import app_of
 from doki_cli.options import BaseImageOption, SkipChecksOption
 
@@ -86,7 +86,9 @@ def release(
     commit = resolve_commit(config.root, sha, os.environ, allow_dirty=allow_dirty)
     release_tag(config.name, commit)  # a name too long for a release tag stops here, before any build
     skipped = preflight(config, skip=skip_checks)  # and settings the revision could not start with
-    values = read_values(secrets_from, sys.stdin) if secrets_from else None  # a missing file stops us before anything
+    # A missing file stops us before anything.
+    hint = "pass --secrets-from PATH to your .env file, or --secrets-from - to read NAME=value lines from stdin"
+    values = read_values(secrets_from, sys.stdin, hint=hint) if secrets_from else None
     google = app.google
     skipped += account_check(google.accounts, config, skip=skip_checks)  # before any build
     build_remote = remote if remote is not None else bool(os.environ.get("CI"))
@@ -127,7 +129,7 @@ def release(
             commit,
             skipped_checks=skipped,
             # Asked only where someone can answer; CI says --yes or stops.
-            again=lambda: yes or (can_ask(app) and typer.confirm("Release the image that failed again?")),
+            again=lambda: yes or (can_ask(app) and ask("Release the image that failed again?")),
         )
     except DokiError as err:
         lines = err.details.get("last_log_lines")

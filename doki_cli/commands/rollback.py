@@ -20,7 +20,7 @@ def rollback(
     ] = False,
 ) -> None:
     """Pin 100% of traffic to REVISION (or the previous Ready revision). `doki deploy` later returns it to latest."""
-    from doki_cli.commands._plan import can_ask, review
+    from doki_cli.commands._plan import can_ask, no_answer, review
     from doki_cli.deploy.executor import apply_edit, plan_data
     from doki_cli.deploy.planner import earlier_ready, named_revision, plan_pin, read_live
 
@@ -44,7 +44,10 @@ def rollback(
         else:
             for index, candidate in enumerate(older, start=1):
                 out.line(f"  {index}. {candidate.name}  {candidate.deployed}  {candidate.image}")
-            choice = typer.prompt("Serve which revision?", default=1, type=int)
+            try:
+                choice = typer.prompt("Serve which revision?", default=1, type=int)
+            except typer.Abort:
+                raise no_answer() from None
             if not 1 <= choice <= len(older):
                 raise DokiError(
                     Code.BAD_CHOICE,

@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from doki_cli.context import app_of
+from doki_cli.globaloptions import DokiTyper
 
 if TYPE_CHECKING:
     pass
 
-app = typer.Typer(
-    help="Secret Manager: push values, list them (never their values), grant access.", no_args_is_help=True
-)
+app = DokiTyper(help="Secret Manager: push values, list them (never their values), grant access.", no_args_is_help=True)
 
 
 @app.command("push")
@@ -34,7 +33,9 @@ def push(
 
     app = app_of(ctx)
     out, config, google = app.output, app.config, app.google
-    values = read_values(source, sys.stdin)
+    values = read_values(
+        source, sys.stdin, hint="pass --from PATH to your .env file, or --from - to read NAME=value lines from stdin"
+    )
     results = push_secrets(google.secrets, config, values, names or [], source="stdin" if source == "-" else source)
     out.data(
         [

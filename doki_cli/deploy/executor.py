@@ -80,7 +80,9 @@ def plan_lines(plan: Plan) -> list[tuple[str, str | None]]:
             (f"  + env {REDIRECT_ENV}: <service URL>{REDIRECT_PATH} (once Cloud Run assigns the URL)", "green")
         )
     if plan.unmanaged and not plan.prune:
-        lines.append((f"  = not managed by doki.toml, kept: {', '.join(plan.unmanaged)} (--prune removes them)", "dim"))
+        # Said in a release's plan too, which keeps them: only deploy prunes.
+        kept = ", ".join(plan.unmanaged)
+        lines.append((f"  = not managed by doki.toml, kept: {kept} (`doki deploy --prune` removes them)", "dim"))
     if plan.live is not None and plan.live.kept:
         lines.append((f"  = set outside doki.toml, kept as it is: {', '.join(plan.live.kept)}", "dim"))
     lines += [(f"  ! {warning}", "yellow") for warning in plan.warnings]

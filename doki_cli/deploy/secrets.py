@@ -43,8 +43,11 @@ class Granted:
     changed: bool
 
 
-def read_values(source: str, stdin: TextIO) -> dict[str, str]:
-    """NAME=value lines from a .env file, or from stdin when `source` is "-" (`doki keys generate | ...`)."""
+def read_values(source: str, stdin: TextIO, *, hint: str) -> dict[str, str]:
+    """NAME=value lines from a .env file, or from stdin when `source` is "-" (`doki keys generate | ...`).
+
+    No such file is `secrets_source_missing`, with `hint`: the command's own option names the file (`--from`,
+    `--secrets-from`)."""
     from dotenv import dotenv_values
 
     if source == "-":
@@ -55,7 +58,7 @@ def read_values(source: str, stdin: TextIO) -> dict[str, str]:
             raise DokiError(
                 Code.SECRETS_SOURCE_MISSING,
                 f"no file at {source} to read secret values from",
-                "pass --from PATH to your .env file, or --from - to read NAME=value lines from stdin",
+                hint,
             )
         stream = StringIO(path.read_text())
     return {k: v for k, v in dotenv_values(stream=stream).items() if v is not None}

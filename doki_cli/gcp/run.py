@@ -367,7 +367,11 @@ class CloudRun:
                 else "nothing serves yet: the service has no Ready revision"
             )
             if re.search(r"image .* not found", reason, re.IGNORECASE):
-                hint = f"build and push the image first (doki build --push), or pass --image; {where}"
+                # Said for every command that makes a revision (scale and cors too): only deploy takes --image.
+                hint = (
+                    "build and push the image first (`doki build --push`), or deploy one that is there "
+                    f"(`doki deploy --image IMAGE`); {where}"
+                )
             else:
                 hint = f"{where}; `doki logs` shows the container's output"
             raise DokiError(Code.REVISION_NOT_READY, f"the new revision of {name} did not become ready: {reason}", hint)

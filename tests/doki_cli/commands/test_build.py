@@ -124,8 +124,10 @@ def test_outside_git_build_needs_a_tag(tmp_path: Path) -> None:
     (tmp_path / "doki.toml").write_text(MINIMAL_TOML)
     result = runner.invoke(app, ["build"])
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error [no_git_version]: ")
-    assert "pass --tag VERSION" in result.stderr
+    assert result.stderr == (
+        f"Error [no_git_version]: {tmp_path} is not a git checkout with a commit, so no commit names the image\n"
+        "  Hint: commit your work (git init && git commit), or pass --tag VERSION\n"
+    )
 
 
 def test_an_unknown_environment_names_the_known_ones(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ def test_cors_set_add_and_remove_change_only_the_origins_and_save_writes_doki_to
     before = services.get_service(name=PATH)
     assert len(revision_template(before)[1]) == 4  # the comparison below covers the secret refs too
 
-    replaced = doki("cors", "set", A, B, A)
+    replaced = doki("cors", "set", A, B, A, "--yes")
     assert replaced.exit_code == 0, replaced.output
     assert replaced.stdout == (
         plan(engine_emulator, f"  ~ env ALLOWED_ORIGINS: https://one.example -> {A},{B}")
@@ -93,7 +93,7 @@ def test_cors_set_add_and_remove_change_only_the_origins_and_save_writes_doki_to
         'ALLOWED_ORIGINS = ["https://one.example"]\n', f'ALLOWED_ORIGINS = ["{A}", "{B}"]\n', 1
     )
 
-    added = doki("--json", "cors", "add", C, A)
+    added = doki("--json", "cors", "add", C, A, "--yes")
     assert added.exit_code == 0, added.output
     assert json.loads(added.stdout) == {
         "origins": [A, B, C],
@@ -117,7 +117,7 @@ def test_cors_set_add_and_remove_change_only_the_origins_and_save_writes_doki_to
     assert services.get_service(name=PATH).etag == etag
     assert f'ALLOWED_ORIGINS = ["{A}", "{B}"]\n' in (tmp_path / "doki.toml").read_text()
 
-    removed = doki("cors", "remove", A, C, "--save")
+    removed = doki("cors", "remove", A, C, "--save", "--yes")
     assert removed.exit_code == 0, removed.output
     assert removed.stdout == (
         plan(engine_emulator, f"  ~ env ALLOWED_ORIGINS: {A},{B},{C} -> {B}") + f"Allowed origins now: {B}\n"
@@ -129,7 +129,7 @@ def test_cors_set_add_and_remove_change_only_the_origins_and_save_writes_doki_to
     assert json.loads(doki("--json", "cors", "list").stdout) == {"origins": [B]}
 
     # An environment that overrides the origins gets them written in its own table; [service] keeps its own.
-    staged = doki("--env", "staging", "cors", "set", C, "--save")
+    staged = doki("--env", "staging", "cors", "set", C, "--save", "--yes")
     assert staged.exit_code == 0, staged.output
     assert staged.stderr.endswith("written to [environments.staging.env] in doki.toml\n")
     text = (tmp_path / "doki.toml").read_text()

@@ -36,6 +36,20 @@ def deploy(*args: str) -> object:
     return runner.invoke(app, ["deploy", "--image", BACKEND_IMAGE, *args])
 
 
+def test_outside_a_git_checkout_it_says_to_name_the_image_with_its_own_option(tmp_path: Path) -> None:
+    # Its default image is this commit's `doki build`: without a commit, --image (deploy has no --tag: gcloud's
+    # `run deploy --tag` names a traffic tag).
+    (tmp_path / "doki.toml").write_text(TOML)
+    result = runner.invoke(app, ["deploy", "--dry-run"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error [no_git_version]: {tmp_path} is not a git checkout with a commit, so no commit names the image\n"
+        "  Hint: commit your work (git init && git commit), or name the image to deploy with --image IMAGE "
+        "(`doki build --tag VERSION` tags one without git)\n"
+    )
+
+
 def test_a_first_dry_run_shows_the_whole_service_and_exits_2(
     tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,8 +158,8 @@ def test_a_first_deploy_of_an_image_never_pushed_stops_before_any_write_and_says
     assert result.exit_code == 1
     assert f"Image '{never}' not found." in result.stderr
     assert result.stderr.endswith(
-        "  Hint: build and push the image first (doki build --push), or pass --image; "
-        "nothing serves yet: the service has no Ready revision\n"
+        "  Hint: build and push the image first (`doki build --push`), or deploy one that is there "
+        "(`doki deploy --image IMAGE`); nothing serves yet: the service has no Ready revision\n"
     )
 
 
@@ -188,7 +202,7 @@ def test_a_changed_value_and_an_unmanaged_variable_show_in_the_plan(
     plan = deploy("--dry-run")
     assert plan.exit_code == 2
     assert "  ~ env ALLOWED_ORIGINS: https://one.example -> https://two.example\n" in plan.stdout
-    assert "  = not managed by doki.toml, kept: ADDED_BY_HAND (--prune removes them)\n" in plan.stdout
+    assert "  = not managed by doki.toml, kept: ADDED_BY_HAND (`doki deploy --prune` removes them)\n" in plan.stdout
     assert plan.stdout.endswith("1 change.\n")
     pruned = deploy("--dry-run", "--prune")
     assert "  - env ADDED_BY_HAND (was 1)\n" in pruned.stdout
@@ -298,7 +312,7 @@ def test_a_deploy_that_only_returns_traffic_to_latest_makes_no_revision_of_a_nam
     earlier = live.latest_ready_revision.rsplit("/", 1)[-1]
     live.template.revision = "doki-backend-named"
     services.update_service(service=live).result(timeout=120)
-    assert runner.invoke(app, ["rollback", earlier]).exit_code == 0
+    assert runner.invoke(app, ["rollback", earlier, "--yes"]).exit_code == 0
     made = sorted(r.name for r in factory.run_revisions().list_revisions(parent=PATH))
 
     plan = deploy("--dry-run")

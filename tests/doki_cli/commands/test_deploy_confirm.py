@@ -1,4 +1,5 @@
-"""`doki deploy` at a terminal: it shows the plan and asks; only "y" applies, anything else changes nothing."""
+"""`doki deploy` at a terminal: it shows the plan and asks; only "y" applies, anything else changes nothing.
+Where nobody can answer (no terminal, or --json) it needs --yes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typer.testing import Result
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
+from tests.helpers import CliRunner
 from tests.helpers.project import PATH, PROJECT, TOML, setup_project
 from tests.helpers.terminal import TerminalRunner
 
@@ -62,17 +64,55 @@ def test_a_closed_stdin_at_the_question_aborts_without_changing_anything(
     assert list(ClientFactory(emulator.grpc_address).run_services().list_services(parent=PATH.rsplit("/", 2)[0])) == []
 
 
-def test_json_output_at_a_terminal_applies_without_asking(
+def test_without_a_terminal_or_yes_it_shows_the_plan_and_creates_nothing(
     tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A script asking for JSON cannot answer a question on stdout: --json never asks (this revision cannot become
-    # Ready without an engine, so the deploy fails, but only after it applied).
+    # What CI sees when its workflow forgets --yes: the plan in its log, the refusal, and the service untouched.
+    setup_project(tmp_path, emulator, monkeypatch)
+    piped = CliRunner()
+    assert piped.invoke(app, ["secrets", "push"]).exit_code == 0
+    plan = piped.invoke(app, ["deploy", "--image", "img:1", "--dry-run"])
+    result = piped.invoke(app, ["deploy", "--image", "img:1"])
+    assert result.exit_code == 1
+    assert result.stdout == plan.stdout
+    assert result.stderr == (
+        "Error [confirmation_required]: applying this plan to doki-backend needs a yes, and stdin is not a terminal "
+        "to answer on; nothing was changed\n"
+        "  Hint: pass --yes to apply it without asking (--dry-run shows the plan)\n"
+    )
+    _assert_nothing_made(emulator)
+
+
+def test_json_at_a_terminal_asks_nothing_and_without_yes_creates_nothing(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --json does not imply --yes: a script asking for JSON did not ask to skip the confirmation, and cannot answer.
     setup_project(tmp_path, emulator, monkeypatch)
     doki("secrets", "push")
-    result = doki("--json", "deploy", "--image", "img:1", input="n\n")
+    result = doki("deploy", "--image", "img:1", "--json", input="y\n")
+    assert result.exit_code == 1
     assert QUESTION not in result.stdout
-    assert json.loads(result.stdout)["error"]["code"] == "revision_not_ready"
+    refused = json.loads(result.stdout)
+    assert refused["error"] == {
+        "code": "confirmation_required",
+        "message": "applying this plan to doki-backend needs a yes, and --json asks no question; nothing was changed",
+        "hint": "pass --yes to apply it without asking (--dry-run shows the plan)",
+    }
+    assert (refused["plan"]["service"], refused["plan"]["create"]) == (PATH, True)
+    _assert_nothing_made(emulator)
+
+    # With --yes it applies (this revision cannot become Ready without an engine: the deploy fails after applying).
+    applied = doki("deploy", "--image", "img:1", "--json", "--yes")
+    assert json.loads(applied.stdout)["error"]["code"] == "revision_not_ready"
     assert ClientFactory(emulator.grpc_address).run_services().get_service(name=PATH).name == PATH
+
+
+def _assert_nothing_made(emulator: Emulator) -> None:
+    factory = ClientFactory(emulator.grpc_address)
+    assert list(factory.run_services().list_services(parent=PATH.rsplit("/", 2)[0])) == []
+    for secret in SECRETS:
+        policy = factory.secret_manager().get_iam_policy(request={"resource": f"projects/{PROJECT}/secrets/{secret}"})
+        assert list(policy.bindings) == []
 
 
 def test_answering_yes_applies_the_plan_and_no_keeps_the_live_service(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shlex
 import tarfile
 from pathlib import Path
 
@@ -294,6 +295,21 @@ def test_the_ci_templates_release_with_doki_and_hold_no_key(project: Path) -> No
     ) in workflow
     assert "        run: echo 'gha-creds-*.json' >> .git/info/exclude\n" in workflow
     assert '        run: doki --json release --remote --sha "$GITHUB_SHA"\n' in workflow
+
+
+def test_the_ci_templates_run_no_command_that_waits_for_a_yes(project: Path) -> None:
+    # CI has no terminal: a command that confirms its change (deploy, cors, scale, rollback) is refused there without
+    # --yes, and --json does not imply it. The templates run `doki release`, which confirms nothing by design.
+    assert init().exit_code == 0
+    commands = [
+        shlex.split(line.strip().removeprefix("run: "))
+        for path in ("cloudbuild.yaml", ".github/workflows/doki-release.yml")
+        for line in (project / path).read_text().splitlines()
+        if re.match(r"\s*(run: )?doki ", line)
+    ]
+    assert [args[:3] for args in commands] == [["doki", "--json", "release"]] * 2
+    confirming = {"deploy", "scale", "rollback", "cors"}
+    assert [args for args in commands if confirming & set(args) and "--yes" not in args] == []
 
 
 def test_enable_apis_enables_the_disabled_ones_and_reports_them(

@@ -53,7 +53,7 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     assert status["public"] is True
 
     assert doki("cors", "list").stdout == "https://one.example\n"
-    added = doki("cors", "add", "https://two.example", "--save")
+    added = doki("cors", "add", "https://two.example", "--save", "--yes")
     assert added.exit_code == 0, added.output
     where = f"the emulator at {engine_emulator.grpc_address}"
     assert added.stdout == (
@@ -75,7 +75,7 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     would = doki("scale", "--max", "3", "--memory", "1Gi", "--dry-run")
     scale_plan = plan_text(PATH, where, "  ~ max instances: 10 -> 3", "  ~ memory: 512Mi -> 1Gi")
     assert (would.exit_code, would.stdout) == (2, scale_plan)
-    scaled = doki("scale", "--max", "3", "--memory", "1Gi")
+    scaled = doki("scale", "--max", "3", "--memory", "1Gi", "--yes")
     assert scaled.exit_code == 0, scaled.output
     assert scaled.stdout == scale_plan + "Scaled doki-backend: max instances 10 -> 3, memory 512Mi -> 1Gi\n"
     assert doki("scale", "--max", "3", "--dry-run").exit_code == 0
@@ -85,6 +85,10 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
 
     pin_plan = plan_text(PATH, where, f"  ~ traffic: 100% latest -> 100% {second}")
     assert doki("rollback", "--dry-run").stdout == pin_plan  # the previous Ready revision, picked without asking
+    unconfirmed = doki("rollback")  # no terminal here to answer on, and no --yes: its plan, and nothing moved
+    assert (unconfirmed.exit_code, unconfirmed.stdout) == (1, pin_plan)
+    assert unconfirmed.stderr.startswith("Error [confirmation_required]: applying this plan to doki-backend")
+    assert json.loads(doki("--json", "status").stdout)["traffic_follows_latest"] is True
     back = doki("rollback", "--yes")
     assert back.exit_code == 0, back.output
     assert back.stdout.startswith(pin_plan + f"All traffic now goes to {second} (image {backend_image}, deployed ")
@@ -94,7 +98,7 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
         (second, 100, backend_image, {"min": 0, "max": 10})  # the revision's own scaling, not the template's
     ]
     assert status["traffic_follows_latest"] is False
-    assert doki("rollback", first).stdout.endswith(f"); before: 100% {second}.\n")
+    assert doki("rollback", first, "--yes").stdout.endswith(f"); before: 100% {second}.\n")
     assert allowed(url, "https://two.example") is None  # the first revision's container answers: it predates the origin
 
     plan = doki("deploy", "--image", backend_image, "--dry-run")
@@ -113,7 +117,8 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     assert failed.exit_code == 1
     assert f"Image '{never}' not found." in failed.stderr
     assert (
-        "Hint: build and push the image first (doki build --push), or pass --image; traffic stays on" in failed.stderr
+        "Hint: build and push the image first (`doki build --push`), or deploy one that is there "
+        "(`doki deploy --image IMAGE`); traffic stays on" in failed.stderr
     )
     status = json.loads(doki("--json", "status").stdout)
     assert ([(t["revision"], t["image"]) for t in status["traffic"]], status["traffic_follows_latest"]) == (

@@ -70,17 +70,53 @@ def test_at_a_terminal_a_no_changes_nothing_and_a_yes_writes(name: str, services
     assert etag(services) != before
 
 
-def test_yes_skips_the_question_at_a_terminal_and_json_never_asks(services: object) -> None:
+def test_yes_skips_the_question_at_a_terminal(services: object) -> None:
     before = etag(services)
     asked = terminal.invoke(app, ["scale", "--max", "3", "--yes"])
     assert "Apply these changes?" not in asked.stdout
     assert asked.stderr.startswith("Error [revision_not_ready]:")
-    after = etag(services)
-    assert after != before
+    assert etag(services) != before
 
-    scripted = terminal.invoke(app, ["--json", "scale", "--max", "4"])
-    assert json.loads(scripted.stdout)["error"]["code"] == "revision_not_ready"
-    assert etag(services) != after
+
+@pytest.mark.parametrize("name", WRITES)
+def test_without_a_terminal_or_yes_a_change_is_refused_after_its_plan_and_nothing_is_written(
+    name: str, services: object
+) -> None:
+    before = etag(services)
+    plan = runner.invoke(app, [*WRITES[name], "--dry-run"])
+    refused = runner.invoke(app, WRITES[name])
+    assert refused.exit_code == 1
+    assert refused.stdout == plan.stdout  # the plan, and no question
+    assert refused.stderr == (
+        "Error [confirmation_required]: applying this plan to doki-backend needs a yes, and stdin is not a terminal "
+        "to answer on; nothing was changed\n"
+        "  Hint: pass --yes to apply it without asking (--dry-run shows the plan)\n"
+    )
+    assert etag(services) == before
+
+
+def test_json_does_not_imply_yes_even_at_a_terminal_and_the_refusal_carries_the_plan(services: object) -> None:
+    # A script asking for JSON output did not ask to skip the confirmation, and cannot answer a question: refused.
+    before = etag(services)
+    planned = json.loads(runner.invoke(app, ["--json", "scale", "--max", "4", "--dry-run"]).stdout)["plan"]
+    for run in (runner, terminal):
+        refused = run.invoke(app, ["scale", "--max", "4", "--json"], input="y\n")
+        assert refused.exit_code == 1
+        assert json.loads(refused.stdout) == {
+            "error": {
+                "code": "confirmation_required",
+                "message": "applying this plan to doki-backend needs a yes, and --json asks no question; nothing was "
+                "changed",
+                "hint": "pass --yes to apply it without asking (--dry-run shows the plan)",
+            },
+            "plan": planned,
+        }
+        assert refused.stderr == ""
+    assert etag(services) == before
+
+    applied = runner.invoke(app, ["scale", "--max", "4", "--json", "--yes"])
+    assert json.loads(applied.stdout)["error"]["code"] == "revision_not_ready"  # written: its revision fails here
+    assert etag(services) != before
 
 
 def test_every_command_that_changes_the_service_has_dry_run_and_yes() -> None:

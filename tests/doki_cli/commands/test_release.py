@@ -194,6 +194,19 @@ def test_a_dirty_tree_is_refused_before_anything_is_built(project: Path, engine_
     assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
 
 
+def test_a_secrets_file_that_is_not_there_is_refused_with_releases_own_option(
+    project: Path, engine_emulator: Emulator
+) -> None:
+    result = release("--secrets-from", "prod.env")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"] == {
+        "code": "secrets_source_missing",
+        "message": "no file at prod.env to read secret values from",
+        "hint": "pass --secrets-from PATH to your .env file, or --secrets-from - to read NAME=value lines from stdin",
+    }
+    assert engine_emulator.run.list_services("projects/doki-e2e/locations/us-central1")[0] == []
+
+
 def test_in_ci_the_image_is_built_on_cloud_build_and_reused_by_the_next_release_of_that_commit(
     project: Path, engine_emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,7 +224,7 @@ def test_in_ci_the_image_is_built_on_cloud_build_and_reused_by_the_next_release_
     assert summary["service"].endswith("/services/doki-backend-staging")
     # Someone scaled the service by hand; releasing the same commit again puts doki.toml back, and Artifact Registry
     # has the commit's tag, so nothing is built again.
-    assert runner.invoke(app, ["--env", "staging", "scale", "--max", "3"]).exit_code == 0
+    assert runner.invoke(app, ["--env", "staging", "scale", "--max", "3", "--yes"]).exit_code == 0
     again = runner.invoke(app, ["--json", "--env", "staging", "release"])
     assert again.exit_code == 0, again.output
     released = json.loads(again.stdout)

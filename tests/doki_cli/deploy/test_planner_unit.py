@@ -126,7 +126,7 @@ def test_variables_doki_toml_does_not_declare_are_listed_and_kept_through_a_depl
 
     assert (planned.unmanaged, planned.keep_env) == (["SENTRY_DSN"], ("SENTRY_DSN",))
     assert planned.changes == [Change("image", IMAGE, NEWER)]
-    assert "  = not managed by doki.toml, kept: SENTRY_DSN (--prune removes them)" in [
+    assert "  = not managed by doki.toml, kept: SENTRY_DSN (`doki deploy --prune` removes them)" in [
         t for t, _ in plan_lines(planned)
     ]
     live = read_live(run, "api")

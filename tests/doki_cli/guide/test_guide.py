@@ -300,7 +300,7 @@ def test_doki_adopts_the_guides_service_changing_only_what_doki_adds_and_gcloud_
     status = doki_json("status")
     assert status["url"] == guide_made.uri
     assert httpx.get(status["url"] + "/", timeout=30).json() == {"message": "Doki Backend up"}
-    assert doki_json("cors", "add", "https://www.doki.com")["origins"] == [
+    assert doki_json("cors", "add", "https://www.doki.com", "--yes")["origins"] == [
         "https://app.doki.com",
         "https://www.doki.com",
     ]

@@ -105,8 +105,8 @@ SCENARIOS = {
         PUSH, prepare=(PUSH,), changed_env={"SUPABASE_SECRET_KEY": "a-rotated-service-role-key"}
     ),
     "deploy": Scenario(DEPLOY, prepare=(PUSH,), toml=TOML),
-    "cors add": Scenario(("cors", "add", "https://two.example", "--save"), prepare=(PUSH, DEPLOY)),
-    "scale": Scenario(("scale", "--max", "3", "--memory", "1Gi", "--save"), prepare=(PUSH, DEPLOY)),
+    "cors add": Scenario(("cors", "add", "https://two.example", "--save", "--yes"), prepare=(PUSH, DEPLOY)),
+    "scale": Scenario(("scale", "--max", "3", "--memory", "1Gi", "--save", "--yes"), prepare=(PUSH, DEPLOY)),
     "rollback": Scenario(("rollback", "--yes"), prepare=(PUSH, DEPLOY), toml=TOML),
     "release": Scenario(
         ("release", "--sha", SHA, "--local", "--secrets-from", ".env"),
