@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests import docker_together
 from tests.helpers import BACKEND_ENV_NAMES, BASE_IMAGE, reserved_port, unavailable
 from tests.leakcheck import LeakCheck
 
@@ -31,6 +32,16 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 def pytest_configure(config: pytest.Config) -> None:
     # Every test's output and logs are checked for the secrets the suite uses (see tests/leakcheck.py).
     config.pluginmanager.register(LeakCheck(), "doki-leak-check")
+    docker_together.prepare(config)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    docker_together.record(items)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # xdist's hook (unknown under `-p no:xdist`), before its own
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    return docker_together.scheduler(config, log)
 
 
 @pytest.fixture(autouse=True)
