@@ -136,7 +136,7 @@ def sign_up(doki: Backend, email: str = "grace@example.com", display_name: str =
 
 
 def signed_up(doki: Backend, email: str = "grace@example.com") -> str:
-    """A user signed up by email (Supabase confirming nothing, as the fake's default): their access token."""
+    """A user signed up by email (Supabase confirming nothing, as the harness sets it up): their access token."""
     body = original(AuthResponse, sign_up(doki, email))
     assert body.status == "authenticated"
     return body.access_token
@@ -230,7 +230,10 @@ def test_a_password_the_original_accepted_but_supabase_refuses_is_a_422_where_th
     request = SignUpRequest(email="grace@example.com", password="abc123", display_name="Grace")  # valid there
     detail = error(doki.client.post("/auth/signup", json=request.model_dump()), 422)
     assert detail == "Password should be at least 8 characters."
-    assert status_difference("weak password at sign-up") == ("500", "422 `weak_password`, with Supabase's `reasons`")
+    assert status_difference("password the Supabase project finds weak") == (
+        "500",
+        "422 `weak_password`, with Supabase's `reasons`; `detail` a string, not FastAPI's list",
+    )
 
 
 def test_a_password_shorter_than_6_is_fastapis_422_as_the_originals_sign_up_request_refused_it(doki: Backend) -> None:
