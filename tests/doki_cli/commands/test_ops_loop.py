@@ -91,7 +91,11 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     assert warm.stderr.endswith("the service's --min and --max are not in doki.toml: deploys keep them as they are\n")
     scaling = ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=PATH).scaling
     assert (scaling.min_instance_count, scaling.max_instance_count) == (1, 5)
-    assert json.loads(doki("--json", "status").stdout)["latest_ready"] == third
+    status = json.loads(doki("--json", "status").stdout)
+    assert (status["latest_ready"], status["service_scaling"]) == (third, {"min": 1, "max": 5})
+    assert "  scaling      the service's own: at least 1, at most 5 instances, shared by the revisions that take " in (
+        doki("status").stdout
+    )
 
     pin_plan = plan_text(PATH, where, f"  ~ traffic: 100% latest -> 100% {second}")
     assert doki("rollback", "--dry-run").stdout == pin_plan  # the previous Ready revision, picked without asking
