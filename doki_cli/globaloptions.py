@@ -93,9 +93,13 @@ class DokiCommand(TyperCommand):
 
 
 class DokiGroupBase(TyperGroup):
-    """A group of commands (`doki cors`, and the root itself) that takes the global options after its name too."""
+    """A group of commands (`doki cors`, and the root itself) that takes the global options after its name too.
+
+    Its help lists the commands in `sections` (title, command names), in that order, and any other under "Commands".
+    typer's own panels (`rich_help_panel`) need rich, which `doki --help` does not import: it stays fast."""
 
     global_options: list[Parameter] | None = None  # made on first use, from the root's (none for the root)
+    sections: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def get_params(self, ctx: Context) -> list[Parameter]:
         return _with_globals(self, ctx, super().get_params(ctx))
@@ -103,6 +107,26 @@ class DokiGroupBase(TyperGroup):
     def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
         format_options(self, ctx, formatter)
         self.format_commands(ctx, formatter)
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        commands = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                commands[name] = command
+        if not commands:
+            return
+        width = max(map(len, commands))
+        # As typer shortens them: the help's width less the longest name and three spaces either side.
+        limit = formatter.width - 6 - width
+        listed = {name for _, names in self.sections for name in names}
+        sections = [*self.sections, ("Commands", tuple(name for name in commands if name not in listed))]
+        for title, names in sections:
+            # Every section's names padded to the longest of all, so the descriptions line up across sections.
+            rows = [(name.ljust(width), commands[name].get_short_help_str(limit)) for name in names if name in commands]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
 class DokiTyper(typer.Typer):

@@ -40,6 +40,15 @@ ARGS = "doki.args"
 class DokiGroup(DokiGroupBase):
     """Renders every DokiError (and any unexpected failure) once, in the mode the user asked for."""
 
+    # `doki --help` lists the commands by what they are for, in the order of a project's life (docs/cli.md says the
+    # same): a command missing here is listed under "Commands", after these.
+    sections = (
+        ("Develop", ("dev", "build", "keys")),
+        ("Deploy", ("init", "secrets", "deploy", "release")),
+        ("Operate", ("status", "logs", "scale", "cors", "rollback", "doctor")),
+        ("Emulator", ("emulator",)),
+    )
+
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         ctx.meta[ARGS] = list(args)
         return super().parse_args(ctx, args)
@@ -121,7 +130,7 @@ app = DokiTyper(
     name="doki",
     help="Run the Doki backend locally and deploy it to Google Cloud Run.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},

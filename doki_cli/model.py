@@ -84,6 +84,10 @@ class LiveService:
     cpu_always_allocated: bool = False
     gen2: bool = False
     sidecar_cpus: float = 0.0  # what the other containers request together (1 each that sets none)
+    # The service-level scaling (`Service.scaling`), apart from the template's: shared among the revisions that take
+    # traffic, changed without a new revision (gcloud run services update --min, and --max of gcloud beta). 0: none.
+    service_min_instances: int = 0
+    service_max_instances: int = 0
 
     @property
     def traffic_to_latest(self) -> bool:
@@ -182,13 +186,27 @@ class RevisionInfo:
 
 @dataclass(frozen=True)
 class Scaling:
-    """The scaling and resources `doki scale` sets; None leaves a value as it is."""
+    """The scaling and resources `doki scale` sets; None leaves a value as it is. The first five are the template's
+    (a new revision); the service-level minimum and maximum are the service's own (no new revision)."""
 
     min_instances: int | None = None
     max_instances: int | None = None
     memory: str | None = None
     cpu: str | None = None
     concurrency: int | None = None
+    service_min_instances: int | None = None
+    service_max_instances: int | None = None
+
+    @property
+    def changes_template(self) -> bool:
+        """Whether a value of the template (so a new revision) is given."""
+        values = (self.min_instances, self.max_instances, self.memory, self.cpu, self.concurrency)
+        return any(value is not None for value in values)
+
+    @property
+    def changes_service(self) -> bool:
+        """Whether a service-level value is given."""
+        return self.service_min_instances is not None or self.service_max_instances is not None
 
 
 @dataclass(frozen=True)
@@ -206,7 +224,8 @@ class Edit:
     """What one read-modify-write of a service changes; every other field goes back as it was read.
 
     An edit of the traffic and the service's annotations alone is a traffic-only write: the template goes back
-    untouched, under its revision name, and no revision is made."""
+    untouched, under its revision name, and no revision is made. An edit of the service-level scaling keeps the
+    template too (`keeps_template`), without being traffic-only."""
 
     traffic: tuple[Target, ...] | None = None  # exactly these targets
     annotations: Mapping[str, str | None] = field(default_factory=dict)  # set, or removed when None
@@ -222,8 +241,14 @@ class Edit:
             raise ValueError("a staged revision is new by its name: new_revision does not apply")
 
     @property
+    def keeps_template(self) -> bool:
+        """The template goes back as read: no new revision."""
+        template = self.scaling is not None and self.scaling.changes_template
+        return not self.env and not template and self.staged is None and not self.new_revision
+
+    @property
     def traffic_only(self) -> bool:
-        return not self.env and self.scaling is None and self.staged is None and not self.new_revision
+        return self.keeps_template and (self.scaling is None or not self.scaling.changes_service)
 
 
 def pinned(traffic: tuple[Target, ...], revision: str) -> tuple[Target, ...]:

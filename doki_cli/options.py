@@ -47,3 +47,42 @@ DryRunOption = Annotated[
     typer.Option("--dry-run", help="Only show the plan; exit 0 when up to date, 2 when it would change."),
 ]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
+# `doki scale`'s values, in gcloud's words and with gcloud's meanings (`gcloud run services update --help`, gcloud
+# 528): `--min` is the service's minimum, "divided among all Revisions receiving a percentage of traffic", changed
+# "without deploying a new Revision" (Service.scaling.min_instance_count); `--max` likewise the service's maximum
+# (gcloud beta and alpha; Service.scaling.max_instance_count); `--min-instances` and `--max-instances` are the
+# revision's, "immutably set on each new Revision" (template.scaling), which doki.toml's min_instances and
+# max_instances set. No environment variables: a value read from one would change every later scale unasked.
+ServiceMinOption = Annotated[
+    int | None,
+    typer.Option(
+        "--min",
+        help="The service's minimum instances, shared by the revisions that take traffic; no new revision "
+        "(gcloud's --min).",
+    ),
+]
+ServiceMaxOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max",
+        help="The service's maximum instances, shared by the revisions that take traffic; 0 removes it; no new "
+        "revision (gcloud beta's --max).",
+    ),
+]
+MinInstancesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--min-instances", help="Each new revision's minimum instances (doki.toml's min_instances; gcloud's)."
+    ),
+]
+MaxInstancesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-instances", help="Each new revision's maximum instances (doki.toml's max_instances; gcloud's)."
+    ),
+]
+MemoryOption = Annotated[str | None, typer.Option("--memory", help="Memory per instance, e.g. 1Gi (gcloud's).")]
+CpuOption = Annotated[str | None, typer.Option("--cpu", help="CPUs per instance: 1, 2, 4, 6, 8 or below 1 (gcloud's).")]
+ConcurrencyOption = Annotated[
+    int | None, typer.Option("--concurrency", help="Requests at once per instance (gcloud's).")
+]

@@ -50,6 +50,8 @@ def status(ctx: typer.Context) -> None:
         "resources": {"cpu": spec.cpu, "memory": spec.memory, "concurrency": spec.concurrency},
         "timeout_seconds": spec.timeout_seconds,
         "scaling": {"min": spec.min_instances, "max": spec.max_instances},
+        # The service's own (doki scale --min/--max, gcloud's --min): shared by the revisions that take traffic.
+        "service_scaling": {"min": live.service_min_instances, "max": live.service_max_instances or None},
         "public": public,
         "invoker_iam_check": live.spec.invoker_iam_check,
         "updated": live.updated.isoformat(timespec="seconds") if live.updated else None,
@@ -74,6 +76,12 @@ def status(ctx: typer.Context) -> None:
         _show(out, "serving", f"{revision.name} ({revision.percent}%, deployed {revision.deployed})", revision)
     if not serving:
         out.line("  serving      nothing")
+    if live.service_min_instances or live.service_max_instances:
+        most = live.service_max_instances or "no limit"
+        out.line(
+            f"  scaling      the service's own: at least {live.service_min_instances}, at most {most} instances, "
+            "shared by the revisions that take traffic"
+        )
     if idle is not None:
         _show(out, "newest", f"{idle.name} ({_state(idle, failed)}, deployed {idle.deployed})", idle)
     if not live.spec.invoker_iam_check:

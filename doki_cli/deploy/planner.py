@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from doki_cli.config import (
+    RANGES,
     SecretRef,
     ServiceConfig,
     account_project,
@@ -475,6 +476,12 @@ def plan_env(run: RunPort, live: LiveService, variable: str, value: str) -> Edit
 
 
 SCALING_FIELDS = ("min_instances", "max_instances", "memory", "cpu", "concurrency")
+# The service-level scaling `doki scale --min`/`--max` sets, as `Scaling` and `LiveService` name it, and the plan's
+# words for it.
+SERVICE_SCALING_FIELDS = (
+    ("service_min_instances", "service min instances"),
+    ("service_max_instances", "service max instances"),
+)
 
 
 def plan_scaling(run: RunPort, live: LiveService, scaling: Scaling) -> EditPlan:
@@ -496,6 +503,10 @@ def plan_scaling(run: RunPort, live: LiveService, scaling: Scaling) -> EditPlan:
         sidecar_cpus=live.sidecar_cpus,
         service=live.name,
     )
+    problems += service_scaling_problems(
+        live.service_min_instances if scaling.service_min_instances is None else scaling.service_min_instances,
+        live.service_max_instances if scaling.service_max_instances is None else scaling.service_max_instances,
+    )
     if problems:
         raise DokiError(Code.BAD_SCALE, "; ".join(problems) + "; nothing was changed", "pick values Cloud Run accepts")
     labels = dict(FIELDS)
@@ -504,10 +515,35 @@ def plan_scaling(run: RunPort, live: LiveService, scaling: Scaling) -> EditPlan:
         for key in SCALING_FIELDS
         if getattr(scaling, key) is not None and getattr(scaling, key) != getattr(spec, key)
     ]
+    changes += [
+        Change(label, shown_value(key, getattr(live, key)), shown_value(key, getattr(scaling, key)))
+        for key, label in SERVICE_SCALING_FIELDS
+        if getattr(scaling, key) is not None and getattr(scaling, key) != getattr(live, key)
+    ]
     retry = live.stuck is not None and not changes
     if retry:
         changes.append(_retry_change(live))
     return _edit_plan(run, live, changes, edit=Edit(scaling=scaling, new_revision=retry) if changes else None)
+
+
+def service_scaling_problems(minimum: int, maximum: int) -> list[str]:
+    """What is wrong with a service-level minimum and maximum (0: none). The proto says only "total min/max
+    instances for the service" (ServiceScaling in google/cloud/run/v2/vendor_settings.proto): counts, so 0 or more,
+    and a maximum below the minimum could not hold it. The upper bound is doki.toml's for the revision's."""
+    problems = []
+    for what, value in (("service min instances", minimum), ("service max instances", maximum)):
+        high = RANGES["max_instances"][1]
+        if not 0 <= value <= high:
+            problems.append(f"{what} {value} is not valid: use a whole number from 0 to {high}")
+    if maximum and minimum > maximum:
+        problems.append(f"service max instances {maximum} is below service min instances {minimum}")
+    return problems
+
+
+def shown_value(key: str, value: object) -> str:
+    """A scaling value as plans and `doki scale` show it: a service-level maximum of 0 is none (the revisions' own
+    maximums apply)."""
+    return "none" if key == "service_max_instances" and not value else str(value)
 
 
 def plan_pin(run: RunPort, live: LiveService, revisions: list[RevisionInfo], target: str) -> EditPlan:

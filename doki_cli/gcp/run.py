@@ -199,7 +199,7 @@ class CloudRun:
             # Edited as a copy: the read stays as read for a later write that starts from it, should this one fail.
             service = run_v2.Service.deserialize(run_v2.Service.serialize(read))
             apply_edit(service, edit)
-            mask = field_mask_pb2.FieldMask(paths=list(TRAFFIC_FIELDS)) if edit.traffic_only else None
+            mask = field_mask_pb2.FieldMask(paths=list(_kept_template_fields(edit))) if edit.keeps_template else None
             try:
                 # The write finishes before a Ctrl-C takes effect: abandoned, it could land after our clean-up.
                 operation = self._retrier.call(
@@ -217,6 +217,8 @@ class CloudRun:
                 raise google_error(exc, action="updating", resource=self.path(name), api="run") from None
             if edit.traffic_only:
                 what = f"traffic ({to_live(service).traffic_text})"
+            elif edit.keeps_template:
+                what = "the service's scaling"
             elif edit.staged is not None:
                 what = f"revision {edit.staged.revision}"
             else:
@@ -228,8 +230,8 @@ class CloudRun:
                 timeout,
                 what=what,
                 # Only a plain new revision is named once the operation shows it: the others are named already.
-                before=None if edit.traffic_only or edit.staged is not None else read.latest_created_revision,
-                moves_traffic_only=edit.traffic_only,
+                before=None if edit.keeps_template or edit.staged is not None else read.latest_created_revision,
+                moves_traffic_only=edit.keeps_template,
             )
         raise DokiError(
             Code.CONCURRENT_CHANGE,
@@ -472,6 +474,8 @@ def to_live(service: run_v2.Service) -> LiveService:
         cpu_always_allocated="resources" in container and not container.resources.cpu_idle,
         gen2=template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2,
         sidecar_cpus=_sidecar_cpus(template.containers),
+        service_min_instances=service.scaling.min_instance_count,
+        service_max_instances=service.scaling.max_instance_count,
     )
 
 
@@ -529,7 +533,7 @@ def apply_edit(service: run_v2.Service, edit: Edit) -> None:
         _set_env(service, name, value)
     if edit.scaling is not None:
         _set_scaling(service, edit.scaling)
-    if not edit.traffic_only and edit.staged is None:
+    if not edit.keeps_template and edit.staged is None:
         service.template.revision = ""  # a new revision, named by Cloud Run
     if edit.new_revision:
         remake_revision(service)
@@ -602,7 +606,21 @@ def _set_env(service: run_v2.Service, name: str, value: str) -> None:
     container.env.append(run_v2.EnvVar(name=name, value=value))
 
 
+def _kept_template_fields(edit: Edit) -> tuple[str, ...]:
+    """What a write that keeps the template sends: the traffic fields, and the service-level scaling it changes."""
+    changes_service = edit.scaling is not None and edit.scaling.changes_service
+    return (*TRAFFIC_FIELDS, "scaling") if changes_service else TRAFFIC_FIELDS
+
+
 def _set_scaling(service: run_v2.Service, scaling: Scaling) -> None:
+    # The service's own minimum and maximum (Service.scaling, as gcloud run services update --min and beta's --max
+    # write them): shared among the revisions that take traffic, no new revision.
+    if scaling.service_min_instances is not None:
+        service.scaling.min_instance_count = scaling.service_min_instances
+    if scaling.service_max_instances is not None:
+        service.scaling.max_instance_count = scaling.service_max_instances
+    if not scaling.changes_template:
+        return
     template = service.template
     if scaling.min_instances is not None:
         template.scaling.min_instance_count = scaling.min_instances

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -33,6 +35,66 @@ def test_help_lists_the_commands_and_global_options() -> None:
         assert text in result.output
     for envvar in ("DOKI_CONFIG", "DOKI_ENV", "DOKI_PROJECT", "DOKI_REGION", "DOKI_JSON", "DOKI_VERBOSE"):
         assert envvar in result.output
+
+
+def test_help_lists_the_commands_by_what_they_are_for() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    listed = result.output[result.output.index("Develop:") :]
+    sections = [
+        (lines[0], [line.split()[0] for line in lines[1:]])
+        for lines in (block.splitlines() for block in listed.strip().split("\n\n"))
+    ]
+    assert sections == [
+        ("Develop:", ["dev", "build", "keys"]),
+        ("Deploy:", ["init", "secrets", "deploy", "release"]),
+        ("Operate:", ["status", "logs", "scale", "cors", "rollback", "doctor"]),
+        ("Emulator:", ["emulator"]),
+    ]  # every command in one of them: none left under "Commands"
+    # The descriptions line up across the sections, as in one list.
+    assert "  dev       Run the backend locally" in listed and "  emulator  A local emulator" in listed
+
+
+def test_a_group_lists_its_own_commands_as_before() -> None:
+    result = runner.invoke(app, ["cors", "--help"])
+    assert result.output.endswith(
+        "Commands:\n"
+        "  list    The origins the live service allows.\n"
+        "  add     Allow more origins.\n"
+        "  remove  Stop allowing origins.\n"
+        "  set     Allow exactly these origins.\n"
+    )
+
+
+DOKI = str(Path(sys.executable).parent / "doki")
+
+
+def test_show_completion_prints_the_script_for_the_shell_named() -> None:
+    # typer's switch that makes the shell an argument instead of detected from the parent process.
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    result = run([DOKI, "--show-completion", "bash"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("_doki_completion() {\n")
+    assert "complete -o default -F _doki_completion doki" in result.stdout
+
+
+def test_install_completion_writes_the_script_where_the_shell_reads_it(tmp_path: Path) -> None:
+    env = {**os.environ, "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1", "HOME": str(tmp_path)}
+    result = run([DOKI, "--install-completion", "bash"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    script = tmp_path / ".bash_completions" / "doki.sh"
+    assert (
+        result.stdout
+        == f"bash completion installed in {script}\nCompletion will take effect once you restart the terminal\n"
+    )
+    assert "complete -o default -F _doki_completion doki" in script.read_text()
+    assert f"source '{script}'" in (tmp_path / ".bashrc").read_text()
+
+
+def test_the_shell_completes_gclouds_option_names() -> None:
+    env = {**os.environ, "_DOKI_COMPLETE": "complete_bash", "COMP_WORDS": "doki scale --min", "COMP_CWORD": "2"}
+    result = run([DOKI], capture_output=True, text=True, env=env)
+    assert (result.returncode, result.stdout) == (0, "--min\n--min-instances\n")
 
 
 def test_version_prints_the_package_version() -> None:

@@ -311,7 +311,7 @@ class FakeCloudRun:
             template = _with_env(template, name, value)
         if edit.scaling is not None:
             template = _scaled(template, edit.scaling)
-        if not edit.traffic_only and edit.staged is None:
+        if not edit.keeps_template and edit.staged is None:
             template = replace(template, revision="")  # a new revision, named by Cloud Run
         if edit.new_revision:
             template = _remade(template)

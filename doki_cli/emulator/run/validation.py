@@ -273,6 +273,7 @@ def check_service(service: run_v2.Service, request: str, service_id: str, *, cre
     _check_labels(service, template)
     _check_annotations(service, template, shape)
     _check_template(template, shape, service_id)
+    _check_service_scaling(service.scaling, shape)
     _check_traffic(service.traffic, shape, service_id)
 
 
@@ -428,6 +429,20 @@ def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: s
         raise invalid_argument(
             f"{shape}.template.scaling.max_instance_count: must be greater or equal than min_instance_count."
         )
+
+
+def _check_service_scaling(scaling: run_v2.ServiceScaling, shape: str) -> None:
+    """The service-level scaling (gcloud run services update --min, beta's --max): "total min instances for the
+    service" and "total max instances for the service", each "divided among all revisions with specified traffic"
+    (the proto's comments on ServiceScaling in google/cloud/run/v2/vendor_settings.proto). Counts, so 0 or more, 0
+    being none set; a maximum below the minimum, as the template's is refused. The wording is the emulator's, in the
+    template's shape."""
+    for name in ("min_instance_count", "max_instance_count"):
+        value = getattr(scaling, name)
+        if value < 0:
+            raise invalid_argument(f"{shape}.scaling.{name}: must be 0 or more, got {value}.")
+    if scaling.max_instance_count and scaling.min_instance_count > scaling.max_instance_count:
+        raise invalid_argument(f"{shape}.scaling.max_instance_count: must be greater or equal than min_instance_count.")
 
 
 def _check_volumes(template: run_v2.RevisionTemplate, shape: str) -> dict[str, run_v2.Volume]:

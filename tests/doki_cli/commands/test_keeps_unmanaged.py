@@ -135,7 +135,7 @@ def test_every_command_keeps_what_doki_does_not_manage_and_no_plan_names_it(
     steps: list[tuple[str, ...]] = [
         ("deploy", "--image", image, "--yes"),
         ("cors", "add", "https://two.example", "--yes"),
-        ("scale", "--max", "3", "--yes"),
+        ("scale", "--max-instances", "3", "--yes"),
         ("rollback", "--yes"),
     ]
     for step in steps:

@@ -72,16 +72,30 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     ready_lines = [line for line in logs.stdout.splitlines() if "Doki backend ready (production" in line]
     assert any(line.split()[1:3] == ["INFO", second] for line in ready_lines), logs.stdout
 
-    would = doki("scale", "--max", "3", "--memory", "1Gi", "--dry-run")
+    would = doki("scale", "--max-instances", "3", "--memory", "1Gi", "--dry-run")
     scale_plan = plan_text(PATH, where, "  ~ max instances: 10 -> 3", "  ~ memory: 512Mi -> 1Gi")
     assert (would.exit_code, would.stdout) == (2, scale_plan)
-    scaled = doki("scale", "--max", "3", "--memory", "1Gi", "--yes")
+    scaled = doki("scale", "--max-instances", "3", "--memory", "1Gi", "--yes")
     assert scaled.exit_code == 0, scaled.output
     assert scaled.stdout == scale_plan + "Scaled doki-backend: max instances 10 -> 3, memory 512Mi -> 1Gi\n"
-    assert doki("scale", "--max", "3", "--dry-run").exit_code == 0
+    assert doki("scale", "--max-instances", "3", "--dry-run").exit_code == 0
     status = json.loads(doki("--json", "status").stdout)
     assert (status["scaling"], status["resources"]["memory"]) == ({"min": 0, "max": 3}, "1Gi")
     third = status["latest_ready"]
+    # The service's own minimum, as gcloud's --min sets it: no new revision, the same one serves.
+    warm = doki("scale", "--min", "1", "--max", "5", "--yes")
+    assert warm.exit_code == 0, warm.output
+    assert warm.stdout == plan_text(
+        PATH, where, "  ~ service min instances: 0 -> 1", "  ~ service max instances: none -> 5"
+    ) + ("Scaled doki-backend: service min instances 0 -> 1, service max instances none -> 5\n")
+    assert warm.stderr.endswith("the service's --min and --max are not in doki.toml: deploys keep them as they are\n")
+    scaling = ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=PATH).scaling
+    assert (scaling.min_instance_count, scaling.max_instance_count) == (1, 5)
+    status = json.loads(doki("--json", "status").stdout)
+    assert (status["latest_ready"], status["service_scaling"]) == (third, {"min": 1, "max": 5})
+    assert "  scaling      the service's own: at least 1, at most 5 instances, shared by the revisions that take " in (
+        doki("status").stdout
+    )
 
     pin_plan = plan_text(PATH, where, f"  ~ traffic: 100% latest -> 100% {second}")
     assert doki("rollback", "--dry-run").stdout == pin_plan  # the previous Ready revision, picked without asking

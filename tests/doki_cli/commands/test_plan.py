@@ -29,7 +29,7 @@ terminal = TerminalRunner()
 WRITES = {
     "cors add": ["cors", "add", "https://two.example"],
     "cors set": ["cors", "set", "https://two.example"],
-    "scale": ["scale", "--max", "3"],
+    "scale": ["scale", "--max-instances", "3"],
 }
 ABORTED = "Error [aborted]: nothing was changed\n  Hint: run again and answer y, or pass --yes\n"
 
@@ -72,7 +72,7 @@ def test_at_a_terminal_a_no_changes_nothing_and_a_yes_writes(name: str, services
 
 def test_yes_skips_the_question_at_a_terminal(services: object) -> None:
     before = etag(services)
-    asked = terminal.invoke(app, ["scale", "--max", "3", "--yes"])
+    asked = terminal.invoke(app, ["scale", "--max-instances", "3", "--yes"])
     assert "Apply these changes?" not in asked.stdout
     assert asked.stderr.startswith("Error [revision_not_ready]:")
     assert etag(services) != before
@@ -98,9 +98,9 @@ def test_without_a_terminal_or_yes_a_change_is_refused_after_its_plan_and_nothin
 def test_json_does_not_imply_yes_even_at_a_terminal_and_the_refusal_carries_the_plan(services: object) -> None:
     # A script asking for JSON output did not ask to skip the confirmation, and cannot answer a question: refused.
     before = etag(services)
-    planned = json.loads(runner.invoke(app, ["--json", "scale", "--max", "4", "--dry-run"]).stdout)["plan"]
+    planned = json.loads(runner.invoke(app, ["--json", "scale", "--max-instances", "4", "--dry-run"]).stdout)["plan"]
     for run in (runner, terminal):
-        refused = run.invoke(app, ["scale", "--max", "4", "--json"], input="y\n")
+        refused = run.invoke(app, ["scale", "--max-instances", "4", "--json"], input="y\n")
         assert refused.exit_code == 1
         assert json.loads(refused.stdout) == {
             "error": {
@@ -114,7 +114,7 @@ def test_json_does_not_imply_yes_even_at_a_terminal_and_the_refusal_carries_the_
         assert refused.stderr == ""
     assert etag(services) == before
 
-    applied = runner.invoke(app, ["scale", "--max", "4", "--json", "--yes"])
+    applied = runner.invoke(app, ["scale", "--max-instances", "4", "--json", "--yes"])
     assert json.loads(applied.stdout)["error"]["code"] == "revision_not_ready"  # written: its revision fails here
     assert etag(services) != before
 

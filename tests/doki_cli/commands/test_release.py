@@ -224,7 +224,7 @@ def test_in_ci_the_image_is_built_on_cloud_build_and_reused_by_the_next_release_
     assert summary["service"].endswith("/services/doki-backend-staging")
     # Someone scaled the service by hand; releasing the same commit again puts doki.toml back, and Artifact Registry
     # has the commit's tag, so nothing is built again.
-    assert runner.invoke(app, ["--env", "staging", "scale", "--max", "3", "--yes"]).exit_code == 0
+    assert runner.invoke(app, ["--env", "staging", "scale", "--max-instances", "3", "--yes"]).exit_code == 0
     again = runner.invoke(app, ["--json", "--env", "staging", "release"])
     assert again.exit_code == 0, again.output
     released = json.loads(again.stdout)

@@ -62,7 +62,7 @@ def deployed_then_scaled(
     setup_project(tmp_path, emulator, monkeypatch)
     assert doki("secrets", "push").exit_code == 0
     assert doki("deploy", "--image", image, "--yes").exit_code == 0
-    assert doki("scale", "--max", "3", "--yes").exit_code == 0
+    assert doki("scale", "--max-instances", "3", "--yes").exit_code == 0
     return ClientFactory(emulator.grpc_address)
 
 
@@ -126,7 +126,7 @@ def test_a_rollback_after_a_failed_deploy_moves_the_traffic_and_says_so_though_t
     factory = deployed_then_scaled(tmp_path, engine_emulator, backend_image, monkeypatch)
     serving, previous, *_ = _newest_first(factory)
     engine_emulator.faults.fail_revisions("doki-backend", message="Container called exit(3).")
-    failed = doki("scale", "--max", "4", "--yes")
+    failed = doki("scale", "--max-instances", "4", "--yes")
     assert failed.exit_code == 1
     newest = _newest_first(factory)[0]
 

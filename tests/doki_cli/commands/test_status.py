@@ -35,7 +35,7 @@ def test_status_of_a_serving_service_shows_every_line_and_the_tags(
     assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
     services = ClientFactory(engine_emulator.grpc_address).run_services()
     first = short(services.get_service(name=SERVICE).latest_ready_revision)
-    assert doki("scale", "--max", "3", "--memory", "1Gi", "--yes").exit_code == 0
+    assert doki("scale", "--max-instances", "3", "--memory", "1Gi", "--yes").exit_code == 0
     # A tag on the earlier revision, as `gcloud run services update-traffic --set-tags` leaves one.
     live = services.get_service(name=SERVICE)
     revision_type = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
@@ -120,7 +120,7 @@ def test_after_a_failed_deploy_status_says_the_service_serves_normally_and_which
     assert doki("secrets", "push").exit_code == 0
     assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
     engine_emulator.faults.fail_revisions("doki-backend", message="Container called exit(3).\n")
-    assert doki("scale", "--max", "4", "--yes").exit_code == 1
+    assert doki("scale", "--max-instances", "4", "--yes").exit_code == 1
     live = ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=SERVICE)
     failed, serving = short(live.latest_created_revision), short(live.latest_ready_revision)
     revisions = ClientFactory(engine_emulator.grpc_address).run_revisions()

@@ -106,7 +106,7 @@ SCENARIOS = {
     ),
     "deploy": Scenario(DEPLOY, prepare=(PUSH,), toml=TOML),
     "cors add": Scenario(("cors", "add", "https://two.example", "--save", "--yes"), prepare=(PUSH, DEPLOY)),
-    "scale": Scenario(("scale", "--max", "3", "--memory", "1Gi", "--save", "--yes"), prepare=(PUSH, DEPLOY)),
+    "scale": Scenario(("scale", "--max-instances", "3", "--memory", "1Gi", "--save", "--yes"), prepare=(PUSH, DEPLOY)),
     "rollback": Scenario(("rollback", "--yes"), prepare=(PUSH, DEPLOY), toml=TOML),
     "release": Scenario(
         ("release", "--sha", SHA, "--local", "--secrets-from", ".env"),

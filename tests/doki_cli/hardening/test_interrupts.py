@@ -440,7 +440,9 @@ def test_a_command_interrupted_where_it_says_nothing_of_its_own_still_says_it_wa
     first = project.doki("deploy", "--image", backend_image, "--yes")
     assert first.code == 0, first.stderr
 
-    stopped = project.interrupted("scale", "--max", "3", "--yes", at=Step((("Operations/GetOperation", 1),), ""))
+    stopped = project.interrupted(
+        "scale", "--max-instances", "3", "--yes", at=Step((("Operations/GetOperation", 1),), "")
+    )
 
     assert stopped.code == 130, stopped.stderr
     assert stopped.stderr.endswith(

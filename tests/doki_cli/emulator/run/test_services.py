@@ -337,6 +337,16 @@ BAD_SPECS: list[tuple[str, run_v2.Service, str]] = [
         "template.scaling.max_instance_count: must be 1 or more, got -2.",
     ),
     (
+        "negative service min instances",
+        run_v2.Service(template=template(), scaling={"min_instance_count": -1}),
+        f"{SHAPE}.scaling.min_instance_count: must be 0 or more, got -1.",
+    ),
+    (
+        "service min above service max",
+        run_v2.Service(template=template(), scaling={"min_instance_count": 3, "max_instance_count": 2}),
+        f"{SHAPE}.scaling.max_instance_count: must be greater or equal than min_instance_count.",
+    ),
+    (
         "duplicate env",
         run_v2.Service(template=template(env=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}])),
         f"{SHAPE}.template.containers[0].env[1].name: duplicate environment variable name 'A'.",
