@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,64 @@ def _text(text: str = "", style: str | None = None) -> Any:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# How often a wait that has not changed says it is still waiting: often enough that a CI log never looks stuck,
+# seldom enough that a 15-minute wait stays readable (90 lines at most).
+HEARTBEAT_SECONDS = 10.0
+
+
+# How long a command waits for Cloud Run to make a change when --timeout does not say.
+DEFAULT_TIMEOUT = 900.0
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration as gcloud writes them: `90s`, `15m`, `1h`, `1h30m`, or a bare number of seconds; a
+    DokiError (bad_option) for anything else, or none at all."""
+    value = text.strip().lower()
+    match = _DURATION.fullmatch(value)
+    seconds = 0
+    if value.isdigit():
+        seconds = int(value)
+    elif value and match is not None:
+        hours, minutes, secs = (int(part or 0) for part in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise DokiError(
+            Code.BAD_OPTION,
+            f"--timeout {text!r} is not a duration doki can wait for",
+            "give a positive duration as gcloud does: 90s, 15m, 1h or 1h30m (a bare number is seconds)",
+        )
+    return float(seconds)
+
+
+def duration_text(seconds: float) -> str:
+    """`seconds` as parse_duration reads it back: 900 -> 15m, 90 -> 1m30s, 45 -> 45s."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{secs}s" if secs else "")
+    return text or "0s"
+
+
+def stamp(at: datetime) -> str:
+    """A progress line's time: UTC, to the second, ISO 8601 (`2026-12-07T05:50:01Z`), as CI logs show their own."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sleep_in_sight(
+    seconds: float, *, doing: str, sleep: Callable[[float], None], on_progress: Callable[[str], None]
+) -> None:
+    """`sleep(seconds)` in slices of HEARTBEAT_SECONDS, saying after each that `doing` goes on: a long pause between
+    a release's traffic steps reads in a log as a wait, not a hang."""
+    slept = 0.0
+    while slept < seconds:
+        piece = min(HEARTBEAT_SECONDS, seconds - slept)
+        sleep(piece)
+        slept += piece
+        if slept < seconds:
+            on_progress(f"{doing} ({slept:.0f} s of {seconds:.0f} s)")
 
 
 class Output:
@@ -59,14 +118,14 @@ class Output:
             self.err.print(_text(text, "dim"))
 
     def progress(self, text: str) -> None:
-        """A step of a long change, on stderr: indented on a terminal; in a log (CI, a pipe) each line starts with
-        the UTC time, so a reader can tell a slow step from a stuck one."""
-        if self.json_mode:
-            return
-        if self.err.is_terminal:
+        """A step of a long change, or a wait's heartbeat, on stderr: indented on a terminal; in a log (CI, a pipe)
+        and under --json, whose stdout holds only the data, each line starts with the UTC time
+        (`2026-12-07T05:50:01Z waiting for ...`), so a reader can tell a slow step from a stuck one. The format is
+        stable: docs/cli.md documents it for those who parse CI logs."""
+        if self.err.is_terminal and not self.json_mode:
             self.err.print(_text(f"  {text}", "dim"))
         else:
-            self.err.print(_text(f"{self._clock():%H:%M:%S}  {text}"))
+            self.err.print(_text(f"{stamp(self._clock())} {text}"))
 
     def debug(self, text: str) -> None:
         if self.verbosity > 0:

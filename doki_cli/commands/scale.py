@@ -9,7 +9,7 @@ import typer
 
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
-from doki_cli.options import DryRunOption, YesOption
+from doki_cli.options import DryRunOption, NoWaitOption, TimeoutOption, YesOption
 
 
 def scale(
@@ -22,9 +22,12 @@ def scale(
     save: Annotated[bool, typer.Option("--save", help="Also write the new values to doki.toml.")] = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
+    timeout: TimeoutOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Change scaling and resources on the live service: planned, then one new revision, nothing else changed."""
     from doki_cli.commands._plan import review
+    from doki_cli.commands._wait import Waits, not_waited
     from doki_cli.deploy.executor import apply_edit, plan_data
     from doki_cli.deploy.planner import SCALING_FIELDS, plan_scaling, read_live
     from doki_cli.model import Scaling
@@ -39,8 +42,11 @@ def scale(
     plan = plan_scaling(app.google.run, live, scaling)
     review(app, plan, dry_run=dry_run, yes=yes)
     changes = {key: value for key, value in given.items() if getattr(live.spec, key) != value}
+    waits = Waits.given(timeout, no_wait)
     if not plan.empty:
-        apply_edit(app.google.run, plan, on_progress=out.progress)
+        applied = apply_edit(app.google.run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
+        if not waits.wait:
+            not_waited(out, config.name, applied.latest_created)
         if not changes:
             out.note(f"{live.stuck} had not become Ready: made a new revision with the same values")
     saved = None
@@ -48,7 +54,7 @@ def scale(
         from doki_cli.tomledit import save as save_toml
 
         saved = save_toml(config, given)
-    out.data({"changed": changes, "saved_to": saved, "plan": plan_data(plan)})
+    out.data({"changed": changes, "saved_to": saved, "plan": plan_data(plan), **waits.data()})
     shown = ", ".join(f"{k.replace('_', ' ')} {getattr(live.spec, k)} -> {v}" for k, v in changes.items())
     out.line(f"Scaled {config.name}: {shown}" if changes else f"{config.name} already has these values")
     if saved:

@@ -1,14 +1,15 @@
-"""Progress lines: indented on a terminal, stamped with the time where stderr is a log, absent under --json."""
+"""Progress lines: indented on a terminal, stamped with the UTC time where stderr is a log or under --json (whose
+stdout holds the data alone); the waits' heartbeat; the durations --timeout takes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from rich.console import Console
 
 from doki_cli.errors import Code, DokiError
-from doki_cli.output import Output
+from doki_cli.output import HEARTBEAT_SECONDS, Output, duration_text, parse_duration, sleep_in_sight, stamp
 
 AT = datetime(2026, 12, 6, 17, 40, 2, tzinfo=UTC)
 
@@ -16,7 +17,10 @@ AT = datetime(2026, 12, 6, 17, 40, 2, tzinfo=UTC)
 def test_in_a_log_each_progress_line_starts_with_the_utc_time(capsys: pytest.CaptureFixture[str]) -> None:
     Output(clock=lambda: AT).progress("waiting for revision api-00002-abc: RoutesReady (12 s)")
     captured = capsys.readouterr()
-    assert (captured.out, captured.err) == ("", "17:40:02  waiting for revision api-00002-abc: RoutesReady (12 s)\n")
+    assert (captured.out, captured.err) == (
+        "",
+        "2026-12-06T17:40:02Z waiting for revision api-00002-abc: RoutesReady (12 s)\n",
+    )
 
 
 def test_on_a_terminal_progress_is_indented_without_a_time(capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,9 +31,49 @@ def test_on_a_terminal_progress_is_indented_without_a_time(capsys: pytest.Captur
     assert capsys.readouterr().err == "  deploying a new revision\n"
 
 
-def test_under_json_progress_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    Output(json_mode=True, clock=lambda: AT).progress("deploying a new revision")
-    assert capsys.readouterr() == ("", "")
+def test_under_json_progress_is_stamped_on_stderr_even_on_a_terminal_and_stdout_stays_empty(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = Output(json_mode=True, clock=lambda: AT)
+    out.__dict__["err"] = Console(stderr=True, force_terminal=True, color_system=None, highlight=False)
+    out.progress("deploying a new revision")
+    assert capsys.readouterr() == ("", "2026-12-06T17:40:02Z deploying a new revision\n")
+
+
+def test_a_stamp_is_utc_whatever_the_clocks_zone() -> None:
+    assert stamp(datetime(2026, 12, 6, 18, 40, 2, tzinfo=timezone(timedelta(hours=1)))) == "2026-12-06T17:40:02Z"
+
+
+def test_a_long_sleep_is_slept_in_heartbeat_slices_each_saying_the_wait_goes_on() -> None:
+    slept: list[float] = []
+    said: list[str] = []
+    sleep_in_sight(25, doing="10% on api-2", sleep=slept.append, on_progress=said.append)
+    assert slept == [HEARTBEAT_SECONDS, HEARTBEAT_SECONDS, 5.0]
+    assert said == ["10% on api-2 (10 s of 25 s)", "10% on api-2 (20 s of 25 s)"]  # none once it is over
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [("90s", 90), ("15m", 900), ("1h", 3600), ("1h30m", 5400), ("2m5s", 125), ("45", 45), (" 10M ", 600)],
+)
+def test_a_duration_reads_as_gcloud_writes_them(given: str, seconds: float) -> None:
+    assert parse_duration(given) == seconds
+
+
+@pytest.mark.parametrize("given", ["", "0s", "0", "-5m", "1.5h", "15 minutes", "m", "5m1h"])
+def test_anything_else_is_a_bad_option_that_shows_the_forms_it_takes(given: str) -> None:
+    with pytest.raises(DokiError) as refused:
+        parse_duration(given)
+    assert (refused.value.code, refused.value.message, refused.value.hint) == (
+        Code.BAD_OPTION,
+        f"--timeout {given!r} is not a duration doki can wait for",
+        "give a positive duration as gcloud does: 90s, 15m, 1h or 1h30m (a bare number is seconds)",
+    )
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(900, "15m"), (90, "1m30s"), (45, "45s"), (3600, "1h"), (0, "0s")])
+def test_a_duration_is_written_back_as_it_is_given(seconds: float, text: str) -> None:
+    assert duration_text(seconds) == text
 
 
 def test_an_interrupt_error_starts_its_own_line_on_a_terminal_after_the_echoed_ctrl_c(
