@@ -32,6 +32,9 @@ def _utc_now() -> datetime:
 HEARTBEAT_SECONDS = 10.0
 
 
+# How every wait's state line starts ("waiting for revision …", "waiting with 10% on …"): what a terminal shows as
+# one live spinner line rather than a line per heartbeat.
+WAITING = "waiting "
 # How long a command waits for Cloud Run to make a change when --timeout does not say.
 DEFAULT_TIMEOUT = 900.0
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -74,8 +77,8 @@ def stamp(at: datetime) -> str:
 def sleep_in_sight(
     seconds: float, *, doing: str, sleep: Callable[[float], None], on_progress: Callable[[str], None]
 ) -> None:
-    """`sleep(seconds)` in slices of HEARTBEAT_SECONDS, saying after each that `doing` goes on: a long pause between
-    a release's traffic steps reads in a log as a wait, not a hang."""
+    """`sleep(seconds)` in slices of HEARTBEAT_SECONDS, saying after each that `doing` (a wait's state: it starts with
+    WAITING) goes on: a long pause between a release's traffic steps reads in a log as a wait, not a hang."""
     slept = 0.0
     while slept < seconds:
         piece = min(HEARTBEAT_SECONDS, seconds - slept)
@@ -92,6 +95,7 @@ class Output:
         self.json_mode = json_mode
         self.verbosity = verbosity
         self._clock = clock
+        self._status: Any = None  # the spinner a wait shows on a terminal, while it lasts
 
     # Consoles are made on first use: importing rich costs more than `doki --help` as a whole should.
     # No markup or highlighting: messages hold URLs, brackets and user values that must print as they are.
@@ -110,25 +114,42 @@ class Output:
     def line(self, text: str = "", *, style: str | None = None) -> None:
         """Human output; silent in JSON mode, where `data` carries the result."""
         if not self.json_mode:
+            self.end_wait()
             self.out.print(_text(text, style))
 
     def note(self, text: str) -> None:
         """Side remarks go to stderr, so stdout stays clean for pipes (`doki keys generate >> .env`)."""
         if not self.json_mode:
+            self.end_wait()
             self.err.print(_text(text, "dim"))
 
     def progress(self, text: str) -> None:
-        """A step of a long change, or a wait's heartbeat, on stderr: indented on a terminal; in a log (CI, a pipe)
-        and under --json, whose stdout holds only the data, each line starts with the UTC time
-        (`2026-12-07T05:50:01Z waiting for ...`), so a reader can tell a slow step from a stuck one. The format is
-        stable: docs/cli.md documents it for those who parse CI logs."""
-        if self.err.is_terminal and not self.json_mode:
-            self.err.print(_text(f"  {text}", "dim"))
-        else:
+        """A step of a long change, or a wait's state, on stderr. In a log (CI, a pipe) and under --json, whose stdout
+        holds only the data, each is a line starting with the UTC time (`2026-12-07T05:50:01Z waiting for ...`), so
+        a reader can tell a slow step from a stuck one; the format is stable (docs/cli.md). On a terminal a step is
+        an indented line, and a wait's state (WAITING, said again every heartbeat) a spinner updated in place, so a
+        15-minute wait is one live line rather than ninety."""
+        if not self.err.is_terminal or self.json_mode:
             self.err.print(_text(f"{stamp(self._clock())} {text}"))
+        elif text.startswith(WAITING):
+            if self._status is None:
+                self._status = self.err.status(_text(text, "dim"))
+                self._status.start()
+            else:
+                self._status.update(_text(text, "dim"))
+        else:
+            self.end_wait()
+            self.err.print(_text(f"  {text}", "dim"))
+
+    def end_wait(self) -> None:
+        """The wait's spinner gone, before anything else prints (its last state is what the next line follows)."""
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
 
     def debug(self, text: str) -> None:
         if self.verbosity > 0:
+            self.end_wait()
             self.err.print(_text(text, "dim"))
 
     @contextmanager
@@ -146,11 +167,13 @@ class Output:
             yield show
 
     def data(self, payload: Any) -> None:
+        self.end_wait()
         if self.json_mode:
             sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
             sys.stdout.flush()
 
     def error(self, error: DokiError) -> None:
+        self.end_wait()
         if self.json_mode:
             sys.stdout.write(json.dumps({"error": error.as_dict(), **error.details}, indent=2, default=str) + "\n")
             sys.stdout.flush()

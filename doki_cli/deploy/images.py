@@ -68,6 +68,7 @@ class Images:
                 build_args=self._build_args,
                 service_account=account,
                 on_line=self._on_line,
+                on_progress=self._progress,
             )
             return ProvidedImage(built.images.get(image), "built-remote")
         from doki_cli.engine import DockerEngine

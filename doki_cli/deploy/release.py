@@ -494,7 +494,10 @@ class Release:
                 wait = config.release.step_wait_seconds
                 self._progress(f"{percent}% on {staging.revision}: checking again in {wait} s")
                 sleep_in_sight(
-                    wait, doing=f"{percent}% on {staging.revision}", sleep=self._sleep, on_progress=self._progress
+                    wait,
+                    doing=f"waiting with {percent}% on {staging.revision}",
+                    sleep=self._sleep,
+                    on_progress=self._progress,
                 )
                 self._check(config, summary.tag_url, summary, staging.revision)
 

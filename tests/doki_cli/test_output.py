@@ -47,9 +47,10 @@ def test_a_stamp_is_utc_whatever_the_clocks_zone() -> None:
 def test_a_long_sleep_is_slept_in_heartbeat_slices_each_saying_the_wait_goes_on() -> None:
     slept: list[float] = []
     said: list[str] = []
-    sleep_in_sight(25, doing="10% on api-2", sleep=slept.append, on_progress=said.append)
+    sleep_in_sight(25, doing="waiting with 10% on api-2", sleep=slept.append, on_progress=said.append)
     assert slept == [HEARTBEAT_SECONDS, HEARTBEAT_SECONDS, 5.0]
-    assert said == ["10% on api-2 (10 s of 25 s)", "10% on api-2 (20 s of 25 s)"]  # none once it is over
+    # None once the sleep is over: what follows it says so.
+    assert said == ["waiting with 10% on api-2 (10 s of 25 s)", "waiting with 10% on api-2 (20 s of 25 s)"]
 
 
 @pytest.mark.parametrize(
@@ -85,3 +86,30 @@ def test_an_interrupt_error_starts_its_own_line_on_a_terminal_after_the_echoed_c
     assert capsys.readouterr().err == "\nError [interrupted]: interrupted while deploying\n  Hint: run it again\n"
     Output(clock=lambda: AT).error(DokiError(Code.INTERRUPTED, "interrupted while deploying", "run it again"))
     assert capsys.readouterr().err.startswith("Error [interrupted]")  # a log has no ^C to leave behind
+
+
+def test_on_a_terminal_a_waits_heartbeats_update_one_spinner_line_rather_than_adding_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = Output(clock=lambda: AT)
+    out.__dict__["err"] = Console(stderr=True, force_terminal=True, color_system=None, highlight=False)
+    out.progress("deploying a new revision")
+    out.progress("waiting for revision api-00002-abc: RoutesReady (0 s)")
+    out.progress("waiting for revision api-00002-abc: RoutesReady (10 s)")
+    assert out._status is not None  # the spinner runs while the wait lasts
+    out.progress("checking https://api.example/")
+    assert out._status is None
+    err = capsys.readouterr().err
+    assert err.startswith("  deploying a new revision\n")
+    assert err.endswith("  checking https://api.example/\n")
+    assert "  waiting for" not in err  # never printed as lines of their own
+
+
+def test_in_a_log_a_waits_heartbeats_are_lines_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
+    out = Output(clock=lambda: AT)
+    out.progress("waiting for revision api-00002-abc: RoutesReady (0 s)")
+    out.progress("waiting for revision api-00002-abc: RoutesReady (10 s)")
+    assert capsys.readouterr().err == (
+        "2026-12-06T17:40:02Z waiting for revision api-00002-abc: RoutesReady (0 s)\n"
+        "2026-12-06T17:40:02Z waiting for revision api-00002-abc: RoutesReady (10 s)\n"
+    )
