@@ -117,3 +117,22 @@ def test_no_wait_under_json_says_the_change_was_not_waited_for(slow_cloud: Emula
         line.startswith(f"{STAMP}accepted by Cloud Run (operation ") and line.endswith("); not waiting for it")
         for line in result.stderr.splitlines()
     )
+
+
+def test_a_first_deploy_refuses_no_wait_before_anything_is_written(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+    assert runner.invoke(app, ["secrets", "push"]).exit_code == 0
+
+    result = runner.invoke(app, ["--json", "deploy", "--image", BACKEND_IMAGE, "--yes", "--no-wait"])
+
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["error"] == {
+        "code": "bad_option",
+        "message": "--no-wait cannot deploy doki-backend now: a first deploy sets GOOGLE_REDIRECT_URI from the URL "
+        "Cloud Run assigns once the service exists; nothing was changed",
+        "hint": "run it without --no-wait (--timeout bounds the wait)",
+    }
+    services = ClientFactory(emulator.grpc_address).run_services()
+    assert list(services.list_services(parent="projects/doki-e2e/locations/us-central1")) == []
