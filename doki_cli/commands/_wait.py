@@ -3,9 +3,12 @@ unwaited change says it left running (docs/cli.md, "Waits, progress and --timeou
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from doki_cli.output import DEFAULT_TIMEOUT, Output
+from doki_cli.errors import Code, DokiError
+from doki_cli.output import DEFAULT_TIMEOUT, Output, duration_text
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,18 @@ class Waits:
         """What the JSON result adds: `"waited": false` when --no-wait returned before Cloud Run finished; nothing
         when the command waited, as it always did."""
         return {} if self.wait else {"waited": False}
+
+
+@contextmanager
+def bounded(waits: Waits) -> Iterator[None]:
+    """Runs the waiting part of a command: a wait that ran out says how long it waited and how to wait longer (the
+    adapter that raises it knows neither the option nor the command)."""
+    try:
+        yield
+    except DokiError as err:
+        if err.code == Code.WAIT_TIMEOUT:
+            err.hint = f"{err.hint}; to wait longer than {duration_text(waits.timeout)}, pass a longer --timeout"
+        raise
 
 
 def not_waited(out: Output, name: str, making: str | None) -> None:

@@ -57,7 +57,7 @@ def _apply(
     ctx: typer.Context, live: LiveService, origins: list[str], save: bool, dry_run: bool, yes: bool, waits: Waits
 ) -> None:
     from doki_cli.commands._plan import review
-    from doki_cli.commands._wait import not_waited
+    from doki_cli.commands._wait import bounded, not_waited
     from doki_cli.deploy.executor import apply_edit, plan_data
     from doki_cli.deploy.planner import plan_env
 
@@ -69,7 +69,8 @@ def _apply(
     plan = plan_env(app.google.run, live, ENV, value)
     review(app, plan, dry_run=dry_run, yes=yes)
     if not plan.empty:
-        applied = apply_edit(app.google.run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
+        with bounded(waits):
+            applied = apply_edit(app.google.run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
         if not waits.wait:
             not_waited(out, config.name, applied.latest_created)
         if not changed:

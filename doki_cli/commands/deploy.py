@@ -39,7 +39,7 @@ def deploy(
     from dataclasses import replace
 
     from doki_cli.commands._plan import can_ask, confirm, review
-    from doki_cli.commands._wait import Waits, not_waited
+    from doki_cli.commands._wait import Waits, bounded, not_waited
     from doki_cli.deploy import lock as locks
     from doki_cli.deploy.executor import Executor, plan_data, serving_now
     from doki_cli.deploy.health import check_health
@@ -113,7 +113,8 @@ def deploy(
         wait=waits.wait,
     )
     try:
-        deployed = executor.execute(plan)
+        with bounded(waits):
+            deployed = executor.execute(plan)
     except DokiError as err:
         if err.code == Code.REVISION_NOT_READY:
             _show_last_lines(app)

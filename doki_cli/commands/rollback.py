@@ -23,7 +23,7 @@ def rollback(
 ) -> None:
     """Pin 100% of traffic to REVISION (or the previous Ready revision). `doki deploy` later returns it to latest."""
     from doki_cli.commands._plan import can_ask, no_answer, review
-    from doki_cli.commands._wait import Waits
+    from doki_cli.commands._wait import Waits, bounded
     from doki_cli.deploy.executor import apply_edit, plan_data
     from doki_cli.deploy.planner import earlier_ready, named_revision, plan_pin, read_live
 
@@ -67,7 +67,8 @@ def rollback(
         out.line(f"{target.name} already serves all traffic")
         return
     waits = Waits.given(timeout, no_wait)
-    live = apply_edit(run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
+    with bounded(waits):
+        live = apply_edit(run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
     out.data(
         {
             "revision": target.name,

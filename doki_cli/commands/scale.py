@@ -27,7 +27,7 @@ def scale(
 ) -> None:
     """Change scaling and resources on the live service: planned, then one new revision, nothing else changed."""
     from doki_cli.commands._plan import review
-    from doki_cli.commands._wait import Waits, not_waited
+    from doki_cli.commands._wait import Waits, bounded, not_waited
     from doki_cli.deploy.executor import apply_edit, plan_data
     from doki_cli.deploy.planner import SCALING_FIELDS, plan_scaling, read_live
     from doki_cli.model import Scaling
@@ -44,7 +44,8 @@ def scale(
     changes = {key: value for key, value in given.items() if getattr(live.spec, key) != value}
     waits = Waits.given(timeout, no_wait)
     if not plan.empty:
-        applied = apply_edit(app.google.run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
+        with bounded(waits):
+            applied = apply_edit(app.google.run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
         if not waits.wait:
             not_waited(out, config.name, applied.latest_created)
         if not changes:

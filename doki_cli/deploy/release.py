@@ -280,9 +280,10 @@ class Release:
         if self._first:
             # Nothing served to protect: Cloud Run gives the first revision all traffic once it is Ready.
             return f"nothing served before, so the first revision serves once Ready, unchecked; {serving}"
+        again = "`doki release` again, with a longer --timeout, releases it"
         if self._left:
-            return f"{self._left.removeprefix('; ').removeprefix(', ')}; {serving}"
-        return f"traffic was not moved; {serving}"
+            return f"{self._left.removeprefix('; ').removeprefix(', ')}; {serving}; {again}"
+        return f"traffic was not moved; {serving}; {again}"
 
     def _steps(self) -> list[str]:
         """The steps of this release, in order (a first release moves no traffic: it has all of it at once)."""

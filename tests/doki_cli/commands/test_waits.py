@@ -63,7 +63,8 @@ def test_a_deploy_that_outlasts_its_timeout_exits_124_saying_the_change_goes_on(
         error["message"],
     ), error["message"]
     assert error["hint"] == (
-        "the change goes on at Google: `doki status` shows where it is, `doki logs` the revision's output"
+        "the change goes on at Google: `doki status` shows where it is, `doki logs` the revision's output; to wait "
+        "longer than 20s, pass a longer --timeout"
     )
     lines = result.stderr.splitlines()
     # A CI log of it: every line stamped, the wait's own lines among them, the last past the timeout.

@@ -384,7 +384,8 @@ def test_a_release_whose_wait_runs_out_before_traffic_moves_leaves_traffic_where
     assert error.hint == (
         "the change goes on at Google: `doki status` shows where it is; "
         f"api's traffic is back as it was and its release lock released; serving now: 100% {old} (image "
-        "us-central1-docker.pkg.dev/doki-test/doki/api:0000000)"
+        "us-central1-docker.pkg.dev/doki-test/doki/api:0000000); `doki release` again, with a longer --timeout, "
+        "releases it"
     )
     assert last_step(error) == ("deploy", "failed")
     assert site.requests == []  # never checked, so never given traffic
