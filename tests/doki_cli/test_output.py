@@ -113,3 +113,11 @@ def test_in_a_log_a_waits_heartbeats_are_lines_of_their_own(capsys: pytest.Captu
         "2026-12-06T17:40:02Z waiting for revision api-00002-abc: RoutesReady (0 s)\n"
         "2026-12-06T17:40:02Z waiting for revision api-00002-abc: RoutesReady (10 s)\n"
     )
+
+
+def test_no_color_turns_the_colours_of_both_streams_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = Output()
+    assert (out.out.no_color, out.err.no_color) == (True, True)
+    monkeypatch.delenv("NO_COLOR")
+    assert Output().err.no_color is False

@@ -5,7 +5,6 @@ timestamped line, so a CI log shows what the release is doing while it waits (is
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
 from doki_cli.context import Factory
@@ -13,10 +12,9 @@ from doki_cli.emulator.server import Emulator
 from doki_cli.main import app
 from tests.helpers import BASE_IMAGE, CliRunner
 from tests.helpers.release import IMAGE, git
+from tests.helpers.waits import AT, STAMP
 
 runner = CliRunner()
-AT = datetime(2026, 12, 7, 5, 50, 1, tzinfo=UTC)
-STAMP = "2026-12-07T05:50:01Z "
 
 
 def test_a_ci_shaped_release_shows_each_step_on_stderr_as_a_timestamped_line(

@@ -7,34 +7,18 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from doki_cli.context import Factory
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.helpers import BACKEND_IMAGE, CliRunner
 from tests.helpers.project import PATH, setup_project
+from tests.helpers.waits import STAMP, FakeTime
 
 runner = CliRunner()
-AT = datetime(2026, 12, 7, 5, 50, 1, tzinfo=UTC)
-STAMP = "2026-12-07T05:50:01Z "
-
-
-class FakeTime:
-    """The waits' time: each sleep moves it on, nothing is slept."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-    def factory(self) -> Factory:
-        return Factory(now=lambda: AT, sleep=self.sleep, monotonic=lambda: self.now)
 
 
 @pytest.fixture
