@@ -74,6 +74,24 @@ def stamp(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def lines_in_sight(
+    on_line: Callable[[str], None], *, doing: str, clock: Callable[[], float], on_progress: Callable[[str], None]
+) -> Callable[[str], None]:
+    """`on_line` (a push's or a build's output, shown only with -v) that also says, at the first line HEARTBEAT_SECONDS
+    after it last did, that `doing` goes on and for how long: a long push reads in a CI log as progress."""
+    started = said = clock()
+
+    def sink(line: str) -> None:
+        nonlocal said
+        on_line(line)
+        now = clock()
+        if now - said >= HEARTBEAT_SECONDS:
+            on_progress(f"{doing} ({now - started:.0f} s)")
+            said = now
+
+    return sink
+
+
 def sleep_in_sight(
     seconds: float, *, doing: str, sleep: Callable[[float], None], on_progress: Callable[[str], None]
 ) -> None:

@@ -117,7 +117,13 @@ def release(
         google.run,
         google.secrets,
         images=Images(
-            google, config, remote=build_remote, base_image=base_image, on_line=out.debug, on_progress=out.progress
+            google,
+            config,
+            remote=build_remote,
+            base_image=base_image,
+            on_line=out.debug,
+            on_progress=out.progress,
+            clock=app.factory.monotonic,
         ),
         push_secrets=push_secrets if values is not None else None,
         last_lines=app.last_lines,

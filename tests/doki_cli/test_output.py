@@ -9,7 +9,15 @@ import pytest
 from rich.console import Console
 
 from doki_cli.errors import Code, DokiError
-from doki_cli.output import HEARTBEAT_SECONDS, Output, duration_text, parse_duration, sleep_in_sight, stamp
+from doki_cli.output import (
+    HEARTBEAT_SECONDS,
+    Output,
+    duration_text,
+    lines_in_sight,
+    parse_duration,
+    sleep_in_sight,
+    stamp,
+)
 
 AT = datetime(2026, 12, 6, 17, 40, 2, tzinfo=UTC)
 
@@ -121,3 +129,15 @@ def test_no_color_turns_the_colours_of_both_streams_off(monkeypatch: pytest.Monk
     assert (out.out.no_color, out.err.no_color) == (True, True)
     monkeypatch.delenv("NO_COLOR")
     assert Output().err.no_color is False
+
+
+def test_a_push_says_it_goes_on_at_the_first_line_a_heartbeat_after_it_last_did() -> None:
+    now = [0.0]
+    shown: list[str] = []
+    said: list[str] = []
+    sink = lines_in_sight(shown.append, doing="waiting for the push", clock=lambda: now[0], on_progress=said.append)
+    for at in (1.0, 9.0, 10.5, 12.0, 25.0):
+        now[0] = at
+        sink(f"layer at {at}")
+    assert shown == ["layer at 1.0", "layer at 9.0", "layer at 10.5", "layer at 12.0", "layer at 25.0"]  # -v's lines
+    assert said == ["waiting for the push (10 s)", "waiting for the push (25 s)"]
