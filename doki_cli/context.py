@@ -8,8 +8,10 @@ the one `Factory`). Tests hand typer's runner a `Factory` of their own as `obj` 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,17 +36,34 @@ def _retrier() -> Retrier:
     return Retrier()
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class Factory:
     """How the collaborators of a command are made: the one place tests replace (a retrier with a fake clock, say)."""
 
     new_retrier: Callable[[], Retrier] = _retrier
+    # The time progress lines are stamped with: a test's fixed one makes a CI log's lines comparable as text.
+    now: Callable[[], datetime] = _utc_now
+    # What the waits (--timeout, the heartbeat, a release's pause between traffic steps) sleep and count on: a test's
+    # fake clock runs a 15-minute wait out in no time, and deterministically.
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
 
     def google(self, project: str, region: str) -> Google:
         from doki_cli.gcp.clients import ClientFactory
         from doki_cli.gcp.google import Google
 
-        return Google(ClientFactory.from_env(quota_project=project), project, region, retrier=self.new_retrier())
+        return Google(
+            ClientFactory.from_env(quota_project=project),
+            project,
+            region,
+            retrier=self.new_retrier(),
+            sleep=self.sleep,
+            clock=self.monotonic,
+        )
 
 
 @dataclass(frozen=True)
@@ -89,7 +108,7 @@ class App:
 
     @cached_property
     def output(self) -> Output:
-        return Output(json_mode=self.options.json, verbosity=self.options.verbose)
+        return Output(json_mode=self.options.json, verbosity=self.options.verbose, clock=self.factory.now)
 
     @cached_property
     def config(self) -> ServiceConfig:

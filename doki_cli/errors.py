@@ -13,6 +13,7 @@ EXIT_CHECK_FAILED = 3  # the new revision failed to become Ready or failed a smo
 EXIT_BUILD_FAILED = 4  # the image could not be built or pushed (release)
 EXIT_LOCKED = 5  # another release holds the service's release lock
 EXIT_CONFIG = 78  # EX_CONFIG, as the backend exits on bad settings: fix doki.toml, the checkout or the project
+EXIT_TIMEOUT = 124  # as timeout(1) exits: a wait outlasted --timeout, the change goes on at Google
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
@@ -99,7 +100,11 @@ class Code(StrEnum):
     REVISION_NOT_READY = "revision_not_ready", EXIT_FAILED, "a revision did not become Ready; traffic stayed put"
     UNKNOWN_REVISION = "unknown_revision", EXIT_FAILED, "the service has no revision of that name"
     NO_EARLIER_REVISION = "no_earlier_revision", EXIT_FAILED, "no Ready revision older than the serving one"
-    DEPLOY_TIMEOUT = "deploy_timeout", EXIT_FAILED, "Cloud Run did not finish the change in time"
+    WAIT_TIMEOUT = (
+        "wait_timeout",
+        EXIT_TIMEOUT,
+        "Cloud Run did not finish the change within --timeout (15m unless given); it goes on at Google (doki status)",
+    )
     NO_INGRESS_CONTAINER = "no_ingress_container", EXIT_FAILED, "several containers and none declares a port"
     PUBLIC_ACCESS_REFUSED = (
         "public_access_refused",

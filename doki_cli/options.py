@@ -86,3 +86,34 @@ CpuOption = Annotated[str | None, typer.Option("--cpu", help="CPUs per instance:
 ConcurrencyOption = Annotated[
     int | None, typer.Option("--concurrency", help="Requests at once per instance (gcloud's).")
 ]
+
+
+def _duration(text: str) -> float:
+    # Imported here: doki_cli.output pulls in the error catalog, and `doki --help` reads this module.
+    from doki_cli.output import parse_duration
+
+    return parse_duration(text)
+
+
+# The waits of the commands that change the service (deploy, release, scale, cors, rollback): docs/cli.md, "Waits".
+# --wait-timeout as fly names it, so gcloud's --timeout (a request timeout) may yet take the short name elsewhere.
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        "--wait-timeout",
+        metavar="DURATION",
+        parser=_duration,
+        envvar="DOKI_TIMEOUT",
+        help="How long to wait for Cloud Run to make each change, e.g. 90s, 15m, 1h [default: 15m]; past it, exit "
+        "124 with the change still going on at Google.",
+    ),
+]
+NoWaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        "--async",
+        help="Return once Cloud Run has accepted the change, without waiting for it (`doki status` follows it).",
+    ),
+]

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from doki_cli.commands._wait import Waits
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
 from doki_cli.globaloptions import DokiTyper
-from doki_cli.options import DryRunOption, YesOption
+from doki_cli.options import DryRunOption, NoWaitOption, TimeoutOption, YesOption
 
 if TYPE_CHECKING:
     from doki_cli.model import LiveService
@@ -52,8 +53,11 @@ def _check(origins: list[str]) -> None:
         )
 
 
-def _apply(ctx: typer.Context, live: LiveService, origins: list[str], save: bool, dry_run: bool, yes: bool) -> None:
+def _apply(
+    ctx: typer.Context, live: LiveService, origins: list[str], save: bool, dry_run: bool, yes: bool, waits: Waits
+) -> None:
     from doki_cli.commands._plan import review
+    from doki_cli.commands._wait import bounded, not_waited
     from doki_cli.deploy.executor import apply_edit, plan_data
     from doki_cli.deploy.planner import plan_env
 
@@ -65,7 +69,10 @@ def _apply(ctx: typer.Context, live: LiveService, origins: list[str], save: bool
     plan = plan_env(app.google.run, live, ENV, value)
     review(app, plan, dry_run=dry_run, yes=yes)
     if not plan.empty:
-        apply_edit(app.google.run, plan, on_progress=out.progress)
+        with bounded(waits):
+            applied = apply_edit(app.google.run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
+        if not waits.wait:
+            not_waited(out, config.name, applied.latest_created)
         if not changed:
             out.note(f"{live.stuck} had not become Ready: made a new revision with the same origins")
     saved = None
@@ -73,7 +80,7 @@ def _apply(ctx: typer.Context, live: LiveService, origins: list[str], save: bool
         from doki_cli.tomledit import save as save_toml
 
         saved = save_toml(config, {ENV: origins}, table="env")
-    out.data({"origins": origins, "changed": changed, "saved_to": saved, "plan": plan_data(plan)})
+    out.data({"origins": origins, "changed": changed, "saved_to": saved, "plan": plan_data(plan), **waits.data()})
     out.line(("Allowed origins now: " if changed else "Allowed origins unchanged: ") + (", ".join(origins) or "none"))
     if saved:
         out.note(f"written to [{saved}] in {config.path}")
@@ -98,12 +105,15 @@ def add(
     save: SaveOption = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
+    timeout: TimeoutOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Allow more origins."""
     _check(origins)
     live = _live(ctx)
     before = _current(live)
-    _apply(ctx, live, before + [o for o in origins if o not in before], save, dry_run, yes)
+    added = before + [o for o in origins if o not in before]
+    _apply(ctx, live, added, save, dry_run, yes, Waits.given(timeout, no_wait))
 
 
 @app.command("remove")
@@ -113,6 +123,8 @@ def remove(
     save: SaveOption = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
+    timeout: TimeoutOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Stop allowing origins."""
     live = _live(ctx)
@@ -133,7 +145,7 @@ def remove(
             "that would leave ALLOWED_ORIGINS empty, which the backend refuses in production; nothing was changed",
             "keep at least one origin, or replace them all with `doki cors set ORIGIN...`",
         )
-    _apply(ctx, live, remaining, save, dry_run, yes)
+    _apply(ctx, live, remaining, save, dry_run, yes, Waits.given(timeout, no_wait))
 
 
 @app.command("set")
@@ -143,7 +155,9 @@ def set_(
     save: SaveOption = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
+    timeout: TimeoutOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Allow exactly these origins."""
     _check(origins)
-    _apply(ctx, _live(ctx), list(dict.fromkeys(origins)), save, dry_run, yes)
+    _apply(ctx, _live(ctx), list(dict.fromkeys(origins)), save, dry_run, yes, Waits.given(timeout, no_wait))

@@ -8,10 +8,11 @@ import typer
 
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
-from doki_cli.options import DryRunOption, SkipChecksOption, YesOption
+from doki_cli.options import DryRunOption, NoWaitOption, SkipChecksOption, TimeoutOption, YesOption
 
 if TYPE_CHECKING:
     from doki_cli.context import App
+    from doki_cli.deploy.planner import Plan
 
 
 def deploy(
@@ -26,12 +27,19 @@ def deploy(
         bool, typer.Option("--prune", help="Remove live variables that doki.toml does not declare.")
     ] = False,
     skip_checks: SkipChecksOption = False,
+    timeout: TimeoutOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
-    """Deploy the service as doki.toml describes it: plan, confirm, apply, wait until Ready, check `/`."""
+    """Deploy the service as doki.toml describes it: plan, confirm, apply, wait until Ready, check `/`.
+
+    Exit codes: 0 deployed (or up to date), 1 an error, 2 --dry-run would change something, 124 Cloud Run did not
+    finish within --timeout (the deploy goes on at Google; traffic moves only to a Ready revision).
+    """
     import time
     from dataclasses import replace
 
     from doki_cli.commands._plan import can_ask, confirm, review
+    from doki_cli.commands._wait import Waits, bounded, not_waited
     from doki_cli.deploy import lock as locks
     from doki_cli.deploy.executor import Executor, plan_data, serving_now
     from doki_cli.deploy.health import check_health
@@ -86,15 +94,27 @@ def deploy(
                 "deploy a fixed image with --image, change what made it fail, or pass --yes to try it again",
             )
         confirm(app, "Deploy the image that failed again?")
+    waits = Waits.given(timeout, no_wait)
+    if not waits.wait:
+        _refuse_unwaited(plan)
     doing = ["starting"]
 
     def progress(message: str) -> None:
         doing.append(message)
         out.progress(message)
 
-    executor = Executor(google.run, google.secrets, health=check_health, on_progress=progress)
+    executor = Executor(
+        google.run,
+        google.secrets,
+        health=lambda url: check_health(url, sleep=app.factory.sleep, on_progress=out.progress),
+        on_progress=progress,
+        sleep=app.factory.sleep,
+        timeout=waits.timeout,
+        wait=waits.wait,
+    )
     try:
-        deployed = executor.execute(plan)
+        with bounded(waits):
+            deployed = executor.execute(plan)
     except DokiError as err:
         if err.code == Code.REVISION_NOT_READY:
             _show_last_lines(app)
@@ -117,9 +137,31 @@ def deploy(
             "revision": deployed.revision,
             "changed": True,
             "health_checked": deployed.checked,
+            **waits.data(),
         }
     )
+    if not waits.wait:
+        not_waited(out, config.name, deployed.revision)
+        out.line(f"Deploying {config.name} (--no-wait): {deployed.url or 'its URL once Cloud Run assigns it'}")
+        return
     out.line(f"Deployed {config.name} ({deployed.revision}): {deployed.url}")
+
+
+def _refuse_unwaited(plan: Plan) -> None:
+    """--no-wait where only the wait's end finishes the deploy; refused before anything is written."""
+    from doki_cli.deploy.planner import REDIRECT_ENV
+
+    why = None
+    if plan.set_redirect:
+        why = f"a first deploy sets {REDIRECT_ENV} from the URL Cloud Run assigns once the service exists"
+    elif plan.live is not None and any(t.percent and t.revision for t in plan.live.traffic):
+        why = "traffic is pinned (by `doki rollback`): only a deploy that sees the new revision Ready moves it"
+    if why is not None:
+        raise DokiError(
+            Code.BAD_OPTION,
+            f"--no-wait cannot deploy {plan.service} now: {why}; nothing was changed",
+            "run it without --no-wait (--timeout bounds the wait)",
+        )
 
 
 def _show_last_lines(app: App) -> None:

@@ -13,7 +13,7 @@ import typer
 
 from doki_cli.commands._plan import ask, can_ask
 from doki_cli.context import app_of
-from doki_cli.options import BaseImageOption, SkipChecksOption
+from doki_cli.options import BaseImageOption, SkipChecksOption, TimeoutOption
 
 if TYPE_CHECKING:
     from doki_cli.context import App
@@ -58,11 +58,14 @@ def release(
             help="Only show the plan and the steps that would follow; exit 0 when this commit is live, 2 when not.",
         ),
     ] = False,
+    # No --no-wait: traffic moves only after the checks a release waits for, so an unwaited release would move none.
+    timeout: TimeoutOption = None,
 ) -> None:
     """Build or reuse the commit's image, deploy it with no traffic, smoke-test it, then move traffic to it.
 
     Exit codes: 0 released, 1 Google or other error, 3 failed readiness or smoke check (traffic untouched),
-    4 build failed, 5 another release holds the lock, 78 configuration error.
+    4 build failed, 5 another release holds the lock, 78 configuration error, 124 Cloud Run did not finish a change
+    within --timeout (traffic stays where it was unless the new revision had already passed its checks).
     """
     import os
     import socket
@@ -75,6 +78,7 @@ def release(
     from doki_cli.deploy.secrets import push, read_values
     from doki_cli.errors import EXIT_CONFIG, DokiError
     from doki_cli.gitinfo import resolve_commit
+    from doki_cli.output import DEFAULT_TIMEOUT
 
     app = app_of(ctx)
     out = app.output
@@ -113,7 +117,13 @@ def release(
         google.run,
         google.secrets,
         images=Images(
-            google, config, remote=build_remote, base_image=base_image, on_line=out.debug, on_progress=out.progress
+            google,
+            config,
+            remote=build_remote,
+            base_image=base_image,
+            on_line=out.debug,
+            on_progress=out.progress,
+            clock=app.factory.monotonic,
         ),
         push_secrets=push_secrets if values is not None else None,
         last_lines=app.last_lines,
@@ -121,6 +131,9 @@ def release(
         on_progress=out.progress,
         owner=uuid.uuid4().hex[:12],
         host=socket.gethostname(),
+        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        sleep=app.factory.sleep,
+        clock=app.factory.monotonic,
     )
     out.note(f"Releasing {commit.sha[:12]} (from {commit.source}) to {config.service_path}")
     try:

@@ -8,7 +8,7 @@ import typer
 
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
-from doki_cli.options import DryRunOption
+from doki_cli.options import DryRunOption, NoWaitOption, TimeoutOption
 
 
 def rollback(
@@ -18,9 +18,12 @@ def rollback(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Apply without asking (and pick the previous Ready revision).")
     ] = False,
+    timeout: TimeoutOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Pin 100% of traffic to REVISION (or the previous Ready revision). `doki deploy` later returns it to latest."""
     from doki_cli.commands._plan import can_ask, no_answer, review
+    from doki_cli.commands._wait import Waits, bounded
     from doki_cli.deploy.executor import apply_edit, plan_data
     from doki_cli.deploy.planner import earlier_ready, named_revision, plan_pin, read_live
 
@@ -63,7 +66,9 @@ def rollback(
         out.data({"revision": target.name, "changed": False, "plan": plan_data(plan)})
         out.line(f"{target.name} already serves all traffic")
         return
-    live = apply_edit(run, plan, on_progress=out.progress)
+    waits = Waits.given(timeout, no_wait)
+    with bounded(waits):
+        live = apply_edit(run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
     out.data(
         {
             "revision": target.name,
@@ -73,8 +78,13 @@ def rollback(
             "previous": serving.name if serving else None,
             "newest_not_ready": live.stuck,
             "plan": plan_data(plan),
+            **waits.data(),
         }
     )
+    if not waits.wait:
+        # Cloud Run routes the pinned traffic once the operation ends: what serves now is not yet the pin.
+        out.line(f"Traffic is moving to {target.name} (--no-wait): `doki status` shows when it serves all of it")
+        return
     # Said from where Cloud Run routes traffic now, as the update read it back after its wait.
     now = ", ".join(f"{percent}% {name}" for name, percent in live.shares.items()) or "nothing"
     where = f"All traffic now goes to {target.name}" if live.shares == {target.name: 100} else f"Traffic now: {now}"

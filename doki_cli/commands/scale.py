@@ -20,8 +20,10 @@ from doki_cli.options import (
     MaxInstancesOption,
     MemoryOption,
     MinInstancesOption,
+    NoWaitOption,
     ServiceMaxOption,
     ServiceMinOption,
+    TimeoutOption,
     YesOption,
 )
 
@@ -38,9 +40,12 @@ def scale(
     save: Annotated[bool, typer.Option("--save", help="Also write the revision's new values to doki.toml.")] = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
+    timeout: TimeoutOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Change scaling and resources on the live service: planned, then one write, nothing else changed."""
     from doki_cli.commands._plan import review
+    from doki_cli.commands._wait import Waits, bounded, not_waited
     from doki_cli.deploy.executor import apply_edit, plan_data
     from doki_cli.deploy.planner import SCALING_FIELDS, SERVICE_SCALING_FIELDS, plan_scaling, read_live, shown_value
     from doki_cli.model import Scaling
@@ -61,8 +66,12 @@ def scale(
     review(app, plan, dry_run=dry_run, yes=yes)
     before = {key: getattr(live, key) if key.startswith("service_") else getattr(live.spec, key) for key in given}
     changes = {key: value for key, value in given.items() if before[key] != value}
+    waits = Waits.given(timeout, no_wait)
     if not plan.empty:
-        apply_edit(app.google.run, plan, on_progress=out.progress)
+        with bounded(waits):
+            applied = apply_edit(app.google.run, plan, on_progress=out.progress, timeout=waits.timeout, wait=waits.wait)
+        if not waits.wait:
+            not_waited(out, config.name, applied.latest_created)
         if not changes:
             out.note(f"{live.stuck} had not become Ready: made a new revision with the same values")
     to_save = {key: value for key, value in given.items() if key in SCALING_FIELDS}
@@ -71,7 +80,7 @@ def scale(
         from doki_cli.tomledit import save as save_toml
 
         saved = save_toml(config, to_save)
-    out.data({"changed": changes, "saved_to": saved, "plan": plan_data(plan)})
+    out.data({"changed": changes, "saved_to": saved, "plan": plan_data(plan), **waits.data()})
     shown = ", ".join(
         f"{k.replace('_', ' ')} {shown_value(k, before[k])} -> {shown_value(k, v)}" for k, v in changes.items()
     )

@@ -16,7 +16,7 @@ from doki_cli.deploy.planner import REDIRECT_ENV, REDIRECT_PATH, Change, EditPla
 from doki_cli.deploy.ports import RunPort, SecretsPort
 from doki_cli.errors import Code, DokiError
 from doki_cli.model import LiveService
-from doki_cli.output import Output
+from doki_cli.output import DEFAULT_TIMEOUT, Output, sleep_in_sight
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -125,13 +125,22 @@ def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
 
 
 def apply_edit(
-    run: RunPort, plan: EditPlan, *, on_progress: Callable[[str], None], now: Callable[[], float] = time.time
+    run: RunPort,
+    plan: EditPlan,
+    *,
+    on_progress: Callable[[str], None],
+    now: Callable[[], float] = time.time,
+    timeout: float = DEFAULT_TIMEOUT,
+    wait: bool = True,
 ) -> LiveService:
-    """Write `plan` in one read-modify-write guarded by the etag of that read, and wait until Cloud Run has made the
-    change. A service changed since the plan is read again and the edit decided on it: a pin or a release's traffic
-    move keeps what changed meanwhile (a tag, another release's lock), while an edit of variables or scaling writes
-    its planned values over the same fields, keeping every other."""
-    return run.update(plan.service, lambda live: plan.decide(live, now()), on_progress=on_progress)
+    """Write `plan` in one read-modify-write guarded by the etag of that read, and wait (up to `timeout` seconds; not
+    beyond Cloud Run's accepting it when not `wait`) until Cloud Run has made the change. A service changed since
+    the plan is read again and the edit decided on it: a pin or a release's traffic move keeps what changed
+    meanwhile (a tag, another release's lock), while an edit of variables or scaling writes its planned values over
+    the same fields, keeping every other."""
+    return run.update(
+        plan.service, lambda live: plan.decide(live, now()), on_progress=on_progress, timeout=timeout, wait=wait
+    )
 
 
 def grant_access(secrets: SecretsPort, plan: Plan, *, on_progress: Callable[[str], None]) -> None:
@@ -183,7 +192,13 @@ class Executor:
         health: Callable[[str], None],
         on_progress: Callable[[str], None],
         sleep: Callable[[float], None] = time.sleep,
+        timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = True,
     ) -> None:
+        """`timeout`: how long each write is waited for; not `wait`: each write only until Cloud Run accepts it, and
+        no health check (nothing may serve yet to check)."""
+        self._timeout = timeout
+        self._wait = wait
         self._run = run
         self._secrets = secrets
         self._health = health
@@ -212,6 +227,8 @@ class Executor:
                     live=plan.live,
                     on_progress=self._progress,
                     new_revision=plan.retries_revision,
+                    timeout=self._timeout,
+                    wait=self._wait,
                 )
             except DokiError as err:
                 if not grant_not_yet_in_effect(err, plan):
@@ -222,7 +239,12 @@ class Executor:
                     "the new revision could not read its secrets yet: the access granted a moment ago takes time to "
                     f"reach Cloud Run; trying a new revision in {GRANT_SETTLE_SECONDS:.0f} s"
                 )
-                self._sleep(GRANT_SETTLE_SECONDS)
+                sleep_in_sight(
+                    GRANT_SETTLE_SECONDS,
+                    doing="waiting for the access granted to reach Cloud Run",
+                    sleep=self._sleep,
+                    on_progress=self._progress,
+                )
                 service = self._run.apply(
                     plan.service,
                     plan.desired,
@@ -230,6 +252,8 @@ class Executor:
                     live=self._run.get(plan.service),
                     on_progress=self._progress,
                     new_revision=True,
+                    timeout=self._timeout,
+                    wait=self._wait,
                 )
 
         def redirect() -> None:
@@ -248,6 +272,7 @@ class Executor:
                 keep_env=plan.keep_env,
                 live=self._run.get(plan.service),
                 on_progress=self._progress,
+                timeout=self._timeout,
             )
 
         def invoker() -> None:
@@ -277,7 +302,7 @@ class Executor:
                 (updating or "the traffic change", update, plan.updates_service),
                 (f"setting {REDIRECT_ENV}", redirect, plan.set_redirect),
                 ("the invoker change", invoker, invoking and not binding_first),
-                ("the health check", health, plan.public),
+                ("the health check", health, plan.public and self._wait),
             )
             if wanted
         ]
@@ -286,4 +311,5 @@ class Executor:
             self.pending.pop(0)  # started: no longer among what did not run
             action()
         assert service is not None
-        return Deployed(service.uri, service.latest_ready, checked)
+        # Unwaited, the revision to name is the one Cloud Run is making, not the one that serves meanwhile.
+        return Deployed(service.uri, service.latest_ready if self._wait else service.latest_created, checked)

@@ -28,9 +28,10 @@ def check_health(
     attempts: int = 10,
     sleep: Callable[[float], None] = time.sleep,
     fetch: Fetch | None = None,
+    on_progress: Callable[[str], None] = lambda _: None,
 ) -> None:
     """Retry with growing waits (a cold start can take seconds); raise naming what came back instead."""
-    last = probe(url, HEALTH, attempts=attempts, sleep=sleep, fetch=fetch or fetch_url)
+    last = probe(url, HEALTH, attempts=attempts, sleep=sleep, fetch=fetch or fetch_url, on_progress=on_progress)
     if last is not None:
         raise DokiError(
             Code.HEALTH_CHECK_FAILED,
@@ -47,11 +48,20 @@ def smoke_test(
     sleep: Callable[[float], None] = time.sleep,
     fetch: Fetch | None = None,
     headers: Mapping[str, str] | None = None,
+    on_progress: Callable[[str], None] = lambda _: None,
 ) -> list[str]:
     """The health contract, then each check, against `url`; the checks that passed, or SmokeCheckFailed."""
     passed = []
     for check in (HEALTH, *checks):
-        last = probe(url, check, attempts=attempts, sleep=sleep, fetch=fetch or fetch_url, headers=headers)
+        last = probe(
+            url,
+            check,
+            attempts=attempts,
+            sleep=sleep,
+            fetch=fetch or fetch_url,
+            headers=headers,
+            on_progress=on_progress,
+        )
         if last is not None:
             raise SmokeCheckFailed(url, check, attempts, last)
         passed.append(str(check))
@@ -79,8 +89,10 @@ def probe(
     sleep: Callable[[float], None],
     fetch: Fetch,
     headers: Mapping[str, str] | None = None,
+    on_progress: Callable[[str], None] = lambda _: None,
 ) -> str | None:
-    """None once `check` passes; what came back the last time when it never did in `attempts` tries."""
+    """None once `check` passes; what came back the last time when it never did in `attempts` tries. Each failed
+    try is said with the wait before the next, so a cold revision's retries show in a log rather than a silence."""
     delay = 0.5
     last = ""
     for attempt in range(attempts):
@@ -94,6 +106,8 @@ def probe(
                 return None
             last = problem
         if attempt + 1 < attempts:
+            seen = last.splitlines()[0][:120] if last else ""
+            on_progress(f"{check}: {seen} (try {attempt + 1} of {attempts}); trying again in {delay:g} s")
             sleep(delay)
             delay = min(delay * 2, 5.0)
     return last

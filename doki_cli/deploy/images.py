@@ -6,6 +6,7 @@ Either way the image is tagged exactly as `doki build` tags it, so a tag names o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from doki_cli.config import ServiceConfig
@@ -13,6 +14,7 @@ from doki_cli.deploy.release import ProvidedImage
 from doki_cli.errors import DokiError
 from doki_cli.gcp.artifactregistry import ArtifactRegistry
 from doki_cli.gcp.google import Google
+from doki_cli.output import lines_in_sight
 
 
 def tag_digests(registry: ArtifactRegistry) -> Callable[[str], str | None]:
@@ -41,7 +43,9 @@ class Images:
         base_image: str | None,
         on_line: Callable[[str], None],
         on_progress: Callable[[str], None] = lambda message: None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock  # the push's heartbeat counts on it
         self._google = google
         self._config = config
         self._remote = remote
@@ -68,6 +72,7 @@ class Images:
                 build_args=self._build_args,
                 service_account=account,
                 on_line=self._on_line,
+                on_progress=self._progress,
             )
             return ProvidedImage(built.images.get(image), "built-remote")
         from doki_cli.engine import DockerEngine
@@ -76,7 +81,10 @@ class Images:
         self._progress("not in Artifact Registry: building it with the local Docker engine")
         engine.build(self._config.root, [image], build_args=self._build_args or None, on_line=self._build_line)
         self._progress("pushing it to Artifact Registry")
-        digest = registry.push(engine, [image], on_line=self._on_line)
+        pushing = lines_in_sight(
+            self._on_line, doing="waiting for the push", clock=self._clock, on_progress=self._progress
+        )
+        digest = registry.push(engine, [image], on_line=pushing)
         return ProvidedImage(digest, "built")
 
     def _build_line(self, line: str) -> None:

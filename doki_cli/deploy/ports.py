@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection
 from typing import Protocol
 
 from doki_cli.model import Edit, LiveService, RevisionInfo, ServiceSpec
+from doki_cli.output import DEFAULT_TIMEOUT
 
 
 class RunPort(Protocol):
@@ -42,10 +43,17 @@ class RunPort(Protocol):
         ...
 
     def update(
-        self, name: str, decide: Callable[[LiveService], Edit], *, on_progress: Callable[[str], None]
+        self,
+        name: str,
+        decide: Callable[[LiveService], Edit],
+        *,
+        on_progress: Callable[[str], None],
+        timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = True,
     ) -> LiveService:
         """Read the service, write the `Edit` that `decide` makes of it, guarded by the read's etag (on a conflict:
-        read and decide again); wait until Cloud Run has made the change."""
+        read and decide again); wait up to `timeout` seconds until Cloud Run has made the change (wait_timeout past
+        it), or, not `wait`, only until Cloud Run accepted it."""
         ...
 
     def apply(
@@ -56,10 +64,13 @@ class RunPort(Protocol):
         keep_env: Collection[str],
         live: LiveService | None,
         on_progress: Callable[[str], None],
+        timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = True,
         new_revision: bool = False,
     ) -> LiveService:
         """Create the service (`live` None) or update `live` to `spec`, all traffic to the latest revision once it is
-        Ready; a revision that fails raises, traffic untouched."""
+        Ready; a revision that fails raises, traffic untouched. Waits as `update` does; traffic a rollback pinned is
+        not written unwaited (bad_option), as only the wait's end moves it to the new revision."""
         ...
 
 

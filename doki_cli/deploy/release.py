@@ -44,6 +44,7 @@ from doki_cli.errors import EXIT_BUILD_FAILED, EXIT_CHECK_FAILED, Code, DokiErro
 from doki_cli.gitinfo import Commit
 from doki_cli.interrupts import deferred_interrupt, is_interrupt
 from doki_cli.model import CHECKS_FAILED, Edit, LiveService, Staged, Target
+from doki_cli.output import DEFAULT_TIMEOUT, sleep_in_sight
 
 # Cloud Run refuses a traffic tag and service name longer than this together (firebase/firebase-tools#6137); a
 # long name gets a shorter sha in its tag, down to this many hex digits.
@@ -191,7 +192,11 @@ class Release:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        # How long each write is waited for (--timeout). A put-back is not bounded by it: it is what keeps traffic
+        # off an unchecked revision, so it gets the default wait even after a shorter one ran out.
+        self._timeout = timeout
         self._run = run
         self._secrets = secret_manager
         self._images = images
@@ -245,6 +250,8 @@ class Release:
             self._release(config, commit, summary)
         except DokiError as err:
             summary.result = "failed"
+            if err.code == Code.WAIT_TIMEOUT:
+                err.hint = f"{err.hint}; {self._where_traffic_is(config.name)}"
             err.details = summary.as_dict()
             raise
         except (KeyboardInterrupt, Exception) as exc:
@@ -266,6 +273,17 @@ class Release:
             interrupted.details = summary.as_dict()
             raise interrupted from None
         return summary
+
+    def _where_traffic_is(self, name: str) -> str:
+        """Where a release that ran out of time left the traffic: never on a revision it did not check."""
+        serving = f"serving now: {serving_now(self._run, name)}"
+        if self._first:
+            # Nothing served to protect: Cloud Run gives the first revision all traffic once it is Ready.
+            return f"nothing served before, so the first revision serves once Ready, unchecked; {serving}"
+        again = "`doki release` again, with a longer --timeout, releases it"
+        if self._left:
+            return f"{self._left.removeprefix('; ').removeprefix(', ')}; {serving}; {again}"
+        return f"traffic was not moved; {serving}; {again}"
 
     def _steps(self) -> list[str]:
         """The steps of this release, in order (a first release moves no traffic: it has all of it at once)."""
@@ -338,13 +356,19 @@ class Release:
         with self._step(summary, "deploy") as step:
             self._progress("nothing serves yet: deploying the first revision")
             executor = Executor(
-                self._run, self._secrets, health=lambda _: None, on_progress=self._progress, sleep=self._sleep
+                self._run,
+                self._secrets,
+                health=lambda _: None,
+                on_progress=self._progress,
+                sleep=self._sleep,
+                timeout=self._timeout,
             )
             deployed = executor.execute(plan)
             step.result = "created" if plan.creates else "deployed"
         summary.revision = deployed.revision
         summary.service_url = summary.tag_url = deployed.url
         with self._step(summary, "smoke") as step:
+            self._progress(f"checking {deployed.url}")
             try:
                 summary.checks = self._smoke(config, deployed.url, audience=deployed.url, first=True)
             except SmokeCheckFailed:
@@ -424,7 +448,7 @@ class Release:
         staging.sent = True
         try:
             try:
-                return self._run.update(staging.name, stage, on_progress=self._progress)
+                return self._run.update(staging.name, stage, on_progress=self._progress, timeout=self._timeout)
             except DokiError as err:
                 if not grant_not_yet_in_effect(err, plan):
                     raise
@@ -434,11 +458,16 @@ class Release:
                     f"{staging.revision} could not read its secrets yet: the access granted a moment ago takes time "
                     f"to reach Cloud Run; trying a new revision in {GRANT_SETTLE_SECONDS:.0f} s"
                 )
-                self._sleep(GRANT_SETTLE_SECONDS)
+                sleep_in_sight(
+                    GRANT_SETTLE_SECONDS,
+                    doing="waiting for the access granted to reach Cloud Run",
+                    sleep=self._sleep,
+                    on_progress=self._progress,
+                )
                 # The same NAME-SHA prefix, another random suffix (hex: the prefix is what precedes the last dash).
                 prefix = staging.revision.rsplit("-", 1)[0]
                 staging.revision = summary.revision = f"{prefix}-{secrets.token_hex(2)}"
-                return self._run.update(staging.name, stage, on_progress=self._progress)
+                return self._run.update(staging.name, stage, on_progress=self._progress, timeout=self._timeout)
         except DokiError as err:
             if err.code == Code.REVISION_NOT_READY:
                 step.result = "not ready"
@@ -460,12 +489,17 @@ class Release:
             )
             self._progress(f"moving {percent}% of the traffic to {staging.revision}")
             move = plan_traffic_step(self._run, service, step)
-            service = apply_edit(self._run, move, on_progress=self._progress, now=self._now)
+            service = apply_edit(self._run, move, on_progress=self._progress, now=self._now, timeout=self._timeout)
             if not step.last:
                 assert summary.tag_url is not None
                 wait = config.release.step_wait_seconds
                 self._progress(f"{percent}% on {staging.revision}: checking again in {wait} s")
-                self._sleep(wait)
+                sleep_in_sight(
+                    wait,
+                    doing=f"waiting with {percent}% on {staging.revision}",
+                    sleep=self._sleep,
+                    on_progress=self._progress,
+                )
                 self._check(config, summary.tag_url, summary, staging.revision)
 
     def _put_back(self, staging: Staging) -> None:
@@ -540,6 +574,7 @@ class Release:
                 sleep=self._sleep,
                 fetch=self._fetch,
                 headers=headers,
+                on_progress=self._progress,
             )
         except SmokeCheckFailed as failed:
             # Cloud Run's own refusal (its front end's page), not the application's 401 or 403 on a checked path.

@@ -22,6 +22,7 @@ from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.logs import Logs
 from doki_cli.gcp.retry import Retrier, knowing_retries, no_library_retry
+from doki_cli.output import HEARTBEAT_SECONDS
 
 DOCKER_BUILDER = "gcr.io/cloud-builders/docker"
 # How much of a failed build's log its error shows.
@@ -115,12 +116,16 @@ class CloudBuild:
         build_args: dict[str, str],
         service_account: str | None,
         on_line: Callable[[str], None],
+        on_progress: Callable[[str], None] = lambda _: None,
     ) -> RemoteBuild:
         """Build `context` on Cloud Build, tagged `tags` and pushed, as `service_account` (an email; None: the
-        project's default build account); log lines go to `on_line` as they arrive."""
+        project's default build account); log lines go to `on_line` as they arrive, and the upload, the build's
+        status on each change and every HEARTBEAT_SECONDS of polling to `on_progress` (a CI log's heartbeat
+        without -v)."""
         from google.api_core import exceptions
         from google.cloud.devtools import cloudbuild_v1
 
+        on_progress(f"uploading the source ({len(context) / 1e6:.1f} MB) to Cloud Storage")
         bucket, name, generation = self.upload(context)
         args = ["build", "--network", "cloudbuild", "--no-cache"]
         for key, value in build_args.items():
@@ -160,6 +165,7 @@ class CloudBuild:
             raise start_error(exc, project=self.project, account=service_account) from None
         log = _BuildLog(self._logs, build_id)
         polls = 0
+        said = ""
         while True:
             # The build itself is polled, as gcloud does: found by a retry, it has no operation to follow.
             current = self._call(
@@ -170,6 +176,11 @@ class CloudBuild:
                 role="roles/cloudbuild.builds.viewer",
             )
             finished = current.status.name in FINISHED
+            # Polls are a second apart: the seconds slept so far count the heartbeat, as a fake sleep counts them.
+            state = f"waiting for Cloud Build build {build_id}: {current.status.name}"
+            if not finished and (state != said or polls % int(HEARTBEAT_SECONDS) == 0):
+                on_progress(f"{state} ({polls} s)")
+                said = state
             # The log is read every LOG_POLL_EVERY polls and at the end: Cloud Logging allows a project 60 reads a
             # minute, shared with every other reader of its logs.
             if finished or polls % LOG_POLL_EVERY == 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -24,8 +26,18 @@ class Google:
     context (`doki_cli.context`), whose factory says which client factory and retry policy they share."""
 
     def __init__(
-        self, factory: ClientFactory, project: str, region: str = "us-central1", *, retrier: Retrier | None = None
+        self,
+        factory: ClientFactory,
+        project: str,
+        region: str = "us-central1",
+        *,
+        retrier: Retrier | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        # The time Cloud Run's waits are measured on (--timeout, the heartbeat): a test's fake one runs out at once.
+        self._sleep = sleep
+        self._clock = clock
         self.factory = factory
         self.project = project
         self.region = region
@@ -42,6 +54,8 @@ class Google:
             self.retrier,
             revisions=self.factory.run_revisions(),
             endpoint=self.factory.endpoint,
+            sleep=self._sleep,
+            clock=self._clock,
         )
 
     @cached_property

@@ -35,6 +35,10 @@ from doki_cli.model import (
     to_latest,
 )
 
+# A wait says it is still waiting at the first poll HEARTBEAT_SECONDS after it last spoke (polls are up to 5 s
+# apart), so a silent screen or log never means stuck: one heartbeat for every wait, output.py's.
+from doki_cli.output import DEFAULT_TIMEOUT, HEARTBEAT_SECONDS, duration_text
+
 if TYPE_CHECKING:
     from google.cloud import run_v2
 
@@ -50,9 +54,6 @@ DOKI_ANNOTATIONS = "doki.dev/"
 # already exists" (googleapis/google-cloud-python#11870, hashicorp/terraform-provider-google#9438).
 TRAFFIC_FIELDS = ("traffic", "annotations")
 PUBLIC = "allUsers"
-# A wait says it is still waiting at the first poll this long after it last spoke (polls are up to 5 s apart), so a
-# silent screen never means stuck.
-HEARTBEAT_SECONDS = 10.0
 # The startup probe Cloud Run writes into a serving container that declares none, at the container's port
 # (https://cloud.google.com/run/docs/configuring/healthchecks, "The default TCP startup probe"): Google's, not a
 # setting made outside doki.toml.
@@ -183,10 +184,13 @@ class CloudRun:
         decide: Callable[[LiveService], Edit],
         *,
         on_progress: Callable[[str], None],
-        timeout: float = 900.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = True,
     ) -> LiveService:
         """Read the service, ask `decide` what to change, write that back with the etag read; on a conflict, read
-        again and ask again, so a check `decide` makes (a release lock, say) sees the latest state.
+        again and ask again, so a check `decide` makes (a release lock, say) sees the latest state. Waits up to
+        `timeout` seconds for Cloud Run to make the change; not at all when not `wait` (the service as read once
+        Cloud Run accepted the write).
 
         A traffic-only edit writes only TRAFFIC_FIELDS, the template as read."""
         from google.api_core import exceptions
@@ -232,6 +236,7 @@ class CloudRun:
                 # Only a plain new revision is named once the operation shows it: the others are named already.
                 before=None if edit.keeps_template or edit.staged is not None else read.latest_created_revision,
                 moves_traffic_only=edit.keeps_template,
+                wait=wait,
             )
         raise DokiError(
             Code.CONCURRENT_CHANGE,
@@ -247,7 +252,8 @@ class CloudRun:
         keep_env: Collection[str],
         live: LiveService | None,
         on_progress: Callable[[str], None],
-        timeout: float = 900.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = True,
         new_revision: bool = False,
     ) -> LiveService:
         """Create the service (`live` None), or update `live` to `spec` with all traffic on the latest revision, the
@@ -266,6 +272,16 @@ class CloudRun:
         # "latest" means the latest Ready one, so a new revision that fails would hand the traffic to the very
         # revision the pin moved it away from.
         pinned = base is not None and any(t.percent and t.type_ != _latest_type() for t in base.traffic)
+        if pinned and not wait:
+            # Unwaited, nobody would end the pin once the revision is Ready: the deploy would leave traffic where
+            # the pin holds it. Refused before anything is written.
+            raise DokiError(
+                Code.BAD_OPTION,
+                f"{name}'s traffic is pinned to a revision (by `doki rollback`, or a release put back): a deploy that "
+                "does not wait would leave it pinned there, as only the wait's end moves it to the new revision; "
+                "nothing was changed",
+                "deploy it and wait for the new revision: that ends the pin",
+            )
         if pinned and base is not None:
             service.traffic = list(base.traffic)
         service.name = self.path(name)
@@ -282,11 +298,14 @@ class CloudRun:
             timeout,
             what="the new revision" if base is not None else "the service's first revision",
             before=base.latest_created_revision if base is not None else "",
+            wait=wait,
         )
         if not pinned:
             return applied
         # Ready: the pin ends now, in a traffic-only update.
-        return self.update(name, lambda now: Edit(traffic=to_latest(now.traffic)), on_progress=on_progress)
+        return self.update(
+            name, lambda now: Edit(traffic=to_latest(now.traffic)), on_progress=on_progress, timeout=timeout
+        )
 
     def _as_read(self, name: str, live: LiveService) -> run_v2.Service:
         """The service exactly as `live` was read: from the last read when it is that one, else read again, and
@@ -318,6 +337,7 @@ class CloudRun:
         what: str,
         before: str | None,
         moves_traffic_only: bool = False,
+        wait: bool = True,
     ) -> LiveService:
         """The service once `operation` is done. A traffic-only write is judged by where the traffic went: its
         operation also fails while the newest revision is not Ready (the service's Ready condition says so), though
@@ -327,6 +347,17 @@ class CloudRun:
         `before`), the condition pending and the time waited: on each change, and every HEARTBEAT_SECONDS."""
         from google.api_core import exceptions
 
+        if not wait:
+            # Accepted is all --no-wait asks for: the service as it reads now, the change under way at Google.
+            on_progress(f"accepted by Cloud Run ({_operation_name(operation)}); not waiting for it")
+            accepted_now = self._get(name)
+            if accepted_now is None:  # a creation Cloud Run has not made readable yet
+                raise DokiError(
+                    Code.SERVICE_NOT_FOUND,
+                    f"{self.path(name)} was accepted but cannot be read yet",
+                    "`doki status` shows it once Cloud Run has made it",
+                )
+            return to_live(accepted_now)
         started = self._clock()
         deadline = started + timeout
         delay = 0.5
@@ -348,9 +379,9 @@ class CloudRun:
                 last, shown = waiting, now
             if now > deadline:
                 raise DokiError(
-                    Code.DEPLOY_TIMEOUT,
-                    f"{self.path(name)} was not ready after {timeout:.0f} s",
-                    "see `doki status` and `doki logs`; the deploy goes on at Google",
+                    Code.WAIT_TIMEOUT,
+                    f"{self.path(name)}: {waiting}, still, after {duration_text(timeout)}",
+                    "the change goes on at Google: `doki status` shows where it is, `doki logs` the revision's output",
                 )
             self._sleep(delay)
             delay = min(delay * 1.5, 5.0)
@@ -403,6 +434,12 @@ class CloudRun:
                 "invoker IAM check (as gcloud run services update --no-invoker-iam-check does), which that policy "
                 "allows; or set allow_unauthenticated = false to keep it private",
             ) from None
+
+
+def _operation_name(operation: Any) -> str:
+    """The long-running operation's name, as `gcloud run operations describe` takes it; `operation` when unnamed."""
+    name = getattr(getattr(operation, "operation", None), "name", "")
+    return f"operation {name}" if name else "operation"
 
 
 def _short(revision: str) -> str:

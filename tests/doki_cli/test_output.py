@@ -1,14 +1,23 @@
-"""Progress lines: indented on a terminal, stamped with the time where stderr is a log, absent under --json."""
+"""Progress lines: indented on a terminal, stamped with the UTC time where stderr is a log or under --json (whose
+stdout holds the data alone); the waits' heartbeat; the durations --timeout takes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from rich.console import Console
 
 from doki_cli.errors import Code, DokiError
-from doki_cli.output import Output
+from doki_cli.output import (
+    HEARTBEAT_SECONDS,
+    Output,
+    duration_text,
+    lines_in_sight,
+    parse_duration,
+    sleep_in_sight,
+    stamp,
+)
 
 AT = datetime(2026, 12, 6, 17, 40, 2, tzinfo=UTC)
 
@@ -16,7 +25,10 @@ AT = datetime(2026, 12, 6, 17, 40, 2, tzinfo=UTC)
 def test_in_a_log_each_progress_line_starts_with_the_utc_time(capsys: pytest.CaptureFixture[str]) -> None:
     Output(clock=lambda: AT).progress("waiting for revision api-00002-abc: RoutesReady (12 s)")
     captured = capsys.readouterr()
-    assert (captured.out, captured.err) == ("", "17:40:02  waiting for revision api-00002-abc: RoutesReady (12 s)\n")
+    assert (captured.out, captured.err) == (
+        "",
+        "2026-12-06T17:40:02Z waiting for revision api-00002-abc: RoutesReady (12 s)\n",
+    )
 
 
 def test_on_a_terminal_progress_is_indented_without_a_time(capsys: pytest.CaptureFixture[str]) -> None:
@@ -27,9 +39,50 @@ def test_on_a_terminal_progress_is_indented_without_a_time(capsys: pytest.Captur
     assert capsys.readouterr().err == "  deploying a new revision\n"
 
 
-def test_under_json_progress_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    Output(json_mode=True, clock=lambda: AT).progress("deploying a new revision")
-    assert capsys.readouterr() == ("", "")
+def test_under_json_progress_is_stamped_on_stderr_even_on_a_terminal_and_stdout_stays_empty(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = Output(json_mode=True, clock=lambda: AT)
+    out.__dict__["err"] = Console(stderr=True, force_terminal=True, color_system=None, highlight=False)
+    out.progress("deploying a new revision")
+    assert capsys.readouterr() == ("", "2026-12-06T17:40:02Z deploying a new revision\n")
+
+
+def test_a_stamp_is_utc_whatever_the_clocks_zone() -> None:
+    assert stamp(datetime(2026, 12, 6, 18, 40, 2, tzinfo=timezone(timedelta(hours=1)))) == "2026-12-06T17:40:02Z"
+
+
+def test_a_long_sleep_is_slept_in_heartbeat_slices_each_saying_the_wait_goes_on() -> None:
+    slept: list[float] = []
+    said: list[str] = []
+    sleep_in_sight(25, doing="waiting with 10% on api-2", sleep=slept.append, on_progress=said.append)
+    assert slept == [HEARTBEAT_SECONDS, HEARTBEAT_SECONDS, 5.0]
+    # None once the sleep is over: what follows it says so.
+    assert said == ["waiting with 10% on api-2 (10 s of 25 s)", "waiting with 10% on api-2 (20 s of 25 s)"]
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [("90s", 90), ("15m", 900), ("1h", 3600), ("1h30m", 5400), ("2m5s", 125), ("45", 45), (" 10M ", 600)],
+)
+def test_a_duration_reads_as_gcloud_writes_them(given: str, seconds: float) -> None:
+    assert parse_duration(given) == seconds
+
+
+@pytest.mark.parametrize("given", ["", "0s", "0", "-5m", "1.5h", "15 minutes", "m", "5m1h"])
+def test_anything_else_is_a_bad_option_that_shows_the_forms_it_takes(given: str) -> None:
+    with pytest.raises(DokiError) as refused:
+        parse_duration(given)
+    assert (refused.value.code, refused.value.message, refused.value.hint) == (
+        Code.BAD_OPTION,
+        f"--timeout {given!r} is not a duration doki can wait for",
+        "give a positive duration as gcloud does: 90s, 15m, 1h or 1h30m (a bare number is seconds)",
+    )
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(900, "15m"), (90, "1m30s"), (45, "45s"), (3600, "1h"), (0, "0s")])
+def test_a_duration_is_written_back_as_it_is_given(seconds: float, text: str) -> None:
+    assert duration_text(seconds) == text
 
 
 def test_an_interrupt_error_starts_its_own_line_on_a_terminal_after_the_echoed_ctrl_c(
@@ -41,3 +94,50 @@ def test_an_interrupt_error_starts_its_own_line_on_a_terminal_after_the_echoed_c
     assert capsys.readouterr().err == "\nError [interrupted]: interrupted while deploying\n  Hint: run it again\n"
     Output(clock=lambda: AT).error(DokiError(Code.INTERRUPTED, "interrupted while deploying", "run it again"))
     assert capsys.readouterr().err.startswith("Error [interrupted]")  # a log has no ^C to leave behind
+
+
+def test_on_a_terminal_a_waits_heartbeats_update_one_spinner_line_rather_than_adding_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = Output(clock=lambda: AT)
+    out.__dict__["err"] = Console(stderr=True, force_terminal=True, color_system=None, highlight=False)
+    out.progress("deploying a new revision")
+    out.progress("waiting for revision api-00002-abc: RoutesReady (0 s)")
+    out.progress("waiting for revision api-00002-abc: RoutesReady (10 s)")
+    assert out._status is not None  # the spinner runs while the wait lasts
+    out.progress("checking https://api.example/")
+    assert out._status is None
+    err = capsys.readouterr().err
+    assert err.startswith("  deploying a new revision\n")
+    assert err.endswith("  checking https://api.example/\n")
+    assert "  waiting for" not in err  # never printed as lines of their own
+
+
+def test_in_a_log_a_waits_heartbeats_are_lines_of_their_own(capsys: pytest.CaptureFixture[str]) -> None:
+    out = Output(clock=lambda: AT)
+    out.progress("waiting for revision api-00002-abc: RoutesReady (0 s)")
+    out.progress("waiting for revision api-00002-abc: RoutesReady (10 s)")
+    assert capsys.readouterr().err == (
+        "2026-12-06T17:40:02Z waiting for revision api-00002-abc: RoutesReady (0 s)\n"
+        "2026-12-06T17:40:02Z waiting for revision api-00002-abc: RoutesReady (10 s)\n"
+    )
+
+
+def test_no_color_turns_the_colours_of_both_streams_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    out = Output()
+    assert (out.out.no_color, out.err.no_color) == (True, True)
+    monkeypatch.delenv("NO_COLOR")
+    assert Output().err.no_color is False
+
+
+def test_a_push_says_it_goes_on_at_the_first_line_a_heartbeat_after_it_last_did() -> None:
+    now = [0.0]
+    shown: list[str] = []
+    said: list[str] = []
+    sink = lines_in_sight(shown.append, doing="waiting for the push", clock=lambda: now[0], on_progress=said.append)
+    for at in (1.0, 9.0, 10.5, 12.0, 25.0):
+        now[0] = at
+        sink(f"layer at {at}")
+    assert shown == ["layer at 1.0", "layer at 9.0", "layer at 10.5", "layer at 12.0", "layer at 25.0"]  # -v's lines
+    assert said == ["waiting for the push (10 s)", "waiting for the push (25 s)"]

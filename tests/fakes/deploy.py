@@ -50,6 +50,7 @@ from doki_cli.model import (
     Target,
     to_latest,
 )
+from doki_cli.output import DEFAULT_TIMEOUT
 
 # Where the double's clock starts: revisions and updates are this plus a second per event, in order.
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -146,6 +147,9 @@ class FakeCloudRun:
         self._services: dict[str, _Service] = {}
         self._revisions: dict[str, _Revision] = {}
         self._failures: list[str] = []
+        self._time_outs = 0
+        # The --timeout each update and apply was given, in order: what a command passed down.
+        self.timeouts: list[float] = []
         self._meanwhile: list[Callable[[], None]] = []
         self._elsewhere = False  # writes made now are someone else's: not logged
         self._events = 0
@@ -173,6 +177,22 @@ class FakeCloudRun:
     def fail_next_revision(self, reason: str) -> None:
         """The next revision made (of any service) never becomes Ready, for `reason` (a container's exit, say)."""
         self._failures.append(reason)
+
+    def time_out_next_write(self) -> None:
+        """The next update or apply lands, as Cloud Run accepted it, but its wait runs out before the operation ends
+        (wait_timeout, as the adapter raises it): what a --timeout shorter than Cloud Run's work meets."""
+        self._time_outs += 1
+
+    def _waited(self, name: str, timeout: float, landed: LiveService) -> LiveService:
+        self.timeouts.append(timeout)
+        if not self._time_outs:
+            return landed
+        self._time_outs -= 1
+        raise DokiError(
+            Code.WAIT_TIMEOUT,
+            f"{self.path(name)}: waiting for the change, still, after {timeout:.0f} s",
+            "the change goes on at Google: `doki status` shows where it is",
+        )
 
     def meanwhile(self, change: Callable[[], None]) -> None:
         """`change` (someone else's write) lands after the next `update` has read and decided, before its write."""
@@ -228,8 +248,15 @@ class FakeCloudRun:
         return changed
 
     def update(
-        self, name: str, decide: Callable[[LiveService], Edit], *, on_progress: Callable[[str], None]
+        self,
+        name: str,
+        decide: Callable[[LiveService], Edit],
+        *,
+        on_progress: Callable[[str], None],
+        timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = True,
     ) -> LiveService:
+        # A write lands at once here: nothing to wait for, so no timeout to run out.
         for _ in range(POLICY_ATTEMPTS):
             read = self._existing(name)
             etag = read.etag
@@ -239,7 +266,7 @@ class FakeCloudRun:
                     self._meanwhile.pop(0)()
             if self._existing(name).etag != etag:
                 continue  # Cloud Run refuses the write (ABORTED): read again, decide again
-            return self._write_edit(read, edit, write=Write("update", name, edit=edit))
+            return self._waited(name, timeout, self._write_edit(read, edit, write=Write("update", name, edit=edit)))
         raise DokiError(
             Code.CONCURRENT_CHANGE,
             f"{self.path(name)} kept changing while doki updated it ({POLICY_ATTEMPTS} attempts)",
@@ -254,6 +281,8 @@ class FakeCloudRun:
         keep_env: Collection[str],
         live: LiveService | None,
         on_progress: Callable[[str], None],
+        timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = True,
         new_revision: bool = False,
     ) -> LiveService:
         base = self._as_read(name, live) if live is not None else None
@@ -274,6 +303,7 @@ class FakeCloudRun:
             cpu_always_allocated=base.cpu_always_allocated if base is not None else False,
             write=Write("apply", name, spec=spec, keep_env=tuple(keep_env), new_revision=new_revision),
         )
+        applied = self._waited(name, timeout, applied)
         if not pinned:
             return applied
         # Ready: the pin ends now, in a traffic-only write of the same call.

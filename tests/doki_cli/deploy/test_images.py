@@ -49,7 +49,10 @@ def test_a_release_builds_as_the_build_account_of_doki_toml_and_says_so(
 ) -> None:
     emulator.accounts.add(PROJECT, BUILDER)
     progress, build = _release_build(tmp_path, clients, f'[build]\nservice_account = "{BUILDER}"\n')
-    assert progress == [f"not in Artifact Registry: building it on Cloud Build, as {BUILDER}"]
+    assert progress == [
+        f"not in Artifact Registry: building it on Cloud Build, as {BUILDER}",
+        "uploading the source (0.0 MB) to Cloud Storage",
+    ]
     assert build.service_account == f"projects/{PROJECT}/serviceAccounts/{BUILDER}"
     assert build.options.logging.name == "CLOUD_LOGGING_ONLY"
 
@@ -60,6 +63,7 @@ def test_a_release_without_a_build_account_says_it_builds_as_the_projects_defaul
     progress, build = _release_build(tmp_path, clients, "")
     assert progress == [
         "not in Artifact Registry: building it on Cloud Build, as the project's default build account (the Compute "
-        "Engine default account on projects made since 2024)"
+        "Engine default account on projects made since 2024)",
+        "uploading the source (0.0 MB) to Cloud Storage",
     ]
     assert build.options.logging.name == "LOGGING_UNSPECIFIED"

@@ -27,6 +27,7 @@ from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
 from doki_cli.model import Edit, Scaling
+from doki_cli.output import HEARTBEAT_SECONDS
 from tests.helpers import CliRunner
 from tests.helpers.images import publish
 from tests.helpers.project import PATH, setup_project
@@ -209,12 +210,13 @@ def test_gradual_steps_split_traffic_and_check_again_after_each(
 ) -> None:
     google = google_for(engine_emulator, live)
     [(old, _, _)] = traffic(google)
-    config = replace(live, release=ReleaseConfig(steps=(25, 100), step_wait_seconds=42))
+    config = replace(live, release=ReleaseConfig(steps=(25, 100), step_wait_seconds=43))
     shares: list[dict[str, int]] = []
     checked: list[str] = []
 
     def between_steps(seconds: float) -> None:
-        if seconds == 42:
+        # The last slice of the 43 s pause (four 10 s heartbeats, then 3 s: never a smoke check's retry delay).
+        if seconds == 3:
             service = google.run.get("doki-backend")
             assert service is not None
             shares.append({s.revision: s.percent for s in service.routed if s.percent})
@@ -416,15 +418,15 @@ def test_a_secret_granted_by_the_release_that_has_not_reached_cloud_run_costs_on
     [(old, _, _)] = traffic(google)
 
     def real_wait(seconds: float) -> None:
-        if seconds == GRANT_SETTLE_SECONDS:
-            time.sleep(2.5)  # what the release waits, in the emulator's time
+        if seconds == HEARTBEAT_SECONDS and HEARTBEAT_SECONDS not in clock.sleeps:
+            time.sleep(2.5)  # what the release waits, in the emulator's time: once, in its first 10 s slice
 
     progress: list[str] = []
     clock = Clock(on_sleep=real_wait)
     summary = make_release(google, images, clock, progress=progress).release(config, Commit(GOOD, False, "--sha"))
 
     assert summary.result == "released"
-    assert GRANT_SETTLE_SECONDS in clock.sleeps
+    assert clock.sleeps.count(HEARTBEAT_SECONDS) * HEARTBEAT_SECONDS == GRANT_SETTLE_SECONDS  # the one wait
     [retried] = [line for line in progress if "could not read its secrets yet" in line]
     assert retried.startswith("doki-backend-1111111-") and retried.endswith("trying a new revision in 60 s")
     first_try = retried.split(" ", 1)[0]

@@ -193,7 +193,8 @@ def test_a_staged_release_checks_the_revision_at_0_percent_then_moves_traffic_in
         (f"{TAG_URL}/", {old: 90, new: 10}),
         (f"{TAG_URL}/", {old: 50, new: 50}),
     ]
-    assert clock.sleeps == [60, 60]
+    # 60 s after 10% and after 50%, each slept in heartbeat slices so a log shows the wait going on.
+    assert clock.sleeps == [10.0] * 12
     edits = [w.edit for w in run.writes]
     assert [w.call for w in run.writes] == ["update"] * 4
     assert [e.traffic for e in edits if e is not None] == [
@@ -349,3 +350,62 @@ def test_releasing_the_commit_that_serves_already_is_unchanged_and_writes_nothin
     assert [s.name for s in again.steps] == ["image", "plan"]
     assert run.writes == []
     assert read_live(run, "api").etag == etag
+
+
+def test_a_release_whose_wait_runs_out_before_traffic_moves_leaves_traffic_where_it_was_and_says_so(
+    run: FakeCloudRun, secrets: FakeSecretManager, clock: Clock, site: Site, images: Images
+) -> None:
+    before = deployed(run, secrets, doki_toml(), "us-central1-docker.pkg.dev/doki-test/doki/api:0000000")
+    old = serving(before)
+    run.time_out_next_write()  # the staging write lands, but Cloud Run does not finish it within --timeout
+    seen: list[str] = []
+    timed = Release(
+        run,
+        secrets,
+        images=images,
+        push_secrets=None,
+        last_lines=lambda revision: [],
+        identity_token=lambda url: "token",
+        fetch=site,
+        on_progress=seen.append,
+        owner="owner-one",
+        host="ci-runner",
+        clock=clock.time,
+        now=clock.time,
+        sleep=clock.sleep,
+        timeout=120,
+    )
+
+    with pytest.raises(DokiError) as failed:
+        timed.release(doki_toml(), commit())
+
+    error = failed.value
+    assert (error.code, error.exit_code) == ("wait_timeout", 124)
+    assert error.hint == (
+        "the change goes on at Google: `doki status` shows where it is; "
+        f"api's traffic is back as it was and its release lock released; serving now: 100% {old} (image "
+        "us-central1-docker.pkg.dev/doki-test/doki/api:0000000); `doki release` again, with a longer --timeout, "
+        "releases it"
+    )
+    assert last_step(error) == ("deploy", "failed")
+    assert site.requests == []  # never checked, so never given traffic
+    live = run.get("api")
+    assert live is not None and live.traffic == (Target(old, 100),) and LOCK not in live.annotations
+    # The staging write waited as long as --timeout said; the put-back, which keeps traffic safe, the default.
+    assert run.timeouts[-2:] == [120, 900]  # after the setup's deploy
+    assert seen[-1] == "putting the traffic back as it was"
+
+
+def test_a_first_release_whose_wait_runs_out_says_the_revision_will_serve_unchecked(
+    run: FakeCloudRun, release: Callable[[ServiceConfig], Release]
+) -> None:
+    run.time_out_next_write()
+
+    with pytest.raises(DokiError) as failed:
+        release(doki_toml()).release(doki_toml(), commit())
+
+    assert failed.value.code == "wait_timeout"
+    assert failed.value.hint.endswith(
+        "; nothing served before, so the first revision serves once Ready, unchecked; serving now: "
+        f"100% {serving(run.get('api'))} (image {IMAGE})"
+    )

@@ -136,3 +136,13 @@ def test_other_refusals_to_start_a_build_read_as_every_google_error(google: Goog
         f"grant your account the roles/cloudbuild.builds.editor role on projects/{PROJECT} or its project, or run as "
         "an identity that has it",
     )
+
+
+def test_a_remote_build_says_it_uploads_the_source_where_only_v_showed_anything(google: Google) -> None:
+    said: list[str] = []
+    with pytest.raises(DokiError) as failed:  # an emulator without an engine cannot run the build
+        google.cloud_build.submit(
+            b"", [IMAGE], build_args={}, service_account=BUILDER, on_line=lambda line: None, on_progress=said.append
+        )
+    assert failed.value.code == "build_failed"
+    assert said == ["uploading the source (0.0 MB) to Cloud Storage"]  # and no wait: the build ended at once
