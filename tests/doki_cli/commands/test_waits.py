@@ -73,7 +73,7 @@ def test_a_duration_doki_cannot_read_is_a_bad_option_and_nothing_is_written(slow
 
 def test_no_wait_returns_once_cloud_run_accepted_the_change_and_names_what_goes_on(slow_cloud: Emulator) -> None:
     time = FakeTime()
-    result = runner.invoke(app, ["scale", "--min", "1", "--yes", "--no-wait"], obj=time.factory())
+    result = runner.invoke(app, ["scale", "--min-instances", "1", "--yes", "--no-wait"], obj=time.factory())
 
     assert result.exit_code == 0, result.output
     assert time.now == 0  # not one poll
