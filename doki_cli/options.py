@@ -47,3 +47,11 @@ DryRunOption = Annotated[
     typer.Option("--dry-run", help="Only show the plan; exit 0 when up to date, 2 when it would change."),
 ]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")]
+ServiceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--service",
+        envvar="DOKI_SERVICE",
+        help="Act on this Cloud Run service, with or without a doki.toml [default: doki.toml's].",
+    ),
+]

@@ -10,7 +10,7 @@ import typer
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
 from doki_cli.globaloptions import DokiTyper
-from doki_cli.options import DryRunOption, YesOption
+from doki_cli.options import DryRunOption, ServiceOption, YesOption
 
 if TYPE_CHECKING:
     from doki_cli.model import LiveService
@@ -82,8 +82,9 @@ def _apply(ctx: typer.Context, live: LiveService, origins: list[str], save: bool
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
+def list_(ctx: typer.Context, service: ServiceOption = None) -> None:
     """The origins the live service allows."""
+    app_of(ctx).use_service(service)
     out = app_of(ctx).output
     origins = _current(_live(ctx))
     out.data({"origins": origins})
@@ -98,8 +99,11 @@ def add(
     save: SaveOption = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Allow more origins."""
+    app_of(ctx).use_service(service)
+    app_of(ctx).check_save(save)
     _check(origins)
     live = _live(ctx)
     before = _current(live)
@@ -113,8 +117,11 @@ def remove(
     save: SaveOption = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Stop allowing origins."""
+    app_of(ctx).use_service(service)
+    app_of(ctx).check_save(save)
     live = _live(ctx)
     before = _current(live)
     unknown = [o for o in origins if o not in before]
@@ -143,7 +150,10 @@ def set_(
     save: SaveOption = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Allow exactly these origins."""
+    app_of(ctx).use_service(service)
+    app_of(ctx).check_save(save)
     _check(origins)
     _apply(ctx, _live(ctx), list(dict.fromkeys(origins)), save, dry_run, yes)

@@ -8,7 +8,7 @@ import typer
 
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
-from doki_cli.options import DryRunOption
+from doki_cli.options import DryRunOption, ServiceOption
 
 
 def rollback(
@@ -18,6 +18,7 @@ def rollback(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Apply without asking (and pick the previous Ready revision).")
     ] = False,
+    service: ServiceOption = None,
 ) -> None:
     """Pin 100% of traffic to REVISION (or the previous Ready revision). `doki deploy` later returns it to latest."""
     from doki_cli.commands._plan import can_ask, no_answer, review
@@ -25,6 +26,7 @@ def rollback(
     from doki_cli.deploy.planner import earlier_ready, named_revision, plan_pin, read_live
 
     app = app_of(ctx)
+    app.use_service(service)
     out, config, run = app.output, app.config, app.google.run
     live = read_live(run, config.name)
     revisions = run.revisions(config.name)

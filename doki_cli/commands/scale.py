@@ -9,7 +9,7 @@ import typer
 
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
-from doki_cli.options import DryRunOption, YesOption
+from doki_cli.options import DryRunOption, ServiceOption, YesOption
 
 
 def scale(
@@ -22,6 +22,7 @@ def scale(
     save: Annotated[bool, typer.Option("--save", help="Also write the new values to doki.toml.")] = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Change scaling and resources on the live service: planned, then one new revision, nothing else changed."""
     from doki_cli.commands._plan import review
@@ -30,6 +31,8 @@ def scale(
     from doki_cli.model import Scaling
 
     app = app_of(ctx)
+    app.use_service(service)
+    app.check_save(save)
     out, config = app.output, app.config
     scaling = Scaling(min_instances, max_instances, memory, cpu, concurrency)
     given = {key: getattr(scaling, key) for key in SCALING_FIELDS if getattr(scaling, key) is not None}
