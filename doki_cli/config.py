@@ -271,12 +271,25 @@ def load_config(
     if region:
         merged["region"] = region
     # The last fallback, below everything the user wrote for doki: what gcloud itself would use.
+    from_gcloud = {}
     for key, read in (("project", gcloudconfig.project), ("region", gcloudconfig.region)):
         if key not in merged and (setting := read()) is not None:
             merged[key] = setting.value
+            from_gcloud[f"{key} = "] = setting.source
     where = f"[environments.{env}] over [service]" if env else "[service]"
     config, found = _validate(merged, config_path, env)
-    problems += found
+    # A value gcloud gave is not the file's: its problem says where it came from.
+    problems += [
+        next(
+            (
+                f"{p} (from {source}, as {config_path} names none)"
+                for k, source in from_gcloud.items()
+                if p.startswith(k)
+            ),
+            p,
+        )
+        for p in found
+    ]
     release_config = _release(release, problems)
     build_config = _build(build, problems)
     if problems:

@@ -223,7 +223,8 @@ def _project(given: str | None, out: Output) -> str:
         raise DokiError(
             Code.PROJECT_REQUIRED,
             "doki init needs the Google Cloud project the service will run in",
-            "pass --project YOUR_PROJECT_ID (`gcloud projects list` shows yours)",
+            "pass --project YOUR_PROJECT_ID (`gcloud projects list` shows yours), or set one with `gcloud config set "
+            "project`",
         )
     # Said, as it was not typed: a project picked up from the environment is the one mistake worth catching early.
     out.note(f"project {setting.value} (from {setting.source})")

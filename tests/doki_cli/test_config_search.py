@@ -11,6 +11,7 @@ import pytest
 
 from doki_cli import gcloudconfig
 from doki_cli.config import DEFAULT_CONFIG, find_config, load_config
+from doki_cli.errors import DokiError
 from doki_cli.main import app
 from tests.helpers import CliRunner
 from tests.helpers.gcloud import Gcloud
@@ -96,6 +97,18 @@ def test_gcloud_fills_in_the_project_and_region_doki_toml_leaves_out(tmp_path: P
     (tmp_path / "doki.toml").write_text('[service]\nname = "api"\n')
     config = load_config(None)
     assert (config.project, config.region) == ("from-gcloud", "europe-west1")
+
+
+def test_a_bad_value_from_gcloud_is_blamed_on_gcloud(tmp_path: Path, gcloud_dir: Path) -> None:
+    gcloud_configuration(gcloud_dir, core={"project": "Not A Project"})
+    (tmp_path / "doki.toml").write_text('[service]\nname = "api"\n')
+    with pytest.raises(DokiError) as raised:
+        load_config(None)
+    assert raised.value.message == (
+        "doki.toml [service] has 1 problem:\n"
+        "  - project = 'Not A Project' is not valid: a Google Cloud project id such as my-project-123 (or pass "
+        "--project) (from gcloud configuration 'default' (core/project), as doki.toml names none)"
+    )
 
 
 def test_options_and_doki_toml_win_over_gcloud(tmp_path: Path, gcloud_dir: Path) -> None:
