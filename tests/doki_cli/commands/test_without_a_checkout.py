@@ -148,3 +148,16 @@ def test_init_takes_the_project_and_region_gcloud_holds_and_says_so(
     )
     toml = (tmp_path / "api" / "doki.toml").read_text()
     assert 'project = "gcloud-proj"' in toml and 'region = "europe-west1"' in toml
+
+
+def test_logs_rollback_and_scale_take_service_too(deployed: Path) -> None:
+    where = ("--service", "doki-backend", "--project", "doki-e2e")
+    logs = doki("logs", *where)
+    assert logs.exit_code == 0, logs.output
+    assert logs.stderr == "No log entries for doki-backend in us-central1 match.\n"
+    rollback = doki("rollback", *where)
+    assert rollback.exit_code == 1
+    assert rollback.stderr.startswith("Error [no_earlier_revision]: doki-backend has no Ready revision older than ")
+    scale = doki("--json", "scale", "--max", "3", "--dry-run", *where)
+    assert scale.exit_code == 2, scale.output
+    assert json.loads(scale.stdout)["plan"]["service"].endswith("/services/doki-backend")
