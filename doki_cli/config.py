@@ -278,18 +278,7 @@ def load_config(
             from_gcloud[f"{key} = "] = setting.source
     where = f"[environments.{env}] over [service]" if env else "[service]"
     config, found = _validate(merged, config_path, env)
-    # A value gcloud gave is not the file's: its problem says where it came from.
-    problems += [
-        next(
-            (
-                f"{p} (from {source}, as {config_path} names none)"
-                for k, source in from_gcloud.items()
-                if p.startswith(k)
-            ),
-            p,
-        )
-        for p in found
-    ]
+    problems += [_blamed(problem, from_gcloud, config_path) for problem in found]
     release_config = _release(release, problems)
     build_config = _build(build, problems)
     if problems:
@@ -300,6 +289,12 @@ def load_config(
         )
     assert config is not None
     return replace(config, release=release_config, build=build_config)
+
+
+def _blamed(problem: str, from_gcloud: dict[str, str], path: Path) -> str:
+    """A value gcloud gave is not the file's: its problem says where it came from, so the user fixes that."""
+    source = next((source for start, source in from_gcloud.items() if problem.startswith(start)), None)
+    return f"{problem} (from {source}, as {path} names none)" if source else problem
 
 
 def check_service_name(name: str) -> None:
@@ -318,33 +313,36 @@ def service_only(name: str, *, project: str | None, region: str | None) -> Servi
     (or DOKI_PROJECT, DOKI_REGION), else gcloud's configuration, else the default region; nothing else is known."""
     from doki_cli import gcloudconfig
 
-    found_project = project or _value(gcloudconfig.project())
-    if not found_project:
+    found_project = gcloudconfig.Setting(project, "--project (DOKI_PROJECT)") if project else gcloudconfig.project()
+    if found_project is None:
         raise DokiError(
             Code.PROJECT_REQUIRED,
             f"no doki.toml, option or gcloud configuration names the Google Cloud project {name} runs in",
             "pass --project YOUR_PROJECT_ID (or set DOKI_PROJECT, or `gcloud config set project`)",
         )
-    found_region = region or _value(gcloudconfig.region()) or DEFAULT_REGION
-    for flag, value, pattern in (("--project", found_project, _PROJECT), ("--region", found_region, _REGION)):
-        if not pattern.fullmatch(value):
+    found_region = (
+        gcloudconfig.Setting(region, "--region (DOKI_REGION)")
+        if region
+        else gcloudconfig.region() or gcloudconfig.Setting(DEFAULT_REGION, "the default")
+    )
+    for flag, found, pattern, what in (
+        ("--project", found_project, _PROJECT, "Google Cloud project id"),
+        ("--region", found_region, _REGION, "Cloud Run region"),
+    ):
+        if not pattern.fullmatch(found.value):
             raise DokiError(
                 Code.BAD_OPTION,
-                f"{flag} {value!r} is not a valid {'project id' if flag == '--project' else 'Cloud Run region'}",
-                f"pass {flag} with a valid value (`gcloud config list` shows what gcloud has)",
+                f"{found.value!r} (from {found.source}) is not a {what}",
+                f"pass {flag} with a valid one (`gcloud config list` shows what gcloud has)",
             )
     return ServiceConfig(
         name=name,
-        project=found_project,
-        region=found_region,
+        project=found_project.value,
+        region=found_region.value,
         repository=DEFAULT_REPOSITORY,
         root=Path.cwd(),
         path=Path("(no doki.toml: --service)"),
     )
-
-
-def _value(setting: Any) -> str | None:
-    return setting.value if setting is not None else None
 
 
 def _count(problems: list[str]) -> str:
@@ -378,11 +376,7 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
         return value
 
     name = text("name", _SERVICE_NAME, "lowercase letters, digits and hyphens, starting with a letter, at most 49")
-    project = text(
-        "project",
-        _PROJECT,
-        "a Google Cloud project id such as my-project-123 (or pass --project)",
-    )
+    project = text("project", _PROJECT, "a Google Cloud project id such as my-project-123 (or pass --project)")
     region = text("region", _REGION, "a Cloud Run region such as us-central1 or europe-west1")
     repository = text("repository", _REPOSITORY, "an Artifact Registry repository id: lowercase letters, digits, -")
     port = number("port")

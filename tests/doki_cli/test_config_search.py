@@ -158,3 +158,13 @@ def test_doki_reads_what_gcloud_config_set_wrote(gcloud_binary: str, tmp_path: P
     assert gcloudconfig.region() == gcloudconfig.Setting(
         "europe-west9", "gcloud configuration 'doki-test' (run/region)"
     )
+
+
+def test_a_bad_region_from_gcloud_for_service_is_blamed_on_its_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLOUDSDK_RUN_REGION", "Mars")
+    result = runner.invoke(app, ["status", "--service", "api", "--project", "proj-123"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error [bad_option]: 'Mars' (from CLOUDSDK_RUN_REGION) is not a Cloud Run region\n"
+        "  Hint: pass --region with a valid one (`gcloud config list` shows what gcloud has)\n"
+    )
