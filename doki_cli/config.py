@@ -189,7 +189,11 @@ def find_config(start: Path | None = None) -> Path | None:
     here = (start or Path.cwd()).absolute()
     for directory in (here, *here.parents):
         candidate = directory / DEFAULT_CONFIG
-        if candidate.is_file():
+        try:
+            found = candidate.is_file()
+        except PermissionError:  # a directory above that the user may not read holds nothing of theirs
+            found = False
+        if found:
             return DEFAULT_CONFIG if start is None and directory == here else candidate
     return None
 
