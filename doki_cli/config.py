@@ -1,9 +1,13 @@
 """`doki.toml`: the deployment configuration, validated on load, with `--env`, `--project`, `--region` on top.
 
-One file describes a deployment; its directory is the project root (what `doki build` sends to the engine).
+One file describes a deployment; its directory is the project root (what `doki build` sends to the engine, where
+the Dockerfile and .env are read), wherever in the project doki runs: without --config, doki.toml is looked for in the
+current directory, then in each parent up to the filesystem root, as cargo looks for Cargo.toml and poetry for
+pyproject.toml (no stop at a git repository's root: a doki.toml above one is still the one the user is inside).
 Precedence: command-line option > DOKI_* variable (both arrive here as the same arguments) > the chosen
-`[environments.NAME]` section > `[service]` > the defaults below, which equal the deployment guide's
-`gcloud run deploy` flags. Every problem is reported at once, each naming the file, the key and what is allowed.
+`[environments.NAME]` section > `[service]` > gcloud's configured project and region (`doki_cli.gcloudconfig`) > the
+defaults below, which equal the deployment guide's `gcloud run deploy` flags. Every problem is reported at once, each
+naming the file, the key and what is allowed.
 """
 
 from __future__ import annotations
@@ -178,18 +182,48 @@ def account_project(account: str | None) -> str | None:
     return match.group(1) if match else None
 
 
+def find_config(start: Path | None = None) -> Path | None:
+    """The doki.toml in `start` (the current directory) or the nearest parent holding one; None when none does.
+    One in the current directory is named as `doki.toml`, as before the search; one above it by its full path, so
+    messages say which file was used."""
+    here = (start or Path.cwd()).absolute()
+    for directory in (here, *here.parents):
+        candidate = directory / DEFAULT_CONFIG
+        try:
+            found = candidate.is_file()
+        except PermissionError:  # a directory above that the user may not read holds nothing of theirs
+            found = False
+        if found:
+            return DEFAULT_CONFIG if start is None and directory == here else candidate
+    return None
+
+
+def not_found(start: Path | None = None) -> DokiError:
+    here = (start or Path.cwd()).absolute()
+    return DokiError(
+        Code.CONFIG_NOT_FOUND,
+        f"no doki.toml in {here} or any directory above it",
+        "make one with `doki init` in your project's root, or pass --config PATH (DOKI_CONFIG)",
+    )
+
+
 def load_config(
     path: Path | None, *, env: str | None = None, project: str | None = None, region: str | None = None
 ) -> ServiceConfig:
-    """Read and validate doki.toml; `env` picks an `[environments.NAME]` section, `project`/`region` override."""
-    config_path = path or DEFAULT_CONFIG
+    """Read and validate doki.toml (`path`, else the one `find_config` finds); `env` picks an
+    `[environments.NAME]` section, `project`/`region` override, gcloud's configuration fills in what none names."""
+    from doki_cli import gcloudconfig
+
+    config_path = path or find_config()
+    if config_path is None:
+        raise not_found()
     try:
         data = tomllib.loads(config_path.read_text())
     except FileNotFoundError:
         raise DokiError(
             Code.CONFIG_NOT_FOUND,
             f"no doki.toml at {config_path.absolute()}",
-            "run doki from your project's root, pass --config PATH (DOKI_CONFIG), or make one there with `doki init`",
+            "pass --config PATH (DOKI_CONFIG) naming a doki.toml, or make one with `doki init`",
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise DokiError(Code.CONFIG_INVALID, f"{config_path} is not valid TOML: {exc}", "fix the file") from None
@@ -240,9 +274,15 @@ def load_config(
         merged["project"] = project
     if region:
         merged["region"] = region
+    # The last fallback, below everything the user wrote for doki: what gcloud itself would use.
+    from_gcloud = {}
+    for key, read in (("project", gcloudconfig.project), ("region", gcloudconfig.region)):
+        if key not in merged and (setting := read()) is not None:
+            merged[key] = setting.value
+            from_gcloud[f"{key} = "] = setting.source
     where = f"[environments.{env}] over [service]" if env else "[service]"
     config, found = _validate(merged, config_path, env)
-    problems += found
+    problems += [_blamed(problem, from_gcloud, config_path) for problem in found]
     release_config = _release(release, problems)
     build_config = _build(build, problems)
     if problems:
@@ -253,6 +293,60 @@ def load_config(
         )
     assert config is not None
     return replace(config, release=release_config, build=build_config)
+
+
+def _blamed(problem: str, from_gcloud: dict[str, str], path: Path) -> str:
+    """A value gcloud gave is not the file's: its problem says where it came from, so the user fixes that."""
+    source = next((source for start, source in from_gcloud.items() if problem.startswith(start)), None)
+    return f"{problem} (from {source}, as {path} names none)" if source else problem
+
+
+def check_service_name(name: str) -> None:
+    """`--service NAME` as Cloud Run names services; a DokiError naming the rule otherwise."""
+    if not _SERVICE_NAME.fullmatch(name):
+        raise DokiError(
+            Code.BAD_OPTION,
+            f"--service {name!r} is not a Cloud Run service name",
+            "use lowercase letters, digits and hyphens, starting with a letter, at most 49 "
+            "(`gcloud run services list` shows yours)",
+        )
+
+
+def service_only(name: str, *, project: str | None, region: str | None) -> ServiceConfig:
+    """The service `--service NAME` names when no doki.toml is in reach: its project and region from the options
+    (or DOKI_PROJECT, DOKI_REGION), else gcloud's configuration, else the default region; nothing else is known."""
+    from doki_cli import gcloudconfig
+
+    found_project = gcloudconfig.Setting(project, "--project (DOKI_PROJECT)") if project else gcloudconfig.project()
+    if found_project is None:
+        raise DokiError(
+            Code.PROJECT_REQUIRED,
+            f"no doki.toml, option or gcloud configuration names the Google Cloud project {name} runs in",
+            "pass --project YOUR_PROJECT_ID (or set DOKI_PROJECT, or `gcloud config set project`)",
+        )
+    found_region = (
+        gcloudconfig.Setting(region, "--region (DOKI_REGION)")
+        if region
+        else gcloudconfig.region() or gcloudconfig.Setting(DEFAULT_REGION, "the default")
+    )
+    for flag, found, pattern, what in (
+        ("--project", found_project, _PROJECT, "Google Cloud project id"),
+        ("--region", found_region, _REGION, "Cloud Run region"),
+    ):
+        if not pattern.fullmatch(found.value):
+            raise DokiError(
+                Code.BAD_OPTION,
+                f"{found.value!r} (from {found.source}) is not a {what}",
+                f"pass {flag} with a valid one (`gcloud config list` shows what gcloud has)",
+            )
+    return ServiceConfig(
+        name=name,
+        project=found_project.value,
+        region=found_region.value,
+        repository=DEFAULT_REPOSITORY,
+        root=Path.cwd(),
+        path=Path("(no doki.toml: --service)"),
+    )
 
 
 def _count(problems: list[str]) -> str:

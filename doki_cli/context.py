@@ -85,6 +85,8 @@ class App:
     # The global options given on the command line so far, each with the command it followed (`doki`, `doki cors`):
     # one given again, further on, must say the same.
     given: dict[str, str] = field(default_factory=dict)
+    # `--service NAME` of the read and operate commands: the service to act on, with or without a doki.toml.
+    service: str | None = None
 
     def give(self, name: str, value: Any, *, where: str) -> None:
         """Global option `name` given on the command line after `where` (the command path it follows), merged into
@@ -110,13 +112,40 @@ class App:
     def output(self) -> Output:
         return Output(json_mode=self.options.json, verbosity=self.options.verbose, clock=self.factory.now)
 
+    def use_service(self, name: str | None) -> None:
+        """Act on the service `name` (`--service`) rather than the one doki.toml names; None leaves doki.toml's."""
+        if name is not None:
+            from doki_cli.config import check_service_name
+
+            check_service_name(name)
+            self.service = name
+            for made in ("config", "google"):
+                self.__dict__.pop(made, None)
+
+    def check_save(self, save: bool) -> None:
+        """--save writes doki.toml's service; with --service, the service acted on is another matter."""
+        if save and self.service is not None:
+            raise DokiError(
+                Code.BAD_OPTION,
+                "--save writes doki.toml, and --service acts on a service apart from it; nothing was changed",
+                "drop --service to act on doki.toml's service and save, or drop --save",
+            )
+
     @cached_property
     def config(self) -> ServiceConfig:
-        """doki.toml, its environment chosen and overridden by the global options; DokiError when it is wrong."""
-        from doki_cli.config import load_config
+        """doki.toml, its environment chosen and overridden by the global options; DokiError when it is wrong.
+        With `--service`, that service, in the project and region the options, doki.toml (when there is one) or
+        gcloud's configuration name."""
+        from doki_cli.config import find_config, load_config, service_only
 
         options = self.options
-        return load_config(options.config, env=options.env, project=options.project, region=options.region)
+        if self.service is None:
+            return load_config(options.config, env=options.env, project=options.project, region=options.region)
+        # A doki.toml in reach still names the project and region (--env and --config need one).
+        if options.config is not None or options.env is not None or find_config() is not None:
+            config = load_config(options.config, env=options.env, project=options.project, region=options.region)
+            return replace(config, name=self.service)
+        return service_only(self.service, project=options.project, region=options.region)
 
     @cached_property
     def google(self) -> Google:

@@ -55,7 +55,11 @@ class Code(StrEnum):
     NO_GIT_VERSION = "no_git_version", EXIT_FAILED, "no git commit to name the image by (build --tag, deploy --image)"
     FILES_EXIST = "files_exist", EXIT_FAILED, "doki init would overwrite files that exist"
     NOT_A_DIRECTORY = "not_a_directory", EXIT_FAILED, "the directory given does not exist"
-    PROJECT_REQUIRED = "project_required", EXIT_FAILED, "doki init needs the Google Cloud project"
+    PROJECT_REQUIRED = (
+        "project_required",
+        EXIT_FAILED,
+        "doki init, or `--service` without a doki.toml, needs the Google Cloud project",
+    )
     SERVICE_REQUIRED = "service_required", EXIT_FAILED, "no valid service name could be made; name one"
     SERVICE_NAME_TOO_LONG = "service_name_too_long", EXIT_CONFIG, "the service name leaves no room for a release tag"
 

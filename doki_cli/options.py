@@ -117,3 +117,11 @@ NoWaitOption = Annotated[
         help="Return once Cloud Run has accepted the change, without waiting for it (`doki status` follows it).",
     ),
 ]
+ServiceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--service",
+        envvar="DOKI_SERVICE",
+        help="Act on this Cloud Run service, with or without a doki.toml [default: doki.toml's].",
+    ),
+]

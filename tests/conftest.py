@@ -53,6 +53,11 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         *("DOKI_EMULATOR", "STORAGE_EMULATOR_HOST", "DOKI_EMULATOR_REGISTRY"),
     ):
         monkeypatch.delenv(name, raising=False)
+    # gcloud's configuration is doki's last fallback for the project and region: none here unless a test writes one
+    # (a developer's own gcloud project must not leak into what a test expects).
+    for name in ("CLOUDSDK_CORE_PROJECT", "CLOUDSDK_RUN_REGION", "CLOUDSDK_ACTIVE_CONFIG_NAME", "DOKI_SERVICE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud-config"))
     monkeypatch.chdir(tmp_path)
 
 

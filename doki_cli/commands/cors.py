@@ -11,7 +11,7 @@ from doki_cli.commands._wait import Waits
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
 from doki_cli.globaloptions import DokiTyper
-from doki_cli.options import DryRunOption, NoWaitOption, TimeoutOption, YesOption
+from doki_cli.options import DryRunOption, NoWaitOption, ServiceOption, TimeoutOption, YesOption
 
 if TYPE_CHECKING:
     from doki_cli.model import LiveService
@@ -89,8 +89,9 @@ def _apply(
 
 
 @app.command("list")
-def list_(ctx: typer.Context) -> None:
+def list_(ctx: typer.Context, service: ServiceOption = None) -> None:
     """The origins the live service allows."""
+    app_of(ctx).use_service(service)
     out = app_of(ctx).output
     origins = _current(_live(ctx))
     out.data({"origins": origins})
@@ -107,8 +108,11 @@ def add(
     yes: YesOption = False,
     timeout: TimeoutOption = None,
     no_wait: NoWaitOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Allow more origins."""
+    app_of(ctx).use_service(service)
+    app_of(ctx).check_save(save)
     _check(origins)
     live = _live(ctx)
     before = _current(live)
@@ -125,8 +129,11 @@ def remove(
     yes: YesOption = False,
     timeout: TimeoutOption = None,
     no_wait: NoWaitOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Stop allowing origins."""
+    app_of(ctx).use_service(service)
+    app_of(ctx).check_save(save)
     live = _live(ctx)
     before = _current(live)
     unknown = [o for o in origins if o not in before]
@@ -157,7 +164,10 @@ def set_(
     yes: YesOption = False,
     timeout: TimeoutOption = None,
     no_wait: NoWaitOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Allow exactly these origins."""
+    app_of(ctx).use_service(service)
+    app_of(ctx).check_save(save)
     _check(origins)
     _apply(ctx, _live(ctx), list(dict.fromkeys(origins)), save, dry_run, yes, Waits.given(timeout, no_wait))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from doki_cli.context import app_of
+from doki_cli.context import App, app_of
 from doki_cli.errors import Code, DokiError
 from doki_cli.options import BaseImageOption
 
@@ -71,6 +71,7 @@ def dev(
         return
     if detach:
         raise DokiError(Code.BAD_OPTION, "--detach works with --docker only", "add --docker, or drop --detach")
+    _to_project_root(app)
 
     from doki.settings import ConfigError, load_settings
 
@@ -125,3 +126,21 @@ def dev(
         reload_dirs=[str(Path(doki.__file__).parent)] if reload else None,
         log_level="info",
     )
+
+
+def _to_project_root(app: App) -> None:
+    """Run from the project's root when doki.toml is found above the current directory: the backend reads `.env`
+    and keeps `.doki/` relative to where it runs (its server process too), and those are the project's, as the
+    other commands read them beside doki.toml. Without a doki.toml, here: `doki dev` needs none."""
+    import os
+    from pathlib import Path
+
+    from doki_cli.config import find_config
+
+    path = app.options.config or find_config()
+    if path is None or not path.is_file():
+        return
+    root = path.resolve().parent
+    if root != Path.cwd().resolve():
+        app.output.note(f"running in {root}, beside its doki.toml: .env and .doki/ are read there")
+        os.chdir(root)

@@ -16,10 +16,12 @@ from doki_cli.context import App, app_of
 from doki_cli.errors import Code, DokiError
 
 if TYPE_CHECKING:
+    from doki_cli.output import Output
     from doki_cli.scaffold import Adopted, Answers
 
-# Environment variables that name the project for Google's own tools, read when neither --project nor DOKI_PROJECT is.
-PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "CLOUDSDK_CORE_PROJECT")
+# The environment variable Google's client libraries name the project by, read when neither --project nor DOKI_PROJECT
+# is; then gcloud's own (CLOUDSDK_CORE_PROJECT, then its active configuration: doki_cli.gcloudconfig).
+PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT",)
 
 
 def init(
@@ -58,9 +60,8 @@ def init(
     """Write doki.toml, .dockerignore, .env.example, cloudbuild.yaml and a GitHub Actions workflow.
 
     The project and region are the global --project and --region. Without them the project comes from
-    GOOGLE_CLOUD_PROJECT or CLOUDSDK_CORE_PROJECT, and the region is us-central1.
+    GOOGLE_CLOUD_PROJECT or gcloud's configured project, and the region from gcloud's run/region, else us-central1.
     """
-    from doki_cli.config import DEFAULT_REGION
     from doki_cli.scaffold import PLACEHOLDER_ORIGIN, PLACEHOLDER_SUPABASE_URL, Answers, render
 
     app = app_of(ctx)
@@ -74,8 +75,8 @@ def init(
     url, allowed = _frontend(supabase_url, origins or [])
     answers = Answers(
         service=from_service or service or _service_from(root),
-        project=_project(options.project),
-        region=options.region or DEFAULT_REGION,
+        project=_project(options.project, out),
+        region=_region(options.region, out),
         supabase_url=url or PLACEHOLDER_SUPABASE_URL,
         origins=tuple(allowed) or (PLACEHOLDER_ORIGIN,),
     )
@@ -209,17 +210,38 @@ def _adoption_steps(adopted: Adopted) -> list[str]:
     return steps
 
 
-def _project(given: str | None) -> str:
+def _project(given: str | None, out: Output) -> str:
     import os
 
-    project = given or next((os.environ[v] for v in PROJECT_VARIABLES if os.environ.get(v)), None)
-    if project is None:
+    from doki_cli import gcloudconfig
+
+    if given:
+        return given
+    variable = next((v for v in PROJECT_VARIABLES if os.environ.get(v)), None)
+    setting = gcloudconfig.Setting(os.environ[variable], variable) if variable else gcloudconfig.project()
+    if setting is None:
         raise DokiError(
             Code.PROJECT_REQUIRED,
             "doki init needs the Google Cloud project the service will run in",
-            "pass --project YOUR_PROJECT_ID (`gcloud projects list` shows yours)",
+            "pass --project YOUR_PROJECT_ID (`gcloud projects list` shows yours), or set one with `gcloud config set "
+            "project`",
         )
-    return project
+    # Said, as it was not typed: a project picked up from the environment is the one mistake worth catching early.
+    out.note(f"project {setting.value} (from {setting.source})")
+    return setting.value
+
+
+def _region(given: str | None, out: Output) -> str:
+    from doki_cli import gcloudconfig
+    from doki_cli.config import DEFAULT_REGION
+
+    if given:
+        return given
+    setting = gcloudconfig.region()
+    if setting is None:
+        return DEFAULT_REGION
+    out.note(f"region {setting.value} (from {setting.source})")
+    return setting.value
 
 
 def _service_from(root: Path) -> str:

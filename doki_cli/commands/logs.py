@@ -10,6 +10,7 @@ import typer
 
 from doki_cli.context import App, app_of
 from doki_cli.errors import Code, DokiError
+from doki_cli.options import ServiceOption
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -123,12 +124,14 @@ def logs(
     severity: SeverityOption = None,
     revision: RevisionOption = None,
     limit: LimitOption = 50,
+    service: ServiceOption = None,
 ) -> None:
     """Show the service's newest log entries, oldest first; --follow keeps printing new ones."""
     import os
     import sys
 
     app = app_of(ctx)
+    app.use_service(service)
     out, config = app.output, app.config
     query = query_from_options(config.name, config.region, since=since, severity=severity, revision=revision)
     # No credentials found is a DokiError from the client factory; an expired login is one from doki_cli.main.

@@ -8,7 +8,7 @@ import typer
 
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
-from doki_cli.options import DryRunOption, NoWaitOption, TimeoutOption
+from doki_cli.options import DryRunOption, NoWaitOption, ServiceOption, TimeoutOption
 
 
 def rollback(
@@ -20,6 +20,7 @@ def rollback(
     ] = False,
     timeout: TimeoutOption = None,
     no_wait: NoWaitOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Pin 100% of traffic to REVISION (or the previous Ready revision). `doki deploy` later returns it to latest."""
     from doki_cli.commands._plan import can_ask, no_answer, review
@@ -28,6 +29,7 @@ def rollback(
     from doki_cli.deploy.planner import earlier_ready, named_revision, plan_pin, read_live
 
     app = app_of(ctx)
+    app.use_service(service)
     out, config, run = app.output, app.config, app.google.run
     live = read_live(run, config.name)
     revisions = run.revisions(config.name)

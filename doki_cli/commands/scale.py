@@ -23,6 +23,7 @@ from doki_cli.options import (
     NoWaitOption,
     ServiceMaxOption,
     ServiceMinOption,
+    ServiceOption,
     TimeoutOption,
     YesOption,
 )
@@ -42,6 +43,7 @@ def scale(
     yes: YesOption = False,
     timeout: TimeoutOption = None,
     no_wait: NoWaitOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Change scaling and resources on the live service: planned, then one write, nothing else changed."""
     from doki_cli.commands._plan import review
@@ -51,6 +53,8 @@ def scale(
     from doki_cli.model import Scaling
 
     app = app_of(ctx)
+    app.use_service(service)
+    app.check_save(save)
     out, config = app.output, app.config
     scaling = Scaling(min_instances, max_instances, memory, cpu, concurrency, service_min, service_max)
     keys = [*SCALING_FIELDS, *(key for key, _ in SERVICE_SCALING_FIELDS)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -22,8 +23,12 @@ def push(
         list[str] | None, typer.Argument(help="Only these secrets (secret or variable names) [default: all declared].")
     ] = None,
     source: Annotated[
-        str, typer.Option("--from", help="The .env file with the values, or - for NAME=value lines on stdin.")
-    ] = ".env",
+        str | None,
+        typer.Option(
+            "--from",
+            help="The .env file with the values, or - for NAME=value lines on stdin [default: .env beside doki.toml].",
+        ),
+    ] = None,
 ) -> None:
     """Create missing secrets and add a version where the value changed; unchanged values add nothing."""
     import sys
@@ -33,6 +38,9 @@ def push(
 
     app = app_of(ctx)
     out, config, google = app.output, app.config, app.google
+    # The default .env is the project's, beside doki.toml (found from a subdirectory too); a path given is the user's
+    # typing, relative to where they typed it. Named relative to the current directory when it is below it.
+    source = source or _shown(config.root / ".env")
     values = read_values(
         source, sys.stdin, hint="pass --from PATH to your .env file, or --from - to read NAME=value lines from stdin"
     )
@@ -94,3 +102,10 @@ def grant(ctx: typer.Context) -> None:
     out.data([{"secret": r.secret, "member": r.member, "changed": r.changed} for r in results])
     for r in results:
         out.line(f"{r.secret}: {'granted to' if r.changed else 'already granted to'} {r.member}")
+
+
+def _shown(path: Path) -> str:
+    """`path` as the user would type it from here: `.env` in the project's root, `../.env` from a subdirectory."""
+    import os
+
+    return os.path.relpath(path)

@@ -7,15 +7,17 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from doki_cli.context import app_of
+from doki_cli.options import ServiceOption
 
 if TYPE_CHECKING:
     from doki_cli.model import RevisionInfo
     from doki_cli.output import Output
 
 
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, service: ServiceOption = None) -> None:
     """URL, Ready state, traffic with tags, what each serving revision runs, the newest one if it serves nothing."""
     app = app_of(ctx)
+    app.use_service(service)
     out, config, google = app.output, app.config, app.google
     live = google.run.get(config.name)
     if live is None:

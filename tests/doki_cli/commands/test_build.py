@@ -114,9 +114,8 @@ def test_without_doki_toml_build_says_where_it_looked_and_how_to_point_at_one() 
     result = runner.invoke(app, ["build"])
     assert result.exit_code == 1
     assert result.stderr == (
-        f"Error [config_not_found]: no doki.toml at {Path.cwd() / 'doki.toml'}\n"
-        "  Hint: run doki from your project's root, pass --config PATH (DOKI_CONFIG), or make one there with "
-        "`doki init`\n"
+        f"Error [config_not_found]: no doki.toml in {Path.cwd()} or any directory above it\n"
+        "  Hint: make one with `doki init` in your project's root, or pass --config PATH (DOKI_CONFIG)\n"
     )
 
 

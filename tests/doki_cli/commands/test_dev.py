@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from doki_cli.main import app
 from tests.helpers import CliRunner, clean_env, running, wait_for_http
 
@@ -81,6 +83,22 @@ def test_doki_dev_on_a_busy_port_says_so_and_how_to_fix_it() -> None:
     assert result.stderr.endswith(
         f"  Hint: stop whatever uses port {port}, or pick another: doki dev --port {port + 1}\n"
     )
+
+
+def test_doki_dev_from_a_subdirectory_reads_the_projects_env_beside_doki_toml(
+    tmp_path: Path, reserve_port: Callable[[], int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "doki.toml").write_text('[service]\nname = "api"\nproject = "proj-123"\n')
+    (tmp_path / ".env").write_text("ENCRYPTION_KEY=not-a-key\n")
+    (tmp_path / "app").mkdir()
+    monkeypatch.chdir(tmp_path / "app")
+    result = runner.invoke(app, ["dev", "--port", str(reserve_port())])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:2] == [
+        f"running in {tmp_path.resolve()}, beside its doki.toml: .env and .doki/ are read there",
+        "Error [config_invalid]: Doki cannot start: 1 configuration problem(s)",
+    ]
+    assert "ENCRYPTION_KEY key #1 is not a valid Fernet key" in result.stderr
 
 
 def test_doki_dev_lists_every_configuration_problem_before_starting(

@@ -57,6 +57,20 @@ def test_with_its_supabase_url_set_this_repository_passes_every_local_check(proj
     assert {c["status"] for c in found.values()} == {"pass"}
 
 
+def test_from_a_subdirectory_it_checks_the_project_beside_doki_toml(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(project / "doki_cli" / "commands")
+    _, found = checks("--offline")
+    assert found["dockerfile user"] == {
+        "check": "dockerfile user",
+        "status": "pass",
+        "message": "the image runs as 1000",
+        "fix": None,
+    }
+    assert found["dockerignore"]["status"] == "pass"
+
+
 def test_a_wildcard_origin_a_plain_secret_and_a_root_dockerfile_fail(project: Path) -> None:
     toml = (project / "doki.toml").read_text()
     toml = toml.replace('ALLOWED_ORIGINS = ["https://app.doki.com", "https://www.doki.com"]', 'ALLOWED_ORIGINS = "*"')

@@ -204,7 +204,8 @@ def test_the_project_comes_from_googles_own_variable_when_no_option_names_it(
         (
             ["init"],
             "Error [project_required]: doki init needs the Google Cloud project the service will run in\n"
-            "  Hint: pass --project YOUR_PROJECT_ID (`gcloud projects list` shows yours)\n",
+            "  Hint: pass --project YOUR_PROJECT_ID (`gcloud projects list` shows yours), or set one with "
+            "`gcloud config set project`\n",
         ),
         (
             ["init", "--project", "my-proj-123", "--service", "My_Service"],
