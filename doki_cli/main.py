@@ -18,6 +18,7 @@ from doki_cli.commands import (
     dev,
     doctor,
     emulator,
+    history,
     init,
     keys,
     logs,
@@ -166,6 +167,7 @@ app.command("init")(init.init)
 app.command("rollback")(rollback.rollback)
 app.command("scale")(scale.scale)
 app.command("logs")(logs.logs)
+app.command("history")(history.history)
 app.add_typer(keys.app, name="keys")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(secrets.app, name="secrets")

@@ -1,0 +1,122 @@
+"""`doki history` against the emulator: every revision newest first, with what doki recorded when it made it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import Result
+
+from doki_cli.emulator.server import Emulator
+from doki_cli.gcp.clients import ClientFactory
+from doki_cli.main import app
+from tests.helpers import CliRunner
+from tests.helpers.images import publish
+from tests.helpers.project import PATH, setup_project
+from tests.helpers.release import commit, git
+
+runner = CliRunner()
+IMAGE = "us-central1-docker.pkg.dev/doki-e2e/doki/doki-backend"
+# A GitHub Actions run, as the runner's variables name it: who started it and its URL.
+CI = {
+    "GITHUB_ACTOR": "octocat",
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_REPOSITORY": "acme/api",
+    "GITHUB_RUN_ID": "42",
+}
+RUN_URL = "https://github.com/acme/api/actions/runs/42"
+
+
+def doki(*args: str) -> Result:
+    return runner.invoke(app, list(args))
+
+
+def made(emulator: Emulator) -> list[tuple[str, str]]:
+    """Each revision's short name and creation time as doki prints it, newest first, as Cloud Run lists them."""
+    revisions = ClientFactory(emulator.grpc_address).run_revisions().list_revisions(parent=PATH)
+    return [(r.name.rsplit("/", 1)[-1], r.create_time.isoformat(timespec="seconds")) for r in revisions]
+
+
+@pytest.fixture
+def in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in CI.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+
+
+def test_history_lists_a_deploy_of_the_commit_a_scale_and_a_failed_deploy_newest_first_with_who_and_from_where(
+    tmp_path: Path,
+    engine_emulator: Emulator,
+    backend_image: str,
+    docker_client: Any,
+    in_ci: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "app"  # a checkout of its own: the emulator's files under tmp_path would make it dirty
+    root.mkdir()
+    setup_project(root, engine_emulator, monkeypatch)
+    monkeypatch.chdir(root)
+    git(root, "init", "-q")
+    sha = commit(root, "first")
+    # The commit's own image, as `doki build` would tag it: the backend image under the commit's tag.
+    own = f"{IMAGE}:{sha[:7]}"
+    docker_client.images.get(backend_image).tag(own)
+    try:
+        publish(engine_emulator, own)
+        assert doki("secrets", "push").exit_code == 0
+        deployed = doki("deploy", "--yes")
+        assert deployed.exit_code == 0, deployed.output
+        assert doki("scale", "--max", "3", "--yes").exit_code == 0
+        missing = f"{IMAGE}:never-pushed"
+        assert doki("deploy", "--image", missing, "--yes", "--skip-checks").exit_code == 1
+    finally:
+        docker_client.images.remove(own)
+    # The first deploy makes two revisions: the second carries the redirect URI made of the service's URL. The scale
+    # made the third, of the same image: its commit is the one before, and doki knows no more of the command.
+    (failed, failed_at), (scaled, scaled_at), (second, second_at), (first, first_at) = made(engine_emulator)
+    tag = f"{IMAGE}:{sha[:7]}"
+
+    result = doki("history")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "  REVISION                CREATED                    RESULT                      TRAFFIC  COMMAND  COMMIT    "
+        "    BY       FROM                                         IMAGE",
+        f"  {failed}  {failed_at}  failed (CONTAINER_MISSING)  0%       deploy   -             octocat  {RUN_URL}  "
+        f"{IMAGE}:never-pushed",
+        f"* {scaled}  {scaled_at}  serving                     100%     doki     {sha[:12]}  octocat  {RUN_URL}  {tag}",
+        f"  {second}  {second_at}  retired                     0%       deploy   {sha[:12]}  octocat  {RUN_URL}  {tag}",
+        f"  {first}  {first_at}  retired                     0%       deploy   {sha[:12]}  octocat  {RUN_URL}  {tag}",
+    ]
+    assert result.stderr == ""
+
+    newest = doki("history", "--limit", "2", "--json")
+    assert newest.exit_code == 0, newest.output
+    by_ci = {"by_doki": True, "by": "octocat", "from": RUN_URL}
+    assert json.loads(newest.stdout) == [
+        {
+            "revision": failed,
+            "created": failed_at,
+            "result": "failed",
+            "reason": "CONTAINER_MISSING",
+            "image": f"{IMAGE}:never-pushed",
+            "traffic": 0,
+            "tags": [],
+            "command": "deploy",
+            "commit": None,
+            **by_ci,
+        },
+        {
+            "revision": scaled,
+            "created": scaled_at,
+            "result": "serving",
+            "reason": None,
+            "image": tag,
+            "traffic": 100,
+            "tags": [],
+            "command": None,
+            "commit": sha,
+            **by_ci,
+        },
+    ]
