@@ -13,8 +13,9 @@ from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
 from tests.helpers import CliRunner
+from tests.helpers.gcloud import Gcloud
 from tests.helpers.images import publish
-from tests.helpers.project import PATH, setup_project
+from tests.helpers.project import PATH, PROJECT, setup_project
 from tests.helpers.release import commit, git
 
 runner = CliRunner()
@@ -119,4 +120,68 @@ def test_history_lists_a_deploy_of_the_commit_a_scale_and_a_failed_deploy_newest
             "commit": sha,
             **by_ci,
         },
+    ]
+
+
+def test_history_of_a_service_never_deployed_says_so_and_how_to_deploy_it(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_project(tmp_path, emulator, monkeypatch)
+
+    result = doki("history")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"Error [service_not_found]: {PATH} does not exist\n"
+        "  Hint: deploy it with `doki deploy` (or check --project/--region/--env)\n"
+    )
+
+
+def test_a_revision_gcloud_made_from_dokis_template_is_listed_with_what_is_known_and_no_provenance(
+    tmp_path: Path,
+    engine_emulator: Emulator,
+    backend_image: str,
+    gcloud_binary: str,
+    in_ci: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    setup_project(tmp_path, engine_emulator, monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    assert doki("secrets", "push").exit_code == 0
+    assert doki("deploy", "--image", backend_image, "--yes").exit_code == 0
+    # gcloud copies the live template, doki's annotations with it, into the revision it makes. It also pins the
+    # image by digest, which the emulator's registry does not hold for this image (pushed by name): the revision fails,
+    # and doki's keeps serving.
+    gcloud = Gcloud.for_emulator(gcloud_binary, engine_emulator, tmp_path / "gcloud-config", PROJECT)
+    gcloud.run("run", "services", "update", "doki-backend", "--region", "us-central1", "--update-labels", "team=api")
+    (by_gcloud, by_gcloud_at), (second, second_at), (first, first_at) = made(engine_emulator)
+    revisions = ClientFactory(engine_emulator.grpc_address).run_revisions()
+    pinned = revisions.get_revision(name=f"{PATH}/revisions/{by_gcloud}").containers[0].image
+    assert "doki.dev/command" in revisions.get_revision(name=f"{PATH}/revisions/{by_gcloud}").annotations
+
+    listed = doki("history", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.stdout)[0] == {
+        "revision": by_gcloud,
+        "created": by_gcloud_at,
+        "result": "failed",
+        "reason": "CONTAINER_MISSING",
+        "image": pinned,
+        "traffic": 0,
+        "tags": [],
+        "by_doki": False,
+        "command": None,
+        "commit": None,
+        "by": None,
+        "from": None,
+    }
+    result = doki("history")
+    assert result.stdout.splitlines()[1:] == [
+        f"  {by_gcloud}  {by_gcloud_at}  failed (CONTAINER_MISSING)  0%       -        -       -        -"
+        + " " * 42
+        + f"  {pinned}",
+        f"* {second}  {second_at}  serving                     100%     deploy   -       octocat  {RUN_URL}  "
+        f"{backend_image}",
+        f"  {first}  {first_at}  retired                     0%       deploy   -       octocat  {RUN_URL}  "
+        f"{backend_image}",
     ]
