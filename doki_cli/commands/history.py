@@ -34,24 +34,29 @@ def history(ctx: typer.Context, limit: LimitOption = 20) -> None:
     for index, row in enumerate(rows):
         mark = "*" if index and entries[index - 1]["traffic"] else " "
         out.line((mark + " " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))).rstrip())
+    # Why each failed, below the table: a message too long for a column.
+    for entry in entries:
+        if entry["message"]:
+            out.line(f"  {entry['revision']}: {entry['message']}")
 
 
 def _entry(revision: RevisionInfo, live: LiveService) -> dict[str, Any]:
     """One revision as `--json` reports it (docs/cli.md lists the fields)."""
     from doki_cli.model import CHECKS_FAILED
 
-    result, reason = _result(revision)
+    result, reason, message = _result(revision)
     # A release whose checks failed put the traffic back and left a note on the service: the revision is Ready, yet
     # it failed.
     noted, _, why = live.annotations.get(CHECKS_FAILED, "").partition(" ")
     if noted == revision.name and not revision.percent:
-        result, reason = "failed", f"CHECKS_FAILED {why}".strip()
+        result, reason, message = "failed", "CHECKS_FAILED", why
     known = revision.provenance
     return {
         "revision": revision.name,
         "created": revision.created_at,
         "result": result,
         "reason": reason or None,
+        "message": message or None,
         "image": revision.image,
         "traffic": revision.percent,
         "tags": list(revision.tags),
@@ -63,12 +68,13 @@ def _entry(revision: RevisionInfo, live: LiveService) -> dict[str, Any]:
     }
 
 
-def _result(revision: RevisionInfo) -> tuple[str, str]:
+def _result(revision: RevisionInfo) -> tuple[str, str, str]:
+    """What became of it, why it failed (Cloud Run's reason) and Cloud Run's message, on one line."""
     if revision.failed:
-        return "failed", revision.reason or " ".join(revision.message.split())
+        return "failed", revision.reason, " ".join(revision.message.split())
     if revision.ready:
-        return ("serving" if revision.percent else "retired"), ""
-    return "starting", ""
+        return ("serving" if revision.percent else "retired"), "", ""
+    return "starting", "", ""
 
 
 def _row(entry: dict[str, Any]) -> tuple[str, ...]:

@@ -89,6 +89,8 @@ def test_history_lists_a_deploy_of_the_commit_a_scale_and_a_failed_deploy_newest
         f"* {scaled}  {scaled_at}  serving                     100%     doki     {sha[:12]}  octocat  {RUN_URL}  {tag}",
         f"  {second}  {second_at}  retired                     0%       deploy   {sha[:12]}  octocat  {RUN_URL}  {tag}",
         f"  {first}  {first_at}  retired                     0%       deploy   {sha[:12]}  octocat  {RUN_URL}  {tag}",
+        f"  {failed}: Revision '{failed}' is not ready and cannot serve traffic. Image '{IMAGE}:never-pushed' not "
+        "found.",
     ]
     assert result.stderr == ""
 
@@ -101,6 +103,8 @@ def test_history_lists_a_deploy_of_the_commit_a_scale_and_a_failed_deploy_newest
             "created": failed_at,
             "result": "failed",
             "reason": "CONTAINER_MISSING",
+            "message": f"Revision '{failed}' is not ready and cannot serve traffic. Image '{IMAGE}:never-pushed' not "
+            "found.",
             "image": f"{IMAGE}:never-pushed",
             "traffic": 0,
             "tags": [],
@@ -113,6 +117,7 @@ def test_history_lists_a_deploy_of_the_commit_a_scale_and_a_failed_deploy_newest
             "created": scaled_at,
             "result": "serving",
             "reason": None,
+            "message": None,
             "image": tag,
             "traffic": 100,
             "tags": [],
@@ -158,6 +163,11 @@ def test_a_revision_gcloud_made_from_dokis_template_is_listed_with_what_is_known
     revisions = ClientFactory(engine_emulator.grpc_address).run_revisions()
     pinned = revisions.get_revision(name=f"{PATH}/revisions/{by_gcloud}").containers[0].image
     assert "doki.dev/command" in revisions.get_revision(name=f"{PATH}/revisions/{by_gcloud}").annotations
+    # Cloud Run's message names the image as pulled: from the emulator's registry.
+    why = (
+        f"Revision '{by_gcloud}' is not ready and cannot serve traffic. Image "
+        f"'{engine_emulator.registry_address}/{pinned}' not found."
+    )
 
     listed = doki("history", "--json")
     assert listed.exit_code == 0, listed.output
@@ -166,6 +176,7 @@ def test_a_revision_gcloud_made_from_dokis_template_is_listed_with_what_is_known
         "created": by_gcloud_at,
         "result": "failed",
         "reason": "CONTAINER_MISSING",
+        "message": why,
         "image": pinned,
         "traffic": 0,
         "tags": [],
@@ -184,4 +195,5 @@ def test_a_revision_gcloud_made_from_dokis_template_is_listed_with_what_is_known
         f"{backend_image}",
         f"  {first}  {first_at}  retired                     0%       deploy   -       octocat  {RUN_URL}  "
         f"{backend_image}",
+        f"  {by_gcloud}: {why}",
     ]
