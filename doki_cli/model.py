@@ -164,6 +164,9 @@ class RevisionSettings:
 # and autoscaling.knative.dev namespaces (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services#RevisionTemplate).
 COMMAND = "doki.dev/command"
 COMMIT = "doki.dev/commit"
+# The image the commit above was recorded with: a revision that runs another one (gcloud changed it, then doki's scale
+# copied the template) must not claim that commit.
+COMMIT_IMAGE = "doki.dev/commit-image"
 BY = "doki.dev/by"
 FROM = "doki.dev/from"
 # The newest revision when the template was written. A template's annotations go on to every later revision made

@@ -28,6 +28,7 @@ from doki_cli.model import (
     BY,
     COMMAND,
     COMMIT,
+    COMMIT_IMAGE,
     FROM,
     Edit,
     LiveService,
@@ -595,15 +596,21 @@ def stamp(template: run_v2.RevisionTemplate, provenance: Provenance | None, *, a
     annotations[AFTER] = _short(after)
     for key in (COMMAND, BY, FROM):
         annotations.pop(key, None)
-    if provenance is None:
-        return  # the image is unchanged, so is the commit it came from
-    for key, value in ((COMMAND, provenance.command), (BY, provenance.by), (FROM, provenance.source)):
-        if value:
-            annotations[key] = value
-    if provenance.commit is not None:
+    serving = ingress_container(template.containers)
+    image = serving.image if serving is not None else ""
+    if provenance is not None:
+        for key, value in ((COMMAND, provenance.command), (BY, provenance.by), (FROM, provenance.source)):
+            if value:
+                annotations[key] = value
+    if provenance is not None and provenance.commit is not None:
+        annotations[COMMIT], annotations[COMMIT_IMAGE] = provenance.commit, image
+    elif annotations.get(COMMIT_IMAGE) != image:
+        # The commit is kept only with the image it was recorded with (scale, cors): this one is another's.
         annotations.pop(COMMIT, None)
-        if provenance.commit:
-            annotations[COMMIT] = provenance.commit
+        annotations.pop(COMMIT_IMAGE, None)
+    if not annotations.get(COMMIT):
+        annotations.pop(COMMIT, None)
+        annotations.pop(COMMIT_IMAGE, None)
 
 
 def _provenance(annotations: Mapping[str, str], before: str) -> Provenance | None:
