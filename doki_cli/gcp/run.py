@@ -222,7 +222,7 @@ class CloudRun:
             # Edited as a copy: the read stays as read for a later write that starts from it, should this one fail.
             service = run_v2.Service.deserialize(run_v2.Service.serialize(read))
             apply_edit(service, edit)
-            if not edit.traffic_only:  # a new revision
+            if not edit.traffic_only and makes_revision(service.template, read.template):
                 stamp(service.template, self.provenance, after=read.latest_created_revision)
             mask = field_mask_pb2.FieldMask(paths=list(TRAFFIC_FIELDS)) if edit.traffic_only else None
             try:
@@ -285,7 +285,7 @@ class CloudRun:
         service = to_service(spec, keep_env=keep_env, base=base)
         if new_revision:
             remake_revision(service)
-        if not service.template.revision:  # a new revision
+        if base is None or makes_revision(service.template, base.template):
             stamp(service.template, self.provenance, after=base.latest_created_revision if base is not None else "")
         # Traffic pinned (by a rollback, or a release put back) stays pinned until the new revision is Ready:
         # "latest" means the latest Ready one, so a new revision that fails would hand the traffic to the very
@@ -587,6 +587,22 @@ def remake_revision(service: run_v2.Service) -> None:
     failed revision's name (a release named it): Cloud Run refuses a different template under a taken name."""
     service.template.annotations[RETRY_ANNOTATION] = uuid.uuid4().hex[:12]
     service.template.revision = ""
+
+
+def makes_revision(template: run_v2.RevisionTemplate, live: run_v2.RevisionTemplate) -> bool:
+    """Whether writing `template` over the `live` one makes a new revision: it differs in more than its name and
+    doki's record of who made it. A write retried after its answer was lost reads its own change back as live, and
+    must not record itself again (a new `after` would make a second revision, or clash with a staged one's name)."""
+    from google.cloud import run_v2
+
+    def bare(of: run_v2.RevisionTemplate) -> bytes:
+        copy = run_v2.RevisionTemplate.deserialize(run_v2.RevisionTemplate.serialize(of))
+        copy.revision = ""
+        for key in (AFTER, COMMAND, BY, FROM, COMMIT, COMMIT_IMAGE):
+            copy.annotations.pop(key, None)
+        return bytes(run_v2.RevisionTemplate.pb(copy).SerializeToString(deterministic=True))
+
+    return bare(template) != bare(live) or (bool(template.revision) and template.revision != live.revision)
 
 
 def stamp(template: run_v2.RevisionTemplate, provenance: Provenance | None, *, after: str) -> None:
