@@ -116,6 +116,11 @@ def _some(paths: list[str]) -> str:
     return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
+def head_commit(root: Path) -> str | None:
+    """The checkout's commit, in full; None outside a git checkout with one."""
+    return _head(root)
+
+
 def _head(root: Path) -> str | None:
     try:
         return _git(root, "rev-parse", "HEAD")

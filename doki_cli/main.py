@@ -18,6 +18,7 @@ from doki_cli.commands import (
     dev,
     doctor,
     emulator,
+    history,
     init,
     keys,
     logs,
@@ -45,7 +46,7 @@ class DokiGroup(DokiGroupBase):
     sections = (
         ("Develop", ("dev", "build", "keys")),
         ("Deploy", ("init", "secrets", "deploy", "release")),
-        ("Operate", ("status", "logs", "scale", "cors", "rollback", "doctor")),
+        ("Operate", ("status", "history", "logs", "scale", "cors", "rollback", "doctor")),
         ("Emulator", ("emulator",)),
     )
 
@@ -175,6 +176,7 @@ app.command("init")(init.init)
 app.command("rollback")(rollback.rollback)
 app.command("scale")(scale.scale)
 app.command("logs")(logs.logs)
+app.command("history")(history.history)
 app.add_typer(keys.app, name="keys")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(secrets.app, name="secrets")

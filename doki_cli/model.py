@@ -161,6 +161,34 @@ class RevisionSettings:
         return f"{self.min_instances} to {self.max_instances} instances"
 
 
+# What doki writes into each revision template it makes (Cloud Run keeps a template's annotations on its revision),
+# so `doki history` can say who made a revision, how, from where and of which commit. Keys follow the Kubernetes
+# annotation rules Cloud Run applies (a DNS-subdomain prefix, a name of at most 63 characters [-._a-zA-Z0-9]) under a
+# prefix of doki's own: Cloud Run v2 refuses only the run.googleapis.com, cloud.googleapis.com, serving.knative.dev
+# and autoscaling.knative.dev namespaces (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services#RevisionTemplate).
+COMMAND = "doki.dev/command"
+COMMIT = "doki.dev/commit"
+# The image the commit above was recorded with: a revision that runs another one (gcloud changed it, then doki's scale
+# copied the template) must not claim that commit.
+COMMIT_IMAGE = "doki.dev/commit-image"
+BY = "doki.dev/by"
+FROM = "doki.dev/from"
+# The newest revision when the template was written. A template's annotations go on to every later revision made
+# from it (by gcloud, the console, Terraform), so provenance belongs to a revision only when the revision made just
+# before it is the one named here: a later revision copied from it follows another one.
+AFTER = "doki.dev/after"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who made a revision, how and from where, as doki records it on the revisions it makes."""
+
+    command: str  # deploy, release; "" when doki's command did not say (scale, cors)
+    commit: str | None  # the commit the image was built from; "" unknown (an --image), None: the image is unchanged
+    by: str  # the account or user
+    source: str  # the CI run's URL, or the host
+
+
 @dataclass(frozen=True)
 class RevisionInfo:
     name: str
@@ -172,6 +200,8 @@ class RevisionInfo:
     tags: tuple[str, ...]
     settings: RevisionSettings = field(default_factory=RevisionSettings)
     failed: bool = False  # Cloud Run gave up on it (not Ready, and never will be), as opposed to still starting
+    reason: str = ""  # why it failed, as Cloud Run's Ready condition names it (CONTAINER_MISSING, ...)
+    provenance: Provenance | None = None  # what doki recorded when it made it; None: not made by doki, or unknown
 
     @property
     def created_at(self) -> str | None:

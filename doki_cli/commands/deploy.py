@@ -46,19 +46,24 @@ def deploy(
     from doki_cli.deploy.images import tag_digests
     from doki_cli.deploy.planner import Planner
     from doki_cli.deploy.preflight import account_check, image_check, preflight
-    from doki_cli.gitinfo import version_tag
+    from doki_cli.gitinfo import head_commit, version_tag
     from doki_cli.imageref import IMAGE_REFERENCE
     from doki_cli.interrupts import is_interrupt
+    from doki_cli.provenance import here
 
     app = app_of(ctx)
     out, config = app.output, app.config
+    # The commit is known only of the commit's own image: another (--image) may have been built from anything.
+    commit = ""
     if image is None:
         # Not a --tag of its own: gcloud's `run deploy --tag` names a traffic tag, and --image names any image.
         hint = (
             "commit your work (git init && git commit), or name the image to deploy with --image IMAGE "
             "(`doki build --tag VERSION` tags one without git)"
         )
-        image = f"{config.image}:{version_tag(config.root, hint=hint)}"
+        version = version_tag(config.root, hint=hint)
+        image = f"{config.image}:{version}"
+        commit = (head_commit(config.root) or "") + ("-dirty" if version.endswith("-dirty") else "")
     if not IMAGE_REFERENCE.fullmatch(image):
         raise DokiError(
             Code.BAD_IMAGE,
@@ -68,6 +73,7 @@ def deploy(
         )
     skipped = preflight(config, skip=skip_checks)  # before any call: what the revision could not start with
     google = app.google
+    google.run.provenance = here("deploy", commit)
     skipped += account_check(google.accounts, config, skip=skip_checks)
     plan = Planner(google.run, google.secrets, tag_digests(google.artifact_registry)).plan(config, image, prune=prune)
     if plan.live is not None and not plan.empty and not dry_run:

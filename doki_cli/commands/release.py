@@ -79,6 +79,7 @@ def release(
     from doki_cli.errors import EXIT_CONFIG, DokiError
     from doki_cli.gitinfo import resolve_commit
     from doki_cli.output import DEFAULT_TIMEOUT
+    from doki_cli.provenance import here
 
     app = app_of(ctx)
     out = app.output
@@ -94,6 +95,7 @@ def release(
     hint = "pass --secrets-from PATH to your .env file, or --secrets-from - to read NAME=value lines from stdin"
     values = read_values(secrets_from, sys.stdin, hint=hint) if secrets_from else None
     google = app.google
+    google.run.provenance = here("release", commit.sha + ("-dirty" if commit.dirty else ""))
     skipped += account_check(google.accounts, config, skip=skip_checks)  # before any build
     build_remote = remote if remote is not None else bool(os.environ.get("CI"))
     if dry_run:

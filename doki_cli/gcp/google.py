@@ -46,8 +46,9 @@ class Google:
     @cached_property
     def run(self) -> CloudRun:
         from doki_cli.gcp.run import CloudRun
+        from doki_cli.provenance import here
 
-        return CloudRun(
+        run = CloudRun(
             self.factory.run_services(),
             self.project,
             self.region,
@@ -57,6 +58,9 @@ class Google:
             sleep=self._sleep,
             clock=self._clock,
         )
+        # Who makes a revision and from where, whichever command does (deploy and release say more: `history`).
+        run.provenance = here("", None)
+        return run
 
     @cached_property
     def secrets(self) -> SecretManager:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -24,8 +24,15 @@ from doki_cli.gcp.operations import accepted
 from doki_cli.gcp.retry import Retrier, no_library_retry
 from doki_cli.interrupts import uninterrupted
 from doki_cli.model import (
+    AFTER,
+    BY,
+    COMMAND,
+    COMMIT,
+    COMMIT_IMAGE,
+    FROM,
     Edit,
     LiveService,
+    Provenance,
     RevisionInfo,
     RevisionSettings,
     Routed,
@@ -93,6 +100,9 @@ class CloudRun:
         # The last service read under each name: a write that follows a read (a plan, then its deploy) starts from
         # exactly what was read, etag included, without reading again.
         self._read: dict[str, run_v2.Service] = {}
+        # What each revision doki makes records of who made it (set by deploy and release); None: only that doki made
+        # it, the commit kept when the image is (scale, cors).
+        self.provenance: Provenance | None = None
 
     def path(self, name: str) -> str:
         return f"projects/{self.project}/locations/{self.region}/services/{name}"
@@ -140,41 +150,54 @@ class CloudRun:
         )
         return any(b.role == INVOKER and PUBLIC in b.members for b in policy.bindings)
 
-    def revisions(self, name: str) -> list[RevisionInfo]:
-        """The service's revisions, newest first, with the traffic each serves now."""
+    def revisions(self, name: str, limit: int | None = None) -> list[RevisionInfo]:
+        """The service's revisions, newest first (the `limit` newest), with the traffic each serves now and what doki
+        recorded of who made it."""
+        import itertools
+
         live = to_live(self._existing(name))
+        # Cloud Run lists newest first, a page at a time (the pager follows next_page_token): only the pages that
+        # hold the `limit` newest are read, and one revision more, the one made before the last shown.
+        size = min(limit + 1, 100) if limit is not None else 100
+
+        def listed_pages() -> list[run_v2.Revision]:
+            pager = self._revisions.list_revisions(request={"parent": self.path(name), "page_size": size})
+            return list(itertools.islice(pager, limit + 1) if limit is not None else pager)
+
         listed = self._call(
-            lambda: list(self._revisions.list_revisions(parent=self.path(name))),
-            action="listing the revisions of",
-            resource=self.path(name),
-            role="roles/run.viewer",
+            listed_pages, action="listing the revisions of", resource=self.path(name), role="roles/run.viewer"
         )
+        listed.sort(key=lambda r: (bool(r.create_time), r.create_time or datetime.min), reverse=True)
         shares = live.shares
         tags = live.tags()
         result = []
-        for revision in listed:
+        for index, revision in enumerate(listed[:limit] if limit is not None else listed):
             short = _short(revision.name)
-            ready = any(c.type_ == "Ready" and c.state.name == "CONDITION_SUCCEEDED" for c in revision.conditions)
-            failed = any(c.type_ == "Ready" and c.state.name == "CONDITION_FAILED" for c in revision.conditions)
-            message = next((c.message for c in revision.conditions if c.type_ == "Ready"), "")
+            ready_condition = next((c for c in revision.conditions if c.type_ == "Ready"), None)
+            state = ready_condition.state.name if ready_condition is not None else ""
+            reason = ""
+            if ready_condition is not None and state == "CONDITION_FAILED":
+                reason = (ready_condition.revision_reason or ready_condition.reason).name
             serving_container = ingress_container(revision.containers)
             image = serving_container.image if serving_container is not None else ""
             created = revision.create_time if revision.create_time else None
-            percent = shares.get(short, 0)
+            before = _short(listed[index + 1].name) if index + 1 < len(listed) else ""
             result.append(
                 RevisionInfo(
                     short,
                     created,
-                    ready,
-                    message,
+                    state == "CONDITION_SUCCEEDED",
+                    ready_condition.message if ready_condition is not None else "",
                     image,
-                    percent,
+                    shares.get(short, 0),
                     tags.get(short, ()),
                     _settings(revision, serving_container),
-                    failed,
+                    state == "CONDITION_FAILED",
+                    reason if reason not in ("COMMON_REASON_UNDEFINED", "REVISION_REASON_UNDEFINED") else "",
+                    _provenance(revision.annotations, before),
                 )
             )
-        return sorted(result, key=lambda r: (r.created is not None, r.created or datetime.min), reverse=True)
+        return result
 
     # Writing
 
@@ -203,6 +226,8 @@ class CloudRun:
             # Edited as a copy: the read stays as read for a later write that starts from it, should this one fail.
             service = run_v2.Service.deserialize(run_v2.Service.serialize(read))
             apply_edit(service, edit)
+            if not edit.keeps_template and makes_revision(service.template, read.template):
+                stamp(service.template, self.provenance, after=read.latest_created_revision)
             mask = field_mask_pb2.FieldMask(paths=list(_kept_template_fields(edit))) if edit.keeps_template else None
             try:
                 # The write finishes before a Ctrl-C takes effect: abandoned, it could land after our clean-up.
@@ -268,6 +293,8 @@ class CloudRun:
         service = to_service(spec, keep_env=keep_env, base=base)
         if new_revision:
             remake_revision(service)
+        if base is None or makes_revision(service.template, base.template):
+            stamp(service.template, self.provenance, after=base.latest_created_revision if base is not None else "")
         # Traffic pinned (by a rollback, or a release put back) stays pinned until the new revision is Ready:
         # "latest" means the latest Ready one, so a new revision that fails would hand the traffic to the very
         # revision the pin moved it away from.
@@ -601,6 +628,55 @@ def remake_revision(service: run_v2.Service) -> None:
     failed revision's name (a release named it): Cloud Run refuses a different template under a taken name."""
     service.template.annotations[RETRY_ANNOTATION] = uuid.uuid4().hex[:12]
     service.template.revision = ""
+
+
+def makes_revision(template: run_v2.RevisionTemplate, live: run_v2.RevisionTemplate) -> bool:
+    """Whether writing `template` over the `live` one makes a new revision: it differs in more than its name and
+    doki's record of who made it. A write retried after its answer was lost reads its own change back as live, and
+    must not record itself again (a new `after` would make a second revision, or clash with a staged one's name)."""
+    from google.cloud import run_v2
+
+    def bare(of: run_v2.RevisionTemplate) -> bytes:
+        copy = run_v2.RevisionTemplate.deserialize(run_v2.RevisionTemplate.serialize(of))
+        copy.revision = ""
+        for key in (AFTER, COMMAND, BY, FROM, COMMIT, COMMIT_IMAGE):
+            copy.annotations.pop(key, None)
+        return bytes(run_v2.RevisionTemplate.pb(copy).SerializeToString(deterministic=True))
+
+    return bare(template) != bare(live) or (bool(template.revision) and template.revision != live.revision)
+
+
+def stamp(template: run_v2.RevisionTemplate, provenance: Provenance | None, *, after: str) -> None:
+    """Record on a template that makes a new revision who made it, how and from where (`doki_cli.model`), replacing
+    what the template it came from said: that was another revision's."""
+    annotations = template.annotations
+    annotations[AFTER] = _short(after)
+    for key in (COMMAND, BY, FROM):
+        annotations.pop(key, None)
+    serving = ingress_container(template.containers)
+    image = serving.image if serving is not None else ""
+    if provenance is not None:
+        for key, value in ((COMMAND, provenance.command), (BY, provenance.by), (FROM, provenance.source)):
+            if value:
+                annotations[key] = value
+    if provenance is not None and provenance.commit is not None:
+        annotations[COMMIT], annotations[COMMIT_IMAGE] = provenance.commit, image
+    elif annotations.get(COMMIT_IMAGE) != image:
+        # The commit is kept only with the image it was recorded with (scale, cors): this one is another's.
+        annotations.pop(COMMIT, None)
+        annotations.pop(COMMIT_IMAGE, None)
+    if not annotations.get(COMMIT):
+        annotations.pop(COMMIT, None)
+        annotations.pop(COMMIT_IMAGE, None)
+
+
+def _provenance(annotations: Mapping[str, str], before: str) -> Provenance | None:
+    """What doki recorded on a revision, when the revision is the one doki made: the one made after `before`."""
+    if AFTER not in annotations or annotations[AFTER] != before:
+        return None  # not doki's, or copied from doki's template by a later write (gcloud, the console)
+    return Provenance(
+        annotations.get(COMMAND, ""), annotations.get(COMMIT, ""), annotations.get(BY, ""), annotations.get(FROM, "")
+    )
 
 
 def ingress_container(containers: Sequence[run_v2.Container]) -> run_v2.Container | None:

@@ -31,14 +31,25 @@ BROKEN_CMD = (
 )
 
 
+CI_RUN = {
+    "GITHUB_ACTOR": "octocat",
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_REPOSITORY": "acme/api",
+    "GITHUB_RUN_ID": "7",
+}
+
+
 def serving(emulator: Emulator) -> dict[str, int]:
     service = ClientFactory(emulator.grpc_address).run_services().get_service(name=PATH)
     return {s.revision: s.percent for s in service.traffic_statuses if s.percent}
 
 
 def test_a_good_commit_gets_the_traffic_and_a_broken_one_never_does(
-    project: Path, engine_emulator: Emulator, docker_client: Any
+    project: Path, engine_emulator: Emulator, docker_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    for name, value in CI_RUN.items():  # a GitHub Actions run, which the revisions' history names
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     first_sha = git(project, "rev-parse", "HEAD")
     # A dry run builds, pushes and writes nothing: it plans against what is live and says what would follow.
     planned = runner.invoke(app, ["release", "--local", "--dry-run", "--secrets-from", ".env"])
@@ -134,6 +145,56 @@ def test_a_good_commit_gets_the_traffic_and_a_broken_one_never_does(
     retried = release("--yes")  # asked for: it fails the checks again, and traffic stays
     assert retried.exit_code == 3, retried.output
     assert serving(engine_emulator) == {good_revision: 100}
+
+    # The history says which commit each release made, and that the retried one failed its checks.
+    history = runner.invoke(app, ["history", "--limit", "3", "--json"])
+    assert history.exit_code == 0, history.output
+    revisions = ClientFactory(engine_emulator.grpc_address).run_revisions().list_revisions(parent=PATH)
+    made = {r.name.rsplit("/", 1)[1]: r.create_time.isoformat(timespec="seconds") for r in revisions}
+    retried_name = next(iter(made))  # the newest
+    listed = json.loads(history.stdout)
+    why = listed[0]["message"]
+    assert why.startswith("http://") and why.endswith(" failed the health contract after 3 tries; last: HTTP 503: down")
+    ci = {"by_doki": True, "command": "release", "by": "octocat", "from": "https://github.com/acme/api/actions/runs/7"}
+    assert listed == [
+        {
+            "revision": retried_name,
+            "created": made[retried_name],
+            "result": "failed",
+            "reason": "CHECKS_FAILED",
+            "message": why,
+            "image": f"{IMAGE}:{broken_sha[:7]}",
+            "traffic": 0,
+            "tags": [],
+            "commit": broken_sha,
+            **ci,
+        },
+        {
+            "revision": failed_revision_name,
+            "created": made[failed_revision_name],
+            # Its checks failed too, but the service's note names only the newest revision that failed them.
+            "result": "retired",
+            "reason": None,
+            "message": None,
+            "image": f"{IMAGE}:{broken_sha[:7]}",
+            "traffic": 0,
+            "tags": [],
+            "commit": broken_sha,
+            **ci,
+        },
+        {
+            "revision": good_revision,
+            "created": made[good_revision],
+            "result": "serving",
+            "reason": None,
+            "message": None,
+            "image": f"{IMAGE}:{second_sha[:7]}",
+            "traffic": 100,
+            "tags": [f"sha-{second_sha[:7]}"],
+            "commit": second_sha,
+            **ci,
+        },
+    ]
 
 
 EXITING_CMD = 'CMD ["python", "-c", "import sys; print(\'cannot start: bad settings\', flush=True); sys.exit(3)"]\n'
