@@ -69,7 +69,7 @@ def test_history_lists_a_deploy_of_the_commit_a_scale_and_a_failed_deploy_newest
         assert doki("secrets", "push").exit_code == 0
         deployed = doki("deploy", "--yes")
         assert deployed.exit_code == 0, deployed.output
-        assert doki("scale", "--max", "3", "--yes").exit_code == 0
+        assert doki("scale", "--max-instances", "3", "--yes").exit_code == 0
         missing = f"{IMAGE}:never-pushed"
         assert doki("deploy", "--image", missing, "--yes", "--skip-checks").exit_code == 1
     finally:

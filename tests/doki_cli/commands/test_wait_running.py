@@ -39,7 +39,7 @@ def test_rollback_without_waiting_then_a_deploy_that_may_not_skip_the_wait_then_
     first = runner.invoke(app, ["--json", "deploy", "--image", backend_image, "--yes"])
     assert first.exit_code == 0, first.output
     older = json.loads(first.stdout)["revision"]
-    scaled = runner.invoke(app, ["scale", "--max", "3", "--yes"])  # a second Ready revision
+    scaled = runner.invoke(app, ["scale", "--max-instances", "3", "--yes"])  # a second Ready revision
     assert scaled.exit_code == 0, scaled.output
 
     unwaited = runner.invoke(app, ["--json", "rollback", "--yes", "--no-wait"])
