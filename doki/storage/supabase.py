@@ -144,17 +144,7 @@ class SupabaseCredentialStore:
     def put(
         self, user_id: str, provider: str, ciphertext: str, metadata: dict[str, str] | None = None
     ) -> StoredCredential:
-        rows = self._table.request(
-            "POST",
-            params={"on_conflict": "user_id,provider", "select": _SELECT},
-            json={
-                "user_id": user_id,
-                "provider": provider,
-                "ciphertext": ciphertext,
-                "metadata": metadata or {},
-            },
-            prefer="resolution=merge-duplicates,return=representation",
-        )
+        rows = self._insert(user_id, provider, ciphertext, metadata, on_conflict="merge-duplicates")
         if len(rows) != 1:
             raise StoreError(f"Supabase upsert into {self.table!r} returned {len(rows)} rows instead of 1")
         return _credential(rows[0])
@@ -164,20 +154,21 @@ class SupabaseCredentialStore:
     ) -> StoredCredential | None:
         # ON CONFLICT DO NOTHING: a row already there is left as it is, and RETURNING gives nothing for it
         # (https://postgrest.org/en/v12/references/api/tables_views.html#on-conflict).
-        rows = self._table.request(
-            "POST",
-            params={"on_conflict": "user_id,provider", "select": _SELECT},
-            json={
-                "user_id": user_id,
-                "provider": provider,
-                "ciphertext": ciphertext,
-                "metadata": metadata or {},
-            },
-            prefer="resolution=ignore-duplicates,return=representation",
-        )
+        rows = self._insert(user_id, provider, ciphertext, metadata, on_conflict="ignore-duplicates")
         if len(rows) > 1:
             raise StoreError(f"Supabase insert into {self.table!r} returned {len(rows)} rows instead of 0 or 1")
         return _credential(rows[0]) if rows else None
+
+    def _insert(
+        self, user_id: str, provider: str, ciphertext: str, metadata: dict[str, str] | None, *, on_conflict: str
+    ) -> list[dict[str, Any]]:
+        """One row POSTed on (user_id, provider); `on_conflict` is PostgREST's resolution for a row already there."""
+        return self._table.request(
+            "POST",
+            params={"on_conflict": "user_id,provider", "select": _SELECT},
+            json={"user_id": user_id, "provider": provider, "ciphertext": ciphertext, "metadata": metadata or {}},
+            prefer=f"resolution={on_conflict},return=representation",
+        )
 
     def get(self, user_id: str, provider: str) -> StoredCredential | None:
         rows = self._table.request(

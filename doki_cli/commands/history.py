@@ -24,11 +24,9 @@ def history(ctx: typer.Context, limit: LimitOption = 20, service: ServiceOption 
     app = app_of(ctx)
     app.use_service(service)
     out, config, google = app.output, app.config, app.google
-    live = google.run.get(config.name)
-    if live is None:
-        from doki_cli.errors import service_not_found
+    from doki_cli.deploy.planner import read_live
 
-        raise service_not_found(google.run.path(config.name))
+    live = read_live(google.run, config.name)
     entries = [_entry(revision, live) for revision in google.run.revisions(config.name, limit)]
     out.data(entries)
     rows = [COLUMNS, *(_row(entry) for entry in entries)]

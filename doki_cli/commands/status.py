@@ -19,11 +19,9 @@ def status(ctx: typer.Context, service: ServiceOption = None) -> None:
     app = app_of(ctx)
     app.use_service(service)
     out, config, google = app.output, app.config, app.google
-    live = google.run.get(config.name)
-    if live is None:
-        from doki_cli.errors import service_not_found
+    from doki_cli.deploy.planner import read_live
 
-        raise service_not_found(google.run.path(config.name))
+    live = read_live(google.run, config.name)
     binding = google.run.is_public(config.name)
     public = binding or not live.spec.invoker_iam_check
     revisions = google.run.revisions(config.name)
