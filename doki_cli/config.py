@@ -274,12 +274,14 @@ def load_config(
         merged["project"] = project
     if region:
         merged["region"] = region
-    # The last fallback, below everything the user wrote for doki: what gcloud itself would use.
+    # The last fallback for the project, below everything the user wrote for doki: what gcloud itself would use. Not
+    # for the region: a doki.toml without one means us-central1 wherever it is read, as a project in CI with no gcloud
+    # configuration reads it; a laptop's gcloud region would make the same file deploy a second service elsewhere,
+    # silently. A missing project has no such twin: without one the command stops and says so.
     from_gcloud = {}
-    for key, read in (("project", gcloudconfig.project), ("region", gcloudconfig.region)):
-        if key not in merged and (setting := read()) is not None:
-            merged[key] = setting.value
-            from_gcloud[f"{key} = "] = setting.source
+    if "project" not in merged and (setting := gcloudconfig.project()) is not None:
+        merged["project"] = setting.value
+        from_gcloud["project = "] = setting.source
     where = f"[environments.{env}] over [service]" if env else "[service]"
     config, found = _validate(merged, config_path, env)
     problems += [_blamed(problem, from_gcloud, config_path) for problem in found]

@@ -9,7 +9,11 @@ import typer
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", envvar="DOKI_CONFIG", help="Path to doki.toml [default: ./doki.toml]."),
+    typer.Option(
+        "--config",
+        envvar="DOKI_CONFIG",
+        help="Path to doki.toml [default: the nearest one, here or in a parent directory].",
+    ),
 ]
 EnvOption = Annotated[
     str | None,

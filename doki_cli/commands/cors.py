@@ -84,7 +84,8 @@ def _apply(
     out.line(("Allowed origins now: " if changed else "Allowed origins unchanged: ") + (", ".join(origins) or "none"))
     if saved:
         out.note(f"written to [{saved}] in {config.path}")
-    elif changed:
+    elif changed and app.service is None:
+        # Under --service there is no doki.toml of this service to go stale, and --save is refused.
         out.note("doki.toml still lists the old origins: the next `doki deploy` restores them (use --save)")
 
 

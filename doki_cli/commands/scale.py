@@ -99,7 +99,8 @@ def scale(
         )
     if saved:
         out.note(f"written to [{saved}] in {config.path}")
-    elif to_save and changes.keys() & to_save.keys():
+    elif to_save and changes.keys() & to_save.keys() and app.service is None:
+        # Under --service there is no doki.toml of this service to go stale, and --save is refused.
         out.note("doki.toml still has the old values: the next `doki deploy` restores them (use --save)")
-    if changes.keys() - to_save.keys():
+    if changes.keys() - to_save.keys() and app.service is None:
         out.note("the service's --min and --max are not in doki.toml: deploys keep them as they are")
