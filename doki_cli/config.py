@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from doki_cli.errors import Code, DokiError
+from doki_cli.model import NO_PROBE, RUN_SETTINGS, Probe, RunSettings, Volume, Vpc
 
 DEFAULT_CONFIG = Path("doki.toml")
 # gcloud's own repository for source deploys: the name users already have when they have deployed before.
@@ -49,7 +50,43 @@ RANGES = {
     "min_instances": (0, 1000),
     "max_instances": (1, 1000),
 }
-KNOWN_KEYS = {"name", "project", "region", "repository", "env", "secrets", *SETTINGS}
+KNOWN_KEYS = {"name", "project", "region", "repository", "env", "secrets", *SETTINGS, *RUN_SETTINGS}
+# The keys of the tables and lists under the Cloud Run settings (RUN_SETTINGS), each as gcloud names it beside it in
+# docs/configuration.md.
+PROBE_KEYS = (
+    "type",
+    "path",
+    "port",
+    "service",
+    "initial_delay_seconds",
+    "timeout_seconds",
+    "period_seconds",
+    "failure_threshold",
+)
+PROBE_TYPES = ("http", "tcp", "grpc")
+VPC_KEYS = ("connector", "network", "subnet", "network_tags", "egress")
+VPC_EGRESS = ("all-traffic", "private-ranges-only")
+VOLUME_KEYS = (
+    "name",
+    "type",
+    "mount_path",
+    "size_limit",
+    "bucket",
+    "location",
+    "read_only",
+    "secret",
+    "version",
+    "path",
+)
+# Each volume type and the keys it takes besides name, type and mount_path (required ones first, then optional), as
+# gcloud's --add-volume takes them (lib/googlecloudsdk/command_lib/run/volumes.py).
+VOLUME_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "in-memory": ((), ("size_limit",)),
+    "cloud-storage": (("bucket",), ("read_only",)),
+    "nfs": (("location",), ("read_only",)),
+    "secret": (("secret", "path"), ("version",)),
+}
+EXECUTION_ENVIRONMENTS = ("gen1", "gen2")
 RELEASE_KEYS = ("checks", "steps", "step_wait_seconds", "attempts", "lock_timeout_minutes", "invoker_account")
 BUILD_KEYS = ("service_account",)
 # The tables at the top of a doki.toml; an [environments.NAME] section may override [release] and [build] too.
@@ -150,6 +187,7 @@ class ServiceConfig:
     path: Path = DEFAULT_CONFIG
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
+    settings: RunSettings = field(default_factory=RunSettings)  # the Cloud Run settings doki.toml declares
 
     @property
     def image(self) -> str:
@@ -253,7 +291,7 @@ def load_config(
                 release = {**release, **value}
             elif key == "build" and isinstance(value, dict) and isinstance(build, dict):
                 build = {**build, **value}
-            elif key in ("env", "secrets") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            elif key in ("env", "secrets", "labels") and isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
             else:
                 merged[key] = value
@@ -355,10 +393,18 @@ def _count(problems: list[str]) -> str:
     return "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
 
 
+def _unknown_key(key: str) -> str:
+    """An unknown [service] key, with the key it was likely meant to be, else every key allowed."""
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1)
+    if close:
+        return f"unknown key {key!r}: did you mean {close[0]!r}?"
+    return f"unknown key {key!r} (allowed: {', '.join(sorted(KNOWN_KEYS))})"
+
+
 def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[ServiceConfig | None, list[str]]:
-    problems = [
-        f"unknown key {key!r} (allowed: {', '.join(sorted(KNOWN_KEYS))})" for key in sorted(set(raw) - KNOWN_KEYS)
-    ]
+    problems = [_unknown_key(key) for key in sorted(set(raw) - KNOWN_KEYS)]
     defaults = {setting.name: setting.default for setting in fields(ServiceConfig) if setting.name in SETTINGS}
     defaults |= {"region": DEFAULT_REGION, "repository": DEFAULT_REPOSITORY}
     values = {**defaults, **{k: v for k, v in raw.items() if k in KNOWN_KEYS}}
@@ -396,6 +442,8 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
         )
     memory = _memory(values["memory"], problems)
     cpu = _cpu(values["cpu"], memory, concurrency, problems)
+    settings = _run_settings(raw, project=project, region=region, problems=problems)
+    _settings_with_resources(settings, cpu=cpu, memory=memory, problems=problems)
     ingress = values["ingress"]
     if ingress not in INGRESS:
         problems.append(f"ingress = {ingress!r} is not valid: use one of {', '.join(INGRESS)}")
@@ -438,8 +486,335 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
         secrets=secrets,
         environment=env,
         path=path,
+        settings=settings,
     )
     return config, []
+
+
+def _run_settings(raw: dict[str, Any], *, project: str, region: str, problems: list[str]) -> RunSettings:
+    """The Cloud Run settings doki.toml declares (None for each it leaves out: kept as the live service has it),
+    checked by the rules Cloud Run applies, which the emulator holds with their references
+    (doki_cli/emulator/run/validation.py)."""
+
+    def flag(key: str) -> bool | None:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, bool):
+            problems.append(f"{key} = {value!r} is not valid: use true or false")
+            return None
+        return value
+
+    environment = raw.get("execution_environment")
+    if environment is not None and environment not in EXECUTION_ENVIRONMENTS:
+        problems.append(f"execution_environment = {environment!r} is not valid: use gen1 or gen2")
+        environment = None
+    cloudsql = _cloudsql(raw.get("cloudsql_instances"), project, region, problems)
+    volumes = _volumes(raw.get("volumes"), problems)
+    if volumes and cloudsql and any(v.mount_path.rstrip("/") == CLOUD_SQL_MOUNT for v in volumes):
+        problems.append(f"volumes: {CLOUD_SQL_MOUNT} is where the Cloud SQL instances are mounted: use another path")
+    return RunSettings(
+        cpu_idle=flag("cpu_idle"),
+        startup_cpu_boost=flag("startup_cpu_boost"),
+        execution_environment=environment,
+        session_affinity=flag("session_affinity"),
+        labels=_labels(raw.get("labels"), problems),
+        vpc=_vpc(raw.get("vpc"), project, region, problems),
+        cloudsql_instances=cloudsql,
+        volumes=volumes,
+        startup_probe=_probe("startup_probe", raw.get("startup_probe"), problems),
+        liveness_probe=_probe("liveness_probe", raw.get("liveness_probe"), problems),
+    )
+
+
+def _settings_with_resources(settings: RunSettings, *, cpu: str, memory: int, problems: list[str]) -> None:
+    """The rules that tie the declared settings to the CPU and memory (https://cloud.google.com/run/docs/configuring/
+    services/cpu, "If you use less than 1 CPU"; memory-limits: the second generation needs 512Mi)."""
+    cpus = cpu_count(cpu)
+    if cpus is not None and cpus < 1:
+        if settings.cpu_idle is False:
+            problems.append(f"cpu_idle = false (CPU always allocated) needs cpu 1 or more (cpu is {cpu})")
+        if settings.execution_environment == "gen2":
+            problems.append(f'execution_environment = "gen2" needs cpu 1 or more (cpu is {cpu})')
+    if settings.execution_environment == "gen2" and memory < 512 * 2**20:
+        problems.append('execution_environment = "gen2" needs memory 512Mi or more')
+    if settings.execution_environment == "gen1" and any(v.kind in GEN2_VOLUMES for v in settings.volumes or ()):
+        kinds = sorted({v.kind for v in settings.volumes or () if v.kind in GEN2_VOLUMES})
+        problems.append(
+            f"{' and '.join(kinds)} volumes need the second generation execution environment: set "
+            'execution_environment = "gen2" (or leave it out)'
+        )
+
+
+# Google Cloud's label rules (https://cloud.google.com/resource-manager/docs/creating-managing-labels#requirements).
+MAX_LABELS = 64
+_LABEL_KEY = re.compile(r"[a-z][-_a-z0-9]{0,62}")
+_LABEL_VALUE = re.compile(r"[-_a-z0-9]{0,63}")
+
+
+def _labels(table: Any, problems: list[str]) -> dict[str, str] | None:
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        problems.append('labels must be a table of key = "value"')
+        return None
+    if len(table) > MAX_LABELS:
+        problems.append(f"labels has {len(table)} labels: Google Cloud allows at most {MAX_LABELS}")
+    labels = {}
+    for key, value in table.items():
+        if not _LABEL_KEY.fullmatch(key):
+            problems.append(
+                f"labels key {key!r} is not valid: start with a lowercase letter; lowercase letters, digits, _ and -, "
+                "at most 63"
+            )
+        elif not isinstance(value, str) or not _LABEL_VALUE.fullmatch(value):
+            problems.append(
+                f"labels {key} = {value!r} is not valid: use a string of lowercase letters, digits, _ and -, at most 63"
+            )
+        else:
+            labels[key] = value
+    return labels
+
+
+def _vpc(table: Any, project: str, region: str, problems: list[str]) -> Vpc | None:
+    """A connector, or Direct VPC egress through one network interface: Cloud Run refuses both, or egress with
+    neither ("one and only one of connector and network_interfaces must be set", see the emulator's VpcAccess rules).
+    A connector's name alone is the service's project and region's, written as Cloud Run v2 names a connector
+    (projects/P/locations/L/connectors/C, the proto's comment on VpcAccess.connector)."""
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        problems.append('vpc must be a table: [service.vpc] with connector = "NAME", or network and subnet')
+        return None
+    problems += [
+        f"unknown key vpc.{key} (allowed: {', '.join(VPC_KEYS)})" for key in sorted(set(table) - set(VPC_KEYS))
+    ]
+    texts = {}
+    for key in ("connector", "network", "subnet", "egress"):
+        value = table.get(key, "")
+        if not isinstance(value, str):
+            problems.append(f"vpc.{key} = {value!r} is not valid: use a string")
+            value = ""
+        texts[key] = value
+    tags = table.get("network_tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) and _NETWORK_TAG.fullmatch(tag) for tag in tags):
+        problems.append(
+            f"vpc.network_tags = {tags!r} is not valid: use a list of tags of lowercase letters, digits and -, "
+            "starting with a letter, at most 63"
+        )
+        tags = []
+    connector, direct = texts["connector"], texts["network"] or texts["subnet"]
+    if connector and not _CONNECTOR.fullmatch(connector):
+        problems.append(
+            f"vpc.connector = {connector!r} is not valid: use the connector's name (lowercase letters, digits and -, "
+            "starting with a letter, at most 25) or projects/PROJECT/locations/REGION/connectors/NAME"
+        )
+    for key in ("network", "subnet"):
+        if texts[key] and not _VPC_NAME.fullmatch(texts[key]):
+            problems.append(
+                f"vpc.{key} = {texts[key]!r} is not valid: use its name (lowercase letters, digits and -, starting "
+                "with a letter, at most 63) or its resource name"
+            )
+    if connector and direct:
+        problems.append(
+            "vpc names a connector and a network or subnet: use one, a connector or Direct VPC egress, not both"
+        )
+    if texts["egress"] and texts["egress"] not in VPC_EGRESS:
+        problems.append(f"vpc.egress = {texts['egress']!r} is not valid: use {' or '.join(VPC_EGRESS)}")
+    if (texts["egress"] or tags) and not (connector or direct):
+        problems.append("vpc.egress and vpc.network_tags need vpc.connector, or vpc.network or vpc.subnet")
+    if tags and connector:
+        problems.append("vpc.network_tags apply to Direct VPC egress: use them with network or subnet, not a connector")
+    if connector and "/" not in connector and project:
+        connector = f"projects/{project}/locations/{region}/connectors/{connector}"
+    # Cloud Run's default egress, written out, so the service reads back as declared.
+    egress = texts["egress"] or ("private-ranges-only" if connector or direct else "")
+    return Vpc(connector, texts["network"], texts["subnet"], tuple(tags), egress)
+
+
+_CONNECTOR = re.compile(
+    r"([a-z][-a-z0-9]{0,23}[a-z0-9]|projects/[^/]+/locations/[^/]+/connectors/[a-z][-a-z0-9]{0,23}[a-z0-9])"
+)
+_VPC_NAME = re.compile(
+    r"([a-z]([-a-z0-9]{0,61}[a-z0-9])?|projects/[^/]+/(global|regions/[^/]+)/(networks|subnetworks)/[^/]+)"
+)
+_NETWORK_TAG = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+_CLOUDSQL = re.compile(r"([a-z][-a-z0-9.:]*[a-z0-9]):([a-z]+-[a-z]+[0-9]+):([a-z][-a-z0-9]{0,97}[a-z0-9]?)")
+_INSTANCE = re.compile(r"[a-z][-a-z0-9]{0,97}[a-z0-9]?")
+CLOUD_SQL_MOUNT = "/cloudsql"
+
+
+def _cloudsql(items: Any, project: str, region: str, problems: list[str]) -> tuple[str, ...] | None:
+    """Connection names PROJECT:REGION:INSTANCE; a bare instance name is the service's project and region's, as gcloud's
+    --add-cloudsql-instances reads one."""
+    if items is None:
+        return None
+    if not isinstance(items, list):
+        problems.append('cloudsql_instances must be a list such as ["my-project:us-central1:my-db"]')
+        return None
+    names: list[str] = []
+    for item in items:
+        if isinstance(item, str) and _INSTANCE.fullmatch(item) and project:
+            item = f"{project}:{region}:{item}"
+        if not isinstance(item, str) or not _CLOUDSQL.fullmatch(item):
+            problems.append(
+                f"cloudsql_instances: {item!r} is not a Cloud SQL connection name: use PROJECT:REGION:INSTANCE "
+                "(`gcloud sql instances describe NAME` shows it as connectionName)"
+            )
+        elif item in names:
+            problems.append(f"cloudsql_instances names {item} twice")
+        else:
+            names.append(item)
+    return tuple(names)
+
+
+_VOLUME_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+# The volume types Cloud Run mounts only in the second generation execution environment: "Network file system
+# support" is among its features (https://cloud.google.com/run/docs/about-execution-environments).
+GEN2_VOLUMES = ("nfs",)
+# "Cloud Run does not allow you to mount a volume at /dev, /proc and /sys, or on their subdirectories"
+# (https://cloud.google.com/run/docs/configuring/services/nfs-volume-mounts, "Disallowed paths").
+DISALLOWED_MOUNTS = ("/dev", "/proc", "/sys")
+
+
+def _volumes(items: Any, problems: list[str]) -> tuple[Volume, ...] | None:
+    if items is None:
+        return None
+    example = '[[service.volumes]] with name = "cache", type = "in-memory", mount_path = "/cache"'
+    if not isinstance(items, list):
+        problems.append(f"volumes must be a list of tables: {example}")
+        return None
+    volumes: list[Volume] = []
+    for number, item in enumerate(items, 1):
+        where = f"volumes #{number}"
+        if not isinstance(item, dict):
+            problems.append(f"{where} is not a table: {example}")
+            continue
+        kind = item.get("type")
+        if kind not in VOLUME_TYPES:
+            problems.append(f"{where}: type = {kind!r} is not valid: use one of {', '.join(VOLUME_TYPES)}")
+            continue
+        required, optional = VOLUME_TYPES[kind]
+        allowed = ("name", "type", "mount_path", *required, *optional)
+        unknown = sorted(set(item) - set(allowed))
+        if unknown:
+            problems.append(f"{where} ({kind}) has unknown keys {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+        missing = [key for key in ("name", "mount_path", *required) if key not in item]
+        if missing:
+            problems.append(f"{where} ({kind}) needs {', '.join(missing)}")
+            continue
+        found = len(problems)
+        name, mount = item["name"], item["mount_path"]
+        if not isinstance(name, str) or not _VOLUME_NAME.fullmatch(name):
+            problems.append(f"{where}: name = {name!r} is not valid: lowercase letters, digits and -, at most 63")
+        elif any(v.name == name for v in volumes):
+            problems.append(f"{where}: name {name!r} is taken by another volume")
+        if not isinstance(mount, str) or not mount.startswith("/") or ":" in mount:
+            problems.append(f"{where}: mount_path = {mount!r} is not valid: use an absolute path without ':'")
+        elif any(mount == path or mount.startswith(path + "/") for path in DISALLOWED_MOUNTS):
+            problems.append(
+                f"{where}: mount_path {mount} is not allowed: Cloud Run mounts nothing at or under /dev, /proc or /sys"
+            )
+        elif any(v.mount_path.rstrip("/") == mount.rstrip("/") for v in volumes):
+            problems.append(f"{where}: mount_path {mount} is taken by another volume")
+        texts = {}
+        for key in ("size_limit", "bucket", "location", "secret", "version", "path"):
+            value = item.get(key, "")
+            if not isinstance(value, str):
+                problems.append(f"{where}: {key} = {value!r} is not valid: use a string")
+            texts[key] = str(value)
+        read_only = item.get("read_only", False)
+        if not isinstance(read_only, bool):
+            problems.append(f"{where}: read_only = {read_only!r} is not valid: use true or false")
+        if texts["size_limit"] and not _MEMORY.fullmatch(texts["size_limit"]):
+            problems.append(f"{where}: size_limit = {texts['size_limit']!r} is not valid: use a size such as 512Mi")
+        if kind == "cloud-storage" and not _BUCKET.fullmatch(texts["bucket"]):
+            problems.append(
+                f"{where}: bucket = {texts['bucket']!r} is not a bucket name: 3 to 63 lowercase letters, digits, -, _ "
+                "and ., starting and ending with a letter or digit"
+            )
+        if kind == "nfs" and not re.fullmatch(r"[^:/\s]+:/\S*", texts["location"]):
+            problems.append(f"{where}: location = {texts['location']!r} is not valid: use SERVER:/PATH")
+        if kind == "secret":
+            if not _SECRET_ID.fullmatch(texts["secret"]):
+                problems.append(f"{where}: secret = {texts['secret']!r} is not a Secret Manager secret id")
+            version = texts["version"] or "latest"
+            if version != "latest" and not (version.isdigit() and int(version) > 0):
+                problems.append(f"{where}: version = {version!r} is not valid: use latest or a number from 1")
+            texts["version"] = version
+            if not texts["path"] or texts["path"].startswith("/") or ".." in texts["path"].split("/"):
+                problems.append(f"{where}: path = {texts['path']!r} is not valid: a file's path inside the volume")
+        if len(problems) == found:
+            volumes.append(Volume(name, kind, mount, read_only=read_only is True, **texts))
+    return tuple(volumes)
+
+
+_BUCKET = re.compile(r"[a-z0-9][-_.a-z0-9]{1,61}[a-z0-9]")
+
+
+def _probe(key: str, value: Any, problems: list[str]) -> Probe | None:
+    """A probe table, or false for none. The limits are Cloud Run's (the proto's comments on Probe, see the emulator's
+    PROBE_MAX_DELAY): a startup probe waits and repeats for at most 240 seconds, a liveness probe is not TCP."""
+    if value is None:
+        return None
+    if value is False and key == "liveness_probe":
+        return NO_PROBE
+    example = f'[service.{key}] with type = "http", path = "/"'
+    if not isinstance(value, dict):
+        # Cloud Run gives a serving container without one a TCP startup probe: only a liveness probe can be none.
+        none = ", or false for none" if key == "liveness_probe" else ""
+        problems.append(f"{key} must be a table ({example}){none}")
+        return None
+    problems += [
+        f"unknown key {key}.{name} (allowed: {', '.join(PROBE_KEYS)})" for name in sorted(set(value) - set(PROBE_KEYS))
+    ]
+    startup = key == "startup_probe"
+    kinds = PROBE_TYPES if startup else ("http", "grpc")
+    kind = value.get("type")
+    if not isinstance(kind, str) or kind not in kinds:
+        why = "" if startup else " (Cloud Run's liveness probes are not TCP)"
+        problems.append(f"{key}.type = {kind!r} is not valid: use {' or '.join(kinds)}{why}")
+        return None
+    found = len(problems)
+    path = value.get("path", "/" if kind == "http" else "")
+    if kind == "http" and (not isinstance(path, str) or not path or any(c.isspace() for c in path)):
+        problems.append(f"{key}.path = {path!r} is not valid: use a path such as /healthz")
+    elif kind != "http" and "path" in value:
+        problems.append(f"{key}.path applies to http probes only")
+    service = value.get("service", "")
+    if kind != "grpc" and "service" in value:
+        problems.append(f"{key}.service applies to grpc probes only")
+    elif not isinstance(service, str):
+        problems.append(f"{key}.service = {service!r} is not valid: use a gRPC service name")
+    longest = 240 if startup else 3600
+    defaults = Probe(kind)
+    numbers = {}
+    for name, low, high in (
+        ("port", 1, 65535),
+        ("initial_delay_seconds", 0, longest),
+        ("timeout_seconds", 1, 3600),
+        ("period_seconds", 1, longest),
+        ("failure_threshold", 1, 1000),
+    ):
+        number = value.get(name, getattr(defaults, name))
+        if name == "port" and "port" not in value:
+            numbers[name] = 0
+            continue
+        if isinstance(number, bool) or not isinstance(number, int) or not low <= number <= high:
+            problems.append(f"{key}.{name} = {number!r} is not valid: use a whole number from {low} to {high}")
+            number = getattr(defaults, name)
+        numbers[name] = number
+    if numbers["timeout_seconds"] > numbers["period_seconds"]:
+        problems.append(
+            f"{key}.timeout_seconds ({numbers['timeout_seconds']}) is above period_seconds "
+            f"({numbers['period_seconds']}): a probe times out before the next one starts"
+        )
+    if startup and numbers["failure_threshold"] * numbers["period_seconds"] > 240:
+        problems.append(
+            f"{key}: failure_threshold * period_seconds is {numbers['failure_threshold'] * numbers['period_seconds']}"
+            " seconds, above the 240 Cloud Run allows a startup probe"
+        )
+    if len(problems) != found:
+        return None
+    return Probe(kind, path=path if kind == "http" else "", service=service, **numbers)
 
 
 def _account(key: str, account: Any, problems: list[str]) -> str | None:

@@ -13,6 +13,142 @@ from datetime import datetime
 
 
 @dataclass(frozen=True)
+class Probe:
+    """A startup or liveness probe of the serving container, as doki.toml declares one (`kind` "none": no probe)."""
+
+    kind: str  # http, tcp, grpc; "none"
+    path: str = ""  # http: the path requested
+    port: int = 0  # 0: the container's port
+    service: str = ""  # grpc: the service checked ("": the server's overall health)
+    initial_delay_seconds: int = 0
+    timeout_seconds: int = 1
+    period_seconds: int = 10
+    failure_threshold: int = 3
+
+    def __str__(self) -> str:
+        if self.kind == "none":
+            return "none"
+        what = {"http": f"http GET {self.path}", "grpc": f"grpc {self.service or '(server)'}"}.get(self.kind, "tcp")
+        port = f" on port {self.port}" if self.port else ""
+        delay = f"after {self.initial_delay_seconds}s, " if self.initial_delay_seconds else ""
+        return (
+            f"{what}{port}, {delay}every {self.period_seconds}s, timeout {self.timeout_seconds}s, "
+            f"{self.failure_threshold} failures"
+        )
+
+
+NO_PROBE = Probe("none")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A volume of the revision mounted in the serving container: in-memory, cloud-storage, nfs or secret."""
+
+    name: str
+    kind: str
+    mount_path: str
+    size_limit: str = ""  # in-memory: "" up to the instance's memory
+    bucket: str = ""  # cloud-storage
+    location: str = ""  # nfs: SERVER:/PATH
+    read_only: bool = False  # cloud-storage, nfs
+    secret: str = ""  # secret: the Secret Manager secret, its version and the file's path in the volume
+    version: str = ""
+    path: str = ""
+
+    def __str__(self) -> str:
+        source = {
+            "in-memory": f"in-memory{' ' + self.size_limit if self.size_limit else ''}",
+            "cloud-storage": f"gs://{self.bucket}",
+            "nfs": f"nfs {self.location}",
+            "secret": f"secret {self.secret}:{self.version} as {self.path}",
+        }.get(self.kind, self.kind)
+        mode = ", read-only" if self.read_only else ""
+        return f"{self.name} ({source}{mode}) at {self.mount_path or '(not mounted)'}"
+
+
+@dataclass(frozen=True)
+class Vpc:
+    """Where the revision's outbound traffic goes: a Serverless VPC Access connector, or Direct VPC egress through a
+    network and subnet; neither (all empty) is no VPC access."""
+
+    connector: str = ""
+    network: str = ""
+    subnet: str = ""
+    network_tags: tuple[str, ...] = ()
+    egress: str = ""  # all-traffic, private-ranges-only ("": Cloud Run's default, private-ranges-only)
+
+    def __str__(self) -> str:
+        if not (self.connector or self.network or self.subnet):
+            return "none"
+        where = (
+            f"connector {self.connector}"
+            if self.connector
+            else "network " + "/".join(part for part in (self.network, self.subnet) if part)
+        )
+        tags = f", tags {', '.join(self.network_tags)}" if self.network_tags else ""
+        return f"{where}{tags}, egress {self.egress or 'private-ranges-only'}"
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The Cloud Run settings doki.toml may declare beyond the container's resources and scaling. None: doki.toml does
+    not declare it, so a deploy keeps what the live service has; read from a live service, every field holds a value.
+    Each field is a doki.toml key of the same name (docs/configuration.md names gcloud's flag for each)."""
+
+    cpu_idle: bool | None = None  # CPU allocated only during requests (gcloud --cpu-throttling)
+    startup_cpu_boost: bool | None = None
+    execution_environment: str | None = None  # gen1, gen2; "default" read from a service that names none
+    session_affinity: bool | None = None
+    labels: Mapping[str, str] | None = None  # the service's, copied to each revision as gcloud --labels does
+    vpc: Vpc | None = None
+    cloudsql_instances: tuple[str, ...] | None = None
+    volumes: tuple[Volume, ...] | None = None
+    startup_probe: Probe | None = None
+    liveness_probe: Probe | None = None
+
+    def declared(self) -> dict[str, object]:
+        """The fields that hold a value, by name."""
+        return {key: value for key in RUN_SETTINGS if (value := getattr(self, key)) is not None}
+
+
+RUN_SETTINGS = (
+    "cpu_idle",
+    "startup_cpu_boost",
+    "execution_environment",
+    "session_affinity",
+    "labels",
+    "vpc",
+    "cloudsql_instances",
+    "volumes",
+    "startup_probe",
+    "liveness_probe",
+)
+
+
+def setting_text(key: str, value: object) -> str:
+    """A setting's value as a plan shows it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if key == "labels" and isinstance(value, Mapping):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "none"
+    if isinstance(value, tuple):
+        return "; ".join(str(item) for item in value) or "none"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A setting of the live service that doki.toml does not manage and a deploy keeps; `key`: the doki.toml key that
+    would manage it (None: none does)."""
+
+    text: str
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """What doki manages of a service: the serving container, the template's scaling and identity, the ingress."""
 
@@ -29,6 +165,7 @@ class ServiceSpec:
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # ENV_NAME -> "secret-id:version-number"
     invoker_iam_check: bool = True  # off: anyone may invoke, without an allUsers binding (a service-level field)
+    settings: RunSettings = field(default_factory=RunSettings)
 
 
 @dataclass(frozen=True)
@@ -76,7 +213,7 @@ class LiveService:
     # The serving container's variables in their order (spec.env and spec.secrets hold their values).
     variables: tuple[str, ...] = ()
     # What the service has that doki.toml does not manage, which a deploy keeps (sidecars, probes, volumes, ...).
-    kept: tuple[str, ...] = ()
+    kept: tuple[Kept, ...] = ()
     # Variables whose secret is another project's (Cloud Run takes projects/P/secrets/S, by id or number): their
     # `spec.secrets` entry holds the secret's id alone, so the full name is here.
     foreign_secrets: Mapping[str, str] = field(default_factory=dict)

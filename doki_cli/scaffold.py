@@ -290,7 +290,10 @@ def adopted_toml(adopted: Adopted) -> str:
     if live.kept:
         lines += [
             "",
-            "# Kept as they are by every deploy (doki.toml does not manage them): " + ", ".join(live.kept) + ".",
+            "# Kept as they are by every deploy while this file does not declare them (docs/configuration.md, Cloud "
+            "Run settings): "
+            + ", ".join(map(str, live.kept))
+            + ".",
         ]
     return "\n".join(lines) + "\n"
 

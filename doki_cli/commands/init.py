@@ -188,7 +188,7 @@ def _adopted_data(adopted: Adopted) -> dict[str, object]:
         "service": adopted.live.name,
         "image": adopted.live.spec.image,
         "public": adopted.public,
-        "kept": list(adopted.live.kept),
+        "kept": [str(kept) for kept in adopted.live.kept],
     }
 
 

@@ -83,8 +83,8 @@ def plan_lines(plan: Plan) -> list[tuple[str, str | None]]:
         # Said in a release's plan too, which keeps them: only deploy prunes.
         kept = ", ".join(plan.unmanaged)
         lines.append((f"  = not managed by doki.toml, kept: {kept} (`doki deploy --prune` removes them)", "dim"))
-    if plan.live is not None and plan.live.kept:
-        lines.append((f"  = set outside doki.toml, kept as it is: {', '.join(plan.live.kept)}", "dim"))
+    if plan.kept:
+        lines.append((f"  = set outside doki.toml, kept as it is: {', '.join(plan.kept)}", "dim"))
     lines += [(f"  ! {warning}", "yellow") for warning in plan.warnings]
     lines += [
         (f"  ! --skip-checks: the new revision may not start: {problem}", "red") for problem in plan.skipped_checks
@@ -117,7 +117,7 @@ def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
         "changes": [{"what": c.what, "before": c.before, "after": c.after} for c in plan.changes],
         "grants": plan.grants,
         "unmanaged": plan.unmanaged,
-        "kept": list(plan.live.kept) if plan.live is not None else [],
+        "kept": plan.kept,
         "skipped_checks": plan.skipped_checks,
         "warnings": plan.warnings,
         "empty": plan.empty,

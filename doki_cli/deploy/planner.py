@@ -24,7 +24,17 @@ from doki_cli.deploy import traffic
 from doki_cli.deploy.lock import LOCK, Lock, ensure_ours
 from doki_cli.deploy.ports import RunPort, SecretsPort
 from doki_cli.errors import Code, DokiError, service_not_found
-from doki_cli.model import CHECKS_FAILED, Edit, LiveService, RevisionInfo, Scaling, ServiceSpec, Target, pinned
+from doki_cli.model import (
+    CHECKS_FAILED,
+    Edit,
+    LiveService,
+    RevisionInfo,
+    Scaling,
+    ServiceSpec,
+    Target,
+    pinned,
+    setting_text,
+)
 
 REDIRECT_ENV = "GOOGLE_REDIRECT_URI"
 REDIRECT_PATH = "/auth/google/callback"
@@ -72,6 +82,12 @@ class Plan:
     @property
     def creates(self) -> bool:
         return self.live is None
+
+    @property
+    def kept(self) -> list[str]:
+        """What the live service has that doki.toml does not manage, which the deploy keeps as it is."""
+        declared = self.desired.settings.declared()
+        return [str(kept) for kept in self.live.kept if kept.key not in declared] if self.live is not None else []
 
     @property
     def binding(self) -> bool:
@@ -124,6 +140,7 @@ def desired_spec(config: ServiceConfig, image: str, secret_versions: dict[Secret
         env=dict(config.env),
         secrets=secrets,
         invoker_iam_check=config.invoker_iam_check is not False,
+        settings=config.settings,
     )
 
 
@@ -133,8 +150,9 @@ def refuse_what_cloud_run_would(config: ServiceConfig, live: LiveService) -> Non
     problems = kept_setting_problems(
         cpu=config.cpu if _cpu(config.cpu) != _cpu(live.spec.cpu) else None,
         memory=config.memory if config.memory != live.spec.memory else None,
-        cpu_always_allocated=live.cpu_always_allocated,
-        gen2=live.gen2,
+        # A setting doki.toml declares was checked with its CPU and memory when it was loaded: only kept ones here.
+        cpu_always_allocated=live.cpu_always_allocated and config.settings.cpu_idle is None,
+        gen2=live.gen2 and config.settings.execution_environment is None,
         sidecar_cpus=live.sidecar_cpus,
         service=config.name,
     )
@@ -342,6 +360,11 @@ class Planner:
                 continue  # none named: the Compute Engine default, which Cloud Run wrote into the template
             if new != old:
                 changes.append(Change(label, _show(old), _show(new)))
+        declared = desired.settings.declared()
+        for key, new in declared.items():
+            old = getattr(before.settings, key) if before is not None else None
+            if new != old:
+                changes.append(Change(key, setting_text(key, old) if old is not None else None, setting_text(key, new)))
         old_env = before.env if before is not None else {}
         old_secrets = before.secrets if before is not None else {}
         for name, value in desired.env.items():

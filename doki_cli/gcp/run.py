@@ -1,6 +1,7 @@
 """Cloud Run Admin API v2, through google-cloud-run: the only module that imports it.
 
-Reads a service into doki's `LiveService` and writes doki's changes (a `ServiceSpec`, or an `Edit`) onto the service
+Reads a service into doki's `LiveService` (the settings doki.toml may declare through `doki_cli.gcp.run_settings`,
+its part of this adapter) and writes doki's changes (a `ServiceSpec`, or an `Edit`) onto the service
 as read, so every field doki does not manage goes back as it was; applies a service in one call
 (`update_service(allow_missing=True)` creates or updates), follows the long-running operation with progress, and
 turns Google errors into DokiErrors with a hint. Google's messages do not leave this module.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from doki_cli.config import cpu_count, is_compute_default
 from doki_cli.errors import Code, DokiError, service_not_found
+from doki_cli.gcp import run_settings
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.iam import POLICY_ATTEMPTS, edit_policy, set_member
 from doki_cli.gcp.operations import accepted
@@ -31,6 +33,7 @@ from doki_cli.model import (
     COMMIT_IMAGE,
     FROM,
     Edit,
+    Kept,
     LiveService,
     Provenance,
     RevisionInfo,
@@ -514,6 +517,7 @@ def to_live(service: run_v2.Service) -> LiveService:
         env=env,
         secrets=secrets,
         invoker_iam_check=not service.invoker_iam_disabled,
+        settings=run_settings.read(service, container),
     )
     latest_ready = _short(service.latest_ready_revision) or None
     return LiveService(
@@ -787,8 +791,9 @@ def to_service(spec: ServiceSpec, *, keep_env: Collection[str], base: run_v2.Ser
     """`spec` as a `run_v2.Service`: the live one (`base`) with doki's fields set and every other field as it is.
 
     doki's fields are the serving container's image, port, cpu and memory limits and environment, the template's
-    scaling, timeout, concurrency and runtime account, the ingress and the traffic. Sidecars, probes, volumes, CPU
-    allocation, labels, annotations and the rest stay as gcloud, the console or Terraform set them."""
+    scaling, timeout, concurrency and runtime account, the ingress and the traffic, and the Cloud Run settings
+    doki.toml declares (`run_settings`). Sidecars, annotations and each setting doki.toml does not declare stay as
+    gcloud, the console or Terraform set them."""
     from google.cloud import run_v2
 
     service = run_v2.Service.deserialize(run_v2.Service.serialize(base)) if base is not None else run_v2.Service()
@@ -815,6 +820,7 @@ def to_service(spec: ServiceSpec, *, keep_env: Collection[str], base: run_v2.Ser
     container.resources.limits["cpu"] = spec.cpu
     container.resources.limits["memory"] = spec.memory
     container.env = _merged_env(container.env, spec, set(keep_env))
+    run_settings.write(spec.settings, service, container)
     template.scaling.min_instance_count = spec.min_instances
     template.scaling.max_instance_count = spec.max_instances
     template.timeout = timedelta(seconds=spec.timeout_seconds)
@@ -884,49 +890,27 @@ def _not_dokis(annotations: Iterable[str]) -> list[str]:
     return [key for key in annotations if not key.startswith(DOKI_ANNOTATIONS)]
 
 
-def kept_settings(service: run_v2.Service) -> list[str]:
-    """What the live service has that doki.toml does not manage and a deploy keeps, in a few words each."""
+def kept_settings(service: run_v2.Service) -> list[Kept]:
+    """What the live service has that doki.toml does not manage and a deploy keeps, in a few words each (with the
+    doki.toml key that would manage it, where one does)."""
     template = service.template
     index = _ingress_index(template.containers)
     kept = [
-        f"sidecar {container.name or container.image}"
+        Kept(f"sidecar {container.name or container.image}")
         for position, container in enumerate(template.containers)
         if position != index
     ]
-    if index is not None:
-        serving = template.containers[index]
-        container_settings = {
-            "command": bool(serving.command) or bool(serving.args),
-            "working dir": bool(serving.working_dir),
-            "startup probe": "startup_probe" in serving and not _is_default_probe(serving),
-            "liveness probe": "liveness_probe" in serving,
-            "volume mounts": bool(serving.volume_mounts),
-            "CPU always allocated": "resources" in serving and not serving.resources.cpu_idle,
-            "no startup CPU boost": "resources" in serving and not serving.resources.startup_cpu_boost,
-            "depends on " + ", ".join(serving.depends_on): bool(serving.depends_on),
-        }
-        kept += [label for label, present in container_settings.items() if present]
-    template_settings = {
-        "volumes " + ", ".join(volume.name for volume in template.volumes): bool(template.volumes),
-        "VPC access": "vpc_access" in template,
-        f"execution environment {template.execution_environment.name.removeprefix('EXECUTION_ENVIRONMENT_')}": (
-            template.execution_environment != 0
-        ),
-        "session affinity": template.session_affinity,
-        "encryption key": bool(template.encryption_key),
-        "node selector": "node_selector" in template,
-        "revision labels": bool(template.labels),
-        "revision annotations": bool(_not_dokis(template.annotations)),
-    }
-    kept += [label for label, present in template_settings.items() if present]
+    serving = template.containers[index] if index is not None else None
+    kept += run_settings.kept(service, serving, serving is not None and _is_default_probe(serving))
+    if _not_dokis(template.annotations):
+        kept.append(Kept("revision annotations"))
     annotations = sorted(_not_dokis(service.annotations))
     service_settings = {
-        "labels " + ", ".join(sorted(service.labels)): bool(service.labels),
         "annotations " + ", ".join(annotations): bool(annotations),
         "service-level scaling": "scaling" in service,
         "binary authorization": "binary_authorization" in service,
         "custom audiences": bool(service.custom_audiences),
         "description": bool(service.description),
     }
-    kept += [label for label, present in service_settings.items() if present]
+    kept += [Kept(label) for label, present in service_settings.items() if present]
     return kept

@@ -8,6 +8,7 @@ import pytest
 
 from doki_cli.config import SecretRef, SmokeCheck, kept_setting_problems, load_config
 from doki_cli.errors import DokiError
+from doki_cli.model import NO_PROBE, Probe, RunSettings, Volume, Vpc
 from tests.helpers import REPO
 
 MINIMAL = '[service]\nname = "api"\nproject = "proj-123"\n'
@@ -100,9 +101,7 @@ def test_project_and_region_options_win_over_the_file(tmp_path: Path) -> None:
         ),
         (
             'memroy = "1Gi"',
-            "unknown key 'memroy' (allowed: allow_unauthenticated, concurrency, cpu, env, ingress, "
-            "invoker_iam_check, max_instances, memory, min_instances, name, port, project, region, repository, "
-            "secrets, service_account, timeout_seconds)",
+            "unknown key 'memroy': did you mean 'memory'?",
         ),
         ('[service.env]\nPORT = "9000"', "env name 'PORT' is not allowed: Cloud Run sets it itself"),
         (
@@ -366,3 +365,182 @@ def test_release_invoker_account_is_a_service_account_email(tmp_path: Path) -> N
     with pytest.raises(DokiError) as bad:
         load_config(tmp_path / "doki.toml")
     assert "release.invoker_account = 'me' is not a service account email" in bad.value.message
+
+
+FULL_SETTINGS = """cpu_idle = false
+startup_cpu_boost = false
+execution_environment = "gen2"
+session_affinity = true
+labels = { team = "core" }
+cloudsql_instances = ["main-db", "other-proj:europe-west1:reports"]
+
+[service.vpc]
+connector = "egress"
+
+[[service.volumes]]
+name = "cache"
+type = "in-memory"
+mount_path = "/cache"
+size_limit = "256Mi"
+
+[[service.volumes]]
+name = "shared"
+type = "nfs"
+location = "10.0.0.2:/exports/shared"
+mount_path = "/mnt/shared"
+read_only = true
+
+[service.startup_probe]
+type = "http"
+path = "/"
+period_seconds = 5
+failure_threshold = 24
+
+[service.liveness_probe]
+type = "grpc"
+service = "health"
+port = 50051
+"""
+
+
+def test_cloud_run_settings_are_read_as_declared_and_short_names_made_whole(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, MINIMAL + FULL_SETTINGS)).settings
+    assert settings == RunSettings(
+        cpu_idle=False,
+        startup_cpu_boost=False,
+        execution_environment="gen2",
+        session_affinity=True,
+        labels={"team": "core"},
+        # A bare instance and connector are the service's project and region's, as gcloud reads them.
+        vpc=Vpc(connector="projects/proj-123/locations/us-central1/connectors/egress", egress="private-ranges-only"),
+        cloudsql_instances=("proj-123:us-central1:main-db", "other-proj:europe-west1:reports"),
+        volumes=(
+            Volume("cache", "in-memory", "/cache", size_limit="256Mi"),
+            Volume("shared", "nfs", "/mnt/shared", location="10.0.0.2:/exports/shared", read_only=True),
+        ),
+        startup_probe=Probe("http", path="/", period_seconds=5, failure_threshold=24),
+        liveness_probe=Probe("grpc", port=50051, service="health"),
+    )
+
+
+def test_settings_left_out_are_none_so_a_deploy_keeps_what_the_service_has(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).settings == RunSettings()
+
+
+def test_an_environment_adds_labels_and_replaces_a_whole_table(tmp_path: Path) -> None:
+    text = MINIMAL + 'labels = { team = "core", tier = "api" }\n[service.vpc]\nnetwork = "default"\n'
+    text += '[environments.prod]\nlabels = { tier = "prod" }\nvpc = { connector = "prod-egress" }\n'
+    settings = load_config(write(tmp_path, text), env="prod").settings
+    assert settings.labels == {"team": "core", "tier": "prod"}
+    assert settings.vpc == Vpc(
+        connector="projects/proj-123/locations/us-central1/connectors/prod-egress", egress="private-ranges-only"
+    )
+
+
+def test_a_liveness_probe_set_to_false_is_none_and_an_empty_vpc_table_is_no_vpc_access(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, MINIMAL + "liveness_probe = false\nvpc = {}\n")).settings
+    assert (settings.liveness_probe, settings.vpc) == (NO_PROBE, Vpc())
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        ('cpu_idle = "no"', "cpu_idle = 'no' is not valid: use true or false"),
+        ('execution_environment = "gen3"', "execution_environment = 'gen3' is not valid: use gen1 or gen2"),
+        (
+            'cpu = "0.5"\nconcurrency = 1\ncpu_idle = false',
+            "cpu_idle = false (CPU always allocated) needs cpu 1 or more (cpu is 0.5)",
+        ),
+        (
+            'cpu = "0.5"\nconcurrency = 1\nexecution_environment = "gen2"',
+            'execution_environment = "gen2" needs cpu 1 or more (cpu is 0.5)',
+        ),
+        (
+            'memory = "256Mi"\nexecution_environment = "gen2"',
+            'execution_environment = "gen2" needs memory 512Mi or more',
+        ),
+        (
+            'labels = { Team = "core" }',
+            "labels key 'Team' is not valid: start with a lowercase letter; lowercase letters, "
+            "digits, _ and -, at most 63",
+        ),
+        (
+            'labels = { team = "Core Team" }',
+            "labels team = 'Core Team' is not valid: use a string of lowercase letters, digits, _ and -, at most 63",
+        ),
+        (
+            '[service.vpc]\nconnector = "c1"\nnetwork = "default"',
+            "vpc names a connector and a network or subnet: use one, a connector or Direct VPC egress, not both",
+        ),
+        (
+            '[service.vpc]\negress = "all-traffic"',
+            "vpc.egress and vpc.network_tags need vpc.connector, or vpc.network or vpc.subnet",
+        ),
+        (
+            '[service.vpc]\nnetwork = "default"\negress = "all"',
+            "vpc.egress = 'all' is not valid: use all-traffic or private-ranges-only",
+        ),
+        (
+            '[service.vpc]\nconector = "c1"',
+            "unknown key vpc.conector (allowed: connector, network, subnet, network_tags, egress)",
+        ),
+        (
+            'cloudsql_instances = ["proj:db"]',
+            "cloudsql_instances: 'proj:db' is not a Cloud SQL connection name: use "
+            "PROJECT:REGION:INSTANCE (`gcloud sql instances describe NAME` shows it as connectionName)",
+        ),
+        (
+            '[[service.volumes]]\nname = "c"\ntype = "tmpfs"\nmount_path = "/c"',
+            "volumes #1: type = 'tmpfs' is not valid: use one of in-memory, cloud-storage, nfs, secret",
+        ),
+        (
+            '[[service.volumes]]\nname = "b"\ntype = "cloud-storage"\nmount_path = "/b"',
+            "volumes #1 (cloud-storage) needs bucket",
+        ),
+        (
+            '[[service.volumes]]\nname = "p"\ntype = "in-memory"\nmount_path = "/proc/x"',
+            "volumes #1: mount_path /proc/x is not allowed: Cloud Run mounts nothing at or under /dev, /proc or /sys",
+        ),
+        (
+            '[[service.volumes]]\nname = "n"\ntype = "nfs"\nlocation = "server"\nmount_path = "/n"',
+            "volumes #1: location = 'server' is not valid: use SERVER:/PATH",
+        ),
+        (
+            'execution_environment = "gen1"\n[[service.volumes]]\nname = "n"\ntype = "nfs"\nlocation '
+            '= "s:/e"\nmount_path = "/n"',
+            "nfs volumes need the second generation execution environment: set execution_environment "
+            '= "gen2" (or leave it out)',
+        ),
+        (
+            'cloudsql_instances = ["db"]\n[[service.volumes]]\nname = "c"\ntype = '
+            '"in-memory"\nmount_path = "/cloudsql"',
+            "volumes: /cloudsql is where the Cloud SQL instances are mounted: use another path",
+        ),
+        (
+            '[service.liveness_probe]\ntype = "tcp"',
+            "liveness_probe.type = 'tcp' is not valid: use http or grpc (Cloud Run's liveness probes are not TCP)",
+        ),
+        (
+            "startup_probe = false",
+            'startup_probe must be a table ([service.startup_probe] with type = "http", path = "/")',
+        ),
+        (
+            '[service.startup_probe]\ntype = "tcp"\nperiod_seconds = 30\nfailure_threshold = 10',
+            "startup_probe: failure_threshold * period_seconds is 300 seconds, above the 240 Cloud "
+            "Run allows a startup probe",
+        ),
+        (
+            '[service.startup_probe]\ntype = "tcp"\ntimeout_seconds = 20',
+            "startup_probe.timeout_seconds (20) is above period_seconds (10): a probe times out "
+            "before the next one starts",
+        ),
+        (
+            '[service.liveness_probe]\ntype = "http"\ninitial_delay_seconds = 4000',
+            "liveness_probe.initial_delay_seconds = 4000 is not valid: use a whole number from 0 to 3600",
+        ),
+    ],
+)
+def test_each_mistake_in_a_cloud_run_setting_is_named_with_what_is_allowed(
+    tmp_path: Path, extra: str, problem: str
+) -> None:
+    assert problems(tmp_path, MINIMAL + extra + "\n") == [problem]

@@ -40,17 +40,36 @@ from doki_cli.errors import Code, DokiError, service_not_found
 from doki_cli.gcp.iam import POLICY_ATTEMPTS
 from doki_cli.gcp.run import RETRY_ANNOTATION
 from doki_cli.model import (
+    NO_PROBE,
     Edit,
     LiveService,
+    Probe,
     RevisionInfo,
     RevisionSettings,
     Routed,
+    RunSettings,
     Scaling,
     ServiceSpec,
     Target,
+    Vpc,
     to_latest,
 )
 from doki_cli.output import DEFAULT_TIMEOUT
+
+# What a service doki (or gcloud) creates has of the settings doki.toml may declare, as the adapter reads it: CPU only
+# while serving with a boost at start, Cloud Run's default TCP startup probe, nothing else.
+NEW_SERVICE_SETTINGS = RunSettings(
+    cpu_idle=True,
+    startup_cpu_boost=True,
+    execution_environment="default",
+    session_affinity=False,
+    labels={},
+    vpc=Vpc(),
+    cloudsql_instances=(),
+    volumes=(),
+    startup_probe=Probe("tcp", timeout_seconds=240, period_seconds=240, failure_threshold=1),
+    liveness_probe=NO_PROBE,
+)
 
 # Where the double's clock starts: revisions and updates are this plus a second per event, in order.
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -81,6 +100,9 @@ class Template:
     variables: tuple[Variable, ...]
     annotations: tuple[tuple[str, str], ...] = ()  # sorted by key
     revision: str = ""  # "": Cloud Run names the revision
+    # The Cloud Run settings doki.toml may declare, every one with a value (labels included: the fake keeps the
+    # service's with its template, as gcloud copies them there).
+    run_settings: RunSettings = field(default_factory=lambda: NEW_SERVICE_SETTINGS)
 
     @property
     def settings(self) -> RevisionSettings:
@@ -484,6 +506,7 @@ class FakeCloudRun:
             env={v.name: v.value for v in template.variables if not v.secret},
             secrets={v.name: v.value for v in template.variables if v.secret},
             invoker_iam_check=service.invoker_iam_check,
+            settings=template.run_settings,
         )
         return LiveService(
             name=service.name,
@@ -544,6 +567,9 @@ def _template(spec: ServiceSpec, *, keep_env: Collection[str], base: Template | 
         variables=_merged(base.variables if base is not None else (), spec, set(keep_env)),
         annotations=base.annotations if base is not None else (),
         revision=base.revision if base is not None else "",
+        run_settings=replace(
+            base.run_settings if base is not None else NEW_SERVICE_SETTINGS, **spec.settings.declared()
+        ),
     )
     return template if template == base else replace(template, revision="")
 

@@ -117,6 +117,14 @@ LIVENESS_PROBE_TYPES = ("http_get", "grpc")
 # The proto's comment on VolumeMount.mount_path: "For Cloud SQL volumes, it can be left empty, or must otherwise be
 # /cloudsql".
 CLOUD_SQL_MOUNT = "/cloudsql"
+# A Cloud SQL volume has this name, and no other volume has it (Google's words, pulumi/pulumi-gcp#1093; gcloud's
+# alpha --add-volume type=cloudsql holds it too, lib/googlecloudsdk/command_lib/run/volumes.py).
+CLOUD_SQL_VOLUME = "cloudsql"
+# The proto's comment on CloudSqlInstance.instances: "Format: {project}:{location}:{instance}".
+_CLOUD_SQL_INSTANCE = re.compile(r"[^:\s]+(:[^:\s]+)?:[a-z]+-[a-z]+[0-9]+:[^:\s]+")
+# "Cloud Run does not allow you to mount a volume at /dev, /proc and /sys, or on their subdirectories"
+# (https://cloud.google.com/run/docs/configuring/services/nfs-volume-mounts, "Disallowed paths").
+DISALLOWED_MOUNTS = ("/dev", "/proc", "/sys")
 
 LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
 REVISION = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION
@@ -386,6 +394,7 @@ def _check_template(template: run_v2.RevisionTemplate, shape: str, service_id: s
             "template.containers: Revision template should contain exactly one container with an exposed port."
         )
     volumes = _check_volumes(template, shape)
+    _check_vpc_access(template, shape)
     ingress = ingress_index(template)
     for index, container in enumerate(containers):
         _check_container(container, shape, index, volumes, ingress=index == ingress)
@@ -455,8 +464,71 @@ def _check_volumes(template: run_v2.RevisionTemplate, shape: str) -> dict[str, r
             raise invalid_argument(f"{where}: required field not present.")
         if volume.name in volumes:
             raise invalid_argument(f'{where}: duplicate volume name "{volume.name}"')
+        _check_volume_source(volume, f"{shape}.template.volumes[{index}]", template)
         volumes[volume.name] = volume
     return volumes
+
+
+def _check_volume_source(volume: run_v2.Volume, where: str, template: run_v2.RevisionTemplate) -> None:
+    """What each kind of volume needs, from the proto's comments on its source (the wording is the emulator's where no
+    source gives Google's)."""
+    cloud_sql = "cloud_sql_instance" in volume
+    if cloud_sql != (volume.name == CLOUD_SQL_VOLUME):
+        raise invalid_argument(
+            f"{where}.name: Cloud SQL volume must be named '{CLOUD_SQL_VOLUME}', and '{CLOUD_SQL_VOLUME}' is reserved "
+            "for Cloud SQL volumes."
+        )
+    if cloud_sql:
+        for instance in volume.cloud_sql_instance.instances:
+            if not _CLOUD_SQL_INSTANCE.fullmatch(instance):
+                raise invalid_argument(
+                    f"{where}.cloud_sql_instance.instances: '{instance}' is not a Cloud SQL instance: use "
+                    "{project}:{location}:{instance}."
+                )
+    if "gcs" in volume and not volume.gcs.bucket:
+        # GCSVolumeSource.bucket: "Cloud Storage Bucket name." (required in gcloud's --add-volume and Terraform).
+        raise invalid_argument(f"{where}.gcs.bucket: required field not present.")
+    if "nfs" in volume:
+        # NFSVolumeSource: "Hostname or IP address of the NFS server", "Path that is exported by the NFS server."
+        for field in ("server", "path"):
+            if not getattr(volume.nfs, field):
+                raise invalid_argument(f"{where}.nfs.{field}: required field not present.")
+        if template.execution_environment == run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN1:
+            # "Network file system support" is a second generation feature
+            # (https://cloud.google.com/run/docs/about-execution-environments); unspecified lets Cloud Run choose it.
+            raise invalid_argument(f"{where}.nfs: NFS volumes need the second generation execution environment.")
+    if "secret" in volume:
+        # SecretVolumeSource.secret: "Required."; its items: "When items are defined, they must specify a path and a
+        # version."
+        if not volume.secret.secret:
+            raise invalid_argument(f"{where}.secret.secret: required field not present.")
+        for position, item in enumerate(volume.secret.items):
+            for field in ("path", "version"):
+                if not getattr(item, field):
+                    raise invalid_argument(f"{where}.secret.items[{position}].{field}: required field not present.")
+
+
+def _check_vpc_access(template: run_v2.RevisionTemplate, shape: str) -> None:
+    """A connector or Direct VPC egress, one and only one: Google's words when both or neither are set, egress alone
+    included (googleapis/google-cloud-node#4731, hashicorp/terraform-provider-google#15568). One network interface
+    ("Currently only single network interface is supported", the proto's comment on VpcAccess.network_interfaces),
+    naming a network or a subnetwork (NetworkInterface's comments: one may be left out, the other then implies it)."""
+    if "vpc_access" not in template:
+        return
+    access = template.vpc_access
+    if bool(access.connector) == bool(access.network_interfaces):
+        raise invalid_argument(
+            f"{shape}.template.vpc_access.connector: one and only one of connector and network_interfaces must be set."
+        )
+    if len(access.network_interfaces) > 1:
+        raise invalid_argument(
+            f"{shape}.template.vpc_access.network_interfaces: only a single network interface is supported."
+        )
+    for interface in access.network_interfaces:
+        if not interface.network and not interface.subnetwork:
+            raise invalid_argument(
+                f"{shape}.template.vpc_access.network_interfaces[0]: network or subnetwork must be set."
+            )
 
 
 def _check_container(
@@ -569,6 +641,9 @@ def _check_volume_mounts(container: run_v2.Container, where: str, volumes: dict[
             )
         if not path.startswith("/"):
             raise invalid_argument(f"{field}.mount_path: invalid value: {path}: must be an absolute path.")
+        if any(path == top or path.startswith(top + "/") for top in DISALLOWED_MOUNTS):
+            # The rule is the docs' (see DISALLOWED_MOUNTS); the wording is the emulator's.
+            raise invalid_argument(f"{field}.mount_path: a volume cannot be mounted at or under /dev, /proc or /sys.")
         clean = posixpath.normpath(path)
         if clean in paths:
             raise invalid_argument(f'{field}.mount_path: invalid value: "{path}" must be unique')

@@ -130,7 +130,10 @@ def test_what_doki_does_not_manage_is_listed_as_kept_and_the_invoker_check_is_ca
     assert adopted["public"] is True
     toml = (project / "doki.toml").read_text()
     assert "invoker_iam_check = false  # anyone may call it, without an allUsers binding\n" in toml
-    assert toml.endswith("# Kept as they are by every deploy (doki.toml does not manage them): labels team.\n")
+    assert toml.endswith(
+        "# Kept as they are by every deploy while this file does not declare them (docs/configuration.md, Cloud Run "
+        "settings): labels team.\n"
+    )
     assert load_config(project / "doki.toml").invoker_iam_check is False
 
 

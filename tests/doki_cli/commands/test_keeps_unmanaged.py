@@ -26,7 +26,7 @@ SPEC += ("default_uri_disabled", "custom_audiences")
 DOKI_TEMPLATE_FIELDS = ("scaling", "timeout", "max_instance_request_concurrency", "service_account", "revision")
 KEPT_LINE = (
     "  = set outside doki.toml, kept as it is: sidecar collector, command, working dir, startup probe, liveness "
-    "probe, volume mounts, CPU always allocated, depends on collector, volumes scratch, VPC access, execution "
+    "probe, CPU always allocated, depends on collector, volumes scratch, VPC access, execution "
     "environment GEN2, session affinity, revision labels, labels team, annotations ops.example.com/runbook, "
     "service-level scaling, binary authorization\n"
 )

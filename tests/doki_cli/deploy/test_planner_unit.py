@@ -11,9 +11,9 @@ import pytest
 
 from doki_cli.config import SecretRef
 from doki_cli.deploy.executor import apply_edit, plan_lines
-from doki_cli.deploy.planner import Change, Planner, plan_env, plan_pin, plan_scaling, read_live
+from doki_cli.deploy.planner import Change, Plan, Planner, plan_env, plan_pin, plan_scaling, read_live
 from doki_cli.errors import DokiError
-from doki_cli.model import Edit, Scaling, ServiceSpec, pinned
+from doki_cli.model import Edit, Kept, LiveService, Probe, RunSettings, Scaling, ServiceSpec, Vpc, pinned
 from tests.fakes.deploy import FakeCloudRun, FakeSecretManager, Write
 from tests.helpers.deploy_core import ACCOUNT, IMAGE, MEMBER, deployed, doki_toml, execute, plan, quiet
 
@@ -377,3 +377,48 @@ def test_a_change_to_a_service_that_is_not_there_says_so(run: FakeCloudRun) -> N
 
     assert missing.value.code == "service_not_found"
     assert missing.value.message == "projects/doki-test/locations/us-central1/services/api does not exist"
+
+
+def test_a_declared_cloud_run_setting_is_one_change_and_a_setting_left_out_is_no_change(
+    run: FakeCloudRun, secrets: FakeSecretManager
+) -> None:
+    deployed(run, secrets, doki_toml())
+    declared = RunSettings(session_affinity=True, labels={"team": "core"}, cpu_idle=True)
+
+    planned = plan(run, secrets, doki_toml(settings=declared))
+
+    # cpu_idle is what the service has already; everything not declared (the probes, VPC, volumes) is no change.
+    assert planned.changes == [
+        Change("session_affinity", "false", "true"),
+        Change("labels", "none", "team=core"),
+    ]
+    assert planned.makes_revision
+
+
+def test_settings_written_by_a_deploy_read_back_as_declared_so_the_next_plan_is_empty(
+    run: FakeCloudRun, secrets: FakeSecretManager
+) -> None:
+    deployed(run, secrets, doki_toml())
+    declared = RunSettings(
+        vpc=Vpc(connector="projects/doki-test/locations/us-central1/connectors/c", egress="all-traffic"),
+        liveness_probe=Probe("http", path="/healthz"),
+    )
+    execute(run, secrets, plan(run, secrets, doki_toml(settings=declared)))
+
+    again = plan(run, secrets, doki_toml(settings=declared))
+
+    assert again.empty
+    # Left out again, they stay as the deploy wrote them.
+    assert plan(run, secrets, doki_toml()).empty
+    assert read_live(run, "api").spec.settings.liveness_probe == Probe("http", path="/healthz")
+
+
+def test_a_setting_the_live_service_has_is_said_kept_until_doki_toml_declares_it() -> None:
+    live_kept = (Kept("session affinity", "session_affinity"), Kept("sidecar collector"))
+    spec = doki_toml_spec()
+    live = LiveService("api", spec, "https://api", "e", 1, None, (), (), {}, None, None, True, "", kept=live_kept)
+    keeping = Plan("api", "projects/p/locations/l/services/api", spec, live, ())
+    declaring = replace(keeping, desired=replace(spec, settings=RunSettings(session_affinity=True)))
+
+    assert keeping.kept == ["session affinity", "sidecar collector"]
+    assert declaring.kept == ["sidecar collector"]

@@ -85,8 +85,8 @@ def test_cloud_runs_default_startup_probe_is_not_a_setting_kept_but_any_other_pr
     defaulted = run.get("api")
     probed = run.get("probed")
 
-    assert defaulted is not None and "startup probe" not in defaulted.kept
-    assert probed is not None and "startup probe" in probed.kept
+    assert defaulted is not None and "startup probe" not in map(str, defaulted.kept)
+    assert probed is not None and "startup probe" in map(str, probed.kept)
 
 
 def test_a_write_that_failed_leaves_nothing_behind_for_the_next_write_from_the_same_read(

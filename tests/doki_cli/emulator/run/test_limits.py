@@ -46,7 +46,8 @@ def _probe(**fields: Any) -> dict[str, Any]:
 
 
 SIDECAR = {"image": "b", "name": "side"}
-CLOUD_SQL = {"name": "db", "cloud_sql_instance": {"instances": ["p:us-central1:db"]}}
+CLOUD_SQL = {"name": "cloudsql", "cloud_sql_instance": {"instances": ["p:us-central1:db"]}}
+GEN1 = run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN1
 MEMORY = {"name": "scratch", "empty_dir": {}}
 
 REFUSED: list[tuple[str, run_v2.Service, str]] = [
@@ -236,8 +237,77 @@ REFUSED: list[tuple[str, run_v2.Service, str]] = [
     ),
     (
         "a Cloud SQL volume mounted elsewhere than /cloudsql",
-        _spec({"image": "a", "volume_mounts": [{"name": "db", "mount_path": "/db"}]}, volumes=[CLOUD_SQL]),
+        _spec({"image": "a", "volume_mounts": [{"name": "cloudsql", "mount_path": "/db"}]}, volumes=[CLOUD_SQL]),
         f"{C0}.volume_mounts[0].mount_path: a Cloud SQL volume is mounted at /cloudsql or with no path, got '/db'.",
+    ),
+    (
+        "a Cloud SQL volume under another name",
+        _spec(volumes=[{**CLOUD_SQL, "name": "db"}]),
+        f"{SHAPE}.template.volumes[0].name: Cloud SQL volume must be named 'cloudsql', and 'cloudsql' is reserved "
+        "for Cloud SQL volumes.",
+    ),
+    (
+        "another kind of volume named cloudsql",
+        _spec(volumes=[{**MEMORY, "name": "cloudsql"}]),
+        f"{SHAPE}.template.volumes[0].name: Cloud SQL volume must be named 'cloudsql', and 'cloudsql' is reserved "
+        "for Cloud SQL volumes.",
+    ),
+    (
+        "a Cloud SQL instance without its project and region",
+        _spec(volumes=[{"name": "cloudsql", "cloud_sql_instance": {"instances": ["db"]}}]),
+        f"{SHAPE}.template.volumes[0].cloud_sql_instance.instances: 'db' is not a Cloud SQL instance: use "
+        "{project}:{location}:{instance}.",
+    ),
+    (
+        "a Cloud Storage volume without a bucket",
+        _spec(volumes=[{"name": "assets", "gcs": {"read_only": True}}]),
+        f"{SHAPE}.template.volumes[0].gcs.bucket: required field not present.",
+    ),
+    (
+        "an NFS volume without its exported path",
+        _spec(volumes=[{"name": "shared", "nfs": {"server": "10.0.0.2"}}]),
+        f"{SHAPE}.template.volumes[0].nfs.path: required field not present.",
+    ),
+    (
+        "an NFS volume in the first generation",
+        _spec(volumes=[{"name": "shared", "nfs": {"server": "10.0.0.2", "path": "/x"}}], execution_environment=GEN1),
+        f"{SHAPE}.template.volumes[0].nfs: NFS volumes need the second generation execution environment.",
+    ),
+    (
+        "a secret volume's item without a version",
+        _spec(volumes=[{"name": "creds", "secret": {"secret": "key", "items": [{"path": "key.json"}]}}]),
+        f"{SHAPE}.template.volumes[0].secret.items[0].version: required field not present.",
+    ),
+    (
+        "a volume mounted under /proc",
+        _spec({"image": "a", "volume_mounts": [{"name": "scratch", "mount_path": "/proc/x"}]}, volumes=[MEMORY]),
+        f"{C0}.volume_mounts[0].mount_path: a volume cannot be mounted at or under /dev, /proc or /sys.",
+    ),
+    # -- VPC access
+    (
+        "a connector and a network interface",
+        _spec(
+            vpc_access={
+                "connector": "projects/p/locations/us-central1/connectors/c",
+                "network_interfaces": [{"network": "default"}],
+            }
+        ),
+        f"{SHAPE}.template.vpc_access.connector: one and only one of connector and network_interfaces must be set.",
+    ),
+    (
+        "egress with neither a connector nor a network",
+        _spec(vpc_access={"egress": "ALL_TRAFFIC"}),
+        f"{SHAPE}.template.vpc_access.connector: one and only one of connector and network_interfaces must be set.",
+    ),
+    (
+        "two network interfaces",
+        _spec(vpc_access={"network_interfaces": [{"network": "a"}, {"network": "b"}]}),
+        f"{SHAPE}.template.vpc_access.network_interfaces: only a single network interface is supported.",
+    ),
+    (
+        "a network interface naming neither network nor subnetwork",
+        _spec(vpc_access={"network_interfaces": [{"tags": ["api"]}]}),
+        f"{SHAPE}.template.vpc_access.network_interfaces[0]: network or subnetwork must be set.",
     ),
     # -- probes
     (
@@ -386,7 +456,7 @@ def test_probes_at_their_limits_and_cloud_sql_mounts_without_a_path_are_accepted
                 timeout_seconds=240, period_seconds=240, failure_threshold=1, initial_delay_seconds=240
             ),
             "liveness_probe": {"http_get": {"path": "/health"}, "timeout_seconds": 3600, "period_seconds": 3600},
-            "volume_mounts": [{"name": "db"}, {"name": "scratch", "mount_path": "/scratch"}],
+            "volume_mounts": [{"name": "cloudsql"}, {"name": "scratch", "mount_path": "/scratch"}],
         },
         volumes=[CLOUD_SQL, MEMORY],
     )
@@ -394,7 +464,7 @@ def test_probes_at_their_limits_and_cloud_sql_mounts_without_a_path_are_accepted
     service = _deployed(services, spec)
 
     assert service.template.containers[0].startup_probe.period_seconds == 240
-    assert [m.name for m in service.template.containers[0].volume_mounts] == ["db", "scratch"]
+    assert [m.name for m in service.template.containers[0].volume_mounts] == ["cloudsql", "scratch"]
 
 
 def test_below_one_cpu_counts_every_container_so_a_fractional_sidecar_keeps_concurrency(services: Any) -> None:
