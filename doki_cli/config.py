@@ -442,7 +442,7 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
         )
     memory = _memory(values["memory"], problems)
     cpu = _cpu(values["cpu"], memory, concurrency, problems)
-    settings = _run_settings(raw, project=project, region=region, problems=problems)
+    settings = _run_settings(raw, project=project, region=region, port=port, problems=problems)
     _settings_with_resources(settings, cpu=cpu, memory=memory, problems=problems)
     ingress = values["ingress"]
     if ingress not in INGRESS:
@@ -491,7 +491,7 @@ def _validate(raw: dict[str, Any], path: Path, env: str | None) -> tuple[Service
     return config, []
 
 
-def _run_settings(raw: dict[str, Any], *, project: str, region: str, problems: list[str]) -> RunSettings:
+def _run_settings(raw: dict[str, Any], *, project: str, region: str, port: int, problems: list[str]) -> RunSettings:
     """The Cloud Run settings doki.toml declares (None for each it leaves out: kept as the live service has it),
     checked by the rules Cloud Run applies, which the emulator holds with their references
     (doki_cli/emulator/run/validation.py)."""
@@ -509,8 +509,6 @@ def _run_settings(raw: dict[str, Any], *, project: str, region: str, problems: l
         environment = None
     cloudsql = _cloudsql(raw.get("cloudsql_instances"), project, region, problems)
     volumes = _volumes(raw.get("volumes"), problems)
-    if volumes and cloudsql and any(v.mount_path.rstrip("/") == CLOUD_SQL_MOUNT for v in volumes):
-        problems.append(f"volumes: {CLOUD_SQL_MOUNT} is where the Cloud SQL instances are mounted: use another path")
     return RunSettings(
         cpu_idle=flag("cpu_idle"),
         startup_cpu_boost=flag("startup_cpu_boost"),
@@ -520,8 +518,8 @@ def _run_settings(raw: dict[str, Any], *, project: str, region: str, problems: l
         vpc=_vpc(raw.get("vpc"), project, region, problems),
         cloudsql_instances=cloudsql,
         volumes=volumes,
-        startup_probe=_probe("startup_probe", raw.get("startup_probe"), problems),
-        liveness_probe=_probe("liveness_probe", raw.get("liveness_probe"), problems),
+        startup_probe=_probe("startup_probe", raw.get("startup_probe"), port, problems),
+        liveness_probe=_probe("liveness_probe", raw.get("liveness_probe"), port, problems),
     )
 
 
@@ -546,8 +544,15 @@ def _settings_with_resources(settings: RunSettings, *, cpu: str, memory: int, pr
 
 # Google Cloud's label rules (https://cloud.google.com/resource-manager/docs/creating-managing-labels#requirements).
 MAX_LABELS = 64
-_LABEL_KEY = re.compile(r"[a-z][-_a-z0-9]{0,62}")
-_LABEL_VALUE = re.compile(r"[-_a-z0-9]{0,63}")
+
+
+def _label_text(text: str, *, key: bool) -> bool:
+    """Lowercase letters (international ones too), digits, _ and -, at most 63; a key starts with a letter."""
+    fits = all(c.islower() or c.isdigit() or c in "_-" for c in text) and len(text) <= MAX_LABEL_LENGTH
+    return fits and (not key or (bool(text) and text[0].islower()))
+
+
+MAX_LABEL_LENGTH = 63
 
 
 def _labels(table: Any, problems: list[str]) -> dict[str, str] | None:
@@ -560,12 +565,12 @@ def _labels(table: Any, problems: list[str]) -> dict[str, str] | None:
         problems.append(f"labels has {len(table)} labels: Google Cloud allows at most {MAX_LABELS}")
     labels = {}
     for key, value in table.items():
-        if not _LABEL_KEY.fullmatch(key):
+        if not _label_text(key, key=True):
             problems.append(
                 f"labels key {key!r} is not valid: start with a lowercase letter; lowercase letters, digits, _ and -, "
                 "at most 63"
             )
-        elif not isinstance(value, str) or not _LABEL_VALUE.fullmatch(value):
+        elif not isinstance(value, str) or not _label_text(value, key=False):
             problems.append(
                 f"labels {key} = {value!r} is not valid: use a string of lowercase letters, digits, _ and -, at most 63"
             )
@@ -608,7 +613,7 @@ def _vpc(table: Any, project: str, region: str, problems: list[str]) -> Vpc | No
             "starting with a letter, at most 25) or projects/PROJECT/locations/REGION/connectors/NAME"
         )
     for key in ("network", "subnet"):
-        if texts[key] and not _VPC_NAME.fullmatch(texts[key]):
+        if texts[key] and not _VPC_NAME[key].fullmatch(texts[key]):
             problems.append(
                 f"vpc.{key} = {texts[key]!r} is not valid: use its name (lowercase letters, digits and -, starting "
                 "with a letter, at most 63) or its resource name"
@@ -617,6 +622,8 @@ def _vpc(table: Any, project: str, region: str, problems: list[str]) -> Vpc | No
         problems.append(
             "vpc names a connector and a network or subnet: use one, a connector or Direct VPC egress, not both"
         )
+    if texts["egress"] == "all":
+        texts["egress"] = "all-traffic"  # gcloud's --vpc-egress still takes the old name for it
     if texts["egress"] and texts["egress"] not in VPC_EGRESS:
         problems.append(f"vpc.egress = {texts['egress']!r} is not valid: use {' or '.join(VPC_EGRESS)}")
     if (texts["egress"] or tags) and not (connector or direct):
@@ -633,11 +640,15 @@ def _vpc(table: Any, project: str, region: str, problems: list[str]) -> Vpc | No
 _CONNECTOR = re.compile(
     r"([a-z][-a-z0-9]{0,23}[a-z0-9]|projects/[^/]+/locations/[^/]+/connectors/[a-z][-a-z0-9]{0,23}[a-z0-9])"
 )
-_VPC_NAME = re.compile(
-    r"([a-z]([-a-z0-9]{0,61}[a-z0-9])?|projects/[^/]+/(global|regions/[^/]+)/(networks|subnetworks)/[^/]+)"
-)
+# A name, or the resource name of a network (global) or a subnet (regional).
+_VPC_NAME = {
+    "network": re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?|projects/[^/]+/global/networks/[^/]+"),
+    "subnet": re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?|projects/[^/]+/regions/[^/]+/subnetworks/[^/]+"),
+}
 _NETWORK_TAG = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
-_CLOUDSQL = re.compile(r"([a-z][-a-z0-9.:]*[a-z0-9]):([a-z]+-[a-z]+[0-9]+):([a-z][-a-z0-9]{0,97}[a-z0-9]?)")
+# PROJECT:REGION:INSTANCE ("{project}:{location}:{instance}", the proto's comment on CloudSqlInstance.instances), a
+# domain-scoped project's id holding a colon of its own (example.com:project).
+_CLOUDSQL = re.compile(r"[a-z][-a-z0-9.]*(:[a-z][-a-z0-9]*)?:[a-z0-9-]+:[a-z][-a-z0-9]*")
 _INSTANCE = re.compile(r"[a-z][-a-z0-9]{0,97}[a-z0-9]?")
 CLOUD_SQL_MOUNT = "/cloudsql"
 
@@ -671,7 +682,7 @@ _VOLUME_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 # support" is among its features (https://cloud.google.com/run/docs/about-execution-environments).
 GEN2_VOLUMES = ("nfs",)
 # "Cloud Run does not allow you to mount a volume at /dev, /proc and /sys, or on their subdirectories"
-# (https://cloud.google.com/run/docs/configuring/services/nfs-volume-mounts, "Disallowed paths").
+# (https://cloud.google.com/run/docs/tutorials/network-filesystems-filestore, "Disallowed paths").
 DISALLOWED_MOUNTS = ("/dev", "/proc", "/sys")
 
 
@@ -705,6 +716,10 @@ def _volumes(items: Any, problems: list[str]) -> tuple[Volume, ...] | None:
         name, mount = item["name"], item["mount_path"]
         if not isinstance(name, str) or not _VOLUME_NAME.fullmatch(name):
             problems.append(f"{where}: name = {name!r} is not valid: lowercase letters, digits and -, at most 63")
+        elif name == CLOUD_SQL_VOLUME:
+            problems.append(
+                f"{where}: name {name!r} is Cloud Run's for Cloud SQL: use cloudsql_instances for that, or another name"
+            )
         elif any(v.name == name for v in volumes):
             problems.append(f"{where}: name {name!r} is taken by another volume")
         if not isinstance(mount, str) or not mount.startswith("/") or ":" in mount:
@@ -712,6 +727,10 @@ def _volumes(items: Any, problems: list[str]) -> tuple[Volume, ...] | None:
         elif any(mount == path or mount.startswith(path + "/") for path in DISALLOWED_MOUNTS):
             problems.append(
                 f"{where}: mount_path {mount} is not allowed: Cloud Run mounts nothing at or under /dev, /proc or /sys"
+            )
+        elif mount.rstrip("/") == CLOUD_SQL_MOUNT:
+            problems.append(
+                f"{where}: mount_path {CLOUD_SQL_MOUNT} is where Cloud Run mounts Cloud SQL: use another path"
             )
         elif any(v.mount_path.rstrip("/") == mount.rstrip("/") for v in volumes):
             problems.append(f"{where}: mount_path {mount} is taken by another volume")
@@ -734,11 +753,19 @@ def _volumes(items: Any, problems: list[str]) -> tuple[Volume, ...] | None:
         if kind == "nfs" and not re.fullmatch(r"[^:/\s]+:/\S*", texts["location"]):
             problems.append(f"{where}: location = {texts['location']!r} is not valid: use SERVER:/PATH")
         if kind == "secret":
-            if not _SECRET_ID.fullmatch(texts["secret"]):
-                problems.append(f"{where}: secret = {texts['secret']!r} is not a Secret Manager secret id")
+            # An id, or another project's projects/P/secrets/S (the proto's comment on SecretVolumeSource.secret).
+            secret_id = re.sub(r"^projects/[^/]+/secrets/", "", texts["secret"])
+            if not _SECRET_ID.fullmatch(secret_id):
+                problems.append(
+                    f"{where}: secret = {texts['secret']!r} is not a Secret Manager secret: its id, or "
+                    "projects/PROJECT/secrets/ID"
+                )
             version = texts["version"] or "latest"
-            if version != "latest" and not (version.isdigit() and int(version) > 0):
-                problems.append(f"{where}: version = {version!r} is not valid: use latest or a number from 1")
+            # "'latest' ..., or an integer or a secret alias" (the proto's comment on VersionToPath.version).
+            if not (version.isdigit() and int(version) > 0) and not _VERSION_ALIAS.fullmatch(version):
+                problems.append(
+                    f"{where}: version = {version!r} is not valid: use latest, a number from 1 or a version alias"
+                )
             texts["version"] = version
             if not texts["path"] or texts["path"].startswith("/") or ".." in texts["path"].split("/"):
                 problems.append(f"{where}: path = {texts['path']!r} is not valid: a file's path inside the volume")
@@ -748,9 +775,12 @@ def _volumes(items: Any, problems: list[str]) -> tuple[Volume, ...] | None:
 
 
 _BUCKET = re.compile(r"[a-z0-9][-_.a-z0-9]{1,61}[a-z0-9]")
+# Secret Manager's version aliases: letters, digits, - and _, starting with a letter, up to 63.
+_VERSION_ALIAS = re.compile(r"[A-Za-z][-_A-Za-z0-9]{0,62}")
+CLOUD_SQL_VOLUME = "cloudsql"
 
 
-def _probe(key: str, value: Any, problems: list[str]) -> Probe | None:
+def _probe(key: str, value: Any, container_port: int, problems: list[str]) -> Probe | None:
     """A probe table, or false for none. The limits are Cloud Run's (the proto's comments on Probe, see the emulator's
     PROBE_MAX_DELAY): a startup probe waits and repeats for at most 240 seconds, a liveness probe is not TCP."""
     if value is None:
@@ -814,7 +844,17 @@ def _probe(key: str, value: Any, problems: list[str]) -> Probe | None:
         )
     if len(problems) != found:
         return None
-    return Probe(kind, path=path if kind == "http" else "", service=service, **numbers)
+    return Probe(
+        kind,
+        path=path if kind == "http" else "",
+        # The container's port, named or left out, is one probe (as the adapter reads it back).
+        port=0 if numbers["port"] == container_port else numbers["port"],
+        service=service,
+        initial_delay_seconds=numbers["initial_delay_seconds"],
+        timeout_seconds=numbers["timeout_seconds"],
+        period_seconds=numbers["period_seconds"],
+        failure_threshold=numbers["failure_threshold"],
+    )
 
 
 def _account(key: str, account: Any, problems: list[str]) -> str | None:

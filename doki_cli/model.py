@@ -24,6 +24,9 @@ class Probe:
     timeout_seconds: int = 1
     period_seconds: int = 10
     failure_threshold: int = 3
+    # What the live probe has that doki.toml cannot say (HTTP headers): read, it makes the probe differ from any
+    # declared one, so a plan shows that writing doki.toml's replaces it.
+    extra: str = ""
 
     def __str__(self) -> str:
         if self.kind == "none":
@@ -33,7 +36,7 @@ class Probe:
         delay = f"after {self.initial_delay_seconds}s, " if self.initial_delay_seconds else ""
         return (
             f"{what}{port}, {delay}every {self.period_seconds}s, timeout {self.timeout_seconds}s, "
-            f"{self.failure_threshold} failures"
+            f"{self.failure_threshold} failures" + (f" ({self.extra})" if self.extra else "")
         )
 
 
@@ -54,6 +57,9 @@ class Volume:
     secret: str = ""  # secret: the Secret Manager secret, its version and the file's path in the volume
     version: str = ""
     path: str = ""
+    # What the live volume has that doki.toml cannot say (mount options, a sub-path, more files or modes of a secret):
+    # as Probe.extra, a plan shows that doki.toml's replaces it.
+    extra: str = ""
 
     def __str__(self) -> str:
         source = {
@@ -62,7 +68,7 @@ class Volume:
             "nfs": f"nfs {self.location}",
             "secret": f"secret {self.secret}:{self.version} as {self.path}",
         }.get(self.kind, self.kind)
-        mode = ", read-only" if self.read_only else ""
+        mode = (", read-only" if self.read_only else "") + (f", {self.extra}" if self.extra else "")
         return f"{self.name} ({source}{mode}) at {self.mount_path or '(not mounted)'}"
 
 

@@ -172,9 +172,19 @@ class Output:
 
     @contextmanager
     def build_progress(self) -> Iterator[Callable[[str], None]]:
-        """A line sink for a build's output: every line with -v, silence with --json, else a spinner on the step."""
-        if self.verbosity or self.json_mode:
+        """A line sink for a build's output: every line with -v; in a log or under --json a stamped progress line per
+        Dockerfile step (`Step 3/9 : RUN ...`), so a CI log shows how far the build is; on a terminal a spinner on
+        the step."""
+        if self.verbosity:
             yield self.debug
+            return
+        if self.json_mode or not self.err.is_terminal:
+
+            def step(line: str) -> None:
+                if line.startswith("Step "):
+                    self.progress(f"building: {line.strip()}")
+
+            yield step
             return
         with self.err.status("starting the build") as status:
 

@@ -291,9 +291,7 @@ def adopted_toml(adopted: Adopted) -> str:
         lines += [
             "",
             "# Kept as they are by every deploy while this file does not declare them (docs/configuration.md, Cloud "
-            "Run settings): "
-            + ", ".join(map(str, live.kept))
-            + ".",
+            "Run settings): " + ", ".join(map(str, live.kept)) + ".",
         ]
     return "\n".join(lines) + "\n"
 

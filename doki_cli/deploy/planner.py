@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from doki_cli.config import (
+    GEN2_VOLUMES,
     RANGES,
     SecretRef,
     ServiceConfig,
@@ -156,6 +157,16 @@ def refuse_what_cloud_run_would(config: ServiceConfig, live: LiveService) -> Non
         sidecar_cpus=live.sidecar_cpus,
         service=config.name,
     )
+    declared = config.settings
+    if (
+        declared.execution_environment is None
+        and live.spec.settings.execution_environment == "gen1"
+        and any(volume.kind in GEN2_VOLUMES for volume in declared.volumes or ())
+    ):
+        problems.append(
+            "nfs volumes need the second generation execution environment, and the service runs in the first "
+            '(gen1): set execution_environment = "gen2" in doki.toml'
+        )
     if problems:
         raise DokiError(
             Code.REFUSED_BY_CLOUD_RUN,

@@ -7,6 +7,7 @@ service's, untouched), each where gcloud's flag of the same meaning puts it (cit
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from doki_cli.model import NO_PROBE, Kept, Probe, RunSettings, Volume, Vpc
@@ -29,7 +30,9 @@ def read(service: run_v2.Service, container: run_v2.Container) -> RunSettings:
     template = service.template
     resources = container.resources
     port = container.ports[0].container_port if container.ports else 0
-    mounts = {mount.name: mount.mount_path for mount in container.volume_mounts}
+    mounts: dict[str, list[run_v2.VolumeMount]] = {}
+    for mount in container.volume_mounts:
+        mounts.setdefault(mount.name, []).append(mount)
     return RunSettings(
         # The proto's comment on ResourceRequirements.cpu_idle: "true by default", unless resources are set.
         cpu_idle=resources.cpu_idle if "resources" in container else True,
@@ -44,10 +47,11 @@ def read(service: run_v2.Service, container: run_v2.Container) -> RunSettings:
             if "cloud_sql_instance" in volume
             for instance in volume.cloud_sql_instance.instances
         ),
+        # The serving container's: a volume only a sidecar mounts is the sidecar's, kept whatever doki.toml says.
         volumes=tuple(
-            _read_volume(volume, mounts.get(volume.name, ""))
+            _read_volume(volume, mounts[volume.name])
             for volume in template.volumes
-            if "cloud_sql_instance" not in volume
+            if "cloud_sql_instance" not in volume and volume.name in mounts
         ),
         startup_probe=_read_probe(container.startup_probe, port) if "startup_probe" in container else NO_PROBE,
         liveness_probe=_read_probe(container.liveness_probe, port) if "liveness_probe" in container else NO_PROBE,
@@ -68,27 +72,49 @@ def _read_vpc(template: run_v2.RevisionTemplate) -> Vpc:
     )
 
 
-def _read_volume(volume: run_v2.Volume, mount_path: str) -> Volume:
+def _read_volume(volume: run_v2.Volume, mounts: list[run_v2.VolumeMount]) -> Volume:
+    from google.cloud import run_v2
+
+    # One mount at one path is what doki.toml declares; anything more reads as extra, so a plan shows it replaced.
+    extra = [f"also mounted at {m.mount_path}" for m in mounts[1:]]
+    extra += [f"sub-path {m.sub_path}" for m in mounts if m.sub_path]
+    mount_path = mounts[0].mount_path
     if "empty_dir" in volume:
-        return Volume(volume.name, "in-memory", mount_path, size_limit=volume.empty_dir.size_limit)
+        if volume.empty_dir.medium != run_v2.EmptyDirVolumeSource.Medium.MEMORY:
+            extra.append("medium unspecified")
+        size = volume.empty_dir.size_limit
+        return Volume(volume.name, "in-memory", mount_path, size_limit=size, extra=", ".join(extra))
     if "gcs" in volume:
+        if volume.gcs.mount_options:
+            extra.append("mount options " + " ".join(volume.gcs.mount_options))
+        gcs = volume.gcs
         return Volume(
-            volume.name, "cloud-storage", mount_path, bucket=volume.gcs.bucket, read_only=volume.gcs.read_only
+            volume.name, "cloud-storage", mount_path, bucket=gcs.bucket, read_only=gcs.read_only, extra=", ".join(extra)
         )
     if "nfs" in volume:
-        location = f"{volume.nfs.server}:{volume.nfs.path}"
-        return Volume(volume.name, "nfs", mount_path, location=location, read_only=volume.nfs.read_only)
+        nfs = volume.nfs
+        location = f"{nfs.server}:{nfs.path}"
+        return Volume(
+            volume.name, "nfs", mount_path, location=location, read_only=nfs.read_only, extra=", ".join(extra)
+        )
     if "secret" in volume:
-        item = volume.secret.items[0] if volume.secret.items else None
+        source = volume.secret
+        items = list(source.items)
+        if len(items) != 1:
+            extra.append(f"{len(items)} files" if items else "the latest version as a file named after the secret")
+        if source.default_mode or any(item.mode for item in items):
+            extra.append("file modes")
         return Volume(
             volume.name,
             "secret",
             mount_path,
-            secret=volume.secret.secret.rsplit("/", 1)[-1],
-            version=item.version if item is not None else "",
-            path=item.path if item is not None else "",
+            # As written (an id, or another project's projects/P/secrets/S), so another project's stays its own.
+            secret=source.secret,
+            version=items[0].version if items else "",
+            path=items[0].path if items else "",
+            extra=", ".join(extra),
         )
-    return Volume(volume.name, "other", mount_path)
+    return Volume(volume.name, "other", mount_path, extra=", ".join(extra))
 
 
 def _read_probe(probe: run_v2.Probe, port: int) -> Probe:
@@ -96,6 +122,7 @@ def _read_probe(probe: run_v2.Probe, port: int) -> Probe:
         ((kind, getattr(probe, field)) for kind, field in _PROBE_FIELDS.items() if field in probe), ("tcp", None)
     )
     probe_port = action.port if action is not None else 0
+    headers = ", ".join(header.name for header in probe.http_get.http_headers) if kind == "http" else ""
     return Probe(
         kind,
         path=probe.http_get.path if kind == "http" else "",
@@ -107,6 +134,7 @@ def _read_probe(probe: run_v2.Probe, port: int) -> Probe:
         timeout_seconds=probe.timeout_seconds or 1,
         period_seconds=probe.period_seconds or 10,
         failure_threshold=probe.failure_threshold or 3,
+        extra=f"http headers {headers}" if headers else "",
     )
 
 
@@ -114,10 +142,16 @@ _PROBE_FIELDS = {"http": "http_get", "tcp": "tcp_socket", "grpc": "grpc"}
 
 
 def write(settings: RunSettings, service: run_v2.Service, container: run_v2.Container) -> None:
-    """Set the declared settings on `service` (a copy the caller writes), `container` being its serving container."""
+    """Set the declared settings on `service` (a copy the caller writes), `container` being its serving container.
+    A setting the service has already is left as it is, byte for byte: rewritten, a template in another order or
+    with a default spelled out would be a new revision of the same settings."""
     from google.cloud import run_v2
 
     template = service.template
+    live = read(service, container)
+    settings = replace(
+        settings, **{key: None for key, value in settings.declared().items() if getattr(live, key) == value}
+    )
     if settings.cpu_idle is not None:
         container.resources.cpu_idle = settings.cpu_idle  # gcloud --[no-]cpu-throttling
     if settings.startup_cpu_boost is not None:
@@ -168,38 +202,44 @@ def _write_vpc(vpc: Vpc, template: run_v2.RevisionTemplate) -> None:
 def _write_cloudsql(instances: tuple[str, ...], template: run_v2.RevisionTemplate, container: run_v2.Container) -> None:
     from google.cloud import run_v2
 
-    gone = {volume.name for volume in template.volumes if "cloud_sql_instance" in volume}
-    template.volumes = [volume for volume in template.volumes if volume.name not in gone]
-    container.volume_mounts = [mount for mount in container.volume_mounts if mount.name not in gone]
+    source = run_v2.CloudSqlInstance(instances=list(instances))
+    present = [volume for volume in template.volumes if "cloud_sql_instance" in volume]
+    if instances and present:
+        # Other instances, in place: every container's mount of the volume stays.
+        present[0].cloud_sql_instance = source
+        return
     if instances:
-        source = run_v2.CloudSqlInstance(instances=list(instances))
-        template.volumes.append(run_v2.Volume(name=CLOUD_SQL_VOLUME, cloud_sql_instance=source))
-        container.volume_mounts.append(run_v2.VolumeMount(name=CLOUD_SQL_VOLUME, mount_path=CLOUD_SQL_MOUNT))
+        template.volumes.insert(0, run_v2.Volume(name=CLOUD_SQL_VOLUME, cloud_sql_instance=source))
+        container.volume_mounts.insert(0, run_v2.VolumeMount(name=CLOUD_SQL_VOLUME, mount_path=CLOUD_SQL_MOUNT))
+        return
+    # None: the volume goes, with every container's mount of it (Cloud Run refuses a mount of no volume).
+    gone = {volume.name for volume in present}
+    template.volumes = [volume for volume in template.volumes if volume.name not in gone]
+    for each in template.containers:
+        each.volume_mounts = [mount for mount in each.volume_mounts if mount.name not in gone]
 
 
 def _write_volumes(volumes: tuple[Volume, ...], template: run_v2.RevisionTemplate, container: run_v2.Container) -> None:
-    """The serving container's volumes become exactly `volumes`; Cloud SQL's (cloudsql_instances) and those another
-    container mounts stay, as Cloud Run refuses a mount of a volume the template no longer has."""
+    """The serving container's volumes become exactly `volumes`, each where it stood if it was one already; Cloud SQL's
+    (cloudsql_instances) and those only other containers mount stay, as do those a sidecar mounts too."""
     from google.cloud import run_v2
 
-    others = {
-        mount.name
-        for other in template.containers
-        if other is not container and other != container
-        for mount in other.volume_mounts
-    }
-    declared = {volume.name for volume in volumes}
-    kept = [
-        volume
-        for volume in template.volumes
-        if ("cloud_sql_instance" in volume or volume.name in others) and volume.name not in declared
-    ]
-    kept_names = {volume.name for volume in kept}
-    template.volumes = [*kept, *(_volume(volume) for volume in volumes)]
-    container.volume_mounts = [
-        *(mount for mount in container.volume_mounts if mount.name in kept_names),
-        *(run_v2.VolumeMount(name=volume.name, mount_path=volume.mount_path) for volume in volumes),
-    ]
+    serving = {mount.name for mount in container.volume_mounts}
+    declared = {volume.name: volume for volume in volumes}
+    others = {mount.name for other in template.containers if other is not container for mount in other.volume_mounts}
+    written: list[run_v2.Volume] = []
+    for volume in template.volumes:
+        if volume.name in declared:
+            written.append(_volume(declared[volume.name]))
+        elif "cloud_sql_instance" in volume or volume.name not in serving or volume.name in others:
+            written.append(volume)
+    present = {volume.name for volume in template.volumes}
+    written += [_volume(volume) for volume in volumes if volume.name not in present]
+    template.volumes = written
+    names = {volume.name for volume in written}
+    kept = [mount for mount in container.volume_mounts if mount.name not in declared and mount.name in names]
+    declared_mounts = [run_v2.VolumeMount(name=volume.name, mount_path=volume.mount_path) for volume in volumes]
+    container.volume_mounts = [*kept, *declared_mounts]
 
 
 def _volume(volume: Volume) -> run_v2.Volume:
@@ -259,13 +299,16 @@ def kept(service: run_v2.Service, serving: run_v2.Container | None, default_prob
             Kept("depends on " + ", ".join(serving.depends_on)): bool(serving.depends_on),
         }
         found += [label for label, present in container_settings.items() if present]
-    volumes = [volume.name for volume in template.volumes if "cloud_sql_instance" not in volume]
+    mounted = {mount.name for mount in serving.volume_mounts} if serving is not None else set()
+    volumes = [v.name for v in template.volumes if "cloud_sql_instance" not in v and v.name in mounted]
+    sidecars = [v.name for v in template.volumes if "cloud_sql_instance" not in v and v.name not in mounted]
     instances = [
         i for volume in template.volumes if "cloud_sql_instance" in volume for i in volume.cloud_sql_instance.instances
     ]
     environment = template.execution_environment.name.removeprefix("EXECUTION_ENVIRONMENT_")
     template_settings = {
         Kept("volumes " + ", ".join(volumes), "volumes"): bool(volumes),
+        Kept("sidecar volumes " + ", ".join(sidecars)): bool(sidecars),
         Kept("Cloud SQL " + ", ".join(instances), "cloudsql_instances"): bool(instances),
         Kept("VPC access", "vpc"): "vpc_access" in template,
         Kept(f"execution environment {environment}", "execution_environment"): template.execution_environment != 0,

@@ -477,8 +477,8 @@ def test_a_liveness_probe_set_to_false_is_none_and_an_empty_vpc_table_is_no_vpc_
             "vpc.egress and vpc.network_tags need vpc.connector, or vpc.network or vpc.subnet",
         ),
         (
-            '[service.vpc]\nnetwork = "default"\negress = "all"',
-            "vpc.egress = 'all' is not valid: use all-traffic or private-ranges-only",
+            '[service.vpc]\nnetwork = "default"\negress = "everything"',
+            "vpc.egress = 'everything' is not valid: use all-traffic or private-ranges-only",
         ),
         (
             '[service.vpc]\nconector = "c1"',
@@ -512,9 +512,18 @@ def test_a_liveness_probe_set_to_false_is_none_and_an_empty_vpc_table_is_no_vpc_
             '= "gen2" (or leave it out)',
         ),
         (
-            'cloudsql_instances = ["db"]\n[[service.volumes]]\nname = "c"\ntype = '
-            '"in-memory"\nmount_path = "/cloudsql"',
-            "volumes: /cloudsql is where the Cloud SQL instances are mounted: use another path",
+            '[[service.volumes]]\nname = "c"\ntype = "in-memory"\nmount_path = "/cloudsql"',
+            "volumes #1: mount_path /cloudsql is where Cloud Run mounts Cloud SQL: use another path",
+        ),
+        (
+            '[[service.volumes]]\nname = "cloudsql"\ntype = "in-memory"\nmount_path = "/db"',
+            "volumes #1: name 'cloudsql' is Cloud Run's for Cloud SQL: use cloudsql_instances for that, or another "
+            "name",
+        ),
+        (
+            '[service.vpc]\nsubnet = "projects/p/global/subnetworks/s"',
+            "vpc.subnet = 'projects/p/global/subnetworks/s' is not valid: use its name (lowercase letters, digits and "
+            "-, starting with a letter, at most 63) or its resource name",
         ),
         (
             '[service.liveness_probe]\ntype = "tcp"',

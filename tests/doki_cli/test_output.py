@@ -141,3 +141,16 @@ def test_a_push_says_it_goes_on_at_the_first_line_a_heartbeat_after_it_last_did(
         sink(f"layer at {at}")
     assert shown == ["layer at 1.0", "layer at 9.0", "layer at 10.5", "layer at 12.0", "layer at 25.0"]  # -v's lines
     assert said == ["waiting for the push (10 s)", "waiting for the push (25 s)"]
+
+
+@pytest.mark.parametrize("json_mode", [False, True], ids=["log", "json"])
+def test_a_build_in_a_log_or_under_json_says_each_dockerfile_step_on_a_stamped_line(
+    capsys: pytest.CaptureFixture[str], json_mode: bool
+) -> None:
+    with Output(json_mode=json_mode, clock=lambda: AT).build_progress() as on_line:
+        for line in ("Step 1/2 : FROM base", " ---> 0123456789ab", "Step 2/2 : COPY . /app", "Successfully built x"):
+            on_line(line)
+    assert capsys.readouterr() == (
+        "",
+        "2026-12-06T17:40:02Z building: Step 1/2 : FROM base\n2026-12-06T17:40:02Z building: Step 2/2 : COPY . /app\n",
+    )

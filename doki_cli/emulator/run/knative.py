@@ -103,11 +103,9 @@ UNMODELLED = (
     "run.googleapis.com/gpu-zonal-redundancy-disabled",
     "run.googleapis.com/secure-session-agent",
     "run.googleapis.com/binary-authorization-breakglass",
-    "run.googleapis.com/cloudsql-instances",
     "run.googleapis.com/container-dependencies",
     "run.googleapis.com/encryption-key-shutdown-hours",
     "run.googleapis.com/gc-traffic-tags",
-    "run.googleapis.com/network-interfaces",
     "run.googleapis.com/post-key-revocation-action-type",
     "run.googleapis.com/secrets",
 )
@@ -129,6 +127,16 @@ _INGRESS: dict[str, Any] = {
     "internal": run_v2.IngressTraffic.INGRESS_TRAFFIC_INTERNAL_ONLY,
     "internal-and-cloud-load-balancing": run_v2.IngressTraffic.INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER,
 }
+# What v1 holds as annotations and v2 as fields of the template (the v2 protos: "All system annotations in v1 now have
+# a corresponding field in v2"): Cloud SQL instances, comma-separated (gcloud's --add-cloudsql-instances writes them
+# so, CloudSQLChanges in lib/googlecloudsdk/command_lib/run/config_changes.py), which v2 holds as the volume named
+# cloudsql mounted at /cloudsql (https://cloud.google.com/sql/docs/postgres/connect-run, its YAML and Terraform
+# tabs); Direct VPC egress's interface as a JSON list of one (NetworkInterfacesChange, same file).
+CLOUD_SQL_ANNOTATION = "run.googleapis.com/cloudsql-instances"
+NETWORK_INTERFACES_ANNOTATION = "run.googleapis.com/network-interfaces"
+# v1 mounts a Cloud Storage bucket as a CSI volume of this driver, the bucket in its attributes (gcloud's
+# --add-volume type=cloud-storage, _GcsVolume in lib/googlecloudsdk/command_lib/run/volumes.py).
+GCSFUSE_DRIVER = "gcsfuse.run.googleapis.com"
 _EXECUTION_ENVIRONMENT: dict[str, Any] = {
     "gen1": run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN1,
     "gen2": run_v2.ExecutionEnvironment.EXECUTION_ENVIRONMENT_GEN2,
@@ -258,10 +266,15 @@ def _volume_from_v1(data: dict[str, Any], where: str) -> dict[str, Any]:
         if medium is None:
             raise _bad(f"{where}.emptyDir.medium", f"'{empty_dir['medium']}' is not a medium: use Memory.")
         volume["emptyDir"] = {**empty_dir, "medium": medium}
-    if "csi" in volume:
-        raise ApiError(
-            grpc.StatusCode.UNIMPLEMENTED, f"{where}.csi: the emulator does not model Cloud Storage volumes."
-        )
+    csi = volume.pop("csi", None)
+    if csi is not None:
+        attributes = csi.get("volumeAttributes") or {}
+        if csi.get("driver") != GCSFUSE_DRIVER or set(attributes) - {"bucketName"}:
+            raise ApiError(
+                grpc.StatusCode.UNIMPLEMENTED,
+                f"{where}.csi: the emulator models Cloud Storage volumes ({GCSFUSE_DRIVER}, bucketName) only.",
+            )
+        volume["gcs"] = {"bucket": attributes.get("bucketName", ""), "readOnly": bool(csi.get("readOnly", False))}
     return volume
 
 
@@ -349,7 +362,37 @@ def _template_from_v1(template: dict[str, Any]) -> tuple[run_v2.RevisionTemplate
                 f"got '{value}'.",
             )
         message.vpc_access.egress = _EGRESS[value]
+    if NETWORK_INTERFACES_ANNOTATION in system:
+        message.vpc_access.network_interfaces = _interfaces(system[NETWORK_INTERFACES_ANNOTATION], field)
+    if CLOUD_SQL_ANNOTATION in system:
+        instances = [i.strip() for i in system[CLOUD_SQL_ANNOTATION].split(",") if i.strip()]
+        if instances:
+            # First, where the v1 view took them from (an update gcloud sends back keeps the order v2 reads).
+            message.volumes.insert(
+                0, run_v2.Volume(name=validation.CLOUD_SQL_VOLUME, cloud_sql_instance={"instances": instances})
+            )
+            serving = message.containers[validation.ingress_index(message)] if message.containers else None
+            if serving is not None and validation.CLOUD_SQL_VOLUME not in [m.name for m in serving.volume_mounts]:
+                serving.volume_mounts.insert(
+                    0, run_v2.VolumeMount(name=validation.CLOUD_SQL_VOLUME, mount_path=validation.CLOUD_SQL_MOUNT)
+                )
     return message, knative_labels
+
+
+def _interfaces(value: str, field: str) -> list[run_v2.VpcAccess.NetworkInterface]:
+    try:
+        listed = json.loads(value)
+    except ValueError:
+        listed = None
+    if not isinstance(listed, list) or not all(isinstance(item, dict) for item in listed):
+        # The emulator's wording, in the shape of Google's for its other annotations.
+        raise _bad(field, f"Annotation '{NETWORK_INTERFACES_ANNOTATION}' must be a JSON list of network interfaces.")
+    return [
+        run_v2.VpcAccess.NetworkInterface(
+            network=item.get("network", ""), subnetwork=item.get("subnetwork", ""), tags=item.get("tags") or []
+        )
+        for item in listed
+    ]
 
 
 def _traffic_from_v1(targets: list[dict[str, Any]]) -> list[run_v2.TrafficTarget]:
@@ -493,6 +536,13 @@ def _container_to_v1(container: dict[str, Any]) -> dict[str, Any]:
 
 def _volume_to_v1(volume: dict[str, Any]) -> dict[str, Any]:
     out = dict(volume)
+    gcs = out.pop("gcs", None)
+    if gcs is not None:
+        out["csi"] = {
+            "driver": GCSFUSE_DRIVER,
+            "readOnly": bool(gcs.get("readOnly", False)),
+            "volumeAttributes": {"bucketName": gcs.get("bucket", "")},
+        }
     empty_dir = out.get("emptyDir")
     if isinstance(empty_dir, dict) and empty_dir.get("medium") == "MEMORY":
         out["emptyDir"] = {**empty_dir, "medium": "Memory"}
@@ -539,11 +589,31 @@ def _revision_annotations(template: Any, execution_environment: int) -> dict[str
     egress = {value: key for key, value in _EGRESS.items()}.get(template.vpc_access.egress)
     if egress:
         annotations["run.googleapis.com/vpc-access-egress"] = egress
+    interfaces = [
+        {
+            key: value
+            for key, value in (("network", i.network), ("subnetwork", i.subnetwork), ("tags", list(i.tags)))
+            if value
+        }
+        for i in template.vpc_access.network_interfaces
+    ]
+    if interfaces:
+        annotations[NETWORK_INTERFACES_ANNOTATION] = json.dumps(interfaces, sort_keys=True)
+    instances = [i for v in template.volumes if "cloud_sql_instance" in v for i in v.cloud_sql_instance.instances]
+    if instances:
+        annotations[CLOUD_SQL_ANNOTATION] = ",".join(instances)
     return annotations
 
 
 def _revision_spec(template: Any) -> dict[str, Any]:
     as_json = protojson.to_dict(template)
+    # Cloud SQL is an annotation in v1 (see CLOUD_SQL_ANNOTATION): its volume and mounts are not in the v1 spec.
+    cloud_sql = {v["name"] for v in as_json.get("volumes", []) if "cloudSqlInstance" in v}
+    as_json["volumes"] = [v for v in as_json.get("volumes", []) if v["name"] not in cloud_sql]
+    for container in as_json.get("containers", []):
+        container["volumeMounts"] = [m for m in container.get("volumeMounts", []) if m.get("name") not in cloud_sql]
+        if not container["volumeMounts"]:
+            container.pop("volumeMounts")
     spec: dict[str, Any] = {"containers": [_container_to_v1(c) for c in as_json.get("containers", [])]}
     if template.max_instance_request_concurrency:
         spec["containerConcurrency"] = template.max_instance_request_concurrency

@@ -117,13 +117,15 @@ LIVENESS_PROBE_TYPES = ("http_get", "grpc")
 # The proto's comment on VolumeMount.mount_path: "For Cloud SQL volumes, it can be left empty, or must otherwise be
 # /cloudsql".
 CLOUD_SQL_MOUNT = "/cloudsql"
-# A Cloud SQL volume has this name, and no other volume has it (Google's words, pulumi/pulumi-gcp#1093; gcloud's
-# alpha --add-volume type=cloudsql holds it too, lib/googlecloudsdk/command_lib/run/volumes.py).
+# A Cloud SQL volume has this name, and no other volume has it: gcloud's v2 --add-volume type=cloudsql holds it
+# (_ValidateAndBuildCloudSqlVolume in lib/googlecloudsdk/command_lib/run/v2/volumes.py), and a user quotes Cloud Run's
+# refusal in these words (pulumi/pulumi-gcp#1093, as remembered there rather than pasted).
 CLOUD_SQL_VOLUME = "cloudsql"
-# The proto's comment on CloudSqlInstance.instances: "Format: {project}:{location}:{instance}".
-_CLOUD_SQL_INSTANCE = re.compile(r"[^:\s]+(:[^:\s]+)?:[a-z]+-[a-z]+[0-9]+:[^:\s]+")
+# The proto's comment on CloudSqlInstance.instances: "Format: {project}:{location}:{instance}" (a domain-scoped
+# project's id, example.com:project, holds a colon of its own).
+_CLOUD_SQL_INSTANCE = re.compile(r"[^:\s]+(:[^:\s]+)?:[^:\s]+:[^:\s]+")
 # "Cloud Run does not allow you to mount a volume at /dev, /proc and /sys, or on their subdirectories"
-# (https://cloud.google.com/run/docs/configuring/services/nfs-volume-mounts, "Disallowed paths").
+# (https://cloud.google.com/run/docs/tutorials/network-filesystems-filestore, "Disallowed paths").
 DISALLOWED_MOUNTS = ("/dev", "/proc", "/sys")
 
 LATEST = run_v2.TrafficTargetAllocationType.TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST
@@ -513,9 +515,10 @@ def _check_vpc_access(template: run_v2.RevisionTemplate, shape: str) -> None:
     included (googleapis/google-cloud-node#4731, hashicorp/terraform-provider-google#15568). One network interface
     ("Currently only single network interface is supported", the proto's comment on VpcAccess.network_interfaces),
     naming a network or a subnetwork (NetworkInterface's comments: one may be left out, the other then implies it)."""
-    if "vpc_access" not in template:
-        return
     access = template.vpc_access
+    # Empty is none: gcloud's v2 --clear-network sends it so (no connector, no interface, egress unspecified).
+    if not access.connector and not access.network_interfaces and not access.egress:
+        return
     if bool(access.connector) == bool(access.network_interfaces):
         raise invalid_argument(
             f"{shape}.template.vpc_access.connector: one and only one of connector and network_interfaces must be set."

@@ -13,7 +13,7 @@ from doki_cli.config import SecretRef
 from doki_cli.deploy.executor import apply_edit, plan_lines
 from doki_cli.deploy.planner import Change, Plan, Planner, plan_env, plan_pin, plan_scaling, read_live
 from doki_cli.errors import DokiError
-from doki_cli.model import Edit, Kept, LiveService, Probe, RunSettings, Scaling, ServiceSpec, Vpc, pinned
+from doki_cli.model import Edit, Kept, LiveService, Probe, RunSettings, Scaling, ServiceSpec, Volume, Vpc, pinned
 from tests.fakes.deploy import FakeCloudRun, FakeSecretManager, Write
 from tests.helpers.deploy_core import ACCOUNT, IMAGE, MEMBER, deployed, doki_toml, execute, plan, quiet
 
@@ -422,3 +422,22 @@ def test_a_setting_the_live_service_has_is_said_kept_until_doki_toml_declares_it
 
     assert keeping.kept == ["session affinity", "sidecar collector"]
     assert declaring.kept == ["sidecar collector"]
+
+
+def test_an_nfs_volume_on_a_service_running_in_the_first_generation_is_refused_before_any_write(
+    run: FakeCloudRun, secrets: FakeSecretManager
+) -> None:
+    deployed(run, secrets, doki_toml(settings=RunSettings(execution_environment="gen1")))
+    nfs = Volume("shared", "nfs", "/mnt/shared", location="10.0.0.2:/exports")
+    writes = list(run.writes)
+
+    with pytest.raises(DokiError) as refused:
+        plan(run, secrets, doki_toml(settings=RunSettings(volumes=(nfs,))))
+
+    assert refused.value.code == "refused_by_cloud_run"
+    assert refused.value.message == (
+        "Cloud Run would refuse the new revision of api: nfs volumes need the second generation execution "
+        'environment, and the service runs in the first (gen1): set execution_environment = "gen2" in doki.toml; '
+        "nothing was changed"
+    )
+    assert run.writes == writes

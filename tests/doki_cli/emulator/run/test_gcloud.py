@@ -7,6 +7,7 @@ place, and what the v2 client makes, gcloud updates without losing anything.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,78 @@ def test_gcloud_labels_a_service_it_read_back_and_the_v2_client_sees_them_on_ser
     service = engine_services.get_service(name=name_of("api"))
     assert (service.labels["team"], service.template.labels["team"]) == ("web", "web")
     assert service.latest_ready_revision == service.latest_created_revision
+
+
+def test_gcloud_reads_cloud_sql_direct_vpc_and_storage_volumes_as_v1_holds_them_and_keeps_them_on_update(
+    gcloud: Gcloud, engine_services: Any, containers: Callable[[], list[Any]]
+) -> None:
+    # What doki writes for cloudsql_instances, [service.vpc] with a network and [[service.volumes]] of a bucket.
+    spec = app_template(
+        "kept",
+        volumes=[
+            run_v2.Volume(name="cloudsql", cloud_sql_instance={"instances": [f"{PROJECT}:{REGION}:db"]}),
+            run_v2.Volume(name="assets", gcs={"bucket": "doki-assets", "read_only": True}),
+        ],
+        vpc_access={
+            "network_interfaces": [{"network": "default", "subnetwork": "apps", "tags": ["api"]}],
+            "egress": "ALL_TRAFFIC",
+        },
+    )
+    spec.containers[0].volume_mounts = [
+        run_v2.VolumeMount(name="cloudsql", mount_path="/cloudsql"),
+        run_v2.VolumeMount(name="assets", mount_path="/assets"),
+    ]
+    create(engine_services, "api", spec).result(timeout=120)
+    before = engine_services.get_service(name=name_of("api")).template
+
+    described = gcloud.json("run", "services", "describe", "api", "--region", REGION)
+
+    template = described["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["run.googleapis.com/cloudsql-instances"] == f"{PROJECT}:{REGION}:db"
+    assert json.loads(annotations["run.googleapis.com/network-interfaces"]) == [
+        {"network": "default", "subnetwork": "apps", "tags": ["api"]}
+    ]
+    assert annotations["run.googleapis.com/vpc-access-egress"] == "all-traffic"
+    assert template["spec"]["volumes"] == [
+        {
+            "name": "assets",
+            "csi": {
+                "driver": "gcsfuse.run.googleapis.com",
+                "readOnly": True,
+                "volumeAttributes": {"bucketName": "doki-assets"},
+            },
+        }
+    ]
+    assert template["spec"]["containers"][0]["volumeMounts"] == [{"name": "assets", "mountPath": "/assets"}]
+
+    gcloud("run", "services", "update", "api", "--region", REGION, "--update-labels", "team=web")
+
+    after = engine_services.get_service(name=name_of("api")).template
+    assert after.labels["team"] == "web"
+    assert (after.volumes, after.vpc_access, after.containers[0].volume_mounts) == (
+        before.volumes,
+        before.vpc_access,
+        before.containers[0].volume_mounts,
+    )
+
+
+def test_gcloud_deploy_with_cloud_sql_and_direct_vpc_flags_makes_what_the_v2_client_reads_as_doki_writes_it(
+    gcloud: Gcloud, engine_services: Any, containers: Callable[[], list[Any]]
+) -> None:
+    deploy_app(
+        gcloud, "api", "--add-cloudsql-instances", "db", "--network", "default", "--subnet", "apps",
+        "--network-tags", "api", "--vpc-egress", "all-traffic",
+    )  # fmt: skip
+
+    template = engine_services.get_service(name=name_of("api")).template
+
+    # gcloud fills in the project and region of a bare instance, as doki.toml's cloudsql_instances does.
+    assert [run_v2.Volume.to_dict(v)["cloud_sql_instance"] for v in template.volumes] == [
+        {"instances": [f"{PROJECT}:{REGION}:db"]}
+    ]
+    assert [(m.name, m.mount_path) for m in template.containers[0].volume_mounts] == [("cloudsql", "/cloudsql")]
+    assert template.vpc_access == run_v2.VpcAccess(
+        network_interfaces=[{"network": "default", "subnetwork": "apps", "tags": ["api"]}],
+        egress=run_v2.VpcAccess.VpcEgress.ALL_TRAFFIC,
+    )
