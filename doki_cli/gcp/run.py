@@ -726,7 +726,7 @@ def _set_env(service: run_v2.Service, name: str, value: str) -> None:
 def _kept_template_fields(edit: Edit) -> tuple[str, ...]:
     """What a write that keeps the template sends: the traffic fields, and the service-level scaling it changes."""
     changes_service = edit.scaling is not None and edit.scaling.changes_service
-    return (*TRAFFIC_FIELDS, "scaling") if changes_service else TRAFFIC_FIELDS
+    return (*TRAFFIC_FIELDS, "scaling", "launch_stage") if changes_service else TRAFFIC_FIELDS
 
 
 def _set_scaling(service: run_v2.Service, scaling: Scaling) -> None:
@@ -736,6 +736,18 @@ def _set_scaling(service: run_v2.Service, scaling: Scaling) -> None:
         service.scaling.min_instance_count = scaling.service_min_instances
     if scaling.service_max_instances is not None:
         service.scaling.max_instance_count = scaling.service_max_instances
+    from google.api import launch_stage_pb2
+
+    stage = launch_stage_pb2.LaunchStage
+    if service.scaling.max_instance_count and service.launch_stage not in (
+        stage.PRELAUNCH,
+        stage.EARLY_ACCESS,
+        stage.ALPHA,
+        stage.BETA,
+    ):
+        # A service-level maximum is a BETA feature of Cloud Run, refused on a service at GA: declared so, as gcloud's
+        # beta track (the only one with --max) declares it (the emulator's SERVICE_MAX_FEATURE rule cites both).
+        service.launch_stage = stage.BETA
     if not scaling.changes_template:
         return
     template = service.template

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from google.api import launch_stage_pb2
 from google.cloud import run_v2
 from google.protobuf import duration_pb2
 
@@ -114,6 +115,17 @@ PROBE_TYPES = ("http_get", "tcp_socket", "grpc")
 # and gRPC liveness probes"; gcloud's --liveness-probe takes no tcpSocket key, _SUPPORTED_LIVENESS_PROBE_KEYS in
 # lib/googlecloudsdk/command_lib/run/flags.py).
 LIVENESS_PROBE_TYPES = ("http_get", "grpc")
+# The service-level maximum (Service.scaling.max_instance_count) is a feature of Cloud Run's BETA launch stage: gcloud
+# 528 offers `run services update --max` in its beta and alpha tracks only (AddServiceMaxInstancesFlag in
+# lib/surface/run/services/update.py), which declare that stage, and Cloud Run refuses it on a service at GA
+# (GoogleCloudPlatform/magic-modules#14724). A stage "at least as BETA" is BETA or one before it.
+SERVICE_MAX_FEATURE = "Per-service maximum instances"
+BETA_OR_EARLIER = (
+    launch_stage_pb2.LaunchStage.PRELAUNCH,
+    launch_stage_pb2.LaunchStage.EARLY_ACCESS,
+    launch_stage_pb2.LaunchStage.ALPHA,
+    launch_stage_pb2.LaunchStage.BETA,
+)
 # The proto's comment on VolumeMount.mount_path: "For Cloud SQL volumes, it can be left empty, or must otherwise be
 # /cloudsql".
 CLOUD_SQL_MOUNT = "/cloudsql"
@@ -284,6 +296,14 @@ def check_service(service: run_v2.Service, request: str, service_id: str, *, cre
     _check_annotations(service, template, shape)
     _check_template(template, shape, service_id)
     _check_service_scaling(service.scaling, shape)
+    if service.scaling.max_instance_count and service.launch_stage not in BETA_OR_EARLIER:
+        # Google's words (GoogleCloudPlatform/magic-modules#14724, a create without the launch stage).
+        raise invalid_argument(
+            f"The feature '{SERVICE_MAX_FEATURE}' is not supported in the declared launch stage on resource "
+            f"{service_id}. The launch stage annotation should be specified at least as BETA. Please visit "
+            "https://cloud.google.com/run/docs/troubleshooting#launch-stage-validation for in-depth troubleshooting "
+            "documentation."
+        )
     _check_traffic(service.traffic, shape, service_id)
 
 

@@ -100,6 +100,7 @@ def set_up_by_hand(service: run_v2.Service, image: str) -> None:
     service.annotations = {"ops.example.com/runbook": "https://runbooks.example.com/doki"}
     service.binary_authorization = run_v2.BinaryAuthorization(use_default=True)
     service.scaling = run_v2.ServiceScaling(min_instance_count=0, max_instance_count=20)
+    service.launch_stage = "BETA"  # as gcloud beta's --max declares it: Cloud Run refuses it at GA
 
 
 def test_every_command_keeps_what_doki_does_not_manage_and_no_plan_names_it(

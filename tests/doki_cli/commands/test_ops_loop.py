@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.api import launch_stage_pb2
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
@@ -89,8 +90,11 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
         PATH, where, "  ~ service min instances: 0 -> 1", "  ~ service max instances: none -> 5"
     ) + ("Scaled doki-backend: service min instances 0 -> 1, service max instances none -> 5\n")
     assert warm.stderr.endswith("the service's --min and --max are not in doki.toml: deploys keep them as they are\n")
-    scaling = ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=PATH).scaling
+    scaled = ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=PATH)
+    scaling = scaled.scaling
     assert (scaling.min_instance_count, scaling.max_instance_count) == (1, 5)
+    # Cloud Run takes a service-level maximum only from a service declared BETA, as gcloud's beta --max declares it.
+    assert scaled.launch_stage == launch_stage_pb2.LaunchStage.BETA
     status = json.loads(doki("--json", "status").stdout)
     assert (status["latest_ready"], status["service_scaling"]) == (third, {"min": 1, "max": 5})
     assert "  scaling      the service's own: at least 1, at most 5 instances, shared by the revisions that take " in (

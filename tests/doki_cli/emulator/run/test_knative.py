@@ -218,6 +218,7 @@ def test_a_v1_read_then_replace_changes_nothing_even_of_what_v1_cannot_show(v1: 
         service=run_v2.Service(
             template=template,
             scaling=run_v2.ServiceScaling(min_instance_count=1, max_instance_count=7),
+            launch_stage="BETA",  # Cloud Run's service-level maximum is a BETA feature
             binary_authorization=run_v2.BinaryAuthorization(use_default=True, breakglass_justification="incident"),
         ),
     )

@@ -347,6 +347,14 @@ BAD_SPECS: list[tuple[str, run_v2.Service, str]] = [
         f"{SHAPE}.scaling.max_instance_count: must be greater or equal than min_instance_count.",
     ),
     (
+        "a service maximum on a service at GA",
+        run_v2.Service(template=template(), scaling={"max_instance_count": 5}),
+        "The feature 'Per-service maximum instances' is not supported in the declared launch stage on resource api. "
+        "The launch stage annotation should be specified at least as BETA. Please visit "
+        "https://cloud.google.com/run/docs/troubleshooting#launch-stage-validation for in-depth troubleshooting "
+        "documentation.",
+    ),
+    (
         "duplicate env",
         run_v2.Service(template=template(env=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}])),
         f"{SHAPE}.template.containers[0].env[1].name: duplicate environment variable name 'A'.",
