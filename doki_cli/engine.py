@@ -220,6 +220,7 @@ class DockerEngine:
         args: list[str] | None,
         environment: dict[str, str],
         labels: dict[str, str],
+        tmpfs: dict[str, str] | None = None,
     ) -> RunningContainer:
         """Replace any container called `name` with `image` on the host network, with an init process.
 
@@ -241,6 +242,7 @@ class DockerEngine:
                 labels=labels,
                 network_mode="host",
                 init=True,
+                tmpfs=tmpfs or None,
             )
         except APIError as exc:
             raise DokiError(

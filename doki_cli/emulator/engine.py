@@ -86,9 +86,11 @@ class ContainerEngine(Protocol):
         args: list[str] | None,
         environment: dict[str, str],
         labels: dict[str, str],
+        tmpfs: dict[str, str] | None = None,
     ) -> Container:
         """Replace any container called `name` with `image` on the host network; `command` replaces the image's
-        entrypoint and `args` its CMD, as Kubernetes-style specs mean them."""
+        entrypoint and `args` its CMD, as Kubernetes-style specs mean them; `tmpfs`: memory file systems to mount, by
+        path, with their mount options."""
         ...
 
     def containers_labelled(self, label: str, value: str) -> Sequence[Container]:

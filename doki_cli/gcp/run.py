@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -387,7 +388,12 @@ class CloudRun:
                     f"{self.path(name)} was accepted but cannot be read yet",
                     "`doki status` shows it once Cloud Run has made it",
                 )
-            return to_live(accepted_now)
+            live = to_live(accepted_now)
+            if before is not None and live.latest_created == (_short(before) or None):
+                # Cloud Run has not named the new revision yet (it makes it after accepting the write): the one read
+                # is the previous, which --no-wait must not report as the one under way.
+                live = replace(live, latest_created=None)
+            return live
         started = self._clock()
         deadline = started + timeout
         delay = 0.5

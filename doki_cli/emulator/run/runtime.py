@@ -22,7 +22,7 @@ from google.cloud import run_v2
 
 from doki_cli.emulator.cloudlogging.state import LogStore
 from doki_cli.emulator.run.router import BACKEND_HOST, Backend
-from doki_cli.emulator.run.validation import default_probe
+from doki_cli.emulator.run.validation import default_probe, memory_bytes
 
 if TYPE_CHECKING:
     from doki_cli.emulator.engine import Container, ContainerEngine
@@ -73,6 +73,10 @@ class ContainerSpec:
     command: list[str]
     args: list[str]
     environment: dict[str, str]
+    # Its in-memory volumes' mount paths, each with tmpfs options ("size=64m", or "" unbounded): Cloud Run's in-memory
+    # volumes are tmpfs (the proto's comment on EmptyDirVolumeSource: "In memory (tmpfs) ephemeral storage"). Other
+    # volumes (Cloud Storage, NFS, secrets, Cloud SQL) reach services the emulator does not run: not mounted.
+    tmpfs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,7 @@ class Runtime:
             args=spec.args,
             environment=spec.environment,
             labels=labels,
+            tmpfs=spec.tmpfs,
         )
 
     def _follow(self, launch: Launch, container: Container, stream: str) -> None:
@@ -354,3 +359,18 @@ def _probe(port: int, probe: StartupProbe) -> bool:
         return False
     finally:
         connection.close()
+
+
+def in_memory_mounts(
+    revision: run_v2.RevisionTemplate | run_v2.Revision, container: run_v2.Container
+) -> dict[str, str]:
+    """`container`'s mounts of the revision's in-memory volumes as tmpfs mounts: path -> options, the volume's size
+    limit in bytes where it has one."""
+    volumes = {volume.name: volume for volume in revision.volumes if "empty_dir" in volume}
+    mounts = {}
+    for mount in container.volume_mounts:
+        volume = volumes.get(mount.name)
+        if volume is not None:
+            size = memory_bytes(volume.empty_dir.size_limit) if volume.empty_dir.size_limit else None
+            mounts[mount.mount_path] = f"size={size}" if size else ""
+    return mounts

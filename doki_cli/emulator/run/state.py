@@ -50,6 +50,7 @@ from doki_cli.emulator.run.runtime import (
     Launch,
     RevisionFailure,
     Runtime,
+    in_memory_mounts,
     startup_probe,
 )
 from doki_cli.emulator.secretmanager.state import SecretStore
@@ -1058,6 +1059,7 @@ class CloudRun:
                         command=list(container.command),
                         args=list(container.args),
                         environment=env,
+                        tmpfs=in_memory_mounts(revision, container),
                     )
                 )
             containers.insert(0, containers.pop(ingress))

@@ -501,3 +501,26 @@ def test_an_internal_service_answers_callers_from_outside_its_vpc_404_before_any
     httpx.post(f"{engine_emulator.rest_url}/_doki/policies", json={"project": PROJECT, "callers_inside_vpc": False})
     service = redeploy(engine_services, service)
     assert served_by(service.uri) == short(service.latest_ready_revision)  # all ingress: anyone
+
+
+def test_an_in_memory_volume_is_a_tmpfs_of_its_size_limit_at_its_mount_path_and_others_are_not_mounted(
+    engine_services: Any, containers: Callable[[], list[Any]]
+) -> None:
+    spec = app_template(
+        volumes=[
+            run_v2.Volume(name="cache", empty_dir={"medium": "MEMORY", "size_limit": "8Mi"}),
+            run_v2.Volume(name="scratch", empty_dir={"medium": "MEMORY"}),
+            run_v2.Volume(name="assets", gcs={"bucket": "doki-assets"}),
+        ]
+    )
+    spec.containers[0].volume_mounts = [
+        run_v2.VolumeMount(name="cache", mount_path="/cache"),
+        run_v2.VolumeMount(name="scratch", mount_path="/scratch"),
+        run_v2.VolumeMount(name="assets", mount_path="/assets"),
+    ]
+
+    create(engine_services, "api", spec).result(timeout=120)
+
+    [container] = containers()
+    container.reload()
+    assert container.attrs["HostConfig"]["Tmpfs"] == {"/cache": f"size={8 * 2**20}", "/scratch": ""}
