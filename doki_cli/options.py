@@ -94,7 +94,7 @@ ConcurrencyOption = Annotated[
 
 def _duration(text: str) -> float:
     # Imported here: doki_cli.output pulls in the error catalog, and `doki --help` reads this module.
-    from doki_cli.output import parse_duration
+    from doki_cli.waiting import parse_duration
 
     return parse_duration(text)
 

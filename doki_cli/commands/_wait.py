@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from doki_cli.errors import Code, DokiError
-from doki_cli.output import DEFAULT_TIMEOUT, Output, duration_text
+from doki_cli.output import Output
+from doki_cli.waiting import DEFAULT_TIMEOUT, duration_text
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,8 @@ def release(
     from doki_cli.deploy.secrets import push, read_values
     from doki_cli.errors import EXIT_CONFIG, DokiError
     from doki_cli.gitinfo import resolve_commit
-    from doki_cli.output import DEFAULT_TIMEOUT
     from doki_cli.provenance import here
+    from doki_cli.waiting import DEFAULT_TIMEOUT
 
     app = app_of(ctx)
     out = app.output

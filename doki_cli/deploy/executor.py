@@ -16,7 +16,8 @@ from doki_cli.deploy.planner import REDIRECT_ENV, REDIRECT_PATH, Change, EditPla
 from doki_cli.deploy.ports import RunPort, SecretsPort
 from doki_cli.errors import Code, DokiError
 from doki_cli.model import LiveService
-from doki_cli.output import DEFAULT_TIMEOUT, Output, sleep_in_sight
+from doki_cli.output import Output
+from doki_cli.waiting import DEFAULT_TIMEOUT, sleep_in_sight
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -14,7 +14,7 @@ from doki_cli.deploy.release import ProvidedImage
 from doki_cli.errors import DokiError
 from doki_cli.gcp.artifactregistry import ArtifactRegistry
 from doki_cli.gcp.google import Google
-from doki_cli.output import lines_in_sight
+from doki_cli.waiting import lines_in_sight
 
 
 def tag_digests(registry: ArtifactRegistry) -> Callable[[str], str | None]:

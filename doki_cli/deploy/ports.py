@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection
 from typing import Protocol
 
 from doki_cli.model import Edit, LiveService, RevisionInfo, ServiceSpec
-from doki_cli.output import DEFAULT_TIMEOUT
+from doki_cli.waiting import DEFAULT_TIMEOUT
 
 
 class RunPort(Protocol):

@@ -44,7 +44,7 @@ from doki_cli.errors import EXIT_BUILD_FAILED, EXIT_CHECK_FAILED, Code, DokiErro
 from doki_cli.gitinfo import Commit
 from doki_cli.interrupts import deferred_interrupt, is_interrupt
 from doki_cli.model import CHECKS_FAILED, Edit, LiveService, Staged, Target
-from doki_cli.output import DEFAULT_TIMEOUT, sleep_in_sight
+from doki_cli.waiting import DEFAULT_TIMEOUT, sleep_in_sight
 
 # Cloud Run refuses a traffic tag and service name longer than this together (firebase/firebase-tools#6137); a
 # long name gets a shorter sha in its tag, down to this many hex digits.

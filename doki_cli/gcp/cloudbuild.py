@@ -22,7 +22,7 @@ from doki_cli.errors import Code, DokiError
 from doki_cli.gcp.errors import call_google, google_error
 from doki_cli.gcp.logs import Logs
 from doki_cli.gcp.retry import Retrier, knowing_retries, no_library_retry
-from doki_cli.output import HEARTBEAT_SECONDS
+from doki_cli.waiting import HEARTBEAT_SECONDS
 
 DOCKER_BUILDER = "gcr.io/cloud-builders/docker"
 # How much of a failed build's log its error shows.

@@ -47,8 +47,8 @@ from doki_cli.model import (
 )
 
 # A wait says it is still waiting at the first poll HEARTBEAT_SECONDS after it last spoke (polls are up to 5 s
-# apart), so a silent screen or log never means stuck: one heartbeat for every wait, output.py's.
-from doki_cli.output import DEFAULT_TIMEOUT, HEARTBEAT_SECONDS, duration_text
+# apart), so a silent screen or log never means stuck: one heartbeat for every wait, waiting.py's.
+from doki_cli.waiting import DEFAULT_TIMEOUT, HEARTBEAT_SECONDS, duration_text
 
 if TYPE_CHECKING:
     from google.cloud import run_v2

@@ -54,7 +54,7 @@ from doki_cli.model import (
     Vpc,
     to_latest,
 )
-from doki_cli.output import DEFAULT_TIMEOUT
+from doki_cli.waiting import DEFAULT_TIMEOUT
 
 # What a service doki (or gcloud) creates has of the settings doki.toml may declare, as the adapter reads it: CPU only
 # while serving with a boost at start, Cloud Run's default TCP startup probe, nothing else.

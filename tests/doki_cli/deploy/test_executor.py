@@ -18,7 +18,7 @@ from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.gcp.google import Google
 from doki_cli.main import app
-from doki_cli.output import HEARTBEAT_SECONDS
+from doki_cli.waiting import HEARTBEAT_SECONDS
 from tests.helpers import BACKEND_IMAGE, CliRunner
 from tests.helpers.project import PATH, PROJECT, setup_project
 

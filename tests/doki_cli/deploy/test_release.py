@@ -27,7 +27,7 @@ from doki_cli.gcp.google import Google
 from doki_cli.gitinfo import Commit
 from doki_cli.main import app
 from doki_cli.model import Edit, Scaling
-from doki_cli.output import HEARTBEAT_SECONDS
+from doki_cli.waiting import HEARTBEAT_SECONDS
 from tests.helpers import CliRunner
 from tests.helpers.images import publish
 from tests.helpers.project import PATH, setup_project
