@@ -72,6 +72,7 @@ def release(
     import sys
     import uuid
 
+    from doki_cli.commands._wait import Waits
     from doki_cli.deploy.images import Images
     from doki_cli.deploy.preflight import account_check, preflight, token_check
     from doki_cli.deploy.release import Release, release_tag
@@ -79,10 +80,10 @@ def release(
     from doki_cli.errors import EXIT_CONFIG, DokiError
     from doki_cli.gitinfo import resolve_commit
     from doki_cli.provenance import here
-    from doki_cli.waiting import DEFAULT_TIMEOUT
 
     app = app_of(ctx)
     out = app.output
+    waits = Waits.given(timeout, no_wait=False)
     try:
         config = app.config
     except DokiError as err:
@@ -133,7 +134,7 @@ def release(
         on_progress=out.progress,
         owner=uuid.uuid4().hex[:12],
         host=socket.gethostname(),
-        timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+        timeout=waits.timeout,
         sleep=app.factory.sleep,
         clock=app.factory.monotonic,
     )

@@ -290,7 +290,9 @@ class CloudRun:
         raises, traffic untouched. An update carries `live`'s etag: a service changed since is not overwritten.
 
         `new_revision` makes a revision even when the template is the live one (whose revision never became Ready):
-        Cloud Run makes none for an unchanged template."""
+        Cloud Run makes none for an unchanged template. Pinned traffic moves to the new revision only at the wait's
+        end, so `wait` False leaves the pin: the deploy command refuses --no-wait for a pinned service, from the
+        same read, before anything is written."""
         from google.cloud import run_v2
 
         base = self._as_read(name, live) if live is not None else None
@@ -303,16 +305,6 @@ class CloudRun:
         # "latest" means the latest Ready one, so a new revision that fails would hand the traffic to the very
         # revision the pin moved it away from.
         pinned = base is not None and any(t.percent and t.type_ != _latest_type() for t in base.traffic)
-        if pinned and not wait:
-            # Unwaited, nobody would end the pin once the revision is Ready: the deploy would leave traffic where
-            # the pin holds it. Refused before anything is written.
-            raise DokiError(
-                Code.BAD_OPTION,
-                f"{name}'s traffic is pinned to a revision (by `doki rollback`, or a release put back): a deploy that "
-                "does not wait would leave it pinned there, as only the wait's end moves it to the new revision; "
-                "nothing was changed",
-                "deploy it and wait for the new revision: that ends the pin",
-            )
         if pinned and base is not None:
             service.traffic = list(base.traffic)
         service.name = self.path(name)
