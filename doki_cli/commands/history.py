@@ -27,7 +27,7 @@ def history(ctx: typer.Context, limit: LimitOption = 20, service: ServiceOption 
     from doki_cli.deploy.planner import read_live
 
     live = read_live(google.run, config.name)
-    entries = [_entry(revision, live) for revision in google.run.revisions(config.name, limit)]
+    entries = [_entry(revision, live) for revision in google.run.revisions(config.name, limit, live=live)]
     out.data(entries)
     rows = [COLUMNS, *(_row(entry) for entry in entries)]
     widths = [max(len(row[column]) for row in rows) for column in range(len(COLUMNS))]

@@ -24,7 +24,7 @@ def status(ctx: typer.Context, service: ServiceOption = None) -> None:
     live = read_live(google.run, config.name)
     binding = google.run.is_public(config.name)
     public = binding or not live.spec.invoker_iam_check
-    revisions = google.run.revisions(config.name)
+    revisions = google.run.revisions(config.name, live=live)
     serving = [r for r in revisions if r.percent]
     tagged = [r for r in revisions if r.percent or r.tags]
     newest = next((r for r in revisions if r.name == live.latest_created), None)

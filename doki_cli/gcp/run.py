@@ -154,12 +154,13 @@ class CloudRun:
         )
         return any(b.role == INVOKER and PUBLIC in b.members for b in policy.bindings)
 
-    def revisions(self, name: str, limit: int | None = None) -> list[RevisionInfo]:
+    def revisions(self, name: str, limit: int | None = None, *, live: LiveService | None = None) -> list[RevisionInfo]:
         """The service's revisions, newest first (the `limit` newest), with the traffic each serves now and what doki
-        recorded of who made it."""
+        recorded of who made it; `live`: the service as the caller has just read it (else it is read here)."""
         import itertools
 
-        live = to_live(self._existing(name))
+        if live is None:
+            live = to_live(self._existing(name))
         # Cloud Run lists newest first, a page at a time (the pager follows next_page_token): only the pages that
         # hold the `limit` newest are read, and one revision more, the one made before the last shown.
         size = min(limit + 1, 100) if limit is not None else 100

@@ -17,6 +17,7 @@ from tests.helpers.project import setup_project
 
 runner = CliRunner()
 SERVICE = "projects/doki-e2e/locations/us-central1/services/doki-backend"
+GET_SERVICE = "/google.cloud.run.v2.Services/GetService"
 
 
 def doki(*args: str) -> Result:
@@ -94,9 +95,11 @@ def test_status_of_a_service_whose_revision_never_became_ready_says_why(
     live = ClientFactory(emulator.grpc_address).run_services().get_service(name=SERVICE)
     created = short(live.latest_created_revision)
     made = ClientFactory(emulator.grpc_address).run_revisions().get_revision(name=live.latest_created_revision)
+    reads = emulator.faults.calls[GET_SERVICE]
 
     result = doki("status")
     assert result.exit_code == 0, result.output
+    assert emulator.faults.calls[GET_SERVICE] - reads == 1  # the service read once, for every line
     assert result.stdout == (
         f"doki-backend  {live.uri}\n"
         f"  ready        no (Revision '{created}' is not ready and cannot serve traffic. The emulator has no Docker "
