@@ -771,7 +771,8 @@ def _volumes(items: Any, problems: list[str]) -> tuple[Volume, ...] | None:
                 problems.append(f"{where}: path = {texts['path']!r} is not valid: a file's path inside the volume")
         if len(problems) == found:
             volumes.append(Volume(name, kind, mount, read_only=read_only is True, **texts))
-    return tuple(volumes)
+    # By name, as the adapter reads them: their order in doki.toml is no setting of Cloud Run's.
+    return tuple(sorted(volumes, key=lambda volume: volume.name))
 
 
 _BUCKET = re.compile(r"[a-z0-9][-_.a-z0-9]{1,61}[a-z0-9]")

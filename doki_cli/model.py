@@ -231,6 +231,8 @@ class LiveService:
     # traffic, changed without a new revision (gcloud run services update --min, and --max of gcloud beta). 0: none.
     service_min_instances: int = 0
     service_max_instances: int = 0
+    # Volumes only other containers mount: theirs, so not a name doki.toml's volumes may take.
+    sidecar_volumes: tuple[str, ...] = ()
 
     @property
     def traffic_to_latest(self) -> bool:

@@ -158,6 +158,11 @@ def refuse_what_cloud_run_would(config: ServiceConfig, live: LiveService) -> Non
         service=config.name,
     )
     declared = config.settings
+    taken = sorted({volume.name for volume in declared.volumes or ()} & set(live.sidecar_volumes))
+    problems += [
+        f"volume {name} is a sidecar's (the serving container does not mount it): name doki.toml's volume otherwise"
+        for name in taken
+    ]
     if (
         declared.execution_environment is None
         and live.spec.settings.execution_environment == "gen1"

@@ -543,6 +543,7 @@ def to_live(service: run_v2.Service) -> LiveService:
         sidecar_cpus=_sidecar_cpus(template.containers),
         service_min_instances=service.scaling.min_instance_count,
         service_max_instances=service.scaling.max_instance_count,
+        sidecar_volumes=run_settings.sidecar_volumes(template, ingress_container(template.containers)),
     )
 
 

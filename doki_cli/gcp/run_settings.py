@@ -41,17 +41,24 @@ def read(service: run_v2.Service, container: run_v2.Container) -> RunSettings:
         session_affinity=template.session_affinity,
         labels=dict(service.labels),
         vpc=_read_vpc(template),
+        # The serving container's Cloud SQL: a volume it does not mount reaches it no instance.
         cloudsql_instances=tuple(
             instance
             for volume in template.volumes
-            if "cloud_sql_instance" in volume
+            if "cloud_sql_instance" in volume and volume.name in mounts
             for instance in volume.cloud_sql_instance.instances
         ),
-        # The serving container's: a volume only a sidecar mounts is the sidecar's, kept whatever doki.toml says.
+        # The serving container's, by name (doki.toml's order is no setting): a volume only a sidecar mounts is the
+        # sidecar's, kept whatever doki.toml says.
         volumes=tuple(
-            _read_volume(volume, mounts[volume.name])
-            for volume in template.volumes
-            if "cloud_sql_instance" not in volume and volume.name in mounts
+            sorted(
+                (
+                    _read_volume(volume, mounts[volume.name])
+                    for volume in template.volumes
+                    if "cloud_sql_instance" not in volume and volume.name in mounts
+                ),
+                key=lambda volume: volume.name,
+            )
         ),
         startup_probe=_read_probe(container.startup_probe, port) if "startup_probe" in container else NO_PROBE,
         liveness_probe=_read_probe(container.liveness_probe, port) if "liveness_probe" in container else NO_PROBE,
@@ -205,8 +212,10 @@ def _write_cloudsql(instances: tuple[str, ...], template: run_v2.RevisionTemplat
     source = run_v2.CloudSqlInstance(instances=list(instances))
     present = [volume for volume in template.volumes if "cloud_sql_instance" in volume]
     if instances and present:
-        # Other instances, in place: every container's mount of the volume stays.
+        # Other instances, in place: every container's mount of the volume stays, the serving container's made sure.
         present[0].cloud_sql_instance = source
+        if present[0].name not in {mount.name for mount in container.volume_mounts}:
+            container.volume_mounts.insert(0, run_v2.VolumeMount(name=present[0].name, mount_path=CLOUD_SQL_MOUNT))
         return
     if instances:
         template.volumes.insert(0, run_v2.Volume(name=CLOUD_SQL_VOLUME, cloud_sql_instance=source))
@@ -220,26 +229,46 @@ def _write_cloudsql(instances: tuple[str, ...], template: run_v2.RevisionTemplat
 
 
 def _write_volumes(volumes: tuple[Volume, ...], template: run_v2.RevisionTemplate, container: run_v2.Container) -> None:
-    """The serving container's volumes become exactly `volumes`, each where it stood if it was one already; Cloud SQL's
-    (cloudsql_instances) and those only other containers mount stay, as do those a sidecar mounts too."""
+    """The serving container mounts exactly `volumes` (and Cloud SQL's, cloudsql_instances'), each volume where it
+    stood if it was one already. A volume of its own it no longer mounts goes; one another container mounts stays, for
+    that container (the planner refuses a declared name that is a sidecar's own volume)."""
     from google.cloud import run_v2
 
-    serving = {mount.name for mount in container.volume_mounts}
+    mounted = {mount.name for mount in container.volume_mounts}
     declared = {volume.name: volume for volume in volumes}
-    others = {mount.name for other in template.containers if other is not container for mount in other.volume_mounts}
+    # proto-plus wraps a message anew on each access: the serving container is told apart by its message, not `is`.
+    others = {
+        mount.name for other in template.containers if other._pb is not container._pb for mount in other.volume_mounts
+    }
+    cloud_sql = {volume.name for volume in template.volumes if "cloud_sql_instance" in volume}
     written: list[run_v2.Volume] = []
     for volume in template.volumes:
         if volume.name in declared:
             written.append(_volume(declared[volume.name]))
-        elif "cloud_sql_instance" in volume or volume.name not in serving or volume.name in others:
+        elif volume.name in cloud_sql or volume.name in others or volume.name not in mounted:
             written.append(volume)
     present = {volume.name for volume in template.volumes}
     written += [_volume(volume) for volume in volumes if volume.name not in present]
     template.volumes = written
-    names = {volume.name for volume in written}
-    kept = [mount for mount in container.volume_mounts if mount.name not in declared and mount.name in names]
+    kept = [mount for mount in container.volume_mounts if mount.name in cloud_sql]
     declared_mounts = [run_v2.VolumeMount(name=volume.name, mount_path=volume.mount_path) for volume in volumes]
     container.volume_mounts = [*kept, *declared_mounts]
+
+
+def sidecar_volumes(template: run_v2.RevisionTemplate, serving: run_v2.Container | None) -> tuple[str, ...]:
+    """The volumes other containers mount and the serving container does not: theirs, not doki.toml's to declare."""
+    mounted = {mount.name for mount in serving.volume_mounts} if serving is not None else set()
+    return tuple(
+        sorted(
+            {
+                mount.name
+                for other in template.containers
+                if serving is None or other._pb is not serving._pb
+                for mount in other.volume_mounts
+                if mount.name not in mounted
+            }
+        )
+    )
 
 
 def _volume(volume: Volume) -> run_v2.Volume:

@@ -269,12 +269,16 @@ def _volume_from_v1(data: dict[str, Any], where: str) -> dict[str, Any]:
     csi = volume.pop("csi", None)
     if csi is not None:
         attributes = csi.get("volumeAttributes") or {}
-        if csi.get("driver") != GCSFUSE_DRIVER or set(attributes) - {"bucketName"}:
+        if csi.get("driver") != GCSFUSE_DRIVER or set(attributes) - {"bucketName", "mountOptions"}:
             raise ApiError(
                 grpc.StatusCode.UNIMPLEMENTED,
-                f"{where}.csi: the emulator models Cloud Storage volumes ({GCSFUSE_DRIVER}, bucketName) only.",
+                f"{where}.csi: the emulator models Cloud Storage volumes ({GCSFUSE_DRIVER}: bucketName, mountOptions) "
+                "only.",
             )
         volume["gcs"] = {"bucket": attributes.get("bucketName", ""), "readOnly": bool(csi.get("readOnly", False))}
+        if attributes.get("mountOptions"):
+            # gcloud joins them with commas (_GcsVolume in lib/googlecloudsdk/command_lib/run/volumes.py).
+            volume["gcs"]["mountOptions"] = attributes["mountOptions"].split(",")
     return volume
 
 
@@ -362,8 +366,11 @@ def _template_from_v1(template: dict[str, Any]) -> tuple[run_v2.RevisionTemplate
                 f"got '{value}'.",
             )
         message.vpc_access.egress = _EGRESS[value]
-    if NETWORK_INTERFACES_ANNOTATION in system:
-        message.vpc_access.network_interfaces = _interfaces(system[NETWORK_INTERFACES_ANNOTATION], field)
+    interfaces = (
+        _interfaces(system[NETWORK_INTERFACES_ANNOTATION], field) if NETWORK_INTERFACES_ANNOTATION in system else []
+    )
+    if interfaces:
+        message.vpc_access.network_interfaces = interfaces
     if CLOUD_SQL_ANNOTATION in system:
         instances = [i.strip() for i in system[CLOUD_SQL_ANNOTATION].split(",") if i.strip()]
         if instances:
@@ -384,9 +391,24 @@ def _interfaces(value: str, field: str) -> list[run_v2.VpcAccess.NetworkInterfac
         listed = json.loads(value)
     except ValueError:
         listed = None
-    if not isinstance(listed, list) or not all(isinstance(item, dict) for item in listed):
-        # The emulator's wording, in the shape of Google's for its other annotations.
-        raise _bad(field, f"Annotation '{NETWORK_INTERFACES_ANNOTATION}' must be a JSON list of network interfaces.")
+
+    def interface(item: object) -> bool:
+        if not isinstance(item, dict) or set(item) - {"network", "subnetwork", "tags"}:
+            return False
+        tags = item.get("tags", [])
+        names = (item.get("network", ""), item.get("subnetwork", ""))
+        return (
+            all(isinstance(n, str) for n in names) and isinstance(tags, list) and all(isinstance(t, str) for t in tags)
+        )
+
+    if not isinstance(listed, list) or not all(interface(item) for item in listed):
+        # The emulator's wording, in the shape of Google's for its other annotations; the keys are those gcloud writes
+        # (NetworkInterfacesChange in lib/googlecloudsdk/command_lib/run/config_changes.py).
+        raise _bad(
+            field,
+            f"Annotation '{NETWORK_INTERFACES_ANNOTATION}' must be a JSON list of network interfaces, each with a "
+            "network, a subnetwork and tags.",
+        )
     return [
         run_v2.VpcAccess.NetworkInterface(
             network=item.get("network", ""), subnetwork=item.get("subnetwork", ""), tags=item.get("tags") or []
@@ -538,10 +560,13 @@ def _volume_to_v1(volume: dict[str, Any]) -> dict[str, Any]:
     out = dict(volume)
     gcs = out.pop("gcs", None)
     if gcs is not None:
+        attributes = {"bucketName": gcs.get("bucket", "")}
+        if gcs.get("mountOptions"):
+            attributes["mountOptions"] = ",".join(gcs["mountOptions"])
         out["csi"] = {
             "driver": GCSFUSE_DRIVER,
             "readOnly": bool(gcs.get("readOnly", False)),
-            "volumeAttributes": {"bucketName": gcs.get("bucket", "")},
+            "volumeAttributes": attributes,
         }
     empty_dir = out.get("emptyDir")
     if isinstance(empty_dir, dict) and empty_dir.get("medium") == "MEMORY":
@@ -819,6 +844,30 @@ _TEMPLATE_ONLY_V2 = (
 )
 
 
+def _keep_cloud_sql_mounts(current: run_v2.RevisionTemplate, incoming: run_v2.RevisionTemplate) -> None:
+    """v1 holds Cloud SQL as one annotation (see CLOUD_SQL_ANNOTATION), not where its volume stands or which containers
+    mount it and at what path: with the same instances sent back, the volume keeps its place and each container (by
+    name) its mounts, as stored."""
+    before = [i for i, v in enumerate(current.volumes) if "cloud_sql_instance" in v]
+    after = [i for i, v in enumerate(incoming.volumes) if "cloud_sql_instance" in v]
+    if len(before) != 1 or len(after) != 1:
+        return
+    stored, sent = current.volumes[before[0]], incoming.volumes[after[0]]
+    if list(stored.cloud_sql_instance.instances) != list(sent.cloud_sql_instance.instances):
+        return
+    volumes = [v for i, v in enumerate(incoming.volumes) if i != after[0]]
+    volumes.insert(min(before[0], len(volumes)), stored)
+    incoming.volumes = volumes
+    mounts = {
+        c.name: [(i, m) for i, m in enumerate(c.volume_mounts) if m.name == stored.name] for c in current.containers
+    }
+    for container in incoming.containers:
+        own = [m for m in container.volume_mounts if m.name != sent.name]
+        for index, mount in mounts.get(container.name, []):
+            own.insert(min(index, len(own)), mount)
+        container.volume_mounts = own
+
+
 def keep_what_v1_cannot_say(current: run_v2.Service, incoming: run_v2.Service) -> None:
     """A v1 replace sends the whole object, but the object v1 shows lacks some v2 fields: what the client could not
     see, it did not mean to clear. `incoming` (parsed from the v1 body) gets them from `current`, the stored service."""
@@ -827,12 +876,17 @@ def keep_what_v1_cannot_say(current: run_v2.Service, incoming: run_v2.Service) -
         # Only what is set: an empty message written back would read as set (a change, and a new revision).
         if name in current.template and value:
             setattr(incoming.template, name, value)
-    if current.template.vpc_access.network_interfaces and not incoming.template.vpc_access.network_interfaces:
-        incoming.template.vpc_access.network_interfaces = current.template.vpc_access.network_interfaces
-    # v1 shows a service's minimum instances only (run.googleapis.com/minScale).
+    _keep_cloud_sql_mounts(current.template, incoming.template)
+    # v1 shows a service's minimum instances only (run.googleapis.com/minScale). None on either side stays none: an
+    # empty message written would read as set, a change.
     scaling = run_v2.ServiceScaling(current.scaling)
     scaling.min_instance_count = incoming.scaling.min_instance_count
-    incoming.scaling = scaling
+    if "scaling" in current or "scaling" in incoming:
+        incoming.scaling = scaling
+    if scaling.max_instance_count and not incoming.launch_stage:
+        # The maximum kept needs the stage it was set under (see validation.SERVICE_MAX_FEATURE): a body that names
+        # none did not mean to drop it.
+        incoming.launch_stage = current.launch_stage
     justification = current.binary_authorization.breakglass_justification
     if justification and (incoming.binary_authorization.use_default or incoming.binary_authorization.policy):
         incoming.binary_authorization.breakglass_justification = justification

@@ -73,8 +73,10 @@ class ContainerSpec:
     command: list[str]
     args: list[str]
     environment: dict[str, str]
-    # Its in-memory volumes' mount paths, each with tmpfs options ("size=64m", or "" unbounded): Cloud Run's in-memory
-    # volumes are tmpfs (the proto's comment on EmptyDirVolumeSource: "In memory (tmpfs) ephemeral storage"). Other
+    # Its in-memory volumes' mount paths, each with tmpfs options ("size=N" bytes, or "" unbounded): Cloud Run's
+    # in-memory volumes are tmpfs (the proto's comment on EmptyDirVolumeSource: "In memory (tmpfs) ephemeral storage";
+    # on its medium: left unspecified, "the default will currently be backed by memory"). Each container gets its own,
+    # where an instance's containers share one on Cloud Run: a shortcut of the emulator's. Other
     # volumes (Cloud Storage, NFS, secrets, Cloud SQL) reach services the emulator does not run: not mounted.
     tmpfs: dict[str, str] = field(default_factory=dict)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import sys
 import time
@@ -80,7 +81,11 @@ def test_a_container_that_exits_shows_its_last_lines_and_is_removed(
     (project / ".env").write_text("ENCRYPTION_KEY=not-a-fernet-key\n")
     result = _dev_docker(project, reserve_port(), "--detach")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error [container_exited]: the container exited with code 78 before serving")
+    # The image's build says its steps first (stamped lines, as in any log), then the error.
+    error = result.stderr[result.stderr.index("Error [") :]
+    assert error.startswith("Error [container_exited]: the container exited with code 78 before serving")
+    before = result.stderr[: result.stderr.index("Error [")].splitlines()
+    assert before and all(re.fullmatch(r"\S+Z building: Step \d+/\d+ : .*", line) for line in before), before
     assert "ENCRYPTION_KEY key #1 is not a valid Fernet key" in result.stderr
     assert "Hint: fix what the log says (often a value in .env)" in result.stderr
     with pytest.raises(NotFound):

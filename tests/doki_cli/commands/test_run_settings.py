@@ -63,7 +63,8 @@ PLANNED = [
     "  + labels: team=core",
     f"  + vpc: connector {CONNECTOR}, egress all-traffic",
     f"  + cloudsql_instances: {PROJECT}:us-central1:main-db",
-    "  + volumes: cache (in-memory 64Mi) at /cache; assets (gs://doki-assets, read-only) at /assets",
+    # By name, whatever their order in doki.toml.
+    "  + volumes: assets (gs://doki-assets, read-only) at /assets; cache (in-memory 64Mi) at /cache",
     "  + startup_probe: http GET /, every 2s, timeout 1s, 60 failures",
     "  + liveness_probe: http GET /, every 30s, timeout 1s, 3 failures",
 ]
@@ -139,14 +140,14 @@ def test_declared_settings_are_written_where_gcloud_writes_them_then_plan_nothin
         run_v2.Volume.to_dict(v)
         for v in (
             run_v2.Volume(name="cloudsql", cloud_sql_instance={"instances": [f"{PROJECT}:us-central1:main-db"]}),
-            run_v2.Volume(name="cache", empty_dir={"medium": "MEMORY", "size_limit": "64Mi"}),
             run_v2.Volume(name="assets", gcs={"bucket": "doki-assets", "read_only": True}),
+            run_v2.Volume(name="cache", empty_dir={"medium": "MEMORY", "size_limit": "64Mi"}),
         )
     ]
     assert [(m.name, m.mount_path) for m in serving.volume_mounts] == [
         ("cloudsql", "/cloudsql"),
-        ("cache", "/cache"),
         ("assets", "/assets"),
+        ("cache", "/cache"),
     ]
     assert serving.startup_probe == run_v2.Probe(
         http_get=run_v2.HTTPGetAction(path="/"), timeout_seconds=1, period_seconds=2, failure_threshold=60
@@ -173,7 +174,7 @@ def test_declared_settings_are_written_where_gcloud_writes_them_then_plan_nothin
         "  ~ liveness_probe: http GET /, every 30s, timeout 1s, 3 failures -> none",
     ]
     assert (
-        "  = set outside doki.toml, kept as it is: startup probe, volumes cache, assets, Cloud SQL "
+        "  = set outside doki.toml, kept as it is: startup probe, volumes assets, cache, Cloud SQL "
         f"{PROJECT}:us-central1:main-db\n" in plan.stdout
     )
     applied = deploy("--yes")
@@ -182,5 +183,5 @@ def test_declared_settings_are_written_where_gcloud_writes_them_then_plan_nothin
     assert "liveness_probe" not in after.template.containers[0]
     assert "vpc_access" not in after.template
     assert dict(after.labels) == dict(after.template.labels) == {"team": "edge"}
-    assert [v.name for v in after.template.volumes] == ["cloudsql", "cache", "assets"]
+    assert [v.name for v in after.template.volumes] == ["cloudsql", "assets", "cache"]
     assert deploy("--dry-run").stdout.endswith("No changes.\n")

@@ -11,7 +11,16 @@ import pytest
 
 from doki_cli.config import SecretRef
 from doki_cli.deploy.executor import apply_edit, plan_lines
-from doki_cli.deploy.planner import Change, Plan, Planner, plan_env, plan_pin, plan_scaling, read_live
+from doki_cli.deploy.planner import (
+    Change,
+    Plan,
+    Planner,
+    plan_env,
+    plan_pin,
+    plan_scaling,
+    read_live,
+    refuse_what_cloud_run_would,
+)
 from doki_cli.errors import DokiError
 from doki_cli.model import Edit, Kept, LiveService, Probe, RunSettings, Scaling, ServiceSpec, Volume, Vpc, pinned
 from tests.fakes.deploy import FakeCloudRun, FakeSecretManager, Write
@@ -441,3 +450,19 @@ def test_an_nfs_volume_on_a_service_running_in_the_first_generation_is_refused_b
         "nothing was changed"
     )
     assert run.writes == writes
+
+
+def test_a_declared_volume_named_as_a_sidecars_own_is_refused_before_any_write() -> None:
+    spec = doki_toml_spec()
+    live = LiveService(
+        "api", spec, "https://api", "e", 1, None, (), (), {}, None, None, True, "", sidecar_volumes=("spool",)
+    )
+    spool = Volume("spool", "in-memory", "/spool")
+
+    with pytest.raises(DokiError) as refused:
+        refuse_what_cloud_run_would(doki_toml(settings=RunSettings(volumes=(spool,))), live)
+
+    assert refused.value.code == "refused_by_cloud_run"
+    assert "volume spool is a sidecar's (the serving container does not mount it): name doki.toml's volume " in (
+        refused.value.message
+    )

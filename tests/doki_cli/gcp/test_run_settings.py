@@ -36,11 +36,12 @@ EVERY = RunSettings(
     labels={"team": "core"},
     vpc=Vpc(network="default", subnet="apps", network_tags=("api",), egress="all-traffic"),
     cloudsql_instances=("p:us-central1:db",),
+    # By name, as doki.toml's are read.
     volumes=(
-        Volume("cache", "in-memory", "/cache", size_limit="64Mi"),
         Volume("assets", "cloud-storage", "/assets", bucket="doki-assets", read_only=True),
-        Volume("shared", "nfs", "/mnt/shared", location="10.0.0.2:/exports", read_only=True),
+        Volume("cache", "in-memory", "/cache", size_limit="64Mi"),
         Volume("creds", "secret", "/creds", secret="api-key", version="3", path="key.json"),
+        Volume("shared", "nfs", "/mnt/shared", location="10.0.0.2:/exports", read_only=True),
     ),
     startup_probe=Probe("tcp", period_seconds=2, failure_threshold=60),
     liveness_probe=Probe("grpc", port=50051, service="health", period_seconds=30),
@@ -108,7 +109,7 @@ def test_what_doki_toml_cannot_say_reads_as_extra_so_the_plan_shows_it_replaced(
 
     settings = read(base)
 
-    assert [volume.extra for volume in settings.volumes or ()] == ["2 files", "mount options implicit-dirs"]
+    assert [volume.extra for volume in settings.volumes or ()] == ["mount options implicit-dirs", "2 files"]
     assert str(settings.liveness_probe) == "http GET /, every 10s, timeout 1s, 3 failures (http headers X-Probe)"
 
 
@@ -146,3 +147,46 @@ def test_no_liveness_probe_and_no_vpc_clear_the_fields() -> None:
     assert "liveness_probe" not in after.template.containers[0]
     assert "vpc_access" not in after.template
     assert (read(after).liveness_probe, read(after).vpc) == (NO_PROBE, Vpc())
+
+
+def test_a_volume_of_the_serving_containers_own_left_out_goes_and_a_shared_ones_mount_goes_while_it_stays() -> None:
+    sidecar = run_v2.Container(name="collector", image="c:1", volume_mounts=[{"name": "shared", "mount_path": "/s"}])
+    base = service(
+        run_v2.Volume(name="old", empty_dir={"medium": "MEMORY"}),
+        run_v2.Volume(name="shared", empty_dir={"medium": "MEMORY"}),
+        sidecar=sidecar,
+    )
+    base.template.containers[0].volume_mounts = [
+        run_v2.VolumeMount(name="old", mount_path="/old"),
+        run_v2.VolumeMount(name="shared", mount_path="/shared"),
+    ]
+    mine = Volume("mine", "in-memory", "/mine")
+
+    after = written(RunSettings(volumes=(mine,)), base)
+
+    assert [volume.name for volume in after.template.volumes] == ["shared", "mine"]
+    assert [mount.name for mount in after.template.containers[0].volume_mounts] == ["mine"]
+    assert [mount.name for mount in after.template.containers[1].volume_mounts] == ["shared"]
+    assert read(after).volumes == (mine,)
+
+
+def test_volumes_read_by_name_so_the_order_they_are_declared_in_is_no_change() -> None:
+    first, second = Volume("b-cache", "in-memory", "/b"), Volume("a-cache", "in-memory", "/a")
+    base = written(RunSettings(volumes=(first, second)), service())
+
+    assert read(base).volumes == (second, first)
+    assert run_v2.Service.serialize(written(RunSettings(volumes=(second, first)), base)) == run_v2.Service.serialize(
+        base
+    )
+
+
+def test_cloud_sql_the_serving_container_does_not_mount_is_not_its_own_and_declaring_it_mounts_it() -> None:
+    sidecar = run_v2.Container(
+        name="proxy", image="c:1", volume_mounts=[{"name": "cloudsql", "mount_path": "/cloudsql"}]
+    )
+    base = service(run_v2.Volume(name="cloudsql", cloud_sql_instance={"instances": ["p:r:db"]}), sidecar=sidecar)
+
+    assert read(base).cloudsql_instances == ()
+    after = written(RunSettings(cloudsql_instances=("p:r:db",)), base)
+    assert [(m.name, m.mount_path) for m in after.template.containers[0].volume_mounts] == [("cloudsql", "/cloudsql")]
+    assert len(after.template.volumes) == 1

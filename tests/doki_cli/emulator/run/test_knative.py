@@ -290,3 +290,81 @@ def test_a_disabled_cloud_run_api_refuses_a_namespace_named_by_the_projects_numb
         refused = V1(emulator)("GET", f"{API}/namespaces/{project_number(PROJECT)}/services")
         assert refused.status_code == 403
         assert refused.json()["error"]["details"][0]["reason"] == "SERVICE_DISABLED"
+
+
+def test_a_v1_read_then_replace_keeps_cloud_sql_where_it_stands_and_storage_mount_options(
+    v1: V1, services: Any
+) -> None:
+    # Cloud SQL's volume second, mounted by a sidecar and not at /cloudsql's place in the list; a bucket with options.
+    serving = run_v2.Container(
+        image="us-docker.pkg.dev/p/apps/api:v1",
+        ports=[run_v2.ContainerPort(container_port=8080)],
+        volume_mounts=[
+            run_v2.VolumeMount(name="assets", mount_path="/assets"),
+            run_v2.VolumeMount(name="cloudsql", mount_path="/cloudsql"),
+        ],
+    )
+    proxy = run_v2.Container(
+        name="proxy", image="us-docker.pkg.dev/p/apps/proxy:v1", volume_mounts=[{"name": "cloudsql"}]
+    )
+    template = run_v2.RevisionTemplate(
+        containers=[serving, proxy],
+        volumes=[
+            run_v2.Volume(name="assets", gcs={"bucket": "doki-assets", "mount_options": ["implicit-dirs", "uid=1000"]}),
+            run_v2.Volume(name="cloudsql", cloud_sql_instance={"instances": [f"{PROJECT}:{REGION}:db"]}),
+        ],
+    )
+    services.create_service(
+        parent=f"projects/{PROJECT}/locations/{REGION}", service_id="api", service=run_v2.Service(template=template)
+    )
+    before = services.get_service(name=name_of("api"))
+
+    read = v1("GET", f"{API}/namespaces/{PROJECT}/services/api").json()
+    volumes = read["spec"]["template"]["spec"]["volumes"]
+    assert volumes == [
+        {
+            "name": "assets",
+            "csi": {
+                "driver": "gcsfuse.run.googleapis.com",
+                "readOnly": False,
+                "volumeAttributes": {"bucketName": "doki-assets", "mountOptions": "implicit-dirs,uid=1000"},
+            },
+        }
+    ]
+    replaced = v1("PUT", f"{API}/namespaces/{PROJECT}/services/api", read)
+
+    assert replaced.status_code == 200, replaced.text
+    after = services.get_service(name=name_of("api"))
+    assert (after.generation, after.template) == (before.generation, before.template)
+
+
+def test_a_v1_replace_without_the_network_interfaces_annotation_ends_direct_vpc_egress(v1: V1, services: Any) -> None:
+    template = run_v2.RevisionTemplate(
+        containers=[run_v2.Container(image="us-docker.pkg.dev/p/apps/api:v1")],
+        vpc_access={"network_interfaces": [{"network": "default"}]},
+    )
+    services.create_service(
+        parent=f"projects/{PROJECT}/locations/{REGION}", service_id="api", service=run_v2.Service(template=template)
+    )
+    read = v1("GET", f"{API}/namespaces/{PROJECT}/services/api").json()
+    # What gcloud's --clear-network sends: the annotation gone.
+    del read["spec"]["template"]["metadata"]["annotations"]["run.googleapis.com/network-interfaces"]
+
+    replaced = v1("PUT", f"{API}/namespaces/{PROJECT}/services/api", read)
+
+    assert replaced.status_code == 200, replaced.text
+    assert "vpc_access" not in services.get_service(name=name_of("api")).template
+
+
+@pytest.mark.parametrize("value", ['[{"network": 5}]', '[{"tags": "abc"}]', '[{"net": "default"}]', "default"])
+def test_a_network_interfaces_annotation_that_is_not_a_list_of_interfaces_is_refused(v1: V1, value: str) -> None:
+    made = body()
+    made["spec"]["template"]["metadata"]["annotations"] = {"run.googleapis.com/network-interfaces": value}
+
+    answer = v1("POST", f"{API}/namespaces/{PROJECT}/services", made)
+
+    assert answer.status_code == 400, answer.text
+    assert (
+        "Annotation 'run.googleapis.com/network-interfaces' must be a JSON list of network interfaces, each with a "
+        "network, a subnetwork and tags." in answer.json()["error"]["message"]
+    )
