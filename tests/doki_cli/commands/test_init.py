@@ -111,6 +111,14 @@ def test_its_commented_examples_load_once_uncommented(project: Path) -> None:
     assert staging.release.steps == (10, 50, 100)
     assert staging.secrets["SUPABASE_JWT_SECRET"].secret == "supabase-jwt-secret"
     assert staging.build.service_account == "doki-builder@my-proj-123.iam.gserviceaccount.com"
+    settings = staging.settings
+    assert (settings.cpu_idle, settings.startup_cpu_boost, settings.execution_environment) == (False, True, "gen2")
+    assert (settings.session_affinity, settings.labels) == (True, {"team": "backend"})
+    assert settings.cloudsql_instances == (f"my-proj-123:{staging.region}:my-db",)
+    assert str(settings.vpc) == (
+        f"connector projects/my-proj-123/locations/{staging.region}/connectors/my-connector, egress private-ranges-only"
+    )
+    assert str(settings.liveness_probe) == "http GET /, every 30s, timeout 1s, 3 failures"
 
 
 def test_without_the_frontend_values_it_writes_placeholders_and_says_to_set_them(project: Path) -> None:
