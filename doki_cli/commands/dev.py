@@ -8,13 +8,21 @@ import typer
 
 from doki_cli.context import App, app_of
 from doki_cli.errors import Code, DokiError
-from doki_cli.options import BaseImageOption
+from doki_cli.options import BaseImageOption, ServiceOption
 
 HostOption = Annotated[str, typer.Option("--host", envvar="DOKI_DEV_HOST", help="Interface to listen on.")]
 PortOption = Annotated[int, typer.Option("--port", envvar="PORT", min=1, max=65535, help="Port to listen on.")]
 ReloadOption = Annotated[bool, typer.Option("--reload/--no-reload", help="Restart when the code changes.")]
 DockerOption = Annotated[bool, typer.Option("--docker", help="Build the image and run it in a container instead.")]
 DetachOption = Annotated[bool, typer.Option("--detach", help="With --docker: leave the container running.")]
+FromServiceOption = Annotated[
+    bool,
+    typer.Option(
+        "--from-service",
+        help="Run with the deployed service's variables and secrets (doki.toml's, or --env's, or --service's), read "
+        "from Cloud Run and Secret Manager at start and held in memory only.",
+    ),
+]
 NetworkOption = Annotated[
     str,
     typer.Option(
@@ -33,12 +41,18 @@ def dev(
     detach: DetachOption = False,
     network: NetworkOption = "host",
     base_image: BaseImageOption = None,
+    from_service: FromServiceOption = False,
+    service: ServiceOption = None,
 ) -> None:
     """Run the backend locally in development mode, on embedded defaults.
 
     Nothing to configure: missing keys are generated once into .doki/ (git-ignored), credentials are kept in a
     SQLite file there, and requests without a token run as a development user. Values from the environment or a
     .env file are used when present; ENVIRONMENT is always development here.
+
+    With --from-service, the deployed service's configuration instead (its ENVIRONMENT included): its variables, and
+    its secrets' values from Secret Manager, never written to disk or printed; a variable set in your environment
+    keeps your value.
     """
     import os
     import socket
@@ -49,6 +63,19 @@ def dev(
     out = app.output
     if network not in ("host", "publish"):
         raise DokiError(Code.BAD_OPTION, f"--network {network!r} is not host or publish", "use --network host")
+    if service is not None and not from_service:
+        raise DokiError(
+            Code.BAD_OPTION,
+            "--service names the deployed service whose configuration --from-service runs with",
+            "add --from-service, or drop --service",
+        )
+    if from_service and docker:
+        raise DokiError(
+            Code.BAD_OPTION,
+            "--from-service keeps the service's secrets in memory, and a container's environment is kept on the "
+            "engine's disk",
+            "run `doki dev --from-service` without --docker",
+        )
     if docker:
         from doki_cli.devcontainer import run_dev_container
         from doki_cli.engine import DockerEngine
@@ -71,12 +98,14 @@ def dev(
         return
     if detach:
         raise DokiError(Code.BAD_OPTION, "--detach works with --docker only", "add --docker, or drop --detach")
+    cloud = _from_service(app, service, port) if from_service else None
     _to_project_root(app)
 
     from doki.settings import ConfigError, load_settings
 
+    environment = os.environ.get("ENVIRONMENT", "development") if cloud is not None else "development"
     try:
-        settings = load_settings(environment="development")
+        settings = load_settings(environment=environment)
     except ConfigError as exc:
         raise DokiError(
             Code.CONFIG_INVALID,
@@ -104,17 +133,19 @@ def dev(
             "docs": f"{url}/docs",
             "store": settings.store_kind,
             "state_dir": str(settings.state_dir),
+            **({"from_service": cloud} if cloud is not None else {}),
         }
     )
-    out.line(f"Doki backend (development) at {url}")
+    out.line(f"Doki backend ({environment}) at {url}")
     out.line(f"  API docs:          {url}/docs")
     out.line(f"  credential store:  {settings.store_kind} (state in {settings.state_dir}/)")
-    out.line("  auth:              requests without a token run as dev@doki.local")
+    if environment == "development":
+        out.line("  auth:              requests without a token run as dev@doki.local")
     sys.stdout.flush()
 
     import uvicorn
 
-    os.environ["ENVIRONMENT"] = "development"  # read again by the server process that uvicorn starts
+    os.environ["ENVIRONMENT"] = environment  # read again by the server process that uvicorn starts
 
     import doki
 
@@ -126,6 +157,38 @@ def dev(
         reload_dirs=[str(Path(doki.__file__).parent)] if reload else None,
         log_level="info",
     )
+
+
+def _from_service(app: App, service: str | None, port: int) -> dict[str, object]:
+    """The service's variables and secrets set in this process's environment (see doki_cli.devcloud); what the JSON
+    result and the lines on stderr say of them: names and secret versions, never values."""
+    from doki_cli import devcloud
+
+    app.use_service(service)
+    config, google = app.config, app.google
+    cloud = devcloud.read(google.run, google.secrets, config.name)
+    kept = devcloud.apply(cloud)
+    out = app.output
+    out.note(f"with the configuration of {cloud.service} (revision {cloud.revision or 'none ready'}), held in memory:")
+    out.note(f"  variables: {', '.join(cloud.plain) or 'none'}")
+    secrets = [f"{name} ({source})" for name, source in cloud.sources.items()]
+    out.note(f"  from Secret Manager: {', '.join(secrets) or 'none'}")
+    if kept:
+        out.note(f"  kept from your environment instead: {', '.join(kept)}")
+    redirect = cloud.values.get("GOOGLE_REDIRECT_URI")
+    if redirect and "GOOGLE_REDIRECT_URI" not in kept:
+        out.note(
+            f"  GOOGLE_REDIRECT_URI is the service's ({redirect}): Google sends sign-ins back there, not here; to "
+            f"finish them here, export GOOGLE_REDIRECT_URI=http://127.0.0.1:{port}/auth/google/callback (allowed in "
+            "the OAuth client)"
+        )
+    return {
+        "service": cloud.service,
+        "revision": cloud.revision,
+        "variables": cloud.plain,
+        "secrets": cloud.sources,
+        "kept_from_environment": kept,
+    }
 
 
 def _to_project_root(app: App) -> None:

@@ -31,7 +31,8 @@ class SecretManager:
         self._retrier = retrier
 
     def _name(self, secret_id: str) -> str:
-        return f"projects/{self.project}/secrets/{secret_id}"
+        # A full name (projects/P/secrets/S, as a service may name another project's secret) is taken as it is.
+        return secret_id if secret_id.startswith("projects/") else f"projects/{self.project}/secrets/{secret_id}"
 
     def _call(self, fn: Any, *, action: str, resource: str, role: str | None = None) -> Any:
         # Missing credentials surface where the client is made (doki_cli.gcp.clients), not here.
