@@ -29,14 +29,16 @@ class SecretReader(Protocol):
 
 @dataclass(frozen=True)
 class CloudEnvironment:
-    """What the service runs with: its path and newest revision, its plain values and its secrets' values, by variable
-    (`sources`: each secret variable's "secret:version")."""
+    """What the service's newest revision runs with (the template Cloud Run makes revisions of): its plain values and
+    its secrets' values, by variable (`sources`: each secret variable's "secret:version"); `warnings`: why that may
+    not be what serves."""
 
     service: str
     revision: str | None
     uri: str
     values: dict[str, str] = field(repr=False)
     sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def plain(self) -> list[str]:
@@ -70,7 +72,18 @@ def read(run: ServiceReader, secrets: SecretReader, name: str) -> CloudEnvironme
     # Cloud Run sets these itself; here, doki dev does (PORT from --port).
     values = {key: value for key, value in values.items() if key not in RESERVED_ENV}
     sources = {key: source for key, source in sources.items() if key in values}
-    return CloudEnvironment(run.path(name), live.latest_ready, live.uri, values, sources)
+    warnings = []
+    if live.stuck is not None:
+        warnings.append(
+            f"{live.stuck}, whose configuration this is, never became ready: it may be why "
+            f"({' '.join(live.message.split()) or 'see doki logs'})"
+        )
+    elif not live.traffic_to_latest:
+        warnings.append(
+            f"traffic is pinned ({live.traffic_text}): what serves may run an older configuration than this, the "
+            "newest revision's"
+        )
+    return CloudEnvironment(run.path(name), live.latest_created, live.uri, values, sources, warnings)
 
 
 def apply(cloud: CloudEnvironment, environ: MutableMapping[str, str] = os.environ) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -63,7 +65,11 @@ def dev(
     out = app.output
     if network not in ("host", "publish"):
         raise DokiError(Code.BAD_OPTION, f"--network {network!r} is not host or publish", "use --network host")
-    if service is not None and not from_service:
+    from typer._click.core import ParameterSource
+
+    # DOKI_SERVICE exported for the operate commands is no reason to refuse a plain `doki dev`: only the option typed.
+    typed = ctx.get_parameter_source("service") is ParameterSource.COMMANDLINE
+    if service is not None and typed and not from_service:
         raise DokiError(
             Code.BAD_OPTION,
             "--service names the deployed service whose configuration --from-service runs with",
@@ -98,8 +104,19 @@ def dev(
         return
     if detach:
         raise DokiError(Code.BAD_OPTION, "--detach works with --docker only", "add --docker, or drop --detach")
-    cloud = _from_service(app, service, port) if from_service else None
-    _to_project_root(app)
+    cloud = _from_service(app, service if from_service else None, port) if from_service else None
+    if cloud is None:
+        _to_project_root(app)
+    else:
+        # The service's configuration alone: the backend reads .env and keeps .doki/ where it runs, so it runs in a
+        # directory of its own, removed at exit (a developer's .env would fill what the service leaves unset).
+        import atexit
+        import shutil
+        import tempfile
+
+        workdir = tempfile.mkdtemp(prefix="doki-dev-from-service-")
+        atexit.register(shutil.rmtree, workdir, True)
+        os.chdir(workdir)
 
     from doki.settings import ConfigError, load_settings
 
@@ -107,10 +124,17 @@ def dev(
     try:
         settings = load_settings(environment=environment)
     except ConfigError as exc:
+        if cloud is None:
+            raise DokiError(
+                Code.CONFIG_INVALID,
+                exc.render(),
+                "fix these values in your environment or .env (see docs/configuration.md)",
+            ) from None
         raise DokiError(
             Code.CONFIG_INVALID,
-            exc.render(),
-            "fix these values in your environment or .env (see docs/configuration.md)",
+            cloud.redacted(exc.render()),
+            "the service runs with these values: fix them in doki.toml (or `doki secrets push`) and deploy, or export "
+            "one to override it here",
         ) from None
 
     # Fail here, in words, rather than in a uvicorn traceback after the banner said all was well.
@@ -133,7 +157,7 @@ def dev(
             "docs": f"{url}/docs",
             "store": settings.store_kind,
             "state_dir": str(settings.state_dir),
-            **({"from_service": cloud} if cloud is not None else {}),
+            **({"from_service": cloud.data} if cloud is not None else {}),
         }
     )
     out.line(f"Doki backend ({environment}) at {url}")
@@ -159,9 +183,22 @@ def dev(
     )
 
 
-def _from_service(app: App, service: str | None, port: int) -> dict[str, object]:
-    """The service's variables and secrets set in this process's environment (see doki_cli.devcloud); what the JSON
-    result and the lines on stderr say of them: names and secret versions, never values."""
+@dataclass(frozen=True)
+class _FromService:
+    data: dict[str, object]  # what --json reports: names and secret versions, never values
+    secret_values: tuple[tuple[str, str], ...]  # (variable, value) of each secret, to keep out of any message
+
+    def redacted(self, text: str) -> str:
+        """`text` with each secret's value replaced by where it came from (the backend's problems quote values)."""
+        for name, value in sorted(self.secret_values, key=lambda pair: -len(pair[1])):
+            if value:
+                text = text.replace(value, f"<{name} from Secret Manager>")
+        return text
+
+
+def _from_service(app: App, service: str | None, port: int) -> _FromService:
+    """The service's variables and secrets set in this process's environment (see doki_cli.devcloud), said on stderr
+    by name (and secret version), never by value."""
     from doki_cli import devcloud
 
     app.use_service(service)
@@ -169,26 +206,35 @@ def _from_service(app: App, service: str | None, port: int) -> dict[str, object]
     cloud = devcloud.read(google.run, google.secrets, config.name)
     kept = devcloud.apply(cloud)
     out = app.output
-    out.note(f"with the configuration of {cloud.service} (revision {cloud.revision or 'none ready'}), held in memory:")
+    out.note(f"with the configuration of {cloud.service}'s newest revision, {cloud.revision}, held in memory:")
     out.note(f"  variables: {', '.join(cloud.plain) or 'none'}")
     secrets = [f"{name} ({source})" for name, source in cloud.sources.items()]
     out.note(f"  from Secret Manager: {', '.join(secrets) or 'none'}")
     if kept:
         out.note(f"  kept from your environment instead: {', '.join(kept)}")
-    redirect = cloud.values.get("GOOGLE_REDIRECT_URI")
-    if redirect and "GOOGLE_REDIRECT_URI" not in kept:
+    for warning in cloud.warnings:
+        out.note(f"  ! {warning}")
+    if "ENVIRONMENT" in kept and os.environ.get("ENVIRONMENT") == "development":
         out.note(
-            f"  GOOGLE_REDIRECT_URI is the service's ({redirect}): Google sends sign-ins back there, not here; to "
-            f"finish them here, export GOOGLE_REDIRECT_URI=http://127.0.0.1:{port}/auth/google/callback (allowed in "
-            "the OAuth client)"
+            "  ! ENVIRONMENT=development from your environment: requests without a token run as dev@doki.local, "
+            "against the service's store and keys"
         )
-    return {
+    if "GOOGLE_REDIRECT_URI" in cloud.plain and "GOOGLE_REDIRECT_URI" not in kept:
+        out.note(
+            f"  GOOGLE_REDIRECT_URI is the service's ({cloud.values['GOOGLE_REDIRECT_URI']}): Google sends sign-ins "
+            f"back there, not here; to finish them here, export GOOGLE_REDIRECT_URI=http://127.0.0.1:{port}"
+            "/auth/google/callback (allowed in the OAuth client)"
+        )
+    data: dict[str, object] = {
         "service": cloud.service,
         "revision": cloud.revision,
         "variables": cloud.plain,
         "secrets": cloud.sources,
         "kept_from_environment": kept,
+        "warnings": cloud.warnings,
     }
+    values = tuple((name, cloud.values[name]) for name in cloud.sources)
+    return _FromService(data, values)
 
 
 def _to_project_root(app: App) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from doki_cli import devcloud
 from doki_cli.errors import DokiError
-from doki_cli.model import LiveService, ServiceSpec
+from doki_cli.model import LiveService, ServiceSpec, Target
 
 SPEC = ServiceSpec("img:1", 8080, "512Mi", "1", 80, 300, 0, 10, "all", None)
 LIVE = LiveService("api", SPEC, "https://api", "e", 1, None, (), (), {}, "api-00002-abc", None, True, "")
@@ -67,3 +67,15 @@ def test_the_developers_environment_wins_and_is_named() -> None:
     kept = devcloud.apply(cloud, environ)
 
     assert (kept, environ) == (["A"], {"A": "mine", "B": "cloud"})
+
+
+def test_traffic_pinned_away_from_the_newest_revision_is_said_as_the_configuration_may_not_be_what_serves() -> None:
+    pinned = replace(LIVE, latest_created="api-00002-abc", traffic=(Target("api-00001-xyz", 100),))
+
+    cloud = devcloud.read(Run(pinned), Secrets({}), "api")
+
+    assert cloud.revision == "api-00002-abc"
+    assert cloud.warnings == [
+        "traffic is pinned (100% api-00001-xyz): what serves may run an older configuration than this, the newest "
+        "revision's"
+    ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
@@ -17,10 +19,11 @@ from google.cloud import run_v2
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
+from doki_cli.gcp.google import Google
 from doki_cli.main import app
 from tests.helpers import BACKEND_IMAGE, CliRunner, clean_env, running, wait_for_http
 from tests.helpers.logs import DOKI
-from tests.helpers.project import ENV, PATH, setup_project
+from tests.helpers.project import ENV, PATH, PROJECT, SA, setup_project
 
 runner = CliRunner()
 SECRETS = dict(line.split("=", 1) for line in ENV.splitlines())
@@ -60,6 +63,9 @@ def test_it_serves_with_the_services_variables_and_secrets_printing_and_writing_
     service.template.containers[0].env.append(run_v2.EnvVar(name="GOOGLE_REDIRECT_URI", value=redirect))
     with pytest.raises(exceptions.GoogleAPICallError):  # no engine: the revision cannot become Ready
         services.update_service(service=service).result(timeout=30)
+    # A developer's .env, which would make production refuse to start (a frontend not among the allowed origins): the
+    # service's configuration alone counts.
+    (tmp_path / ".env").write_text("FRONTEND_URL=http://localhost:3000\n")
     port = reserve_port()
     # A variable the developer sets keeps their value.
     env = clean_env(DOKI_EMULATOR=emulator.grpc_address, GOOGLE_CLIENT_ID="mine.apps.googleusercontent.com")
@@ -80,7 +86,13 @@ def test_it_serves_with_the_services_variables_and_secrets_printing_and_writing_
         output = stopped(proc)
 
     assert f"Doki backend (production) at {url}\n" in output
-    assert f"with the configuration of {PATH} (revision none ready), held in memory:\n" in output
+    assert re.search(
+        rf"with the configuration of {PATH}'s newest revision, doki-backend-\d{{5}}-\w+, held in memory:\n", output
+    )
+    # No engine: the newest revision never became ready, which the configuration may explain.
+    assert re.search(
+        r"  ! doki-backend-\d{5}-\w+, whose configuration this is, never became ready: it may be why", output
+    )
     assert "  variables: ENVIRONMENT, SUPABASE_URL, GOOGLE_CLIENT_ID, ALLOWED_ORIGINS, GOOGLE_REDIRECT_URI\n" in output
     assert (
         "  from Secret Manager: SESSION_SECRET_KEY (session-secret-key:1), ENCRYPTION_KEY (encryption-key:1), "
@@ -94,6 +106,7 @@ def test_it_serves_with_the_services_variables_and_secrets_printing_and_writing_
     ) in output
     assert not [value for value in SECRETS.values() if value in output]
     assert files_holding(tmp_path, list(SECRETS.values())) == []
+    assert (tmp_path / ".env").read_text() == "FRONTEND_URL=http://localhost:3000\n"
 
 
 def test_with_json_it_names_what_it_took_and_never_a_value(
@@ -108,9 +121,12 @@ def test_with_json_it_names_what_it_took_and_never_a_value(
         assert proc.stdout is not None
         started = json.loads("".join(iter(proc.stdout.readline, "}\n")) + "}")
 
+    revision = started["from_service"].pop("revision")
+    assert re.fullmatch(r"doki-backend-\d{5}-\w+", revision)
+    warnings = started["from_service"].pop("warnings")
+    assert [w.split(",")[0] for w in warnings] == [revision]
     assert started["from_service"] == {
         "service": PATH,
-        "revision": None,
         "variables": ["ENVIRONMENT", "SUPABASE_URL", "GOOGLE_CLIENT_ID", "ALLOWED_ORIGINS"],
         "secrets": {
             "SESSION_SECRET_KEY": "session-secret-key:1",
@@ -159,3 +175,53 @@ def test_options_that_do_not_go_together_are_refused_before_anything(args: list[
 
     assert result.exit_code == 1
     assert result.stderr == f"Error [bad_option]: {message}\n  Hint: {hint}\n"
+
+
+def test_a_secret_value_the_backend_refuses_is_named_by_its_secret_never_shown(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployed(tmp_path, emulator, monkeypatch)
+    # The service's ALLOWED_ORIGINS and GOOGLE_REDIRECT_URI held as secrets, the first one a value the backend refuses.
+    bad_origin, callback = "https://secret-origin.example/", "https://secret-callback.example/auth/google/callback"
+    google = Google(ClientFactory(emulator.grpc_address), PROJECT).secrets
+    for secret_id, value in (("origins", bad_origin), ("callback", callback)):
+        google.create(secret_id)
+        google.add_version(secret_id, value.encode())
+        google.grant(secret_id, f"serviceAccount:{SA}")
+    services = ClientFactory(emulator.grpc_address).run_services()
+    service = services.get_service(name=PATH)
+    container = service.template.containers[0]
+    container.env = [e for e in container.env if e.name != "ALLOWED_ORIGINS"] + [
+        run_v2.EnvVar(name=name, value_source={"secret_key_ref": {"secret": secret_id, "version": "1"}})
+        for name, secret_id in (("ALLOWED_ORIGINS", "origins"), ("GOOGLE_REDIRECT_URI", "callback"))
+    ]
+    with pytest.raises(exceptions.GoogleAPICallError):  # no engine: the revision cannot become Ready
+        services.update_service(service=service).result(timeout=30)
+    monkeypatch.chdir(tmp_path)
+
+    with mock.patch.dict(os.environ):  # the command sets the service's values in this process's environment
+        result = runner.invoke(app, ["dev", "--from-service"])
+
+    assert result.exit_code == 1
+    assert "Error [config_invalid]: Doki cannot start: 1 configuration problem(s)\n" in result.stderr
+    assert "<ALLOWED_ORIGINS from Secret Manager>" in result.stderr
+    assert bad_origin not in result.output and callback not in result.output
+    assert "GOOGLE_REDIRECT_URI (callback:1)" in result.stderr
+    assert "GOOGLE_REDIRECT_URI is the service's" not in result.stderr
+    assert result.stderr.endswith(
+        "  Hint: the service runs with these values: fix them in doki.toml (or `doki secrets push`) and deploy, or "
+        "export one to override it here\n"
+    )
+
+
+def test_doki_service_exported_for_the_operate_commands_does_not_stop_a_plain_doki_dev(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reserve_port: Callable[[], int]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("ENCRYPTION_KEY=not-a-key\n")  # stops it before it listens
+    monkeypatch.setenv("DOKI_SERVICE", "api")
+
+    result = runner.invoke(app, ["dev", "--port", str(reserve_port())])
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error [config_invalid]: Doki cannot start")
