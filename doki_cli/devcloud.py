@@ -8,7 +8,7 @@ them there, and nothing is written to disk or printed (names and secret versions
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -86,10 +86,38 @@ def read(run: ServiceReader, secrets: SecretReader, name: str) -> CloudEnvironme
     return CloudEnvironment(run.path(name), live.latest_created, live.uri, values, sources, warnings)
 
 
-def apply(cloud: CloudEnvironment, environ: MutableMapping[str, str] = os.environ) -> list[str]:
+def apply(
+    cloud: CloudEnvironment,
+    environ: MutableMapping[str, str] = os.environ,
+    aliases: Sequence[Sequence[str]] = (),
+) -> list[str]:
     """Set the service's values in `environ` (the process's: the server process inherits it), except those the
-    environment sets already, which win (so one can be pointed elsewhere); the names kept from it."""
+    environment sets already, which win (so one can be pointed elsewhere); the names kept from it. `aliases`: the
+    names one setting is read under, the first winning (the backend's, `backend_aliases`): a service that sets a later
+    one is overridden by an earlier one the environment sets, which is named as kept too."""
     kept = [name for name in cloud.values if name in environ]
+    for names in aliases:
+        given = [name for name in names if name in cloud.values]
+        if given:
+            earlier = names[: names.index(given[0])]
+            kept += [name for name in earlier if name in environ and name not in kept]
     for name, value in cloud.values.items():
         environ.setdefault(name, value)
     return kept
+
+
+def backend_aliases() -> list[list[str]]:
+    """Each backend setting read under more than one name (the deployment guide's *_NAME spellings), its names in
+    the order the backend prefers them."""
+    from pydantic import AliasChoices
+
+    from doki.settings import Settings
+
+    groups = []
+    for setting in Settings.model_fields.values():
+        alias = setting.validation_alias
+        if isinstance(alias, AliasChoices):
+            names = [choice for choice in alias.choices if isinstance(choice, str)]
+            if len(names) > 1:
+                groups.append(names)
+    return groups

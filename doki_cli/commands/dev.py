@@ -204,7 +204,7 @@ def _from_service(app: App, service: str | None, port: int) -> _FromService:
     app.use_service(service)
     config, google = app.config, app.google
     cloud = devcloud.read(google.run, google.secrets, config.name)
-    kept = devcloud.apply(cloud)
+    kept = devcloud.apply(cloud, aliases=devcloud.backend_aliases())
     out = app.output
     out.note(f"with the configuration of {cloud.service}'s newest revision, {cloud.revision}, held in memory:")
     out.note(f"  variables: {', '.join(cloud.plain) or 'none'}")

@@ -79,3 +79,14 @@ def test_traffic_pinned_away_from_the_newest_revision_is_said_as_the_configurati
         "traffic is pinned (100% api-00001-xyz): what serves may run an older configuration than this, the newest "
         "revision's"
     ]
+
+
+def test_a_clean_name_in_the_environment_over_the_services_guide_spelling_is_named_as_kept() -> None:
+    # The deployment guide's services hold the value under SESSION_SECRET_KEY_NAME; the backend prefers the clean one.
+    cloud = devcloud.CloudEnvironment("s", None, "u", {"SESSION_SECRET_KEY_NAME": "cloud"})
+    environ = {"SESSION_SECRET_KEY": "mine"}
+
+    kept = devcloud.apply(cloud, environ, aliases=devcloud.backend_aliases())
+
+    assert kept == ["SESSION_SECRET_KEY"]
+    assert ["SESSION_SECRET_KEY", "SESSION_SECRET_KEY_NAME"] in devcloud.backend_aliases()
