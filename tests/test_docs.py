@@ -127,6 +127,8 @@ def test_every_backend_setting_is_in_the_configuration_page(env_name: str) -> No
 
 DOKI_TOML_KEYS = [
     *(("`[service]`", key) for key in sorted(config.KNOWN_KEYS)),
+    # The keys of the Cloud Run settings' tables: probes, [service.vpc], [[service.volumes]].
+    *(("`[service]`", key) for key in sorted({*config.PROBE_KEYS, *config.VPC_KEYS, *config.VOLUME_KEYS})),
     *(("`[release]`", key) for key in config.RELEASE_KEYS),
     *(("`[release]`", key) for key in config.CHECK_KEYS),
     *(("`[build]`", key) for key in config.BUILD_KEYS),
