@@ -650,6 +650,11 @@ _NETWORK_TAG = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 # domain-scoped project's id holding a colon of its own (example.com:project).
 _CLOUDSQL = re.compile(r"[a-z][-a-z0-9.]*(:[a-z][-a-z0-9]*)?:[a-z0-9-]+:[a-z][-a-z0-9]*")
 _INSTANCE = re.compile(r"[a-z][-a-z0-9]{0,97}[a-z0-9]?")
+# How gcloud names a Cloud SQL volume and where it mounts it, in the v2 shape Google's own examples use
+# (https://cloud.google.com/sql/docs/postgres/connect-run, the YAML and Terraform tabs: a volume "cloudsql" with
+# cloudSqlInstance.instances, mounted at /cloudsql; the proto's comment on VolumeMount.mount_path: "For Cloud SQL
+# volumes, it can be left empty, or must otherwise be /cloudsql"). doki.toml's own volumes take neither.
+CLOUD_SQL_VOLUME = "cloudsql"
 CLOUD_SQL_MOUNT = "/cloudsql"
 
 
@@ -778,7 +783,6 @@ def _volumes(items: Any, problems: list[str]) -> tuple[Volume, ...] | None:
 _BUCKET = re.compile(r"[a-z0-9][-_.a-z0-9]{1,61}[a-z0-9]")
 # Secret Manager's version aliases: letters, digits, - and _, starting with a letter, up to 63.
 _VERSION_ALIAS = re.compile(r"[A-Za-z][-_A-Za-z0-9]{0,62}")
-CLOUD_SQL_VOLUME = "cloudsql"
 
 
 def _probe(key: str, value: Any, container_port: int, problems: list[str]) -> Probe | None:

@@ -56,7 +56,6 @@ def dev(
     its secrets' values from Secret Manager, never written to disk or printed; a variable set in your environment
     keeps your value.
     """
-    import os
     import socket
     import sys
     from pathlib import Path
@@ -241,7 +240,6 @@ def _to_project_root(app: App) -> None:
     """Run from the project's root when doki.toml is found above the current directory: the backend reads `.env`
     and keeps `.doki/` relative to where it runs (its server process too), and those are the project's, as the
     other commands read them beside doki.toml. Without a doki.toml, here: `doki dev` needs none."""
-    import os
     from pathlib import Path
 
     from doki_cli.config import find_config

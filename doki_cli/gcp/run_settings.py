@@ -10,17 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from doki_cli.config import CLOUD_SQL_MOUNT, CLOUD_SQL_VOLUME
 from doki_cli.model import NO_PROBE, Kept, Probe, RunSettings, Volume, Vpc
 
 if TYPE_CHECKING:
     from google.cloud import run_v2
 
-# How gcloud names a Cloud SQL volume and where it mounts it, in the v2 shape Google's own examples use
-# (https://cloud.google.com/sql/docs/postgres/connect-run, the YAML and Terraform tabs: a volume "cloudsql" with
-# cloudSqlInstance.instances, mounted at /cloudsql; the proto's comment on VolumeMount.mount_path: "For Cloud SQL
-# volumes, it can be left empty, or must otherwise be /cloudsql").
-CLOUD_SQL_VOLUME = "cloudsql"
-CLOUD_SQL_MOUNT = "/cloudsql"
 _ENVIRONMENTS = {1: "gen1", 2: "gen2"}  # ExecutionEnvironment's values; 0 (unspecified): Cloud Run chooses
 _EGRESS = {1: "all-traffic", 2: "private-ranges-only"}  # VpcAccess.VpcEgress's values; 0: unspecified
 
@@ -236,10 +231,7 @@ def _write_volumes(volumes: tuple[Volume, ...], template: run_v2.RevisionTemplat
 
     mounted = {mount.name for mount in container.volume_mounts}
     declared = {volume.name: volume for volume in volumes}
-    # proto-plus wraps a message anew on each access: the serving container is told apart by its message, not `is`.
-    others = {
-        mount.name for other in template.containers if other._pb is not container._pb for mount in other.volume_mounts
-    }
+    others = _mounted_by_others(template, container)
     cloud_sql = {volume.name for volume in template.volumes if "cloud_sql_instance" in volume}
     written: list[run_v2.Volume] = []
     for volume in template.volumes:
@@ -258,17 +250,18 @@ def _write_volumes(volumes: tuple[Volume, ...], template: run_v2.RevisionTemplat
 def sidecar_volumes(template: run_v2.RevisionTemplate, serving: run_v2.Container | None) -> tuple[str, ...]:
     """The volumes other containers mount and the serving container does not: theirs, not doki.toml's to declare."""
     mounted = {mount.name for mount in serving.volume_mounts} if serving is not None else set()
-    return tuple(
-        sorted(
-            {
-                mount.name
-                for other in template.containers
-                if serving is None or other._pb is not serving._pb
-                for mount in other.volume_mounts
-                if mount.name not in mounted
-            }
-        )
-    )
+    return tuple(sorted(_mounted_by_others(template, serving) - mounted))
+
+
+def _mounted_by_others(template: run_v2.RevisionTemplate, serving: run_v2.Container | None) -> set[str]:
+    """The volumes the containers other than `serving` mount (every container's, with no serving container)."""
+    # proto-plus wraps a message anew on each access: the serving container is told apart by its message, not `is`.
+    return {
+        mount.name
+        for other in template.containers
+        if serving is None or other._pb is not serving._pb
+        for mount in other.volume_mounts
+    }
 
 
 def _volume(volume: Volume) -> run_v2.Volume:
