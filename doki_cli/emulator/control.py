@@ -103,6 +103,20 @@ def add_routes(router: Router, emulator: Emulator) -> None:
         account = emulator.accounts.add(project, email)
         return Response.json({"project": account.project, "email": account.email, "name": account.name})
 
+    def run_monitoring(request: Request) -> Response:
+        """Run the uptime checks now (all, or one project's), then the alerting, instead of waiting for their
+        periods: what each checker location saw, and the incidents open afterwards."""
+        body = request.json()
+        project = body.get("project") if isinstance(body, dict) else None
+        if project is not None and (not isinstance(project, str) or not project):
+            raise invalid_argument('send {} or {"project": P}')
+        return Response.json(emulator.monitoring.run_now(project))
+
+    def monitoring_events(request: Request) -> Response:
+        """The incidents the alerting opened and closed, and the notifications it sent (the emails Google would
+        send), oldest first."""
+        return Response.json(emulator.monitoring.config.events())
+
     def shutdown(request: Request) -> Response:
         # Answer first: stopping waits for this very server to finish its requests.
         threading.Thread(target=emulator.stop, daemon=True).start()
@@ -115,6 +129,8 @@ def add_routes(router: Router, emulator: Emulator) -> None:
     router.add("POST", r"/_doki/touch", touch)
     router.add("POST", r"/_doki/policies", set_policy)
     router.add("POST", r"/_doki/service-accounts", add_account)
+    router.add("POST", r"/_doki/monitoring:run", run_monitoring)
+    router.add("GET", r"/_doki/monitoring/events", monitoring_events)
     router.add("POST", r"/_doki/shutdown", shutdown)
 
 

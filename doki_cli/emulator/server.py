@@ -29,6 +29,7 @@ from doki_cli.emulator.cloudlogging import grpc_api as logging_grpc
 from doki_cli.emulator.cloudlogging import rest_api as logging_rest
 from doki_cli.emulator.cloudlogging.quota import ReadQuota
 from doki_cli.emulator.cloudlogging.state import LogStore
+from doki_cli.emulator.errors import ApiError
 from doki_cli.emulator.faults import Faults
 from doki_cli.emulator.grpcapi import GrpcService
 from doki_cli.emulator.iam import OrgPolicy, Propagation
@@ -36,6 +37,8 @@ from doki_cli.emulator.iamadmin import grpc_api as iamadmin_grpc
 from doki_cli.emulator.iamadmin.state import ServiceAccounts
 from doki_cli.emulator.iamcredentials import grpc_api as iamcredentials_grpc
 from doki_cli.emulator.iamcredentials.tokens import IdTokens
+from doki_cli.emulator.monitoring import Monitoring
+from doki_cli.emulator.monitoring import grpc_api as monitoring_grpc
 from doki_cli.emulator.operations import grpc_api as operations_grpc
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.persist import Persistent, StateDir
@@ -95,7 +98,10 @@ class Emulator:
         engine: ContainerEngine | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`wall_clock`: the time Cloud Monitoring's points, uptime runs and alerting are stamped and judged on (a
+        test's fake one passes an alert's retest window without waiting it out)."""
         self.config = config
         self.engine = engine
         self.state_dir = StateDir(config.state_dir)
@@ -122,6 +128,7 @@ class Emulator:
             persist=self._saver("registry"),
         )
         self.service_usage = ServiceUsage(persist=self._saver("serviceusage"), disabled=config.disabled_apis)
+        self.monitoring = Monitoring(persist=self._saver("monitoring"), service_url=self._service_url, clock=wall_clock)
         self.run = CloudRun(
             persist=self._saver("run"),
             secrets=self.secrets,
@@ -136,6 +143,7 @@ class Emulator:
             accounts=self.accounts,
             id_tokens=self.id_tokens,
             by_digest=self._in_registry,
+            observe=self.monitoring.observe_request,
         )
         self.builds = CloudBuild(
             persist=self._saver("cloudbuild"),
@@ -188,6 +196,11 @@ class Emulator:
             Api(saved_as="registry", state=self.docker_registry),  # the Docker registry, served on its own port
             Api(saved_as="cloudbuild", state=self.builds, grpc=[cloudbuild_grpc.service(self.builds, faults)]),
             Api(saved_as="iam", state=self.accounts, grpc=[iamadmin_grpc.service(self.accounts, faults)]),
+            Api(
+                saved_as="monitoring",
+                state=self.monitoring,
+                grpc=monitoring_grpc.services(self.monitoring.config, self.monitoring.metrics, faults),
+            ),
             Api(grpc=[iamcredentials_grpc.service(self.accounts, self.id_tokens, faults)]),
         )
         self._saved = {api.saved_as: api.state for api in self.apis if api.state is not None}
@@ -220,6 +233,13 @@ class Emulator:
         """An Artifact Registry image as this emulator's registry serves it (the engine pulls it from there); other
         images as they are."""
         return f"{self.registry_address}/{image}" if ImageRef.parse(image) is not None else image
+
+    def _service_url(self, name: str) -> str | None:
+        """Where a Cloud Run service answers (the uptime checks' target), or None when there is no such service."""
+        try:
+            return self.run.get_service(name).uri or None
+        except ApiError:
+            return None
 
     def _push_to_registry(self, image: str) -> str:
         """Cloud Build's push: the built local image into this emulator's registry, under its real name."""
@@ -278,6 +298,7 @@ class Emulator:
         self._grpc = server
         self._rest.start()
         self.run.start()
+        self.monitoring.start()
         log.info(
             "emulator serving gRPC on %s, REST on %s and the registry on %s",
             self.grpc_address,
@@ -300,6 +321,7 @@ class Emulator:
             self._registry.shutdown()
             self._registry.server_close()
         self.operations.wait_all(timeout=5)
+        self.monitoring.stop()
         self.run.stop()
         for name, state in self._saved.items():
             self.state_dir.save(name, state.snapshot())

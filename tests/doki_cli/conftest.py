@@ -11,16 +11,8 @@ import pytest
 
 from doki_cli.emulator.server import Emulator, EmulatorConfig
 from doki_cli.gcp.clients import ClientFactory
-from tests.helpers import BACKEND_IMAGE, OUTPUTS, build_image, copy_checkout
+from tests.helpers import BACKEND_IMAGE, build_image, copy_checkout, record_stored_logs
 from tests.helpers.logs import Follower
-
-
-def record_stored_logs(state_dir: Path | None) -> None:
-    """Hand the log entries the emulator saved when it stopped (its containers' and builds' output) to the leak
-    check (tests/leakcheck.py)."""
-    saved = state_dir / "logging.json" if state_dir is not None else None
-    if saved is not None and saved.is_file():
-        OUTPUTS.append(("the emulator's stored logs", saved.read_text()))
 
 
 @pytest.fixture

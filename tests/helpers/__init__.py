@@ -102,6 +102,14 @@ def secret(label: str, value: str) -> str:
     return SECRETS.register(label, value)
 
 
+def record_stored_logs(state_dir: Path | None) -> None:
+    """Hand the log entries the emulator saved when it stopped (its containers' and builds' output) to the leak
+    check (tests/leakcheck.py)."""
+    saved = state_dir / "logging.json" if state_dir is not None else None
+    if saved is not None and saved.is_file():
+        OUTPUTS.append(("the emulator's stored logs", saved.read_text()))
+
+
 class CliRunner(testing.CliRunner):
     """typer's CliRunner whose every result (stdout, stderr, an uncaught exception) the leak check reads."""
 

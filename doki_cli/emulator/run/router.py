@@ -12,6 +12,7 @@ import http.client
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -97,11 +98,14 @@ class Proxy:
         refuse: Callable[[str | None], int | None],
         backend: Callable[[str], Backend | None],
         reachable: Callable[[], bool] = lambda: True,
+        observe: Callable[[str, int, float], None] | None = None,
     ) -> None:
         """`reachable()` says whether the service's ingress admits the caller (checked first); `refuse(authorization
         header)` the status a caller who may not invoke gets (None: it may); `backend(revision)` where the revision
-        listens (None: it has no running container). `port` is tried first; when taken, any port."""
+        listens (None: it has no running container); `observe(revision, status, milliseconds)` hears of each answer a
+        revision was chosen for (Cloud Run's request metrics). `port` is tried first; when taken, any port."""
         self._reachable = reachable
+        self._observe = observe
         self._refuse = refuse
         self._backend = backend
         self._split = WeightedRoundRobin([])
@@ -157,6 +161,13 @@ class Proxy:
         if revision is None or backend is None:
             request.answer(503, [("Content-Type", "text/plain")], b"Service Unavailable: no revision is serving.\n")
             return
+        started = time.monotonic()
+        status = self._forward(request, body, revision, backend)
+        if self._observe is not None:
+            self._observe(revision, status, (time.monotonic() - started) * 1000)
+
+    def _forward(self, request: _Handler, body: bytes, revision: str, backend: Backend) -> int:
+        """Send the request to the revision and its answer back; the status the caller got."""
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP]
         client_ip = request.client_address[0]
         headers += [("X-Forwarded-For", client_ip), ("X-Forwarded-Proto", "http")]
@@ -172,13 +183,16 @@ class Proxy:
             content = response.read()
             answer_headers = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
             request.answer(response.status, answer_headers, content, reason=response.reason)
+            return response.status
         except TimeoutError:
             request.answer(504, [("Content-Type", "text/plain")], b"upstream request timeout\n")
+            return 504
         except OSError as exc:
             log.info("revision %s did not answer on port %s: %s", revision, backend.port, exc)
             request.answer(
                 503, [("Content-Type", "text/plain")], f"Service Unavailable: {revision} did not answer.\n".encode()
             )
+            return 503
         finally:
             connection.close()
 

@@ -253,10 +253,12 @@ class CloudRun:
         accounts: ServiceAccounts | None = None,
         id_tokens: IdTokens | None = None,
         by_digest: Callable[[str], str] | None = None,
+        observe: Callable[[str, int, float], None] | None = None,
     ) -> None:
         """`startup_timeout`: how long a revision without a startup probe may take to listen on its PORT; with
         `accounts`, a template may name only an account that exists; `by_digest(image)`: where the engine finds an
-        Artifact Registry image named by digest (the emulator's registry: a digest is no local tag)."""
+        Artifact Registry image named by digest (the emulator's registry: a digest is no local tag); `observe(revision
+        name, status, milliseconds)`: what hears of each request a revision answered (Cloud Monitoring's metrics)."""
         self._persist = persist
         self._ports = HeldPorts()  # on the loopback the containers listen on (router.BACKEND_HOST)
         self._secrets = secrets
@@ -279,6 +281,7 @@ class CloudRun:
         self.policies = Policies(on_change=persist, org=org, accounts=accounts)
         self._inside: dict[str, bool] = {}  # project -> its URLs' callers come from its VPC networks
         self._by_digest = by_digest or (lambda image: image)
+        self._observe = observe
 
     @property
     def state_id(self) -> str:
@@ -800,6 +803,7 @@ class CloudRun:
             refuse=lambda header: self.invoke_refusal(name, header),
             reachable=lambda: self.may_reach(name),
             backend=self._backend,
+            observe=self._observe,
         )
         self._urls[name] = _Urls(proxy)
         record.proxy_port = proxy.port
@@ -818,6 +822,7 @@ class CloudRun:
                 refuse=lambda header: self.invoke_refusal(name, header),
                 reachable=lambda: self.may_reach(name),
                 backend=self._backend,
+                observe=self._observe,
             )
             urls.tags[tag] = proxy
             record.tag_ports[tag] = proxy.port

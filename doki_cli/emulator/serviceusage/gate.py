@@ -27,6 +27,7 @@ GATED = {
     "google.devtools.cloudbuild.v1.": "cloudbuild.googleapis.com",
     "google.devtools.artifactregistry.v1.": "artifactregistry.googleapis.com",
     "google.logging.v2.": "logging.googleapis.com",
+    "google.monitoring.v3.": "monitoring.googleapis.com",
     "google.iam.admin.v1.": "iam.googleapis.com",
     "google.iam.credentials.v1.": "iamcredentials.googleapis.com",
 }

@@ -27,6 +27,7 @@ CATALOG = {
     "iam.googleapis.com": "Identity and Access Management (IAM) API",
     "iamcredentials.googleapis.com": "IAM Service Account Credentials API",
     "logging.googleapis.com": "Cloud Logging API",
+    "monitoring.googleapis.com": "Cloud Monitoring API",
     "run.googleapis.com": "Cloud Run Admin API",
     "secretmanager.googleapis.com": "Secret Manager API",
     "serviceusage.googleapis.com": "Service Usage API",
