@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,14 @@ VOLUME_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 EXECUTION_ENVIRONMENTS = ("gen1", "gen2")
 RELEASE_KEYS = ("checks", "steps", "step_wait_seconds", "attempts", "lock_timeout_minutes", "invoker_account")
 BUILD_KEYS = ("service_account",)
+MONITORING_KEYS = ("emails", "uptime_period", "uptime_timeout", "max_5xx_ratio", "max_p95_latency_ms", "alert_after")
+# Cloud Monitoring's choices (UptimeCheckConfig.period: "60s, 300s, 600s, and 900s"; timeout: "between 1 and 60
+# seconds"; MetricThreshold.duration: "a multiple of a minute").
+UPTIME_PERIODS = (60, 300, 600, 900)
+UPTIME_TIMEOUT_RANGE = (1, 60)
+MAX_ALERT_AFTER_SECONDS = 24 * 3600
 # The tables at the top of a doki.toml; an [environments.NAME] section may override [release] and [build] too.
-TABLES = ("service", "release", "build", "environments")
+TABLES = ("service", "release", "build", "monitoring", "environments")
 CHECK_KEYS = ("path", "status", "contains")
 INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
 # Cloud Run sets these itself and refuses them in a revision's environment.
@@ -161,6 +168,19 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    """The uptime check and alerts `doki monitor` keeps for the service ([monitoring] in doki.toml)."""
+
+    declared: bool = False  # doki.toml has a [monitoring] table
+    emails: tuple[str, ...] = ()  # where alerts go: an email notification channel each
+    uptime_period_seconds: int = 60  # how often the health contract on `/` is checked, from each location
+    uptime_timeout_seconds: int = 10
+    max_5xx_ratio: float | None = 0.05  # alert above this share of 5xx answers (None: no such alert)
+    max_p95_latency_ms: int | None = 2000  # alert above this 95th percentile of latency (None: no such alert)
+    alert_after_seconds: int = 300  # how long the ratio or the latency stays above before an alert opens
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     name: str
     project: str
@@ -187,6 +207,7 @@ class ServiceConfig:
     path: Path = DEFAULT_CONFIG
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     settings: RunSettings = field(default_factory=RunSettings)  # the Cloud Run settings doki.toml declares
 
     @property
@@ -272,11 +293,13 @@ def load_config(
         )
     unknown_top = sorted(set(data) - set(TABLES))
     problems = [
-        f"unknown table [{key}] (allowed: [service], [release], [build], [environments.NAME])" for key in unknown_top
+        f"unknown table [{key}] (allowed: [service], [release], [build], [monitoring], [environments.NAME])"
+        for key in unknown_top
     ]
     merged = dict(service)
     release = data.get("release", {})
     build = data.get("build", {})
+    monitoring = data.get("monitoring")
     if env is not None:
         environments = data.get("environments", {})
         if not isinstance(environments, dict) or not isinstance(environments.get(env), dict):
@@ -291,6 +314,8 @@ def load_config(
                 release = {**release, **value}
             elif key == "build" and isinstance(value, dict) and isinstance(build, dict):
                 build = {**build, **value}
+            elif key == "monitoring" and isinstance(value, dict) and isinstance(monitoring, dict | None):
+                monitoring = {**(monitoring or {}), **value}
             elif key in ("env", "secrets", "labels") and isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
             else:
@@ -325,6 +350,7 @@ def load_config(
     problems += [_blamed(problem, from_gcloud, config_path) for problem in found]
     release_config = _release(release, problems)
     build_config = _build(build, problems)
+    monitoring_config = _monitoring(monitoring, problems)
     if problems:
         raise DokiError(
             Code.CONFIG_INVALID,
@@ -332,7 +358,7 @@ def load_config(
             "fix doki.toml (its keys are described in docs/configuration.md)",
         )
     assert config is not None
-    return replace(config, release=release_config, build=build_config)
+    return replace(config, release=release_config, build=build_config, monitoring=monitoring_config)
 
 
 def _blamed(problem: str, from_gcloud: dict[str, str], path: Path) -> str:
@@ -1086,6 +1112,90 @@ def _build(table: Any, problems: list[str]) -> BuildConfig:
         f"unknown key build.{key} (allowed: {', '.join(BUILD_KEYS)})" for key in sorted(set(table) - set(BUILD_KEYS))
     ]
     return BuildConfig(service_account=_account("build.service_account", table.get("service_account"), problems))
+
+
+_EMAIL = re.compile(r"[^@\s,]+@[^@\s,]+\.[^@\s,]+")
+
+
+def _monitoring(table: Any, problems: list[str]) -> MonitoringSettings:
+    if table is None:
+        return MonitoringSettings()
+    if not isinstance(table, dict):
+        problems.append('monitoring must be a table: [monitoring] with emails = ["ops@example.com"]')
+        return MonitoringSettings()
+    problems += [
+        f"unknown key monitoring.{key} (allowed: {', '.join(MONITORING_KEYS)})"
+        for key in sorted(set(table) - set(MONITORING_KEYS))
+    ]
+    defaults = MonitoringSettings()
+    emails = table.get("emails", [])
+    if not isinstance(emails, list) or any(not isinstance(e, str) or not _EMAIL.fullmatch(e) for e in emails):
+        problems.append(f'monitoring.emails = {emails!r} is not valid: use a list of addresses, ["ops@example.com"]')
+        emails = []
+    elif len(set(emails)) != len(emails):
+        problems.append(f"monitoring.emails = {emails!r} names an address twice: name each once")
+
+    def duration(key: str, default: int, allowed: str, valid: Callable[[int], bool]) -> int:
+        value = table.get(key)
+        if value is None:
+            return default
+        seconds = _duration_seconds(value)
+        if seconds is None or not valid(seconds):
+            problems.append(f"monitoring.{key} = {value!r} is not valid: {allowed}")
+            return default
+        return seconds
+
+    period = duration(
+        "uptime_period", defaults.uptime_period_seconds, 'use "1m", "5m", "10m" or "15m"', lambda s: s in UPTIME_PERIODS
+    )
+    low, high = UPTIME_TIMEOUT_RANGE
+    timeout = duration(
+        "uptime_timeout", defaults.uptime_timeout_seconds, 'use from "1s" to "60s"', lambda s: low <= s <= high
+    )
+    after = duration(
+        "alert_after",
+        defaults.alert_after_seconds,
+        'use whole minutes from "0s" to "24h", such as "5m" (Cloud Monitoring takes multiples of a minute)',
+        lambda s: s % 60 == 0 and s <= MAX_ALERT_AFTER_SECONDS,
+    )
+    ratio: Any = table.get("max_5xx_ratio", defaults.max_5xx_ratio)
+    if ratio is False:
+        ratio = None
+    elif isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 < ratio < 1:
+        problems.append(
+            f"monitoring.max_5xx_ratio = {ratio!r} is not valid: use a share between 0 and 1, such as 0.05 for 5%, "
+            "or false for no such alert"
+        )
+        ratio = defaults.max_5xx_ratio
+    latency: Any = table.get("max_p95_latency_ms", defaults.max_p95_latency_ms)
+    if latency is False:
+        latency = None
+    elif isinstance(latency, bool) or not isinstance(latency, int) or not 1 <= latency <= 3_600_000:
+        problems.append(
+            f"monitoring.max_p95_latency_ms = {latency!r} is not valid: use whole milliseconds from 1 to 3600000 (the "
+            "longest request Cloud Run serves), or false for no such alert"
+        )
+        latency = defaults.max_p95_latency_ms
+    return MonitoringSettings(
+        declared=True,
+        emails=tuple(emails),
+        uptime_period_seconds=period,
+        uptime_timeout_seconds=timeout,
+        max_5xx_ratio=None if ratio is None else float(ratio),
+        max_p95_latency_ms=latency,
+        alert_after_seconds=after,
+    )
+
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def _duration_seconds(value: Any) -> int | None:
+    """Seconds in a duration written as gcloud writes them ("90s", "5m", "1h30m", "0s"); None when it is not one."""
+    if not isinstance(value, str) or not value or (match := _DURATION.fullmatch(value.strip().lower())) is None:
+        return None
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _checks(items: Any, problems: list[str]) -> tuple[SmokeCheck, ...]:

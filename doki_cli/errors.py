@@ -129,6 +129,11 @@ class Code(StrEnum):
         "a release failed, and putting the traffic back failed too",
     )
     CONCURRENT_CHANGE = "concurrent_change", EXIT_FAILED, "the resource kept changing under doki; run again"
+    MONITORING_NOT_DECLARED = (
+        "monitoring_not_declared",
+        EXIT_FAILED,
+        "doki.toml has no [monitoring], and doki keeps no uptime check or alert for the service",
+    )
 
     # Google's answers
     NO_CREDENTIALS = "no_credentials", EXIT_FAILED, "no Google credentials (gcloud auth application-default login)"

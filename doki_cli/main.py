@@ -22,6 +22,7 @@ from doki_cli.commands import (
     init,
     keys,
     logs,
+    monitor,
     release,
     rollback,
     scale,
@@ -46,7 +47,7 @@ class DokiGroup(DokiGroupBase):
     sections = (
         ("Develop", ("dev", "build", "keys")),
         ("Deploy", ("init", "secrets", "deploy", "release")),
-        ("Operate", ("status", "history", "logs", "scale", "cors", "rollback", "doctor")),
+        ("Operate", ("status", "history", "logs", "monitor", "scale", "cors", "rollback", "doctor")),
         ("Emulator", ("emulator",)),
     )
 
@@ -181,6 +182,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(emulator.app, name="emulator")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(cors.app, name="cors")
+app.add_typer(monitor.app, name="monitor")
 
 
 def run() -> None:

@@ -39,16 +39,21 @@ def review(app: App, plan: Plan | EditPlan, *, dry_run: bool, yes: bool, then: l
         if blocked is not None:
             raise blocked
     if not plan.empty and not yes:
-        if not can_ask(app):
-            # A script asking for JSON did not ask to skip the question, and a pipe cannot answer it: a change
-            # nobody confirmed is not made. The plan goes with the refusal, so a script sees what it would do.
-            raise DokiError(
-                Code.CONFIRMATION_REQUIRED,
-                f"applying this plan to {plan.service} needs a yes, and {_why_not_asked(app)}; nothing was changed",
-                "pass --yes to apply it without asking (--dry-run shows the plan)",
-                details={"plan": plan_data(plan)},
-            )
-        confirm(app, "Apply these changes?")
+        confirm_plan(app, plan.service, plan_data(plan))
+
+
+def confirm_plan(app: App, service: str, data: dict[str, object]) -> None:
+    """The yes a shown plan of changes to `service` needs: asked at a terminal, refused where nobody can answer."""
+    if not can_ask(app):
+        # A script asking for JSON did not ask to skip the question, and a pipe cannot answer it: a change nobody
+        # confirmed is not made. The plan goes with the refusal, so a script sees what it would do.
+        raise DokiError(
+            Code.CONFIRMATION_REQUIRED,
+            f"applying this plan to {service} needs a yes, and {_why_not_asked(app)}; nothing was changed",
+            "pass --yes to apply it without asking (--dry-run shows the plan)",
+            details={"plan": data},
+        )
+    confirm(app, "Apply these changes?")
 
 
 def can_ask(app: App) -> bool:

@@ -43,6 +43,14 @@ class RegistryLogin:
         return {"username": self.username, "password": self.password, "serveraddress": self.address}
 
 
+@dataclass(frozen=True)
+class MonitoringClients:
+    uptime: Any
+    alerts: Any
+    channels: Any
+    metrics: Any
+
+
 # Loopback answers at once; a little longer covers an emulator on another machine of the network.
 EMULATOR_CONNECT_TIMEOUT = 2.0
 
@@ -153,6 +161,34 @@ class ClientFactory:
         if self.emulator:
             return run_v2.RevisionsClient(transport=RevisionsGrpcTransport(channel=self.channel()))
         return _with_credentials(lambda: run_v2.RevisionsClient(client_options=self._options()))
+
+    def monitoring(self) -> MonitoringClients:
+        """Cloud Monitoring's four clients (uptime checks, alert policies, channels, time series): one API, one
+        channel."""
+        from google.cloud import monitoring_v3
+        from google.cloud.monitoring_v3.services.alert_policy_service.transports import AlertPolicyServiceGrpcTransport
+        from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+        from google.cloud.monitoring_v3.services.notification_channel_service.transports import (
+            NotificationChannelServiceGrpcTransport,
+        )
+        from google.cloud.monitoring_v3.services.uptime_check_service.transports import UptimeCheckServiceGrpcTransport
+
+        if self.emulator:
+            channel = self.channel()
+            return MonitoringClients(
+                monitoring_v3.UptimeCheckServiceClient(transport=UptimeCheckServiceGrpcTransport(channel=channel)),
+                monitoring_v3.AlertPolicyServiceClient(transport=AlertPolicyServiceGrpcTransport(channel=channel)),
+                monitoring_v3.NotificationChannelServiceClient(
+                    transport=NotificationChannelServiceGrpcTransport(channel=channel)
+                ),
+                monitoring_v3.MetricServiceClient(transport=MetricServiceGrpcTransport(channel=channel)),
+            )
+        return MonitoringClients(
+            _with_credentials(lambda: monitoring_v3.UptimeCheckServiceClient(client_options=self._options())),
+            _with_credentials(lambda: monitoring_v3.AlertPolicyServiceClient(client_options=self._options())),
+            _with_credentials(lambda: monitoring_v3.NotificationChannelServiceClient(client_options=self._options())),
+            _with_credentials(lambda: monitoring_v3.MetricServiceClient(client_options=self._options())),
+        )
 
     def cloud_build(self) -> Any:
         from google.cloud.devtools import cloudbuild_v1

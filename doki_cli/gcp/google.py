@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from doki_cli.gcp.cloudbuild import CloudBuild
     from doki_cli.gcp.identity import IdentityTokens
     from doki_cli.gcp.logs import Logs
+    from doki_cli.gcp.monitoring import Monitoring
     from doki_cli.gcp.run import CloudRun
     from doki_cli.gcp.secretmanager import SecretManager
     from doki_cli.gcp.serviceaccounts import ServiceAccounts
@@ -91,6 +92,12 @@ class Google:
         from doki_cli.gcp.logs import Logs
 
         return Logs(self.factory.logging(), self.project, self.retrier)
+
+    @cached_property
+    def monitoring(self) -> Monitoring:
+        from doki_cli.gcp.monitoring import Monitoring
+
+        return Monitoring(self.factory.monitoring(), self.project, self.retrier)
 
     @cached_property
     def cloud_build(self) -> CloudBuild:

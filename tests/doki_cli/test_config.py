@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from doki_cli.config import SecretRef, SmokeCheck, kept_setting_problems, load_config
+from doki_cli.config import MonitoringSettings, SecretRef, SmokeCheck, kept_setting_problems, load_config
 from doki_cli.errors import DokiError
 from doki_cli.model import NO_PROBE, Probe, RunSettings, Volume, Vpc
 from tests.helpers import REPO
@@ -281,7 +281,7 @@ def test_build_mistakes_are_named_with_what_is_allowed(
 
 def test_an_unknown_table_names_the_allowed_ones(tmp_path: Path) -> None:
     assert problems(tmp_path, MINIMAL + "[builds]\nservice_account = 1\n") == [
-        "unknown table [builds] (allowed: [service], [release], [build], [environments.NAME])"
+        "unknown table [builds] (allowed: [service], [release], [build], [monitoring], [environments.NAME])"
     ]
 
 
@@ -553,3 +553,59 @@ def test_each_mistake_in_a_cloud_run_setting_is_named_with_what_is_allowed(
     tmp_path: Path, extra: str, problem: str
 ) -> None:
     assert problems(tmp_path, MINIMAL + extra + "\n") == [problem]
+
+
+def test_without_a_monitoring_table_nothing_is_declared(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).monitoring == MonitoringSettings()
+    assert MonitoringSettings().declared is False
+
+
+def test_monitoring_is_read_with_its_defaults_and_an_environment_overrides_keys(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        MINIMAL
+        + '[monitoring]\nemails = ["ops@example.com"]\nmax_p95_latency_ms = false\nalert_after = "10m"\n'
+        + '[environments.staging]\nname = "api-staging"\n'
+        + '[environments.staging.monitoring]\nemails = []\nuptime_period = "15m"\nmax_5xx_ratio = 0.2\n',
+    )
+    assert load_config(path).monitoring == MonitoringSettings(
+        declared=True,
+        emails=("ops@example.com",),
+        uptime_period_seconds=60,
+        uptime_timeout_seconds=10,
+        max_5xx_ratio=0.05,
+        max_p95_latency_ms=None,
+        alert_after_seconds=600,
+    )
+    staging = load_config(path, env="staging").monitoring
+    assert (staging.emails, staging.uptime_period_seconds, staging.max_5xx_ratio) == ((), 900, 0.2)
+    assert (staging.max_p95_latency_ms, staging.alert_after_seconds) == (None, 600)  # the rest from [monitoring]
+    only_staging = write(tmp_path, MINIMAL + '[environments.s]\nname = "api-s"\n[environments.s.monitoring]\n')
+    assert load_config(only_staging, env="s").monitoring.declared is True
+    assert load_config(only_staging).monitoring.declared is False
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('emails = "ops@example.com"', "monitoring.emails = 'ops@example.com' is not valid: use a list of addresses"),
+        ('emails = ["not an address"]', "monitoring.emails = ['not an address'] is not valid"),
+        ('emails = ["a@b.co", "a@b.co"]', "monitoring.emails = ['a@b.co', 'a@b.co'] names an address twice"),
+        ('uptime_period = "2m"', 'monitoring.uptime_period = \'2m\' is not valid: use "1m", "5m", "10m" or "15m"'),
+        ('uptime_timeout = "90s"', 'monitoring.uptime_timeout = \'90s\' is not valid: use from "1s" to "60s"'),
+        ("uptime_timeout = 10", 'monitoring.uptime_timeout = 10 is not valid: use from "1s" to "60s"'),
+        ('uptime_period = "1m"\nuptime_timeout = "59s"', None),
+        ('alert_after = "90s"', "monitoring.alert_after = '90s' is not valid: use whole minutes"),
+        ("max_5xx_ratio = 5", "monitoring.max_5xx_ratio = 5 is not valid: use a share between 0 and 1"),
+        ("max_5xx_ratio = true", "monitoring.max_5xx_ratio = True is not valid"),
+        ("max_p95_latency_ms = 0", "monitoring.max_p95_latency_ms = 0 is not valid: use whole milliseconds"),
+        ("thresholds = 1", "unknown key monitoring.thresholds (allowed: emails, uptime_period, uptime_timeout"),
+    ],
+)
+def test_monitoring_mistakes_are_named_with_what_is_allowed(tmp_path: Path, table: str, problem: str | None) -> None:
+    text = MINIMAL + "[monitoring]\n" + table + "\n"
+    if problem is None:
+        assert load_config(write(tmp_path, text)).monitoring.uptime_timeout_seconds == 59
+        return
+    (found,) = problems(tmp_path, text)
+    assert found.startswith(problem)
