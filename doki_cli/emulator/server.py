@@ -39,6 +39,7 @@ from doki_cli.emulator.iamcredentials import grpc_api as iamcredentials_grpc
 from doki_cli.emulator.iamcredentials.tokens import IdTokens
 from doki_cli.emulator.monitoring import Monitoring
 from doki_cli.emulator.monitoring import grpc_api as monitoring_grpc
+from doki_cli.emulator.monitoring import rest_api as monitoring_rest
 from doki_cli.emulator.operations import grpc_api as operations_grpc
 from doki_cli.emulator.operations.state import Operations
 from doki_cli.emulator.persist import Persistent, StateDir
@@ -200,6 +201,7 @@ class Emulator:
                 saved_as="monitoring",
                 state=self.monitoring,
                 grpc=monitoring_grpc.services(self.monitoring.config, self.monitoring.metrics, faults),
+                rest=lambda router: monitoring_rest.add_routes(router, self.monitoring.config, self.monitoring.metrics),
             ),
             Api(grpc=[iamcredentials_grpc.service(self.accounts, self.id_tokens, faults)]),
         )

@@ -70,6 +70,7 @@ def test_env_prints_exports_for_doki_the_clients_and_gcloud(started: Path, ports
         f"export CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN=http://run.doki-emulator:{ports[1]}/\n"
         f"export CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING=http://127.0.0.1:{ports[1]}/\n"
         f"export CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE=http://127.0.0.1:{ports[1]}/\n"
+        f"export CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING=http://127.0.0.1:{ports[1]}/\n"
         "export CLOUDSDK_PROXY_TYPE=http\n"
         "export CLOUDSDK_PROXY_ADDRESS=127.0.0.1\n"
         f"export CLOUDSDK_PROXY_PORT={ports[1]}\n"
@@ -121,7 +122,8 @@ def test_env_unset_prints_what_leaves_emulator_mode_even_with_none_running(tmp_p
     assert result.stdout == (
         "unset DOKI_EMULATOR STORAGE_EMULATOR_HOST DOKI_EMULATOR_REGISTRY "
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_SECRETMANAGER CLOUDSDK_API_ENDPOINT_OVERRIDES_RUN "
-        "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE CLOUDSDK_PROXY_TYPE "
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_LOGGING CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE "
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_MONITORING CLOUDSDK_PROXY_TYPE "
         "CLOUDSDK_PROXY_ADDRESS CLOUDSDK_PROXY_PORT CLOUDSDK_AUTH_DISABLE_CREDENTIALS\n"
     )
 

@@ -119,6 +119,9 @@ def test_its_commented_examples_load_once_uncommented(project: Path) -> None:
         f"connector projects/my-proj-123/locations/{staging.region}/connectors/my-connector, egress private-ranges-only"
     )
     assert str(settings.liveness_probe) == "http GET /, every 30s, timeout 1s, 3 failures"
+    monitoring = staging.monitoring
+    assert (monitoring.declared, monitoring.emails, monitoring.max_5xx_ratio) == (True, ("ops@example.com",), 0.05)
+    assert (monitoring.max_p95_latency_ms, monitoring.alert_after_seconds) == (2000, 300)
 
 
 def test_without_the_frontend_values_it_writes_placeholders_and_says_to_set_them(project: Path) -> None:
