@@ -95,6 +95,7 @@ MONITORING_KEYS = ("emails", "uptime_period", "uptime_timeout", "max_5xx_ratio",
 # seconds"; MetricThreshold.duration: "a multiple of a minute").
 UPTIME_PERIODS = (60, 300, 600, 900)
 UPTIME_TIMEOUT_RANGE = (1, 60)
+# doki's own bound on a retest window (Google's is not on record): a day, beyond which an alert is no alert.
 MAX_ALERT_AFTER_SECONDS = 24 * 3600
 # The tables at the top of a doki.toml; an [environments.NAME] section may override [release] and [build] too.
 TABLES = ("service", "release", "build", "monitoring", "environments")
@@ -1192,7 +1193,9 @@ _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 def _duration_seconds(value: Any) -> int | None:
     """Seconds in a duration written as gcloud writes them ("90s", "5m", "1h30m", "0s"); None when it is not one."""
-    if not isinstance(value, str) or not value or (match := _DURATION.fullmatch(value.strip().lower())) is None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if (match := _DURATION.fullmatch(value.strip().lower())) is None:
         return None
     hours, minutes, seconds = (int(part or 0) for part in match.groups())
     return hours * 3600 + minutes * 60 + seconds

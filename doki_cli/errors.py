@@ -129,6 +129,11 @@ class Code(StrEnum):
         "a release failed, and putting the traffic back failed too",
     )
     CONCURRENT_CHANGE = "concurrent_change", EXIT_FAILED, "the resource kept changing under doki; run again"
+    CHECK_IN_USE = (
+        "check_in_use",
+        EXIT_FAILED,
+        "an uptime check doki would delete is read by an alert policy doki did not make; nothing was changed",
+    )
     MONITORING_NOT_DECLARED = (
         "monitoring_not_declared",
         EXIT_FAILED,

@@ -41,8 +41,7 @@ def monitor(ctx: typer.Context, dry_run: DryRunOption = False, yes: YesOption = 
     doki = app_of(ctx)
     out, config, google = doki.output, doki.config, doki.google
     out.progress(f"reading the monitoring of {config.name}")
-    service_exists = google.run.get(config.name) is not None
-    plan = plan_monitoring(google.monitoring, config, service_exists=service_exists)
+    plan = plan_monitoring(google.monitoring, config, service_exists=lambda: google.run.get(config.name) is not None)
     for text, style in plan_lines(plan):
         out.line(text, style=style)
     if dry_run:
@@ -118,9 +117,10 @@ def _status(doki: App) -> None:
         return
     for check in checks:
         check_spec = check.check.spec
-        passed = sum(check.results.values())
-        where = f" from {passed} of {len(check.results)} locations" if check.results else ""
         failing = sorted(location for location, ok in check.results.items() if not ok)
+        # How many locations say what the state says: passing at 6 of 6, failing at 4 of 6.
+        agree = len(failing) if check.state == "failing" else len(check.results) - len(failing)
+        where = f" at {agree} of {len(check.results)} locations" if check.results else ""
         # How fast it answers, when it does.
         latency = f", {check.latency_ms:.0f} ms" if check.latency_ms is not None and check.state == "passing" else ""
         style = {"passing": "green", "failing": "red"}.get(check.state)
@@ -131,7 +131,7 @@ def _status(doki: App) -> None:
             style=style,
         )
         if failing:
-            out.line(f"      failing from {', '.join(failing)}", style="red")
+            out.line(f"      failing at {', '.join(failing)}", style="red")
     for state in alerts:
         spec = state.policy.spec
         verdict = {True: "ABOVE THRESHOLD", False: "ok", None: "no data"}[state.above]

@@ -35,13 +35,21 @@ _NO_GAIA_ID = re.compile(r"Gaia id not found for email (?P<email>\S+@\S+?\.gserv
 
 
 def call_google(
-    retrier: Retrier, fn: Callable[[], Any], *, action: str, resource: str, api: str, role: str | None = None
+    retrier: Retrier,
+    fn: Callable[[], Any],
+    *,
+    action: str,
+    resource: str,
+    api: str,
+    role: str | None = None,
+    retry_if: Callable[[BaseException], bool] | None = None,
 ) -> Any:
-    """`fn()` with the retry policy; a Google error that remains becomes the DokiError that says the fix."""
+    """`fn()` with the retry policy (`retry_if`: what else an API answers that is worth another try); a Google error
+    that remains becomes the DokiError that says the fix."""
     from google.api_core import exceptions
 
     try:
-        return retrier.call(fn)
+        return retrier.call(fn) if retry_if is None else retrier.call(fn, retry_if=retry_if)
     except exceptions.GoogleAPICallError as exc:
         raise google_error(exc, action=action, resource=resource, api=api, role=role) from None
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from doki_cli.gcp.errors import call_google
-from doki_cli.gcp.retry import Retrier, knowing_retries
+from doki_cli.gcp.retry import Retrier, is_transient, knowing_retries
 from doki_cli.monitoring.spec import (
     ALERT_LABEL,
     DOKI,
@@ -33,6 +33,18 @@ if TYPE_CHECKING:
 EDITOR_ROLE = "roles/monitoring.editor"
 EMAIL = "email"
 EMAIL_LABEL = "email_address"
+
+
+# Monitoring answers overlapping configuration writes ABORTED "Too many concurrent edits to the project
+# configuration. Please try again." (terraform-provider-google retries exactly that: IsMonitoringConcurrentEditError
+# in transport/error_retry_predicates.go).
+_CONCURRENT_EDITS = "Too many concurrent edits"
+
+
+def _transient_or_concurrent(exc: BaseException) -> bool:
+    from google.api_core import exceptions
+
+    return is_transient(exc) or (isinstance(exc, exceptions.Aborted) and _CONCURRENT_EDITS in str(exc))
 
 
 def _labels(service: str, location: str, alert: str | None = None) -> dict[str, str]:
@@ -61,7 +73,15 @@ class Monitoring:
         return f"projects/{self.project}"
 
     def _call(self, fn: Any, *, action: str, resource: str) -> Any:
-        return call_google(self._retrier, fn, action=action, resource=resource, api="monitoring", role=EDITOR_ROLE)
+        return call_google(
+            self._retrier,
+            fn,
+            action=action,
+            resource=resource,
+            api="monitoring",
+            role=EDITOR_ROLE,
+            retry_if=_transient_or_concurrent,
+        )
 
     # -- uptime checks ------------------------------------------------------------------------------------------
 
@@ -153,6 +173,23 @@ class Monitoring:
         policy = _policy(updated)
         assert policy is not None
         return policy
+
+    def policies_reading(self, check_id: str) -> list[tuple[str, str]]:
+        """(name, display name) of every policy of the project, whoever made it, whose conditions read the uptime
+        check `check_id` (name it in a filter)."""
+        import re
+
+        term = re.compile(r'check_id"?\s*=\s*"' + re.escape(check_id) + '"')
+        found = self._call(
+            lambda: list(self._clients.alerts.list_alert_policies(name=self.parent)),
+            action="listing the alert policies of",
+            resource=self.parent,
+        )
+        return [
+            (message.name, message.display_name)
+            for message in found
+            if any(term.search(c.condition_threshold.filter) for c in message.conditions if "condition_threshold" in c)
+        ]
 
     def delete_policy(self, name: str) -> None:
         self._call(
@@ -262,6 +299,60 @@ def _check_message(spec: CheckSpec) -> Any:
     )
 
 
+# What doki writes of a check or policy that its spec does not say, by field path: a live value that differs was
+# changed by hand, and the next `doki monitor` writes doki's back.
+_CHECK_FIELDS = (
+    "monitored_resource.type",
+    "http_check.request_method",
+    "http_check.use_ssl",
+    "http_check.port",
+    "http_check.accepted_response_status_codes",
+    "http_check.headers",
+    "http_check.body",
+    "http_check.content_type",
+    "http_check.auth_info",
+    "http_check.service_agent_authentication",
+    "content_matchers",
+    "selected_regions",
+    "is_internal",
+)
+_POLICY_FIELDS = (
+    "combiner",
+    "conditions.condition_threshold.aggregations",
+    "conditions.condition_threshold.denominator_aggregations",
+    "conditions.condition_threshold.trigger",
+    "conditions.condition_threshold.evaluation_missing_data",
+    "conditions.condition_threshold.forecast_options",
+    # Not alert_strategy as a whole: Google may fill in its own defaults (an auto-close), which no plan should undo.
+    "alert_strategy.notification_prompts",
+    "alert_strategy.notification_rate_limit",
+    "documentation.mime_type",
+    "severity",
+)
+
+
+def _field(pb: Any, path: str) -> Any:
+    """The protobuf value at the dotted `path` (through the first of a repeated message, as doki writes one)."""
+    value = pb
+    for part in path.split("."):
+        if hasattr(value, "__len__") and not hasattr(value, "DESCRIPTOR") and not isinstance(value, (str, bytes)):
+            value = value[0] if len(value) else None
+            if value is None:
+                return None
+        value = getattr(value, part)
+    if hasattr(value, "DESCRIPTOR"):
+        return value.SerializeToString(deterministic=True)
+    if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):
+        items = list(value.items()) if hasattr(value, "items") else list(value)
+        return [item.SerializeToString(deterministic=True) if hasattr(item, "DESCRIPTOR") else item for item in items]
+    return value
+
+
+def _drift(live: Any, written: Any, paths: tuple[str, ...]) -> tuple[str, ...]:
+    live_pb, written_pb = type(live).pb(live), type(written).pb(written)
+    return tuple(path for path in paths if _field(live_pb, path) != _field(written_pb, path))
+
+
 def _check(message: Any) -> Check:
     labels = message.monitored_resource.labels
     matchers = list(message.content_matchers)
@@ -277,7 +368,7 @@ def _check(message: Any) -> Check:
         json_path=first.json_path_matcher.json_path if first is not None else "",
         expected=first.content if first is not None else "",
     )
-    return Check(message.name, spec)
+    return Check(message.name, spec, _drift(message, _check_message(spec), _CHECK_FIELDS))
 
 
 def _aggregation(threshold: Threshold) -> Any:
@@ -349,7 +440,7 @@ def _policy(message: Any) -> Policy | None:
         channels=tuple(message.notification_channels),
         enabled=bool(message.enabled),
     )
-    return Policy(message.name, spec, condition.name)
+    return Policy(message.name, spec, condition.name, _drift(message, _policy_message(spec), _POLICY_FIELDS))
 
 
 def _channel(message: Any) -> Channel:

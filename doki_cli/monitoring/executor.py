@@ -20,7 +20,8 @@ _SYMBOLS = {"create": ("+", "green"), "update": ("~", "yellow"), "delete": ("-",
 _KINDS = {"channel": "email channel", "check": "uptime check", "alert": "alert"}
 
 
-def _what(change: Change) -> str:
+def _what(change: Change, emails: dict[str, str]) -> str:
+    """`change` as a plan line says it; `emails`: the address of each existing channel, by name."""
     if change.kind == "check" and change.action == "create":
         spec: CheckSpec = change.spec
         fields = check_fields(spec)
@@ -30,7 +31,7 @@ def _what(change: Change) -> str:
         )
     if change.kind == "alert" and change.action == "create":
         policy: PolicySpec = change.spec
-        notify = ", ".join(channel.removeprefix(NEW_CHANNEL) for channel in policy.channels) or "nobody"
+        notify = ", ".join(emails.get(c, c.removeprefix(NEW_CHANNEL)) for c in policy.channels) or "nobody"
         after = duration_text(policy.threshold.duration_seconds) or "0s"
         return f"alert {policy.display_name}: {condition_text(policy)} for {after}, notify {notify}"
     return f"{_KINDS[change.kind]} {change.title}"
@@ -41,9 +42,10 @@ def plan_lines(plan: MonitoringPlan) -> list[tuple[str, str | None]]:
     lines: list[tuple[str, str | None]] = [
         (f"Monitoring plan for {plan.service} ({plan.location}) in project {plan.project}:", None)
     ]
+    emails = {name: address for address, name in plan.channels.items()}
     for change in plan.changes:
         symbol, style = _SYMBOLS[change.action]
-        lines.append((f"  {symbol} {_what(change)}", style))
+        lines.append((f"  {symbol} {_what(change, emails)}", style))
         lines += [(f"      {diff}", style) for diff in change.diffs]
     lines += [(f"  = {kept}", "dim") for kept in plan.kept]
     lines += [(f"  ! {warning}", "yellow") for warning in plan.warnings]

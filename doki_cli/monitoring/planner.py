@@ -66,6 +66,7 @@ class MonitoringPort(Protocol):
     def replace_policy(self, live: Policy, spec: PolicySpec) -> Policy: ...
     def delete_policy(self, name: str) -> None: ...
     def email_channels(self) -> list[Channel]: ...
+    def policies_reading(self, check_id: str) -> list[tuple[str, str]]: ...
     def create_email_channel(self, email: str) -> Channel: ...
     def newest(
         self, threshold: Threshold, *, window_seconds: int, now: float, denominator: bool = False
@@ -268,41 +269,54 @@ def _diffs(before: dict[str, str], after: dict[str, str]) -> tuple[str, ...]:
 # -- planning --------------------------------------------------------------------------------------------------------
 
 
-def plan_monitoring(monitoring: MonitoringPort, config: ServiceConfig, *, service_exists: bool) -> MonitoringPlan:
-    """The plan for `config`'s service: writes only what differs from what doki made before."""
+def plan_monitoring(
+    monitoring: MonitoringPort, config: ServiceConfig, *, service_exists: Callable[[], bool]
+) -> MonitoringPlan:
+    """The plan for `config`'s service: writes only what differs from what doki made before. `service_exists()` is
+    asked only when a check is to be made (Google confirms the service exists)."""
     from doki_cli.errors import Code, DokiError
 
     settings = config.monitoring
     service, location = config.name, config.region
     checks = monitoring.checks(service, location)
-    policies = {policy.spec.alert: policy for policy in monitoring.policies(service, location)}
-    strays = [policy for alert, policy in policies.items() if alert not in ALERTS]
+    found = monitoring.policies(service, location)
+    # A policy labelled as an alert this doki does not know (a newer doki's) is left alone.
+    unknown = [policy for policy in found if policy.spec.alert not in ALERTS]
+    warnings = [
+        f"alert {policy.spec.display_name} is labelled doki-alert={policy.spec.alert or '(none)'}, which this doki "
+        "does not know: left as it is"
+        for policy in unknown
+    ]
     changes: list[Change] = []
     kept: list[str] = []
-    warnings: list[str] = []
     if not settings.declared:
-        if not checks and not policies:
+        if not checks and not [policy for policy in found if policy.spec.alert in ALERTS]:
             raise DokiError(
                 Code.MONITORING_NOT_DECLARED,
                 f"doki.toml declares no [monitoring] for {service}, and doki keeps no uptime check or alert for it",
                 'add a [monitoring] table with emails = ["you@example.com"] (docs/configuration.md, "Monitoring")',
             )
-        ordered = [policies[alert] for alert in ALERTS if alert in policies] + strays
-        changes += [
-            Change("delete", "alert", policy.spec.display_name, live=policy, alert=policy.spec.alert)
-            for policy in ordered
-        ]
+        doomed = [policy for alert in ALERTS for policy in found if policy.spec.alert == alert]
+        changes += [Change("delete", "alert", p.spec.display_name, live=p, alert=p.spec.alert) for p in doomed]
         changes += [Change("delete", "check", check.spec.display_name, live=check) for check in checks]
+        _check_deletable(monitoring, changes)
         warnings.append("doki.toml declares no [monitoring]: what doki made for the service is deleted")
         return MonitoringPlan(service, location, config.project, tuple(changes), (), tuple(warnings))
-    existing = {channel.email: channel for channel in monitoring.email_channels()}
-    names = {email: channel.name for email, channel in existing.items()}
-    emails_of = {channel.name: channel.email for channel in existing.values()}
+    channels_by_email: dict[str, list[Channel]] = {}
+    for channel in monitoring.email_channels():
+        channels_by_email.setdefault(channel.email.lower(), []).append(channel)
+    emails_of = {c.name: c.email for listed in channels_by_email.values() for c in listed}
+    names: dict[str, str] = {}
     wanted_channels = []
     for address in settings.emails:
-        if address in existing:
-            wanted_channels.append(existing[address].name)
+        # An address's enabled channel is used, whoever made it; a disabled one only when there is no other (said).
+        listed = sorted(channels_by_email.get(address.lower(), []), key=lambda c: (not c.enabled, c.name))
+        if listed:
+            names[address] = listed[0].name
+            wanted_channels.append(listed[0].name)
             kept.append(f"email channel {address}")
+            if not listed[0].enabled:
+                warnings.append(f"the email channel of {address} is disabled: alerts reach nobody there until it is on")
         else:
             wanted_channels.append(NEW_CHANNEL + address)
             changes.append(Change("create", "channel", address, spec=address))
@@ -315,7 +329,7 @@ def plan_monitoring(monitoring: MonitoringPort, config: ServiceConfig, *, servic
     extra_checks = checks[1:]
     check_id = NEW_CHECK_ID
     if live_check is None:
-        if not service_exists:
+        if not service_exists():
             raise DokiError(
                 Code.SERVICE_NOT_FOUND,
                 f"{service} is not deployed in {location}: an uptime check needs the service (Google confirms it "
@@ -325,40 +339,42 @@ def plan_monitoring(monitoring: MonitoringPort, config: ServiceConfig, *, servic
         changes.append(Change("create", "check", wanted_check.display_name, spec=wanted_check))
     else:
         check_id = live_check.check_id
-        if live_check.spec == wanted_check:
+        if live_check.spec == wanted_check and not live_check.drift:
             kept.append(f"uptime check {wanted_check.display_name} ({check_id})")
         else:
+            diffs = _diffs(check_fields(live_check.spec), check_fields(wanted_check)) + _drifted(live_check.drift)
             changes.append(
-                Change(
-                    "update",
-                    "check",
-                    wanted_check.display_name,
-                    spec=wanted_check,
-                    live=live_check,
-                    diffs=_diffs(check_fields(live_check.spec), check_fields(wanted_check)),
-                )
+                Change("update", "check", wanted_check.display_name, spec=wanted_check, live=live_check, diffs=diffs)
             )
-    changes += [Change("delete", "check", check.spec.display_name, live=check) for check in extra_checks]
     wanted = policy_specs(config, check_id, wanted_channels)
     for alert in ALERTS:
-        spec, live = wanted.get(alert), policies.get(alert)
-        if spec is None and live is not None:
-            changes.append(Change("delete", "alert", live.spec.display_name, live=live, alert=alert))
-        elif spec is not None and live is None:
+        spec = wanted.get(alert)
+        # Twins (two runs at once, or a create retried after its answer was lost) all but one go: the one that
+        # reads the kept check, else the first.
+        same = sorted(
+            (policy for policy in found if policy.spec.alert == alert),
+            key=lambda policy: (check_id not in policy.spec.threshold.filter, policy.name),
+        )
+        live, twins = (same[0], same[1:]) if same else (None, [])
+        if spec is None:
+            twins = same
+        elif live is None:
             changes.append(Change("create", "alert", spec.display_name, spec=spec, alert=alert))
-        elif spec is not None and live is not None:
-            if live.spec == spec:
-                kept.append(f"alert {spec.display_name}")
-            else:
-                diffs = _diffs(policy_fields(live.spec, email), policy_fields(spec, email))
-                if check_id == NEW_CHECK_ID and alert == UPTIME:
-                    diffs = (*diffs, "check: the new uptime check")
-                changes.append(
-                    Change("update", "alert", spec.display_name, spec=spec, live=live, diffs=diffs, alert=alert)
-                )
+        elif live.spec == spec and not live.drift:
+            kept.append(f"alert {spec.display_name}")
+        else:
+            diffs = _diffs(policy_fields(live.spec, email), policy_fields(spec, email)) + _drifted(live.drift)
+            if check_id == NEW_CHECK_ID and alert == UPTIME:
+                diffs = (*diffs, "check: the new uptime check")
+            changes.append(Change("update", "alert", spec.display_name, spec=spec, live=live, diffs=diffs, alert=alert))
+        changes += [
+            Change("delete", "alert", twin.spec.display_name, live=twin, alert=alert, diffs=_twin(spec))
+            for twin in twins
+        ]
     changes += [
-        Change("delete", "alert", policy.spec.display_name, live=policy, alert=policy.spec.alert) for policy in strays
+        Change("delete", "check", check.spec.display_name, live=check, diffs=("a twin",)) for check in extra_checks
     ]
+    _check_deletable(monitoring, changes)
     if not settings.emails:
         warnings.append("monitoring.emails is empty: alerts open incidents, and notify nobody")
     if config.ingress != "all":
@@ -381,3 +397,34 @@ def plan_monitoring(monitoring: MonitoringPort, config: ServiceConfig, *, servic
         channels=names,
         check_id="" if check_id == NEW_CHECK_ID else check_id,
     )
+
+
+def _drifted(drift: tuple[str, ...]) -> tuple[str, ...]:
+    return (f"changed by hand: {', '.join(drift)}; doki's are written back",) if drift else ()
+
+
+def _twin(spec: PolicySpec | None) -> tuple[str, ...]:
+    return ("a twin: one such alert is kept",) if spec is not None else ()
+
+
+def _check_deletable(monitoring: MonitoringPort, changes: list[Change]) -> None:
+    """Google refuses to delete an uptime check an alert policy reads: a policy doki does not delete in the same
+    run (one made by hand on doki's check) stops the plan before any write, naming it."""
+    from doki_cli.errors import Code, DokiError
+
+    going = {change.live.name for change in changes if change.kind == "alert" and change.action == "delete"}
+    for change in changes:
+        if change.kind != "check" or change.action != "delete":
+            continue
+        readers = [
+            (name, display) for name, display in monitoring.policies_reading(change.live.check_id) if name not in going
+        ]
+        if readers:
+            raise DokiError(
+                Code.CHECK_IN_USE,
+                f"the uptime check {change.title} ({change.live.check_id}) is read by "
+                + ", ".join(f"{display or name} ({name})" for name, display in readers)
+                + ", which this run does not delete; Google refuses to delete a check a policy reads",
+                "delete or change those policies first (in the console, or gcloud alpha monitoring policies delete), "
+                "then run `doki monitor` again; nothing was changed",
+            )

@@ -42,7 +42,9 @@ class CheckSpec:
 class Check:
     name: str  # projects/P/uptimeCheckConfigs/ID
     spec: CheckSpec
-    managed: bool = True  # labelled as doki's
+    # What the live check holds that doki writes otherwise and CheckSpec does not say (the port, the matcher's
+    # kind, the regions, …): changed by hand. Empty when it is as doki writes it.
+    drift: tuple[str, ...] = ()
 
     @property
     def check_id(self) -> str:
@@ -82,6 +84,7 @@ class Policy:
     name: str  # projects/P/alertPolicies/ID
     spec: PolicySpec
     condition: str = ""  # the condition's name, kept across a replace
+    drift: tuple[str, ...] = ()  # as Check.drift: what it holds that doki writes otherwise (combiner, trigger, …)
 
 
 @dataclass(frozen=True)

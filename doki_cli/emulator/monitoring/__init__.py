@@ -98,3 +98,4 @@ class Monitoring:
 
     def restore(self, data: dict[str, Any]) -> None:
         self.config.restore(data)
+        self.alerting.restore()

@@ -27,22 +27,12 @@ from doki_cli.emulator.monitoring.metrics import Interval, TimeSeriesStore
 from doki_cli.emulator.monitoring.state import MonitoringConfig
 
 Comparison = types.ComparisonType
-_COMPARE: dict[int, Callable[[float, float], bool]] = {
-    Comparison.COMPARISON_GT: lambda value, threshold: value > threshold,
-    Comparison.COMPARISON_GE: lambda value, threshold: value >= threshold,
-    Comparison.COMPARISON_LT: lambda value, threshold: value < threshold,
-    Comparison.COMPARISON_LE: lambda value, threshold: value <= threshold,
-    Comparison.COMPARISON_EQ: lambda value, threshold: value == threshold,
-    Comparison.COMPARISON_NE: lambda value, threshold: value != threshold,
+# The comparisons a condition may make (validation: "Only COMPARISON_LT and COMPARISON_GT are supported").
+_COMPARE: dict[int, tuple[str, Callable[[float, float], bool]]] = {
+    Comparison.COMPARISON_GT: (">", lambda value, threshold: value > threshold),
+    Comparison.COMPARISON_LT: ("<", lambda value, threshold: value < threshold),
 }
-_SYMBOL = {
-    Comparison.COMPARISON_GT: ">",
-    Comparison.COMPARISON_GE: ">=",
-    Comparison.COMPARISON_LT: "<",
-    Comparison.COMPARISON_LE: "<=",
-    Comparison.COMPARISON_EQ: "==",
-    Comparison.COMPARISON_NE: "!=",
-}
+Prompt = types.AlertPolicy.AlertStrategy.NotificationPrompt
 
 
 def _iso(seconds: float) -> str:
@@ -77,22 +67,43 @@ class Alerting:
         self._since: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self._open: dict[str, dict[str, Any]] = {}  # policy name -> its open incident
 
+    def restore(self) -> None:
+        """The incidents still open when the state was saved are open again (the alerting's memory is the
+        store's), so a restart neither forgets nor reopens them."""
+        with self._lock:
+            latest: dict[str, dict[str, Any]] = {}
+            for incident in self._config.events()["incidents"]:
+                latest[incident["policy"]] = incident
+            self._open = {policy: incident for policy, incident in latest.items() if incident["state"] == "open"}
+
     def evaluate(self) -> list[dict[str, Any]]:
-        """Evaluate now; the incidents open afterwards."""
+        """Evaluate now; the incidents open afterwards. A policy deleted or disabled has its incident closed: it
+        evaluates nothing any more."""
         now = self._clock()
         with self._lock:
+            judged = set()
             for policy in self._config.all_of("alertPolicies"):
-                if not policy.enabled:
-                    continue
-                self._judge(policy, now)
+                if policy.enabled:
+                    judged.add(policy.name)
+                    self._judge(policy, now)
+            for name in [name for name in self._open if name not in judged]:
+                self._close(name, None, now)
+            conditions = {
+                condition.name for policy in self._config.all_of("alertPolicies") for condition in policy.conditions
+            }
+            for slot in [slot for slot in self._since if slot[0] not in conditions]:
+                del self._since[slot]
             return [dict(incident) for incident in self._open.values()]
+
+    def _close(self, name: str, policy: types.AlertPolicy | None, now: float) -> None:
+        incident = {**self._open.pop(name), "state": "closed", "ended_at": _iso(now)}
+        self._config.record(incident=dict(incident))
+        if policy is not None:
+            self._notify(policy, incident, now)
 
     def _judge(self, policy: types.AlertPolicy, now: float) -> None:
         verdicts: list[tuple[bool, str, str] | None] = []
         for condition in policy.conditions:
-            if "condition_threshold" not in condition:
-                verdicts.append(None)
-                continue
             verdicts.append(self._condition(policy, condition, now))
         judged = [verdict for verdict in verdicts if verdict is not None]
         if not judged:
@@ -118,13 +129,13 @@ class Alerting:
             self._config.record(incident=dict(incident))
             self._notify(policy, incident, now)
         elif not met and incident is not None:
-            incident = {**self._open.pop(policy.name), "state": "closed", "ended_at": _iso(now)}
-            self._config.record(incident=dict(incident))
-            self._notify(policy, incident, now)
+            self._close(policy.name, policy, now)
 
     def _condition(
         self, policy: types.AlertPolicy, condition: types.AlertPolicy.Condition, now: float
-    ) -> tuple[bool, str, str]:
+    ) -> tuple[bool, str, str] | None:
+        """(met, condition, observed value), or None when no series has data: then nothing changes, as Google
+        leaves an incident open while data is missing until auto-close (concepts-indepth, "missing data")."""
         threshold = condition.condition_threshold
         project = policy.name.split("/")[1]
         aggregation = threshold.aggregations[0] if threshold.aggregations else None
@@ -143,8 +154,11 @@ class Alerting:
                 )
                 if series.points
             }
-            values = {key: value / denominators[key] for key, value in values.items() if denominators.get(key)}
-        compare = _COMPARE[threshold.comparison]
+            # A group with answers and no 5xx series had none of them: a ratio of 0.
+            values = {key: values.get(key, 0.0) / total for key, total in denominators.items() if total}
+        if not values:
+            return None
+        symbol, compare = _COMPARE[threshold.comparison]
         duration = threshold.duration.total_seconds()
         violating: list[tuple[tuple[tuple[str, str], ...], float]] = []
         for key, value in values.items():
@@ -166,10 +180,17 @@ class Alerting:
         observed = ""
         if violating:
             worst = violating[0][1]
-            observed = f"{worst:g} {_SYMBOL[threshold.comparison]} {threshold.threshold_value:g}"
+            observed = f"{worst:g} {symbol} {threshold.threshold_value:g}"
         return met, condition.name, observed
 
     def _notify(self, policy: types.AlertPolicy, incident: dict[str, Any], now: float) -> None:
+        # AlertStrategy.notification_prompts: when to notify; unset, "OPENED and CLOSED".
+        prompts: set[int] = {int(p) for p in policy.alert_strategy.notification_prompts} or {
+            Prompt.OPENED,
+            Prompt.CLOSED,
+        }
+        if (Prompt.OPENED if incident["state"] == "open" else Prompt.CLOSED) not in prompts:
+            return
         for channel_name in policy.notification_channels:
             channel = self._config.find(channel_name)
             if channel is None or not channel.enabled:  # deleted since, or turned off: nothing is sent

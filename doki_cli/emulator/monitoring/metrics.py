@@ -5,8 +5,9 @@ Only the metrics something in the emulator writes exist here (`CATALOG`): the up
 (run/router.py). Each metric's kind, value type, unit and labels are Google's (cited in `CATALOG`).
 
 Points of a DELTA metric are summed into one point per minute and series, as Cloud Run samples its metrics every 60
-seconds (https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run); unlike on Google, a point is readable at
-once (Google says "after sampling, data is not visible for up to 180 seconds"). A distribution keeps its samples, so
+seconds (https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run): a minute's point is readable once the
+minute is over (an aligned period takes only points that end within it), where Google adds "after sampling, data is
+not visible for up to 180 seconds". A distribution keeps its samples, so
 a percentile here is exact where Google's is interpolated in its buckets.
 
 Alignment and reduction follow the Aggregation message's field comments (google/monitoring/v3/common.proto): each
@@ -143,7 +144,7 @@ _PERCENTILES = {
 }
 # Reducers and the value types each takes (common.proto's Reducer comments).
 _REDUCERS: dict[int, frozenset[int]] = {
-    Reducer.REDUCE_MEAN: _NUMERIC | {ValueType.BOOL, ValueType.DISTRIBUTION},
+    Reducer.REDUCE_MEAN: _NUMERIC | {ValueType.DISTRIBUTION},
     Reducer.REDUCE_MIN: _NUMERIC,
     Reducer.REDUCE_MAX: _NUMERIC,
     Reducer.REDUCE_SUM: _NUMERIC | {ValueType.DISTRIBUTION},

@@ -140,10 +140,9 @@ class MonitoringConfig:
 
     def update_channel(self, channel: types.NotificationChannel, paths: list[str]) -> types.NotificationChannel:
         current: types.NotificationChannel = self.get(channel.name)
-        updated = _merged(current, channel, paths, ("type", "name", "creation_record"))
+        # NotificationChannel.type is immutable (proto-plus names the field type_).
+        updated = _merged(current, channel, paths, ("type_", "name", "creation_record", "verification_status"))
         validation.check_channel(updated)
-        if updated.type != current.type:
-            raise invalid_argument("The type of a notification channel cannot be changed.")
         updated.mutation_records.append(types.MutationRecord(mutate_time=_now(self._clock), mutated_by="doki-emulator"))
         return self._put(updated)
 
@@ -151,7 +150,7 @@ class MonitoringConfig:
         validation.check_project(parent)
         config = _copy(config)
         validation.fill_uptime_defaults(config)
-        validation.check_uptime(config, project=parent.split("/")[1])
+        validation.check_uptime(config)
         if not self._resource_exists(config.monitored_resource):
             raise validation.unconfirmed_resource(config.monitored_resource)
         with self._lock:
@@ -170,7 +169,7 @@ class MonitoringConfig:
             != types.UptimeCheckConfig.pb(current).monitored_resource
         ):
             raise invalid_argument(validation.RESOURCE_IMMUTABLE)
-        validation.check_uptime(updated, project=config.name.split("/")[1])
+        validation.check_uptime(updated)
         return self._put(updated)
 
     def create_policy(self, parent: str, policy: types.AlertPolicy) -> types.AlertPolicy:
@@ -199,8 +198,16 @@ class MonitoringConfig:
     def delete(self, name: str) -> None:
         kind = validation.kind_of(name)
         with self._lock:
-            if self._items.pop(name, None) is None:
+            if name not in self._items:
                 raise not_found(f"Could not find {_WHAT[kind].lower()} {name}.")
+            if kind == "uptimeCheckConfigs":
+                check_id = name.rsplit("/", 1)[-1]
+                if any(
+                    isinstance(item, types.AlertPolicy) and validation.reads_check(item, check_id)
+                    for item in self._items.values()
+                ):
+                    raise validation.check_in_use()
+            del self._items[name]
         self._persist()
 
     def delete_channel(self, name: str, force: bool) -> None:

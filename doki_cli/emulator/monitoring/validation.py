@@ -78,6 +78,8 @@ UPDATABLE_UPTIME_FIELDS = frozenset(
     }
 )
 RESOURCE_IMMUTABLE = "The monitored resource of an uptime check cannot be changed; create a new check."
+# Aggregation.alignment_period: at most "90,000 seconds (25 hours) for alerting policies".
+MAX_POLICY_ALIGNMENT = 90_000
 # AlertPolicy.conditions: "A policy can have from one to six conditions."
 MAX_CONDITIONS = 6
 # AlertPolicy.display_name and NotificationChannel.display_name: "limited to 512 Unicode characters".
@@ -138,12 +140,14 @@ def _display_name(name: str, where: str, *, required: bool) -> None:
 
 
 def check_channel(channel: types.NotificationChannel) -> None:
-    if not channel.type:
+    if not channel.type_:
         raise invalid_argument("Field notification_channel.type is required.")
-    if channel.type != "email":
+    if channel.type_ != "email":
         raise invalid_argument(
-            f"The doki emulator serves notification channels of type email only, not {channel.type!r}."
+            f"The doki emulator serves notification channels of type email only, not {channel.type_!r}."
         )
+    # A channel's labels are its descriptor's (NotificationChannelDescriptor.labels: "The set of labels that must be
+    # defined to identify a particular channel of the corresponding type"): email's is email_address alone.
     _display_name(channel.display_name, "notification_channel", required=False)
     labels = dict(channel.labels)
     unknown = sorted(set(labels) - {EMAIL_LABEL})
@@ -158,12 +162,30 @@ def check_channel(channel: types.NotificationChannel) -> None:
 
 
 def channel_in_use(name: str, policies: list[str]) -> ApiError:
-    # DeleteNotificationChannelRequest.force: "If false, channels that are still referenced by an existing alerting
-    # policy will fail to be deleted in a delete operation."
+    """DeleteNotificationChannelRequest.force: "If false, channels that are still referenced by an existing alerting
+    policy will fail to be deleted in a delete operation"; HTTP 400 in the words terraform-provider-google#10337
+    quotes."""
     return ApiError(
         grpc.StatusCode.FAILED_PRECONDITION,
-        f"Notification channel {name} is referenced by alert policies ({', '.join(policies)}); delete it with "
-        "force=true to remove it from them.",
+        f'Could not delete "{name}" because it is still being referenced by: '
+        + ", ".join(f'"{policy}"' for policy in policies),
+    )
+
+
+def check_in_use() -> ApiError:
+    """Google refuses to delete an uptime check an alert policy reads, with HTTP 400 and nothing more telling
+    (terraform-provider-google#10176; the provider's own message now says to delete the policies first,
+    GoogleCloudPlatform/magic-modules#9429)."""
+    return invalid_argument("Request contains an invalid argument.")
+
+
+def reads_check(policy: types.AlertPolicy, check_id: str) -> bool:
+    """Whether one of the policy's conditions reads uptime check `check_id`'s results (names it in its filter)."""
+    term = re.compile(r'check_id"?\s*=\s*"' + re.escape(check_id) + '"')
+    return any(
+        term.search(condition.condition_threshold.filter)
+        for condition in policy.conditions
+        if "condition_threshold" in condition
     )
 
 
@@ -187,7 +209,7 @@ def fill_uptime_defaults(config: types.UptimeCheckConfig) -> None:
             config.http_check.path = "/" + config.http_check.path
 
 
-def check_uptime(config: types.UptimeCheckConfig, *, project: str) -> None:
+def check_uptime(config: types.UptimeCheckConfig) -> None:
     _display_name(config.display_name, "uptime_check_config", required=True)
     resource_kind = types.UptimeCheckConfig.pb(config).WhichOneof("resource")
     if resource_kind != "monitored_resource":
@@ -312,18 +334,27 @@ def check_policy(policy: types.AlertPolicy, channel_exists: Callable[[str], bool
     from doki_cli.emulator.monitoring import filter as monitoring_filter
     from doki_cli.emulator.monitoring.metrics import CATALOG, check_aggregation
 
-    _display_name(policy.display_name, "alert_policy", required=True)
+    _display_name(policy.display_name, "alert_policy", required=False)
     _user_labels(dict(policy.user_labels), "alert_policy")
     if len(policy.documentation.content) > MAX_DOCUMENTATION:
         raise invalid_argument(f"alert_policy.documentation.content exceeds {MAX_DOCUMENTATION} characters.")
     conditions = list(policy.conditions)
     if not 1 <= len(conditions) <= MAX_CONDITIONS:
         raise invalid_argument(f"An alert policy must have from one to six conditions; it has {len(conditions)}.")
-    if len(conditions) > 1 and policy.combiner == types.AlertPolicy.ConditionCombinerType.COMBINE_UNSPECIFIED:
-        raise invalid_argument("alert_policy.combiner is required when the policy has more than one condition.")
+    strategy = policy.alert_strategy
+    if "auto_close" in strategy or strategy.notification_channel_strategy:
+        raise invalid_argument(
+            "The doki emulator does not apply alert_strategy.auto_close or notification_channel_strategy."
+        )
+    prompts = set(strategy.notification_prompts)
+    Prompt = types.AlertPolicy.AlertStrategy.NotificationPrompt
+    if prompts and prompts not in ({Prompt.OPENED}, {Prompt.OPENED, Prompt.CLOSED}):
+        # AlertStrategy.notification_prompts: "can be [OPENED] or [OPENED, CLOSED]"; UNSPECIFIED is "Treated as
+        # error".
+        raise invalid_argument("alert_strategy.notification_prompts must be [OPENED] or [OPENED, CLOSED].")
     for index, condition in enumerate(conditions):
         where = f"alert_policy.conditions[{index}]"
-        _display_name(condition.display_name, where, required=True)
+        _display_name(condition.display_name, where, required=False)
         kind = types.AlertPolicy.Condition.pb(condition).WhichOneof("condition")
         if kind is None:
             # GoogleCloudPlatform/php-docs-samples#1231 quotes this refusal.
@@ -332,8 +363,11 @@ def check_policy(policy: types.AlertPolicy, channel_exists: Callable[[str], bool
                 '"condition_absent","condition_threshold", etc.) is absent or unknown.'
             )
         if kind != "condition_threshold":
-            continue  # stored, not evaluated (alerting.py)
+            # Stored and never evaluated, such a condition would behave unlike Google's: refused instead.
+            raise invalid_argument(f"The doki emulator evaluates metric-threshold conditions only, not {kind}.")
         threshold = condition.condition_threshold
+        if "forecast_options" in threshold:
+            raise invalid_argument("The doki emulator does not evaluate forecast_options.")
         for filter_field, text in (("filter", threshold.filter), ("denominator_filter", threshold.denominator_filter)):
             if filter_field == "denominator_filter" and not text:
                 continue
@@ -360,6 +394,14 @@ def check_policy(policy: types.AlertPolicy, channel_exists: Callable[[str], bool
                 raise invalid_argument("The doki emulator evaluates conditions of one aggregation each.")
             if aggregations:
                 check_aggregation(descriptor, aggregations[0], f"{where}.condition_threshold.aggregations[0]")
+                period = aggregations[0].alignment_period
+                if period and period.total_seconds() > MAX_POLICY_ALIGNMENT:
+                    # Aggregation.alignment_period: "The maximum value … is … 90,000 seconds (25 hours) for alerting
+                    # policies."
+                    raise invalid_argument(
+                        f"{where}.condition_threshold.aggregations[0].alignment_period may be at most 90000s for an "
+                        "alert policy."
+                    )
         numerator, denominator = threshold.aggregations, threshold.denominator_aggregations
         mismatched = numerator and denominator and numerator[0].alignment_period != denominator[0].alignment_period
         if threshold.denominator_filter and mismatched:
@@ -414,8 +456,9 @@ def unknown_metric(metric_type: str) -> ApiError:
 
 
 def merge(current: Any, given: Any, paths: list[str], *, immutable: Iterable[str]) -> Any:
-    """An update: with a mask, the masked fields of `given` over `current`; without one, `given` whole (its output
-    fields taken from `current`)."""
+    """An update: with a mask, the masked fields of `given` over `current` (a dotted path reaches into a message,
+    `documentation.content`, or one entry of a map, `user_labels.KEY`, as UpdateAlertPolicyRequest lists them; a
+    listed field `given` leaves unset is cleared); without one, `given` whole, its immutable fields `current`'s."""
     message_type = type(current)
     result = message_type.deserialize(message_type.serialize(current))
     if not paths:
@@ -425,10 +468,32 @@ def merge(current: Any, given: Any, paths: list[str], *, immutable: Iterable[str
                 setattr(result, field, getattr(current, field))
         return result
     for path in paths:
-        top = path.split(".")[0]
+        parts = path.split(".")
+        top = "user_labels" if parts[0] == "user_label" else parts[0]
         if top in immutable:
             raise invalid_argument(f"The field {path} cannot be updated.")
         if top not in message_type.meta.fields:
             raise invalid_argument(f"Field update_mask had an invalid value: {path} is not a field.")
-        setattr(result, top, getattr(given, top))
+        if len(parts) == 1:
+            setattr(result, top, getattr(given, top))
+        elif top == "user_labels":
+            key = ".".join(parts[1:])
+            if key in given.user_labels:
+                result.user_labels[key] = given.user_labels[key]
+            else:
+                result.user_labels.pop(key, None)
+        else:
+            _set_nested(result, given, [top, *parts[1:]], path)
     return result
+
+
+def _set_nested(result: Any, given: Any, parts: list[str], path: str) -> None:
+    target, source = result, given
+    for part in parts[:-1]:
+        if not hasattr(source, part):
+            raise invalid_argument(f"Field update_mask had an invalid value: {path} is not a field.")
+        target, source = getattr(target, part), getattr(source, part)
+    last = parts[-1]
+    if not hasattr(source, last):
+        raise invalid_argument(f"Field update_mask had an invalid value: {path} is not a field.")
+    setattr(target, last, getattr(source, last))

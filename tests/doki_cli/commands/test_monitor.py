@@ -285,3 +285,116 @@ def test_dry_run_belongs_to_monitor_itself_not_to_status(tmp_path: Path, failed_
     result = doki("--json", "monitor", "--dry-run", "status")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["error"]["code"] == "bad_option"
+
+
+def test_a_twin_alert_is_deleted_and_the_one_reading_the_check_kept(
+    tmp_path: Path, failed_service: ClientFactory
+) -> None:
+    declare(tmp_path, MONITORING)
+    assert doki("monitor", "--yes").exit_code == 0
+    monitoring = clients(failed_service)
+    errors = next(p for p in monitoring.alerts.list_alert_policies(name=PARENT) if p.user_labels["doki-alert"] == "5xx")
+    # What a second `doki monitor` at the same moment leaves: the same alert, made twice.
+    twin = monitoring_v3.AlertPolicy(errors)
+    twin.name = ""
+    for condition in twin.conditions:
+        condition.name = ""
+    made = monitoring.alerts.create_alert_policy(name=PARENT, alert_policy=twin)
+
+    planned = doki("monitor", "--dry-run")
+    assert planned.exit_code == 2
+    assert "  - alert doki-backend: 5xx above 5%\n      a twin: one such alert is kept\n" in planned.stdout
+    assert doki("monitor", "--yes").exit_code == 0
+    left = [p.name for p in monitoring.alerts.list_alert_policies(name=PARENT) if p.user_labels["doki-alert"] == "5xx"]
+    assert left == [min(errors.name, made.name)]  # the first by name, when both read the same check
+    assert doki("monitor", "--dry-run").exit_code == 0
+
+
+def test_a_check_changed_by_hand_is_written_back(tmp_path: Path, failed_service: ClientFactory) -> None:
+    declare(tmp_path, MONITORING)
+    assert doki("monitor", "--yes").exit_code == 0
+    monitoring = clients(failed_service)
+    (check,) = monitoring.uptime.list_uptime_check_configs(parent=PARENT)
+    check.selected_regions = ["USA"]
+    check.content_matchers[
+        0
+    ].matcher = monitoring_v3.UptimeCheckConfig.ContentMatcher.ContentMatcherOption.CONTAINS_STRING
+    monitoring.uptime.update_uptime_check_config(uptime_check_config=check)
+
+    planned = doki("monitor", "--dry-run")
+    assert planned.exit_code == 2
+    assert planned.stdout.splitlines()[1:3] == [
+        "  ~ uptime check doki-backend health",
+        "      changed by hand: content_matchers, selected_regions; doki's are written back",
+    ]
+    assert doki("monitor", "--yes").exit_code == 0
+    restored = monitoring.uptime.get_uptime_check_config(name=check.name)
+    assert list(restored.selected_regions) == []
+    assert restored.content_matchers[0].matcher.name == "MATCHES_JSON_PATH"
+    assert doki("monitor", "--dry-run").exit_code == 0
+
+
+def test_a_check_a_hand_made_policy_reads_stops_the_removal_before_any_write(
+    tmp_path: Path, failed_service: ClientFactory
+) -> None:
+    declare(tmp_path, MONITORING)
+    assert doki("monitor", "--yes").exit_code == 0
+    monitoring = clients(failed_service)
+    (check,) = monitoring.uptime.list_uptime_check_configs(parent=PARENT)
+    check_id = check.name.rsplit("/", 1)[-1]
+    theirs = monitoring.alerts.create_alert_policy(
+        name=PARENT,
+        alert_policy={
+            "display_name": "pager: api down",
+            "conditions": [
+                {
+                    "display_name": "down",
+                    "condition_threshold": {
+                        "filter": 'metric.type="monitoring.googleapis.com/uptime_check/check_passed" AND '
+                        f'metric.label.check_id="{check_id}" AND resource.type="cloud_run_revision"',
+                        "comparison": "COMPARISON_GT",
+                    },
+                }
+            ],
+        },
+    )
+    declare(tmp_path, "")
+    result = doki("--json", "monitor", "--yes")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "check_in_use"
+    assert error["message"] == (
+        f"the uptime check doki-backend health ({check_id}) is read by pager: api down ({theirs.name}), which this "
+        "run does not delete; Google refuses to delete a check a policy reads"
+    )
+    assert len(list(monitoring.alerts.list_alert_policies(name=PARENT))) == 4  # nothing was deleted
+
+
+def test_a_run_that_failed_midway_is_finished_by_the_next(
+    tmp_path: Path, failed_service: ClientFactory, emulator: Emulator
+) -> None:
+    declare(tmp_path, MONITORING)
+    emulator.faults.fail("/google.monitoring.v3.AlertPolicyService/CreateAlertPolicy", "PERMISSION_DENIED")
+    failed = doki("--json", "monitor", "--yes")
+    assert failed.exit_code == 1
+    assert json.loads(failed.stdout)["error"]["code"] == "permission_denied"
+    again = doki("monitor", "--dry-run")
+    assert again.stdout.splitlines()[1:4] == PLAN[3:6]
+    assert "  = email channel ops@example.com" in again.stdout
+    assert doki("monitor", "--yes").exit_code == 0
+    assert doki("monitor", "--dry-run").exit_code == 0
+
+
+def test_googles_too_many_concurrent_edits_is_tried_again(
+    tmp_path: Path, failed_service: ClientFactory, emulator: Emulator
+) -> None:
+    declare(tmp_path, MONITORING)
+    emulator.faults.fail(
+        "/google.monitoring.v3.AlertPolicyService/CreateAlertPolicy",
+        "ABORTED",
+        times=2,
+        message="Too many concurrent edits to the project configuration. Please try again.",
+    )
+    applied = doki("monitor", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert len(list(clients(failed_service).alerts.list_alert_policies(name=PARENT))) == 3

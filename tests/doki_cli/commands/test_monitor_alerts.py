@@ -96,7 +96,7 @@ def test_the_uptime_check_probes_the_running_service_and_its_alert_opens_when_th
     assert status.exit_code == 0, status.output
     lines = status.stdout.splitlines()
     assert lines[0] == "Monitoring of doki-backend (us-central1) in project doki-e2e:"
-    assert lines[1].startswith("  uptime check doki-backend health (GET / every 1m): passing from 6 of 6 locations, ")
+    assert lines[1].startswith("  uptime check doki-backend health (GET / every 1m): passing at 6 of 6 locations, ")
     assert lines[2] == ("  alert doki-backend: uptime check failing: ok, 0 locations failing (threshold: more than 1)")
     # Every answer so far was a 200: the share of 5xx is measured, and nothing.
     assert lines[3] == "  alert doki-backend: 5xx above 5%: ok, 0% of answers 5xx (threshold 5%)"
@@ -128,8 +128,8 @@ def test_the_uptime_check_probes_the_running_service_and_its_alert_opens_when_th
 
     down = doki("monitor", "status")
     lines = down.stdout.splitlines()
-    assert lines[1] == "  uptime check doki-backend health (GET / every 1m): failing from 0 of 6 locations"
-    assert lines[2] == "      failing from " + ", ".join(LOCATIONS)
+    assert lines[1] == "  uptime check doki-backend health (GET / every 1m): failing at 6 of 6 locations"
+    assert lines[2] == "      failing at " + ", ".join(LOCATIONS)
     assert lines[3] == (
         "  alert doki-backend: uptime check failing: ABOVE THRESHOLD, 6 locations failing (threshold: more than 1)"
     )

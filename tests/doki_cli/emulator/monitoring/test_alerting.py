@@ -5,15 +5,16 @@ stops holding, each time "emailing" the policy's channels."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from google.api_core import exceptions
 from google.cloud import monitoring_v3
 
-from doki_cli.emulator.server import Emulator
-from doki_cli.gcp.clients import MonitoringClients
-from tests.doki_cli.emulator.monitoring.conftest import Later
+from doki_cli.emulator.server import Emulator, EmulatorConfig
+from doki_cli.gcp.clients import ClientFactory, MonitoringClients
+from tests.doki_cli.emulator.monitoring.conftest import Later, Site
 
 PARENT = "projects/p"
 REVISION = "projects/p/locations/us-central1/services/api/revisions/api-00001-abc"
@@ -269,3 +270,127 @@ def test_a_replace_keeps_the_policy_and_the_conditions_that_carry_their_names(mo
     assert updated.conditions[0].condition_threshold.threshold_value == 0.2
     monitoring.alerts.delete_alert_policy(name=policy.name)
     assert list(monitoring.alerts.list_alert_policies(name=PARENT)) == []
+
+
+def test_an_uptime_check_a_policy_reads_cannot_be_deleted_until_the_policy_goes(
+    monitoring: MonitoringClients, site: Site
+) -> None:
+    check = monitoring.uptime.create_uptime_check_config(
+        parent=PARENT,
+        uptime_check_config={
+            "display_name": "site",
+            "monitored_resource": {"type": "uptime_url", "labels": {"host": "127.0.0.1"}},
+            "http_check": {"port": site.port},
+            "timeout": {"seconds": 5},
+        },
+    )
+    check_id = check.name.rsplit("/", 1)[-1]
+    policy = monitoring.alerts.create_alert_policy(
+        name=PARENT,
+        alert_policy={
+            "display_name": "site down",
+            "conditions": [
+                {
+                    "display_name": "failing",
+                    "condition_threshold": {
+                        "filter": 'metric.type="monitoring.googleapis.com/uptime_check/check_passed" AND '
+                        f'metric.label."check_id"="{check_id}" AND resource.type="uptime_url"',
+                        "comparison": "COMPARISON_GT",
+                    },
+                }
+            ],
+        },
+    )
+    with pytest.raises(exceptions.InvalidArgument, match=r"Request contains an invalid argument\."):
+        monitoring.uptime.delete_uptime_check_config(name=check.name)
+    monitoring.alerts.delete_alert_policy(name=policy.name)
+    monitoring.uptime.delete_uptime_check_config(name=check.name)
+
+
+def test_a_deleted_policys_incident_closes_and_an_open_one_survives_a_restart(tmp_path: Path, later: Later) -> None:
+    config = EmulatorConfig(state_dir=tmp_path / "state")
+    with Emulator(config, wall_clock=later) as first:
+        monitoring = ClientFactory(first.grpc_address).monitoring()
+        kept = monitoring.alerts.create_alert_policy(
+            name=PARENT, alert_policy=ratio_policy([], duration={"seconds": 0})
+        )
+        gone = monitoring.alerts.create_alert_policy(
+            name=PARENT, alert_policy=ratio_policy([], duration={"seconds": 0})
+        )
+        answers(first, 500)
+        later.skipped += 60
+        assert sorted(i["policy"] for i in first.monitoring.alerting.evaluate()) == sorted([kept.name, gone.name])
+        monitoring.alerts.delete_alert_policy(name=gone.name)
+        assert [i["policy"] for i in first.monitoring.alerting.evaluate()] == [kept.name]
+        assert [(i["policy"], i["state"]) for i in first.monitoring.config.events()["incidents"]][-1] == (
+            gone.name,
+            "closed",
+        )
+    with Emulator(config, wall_clock=later) as second:
+        # Still open after the restart (no data since: nothing changes), and not opened a second time.
+        assert [i["policy"] for i in second.monitoring.alerting.evaluate()] == [kept.name]
+        assert [i["state"] for i in second.monitoring.config.events()["incidents"] if i["policy"] == kept.name] == [
+            "open"
+        ]
+
+
+def test_a_policy_that_asks_for_openings_only_is_not_emailed_when_its_incident_closes(
+    watched: Emulator, monitoring: MonitoringClients, later: Later
+) -> None:
+    channel = email(monitoring)
+    policy = ratio_policy([channel.name], duration={"seconds": 0})
+    policy.alert_strategy.notification_prompts = ["OPENED"]
+    monitoring.alerts.create_alert_policy(name=PARENT, alert_policy=policy)
+    answers(watched, 500)
+    later.skipped += 60
+    watched.monitoring.alerting.evaluate()
+    answers(watched, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200)
+    later.skipped += 60
+    watched.monitoring.alerting.evaluate()
+    events = watched.monitoring.config.events()
+    assert [i["state"] for i in events["incidents"]] == ["open", "closed"]
+    assert [n["subject"] for n in events["notifications"]] == ["[ALERT - Open] api 5xx"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        (
+            {"conditions": [{"condition_absent": {"filter": COUNT, "duration": {"seconds": 120}}}]},
+            "The doki emulator evaluates metric-threshold conditions only, not condition_absent.",
+        ),
+        (
+            {"alert_strategy": {"notification_prompts": ["CLOSED"]}},
+            "alert_strategy.notification_prompts must be [OPENED] or [OPENED, CLOSED].",
+        ),
+        ({"alert_strategy": {"auto_close": {"seconds": 1800}}}, "does not apply alert_strategy.auto_close"),
+    ],
+)
+def test_what_the_emulator_would_not_honour_is_refused_naming_it(
+    monitoring: MonitoringClients, policy: dict[str, Any], message: str
+) -> None:
+    given = ratio_policy([])
+    for key, value in policy.items():
+        setattr(given, key, value)
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        monitoring.alerts.create_alert_policy(name=PARENT, alert_policy=given)
+    assert message in refused.value.message
+
+
+def test_a_channel_is_updated_whole_or_by_mask_and_its_type_stays(monitoring: MonitoringClients) -> None:
+    channel = email(monitoring)
+    channel.display_name = "on call"
+    channel.labels["email_address"] = "oncall@example.com"
+    whole = monitoring.channels.update_notification_channel(notification_channel=channel)
+    assert (whole.display_name, whole.labels["email_address"], whole.type_) == (
+        "on call",
+        "oncall@example.com",
+        "email",
+    )
+    whole.display_name = "ignored"
+    whole.enabled = False
+    masked = monitoring.channels.update_notification_channel(
+        request={"notification_channel": whole, "update_mask": {"paths": ["enabled"]}}
+    )
+    assert (masked.display_name, masked.enabled) == ("on call", False)
+    assert len(masked.mutation_records) == 2
