@@ -129,6 +129,7 @@ class Code(StrEnum):
         "a release failed, and putting the traffic back failed too",
     )
     CONCURRENT_CHANGE = "concurrent_change", EXIT_FAILED, "the resource kept changing under doki; run again"
+    NO_PRICE = "no_price", EXIT_FAILED, "the Cloud Billing Catalog has no Cloud Run price for the region"
     CHECK_IN_USE = (
         "check_in_use",
         EXIT_FAILED,

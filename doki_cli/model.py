@@ -440,3 +440,19 @@ def serving_text(revisions: Sequence[RevisionInfo]) -> str:
     """What serves, as people read it: "100% api-00002-abc (image …)", each revision with traffic; or "nothing"."""
     shares = [r for r in revisions if r.percent]
     return ", ".join(f"{r.percent}% {r.name} (image {r.image})" for r in shares) or "nothing"
+
+
+@dataclass(frozen=True)
+class RunPrices:
+    """Cloud Run's list prices in one region, in `currency`: per vCPU-second, per GiB-second, per request."""
+
+    region: str
+    currency: str
+    cpu: float  # request-based billing, while serving
+    memory: float
+    idle_cpu: float  # request-based billing, an idle minimum instance
+    idle_memory: float
+    instance_cpu: float  # instance-based billing (CPU always allocated), all the time
+    instance_memory: float
+    request: float
+    free_requests: float  # requests free each month (the first tier of `Requests`)

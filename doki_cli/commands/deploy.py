@@ -44,7 +44,7 @@ def deploy(
     from doki_cli.deploy.executor import Executor, plan_data, serving_now
     from doki_cli.deploy.health import check_health
     from doki_cli.deploy.images import tag_digests
-    from doki_cli.deploy.planner import Planner
+    from doki_cli.deploy.planner import Planner, with_cost
     from doki_cli.deploy.preflight import account_check, image_check, preflight
     from doki_cli.gitinfo import head_commit, version_tag
     from doki_cli.imageref import IMAGE_REFERENCE
@@ -84,6 +84,8 @@ def deploy(
     if plan.makes_revision:  # which pulls the image
         skipped += image_check(google.artifact_registry, image, skip=skip_checks)
     plan = replace(plan, skipped_checks=skipped)
+    if not plan.empty:
+        plan = with_cost(plan, google.billing.cloud_run_prices, config.region)
     # A known-broken image deployed again fails again: asked about even where other changes are not.
     review(app, plan, dry_run=dry_run, yes=yes or plan.repeats_failure)
     if plan.empty:

@@ -49,7 +49,14 @@ def scale(
     from doki_cli.commands._plan import review
     from doki_cli.commands._wait import Waits, bounded, not_waited
     from doki_cli.deploy.executor import apply_edit, plan_data
-    from doki_cli.deploy.planner import SCALING_FIELDS, SERVICE_SCALING_FIELDS, plan_scaling, read_live, shown_value
+    from doki_cli.deploy.planner import (
+        SCALING_FIELDS,
+        SERVICE_SCALING_FIELDS,
+        edit_with_cost,
+        plan_scaling,
+        read_live,
+        shown_value,
+    )
     from doki_cli.model import Scaling
 
     app = app_of(ctx)
@@ -66,7 +73,9 @@ def scale(
             "pass --min, --max, --min-instances, --max-instances, --memory, --cpu or --concurrency",
         )
     live = read_live(app.google.run, config.name)
-    plan = plan_scaling(app.google.run, live, scaling)
+    plan = edit_with_cost(
+        plan_scaling(app.google.run, live, scaling), app.google.billing.cloud_run_prices, config.region
+    )
     review(app, plan, dry_run=dry_run, yes=yes)
     before = {key: getattr(live, key) if key.startswith("service_") else getattr(live.spec, key) for key in given}
     changes = {key: value for key, value in given.items() if before[key] != value}

@@ -10,7 +10,8 @@ from doki_cli.context import app_of
 from doki_cli.options import ServiceOption
 
 if TYPE_CHECKING:
-    from doki_cli.model import RevisionInfo
+    from doki_cli.gcp.google import Google
+    from doki_cli.model import LiveService, RevisionInfo
     from doki_cli.output import Output
 
 
@@ -56,6 +57,7 @@ def status(ctx: typer.Context, service: ServiceOption = None) -> None:
         "invoker_iam_check": live.spec.invoker_iam_check,
         "updated": live.updated.isoformat(timespec="seconds") if live.updated else None,
     }
+    floor_text, data["floor_cost"] = _floor(google, config.region, live)
     out.data(data)
     out.line(f"{config.name}  {live.uri}")
     message = " ".join(live.message.split())  # Cloud Run's messages may carry line breaks
@@ -89,8 +91,30 @@ def status(ctx: typer.Context, service: ServiceOption = None) -> None:
     else:
         invokers = "anyone (allUsers)" if binding else "authenticated callers only"
     out.line(f"  invokers     {invokers}")
+    out.line(f"  floor cost   {floor_text}")
     if data["updated"]:
         out.line(f"  last change  {data['updated']}")
+
+
+def _floor(google: Google, region: str, live: LiveService) -> tuple[str, dict[str, Any]]:
+    """The monthly cost of the instances the service keeps running, priced from the Cloud Billing Catalog; without
+    minimum instances none, and no prices read."""
+    from doki_cli.deploy.cost import Sizing
+    from doki_cli.errors import DokiError
+
+    sizing = Sizing.of(live.spec, instance_based=live.cpu_always_allocated, service_min=live.service_min_instances)
+    if not sizing.floor:
+        return "none: no minimum instances, so nothing runs (or is billed) while no request comes", {"per_month": 0}
+    try:
+        prices = google.billing.cloud_run_prices(region)
+    except DokiError as err:
+        return f"not priced ({err.message})", {"priced": False, "problem": err.message}
+    cost = sizing.floor_cost(prices)
+    amount = f"${cost:,.2f}" if prices.currency == "USD" else f"{cost:,.2f} {prices.currency}"
+    return (
+        f"{amount} a month ({sizing.describe()}; list prices, before the free tier)",
+        {"per_month": round(cost, 4), "currency": prices.currency, "min_instances": sizing.floor},
+    )
 
 
 def _state(revision: RevisionInfo, failed: tuple[str, str] | None) -> str:

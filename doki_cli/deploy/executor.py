@@ -62,7 +62,16 @@ def _count(count: int) -> tuple[str, None]:
 
 def edit_plan_lines(plan: EditPlan) -> list[tuple[str, str | None]]:
     """An edit's lines, as a deploy's plan shows its changes."""
-    return [_heading(plan), *(("  " + _describe(c), _style(c)) for c in plan.changes), _count(len(plan.changes))]
+    return [
+        _heading(plan),
+        *(("  " + _describe(c), _style(c)) for c in plan.changes),
+        *_cost_lines(plan),
+        _count(len(plan.changes)),
+    ]
+
+
+def _cost_lines(plan: Plan | EditPlan) -> list[tuple[str, str | None]]:
+    return [(f"  {line}", "cyan") for line in plan.cost.lines()] if plan.cost is not None else []
 
 
 def plan_lines(plan: Plan) -> list[tuple[str, str | None]]:
@@ -90,6 +99,7 @@ def plan_lines(plan: Plan) -> list[tuple[str, str | None]]:
     lines += [
         (f"  ! --skip-checks: the new revision may not start: {problem}", "red") for problem in plan.skipped_checks
     ]
+    lines += _cost_lines(plan)
     lines.append(_count(0 if plan.empty else len(plan.changes) + len(plan.grants)))
     return lines
 
@@ -110,7 +120,10 @@ def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
     """The plan as `--json` reports it."""
     if isinstance(plan, EditPlan):
         changes = [{"what": c.what, "before": c.before, "after": c.after} for c in plan.changes]
-        return {"service": plan.path, "endpoint": plan.endpoint, "changes": changes, "empty": plan.empty}
+        edit: dict[str, object] = {"service": plan.path, "endpoint": plan.endpoint, "changes": changes}
+        if plan.cost is not None:
+            edit["cost"] = plan.cost.data()
+        return {**edit, "empty": plan.empty}
     return {
         "service": plan.path,
         "endpoint": plan.endpoint,
@@ -121,6 +134,7 @@ def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
         "kept": plan.kept,
         "skipped_checks": plan.skipped_checks,
         "warnings": plan.warnings,
+        **({"cost": plan.cost.data()} if plan.cost is not None else {}),
         "empty": plan.empty,
     }
 

@@ -22,6 +22,7 @@ from doki_cli.config import (
     resource_problems,
 )
 from doki_cli.deploy import traffic
+from doki_cli.deploy.cost import Cost, Sizing, priced
 from doki_cli.deploy.lock import LOCK, Lock, ensure_ours
 from doki_cli.deploy.ports import RunPort, SecretsPort
 from doki_cli.errors import Code, DokiError, service_not_found
@@ -30,6 +31,7 @@ from doki_cli.model import (
     Edit,
     LiveService,
     RevisionInfo,
+    RunPrices,
     Scaling,
     ServiceSpec,
     Target,
@@ -79,6 +81,7 @@ class Plan:
     endpoint: str = "Google"  # or the emulator at host:port
     # The new revision would be the failed one again: its image and every other setting unchanged.
     repeats_failure: bool = False
+    cost: Cost | None = None  # what the change does to the bill (doki_cli.deploy.cost), when it changes it
 
     @property
     def creates(self) -> bool:
@@ -455,6 +458,7 @@ class EditPlan:
     # added by someone else since the plan is kept too.
     pin: str | None = None
     step: TrafficStep | None = None  # a release's traffic move
+    cost: Cost | None = None  # what the change does to the bill, when it changes it
 
     @property
     def empty(self) -> bool:
@@ -631,3 +635,39 @@ def named_revision(live: LiveService, revisions: list[RevisionInfo], name: str) 
             "pick a Ready revision (see `doki status`)",
         )
     return named
+
+
+def with_cost(plan: Plan, prices_of: Callable[[str], RunPrices], region: str) -> Plan:
+    """`plan` with what it does to the bill, when it changes the size, the floor or the billing (or makes the
+    service); prices are read only then."""
+    live = plan.live
+    before = (
+        Sizing.of(live.spec, instance_based=live.cpu_always_allocated, service_min=live.service_min_instances)
+        if live is not None
+        else None
+    )
+    declared = plan.desired.settings.cpu_idle
+    # Undeclared: kept as live; a new service bills by request, Cloud Run's default.
+    kept = live.cpu_always_allocated if live is not None else False
+    instance_based = not declared if declared is not None else kept
+    service_min = live.service_min_instances if live is not None else 0
+    after = Sizing.of(plan.desired, instance_based=instance_based, service_min=service_min)
+    return replace(plan, cost=priced(region, before, after, prices_of))
+
+
+def edit_with_cost(plan: EditPlan, prices_of: Callable[[str], RunPrices], region: str) -> EditPlan:
+    """A `doki scale` plan with what it does to the bill, as `with_cost`."""
+    live = plan.live
+    scaling = plan.edit.scaling if plan.edit is not None else None
+    before = Sizing.of(live.spec, instance_based=live.cpu_always_allocated, service_min=live.service_min_instances)
+    if scaling is None:
+        return plan
+    spec = replace(
+        live.spec,
+        cpu=scaling.cpu or live.spec.cpu,
+        memory=scaling.memory or live.spec.memory,
+        min_instances=live.spec.min_instances if scaling.min_instances is None else scaling.min_instances,
+    )
+    service_min = live.service_min_instances if scaling.service_min_instances is None else scaling.service_min_instances
+    after = Sizing.of(spec, instance_based=live.cpu_always_allocated, service_min=service_min)
+    return replace(plan, cost=priced(region, before, after, prices_of))

@@ -117,6 +117,14 @@ def add_routes(router: Router, emulator: Emulator) -> None:
         send), oldest first."""
         return Response.json(emulator.monitoring.config.events())
 
+    def set_price(request: Request) -> Response:
+        """A price of the Cloud Billing Catalog: the SKU `description` costs `price` USD per unit from now on."""
+        body = request.json()
+        description, price = body.get("description"), body.get("price")
+        if not isinstance(description, str) or isinstance(price, bool) or not isinstance(price, (int, float)):
+            raise invalid_argument('send {"description": "Services CPU (Request-based billing)", "price": 0.000024}')
+        return Response.json(emulator.catalog.set_price(description, float(price)))
+
     def shutdown(request: Request) -> Response:
         # Answer first: stopping waits for this very server to finish its requests.
         threading.Thread(target=emulator.stop, daemon=True).start()
@@ -131,6 +139,7 @@ def add_routes(router: Router, emulator: Emulator) -> None:
     router.add("POST", r"/_doki/service-accounts", add_account)
     router.add("POST", r"/_doki/monitoring:run", run_monitoring)
     router.add("GET", r"/_doki/monitoring/events", monitoring_events)
+    router.add("POST", r"/_doki/billing/prices", set_price)
     router.add("POST", r"/_doki/shutdown", shutdown)
 
 

@@ -23,6 +23,8 @@ import grpc
 from doki_cli.emulator import control
 from doki_cli.emulator.artifactregistry import grpc_api as artifactregistry_grpc
 from doki_cli.emulator.artifactregistry.state import ImageRef, Registry
+from doki_cli.emulator.billing import grpc_api as billing_grpc
+from doki_cli.emulator.billing.state import Catalog
 from doki_cli.emulator.cloudbuild import grpc_api as cloudbuild_grpc
 from doki_cli.emulator.cloudbuild.state import CloudBuild
 from doki_cli.emulator.cloudlogging import grpc_api as logging_grpc
@@ -129,6 +131,7 @@ class Emulator:
             persist=self._saver("registry"),
         )
         self.service_usage = ServiceUsage(persist=self._saver("serviceusage"), disabled=config.disabled_apis)
+        self.catalog = Catalog(persist=self._saver("billing"))  # Cloud Run's prices, for plans' costs
         self.monitoring = Monitoring(persist=self._saver("monitoring"), service_url=self._service_url, clock=wall_clock)
         self.run = CloudRun(
             persist=self._saver("run"),
@@ -204,6 +207,7 @@ class Emulator:
                 rest=lambda router: monitoring_rest.add_routes(router, self.monitoring.config, self.monitoring.metrics),
             ),
             Api(grpc=[iamcredentials_grpc.service(self.accounts, self.id_tokens, faults)]),
+            Api(saved_as="billing", state=self.catalog, grpc=[billing_grpc.service(self.catalog, faults)]),
         )
         self._saved = {api.saved_as: api.state for api in self.apis if api.state is not None}
         self._grpc: grpc.Server | None = None

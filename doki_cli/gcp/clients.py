@@ -190,6 +190,14 @@ class ClientFactory:
             _with_credentials(lambda: monitoring_v3.MetricServiceClient(client_options=self._options())),
         )
 
+    def billing_catalog(self) -> Any:
+        from google.cloud import billing_v1
+        from google.cloud.billing_v1.services.cloud_catalog.transports import CloudCatalogGrpcTransport
+
+        if self.emulator:
+            return billing_v1.CloudCatalogClient(transport=CloudCatalogGrpcTransport(channel=self.channel()))
+        return _with_credentials(lambda: billing_v1.CloudCatalogClient(client_options=self._options()))
+
     def cloud_build(self) -> Any:
         from google.cloud.devtools import cloudbuild_v1
         from google.cloud.devtools.cloudbuild_v1.services.cloud_build.transports import CloudBuildGrpcTransport

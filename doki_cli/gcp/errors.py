@@ -22,6 +22,7 @@ API_NAMES = {
     "iam": "iam.googleapis.com",
     "iamcredentials": "iamcredentials.googleapis.com",
     "monitoring": "monitoring.googleapis.com",
+    "billing": "cloudbilling.googleapis.com",
 }
 # Cloud Run's answer to a revision identity the caller may not use, or that does not exist (it cannot tell which):
 # "Permission 'iam.serviceaccounts.actAs' denied on service account EMAIL (or it may not exist)."

@@ -12,6 +12,7 @@ from doki_cli.gcp.retry import Retrier
 
 if TYPE_CHECKING:
     from doki_cli.gcp.artifactregistry import ArtifactRegistry
+    from doki_cli.gcp.billing import Billing
     from doki_cli.gcp.cloudbuild import CloudBuild
     from doki_cli.gcp.identity import IdentityTokens
     from doki_cli.gcp.logs import Logs
@@ -92,6 +93,12 @@ class Google:
         from doki_cli.gcp.logs import Logs
 
         return Logs(self.factory.logging(), self.project, self.retrier)
+
+    @cached_property
+    def billing(self) -> Billing:
+        from doki_cli.gcp.billing import Billing
+
+        return Billing(self.factory.billing_catalog(), self.retrier)
 
     @cached_property
     def monitoring(self) -> Monitoring:

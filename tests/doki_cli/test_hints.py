@@ -357,7 +357,7 @@ def test_every_option_an_error_names_is_one_the_commands_raising_it_have() -> No
 def test_the_walk_reads_the_hints_of_errors_made_anywhere_in_doki_cli() -> None:
     found = {(unit, text) for unit, _, text in error_texts()}
     assert (
-        ("doki_cli.commands._plan", "review"),
+        ("doki_cli.commands._plan", "confirm_plan"),
         "pass --yes to apply it without asking (--dry-run shows the plan)",
     ) in (found)
     # Through a name (and a module's constant), and a hint handed to a shared function by its caller.

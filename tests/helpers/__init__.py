@@ -383,8 +383,13 @@ def container_output(client: Any, image: str, command: str | list[str], **kwargs
         return output.decode()
 
 
-def plan_text(service_path: str, endpoint: str, *changes: str) -> str:
-    """The plan a command that changes a service prints before it writes: a heading, one line a change, a count."""
+def plan_text(service_path: str, endpoint: str, *changes: str, cost: tuple[str, ...] = ()) -> str:
+    """The plan a command that changes a service prints before it writes: a heading, one line a change, the cost
+    lines (`$ …`, each given without its indent), a count."""
     service = service_path.rsplit("/", 1)[-1]
     count = f"{len(changes)} change{'s' if len(changes) != 1 else ''}." if changes else "No changes."
-    return "".join(f"{line}\n" for line in (f"Plan for {service} ({service_path}) on {endpoint}:", *changes, count))
+    priced = [f"  $ {line}" for line in cost]
+    if cost:
+        priced.append("  $ Cloud Billing Catalog list prices for us-central1, USD, before the free tier")
+    lines = (f"Plan for {service} ({service_path}) on {endpoint}:", *changes, *priced, count)
+    return "".join(f"{line}\n" for line in lines)

@@ -22,6 +22,7 @@ from doki_cli.emulator.paging import Paging
 # The services the emulator knows, with the titles Google gives them (they appear in SERVICE_DISABLED messages).
 CATALOG = {
     "artifactregistry.googleapis.com": "Artifact Registry API",
+    "cloudbilling.googleapis.com": "Cloud Billing API",
     "cloudbuild.googleapis.com": "Cloud Build API",
     "cloudresourcemanager.googleapis.com": "Cloud Resource Manager API",
     "iam.googleapis.com": "Identity and Access Management (IAM) API",

@@ -84,6 +84,10 @@ def test_a_first_dry_run_shows_the_whole_service_and_exits_2(
         f"  + grant serviceAccount:{SA} access to secret session-secret-key\n"
         f"  + grant serviceAccount:{SA} access to secret supabase-secret-key\n"
         "  + env GOOGLE_REDIRECT_URI: <service URL>/auth/google/callback (once Cloud Run assigns the URL)\n"
+        # A new service's cost at the emulated catalog's list prices: no floor, $25.65 for a million 1-second requests.
+        "  $ always-on floor: $0.00 a month (0 min instances of 1 vCPU and 0.5 GiB, request-based billing)\n"
+        "  $ a million 1-second requests: $25.65\n"
+        "  $ Cloud Billing Catalog list prices for us-central1, USD, before the free tier\n"
         "23 changes.\n"
     )
     assert list(ClientFactory(emulator.grpc_address).run_services().list_services(parent=PATH.rsplit("/", 2)[0])) == []

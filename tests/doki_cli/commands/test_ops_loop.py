@@ -74,7 +74,17 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     assert any(line.split()[1:3] == ["INFO", second] for line in ready_lines), logs.stdout
 
     would = doki("scale", "--max-instances", "3", "--memory", "1Gi", "--dry-run")
-    scale_plan = plan_text(PATH, where, "  ~ max instances: 10 -> 3", "  ~ memory: 512Mi -> 1Gi")
+    # The emulated catalog's list prices: a bigger instance costs more a request, and nothing at rest without a floor.
+    scale_plan = plan_text(
+        PATH,
+        where,
+        "  ~ max instances: 10 -> 3",
+        "  ~ memory: 512Mi -> 1Gi",
+        cost=(
+            "always-on floor: $0.00 a month (0 min instances of 1 vCPU and 1 GiB, request-based billing)",
+            "a million 1-second requests: $25.65 -> $26.90",
+        ),
+    )
     assert (would.exit_code, would.stdout) == (2, scale_plan)
     scaled = doki("scale", "--max-instances", "3", "--memory", "1Gi", "--yes")
     assert scaled.exit_code == 0, scaled.output
@@ -87,7 +97,16 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     warm = doki("scale", "--min", "1", "--max", "5", "--yes")
     assert warm.exit_code == 0, warm.output
     assert warm.stdout == plan_text(
-        PATH, where, "  ~ service min instances: 0 -> 1", "  ~ service max instances: none -> 5"
+        PATH,
+        where,
+        "  ~ service min instances: 0 -> 1",
+        "  ~ service max instances: none -> 5",
+        # 730 hours of an idle instance at $0.0000025 a vCPU-second and $0.0000025 a GiB-second.
+        cost=(
+            "always-on floor: $0.00 a month -> $13.14 a month (1 min instance of 1 vCPU and 1 GiB, request-based "
+            "billing)",
+            "a million 1-second requests: $26.90",
+        ),
     ) + ("Scaled doki-backend: service min instances 0 -> 1, service max instances none -> 5\n")
     assert warm.stderr.endswith("the service's --min and --max are not in doki.toml: deploys keep them as they are\n")
     scaled = ClientFactory(engine_emulator.grpc_address).run_services().get_service(name=PATH)
@@ -97,6 +116,12 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     assert scaled.launch_stage == launch_stage_pb2.LaunchStage.BETA
     status = json.loads(doki("--json", "status").stdout)
     assert (status["latest_ready"], status["service_scaling"]) == (third, {"min": 1, "max": 5})
+    # The instance kept warm, a month of it, priced from the emulated catalog.
+    assert status["floor_cost"] == {"per_month": 13.14, "currency": "USD", "min_instances": 1}
+    assert (
+        "  floor cost   $13.14 a month (1 min instance of 1 vCPU and 1 GiB, request-based billing; list prices, "
+        "before the free tier)\n"
+    ) in doki("status").stdout
     assert "  scaling      the service's own: at least 1, at most 5 instances, shared by the revisions that take " in (
         doki("status").stdout
     )

@@ -18,6 +18,7 @@ from tests.helpers.project import setup_project
 runner = CliRunner()
 SERVICE = "projects/doki-e2e/locations/us-central1/services/doki-backend"
 GET_SERVICE = "/google.cloud.run.v2.Services/GetService"
+FLOOR = "  floor cost   none: no minimum instances, so nothing runs (or is billed) while no request comes"
 
 
 def doki(*args: str) -> Result:
@@ -62,6 +63,7 @@ def test_status_of_a_serving_service_shows_every_line_and_the_tags(
         "    resources  cpu 1, memory 1Gi, concurrency 80, timeout 300s\n"
         "    scaling    0 to 3 instances\n"
         "  invokers     anyone (allUsers)\n"
+        f"{FLOOR}\n"
         f"  last change  {live.update_time.isoformat(timespec='seconds')}\n"
     )
     assert result.stderr == ""
@@ -70,7 +72,7 @@ def test_status_of_a_serving_service_shows_every_line_and_the_tags(
     pinned = doki("status")
     updated = services.get_service(name=SERVICE).update_time.isoformat(timespec="seconds")
     # What serves now is the first revision, with the settings it was made with; the newest one waits, unused.
-    assert pinned.stdout.splitlines()[3:14] == [
+    assert pinned.stdout.splitlines()[3:15] == [
         f"  traffic      100% {first} (pinned: `doki deploy` moves it to the latest)",
         f"    tag        canary -> {first}",
         f"  serving      {first} (100%, deployed {made[first]})",
@@ -82,6 +84,7 @@ def test_status_of_a_serving_service_shows_every_line_and_the_tags(
         "    resources  cpu 1, memory 1Gi, concurrency 80, timeout 300s",
         "    scaling    0 to 3 instances",
         "  invokers     anyone (allUsers)",
+        FLOOR,
     ]
     assert pinned.stdout.endswith(f"  last change  {updated}\n")
 
@@ -112,6 +115,7 @@ def test_status_of_a_service_whose_revision_never_became_ready_says_why(
         "    resources  cpu 1, memory 512Mi, concurrency 80, timeout 300s\n"
         "    scaling    0 to 10 instances\n"
         "  invokers     authenticated callers only\n"
+        f"{FLOOR}\n"
         f"  last change  {live.update_time.isoformat(timespec='seconds')}\n"
     )
 

@@ -84,7 +84,10 @@ def test_no_wait_returns_once_cloud_run_accepted_the_change_and_names_what_goes_
         "where it is",
         "doki.toml still has the old values: the next `doki deploy` restores them (use --save)",
     ]
-    assert result.stdout.endswith("  ~ min instances: 0 -> 1\n1 change.\nScaled doki-backend: min instances 0 -> 1\n")
+    assert result.stdout.endswith(
+        "  $ Cloud Billing Catalog list prices for us-central1, USD, before the free tier\n1 change.\n"
+        "Scaled doki-backend: min instances 0 -> 1\n"
+    )
 
 
 def test_no_wait_under_json_says_the_change_was_not_waited_for(slow_cloud: Emulator) -> None:

@@ -120,6 +120,7 @@ SCENARIOS = {
 # until done, so GetOperation counts at least one poll per operation: more when the work takes longer.
 HEALTH_CHECK = f"/{PATH}/Invoke"  # a request to the service's URL, not a Google call: never failed here
 ACCOUNT_LOOKUP = "/google.iam.admin.v1.IAM/GetServiceAccount"
+PRICES = "/google.cloud.billing.v1.CloudCatalog/ListSkus"  # the cost in a plan that changes the bill
 CALLS: dict[str, dict[str, int]] = {
     "secrets push": {sm("ListSecretVersions"): 4, sm("CreateSecret"): 4, sm("AddSecretVersion"): 4},
     "secrets push of a changed value": {
@@ -139,10 +140,11 @@ CALLS: dict[str, dict[str, int]] = {
         OPERATION: 2,
         run("GetIamPolicy"): 1,
         run("SetIamPolicy"): 1,
+        PRICES: 1,  # a new service: what it costs
         HEALTH_CHECK: 1,
     },
     "cors add": {run("GetService"): 2, run("UpdateService"): 1, OPERATION: 1},  # the plan's read, the write's
-    "scale": {run("GetService"): 2, run("UpdateService"): 1, OPERATION: 1},
+    "scale": {run("GetService"): 2, PRICES: 1, run("UpdateService"): 1, OPERATION: 1},
     "rollback": {
         run("GetService"): 3,  # the plan's read, the write's, and the read once the traffic moved
         "/google.cloud.run.v2.Revisions/ListRevisions": 1,
@@ -448,18 +450,38 @@ EXISTENCE_CHECKS = {
 }
 
 
+# Calls whose refusal does not stop the command: what a plan costs is read beside it, and a plan is whole without.
+OPTIONAL = {PRICES}
+
+
 def refusals() -> list[Any]:
     """Each Google call of each command, refused with one of the codes in rotation (a command with fewer calls than
     codes does not meet them all; the matrix as a whole does)."""
     cases = []
     for offset, name in enumerate(SCENARIOS):
-        for index, method in enumerate(google_methods(name)):
+        for index, method in enumerate(m for m in google_methods(name) if m not in OPTIONAL):
             codes = [c for c in REFUSALS if not (c == "NOT_FOUND" and method in EXISTENCE_CHECKS)]
             code = codes[(offset + index) % len(codes)]
             service, _, short = method.rpartition("/")
             label = f"{name} stops at once when {service.rsplit('.', 1)[-1]}.{short} answers {code}"
             cases.append(pytest.param(name, method, code, id=label))
     return cases
+
+
+@pytest.mark.parametrize("name", [name for name in SCENARIOS if PRICES in CALLS[name]])
+def test_a_refused_price_read_leaves_the_command_whole_and_says_its_cost_was_not_priced(
+    name: str, make_project: Any, fault_free: Any
+) -> None:
+    project = make_project(SCENARIOS[name])
+    project.prepare()
+    project.emulator.faults.fail(PRICES, "PERMISSION_DENIED", message="refused by the matrix (PERMISSION_DENIED)")
+    outcome = project.command()
+    assert outcome.exit_code == 0, outcome.stdout + outcome.stderr
+    assert "  $ cost: not priced (reading Cloud Run's prices from the Cloud Billing Catalog: permission denied" in (
+        outcome.stdout
+    )
+    _, expected_state = fault_free(name)
+    assert project.state() == expected_state
 
 
 @pytest.mark.parametrize(("name", "method", "code"), refusals())
