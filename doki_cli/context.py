@@ -23,6 +23,7 @@ from doki_cli.output import Output
 
 if TYPE_CHECKING:
     from doki_cli.config import ServiceConfig
+    from doki_cli.dnscheck import Resolved
     from doki_cli.gcp.google import Google
     from doki_cli.gcp.retry import Retrier
 
@@ -40,6 +41,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _resolve(name: str) -> Resolved:
+    from doki_cli.dnscheck import resolve
+
+    return resolve(name)
+
+
 @dataclass(frozen=True)
 class Factory:
     """How the collaborators of a command are made: the one place tests replace (a retrier with a fake clock, say)."""
@@ -51,6 +58,8 @@ class Factory:
     # fake clock runs a 15-minute wait out in no time, and deterministically.
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
+    # What a domain resolves to (`doki domains` checks its DNS records): a test's fake resolver stands for the world's.
+    resolve: Callable[[str], Resolved] = _resolve
 
     def google(self, project: str, region: str) -> Google:
         from doki_cli.gcp.clients import ClientFactory

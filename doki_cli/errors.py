@@ -129,6 +129,20 @@ class Code(StrEnum):
         "a release failed, and putting the traffic back failed too",
     )
     CONCURRENT_CHANGE = "concurrent_change", EXIT_FAILED, "the resource kept changing under doki; run again"
+    BAD_DOMAIN = "bad_domain", EXIT_FAILED, "not a domain name a Cloud Run domain mapping can take"
+    DOMAIN_NOT_VERIFIED = (
+        "domain_not_verified",
+        EXIT_FAILED,
+        "the domain (or a parent of it) is not verified as yours, which a domain mapping needs; nothing was changed",
+    )
+    DOMAIN_MAPPINGS_UNAVAILABLE = (
+        "domain_mappings_unavailable",
+        EXIT_FAILED,
+        "Cloud Run has no domain mappings in the service's region: use a load balancer (the hint says how)",
+    )
+    DOMAIN_IN_USE = "domain_in_use", EXIT_FAILED, "the domain is mapped to another service already; nothing was changed"
+    UNKNOWN_DOMAIN = "unknown_domain", EXIT_FAILED, "no domain mapping of that name in the service's region"
+    DOMAIN_MAPPING_FAILED = "domain_mapping_failed", EXIT_FAILED, "Cloud Run made the domain mapping, and it failed"
     NO_PRICE = "no_price", EXIT_FAILED, "the Cloud Billing Catalog has no Cloud Run price for the region"
     CHECK_IN_USE = (
         "check_in_use",

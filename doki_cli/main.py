@@ -17,6 +17,7 @@ from doki_cli.commands import (
     deploy,
     dev,
     doctor,
+    domains,
     emulator,
     history,
     init,
@@ -47,7 +48,7 @@ class DokiGroup(DokiGroupBase):
     sections = (
         ("Develop", ("dev", "build", "keys")),
         ("Deploy", ("init", "secrets", "deploy", "release")),
-        ("Operate", ("status", "history", "logs", "monitor", "scale", "cors", "rollback", "doctor")),
+        ("Operate", ("status", "history", "logs", "monitor", "scale", "cors", "domains", "rollback", "doctor")),
         ("Emulator", ("emulator",)),
     )
 
@@ -183,6 +184,7 @@ app.add_typer(emulator.app, name="emulator")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(cors.app, name="cors")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(domains.app, name="domains")
 
 
 def run() -> None:

@@ -456,3 +456,33 @@ class RunPrices:
     instance_memory: float
     request: float
     free_requests: float  # requests free each month (the first tier of `Requests`)
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    """A record a domain mapping asks for: `name` relative to the domain ("" at its apex, "www"), its type and data."""
+
+    name: str
+    type: str  # A, AAAA or CNAME
+    data: str
+
+
+@dataclass(frozen=True)
+class DomainMapping:
+    """A custom domain of a service, as Cloud Run's domain mapping reports it."""
+
+    domain: str
+    service: str
+    region: str
+    ready: str  # Ready's status: True, False or Unknown
+    reason: str  # why not ready: CertificatePending, RouteMissing, …
+    message: str
+    records: tuple[DnsRecord, ...] = ()
+
+    @property
+    def state(self) -> str:
+        if self.ready == "True":
+            return "ready"
+        if self.ready == "False":
+            return "failed"
+        return "waiting for its certificate" if self.reason == "CertificatePending" else "pending"

@@ -90,6 +90,7 @@ def add_routes(router: Router, emulator: Emulator) -> None:
                 "iam_propagation_seconds": emulator.iam_propagation.seconds(project),
                 "callers_inside_vpc": emulator.run.callers_inside(project),
                 "domain_restricted_sharing": emulator.org_policy.domains_restricted(project),
+                "verified_domains": emulator.domains.verified(project),
             }
         )
 
@@ -125,6 +126,14 @@ def add_routes(router: Router, emulator: Emulator) -> None:
             raise invalid_argument('send {"description": "Services CPU (Request-based billing)", "price": 0.000024}')
         return Response.json(emulator.catalog.set_price(description, float(price)))
 
+    def certify(request: Request) -> Response:
+        """A domain mapping's certificate is issued, as Google issues it once the DNS records it asked for resolve."""
+        body = request.json()
+        project, domain = body.get("project"), body.get("domain")
+        if not isinstance(project, str) or not isinstance(domain, str):
+            raise invalid_argument('send {"project": P, "domain": "www.example.com"}')
+        return Response.json(emulator.domains.certify(project, domain))
+
     def shutdown(request: Request) -> Response:
         # Answer first: stopping waits for this very server to finish its requests.
         threading.Thread(target=emulator.stop, daemon=True).start()
@@ -140,6 +149,7 @@ def add_routes(router: Router, emulator: Emulator) -> None:
     router.add("POST", r"/_doki/monitoring:run", run_monitoring)
     router.add("GET", r"/_doki/monitoring/events", monitoring_events)
     router.add("POST", r"/_doki/billing/prices", set_price)
+    router.add("POST", r"/_doki/domains:certify", certify)
     router.add("POST", r"/_doki/shutdown", shutdown)
 
 
@@ -163,6 +173,10 @@ POLICY_SETTINGS: dict[str, tuple[str, Callable[[object], bool]]] = {
     "iam_propagation_seconds": ("a number of seconds, 0 or more", _seconds),
     "callers_inside_vpc": ("true or false", lambda v: isinstance(v, bool)),
     "domain_restricted_sharing": ("true or false", lambda v: isinstance(v, bool)),
+    "verified_domains": (
+        "a list of domain names (the project's verified domains)",
+        lambda v: isinstance(v, list) and all(isinstance(d, str) and d for d in v),
+    ),
 }
 
 
@@ -175,3 +189,5 @@ def apply_policy(emulator: Emulator, project: str, name: str, value: Any) -> Non
         emulator.run.set_callers_inside(project, value)
     elif name == "domain_restricted_sharing":
         emulator.org_policy.restrict_domains(project, value)
+    elif name == "verified_domains":
+        emulator.domains.set_verified(project, value)

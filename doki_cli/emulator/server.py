@@ -50,6 +50,7 @@ from doki_cli.emulator.registry.state import DockerRegistry
 from doki_cli.emulator.rest import RestServer, Router
 from doki_cli.emulator.run import grpc_api as run_grpc
 from doki_cli.emulator.run import rest_api as run_rest
+from doki_cli.emulator.run.domains import DomainMappings
 from doki_cli.emulator.run.state import CloudRun
 from doki_cli.emulator.secretmanager import grpc_api as secretmanager_grpc
 from doki_cli.emulator.secretmanager import rest_api as secretmanager_rest
@@ -149,6 +150,7 @@ class Emulator:
             by_digest=self._in_registry,
             observe=self.monitoring.observe_request,
         )
+        self.domains = DomainMappings(persist=self._saver("domainmappings"), service_exists=self._service_exists)
         self.builds = CloudBuild(
             persist=self._saver("cloudbuild"),
             buckets=self.buckets,
@@ -190,13 +192,14 @@ class Emulator:
                 saved_as="run",
                 state=self.run,
                 grpc=run_grpc.services(self.run, faults),
-                rest=lambda router: run_rest.add_routes(router, self.run),
+                rest=lambda router: run_rest.add_routes(router, self.run, self.domains),
             ),
             Api(
                 saved_as="artifactregistry",
                 state=self.registry,
                 grpc=[artifactregistry_grpc.service(self.registry, operations, faults)],
             ),
+            Api(saved_as="domainmappings", state=self.domains),  # served with Cloud Run's v1 routes
             Api(saved_as="registry", state=self.docker_registry),  # the Docker registry, served on its own port
             Api(saved_as="cloudbuild", state=self.builds, grpc=[cloudbuild_grpc.service(self.builds, faults)]),
             Api(saved_as="iam", state=self.accounts, grpc=[iamadmin_grpc.service(self.accounts, faults)]),
@@ -239,6 +242,9 @@ class Emulator:
         """An Artifact Registry image as this emulator's registry serves it (the engine pulls it from there); other
         images as they are."""
         return f"{self.registry_address}/{image}" if ImageRef.parse(image) is not None else image
+
+    def _service_exists(self, name: str) -> bool:
+        return self._service_url(name) is not None
 
     def _service_url(self, name: str) -> str | None:
         """Where a Cloud Run service answers (the uptime checks' target), or None when there is no such service."""

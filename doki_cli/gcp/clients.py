@@ -43,6 +43,21 @@ class RegistryLogin:
         return {"username": self.username, "password": self.password, "serveraddress": self.address}
 
 
+# The name the emulator tells Cloud Run's endpoints apart by (doki_cli/emulator/run/__init__.py, RUN_HOST; a test keeps
+# the two the same): REGION-run.doki-emulator, through the emulator as an HTTP proxy, as `doki emulator env` sets up
+# gcloud.
+EMULATOR_RUN_HOST = "run.doki-emulator"
+
+
+@dataclass(frozen=True)
+class RunV1:
+    """Cloud Run's v1 REST API (domain mappings have no v2): a session that authorizes its requests, and the base URL
+    of the regional endpoint (https://REGION-run.googleapis.com) or, for `region` None, the global one."""
+
+    session: Any
+    base: str
+
+
 @dataclass(frozen=True)
 class MonitoringClients:
     uptime: Any
@@ -189,6 +204,30 @@ class ClientFactory:
             _with_credentials(lambda: monitoring_v3.NotificationChannelServiceClient(client_options=self._options())),
             _with_credentials(lambda: monitoring_v3.MetricServiceClient(client_options=self._options())),
         )
+
+    def run_v1(self, region: str | None) -> RunV1:
+        import requests
+
+        if self.emulator:
+            if not self.storage_url:
+                raise DokiError(
+                    Code.BAD_EMULATOR_ADDRESS,
+                    "STORAGE_EMULATOR_HOST is not set: Cloud Run's v1 REST API is on the emulator's REST port",
+                    'set it from `eval "$(doki emulator env)"`',
+                )
+            session = requests.Session()
+            session.proxies = {"http": self.storage_url}
+            port = self.storage_url.rsplit(":", 1)[-1]
+            return RunV1(session, f"http://{region + '-' if region else ''}{EMULATOR_RUN_HOST}:{port}")
+
+        def authorized() -> Any:
+            import google.auth
+            from google.auth.transport.requests import AuthorizedSession
+
+            credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE], quota_project_id=self.quota_project)
+            return AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
+
+        return RunV1(_with_credentials(authorized), f"https://{region + '-' if region else ''}run.googleapis.com")
 
     def billing_catalog(self) -> Any:
         from google.cloud import billing_v1

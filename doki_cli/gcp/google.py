@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from doki_cli.gcp.artifactregistry import ArtifactRegistry
     from doki_cli.gcp.billing import Billing
     from doki_cli.gcp.cloudbuild import CloudBuild
+    from doki_cli.gcp.domains import DomainMappings
     from doki_cli.gcp.identity import IdentityTokens
     from doki_cli.gcp.logs import Logs
     from doki_cli.gcp.monitoring import Monitoring
@@ -93,6 +94,12 @@ class Google:
         from doki_cli.gcp.logs import Logs
 
         return Logs(self.factory.logging(), self.project, self.retrier)
+
+    @cached_property
+    def domains(self) -> DomainMappings:
+        from doki_cli.gcp.domains import DomainMappings
+
+        return DomainMappings(self.factory.run_v1, self.project, self.region, self.retrier)
 
     @cached_property
     def billing(self) -> Billing:

@@ -24,6 +24,7 @@ from doki_cli.emulator.errors import invalid_argument, not_found
 from doki_cli.emulator.projects import project_number
 from doki_cli.emulator.rest import Request, Response, Router
 from doki_cli.emulator.run import RUN_HOST, knative
+from doki_cli.emulator.run.domains import DomainMappings
 from doki_cli.emulator.run.state import SPEC_FIELDS, CloudRun
 
 SERVICES_V2 = "google.cloud.run.v2.Services"
@@ -361,9 +362,11 @@ def _selector(text: str) -> Any:
     return matches
 
 
-def add_routes(router: Router, run: CloudRun) -> None:
-    """Every v1 route, each counted, faulted and gated as the v2 method it stands for."""
+def add_routes(router: Router, run: CloudRun, domains: DomainMappings) -> None:
+    """Every v1 route, each counted, faulted and gated as the v2 method it stands for (domain mappings, which v2 does
+    not have, as v1 methods of their own)."""
     api = KnativeApi(run)
+    add_domain_routes(router, api, domains)
 
     def namespace_project(request: Request) -> str:
         # A namespace may be the project's number (Cloud Run answers with it): the gate checks the project itself.
@@ -385,3 +388,63 @@ def add_routes(router: Router, run: CloudRun) -> None:
     router.add("POST", _IAM + r":testIamPermissions", api.test_iam_permissions, rpc=f"{SERVICES_V2}/TestIamPermissions")
     # Secret Manager's locations list has this path too: this one answers only on Cloud Run's endpoint.
     router.add("GET", r"/v1/projects/(?P<project>[^/]+)/locations", api.list_locations, host=_RUN_HOSTS)
+
+
+_DOMAINS = r"/apis/domains\.cloudrun\.com/v1/namespaces/(?P<project>[^/]+)/domainmappings"
+DOMAINS_V1 = "google.cloud.run.v1.DomainMappings"
+
+
+def add_domain_routes(router: Router, api: KnativeApi, domains: DomainMappings) -> None:
+    """The domain mappings of `gcloud beta run domain-mappings` (run_v1_client.py's NamespacesDomainmappingsService)
+    and the verified domains gcloud reads before a create (ProjectsAuthorizeddomainsService, on the global host)."""
+
+    def project(request: Request) -> str:
+        return api.project(request.params["project"])
+
+    def create(request: Request) -> Response:
+        body = request.json()
+        namespace = (body.get("metadata") or {}).get("namespace")
+        if namespace and api.project(namespace) != project(request):
+            raise invalid_argument(
+                f"metadata.namespace: '{namespace}' does not match the namespace in the URL, "
+                f"'{request.params['project']}'."
+            )
+        mapping = domains.create(project(request), api._regional(request), body, dry_run=request.arg("dryRun") == "all")
+        return Response.json(mapping)
+
+    def listing(request: Request) -> Response:
+        items = domains.list(project(request), region_of(request))
+        return Response.json(
+            {"apiVersion": "domains.cloudrun.com/v1", "kind": "DomainMappingList", "items": items, "metadata": {}}
+        )
+
+    def get(request: Request) -> Response:
+        return Response.json(domains.get(project(request), api._regional(request), request.params["name"]))
+
+    def delete(request: Request) -> Response:
+        return Response.json(domains.delete(project(request), api._regional(request), request.params["name"]))
+
+    def authorized(request: Request) -> Response:
+        name = project(request)
+        verified = domains.verified(name)
+        return Response.json(
+            {"domains": [{"id": d, "name": f"projects/{name}/authorizedDomains/{d}"} for d in verified]}
+            if verified
+            else {}
+        )
+
+    def route(method: str, pattern: str, handler: Any, rpc: str) -> None:
+        router.add(method, pattern, handler, rpc=f"{DOMAINS_V1}/{rpc}", project=project)
+
+    route("POST", _DOMAINS, create, "CreateDomainMapping")
+    route("GET", _DOMAINS, listing, "ListDomainMappings")
+    route("GET", _DOMAINS + r"/(?P<name>[^/]+)", get, "GetDomainMapping")
+    route("DELETE", _DOMAINS + r"/(?P<name>[^/]+)", delete, "DeleteDomainMapping")
+    router.add(
+        "GET",
+        r"/v1/projects/(?P<project>[^/]+)/authorizeddomains",
+        authorized,
+        rpc="google.cloud.run.v1.AuthorizedDomains/ListAuthorizedDomains",
+        project=project,
+        host=_RUN_HOSTS,
+    )

@@ -23,6 +23,7 @@ from doki_cli.emulator.serviceusage.state import CATALOG, ServiceUsage
 # gRPC package prefix -> the API it belongs to.
 GATED = {
     "google.cloud.run.v2.": "run.googleapis.com",
+    "google.cloud.run.v1.": "run.googleapis.com",  # the v1 REST methods v2 lacks (domain mappings)
     "google.cloud.billing.v1.": "cloudbilling.googleapis.com",
     "google.cloud.secretmanager.v1.": "secretmanager.googleapis.com",
     "google.devtools.cloudbuild.v1.": "cloudbuild.googleapis.com",
