@@ -968,6 +968,12 @@ def cpu_count(text: str) -> float | None:
     return None
 
 
+def memory_bytes(text: str) -> int | None:
+    """A memory quantity as doki.toml and Cloud Run write it ("512Mi", "1Gi", "2G") in bytes; None for anything else."""
+    match = _MEMORY.fullmatch(text)
+    return int(match.group(1)) * _MEMORY_BYTES[match.group(2)] if match else None
+
+
 def _memory(value: Any, problems: list[str]) -> int:
     match = _MEMORY.fullmatch(value) if isinstance(value, str) else None
     if match is None:

@@ -444,18 +444,17 @@ def serving_text(revisions: Sequence[RevisionInfo]) -> str:
 
 @dataclass(frozen=True)
 class RunPrices:
-    """Cloud Run's list prices in one region, in `currency`: per vCPU-second, per GiB-second, per request."""
+    """Cloud Run's list prices in one region, in `currency`: per vCPU-second, per GiB-second, per request; None where
+    the catalog prices no such thing there."""
 
-    region: str
     currency: str
-    cpu: float  # request-based billing, while serving
-    memory: float
-    idle_cpu: float  # request-based billing, an idle minimum instance
-    idle_memory: float
-    instance_cpu: float  # instance-based billing (CPU always allocated), all the time
-    instance_memory: float
-    request: float
-    free_requests: float  # requests free each month (the first tier of `Requests`)
+    cpu: float | None = None  # request-based billing, while serving
+    memory: float | None = None
+    idle_cpu: float | None = None  # request-based billing, an idle minimum instance
+    idle_memory: float | None = None
+    instance_cpu: float | None = None  # instance-based billing (CPU always allocated), all the time
+    instance_memory: float | None = None
+    request: float | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -57,7 +58,7 @@ def status(ctx: typer.Context, service: ServiceOption = None) -> None:
         "invoker_iam_check": live.spec.invoker_iam_check,
         "updated": live.updated.isoformat(timespec="seconds") if live.updated else None,
     }
-    floor_text, data["floor_cost"] = _floor(google, config.region, live)
+    floor_text, data["floor_cost"] = _floor(google, config.region, live, revisions)
     out.data(data)
     out.line(f"{config.name}  {live.uri}")
     message = " ".join(live.message.split())  # Cloud Run's messages may carry line breaks
@@ -96,24 +97,43 @@ def status(ctx: typer.Context, service: ServiceOption = None) -> None:
         out.line(f"  last change  {data['updated']}")
 
 
-def _floor(google: Google, region: str, live: LiveService) -> tuple[str, dict[str, Any]]:
-    """The monthly cost of the instances the service keeps running, priced from the Cloud Billing Catalog; without
-    minimum instances none, and no prices read."""
-    from doki_cli.deploy.cost import Sizing
+def _floor(google: Google, region: str, live: LiveService, revisions: list[RevisionInfo]) -> tuple[str, dict[str, Any]]:
+    """The monthly cost of the instances the service keeps running: each revision that serves or carries a tag keeps
+    its own minimum, or its share of the service's (doki_cli.deploy.cost), priced from the Cloud Billing Catalog;
+    with none kept, none, and no prices read."""
+    from doki_cli.deploy.cost import Sizing, Unpriced, money, revision_floor
     from doki_cli.errors import DokiError
 
-    sizing = Sizing.of(live.spec, instance_based=live.cpu_always_allocated, service_min=live.service_min_instances)
-    if not sizing.floor:
-        return "none: no minimum instances, so nothing runs (or is billed) while no request comes", {"per_month": 0}
+    kept = [
+        (revision, revision_floor(revision.settings.min_instances, live.service_min_instances, revision.percent))
+        for revision in revisions
+        if revision.percent or revision.tags
+    ]
+    total = sum(floor for _, floor in kept)
+    nothing = {"per_month": 0.0, "currency": None, "min_instances": 0, "priced": True}
+    if not total:
+        return "none: no minimum instances are kept", nothing
     try:
         prices = google.billing.cloud_run_prices(region)
-    except DokiError as err:
-        return f"not priced ({err.message})", {"priced": False, "problem": err.message}
-    cost = sizing.floor_cost(prices)
-    amount = f"${cost:,.2f}" if prices.currency == "USD" else f"{cost:,.2f} {prices.currency}"
+        cost = 0.0
+        for revision, floor in kept:
+            spec = replace(live.spec, cpu=revision.settings.cpu, memory=revision.settings.memory, min_instances=floor)
+            cost += Sizing.of(spec, instance_based=live.cpu_always_allocated, service_min=0).floor_cost(prices)
+    except (DokiError, Unpriced) as err:
+        problem = err.message if isinstance(err, DokiError) else str(err)
+        return f"not priced ({problem})", {
+            "per_month": None,
+            "currency": None,
+            "min_instances": total,
+            "priced": False,
+            "problem": problem,
+        }
+    billing = "instance-based" if live.cpu_always_allocated else "request-based"
+    revisions_kept = f" across {len(kept)} revisions" if len(kept) > 1 else ""
     return (
-        f"{amount} a month ({sizing.describe()}; list prices, before the free tier)",
-        {"per_month": round(cost, 4), "currency": prices.currency, "min_instances": sizing.floor},
+        f"{money(cost, prices.currency)} a month ({total} min instance{'s' if total != 1 else ''}{revisions_kept}, "
+        f"{billing} billing; list prices, before the free tier)",
+        {"per_month": round(cost, 4), "currency": prices.currency, "min_instances": total, "priced": True},
     )
 
 

@@ -120,10 +120,8 @@ def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
     """The plan as `--json` reports it."""
     if isinstance(plan, EditPlan):
         changes = [{"what": c.what, "before": c.before, "after": c.after} for c in plan.changes]
-        edit: dict[str, object] = {"service": plan.path, "endpoint": plan.endpoint, "changes": changes}
-        if plan.cost is not None:
-            edit["cost"] = plan.cost.data()
-        return {**edit, "empty": plan.empty}
+        cost = plan.cost.data() if plan.cost is not None else None
+        return {"service": plan.path, "endpoint": plan.endpoint, "changes": changes, "cost": cost, "empty": plan.empty}
     return {
         "service": plan.path,
         "endpoint": plan.endpoint,
@@ -134,7 +132,7 @@ def plan_data(plan: Plan | EditPlan) -> dict[str, object]:
         "kept": plan.kept,
         "skipped_checks": plan.skipped_checks,
         "warnings": plan.warnings,
-        **({"cost": plan.cost.data()} if plan.cost is not None else {}),
+        "cost": plan.cost.data() if plan.cost is not None else None,  # None: the change does not touch the bill
         "empty": plan.empty,
     }
 

@@ -652,16 +652,22 @@ def with_cost(plan: Plan, prices_of: Callable[[str], RunPrices], region: str) ->
     instance_based = not declared if declared is not None else kept
     service_min = live.service_min_instances if live is not None else 0
     after = Sizing.of(plan.desired, instance_based=instance_based, service_min=service_min)
-    return replace(plan, cost=priced(region, before, after, prices_of))
+    others = live is not None and _keeps_others(live)
+    return replace(plan, cost=priced(region, before, after, prices_of, others_kept=others))
+
+
+def _keeps_others(live: LiveService) -> bool:
+    """Whether revisions besides the serving one keep instances up: a tag, or a traffic split."""
+    return any(routed.tag for routed in live.routed) or len(live.shares) > 1
 
 
 def edit_with_cost(plan: EditPlan, prices_of: Callable[[str], RunPrices], region: str) -> EditPlan:
     """A `doki scale` plan with what it does to the bill, as `with_cost`."""
     live = plan.live
     scaling = plan.edit.scaling if plan.edit is not None else None
-    before = Sizing.of(live.spec, instance_based=live.cpu_always_allocated, service_min=live.service_min_instances)
     if scaling is None:
         return plan
+    before = Sizing.of(live.spec, instance_based=live.cpu_always_allocated, service_min=live.service_min_instances)
     spec = replace(
         live.spec,
         cpu=scaling.cpu or live.spec.cpu,
@@ -670,4 +676,4 @@ def edit_with_cost(plan: EditPlan, prices_of: Callable[[str], RunPrices], region
     )
     service_min = live.service_min_instances if scaling.service_min_instances is None else scaling.service_min_instances
     after = Sizing.of(spec, instance_based=live.cpu_always_allocated, service_min=service_min)
-    return replace(plan, cost=priced(region, before, after, prices_of))
+    return replace(plan, cost=priced(region, before, after, prices_of, others_kept=_keeps_others(live)))

@@ -14,6 +14,7 @@ takes 1.4, and a test sets the price it needs. Units are the catalog's: `s` (vCP
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +103,9 @@ def _catalog() -> list[_Sku]:
         skus.append(_Sku(f"D0C1-{number:04X}-{len(regions):04X}", description, regions, unit, text, price, free))
 
     for kind, unit, tier_1 in (("CPU", "s", 0.000024), ("Memory", "GiBy.s", 0.0000025)):
-        add(f"Services {kind} (Request-based billing)", TIER_1, unit, tier_1)
+        # The catalog has listed africa-south1 under both tiers' SKUs (infracost's fixtures note it, #376), where
+        # Google's locations page says Tier 2: kept, so a reader must choose without trusting the order.
+        add(f"Services {kind} (Request-based billing)", (*TIER_1, "africa-south1"), unit, tier_1)
         # The catalog writes the Tier 2 CPU SKU with two spaces before the parenthesis (infracost's mapping and the
         # 2026 dumps quote it so); a reader must not match descriptions character for character.
         spaces = "  " if kind == "CPU" else " "
@@ -113,8 +116,15 @@ def _catalog() -> list[_Sku]:
     for kind, unit, tier_1 in (("CPU", "s", 0.000018), ("Memory", "GiBy.s", 0.000002)):
         for region in TIER_1 + TIER_2:
             price = tier_1 if region in TIER_1 else tier_1 * TIER_2_FACTOR
-            add(f"Services {kind} (Instance-based billing) in {region}", (region,), unit, price)
+            # A 2026 dump of the catalog has "Services CPU (Instance-based billing) in in asia-northeast1": its
+            # typos are kept, so a reader of descriptions is held to them.
+            where = "in in" if (kind, region) == ("CPU", "asia-northeast1") else "in"
+            add(f"Services {kind} (Instance-based billing) {where} {region}", (region,), unit, price)
     add("Requests", ("global",), "count", 0.0000004, free=2_000_000)
+    # SKUs of Cloud Run jobs and worker pools (per region), which a service's price must never be read from.
+    for region in ("us-central1", "europe-west1"):
+        add(f"Jobs CPU in {region}", (region,), "s", 0.000018)
+        add(f"Worker Pools Memory in {region}", (region,), "GiBy.s", 0.000002)
     return skus
 
 
@@ -189,8 +199,8 @@ class Catalog:
 
     def set_price(self, description: str, price: float) -> dict[str, Any]:
         """Make the SKU described `description` cost `price` USD per unit (the control API's)."""
-        if price < 0:
-            raise invalid_argument("a price is 0 or more")
+        if not math.isfinite(price) or price < 0:
+            raise invalid_argument("a price is a number, 0 or more")
         with self._lock:
             matching = [sku for sku in self._skus if sku.description == description]
             if not matching:

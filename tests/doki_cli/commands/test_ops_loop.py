@@ -117,10 +117,9 @@ def test_the_ops_loop_from_secrets_to_rollback_and_back(
     status = json.loads(doki("--json", "status").stdout)
     assert (status["latest_ready"], status["service_scaling"]) == (third, {"min": 1, "max": 5})
     # The instance kept warm, a month of it, priced from the emulated catalog.
-    assert status["floor_cost"] == {"per_month": 13.14, "currency": "USD", "min_instances": 1}
+    assert status["floor_cost"] == {"per_month": 13.14, "currency": "USD", "min_instances": 1, "priced": True}
     assert (
-        "  floor cost   $13.14 a month (1 min instance of 1 vCPU and 1 GiB, request-based billing; list prices, "
-        "before the free tier)\n"
+        "  floor cost   $13.14 a month (1 min instance, request-based billing; list prices, before the free tier)\n"
     ) in doki("status").stdout
     assert "  scaling      the service's own: at least 1, at most 5 instances, shared by the revisions that take " in (
         doki("status").stdout

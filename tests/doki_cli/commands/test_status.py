@@ -18,7 +18,7 @@ from tests.helpers.project import setup_project
 runner = CliRunner()
 SERVICE = "projects/doki-e2e/locations/us-central1/services/doki-backend"
 GET_SERVICE = "/google.cloud.run.v2.Services/GetService"
-FLOOR = "  floor cost   none: no minimum instances, so nothing runs (or is billed) while no request comes"
+FLOOR = "  floor cost   none: no minimum instances are kept"
 
 
 def doki(*args: str) -> Result:
