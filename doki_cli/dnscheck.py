@@ -7,6 +7,7 @@ worth another look later, not a failure.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from doki_cli.model import DnsRecord
 class Resolved:
     canonical: str  # the name it resolves through, when that is another name (a CNAME); "" otherwise
     addresses: frozenset[str]
+    names: frozenset[str] = frozenset()  # every name of its CNAME chain (the canonical one among them)
 
 
 @dataclass(frozen=True)
@@ -27,17 +29,34 @@ class Seen:
 
 
 def resolve(name: str) -> Resolved:
-    """`name` through this machine's resolver; nothing at all when it does not resolve."""
+    """`name` through this machine's resolver (as an absolute name: no search domain appended); nothing at all when
+    it does not resolve."""
+    absolute = name.rstrip(".") + "."
+    canonical: str = name
+    aliases: list[str] = []
+    v4: list[str] = []
+    # The absolute name first; the name as given for what only the hosts file knows (localhost).
+    for asked in (absolute, name):
+        try:
+            canonical, aliases, v4 = socket.gethostbyname_ex(asked)
+            break
+        except OSError:
+            continue
     try:
-        canonical, _, v4 = socket.gethostbyname_ex(name)
-    except OSError:
-        canonical, v4 = name, []
-    try:
-        v6 = {str(info[4][0]) for info in socket.getaddrinfo(name, None, socket.AF_INET6)}
+        v6 = {str(info[4][0]) for info in socket.getaddrinfo(absolute, None, socket.AF_INET6)}
     except OSError:
         v6 = set()
     other = canonical.rstrip(".").lower()
-    return Resolved(other if other != name.lower() else "", frozenset(v4) | frozenset(v6))
+    chain = frozenset(n.rstrip(".").lower() for n in [canonical, *aliases]) - {name.rstrip(".").lower()}
+    return Resolved(other if other != name.rstrip(".").lower() else "", frozenset(v4) | frozenset(v6), chain)
+
+
+def _address(text: str) -> str:
+    """An address in one spelling (IPv6 has several)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return text
 
 
 def check(domain: str, records: tuple[DnsRecord, ...], resolved: Resolved) -> list[Seen]:
@@ -46,8 +65,10 @@ def check(domain: str, records: tuple[DnsRecord, ...], resolved: Resolved) -> li
     seen = []
     for record in records:
         if record.type == "CNAME":
-            found = resolved.canonical == record.data.rstrip(".").lower()
+            target = record.data.rstrip(".").lower()
+            # The CNAME's target may itself point further: any name of the chain counts.
+            found = target == resolved.canonical or target in resolved.names
         else:
-            found = record.data in resolved.addresses
+            found = _address(record.data) in {_address(address) for address in resolved.addresses}
         seen.append(Seen(record, found, now))
     return seen

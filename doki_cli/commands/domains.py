@@ -65,14 +65,18 @@ def _record_lines(doki: App, mapping: DomainMapping) -> list[dict[str, Any]]:
     ]
 
 
+def _why(mapping: DomainMapping) -> str:
+    return ": ".join(part for part in (mapping.reason, mapping.message) if part) or "no reason given"
+
+
 def _said(doki: App, mapping: DomainMapping) -> dict[str, Any]:
     """The mapping's state, said; failed is an error."""
     out = doki.output
     if mapping.state == "failed":
         raise DokiError(
             Code.DOMAIN_MAPPING_FAILED,
-            f"the domain mapping of {mapping.domain} failed: {mapping.reason}: {mapping.message}",
-            f"fix what Cloud Run says, then `doki domains remove {mapping.domain}` and add it again",
+            f"the domain mapping of {mapping.domain} failed: {_why(mapping)}",
+            f"fix what Cloud Run says, then run `doki domains add {mapping.domain}` again: it makes the mapping anew",
         )
     data: dict[str, Any] = {
         "domain": mapping.domain,
@@ -100,7 +104,8 @@ def add(
     service: ServiceOption = None,
 ) -> None:
     """Map DOMAIN to the service: checked (the domain verified as yours, the service deployed, the region offering
-    domain mappings), planned, then made; the DNS records to create are printed, each checked against DNS."""
+    domain mappings), planned, then made; the DNS records to create are printed, each checked against DNS, and the
+    certificate's state said."""
     from doki_cli.commands._plan import DRY_RUN_CHANGES, DRY_RUN_NO_CHANGES, confirm_plan
     from doki_cli.deploy.planner import read_live
 
@@ -118,7 +123,15 @@ def add(
         )
     plan_line = f"  + domain mapping {name} -> {config.name} ({config.region})"
     data: dict[str, Any] = {"plan": {"domain": name, "service": config.name, "region": config.region}}
-    if existing is not None:
+    remake = existing is not None and existing.state == "failed"
+    if remake:
+        assert existing is not None
+        # A failed mapping is made anew (Cloud Run looks at a new one afresh: a domain verified since, a service
+        # deployed since).
+        plan_line = (
+            f"  ~ domain mapping {name} -> {config.name} ({config.region}): failed ({_why(existing)}), made anew"
+        )
+    elif existing is not None:
         out.line(f"Plan for the custom domain {name}:")
         out.line(f"  = domain mapping {name} -> {config.name} ({config.region})", style="dim")
         out.line("No changes.")
@@ -134,22 +147,35 @@ def add(
             Code.DOMAIN_NOT_VERIFIED,
             f"{name} is not a domain you have verified (verified: {', '.join(verified) or 'none'}); Cloud Run maps "
             "only a domain its owner verified, or a subdomain of one; nothing was changed",
-            f"verify {'.'.join(name.split('.')[-2:])} in Google Search Console as the account doki runs as "
-            f"(gcloud domains verify {'.'.join(name.split('.')[-2:])}), then run this again",
+            f"verify {name} or a parent domain of it (the largest you will map under) in Google Search Console as "
+            f"the account doki runs as (gcloud domains verify DOMAIN), then run this again",
         )
-    # Cloud Run checks the mapping without making it (dryRun=all): a region without domain mappings says so now.
-    google.domains.create(name, config.name, dry_run=True)
+    # Cloud Run checks the mapping without making it (dryRun=all): a region without domain mappings says so now. A
+    # failed mapping of the name there shows the region has them (and would be the dry run's conflict).
+    if not remake:
+        google.domains.create(name, config.name, dry_run=True)
     out.line(f"Plan for the custom domain {name}:")
     out.line(plan_line, style="green")
     out.line("1 change.")
-    data["plan"]["changes"] = [{"action": "create", "what": f"domain mapping {name}"}]
+    data["plan"]["changes"] = [{"action": "replace" if remake else "create", "what": f"domain mapping {name}"}]
     if dry_run:
         out.data(data)
         raise typer.Exit(DRY_RUN_CHANGES)
     if not yes:
         confirm_plan(doki, config.name, data["plan"])
+    if remake:
+        out.progress(f"deleting the failed mapping of {name}")
+        google.domains.delete(name)
     out.progress(f"mapping {name} to {config.name}")
-    mapping = google.domains.create(name, config.name)
+    google.domains.create(name, config.name)
+    out.progress("waiting for Cloud Run to name the DNS records")
+    mapping = google.domains.wait_for_records(name, sleep=doki.factory.sleep, clock=doki.factory.monotonic)
+    if mapping is None:
+        raise DokiError(
+            Code.UNKNOWN_DOMAIN,
+            f"the mapping of {name} was made and is gone already (deleted meanwhile?)",
+            "`doki domains list` shows what is mapped; run this again to map it",
+        )
     out.data({**data, **_said(doki, mapping)})
 
 
@@ -175,7 +201,7 @@ def list_(ctx: typer.Context, service: ServiceOption = None) -> None:
             "message": mapping.message,
         }
         if mapping.state == "failed":
-            out.line(f"    {mapping.reason}: {mapping.message}", style="red")
+            out.line(f"    {_why(mapping)}", style="red")
         elif mapping.state != "ready" and mapping.records:
             entry["records"] = _record_lines(doki, mapping)
         listed.append(entry)
@@ -204,13 +230,20 @@ def remove(
             f"{name} has no domain mapping in {config.region}",
             "`doki domains list` shows the mapped domains (--region for another region)",
         )
+    if existing.service != config.name:
+        raise DokiError(
+            Code.DOMAIN_IN_USE,
+            f"{name} is mapped to {existing.service}, not {config.name}; nothing was changed",
+            f"to remove it, name its service: doki domains remove {name} --service {existing.service}",
+        )
     out.line(f"Plan for the custom domain {name}:")
     out.line(f"  - domain mapping {name} -> {existing.service} ({existing.region})", style="red")
     out.line("1 change.")
     plan: dict[str, object] = {
         "domain": name,
         "service": existing.service,
-        "changes": [{"action": "delete", "what": name}],
+        "region": existing.region,
+        "changes": [{"action": "delete", "what": f"domain mapping {name}"}],
     }
     if dry_run:
         out.data({"plan": plan})

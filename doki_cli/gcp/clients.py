@@ -216,8 +216,11 @@ class ClientFactory:
                     'set it from `eval "$(doki emulator env)"`',
                 )
             session = requests.Session()
-            session.proxies = {"http": self.storage_url}
-            port = self.storage_url.rsplit(":", 1)[-1]
+            # The emulator is this session's proxy, whatever HTTP_PROXY says (which requests would otherwise prefer).
+            session.trust_env = False
+            rest = self.storage_url.rstrip("/")
+            session.proxies = {"http": rest}
+            port = rest.rsplit(":", 1)[-1]
             return RunV1(session, f"http://{region + '-' if region else ''}{EMULATOR_RUN_HOST}:{port}")
 
         def authorized() -> Any:

@@ -146,11 +146,26 @@ class DomainMappings:
             },
             # gcloud sends no certificateMode; Google fills in AUTOMATIC (a real describe shows it).
             "spec": {"certificateMode": spec.get("certificateMode") or "AUTOMATIC", **spec},
-            "status": self._status(project, region, domain, service),
+            # The create answers before Cloud Run looked at the mapping: its conditions and records come on a later
+            # read, which is why gcloud polls for them (op_pollers.DomainMappingResourceRecordPoller).
+            "status": {},
         }
         if not dry_run:
             with self._lock:
+                if key in self._mappings:
+                    raise already_exists(
+                        f"Resource '{domain}' of kind 'DOMAIN_MAPPING' in region '{region}' in project '{project}' "
+                        "already exists."
+                    )
                 self._mappings[key] = mapping
+            self._persist()
+        return mapping
+
+    def _looked_at(self, key: tuple[str, str, str], mapping: dict[str, Any]) -> dict[str, Any]:
+        """The mapping once Cloud Run has looked at it: its status, decided on the first read after the create."""
+        if not mapping["status"]:
+            project, region, domain = key
+            mapping["status"] = self._status(project, region, domain, mapping["spec"]["routeName"])
             self._persist()
         return mapping
 
@@ -164,8 +179,8 @@ class DomainMappings:
                 f"{domain}. We recommend verifying ownership of the largest scope you wish to use with subdomains "
                 "(eg. verify 'example.com' if you wish to map 'subdomain.example.com')."
             )
-            # The message is Google's (public captures); the reason beside it is not on record.
-            status["conditions"] = [_condition("Ready", "False", "PermissionDenied", message)]
+            # The message is Google's (public captures); no reason beside it is on record, so none is given.
+            status["conditions"] = [_condition("Ready", "False", "", message)]
             return status
         if not self._service_exists(f"projects/{project}/locations/{region}/services/{service}"):
             status["conditions"] = [_condition("Ready", "False", "RouteMissing", f"Route {service} does not exist.")]
@@ -193,15 +208,16 @@ class DomainMappings:
                 f"Resource '{domain}' of kind 'DOMAIN_MAPPING' in region '{region}' in project '{project}' does not "
                 "exist."
             )
-        return mapping
+        return self._looked_at((project, region, domain), mapping)
 
     def list(self, project: str, region: str | None) -> list[dict[str, Any]]:
         with self._lock:
-            return [
-                mapping
-                for (p, r, _), mapping in sorted(self._mappings.items())
-                if p == project and (region is None or r == region)
+            chosen = [
+                (key, mapping)
+                for key, mapping in sorted(self._mappings.items())
+                if key[0] == project and (region is None or key[1] == region)
             ]
+        return [self._looked_at(key, mapping) for key, mapping in chosen]
 
     def delete(self, project: str, region: str, domain: str) -> dict[str, Any]:
         mapping = self.get(project, region, domain)
@@ -223,10 +239,10 @@ class DomainMappings:
     def certify(self, project: str, domain: str) -> dict[str, Any]:
         """The certificate is issued (what Google does once it sees the DNS records): Ready, no reason or message."""
         with self._lock:
-            found = [m for (p, _, d), m in self._mappings.items() if p == project and d == domain]
+            found = [(key, m) for key, m in sorted(self._mappings.items()) if key[0] == project and key[2] == domain]
         if not found:
             raise not_found(f"no domain mapping of {domain} in project {project}")
-        mapping = found[0]
+        mapping = self._looked_at(*found[0])
         conditions = mapping["status"].get("conditions", [])
         if not any(c["type"] == "DomainRoutable" and c["status"] == "True" for c in conditions):
             raise invalid_argument(f"{domain} is not routable (its Ready condition says why): no certificate is issued")

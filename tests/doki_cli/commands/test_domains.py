@@ -52,7 +52,7 @@ def test_a_subdomain_is_mapped_its_cname_printed_checked_and_its_certificate_fol
     assert refused.exit_code == 1
     error = json.loads(refused.stdout)["error"]
     assert error["code"] == "domain_not_verified"
-    assert error["hint"].startswith("verify example.com in Google Search Console")
+    assert error["hint"].startswith("verify api.example.com or a parent domain of it")
 
     verify(emulator, "example.com")
     planned = doki(world, "domains", "add", "api.example.com", "--dry-run")
@@ -162,6 +162,71 @@ def test_a_domain_mapped_to_another_service_is_not_taken_over(
 
 
 def test_bad_domains_are_refused_before_any_call(world: World, emulator: Emulator) -> None:
+    calls = sum(emulator.faults.calls.values())
     for bad in ("https://api.example.com", "*.example.com", "localhost", "a" * 70 + ".com"):
         result = doki(world, "--json", "domains", "add", bad)
         assert json.loads(result.stdout)["error"]["code"] == "bad_domain", bad
+    assert sum(emulator.faults.calls.values()) == calls
+
+
+def test_the_dns_check_reads_a_cname_chain_and_any_spelling_of_an_address() -> None:
+    from doki_cli.dnscheck import check
+    from doki_cli.model import DnsRecord
+
+    cname = (DnsRecord("api", "CNAME", "ghs.googlehosted.com."),)
+    further = Resolved("ghs-edge.example.net", frozenset({"192.0.2.1"}), frozenset({"ghs.googlehosted.com"}))
+    assert [seen.found for seen in check("api.example.com", cname, further)] == [True]
+    aaaa = (DnsRecord("", "AAAA", "2001:4860:4802:32::15"),)
+    spelled = Resolved("", frozenset({"2001:4860:4802:32:0:0:0:15"}))
+    assert [seen.found for seen in check("example.com", aaaa, spelled)] == [True]
+    assert [seen.found for seen in check("example.com", aaaa, Resolved("", frozenset()))] == [False]
+
+
+def test_this_machines_resolver_answers_for_a_name_it_knows() -> None:
+    from doki_cli.dnscheck import resolve
+
+    assert "127.0.0.1" in resolve("localhost").addresses
+
+
+def test_a_failed_mapping_is_planned_and_made_anew(world: World, emulator: Emulator) -> None:
+    # Mapped before the domain was verified: Cloud Run made it, and failed it.
+    headers = {"Host": "us-central1-run.doki-emulator"}
+    body = {"metadata": {"name": "api.example.com"}, "spec": {"routeName": "doki-backend"}}
+    path = "/apis/domains.cloudrun.com/v1/namespaces/doki-e2e/domainmappings"
+    assert call(emulator, "POST", path, body, headers=headers)[0] == 200
+    failed = json.loads(doki(world, "--json", "domains", "list").stdout)["domains"]
+    assert [(d["domain"], d["state"]) for d in failed] == [("api.example.com", "failed")]
+    verify(emulator, "example.com")
+    planned = doki(world, "domains", "add", "api.example.com", "--dry-run")
+    assert planned.exit_code == 2, planned.output
+    assert planned.stdout.splitlines()[1].startswith(
+        "  ~ domain mapping api.example.com -> doki-backend (us-central1): failed (Caller is not authorized to "
+        "administer the domain api.example.com."
+    )
+    assert planned.stdout.splitlines()[1].endswith("), made anew")
+    assert doki(world, "domains", "add", "api.example.com", "--yes").exit_code == 0
+    remade = json.loads(doki(world, "--json", "domains", "list").stdout)["domains"]
+    assert [(d["domain"], d["state"]) for d in remade] == [("api.example.com", "waiting for its certificate")]
+
+
+def test_a_create_whose_answer_was_lost_is_not_reported_as_a_conflict(world: World, emulator: Emulator) -> None:
+    verify(emulator, "example.com")
+    emulator.faults.fail("google.cloud.run.v1.DomainMappings/CreateDomainMapping", "UNAVAILABLE", answer_lost=True)
+    added = doki(world, "--json", "domains", "add", "api.example.com", "--yes")
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.stdout)["state"] == "waiting for its certificate"
+
+
+def test_remove_names_the_service_a_domain_is_mapped_to(world: World, emulator: Emulator) -> None:
+    verify(emulator, "example.com")
+    assert doki(world, "domains", "add", "api.example.com", "--yes").exit_code == 0
+    result = doki(world, "--json", "domains", "remove", "api.example.com", "--service", "other-api", "--yes")
+    assert result.exit_code == 1
+    error = json.loads(result.stdout)["error"]
+    assert (error["code"], error["message"]) == (
+        "domain_in_use",
+        "api.example.com is mapped to doki-backend, not other-api; nothing was changed",
+    )
+    assert [d["domain"] for d in json.loads(doki(world, "--json", "domains", "list").stdout)["domains"]] == [
+        "api.example.com"
+    ]
