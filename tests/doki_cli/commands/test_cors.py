@@ -103,6 +103,7 @@ def test_cors_set_add_and_remove_change_only_the_origins_and_save_writes_doki_to
             "service": PATH,
             "endpoint": f"the emulator at {engine_emulator.grpc_address}",
             "changes": [{"what": "env ALLOWED_ORIGINS", "before": f"{A},{B}", "after": f"{A},{B},{C}"}],
+            "cost": None,  # the origins do not touch the bill
             "empty": False,
         },
     }

@@ -75,6 +75,7 @@ def test_a_project_limit_set_through_the_control_api_applies_and_null_lifts_it(e
         "iam_propagation_seconds": 0,
         "callers_inside_vpc": False,
         "domain_restricted_sharing": False,
+        "verified_domains": [],
     }
     read(emulator, "small")
     read(emulator, "small")
