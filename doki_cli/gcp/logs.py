@@ -503,7 +503,9 @@ class Logs:
             exc, action="reading the logs of", resource=f"projects/{self.project}", api="logging", role=VIEWER_ROLE
         )
 
-    def _list(self, request: dict[str, Any], limit: int | None) -> list[LogLine]:
+    def _list(self, request: dict[str, Any], limit: int | None, *, raw: bool = False) -> list[LogLine]:
+        """The entries `request` lists; a Google error that remains after the retries as its DokiError, or as it is
+        with `raw` (a follow's catch-up, which reconnects after what a lost stream answers)."""
         from google.api_core import exceptions
 
         def fetch() -> list[LogLine]:
@@ -514,6 +516,8 @@ class Logs:
         try:
             return self.retrier.call(fetch)
         except exceptions.GoogleAPICallError as exc:
+            if raw:
+                raise
             raise self.error(exc) from None
 
     def recent(self, query: LogQuery, limit: int) -> list[LogLine]:
@@ -535,7 +539,9 @@ class Logs:
             "order_by": "timestamp asc",
             "page_size": MAX_PAGE_SIZE,
         }
-        return self._list(request, None)
+        # Raw errors: the follow decides, as for its stream, whether to reconnect (a server gone mid-call answers
+        # CANCELLED) or to stop.
+        return self._list(request, None, raw=True)
 
     def build_lines(self, build_id: str, since_nanos: int) -> list[LogLine]:
         """A Cloud Build build's log lines stamped `since_nanos` or later, oldest first."""

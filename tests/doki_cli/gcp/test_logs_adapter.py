@@ -302,6 +302,23 @@ def test_a_stream_cut_off_for_no_given_reason_is_opened_again(
     assert collector.take(1) == ["live"]
 
 
+def test_a_catch_up_cut_off_as_the_server_goes_is_a_lost_stream_not_the_end(
+    emulator: Emulator, clients: ClientFactory, collect: Collect
+) -> None:
+    # The first listing is call 1; the catch-up after the tail opens is call 2, answered CANCELLED as a server that
+    # stops mid-call answers it (grpc's stop): the follow opens the stream again and catches up then.
+    listing = "/google.logging.v2.LoggingServiceV2/ListLogEntries"
+    emulator.faults.on_call(listing, lambda method: emulator.faults.fail(method, "CANCELLED"), call=2)
+    emit(emulator, "old")
+    follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 10, buffer_window=0.05)
+    collector = collect(follow)
+    assert collector.take(1) == ["old"]
+    assert wait_until(lambda: emulator.logs.tail_count == 2)
+    emit(emulator, "live")
+    assert collector.take(1) == ["live"]
+    assert emulator.faults.calls[listing] >= 3
+
+
 def test_a_follow_that_cannot_tail_at_all_fails_with_the_reason(emulator: Emulator, clients: ClientFactory) -> None:
     emulator.faults.fail("TailLogEntries", "PERMISSION_DENIED", message="logging.logEntries.list denied")
     follow = Logs(clients.logging(), "proj-1", fast_retrier()).follow(QUERY, 10)
