@@ -56,7 +56,8 @@ class Descriptor:
     labels: tuple[str, ...]
 
 
-# The uptime metrics' series carry the monitored resource their check names (metrics_gcp_i_o lists these).
+# The uptime metrics' series carry the monitored resource their check names (metrics_gcp_i_o lists these): the types
+# UptimeCheckConfig.monitored_resource may take ("The following monitored resource types are valid for this field").
 UPTIME_RESOURCES = (
     "uptime_url",
     "gce_instance",

@@ -18,6 +18,8 @@ import grpc
 from google.cloud.monitoring_v3 import types
 
 from doki_cli.emulator.errors import ApiError, invalid_argument
+from doki_cli.emulator.monitoring import filter as monitoring_filter
+from doki_cli.emulator.monitoring.metrics import CATALOG, UPTIME_RESOURCES, check_aggregation
 
 Region = types.UptimeCheckRegion
 
@@ -43,19 +45,9 @@ LOCATIONS: dict[int, tuple[str, ...]] = {
 LOCATIONS[Region.USA] = LOCATIONS[Region.USA_OREGON] + LOCATIONS[Region.USA_IOWA] + LOCATIONS[Region.USA_VIRGINIA]
 # "Not specifying this field will result in Uptime checks running from all available regions."
 ALL_REGIONS = (Region.USA, Region.EUROPE, Region.SOUTH_AMERICA, Region.ASIA_PACIFIC)
-# UptimeCheckConfig.monitored_resource: "The following monitored resource types are valid for this field".
-UPTIME_RESOURCE_TYPES = frozenset(
-    {
-        "uptime_url",
-        "gce_instance",
-        "gae_app",
-        "aws_ec2_instance",
-        "aws_elb_load_balancer",
-        "k8s_service",
-        "servicedirectory_service",
-        "cloud_run_revision",
-    }
-)
+# UptimeCheckConfig.monitored_resource: "The following monitored resource types are valid for this field" (the
+# resources the uptime metrics' series carry, defined once in metrics).
+UPTIME_RESOURCE_TYPES = frozenset(UPTIME_RESOURCES)
 # The labels each resource type the emulator runs checks for needs (https://cloud.google.com/monitoring/api/resources:
 # uptime_url's host; cloud_run_revision's service_name and location, the project its project_id).
 REQUIRED_LABELS = {
@@ -331,9 +323,6 @@ def locations_of(config: types.UptimeCheckConfig) -> list[str]:
 
 
 def check_policy(policy: types.AlertPolicy, channel_exists: Callable[[str], bool]) -> None:
-    from doki_cli.emulator.monitoring import filter as monitoring_filter
-    from doki_cli.emulator.monitoring.metrics import CATALOG, check_aggregation
-
     _display_name(policy.display_name, "alert_policy", required=False)
     _user_labels(dict(policy.user_labels), "alert_policy")
     if len(policy.documentation.content) > MAX_DOCUMENTATION:
