@@ -476,6 +476,36 @@ def _percentile(samples: Sequence[float], percent: int) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+# What an aligner and a reducer of the same name compute over plain values: one function each serves both.
+_STATISTICS: dict[str, Callable[[list[Value]], Value]] = {
+    "min": min,
+    "max": max,
+    "mean": lambda values: float(statistics.fmean(float(v) for v in values)),
+    "count": len,
+    "count_true": lambda values: sum(1 for v in values if v),
+    "count_false": lambda values: sum(1 for v in values if not v),
+    "fraction_true": lambda values: sum(1 for v in values if v) / len(values),
+}
+_ALIGNED_STATISTICS = {
+    Aligner.ALIGN_MIN: "min",
+    Aligner.ALIGN_MAX: "max",
+    Aligner.ALIGN_MEAN: "mean",
+    Aligner.ALIGN_COUNT: "count",
+    Aligner.ALIGN_COUNT_TRUE: "count_true",
+    Aligner.ALIGN_COUNT_FALSE: "count_false",
+    Aligner.ALIGN_FRACTION_TRUE: "fraction_true",
+}
+_REDUCED_STATISTICS = {
+    Reducer.REDUCE_MIN: "min",
+    Reducer.REDUCE_MAX: "max",
+    Reducer.REDUCE_MEAN: "mean",
+    Reducer.REDUCE_COUNT: "count",
+    Reducer.REDUCE_COUNT_TRUE: "count_true",
+    Reducer.REDUCE_COUNT_FALSE: "count_false",
+    Reducer.REDUCE_FRACTION_TRUE: "fraction_true",
+}
+
+
 def _align(aligner: int, window: list[_Point], period: float) -> Value:
     values = [p.value for p in window]
     if aligner == Aligner.ALIGN_NEXT_OLDER:
@@ -484,20 +514,8 @@ def _align(aligner: int, window: list[_Point], period: float) -> Value:
         return _samples(values) if isinstance(values[0], list) else sum(values)
     if aligner == Aligner.ALIGN_RATE:
         return float(sum(values)) / period
-    if aligner == Aligner.ALIGN_MIN:
-        return min(values)
-    if aligner == Aligner.ALIGN_MAX:
-        return max(values)
-    if aligner == Aligner.ALIGN_MEAN:
-        return float(statistics.fmean(values))
-    if aligner == Aligner.ALIGN_COUNT:
-        return len(values)
-    if aligner == Aligner.ALIGN_COUNT_TRUE:
-        return sum(1 for v in values if v)
-    if aligner == Aligner.ALIGN_COUNT_FALSE:
-        return sum(1 for v in values if not v)
-    if aligner == Aligner.ALIGN_FRACTION_TRUE:
-        return sum(1 for v in values if v) / len(values)
+    if aligner in _ALIGNED_STATISTICS:
+        return _STATISTICS[_ALIGNED_STATISTICS[aligner]](values)
     samples = _samples(values)
     return _percentile(samples, _PERCENTILES[aligner]) if samples else 0.0
 
@@ -514,20 +532,8 @@ def _reduce(reducer: int, values: list[Value], value_type: int) -> Value:
         return _percentile(samples, _PERCENTILES[reducer]) if samples else 0.0
     if reducer == Reducer.REDUCE_SUM:
         return sum(values)
-    if reducer == Reducer.REDUCE_MIN:
-        return min(values)
-    if reducer == Reducer.REDUCE_MAX:
-        return max(values)
-    if reducer == Reducer.REDUCE_MEAN:
-        return float(statistics.fmean(float(v) for v in values))
-    if reducer == Reducer.REDUCE_COUNT:
-        return len(values)
-    if reducer == Reducer.REDUCE_COUNT_TRUE:
-        return sum(1 for v in values if v)
-    if reducer == Reducer.REDUCE_COUNT_FALSE:
-        return sum(1 for v in values if not v)
-    if reducer == Reducer.REDUCE_FRACTION_TRUE:
-        return sum(1 for v in values if v) / len(values)
+    if reducer in _REDUCED_STATISTICS:
+        return _STATISTICS[_REDUCED_STATISTICS[reducer]](values)
     return _percentile([float(v) for v in values], _PERCENTILES[reducer])
 
 
