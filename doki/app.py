@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from itsdangerous import TimestampSigner
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -101,11 +102,10 @@ def create_app(settings: Settings) -> FastAPI:
     # Added innermost first: CORS must answer preflights before sessions or routes see them, and wrap the answer to
     # an unexpected failure, so a browser reads it as a 500 and not as a CORS error.
     app.add_middleware(UnexpectedFailure)
-    session_secret = settings.session_secret_key.get_secret_value() if settings.session_secret_key else ""
     app.add_middleware(
         SessionScope,
         prefixes=SESSION_PATH_PREFIXES,
-        secret_key=session_secret,
+        secret_keys=settings.session_secret_keys,
         max_age=SESSION_MAX_AGE_SECONDS,
         https_only=settings.is_production,
     )
@@ -159,18 +159,22 @@ class SessionScope:
     """
 
     def __init__(
-        self, app: ASGIApp, *, prefixes: tuple[str, ...], secret_key: str, max_age: int, https_only: bool
+        self, app: ASGIApp, *, prefixes: tuple[str, ...], secret_keys: Sequence[str], max_age: int, https_only: bool
     ) -> None:
         self._app = app
         self._prefixes = prefixes
         self._with_session = SessionMiddleware(
             app,
-            secret_key=secret_key,
+            secret_key=secret_keys[0] if secret_keys else "",
             session_cookie="doki_session",
             max_age=max_age,
             same_site="lax",
             https_only=https_only,
         )
+        if len(secret_keys) > 1:
+            # The first secret signs and every one verifies, so a session signed before a rotation lives out its
+            # 15 minutes. itsdangerous takes a list of keys, oldest to newest, and signs with the last.
+            self._with_session.signer = TimestampSigner(list(reversed(secret_keys)))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and scope["path"].startswith(self._prefixes):

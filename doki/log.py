@@ -93,7 +93,8 @@ def secret_values(settings: Settings) -> list[str]:
         settings.google_client_secret,
     ]
     found = [v.get_secret_value() for v in values if v is not None]
-    return found + settings.encryption_keys
+    # Each key of a list too: a rotation's list is not what a log line holds.
+    return found + settings.encryption_keys + settings.session_secret_keys
 
 
 def configure_logging(settings: Settings, stream: object = None) -> logging.Handler:

@@ -186,6 +186,13 @@ class Settings(BaseSettings):
         return [k.strip() for k in raw.split(",") if k.strip()]
 
     @property
+    def session_secret_keys(self) -> list[str]:
+        """The session-signing secrets, newest first: the first signs, all verify. A list, as ENCRYPTION_KEY is, so a
+        rotation (`doki keys rotate session`) lets sessions signed with the old secret live out their 15 minutes."""
+        raw = self.session_secret_key.get_secret_value() if self.session_secret_key else ""
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
+    @property
     def legacy_encryption_keys(self) -> list[str]:
         """The keys the original backend's tokens decrypt with: LEGACY_ENCRYPTION_KEY's, else ENCRYPTION_KEY's."""
         if self.legacy_encryption_key is None:
@@ -295,12 +302,14 @@ class Settings(BaseSettings):
         for name, optional in (("SUPABASE_JWT_SECRET", self.supabase_jwt_secret),):
             if optional and is_placeholder(optional.get_secret_value()):
                 found.append(f"{name} holds a development placeholder: set the real value or unset it")
-        session = self.session_secret_key.get_secret_value() if self.session_secret_key else ""
-        if session and not is_placeholder(session) and len(session) < MIN_SESSION_SECRET_LENGTH:
-            found.append(
-                f"SESSION_SECRET_KEY is {len(session)} characters: use at least {MIN_SESSION_SECRET_LENGTH} "
-                "(`doki keys generate` makes one)"
-            )
+        sessions = self.session_secret_keys
+        for index, session in enumerate(sessions, start=1):
+            if not is_placeholder(session) and len(session) < MIN_SESSION_SECRET_LENGTH:
+                which = f"SESSION_SECRET_KEY key #{index}" if len(sessions) > 1 else "SESSION_SECRET_KEY"
+                found.append(
+                    f"{which} is {len(session)} characters: use at least {MIN_SESSION_SECRET_LENGTH} "
+                    "(`doki keys generate` makes one)"
+                )
         if self.supabase_url and _is_http_url(self.supabase_url) and not is_https_or_loopback(self.supabase_url):
             found.append(f"SUPABASE_URL {self.supabase_url!r} is not https: use the https:// project URL")
         if self.google_redirect_uri and not is_https_or_loopback(self.google_redirect_uri):

@@ -237,6 +237,42 @@ def test_the_session_cookie_is_short_lived_lax_and_secure_in_production(
     assert ("secure" in attributes) is secure
 
 
+def sessions_app(session_secret_key: str) -> TestClient:
+    """The app with SESSION_SECRET_KEY as given, and a path that starts a session and one that reads it."""
+    app = create_app(development_settings(SESSION_SECRET_KEY=session_secret_key))
+
+    @app.get("/auth/google/_start")
+    async def start(request: Request) -> dict[str, bool]:
+        request.session["oauth_state"] = "started"
+        return {"ok": True}
+
+    @app.get("/auth/google/_read")
+    async def read(request: Request) -> dict[str, str | None]:
+        return {"state": request.session.get("oauth_state")}
+
+    return TestClient(app)
+
+
+def test_a_session_signed_before_a_rotation_lives_on_while_the_old_secret_is_listed_after_the_new() -> None:
+    old, new = "o" * 40, "n" * 40
+    with sessions_app(old) as before:
+        before.get("/auth/google/_start")
+        cookie = before.cookies["doki_session"]
+    with sessions_app(f"{new},{old}") as during:
+        during.cookies.set("doki_session", cookie)
+        assert during.get("/auth/google/_read").json() == {"state": "started"}
+        # What it signs now is the new secret's: the app that knows only the new one reads it.
+        during.cookies.clear()
+        during.get("/auth/google/_start")
+        fresh = during.cookies["doki_session"]
+    with sessions_app(new) as after:
+        after.cookies.set("doki_session", fresh)
+        assert after.get("/auth/google/_read").json() == {"state": "started"}
+        # With the old secret dropped, a session it signed reads as none: the sign-in starts again.
+        after.cookies.set("doki_session", cookie)
+        assert after.get("/auth/google/_read").json() == {"state": None}
+
+
 def test_sessions_exist_only_on_the_google_oauth_paths() -> None:
     app = create_app(development_settings())
 

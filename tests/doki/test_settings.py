@@ -140,6 +140,14 @@ def test_production_refuses_a_short_session_secret() -> None:
     assert problems == ["SESSION_SECRET_KEY is 16 characters: use at least 32 (`doki keys generate` makes one)"]
 
 
+def test_a_session_secret_list_is_checked_key_by_key_and_read_newest_first() -> None:
+    settings = production(session_secret_key=f"{'n' * 40}, short-but-real-1")
+    assert settings.session_secret_keys == ["n" * 40, "short-but-real-1"]
+    assert settings.problems() == [
+        "SESSION_SECRET_KEY key #2 is 16 characters: use at least 32 (`doki keys generate` makes one)"
+    ]
+
+
 @pytest.mark.parametrize("origins", ["*", "https://app.doki.com,*"])
 def test_production_refuses_a_wildcard_origin(origins: str) -> None:
     problems = production(allowed_origins=origins).problems()
