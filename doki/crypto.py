@@ -27,9 +27,10 @@ import hmac
 import logging
 import os
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet, MultiFernet
@@ -172,37 +173,66 @@ class CredentialCipher:
             raise _undecryptable() from None
 
 
-def reencrypt_store(store: CredentialStore, cipher: CredentialCipher) -> int:
-    """Move every row of `store` to the cipher's newest key; return how many rows were rewritten.
+@dataclass
+class Reencryption:
+    """What a pass of `reencrypt_store` did, by row: `moved` to the newest key, `current` already there, `unreadable`
+    and `changing` left as they were, as (user id, provider): no key decrypts them (or they are bound to another
+    user), or a live writer kept rewriting them."""
+
+    moved: int = 0
+    current: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    changing: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return self.moved + self.current + len(self.unreadable) + len(self.changing)
+
+
+def reencrypt_store(
+    store: CredentialStore, cipher: CredentialCipher, *, on_row: Callable[[Reencryption], None] | None = None
+) -> Reencryption:
+    """Move every row of `store` to the cipher's newest key; what was done, row by row (`on_row` hears after each).
 
     Each rewrite is a compare-and-swap on the old ciphertext, so a value written concurrently (a user
     reconnecting) is never overwritten with a stale one. Rows no configured key can decrypt, or bound to
-    another user, are left as they are and logged by (user, provider): they are unusable already.
+    another user, are left as they are and logged by (user, provider): they are unusable already. A pass stopped
+    part-way (a store that stops answering raises StoreError) loses nothing: each row is under one of the keys, and
+    the next pass skips those on the newest.
     """
-    rotated = 0
+    report = Reencryption()
     for row in store.iter_all():
-        if _rotate_row(store, cipher, row):
-            rotated += 1
-    return rotated
+        outcome = _rotate_row(store, cipher, row)
+        if outcome == "moved":
+            report.moved += 1
+        elif outcome == "current":
+            report.current += 1
+        else:
+            getattr(report, outcome).append((row.user_id, row.provider))
+        if on_row is not None:
+            on_row(report)
+    return report
 
 
-def _rotate_row(store: CredentialStore, cipher: CredentialCipher, row: StoredCredential) -> bool:
+def _rotate_row(
+    store: CredentialStore, cipher: CredentialCipher, row: StoredCredential
+) -> Literal["moved", "current", "unreadable", "changing"]:
     for _ in range(_CAS_ATTEMPTS):
         if cipher.is_current(row.ciphertext):
-            return False
+            return "current"
         try:
             # Checks the binding as well: rotating would otherwise launder a value copied between users.
             cipher.decrypt(row.user_id, row.ciphertext)
         except CredentialDecryptError as exc:
             logger.warning("not re-encrypting the credential of user %s for %s: %s", row.user_id, row.provider, exc)
-            return False
+            return "unreadable"
         fresh = cipher.rotate(row.ciphertext)
         if store.replace_ciphertext(row.user_id, row.provider, row.ciphertext, fresh):
-            return True
+            return "moved"
         # A concurrent write won: look at what it left and try again.
         current = store.get(row.user_id, row.provider)
         if current is None:
-            return False
+            return "current"  # deleted meanwhile: nothing left to move
         row = current
     logger.warning(
         "not re-encrypting the credential of user %s for %s: it changed on each of %d attempts",
@@ -210,7 +240,7 @@ def _rotate_row(store: CredentialStore, cipher: CredentialCipher, row: StoredCre
         row.provider,
         _CAS_ATTEMPTS,
     )
-    return False
+    return "changing"
 
 
 def _envelope(user_id: str, plaintext: str) -> bytes:

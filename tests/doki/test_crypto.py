@@ -216,7 +216,7 @@ def test_reencrypt_store_moves_every_row_to_the_newest_key(store: CredentialStor
 
     rotated = reencrypt_store(store, CredentialCipher.from_keys([NEW_KEY, OLD_KEY]))
 
-    assert rotated == len(rows)
+    assert (rotated.moved, rotated.current, rotated.unreadable, rotated.changing) == (len(rows), 0, [], [])
     new_only = CredentialCipher.from_keys([NEW_KEY])
     for (user, provider), plaintext in rows.items():
         credential = store.get(user, provider)
@@ -232,8 +232,10 @@ def test_reencrypt_store_skips_rows_already_on_the_newest_key(store: CredentialS
     store.put(user, "github", CredentialCipher.from_keys([OLD_KEY]).encrypt(user, PLAINTEXT))
     current = store.get(user, "google")
 
-    assert reencrypt_store(store, cipher) == 1
-    assert reencrypt_store(store, cipher) == 0
+    first = reencrypt_store(store, cipher)
+    assert (first.moved, first.current) == (1, 1)
+    again = reencrypt_store(store, cipher)
+    assert (again.moved, again.current, again.seen) == (0, 2, 2)
     assert store.get(user, "google") == current
 
 
@@ -251,7 +253,8 @@ def test_reencrypt_store_leaves_undecryptable_and_misbound_rows_untouched(
     with caplog.at_level(logging.WARNING, logger="doki.crypto"):
         rotated = reencrypt_store(store, CredentialCipher.from_keys([NEW_KEY, OLD_KEY]))
 
-    assert rotated == 1
+    assert rotated.moved == 1
+    assert sorted(rotated.unreadable) == sorted([(thief, "google"), (lost, "google")])
     assert_credential(store.get(thief, "google"), copied)
     assert_credential(store.get(lost, "google"), unknown_key)
     logged = caplog.text
@@ -290,7 +293,7 @@ def test_reencrypt_store_never_overwrites_a_value_written_meanwhile(store: Crede
 
     rotated = reencrypt_store(RacingStore(store, {(user, "google"): fresh}), both)  # type: ignore[arg-type]
 
-    assert rotated == 0
+    assert (rotated.moved, rotated.current) == (0, 1)
     assert_credential(store.get(user, "google"), fresh)
 
 
@@ -303,7 +306,7 @@ def test_reencrypt_store_rotates_a_value_written_meanwhile_with_the_old_key(stor
 
     rotated = reencrypt_store(racing, both)  # type: ignore[arg-type]
 
-    assert rotated == 1
+    assert rotated.moved == 1
     credential = store.get(user, "google")
     assert credential is not None
     assert CredentialCipher.from_keys([NEW_KEY]).decrypt(user, credential.ciphertext) == "reconnected"

@@ -552,7 +552,7 @@ def test_markers_never_show_among_a_users_connections_and_move_with_a_key_rotati
     rotated = CredentialCipher.from_keys([NEW_KEY, DOKI_KEY])
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="doki"):
-        assert reencrypt_store(fallback, rotated) == 3
+        assert reencrypt_store(fallback, rotated).moved == 3
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert all(rotated.is_current(row.ciphertext) for row in doki_store.list_for_user(user))
 
