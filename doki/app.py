@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from itsdangerous import TimestampSigner
 from fastapi.exceptions import RequestValidationError
+from itsdangerous import TimestampSigner
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.sessions import SessionMiddleware

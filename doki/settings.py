@@ -509,6 +509,15 @@ class _Declared(Settings):
         return (init_settings,)
 
 
+def declared_settings(values: Mapping[str, str]) -> Settings:
+    """Settings from exactly these environment variables (a deployed service's), neither this process's environment
+    nor a `.env`: what that service runs with. ConfigError names a variable whose value is of the wrong kind."""
+    try:
+        return _Declared(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError([_invalid(error) for error in exc.errors(include_input=False, include_url=False)]) from None
+
+
 def problems_of(values: Mapping[str, str], *, elsewhere: Collection[str] = ()) -> list[str]:
     """What the backend would refuse at start with exactly these environment variables, the process's own environment
     and `.env` aside: `doki deploy` asks it of doki.toml before it writes anything.

@@ -154,6 +154,16 @@ class Code(StrEnum):
         EXIT_FAILED,
         "doki.toml has no [monitoring], and doki keeps no uptime check or alert for the service",
     )
+    ROTATION_REFUSED = (
+        "rotation_refused",
+        EXIT_FAILED,
+        "the service's key cannot be rotated as it is set up (or traffic is pinned); nothing more was changed",
+    )
+    REENCRYPTION_INTERRUPTED = (
+        "reencryption_interrupted",
+        EXIT_FAILED,
+        "the credential store stopped answering during a re-encryption; every credential is still readable: run again",
+    )
 
     # Google's answers
     NO_CREDENTIALS = "no_credentials", EXIT_FAILED, "no Google credentials (gcloud auth application-default login)"

@@ -347,6 +347,8 @@ class RevisionInfo:
     failed: bool = False  # Cloud Run gave up on it (not Ready, and never will be), as opposed to still starting
     reason: str = ""  # why it failed, as Cloud Run's Ready condition names it (CONTAINER_MISSING, ...)
     provenance: Provenance | None = None  # what doki recorded when it made it; None: not made by doki, or unknown
+    # The serving container's secret variables: ENV_NAME -> "secret:version", the version as the revision names it.
+    secrets: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def created_at(self) -> str | None:
@@ -405,6 +407,8 @@ class Edit:
     traffic: tuple[Target, ...] | None = None  # exactly these targets
     annotations: Mapping[str, str | None] = field(default_factory=dict)  # set, or removed when None
     env: Mapping[str, str] = field(default_factory=dict)  # plain variables of the serving container
+    # The version of the secret a variable of the serving container reads (its secret stays): a key rotation's.
+    secret_versions: Mapping[str, str] = field(default_factory=dict)
     scaling: Scaling | None = None
     staged: Staged | None = None
     # A new revision even if the template does not change (the live one never became Ready). Not with `staged`:
@@ -419,7 +423,8 @@ class Edit:
     def keeps_template(self) -> bool:
         """The template goes back as read: no new revision."""
         template = self.scaling is not None and self.scaling.changes_template
-        return not self.env and not template and self.staged is None and not self.new_revision
+        changes = self.env or self.secret_versions
+        return not changes and not template and self.staged is None and not self.new_revision
 
     @property
     def traffic_only(self) -> bool:

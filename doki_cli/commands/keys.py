@@ -1,13 +1,22 @@
-"""`doki keys`: make the secrets the backend needs."""
+"""`doki keys`: make the secrets the backend needs, and rotate them on a deployed service."""
 
 from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from doki_cli.context import app_of
+from doki_cli.errors import Code, DokiError
 from doki_cli.globaloptions import DokiTyper
+from doki_cli.options import DryRunOption, ServiceOption, TimeoutOption, YesOption
 
-app = DokiTyper(help="Make encryption keys and session secrets.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from doki_cli.deploy.rotation import Rotation, Step
+    from doki_cli.output import Output
+
+app = DokiTyper(help="Make encryption keys and session secrets; rotate them on the service.", no_args_is_help=True)
 
 
 @app.command("generate")
@@ -29,3 +38,129 @@ def generate(ctx: typer.Context) -> None:
     for name, value in values.items():
         out.line(f"{name}={value}")
     out.note("Keep these in Secret Manager or a git-ignored .env; never commit them.")
+
+
+@app.command("rotate")
+def rotate(
+    ctx: typer.Context,
+    which: Annotated[
+        str,
+        typer.Argument(
+            metavar="KEY", help="encryption (ENCRYPTION_KEY: stored credentials) or session (SESSION_SECRET_KEY)."
+        ),
+    ],
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="session: drop the old secret without waiting the 15 minutes its sessions live (they end).",
+        ),
+    ] = False,
+    dry_run: DryRunOption = False,
+    yes: YesOption = False,
+    timeout: TimeoutOption = None,
+    service: ServiceOption = None,
+) -> None:
+    """Bring in a new key with nothing unreadable at any step: a new version in Secret Manager, deploys that serve with
+    both keys, stored credentials re-encrypted, then the old key dropped and its versions disabled.
+
+    Where a rotation stands is read from Secret Manager and Cloud Run each time: run it again after a failure or
+    Ctrl-C and it goes on from where it stopped; --dry-run says what it would do next.
+    """
+    from doki_cli.commands._plan import DRY_RUN_CHANGES, confirm_plan
+    from doki_cli.commands._wait import Waits, bounded
+    from doki_cli.deploy import rotation as rotations
+    from doki_cli.deploy.health import check_health
+    from doki_cli.interrupts import is_interrupt
+    from doki_cli.provenance import here
+
+    kind = rotations.KINDS.get(which.lower())
+    if kind is None:
+        raise DokiError(
+            Code.BAD_OPTION,
+            f"{which!r} is not a key doki rotates",
+            "name one: `doki keys rotate encryption` (ENCRYPTION_KEY) or `doki keys rotate session` "
+            "(SESSION_SECRET_KEY)",
+        )
+    if now and kind.reencrypts:
+        raise DokiError(
+            Code.BAD_OPTION,
+            "--now is for the session secret: ENCRYPTION_KEY's old key is dropped once every credential is "
+            "re-encrypted",
+            "drop --now",
+        )
+    app = app_of(ctx)
+    app.use_service(service)
+    out, config, google = app.output, app.config, app.google
+    google.run.provenance = here(f"keys rotate {kind.name}", "")
+    store = partial(rotations.service_store, google.run, google.secrets, config.name)
+    declared = {name: str(ref) for name, ref in config.secrets.items()} if app.service is None else {}
+    rotation = rotations.read(
+        kind,
+        google.run,
+        google.secrets,
+        config.name,
+        declared=declared,
+        open_store=store if kind.reencrypts else None,
+        now=app.factory.now(),
+    )
+    plan = rotations.steps(rotation, now=app.factory.now(), skip_grace=now)
+    data = rotations.plan_data(rotation, plan)
+    _show_plan(out, rotation, plan)
+    if dry_run:
+        out.data({"plan": data})
+        raise typer.Exit(DRY_RUN_CHANGES)
+    if not yes:
+        confirm_plan(app, rotation.service, data)
+    waits = Waits.given(timeout, False)
+    rotator = rotations.Rotator(
+        google.run,
+        google.secrets,
+        open_store=store,
+        health=lambda url: check_health(url, sleep=app.factory.sleep, on_progress=out.progress),
+        on_progress=out.progress,
+        clock=lambda: app.factory.now().timestamp(),
+        timeout=waits.timeout,
+    )
+    again = f"`doki keys rotate {kind.name}{' --now' if now else ''}`"
+    try:
+        with bounded(waits):
+            outcome = rotator.execute(rotation, plan, skip_grace=now)
+    except DokiError as err:
+        err.hint = f"{err.hint}; then run {again} again: it goes on from where it stopped"
+        raise
+    except (KeyboardInterrupt, Exception) as exc:
+        if not is_interrupt(exc):
+            raise
+        raise DokiError(
+            Code.INTERRUPTED,
+            f"interrupted; what was done stays ({'; '.join(rotator.outcome.done) or 'nothing'}), and every "
+            "credential and session the service holds is still readable",
+            f"run {again} again: it goes on from where it stopped (--dry-run shows what remains)",
+        ) from None
+    out.data({"plan": data, **rotations.outcome_data(outcome)})
+    for line in outcome.done:
+        out.line(line)
+    for user, provider in rotations.unreadable_rows(outcome.reencrypted):
+        out.note(f"  not readable before the rotation either (left as it was): user {user}, {provider}")
+    if outcome.resume_after is not None:
+        out.line(
+            f"{kind.variable} of {config.name}: the new secret signs; run {again} again after "
+            f"{rotations.clock_text(outcome.resume_after)} to drop the old one"
+        )
+        out.note(
+            "  --now drops it at once: whoever began a Google sign-in in the last 15 minutes starts it again (a "
+            "connect from a signed-in account waits for their confirmation instead); nobody is signed out"
+        )
+        return
+    out.line(f"Rotated {kind.variable} of {config.name}: the new key alone is in use, the old one dropped")
+
+
+def _show_plan(out: Output, rotation: Rotation, plan: list[Step]) -> None:
+    from doki_cli.deploy.rotation import describe, notice
+
+    out.line(f"Rotate {rotation.kind.variable} of {rotation.service}")
+    out.line(f"  {describe(rotation)}", style="dim")
+    for number, step in enumerate(plan, start=1):
+        out.line(f"  {number}. {step.text}")
+    out.note(notice(rotation.kind))

@@ -200,6 +200,7 @@ class CloudRun:
                     state == "CONDITION_FAILED",
                     reason if reason not in ("COMMON_REASON_UNDEFINED", "REVISION_REASON_UNDEFINED") else "",
                     _provenance(revision.annotations, before),
+                    _secret_refs(serving_container),
                 )
             )
         return result
@@ -599,6 +600,8 @@ def apply_edit(service: run_v2.Service, edit: Edit) -> None:
         service.invoker_iam_disabled = staged.invoker_iam_disabled
     for name, value in edit.env.items():
         _set_env(service, name, value)
+    for name, version in edit.secret_versions.items():
+        _set_secret_version(service, name, version)
     if edit.scaling is not None:
         _set_scaling(service, edit.scaling)
     if not edit.keeps_template and edit.staged is None:
@@ -721,6 +724,27 @@ def _set_env(service: run_v2.Service, name: str, value: str) -> None:
             var.value = value
             return
     container.env.append(run_v2.EnvVar(name=name, value=value))
+
+
+def _secret_refs(container: run_v2.Container | None) -> dict[str, str]:
+    """A container's secret variables: ENV_NAME -> "secret:version"."""
+    if container is None:
+        return {}
+    refs = (var for var in container.env if var.value_source.secret_key_ref.secret)
+    return {v.name: f"{v.value_source.secret_key_ref.secret}:{v.value_source.secret_key_ref.version}" for v in refs}
+
+
+def _set_secret_version(service: run_v2.Service, name: str, version: str) -> None:
+    """Point the serving container's secret variable `name` at another version of the same secret."""
+    for var in _serving_container(service).env:
+        if var.name == name and var.value_source.secret_key_ref.secret:
+            var.value_source.secret_key_ref.version = version
+            return
+    raise DokiError(
+        Code.CONFIG_INVALID,
+        f"{service.name} has no secret variable {name} to point at version {version}",
+        "deploy it with the variable in [service.secrets] (`doki deploy`), then run the command again",
+    )
 
 
 def _kept_template_fields(edit: Edit) -> tuple[str, ...]:

@@ -67,6 +67,31 @@ class SecretManager:
         created = newest.create_time if newest.create_time else None
         return VersionInfo(int(newest.name.rsplit("/", 1)[1]), created, newest.state.name)
 
+    def versions(self, secret_id: str) -> list[VersionInfo]:
+        """Every version of `secret_id`, newest first, with its state (destroyed ones too: Google lists them)."""
+        name = self._name(secret_id)
+        listed = self._call(
+            lambda: list(self._client.list_secret_versions(request={"parent": name})),
+            action="listing the versions of",
+            resource=name,
+            role="roles/secretmanager.viewer",
+        )
+        found = [VersionInfo(int(v.name.rsplit("/", 1)[1]), v.create_time or None, v.state.name) for v in listed]
+        # Google lists newest first (ListSecretVersions, "sorted in reverse by create_time"); sorted all the same,
+        # as the rotation reads the order.
+        return sorted(found, key=lambda v: v.number, reverse=True)
+
+    def disable(self, secret_id: str, number: int) -> None:
+        """Disable version `number`: nothing can read it until it is enabled again (`gcloud secrets versions enable`).
+        Disabling a disabled version is no error (Google's answer too); a destroyed one is (FAILED_PRECONDITION)."""
+        name = f"{self._name(secret_id)}/versions/{number}"
+        self._call(
+            lambda: self._client.disable_secret_version(request={"name": name}),
+            action="disabling",
+            resource=name,
+            role="roles/secretmanager.secretVersionManager",
+        )
+
     def access(self, secret_id: str, version: str = "latest") -> bytes:
         name = f"{self._name(secret_id)}/versions/{version}"
         response = self._call(

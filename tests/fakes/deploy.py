@@ -39,6 +39,7 @@ from doki_cli.config import is_compute_default
 from doki_cli.errors import Code, DokiError, service_not_found
 from doki_cli.gcp.iam import POLICY_ATTEMPTS
 from doki_cli.gcp.run import RETRY_ANNOTATION
+from doki_cli.gcp.secretmanager import VersionInfo
 from doki_cli.model import (
     NO_PROBE,
     Edit,
@@ -253,12 +254,17 @@ class FakeCloudRun:
                 tags.get(r.name, ()),
                 r.template.settings,
                 failed=not r.ready,
+                secrets={v.name: v.value for v in r.template.variables if v.secret},
             )
             for r in sorted(mine, key=lambda r: r.created, reverse=True)
         ]
 
     def is_public(self, name: str) -> bool:
         return self._existing(name).public
+
+    def variable(self, revision: str, name: str) -> str:
+        """What a revision's variable holds: its value, or its secret's "id:version" (what a test checks)."""
+        return next(v.value for v in self._revisions[revision].template.variables if v.name == name)
 
     # The port: writing
 
@@ -361,6 +367,8 @@ class FakeCloudRun:
             ingress, invoker = edit.staged.spec.ingress, edit.staged.spec.invoker_iam_check
         for name, value in edit.env.items():
             template = _with_env(template, name, value)
+        for name, version in edit.secret_versions.items():
+            template = _with_secret_version(template, name, version)
         if edit.scaling is not None:
             template = _scaled(template, edit.scaling)
         if not edit.keeps_template and edit.staged is None:
@@ -530,6 +538,10 @@ class FakeCloudRun:
         if not self._elsewhere:
             self.writes.append(write)
 
+    def now(self) -> datetime:
+        """A moment on this double's timeline, after every one before (a FakeSecretManager's `clock`)."""
+        return self._tick()
+
     def _tick(self) -> datetime:
         self._events += 1
         return EPOCH + timedelta(seconds=self._events)
@@ -594,6 +606,17 @@ def _merged(live: tuple[Variable, ...], spec: ServiceSpec, keep: set[str]) -> tu
     return tuple(merged)
 
 
+def _with_secret_version(template: Template, name: str, version: str) -> Template:
+    """The secret variable `name` reading another version of its secret."""
+    variables = tuple(
+        replace(v, value=f"{v.value.rpartition(':')[0]}:{version}") if v.name == name and v.secret else v
+        for v in template.variables
+    )
+    if variables == template.variables and not any(v.name == name and v.secret for v in variables):
+        raise DokiError(Code.CONFIG_INVALID, f"no secret variable {name}", "deploy it first")
+    return replace(template, variables=variables)
+
+
 def _with_env(template: Template, name: str, value: str) -> Template:
     """A plain variable set (one that was a secret becomes plain, as a value replaces a value source) or added."""
     variable = Variable(name, value)
@@ -620,19 +643,64 @@ def _remade(template: Template) -> Template:
 class _Secret:
     states: list[str]  # by version number from 1: enabled, disabled or destroyed
     readers: list[str] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)  # by version, for those added with `add_version`
+    created: list[datetime] = field(default_factory=list)
 
 
 class FakeSecretManager:
-    """One project's Secret Manager in memory: secrets, their versions' states, and who may read them."""
+    """One project's Secret Manager in memory: secrets, their versions' states and values, and who may read them.
 
-    def __init__(self, project: str = "doki-test") -> None:
+    Versions are made on `clock` (a FakeCloudRun's, so their times and its revisions' are on one timeline); `access`
+    refuses a version that is not enabled, as Google does (FAILED_PRECONDITION, which the adapter passes on)."""
+
+    def __init__(self, project: str = "doki-test", clock: Callable[[], datetime] = lambda: EPOCH) -> None:
         self.project = project
         self.granted: list[tuple[str, str]] = []  # (secret, member), each grant that changed a policy
         self._secrets: dict[str, _Secret] = {}
+        self._clock = clock
 
     def add(self, secret_id: str, *states: str, readers: Collection[str] = ()) -> None:
         """A secret with versions in these states (1 first), readable by `readers`."""
         self._secrets[secret_id] = _Secret(list(states), list(readers))
+
+    def add_version(self, secret_id: str, data: bytes) -> int:
+        """`data` as the secret's newest version (the secret made if need be); its number."""
+        secret = self._secrets.setdefault(secret_id, _Secret([]))
+        secret.values += [None] * (len(secret.states) - len(secret.values)) + [data]
+        secret.created += [EPOCH] * (len(secret.states) - len(secret.created)) + [self._clock()]
+        secret.states.append("enabled")
+        return len(secret.states)
+
+    def versions(self, secret_id: str) -> list[VersionInfo]:
+        secret = self._secrets.get(secret_id)
+        if secret is None:
+            return []
+        created = secret.created + [EPOCH] * (len(secret.states) - len(secret.created))
+        listed = [VersionInfo(n, created[n - 1], state.upper()) for n, state in enumerate(secret.states, start=1)]
+        return listed[::-1]
+
+    def access(self, secret_id: str, version: str = "latest") -> bytes:
+        resolved = self.resolve(secret_id, version)
+        name = f"projects/{self.project}/secrets/{secret_id}/versions/{version}"
+        if resolved is None:
+            raise DokiError(Code.NOT_FOUND, f"reading {name}: Google has no such resource", "check the name")
+        number, state = resolved
+        values = self._secrets[secret_id].values
+        value = values[number - 1] if number <= len(values) else None
+        if state != "enabled" or value is None:
+            raise DokiError(Code.GOOGLE_ERROR, f"reading {name}: the version is {state.upper()}", "enable it")
+        return value
+
+    def value(self, secret_id: str, number: int) -> bytes | None:
+        """What version `number` holds, whatever its state: what a test looks at, and no client could."""
+        values = self._existing(secret_id).values
+        return values[number - 1] if number <= len(values) else None
+
+    def disable(self, secret_id: str, number: int) -> None:
+        secret = self._existing(secret_id)
+        if secret.states[number - 1] == "destroyed":
+            raise DokiError(Code.GOOGLE_ERROR, f"version {number} of {secret_id} is destroyed", "leave it")
+        secret.states[number - 1] = "disabled"
 
     def exists(self, secret_id: str) -> bool:
         return secret_id in self._secrets

@@ -38,7 +38,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -186,6 +186,7 @@ class _Fault:
     body: bytes
     content_type: str
     method: str | None = None
+    after: int = 0  # matching requests answered as usual before this one fails
 
 
 class FakePostgrest:
@@ -277,9 +278,10 @@ class FakePostgrest:
         content_type: str = "application/json",
         *,
         method: str | None = None,
+        after: int = 0,
     ) -> None:
         """Answer the next `count` requests (those with `method`, when given) with `status` and `body` (PostgREST's
-        PGRST001 by default)."""
+        PGRST001 by default), once `after` of them have been answered as usual."""
         if body is None:
             body = json.dumps(
                 {
@@ -290,7 +292,8 @@ class FakePostgrest:
                 }
             )
         with self._lock:
-            self._faults += [_Fault(status, body.encode(), content_type, method)] * count
+            fault = _Fault(status, body.encode(), content_type, method)
+            self._faults += [replace(fault, after=after)] + [fault] * (count - 1) if count else []
 
     def delay_next(self, count: int, seconds: float) -> None:
         """Hold the next `count` requests for `seconds` before answering (`stop()` releases them)."""
@@ -313,7 +316,10 @@ class FakePostgrest:
     def _take_fault(self, method: str) -> tuple[_Fault | None, float]:
         with self._lock:
             fault = next((f for f in self._faults if f.method in (None, method)), None)
-            if fault is not None:
+            if fault is not None and fault.after:
+                self._faults[self._faults.index(fault)] = replace(fault, after=fault.after - 1)
+                fault = None
+            elif fault is not None:
                 self._faults.remove(fault)
             delay = self._delays.pop(0) if self._delays else 0.0
         return fault, delay
