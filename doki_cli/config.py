@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -98,7 +98,11 @@ UPTIME_TIMEOUT_RANGE = (1, 60)
 # doki's own bound on a retest window (Google's is not on record): a day, beyond which an alert is no alert.
 MAX_ALERT_AFTER_SECONDS = 24 * 3600
 # The tables at the top of a doki.toml; an [environments.NAME] section may override [release] and [build] too.
-TABLES = ("service", "release", "build", "monitoring", "environments")
+TABLES = ("service", "release", "build", "monitoring", "preview", "environments")
+PREVIEW_KEYS = ("origins", "keep")
+# What a [preview] origin may name of the preview it is for: `doki preview --pr N` gives {pr}, and each preview has a
+# {tag} (pr-N, or its branch's slug) and a {branch} slug (the branch's name, or pr-N).
+PREVIEW_FIELDS = ("pr", "branch", "tag")
 CHECK_KEYS = ("path", "status", "contains")
 INGRESS = ("all", "internal", "internal-and-cloud-load-balancing")
 # Cloud Run sets these itself and refuses them in a revision's environment.
@@ -182,6 +186,16 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class PreviewSettings:
+    """How `doki preview` deploys a branch or pull request ([preview] in doki.toml)."""
+
+    # Origins of the preview's frontend, allowed on the preview's revision only (never on what serves): templates
+    # such as "https://pr-{pr}--my-site.netlify.app", filled in per preview.
+    origins: tuple[str, ...] = ()
+    keep: int = 0  # revisions of deleted previews kept (the newest), beyond which `doki preview delete` deletes them
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     name: str
     project: str
@@ -209,6 +223,7 @@ class ServiceConfig:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    preview: PreviewSettings = field(default_factory=PreviewSettings)
     settings: RunSettings = field(default_factory=RunSettings)  # the Cloud Run settings doki.toml declares
 
     @property
@@ -294,13 +309,14 @@ def load_config(
         )
     unknown_top = sorted(set(data) - set(TABLES))
     problems = [
-        f"unknown table [{key}] (allowed: [service], [release], [build], [monitoring], [environments.NAME])"
+        f"unknown table [{key}] (allowed: [service], [release], [build], [monitoring], [preview], [environments.NAME])"
         for key in unknown_top
     ]
     merged = dict(service)
     release = data.get("release", {})
     build = data.get("build", {})
     monitoring = data.get("monitoring")
+    preview = data.get("preview")
     if env is not None:
         environments = data.get("environments", {})
         if not isinstance(environments, dict) or not isinstance(environments.get(env), dict):
@@ -317,6 +333,8 @@ def load_config(
                 build = {**build, **value}
             elif key == "monitoring" and isinstance(value, dict) and isinstance(monitoring, dict | None):
                 monitoring = {**(monitoring or {}), **value}
+            elif key == "preview" and isinstance(value, dict) and isinstance(preview, dict | None):
+                preview = {**(preview or {}), **value}
             elif key in ("env", "secrets", "labels") and isinstance(value, dict) and isinstance(merged.get(key), dict):
                 merged[key] = {**merged[key], **value}
             else:
@@ -352,6 +370,7 @@ def load_config(
     release_config = _release(release, problems)
     build_config = _build(build, problems)
     monitoring_config = _monitoring(monitoring, problems)
+    preview_config = _preview(preview, problems)
     if problems:
         raise DokiError(
             Code.CONFIG_INVALID,
@@ -359,7 +378,9 @@ def load_config(
             "fix doki.toml (its keys are described in docs/configuration.md)",
         )
     assert config is not None
-    return replace(config, release=release_config, build=build_config, monitoring=monitoring_config)
+    return replace(
+        config, release=release_config, build=build_config, monitoring=monitoring_config, preview=preview_config
+    )
 
 
 def _blamed(problem: str, from_gcloud: dict[str, str], path: Path) -> str:
@@ -1192,6 +1213,43 @@ def _monitoring(table: Any, problems: list[str]) -> MonitoringSettings:
         max_p95_latency_ms=latency,
         alert_after_seconds=after,
     )
+
+
+def _preview(table: Any, problems: list[str]) -> PreviewSettings:
+    from doki.origins import origin_problem
+
+    if table is None:
+        return PreviewSettings()
+    if not isinstance(table, dict):
+        problems.append('preview must be a table: [preview] with origins = ["https://pr-{pr}--my-site.example"]')
+        return PreviewSettings()
+    unknown = sorted(set(table) - set(PREVIEW_KEYS))
+    problems += [f"unknown key preview.{key} (allowed: {', '.join(PREVIEW_KEYS)})" for key in unknown]
+    origins = table.get("origins", [])
+    if not isinstance(origins, list) or any(not isinstance(o, str) for o in origins):
+        problems.append(f'preview.origins = {origins!r} is not valid: use a list, ["https://pr-{{pr}}--site.example"]')
+        origins = []
+    for origin in origins:
+        try:
+            # Checked as the origin of a preview would be: each field filled in with a value it may take.
+            filled = preview_origin(origin, {"pr": "12", "branch": "feature-x", "tag": "pr-12"})
+        except (KeyError, ValueError, IndexError, AttributeError):
+            fields = ", ".join(f"{{{name}}}" for name in PREVIEW_FIELDS)
+            problems.append(f"preview.origins: {origin!r} names a field other than {fields}")
+            continue
+        problem = "'*' opens the API to every site" if "*" in origin else origin_problem(filled)
+        if problem is not None:
+            problems.append(f"preview.origins: {origin!r} is not an origin: {problem}")
+    keep = table.get("keep", 0)
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep <= 100:
+        problems.append(f"preview.keep = {keep!r} is not valid: use a whole number of revisions from 0 to 100")
+        keep = 0
+    return PreviewSettings(tuple(origins), keep)
+
+
+def preview_origin(template: str, fields: Mapping[str, str]) -> str:
+    """A [preview] origin filled in for one preview; KeyError names a field it does not know."""
+    return template.format_map({name: fields[name] for name in PREVIEW_FIELDS if name in fields})
 
 
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")

@@ -159,6 +159,13 @@ class Code(StrEnum):
         EXIT_FAILED,
         "the service's key cannot be rotated as it is set up (or traffic is pinned); nothing more was changed",
     )
+    PREVIEW_HOLDS_TEMPLATE = (
+        "preview_holds_template",
+        EXIT_FAILED,
+        "a preview holds the service's template: deploy first, or the change would run the preview's code",
+    )
+    UNKNOWN_PREVIEW = "unknown_preview", EXIT_FAILED, "the service has no preview of that tag"
+    NOTHING_SERVES = "nothing_serves", EXIT_FAILED, "no revision of the service serves traffic yet: deploy first"
     REENCRYPTION_INTERRUPTED = (
         "reencryption_interrupted",
         EXIT_FAILED,

@@ -121,6 +121,14 @@ def head_commit(root: Path) -> str | None:
     return _head(root)
 
 
+def current_branch(root: Path) -> str | None:
+    """The branch the checkout is on; None on a detached HEAD or outside a git checkout."""
+    try:
+        return _git(root, "symbolic-ref", "--quiet", "--short", "HEAD") or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def _head(root: Path) -> str | None:
     try:
         return _git(root, "rev-parse", "HEAD")

@@ -24,6 +24,7 @@ from doki_cli.commands import (
     keys,
     logs,
     monitor,
+    preview,
     release,
     rollback,
     scale,
@@ -47,7 +48,7 @@ class DokiGroup(DokiGroupBase):
     # same): a command missing here is listed under "Commands", after these.
     sections = (
         ("Develop", ("dev", "build", "keys")),
-        ("Deploy", ("init", "secrets", "deploy", "release")),
+        ("Deploy", ("init", "secrets", "deploy", "release", "preview")),
         ("Operate", ("status", "history", "logs", "monitor", "scale", "cors", "domains", "rollback", "doctor")),
         ("Emulator", ("emulator",)),
     )
@@ -185,6 +186,7 @@ app.add_typer(secrets.app, name="secrets")
 app.add_typer(cors.app, name="cors")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(domains.app, name="domains")
+app.add_typer(preview.app, name="preview")
 
 
 def run() -> None:

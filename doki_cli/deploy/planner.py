@@ -499,6 +499,14 @@ def _retry_change(live: LiveService) -> Change:
     return Change("revision", f"{live.stuck} (not ready)", "a new revision")
 
 
+def _refuse_preview_template(live: LiveService, change: str) -> None:
+    from doki_cli.deploy.preview import preview_holds_template
+
+    refused = preview_holds_template(live, change)
+    if refused is not None:
+        raise refused
+
+
 def read_live(run: RunPort, name: str) -> LiveService:
     """The live service a change starts from; service_not_found when there is none."""
     live = run.get(name)
@@ -510,6 +518,7 @@ def read_live(run: RunPort, name: str) -> LiveService:
 def plan_env(run: RunPort, live: LiveService, variable: str, value: str) -> EditPlan:
     """One plain variable of the serving container set to `value`. Unchanged, yet the live template's revision never
     became Ready: a new revision with the same value, as a deploy would make."""
+    _refuse_preview_template(live, f"setting {variable}")
     before = live.spec.env.get(variable) if variable in live.spec.env else None
     changes = [Change(f"env {variable}", before, value)] if before != value else []
     if live.stuck is not None and not changes:
@@ -530,6 +539,8 @@ SERVICE_SCALING_FIELDS = (
 def plan_scaling(run: RunPort, live: LiveService, scaling: Scaling) -> EditPlan:
     """Scaling and resources as given (None keeps a value), validated as doki.toml is and against the settings made
     outside doki.toml that the revision keeps; DokiError `bad_scale` when Cloud Run would refuse them."""
+    if scaling.changes_template:
+        _refuse_preview_template(live, "scaling the revision")
     spec = live.spec
     problems = resource_problems(
         memory=scaling.memory or spec.memory,

@@ -259,7 +259,11 @@ def _check_serving(live: LiveService, path: str, now: datetime) -> None:
     """Refuse a service whose newest revision does not take all the traffic: the revisions a rotation makes would not
     serve, or would not become Ready either; or one a release holds."""
     from doki_cli.deploy.lock import blocked_by_release
+    from doki_cli.deploy.preview import preview_holds_template
 
+    held = preview_holds_template(live, "a rotation's deploy")
+    if held is not None:
+        raise held
     if not live.traffic_to_latest:
         raise DokiError(
             Code.ROTATION_REFUSED,

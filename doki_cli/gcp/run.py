@@ -207,6 +207,30 @@ class CloudRun:
 
     # Writing
 
+    def delete_revision(self, name: str, revision: str, timeout: float = 120.0) -> None:
+        """Delete revision `revision` of the service, waited for; one already gone is no error. Cloud Run refuses one
+        that traffic names (FAILED_PRECONDITION, passed on)."""
+        from google.api_core import exceptions
+
+        from doki_cli.gcp.operations import OperationTimeout, PollFailed, wait_for
+
+        path = f"{self.path(name)}/revisions/{revision}"
+        try:
+            operation = self._retrier.call(lambda: self._revisions.delete_revision(name=path))
+            wait_for(operation, self._retrier, timeout=timeout)
+        except exceptions.NotFound:
+            return
+        except exceptions.GoogleAPICallError as exc:
+            raise google_error(exc, action="deleting", resource=path, api="run", role="roles/run.developer") from None
+        except PollFailed as failed:
+            raise accepted(google_error(failed.cause, action="waiting for", resource=path, api="run")) from None
+        except OperationTimeout:
+            raise DokiError(
+                Code.WAIT_TIMEOUT,
+                f"{path} was not deleted after {timeout:.0f} s; the deletion goes on at Google",
+                "`doki preview list` and `gcloud run revisions list` show what is left",
+            ) from None
+
     def update(
         self,
         name: str,

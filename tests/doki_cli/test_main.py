@@ -47,7 +47,7 @@ def test_help_lists_the_commands_by_what_they_are_for() -> None:
     ]
     assert sections == [
         ("Develop:", ["dev", "build", "keys"]),
-        ("Deploy:", ["init", "secrets", "deploy", "release"]),
+        ("Deploy:", ["init", "secrets", "deploy", "release", "preview"]),
         ("Operate:", ["status", "history", "logs", "monitor", "scale", "cors", "domains", "rollback", "doctor"]),
         ("Emulator:", ["emulator"]),
     ]  # every command in one of them: none left under "Commands"
