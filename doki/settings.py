@@ -303,6 +303,8 @@ class Settings(BaseSettings):
             if optional and is_placeholder(optional.get_secret_value()):
                 found.append(f"{name} holds a development placeholder: set the real value or unset it")
         sessions = self.session_secret_keys
+        if self.session_secret_key is not None and not sessions:
+            found.append("SESSION_SECRET_KEY holds no secret, only commas or spaces: `doki keys generate` makes one")
         for index, session in enumerate(sessions, start=1):
             if not is_placeholder(session) and len(session) < MIN_SESSION_SECRET_LENGTH:
                 which = f"SESSION_SECRET_KEY key #{index}" if len(sessions) > 1 else "SESSION_SECRET_KEY"

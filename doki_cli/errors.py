@@ -166,6 +166,11 @@ class Code(StrEnum):
     )
     UNKNOWN_PREVIEW = "unknown_preview", EXIT_FAILED, "the service has no preview of that tag"
     NOTHING_SERVES = "nothing_serves", EXIT_FAILED, "no revision of the service serves traffic yet: deploy first"
+    STORE_UNAVAILABLE = (
+        "store_unavailable",
+        EXIT_FAILED,
+        "the service's credential store did not answer; nothing was changed",
+    )
     REENCRYPTION_INTERRUPTED = (
         "reencryption_interrupted",
         EXIT_FAILED,

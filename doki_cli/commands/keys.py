@@ -13,7 +13,9 @@ from doki_cli.globaloptions import DokiTyper
 from doki_cli.options import DryRunOption, ServiceOption, TimeoutOption, YesOption
 
 if TYPE_CHECKING:
-    from doki_cli.deploy.rotation import Rotation, Step
+    from pathlib import Path
+
+    from doki_cli.deploy.rotation import Outcome, Rotation, Step
     from doki_cli.output import Output
 
 app = DokiTyper(help="Make encryption keys and session secrets; rotate them on the service.", no_args_is_help=True)
@@ -67,6 +69,8 @@ def rotate(
     Where a rotation stands is read from Secret Manager and Cloud Run each time: run it again after a failure or
     Ctrl-C and it goes on from where it stopped; --dry-run says what it would do next.
     """
+    import shlex
+
     from doki_cli.commands._plan import DRY_RUN_CHANGES, confirm_plan
     from doki_cli.commands._wait import Waits, bounded
     from doki_cli.deploy import rotation as rotations
@@ -120,9 +124,13 @@ def rotate(
         health=lambda url: check_health(url, sleep=app.factory.sleep, on_progress=out.progress),
         on_progress=out.progress,
         clock=lambda: app.factory.now().timestamp(),
+        sleep=app.factory.sleep,
         timeout=waits.timeout,
     )
-    again = f"`doki keys rotate {kind.name}{' --now' if now else ''}`"
+    # As it was typed, with every option it was given (--service, --env, --project...), minus what makes it a dry
+    # run: the same command. The root keeps its arguments (doki_cli.main.ARGS).
+    given = [arg for arg in ctx.meta.get("doki.args", []) if arg not in ("--dry-run",)]
+    again = "`" + " ".join(["doki", *(shlex.quote(arg) for arg in given)]) + "`"
     try:
         with bounded(waits):
             outcome = rotator.execute(rotation, plan, skip_grace=now)
@@ -154,6 +162,33 @@ def rotate(
         )
         return
     out.line(f"Rotated {kind.variable} of {config.name}: the new key alone is in use, the old one dropped")
+    stale = _stale_dotenv(config.root / ".env", rotation.readers, outcome)
+    if stale is not None:
+        out.note(
+            f"  {config.root / '.env'} still holds the old {stale}: the next `doki secrets push` would push it back "
+            f"and the next deploy would serve with it; delete the {stale} line (Secret Manager holds the key now)"
+        )
+
+
+def _stale_dotenv(path: Path, readers: tuple[str, ...], outcome: Outcome) -> str | None:
+    """The variable a local .env still gives the old key list under, when it does: pushed, it would undo the
+    rotation."""
+    import sys
+
+    from doki_cli.deploy.rotation import fingerprint
+    from doki_cli.deploy.secrets import read_values
+
+    if not path.is_file() or not outcome.complete:
+        return None
+    try:
+        values = read_values(str(path), sys.stdin, hint="")
+    except DokiError:
+        return None
+    for name in readers:
+        keys = [key.strip() for key in values.get(name, "").split(",") if key.strip()]
+        if keys and fingerprint(keys[0]) != outcome.new_key:
+            return name
+    return None
 
 
 def _show_plan(out: Output, rotation: Rotation, plan: list[Step]) -> None:
@@ -163,4 +198,4 @@ def _show_plan(out: Output, rotation: Rotation, plan: list[Step]) -> None:
     out.line(f"  {describe(rotation)}", style="dim")
     for number, step in enumerate(plan, start=1):
         out.line(f"  {number}. {step.text}")
-    out.note(notice(rotation.kind))
+    out.note(notice(rotation.kind, now=any(step.text.endswith("(--now): the sessions it signed end") for step in plan)))

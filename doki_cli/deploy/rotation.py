@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from doki_cli.errors import Code, DokiError, service_not_found
 from doki_cli.model import Edit, LiveService, RevisionInfo
-from doki_cli.waiting import DEFAULT_TIMEOUT
+from doki_cli.waiting import DEFAULT_TIMEOUT, WAITING, duration_text, sleep_in_sight
 
 if TYPE_CHECKING:
     from doki.crypto import Reencryption
@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 # How long a session lives (doki.app.SESSION_MAX_AGE_SECONDS), and a minute more for the clocks of Cloud Run's
 # instances against Secret Manager's.
 SESSION_GRACE = timedelta(seconds=15 * 60 + 60)
+
+# A wait up to this long is waited out in the run (a request timeout's); a longer one (a session's 16 minutes) ends
+# the run, saying when to run it again.
+INLINE_WAIT = timedelta(minutes=10)
 
 Stage = Literal["idle", "learning", "adopting", "forgetting"]
 
@@ -150,6 +154,9 @@ class Rotation:
     uri: str
     variable: str  # the variable the service reads the list from (ENCRYPTION_KEY, or the guide's *_NAME)
     secret: str
+    # Every variable of the serving container that reads the secret (an alias beside it, say): a deploy points them
+    # all at the new version, as the old versions end up disabled.
+    readers: tuple[str, ...]
     latest: Version
     stage: Stage
     new: str | None = field(repr=False)  # the key a rotation in progress brings in (None: idle)
@@ -160,6 +167,9 @@ class Rotation:
     stale: tuple[int, ...] = ()
     credentials: int | None = None  # stored credentials, when the store is reachable (ENCRYPTION_KEY)
     store: str = ""  # which store, as the plan names it, or why none is reached
+    # How long a request may run on the service (its timeout): after the deploy that makes the new key write, a
+    # request still running on the revision before may write with the old key for that long.
+    settle: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)
@@ -172,13 +182,12 @@ class Step:
 
 
 def variable_of(kind: KeyKind, live: LiveService) -> str | None:
-    """The variable the live service reads `kind`'s list from: the backend's name, or another it reads it under."""
+    """The variable the live service reads `kind`'s list from, as the backend picks it: the first of its names that
+    is set (plain or from a secret), the backend's own name before the guide's *_NAME."""
     from doki_cli.devcloud import backend_aliases
 
     names = next((group for group in backend_aliases() if group[0] == kind.variable), [kind.variable])
-    return next((name for name in names if name in live.spec.secrets), None) or next(
-        (name for name in names if name in live.spec.env), None
-    )
+    return next((name for name in names if name in live.spec.secrets or name in live.spec.env), None)
 
 
 def read(
@@ -217,31 +226,48 @@ def read(
             f'reference it as "{planned.rpartition(":")[0]}:latest" in doki.toml\'s [service.secrets], then rotate',
         )
     _check_serving(live, path, now)
-    secret = live.foreign_secrets.get(variable, live.spec.secrets[variable].rpartition(":")[0])
-    versions = _enabled_versions(kind, secrets, secret)
-    latest = versions[0]
-    # A version before that is not a list of keys says nothing of a rotation.
-    previous = versions[1] if len(versions) > 1 and versions[1].valid else None
-    stage, new, old = _stage(latest, previous)
-    # The revision that serves, which is not the newest when that one never became Ready (a deploy that failed).
-    serving = next((r for r in run.revisions(name) if r.name == live.latest_ready), None)
-    pinned = (serving.secrets if serving is not None else live.spec.secrets).get(variable, ":")
-    served = _served(pinned.rpartition(":")[2], versions, serving, secret, path)
-    if stage == "idle" and served.number != latest.number and served.keys != latest.keys:
+    secret = _secret_of(live, variable)
+    readers = tuple(v for v in live.spec.secrets if _secret_of(live, v) == secret)
+    legacy = [v for v in readers if v.startswith("LEGACY_")]
+    if legacy:
         raise DokiError(
             Code.ROTATION_REFUSED,
-            f"{path} runs with version {served.number} of {secret}, and version {latest.number}, the newest, holds "
-            "other keys and was never deployed: a rotation would start from keys the service does not hold",
-            "deploy first (`doki deploy`), so the service runs with the newest version; if that version replaced the "
-            f"key by mistake, disable it (gcloud secrets versions disable {latest.number} --secret {secret})",
+            f"{legacy[0]} reads {secret} too: the original backend's rows are read with its keys, and a rotation drops "
+            "the old one",
+            f"give {legacy[0]} a secret of its own holding today's key (`doki secrets push`) and deploy, then rotate",
         )
-    stale = tuple(v.number for v in versions[1:] if holds_other(v.keys, new)) if new is not None else ()
+    versions = _enabled_versions(kind, secrets, secret)
+    latest = versions[0]
+    # The newest version before it that holds other keys (a version pushed twice says nothing), and is a key list.
+    previous = next((v for v in versions[1:] if v.keys != latest.keys), None)
+    stage, new, old = _stage(latest, previous if previous is not None and previous.valid else None)
+    # The revision that serves, which is not the newest when that one never became Ready (a deploy that failed).
+    revisions = run.revisions(name)
+    serving = next((r for r in revisions if r.name == live.latest_ready), None)
+    _check_stuck(live, serving, readers, path)
+    pinned = (serving.secrets if serving is not None else live.spec.secrets).get(variable, ":")
+    served = _served(pinned.rpartition(":")[2], versions, serving, secret, path)
+    # What the service holds must stay readable: every key it serves with is in the list it will be deployed with
+    # next (the newest), except the old ones a rotation drops once the store is moved.
+    keeps = set(latest.keys) | (set(old) if stage == "forgetting" else set())
+    if not set(served.keys) <= keeps or (stage == "forgetting" and new not in served.keys):
+        raise DokiError(
+            Code.ROTATION_REFUSED,
+            f"{path} runs with version {served.number} of {secret} ({_listed(served.keys)}), and version "
+            f"{latest.number}, the newest, does not hold {'those keys' if len(served.keys) > 1 else 'that key'} "
+            f"({_listed(latest.keys)}): deploying it would leave what the service stored unreadable",
+            f"if version {latest.number} replaced the key by mistake, disable it (gcloud secrets versions disable "
+            f"{latest.number} --secret {secret}); to rotate, push the new key before the old one (NEW,OLD), or let "
+            "`doki keys rotate` do it",
+        )
+    stale = tuple(sorted(v.number for v in versions[1:] if holds_other(v.keys, new))) if new is not None else ()
     rotation = Rotation(
         kind,
         path,
         live.uri,
         variable,
         secret,
+        readers,
         latest,
         stage,
         new,
@@ -249,6 +275,7 @@ def read(
         current=served.number == latest.number,
         serving_since=serving.created if serving is not None else None,
         stale=stale,
+        settle=timedelta(seconds=live.spec.timeout_seconds) if kind.reencrypts else timedelta(0),
     )
     if kind.reencrypts and open_store is not None:
         return _with_store(rotation, open_store)
@@ -280,6 +307,32 @@ def _check_serving(live: LiveService, path: str, now: datetime) -> None:
     blocked = blocked_by_release(live, now.timestamp(), "a rotation")
     if blocked is not None:
         raise blocked
+
+
+def _secret_of(live: LiveService, variable: str) -> str:
+    """The secret a variable of the serving container reads: its id, or another project's full name."""
+    return live.foreign_secrets.get(variable, live.spec.secrets[variable].rpartition(":")[0])
+
+
+def _check_stuck(live: LiveService, serving: RevisionInfo | None, readers: Sequence[str], path: str) -> None:
+    """A newest revision that never became Ready is what the rotation's deploys would be made from: only a revision
+    of a rotation's own (what serves, another version of the key list) is made again; anything else is refused."""
+    if live.stuck is None or serving is None:
+        return
+    ours = serving.image == live.spec.image and {k: v for k, v in serving.secrets.items() if k not in readers} == {
+        k: v for k, v in live.spec.secrets.items() if k not in readers
+    }
+    if not ours:
+        raise DokiError(
+            Code.ROTATION_REFUSED,
+            f"the newest revision of {path}, {live.stuck}, never became Ready, and it is not a rotation's: the "
+            "rotation's revisions would be made from its configuration",
+            "deploy a revision that becomes Ready first (`doki deploy`; `doki logs` says what went wrong), then rotate",
+        )
+
+
+def _listed(keys: Sequence[str]) -> str:
+    return ", ".join(fingerprint(key) for key in keys)
 
 
 def _served(pinned: str, versions: Sequence[Version], serving: RevisionInfo | None, secret: str, path: str) -> Version:
@@ -371,10 +424,19 @@ def _with_store(rotation: Rotation, open_store: StoreOpener) -> Rotation:
     """The rotation with the count of what its store holds (so a store doki cannot reach stops it before a write)."""
     from dataclasses import replace
 
-    with open_store() as (store, where):
-        if store is None:
-            return replace(rotation, store=where)
-        count = sum(1 for _ in store.iter_all())
+    from doki.storage.base import StoreError
+
+    try:
+        with open_store() as (store, where):
+            if store is None:
+                return replace(rotation, store=where)
+            count = sum(1 for _ in store.iter_all())
+    except StoreError as exc:
+        raise DokiError(
+            Code.STORE_UNAVAILABLE,
+            f"the service's credential store did not answer: {exc}; nothing was changed",
+            "check that the store answers (a paused Supabase project does not), then run the rotation again",
+        ) from None
     return replace(rotation, credentials=count, store=where)
 
 
@@ -384,6 +446,16 @@ def steps(rotation: Rotation, *, now: datetime, skip_grace: bool = False) -> lis
     verb = "encrypts" if kind.reencrypts else "signs"
     deploy = Step("deploy", "deploy a new revision of the live configuration, which reads the newest version")
     plan: list[Step] = []
+    if stage == "forgetting":
+        if not rotation.current:
+            if kind.reencrypts and rotation.credentials is not None:
+                # The service still reads the old key: anything written with it since the last pass moves first.
+                plan.append(Step("reencrypt", "re-encrypt what was written with the old key since the last pass"))
+            plan.append(deploy)
+        listed = ", ".join(map(str, rotation.stale))
+        plural = "s" if len(rotation.stale) > 1 else ""
+        plan.append(Step("disable", f"disable version{plural} {listed} of {secret}, which hold a dropped key"))
+        return plan
     if stage == "idle":
         learn = (
             f"add a version of {secret}: the key in use, then a new one (every instance can read what the new key "
@@ -394,36 +466,35 @@ def steps(rotation: Rotation, *, now: datetime, skip_grace: bool = False) -> lis
         plan.append(deploy)  # the version added last is not what the service runs yet
     if stage in ("idle", "learning"):
         plan += [Step("adopt", f"add a version of {secret}: the new key first, so it {verb} from now on"), deploy]
-    if stage != "forgetting":
-        plan.append(
-            Step("reencrypt", _reencrypt_text(rotation)) if kind.reencrypts else _wait(rotation, now, skip_grace)
-        )
-        plan.append(Step("forget", f"add a version of {secret}: the new key alone"))
-    if kind.reencrypts and rotation.credentials is not None and (stage != "forgetting" or not rotation.current):
-        # Before the deploy that drops the old key, while the service still reads it.
-        plan.append(Step("reencrypt", "re-encrypt what an instance wrote with the old key meanwhile"))
-    if stage != "forgetting" or not rotation.current:
-        plan.append(deploy)
-    if stage == "forgetting":
-        listed = ", ".join(map(str, rotation.stale))
-        plural = "s" if len(rotation.stale) > 1 else ""
-        plan.append(Step("disable", f"disable version{plural} {listed} of {secret}, which hold a dropped key"))
-    else:
-        plan.append(Step("disable", f"disable the older versions of {secret}, which hold the old key"))
+    plan.append(_wait(rotation, now, skip_grace))
+    if kind.reencrypts:
+        plan.append(Step("reencrypt", _reencrypt_text(rotation)))
+    plan += [Step("forget", f"add a version of {secret}: the new key alone"), deploy]
+    plan.append(Step("disable", f"disable the older versions of {secret}, oldest first: they hold the old key"))
     return plan
 
 
+def grace(rotation: Rotation) -> timedelta:
+    """How long after the deploy that makes the new key write the old one is still needed: a session's life, or the
+    longest a request still running on the revision before may take (and write with the old key)."""
+    return rotation.kind.grace if not rotation.kind.reencrypts else rotation.settle
+
+
 def _wait(rotation: Rotation, now: datetime, skip_grace: bool) -> Step:
+    what = (
+        "every session signed with the old secret has expired"
+        if not rotation.kind.reencrypts
+        else "no request that began before it is still running (the service's request timeout, "
+        f"{duration_text(grace(rotation).total_seconds())})"
+    )
     if skip_grace:
         return Step("wait", "drop the old secret without waiting (--now): the sessions it signed end")
     if rotation.stage == "adopting" and rotation.current and rotation.serving_since is not None:
-        until = rotation.serving_since + rotation.kind.grace
+        until = rotation.serving_since + grace(rotation)
         if until <= now:
-            return Step("wait", "every session signed with the old secret has expired")
-        return Step(
-            "wait", f"wait until {clock_text(until)}, when every session signed with the old secret has expired"
-        )
-    return Step("wait", "wait 16 minutes after that deploy, until every session signed with the old secret has expired")
+            return Step("wait", f"since that deploy, {what}")
+        return Step("wait", f"wait until {clock_text(until)}, when {what}")
+    return Step("wait", f"wait after that deploy until {what}")
 
 
 def _reencrypt_text(rotation: Rotation) -> str:
@@ -436,12 +507,17 @@ def clock_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def notice(kind: KeyKind) -> str:
+def notice(kind: KeyKind, *, now: bool = False) -> str:
     """What the service's users notice of a rotation."""
     if kind.reencrypts:
         return (
             "users notice nothing: every credential stays readable at each step; each deploy starts new instances "
             "(a cold start or two)"
+        )
+    if now:
+        return (
+            "with --now, whoever began a Google sign-in in the last 15 minutes gets oauth_session_missing and starts "
+            "again (a connect from a signed-in account waits for their confirmation instead); nobody is signed out"
         )
     return (
         "users notice nothing: sessions (a Google sign-in in progress) signed with the old secret stay valid until "
@@ -459,6 +535,7 @@ class Outcome:
     versions: list[int] = field(default_factory=list)  # added
     disabled: list[int] = field(default_factory=list)
     revisions: list[str] = field(default_factory=list)  # made
+    new_key: str = ""  # the fingerprint of the key brought in
 
     @property
     def complete(self) -> bool:
@@ -467,7 +544,7 @@ class Outcome:
 
 class Rotator:
     """Makes the writes of `steps`, in order: the secret's versions, deploys of the live configuration (each
-    health-checked at the service's URL), the store's re-encryption and the old versions disabled."""
+    health-checked at the service's URL), the waits, the store's re-encryption and the old versions disabled."""
 
     def __init__(
         self,
@@ -478,6 +555,7 @@ class Rotator:
         health: Callable[[str], None],
         on_progress: Callable[[str], None],
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self._run = run
@@ -486,6 +564,7 @@ class Rotator:
         self._health = health
         self._progress = on_progress
         self._clock = clock
+        self._sleep = sleep
         self._timeout = timeout
         self.outcome = Outcome()
 
@@ -493,6 +572,7 @@ class Rotator:
         """Make the plan's writes in order; what was done is `outcome` as it goes (what an interrupt had done)."""
         self.outcome = outcome = Outcome()
         new = rotation.new or rotation.kind.new_key()
+        outcome.new_key = fingerprint(new)
         old = rotation.old
         serving_since = rotation.serving_since if rotation.current else None
         version = rotation.latest.number  # what a deploy points the service at: the newest version
@@ -505,8 +585,8 @@ class Rotator:
                 outcome.versions.append(number)
                 outcome.done.append(f"added version {number} of {rotation.secret}: {_shown_keys(keys, new)}")
             elif step.action == "deploy":
-                live = self._deploy(name, rotation.variable, version)
-                serving_since = datetime.fromtimestamp(self._clock(), UTC)
+                live = self._deploy(name, rotation, version)
+                serving_since = self._now()
                 outcome.revisions.append(live.latest_ready or "")
                 outcome.done.append(f"deployed {live.latest_ready}")
             elif step.action == "reencrypt":
@@ -514,24 +594,32 @@ class Rotator:
                 if report is not None:
                     outcome.reencrypted.append(report)
                     outcome.done.append(_report_text(report))
-            elif step.action == "wait":
-                if not skip_grace:
-                    until = (serving_since or datetime.fromtimestamp(self._clock(), UTC)) + rotation.kind.grace
-                    if datetime.fromtimestamp(self._clock(), UTC) < until:
-                        outcome.resume_after = until
-                        return outcome
+            elif step.action == "wait" and not skip_grace:
+                until = (serving_since or self._now()) + grace(rotation)
+                left = (until - self._now()).total_seconds()
+                if left > INLINE_WAIT.total_seconds():
+                    outcome.resume_after = until
+                    return outcome
+                if left > 0:
+                    doing = WAITING + step.text.removeprefix("wait ")
+                    sleep_in_sight(left, doing=doing, sleep=self._sleep, on_progress=self._progress)
             elif step.action == "disable":
-                # Read now: the versions this run added are among them.
+                # Read now: the versions this run added are among them. Oldest first, so a run stopped part-way
+                # still finds the version before the newest enabled, and reads the rotation as forgetting.
                 stale = self._stale(rotation, new)
                 for number in stale:
                     self._secrets.disable(rotation.secret, number)
-                outcome.disabled += stale
+                    outcome.disabled.append(number)
                 if stale:
                     outcome.done.append(f"disabled versions {', '.join(map(str, stale))} of {rotation.secret}")
         return outcome
 
-    def _deploy(self, name: str, variable: str, version: int) -> LiveService:
-        """A revision of the live configuration reading `version` of the key list, health-checked once it serves."""
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _deploy(self, name: str, rotation: Rotation, version: int) -> LiveService:
+        """A revision of the live configuration whose readers of the key list read `version`, health-checked once it
+        serves."""
 
         def decide(live: LiveService) -> Edit:
             # Checked again on the service as written: a rollback or a release may have pinned traffic meanwhile.
@@ -542,9 +630,19 @@ class Rotator:
                     "nothing; the rotation stopped with every key still readable",
                     "finish the rollout (`doki deploy`)",
                 )
+            # Another run, or a `doki secrets push`, may have added a version since this one read the secret.
+            newest = max(info.number for info in self._secrets.versions(rotation.secret))
+            if newest != version:
+                raise DokiError(
+                    Code.ROTATION_REFUSED,
+                    f"version {newest} of {rotation.secret} was added meanwhile, by another rotation or a push: this "
+                    f"one, which would deploy version {version}, stopped with every key still readable",
+                    "let the other finish; `doki keys rotate --dry-run` then says where things stand",
+                )
             # A revision that never became Ready may read this version already: its template, unchanged, would
             # make no new revision.
-            return Edit(secret_versions={variable: str(version)}, new_revision=live.stuck is not None)
+            versions = {reader: str(version) for reader in rotation.readers}
+            return Edit(secret_versions=versions, new_revision=live.stuck is not None)
 
         live = self._run.update(name, decide, on_progress=self._progress, timeout=self._timeout)
         self._health(live.uri)
@@ -577,9 +675,9 @@ class Rotator:
                 ) from None
 
     def _stale(self, rotation: Rotation, new: str) -> list[int]:
-        """The enabled versions other than the newest that hold anything but the new key."""
+        """The enabled versions other than the newest that hold anything but the new key, oldest first."""
         listed = self._secrets.versions(rotation.secret)[1:]
-        enabled = [info.number for info in listed if info.state == "ENABLED"]
+        enabled = sorted(info.number for info in listed if info.state == "ENABLED")
         return [n for n in enabled if holds_other(_keys(self._secrets.access(rotation.secret, str(n))), new)]
 
 

@@ -44,7 +44,11 @@ def postgrest() -> Iterator[FakePostgrest]:
 def deploy_with_store(tmp_path: Path, emulator: Emulator, image: str, monkeypatch: pytest.MonkeyPatch, url: str) -> str:
     """The project deployed with its credential store at `url`; the service's URL."""
     setup_project(tmp_path, emulator, monkeypatch)
-    (tmp_path / "doki.toml").write_text(TOML.replace("https://abcdefghijklmnop.supabase.co", url))
+    # A short request timeout: the rotation waits it out once the new key writes, for requests still running before.
+    toml = TOML.replace("https://abcdefghijklmnop.supabase.co", url).replace(
+        "[service]\n", "[service]\ntimeout_seconds = 5\n", 1
+    )
+    (tmp_path / "doki.toml").write_text(toml)
     assert doki("secrets", "push").exit_code == 0
     deployed = doki("--json", "deploy", "--image", image, "--yes")
     assert deployed.exit_code == 0, deployed.output
@@ -103,12 +107,13 @@ def test_an_interrupted_encryption_key_rotation_resumes_and_leaves_every_credent
         "  2. deploy a new revision of the live configuration, which reads the newest version\n"
         "  3. add a version of encryption-key: the new key first, so it encrypts from now on\n"
         "  4. deploy a new revision of the live configuration, which reads the newest version\n"
-        f"  5. re-encrypt the 5 stored credentials under the new key (Supabase table doki_credentials at "
+        "  5. wait after that deploy until no request that began before it is still running (the service's request "
+        "timeout, 5s)\n"
+        f"  6. re-encrypt the 5 stored credentials under the new key (Supabase table doki_credentials at "
         f"{postgrest.url})\n"
-        "  6. add a version of encryption-key: the new key alone\n"
-        "  7. re-encrypt what an instance wrote with the old key meanwhile\n"
+        "  7. add a version of encryption-key: the new key alone\n"
         "  8. deploy a new revision of the live configuration, which reads the newest version\n"
-        "  9. disable the older versions of encryption-key, which hold the old key\n"
+        "  9. disable the older versions of encryption-key, oldest first: they hold the old key\n"
     )
     assert versions(engine_emulator, "encryption-key") == [(1, "ENABLED", fingerprint(old))]
 
@@ -118,12 +123,14 @@ def test_an_interrupted_encryption_key_rotation_resumes_and_leaves_every_credent
     assert stopped.exit_code == 1, stopped.output
     # Each step is said as it starts (stderr), then the error.
     said = [line.split(" ", 1)[1] for line in stopped.stderr.splitlines() if re.match(r"\d{4}-\d\d-\d\dT", line)]
-    assert [line for line in said if not line.startswith("waiting for")] == [
+    assert [line for line in said if not line.startswith("waiting ")] == [
         "add a version of encryption-key: the key in use, then a new one (every instance can read what the new key "
         "encrypts before anything is written with it)",
         "deploy a new revision of the live configuration, which reads the newest version",
         "add a version of encryption-key: the new key first, so it encrypts from now on",
         "deploy a new revision of the live configuration, which reads the newest version",
+        "wait after that deploy until no request that began before it is still running (the service's request "
+        "timeout, 5s)",
         f"re-encrypt the 5 stored credentials under the new key (Supabase table doki_credentials at {postgrest.url})",
     ]
     error = stopped.stderr[stopped.stderr.index("Error [") :]
@@ -131,7 +138,7 @@ def test_an_interrupted_encryption_key_rotation_resumes_and_leaves_every_credent
     assert stopped.stderr.endswith(
         "every credential is still readable (each is under the new key or an old one, and the service reads both)\n"
         "  Hint: check that the store answers (a paused Supabase project does not); then run `doki keys rotate "
-        "encryption` again: it goes on from where it stopped\n"
+        "encryption --yes` again: it goes on from where it stopped\n"
     )
     new, then_old = latest_keys(engine_emulator, "encryption-key")
     assert then_old == old and serving_reads(engine_emulator, "ENCRYPTION_KEY") == "3"
@@ -148,15 +155,9 @@ def test_an_interrupted_encryption_key_rotation_resumes_and_leaves_every_credent
         fingerprint(new),
         True,
     )
-    assert [step["action"] for step in data["plan"]["steps"]] == [
-        "reencrypt",
-        "forget",
-        "reencrypt",
-        "deploy",
-        "disable",
-    ]
+    assert [step["action"] for step in data["plan"]["steps"]] == ["wait", "reencrypt", "forget", "deploy", "disable"]
     assert (data["reencrypted"], data["unreadable"], data["complete"]) == (3, [], True)
-    assert (data["versions_added"], data["versions_disabled"]) == ([4], [3, 2, 1])
+    assert (data["versions_added"], data["versions_disabled"]) == ([4], [1, 2, 3])
     assert latest_keys(engine_emulator, "encryption-key") == [new]
     assert versions(engine_emulator, "encryption-key") == [
         (4, "ENABLED", fingerprint(new)),
@@ -194,7 +195,9 @@ def test_a_session_secret_rotation_serves_with_both_secrets_then_drops_the_old_o
     # The backend serves with the list: the revision reading "new,old" became Ready and answers.
     assert serving_reads(engine_emulator, "SESSION_SECRET_KEY") == "3"
     assert httpx.get(url + "/", timeout=10).json() == {"message": "Doki Backend up"}
-    match = re.search(r"run `doki keys rotate session` again after (\S+ \S+) UTC to drop the old one\n", first.stdout)
+    match = re.search(
+        r"run `doki keys rotate session --yes` again after (\S+ \S+) UTC to drop the old one\n", first.stdout
+    )
     assert match is not None, first.stdout
     after = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     assert timedelta(minutes=15) < after - datetime.now(UTC) <= timedelta(minutes=16)
