@@ -9,7 +9,7 @@ import typer
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
 from doki_cli.globaloptions import DokiTyper
-from doki_cli.options import BaseImageOption, DryRunOption, ServiceOption, TimeoutOption, YesOption
+from doki_cli.options import BaseImageOption, DryRunOption, ServiceOption, SkipChecksOption, TimeoutOption, YesOption
 
 if TYPE_CHECKING:
     from doki_cli.context import App
@@ -35,6 +35,15 @@ def preview(
     ctx: typer.Context,
     pr: PrOption = None,
     branch: BranchOption = None,
+    sha: Annotated[
+        str | None,
+        typer.Option(
+            "--sha", envvar="DOKI_SHA", help="Commit to preview [default: $GITHUB_SHA, $COMMIT_SHA, git HEAD]."
+        ),
+    ] = None,
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Preview a tree with uncommitted changes (tagged -dirty).")
+    ] = False,
     image: Annotated[
         str | None, typer.Option("--image", help="Preview this image instead of building the commit's.")
     ] = None,
@@ -46,6 +55,7 @@ def preview(
         ),
     ] = None,
     base_image: BaseImageOption = None,
+    skip_checks: SkipChecksOption = False,
     dry_run: DryRunOption = False,
     yes: YesOption = False,
     timeout: TimeoutOption = None,
@@ -68,17 +78,33 @@ def preview(
                 f"run `doki preview {ctx.invoked_subcommand} --pr N` (or --branch B)",
             )
         return
-    _deploy(app_of(ctx), pr, branch, image, remote, base_image, dry_run=dry_run, yes=yes, timeout=timeout)
+    _deploy(
+        app_of(ctx),
+        pr,
+        branch,
+        sha,
+        allow_dirty,
+        image,
+        remote,
+        base_image,
+        skip_checks=skip_checks,
+        dry_run=dry_run,
+        yes=yes,
+        timeout=timeout,
+    )
 
 
 def _deploy(
     app: App,
     pr: int | None,
     branch: str | None,
+    sha: str | None,
+    allow_dirty: bool,
     image: str | None,
     remote: bool | None,
     base_image: str | None,
     *,
+    skip_checks: bool,
     dry_run: bool,
     yes: bool,
     timeout: float | None,
@@ -100,7 +126,7 @@ def _deploy(
     commit = ""
     reuse = True
     if image is None:
-        resolved = resolve_commit(config.root, None, os.environ, allow_dirty=True)
+        resolved = resolve_commit(config.root, sha, os.environ, allow_dirty=allow_dirty)
         image, commit, reuse = f"{config.image}:{resolved.version}", resolved.sha, not resolved.dirty
     elif not IMAGE_REFERENCE.fullmatch(image):
         raise DokiError(
@@ -116,9 +142,11 @@ def _deploy(
             f"[preview] origins in doki.toml name {{{missing.args[0]}}}, and this preview is of {source}",
             "preview a pull request with --pr N, or write the origins with {tag} or {branch}",
         ) from None
-    preflight(shown, skip=False)
+    skipped = preflight(shown, skip=skip_checks)
     google.run.provenance = here("preview", commit)
-    account_check(google.accounts, shown, skip=False)
+    skipped += account_check(google.accounts, shown, skip=skip_checks)
+    for problem in skipped:
+        out.note(f"  ! --skip-checks: the preview's revision may not start: {problem}")
     plan = Planner(google.run, google.secrets, tag_digests(google.artifact_registry)).plan(shown, image)
     live = plan.live
     if live is None or not live.shares:

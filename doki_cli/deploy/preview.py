@@ -118,9 +118,12 @@ def _record(previews: dict[str, Preview], retiring: Sequence[str]) -> str | None
 
 
 def holding_template(live: LiveService) -> Preview | None:
-    """The preview whose revision the service's template is, when it is one: a change that makes a revision now would
-    run the preview's code."""
-    return next((p for p in recorded(live).values() if p.revision == live.latest_created), None)
+    """The preview whose revision the service's template is, when it is one (a retired preview's too, such as one
+    that never became Ready): a change that makes a revision now would run the preview's code."""
+    held = next((p for p in recorded(live).values() if p.revision == live.latest_created), None)
+    if held is None and live.latest_created in retired(live):
+        return Preview("", "a preview since deleted or replaced", "", live.latest_created or "", "")
+    return held
 
 
 def preview_holds_template(live: LiveService, change: str) -> DokiError | None:
@@ -128,11 +131,12 @@ def preview_holds_template(live: LiveService, change: str) -> DokiError | None:
     held = holding_template(live)
     if held is None:
         return None
+    whose = f"the preview {held.tag}'s" if held.tag else "a preview's"
     return DokiError(
         Code.PREVIEW_HOLDS_TEMPLATE,
-        f"the service's template is the preview {held.tag}'s ({held.revision}, {held.source}), which `doki preview` "
-        f"made after the revision that serves: {change} now would make a revision of the preview's code, and no "
-        "traffic would reach it; nothing was changed",
+        f"the service's template is {whose} ({held.revision}, {held.source}), which `doki preview` made after the "
+        f"revision that serves: {change} now would make a revision of the preview's code, and no traffic would reach "
+        "it; nothing was changed",
         "deploy first (`doki deploy` or `doki release`): it makes the template doki.toml's again and sends traffic "
         "to it; the previews stay",
     )

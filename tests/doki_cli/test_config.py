@@ -281,7 +281,7 @@ def test_build_mistakes_are_named_with_what_is_allowed(
 
 def test_an_unknown_table_names_the_allowed_ones(tmp_path: Path) -> None:
     assert problems(tmp_path, MINIMAL + "[builds]\nservice_account = 1\n") == [
-        "unknown table [builds] (allowed: [service], [release], [build], [monitoring], [environments.NAME])"
+        "unknown table [builds] (allowed: [service], [release], [build], [monitoring], [preview], [environments.NAME])"
     ]
 
 

@@ -389,7 +389,7 @@ def test_an_option_belongs_to_the_doki_command_it_follows_or_else_to_the_raising
 
 
 def test_the_commands_that_can_raise_a_text_are_those_whose_code_reaches_it() -> None:
-    assert raised_from(("doki_cli.gitinfo", "resolve_commit")) == [("release",)]
+    assert raised_from(("doki_cli.gitinfo", "resolve_commit")) == [("release",), ("preview",)]
     assert set(raised_from(("doki_cli.commands._plan", "review"))) == {
         ("deploy",),
         ("release",),

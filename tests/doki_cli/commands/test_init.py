@@ -309,6 +309,32 @@ def test_the_ci_templates_release_with_doki_and_hold_no_key(project: Path) -> No
     assert '        run: doki --json release --remote --sha "$GITHUB_SHA"\n' in workflow
 
 
+def test_the_workflow_previews_each_pull_request_posts_its_url_and_deletes_it_when_closed(project: Path) -> None:
+    import yaml
+
+    assert init().exit_code == 0
+    workflow = yaml.safe_load((project / ".github/workflows/doki-release.yml").read_text())
+    # PyYAML reads the key `on` as True (YAML 1.1); GitHub reads it as `on`.
+    assert workflow[True]["pull_request"] == {"types": ["opened", "synchronize", "reopened", "closed"]}
+    jobs = workflow["jobs"]
+    assert jobs["release"]["if"] == "github.event_name != 'pull_request'"
+    # A fork's pull request gets no OIDC token: neither job runs for one.
+    same_repository = "github.event.pull_request.head.repo.full_name == github.repository"
+    assert "github.event.action != 'closed'" in jobs["preview"]["if"] and same_repository in jobs["preview"]["if"]
+    assert "github.event.action == 'closed'" in jobs["preview-cleanup"]["if"]
+    assert same_repository in jobs["preview-cleanup"]["if"]
+    # Only the job that comments may write to pull requests.
+    assert jobs["preview"]["permissions"]["pull-requests"] == "write" and "permissions" not in jobs["release"]
+    assert "pull-requests" not in workflow["permissions"]
+    steps = {step.get("name"): step for step in jobs["preview"]["steps"]}
+    assert 'doki --json preview --pr "$PR" --remote --sha "$GITHUB_SHA" --yes > preview.json' in steps["Preview"]["run"]
+    assert steps["Post the preview's URL"]["run"].startswith('gh pr comment "$PR" --edit-last --create-if-none')
+    assert steps["Post the preview's URL"]["env"]["URL"] == "${{ steps.preview.outputs.url }}"
+    cleanup = {step.get("name"): step for step in jobs["preview-cleanup"]["steps"]}
+    assert cleanup["Delete the preview"]["run"] == 'doki --json preview delete --pr "$PR" --yes'
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+
+
 def test_the_ci_templates_run_no_command_that_waits_for_a_yes(project: Path) -> None:
     # CI has no terminal: a command that confirms its change (deploy, cors, scale, rollback) is refused there without
     # --yes, and --json does not imply it. The templates run `doki release`, which confirms nothing by design.
@@ -319,8 +345,13 @@ def test_the_ci_templates_run_no_command_that_waits_for_a_yes(project: Path) -> 
         for line in (project / path).read_text().splitlines()
         if re.match(r"\s*(run: )?doki ", line)
     ]
-    assert [args[:3] for args in commands] == [["doki", "--json", "release"]] * 2
-    confirming = {"deploy", "scale", "rollback", "cors"}
+    assert [args[:4] for args in commands] == [
+        ["doki", "--json", "release", "--remote"],
+        ["doki", "--json", "release", "--remote"],
+        ["doki", "--json", "preview", "--pr"],
+        ["doki", "--json", "preview", "delete"],
+    ]
+    confirming = {"deploy", "scale", "rollback", "cors", "preview"}
     assert [args for args in commands if confirming & set(args) and "--yes" not in args] == []
 
 

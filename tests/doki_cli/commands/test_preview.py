@@ -81,12 +81,20 @@ def test_a_pull_requests_preview_serves_on_its_tag_while_traffic_stays_on_the_re
     status = json.loads(doki("--json", "status").stdout)
     assert [(t["revision"], t["percent"]) for t in status["traffic"] if t["percent"]] == [(release, 100)]
 
-    # A change that would make a revision of the template, which is the preview's now, is refused.
+    # A preview whose revision does not become Ready (its image is not there) gets no tag, and leaves no record.
+    missing = backend_image.rsplit(":", 1)[0] + ":not-pushed"
+    failed = doki("preview", "--pr", "9", "--image", missing, "--yes")
+    assert failed.exit_code == 1 and "\nError [revision_not_ready]: " in failed.stderr, failed.output
+    assert "its tag pr-9 goes back" in failed.stderr
+    services = ClientFactory(engine_emulator.grpc_address).run_services()
+    assert "pr-9" not in [t.tag for t in services.get_service(name=PATH).traffic]
+    assert [p["tag"] for p in json.loads(doki("--json", "preview", "list").stdout)] == ["pr-7"]
+
+    # A change that would make a revision of the template, which is a preview's now, is refused.
     refused = doki("cors", "add", "https://two.example", "--yes")
     assert refused.exit_code == 1
     assert refused.stderr.startswith(
-        f"Error [preview_holds_template]: the service's template is the preview pr-7's ({first['revision']}, pull "
-        "request 7)"
+        "Error [preview_holds_template]: the service's template is a preview's (doki-backend-pr-9-image-"
     )
 
     second = json.loads(doki("--json", "preview", "--pr", "8", "--image", backend_image, "--yes").stdout)
@@ -99,7 +107,8 @@ def test_a_pull_requests_preview_serves_on_its_tag_while_traffic_stays_on_the_re
 
     gone = doki("preview", "delete", "--pr", "7", "--yes")
     assert gone.exit_code == 0, gone.output
-    assert gone.stdout.endswith(f"Deleted preview pr-7 of doki-backend; deleted {first['revision']}\n")
+    # The failed pr-9's revision, retired, goes too (keep = 0).
+    assert f"Deleted preview pr-7 of doki-backend; deleted {first['revision']}, doki-backend-pr-9-image-" in gone.stdout
     assert first["revision"] not in revision_names(engine_emulator)
     assert not serves(first["url"])
     # Run again (a closed pull request's job, twice): nothing left to do.
@@ -112,7 +121,6 @@ def test_a_pull_requests_preview_serves_on_its_tag_while_traffic_stays_on_the_re
     assert doki("preview", "delete", "pr-8", "--yes").exit_code == 0
     assert second["revision"] not in revision_names(engine_emulator)
     assert json.loads(doki("--json", "preview", "list").stdout) == []
-    services = ClientFactory(engine_emulator.grpc_address).run_services()
     assert [t.tag for t in services.get_service(name=PATH).traffic if t.tag] == []
     assert services.get_service(name=PATH).traffic[0].type_ == run_v2.TrafficTargetAllocationType(1)
 
