@@ -349,6 +349,7 @@ class RevisionInfo:
     provenance: Provenance | None = None  # what doki recorded when it made it; None: not made by doki, or unknown
     # The serving container's secret variables: ENV_NAME -> "secret:version", the version as the revision names it.
     secrets: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)  # and its plain variables
 
     @property
     def created_at(self) -> str | None:

@@ -63,7 +63,18 @@ def preview(
     """Deploy the current commit as a revision with no traffic, tagged pr-N or with the branch's name; print its URL
     once the health contract and [release] checks pass there. Traffic stays where it is."""
     if ctx.invoked_subcommand is not None:
-        given = [flag for flag, value in (("--image", image), ("--dry-run", dry_run), ("--yes", yes)) if value]
+        options = (
+            ("--sha", sha),
+            ("--allow-dirty", allow_dirty),
+            ("--image", image),
+            ("--remote/--local", remote is not None),
+            ("--base-image", base_image),
+            ("--skip-checks", skip_checks),
+            ("--dry-run", dry_run),
+            ("--yes", yes),
+            ("--timeout", timeout is not None),
+        )
+        given = [flag for flag, value in options if value]
         if given:
             raise DokiError(
                 Code.BAD_OPTION,
@@ -110,6 +121,7 @@ def _deploy(
     timeout: float | None,
 ) -> None:
     import os
+    import time
 
     from doki_cli.commands._plan import DRY_RUN_CHANGES, confirm_plan
     from doki_cli.commands._wait import Waits, bounded
@@ -134,8 +146,23 @@ def _deploy(
             f"{image!r} is not an image reference",
             "name it REGISTRY/PATH:TAG or REGISTRY/PATH@sha256:DIGEST",
         )
+    live = google.run.get(config.name)
+    if live is None or not live.shares:
+        raise DokiError(
+            Code.NOTHING_SERVES,
+            f"nothing serves on {config.service_path} yet: a preview is a revision beside what serves",
+            "deploy first (`doki deploy` or `doki release`), then preview",
+        )
+    shares = live.shares
+    serving_name = max(shares, key=lambda revision: shares[revision])
+    serving = next((r for r in google.run.revisions(config.name) if r.name == serving_name), None)
+    if image is not None and sha is not None:
+        raise DokiError(
+            Code.BAD_OPTION, "--sha names a commit to build, and --image an image built already", "give one of them"
+        )
+    allowed = serving.env.get(previews.ALLOWED_ORIGINS, "") if serving is not None else ""
     try:
-        shown = previews.with_origins(config, fields)
+        shown = previews.with_origins(config, fields, allowed)
     except KeyError as missing:
         raise DokiError(
             Code.BAD_OPTION,
@@ -149,19 +176,14 @@ def _deploy(
         out.note(f"  ! --skip-checks: the preview's revision may not start: {problem}")
     plan = Planner(google.run, google.secrets, tag_digests(google.artifact_registry)).plan(shown, image)
     live = plan.live
-    if live is None or not live.shares:
-        raise DokiError(
-            Code.NOTHING_SERVES,
-            f"nothing serves on {config.service_path} yet: a preview is a revision beside what serves",
-            "deploy first (`doki deploy` or `doki release`), then preview",
-        )
-    serving = ", ".join(f"{revision} {share}%" for revision, share in live.shares.items())
+    assert live is not None
+    serving_text = ", ".join(f"{revision} {share}%" for revision, share in live.shares.items())
     origins = shown.env.get(previews.ALLOWED_ORIGINS, "")
     out.line(f"Preview {tag} of {config.service_path} ({source})")
     lines = [
         f"revision from {image}, with no traffic, tagged {tag}",
         f"ALLOWED_ORIGINS on it: {origins.replace(',', ', ') or 'none'}",
-        f"traffic stays: {serving}",
+        f"traffic stays: {serving_text}",
         "then on the tag's URL: GET / (the health contract)" + "".join(f", {check}" for check in config.release.checks),
     ]
     for line in lines:
@@ -203,6 +225,14 @@ def _deploy(
         timeout=waits.timeout,
     )
     with bounded(waits):
+        previews.await_release(
+            google.run,
+            config.name,
+            now=time.time,
+            sleep=app.factory.sleep,
+            timeout=waits.timeout,
+            on_progress=out.progress,
+        )
         made = previewer.deploy(plan, tag, source, commit)
     out.data(
         {
@@ -314,10 +344,12 @@ def delete(
 ) -> None:
     """Remove a preview's tag; then delete the revisions of deleted previews that nothing routes to, beyond
     [preview] keep."""
+    import time
+
     from doki_cli.commands._plan import DRY_RUN_CHANGES, confirm_plan
     from doki_cli.commands._wait import Waits, bounded
     from doki_cli.deploy.planner import read_live
-    from doki_cli.deploy.preview import Previewer, holding_template, preview_tag, prunable, recorded
+    from doki_cli.deploy.preview import Previewer, await_release, holding_template, preview_tag, prunable, recorded
 
     doki = app_of(ctx)
     doki.use_service(service)
@@ -370,6 +402,14 @@ def delete(
     waits = Waits.given(timeout, no_wait=False)
     previewer = Previewer(google.run, on_progress=out.progress, check=lambda url: [], timeout=waits.timeout)
     with bounded(waits):
+        await_release(
+            google.run,
+            config.name,
+            now=time.time,
+            sleep=doki.factory.sleep,
+            timeout=waits.timeout,
+            on_progress=out.progress,
+        )
         removed = previewer.delete(config.name, tag, keep=config.preview.keep)
     out.data({"tag": tag, "deleted": removed.deleted, "removed": True})
     deleted = f"; deleted {', '.join(removed.deleted)}" if removed.deleted else ""

@@ -35,7 +35,7 @@ from doki_cli.deploy.lock import blocked_by_release
 from doki_cli.deploy.planner import Plan
 from doki_cli.deploy.release import TAG_AND_SERVICE_LIMIT
 from doki_cli.errors import Code, DokiError
-from doki_cli.model import Edit, LiveService, RevisionInfo, Staged, Target
+from doki_cli.model import Edit, LiveService, RevisionInfo, ServiceSpec, Staged, Target
 from doki_cli.waiting import DEFAULT_TIMEOUT
 
 PREVIEWS = "doki.dev/previews"
@@ -45,6 +45,7 @@ ALLOWED_ORIGINS = "ALLOWED_ORIGINS"
 _TAG = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]|[a-z]")
 # A branch slug that would read as a pull request's or a release's tag gets this prefix, so the three never meet.
 BRANCH_PREFIX = "br-"
+LOCK_POLL_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,13 @@ def preview_tag(service: str, *, pr: int | None = None, branch: str | None = Non
     room = TAG_AND_SERVICE_LIMIT - len(service)
     if len(tag) > room:
         if pr is not None or room < len(BRANCH_PREFIX) + 6:
+            shortest = len(tag) if pr is not None else len(BRANCH_PREFIX) + 6
             raise DokiError(
                 Code.SERVICE_NAME_TOO_LONG,
                 f"a preview tags its revision {tag!r}, and Cloud Run refuses a tag and service name of more than "
                 f"{TAG_AND_SERVICE_LIMIT} characters together: {service!r} leaves {room}; nothing was changed",
-                f"name the service at most {TAG_AND_SERVICE_LIMIT - len(tag)} characters in doki.toml",
+                f"name the service at most {TAG_AND_SERVICE_LIMIT - shortest} characters in doki.toml"
+                + ("" if pr is not None else ", or preview the pull request (--pr N), whose tag is short"),
             )
         digest = hashlib.sha256((branch or "").encode()).hexdigest()[:4]
         tag = f"{tag[: room - 5].rstrip('-')}-{digest}"
@@ -88,25 +91,48 @@ def preview_tag(service: str, *, pr: int | None = None, branch: str | None = Non
     return tag
 
 
-def recorded(live: LiveService) -> dict[str, Preview]:
-    """The previews doki recorded on the service, by tag; a record it cannot read counts as none."""
-    try:
-        data = json.loads(live.annotations.get(PREVIEWS, "{}"))["previews"]
-        return {
-            tag: Preview(tag, str(r["source"]), str(r["commit"]), str(r["revision"]), str(r["created"]))
-            for tag, r in data.items()
-        }
-    except (ValueError, TypeError, KeyError, AttributeError):
+def _annotation(live: LiveService) -> dict[str, object]:
+    """The record doki keeps on the service ({} when there is none); DokiError when it is there and unreadable, as
+    a write would otherwise drop every preview it holds."""
+    text = live.annotations.get(PREVIEWS)
+    if text is None:
         return {}
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict) and isinstance(data.get("previews"), dict) and isinstance(data.get("retired"), list):
+            return data
+    except ValueError:
+        pass
+    raise DokiError(
+        Code.CONFIG_INVALID,
+        f"the annotation {PREVIEWS} on {live.name}, where doki records its previews, is not what doki writes",
+        f"remove it (gcloud run services update {live.name} --remove-annotations {PREVIEWS}) and preview again; "
+        "`gcloud run services describe` shows the tags it named",
+    )
+
+
+def recorded(live: LiveService) -> dict[str, Preview]:
+    """The previews doki recorded on the service, by tag."""
+    previews = _annotation(live).get("previews", {})
+    assert isinstance(previews, dict)
+    try:
+        return {
+            str(tag): Preview(str(tag), str(r["source"]), str(r["commit"]), str(r["revision"]), str(r["created"]))
+            for tag, r in previews.items()
+        }
+    except (TypeError, KeyError):
+        raise DokiError(
+            Code.CONFIG_INVALID,
+            f"the annotation {PREVIEWS} on {live.name} holds a preview doki cannot read",
+            f"remove it (gcloud run services update {live.name} --remove-annotations {PREVIEWS}) and preview again",
+        ) from None
 
 
 def retired(live: LiveService) -> list[str]:
     """The revisions of previews deleted or deployed again, oldest first: what `doki preview delete` may delete."""
-    try:
-        names = json.loads(live.annotations.get(PREVIEWS, "{}"))["retired"]
-        return [str(name) for name in names]
-    except (ValueError, TypeError, KeyError):
-        return []
+    names = _annotation(live).get("retired", [])
+    assert isinstance(names, list)
+    return [str(name) for name in names]
 
 
 def _record(previews: dict[str, Preview], retiring: Sequence[str]) -> str | None:
@@ -142,14 +168,58 @@ def preview_holds_template(live: LiveService, change: str) -> DokiError | None:
     )
 
 
-def with_origins(config: ServiceConfig, fields: dict[str, str]) -> ServiceConfig:
-    """doki.toml's service as the preview's revision runs it: [preview] origins filled in, after ALLOWED_ORIGINS's."""
+def with_origins(config: ServiceConfig, fields: dict[str, str], serving: str) -> ServiceConfig:
+    """doki.toml's service as the preview's revision runs it: [preview] origins filled in, after the origins allowed
+    already (doki.toml's ALLOWED_ORIGINS, else `serving`'s, the revision that serves: what `doki cors` set)."""
     if not config.preview.origins:
         return config
-    allowed = [o for o in config.env.get(ALLOWED_ORIGINS, "").split(",") if o]
+    base = config.env.get(ALLOWED_ORIGINS, serving)
+    allowed = [o for o in base.split(",") if o]
     extra = [preview_origin(origin, fields) for origin in config.preview.origins]
     merged = ",".join(dict.fromkeys([*allowed, *extra]))
     return replace(config, env={**config.env, ALLOWED_ORIGINS: merged})
+
+
+def preview_spec(desired: ServiceSpec, live: LiveService) -> ServiceSpec:
+    """What a preview's revision runs: doki.toml's revision with no instance kept warm (a tag's revision would keep
+    them, billed, for as long as the preview lives), and the service's own settings as they are: its ingress, who may
+    invoke it and its labels belong to what serves."""
+    return replace(
+        desired,
+        min_instances=0,
+        ingress=live.spec.ingress,
+        invoker_iam_check=live.spec.invoker_iam_check,
+        settings=replace(desired.settings, labels=None),
+    )
+
+
+def await_release(
+    run: PreviewRun,
+    name: str,
+    *,
+    now: Callable[[], float],
+    sleep: Callable[[float], None],
+    timeout: float,
+    on_progress: Callable[[str], None],
+) -> None:
+    """Wait while a release holds the service (it rewrites the traffic it read, tags included, at each step); give
+    up after `timeout` seconds with the release's own error."""
+    from doki_cli.deploy.lock import active_lock
+
+    waited = 0.0
+    while True:
+        live = run.get(name)
+        lock = active_lock(live, now()) if live is not None else None
+        if lock is None or live is None:
+            return
+        if waited >= timeout:
+            blocked = blocked_by_release(live, now(), "a preview")
+            if blocked is not None:
+                raise blocked
+            return
+        on_progress(f"waiting for the release of {lock.commit[:12]} on {name} to finish ({waited:.0f} s)")
+        sleep(LOCK_POLL_SECONDS)
+        waited += LOCK_POLL_SECONDS
 
 
 @dataclass
@@ -198,11 +268,17 @@ class Previewer:
             targets = traffic.pinned_now(live.traffic, live.latest_ready, tag)
             before["target"] = next((t for t in live.traffic if t.tag == tag), None)
             previews = recorded(live)
+            if before["target"] is not None and tag not in previews:
+                raise DokiError(
+                    Code.UNKNOWN_PREVIEW,
+                    f"the tag {tag} of {name} is not a preview doki made: a preview would take it over",
+                    "preview under another tag (--pr N, or --branch NAME), or remove that tag first",
+                )
             before["preview"] = previous = previews.get(tag)
             # The revision this preview had is retired: nothing routes to it once the tag moves.
             retiring = [*retired(live), *([previous.revision] if previous is not None else [])]
             return Edit(
-                staged=Staged(plan.desired, plan.keep_env, revision),
+                staged=Staged(preview_spec(plan.desired, live), plan.keep_env, revision),
                 traffic=(*targets, Target(revision, 0, tag)),
                 annotations={PREVIEWS: _record(previews | {tag: made}, retiring)},
             )
@@ -231,6 +307,7 @@ class Previewer:
         revision retired."""
 
         def untag(live: LiveService) -> Edit:
+            # No lock check: the tag this run just added must go, and the staging write refused a held lock.
             kept = tuple(t for t in live.traffic if t.tag != tag and t.revision != revision)
             previews = recorded(live)
             previews.pop(tag, None)
@@ -248,6 +325,10 @@ class Previewer:
         revisions nothing routes to, beyond the `keep` newest, deleted, and dropped from the record."""
 
         def untag(live: LiveService) -> Edit:
+            # A release rewrites the traffic it read, this tag included, at each step: not under it.
+            blocked = blocked_by_release(live, self._now(), "deleting a preview")
+            if blocked is not None:
+                raise blocked
             previews = recorded(live)
             gone = previews.pop(tag, None)
             retiring = [*retired(live), *([gone.revision] if gone is not None else [])]
@@ -295,6 +376,8 @@ def prunable(revisions: Sequence[RevisionInfo], live: LiveService, *, keep: int,
 
 
 class PreviewRun(Protocol):
+    def get(self, name: str) -> LiveService | None: ...
+
     def update(
         self,
         name: str,

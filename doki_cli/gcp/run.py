@@ -201,6 +201,7 @@ class CloudRun:
                     reason if reason not in ("COMMON_REASON_UNDEFINED", "REVISION_REASON_UNDEFINED") else "",
                     _provenance(revision.annotations, before),
                     _secret_refs(serving_container),
+                    _plain_env(serving_container),
                 )
             )
         return result
@@ -756,6 +757,13 @@ def _secret_refs(container: run_v2.Container | None) -> dict[str, str]:
         return {}
     refs = (var for var in container.env if var.value_source.secret_key_ref.secret)
     return {v.name: f"{v.value_source.secret_key_ref.secret}:{v.value_source.secret_key_ref.version}" for v in refs}
+
+
+def _plain_env(container: run_v2.Container | None) -> dict[str, str]:
+    """A container's plain variables, by name."""
+    if container is None:
+        return {}
+    return {var.name: var.value for var in container.env if not var.value_source.secret_key_ref.secret}
 
 
 def _set_secret_version(service: run_v2.Service, name: str, version: str) -> None:

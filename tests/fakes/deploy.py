@@ -255,12 +255,21 @@ class FakeCloudRun:
                 r.template.settings,
                 failed=not r.ready,
                 secrets={v.name: v.value for v in r.template.variables if v.secret},
+                env={v.name: v.value for v in r.template.variables if not v.secret},
             )
             for r in sorted(mine, key=lambda r: r.created, reverse=True)
         ]
 
     def is_public(self, name: str) -> bool:
         return self._existing(name).public
+
+    def delete_revision(self, name: str, revision: str) -> None:
+        """Delete a revision: refused (the adapter's words aside) while the traffic names it, as Cloud Run does."""
+        service = self._existing(name)
+        if any(t.revision == revision for t in service.traffic) or any(r.revision == revision for r in service.routed):
+            raise DokiError(Code.GOOGLE_ERROR, f"Revision '{revision}' cannot be deleted: it serves traffic", "move it")
+        self._revisions.pop(revision, None)
+        self._log(Write("delete_revision", name))
 
     def variable(self, revision: str, name: str) -> str:
         """What a revision's variable holds: its value, or its secret's "id:version" (what a test checks)."""

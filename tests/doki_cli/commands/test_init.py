@@ -327,9 +327,13 @@ def test_the_workflow_previews_each_pull_request_posts_its_url_and_deletes_it_wh
     assert jobs["preview"]["permissions"]["pull-requests"] == "write" and "permissions" not in jobs["release"]
     assert "pull-requests" not in workflow["permissions"]
     steps = {step.get("name"): step for step in jobs["preview"]["steps"]}
-    assert 'doki --json preview --pr "$PR" --remote --sha "$GITHUB_SHA" --yes > preview.json' in steps["Preview"]["run"]
+    # Its output goes outside the checkout: a file in it would make the image's tree dirty.
+    preview = 'doki --json preview --pr "$PR" --remote --sha "$GITHUB_SHA" --yes > "$RUNNER_TEMP/preview.json"'
+    assert preview in steps["Preview"]["run"]
     assert steps["Post the preview's URL"]["run"].startswith('gh pr comment "$PR" --edit-last --create-if-none')
     assert steps["Post the preview's URL"]["env"]["URL"] == "${{ steps.preview.outputs.url }}"
+    # A closed pull request's merge ref may be gone: the cleanup reads the base's doki.toml.
+    assert jobs["preview-cleanup"]["steps"][0]["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
     cleanup = {step.get("name"): step for step in jobs["preview-cleanup"]["steps"]}
     assert cleanup["Delete the preview"]["run"] == 'doki --json preview delete --pr "$PR" --yes'
     assert workflow["concurrency"]["cancel-in-progress"] is False
