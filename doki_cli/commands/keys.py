@@ -152,9 +152,17 @@ def rotate(
     for user, provider in rotations.unreadable_rows(outcome.reencrypted):
         out.note(f"  not readable before the rotation either (left as it was): user {user}, {provider}")
     if outcome.resume_after is not None:
+        when = rotations.clock_text(outcome.resume_after)
+        if kind.reencrypts:
+            # A request timeout longer than a wait in the run: the store is moved once it has passed.
+            out.line(
+                f"{kind.variable} of {config.name}: the new key encrypts; run {again} again after {when} to "
+                "re-encrypt the stored credentials and drop the old key"
+            )
+            return
         out.line(
-            f"{kind.variable} of {config.name}: the new secret signs; run {again} again after "
-            f"{rotations.clock_text(outcome.resume_after)} to drop the old one"
+            f"{kind.variable} of {config.name}: the new secret signs; run {again} again after {when} to drop the old "
+            "one"
         )
         out.note(
             "  --now drops it at once: whoever began a Google sign-in in the last 15 minutes starts it again (a "
@@ -182,7 +190,7 @@ def _stale_dotenv(path: Path, readers: tuple[str, ...], outcome: Outcome) -> str
         return None
     try:
         values = read_values(str(path), sys.stdin, hint="")
-    except DokiError:
+    except (DokiError, OSError, ValueError):  # unreadable, or not UTF-8: nothing to say of it after a rotation
         return None
     for name in readers:
         keys = [key.strip() for key in values.get(name, "").split(",") if key.strip()]

@@ -63,18 +63,15 @@ def preview(
     """Deploy the current commit as a revision with no traffic, tagged pr-N or with the branch's name; print its URL
     once the health contract and [release] checks pass there. Traffic stays where it is."""
     if ctx.invoked_subcommand is not None:
-        options = (
-            ("--sha", sha),
-            ("--allow-dirty", allow_dirty),
-            ("--image", image),
-            ("--remote/--local", remote is not None),
-            ("--base-image", base_image),
-            ("--skip-checks", skip_checks),
-            ("--dry-run", dry_run),
-            ("--yes", yes),
-            ("--timeout", timeout is not None),
-        )
-        given = [flag for flag, value in options if value]
+        from typer._click.core import ParameterSource
+
+        # Typed on the command line: an option read from its variable (DOKI_TIMEOUT, say) is the environment's.
+        typed = {
+            param.name: f"--{(param.name or '').replace('_', '-')}"
+            for param in ctx.command.params
+            if param.name and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE
+        }
+        given = [flag for name, flag in typed.items() if name not in ("pr", "branch")]
         if given:
             raise DokiError(
                 Code.BAD_OPTION,
@@ -82,7 +79,7 @@ def preview(
                 f"`doki preview {ctx.invoked_subcommand}`",
                 f"put them after `doki preview {ctx.invoked_subcommand}` where it takes them, or drop them",
             )
-        if pr is not None or branch is not None:
+        if "pr" in typed or "branch" in typed:
             raise DokiError(
                 Code.BAD_OPTION,
                 f"--pr and --branch go after `doki preview {ctx.invoked_subcommand}`",
@@ -134,6 +131,10 @@ def _deploy(
     from doki_cli.provenance import here
 
     out, config, google = app.output, app.config, app.google
+    if image is not None and sha is not None:
+        raise DokiError(
+            Code.BAD_OPTION, "--sha names a commit to build, and --image an image built already", "give one of them"
+        )
     tag, source, fields = _which(app, pr, branch)
     commit = ""
     reuse = True
@@ -156,10 +157,6 @@ def _deploy(
     shares = live.shares
     serving_name = max(shares, key=lambda revision: shares[revision])
     serving = next((r for r in google.run.revisions(config.name) if r.name == serving_name), None)
-    if image is not None and sha is not None:
-        raise DokiError(
-            Code.BAD_OPTION, "--sha names a commit to build, and --image an image built already", "give one of them"
-        )
     allowed = serving.env.get(previews.ALLOWED_ORIGINS, "") if serving is not None else ""
     try:
         shown = previews.with_origins(config, fields, allowed)
@@ -221,7 +218,9 @@ def _deploy(
     previewer = previews.Previewer(
         google.run,
         on_progress=out.progress,
-        check=lambda url: _checks(app, url, live.uri, identity_token),
+        check=lambda url: _checks(
+            app, url, live.uri, identity_token, live.spec.ingress, google.run.is_public(config.name)
+        ),
         timeout=waits.timeout,
     )
     with bounded(waits):
@@ -273,14 +272,16 @@ def _which(app: App, pr: int | None, branch: str | None) -> tuple[str, str, dict
     return tag, f"branch {branch}", {"branch": tag, "tag": tag}
 
 
-def _checks(app: App, url: str, audience: str, identity_token: object) -> list[str]:
+def _checks(app: App, url: str, audience: str, identity_token: object, ingress: str, public: bool) -> list[str]:
+    """The health contract and [release] checks on the preview's URL, which the service's own ingress and access
+    govern (a preview leaves them as they are)."""
     from doki_cli.deploy.health import SmokeCheckFailed, smoke_test
 
     config = app.config
-    if config.ingress != "all":
+    if ingress != "all":
         return []  # unreachable from here, as for a release's checks
     headers: dict[str, str] = {}
-    if not config.allow_unauthenticated:
+    if not public:
         headers["Authorization"] = f"Bearer {identity_token(audience)}"  # type: ignore[operator]
     try:
         return smoke_test(

@@ -235,14 +235,14 @@ class Planner:
         self._secrets = secrets
         self._digest_of = digest_of
 
-    def _displaced_by_preview(self, live: LiveService | None) -> RevisionInfo | None:
-        """The revision serving most of the traffic, when a preview holds the template (None otherwise)."""
-        from doki_cli.deploy.preview import holding_template
+    def _before_previews(self, live: LiveService | None) -> RevisionInfo | None:
+        """The newest Ready revision not made for a preview, when a preview holds the template (None otherwise)."""
+        from doki_cli.deploy.preview import holding_template, preview_revisions
 
-        if live is None or holding_template(live) is None or not live.shares:
+        if live is None or holding_template(live) is None:
             return None
-        serving = max(live.shares, key=lambda revision: live.shares[revision])
-        return next((r for r in self._run.revisions(live.name) if r.name == serving), None)
+        previews = preview_revisions(live)
+        return next((r for r in self._run.revisions(live.name) if r.name not in previews and r.ready), None)
 
     def plan(self, config: ServiceConfig, image: str, *, prune: bool = False, pushes_secrets: bool = False) -> Plan:
         """What deploying `image` as doki.toml describes would change. `pushes_secrets`: the secrets are pushed from
@@ -272,16 +272,16 @@ class Planner:
             managed.add(REDIRECT_ENV)
         unmanaged = [name for name in live.variables if name not in managed] if live is not None else []
         keep_env = () if prune else tuple(unmanaged)
-        serving = self._displaced_by_preview(live)
-        if serving is not None:
+        base = self._before_previews(live)
+        if base is not None:
             # The template is a preview's (doki preview): what it set apart from doki.toml must not reach what serves.
-            # The variables kept are the serving revision's, with its values, written as such.
-            unmanaged = [name for name in (*serving.env, *serving.secrets) if name not in managed]
+            # The variables kept are those of the newest revision before the previews (what the template would be
+            # without them), its plain values written as such (a preview allows its frontend in ALLOWED_ORIGINS).
+            unmanaged = [name for name in (*base.env, *base.secrets) if name not in managed]
             if not prune:
-                kept_env = {name: serving.env[name] for name in unmanaged if name in serving.env}
-                kept_secrets = {name: serving.secrets[name] for name in unmanaged if name in serving.secrets}
-                desired = replace(desired, env={**kept_env, **desired.env}, secrets={**kept_secrets, **desired.secrets})
-            keep_env = ()
+                kept = {name: base.env[name] for name in unmanaged if name in base.env}
+                desired = replace(desired, env={**kept, **desired.env})
+            keep_env = () if prune else tuple(name for name in unmanaged if name in base.secrets)
         public_now = self._run.is_public(config.name) if live is not None else None
         changes = self._diff(desired, live, public_now, unmanaged, prune, config.allow_unauthenticated)
         member = f"serviceAccount:{config.service_account}" if config.service_account else None

@@ -145,11 +145,24 @@ def _record(previews: dict[str, Preview], retiring: Sequence[str]) -> str | None
 
 def holding_template(live: LiveService) -> Preview | None:
     """The preview whose revision the service's template is, when it is one (a retired preview's too, such as one
-    that never became Ready): a change that makes a revision now would run the preview's code."""
-    held = next((p for p in recorded(live).values() if p.revision == live.latest_created), None)
-    if held is None and live.latest_created in retired(live):
+    that never became Ready): a change that makes a revision now would run the preview's code. An unreadable record
+    says nothing: only the preview commands refuse it."""
+    try:
+        previews, gone = recorded(live), retired(live)
+    except DokiError:
+        return None
+    held = next((p for p in previews.values() if p.revision == live.latest_created), None)
+    if held is None and live.latest_created in gone:
         return Preview("", "a preview since deleted or replaced", "", live.latest_created or "", "")
     return held
+
+
+def preview_revisions(live: LiveService) -> set[str]:
+    """Every revision doki made for a preview that the record still names (tagged, or retired)."""
+    try:
+        return {p.revision for p in recorded(live).values()} | set(retired(live))
+    except DokiError:
+        return set()
 
 
 def preview_holds_template(live: LiveService, change: str) -> DokiError | None:

@@ -319,9 +319,15 @@ def _check_stuck(live: LiveService, serving: RevisionInfo | None, readers: Seque
     of a rotation's own (what serves, another version of the key list) is made again; anything else is refused."""
     if live.stuck is None or serving is None:
         return
-    ours = serving.image == live.spec.image and {k: v for k, v in serving.secrets.items() if k not in readers} == {
-        k: v for k, v in live.spec.secrets.items() if k not in readers
-    }
+
+    def others(secrets: Mapping[str, str]) -> dict[str, str]:
+        # As the template reads them (doki_cli.gcp.run.to_live): the secret's id, "latest" when no version is named.
+        refs = {name: ref.rpartition(":") for name, ref in secrets.items() if name not in readers}
+        return {
+            name: f"{secret.rsplit('/', 1)[-1]}:{version or 'latest'}" for name, (secret, _, version) in refs.items()
+        }
+
+    ours = serving.image == live.spec.image and others(serving.secrets) == others(live.spec.secrets)
     if not ours:
         raise DokiError(
             Code.ROTATION_REFUSED,

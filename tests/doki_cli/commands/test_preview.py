@@ -149,3 +149,25 @@ def test_a_service_name_that_leaves_no_room_for_a_pull_requests_tag_is_refused()
     with pytest.raises(DokiError) as caught:
         preview_tag("s" * 44, pr=1234)
     assert caught.value.message.startswith("a preview tags its revision 'pr-1234', and Cloud Run refuses")
+
+
+def test_options_read_from_the_environment_do_not_count_as_given_to_the_group(
+    failed_service: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOKI_TIMEOUT", "5m")
+    monkeypatch.setenv("DOKI_SHA", "a" * 40)
+    listed = doki("preview", "list")
+    assert (listed.exit_code, listed.stdout) == (0, "doki-backend has no previews (`doki preview` makes one)\n")
+    typed = doki("preview", "--timeout", "5m", "list")
+    assert typed.stderr.startswith("Error [bad_option]: --timeout belongs to `doki preview` itself")
+
+
+def test_sha_and_image_name_the_preview_twice(failed_service: ClientFactory) -> None:
+    both = doki("preview", "--pr", "1", "--sha", "a" * 40, "--image", "r.example/p/i:1")
+    assert both.stderr == (
+        "Error [bad_option]: --sha names a commit to build, and --image an image built already\n"
+        "  Hint: give one of them\n"
+    )
+    # --sha alone is taken (the GitHub workflow passes it): here nothing serves, which is what stops it.
+    alone = doki("preview", "--pr", "1", "--sha", "a" * 40)
+    assert alone.stderr.startswith("Error [nothing_serves]: nothing serves on "), alone.output

@@ -14,7 +14,7 @@ from doki_cli.deploy.lock import LOCK, Lock
 from doki_cli.deploy.planner import Planner
 from doki_cli.deploy.preview import PREVIEWS, Previewer, prunable, recorded, retired, with_origins
 from doki_cli.errors import Code, DokiError
-from doki_cli.model import Edit
+from doki_cli.model import Edit, Target
 from tests.fakes.deploy import FakeCloudRun, FakeSecretManager
 from tests.helpers.deploy_core import IMAGE, deployed, doki_toml, quiet
 
@@ -178,3 +178,26 @@ def test_the_record_is_plain_json_of_previews_and_retired_revisions() -> None:
         },
         "retired": [],
     }
+
+
+def test_a_deploy_after_a_rollback_and_a_preview_keeps_what_it_would_have_kept_without_the_preview() -> None:
+    run, secrets = world()
+    [first] = list(serving(run))
+    with run.by_someone_else():
+        # A variable set by hand (gcloud), then a rollback to the revision before it.
+        run.update("api", lambda live: Edit(env={"FEATURE_X": "on"}), on_progress=quiet)
+        run.update("api", lambda live: Edit(traffic=(Target(first, 100),)), on_progress=quiet)
+    preview(run, secrets, 12)
+
+    after = Planner(run, secrets).plan(doki_toml(), IMAGE)
+
+    assert after.desired.env["FEATURE_X"] == "on"
+
+
+def test_an_unreadable_record_does_not_stop_a_deploy_that_would_mend_the_template() -> None:
+    run, secrets = world()
+    preview(run, secrets, 13)
+    with run.by_someone_else():
+        run.update("api", lambda live: Edit(annotations={PREVIEWS: "{not json"}), on_progress=quiet)
+    plan = Planner(run, secrets).plan(doki_toml(), IMAGE)
+    assert plan.desired.image == IMAGE
