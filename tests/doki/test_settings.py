@@ -140,6 +140,11 @@ def test_production_refuses_a_short_session_secret() -> None:
     assert problems == ["SESSION_SECRET_KEY is 16 characters: use at least 32 (`doki keys generate` makes one)"]
 
 
+def test_a_session_secret_of_commas_alone_is_refused_rather_than_signing_with_nothing() -> None:
+    problems = production(session_secret_key=" , ").problems()
+    assert "SESSION_SECRET_KEY holds no secret, only commas or spaces: `doki keys generate` makes one" in problems
+
+
 def test_a_session_secret_list_is_checked_key_by_key_and_read_newest_first() -> None:
     settings = production(session_secret_key=f"{'n' * 40}, short-but-real-1")
     assert settings.session_secret_keys == ["n" * 40, "short-but-real-1"]
