@@ -129,3 +129,18 @@ ServiceOption = Annotated[
         help="Act on this Cloud Run service, with or without a doki.toml [default: doki.toml's].",
     ),
 ]
+# A commit built and deployed from CI or a checkout: `doki release` and `doki preview`.
+ShaOption = Annotated[
+    str | None,
+    typer.Option("--sha", envvar="DOKI_SHA", help="The commit [default: $GITHUB_SHA, $COMMIT_SHA, git HEAD]."),
+]
+RemoteOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--remote/--local",
+        help="Build on Cloud Build, or with the local engine [default: remote when $CI is set, else local].",
+    ),
+]
+AllowDirtyOption = Annotated[
+    bool, typer.Option("--allow-dirty", help="Build a tree with uncommitted changes (tagged -dirty, never reused).")
+]

@@ -9,7 +9,17 @@ import typer
 from doki_cli.context import app_of
 from doki_cli.errors import Code, DokiError
 from doki_cli.globaloptions import DokiTyper
-from doki_cli.options import BaseImageOption, DryRunOption, ServiceOption, SkipChecksOption, TimeoutOption, YesOption
+from doki_cli.options import (
+    AllowDirtyOption,
+    BaseImageOption,
+    DryRunOption,
+    RemoteOption,
+    ServiceOption,
+    ShaOption,
+    SkipChecksOption,
+    TimeoutOption,
+    YesOption,
+)
 
 if TYPE_CHECKING:
     from doki_cli.context import App
@@ -35,25 +45,12 @@ def preview(
     ctx: typer.Context,
     pr: PrOption = None,
     branch: BranchOption = None,
-    sha: Annotated[
-        str | None,
-        typer.Option(
-            "--sha", envvar="DOKI_SHA", help="Commit to preview [default: $GITHUB_SHA, $COMMIT_SHA, git HEAD]."
-        ),
-    ] = None,
-    allow_dirty: Annotated[
-        bool, typer.Option("--allow-dirty", help="Preview a tree with uncommitted changes (tagged -dirty).")
-    ] = False,
+    sha: ShaOption = None,
+    allow_dirty: AllowDirtyOption = False,
     image: Annotated[
         str | None, typer.Option("--image", help="Preview this image instead of building the commit's.")
     ] = None,
-    remote: Annotated[
-        bool | None,
-        typer.Option(
-            "--remote/--local",
-            help="Build on Cloud Build, or with the local engine [default: remote when $CI is set, else local].",
-        ),
-    ] = None,
+    remote: RemoteOption = None,
     base_image: BaseImageOption = None,
     skip_checks: SkipChecksOption = False,
     dry_run: DryRunOption = False,

@@ -13,7 +13,7 @@ import typer
 
 from doki_cli.commands._plan import ask, can_ask
 from doki_cli.context import app_of
-from doki_cli.options import BaseImageOption, SkipChecksOption, TimeoutOption
+from doki_cli.options import AllowDirtyOption, BaseImageOption, RemoteOption, ShaOption, SkipChecksOption, TimeoutOption
 
 if TYPE_CHECKING:
     from doki_cli.context import App
@@ -24,23 +24,10 @@ if TYPE_CHECKING:
 
 def release(
     ctx: typer.Context,
-    sha: Annotated[
-        str | None,
-        typer.Option(
-            "--sha", envvar="DOKI_SHA", help="Commit to release [default: $GITHUB_SHA, $COMMIT_SHA, git HEAD]."
-        ),
-    ] = None,
-    remote: Annotated[
-        bool | None,
-        typer.Option(
-            "--remote/--local",
-            help="Build on Cloud Build, or with the local engine [default: remote when $CI is set, else local].",
-        ),
-    ] = None,
+    sha: ShaOption = None,
+    remote: RemoteOption = None,
     base_image: BaseImageOption = None,
-    allow_dirty: Annotated[
-        bool, typer.Option("--allow-dirty", help="Release a tree with uncommitted changes (tagged -dirty).")
-    ] = False,
+    allow_dirty: AllowDirtyOption = False,
     secrets_from: Annotated[
         str | None,
         typer.Option(

@@ -14,7 +14,25 @@ from doki_cli.model import Edit, LiveService, RevisionInfo, ServiceSpec
 from doki_cli.waiting import DEFAULT_TIMEOUT
 
 
-class RunPort(Protocol):
+class ServiceUpdater(Protocol):
+    """The one write every change of a live service goes through (the deploy core's, a rotation's, a preview's)."""
+
+    def update(
+        self,
+        name: str,
+        decide: Callable[[LiveService], Edit],
+        *,
+        on_progress: Callable[[str], None],
+        timeout: float = DEFAULT_TIMEOUT,
+        wait: bool = True,
+    ) -> LiveService:
+        """Read the service, write the `Edit` that `decide` makes of it, guarded by the read's etag (on a conflict:
+        read and decide again); wait up to `timeout` seconds until Cloud Run has made the change (wait_timeout past
+        it), or, not `wait`, only until Cloud Run accepted it."""
+        ...
+
+
+class RunPort(ServiceUpdater, Protocol):
     """One project and region of Cloud Run, as the deploy core reads and writes it."""
 
     @property
@@ -40,20 +58,6 @@ class RunPort(Protocol):
 
     def set_public(self, name: str, public: bool) -> bool:
         """Add or remove the allUsers invoker binding; True if it changed."""
-        ...
-
-    def update(
-        self,
-        name: str,
-        decide: Callable[[LiveService], Edit],
-        *,
-        on_progress: Callable[[str], None],
-        timeout: float = DEFAULT_TIMEOUT,
-        wait: bool = True,
-    ) -> LiveService:
-        """Read the service, write the `Edit` that `decide` makes of it, guarded by the read's etag (on a conflict:
-        read and decide again); wait up to `timeout` seconds until Cloud Run has made the change (wait_timeout past
-        it), or, not `wait`, only until Cloud Run accepted it."""
         ...
 
     def apply(

@@ -33,6 +33,7 @@ from doki_cli.config import ServiceConfig, preview_origin
 from doki_cli.deploy import traffic
 from doki_cli.deploy.lock import blocked_by_release
 from doki_cli.deploy.planner import Plan
+from doki_cli.deploy.ports import ServiceUpdater
 from doki_cli.deploy.release import TAG_AND_SERVICE_LIMIT
 from doki_cli.errors import Code, DokiError
 from doki_cli.model import Edit, LiveService, RevisionInfo, ServiceSpec, Staged, Target
@@ -388,18 +389,8 @@ def prunable(revisions: Sequence[RevisionInfo], live: LiveService, *, keep: int,
     return [name for name in deletable[keep:] if name != live.latest_created]
 
 
-class PreviewRun(Protocol):
+class PreviewRun(ServiceUpdater, Protocol):
     def get(self, name: str) -> LiveService | None: ...
-
-    def update(
-        self,
-        name: str,
-        decide: Callable[[LiveService], Edit],
-        *,
-        on_progress: Callable[[str], None],
-        timeout: float = DEFAULT_TIMEOUT,
-        wait: bool = True,
-    ) -> LiveService: ...
 
     def revisions(self, name: str) -> list[RevisionInfo]: ...
 

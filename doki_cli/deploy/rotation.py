@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from doki_cli.deploy.ports import ServiceUpdater
 from doki_cli.errors import Code, DokiError, service_not_found
 from doki_cli.model import Edit, LiveService, RevisionInfo
 from doki_cli.waiting import DEFAULT_TIMEOUT, WAITING, duration_text, sleep_in_sight
@@ -116,16 +117,7 @@ class RunReader(Protocol):
     ) -> list[RevisionInfo]: ...
 
 
-class RunWriter(RunReader, Protocol):
-    def update(
-        self,
-        name: str,
-        decide: Callable[[LiveService], Edit],
-        *,
-        on_progress: Callable[[str], None],
-        timeout: float = DEFAULT_TIMEOUT,
-        wait: bool = True,
-    ) -> LiveService: ...
+class RunWriter(RunReader, ServiceUpdater, Protocol): ...
 
 
 class SecretsReader(Protocol):
