@@ -110,7 +110,7 @@ def rotate(
     )
     plan = rotations.steps(rotation, now=app.factory.now(), skip_grace=now)
     data = rotations.plan_data(rotation, plan)
-    _show_plan(out, rotation, plan)
+    _show_plan(out, rotation, plan, now=now)
     if dry_run:
         out.data({"plan": data})
         raise typer.Exit(DRY_RUN_CHANGES)
@@ -199,11 +199,11 @@ def _stale_dotenv(path: Path, readers: tuple[str, ...], outcome: Outcome) -> str
     return None
 
 
-def _show_plan(out: Output, rotation: Rotation, plan: list[Step]) -> None:
+def _show_plan(out: Output, rotation: Rotation, plan: list[Step], *, now: bool) -> None:
     from doki_cli.deploy.rotation import describe, notice
 
     out.line(f"Rotate {rotation.kind.variable} of {rotation.service}")
     out.line(f"  {describe(rotation)}", style="dim")
     for number, step in enumerate(plan, start=1):
         out.line(f"  {number}. {step.text}")
-    out.note(notice(rotation.kind, now=any(step.text.endswith("(--now): the sessions it signed end") for step in plan)))
+    out.note(notice(rotation.kind, now=now))

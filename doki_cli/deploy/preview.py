@@ -243,7 +243,6 @@ class Deployed:
     preview: Preview
     url: str
     checks: list[str]
-    unchanged: bool = False
 
 
 class Previewer:

@@ -170,7 +170,6 @@ class Step:
 
     action: Literal["learn", "adopt", "forget", "deploy", "reencrypt", "wait", "disable"]
     text: str
-    versions: tuple[int, ...] = ()  # disable: which
 
 
 def variable_of(kind: KeyKind, live: LiveService) -> str | None:
@@ -742,7 +741,7 @@ def service_store(run: RunReader, secrets: SecretsReader, name: str) -> Iterator
 def describe(rotation: Rotation) -> str:
     """Where the rotation stands, in a line: the secret, its newest version and what that holds."""
     latest, keys = rotation.latest, rotation.latest.keys
-    held = f"{len(keys)} key{'s' if len(keys) > 1 else ''}: {', '.join(fingerprint(k) for k in keys)}"
+    held = f"{len(keys)} key{'s' if len(keys) > 1 else ''}: {_listed(keys)}"
     verb = "encrypts" if rotation.kind.reencrypts else "signs"
     to = f"a rotation to key {fingerprint(rotation.new or '')} in progress"
     stage = {

@@ -393,3 +393,12 @@ def plan_text(service_path: str, endpoint: str, *changes: str, cost: tuple[str, 
         priced.append("  $ Cloud Billing Catalog list prices for us-central1, USD, before the free tier")
     lines = (f"Plan for {service} ({service_path}) on {endpoint}:", *changes, *priced, count)
     return "".join(f"{line}\n" for line in lines)
+
+
+def allowed(url: str, origin: str) -> str | None:
+    """The origin a running backend at `url` allows for a browser's preflight from `origin`, if any."""
+    answer = httpx.options(
+        url + "/auth/me", headers={"Origin": origin, "Access-Control-Request-Method": "GET"}, timeout=10
+    )
+    origin_allowed: str | None = answer.headers.get("access-control-allow-origin")
+    return origin_allowed

@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from typer.testing import Result
 
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.helpers import CliRunner, plan_text
+from tests.helpers import CliRunner, allowed, plan_text
 from tests.helpers.project import PATH, TOML, setup_project
 
 runner = CliRunner()
@@ -33,15 +32,6 @@ def doki(*args: str) -> Result:
 
 def plan(emulator: Emulator, *changes: str) -> str:
     return plan_text(PATH, f"the emulator at {emulator.grpc_address}", *changes)
-
-
-def allowed(url: str, origin: str) -> str | None:
-    """The origin the running container allows for a browser's preflight, if any."""
-    answer = httpx.options(
-        url + "/auth/me", headers={"Origin": origin, "Access-Control-Request-Method": "GET"}, timeout=10
-    )
-    origin_allowed: str | None = answer.headers.get("access-control-allow-origin")
-    return origin_allowed
 
 
 def revision_template(service: Any) -> tuple[dict[str, str], dict[str, str], str]:

@@ -14,7 +14,7 @@ from google.api import launch_stage_pb2
 from doki_cli.emulator.server import Emulator
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.helpers import CliRunner, plan_text
+from tests.helpers import CliRunner, allowed, plan_text
 from tests.helpers.project import PATH, setup_project
 
 runner = CliRunner()
@@ -22,13 +22,6 @@ runner = CliRunner()
 
 def doki(*args: str) -> object:
     return runner.invoke(app, list(args))
-
-
-def allowed(url: str, origin: str) -> str | None:
-    answer = httpx.options(
-        url + "/auth/me", headers={"Origin": origin, "Access-Control-Request-Method": "GET"}, timeout=10
-    )
-    return answer.headers.get("access-control-allow-origin")
 
 
 def test_the_ops_loop_from_secrets_to_rollback_and_back(

@@ -16,7 +16,7 @@ from doki_cli.emulator.server import Emulator
 from doki_cli.errors import DokiError
 from doki_cli.gcp.clients import ClientFactory
 from doki_cli.main import app
-from tests.helpers import CliRunner
+from tests.helpers import CliRunner, allowed
 from tests.helpers.project import PATH, setup_project
 
 runner = CliRunner()
@@ -25,13 +25,6 @@ PREVIEW_TABLE = '[preview]\norigins = ["https://pr-{pr}--doki-web.example"]\n'
 
 def doki(*args: str) -> object:
     return runner.invoke(app, list(args))
-
-
-def allowed(url: str, origin: str) -> str | None:
-    answer = httpx.options(
-        url + "/auth/me", headers={"Origin": origin, "Access-Control-Request-Method": "GET"}, timeout=10
-    )
-    return answer.headers.get("access-control-allow-origin")
 
 
 def serves(url: str) -> bool:
